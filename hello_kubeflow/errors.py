@@ -1,0 +1,151 @@
+"""Every error a user can cause or meet, under one base class.
+
+The tasks turn a :class:`HelloKubeflowError` into a clean exit (message on
+stderr, exit code 1); anything else is a bug and keeps its traceback. Each
+error's message names what went wrong and how to fix it.
+
+    HelloKubeflowError
+    ├── SettingsError            a variable is missing or malformed
+    ├── DataError                MNIST cannot be read or fetched
+    │   ├── DataFileError        a file is truncated, corrupt or of the wrong kind
+    │   └── DownloadError        every mirror failed
+    ├── ModelError               a model artifact is missing or not a model
+    ├── PipelineError            compiling or running the pipeline failed
+    │   └── StepFailedError      one step of a run failed (names the step)
+    ├── ServingError             the model server cannot start
+    ├── QueryError               the query could not get a usable answer
+    │   ├── EndpointError        connection failure or HTTP error from the endpoint
+    │   └── SanityCheckError     the answer is not ten probabilities and a digit
+    ├── ImageError               building or pushing the image failed
+    │   ├── DockerUnavailableError   no Docker engine is reachable
+    │   ├── BuildError           a Dockerfile step failed (quotes the step)
+    │   ├── PushError            the registry refused or failed the push
+    │   └── RegistryAuthError    the registry refused our credentials
+    └── ClusterError             talking to Kubernetes or Kubeflow failed
+        ├── PrerequisiteError    a tool, kubeconfig or resource is missing
+        ├── ApplyError           applying manifests failed (kubectl's message)
+        ├── PodFailedError       a pod is in a state that will not heal
+        ├── WaitTimeoutError     the deadline passed before everything was ready
+        ├── KfpError             the Kubeflow Pipelines API failed or refused us
+        ├── RunFailedError       a pipeline run failed, errored, was canceled
+        └── DeploymentError      the served model did not become available
+"""
+
+from __future__ import annotations
+
+
+class HelloKubeflowError(Exception):
+    """Base class: a problem the user can act on, with a message saying how."""
+
+
+class SettingsError(HelloKubeflowError):
+    """One or more settings are missing or malformed.
+
+    Args:
+        problems: one line per offending variable, each naming the variable.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(
+            f"invalid settings (environment or .env):\n{lines}\n"
+            "Fix the values above (see .env.example for every variable)."
+        )
+
+
+class DataError(HelloKubeflowError):
+    """MNIST could not be read or fetched."""
+
+
+class DataFileError(DataError):
+    """A data file is truncated, corrupt or not the file we expected."""
+
+
+class DownloadError(DataError):
+    """Every mirror failed for a file."""
+
+
+class ModelError(HelloKubeflowError):
+    """A model artifact is missing, incomplete or not a model."""
+
+
+class PipelineError(HelloKubeflowError):
+    """Compiling or running the pipeline failed."""
+
+
+class StepFailedError(PipelineError):
+    """One step of a pipeline run failed."""
+
+    def __init__(self, step: str, cause: str) -> None:
+        self.step = step
+        self.cause = cause
+        super().__init__(f"pipeline step '{step}' failed: {cause}")
+
+
+class ServingError(HelloKubeflowError):
+    """The model server cannot start or serve."""
+
+
+class QueryError(HelloKubeflowError):
+    """The query did not get a usable answer."""
+
+
+class EndpointError(QueryError):
+    """The endpoint could not be reached or answered with an error."""
+
+
+class SanityCheckError(QueryError):
+    """The answer is not ten class probabilities naming a digit 0-9."""
+
+
+class ImageError(HelloKubeflowError):
+    """Building or pushing the project image failed."""
+
+
+class DockerUnavailableError(ImageError):
+    """No Docker engine is reachable."""
+
+
+class BuildError(ImageError):
+    """A Dockerfile step failed."""
+
+
+class PushError(ImageError):
+    """The registry refused or failed the push."""
+
+
+class RegistryAuthError(PushError):
+    """The registry refused our credentials (never retried)."""
+
+
+class ClusterError(HelloKubeflowError):
+    """Talking to Kubernetes or Kubeflow failed."""
+
+
+class PrerequisiteError(ClusterError):
+    """A tool, kubeconfig, context or cluster resource is missing."""
+
+
+class ApplyError(ClusterError):
+    """Applying manifests failed; carries kubectl's own message."""
+
+
+class PodFailedError(ClusterError):
+    """A pod is in a state that will not heal by waiting."""
+
+
+class WaitTimeoutError(ClusterError):
+    """The deadline passed before everything was ready."""
+
+
+class KfpError(ClusterError):
+    """The Kubeflow Pipelines API could not be reached or refused us."""
+
+
+class RunFailedError(ClusterError):
+    """A pipeline run on the cluster failed, errored, was canceled or timed out."""
+
+
+class DeploymentError(ClusterError):
+    """The served model did not become available in the cluster."""

@@ -1,0 +1,313 @@
+"""The one place settings come from: the environment and an optional `.env` file.
+
+`Settings.from_env(environ)` takes the mapping as an argument so tests pass a
+plain dict; `load_settings()` is what the tasks call. Every variable is listed
+in `VARIABLES` (and documented in `.env.example`); a malformed value raises one
+`SettingsError` naming every offending variable. Secret values are never
+shown: `Settings.describe()` masks them, and they are left out of `repr`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from hello_kubeflow.errors import SettingsError
+
+MODES = ("local", "cluster")
+PRESET_NAMES = ("default", "book")
+PROFILES = ("pipelines", "full")
+SERVING_KINDS = ("auto", "seldon", "kserve")
+DEFAULT_MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+MASK = "********"
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "hello-kubeflow"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the workflow, typed; build it with `from_env`."""
+
+    # workflow
+    mode: str = "local"
+    output_dir: Path = Path("outputs")
+    # data
+    mnist_dir: Path | None = None
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    mnist_mirrors: tuple[str, ...] = DEFAULT_MNIST_MIRRORS
+    download_timeout: float = 60.0
+    # training
+    preset: str = "default"
+    n_estimators: int | None = None
+    seed: int = 42
+    n_jobs: int = -1
+    # image
+    container_registry: str | None = None
+    image_name: str = "hello-kubeflow"
+    image_tag: str | None = None
+    base_image: str | None = None
+    pipeline_image: str | None = None
+    extra_ca_certs: Path | None = None
+    registry_username: str | None = None
+    registry_password: str | None = field(default=None, repr=False)
+    docker_timeout: float = 600.0
+    # serving and querying
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 9000
+    serve_workers: int = 1
+    max_body_bytes: int = 8 * 1024 * 1024
+    model_name: str = "mnist-classifier"
+    query_url: str | None = None
+    query_timeout: float = 10.0
+    query_deadline: float = 60.0
+    # cluster
+    kubeconfig: Path | None = None
+    kube_context: str | None = None
+    kube_request_timeout: float = 30.0
+    wait_namespaces: tuple[str, ...] = ()
+    wait_timeout: float = 1800.0
+    profile: str = "pipelines"
+    manifests_dir: Path | None = None
+    kfp_version: str = "2.14.3"
+    seldon_version: str = "1.17.1"
+    kserve_version: str = "0.15.2"
+    kubeflow_version: str = "v1.10.2"
+    serving: str = "auto"
+    kfp_endpoint: str | None = None
+    kfp_token: str | None = field(default=None, repr=False)
+    kfp_cookie: str | None = field(default=None, repr=False)
+    experiment: str = "hello-kubeflow"
+    run_timeout: float = 3600.0
+    gateway_url: str | None = None
+    namespace: str = "kubeflow"
+    deployment_name: str = "mnist-classifier"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
+    ) -> Settings:
+        """Build settings from `environ` over the values of a `.env` file.
+
+        Args:
+            environ: the environment (a plain dict in tests); `os.environ` if None.
+            dotenv: a `.env` file to read first (skipped when missing or None).
+
+        Raises:
+            SettingsError: naming every variable whose value is malformed.
+        """
+        values: dict[str, str] = {}
+        if dotenv is not None and dotenv.is_file():
+            values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+
+        kwargs: dict[str, Any] = {}
+        problems: list[str] = []
+        for var in VARIABLES:
+            raw = values.get(var.env, "").strip()
+            if not raw:
+                continue
+            try:
+                kwargs[var.field] = var.parse(raw)
+            except ValueError as exc:
+                shown = MASK if var.secret else repr(raw)
+                problems.append(f"{var.env}={shown}: {exc}")
+        if problems:
+            raise SettingsError(problems)
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with some fields changed (command-line options win)."""
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> dict[str, str]:
+        """Every variable and its value as a user may see it, secrets masked."""
+        shown: dict[str, str] = {}
+        for var in VARIABLES:
+            value = getattr(self, var.field)
+            if value is None or value == ():
+                shown[var.env] = ""
+            elif var.secret:
+                shown[var.env] = MASK
+            elif isinstance(value, tuple):
+                shown[var.env] = ",".join(str(v) for v in value)
+            else:
+                shown[var.env] = str(value)
+        return shown
+
+    @property
+    def server_url(self) -> str:
+        """Where the query goes: `HK_QUERY_URL`, else the local server."""
+        return self.query_url or f"http://{self.serve_host}:{self.serve_port}"
+
+
+def load_settings() -> Settings:
+    """Settings from `os.environ` over `./.env`: what every task starts with."""
+    return Settings.from_env(None, Path(".env"))
+
+
+# ---- parsers: each raises ValueError with a message saying what is expected
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _int(minimum: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if minimum is not None and value < minimum:
+            raise ValueError(f"expected a whole number >= {minimum}")
+        return value
+
+    return parse
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number of seconds, e.g. 30 or 2.5") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError("expected a positive, finite number of seconds")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = _int()(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError("expected a port number between 1 and 65535")
+    return value
+
+
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http:// or https:// URL, e.g. http://localhost:8080")
+    return raw.rstrip("/")
+
+
+def _urls(raw: str) -> tuple[str, ...]:
+    urls = tuple(u.strip() for u in raw.split(",") if u.strip())
+    for url in urls:
+        _url(url)
+    return tuple(u if u.endswith("/") else u + "/" for u in urls)
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in raw.split(",") if n.strip())
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+_REGISTRY = re.compile(
+    r"^(localhost|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)(:[0-9]+)?"
+    r"(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
+)
+
+
+def _registry(raw: str) -> str:
+    """A registry host with an optional namespace: `localhost:5000`, `quay.io/me`."""
+    value = raw.rstrip("/")
+    if "://" in value:
+        raise ValueError("drop the scheme: expected e.g. localhost:5000 or quay.io/me")
+    if not _REGISTRY.match(value):
+        raise ValueError(
+            "expected a lowercase registry address with no tag, e.g. localhost:5000, "
+            "quay.io/me or ghcr.io/org"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its name, the field it sets, how it is parsed."""
+
+    env: str
+    field: str
+    parse: Callable[[str], Any]
+    help: str
+    secret: bool = False
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("HK_MODE", "mode", _choice(*MODES), "local or cluster"),
+    Variable("HK_OUTPUT_DIR", "output_dir", _path, "where runs, models and metrics go"),
+    Variable("MNIST_DIR", "mnist_dir", _path, "a folder holding the four MNIST IDX files"),
+    Variable("HK_CACHE_DIR", "cache_dir", _path, "where downloaded MNIST files are kept"),
+    Variable("HK_MNIST_MIRRORS", "mnist_mirrors", _urls, "comma-separated MNIST mirrors"),
+    Variable("HK_DOWNLOAD_TIMEOUT", "download_timeout", _seconds, "seconds per download request"),
+    Variable("HK_PRESET", "preset", _choice(*PRESET_NAMES), "training preset"),
+    Variable("HK_N_ESTIMATORS", "n_estimators", _int(1), "number of trees (overrides preset)"),
+    Variable("HK_SEED", "seed", _int(0), "random seed for sampling and training"),
+    Variable("HK_N_JOBS", "n_jobs", _int(-1), "training processes (-1: all cores)"),
+    Variable("CONTAINER_REGISTRY", "container_registry", _registry, "where images are pushed"),
+    Variable("HK_IMAGE_NAME", "image_name", _text, "image repository name"),
+    Variable("HK_IMAGE_TAG", "image_tag", _text, "image tag (default: from git)"),
+    Variable("HK_BASE_IMAGE", "base_image", _text, "Dockerfile BASE_IMAGE"),
+    Variable("HK_PIPELINE_IMAGE", "pipeline_image", _text, "image the pipeline steps run in"),
+    Variable("HK_EXTRA_CA_CERTS", "extra_ca_certs", _path, "CA bundle trusted in the build"),
+    Variable("HK_REGISTRY_USERNAME", "registry_username", _text, "registry user"),
+    Variable(
+        "HK_REGISTRY_PASSWORD", "registry_password", _text, "registry password", secret=True
+    ),
+    Variable("HK_DOCKER_TIMEOUT", "docker_timeout", _seconds, "seconds per Docker API call"),
+    Variable("HK_SERVE_HOST", "serve_host", _text, "address the model server binds"),
+    Variable("HK_SERVE_PORT", "serve_port", _port, "port of the model server"),
+    Variable("HK_SERVE_WORKERS", "serve_workers", _int(1), "model server worker processes"),
+    Variable("HK_MAX_BODY_BYTES", "max_body_bytes", _int(1), "largest request body accepted"),
+    Variable("HK_MODEL_NAME", "model_name", _text, "model name in the V2 protocol"),
+    Variable("HK_QUERY_URL", "query_url", _url, "where inv query sends requests"),
+    Variable("HK_QUERY_TIMEOUT", "query_timeout", _seconds, "seconds per query request"),
+    Variable("HK_QUERY_DEADLINE", "query_deadline", _seconds, "seconds to keep retrying"),
+    Variable("KUBECONFIG", "kubeconfig", _path, "kubeconfig file"),
+    Variable("HK_KUBE_CONTEXT", "kube_context", _text, "kubeconfig context"),
+    Variable(
+        "HK_KUBE_REQUEST_TIMEOUT", "kube_request_timeout", _seconds, "seconds per API request"
+    ),
+    Variable("HK_WAIT_NAMESPACES", "wait_namespaces", _names, "namespaces to wait for"),
+    Variable("HK_WAIT_TIMEOUT", "wait_timeout", _seconds, "seconds to wait for pods"),
+    Variable("HK_PROFILE", "profile", _choice(*PROFILES), "what inv setup deploys"),
+    Variable("HK_MANIFESTS_DIR", "manifests_dir", _path, "local manifests (air-gapped)"),
+    Variable("HK_KFP_VERSION", "kfp_version", _text, "Kubeflow Pipelines version"),
+    Variable("HK_SELDON_VERSION", "seldon_version", _text, "Seldon Core version"),
+    Variable("HK_KSERVE_VERSION", "kserve_version", _text, "KServe version"),
+    Variable("HK_KUBEFLOW_VERSION", "kubeflow_version", _text, "Kubeflow manifests version"),
+    Variable("HK_SERVING", "serving", _choice(*SERVING_KINDS), "serving system"),
+    Variable("HK_KFP_ENDPOINT", "kfp_endpoint", _url, "Kubeflow Pipelines API address"),
+    Variable("HK_KFP_TOKEN", "kfp_token", _text, "bearer token", secret=True),
+    Variable("HK_KFP_COOKIE", "kfp_cookie", _text, "Dex session cookie", secret=True),
+    Variable("HK_EXPERIMENT", "experiment", _text, "KFP experiment name"),
+    Variable("HK_RUN_TIMEOUT", "run_timeout", _seconds, "seconds to follow a run"),
+    Variable("HK_GATEWAY_URL", "gateway_url", _url, "the cluster's gateway address"),
+    Variable("HK_NAMESPACE", "namespace", _text, "namespace of the deployed model"),
+    Variable("HK_DEPLOYMENT_NAME", "deployment_name", _text, "name of the deployed model"),
+)

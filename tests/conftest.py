@@ -1,0 +1,30 @@
+"""Shared fixtures: a clean environment, the shared MNIST copy, small data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hello_kubeflow.settings import VARIABLES
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = Path(os.environ.get("HK_TEST_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No variable the project reads leaks from the developer's shell into a test."""
+    for var in VARIABLES:
+        monkeypatch.delenv(var.env, raising=False)
+    yield
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The full MNIST copy shipped beside the project (../shared/data/mnist)."""
+    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"full MNIST not found at {SHARED_MNIST} (set HK_TEST_MNIST_DIR)")
+    return SHARED_MNIST
