@@ -35,12 +35,67 @@ def _settings(**overrides: Any) -> Settings:
     """Settings from the environment and .env, with command-line values on top."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     with _user_errors():
-        settings = load_settings()
-    changes = {k: v for k, v in overrides.items() if v not in (None, "")}
-    return settings.replace(**changes) if changes else settings
+        return load_settings().override(
+            {k: v for k, v in overrides.items() if v not in (None, "")}
+        )
 
 
 # ---- issue 2: data, training, the pipeline
+
+
+@task(
+    help={
+        "output": "YAML file to write (default: job.yaml)",
+        "image": "image the steps run in (default: the pushed image by digest)",
+    }
+)
+def compile(c: Any, output: str = "job.yaml", image: str = "") -> None:  # noqa: A001
+    """Compile the training pipeline to KFP IR YAML."""
+    from pathlib import Path
+
+    from hello_kubeflow.runs import compile_pipeline
+
+    settings = _settings()
+    with _user_errors():
+        path = compile_pipeline(settings, Path(output), image=image or None)
+    print(f"compiled pipeline written to {path}")
+
+
+@task(
+    help={
+        "preset": "training preset: default (best) or book (the original: 30 trees, 35k images)",
+        "trees": "number of trees (default: the preset's)",
+        "seed": "random seed for sampling and training (default: HK_SEED or 42)",
+        "runner": "local runner: subprocess (this environment) or docker (the project image)",
+        "train_limit": "use only the first N training images (0: all; for quick tries)",
+        "test_limit": "use only the first N test images (0: all)",
+        "json": "print the summary as one JSON object on the last line",
+    }
+)
+def train(
+    c: Any,
+    preset: str = "",
+    trees: int = 0,
+    seed: int = -1,
+    runner: str = "subprocess",
+    train_limit: int = 0,
+    test_limit: int = 0,
+    json: bool = False,
+) -> None:
+    """Train the MNIST model by running the pipeline (locally with kfp.local)."""
+    from hello_kubeflow.runs import RunOptions, run_local
+
+    settings = _settings(preset=preset or None, seed=seed if seed >= 0 else None)
+    options = RunOptions(
+        preset=settings.preset,
+        n_estimators=trees or settings.n_estimators or 0,
+        seed=settings.seed,
+        train_limit=train_limit,
+        test_limit=test_limit,
+    )
+    with _user_errors():
+        summary = run_local(settings, options, runner=runner)
+    print(summary.to_json() if json else summary.describe())
 
 # ---- issue 3: serving and querying
 

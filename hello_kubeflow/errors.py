@@ -49,7 +49,7 @@ class SettingsError(HelloKubeflowError):
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(
-            f"invalid settings (environment or .env):\n{lines}\n"
+            f"invalid settings (environment, .env or command line):\n{lines}\n"
             "Fix the values above (see .env.example for every variable)."
         )
 

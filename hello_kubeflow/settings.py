@@ -130,8 +130,34 @@ class Settings:
         return cls(**kwargs)
 
     def replace(self, **changes: Any) -> Settings:
-        """Return a copy with some fields changed (command-line options win)."""
+        """Return a copy with some fields changed to already-typed values."""
         return dataclasses.replace(self, **changes)
+
+    def override(self, changes: Mapping[str, Any]) -> Settings:
+        """Return a copy with command-line values on top, text checked like the environment's.
+
+        Args:
+            changes: field name -> value; text values go through the field's parser.
+
+        Raises:
+            SettingsError: naming every option whose value is malformed.
+        """
+        parsers = {var.field: var for var in VARIABLES}
+        typed: dict[str, Any] = {}
+        problems: list[str] = []
+        for name, value in changes.items():
+            var = parsers.get(name)
+            if var is None or not isinstance(value, str):
+                typed[name] = value
+                continue
+            try:
+                typed[name] = var.parse(value.strip())
+            except ValueError as exc:
+                shown = MASK if var.secret else repr(value)
+                problems.append(f"--{name.replace('_', '-')}={shown}: {exc}")
+        if problems:
+            raise SettingsError(problems)
+        return dataclasses.replace(self, **typed)
 
     def describe(self) -> dict[str, str]:
         """Every variable and its value as a user may see it, secrets masked."""

@@ -1,0 +1,301 @@
+"""Compile the pipeline and run it locally with `kfp.local`.
+
+A local run uses the same pipeline as a cluster run: `SubprocessRunner` in the
+current environment (the package is installed here), or `DockerRunner` in the
+project image. The run's artifacts land under `<output_dir>/runs`, and
+`<output_dir>/latest.json` records the last run's model so `inv serve` and
+`inv query` find it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import logging
+import re
+import shutil
+import sys
+import time
+import warnings
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TextIO
+
+from hello_kubeflow.errors import ModelError, PipelineError, StepFailedError
+from hello_kubeflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RUNNERS = ("subprocess", "docker")
+LATEST_FILE = "latest.json"
+PIPELINE_FILE = Path(__file__).resolve().parents[1] / "pipeline" / "train_pipeline.py"
+_STEP_NAMES = {
+    "load-data": "load MNIST",
+    "train": "train random forest",
+    "evaluate": "evaluate on test set",
+}
+_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a finished run produced."""
+
+    accuracy: float
+    model_path: str
+    metrics_path: str
+    confusion_png: str
+    seconds: float
+    preset: str
+    n_estimators: int
+    train_size: int
+    test_size: int
+    runner: str
+    data_source: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as a JSON-serialisable dict."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """The summary as one line of JSON."""
+        return json.dumps(self.as_dict(), sort_keys=True)
+
+    def describe(self) -> str:
+        """The summary as a person reads it."""
+        return "\n".join(
+            [
+                f"trained: {self.preset} preset, {self.n_estimators} trees, "
+                f"{self.train_size:,} training images ({self.data_source})",
+                f"test accuracy: {self.accuracy:.2%} on {self.test_size:,} images",
+                f"model:   {self.model_path}",
+                f"metrics: {self.metrics_path}",
+                f"confusion matrix: {self.confusion_png}",
+                f"took {self.seconds:.1f} s ({self.runner} runner)",
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Parameters of one run, as given on the command line."""
+
+    preset: str = "default"
+    n_estimators: int = 0
+    seed: int = 42
+    train_limit: int = 0
+    test_limit: int = 0
+
+    def arguments(self, mnist_dir: Path | None) -> dict[str, Any]:
+        """The pipeline's parameters for these options."""
+        return {
+            "preset": self.preset,
+            "n_estimators": self.n_estimators,
+            "seed": self.seed,
+            "mnist_dir": str(mnist_dir) if mnist_dir else "",
+            "train_limit": self.train_limit,
+            "test_limit": self.test_limit,
+        }
+
+
+def load_pipeline_module() -> ModuleType:
+    """Import `pipeline/train_pipeline.py` from the project checkout.
+
+    Raises:
+        PipelineError: when the pipeline file is not where the project keeps it.
+    """
+    path = PIPELINE_FILE if PIPELINE_FILE.is_file() else Path.cwd() / "pipeline/train_pipeline.py"
+    if not path.is_file():
+        raise PipelineError(
+            f"pipeline definition not found at {PIPELINE_FILE}; run the task from the "
+            "hello-kubeflow checkout (where tasks.py is)"
+        )
+    spec = importlib.util.spec_from_file_location("hello_kubeflow_train_pipeline", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def compile_pipeline(settings: Settings, output: Path, image: str | None = None) -> Path:
+    """Compile the pipeline to KFP IR YAML.
+
+    Args:
+        settings: the workflow settings (they name the image when `image` is None).
+        output: the YAML file to write.
+        image: the image every step runs in (default: `images.pipeline_image`).
+
+    Returns:
+        The path written.
+    """
+    from kfp import compiler
+
+    from hello_kubeflow.images import pipeline_image
+
+    module = load_pipeline_module()
+    pipeline = module.make_pipeline(image or pipeline_image(settings))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(pipeline, str(output))
+    return output
+
+
+def run_local(
+    settings: Settings, options: RunOptions | None = None, *, runner: str = "subprocess"
+) -> RunSummary:
+    """Run the pipeline on this machine and record its model as the latest.
+
+    Args:
+        settings: the workflow settings.
+        options: the run's parameters (preset, trees, seed, data limits).
+        runner: `subprocess` (this environment) or `docker` (the project image).
+
+    Returns:
+        The summary: accuracy, model and metrics paths, seconds taken.
+
+    Raises:
+        StepFailedError: naming the step that failed and its cause.
+        PipelineError: for an unknown runner or a run that produced nothing.
+    """
+    from kfp import local
+
+    from hello_kubeflow.images import pipeline_image
+
+    options = options or RunOptions()
+    if runner not in RUNNERS:
+        raise PipelineError(f"unknown runner '{runner}': use one of {', '.join(RUNNERS)}")
+    root = settings.output_dir.resolve() / "runs"
+    root.mkdir(parents=True, exist_ok=True)
+    image = pipeline_image(settings)
+    mnist_dir = settings.mnist_dir
+    if runner == "docker":
+        local_runner: Any = local.DockerRunner()
+        # Only the pipeline root is mounted into the step containers.
+        mnist_dir = _stage_mnist(settings, root / "_mnist")
+    else:
+        local_runner = local.SubprocessRunner(use_venv=False)
+    local.init(runner=local_runner, pipeline_root=str(root), raise_on_error=True)
+    pipeline = load_pipeline_module().make_pipeline(image)
+
+    log.info("running pipeline %s locally (%s runner, image %s)", pipeline.name, runner, image)
+    started = time.monotonic()
+    with _captured_output() as tail, warnings.catch_warnings():
+        # kfp warns that a non-"python" image name may lack Python; ours has it.
+        warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+        try:
+            outputs = pipeline(**options.arguments(mnist_dir))
+        except RuntimeError as exc:
+            raise _step_failure(str(exc), tail) from None
+    seconds = time.monotonic() - started
+    return _record(settings, outputs, options, runner=runner, seconds=seconds)
+
+
+def latest_model_path(settings: Settings) -> Path:
+    """The model directory the last `inv train` produced.
+
+    Raises:
+        ModelError: when no run has produced a model yet, or it was deleted.
+    """
+    record = settings.output_dir / LATEST_FILE
+    try:
+        path = Path(json.loads(record.read_text())["model_path"])
+    except FileNotFoundError:
+        raise ModelError(
+            f"no trained model yet ({record} is missing): run `inv train` first, "
+            "or give a model directory with --model"
+        ) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{record} is damaged ({exc}): run `inv train` again") from None
+    if not path.is_dir():
+        raise ModelError(f"the last trained model ({path}) is gone: run `inv train` again")
+    return path
+
+
+def _record(
+    settings: Settings, outputs: Any, options: RunOptions, *, runner: str, seconds: float
+) -> RunSummary:
+    from hello_kubeflow.steps import CONFUSION_PNG, EVALUATION_FILE
+
+    try:
+        model_dir = Path(outputs.model.path)
+        report_dir = Path(outputs.report.path)
+    except AttributeError:
+        raise PipelineError("the pipeline finished but returned no model") from None
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    evaluation = json.loads((report_dir / EVALUATION_FILE).read_text())
+    summary = RunSummary(
+        accuracy=float(evaluation["accuracy"]),
+        model_path=str(model_dir),
+        metrics_path=str(report_dir / EVALUATION_FILE),
+        confusion_png=str(report_dir / CONFUSION_PNG),
+        seconds=round(seconds, 2),
+        preset=options.preset,
+        n_estimators=int(metadata["parameters"]["n_estimators"]),
+        train_size=int(metadata["train_size"]),
+        test_size=int(evaluation["test_size"]),
+        runner=runner,
+        data_source=str(metadata.get("data_source", "")),
+    )
+    latest = settings.output_dir / LATEST_FILE
+    latest.write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
+    return summary
+
+
+def _stage_mnist(settings: Settings, target: Path) -> Path:
+    """Copy verified MNIST files where the step containers can see them."""
+    from hello_kubeflow.mnist import mnist_files
+
+    target.mkdir(parents=True, exist_ok=True)
+    for source in mnist_files(settings):
+        destination = target / source.name
+        if not destination.exists() or destination.stat().st_size != source.stat().st_size:
+            shutil.copyfile(source, destination)
+    return target
+
+
+class _Tee(io.TextIOBase):
+    """Send text on to `stream`, keeping the last lines for error reports."""
+
+    def __init__(self, stream: TextIO, keep: int = 200) -> None:
+        self.stream = stream
+        self.lines: deque[str] = deque(maxlen=keep)
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        self._partial += text
+        *done, self._partial = self._partial.split("\n")
+        self.lines.extend(done)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+@contextlib.contextmanager
+def _captured_output() -> Iterator[deque[str]]:
+    """Show kfp's step logs on stderr (stdout is for results) and keep their tail."""
+    tee = _Tee(sys.stderr)
+    with contextlib.redirect_stdout(tee):
+        yield tee.lines
+
+
+def _step_failure(message: str, tail: deque[str]) -> StepFailedError | PipelineError:
+    """Turn kfp.local's 'Inner task failed: X' into the step's name and cause."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", message)
+    match = re.search(r"Inner task failed: ([\w-]+)", plain)
+    if not match:
+        return PipelineError(f"the local run failed: {plain}")
+    step = match.group(1)
+    cause = "see the step's log above"
+    for line in reversed(tail):
+        found = _ERROR_LINE.match(re.sub(r"\x1b\[[0-9;]*m", "", line))
+        if found:
+            cause = f"{found.group(1).rsplit('.', 1)[-1]}: {found.group(2)}"
+            break
+    name = f"{step} ({_STEP_NAMES[step]})" if step in _STEP_NAMES else step
+    return StepFailedError(name, cause)

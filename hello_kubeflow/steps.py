@@ -1,0 +1,154 @@
+"""The bodies of the pipeline's steps: what each component does with its artifacts.
+
+The components in `pipeline/train_pipeline.py` only unpack artifacts and call
+these, so the work is testable without KFP. Artifacts: the dataset is one
+`.npz` file (uint8 pixels, int64 labels), the model is a directory (see
+`hello_kubeflow.model`), the report is a directory with `evaluation.json` and
+`confusion_matrix.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hello_kubeflow.errors import DataFileError
+from hello_kubeflow.mnist import MnistData, load_mnist, scale_pixels
+from hello_kubeflow.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+EVALUATION_FILE = "evaluation.json"
+CONFUSION_PNG = "confusion_matrix.png"
+
+
+def load_data_step(
+    dataset_path: str, *, mnist_dir: str = "", train_limit: int = 0, test_limit: int = 0
+) -> dict[str, Any]:
+    """Load MNIST and write it as the pipeline's dataset artifact.
+
+    Args:
+        dataset_path: where the dataset file goes.
+        mnist_dir: a folder with the IDX files (empty: the settings decide).
+        train_limit: keep only the first N training images (0: all).
+        test_limit: keep only the first N test images (0: all).
+
+    Returns:
+        Metadata for the artifact: source, sizes, whether it is the subset.
+    """
+    settings = load_settings()
+    if mnist_dir:
+        settings = settings.replace(mnist_dir=Path(mnist_dir))
+    data = load_mnist(settings)
+    x_train, y_train = _head(data.x_train, train_limit), _head(data.y_train, train_limit)
+    x_test, y_test = _head(data.x_test, test_limit), _head(data.y_test, test_limit)
+    info: dict[str, Any] = {
+        "source": data.source,
+        "is_subset": data.is_subset,
+        "train_size": len(y_train),
+        "test_size": len(y_test),
+    }
+    path = Path(dataset_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # np.savez adds ".npz" to a name that lacks it; a file object keeps the artifact's path.
+    with path.open("wb") as out:
+        np.savez(
+            out,
+            x_train=x_train,
+            y_train=y_train,
+            x_test=x_test,
+            y_test=y_test,
+            info=np.array(json.dumps(info)),
+        )
+    log.info("dataset: %d train / %d test images from %s", len(y_train), len(y_test), data.source)
+    return info
+
+
+def read_dataset(dataset_path: str) -> MnistData:
+    """Read the dataset artifact written by `load_data_step`.
+
+    Raises:
+        DataFileError: if the file is missing or is not such a dataset.
+    """
+    try:
+        with np.load(dataset_path, allow_pickle=False) as npz:
+            info = json.loads(str(npz["info"]))
+            return MnistData(
+                x_train=npz["x_train"],
+                y_train=npz["y_train"],
+                x_test=npz["x_test"],
+                y_test=npz["y_test"],
+                source=str(info["source"]),
+                is_subset=bool(info["is_subset"]),
+            )
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataFileError(
+            f"{dataset_path} is not a dataset written by the load-data step ({exc}); "
+            "run the pipeline again from the start"
+        ) from exc
+
+
+def train_step(
+    dataset_path: str, model_path: str, *, preset: str, n_estimators: int, seed: int
+) -> dict[str, Any]:
+    """Train on the dataset artifact and save the model directory.
+
+    Args:
+        dataset_path: the dataset artifact.
+        model_path: the model artifact's directory.
+        preset: a name in `hello_kubeflow.model.PRESETS`.
+        n_estimators: number of trees (0: the preset's).
+        seed: random seed for sampling and training.
+
+    Returns:
+        Metadata for the artifact (the same as the model's `metadata.json`).
+    """
+    from hello_kubeflow.model import PRESETS, build_metadata, evaluate, save_model, train_model
+
+    settings = load_settings()
+    data = read_dataset(dataset_path)
+    if data.is_subset:
+        log.warning("training on the 5,000-digit offline subset: accuracy is not comparable")
+    result = train_model(
+        scale_pixels(data.x_train),
+        data.y_train,
+        preset=PRESETS[preset],
+        n_estimators=n_estimators or None,
+        seed=seed,
+        n_jobs=settings.n_jobs,
+    )
+    accuracy = evaluate(result.model, scale_pixels(data.x_test), data.y_test).accuracy
+    metadata = build_metadata(result, accuracy=accuracy, data_source=data.source)
+    save_model(Path(model_path), result, metadata=metadata)
+    log.info("trained %s in %.1f s, test accuracy %.4f", preset, result.seconds, accuracy)
+    return metadata
+
+
+def evaluate_step(dataset_path: str, model_path: str, report_path: str) -> dict[str, Any]:
+    """Evaluate the saved model on the test set and write the report directory.
+
+    Returns:
+        The evaluation as a dict, with `test_size` and `class_names` added.
+    """
+    from hello_kubeflow.model import evaluate, load_model, save_confusion_png
+
+    data = read_dataset(dataset_path)
+    loaded = load_model(Path(model_path))
+    evaluation = evaluate(loaded.sklearn_model, scale_pixels(data.x_test), data.y_test)
+    result = evaluation.as_dict()
+    result["test_size"] = len(data.y_test)
+    result["class_names"] = list(loaded.class_names)
+    report = Path(report_path)
+    report.mkdir(parents=True, exist_ok=True)
+    (report / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n")
+    save_confusion_png(evaluation, report / CONFUSION_PNG)
+    log.info("test accuracy %.4f on %d images", evaluation.accuracy, len(data.y_test))
+    return result
+
+
+def _head(array: np.ndarray, limit: int) -> np.ndarray:
+    return array[:limit] if limit > 0 else array

@@ -1,0 +1,132 @@
+"""The MNIST training pipeline (KFP v2): load data -> train -> evaluate.
+
+The same pipeline runs locally (`inv train`, through `kfp.local`) and on
+Kubeflow Pipelines (`inv train --mode cluster`). Each component is a
+lightweight Python component whose body imports the `hello_kubeflow` package
+and delegates to it; the package is already installed in the project image
+(`install_kfp_package=False`), so no step installs anything at run time.
+
+Components are built by `make_pipeline(image)` so that a run can use the
+pushed image by digest; the module-level `train_pipeline` uses the image the
+settings name, which is what `kfp dsl compile --py pipeline/train_pipeline.py
+--output job.yaml` compiles.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from kfp import compiler, dsl
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+PIPELINE_NAME = "hello-kubeflow-mnist"
+PIPELINE_DESCRIPTION = "Train a RandomForestClassifier on MNIST and evaluate it on the 10k test set."
+
+
+def load_data(
+    dataset: Output[Dataset],
+    mnist_dir: str = "",
+    train_limit: int = 0,
+    test_limit: int = 0,
+) -> None:
+    """Read MNIST (a folder, the cache, or the mirrors) into one dataset file."""
+    from hello_kubeflow.steps import load_data_step
+
+    info = load_data_step(
+        dataset.path, mnist_dir=mnist_dir, train_limit=train_limit, test_limit=test_limit
+    )
+    dataset.metadata.update(info)
+
+
+def train(
+    dataset: Input[Dataset],
+    model: Output[Model],
+    preset: str = "default",
+    n_estimators: int = 0,
+    seed: int = 42,
+) -> None:
+    """Train the random forest and save it with its fast form and metadata."""
+    from hello_kubeflow.steps import train_step
+
+    info = train_step(
+        dataset.path, model.path, preset=preset, n_estimators=n_estimators, seed=seed
+    )
+    model.metadata.update(info)
+
+
+def evaluate(
+    dataset: Input[Dataset],
+    model: Input[Model],
+    metrics: Output[Metrics],
+    confusion: Output[ClassificationMetrics],
+    report: Output[Artifact],
+) -> None:
+    """Score the model on the test set: accuracy, per-class figures, confusion matrix."""
+    from hello_kubeflow.steps import evaluate_step
+
+    evaluation = evaluate_step(dataset.path, model.path, report.path)
+    metrics.log_metric("accuracy", evaluation["accuracy"])
+    metrics.log_metric("test_size", evaluation["test_size"])
+    confusion.log_confusion_matrix(evaluation["class_names"], evaluation["confusion_matrix"])
+    report.metadata["accuracy"] = evaluation["accuracy"]
+
+
+class PipelineOutputs(NamedTuple):
+    """What a run hands back: the model and the evaluation report."""
+
+    model: Model
+    report: Artifact
+
+
+def make_pipeline(image: str) -> dsl.graph_component.GraphComponent:
+    """Build the pipeline with every step running in `image`.
+
+    Args:
+        image: the project image (by digest for reproducible runs).
+
+    Returns:
+        The pipeline, ready to compile or to run with `kfp.local`.
+    """
+
+    def component(func):  # type: ignore[no-untyped-def]
+        return dsl.component(func, base_image=image, install_kfp_package=False)
+
+    load_data_op = component(load_data)
+    train_op = component(train)
+    evaluate_op = component(evaluate)
+
+    @dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)
+    def mnist_pipeline(
+        preset: str = "default",
+        n_estimators: int = 0,
+        seed: int = 42,
+        mnist_dir: str = "",
+        train_limit: int = 0,
+        test_limit: int = 0,
+    ) -> PipelineOutputs:
+        data = load_data_op(mnist_dir=mnist_dir, train_limit=train_limit, test_limit=test_limit)
+        data.set_display_name("load MNIST")
+        data.set_caching_options(False)
+        trained = train_op(
+            dataset=data.outputs["dataset"], preset=preset, n_estimators=n_estimators, seed=seed
+        )
+        trained.set_display_name("train random forest")
+        scored = evaluate_op(dataset=data.outputs["dataset"], model=trained.outputs["model"])
+        scored.set_display_name("evaluate on test set")
+        return PipelineOutputs(model=trained.outputs["model"], report=scored.outputs["report"])
+
+    return mnist_pipeline
+
+
+def _default_image() -> str:
+    from hello_kubeflow.images import pipeline_image
+    from hello_kubeflow.settings import load_settings
+
+    return pipeline_image(load_settings())
+
+
+train_pipeline = make_pipeline(_default_image())
+
+
+if __name__ == "__main__":
+    compiler.Compiler().compile(train_pipeline, "job.yaml")

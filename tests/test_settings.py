@@ -1,0 +1,125 @@
+"""Settings: read from the environment and .env, checked, secrets kept hidden."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from hello_kubeflow.errors import SettingsError
+from hello_kubeflow.settings import MASK, VARIABLES, Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_need_no_environment() -> None:
+    settings = Settings.from_env({}, dotenv=None)
+    assert settings.mode == "local"
+    assert settings.preset == "default"
+    assert settings.server_url == "http://127.0.0.1:9000"
+
+
+def test_values_are_parsed_to_their_types() -> None:
+    settings = Settings.from_env(
+        {
+            "HK_MODE": "Cluster",
+            "HK_QUERY_TIMEOUT": "2.5",
+            "HK_SERVE_PORT": "8080",
+            "MNIST_DIR": "/data/mnist",
+            "HK_WAIT_NAMESPACES": "kubeflow, istio-system",
+            "CONTAINER_REGISTRY": "localhost:5000/",
+        },
+        dotenv=None,
+    )
+    assert settings.mode == "cluster"
+    assert settings.query_timeout == 2.5
+    assert settings.serve_port == 8080
+    assert settings.mnist_dir == Path("/data/mnist")
+    assert settings.wait_namespaces == ("kubeflow", "istio-system")
+    assert settings.container_registry == "localhost:5000"
+
+
+def test_every_bad_value_is_named_in_one_error() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(
+            {"HK_MODE": "laptop", "HK_QUERY_TIMEOUT": "soon", "HK_SERVE_PORT": "99999"},
+            dotenv=None,
+        )
+    message = str(caught.value)
+    assert "HK_MODE='laptop': expected one of local, cluster" in message
+    assert "HK_QUERY_TIMEOUT='soon': expected a number of seconds" in message
+    assert "HK_SERVE_PORT='99999'" in message
+    assert ".env.example" in message
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "nan", "inf"])
+def test_timeouts_must_be_positive_and_finite(value: str) -> None:
+    with pytest.raises(SettingsError, match="HK_WAIT_TIMEOUT"):
+        Settings.from_env({"HK_WAIT_TIMEOUT": value}, dotenv=None)
+
+
+@pytest.mark.parametrize(
+    "registry",
+    ["localhost:5000", "quay.io/me", "ghcr.io/org/team", "registry.example.com:443/a-b"],
+)
+def test_registry_accepts_host_and_namespace(registry: str) -> None:
+    assert Settings.from_env({"CONTAINER_REGISTRY": registry}, dotenv=None).container_registry
+
+
+@pytest.mark.parametrize(
+    "registry", ["https://quay.io/me", "quay.io/Me", "localhost:port", "quay.io/me:v1", "a b"]
+)
+def test_registry_rejects_malformed_values(registry: str) -> None:
+    with pytest.raises(SettingsError, match="CONTAINER_REGISTRY"):
+        Settings.from_env({"CONTAINER_REGISTRY": registry}, dotenv=None)
+
+
+def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("HK_PRESET=book\nHK_SEED=7\n")
+    settings = Settings.from_env({"HK_SEED": "9"}, dotenv=dotenv)
+    assert settings.preset == "book"
+    assert settings.seed == 9
+
+
+def test_bad_value_in_dotenv_is_reported(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("HK_SERVE_WORKERS=many\n")
+    with pytest.raises(SettingsError, match="HK_SERVE_WORKERS='many'"):
+        Settings.from_env({}, dotenv=dotenv)
+
+
+def test_secrets_never_appear_in_errors_repr_or_description() -> None:
+    secret = "s3cr3t-t0ken"
+    settings = Settings.from_env(
+        {"HK_KFP_TOKEN": secret, "HK_REGISTRY_PASSWORD": secret}, dotenv=None
+    )
+    assert secret not in repr(settings)
+    described = settings.describe()
+    assert described["HK_KFP_TOKEN"] == MASK
+    assert secret not in str(described)
+
+
+def test_command_line_override_is_checked_like_the_environment() -> None:
+    settings = Settings.from_env({}, dotenv=None)
+    assert settings.override({"preset": "book", "seed": 3}).preset == "book"
+    with pytest.raises(SettingsError, match="--preset='fast': expected one of default, book"):
+        settings.override({"preset": "fast"})
+
+
+def test_env_example_documents_every_variable() -> None:
+    text = (REPO / ".env.example").read_text()
+    documented = re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE)
+    assert sorted(set(documented)) == sorted(var.env for var in VARIABLES)
+    for var in VARIABLES:
+        # each variable's line is preceded by a comment line
+        before = text.split(f"\n{var.env}=")[0].rstrip().splitlines()[-1]
+        assert before.startswith("#"), f"{var.env} has no comment in .env.example"
+
+
+def test_env_example_holds_no_secret_values() -> None:
+    text = (REPO / ".env.example").read_text()
+    for var in VARIABLES:
+        if var.secret:
+            assert re.search(rf"^{var.env}=$", text, flags=re.MULTILINE)
