@@ -19,8 +19,9 @@ error's message names what went wrong and how to fix it.
     ├── ImageError               building or pushing the image failed
     │   ├── DockerUnavailableError   no Docker engine is reachable
     │   ├── BuildError           a Dockerfile step failed (quotes the step)
-    │   ├── PushError            the registry refused or failed the push
-    │   └── RegistryAuthError    the registry refused our credentials
+    │   └── PushError            the registry refused or failed the push
+    │       ├── RegistryAuthError        the registry refused our credentials
+    │       └── RegistryUnavailableError the registry is down or failing (retried)
     └── ClusterError             talking to Kubernetes or Kubeflow failed
         ├── PrerequisiteError    a tool, kubeconfig or resource is missing
         ├── ApplyError           applying manifests failed (kubectl's message)
@@ -63,7 +64,18 @@ class DataFileError(DataError):
 
 
 class DownloadError(DataError):
-    """Every mirror failed for a file."""
+    """Every mirror failed for a file; `offline` when none of them answered at all.
+
+    Args:
+        message: the whole message, naming each mirror and why it failed.
+        failures: one short line per mirror ("<url>: <why>").
+        offline: True when no mirror answered at all (no network).
+    """
+
+    def __init__(self, message: str, *, failures: tuple[str, ...] = (), offline: bool = False):
+        self.failures = failures
+        self.offline = offline
+        super().__init__(message)
 
 
 class ModelError(HelloKubeflowError):
@@ -117,6 +129,10 @@ class PushError(ImageError):
 
 class RegistryAuthError(PushError):
     """The registry refused our credentials (never retried)."""
+
+
+class RegistryUnavailableError(PushError):
+    """The registry could not be reached, timed out or answered 5xx (retried)."""
 
 
 class ClusterError(HelloKubeflowError):

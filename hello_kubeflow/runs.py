@@ -122,13 +122,16 @@ def load_pipeline_module() -> ModuleType:
     return module
 
 
-def compile_pipeline(settings: Settings, output: Path, image: str | None = None) -> Path:
+def compile_pipeline(
+    settings: Settings, output: Path, image: str | None = None, *, deploy: bool = False
+) -> Path:
     """Compile the pipeline to KFP IR YAML.
 
     Args:
         settings: the workflow settings (they name the image when `image` is None).
         output: the YAML file to write.
         image: the image every step runs in (default: `images.pipeline_image`).
+        deploy: end with the step that serves the model in the cluster (cluster runs).
 
     Returns:
         The path written.
@@ -138,7 +141,7 @@ def compile_pipeline(settings: Settings, output: Path, image: str | None = None)
     from hello_kubeflow.images import pipeline_image
 
     module = load_pipeline_module()
-    pipeline = module.make_pipeline(image or pipeline_image(settings))
+    pipeline = module.make_pipeline(image or pipeline_image(settings), deploy=deploy)
     output.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(pipeline, str(output))
     return output
@@ -173,7 +176,9 @@ def run_local(
     image = pipeline_image(settings)
     mnist_dir = settings.mnist_dir
     if runner == "docker":
-        local_runner: Any = local.DockerRunner()
+        from hello_kubeflow.images.container import step_container_args
+
+        local_runner: Any = local.DockerRunner(**step_container_args())
         # Only the pipeline root is mounted into the step containers.
         mnist_dir = _stage_mnist(settings, root / "_mnist")
     else:
@@ -186,6 +191,8 @@ def run_local(
     with _captured_output() as tail, warnings.catch_warnings():
         # kfp warns that a non-"python" image name may lack Python; ours has it.
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+        # display names are for the Pipelines UI; kfp.local says it ignores them.
+        warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
         try:
             outputs = pipeline(**options.arguments(mnist_dir))
         except RuntimeError as exc:
@@ -220,10 +227,11 @@ def _record(
 ) -> RunSummary:
     from hello_kubeflow.steps import CONFUSION_PNG, EVALUATION_FILE
 
+    # kfp.local hands back a finished task whose `outputs` hold the pipeline's artifacts.
     try:
-        model_dir = Path(outputs.model.path)
-        report_dir = Path(outputs.report.path)
-    except AttributeError:
+        model_dir = Path(outputs.outputs["model"].path)
+        report_dir = Path(outputs.outputs["report"].path)
+    except (KeyError, TypeError, AttributeError):
         raise PipelineError("the pipeline finished but returned no model") from None
     metadata = json.loads((model_dir / "metadata.json").read_text())
     evaluation = json.loads((report_dir / EVALUATION_FILE).read_text())
@@ -245,12 +253,20 @@ def _record(
     return summary
 
 
-def _stage_mnist(settings: Settings, target: Path) -> Path:
-    """Copy verified MNIST files where the step containers can see them."""
+def _stage_mnist(settings: Settings, target: Path) -> Path | None:
+    """Copy verified MNIST files where the step containers can see them.
+
+    Returns:
+        The staging folder, or None when offline with nothing cached (the step
+        then falls back to the subset itself).
+    """
     from hello_kubeflow.mnist import mnist_files
 
+    files = mnist_files(settings)
+    if not files:
+        return None
     target.mkdir(parents=True, exist_ok=True)
-    for source in mnist_files(settings):
+    for source in files:
         destination = target / source.name
         if not destination.exists() or destination.stat().st_size != source.stat().st_size:
             shutil.copyfile(source, destination)
@@ -287,7 +303,7 @@ def _captured_output() -> Iterator[deque[str]]:
 def _step_failure(message: str, tail: deque[str]) -> StepFailedError | PipelineError:
     """Turn kfp.local's 'Inner task failed: X' into the step's name and cause."""
     plain = re.sub(r"\x1b\[[0-9;]*m", "", message)
-    match = re.search(r"Inner task failed: ([\w-]+)", plain)
+    match = re.search(r"Inner task failed: '?([\w-]+)", plain)
     if not match:
         return PipelineError(f"the local run failed: {plain}")
     step = match.group(1)

@@ -71,6 +71,7 @@ class Settings:
     serve_workers: int = 1
     max_body_bytes: int = 8 * 1024 * 1024
     model_name: str = "mnist-classifier"
+    model_dir: Path | None = None
     query_url: str | None = None
     query_timeout: float = 10.0
     query_deadline: float = 60.0
@@ -80,6 +81,7 @@ class Settings:
     kube_request_timeout: float = 30.0
     wait_namespaces: tuple[str, ...] = ()
     wait_timeout: float = 1800.0
+    wait_restart_limit: int = 5
     profile: str = "pipelines"
     manifests_dir: Path | None = None
     kfp_version: str = "2.14.3"
@@ -302,15 +304,16 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("HK_PIPELINE_IMAGE", "pipeline_image", _text, "image the pipeline steps run in"),
     Variable("HK_EXTRA_CA_CERTS", "extra_ca_certs", _path, "CA bundle trusted in the build"),
     Variable("HK_REGISTRY_USERNAME", "registry_username", _text, "registry user"),
-    Variable(
-        "HK_REGISTRY_PASSWORD", "registry_password", _text, "registry password", secret=True
-    ),
+    Variable("HK_REGISTRY_PASSWORD", "registry_password", _text, "registry password", secret=True),
     Variable("HK_DOCKER_TIMEOUT", "docker_timeout", _seconds, "seconds per Docker API call"),
     Variable("HK_SERVE_HOST", "serve_host", _text, "address the model server binds"),
     Variable("HK_SERVE_PORT", "serve_port", _port, "port of the model server"),
     Variable("HK_SERVE_WORKERS", "serve_workers", _int(1), "model server worker processes"),
     Variable("HK_MAX_BODY_BYTES", "max_body_bytes", _int(1), "largest request body accepted"),
     Variable("HK_MODEL_NAME", "model_name", _text, "model name in the V2 protocol"),
+    Variable(
+        "HK_MODEL_DIR", "model_dir", _path, "model the server loads (default: latest inv train)"
+    ),
     Variable("HK_QUERY_URL", "query_url", _url, "where inv query sends requests"),
     Variable("HK_QUERY_TIMEOUT", "query_timeout", _seconds, "seconds per query request"),
     Variable("HK_QUERY_DEADLINE", "query_deadline", _seconds, "seconds to keep retrying"),
@@ -321,6 +324,12 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("HK_WAIT_NAMESPACES", "wait_namespaces", _names, "namespaces to wait for"),
     Variable("HK_WAIT_TIMEOUT", "wait_timeout", _seconds, "seconds to wait for pods"),
+    Variable(
+        "HK_WAIT_RESTART_LIMIT",
+        "wait_restart_limit",
+        _int(1),
+        "restarts before a crash-looping pod fails the wait",
+    ),
     Variable("HK_PROFILE", "profile", _choice(*PROFILES), "what inv setup deploys"),
     Variable("HK_MANIFESTS_DIR", "manifests_dir", _path, "local manifests (air-gapped)"),
     Variable("HK_KFP_VERSION", "kfp_version", _text, "Kubeflow Pipelines version"),

@@ -138,7 +138,8 @@ def evaluate_step(dataset_path: str, model_path: str, report_path: str) -> dict[
 
     data = read_dataset(dataset_path)
     loaded = load_model(Path(model_path))
-    evaluation = evaluate(loaded.sklearn_model, scale_pixels(data.x_test), data.y_test)
+    # Score what will be served: the fast form (identical digits to scikit-learn, tested).
+    evaluation = evaluate(loaded, scale_pixels(data.x_test), data.y_test)
     result = evaluation.as_dict()
     result["test_size"] = len(data.y_test)
     result["class_names"] = list(loaded.class_names)

@@ -12,7 +12,8 @@ settings name, which is what `kfp dsl compile --py pipeline/train_pipeline.py
 --output job.yaml` compiles.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: kfp reads the components' annotations as
+# types (Input[Model], ...), and postponed (string) annotations break it.
 
 from typing import NamedTuple
 
@@ -20,7 +21,9 @@ from kfp import compiler, dsl
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 PIPELINE_NAME = "hello-kubeflow-mnist"
-PIPELINE_DESCRIPTION = "Train a RandomForestClassifier on MNIST and evaluate it on the 10k test set."
+PIPELINE_DESCRIPTION = (
+    "Train a RandomForestClassifier on MNIST and evaluate it on the 10k test set."
+)
 
 
 def load_data(
@@ -48,9 +51,7 @@ def train(
     """Train the random forest and save it with its fast form and metadata."""
     from hello_kubeflow.steps import train_step
 
-    info = train_step(
-        dataset.path, model.path, preset=preset, n_estimators=n_estimators, seed=seed
-    )
+    info = train_step(dataset.path, model.path, preset=preset, n_estimators=n_estimators, seed=seed)
     model.metadata.update(info)
 
 
@@ -71,6 +72,32 @@ def evaluate(
     report.metadata["accuracy"] = evaluation["accuracy"]
 
 
+def deploy_model(
+    model: Input[Model],
+    report: Input[Artifact],
+    image: str,
+    namespace: str,
+    deployment_name: str,
+    serving: str,
+    model_name: str,
+    run_id: str,
+) -> None:
+    """Serve the trained model in the cluster: SeldonDeployment or KServe InferenceService."""
+    from hello_kubeflow.kube.deploy_step import deploy_step
+
+    deploy_step(
+        model_uri=model.uri,
+        image=image,
+        namespace=namespace,
+        name=deployment_name,
+        serving=serving,
+        model_name=model_name,
+        run_id=run_id,
+        model_metadata=dict(model.metadata),
+        report_metadata=dict(report.metadata),
+    )
+
+
 class PipelineOutputs(NamedTuple):
     """What a run hands back: the model and the evaluation report."""
 
@@ -78,11 +105,12 @@ class PipelineOutputs(NamedTuple):
     report: Artifact
 
 
-def make_pipeline(image: str) -> dsl.graph_component.GraphComponent:
+def make_pipeline(image: str, deploy: bool = False) -> dsl.graph_component.GraphComponent:
     """Build the pipeline with every step running in `image`.
 
     Args:
         image: the project image (by digest for reproducible runs).
+        deploy: end with the `deploy` step (cluster runs: it needs a cluster).
 
     Returns:
         The pipeline, ready to compile or to run with `kfp.local`.
@@ -94,6 +122,7 @@ def make_pipeline(image: str) -> dsl.graph_component.GraphComponent:
     load_data_op = component(load_data)
     train_op = component(train)
     evaluate_op = component(evaluate)
+    deploy_op = component(deploy_model)
 
     @dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)
     def mnist_pipeline(
@@ -103,6 +132,10 @@ def make_pipeline(image: str) -> dsl.graph_component.GraphComponent:
         mnist_dir: str = "",
         train_limit: int = 0,
         test_limit: int = 0,
+        namespace: str = "kubeflow",
+        deployment_name: str = "mnist-classifier",
+        serving: str = "auto",
+        model_name: str = "mnist-classifier",
     ) -> PipelineOutputs:
         data = load_data_op(mnist_dir=mnist_dir, train_limit=train_limit, test_limit=test_limit)
         data.set_display_name("load MNIST")
@@ -113,6 +146,19 @@ def make_pipeline(image: str) -> dsl.graph_component.GraphComponent:
         trained.set_display_name("train random forest")
         scored = evaluate_op(dataset=data.outputs["dataset"], model=trained.outputs["model"])
         scored.set_display_name("evaluate on test set")
+        if deploy:  # the last step: only here is the model artifact's URI known
+            served = deploy_op(
+                model=trained.outputs["model"],
+                report=scored.outputs["report"],
+                image=image,
+                namespace=namespace,
+                deployment_name=deployment_name,
+                serving=serving,
+                model_name=model_name,
+                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            )
+            served.set_display_name("deploy model")
+            served.set_caching_options(False)
         return PipelineOutputs(model=trained.outputs["model"], report=scored.outputs["report"])
 
     return mnist_pipeline

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mirror_server import MirrorServer
 
 from hello_kubeflow.settings import VARIABLES
 
@@ -28,3 +29,10 @@ def mnist_dir() -> Path:
     if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"full MNIST not found at {SHARED_MNIST} (set HK_TEST_MNIST_DIR)")
     return SHARED_MNIST
+
+
+@pytest.fixture
+def mnist_mirror(mnist_dir: Path) -> Iterator[MirrorServer]:
+    """A real HTTP server on 127.0.0.1 serving the MNIST files as mirrors that work or fail."""
+    with MirrorServer(mnist_dir) as server:
+        yield server

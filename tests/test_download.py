@@ -1,0 +1,143 @@
+"""Tests for hello_kubeflow.download against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mirror_server import MirrorServer
+
+from hello_kubeflow.download import STALE_PART_SECONDS, RetryPolicy, fetch_from_mirrors
+from hello_kubeflow.errors import DownloadError
+from hello_kubeflow.idx import decode_idx
+
+FAST = RetryPolicy(attempts=4, deadline=10.0, initial_wait=0.01, max_wait=0.02, jitter=0.01)
+NAME = "t10k-labels-idx1-ubyte"
+FILE = f"{NAME}.gz"
+
+
+def _verify(part: Path) -> tuple[np.ndarray, str]:
+    array, gzipped = decode_idx(part.read_bytes(), NAME, origin="the download", fix="")
+    return array, FILE if gzipped else NAME
+
+
+def _fetch(mirrors: list[str], directory: Path) -> tuple[np.ndarray, Path, str]:
+    return fetch_from_mirrors(FILE, mirrors, directory, _verify, timeout=5.0, retry=FAST)
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def test_download_lands_verified_under_its_final_name(
+    mnist_mirror: MirrorServer, tmp_path: Path
+) -> None:
+    labels, path, mirror = _fetch([mnist_mirror.url("ok")], tmp_path)
+    assert labels[0] == 7
+    assert mirror == mnist_mirror.url("ok")
+    assert sorted(os.listdir(tmp_path)) == [FILE]
+    assert path.read_bytes() == (mnist_mirror.root / FILE).read_bytes()
+
+
+def test_503_is_retried_until_the_mirror_answers(
+    mnist_mirror: MirrorServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        labels, _, _ = _fetch([mnist_mirror.url("fail3")], tmp_path)
+    assert labels[0] == 7
+    assert mnist_mirror.count("fail3") == 4
+    assert "Retrying" in caplog.text and "503" in caplog.text
+
+
+def test_503_that_never_ends_moves_on_to_the_next_mirror(
+    mnist_mirror: MirrorServer, tmp_path: Path
+) -> None:
+    labels, _, mirror = _fetch([mnist_mirror.url("fail99"), mnist_mirror.url("ok")], tmp_path)
+    assert mirror == mnist_mirror.url("ok")
+    assert mnist_mirror.count("fail99") == FAST.attempts
+    assert labels[0] == 7
+
+
+def test_404_is_not_retried(mnist_mirror: MirrorServer, tmp_path: Path) -> None:
+    _fetch([mnist_mirror.url("missing"), mnist_mirror.url("ok")], tmp_path)
+    assert mnist_mirror.count("missing") == 1
+
+
+def test_connection_dropped_mid_body_is_retried(mnist_mirror: MirrorServer, tmp_path: Path) -> None:
+    labels, _, _ = _fetch([mnist_mirror.url("drop1")], tmp_path)
+    assert labels[0] == 7
+    assert mnist_mirror.count("drop1") == 2
+
+
+def test_connection_always_dropped_leaves_nothing_behind(
+    mnist_mirror: MirrorServer, tmp_path: Path
+) -> None:
+    with pytest.raises(DownloadError, match="dropped in the middle of the download") as caught:
+        _fetch([mnist_mirror.url("drop99")], tmp_path)
+    assert not caught.value.offline
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("mode", ["badsum", "garbled", "html"])
+def test_corrupt_bytes_are_rejected_and_the_next_mirror_used(
+    mnist_mirror: MirrorServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        _, path, mirror = _fetch([mnist_mirror.url(mode), mnist_mirror.url("ok")], tmp_path)
+    assert mirror == mnist_mirror.url("ok")
+    assert mnist_mirror.count(mode) == 1  # bad content is not retried on the same mirror
+    assert sorted(os.listdir(tmp_path)) == [FILE]
+    assert path.read_bytes() == (mnist_mirror.root / FILE).read_bytes()
+    assert f"{mnist_mirror.url(mode)}{FILE} failed: the download" in caplog.text
+
+
+def test_only_corrupt_mirrors_leave_no_file_that_looks_valid(
+    mnist_mirror: MirrorServer, tmp_path: Path
+) -> None:
+    with pytest.raises(DownloadError) as caught:
+        _fetch([mnist_mirror.url("badsum"), mnist_mirror.url("garbled")], tmp_path)
+    message = str(caught.value)
+    assert f"{mnist_mirror.url('badsum')}{FILE}: the download fails its checksum" in message
+    assert f"{mnist_mirror.url('garbled')}{FILE}: the download is a corrupt gzip" in message
+    assert "MNIST_DIR" in message
+    assert not caught.value.offline
+    assert os.listdir(tmp_path) == []
+
+
+def test_unreachable_mirrors_are_reported_as_offline(tmp_path: Path) -> None:
+    closed = _closed_port_url()
+    with pytest.raises(DownloadError, match="Connection refused") as caught:
+        _fetch([closed, closed], tmp_path)
+    assert caught.value.offline
+    assert len(caught.value.failures) == 2
+    assert "after 4 attempts" in caught.value.failures[0]
+    assert os.listdir(tmp_path) == []
+
+
+def test_one_unreachable_and_one_corrupt_mirror_is_not_offline(
+    mnist_mirror: MirrorServer, tmp_path: Path
+) -> None:
+    with pytest.raises(DownloadError) as caught:
+        _fetch([_closed_port_url(), mnist_mirror.url("badsum")], tmp_path)
+    assert not caught.value.offline
+
+
+def test_stale_temporary_files_of_a_killed_download_are_removed(
+    mnist_mirror: MirrorServer, tmp_path: Path
+) -> None:
+    stale = tmp_path / f".{FILE}.abc123.part"
+    fresh = tmp_path / f".{FILE}.def456.part"  # maybe another download in progress
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    old = time.time() - STALE_PART_SECONDS - 60
+    os.utime(stale, (old, old))
+    _fetch([mnist_mirror.url("ok")], tmp_path)
+    assert sorted(os.listdir(tmp_path)) == sorted([fresh.name, FILE])
