@@ -1,0 +1,15 @@
+"""Kubernetes: the API client, waiting for pods, installing Kubeflow, deploying the model.
+
+client.py           `api_client(settings)`, `request_timeout`, `is_transient`, `api_retrying`
+pods.py             `pod_state(pod, restart_limit)`: ready, coming, or broken for good
+feed.py             list then watch the pods of a namespace, re-listing on broken watches
+jobs.py             what became of a Job whose pod failed
+report.py           `Snapshot`: counts per namespace, progress lines, the not-ready table
+wait.py             `wait_for_pods(settings, ...)`, `cluster_status(settings)`
+kubectl.py          kustomize build | kubectl apply --server-side, retried through what heals
+prereqs.py          kubectl, kustomize, kubeconfig, API server, capacity, Docker
+install.py          profiles, the plan, `install(settings, dry_run=...)` (inv setup)
+deploy.py, ...      the served model (cluster mode)
+
+Nothing is imported here, so importing one module does not load the others.
+"""

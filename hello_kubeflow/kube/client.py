@@ -1,0 +1,232 @@
+"""One Kubernetes API client from the kubeconfig and context, with timeouts and retry rules."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import urllib3
+import yaml
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+from tenacity.wait import wait_base
+
+from hello_kubeflow.errors import PrerequisiteError
+from hello_kubeflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds to open a connection to the API server (the read timeout is a setting)."""
+DEFAULT_KUBECONFIG = Path("~/.kube/config")
+RETRY_INITIAL = 0.5
+RETRY_MAX = 10.0
+
+_NO_CLUSTER_FIX = (
+    "Point KUBECONFIG (or HK_KUBE_CONTEXT) at a cluster: e.g. `kind create cluster` or "
+    "`minikube start` writes ~/.kube/config. To work without a cluster, use HK_MODE=local."
+)
+
+
+@dataclass(frozen=True)
+class KubeTarget:
+    """The cluster a command is about to talk to, as the kubeconfig names it."""
+
+    kubeconfig: str
+    context: str
+    cluster: str
+    server: str
+    user: str
+
+    def describe(self) -> str:
+        """One line naming context, cluster and server (never credentials)."""
+        return f"context '{self.context}' (cluster '{self.cluster}' at {self.server})"
+
+
+def kubeconfig_paths(settings: Settings) -> list[Path]:
+    """The kubeconfig files to read: `KUBECONFIG` (a path list) or ~/.kube/config."""
+    raw = str(settings.kubeconfig) if settings.kubeconfig else str(DEFAULT_KUBECONFIG)
+    return [Path(part).expanduser() for part in raw.split(os.pathsep) if part]
+
+
+def kube_target(settings: Settings) -> KubeTarget:
+    """Read which context, cluster and server the kubeconfig selects (no network).
+
+    Files of a `KUBECONFIG` list merge as kubectl merges them: the first file that
+    names a context, cluster or current context wins.
+
+    Raises:
+        PrerequisiteError: no kubeconfig, no current context, or a context or
+            cluster that the kubeconfig does not define.
+    """
+    paths = [p for p in kubeconfig_paths(settings) if p.is_file()]
+    if not paths:
+        shown = ", ".join(str(p) for p in kubeconfig_paths(settings))
+        raise PrerequisiteError(f"no kubeconfig found at {shown}. {_NO_CLUSTER_FIX}")
+    contexts: dict[str, dict[str, Any]] = {}
+    clusters: dict[str, dict[str, Any]] = {}
+    current = ""
+    for path in paths:
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise PrerequisiteError(f"cannot read kubeconfig {path}: {exc}") from None
+        for entry in doc.get("contexts") or []:
+            contexts.setdefault(str(entry.get("name")), entry.get("context") or {})
+        for entry in doc.get("clusters") or []:
+            clusters.setdefault(str(entry.get("name")), entry.get("cluster") or {})
+        current = current or str(doc.get("current-context") or "")
+    name = settings.kube_context or current
+    where = os.pathsep.join(str(p) for p in paths)
+    if not name:
+        raise PrerequisiteError(
+            f"the kubeconfig {where} has no current context. Pick one with "
+            "`kubectl config use-context NAME` or set HK_KUBE_CONTEXT."
+        )
+    if name not in contexts:
+        known = ", ".join(sorted(contexts)) or "none"
+        raise PrerequisiteError(
+            f"context '{name}' is not in the kubeconfig {where} (contexts: {known}). "
+            "Fix HK_KUBE_CONTEXT or run `kubectl config get-contexts`."
+        )
+    cluster = str(contexts[name].get("cluster", ""))
+    if cluster not in clusters:
+        raise PrerequisiteError(
+            f"context '{name}' names cluster '{cluster}', which the kubeconfig {where} "
+            "does not define. Recreate the cluster's kubeconfig entry."
+        )
+    server = str(clusters[cluster].get("server", ""))
+    return KubeTarget(where, name, cluster, server, str(contexts[name].get("user", "")))
+
+
+def api_client(settings: Settings) -> client.ApiClient:
+    """An API client for the selected context (or the in-cluster service account).
+
+    urllib3's own retries are off: callers retry what is transient, explicitly,
+    with `api_retrying`. Pass `request_timeout(settings)` as `_request_timeout`
+    on every call (a tuple: the client ignores a plain float).
+
+    Raises:
+        PrerequisiteError: no usable kubeconfig or context, and not in a cluster.
+    """
+    configuration = client.Configuration()
+    if any(p.is_file() for p in kubeconfig_paths(settings)):
+        target = kube_target(settings)
+        try:
+            config.load_kube_config(
+                config_file=target.kubeconfig,
+                context=target.context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        except (ConfigException, OSError, ValueError) as exc:
+            raise PrerequisiteError(
+                f"cannot use {target.describe()} from {target.kubeconfig}: {exc}. "
+                "Check the kubeconfig with `kubectl config view --minify`."
+            ) from None
+    else:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except ConfigException:
+            kube_target(settings)  # raises the no-kubeconfig error with the paths tried
+    configuration.retries = False
+    return client.ApiClient(configuration)
+
+
+def request_timeout(settings: Settings) -> tuple[float, float]:
+    """`_request_timeout` for one API call: (connect, read) seconds."""
+    return (CONNECT_TIMEOUT, settings.kube_request_timeout)
+
+
+_TRANSIENT_ERRORS = (
+    urllib3.exceptions.ProtocolError,  # connection reset, broken stream
+    urllib3.exceptions.TimeoutError,  # connect or read timeout
+    urllib3.exceptions.NewConnectionError,  # refused, DNS failure
+    http.client.HTTPException,  # IncompleteRead, RemoteDisconnected
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an API error may heal by retrying: network, 429, 5xx (not 501), status 0."""
+    if isinstance(exc, ApiException):
+        status = int(exc.status or 0)
+        return status in (0, 408, 429) or (500 <= status < 600 and status != 501)
+    if isinstance(exc, urllib3.exceptions.MaxRetryError):
+        return exc.reason is not None and is_transient(exc.reason)
+    return isinstance(exc, _TRANSIENT_ERRORS)
+
+
+def describe_api_error(exc: BaseException) -> str:
+    """A one-line description: ApiException's own str carries headers and body."""
+    if isinstance(exc, ApiException):
+        reason = str(exc.reason or "").strip()
+        return f"HTTP {exc.status} {reason}".strip()
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def log_retry(logger: logging.Logger, what: str) -> Callable[[RetryCallState], None]:
+    """A tenacity `before_sleep` that says, in one line, what failed and when it retries."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        logger.info(
+            "%s: %s; retrying in %.1f s (attempt %d)",
+            what,
+            describe_api_error(exc) if exc else "failed",
+            delay,
+            state.attempt_number,
+        )
+
+    return before_sleep
+
+
+def backoff_wait(initial: float, maximum: float) -> wait_base:
+    """`wait_exponential_jitter` from `initial` seconds up to `maximum`, jitter `initial`."""
+    try:
+        return wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
+    except TypeError:  # tenacity before 9.2 calls it `initial`
+        return wait_exponential_jitter(initial=initial, max=maximum, jitter=initial)
+
+
+def api_retrying(
+    seconds: float,
+    what: str = "Kubernetes API",
+    *,
+    initial: float = RETRY_INITIAL,
+    maximum: float = RETRY_MAX,
+) -> Retrying:
+    """A tenacity policy for one API call: transient errors only, jittered, bounded.
+
+    Use as `for attempt in api_retrying(60): with attempt: ...`, or
+    `api_retrying(60)(function, *args)`.
+
+    Args:
+        seconds: stop retrying after this long; the last error is re-raised.
+        what: names the call in the retry log line.
+        initial: first backoff in seconds (also the jitter).
+        maximum: longest backoff in seconds.
+    """
+    return Retrying(
+        retry=retry_if_exception(is_transient),
+        wait=backoff_wait(initial, maximum),
+        stop=stop_after_delay(seconds),
+        reraise=True,
+        # Not before_sleep_log: an ApiException's str spans headers and body.
+        before_sleep=log_retry(log, what),
+    )

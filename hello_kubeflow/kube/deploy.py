@@ -1,0 +1,278 @@
+"""Deploy the served model and wait until it serves; remove it; through the Kubernetes API.
+
+Objects are applied with server-side apply (field manager `hello-kubeflow`,
+conflicts forced), so running again updates the same resource in place. The
+wait polls the resource until Seldon says Available or KServe says Ready, and
+fails at once on what will not heal: a Failed state, a model that failed to
+load, or a pod in ImagePullBackOff / CrashLoopBackOff (named with its reason).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from typing import Any
+
+from kubernetes import client
+
+from hello_kubeflow.errors import DeploymentError, PrerequisiteError
+from hello_kubeflow.kube.model_manifests import (
+    ARTIFACT_SECRET,
+    SERVING_APIS,
+    ModelDeployment,
+    ServingApi,
+    manifest,
+    storage_credentials,
+)
+from hello_kubeflow.kube.pods import pod_state
+from hello_kubeflow.kube.serving_api import (
+    REQUEST_TIMEOUT,
+    Missing,
+    apply,
+    call,
+    installed,
+    read_deployment,
+)
+
+log = logging.getLogger(__name__)
+
+DEPLOY_TIMEOUT = 600.0
+POLL_INTERVAL = 3.0
+RESTART_LIMIT = 3
+_POD_SELECTORS = {
+    "seldon": "seldon-deployment-id={name}",
+    "kserve": "serving.kserve.io/inferenceservice={name}",
+}
+_KSERVE_FAILED = frozenset({"InvalidSpec", "BlockedByFailedLoad", "FailedToLoad"})
+
+
+def detect_serving(api: client.ApiClient, preferred: str = "auto") -> str:
+    """The serving system to use: `preferred` if installed, or whichever is (`auto`).
+
+    Seldon Core wins when both are installed (the walkthrough's choice).
+
+    Raises:
+        PrerequisiteError: the preferred system (or, for `auto`, either) is not installed.
+    """
+    wanted = ["seldon", "kserve"] if preferred == "auto" else [preferred]
+    for serving in wanted:
+        if serving not in SERVING_APIS:
+            raise PrerequisiteError(
+                f"unknown serving system {serving!r}: use auto, seldon or kserve"
+            )
+        if installed(api, SERVING_APIS[serving]):
+            return serving
+    names = " or ".join(SERVING_APIS[s].kind for s in wanted)
+    raise PrerequisiteError(
+        f"no {names} resource type in the cluster: install it with `inv setup` "
+        "(HK_SERVING picks Seldon Core or KServe), or set HK_SERVING to the one installed"
+    )
+
+
+def deploy_model(
+    api: client.ApiClient,
+    deployment: ModelDeployment,
+    *,
+    timeout: float = DEPLOY_TIMEOUT,
+    poll_interval: float = POLL_INTERVAL,
+) -> dict[str, Any]:
+    """Apply `deployment` (creating or updating it) and wait until it serves.
+
+    Returns:
+        The resource as the cluster reports it once Available / Ready.
+
+    Raises:
+        DeploymentError: refused, Failed, a pod that will not heal, or not ready in time.
+        PrerequisiteError: the resource type is not installed, or we may not create it.
+    """
+    applied = apply(api, manifest(deployment))
+    generation = int((applied.get("metadata") or {}).get("generation") or 0)
+    log.info(
+        "applied %s %s/%s (model %s)",
+        deployment.api.kind,
+        deployment.namespace,
+        deployment.name,
+        deployment.model_uri,
+    )
+    return wait_until_serving(
+        api,
+        deployment.serving,
+        deployment.namespace,
+        deployment.name,
+        timeout=timeout,
+        poll_interval=poll_interval,
+        generation=generation,
+    )
+
+
+def wait_until_serving(
+    api: client.ApiClient,
+    serving: str,
+    namespace: str,
+    name: str,
+    *,
+    timeout: float = DEPLOY_TIMEOUT,
+    poll_interval: float = POLL_INTERVAL,
+    generation: int = 0,
+) -> dict[str, Any]:
+    """Poll the resource until it serves; fail fast on what will not heal.
+
+    Args:
+        api: the Kubernetes API client.
+        serving: `seldon` or `kserve`.
+        namespace: the resource's namespace.
+        name: the resource's name.
+        timeout: seconds to wait.
+        poll_interval: seconds between polls.
+        generation: the spec generation that must have been seen (0: any).
+
+    Raises:
+        DeploymentError: Failed, a pod that will not heal, gone, or not ready in time.
+    """
+    kind = SERVING_APIS[serving].kind
+    where = f"{kind} {namespace}/{name}"
+    deadline = time.monotonic() + timeout
+    said = ""
+    while True:
+        resource = read_deployment(api, serving, namespace, name)
+        if resource is None:
+            raise DeploymentError(f"{where} disappeared while we waited for it: deploy it again")
+        ready, status = _judge(serving, resource, generation)
+        if ready:
+            log.info("%s is serving", where)
+            return resource
+        if status != said:
+            log.info("%s: %s", where, status)
+            said = status
+        _check_pods(api, serving, namespace, name)
+        if time.monotonic() >= deadline:
+            raise DeploymentError(
+                f"{where} was not serving within {timeout:.0f} s (last status: {status}). "
+                f"See `kubectl describe {SERVING_APIS[serving].plural} -n {namespace} {name}` "
+                f"and `kubectl get pods -n {namespace}`"
+            )
+        time.sleep(poll_interval)
+
+
+def undeploy(api: client.ApiClient, namespace: str, name: str, serving: str = "auto") -> list[str]:
+    """Delete the served model (of `serving`, or of either system for `auto`).
+
+    Returns:
+        What was deleted, e.g. `["SeldonDeployment kubeflow/mnist-classifier"]`
+        (empty when there was nothing to remove).
+    """
+    removed = []
+    custom = client.CustomObjectsApi(api)
+    for each in ("seldon", "kserve") if serving == "auto" else (serving,):
+        target = SERVING_APIS[each]
+
+        def delete(target: ServingApi = target) -> Any:
+            return custom.delete_namespaced_custom_object(
+                target.group,
+                target.version,
+                namespace,
+                target.plural,
+                name,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+
+        try:
+            call(f"deleting {target.kind} {namespace}/{name}", delete, missing_ok=True)
+        except Missing:
+            continue
+        removed.append(f"{target.kind} {namespace}/{name}")
+        log.info("deleted %s %s/%s", target.kind, namespace, name)
+    return removed
+
+
+def copy_storage_credentials(api: client.ApiClient, namespace: str) -> None:
+    """Give KServe's storage initializer KFP's object store keys (Secret + ServiceAccount).
+
+    Raises:
+        DeploymentError: KFP's artifact secret is not in `namespace`.
+    """
+    core = client.CoreV1Api(api)
+    try:
+        secret = call(
+            f"reading Secret {namespace}/{ARTIFACT_SECRET}",
+            lambda: core.read_namespaced_secret(
+                ARTIFACT_SECRET, namespace, _request_timeout=REQUEST_TIMEOUT
+            ),
+            missing_ok=True,
+        )
+    except Missing:
+        raise DeploymentError(
+            f"Kubeflow Pipelines' artifact secret {ARTIFACT_SECRET} is not in namespace "
+            f"{namespace}, so the model server could not fetch the model: deploy into the "
+            "namespace the pipeline runs in (HK_NAMESPACE)"
+        ) from None
+    data = secret.data or {}
+    keys = [base64.b64decode(data.get(k, "")).decode() for k in ("accesskey", "secretkey")]
+    for obj in storage_credentials(namespace, *keys):
+        apply(api, obj)
+
+
+# ---- judging status
+
+
+def _judge(serving: str, resource: dict[str, Any], generation: int) -> tuple[bool, str]:
+    """(serving now?, a short status) for one read of the resource.
+
+    Raises:
+        DeploymentError: the resource reports a failure that will not heal.
+    """
+    status = resource.get("status") or {}
+    kind = SERVING_APIS[serving].kind
+    meta = resource.get("metadata") or {}
+    where = f"{kind} {meta.get('namespace')}/{meta.get('name')}"
+    observed = status.get("observedGeneration")
+    stale = bool(generation and observed is not None and int(observed) < generation)
+    if serving == "seldon":
+        state = str(status.get("state") or "Creating")
+        message = str(status.get("description") or "")
+        if state == "Failed" and not stale:
+            raise DeploymentError(
+                f"{where} Failed: {message or 'no reason given'}. "
+                f"See `kubectl describe seldondeployments -n {meta.get('namespace')} "
+                f"{meta.get('name')}`"
+            )
+        return state == "Available" and not stale, state + (f" ({message})" if message else "")
+    model = status.get("modelStatus") or {}
+    states = model.get("states") or {}
+    failed = {model.get("transitionStatus"), states.get("targetModelState")} & _KSERVE_FAILED
+    if failed and not stale:
+        info = model.get("lastFailureInfo") or {}
+        reason = info.get("message") or info.get("reason") or failed.pop()
+        raise DeploymentError(f"{where} cannot serve the model: {reason}")
+    ready = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {"status": ""}
+    )
+    summary = f"Ready={ready.get('status') or 'Unknown'}"
+    if ready.get("reason") or ready.get("message"):
+        summary += f" ({ready.get('reason') or ''} {ready.get('message') or ''})".replace("( ", "(")
+    return ready.get("status") == "True" and not stale, summary.strip()
+
+
+def _check_pods(api: client.ApiClient, serving: str, namespace: str, name: str) -> None:
+    """Fail at once when one of the model's pods is in a state that will not heal."""
+    core = client.CoreV1Api(api)
+    selector = _POD_SELECTORS[serving].format(name=name)
+    try:
+        pods = call(
+            f"listing the pods of {name}",
+            lambda: core.list_namespaced_pod(
+                namespace,
+                label_selector=selector,
+                _request_timeout=REQUEST_TIMEOUT,
+                _preload_content=False,  # plain JSON: pod_state reads dicts
+            ),
+            missing_ok=True,
+        )
+    except Missing:
+        return
+    for pod in json.loads(pods.data or b"{}").get("items") or []:
+        state = pod_state(pod, RESTART_LIMIT)
+        if state.fatal:
+            raise DeploymentError(f"the model server cannot start: {state.explain()}")

@@ -1,0 +1,99 @@
+"""The body of the pipeline's `deploy` step: serve the model the run just trained.
+
+It runs inside the cluster, as the pipeline's service account (the RBAC in
+`hello_kubeflow/manifests/` lets it), so it needs no kubeconfig: the model
+artifact's URI is known only here, inside the run. It records the run ID,
+the model URI and what the run measured on the resource, which is how
+`inv train --mode cluster` reports the run's accuracy afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from hello_kubeflow.kube.deploy import (
+    DEPLOY_TIMEOUT,
+    POLL_INTERVAL,
+    copy_storage_credentials,
+    deploy_model,
+    detect_serving,
+)
+from hello_kubeflow.kube.model_manifests import ModelDeployment
+
+log = logging.getLogger(__name__)
+
+
+def deploy_step(
+    *,
+    model_uri: str,
+    image: str,
+    namespace: str,
+    name: str,
+    serving: str = "auto",
+    model_name: str = "mnist-classifier",
+    run_id: str = "",
+    model_metadata: Mapping[str, Any] | None = None,
+    report_metadata: Mapping[str, Any] | None = None,
+    timeout: float = DEPLOY_TIMEOUT,
+    poll_interval: float = POLL_INTERVAL,
+) -> dict[str, str]:
+    """Deploy the model at `model_uri` and wait until it serves.
+
+    Args:
+        model_uri: the model artifact's URI (the object store path KFP wrote).
+        image: the project image (by digest) whose model server runs it.
+        namespace: where the model is served.
+        name: the SeldonDeployment / InferenceService name.
+        serving: `seldon`, `kserve`, or `auto` (whichever is installed).
+        model_name: the model's name in the V2 protocol.
+        run_id: the KFP run, recorded on the resource.
+        model_metadata: the model artifact's metadata (training parameters, sizes).
+        report_metadata: the evaluation report's metadata (accuracy).
+        timeout: seconds to wait for it to serve.
+        poll_interval: seconds between looks at its status.
+
+    Returns:
+        The serving system used, the namespace and the name.
+
+    Raises:
+        DeploymentError: the model did not come to serve.
+        PrerequisiteError: no serving system, or no permission to deploy.
+    """
+    from hello_kubeflow.kube.client import api_client
+    from hello_kubeflow.settings import load_settings
+
+    api = api_client(load_settings())  # in a pod: the service account's own credentials
+    chosen = detect_serving(api, serving)
+    if chosen == "kserve":
+        copy_storage_credentials(api, namespace)
+    deployment = ModelDeployment(
+        name=name,
+        namespace=namespace,
+        serving=chosen,
+        image=image,
+        model_uri=model_uri,
+        model_name=model_name,
+        run_id=run_id,
+        summary=run_summary(model_metadata or {}, report_metadata or {}),
+    )
+    deploy_model(api, deployment, timeout=timeout, poll_interval=poll_interval)
+    return {"serving": chosen, "namespace": namespace, "name": name}
+
+
+def run_summary(model: Mapping[str, Any], report: Mapping[str, Any]) -> dict[str, Any]:
+    """What a run measured, from its artifacts' metadata, as plain JSON values."""
+    parameters = model.get("parameters") or {}
+    trees = model.get("n_estimators")
+    if trees is None and isinstance(parameters, Mapping):
+        trees = parameters.get("n_estimators")
+    summary: dict[str, Any] = {
+        "accuracy": report.get("accuracy", model.get("accuracy")),
+        "preset": model.get("preset"),
+        "n_estimators": trees,
+        "train_size": model.get("train_size"),
+        "test_size": report.get("test_size", model.get("test_size")),
+        "data_source": model.get("data_source"),
+    }
+    return {k: v for k, v in summary.items() if v is not None}

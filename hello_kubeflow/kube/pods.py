@@ -1,0 +1,214 @@
+"""What one pod's status means for a wait: ready, still coming, or broken for good."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+Pod = Mapping[str, Any]
+"""A pod as the API serves it (JSON decoded): metadata, spec, status."""
+
+IMAGE_REASONS = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+)
+CONFIG_REASONS = frozenset({"CreateContainerConfigError", "RunContainerError"})
+CRASH_REASON = "CrashLoopBackOff"
+# A registry that rate-limits or times out may answer the next pull: wait, do not fail.
+_TRANSIENT_PULL = re.compile(
+    r"toomanyrequests|too many requests|rate limit|\b429\b|\b50[234]\b|i/o timeout|"
+    r"TLS handshake timeout|connection reset|context deadline exceeded|service unavailable",
+    re.IGNORECASE,
+)
+_REPLACED_BY_CONTROLLER = frozenset(
+    {"ReplicaSet", "StatefulSet", "DaemonSet", "ReplicationController"}
+)
+
+_FIXES = {
+    "image": "check the image name and tag, and that the cluster can pull it "
+    "(registry credentials in imagePullSecrets; for a local image, "
+    "`kind load docker-image` or `minikube image load`)",
+    "CreateContainerConfigError": "a Secret or ConfigMap it references is missing: "
+    "kubectl describe pod -n {ns} {pod}",
+    "RunContainerError": "the runtime could not start it: kubectl describe pod -n {ns} {pod}",
+    "crash": "see why it exits: kubectl logs -n {ns} {pod} -c {container} --previous",
+    "exit": "see why it failed: kubectl logs -n {ns} {pod} -c {container}",
+    "failed": "see kubectl describe pod -n {ns} {pod}",
+}
+
+
+@dataclass(frozen=True)
+class PodState:
+    """One pod, judged: is it ready, does it count, will it heal, and why not ready.
+
+    Attributes:
+        namespace: the pod's namespace.
+        name: the pod's name.
+        ready: Running with its Ready condition true, or Succeeded.
+        reason: a short word for a person (Running, ContainerCreating, Unschedulable...).
+        message: the details (scheduler message, container message), may be "".
+        container: the container the reason is about, if one.
+        fatal: a state that will not heal by waiting.
+        counted: False for a pod that no longer matters (replaced by its controller).
+        job: the owning Job's name, for a pod whose fate its Job decides.
+        restarts: the highest restart count among its containers.
+    """
+
+    namespace: str
+    name: str
+    ready: bool
+    reason: str
+    message: str = ""
+    container: str = ""
+    fatal: bool = False
+    counted: bool = True
+    job: str = ""
+    restarts: int = 0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(namespace, name): how pods are told apart."""
+        return (self.namespace, self.name)
+
+    def explain(self) -> str:
+        """The fatal problem in one paragraph: pod, container, reason, message, and the fix."""
+        where = f"pod {self.namespace}/{self.name}"
+        if self.container:
+            where += f" container '{self.container}'"
+        detail = f": {self.message}" if self.message else ""
+        fix = _fix(self).format(ns=self.namespace, pod=self.name, container=self.container)
+        return f"{where} is in {self.reason}{detail}. This will not heal by waiting; {fix}."
+
+
+def _fix(state: PodState) -> str:
+    if state.reason in IMAGE_REASONS:
+        return _FIXES["image"]
+    if state.reason == CRASH_REASON:
+        return _FIXES["crash"]
+    if state.reason.startswith("Error (exit"):
+        return _FIXES["exit"]
+    if state.reason == "JobFailed":
+        return f"see kubectl describe job -n {{ns}} {state.job}"
+    return _FIXES.get(state.reason, _FIXES["failed"])
+
+
+def pod_state(pod: Pod, restart_limit: int) -> PodState:
+    """Judge one pod.
+
+    Args:
+        pod: the pod as the API serves it.
+        restart_limit: restarts after which CrashLoopBackOff is fatal.
+
+    Returns:
+        Its state. A Failed pod owned by a Job comes back not fatal, with `job`
+        set: whether it matters depends on its Job (see `wait`).
+    """
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+    phase = str(status.get("phase") or "Pending")
+    owner = _controller(meta)
+    job = owner[1] if owner and owner[0] == "Job" else ""
+    statuses = [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]
+    restarts = max((int(cs.get("restartCount") or 0) for cs in statuses), default=0)
+
+    def state(ready: bool, reason: str, message: str = "", **more: Any) -> PodState:
+        return PodState(ns, name, ready, reason, message, job=job, restarts=restarts, **more)
+
+    if meta.get("deletionTimestamp"):
+        return state(False, "Terminating")
+    if phase == "Succeeded":
+        return state(True, "Succeeded")
+    if phase == "Failed":
+        reason, message, container = _failure(status, statuses)
+        if job:  # the Job makes a new pod or gives up: the Job decides
+            return state(False, "Failed", message or reason, container=container)
+        # An evicted or node-lost pod: its controller has already made a new one.
+        replaced = owner is not None and owner[0] in _REPLACED_BY_CONTROLLER
+        return state(
+            False, reason, message, container=container, fatal=not replaced, counted=not replaced
+        )
+    for cs in statuses:
+        problem = _container_problem(cs, restart_limit, spec, bool(job))
+        if problem is not None:
+            reason, message = problem
+            return state(False, reason, message, container=str(cs.get("name", "")), fatal=True)
+    if phase == "Running" and _condition(status, "Ready").get("status") == "True":
+        return state(True, "Running")
+    scheduled = _condition(status, "PodScheduled")
+    if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+        return state(False, "Unschedulable", str(scheduled.get("message", "")))
+    for cs in statuses:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason"):
+            detail = str(waiting.get("message", ""))
+            if waiting["reason"] == CRASH_REASON:
+                detail = f"{cs.get('restartCount', 0)} restarts (limit {restart_limit}); {detail}"
+            return state(
+                False, str(waiting["reason"]), detail.strip("; "), container=str(cs.get("name", ""))
+            )
+    if phase == "Running":
+        ready = sum(1 for cs in status.get("containerStatuses") or [] if cs.get("ready"))
+        total = len(spec.get("containers") or []) or len(status.get("containerStatuses") or [])
+        return state(False, "Running", f"{ready}/{total} containers ready")
+    return state(False, phase, str(status.get("message") or status.get("reason") or ""))
+
+
+def _failure(status: Mapping[str, Any], statuses: list[Mapping[str, Any]]) -> tuple[str, str, str]:
+    """(reason, message, container) of a Failed pod: the first non-zero exit, else the pod's."""
+    for cs in statuses:
+        terminated = (cs.get("state") or {}).get("terminated") or {}
+        if terminated and int(terminated.get("exitCode") or 0) != 0:
+            detail = str(terminated.get("message") or terminated.get("reason") or "")
+            return f"Error (exit {terminated.get('exitCode')})", detail, str(cs.get("name", ""))
+    return str(status.get("reason") or "Failed"), str(status.get("message") or ""), ""
+
+
+def _container_problem(
+    cs: Mapping[str, Any], restart_limit: int, spec: Mapping[str, Any], job_owned: bool
+) -> tuple[str, str] | None:
+    """(reason, message) when this container is in a state that will not heal."""
+    current = cs.get("state") or {}
+    waiting = current.get("waiting") or {}
+    reason, message = str(waiting.get("reason") or ""), str(waiting.get("message") or "")
+    if reason in IMAGE_REASONS and not (
+        reason != "InvalidImageName" and _TRANSIENT_PULL.search(message)
+    ):
+        return reason, message or f"cannot pull image {cs.get('image', '')}"
+    if reason in CONFIG_REASONS:
+        return reason, message
+    restarts = int(cs.get("restartCount") or 0)
+    if reason == CRASH_REASON and restarts >= restart_limit:
+        last = (cs.get("lastState") or {}).get("terminated") or {}
+        exit_info = f"last exit code {last.get('exitCode')}" if last else ""
+        if last.get("reason"):
+            exit_info += f" ({last['reason']})"
+        return reason, f"restarted {restarts} times; {exit_info}".strip("; ")
+    terminated = current.get("terminated") or {}
+    if (
+        terminated
+        and int(terminated.get("exitCode") or 0) != 0
+        and spec.get("restartPolicy") == "Never"
+        and not job_owned  # a Job makes a new pod: the Job decides
+    ):
+        detail = str(terminated.get("message") or terminated.get("reason") or "")
+        return f"Error (exit {terminated.get('exitCode')})", detail
+    return None
+
+
+def _controller(meta: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(kind, name) of the owner that controls this pod, if any."""
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("kind", "")), str(ref.get("name", ""))
+    return None
+
+
+def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == kind:
+            return condition  # type: ignore[no-any-return]
+    return {}

@@ -1,0 +1,255 @@
+"""Before touching a cluster: kubectl, kustomize, the context, the API server, room, Docker."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+
+from hello_kubeflow.errors import (
+    ApplyError,
+    DockerUnavailableError,
+    HelloKubeflowError,
+    PrerequisiteError,
+)
+from hello_kubeflow.kube.client import (
+    api_client,
+    api_retrying,
+    describe_api_error,
+    kube_target,
+    request_timeout,
+)
+from hello_kubeflow.kube.kubectl import Kubectl, TransientApplyError
+from hello_kubeflow.settings import Settings
+
+VERSION_TIMEOUT = 30.0
+"""Seconds for `kubectl version --client` / `kustomize version`."""
+API_PATIENCE = 20.0
+"""Seconds to keep retrying a first API call that fails transiently."""
+REQUIREMENTS = {"pipelines": (4.0, 8.0), "full": (8.0, 16.0)}
+"""Allocatable (CPU cores, memory GiB) each profile wants across the nodes."""
+FULL_KUSTOMIZE_MAJOR = 5
+"""The Kubeflow manifests build with kustomize 5."""
+GIB = 1024**3
+
+_UNITS = {
+    "Ki": 1024,
+    "Mi": 1024**2,
+    "Gi": GIB,
+    "Ti": 1024**4,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One prerequisite: what was found, and how to fix it if it is missing.
+
+    Attributes:
+        name: what is checked (kubectl, context, API server, ...).
+        ok: found and good enough.
+        detail: what was found (a version, a context), or what is wrong.
+        fix: how to fix it, when not ok.
+        blocking: whether setup must stop (a warning otherwise).
+    """
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    blocking: bool = True
+
+    def line(self) -> str:
+        """`[ok]   kubectl: v1.31.0`; failures and warnings carry their fix."""
+        mark = "ok" if self.ok else ("FAIL" if self.blocking else "warn")
+        fix = f" -> {self.fix}" if self.fix and not self.ok else ""
+        return f"[{mark}]{' ' * (5 - len(mark))}{self.name}: {self.detail}{fix}"
+
+
+def check_prerequisites(
+    settings: Settings,
+    kubectl: Kubectl,
+    *,
+    needs_docker: bool = True,
+    patience: float = API_PATIENCE,
+) -> list[Check]:
+    """Check, in order, everything `inv setup` needs; stop at the first blocking failure.
+
+    Args:
+        settings: the cluster selection, the profile, the pipeline image.
+        kubectl: how to call kubectl and kustomize.
+        needs_docker: whether later steps build an image (no HK_PIPELINE_IMAGE).
+        patience: seconds to retry the first API calls through transient errors.
+
+    Returns:
+        The checks made; `failed(checks)` tells whether setup may go on.
+    """
+    checks: list[Check] = []
+    kubectl_json = _kubectl_version(kubectl, checks)
+    if kubectl_json is None:
+        return checks
+    _kustomize(kubectl, kubectl_json, settings.profile, checks)
+    try:
+        target = kube_target(settings)
+    except PrerequisiteError as exc:
+        checks.append(Check("kubeconfig", False, str(exc)))
+        return checks
+    checks.append(Check("kubeconfig", True, f"{target.describe()} from {target.kubeconfig}"))
+    try:
+        api = api_client(settings)
+        version = _server_version(api, settings, patience)
+    except HelloKubeflowError as exc:
+        checks.append(Check("API server", False, str(exc)))
+        return checks
+    except Exception as exc:  # any failure to connect is the finding
+        checks.append(
+            Check(
+                "API server",
+                False,
+                f"cannot reach {target.server}: {describe_api_error(exc)}",
+                "start the cluster (`minikube start`, `kind create cluster`) or pick another "
+                "context (HK_KUBE_CONTEXT)",
+            )
+        )
+        return checks
+    checks.append(Check("API server", True, f"{target.server} answers, Kubernetes {version}"))
+    checks.append(_capacity(api, settings, patience))
+    if needs_docker:
+        checks.append(_docker(settings))
+    return checks
+
+
+def failed(checks: list[Check]) -> list[Check]:
+    """The blocking checks that did not pass."""
+    return [c for c in checks if not c.ok and c.blocking]
+
+
+def _kubectl_version(kubectl: Kubectl, checks: list[Check]) -> dict[str, Any] | None:
+    fix = "install kubectl: https://kubernetes.io/docs/tasks/tools/"
+    try:
+        raw = kubectl.run([kubectl.binary, "version", "--client", "-o", "json"], VERSION_TIMEOUT)
+        found: dict[str, Any] = json.loads(raw)
+    except PrerequisiteError:
+        checks.append(Check("kubectl", False, "not found on PATH", fix))
+        return None
+    except (ApplyError, TransientApplyError, ValueError) as exc:
+        checks.append(Check("kubectl", False, f"`kubectl version --client` failed: {exc}", fix))
+        return None
+    version = str((found.get("clientVersion") or {}).get("gitVersion", "unknown version"))
+    checks.append(Check("kubectl", True, f"{version} ({kubectl.binary})"))
+    return found
+
+
+def _kustomize(
+    kubectl: Kubectl, kubectl_json: dict[str, Any], profile: str, checks: list[Check]
+) -> None:
+    fix = "install kustomize 5: https://kubectl.docs.kubernetes.io/installation/kustomize/"
+    if kubectl.kustomize:
+        try:
+            version = kubectl.run([kubectl.kustomize, "version"], VERSION_TIMEOUT).strip()
+        except HelloKubeflowError as exc:
+            checks.append(Check("kustomize", False, f"`kustomize version` failed: {exc}", fix))
+            return
+        where = "standalone kustomize"
+    else:
+        version = str(kubectl_json.get("kustomizeVersion", ""))
+        where = "kubectl kustomize"
+    if not version:
+        checks.append(Check("kustomize", False, "kubectl has no kustomize built in (too old)", fix))
+        return
+    major = re.search(r"v?(\d+)\.", version)
+    if profile == "full" and major and int(major.group(1)) < FULL_KUSTOMIZE_MAJOR:
+        checks.append(
+            Check("kustomize", False, f"{where} {version}; the full profile needs 5+", fix)
+        )
+        return
+    checks.append(Check("kustomize", True, f"{where} {version}"))
+
+
+def _server_version(api: client.ApiClient, settings: Settings, patience: float) -> str:
+    version_api = client.VersionApi(api)
+    for attempt in api_retrying(patience, "asking the API server its version"):
+        with attempt:
+            response = version_api.get_code(
+                _preload_content=False, _request_timeout=request_timeout(settings)
+            )
+    return str(json.loads(response.data).get("gitVersion", "unknown"))
+
+
+def _capacity(api: client.ApiClient, settings: Settings, patience: float) -> Check:
+    """Allocatable CPU and memory of the schedulable nodes against what the profile wants."""
+    want_cpu, want_gib = REQUIREMENTS.get(settings.profile, REQUIREMENTS["pipelines"])
+    core = client.CoreV1Api(api)
+    try:
+        for attempt in api_retrying(patience, "listing nodes"):
+            with attempt:
+                response = core.list_node(
+                    _preload_content=False, _request_timeout=request_timeout(settings)
+                )
+    except Exception as exc:  # a warning: setup can go on without knowing
+        return Check(
+            "capacity", False, f"cannot list nodes ({describe_api_error(exc)})", blocking=False
+        )
+    nodes = [
+        n
+        for n in json.loads(response.data).get("items") or []
+        if not (n.get("spec") or {}).get("unschedulable")
+    ]
+    cpu = sum(
+        _cpu(str((n.get("status") or {}).get("allocatable", {}).get("cpu", "0"))) for n in nodes
+    )
+    memory = sum(
+        _bytes(str((n.get("status") or {}).get("allocatable", {}).get("memory", "0")))
+        for n in nodes
+    )
+    found = f"{len(nodes)} schedulable node(s), {cpu:g} CPU and {memory / GIB:.1f} GiB allocatable"
+    want = f"the '{settings.profile}' profile wants {want_cpu:g} CPU and {want_gib:g} GiB"
+    if cpu >= want_cpu and memory >= want_gib * GIB:
+        return Check("capacity", True, f"{found}; {want}")
+    return Check(
+        "capacity",
+        False,
+        f"{found}, but {want}",
+        "give the cluster more (e.g. `minikube start --cpus 4 --memory 8g`) or expect "
+        "Unschedulable pods",
+        blocking=False,
+    )
+
+
+def _docker(settings: Settings) -> Check:
+    from hello_kubeflow.images.engine import connect  # the Docker SDK only when needed
+
+    try:
+        engine = connect(settings.replace(docker_timeout=5.0))
+        version = str(engine.version().get("Version", "?"))
+        engine.close()
+    except DockerUnavailableError as exc:
+        return Check(
+            "Docker",
+            False,
+            f"needed by `inv build-push` to build the pipeline image: {exc}",
+            "or set HK_PIPELINE_IMAGE to an image the cluster can pull",
+            blocking=False,
+        )
+    return Check("Docker", True, f"engine {version} (for `inv build-push`)")
+
+
+def _cpu(quantity: str) -> float:
+    """`3500m` -> 3.5, `4` -> 4.0."""
+    if quantity.endswith("m"):
+        return float(quantity[:-1]) / 1000
+    return float(quantity or 0)
+
+
+def _bytes(quantity: str) -> float:
+    """`16331528Ki`, `8Gi`, `1G`, `1e9`, `123456` -> bytes."""
+    for suffix in sorted(_UNITS, key=len, reverse=True):
+        if quantity.endswith(suffix):
+            return float(quantity[: -len(suffix)]) * _UNITS[suffix]
+    return float(quantity or 0)

@@ -1,0 +1,291 @@
+"""Wait until every pod is ready, failing fast on what will not heal; or report once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from hello_kubeflow.errors import ClusterError, PodFailedError, WaitTimeoutError
+from hello_kubeflow.kube.client import (
+    api_client,
+    api_retrying,
+    describe_api_error,
+    is_transient,
+    request_timeout,
+)
+from hello_kubeflow.kube.feed import WATCH_SECONDS, Backoff, FeedMessage, PodFeed
+from hello_kubeflow.kube.jobs import JobLookup, job_lookup
+from hello_kubeflow.kube.pods import Pod, PodState, pod_state
+from hello_kubeflow.kube.report import Progress, Snapshot, format_seconds
+from hello_kubeflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL = 5.0
+"""Seconds between progress messages while pods change."""
+PROGRESS_HEARTBEAT = 30.0
+"""Seconds between progress messages while nothing changes."""
+
+
+@dataclass(frozen=True)
+class WaitResult:
+    """What `wait_for_pods` saw when everything was ready."""
+
+    snapshot: Snapshot
+    seconds: float
+
+    def summary(self) -> str:
+        """One line for a person."""
+        return f"{self.snapshot.counts_text()} after {format_seconds(self.seconds)}"
+
+
+@dataclass
+class PodTracker:
+    """The pods known so far, by (namespace, name); judged on demand."""
+
+    restart_limit: int
+    job_lookup: JobLookup
+    pods: dict[tuple[str, str], Pod] = field(default_factory=dict)
+
+    def apply(self, message: FeedMessage) -> None:
+        """Fold one feed message into what is known."""
+        if message.kind == "sync":  # the whole scope, as listed: drop what is gone
+            self.pods = {k: p for k, p in self.pods.items() if message.scope not in ("", k[0])}
+        for pod in message.pods:
+            meta = pod.get("metadata") or {}
+            key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+            if message.kind == "delete":
+                self.pods.pop(key, None)
+            else:
+                self.pods[key] = pod
+
+    def snapshot(self, namespaces: Sequence[str]) -> Snapshot:
+        """Judge every pod; a Failed Job pod is settled by its siblings or its Job."""
+        states = [pod_state(pod, self.restart_limit) for pod in self.pods.values()]
+        return Snapshot(tuple(self._settle_jobs(states)), tuple(namespaces))
+
+    def _settle_jobs(self, states: list[PodState]) -> list[PodState]:
+        settled = []
+        for s in states:
+            if s.job and s.reason == "Failed":
+                siblings = [o for o in states if o.job == s.job and o.namespace == s.namespace]
+                if any(o.ready or o.reason != "Failed" for o in siblings):
+                    s = replace(s, counted=False)  # the Job succeeded, or retries in a new pod
+                else:
+                    outcome, message = self.job_lookup(s.namespace, s.job)
+                    if outcome in ("succeeded", "gone"):
+                        s = replace(s, counted=False)
+                    elif outcome == "failed":
+                        s = replace(s, reason="JobFailed", message=message, fatal=True)
+            settled.append(s)
+        return settled
+
+
+def wait_for_pods(
+    settings: Settings,
+    namespaces: Sequence[str] | None = None,
+    *,
+    timeout: float | None = None,
+    api: client.ApiClient | None = None,
+    require_pods: bool = False,
+    settle: float = 0.0,
+    backoff: Backoff | None = None,
+    progress_interval: float = PROGRESS_INTERVAL,
+    watch_seconds: int = WATCH_SECONDS,
+) -> WaitResult:
+    """Wait until every pod in `namespaces` is ready: Running and Ready, or Succeeded.
+
+    Lists then watches the pods (one feed per namespace, or one for all), so a
+    change is seen at once; pods that appear while waiting are included. Broken
+    watches are re-listed with jittered backoff. Progress is logged at INFO.
+
+    Args:
+        settings: kubeconfig, context, request timeout, restart limit; and the
+            defaults for `namespaces` (`wait_namespaces`) and `timeout`.
+        namespaces: namespaces to wait for; empty or None: all namespaces.
+        timeout: seconds before giving up (default: `settings.wait_timeout`).
+        api: an API client to use (default: `api_client(settings)`).
+        require_pods: also require at least one pod in each namespace asked for
+            (right after an install the controllers have not made them yet).
+        settle: seconds everything must stay ready, with no new pod, to count.
+        backoff: waits between re-lists after a broken list or watch.
+        progress_interval: seconds between progress messages while pods change.
+        watch_seconds: server-side length of one watch request.
+
+    Returns:
+        The final snapshot and the seconds waited.
+
+    Raises:
+        PodFailedError: a pod is in a state that will not heal (names the pod,
+            container and reason).
+        WaitTimeoutError: the timeout passed; the message holds a table of what
+            is not ready and why.
+        ClusterError: the API refused the list or watch (e.g. 403 Forbidden).
+    """
+    scopes = tuple(namespaces if namespaces is not None else settings.wait_namespaces)
+    timeout = settings.wait_timeout if timeout is None else timeout
+    api = api or api_client(settings)
+    started = time.monotonic()
+    deadline = started + timeout
+    out: queue.Queue[FeedMessage] = queue.Queue()
+    core = client.CoreV1Api(api)
+    feeds = [
+        PodFeed(
+            core,
+            scope,
+            out,
+            request_timeout(settings),
+            deadline,
+            backoff or Backoff(),
+            watch_seconds,
+        )
+        for scope in (scopes or ("",))
+    ]
+    tracker = PodTracker(settings.wait_restart_limit, job_lookup(api, settings))
+    progress = Progress(log, progress_interval, PROGRESS_HEARTBEAT)
+    synced: set[str] = set()
+    snapshot = Snapshot((), scopes)
+    ready_since: float | None = None
+    log.info(
+        "waiting up to %s for pods in %s",
+        format_seconds(timeout),
+        ", ".join(scopes) or "all namespaces",
+    )
+    try:
+        for feed in feeds:
+            feed.start()
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                raise _timed_out(snapshot, timeout, feeds, synced)
+            pause = min(deadline - now, progress_interval, settle or progress_interval)
+            for message in _drain(out, pause):
+                if message.kind == "error":
+                    raise _refused(message)
+                tracker.apply(message)
+                synced.add(message.scope)
+            if len(synced) < len(feeds):
+                continue
+            snapshot = tracker.snapshot(scopes)
+            broken = snapshot.fatal()
+            if broken is not None:
+                raise PodFailedError(broken.explain())
+            now = time.monotonic()
+            progress.update(snapshot, now - started, now)
+            if not snapshot.complete(require_pods):
+                ready_since = None
+                continue
+            ready_since = now if ready_since is None else ready_since
+            if now - ready_since >= settle:
+                result = WaitResult(snapshot, now - started)
+                log.info("%s", result.summary())
+                return result
+    finally:
+        for feed in feeds:
+            feed.stop()
+
+
+def cluster_status(
+    settings: Settings,
+    namespaces: Sequence[str] | None = None,
+    *,
+    api: client.ApiClient | None = None,
+) -> Snapshot:
+    """List the pods once and judge them: what `inv status` shows.
+
+    Args:
+        settings: kubeconfig, context, timeouts; `wait_namespaces` as the default.
+        namespaces: namespaces to look at; empty or None: all namespaces.
+        api: an API client to use (default: `api_client(settings)`).
+
+    Raises:
+        ClusterError: the API could not be reached or refused the list.
+    """
+    scopes = tuple(namespaces if namespaces is not None else settings.wait_namespaces)
+    api = api or api_client(settings)
+    core = client.CoreV1Api(api)
+    tracker = PodTracker(settings.wait_restart_limit, job_lookup(api, settings))
+    for scope in scopes or ("",):
+        pods = _list_once(core, scope, settings)
+        tracker.apply(FeedMessage(scope, "sync", tuple(pods)))
+    return tracker.snapshot(scopes)
+
+
+def _list_once(core: client.CoreV1Api, scope: str, settings: Settings) -> list[Pod]:
+    where = f"namespace {scope}" if scope else "all namespaces"
+    kwargs: dict[str, Any] = {
+        "_preload_content": False,
+        "_request_timeout": request_timeout(settings),
+    }
+    try:
+        for attempt in api_retrying(settings.kube_request_timeout * 2, f"listing pods in {where}"):
+            with attempt:
+                if scope:
+                    response = core.list_namespaced_pod(scope, **kwargs)
+                else:
+                    response = core.list_pod_for_all_namespaces(**kwargs)
+    except Exception as exc:
+        if isinstance(exc, ApiException) or is_transient(exc):
+            raise ClusterError(
+                f"cannot list pods in {where}: {describe_api_error(exc)}. {_API_FIX}"
+            ) from None
+        raise
+    return list(json.loads(response.data).get("items") or [])
+
+
+_API_FIX = (
+    "Check that the cluster is up and that your context may list pods "
+    "(`kubectl auth can-i list pods -A`)."
+)
+
+
+def _drain(out: queue.Queue[FeedMessage], pause: float) -> list[FeedMessage]:
+    """Every message waiting, after blocking up to `pause` seconds for the first."""
+    try:
+        messages = [out.get(timeout=max(pause, 0.0))]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            messages.append(out.get_nowait())
+        except queue.Empty:
+            return messages
+
+
+def _refused(message: FeedMessage) -> ClusterError:
+    where = f"namespace {message.scope}" if message.scope else "all namespaces"
+    error = message.error or RuntimeError("unknown error")
+    return ClusterError(f"cannot watch pods in {where}: {describe_api_error(error)}. {_API_FIX}")
+
+
+def _timed_out(
+    snapshot: Snapshot, timeout: float, feeds: list[PodFeed], synced: set[str]
+) -> WaitTimeoutError:
+    silent = [f for f in feeds if f.scope not in synced]
+    if silent:
+        errors = "; ".join(f"{f.where}: {f.last_error or 'no answer'}" for f in silent)
+        return WaitTimeoutError(
+            f"the API server did not answer a pod list within {format_seconds(timeout)} "
+            f"({errors}). {_API_FIX}"
+        )
+    hints = []
+    if any(s.reason == "Unschedulable" for s in snapshot.not_ready()):
+        hints.append(
+            "Unschedulable pods need more nodes, CPU or memory (see the scheduler's message)"
+        )
+    if snapshot.total == 0:
+        hints.append("no pods appeared: check the namespaces and that the install was applied")
+    hints.append("raise HK_WAIT_TIMEOUT (or --timeout) if the cluster is only slow")
+    advice = "; ".join(hints)
+    return WaitTimeoutError(
+        f"not every pod was ready after {format_seconds(timeout)}:\n{snapshot.table()}\n"
+        f"{advice[0].upper()}{advice[1:]}."
+    )

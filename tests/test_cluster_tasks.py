@@ -1,0 +1,115 @@
+"""The cluster-mode tasks as a person runs them: `inv train --mode cluster`, `inv undeploy`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from emulators import SELDON, ClusterEmulator, install_kubectl, kubectl_calls, serving
+from emulators import write_kubeconfig as kubeconfig_for
+
+from hello_kubeflow.settings import VARIABLES
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGE = "localhost:5000/hello-kubeflow@sha256:" + "c0" * 32
+
+
+def _inv(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {v.env for v in VARIABLES}}
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=REPO,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_train_dry_run_prints_the_plan_and_contacts_nothing(tmp_path: Path) -> None:
+    log = install_kubectl(tmp_path / "bin", {})
+    env = {
+        "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+        "HK_PIPELINE_IMAGE": IMAGE,
+        "HK_OUTPUT_DIR": str(tmp_path / "outputs"),
+        "HK_KFP_TOKEN": "tok-never-shown",
+        "HK_EXPERIMENT": "mnist-tries",
+    }
+
+    done = _inv("train", "--mode", "cluster", "--dry-run", "--preset", "book", env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert f"image:      {IMAGE}" in done.stdout
+    assert "experiment: mnist-tries" in done.stdout
+    assert "preset = 'book'" in done.stdout
+    assert "kubectl port-forward svc/ml-pipeline-ui -n kubeflow" in done.stdout
+    assert (tmp_path / "outputs" / "cluster-pipeline.yaml").is_file()
+    assert "auth:       a bearer token (HK_KFP_TOKEN)" in done.stdout
+    assert "tok-never-shown" not in done.stdout + done.stderr
+    assert kubectl_calls(log) == []
+
+
+def test_train_dry_run_json_is_the_last_line(tmp_path: Path) -> None:
+    env = {
+        "HK_PIPELINE_IMAGE": IMAGE,
+        "HK_OUTPUT_DIR": str(tmp_path / "outputs"),
+        "HK_KFP_ENDPOINT": f"http://127.0.0.1:{_closed_port()}",
+    }
+
+    done = _inv("train", "--mode", "cluster", "--dry-run", "--trees", "12", "--json", env=env)
+
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout.strip().splitlines()[-1])
+    assert plan["image"] == IMAGE
+    assert plan["parameters"]["n_estimators"] == 12
+    assert plan["endpoint"].startswith(env["HK_KFP_ENDPOINT"])
+
+
+def test_train_on_an_unpinned_image_exits_1_with_the_fix(tmp_path: Path) -> None:
+    env = {
+        "HK_MODE": "cluster",
+        "HK_PIPELINE_IMAGE": "localhost:5000/hello-kubeflow:latest",
+        "HK_OUTPUT_DIR": str(tmp_path / "outputs"),
+        "HK_KFP_ENDPOINT": f"http://127.0.0.1:{_closed_port()}",
+    }
+
+    done = _inv("train", env=env)
+
+    assert done.returncode == 1
+    assert "not pinned by digest" in done.stderr and "inv build-push" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_undeploy_removes_the_served_model(tmp_path: Path, json_output: bool) -> None:
+    emulator = ClusterEmulator()
+    emulator.declare(SELDON)
+    emulator.objects[SELDON, "team-a", "digits"] = {
+        "metadata": {"name": "digits", "namespace": "team-a"},
+        "spec": {},
+    }
+    with serving(emulator) as url:
+        env = {"KUBECONFIG": str(kubeconfig_for(tmp_path / "k", url)), "HK_NAMESPACE": "team-a"}
+        flags = ["--json"] if json_output else []
+        done = _inv("undeploy", "--name", "digits", *flags, env=env)
+        again = _inv("undeploy", "--name", "digits", env=env)
+
+    assert done.returncode == 0, done.stderr
+    if json_output:
+        assert json.loads(done.stdout.splitlines()[-1])["removed"] == [
+            "SeldonDeployment team-a/digits"
+        ]
+    else:
+        assert "removed SeldonDeployment team-a/digits" in done.stdout
+    assert "nothing to remove at team-a/digits" in again.stdout

@@ -1,0 +1,351 @@
+"""Deploying the served model against an emulated Kubernetes API over real HTTP."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from emulators import (
+    KSERVE,
+    SELDON,
+    ClusterEmulator,
+    Operator,
+    kserve_failed_to_load,
+    kserve_ready,
+    seldon,
+    serving,
+    write_kubeconfig,
+)
+from kubernetes import client
+
+from hello_kubeflow.errors import DeploymentError, PrerequisiteError
+from hello_kubeflow.kube.client import api_client
+from hello_kubeflow.kube.deploy import deploy_model, detect_serving, undeploy
+from hello_kubeflow.kube.deploy_step import deploy_step
+from hello_kubeflow.kube.model_manifests import ModelDeployment, recorded_summary
+from hello_kubeflow.settings import Settings
+
+IMAGE = "localhost:5000/hello-kubeflow@sha256:" + "ab" * 32
+RBAC = Path(__file__).resolve().parents[1] / "hello_kubeflow/manifests/pipeline-runner-rbac.yaml"
+MODEL_URI = "minio://mlpipeline/v2/artifacts/hello-kubeflow-mnist/run-1/train/abc/model"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[ClusterEmulator, client.ApiClient]]:
+    """An emulated cluster with Seldon Core's resource type installed, and a client for it."""
+    emulator = ClusterEmulator()
+    emulator.declare(SELDON)
+    with serving(emulator) as url:
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url)
+        yield emulator, api_client(Settings(kubeconfig=kubeconfig))
+
+
+def _deployment(serving_kind: str = "seldon", model_uri: str = MODEL_URI) -> ModelDeployment:
+    return ModelDeployment(
+        name="mnist-classifier",
+        namespace="kubeflow",
+        serving=serving_kind,
+        image=IMAGE,
+        model_uri=model_uri,
+        run_id="run-1",
+        summary={"accuracy": 0.97},
+    )
+
+
+def _containers(resource: dict[str, Any]) -> dict[str, Any]:
+    spec = resource["spec"]["predictors"][0]["componentSpecs"][0]["spec"]
+    return {c["name"]: c for c in spec["initContainers"] + spec["containers"]}
+
+
+def test_seldon_deployment_is_applied_and_waited_until_available(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    emulator, api = cluster
+    emulator.controllers.append(Operator(SELDON, *seldon("Creating", "Creating", "Available")))
+
+    served = deploy_model(api, _deployment(), poll_interval=0.01)
+
+    assert served["status"]["state"] == "Available"
+    stored = emulator.stored(SELDON, "kubeflow", "mnist-classifier")
+    assert stored is not None
+    containers = _containers(stored)
+    assert containers["classifier"]["image"] == IMAGE
+    assert stored["spec"]["protocol"] == "seldon"
+
+
+def test_the_model_comes_from_the_object_store_not_the_image(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    emulator, api = cluster
+    emulator.controllers.append(Operator(SELDON, *seldon("Available")))
+
+    deploy_model(api, _deployment(), poll_interval=0.01)
+
+    stored = emulator.stored(SELDON, "kubeflow", "mnist-classifier")
+    assert stored is not None
+    fetch = _containers(stored)["fetch-model"]
+    assert fetch["args"] == [
+        "copy",
+        "store:mlpipeline/v2/artifacts/hello-kubeflow-mnist/run-1/train/abc/model",
+        "/mnt/models",
+    ]
+    server_env = {e["name"]: e.get("value") for e in _containers(stored)["classifier"]["env"]}
+    assert server_env["HK_MODEL_DIR"] == "/mnt/models"
+
+
+def test_a_second_deploy_updates_the_same_resource_in_place(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    emulator, api = cluster
+    emulator.controllers.append(Operator(SELDON, *seldon("Creating", "Available")))
+    deploy_model(api, _deployment(), poll_interval=0.01)
+
+    newer = MODEL_URI.replace("run-1", "run-2")
+    deploy_model(api, _deployment(model_uri=newer), poll_interval=0.01)
+
+    assert len([key for key in emulator.objects if not emulator.objects[key].deleted]) == 1
+    stored = emulator.stored(SELDON, "kubeflow", "mnist-classifier")
+    assert stored is not None
+    assert "run-2" in _containers(stored)["fetch-model"]["args"][1]
+    assert recorded_summary(stored)["model_uri"] == newer
+
+
+def test_a_failed_seldon_deployment_is_reported_with_its_message(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    emulator, api = cluster
+    emulator.controllers.append(
+        Operator(SELDON, *seldon("Creating", "Failed", description="Deployment failed: no image"))
+    )
+
+    with pytest.raises(DeploymentError, match="Failed: Deployment failed: no image"):
+        deploy_model(api, _deployment(), poll_interval=0.01, timeout=30)
+
+
+def test_a_pod_that_cannot_pull_its_image_fails_the_wait_at_once(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    emulator, api = cluster
+    emulator.controllers.append(Operator(SELDON, *seldon("Creating")))
+    emulator.objects["v1/pods", "kubeflow", "mnist-classifier-default-0-classifier-x"] = {
+        "metadata": {
+            "name": "mnist-classifier-default-0-classifier-x",
+            "namespace": "kubeflow",
+            "labels": {"seldon-deployment-id": "mnist-classifier"},
+        },
+        "spec": {"containers": [{"name": "classifier"}]},
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [
+                {
+                    "name": "classifier",
+                    "image": IMAGE,
+                    "state": {"waiting": {"reason": "ImagePullBackOff", "message": "not found"}},
+                }
+            ],
+        },
+    }
+
+    with pytest.raises(DeploymentError, match="ImagePullBackOff"):
+        deploy_model(api, _deployment(), poll_interval=0.01, timeout=30)
+
+
+def test_a_deployment_not_serving_in_time_is_an_error_naming_its_status(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    emulator, api = cluster
+    emulator.controllers.append(Operator(SELDON, *seldon("Creating")))
+
+    with pytest.raises(DeploymentError, match=r"not serving within 0 s \(last status: Creating"):
+        deploy_model(api, _deployment(), poll_interval=0.01, timeout=0.05)
+
+
+def test_kserve_inference_service_is_applied_and_waited_until_ready(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    emulator, api = cluster
+    emulator.declare(KSERVE)
+    emulator.controllers.append(Operator(KSERVE, *kserve_ready()))
+
+    served = deploy_model(api, _deployment("kserve"), poll_interval=0.01)
+
+    assert served["status"]["url"] == "http://mnist-classifier.kubeflow.example.com"
+    stored = emulator.stored(KSERVE, "kubeflow", "mnist-classifier")
+    assert stored is not None
+    container = stored["spec"]["predictor"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["STORAGE_URI"] == MODEL_URI.replace("minio://", "s3://")
+    assert container["image"] == IMAGE
+
+
+def test_kserve_model_that_fails_to_load_is_reported(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    emulator, api = cluster
+    emulator.declare(KSERVE)
+    emulator.controllers.append(Operator(KSERVE, *kserve_failed_to_load("no metadata.json")))
+
+    with pytest.raises(DeploymentError, match=r"cannot serve the model: no metadata\.json"):
+        deploy_model(api, _deployment("kserve"), poll_interval=0.01, timeout=30)
+
+
+def test_auto_detection_prefers_seldon_when_both_are_installed(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    emulator, api = cluster
+    emulator.declare(KSERVE)
+
+    assert detect_serving(api, "auto") == "seldon"
+
+
+def test_auto_detection_finds_kserve_alone(tmp_path: Path) -> None:
+    emulator = ClusterEmulator()
+    emulator.declare(KSERVE)
+    with serving(emulator) as url:
+        api = api_client(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
+        assert detect_serving(api, "auto") == "kserve"
+
+
+def test_asking_for_a_serving_system_that_is_not_installed_says_how_to_install_it(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    _, api = cluster
+    with pytest.raises(PrerequisiteError, match=r"no InferenceService resource type.*inv setup"):
+        detect_serving(api, "kserve")
+
+
+def test_undeploy_removes_the_served_model(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    emulator, api = cluster
+    emulator.controllers.append(Operator(SELDON, *seldon("Available")))
+    deploy_model(api, _deployment(), poll_interval=0.01)
+
+    removed = undeploy(api, "kubeflow", "mnist-classifier")
+
+    assert removed == ["SeldonDeployment kubeflow/mnist-classifier"]
+    assert emulator.stored(SELDON, "kubeflow", "mnist-classifier") is None
+
+
+def test_undeploy_with_nothing_deployed_removes_nothing(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    _, api = cluster
+    assert undeploy(api, "kubeflow", "mnist-classifier") == []
+
+
+def test_deploy_step_for_kserve_copies_the_store_keys_without_printing_them(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The step finds KServe, gives its storage initializer KFP's keys, records the run."""
+    emulator = ClusterEmulator()
+    emulator.declare(KSERVE)
+    emulator.controllers.append(Operator(KSERVE, *kserve_ready()))
+    secret = base64.b64encode(b"very-secret-key").decode()
+    emulator.objects["v1/secrets", "kubeflow", "mlpipeline-minio-artifact"] = {
+        "metadata": {"name": "mlpipeline-minio-artifact", "namespace": "kubeflow"},
+        "data": {"accesskey": base64.b64encode(b"minio").decode(), "secretkey": secret},
+    }
+    with serving(emulator) as url:
+        monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "k", url)))
+        result = deploy_step(
+            model_uri=MODEL_URI,
+            image=IMAGE,
+            namespace="kubeflow",
+            name="mnist-classifier",
+            run_id="run-7",
+            model_metadata={"parameters": {"n_estimators": 30}, "train_size": 60000},
+            report_metadata={"accuracy": 0.9712, "test_size": 10000},
+            poll_interval=0.01,
+        )
+
+    assert result == {"serving": "kserve", "namespace": "kubeflow", "name": "mnist-classifier"}
+    stored = emulator.stored("v1/secrets", "kubeflow", "hello-kubeflow-storage")
+    assert stored is not None
+    assert stored["stringData"]["AWS_SECRET_ACCESS_KEY"] == "very-secret-key"
+    service = emulator.stored(KSERVE, "kubeflow", "mnist-classifier")
+    assert service is not None
+    assert recorded_summary(service) == {
+        "accuracy": 0.9712,
+        "n_estimators": 30,
+        "train_size": 60000,
+        "test_size": 10000,
+        "run_id": "run-7",
+        "model_uri": MODEL_URI,
+    }
+    shown = capsys.readouterr()
+    assert "very-secret-key" not in shown.out + shown.err + caplog.text
+
+
+def test_the_rbac_manifest_allows_every_request_the_deploy_step_makes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `inv setup` grants the pipeline's service account covers the deploy step."""
+    rules = [
+        rule
+        for doc in yaml.safe_load_all(RBAC.read_text())
+        if doc["kind"] == "ClusterRole"
+        for rule in doc["rules"]
+    ]
+    made: set[tuple[str, str, str, str]] = set()
+    for serving_kind, resource, statuses in (
+        ("seldon", SELDON, seldon("Available")),
+        ("kserve", KSERVE, kserve_ready()),
+    ):
+        emulator = ClusterEmulator()
+        emulator.declare(resource)
+        emulator.controllers.append(Operator(resource, *statuses))
+        emulator.objects["v1/secrets", "kubeflow", "mlpipeline-minio-artifact"] = {
+            "metadata": {"name": "mlpipeline-minio-artifact", "namespace": "kubeflow"},
+            "data": {"accesskey": "bQ==", "secretkey": "cw=="},
+        }
+        with serving(emulator) as url:
+            monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "k", url)))
+            deploy_step(
+                model_uri=MODEL_URI,
+                image=IMAGE,
+                namespace="kubeflow",
+                name="mnist-classifier",
+                serving=serving_kind,
+                poll_interval=0.01,
+            )
+        for request in emulator:
+            if request.resource is not None:
+                made |= _verbs_on(request)
+    made.discard(("", "", "", ""))  # API discovery: allowed to every authenticated user
+
+    assert ("machinelearning.seldon.io", "seldondeployments", "patch", "mnist-classifier") in made
+    assert ("serving.kserve.io", "inferenceservices", "create", "mnist-classifier") in made
+    for group, resource, verb, name in sorted(made):
+        assert any(
+            group in rule["apiGroups"]
+            and resource in rule["resources"]
+            and verb in rule["verbs"]
+            and (verb == "create" or not name or name in rule.get("resourceNames", [name]))
+            for rule in rules
+        ), f"RBAC does not allow {verb} {resource}.{group} {name}"
+
+
+def _verbs_on(request: Any) -> set[tuple[str, str, str, str]]:
+    """(group, resource, verb, name) the authorizer checks for one API request.
+
+    A server-side apply is a PATCH that creates what is missing: it needs both verbs.
+    """
+    if request.resource.plural is None:
+        return {("", "", "", "")}
+    method = str(request.method.value)
+    if method == "GET":
+        verbs = ["get" if request.name else "list"]
+    elif method == "PATCH":
+        verbs = ["patch", "create"]
+    else:
+        verbs = [{"POST": "create", "DELETE": "delete", "PUT": "update"}[method]]
+    where = (request.resource.group, request.resource.plural)
+    return {(*where, verb, request.name or "") for verb in verbs}

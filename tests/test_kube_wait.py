@@ -1,0 +1,426 @@
+"""wait_for_pods and cluster_status against kmock's Kubernetes emulator over real HTTP."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kube_support import (
+    ClusterEmulator,
+    is_pod_list,
+    is_pod_watch,
+    pod,
+    ready_status,
+    status,
+    terminated,
+    unschedulable,
+    waiting,
+)
+
+from hello_kubeflow.errors import ClusterError, PodFailedError, WaitTimeoutError
+from hello_kubeflow.kube.feed import Backoff
+from hello_kubeflow.kube.wait import WaitResult, cluster_status, wait_for_pods
+from hello_kubeflow.settings import Settings
+
+FAST = Backoff(initial=0.05, maximum=0.2)
+
+
+@pytest.fixture
+def cluster() -> Iterator[ClusterEmulator]:
+    """A fresh emulated API server on a free port."""
+    with ClusterEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def settings(cluster: ClusterEmulator, tmp_path: Path) -> Settings:
+    """Settings whose kubeconfig points at the emulator."""
+    return cluster.settings(tmp_path)
+
+
+@pytest.fixture
+def later() -> Iterator[Callable[[float, Callable[[], Any]], None]]:
+    """Run something after a delay in another thread (the kubelet acting meanwhile)."""
+    timers: list[threading.Timer] = []
+
+    def schedule(delay: float, action: Callable[[], Any]) -> None:
+        timer = threading.Timer(delay, action)
+        timers.append(timer)
+        timer.start()
+
+    yield schedule
+    for timer in timers:
+        timer.cancel()
+        timer.join(5)
+
+
+def wait(settings: Settings, timeout: float = 20.0, **options: Any) -> WaitResult:
+    return wait_for_pods(settings, timeout=timeout, backoff=FAST, **options)
+
+
+def event(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"type": kind, "object": body}
+
+
+def row(table: str, pod_name: str) -> list[str]:
+    """The cells of the table row about `pod_name` (the last cell, WHY, kept whole)."""
+    line = next(line for line in table.splitlines() if f" {pod_name} " in line)
+    return line.split(maxsplit=4)
+
+
+# ---- success
+
+
+def test_returns_when_every_pod_is_already_ready(
+    cluster: ClusterEmulator, settings: Settings
+) -> None:
+    cluster.add(pod("kubeflow", "api", phase="Running", ready=True))
+    cluster.add(pod("kubeflow", "ui", phase="Running", ready=True))
+    cluster.add(pod("seldon-system", "operator", phase="Running", ready=True))
+
+    result = wait(settings)
+
+    assert (result.snapshot.ready, result.snapshot.total) == (3, 3)
+    assert result.snapshot.per_namespace() == {"kubeflow": (2, 2), "seldon-system": (1, 1)}
+
+
+def test_waits_while_pods_become_ready_one_by_one(
+    cluster: ClusterEmulator, settings: Settings, later: Callable[..., None]
+) -> None:
+    names = ["mysql", "minio", "api"]
+    for name in names:
+        cluster.add(pod("kubeflow", name, statuses=[waiting("main", "ContainerCreating")]))
+    for index, name in enumerate(names):
+        later(
+            0.2 * (index + 1),
+            lambda name=name: cluster.set_status("kubeflow", name, ready_status()),
+        )
+
+    result = wait(settings)
+
+    assert result.snapshot.ready == 3
+
+
+def test_includes_pods_that_appear_while_waiting(
+    cluster: ClusterEmulator, settings: Settings, later: Callable[..., None]
+) -> None:
+    cluster.add(pod("kubeflow", "first"))
+    made_ready: list[str] = []
+
+    def second_pod_appears_then_everything_gets_ready() -> None:
+        cluster.add(pod("kubeflow", "second"))
+        cluster.set_status("kubeflow", "first", ready_status())
+        time.sleep(0.3)
+        made_ready.append("second")
+        cluster.set_status("kubeflow", "second", ready_status())
+
+    later(0.2, second_pod_appears_then_everything_gets_ready)
+    result = wait(settings)
+
+    assert made_ready == ["second"]  # it did not return while "second" was pending
+    assert (result.snapshot.ready, result.snapshot.total) == (2, 2)
+
+
+def test_succeeded_pods_count_as_ready(cluster: ClusterEmulator, settings: Settings) -> None:
+    cluster.add(pod("kubeflow", "migrate-db", phase="Succeeded"))
+    cluster.add(pod("kubeflow", "api", phase="Running", ready=True))
+
+    assert wait(settings).snapshot.ready == 2
+
+
+def test_waits_only_for_the_namespaces_asked_for(
+    cluster: ClusterEmulator, settings: Settings
+) -> None:
+    cluster.add(pod("kubeflow", "api", phase="Running", ready=True))
+    cluster.add(pod("elsewhere", "stuck", statuses=[waiting("main", "ContainerCreating")]))
+
+    result = wait(settings, namespaces=["kubeflow"])
+
+    assert result.snapshot.per_namespace() == {"kubeflow": (1, 1)}
+
+
+def test_with_require_pods_an_empty_namespace_is_not_done(
+    cluster: ClusterEmulator, settings: Settings, later: Callable[..., None]
+) -> None:
+    later(0.3, lambda: cluster.add(pod("kubeflow", "api", phase="Running", ready=True)))
+
+    result = wait(settings, namespaces=["kubeflow"], require_pods=True)
+
+    assert result.snapshot.per_namespace() == {"kubeflow": (1, 1)}
+
+
+# ---- fail fast on what will not heal
+
+BROKEN = {
+    "ImagePullBackOff": dict(
+        statuses=[waiting("api", "ImagePullBackOff", 'Back-off pulling image "nope:1"')]
+    ),
+    "ErrImagePull": dict(statuses=[waiting("api", "ErrImagePull", "manifest unknown")]),
+    "InvalidImageName": dict(
+        statuses=[waiting("api", "InvalidImageName", 'couldn\'t parse image "A:b:c"')]
+    ),
+    "CrashLoopBackOff": dict(
+        phase="Running", statuses=[waiting("api", "CrashLoopBackOff", "back-off", 5)]
+    ),
+    "CreateContainerConfigError": dict(
+        statuses=[waiting("api", "CreateContainerConfigError", 'secret "mysql-secret" not found')]
+    ),
+    "RunContainerError": dict(statuses=[waiting("api", "RunContainerError", "exec: not found")]),
+    "Error (exit 3)": dict(phase="Running", statuses=[terminated("api", 3)]),
+}
+
+
+@pytest.mark.parametrize("reason", list(BROKEN))
+def test_fails_at_once_naming_pod_container_and_reason(
+    reason: str, cluster: ClusterEmulator, settings: Settings, later: Callable[..., None]
+) -> None:
+    cluster.add(pod("kubeflow", "ml-pipeline", containers=("api",), restart_policy="Never"))
+    later(
+        0.2,
+        lambda: cluster.set_status(
+            "kubeflow", "ml-pipeline", status(containers=("api",), **BROKEN[reason])
+        ),
+    )
+
+    with pytest.raises(PodFailedError) as failed:
+        wait(settings, timeout=60)  # a PodFailedError, not a WaitTimeoutError: it did not wait
+
+    message = str(failed.value)
+    assert "kubeflow/ml-pipeline" in message
+    assert "container 'api'" in message
+    assert reason in message
+
+
+def test_crash_loop_below_the_restart_limit_keeps_waiting(
+    cluster: ClusterEmulator, tmp_path: Path, later: Callable[..., None]
+) -> None:
+    settings = cluster.settings(tmp_path, wait_restart_limit=3)
+    crashing = [waiting("main", "CrashLoopBackOff", "back-off 10s", restarts=2)]
+    cluster.add(pod("kubeflow", "api", phase="Running", statuses=crashing))
+    later(0.3, lambda: cluster.set_status("kubeflow", "api", ready_status()))
+
+    assert wait(settings).snapshot.ready == 1
+
+
+def test_a_rate_limited_image_pull_keeps_waiting(
+    cluster: ClusterEmulator, settings: Settings, later: Callable[..., None]
+) -> None:
+    limited = [waiting("main", "ImagePullBackOff", "429 Too Many Requests: toomanyrequests")]
+    cluster.add(pod("kubeflow", "api", statuses=limited))
+    later(0.3, lambda: cluster.set_status("kubeflow", "api", ready_status()))
+
+    assert wait(settings).snapshot.ready == 1
+
+
+def test_a_failed_pod_of_a_job_that_then_succeeded_does_not_block(
+    cluster: ClusterEmulator, settings: Settings
+) -> None:
+    job = ("Job", "create-buckets")
+    cluster.add(
+        pod(
+            "kubeflow",
+            "create-buckets-a",
+            phase="Failed",
+            owner=job,
+            statuses=[terminated("main", 1)],
+        )
+    )
+    cluster.add(pod("kubeflow", "create-buckets-b", phase="Succeeded", owner=job))
+    cluster.add(pod("kubeflow", "api", phase="Running", ready=True))
+
+    result = wait(settings)
+
+    assert (result.snapshot.ready, result.snapshot.total) == (2, 2)
+
+
+def test_a_failed_pod_of_a_job_that_gave_up_fails(
+    cluster: ClusterEmulator, settings: Settings
+) -> None:
+    job = ("Job", "create-buckets")
+    cluster.add(
+        pod(
+            "kubeflow",
+            "create-buckets-a",
+            phase="Failed",
+            owner=job,
+            statuses=[terminated("main", 1)],
+        )
+    )
+    failed_job = {
+        "metadata": {"name": "create-buckets", "namespace": "kubeflow"},
+        "status": {
+            "failed": 4,
+            "conditions": [
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": "BackoffLimitExceeded",
+                    "message": "reached limit",
+                }
+            ],
+        },
+    }
+    cluster.put_object("batch/v1/jobs", "kubeflow", "create-buckets", failed_job)
+
+    with pytest.raises(PodFailedError, match="BackoffLimitExceeded") as failed:
+        wait(settings)
+
+    assert "kubeflow/create-buckets-a" in str(failed.value)
+
+
+def test_an_evicted_pod_replaced_by_its_replicaset_does_not_block(
+    cluster: ClusterEmulator, settings: Settings
+) -> None:
+    owner = ("ReplicaSet", "api-5d4f")
+    cluster.add(pod("kubeflow", "api-5d4f-old", phase="Failed", owner=owner, reason="Evicted"))
+    cluster.add(pod("kubeflow", "api-5d4f-new", phase="Running", ready=True, owner=owner))
+
+    assert wait(settings).snapshot.total == 1
+
+
+# ---- waiting until the deadline
+
+
+def test_unschedulable_pods_are_reported_with_the_schedulers_message_until_the_timeout(
+    cluster: ClusterEmulator, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler = "0/1 nodes are available: 1 Insufficient cpu."
+    cluster.add(pod("kubeflow", "big", conditions=unschedulable(scheduler)))
+    caplog.set_level(logging.INFO, logger="hello_kubeflow")
+
+    with pytest.raises(WaitTimeoutError) as timed_out:
+        wait(settings, timeout=1.0, progress_interval=0.2)
+
+    assert row(str(timed_out.value), "big") == ["kubeflow", "big", "Unschedulable", "0", scheduler]
+    assert "0/1 pods ready" in caplog.text and "kubeflow/big: Unschedulable" in caplog.text
+
+
+def test_the_deadline_is_honoured_while_the_watch_is_silent(
+    cluster: ClusterEmulator, settings: Settings
+) -> None:
+    cluster.add(pod("kubeflow", "slow", statuses=[waiting("main", "ContainerCreating")]))
+    started = time.monotonic()
+
+    with pytest.raises(WaitTimeoutError, match="ContainerCreating"):
+        wait(settings, timeout=1.0, watch_seconds=30)
+
+    assert time.monotonic() - started < 10  # not the 30 s the silent watch would last
+
+
+# ---- a flaky API server
+
+
+def test_retries_lists_answered_500_then_429(cluster: ClusterEmulator, settings: Settings) -> None:
+    cluster.add(pod("kubeflow", "api", phase="Running", ready=True))
+    cluster.fail(is_pod_list, 2, 500)
+    cluster.fail(is_pod_list, 2, 429, after=2)
+
+    assert wait(settings).snapshot.ready == 1
+    assert len(cluster.requests(is_pod_list)) == 5
+
+
+def test_retries_watches_answered_503(
+    cluster: ClusterEmulator, settings: Settings, later: Callable[..., None]
+) -> None:
+    cluster.add(pod("kubeflow", "api"))
+    cluster.fail(is_pod_watch, 3, 503)
+    later(0.5, lambda: cluster.set_status("kubeflow", "api", ready_status()))
+
+    assert wait(settings).snapshot.ready == 1
+
+
+def test_a_forbidden_list_fails_with_the_fix(cluster: ClusterEmulator, settings: Settings) -> None:
+    cluster.fail(is_pod_list, 1, 403)
+
+    with pytest.raises(ClusterError, match=r"403.*kubectl auth can-i list pods"):
+        wait(settings)
+
+
+def test_an_unreachable_api_server_times_out_saying_so(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once closed
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        f"clusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n"
+        "current-context: x\n"
+    )
+
+    with pytest.raises(WaitTimeoutError, match="did not answer a pod list"):
+        wait(Settings(kubeconfig=kubeconfig, kube_request_timeout=1.0), timeout=1.0)
+
+
+# ---- broken watches: re-list, never miss a change
+
+
+def test_a_dropped_watch_is_followed_by_a_relist_that_sees_missed_changes(
+    cluster: ClusterEmulator, settings: Settings
+) -> None:
+    cluster.add(pod("kubeflow", "a"))
+    cluster.add(pod("kubeflow", "b"))
+    ready_a = pod("kubeflow", "a", phase="Running", ready=True)
+    cluster.next_watches(
+        (
+            cluster.change_silently("kubeflow", "a", {"status": ready_status()}),
+            event("MODIFIED", ready_a),
+            cluster.change_silently("kubeflow", "b", {"status": ready_status()}),
+            # the stream ends here: b's change was never sent; later watches are silent
+        )
+    )
+
+    result = wait(settings)
+
+    assert (result.snapshot.ready, result.snapshot.total) == (2, 2)
+    assert len(cluster.requests(is_pod_list)) == 2  # the first list, and the re-list
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"), [(410, "Expired"), (500, "InternalError")], ids=["410-gone", "error-event"]
+)
+def test_a_watch_error_event_leads_to_a_relist(
+    code: int, reason: str, cluster: ClusterEmulator, settings: Settings
+) -> None:
+    cluster.add(pod("kubeflow", "a"))
+    gone = {"kind": "Status", "code": code, "reason": reason, "message": "too old resource version"}
+    cluster.next_watches(
+        (
+            cluster.change_silently("kubeflow", "a", {"status": ready_status()}),
+            event("ERROR", gone),
+            ...,
+        )
+    )
+
+    assert wait(settings).snapshot.ready == 1
+    assert len(cluster.requests(is_pod_list)) == 2
+
+
+# ---- inv status
+
+
+def test_cluster_status_lists_what_is_not_ready_and_why(
+    cluster: ClusterEmulator, settings: Settings
+) -> None:
+    cluster.add(pod("kubeflow", "api", phase="Running", ready=True))
+    cluster.add(pod("kubeflow", "mysql", statuses=[waiting("main", "ContainerCreating")]))
+    cluster.add(
+        pod(
+            "kubeflow",
+            "big",
+            conditions=unschedulable("0/1 nodes are available: 1 Insufficient memory."),
+        )
+    )
+
+    table = cluster_status(settings).table()
+
+    assert table.splitlines()[0] == "1/3 pods ready (kubeflow 1/3)"
+    assert row(table, "big")[:3] == ["kubeflow", "big", "Unschedulable"]
+    assert "Insufficient memory" in row(table, "big")[4]
+    assert row(table, "mysql")[:3] == ["kubeflow", "mysql", "ContainerCreating"]
+    assert len(table.splitlines()) == 4  # counts, header, two rows: "api" is ready

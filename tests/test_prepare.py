@@ -1,0 +1,50 @@
+"""inv setup in local mode (the default), and how it dispatches to cluster mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hello_kubeflow.errors import SettingsError
+from hello_kubeflow.prepare import setup
+from hello_kubeflow.settings import Settings
+
+
+@pytest.mark.slow  # imports every dependency and verifies the full MNIST: about 5 s
+def test_local_setup_reports_python_docker_and_mnist_then_the_next_command(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
+    report = setup(Settings(mnist_dir=mnist_dir, cache_dir=tmp_path / "cache"))
+
+    python, docker, mnist = report.lines
+    assert python.startswith("[ok]   Python: ") and "kfp " in python
+    assert docker.startswith(("[ok]   Docker: engine", "[--]   Docker: not available (optional"))
+    assert "inv build-push" in docker  # what Docker is for, found or not
+    assert mnist.startswith("[ok]   MNIST: ") and str(mnist_dir) in mnist
+    assert report.text().endswith("Next: inv train (then inv serve and inv query; or inv demo)")
+
+
+def test_local_dry_run_fetches_nothing(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+
+    report = setup(Settings(cache_dir=cache), dry_run=True)
+
+    assert (
+        report.lines[-1]
+        == f"[--]   MNIST: would verify, or fetch and verify, the four IDX files in {cache}"
+    )
+    assert not cache.exists()
+
+
+def test_cluster_mode_dry_run_prints_the_plan(tmp_path: Path) -> None:
+    report = setup(Settings(mode="cluster", kubeconfig=tmp_path / "none"), dry_run=True)
+
+    assert report.mode == "cluster"
+    assert "Plan for profile 'pipelines'" in report.text()
+    assert "target: none yet (no kubeconfig found" in report.text()
+
+
+def test_an_unknown_mode_is_a_settings_error() -> None:
+    with pytest.raises(SettingsError, match="HK_MODE='cloud'"):
+        setup(Settings(mode="cloud"))
