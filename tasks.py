@@ -8,7 +8,6 @@ stdout (with `--json`, one JSON object as the last line).
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from typing import Any
 
 from invoke import Exit, task
 
+from hello_kubeflow.console import configure_logging
 from hello_kubeflow.errors import HelloKubeflowError
 from hello_kubeflow.settings import Settings, load_settings
 
@@ -33,11 +33,9 @@ def _user_errors() -> Iterator[None]:
 
 def _settings(**overrides: Any) -> Settings:
     """Settings from the environment and .env, with command-line values on top."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    configure_logging()
     with _user_errors():
-        return load_settings().override(
-            {k: v for k, v in overrides.items() if v not in (None, "")}
-        )
+        return load_settings().override({k: v for k, v in overrides.items() if v not in (None, "")})
 
 
 # ---- issue 2: data, training, the pipeline
@@ -49,7 +47,7 @@ def _settings(**overrides: Any) -> Settings:
         "image": "image the steps run in (default: the pushed image by digest)",
     }
 )
-def compile(c: Any, output: str = "job.yaml", image: str = "") -> None:  # noqa: A001
+def compile(c: Any, output: str = "job.yaml", image: str = "") -> None:
     """Compile the training pipeline to KFP IR YAML."""
     from pathlib import Path
 
@@ -70,6 +68,10 @@ def compile(c: Any, output: str = "job.yaml", image: str = "") -> None:  # noqa:
         "train_limit": "use only the first N training images (0: all; for quick tries)",
         "test_limit": "use only the first N test images (0: all)",
         "json": "print the summary as one JSON object on the last line",
+        "mode": "local (kfp.local) or cluster (Kubeflow Pipelines, model served in the "
+        "cluster); default: HK_MODE or local",
+        "dry_run": "cluster mode: print the compiled pipeline, image, endpoint, experiment "
+        "and parameters, contacting nothing",
     }
 )
 def train(
@@ -81,11 +83,151 @@ def train(
     train_limit: int = 0,
     test_limit: int = 0,
     json: bool = False,
+    mode: str = "",
+    dry_run: bool = False,
 ) -> None:
-    """Train the MNIST model by running the pipeline (locally with kfp.local)."""
+    """Train the MNIST model by running the pipeline (locally, or on Kubeflow Pipelines)."""
     from hello_kubeflow.runs import RunOptions, run_local
 
-    settings = _settings(preset=preset or None, seed=seed if seed >= 0 else None)
+    settings = _settings(preset=preset or None, seed=seed if seed >= 0 else None, mode=mode or None)
+    options = RunOptions(
+        preset=settings.preset,
+        n_estimators=trees or settings.n_estimators or 0,
+        seed=settings.seed,
+        train_limit=train_limit,
+        test_limit=test_limit,
+    )
+    if dry_run and settings.mode != "cluster":
+        raise Exit("error: --dry-run shows a cluster run: add --mode cluster", code=1)
+    if settings.mode == "cluster":
+        from hello_kubeflow.cluster import plan, train_on_cluster
+
+        with _user_errors():
+            done: Any = plan(settings, options) if dry_run else train_on_cluster(settings, options)
+        print(done.to_json() if json else done.describe())
+        return
+    with _user_errors():
+        summary = run_local(settings, options, runner=runner)
+    print(summary.to_json() if json else summary.describe())
+
+
+# ---- issue 3: serving and querying
+
+
+@task(
+    help={
+        "model": "model directory to serve (default: HK_MODEL_DIR, else the latest inv train)",
+        "port": "port to listen on (default: HK_SERVE_PORT or 9000)",
+        "host": "address to bind (default: HK_SERVE_HOST or 127.0.0.1)",
+        "workers": "worker processes (default: HK_SERVE_WORKERS or 1)",
+        "container": "run the server in the project image (model mounted read-only, "
+        "port published on 127.0.0.1 only)",
+    }
+)
+def serve(
+    c: Any,
+    model: str = "",
+    port: int = 0,
+    host: str = "",
+    workers: int = 0,
+    container: bool = False,
+) -> None:
+    """Serve the trained model (Seldon protocol and Open Inference V2) until Ctrl-C."""
+    from hello_kubeflow.serving.server import resolve_model_dir, run_server
+
+    settings = _settings(
+        serve_port=port or None, serve_host=host or None, serve_workers=workers or None
+    )
+    with _user_errors():
+        if container:
+            from hello_kubeflow.images.container import run_server_container
+
+            run_server_container(settings, resolve_model_dir(settings, model))
+        else:
+            run_server(settings, resolve_model_dir(settings, model))
+
+
+@task(
+    help={
+        "index": "MNIST test image to send (default -1: a random one)",
+        "image": "PNG of a drawn digit to send instead (any size; made MNIST-like)",
+        "protocol": "seldon (default) or v2 (Open Inference Protocol)",
+        "plot": "write the digit beside a bar chart of its probabilities to this PNG",
+        "count": "send N test images (batched, from --index or 0) and print the accuracy",
+        "url": "server URL (default: HK_QUERY_URL, else the local server); in cluster mode "
+        "the gateway's address (default: HK_GATEWAY_URL, else a port-forward)",
+        "json": "print the result as one JSON object on the last line",
+        "mode": "local or cluster (the model served in the cluster, through its gateway; "
+        "the protocol follows the serving system); default: HK_MODE or local",
+    }
+)
+def query(
+    c: Any,
+    index: int = -1,
+    image: str = "",
+    protocol: str = "seldon",
+    plot: str = "",
+    count: int = 0,
+    url: str = "",
+    json: bool = False,
+    mode: str = "",
+) -> None:
+    """Query the model server with a digit and sanity-check the answer."""
+    import json as json_lib
+
+    from hello_kubeflow.query import query_accuracy, query_digit
+
+    settings = _settings(mode=mode or None)
+    with _user_errors():
+        if url:  # the gateway in cluster mode, the server itself locally
+            settings = settings.override(
+                {"gateway_url" if settings.mode == "cluster" else "query_url": url}
+            )
+        if settings.mode == "cluster":
+            from hello_kubeflow.cluster_query import query_cluster
+
+            result: Any = query_cluster(
+                settings, index=index, image=image, plot=plot, count=count, start=max(index, 0)
+            )
+        elif count:
+            result = query_accuracy(settings, count=count, start=max(index, 0), protocol=protocol)
+        else:
+            result = query_digit(settings, index=index, image=image, protocol=protocol, plot=plot)
+    print(json_lib.dumps(result.as_dict()) if json else result.describe())
+
+
+@task(
+    help={
+        "preset": "training preset: default or book",
+        "trees": "number of trees (default: the preset's)",
+        "train_limit": "use only the first N training images (0: all; for quick tries)",
+        "test_limit": "use only the first N test images (0: all)",
+        "runner": "local runner: subprocess or docker",
+        "protocol": "query protocol: seldon (default) or v2",
+        "count": "also send N test images through the server and print the accuracy",
+        "plot": "write the queried digit and its probabilities to this PNG",
+        "json": "print the summary as one JSON object on the last line",
+    }
+)
+def demo(
+    c: Any,
+    preset: str = "",
+    trees: int = 0,
+    train_limit: int = 0,
+    test_limit: int = 0,
+    runner: str = "subprocess",
+    protocol: str = "seldon",
+    count: int = 0,
+    plot: str = "",
+    json: bool = False,
+) -> None:
+    """Train, serve in the background, query, then stop the server: the whole walkthrough."""
+    import json as json_lib
+
+    from hello_kubeflow.demo import run_demo
+    from hello_kubeflow.runs import RunOptions
+
+    settings = _settings(preset=preset or None)
     options = RunOptions(
         preset=settings.preset,
         n_estimators=trees or settings.n_estimators or 0,
@@ -94,13 +236,159 @@ def train(
         test_limit=test_limit,
     )
     with _user_errors():
-        summary = run_local(settings, options, runner=runner)
-    print(summary.to_json() if json else summary.describe())
+        summary = run_demo(
+            settings, options, runner=runner, protocol=protocol, count=count, plot=plot
+        )
+    print(json_lib.dumps(summary.as_dict()) if json else summary.describe())
 
-# ---- issue 3: serving and querying
 
 # ---- issue 4: the image
 
+
+@task(
+    help={
+        "no_push": "build only; do not push (CONTAINER_REGISTRY is then optional)",
+        "dry_run": "print what would be built and pushed; contact no Docker engine",
+        "tag": "image tag (default: HK_IMAGE_TAG, else the git commit, -dirty if changed)",
+        "base_image": "Dockerfile BASE_IMAGE (default: HK_BASE_IMAGE, else a Kubeflow "
+        "notebook image)",
+        "json": "print the result as one JSON object on the last line",
+    }
+)
+def build_push(
+    c: Any,
+    no_push: bool = False,
+    dry_run: bool = False,
+    tag: str = "",
+    base_image: str = "",
+    json: bool = False,
+) -> None:
+    """Build the project image and push it to $CONTAINER_REGISTRY, recording its digest."""
+    import json as json_module
+
+    from hello_kubeflow.images import build_push as build_and_push
+
+    settings = _settings()
+    with _user_errors():
+        result = build_and_push(
+            settings, push=not no_push, dry_run=dry_run, tag=tag, base_image=base_image
+        )
+    print(json_module.dumps(result.as_dict()) if json else result.describe())
+
+
 # ---- issue 5: setup, wait, status
 
+
+def _namespaces(text: str) -> tuple[str, ...] | None:
+    """`a, b` -> ("a", "b"); "" -> None (the setting decides)."""
+    return tuple(n.strip() for n in text.split(",") if n.strip()) or None
+
+
+@task(
+    help={
+        "mode": "local (check tools, make MNIST ready) or cluster (install Kubeflow, wait "
+        "for its pods); default: HK_MODE or local",
+        "profile": "cluster mode: pipelines (Kubeflow Pipelines + a serving system; fits "
+        "minikube/kind) or full (the Kubeflow manifests' example); default: HK_PROFILE",
+        "dry_run": "print the plan (what, which versions, which commands); change nothing",
+        "json": "also print the report as one JSON object on the last line",
+    }
+)
+def setup(
+    c: Any, mode: str = "", profile: str = "", dry_run: bool = False, json: bool = False
+) -> None:
+    """Prepare the workflow: tools and data locally, or Kubeflow on the cluster."""
+    import json as json_lib
+
+    from hello_kubeflow.prepare import setup as prepare
+
+    settings = _settings(mode=mode or None, profile=profile or None)
+    with _user_errors():
+        report = prepare(settings, dry_run=dry_run)
+    print(report.text())
+    if json:
+        print(json_lib.dumps(report.as_dict()))
+
+
+@task(
+    help={
+        "namespaces": "comma-separated namespaces to wait for (default: HK_WAIT_NAMESPACES, "
+        "else all)",
+        "timeout": "seconds before giving up (default: HK_WAIT_TIMEOUT, 1800)",
+    }
+)
+def wait(c: Any, namespaces: str = "", timeout: float = 0.0) -> None:
+    """Wait until every pod is ready or completed; stop at once on a broken one."""
+    from hello_kubeflow.kube.wait import wait_for_pods
+
+    settings = _settings(
+        wait_namespaces=_namespaces(namespaces), wait_timeout=timeout if timeout > 0 else None
+    )
+    with _user_errors():
+        result = wait_for_pods(settings)
+    print(result.summary())
+
+
+@task(
+    help={
+        "namespaces": "comma-separated namespaces (default: HK_WAIT_NAMESPACES, else all)",
+        "json": "also print the state as one JSON object on the last line",
+    }
+)
+def status(c: Any, namespaces: str = "", json: bool = False) -> None:
+    """Show which pods are not ready, and why, in the current cluster."""
+    import json as json_lib
+
+    from hello_kubeflow.kube.wait import cluster_status
+
+    settings = _settings(wait_namespaces=_namespaces(namespaces))
+    with _user_errors():
+        snapshot = cluster_status(settings)
+    print(snapshot.table())
+    if json:
+        print(json_lib.dumps(snapshot.as_dict()))
+
+
 # ---- issue 6: cluster mode
+
+
+@task(
+    help={
+        "namespace": "namespace of the served model (default: HK_NAMESPACE or kubeflow)",
+        "name": "name of the served model (default: HK_DEPLOYMENT_NAME or mnist-classifier)",
+        "json": "print what was removed as one JSON object on the last line",
+    }
+)
+def undeploy(c: Any, namespace: str = "", name: str = "", json: bool = False) -> None:
+    """Remove the model served in the cluster (its SeldonDeployment or InferenceService)."""
+    import json as json_lib
+
+    from hello_kubeflow.cluster import undeploy_model
+
+    settings = _settings(namespace=namespace or None, deployment_name=name or None)
+    with _user_errors():
+        removed = undeploy_model(settings)
+    where = f"{settings.namespace}/{settings.deployment_name}"
+    if json:
+        print(json_lib.dumps({"removed": removed, "deployment": where}))
+    else:
+        print("\n".join(f"removed {r}" for r in removed) or f"nothing to remove at {where}")
+
+
+# ---- the project itself
+
+
+@task(
+    help={
+        "quick": "skip tests marked slow (the full suite runs them)",
+        "pytest_args": "extra arguments for pytest, e.g. '-k settings -x'",
+    }
+)
+def test(c: Any, quick: bool = False, pytest_args: str = "") -> None:
+    """Run the checks: ruff (lint and format), mypy (strict), then the whole test suite."""
+    python = sys.executable  # the environment inv runs in, activated or not
+    c.run(f"{python} -m ruff check .", echo=True)
+    c.run(f"{python} -m ruff format --check .", echo=True)
+    c.run(f"{python} -m mypy", echo=True)
+    marker = "-m 'not slow'" if quick else ""
+    c.run(f"{python} -m pytest {marker} {pytest_args}".strip(), echo=True)

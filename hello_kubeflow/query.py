@@ -1,0 +1,378 @@
+"""Query the model server and sanity-check the answer: ten probabilities naming a digit.
+
+`query_digit` sends one image (an MNIST test image by index or at random, or a
+PNG a person drew) and `query_accuracy` sends N test images in batches; both in
+the Seldon format or the Open Inference Protocol (V2). Requests have a timeout;
+connection errors and 502/503/504 (a model still loading) are retried until
+`settings.query_deadline`; a 4xx is never retried and its message is shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import requests
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from hello_kubeflow.answers import Prediction, check_answer, seldon_payload, v2_payload
+from hello_kubeflow.errors import EndpointError, QueryError
+from hello_kubeflow.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+PROTOCOLS = ("seldon", "v2")
+SELDON_PATH = "/api/v1.0/predictions"
+RETRY_STATUSES = frozenset({502, 503, 504})
+BATCH_SIZE = 500  # images per request for --count (~2 MB of JSON, under the body limit)
+FIRST_RETRY_SECONDS = 0.2
+MAX_RETRY_WAIT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """One image sent, the answer, and the sanity verdict."""
+
+    source: str
+    label: int | None
+    prediction: int
+    probabilities: list[float]
+    top3: list[tuple[int, float]]
+    sanity: str
+    url: str
+    protocol: str
+    index: int | None = None
+    plot: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able values: `prediction`, `probabilities`, `label`, `sanity`, ..."""
+        return asdict(self)
+
+    def describe(self) -> str:
+        """The result as a person reads it."""
+        top = ", ".join(f"{digit}: {p:.3f}" for digit, p in self.top3)
+        lines = [
+            f"image:      {self.source}",
+            f"true label: {self.label if self.label is not None else 'unknown (a drawn digit)'}",
+            f"prediction: {self.prediction}",
+            f"top 3:      {top}",
+            f"sanity:     {self.sanity}",
+            f"endpoint:   {self.url} ({self.protocol})",
+        ]
+        if self.plot:
+            lines.append(f"plot:       {self.plot}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class AccuracyResult:
+    """N test images sent in batches, and how many the endpoint got right."""
+
+    count: int
+    correct: int
+    accuracy: float
+    seconds: float
+    sanity: str
+    url: str
+    protocol: str
+    confused: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as JSON-able values."""
+        return asdict(self)
+
+    def describe(self) -> str:
+        """The result as a person reads it."""
+        return "\n".join(
+            [
+                f"accuracy through the endpoint: {self.accuracy:.2%} "
+                f"({self.correct:,} of {self.count:,} MNIST test images)",
+                f"sanity:   {self.sanity}",
+                f"endpoint: {self.url} ({self.protocol}), {self.seconds:.1f} s",
+            ]
+        )
+
+
+def query_digit(
+    settings: Settings,
+    *,
+    index: int = -1,
+    image: str | Path = "",
+    protocol: str = "seldon",
+    plot: str | Path = "",
+    headers: Mapping[str, str] | None = None,
+) -> QueryResult:
+    """Send one digit to the server and sanity-check the answer.
+
+    Args:
+        settings: the server URL (`settings.server_url`), model name, timeouts, MNIST.
+        index: an MNIST test image index; -1 picks one at random.
+        image: a PNG of a drawn digit to send instead of an MNIST image.
+        protocol: `seldon` or `v2`.
+        plot: a PNG to write showing the digit beside the probabilities.
+        headers: extra HTTP headers (e.g. a gateway's credentials).
+
+    Raises:
+        QueryError: bad options (index out of range, unreadable PNG).
+        EndpointError: the server cannot be reached, or refused the request.
+        SanityCheckError: the answer is not ten class probabilities naming a digit.
+    """
+    _check_protocol(protocol)
+    label: int | None = None
+    chosen: int | None = None
+    if image:
+        if index >= 0:
+            raise QueryError("give --index or --image, not both")
+        from hello_kubeflow.digits import load_digit_png
+
+        pixels = load_digit_png(image)
+        source = f"{image} (drawn digit, made MNIST-like)"
+    else:
+        pixels, label, chosen, source = _mnist_test_image(settings, index)
+    url = endpoint_url(settings, protocol)
+    with requests.Session() as session:
+        body = post_images(session, settings, url, pixels[np.newaxis, :], protocol, headers)
+    [answer] = check_answer(body, protocol, rows=1, url=url)
+    plotted = None
+    if plot:
+        from hello_kubeflow.digits import save_prediction_plot
+
+        plotted = str(
+            save_prediction_plot(
+                plot, pixels, answer.probabilities, title=source.split(" (")[0], label=label
+            )
+        )
+    return QueryResult(
+        source=source,
+        label=label,
+        prediction=answer.digit,
+        probabilities=list(answer.probabilities),
+        top3=answer.top(3),
+        sanity=answer.verdict,
+        url=url,
+        protocol=protocol,
+        index=chosen,
+        plot=plotted,
+    )
+
+
+def query_accuracy(
+    settings: Settings,
+    *,
+    count: int,
+    start: int = 0,
+    protocol: str = "seldon",
+    headers: Mapping[str, str] | None = None,
+) -> AccuracyResult:
+    """Send `count` MNIST test images (in batches) and measure accuracy through the endpoint.
+
+    Every answer goes through the same sanity check as a single query.
+
+    Raises:
+        QueryError, EndpointError, SanityCheckError: as for `query_digit`.
+    """
+    from hello_kubeflow.mnist import load_mnist, scale_pixels
+
+    _check_protocol(protocol)
+    data = load_mnist(settings)
+    total = len(data.y_test)
+    start = max(start, 0)
+    if count < 1 or start + count > total:
+        raise QueryError(
+            f"--count {count} from index {start} does not fit the {total:,} test images "
+            f"({data.source}): use 1 to {total - start:,}"
+        )
+    url = endpoint_url(settings, protocol)
+    correct = 0
+    confused: dict[str, int] = {}
+    started = time.monotonic()
+    with requests.Session() as session:
+        for first in range(start, start + count, BATCH_SIZE):
+            last = min(first + BATCH_SIZE, start + count)
+            batch = scale_pixels(data.x_test[first:last])
+            body = post_images(session, settings, url, batch, protocol, headers)
+            answers = check_answer(body, protocol, rows=len(batch), url=url)
+            for answer, label in zip(answers, data.y_test[first:last], strict=True):
+                if answer.digit == int(label):
+                    correct += 1
+                else:
+                    key = f"{int(label)}->{answer.digit}"
+                    confused[key] = confused.get(key, 0) + 1
+            logger.info("sent %d/%d images", last - start, count)
+    seconds = time.monotonic() - started
+    return AccuracyResult(
+        count=count,
+        correct=correct,
+        accuracy=correct / count,
+        seconds=seconds,
+        sanity=f"ok: all {count:,} answers are ten probabilities naming a digit",
+        url=url,
+        protocol=protocol,
+        confused=dict(sorted(confused.items(), key=lambda kv: -kv[1])[:10]),
+    )
+
+
+def endpoint_url(settings: Settings, protocol: str) -> str:
+    """The prediction URL under `settings.server_url` for `protocol`."""
+    base = settings.server_url.rstrip("/")
+    if protocol == "v2":
+        return f"{base}/v2/models/{settings.model_name}/infer"
+    return base + SELDON_PATH
+
+
+def post_images(
+    session: requests.Session,
+    settings: Settings,
+    url: str,
+    pixels: npt.NDArray[np.float32],
+    protocol: str,
+    headers: Mapping[str, str] | None = None,
+) -> Any:
+    """POST a batch of images; return the decoded JSON answer (or its text, if not JSON).
+
+    Retries connection errors and 502/503/504 with backoff until
+    `settings.query_deadline`; each attempt times out after `settings.query_timeout`.
+
+    Raises:
+        EndpointError: unreachable past the deadline, a timeout, or a 4xx/5xx answer
+            (the server's own message quoted).
+    """
+    payload = seldon_payload(pixels) if protocol == "seldon" else v2_payload(pixels, "input")
+    sent_headers = {"Content-Type": "application/json", **(headers or {})}
+    retrying = Retrying(
+        retry=retry_if_exception_type((requests.ConnectionError, _TransientAnswer)),
+        wait=_backoff(),
+        stop=stop_after_delay(settings.query_deadline),
+        before_sleep=before_sleep_log(logger, logging.INFO),
+        reraise=True,
+    )
+    try:
+        response = retrying(_post, session, url, payload, sent_headers, settings.query_timeout)
+    except requests.ConnectionError as exc:
+        raise EndpointError(
+            f"cannot reach the model server at {url} after {settings.query_deadline:g} s "
+            f"({_reason(exc)}): start it with `inv serve`, or point HK_QUERY_URL at it"
+        ) from None
+    except _TransientAnswer as exc:
+        raise EndpointError(
+            f"{url} still answered HTTP {exc.status} after {settings.query_deadline:g} s "
+            f"({_server_message(exc.response)}): the model is not ready; check the server's log"
+        ) from None
+    except requests.Timeout:
+        raise EndpointError(
+            f"{url} did not answer within {settings.query_timeout:g} s (HK_QUERY_TIMEOUT): "
+            "the server is overloaded or stuck; raise HK_QUERY_TIMEOUT or check its log"
+        ) from None
+    except requests.RequestException as exc:
+        raise EndpointError(f"the request to {url} failed: {exc}") from None
+    if response.status_code >= 400:
+        raise EndpointError(
+            f"{url} refused the request with HTTP {response.status_code}: "
+            f"{_server_message(response)}"
+        )
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _backoff() -> wait_exponential_jitter:
+    """0.2 s, 0.4 s, 0.8 s ... (max 5 s) plus up to 0.2 s of jitter."""
+    try:
+        return wait_exponential_jitter(
+            multiplier=FIRST_RETRY_SECONDS, max=MAX_RETRY_WAIT_SECONDS, jitter=FIRST_RETRY_SECONDS
+        )
+    except TypeError:  # tenacity < 9.1 names the first wait `initial`
+        return wait_exponential_jitter(
+            initial=FIRST_RETRY_SECONDS, max=MAX_RETRY_WAIT_SECONDS, jitter=FIRST_RETRY_SECONDS
+        )
+
+
+class _TransientAnswer(Exception):
+    """A 502/503/504 answer: the server (or its gateway) may be ready soon."""
+
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.status = response.status_code
+        self.response = response
+
+
+def _post(
+    session: requests.Session, url: str, payload: bytes, headers: dict[str, str], timeout: float
+) -> requests.Response:
+    response = session.post(url, data=payload, headers=headers, timeout=timeout)
+    if response.status_code in RETRY_STATUSES:
+        raise _TransientAnswer(response)
+    return response
+
+
+def _server_message(response: requests.Response) -> str:
+    """The server's own words: Seldon `status.info`, V2 `error`, else the start of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:300] or response.reason
+    if isinstance(body, dict):
+        status = body.get("status")
+        if isinstance(status, dict) and status.get("info"):
+            return str(status["info"])
+        if body.get("error"):
+            return str(body["error"])
+    return str(body)[:300]
+
+
+def _reason(exc: requests.ConnectionError) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out", "reset"):
+        if marker in text:
+            return marker.lower()
+    return text[:200]
+
+
+def _check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise QueryError(f"--protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+
+
+def _mnist_test_image(
+    settings: Settings, index: int
+) -> tuple[npt.NDArray[np.float32], int, int, str]:
+    """One scaled MNIST test image, its label, its index and a description."""
+    from hello_kubeflow.mnist import load_mnist, scale_pixels
+
+    data = load_mnist(settings)
+    total = len(data.y_test)
+    if index < 0:
+        index = random.randrange(total)
+    elif index >= total:
+        raise QueryError(
+            f"--index {index} is out of range: the test set ({data.source}) has {total:,} "
+            f"images, 0 to {total - 1:,}"
+        )
+    pixels = scale_pixels(data.x_test[index])
+    return pixels, int(data.y_test[index]), index, f"MNIST test image #{index}"
+
+
+__all__ = [
+    "PROTOCOLS",
+    "AccuracyResult",
+    "Prediction",
+    "QueryResult",
+    "endpoint_url",
+    "post_images",
+    "query_accuracy",
+    "query_digit",
+]

@@ -1,0 +1,16 @@
+"""The model server: Seldon protocol and Open Inference Protocol (V2) over HTTP.
+
+Modules, each small and by concern:
+
+- `features`: validate a batch of images (numpy only; shared with `seldon_model`).
+- `describe`: what the server says about its model (Seldon and V2 metadata).
+- `protocol`: parse request bodies (JSON, form-encoded `json=`) of both protocols.
+- `responses`: encode answers and error bodies (orjson).
+- `app`: the Starlette application and its routes.
+- `openapi`: the OpenAPI 3 description served at `/openapi.json`.
+- `server`: run the app under uvicorn (`run_server`), or in a thread (`running_server`).
+- `seldon_model`: `MnistClassifier`, the same model for `seldon-core-microservice`.
+
+Nothing is imported here, so `seldon_model` loads in an environment that has only
+numpy and the model's runtime (the Seldon wrapper's own venv).
+"""

@@ -1,0 +1,269 @@
+"""The Starlette application: Seldon protocol, Open Inference Protocol (V2), health, OpenAPI.
+
+Everything that can be done once is done in `create_app`: metadata documents, the
+OpenAPI document and the health answers are encoded to bytes at startup, and the
+model has answered one warm-up prediction before the first request. A request pays
+for reading its body (bounded by `max_body_bytes`), one orjson decode, a vectorised
+validation, the model, and one orjson encode. Small requests run on the event loop
+(a thread hop would cost more than the model); large batches run in a worker thread
+so health checks keep answering meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive
+
+from hello_kubeflow import __version__
+from hello_kubeflow.errors import ServingError
+from hello_kubeflow.serving.describe import ModelCard, ServableModel
+from hello_kubeflow.serving.features import N_CLASSES, N_FEATURES, BadInput
+from hello_kubeflow.serving.openapi import openapi_document
+from hello_kubeflow.serving.protocol import decode_json, parse_seldon, parse_v2, seldon_message
+from hello_kubeflow.serving.responses import (
+    INTERNAL_ERROR,
+    json_bytes,
+    new_puid,
+    seldon_error,
+    seldon_prediction,
+    v2_error,
+    v2_prediction,
+)
+
+logger = logging.getLogger(__name__)
+
+JSON = "application/json"
+INLINE_BODY_BYTES = 64 * 1024  # ~20 images: cheaper on the loop than a thread hop
+DRAIN_FACTOR = 4  # read (and drop) up to 4x the limit so the client sees our 413
+HEALTHY = b'{"strData":"healthy","meta":{}}'
+
+
+class _Service:
+    """The loaded model and every answer that can be prepared before serving."""
+
+    def __init__(self, model: ServableModel, model_name: str, max_body_bytes: int) -> None:
+        self.model = model
+        self.card = ModelCard.of(model, model_name)
+        self.class_names = list(self.card.class_names)
+        self.max_body_bytes = max_body_bytes
+        self.check_model()
+        self.seldon_metadata = json_bytes(self.card.seldon_metadata())
+        self.v2_metadata = json_bytes(self.card.v2_metadata())
+        self.v2_server = json_bytes(
+            {"name": "hello-kubeflow", "version": __version__, "extensions": []}
+        )
+        self.v2_model_ready = json_bytes({"name": model_name, "ready": True})
+        self.openapi = json_bytes(openapi_document(model_name))
+
+    def check_model(self) -> None:
+        """One prediction on a blank image: warms the runtime up and proves the shapes.
+
+        Raises:
+            ServingError: the model does not answer ten probabilities for one image.
+        """
+        answer = np.asarray(self.model.predict_proba(np.zeros((1, N_FEATURES), np.float32)))
+        if answer.shape != (1, N_CLASSES) or len(self.class_names) != N_CLASSES:
+            raise ServingError(
+                f"the model answered shape {answer.shape} with {len(self.class_names)} class "
+                f"names; a digit model must give (1, {N_CLASSES}) and {N_CLASSES} names: "
+                "serve a model made by `inv train`"
+            )
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(features), dtype=np.float32)
+
+    def seldon_answer(self, body: bytes, content_type: str, query_json: str | None) -> bytes:
+        request = parse_seldon(seldon_message(body, content_type, query_json))
+        return seldon_prediction(
+            self.probabilities(request.features),
+            kind=request.kind,
+            class_names=self.class_names,
+            puid=request.puid or new_puid(),
+            tags=request.tags,
+        )
+
+    def v2_answer(self, body: bytes) -> bytes:
+        request = parse_v2(decode_json(body))
+        return v2_prediction(
+            self.probabilities(request.features),
+            model_name=self.card.name,
+            model_version=self.card.version,
+            request_id=request.id,
+            class_names=self.class_names,
+        )
+
+
+def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) -> Starlette:
+    """Build the ASGI application serving `model`.
+
+    Args:
+        model: a loaded model (`hello_kubeflow.model.load_model`).
+        model_name: its name in V2 URLs and in metadata.
+        max_body_bytes: the largest request body accepted (413 beyond it).
+
+    Returns:
+        The Starlette application.
+
+    Raises:
+        ServingError: when the model does not answer ten probabilities for one image.
+    """
+    service = _Service(model, model_name, max_body_bytes)
+
+    async def seldon_predict(request: Request) -> Response:
+        try:
+            body = await _read_body(request, service.max_body_bytes)
+            args = (body, request.headers.get("content-type", ""), request.query_params.get("json"))
+            if len(body) <= INLINE_BODY_BYTES:
+                answer = service.seldon_answer(*args)
+            else:
+                answer = await run_in_threadpool(service.seldon_answer, *args)
+        except BadInput as exc:
+            return _json(seldon_error(exc.message, exc.status), exc.status)
+        except Exception:
+            logger.exception("prediction failed")
+            message = "the model failed on this request; see the server log"
+            return _json(seldon_error(message, 500, INTERNAL_ERROR), 500)
+        return _json(answer)
+
+    async def v2_infer(request: Request) -> Response:
+        missing = _unknown_model(request, service.card.name)
+        if missing is not None:
+            return missing
+        try:
+            body = await _read_body(request, service.max_body_bytes)
+            if len(body) <= INLINE_BODY_BYTES:
+                answer = service.v2_answer(body)
+            else:
+                answer = await run_in_threadpool(service.v2_answer, body)
+        except BadInput as exc:
+            return _json(v2_error(exc.message), exc.status)
+        except Exception:
+            logger.exception("inference failed")
+            return _json(v2_error("the model failed on this request; see the server log"), 500)
+        return _json(answer)
+
+    async def health_status(request: Request) -> Response:
+        try:
+            service.check_model()  # ~10 us: a real answer, not a flag
+        except Exception as exc:
+            logger.exception("health check failed")
+            return _json(seldon_error(f"the model cannot answer: {exc}", 503, INTERNAL_ERROR), 503)
+        return _json(HEALTHY)
+
+    async def v2_model(request: Request) -> Response:
+        return _unknown_model(request, service.card.name) or _json(service.v2_metadata)
+
+    async def v2_model_ready(request: Request) -> Response:
+        return _unknown_model(request, service.card.name) or _json(service.v2_model_ready)
+
+    routes = [
+        Route("/api/v1.0/predictions", seldon_predict, methods=["POST"]),
+        Route("/api/v0.1/predictions", seldon_predict, methods=["POST"]),
+        Route("/predict", seldon_predict, methods=["GET", "POST"]),
+        Route("/health/ping", _fixed(b"pong", "text/plain")),
+        Route("/health/status", health_status),
+        Route("/api/v1.0/metadata", _fixed(service.seldon_metadata)),
+        Route("/metadata", _fixed(service.seldon_metadata)),
+        Route("/v2", _fixed(service.v2_server)),
+        Route("/v2/health/live", _fixed(b'{"live":true}')),
+        Route("/v2/health/ready", _fixed(b'{"ready":true}')),
+        Route("/v2/models/{name}", v2_model),
+        Route("/v2/models/{name}/ready", v2_model_ready),
+        Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
+        Route("/openapi.json", _fixed(service.openapi)),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+
+
+def _json(content: bytes, status: int = 200) -> Response:
+    return Response(content, status_code=status, media_type=JSON)
+
+
+def _fixed(content: bytes, media_type: str = JSON) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint answering the same bytes every time (prepared at startup)."""
+
+    async def endpoint(request: Request) -> Response:
+        return Response(content, media_type=media_type)
+
+    return endpoint
+
+
+def _unknown_model(request: Request, served: str) -> Response | None:
+    name = request.path_params["name"]
+    if name == served:
+        return None
+    return _json(v2_error(f"model {name!r} is not served here; this server serves {served!r}"), 404)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` bytes.
+
+    Chunked bodies carry no length, so the count is kept while reading. Past the
+    limit the rest is read and dropped (up to a bound) so that a client still
+    sending sees our 413 instead of a reset connection.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadInput(f"Content-Length {declared!r} is not a number")
+        if int(declared) > limit:
+            await _drain(request.receive, 0, limit)
+            raise _too_large(int(declared), limit)
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            raise BadInput("the client disconnected before sending the whole body")
+        chunk: bytes = message.get("body", b"")
+        more = message.get("more_body", False)
+        size += len(chunk)
+        if size > limit:
+            if more:
+                await _drain(request.receive, size, limit)
+            raise _too_large(size, limit, counted=True)
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _drain(receive: Receive, seen: int, limit: int) -> None:
+    """Read and drop what remains of a body, up to DRAIN_FACTOR x limit in all."""
+    while seen <= DRAIN_FACTOR * limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+def _too_large(size: int, limit: int, *, counted: bool = False) -> BadInput:
+    amount = f"more than {limit:,}" if counted else f"{size:,}"
+    return BadInput(
+        f"the request body is {amount} bytes, over this server's limit of {limit:,} "
+        "(HK_MAX_BODY_BYTES): send fewer images per request",
+        status=413,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """404/405 and friends in the protocol's own error form, never an HTML page."""
+    assert isinstance(exc, HTTPException)
+    message = f"{exc.detail}: {request.method} {request.url.path}"
+    if request.url.path.startswith("/v2"):
+        body = v2_error(message)
+    else:
+        body = seldon_error(message, exc.status_code)
+    if exc.status_code == 405 and exc.headers:
+        return Response(body, exc.status_code, headers=exc.headers, media_type=JSON)
+    return _json(body, exc.status_code)

@@ -1,0 +1,118 @@
+"""What the server says about its model: Seldon metadata and Open Inference (V2) metadata.
+
+Computed once at startup from the model artifact's `metadata.json`. Numpy-free, so
+`seldon_model.MnistClassifier.init_metadata` gives the Seldon wrapper the same answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from hello_kubeflow.serving.features import FEATURE_NAMES, N_CLASSES, N_FEATURES
+
+_CUSTOM_KEYS = ("preset", "accuracy", "n_estimators", "train_size", "created", "trained_at")
+
+
+class ServableModel(Protocol):
+    """What the server needs of a loaded model (`hello_kubeflow.model.LoadedModel`)."""
+
+    @property
+    def class_names(self) -> Sequence[str]:
+        """The ten class names, `class:0` ... `class:9`."""
+        ...
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The artifact's `metadata.json`."""
+        ...
+
+    def predict_proba(self, x: Any) -> Any:
+        """(n, 10) class probabilities for float32 (n, 784) pixels in [0, 1]."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Name, version, runtime and class names of the served model.
+
+    Attributes:
+        name: the model's name in URLs and answers (`settings.model_name`).
+        version: the artifact's version (from its metadata).
+        platform: the runtime that computes answers (`onnxruntime` or `sklearn`).
+        class_names: the ten class names, in column order.
+        custom: a few string facts from the metadata (preset, accuracy, ...).
+    """
+
+    name: str
+    version: str
+    platform: str
+    class_names: tuple[str, ...]
+    custom: dict[str, str]
+
+    @classmethod
+    def of(cls, model: ServableModel, name: str) -> ModelCard:
+        """Describe a loaded model under the name it is served as."""
+        metadata = dict(model.metadata)
+        return cls(
+            name=name,
+            version=_version(metadata),
+            platform=_platform(model, metadata),
+            class_names=tuple(model.class_names),
+            custom={k: str(metadata[k]) for k in _CUSTOM_KEYS if metadata.get(k) is not None},
+        )
+
+    def seldon_metadata(self) -> dict[str, Any]:
+        """The Seldon `/api/v1.0/metadata` document (valid against the wrapper's schema)."""
+        return {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": self.platform,
+            "inputs": [
+                {
+                    "messagetype": "ndarray",
+                    "schema": {"names": list(FEATURE_NAMES), "shape": [N_FEATURES]},
+                }
+            ],
+            "outputs": [
+                {
+                    "messagetype": "ndarray",
+                    "schema": {"names": list(self.class_names), "shape": [N_CLASSES]},
+                }
+            ],
+            "custom": dict(self.custom),
+        }
+
+    def v2_metadata(self) -> dict[str, Any]:
+        """The Open Inference Protocol `GET /v2/models/{name}` document."""
+        return {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": self.platform,
+            "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, N_FEATURES]}],
+            "outputs": [
+                {
+                    "name": "probabilities",
+                    "datatype": "FP32",
+                    "shape": [-1, N_CLASSES],
+                    "parameters": {"class_names": ",".join(self.class_names)},
+                }
+            ],
+        }
+
+
+def _version(metadata: Mapping[str, Any]) -> str:
+    for key in ("version", "model_version", "created", "trained_at", "sha256"):
+        value = metadata.get(key)
+        if value:
+            return str(value)
+    return "1"
+
+
+def _platform(model: ServableModel, metadata: Mapping[str, Any]) -> str:
+    for owner, key in ((model, "backend"), (model, "runtime"), (metadata, "runtime")):
+        value = owner.get(key) if isinstance(owner, Mapping) else getattr(owner, key, None)
+        if isinstance(value, str) and value:
+            return value
+    return "sklearn"

@@ -1,0 +1,206 @@
+"""Validate a batch of MNIST images for the model: rows of 784 numbers, each in [0, 1].
+
+Numpy only, so the Seldon wrapper's own environment can import it too. The happy
+path is vectorised (one `asarray`, one finiteness check, one min/max); the slow
+hunt for the offending value runs only to word an error message.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+N_FEATURES = 784
+N_CLASSES = 10
+FEATURE_NAMES: tuple[str, ...] = tuple(f"X{i}" for i in range(1, N_FEATURES + 1))
+_PIXEL_MAX = 255.0
+_SHOWN_CHARS = 40
+
+
+class BadInput(ValueError):
+    """Input the model cannot take; the message says what is wrong and how to fix it.
+
+    Attributes:
+        message: what is wrong, for the client to read.
+        status: the HTTP status to answer with (400; 413 for a body that is too large).
+    """
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def as_features(values: Any, *, field: str = "data.ndarray") -> npt.NDArray[np.float32]:
+    """Turn a batch of images into the model's input, or say exactly what is wrong.
+
+    Args:
+        values: rows of 784 pixel values scaled to [0, 1], as nested lists or an array.
+        field: where the values came from in the request, named in error messages.
+
+    Returns:
+        A C-contiguous float32 array shaped (n, 784), n >= 1.
+
+    Raises:
+        BadInput: not a 2-D batch, an empty batch, a row without 784 values, rows of
+            unequal length, a value that is not a number, NaN/inf, or a value outside
+            [0, 1] (saying when the values look like unscaled 0-255 pixels).
+    """
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError):
+        raise BadInput(_ragged_message(values, field)) from None
+    if array.dtype.kind not in "fiu":
+        raise BadInput(_not_numbers_message(values, array, field))
+    if array.ndim != 2:
+        raise BadInput(_dimensions_message(array, field))
+    rows, columns = array.shape
+    if rows == 0:
+        raise BadInput(f"{field} is an empty batch: send at least one row of 784 values")
+    if columns != N_FEATURES:
+        raise BadInput(
+            f"{field} rows have {columns} values, expected {N_FEATURES} "
+            "(one per pixel of a 28x28 image, row by row)"
+        )
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        row, column = np.argwhere(~np.isfinite(array))[0]
+        raise BadInput(
+            f"{field} holds {array[row, column]} at row {row}, column {column}: "
+            "NaN and infinity are not pixel values; send numbers in [0, 1]"
+        )
+    low, high = array.min(), array.max()
+    if low < 0 or high > 1:
+        raise BadInput(_range_message(array, float(low), float(high), field))
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def from_flat(values: Any, shape: Any, *, field: str) -> npt.NDArray[Any]:
+    """Reshape a tensor's flat (or nested) values to its declared 2-D shape.
+
+    Args:
+        values: the tensor's values (Seldon `tensor.values`, V2 `data`).
+        shape: the declared shape, e.g. `[n, 784]`.
+        field: the tensor's place in the request, named in error messages.
+
+    Returns:
+        The values shaped as declared (then checked by `as_features`).
+
+    Raises:
+        BadInput: a shape that is not a list of whole numbers, values that are not a
+            list of numbers, or a count of values that does not match the shape.
+    """
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
+        raise BadInput(
+            f"{field} shape must be a list of whole numbers, e.g. [1, 784]; got {_show(shape)}"
+        )
+    if not isinstance(values, list):
+        raise BadInput(f"{field} values must be a list of numbers; got {_describe(values)}")
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError):
+        raise BadInput(_ragged_message(values, field)) from None
+    if array.dtype.kind not in "fiu":
+        raise BadInput(_not_numbers_message(values, array, field))
+    expected = math.prod(shape)
+    if array.size != expected:
+        raise BadInput(
+            f"{field} has {array.size} values but its shape {shape} needs {expected}: "
+            "send n x 784 values with shape [n, 784]"
+        )
+    return array.reshape(shape)
+
+
+# ---- wording errors (only ever on the error path)
+
+
+def _describe(value: Any) -> str:
+    """A JSON value as a person reads it: `a string ('7')`, `null`, `an object`."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool | np.bool_):
+        return f"{str(bool(value)).lower()} (a boolean)"
+    if isinstance(value, str | np.str_ | bytes):
+        return f"a string ({_show(value)})"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)}"
+    if isinstance(value, int | float | np.number):
+        return f"the number {value}"
+    return f"a {type(value).__name__}"
+
+
+def _show(value: Any) -> str:
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+def _not_numbers_message(values: Any, array: npt.NDArray[Any], field: str) -> str:
+    if array.ndim == 0:
+        return f"{field} must be a list of rows [[784 numbers], ...]; got {_describe(values)}"
+    for index in np.ndindex(array.shape):
+        item = array[index]
+        if not _is_number(item):
+            where = "".join(f"[{i}]" for i in index)
+            return f"{field}{where} is {_describe(item)}: every value must be a number in [0, 1]"
+    return f"{field} must hold numbers in [0, 1]; got values of type {array.dtype}"
+
+
+def _ragged_message(values: Any, field: str) -> str:
+    if not isinstance(values, Sequence) or isinstance(values, str | bytes):
+        return f"{field} must be a list of rows [[784 numbers], ...]; got {_describe(values)}"
+    lengths: list[int] = []
+    for index, row in enumerate(values):
+        if not isinstance(row, list | tuple | np.ndarray):
+            return f"{field}[{index}] is {_describe(row)}, expected a row: a list of 784 numbers"
+        lengths.append(len(row))
+        if lengths[0] != lengths[-1]:
+            return (
+                f"{field} rows have unequal lengths: row 0 has {lengths[0]} values, row "
+                f"{index} has {lengths[-1]}; every row must have {N_FEATURES}"
+            )
+    return f"{field} must be a list of rows [[784 numbers], ...] nested exactly two deep"
+
+
+def _dimensions_message(array: npt.NDArray[Any], field: str) -> str:
+    if array.ndim == 1 and array.size == N_FEATURES:
+        return (
+            f"{field} is one flat list of {N_FEATURES} numbers; send a batch of rows: "
+            "wrap it in a list, [[784 numbers]]"
+        )
+    if array.ndim == 1 and array.size == 0:
+        return f"{field} is an empty batch: send at least one row of 784 values"
+    return (
+        f"{field} must be a 2-D batch [[784 numbers], ...]; got {array.ndim} "
+        f"dimension(s), shape {list(array.shape)}"
+    )
+
+
+def _range_message(array: npt.NDArray[Any], low: float, high: float, field: str) -> str:
+    outside = (array < 0) | (array > 1)
+    row, column = np.argwhere(outside)[0]
+    message = (
+        f"{field} values must be in [0, 1] (pixels scaled by x / 255): {int(outside.sum())} "
+        f"of {array.size} are outside, e.g. row {row}, column {column} is "
+        f"{array[row, column]:g} (values range from {low:g} to {high:g})."
+    )
+    if low >= 0 and high <= _PIXEL_MAX:
+        message += (
+            " They look like raw 0-255 pixels: divide them by 255, the scaling the model "
+            "was trained with."
+        )
+    return message

@@ -1,0 +1,106 @@
+"""`MnistClassifier`: the model as a Seldon Python-wrapper class, unchanged in any wrapper.
+
+The Seldon Core 1.x wrapper runs it with
+
+    seldon-core-microservice hello_kubeflow.serving.seldon_model.MnistClassifier
+
+(the model directory from the `model_dir` parameter, else `HK_MODEL_DIR`). It has
+what the wrapper looks for: `predict(X, features_names)` returning (n, 10)
+probabilities, `class_names()`, `init_metadata()` and `health_status()`. Bad input
+raises the wrapper's own `SeldonMicroserviceException` (a 400 in Seldon's error
+form) when the wrapper is installed, else `BadInput`. It imports numpy, the model
+runtime and these small modules only: no web framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hello_kubeflow.errors import ModelError
+from hello_kubeflow.serving.describe import ModelCard
+from hello_kubeflow.serving.features import N_CLASSES, N_FEATURES, BadInput, as_features
+
+
+def _bad_request(message: str) -> Exception:
+    """The wrapper's 400 exception when running under it, else our own `BadInput`."""
+    try:
+        from seldon_core.flask_utils import SeldonMicroserviceException
+    except ImportError:
+        return BadInput(message)
+    error: Exception = SeldonMicroserviceException(message, status_code=400)
+    return error
+
+
+class MnistClassifier:
+    """The MNIST random forest behind the Seldon wrapper's model interface.
+
+    Args:
+        model_dir: the model artifact directory; "" means `HK_MODEL_DIR`.
+        model_name: the name given in metadata (default `HK_MODEL_NAME`).
+
+    Raises:
+        ModelError: no model directory was given or set, or it holds no valid model.
+    """
+
+    def __init__(self, model_dir: str = "", model_name: str = "") -> None:
+        from hello_kubeflow.model import load_model
+        from hello_kubeflow.settings import load_settings
+
+        settings = load_settings()
+        directory = Path(model_dir) if model_dir else settings.model_dir
+        if directory is None:
+            raise ModelError(
+                "MnistClassifier needs a model directory: pass the model_dir parameter "
+                '(--parameters \'[{"name": "model_dir", "value": "/models/mnist", '
+                '"type": "STRING"}]\') or set HK_MODEL_DIR'
+            )
+        self._model = load_model(directory)
+        self._card = ModelCard.of(self._model, model_name or settings.model_name)
+        self._class_names = list(self._card.class_names)
+
+    def class_names(self) -> list[str]:
+        """The ten class names the wrapper puts in answers: `class:0` ... `class:9`."""
+        return self._class_names
+
+    def predict(
+        self, X: Any, features_names: Iterable[str] | None = None, **kwargs: Any
+    ) -> npt.NDArray[np.float32]:
+        """Ten class probabilities per image.
+
+        Args:
+            X: (n, 784) pixels scaled to [0, 1] (the wrapper's numpy array).
+            features_names: the request's feature names (unused: pixels are positional).
+            **kwargs: what newer wrappers pass (`meta`), unused.
+
+        Returns:
+            float32 (n, 10) probabilities, columns in `class_names()` order.
+
+        Raises:
+            SeldonMicroserviceException: (or `BadInput` outside the wrapper) for input
+                that is not a batch of 784 values in [0, 1], saying what is wrong.
+        """
+        try:
+            features = as_features(X, field="data")
+        except BadInput as exc:
+            raise _bad_request(exc.message) from None
+        return np.asarray(self._model.predict_proba(features), dtype=np.float32)
+
+    def init_metadata(self) -> dict[str, Any]:
+        """The model's metadata for the wrapper's `/metadata` (same as our server's)."""
+        return self._card.seldon_metadata()
+
+    def health_status(self) -> str:
+        """A real prediction on a blank image; raises if the model cannot answer.
+
+        Raises:
+            ModelError: when the model does not give ten probabilities for one image.
+        """
+        answer = np.asarray(self._model.predict_proba(np.zeros((1, N_FEATURES), np.float32)))
+        if answer.shape != (1, N_CLASSES):
+            raise ModelError(f"the model answered shape {answer.shape} for one image")
+        return "healthy"

@@ -1,0 +1,407 @@
+"""Serving benchmark (issue 3): latency and throughput of one-image requests on loopback.
+
+Compares, on the same trained forest and one worker process each:
+
+  (a) this project's server (`python -m hello_kubeflow.serving`, uvicorn + ONNX Runtime);
+  (b) the original stack: the real Seldon Core 1.x wrapper (`seldon-core-microservice`,
+      gunicorn + Flask, in its own venv made by scripts/seldon_venv.sh) serving the
+      forest through scikit-learn `predict_proba`, like the book's `SkMnist` class;
+  (c) that wrapper serving this project's `MnistClassifier` (server cost vs model cost);
+  (d) in-process floors: scikit-learn `predict_proba` and the ONNX Runtime fast path.
+
+The client is this process: one keep-alive connection (the wrapper's gunicorn sync
+worker closes it after each answer, so its clients reconnect, as they do in real
+life), one MNIST test image per request in the Seldon format with names X1..X784,
+bounded by --requests and --seconds per target. Every answer must pass the query's
+sanity check.
+
+Usage:
+    python scripts/bench_serving.py [--model DIR] [--requests 2000] [--seconds 20] [--write]
+
+--model defaults to the latest `inv train` model, else a "book" forest trained once
+into the cache. --write replaces the "## Serving (issue 3)" section of
+docs/benchmarks.md with the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from hello_kubeflow.answers import check_answer, seldon_payload  # noqa: E402
+from hello_kubeflow.mnist import load_mnist, scale_pixels  # noqa: E402
+from hello_kubeflow.settings import Settings, load_settings  # noqa: E402
+
+SECTION = "## Serving (issue 3)"
+DOCS = REPO / "docs" / "benchmarks.md"
+START_SECONDS = 120.0
+HTTP_TIMEOUT = 30.0
+WARMUP = 50
+IMAGES = 200
+
+SKMNIST = '''
+import os
+import joblib
+
+
+class SkMnist:
+    """The book's model class: the joblib forest, predict_proba per request."""
+
+    def __init__(self):
+        self.class_names = ["class:{}".format(i) for i in range(10)]
+        self.clf = joblib.load(os.environ["SK_MODEL"])
+
+    def predict(self, X, feature_names):
+        return self.clf.predict_proba(X)
+'''
+
+
+@dataclass
+class Result:
+    name: str
+    latencies: list[float]
+    seconds: float
+    note: str = ""
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q)) * 1000 if self.latencies else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="", help="model directory (default: latest inv train)")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per target (max)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds per target (max)")
+    parser.add_argument(
+        "--write", action="store_true", help="write the table into docs/benchmarks.md"
+    )
+    args = parser.parse_args()
+
+    settings = load_settings()
+    model_dir = _model_dir(settings, args.model)
+    print(f"model: {model_dir}", file=sys.stderr)
+    data = load_mnist(settings)
+    pixels = scale_pixels(data.x_test[:IMAGES])
+    bodies = [seldon_payload(pixels[i : i + 1]) for i in range(IMAGES)]
+
+    results: list[Result] = []
+    with _process(
+        [
+            sys.executable,
+            "-m",
+            "hello_kubeflow.serving",
+            "--model",
+            str(model_dir),
+            "--workers",
+            "1",
+        ],
+        port_flag="--port",
+        env={"PYTHONPATH": str(REPO)},
+    ) as port:
+        results.append(_drive("(a) this server: uvicorn + ONNX Runtime", port, bodies, args))
+
+    venv, why_not = _seldon_venv()
+    if venv is None:
+        for name in (
+            "(b) seldon-core wrapper + sklearn",
+            "(c) seldon-core wrapper + MnistClassifier",
+        ):
+            results.append(Result(name, [], 0.0, f"not run: {why_not}"))
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            (Path(scratch) / "SkMnist.py").write_text(SKMNIST)
+            wrapper = [str(venv / "bin" / "seldon-core-microservice")]
+            common = ["--grpc-workers", "0", "--workers", "1", "--threads", "1"]
+            with _process(
+                [*wrapper, "SkMnist", *common],
+                port_flag="--http-port",
+                metrics=True,
+                cwd=scratch,
+                env={"SK_MODEL": str(model_dir / "model.joblib")},
+            ) as port:
+                results.append(
+                    _drive(
+                        "(b) seldon-core 1.17 wrapper + sklearn predict_proba", port, bodies, args
+                    )
+                )
+            with _process(
+                [*wrapper, "hello_kubeflow.serving.seldon_model.MnistClassifier", *common],
+                port_flag="--http-port",
+                metrics=True,
+                cwd=scratch,
+                env={"PYTHONPATH": str(REPO), "HK_MODEL_DIR": str(model_dir)},
+            ) as port:
+                results.append(
+                    _drive("(c) seldon-core 1.17 wrapper + MnistClassifier", port, bodies, args)
+                )
+
+    from hello_kubeflow.model import load_model
+
+    model = load_model(model_dir)
+    one = pixels[:1]
+    results.append(
+        _in_process("(d) in-process sklearn predict_proba", model.sklearn_predict_proba, one, args)
+    )
+    results.append(
+        _in_process("(d) in-process fast path (ONNX Runtime)", model.predict_proba, one, args)
+    )
+
+    table = _table(results)
+    print(table)
+    if args.write:
+        _write_docs(table, results, model_dir, args)
+        print(f"written to {DOCS}", file=sys.stderr)
+
+
+def _model_dir(settings: Settings, given: str) -> Path:
+    if given:
+        return Path(given).resolve()
+    from hello_kubeflow.errors import ModelError
+    from hello_kubeflow.runs import latest_model_path
+
+    try:
+        return latest_model_path(settings).resolve()
+    except ModelError:
+        pass
+    from hello_kubeflow.model import build_metadata, save_model, train_model
+
+    target = settings.cache_dir / "bench-model-book"
+    if (target / "metadata.json").is_file():
+        return target
+    print("no trained model: training the book preset (30 trees, 35k images) once", file=sys.stderr)
+    data = load_mnist(settings)
+    result = train_model(scale_pixels(data.x_train), data.y_train, preset="book", seed=42)
+    return save_model(target, result, metadata=build_metadata(result, data_source=data.source))
+
+
+def _seldon_venv() -> tuple[Path | None, str]:
+    import sklearn
+
+    made = subprocess.run(
+        ["bash", str(REPO / "scripts" / "seldon_venv.sh")],
+        env={**os.environ, "SKLEARN_VERSION": sklearn.__version__},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if made.returncode != 0:
+        return None, (made.stderr.strip().splitlines() or ["seldon_venv.sh failed"])[-1]
+    return Path(made.stdout.strip().splitlines()[-1]), ""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _process(
+    command: list[str],
+    *,
+    port_flag: str,
+    metrics: bool = False,
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[int]:
+    """Start a server on a free port, wait for /health/ping, stop its process group after."""
+    port = _free_port()
+    command = [*command, port_flag, str(port)]
+    if metrics:
+        command += ["--metrics-port", str(_free_port())]
+    log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"{command[0]} exited:\n{Path(log.name).read_text()[-3000:]}")
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                connection.request("GET", "/health/ping")
+                if connection.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"{command[0]} did not start:\n{Path(log.name).read_text()[-3000:]}"
+                )
+            time.sleep(0.2)
+        yield port
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+        os.unlink(log.name)
+
+
+def _drive(name: str, port: int, bodies: list[bytes], args: argparse.Namespace) -> Result:
+    """One client, one image per request, sequential; every answer sanity-checked once."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT)
+    headers = {"Content-Type": "application/json"}
+
+    def once(body: bytes) -> bytes:
+        connection.request("POST", "/api/v1.0/predictions", body=body, headers=headers)
+        response = connection.getresponse()
+        answer = response.read()
+        if response.status != 200:
+            raise SystemExit(f"{name}: HTTP {response.status}: {answer[:300]!r}")
+        return answer
+
+    for i in range(WARMUP):
+        check_answer(json.loads(once(bodies[i % len(bodies)])), "seldon", rows=1)
+    latencies: list[float] = []
+    started = time.perf_counter()
+    stop_at = started + args.seconds
+    while len(latencies) < args.requests and time.perf_counter() < stop_at:
+        body = bodies[len(latencies) % len(bodies)]
+        t0 = time.perf_counter()
+        once(body)
+        latencies.append(time.perf_counter() - t0)
+    seconds = time.perf_counter() - started
+    connection.close()
+    print(f"{name}: {len(latencies)} requests", file=sys.stderr)
+    return Result(name, latencies, seconds)
+
+
+def _in_process(
+    name: str,
+    predict: Callable[[np.ndarray], np.ndarray],
+    one: np.ndarray,
+    args: argparse.Namespace,
+) -> Result:
+    for _ in range(WARMUP):
+        predict(one)
+    latencies: list[float] = []
+    started = time.perf_counter()
+    stop_at = started + args.seconds
+    while len(latencies) < args.requests and time.perf_counter() < stop_at:
+        t0 = time.perf_counter()
+        predict(one)
+        latencies.append(time.perf_counter() - t0)
+    return Result(name, latencies, time.perf_counter() - started)
+
+
+def _table(results: list[Result]) -> str:
+    rows = [
+        "| stack (1 worker process, one image per request) | p50 ms | p99 ms | requests/s | n |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        if not r.latencies:
+            rows.append(f"| {r.name} | - | - | - | {r.note} |")
+            continue
+        p50, p99 = r.percentile(50), r.percentile(99)
+        rows.append(f"| {r.name} | {p50:.2f} | {p99:.2f} | {r.rps:,.0f} | {len(r.latencies):,} |")
+    ours = results[0]
+    original = next((r for r in results if r.name.startswith("(b)") and r.latencies), None)
+    if original is not None:
+        rows.append("")
+        rows.append(
+            f"This server: {ours.rps / original.rps:.1f}x the throughput of the original stack "
+            "(b), "
+            f"p50 {ours.percentile(50):.2f} ms vs {original.percentile(50):.2f} ms."
+        )
+    return "\n".join(rows)
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        match = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        cpu = match.group(1).strip() if match else cpu
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, load average "
+        f"{load:.1f} at the end of the run: the machine is shared with other jobs, so the "
+        "figures are noisy"
+    )
+
+
+def _write_docs(
+    table: str, results: list[Result], model_dir: Path, args: argparse.Namespace
+) -> None:
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    command = "MNIST_DIR=... python scripts/bench_serving.py --write"
+    if args.model:
+        command += " --model DIR"
+    if args.requests != 2000 or args.seconds != 20.0:
+        command += f" --requests {args.requests} --seconds {args.seconds:g}"
+    section = (
+        textwrap.dedent(
+            f"""\
+        {SECTION}
+
+        One MNIST test image per request (Seldon JSON with names X1..X784), one client
+        on loopback, sequential requests on a keep-alive connection (the Seldon
+        wrapper's gunicorn sync worker closes it after each answer, so its client
+        reconnects, as real clients do), one worker process per server, every answer
+        sanity-checked. Same forest everywhere: preset `{metadata.get("preset")}`,
+        {metadata.get("n_estimators")} trees, trained on {metadata.get("train_size"):,} images.
+        (b) is the book's stack: `seldon-core-microservice` 1.17.1 (gunicorn + Flask) with
+        a `SkMnist` class calling scikit-learn `predict_proba`; (c) is that wrapper
+        running this project's `MnistClassifier` (ONNX Runtime), separating server cost
+        from model cost; (d) are in-process floors.
+
+        Command: `{command}` (`--model` defaults to the latest `inv train` model; the
+        Seldon venv comes from `scripts/seldon_venv.sh`, made on first use).
+        Machine: {_machine()}.
+        Date: {datetime.date.today().isoformat()}.
+
+        """
+        )
+        + table
+        + "\n"
+    )
+    text = DOCS.read_text() if DOCS.is_file() else "# Benchmarks\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    DOCS.write_text(text.rstrip("\n") + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""A real HTTP server on 127.0.0.1 that answers prediction requests from a script.
+
+It plays a model server that answers wrongly (nine probabilities, `77`, a string,
+an error body) or is not ready yet (503 first), and records what it was sent, so
+the query's sanity check and retries are tested over real HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+NAMES = [f"class:{d}" for d in range(10)]
+GOOD_ROW = [0.01, 0.01, 0.02, 0.01, 0.01, 0.01, 0.01, 0.9, 0.01, 0.01]
+
+
+def seldon_answer(rows: Any, names: Any = NAMES) -> dict[str, Any]:
+    """A Seldon answer with the given rows and class names."""
+    return {"data": {"names": names, "ndarray": rows}, "meta": {"puid": "fake"}}
+
+
+class FakeEndpoint:
+    """Answer each request with the next scripted `(status, body)`; repeat the last one.
+
+    A body that is `bytes` or `str` is sent as it is; anything else as JSON.
+    """
+
+    def __init__(self, *answers: tuple[int, Any]) -> None:
+        self.answers = list(answers)
+        self.received: list[tuple[str, str, bytes]] = []
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.endpoint = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        """The endpoint's base URL."""
+        return f"http://127.0.0.1:{self._httpd.server_port}"
+
+    def next_answer(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        with self._lock:
+            self.received.append((method, path, body))
+            status, payload = self.answers[min(len(self.received), len(self.answers)) - 1]
+        if isinstance(payload, str):
+            return status, payload.encode()
+        if isinstance(payload, bytes):
+            return status, payload
+        return status, json.dumps(payload).encode()
+
+    def __enter__(self) -> FakeEndpoint:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        endpoint: FakeEndpoint = self.server.endpoint  # type: ignore[attr-defined]
+        status, payload = endpoint.next_answer("POST", self.path, body)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read what was received, not a log."""

@@ -1,0 +1,63 @@
+"""inv demo: train, serve, query, stop; nothing is left running, even when a step fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from serving_support import call
+
+from hello_kubeflow.demo import run_demo
+from hello_kubeflow.errors import QueryError
+from hello_kubeflow.runs import RunOptions
+from hello_kubeflow.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = RunOptions(n_estimators=5, train_limit=1_000, test_limit=200)
+
+
+def _server_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "model-server"]
+
+
+@pytest.mark.slow
+def test_inv_demo_trains_serves_queries_and_stops(mnist_dir: Path, tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable, "-m", "invoke", "demo",
+            "--trees", "5", "--train-limit", "1000", "--test-limit", "200",
+            "--count", "200", "--plot", str(tmp_path / "demo.png"), "--json",
+        ],
+        cwd=REPO,
+        env={
+            "PATH": os.environ["PATH"],
+            "MNIST_DIR": str(mnist_dir),
+            "HK_OUTPUT_DIR": str(tmp_path / "outputs"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    summary = json.loads(completed.stdout.strip().splitlines()[-1])
+    query = summary["query"]
+    assert query["sanity"].startswith("ok")
+    assert 0 <= query["prediction"] <= 9
+    assert len(query["probabilities"]) == 10
+    assert summary["accuracy"]["count"] == 200
+    assert (tmp_path / "demo.png").is_file()
+    with pytest.raises(OSError):  # the demo's server is gone
+        call(query["url"].rsplit("/api/", 1)[0] + "/health/ping")
+
+
+@pytest.mark.slow
+def test_demo_stops_its_server_when_the_query_fails(mnist_dir: Path, tmp_path: Path) -> None:
+    settings = Settings(mnist_dir=mnist_dir, output_dir=tmp_path / "outputs")
+    with pytest.raises(QueryError, match="--count"):
+        run_demo(settings, SMALL, count=10**9)  # fails after the server has started
+    assert _server_threads() == []

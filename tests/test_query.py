@@ -1,0 +1,213 @@
+"""inv query against real HTTP endpoints that answer right, wrong, late or not at all."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fake_endpoint import GOOD_ROW, FakeEndpoint, seldon_answer
+from PIL import Image
+
+from hello_kubeflow.errors import EndpointError, QueryError, SanityCheckError
+from hello_kubeflow.query import query_accuracy, query_digit
+from hello_kubeflow.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def digit_png(tmp_path: Path) -> Path:
+    """A drawn 7: dark strokes on white paper, as a person draws it."""
+    image = Image.new("L", (120, 160), 255)
+    pixels = np.asarray(image).copy()
+    pixels[30:42, 20:100] = 0  # the bar of the 7
+    for row in range(42, 140):  # its slanted stem
+        col = 95 - (row - 42) // 2
+        pixels[row, col - 6 : col + 6] = 0
+    path = tmp_path / "seven.png"
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _settings(url: str, **changes: object) -> Settings:
+    return Settings(query_url=url, query_deadline=5.0, query_timeout=2.0).replace(**changes)
+
+
+def test_query_prints_the_digit_and_top3_from_a_good_answer(digit_png: Path) -> None:
+    with FakeEndpoint((200, seldon_answer([GOOD_ROW]))) as endpoint:
+        result = query_digit(_settings(endpoint.url), image=digit_png)
+    assert result.prediction == 7
+    assert result.top3[0] == (7, 0.9)
+    assert result.sanity.startswith("ok")
+    assert result.label is None
+    [(method, path, body)] = endpoint.received
+    assert (method, path) == ("POST", "/api/v1.0/predictions")
+    sent = json.loads(body)
+    assert len(sent["data"]["ndarray"][0]) == 784
+    assert sent["data"]["names"][:2] == ["X1", "X2"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "complaint"),
+    [
+        (seldon_answer([GOOD_ROW], names=[f"t:{d}" for d in range(10)]), "class names"),
+        (seldon_answer([GOOD_ROW[:9]]), "9 probabilities"),
+        (seldon_answer([[0.2] * 10]), "sum to 2"),
+        (seldon_answer([[-0.1, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.2]]), "outside [0, 1]"),
+        (77, "77"),
+        (seldon_answer([[77]]), "1 probabilities"),
+        (seldon_answer(77), "not a list"),
+        ("orange drink", "orange drink"),
+        (seldon_answer([["seven", *GOOD_ROW[1:]]]), "'seven'"),
+        ({"strData": "orange drink"}, "strData"),
+        (
+            {"status": {"code": 500, "info": "model exploded", "status": "FAILURE"}},
+            "model exploded",
+        ),
+        (seldon_answer([GOOD_ROW, GOOD_ROW]), "2 rows"),
+    ],
+    ids=[
+        "wrong-names",
+        "nine-probabilities",
+        "not-summing-to-1",
+        "negative",
+        "77",
+        "77-in-ndarray",
+        "77-as-ndarray",
+        "a-string",
+        "a-string-probability",
+        "strData",
+        "error-body",
+        "too-many-rows",
+    ],
+)
+def test_sanity_check_fails_on_a_wrong_answer(
+    digit_png: Path, answer: object, complaint: str
+) -> None:
+    with FakeEndpoint((200, answer)) as endpoint, pytest.raises(SanityCheckError) as raised:
+        query_digit(_settings(endpoint.url), image=digit_png)
+    assert "sanity check failed" in str(raised.value)
+    assert complaint in str(raised.value)
+
+
+def test_v2_answer_passes_the_sanity_check(digit_png: Path) -> None:
+    answer = {
+        "model_name": "mnist-classifier",
+        "outputs": [
+            {"name": "probabilities", "shape": [1, 10], "datatype": "FP32", "data": GOOD_ROW}
+        ],
+    }
+    with FakeEndpoint((200, answer)) as endpoint:
+        result = query_digit(_settings(endpoint.url), image=digit_png, protocol="v2")
+    assert result.prediction == 7
+    [(_, path, body)] = endpoint.received
+    assert path == "/v2/models/mnist-classifier/infer"
+    assert json.loads(body)["inputs"][0]["shape"] == [1, 784]
+
+
+def test_v2_answer_with_wrong_class_names_fails(digit_png: Path) -> None:
+    output = {
+        "name": "probabilities",
+        "shape": [1, 10],
+        "datatype": "FP32",
+        "parameters": {"class_names": ",".join(f"fruit:{d}" for d in range(10))},
+        "data": GOOD_ROW,
+    }
+    with FakeEndpoint((200, {"outputs": [output]})) as endpoint, pytest.raises(SanityCheckError):
+        query_digit(_settings(endpoint.url), image=digit_png, protocol="v2")
+
+
+def test_query_retries_503_then_succeeds(digit_png: Path) -> None:
+    loading = {"status": {"code": 503, "info": "model loading", "status": "FAILURE"}}
+    with FakeEndpoint((503, loading), (503, loading), (200, seldon_answer([GOOD_ROW]))) as endpoint:
+        result = query_digit(_settings(endpoint.url), image=digit_png)
+    assert result.prediction == 7
+    assert len(endpoint.received) == 3
+
+
+def test_query_does_not_retry_400_and_shows_the_servers_message(digit_png: Path) -> None:
+    refusal = {"status": {"code": 400, "info": "rows have 783 values", "status": "FAILURE"}}
+    with FakeEndpoint((400, refusal)) as endpoint, pytest.raises(EndpointError) as raised:
+        query_digit(_settings(endpoint.url), image=digit_png)
+    assert len(endpoint.received) == 1
+    assert "HTTP 400" in str(raised.value)
+    assert "rows have 783 values" in str(raised.value)
+
+
+def test_query_gives_up_on_503_at_the_deadline(digit_png: Path) -> None:
+    with FakeEndpoint((503, "busy")) as endpoint, pytest.raises(EndpointError) as raised:
+        query_digit(_settings(endpoint.url, query_deadline=0.5), image=digit_png)
+    assert "503" in str(raised.value)
+    assert len(endpoint.received) >= 2
+
+
+def test_query_to_nothing_listening_names_the_url_and_the_fix(digit_png: Path) -> None:
+    with FakeEndpoint((200, "")) as endpoint:
+        url = endpoint.url  # the port is free again once the endpoint stops
+    with pytest.raises(EndpointError) as raised:
+        query_digit(_settings(url, query_deadline=0.3), image=digit_png)
+    assert url in str(raised.value)
+    assert "inv serve" in str(raised.value)
+
+
+def test_query_mnist_index_reports_the_true_label(mnist_dir: Path) -> None:
+    settings = _settings("http://127.0.0.1:9", mnist_dir=mnist_dir)
+    with FakeEndpoint((200, seldon_answer([GOOD_ROW]))) as endpoint:
+        result = query_digit(settings.replace(query_url=endpoint.url), index=0)
+    assert result.label == 7  # the first MNIST test image is a 7
+    assert result.index == 0
+    sent = np.asarray(json.loads(endpoint.received[0][2])["data"]["ndarray"])
+    assert sent.shape == (1, 784)
+    assert sent.min() >= 0
+    assert sent.max() <= 1
+
+
+def test_query_index_out_of_range_is_a_clear_error(mnist_dir: Path) -> None:
+    with pytest.raises(QueryError, match="out of range"):
+        query_digit(_settings("http://127.0.0.1:9", mnist_dir=mnist_dir), index=10_000)
+
+
+def test_query_count_reports_accuracy_through_the_endpoint(mnist_dir: Path) -> None:
+    # The first five MNIST test labels are 7 2 1 0 4; the fake answers 7 every time.
+    rows = [GOOD_ROW] * 5
+    with FakeEndpoint((200, seldon_answer(rows))) as endpoint:
+        result = query_accuracy(_settings(endpoint.url, mnist_dir=mnist_dir), count=5)
+    assert (result.count, result.correct) == (5, 1)
+    assert len(json.loads(endpoint.received[0][2])["data"]["ndarray"]) == 5
+
+
+def test_inv_query_json_prints_one_object_last(digit_png: Path) -> None:
+    with FakeEndpoint((200, seldon_answer([GOOD_ROW]))) as endpoint:
+        completed = subprocess.run(
+            [sys.executable, "-m", "invoke", "query", "--image", str(digit_png), "--json"],
+            cwd=REPO,
+            env={"HK_QUERY_URL": endpoint.url, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert completed.returncode == 0, completed.stderr
+    last = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert last["prediction"] == 7
+    assert last["probabilities"] == GOOD_ROW
+    assert last["label"] is None
+    assert last["sanity"].startswith("ok")
+
+
+def test_inv_query_exits_non_zero_on_a_failed_sanity_check(digit_png: Path) -> None:
+    with FakeEndpoint((200, seldon_answer([GOOD_ROW[:9]]))) as endpoint:
+        completed = subprocess.run(
+            [sys.executable, "-m", "invoke", "query", "--image", str(digit_png)],
+            cwd=REPO,
+            env={"HK_QUERY_URL": endpoint.url, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert completed.returncode == 1
+    assert "sanity check failed" in completed.stderr
+    assert "Traceback" not in completed.stderr

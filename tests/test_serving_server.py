@@ -1,0 +1,148 @@
+"""Starting and stopping the server: clear startup errors, `inv serve`, graceful stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from serving_support import call, free_port, make_tiny_model
+
+from hello_kubeflow.errors import ModelError, ServingError
+from hello_kubeflow.serving.server import bind_socket, resolve_model_dir, running_server
+from hello_kubeflow.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+START_SECONDS = 60.0
+
+
+@pytest.fixture(scope="module")
+def model_dir(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_model(mnist_dir, tmp_path_factory.mktemp("model"))
+
+
+def _inv(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=REPO,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited: {process.communicate()[1]}")
+        try:
+            if call(url + "/health/ping")[0] == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("the server did not come up")
+
+
+def test_missing_model_directory_is_a_model_error(tmp_path: Path) -> None:
+    with (
+        pytest.raises(ModelError, match="no model directory"),
+        running_server(Settings(serve_port=0), tmp_path / "nowhere"),
+    ):
+        pass
+
+
+def test_a_directory_without_a_model_is_a_model_error(tmp_path: Path) -> None:
+    (tmp_path / "metadata.json").write_text("this is not json")
+    with (
+        pytest.raises(ModelError, match="not readable JSON"),
+        running_server(Settings(serve_port=0), tmp_path),
+    ):
+        pass
+
+
+def test_a_busy_port_is_a_serving_error_naming_the_fix() -> None:
+    taken = bind_socket("127.0.0.1", 0)
+    try:
+        port = taken.getsockname()[1]
+        with pytest.raises(ServingError, match=r"already in use.*--port"):
+            bind_socket("127.0.0.1", port)
+    finally:
+        taken.close()
+
+
+def test_no_trained_model_says_run_inv_train_first(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="inv train"):
+        resolve_model_dir(Settings(output_dir=tmp_path))
+
+
+def test_model_option_wins_over_hk_model_dir(tmp_path: Path) -> None:
+    settings = Settings(model_dir=tmp_path / "from-env")
+    assert resolve_model_dir(settings, str(tmp_path / "given")) == tmp_path / "given"
+    assert resolve_model_dir(settings) == tmp_path / "from-env"
+
+
+def test_inv_serve_with_a_bad_model_exits_1_with_a_message_not_a_traceback(tmp_path: Path) -> None:
+    process = _inv("serve", "--model", str(tmp_path / "nowhere"), "--port", str(free_port()))
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "no model directory" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_inv_serve_answers_inv_query_and_stops_gracefully_on_sigterm(
+    model_dir: Path, mnist_dir: Path
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _inv("serve", "--model", str(model_dir), "--port", str(port))
+    try:
+        _wait_until_up(url, server)
+        query = subprocess.run(
+            [sys.executable, "-m", "invoke", "query", "--index", "0", "--json"],
+            cwd=REPO,
+            env={"PATH": os.environ["PATH"], "HK_QUERY_URL": url, "MNIST_DIR": str(mnist_dir)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert query.returncode == 0, query.stderr
+        answer = json.loads(query.stdout.strip().splitlines()[-1])
+        assert answer["label"] == 7
+        assert answer["sanity"].startswith("ok")
+        assert len(answer["probabilities"]) == 10
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+    assert server.returncode == 0, stderr
+    assert "server stopped" in stderr
+
+
+@pytest.mark.slow
+def test_two_workers_serve_and_stop_together(model_dir: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _inv("serve", "--model", str(model_dir), "--port", str(port), "--workers", "2")
+    try:
+        _wait_until_up(url, server)
+        assert call(url + "/v2/health/ready") == (200, {"ready": True})
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, stderr = server.communicate(timeout=30)
+    assert server.returncode == 0, stderr
+    assert call_refused(url)
+
+
+def call_refused(url: str) -> bool:
+    """True when nothing listens at `url` any more (every worker has stopped)."""
+    try:
+        call(url + "/health/ping")
+    except OSError:
+        return True
+    return False
