@@ -19,9 +19,9 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
 )
 
+from hello_kubeflow.backoff import jittered_backoff
 from hello_kubeflow.errors import DataError, DataFileError, DownloadError
 
 logger = logging.getLogger(__name__)
@@ -192,9 +192,7 @@ def _retrying(policy: RetryPolicy) -> Retrying:
     return Retrying(
         retry=retry_if_exception(_is_transient),
         stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.deadline),
-        wait=wait_exponential_jitter(
-            initial=policy.initial_wait, max=policy.max_wait, jitter=policy.jitter
-        ),
+        wait=jittered_backoff(policy.initial_wait, policy.max_wait, policy.jitter),
         before_sleep=before_sleep_log(logger, logging.WARNING),
         reraise=True,
     )

@@ -27,13 +27,14 @@ from tenacity import (
     retry,
     retry_if_exception,
     stop_after_delay,
-    wait_exponential_jitter,
 )
 
+from hello_kubeflow.backoff import jittered_backoff
 from hello_kubeflow.errors import KfpError
 from hello_kubeflow.gateway import Auth, auth_failure_message
 
 log = logging.getLogger(__name__)
+MAX_RETRY_WAIT = 15.0  # seconds: the longest pause between two tries of one call
 
 T = TypeVar("T")
 
@@ -132,7 +133,7 @@ def _check_health(endpoint: str, auth: Auth, patience: Patience) -> dict[str, An
 
     @retry(
         retry=retry_if_exception(lambda exc: isinstance(exc, _Transient)),
-        wait=_backoff(patience.retry_initial_wait),
+        wait=jittered_backoff(patience.retry_initial_wait, MAX_RETRY_WAIT),
         stop=stop_after_delay(patience.retry_deadline),
         before_sleep=before_sleep_log(log, logging.INFO),
         reraise=True,
@@ -192,14 +193,6 @@ def _add_default_timeout(client: Any, seconds: float) -> None:
 # ---- calling the API
 
 
-def _backoff(first: float, maximum: float = 15.0) -> Any:
-    """Exponential backoff with jitter, starting near `first` seconds."""
-    try:
-        return wait_exponential_jitter(multiplier=first, max=maximum, jitter=first)
-    except TypeError:  # tenacity before 9.2 names it `initial`
-        return wait_exponential_jitter(initial=first, max=maximum, jitter=first)
-
-
 def call_api(
     session: KfpSession, what: str, call: Callable[[], T], *, idempotent: bool = True
 ) -> T:
@@ -241,7 +234,7 @@ def _call(
 
     retrying = retry(
         retry=retry_if_exception(transient),
-        wait=_backoff(patience.retry_initial_wait),
+        wait=jittered_backoff(patience.retry_initial_wait, MAX_RETRY_WAIT),
         stop=stop_after_delay(patience.retry_deadline),
         before_sleep=_log_retry(what),
         reraise=True,

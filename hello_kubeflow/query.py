@@ -25,10 +25,10 @@ from tenacity import (
     before_sleep_log,
     retry_if_exception_type,
     stop_after_delay,
-    wait_exponential_jitter,
 )
 
 from hello_kubeflow.answers import Prediction, check_answer, seldon_payload, v2_payload
+from hello_kubeflow.backoff import jittered_backoff
 from hello_kubeflow.errors import EndpointError, QueryError
 from hello_kubeflow.settings import Settings
 
@@ -254,7 +254,7 @@ def post_images(
     sent_headers = {"Content-Type": "application/json", **(headers or {})}
     retrying = Retrying(
         retry=retry_if_exception_type((requests.ConnectionError, _TransientAnswer)),
-        wait=_backoff(),
+        wait=jittered_backoff(FIRST_RETRY_SECONDS, MAX_RETRY_WAIT_SECONDS),
         stop=stop_after_delay(settings.query_deadline),
         before_sleep=before_sleep_log(logger, logging.INFO),
         reraise=True,
@@ -287,18 +287,6 @@ def post_images(
         return response.json()
     except ValueError:
         return response.text
-
-
-def _backoff() -> wait_exponential_jitter:
-    """0.2 s, 0.4 s, 0.8 s ... (max 5 s) plus up to 0.2 s of jitter."""
-    try:
-        return wait_exponential_jitter(
-            multiplier=FIRST_RETRY_SECONDS, max=MAX_RETRY_WAIT_SECONDS, jitter=FIRST_RETRY_SECONDS
-        )
-    except TypeError:  # tenacity < 9.1 names the first wait `initial`
-        return wait_exponential_jitter(
-            initial=FIRST_RETRY_SECONDS, max=MAX_RETRY_WAIT_SECONDS, jitter=FIRST_RETRY_SECONDS
-        )
 
 
 class _TransientAnswer(Exception):

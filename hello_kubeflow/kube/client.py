@@ -20,10 +20,9 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_delay,
-    wait_exponential_jitter,
 )
-from tenacity.wait import wait_base
 
+from hello_kubeflow.backoff import jittered_backoff
 from hello_kubeflow.errors import PrerequisiteError
 from hello_kubeflow.settings import Settings
 
@@ -196,14 +195,6 @@ def log_retry(logger: logging.Logger, what: str) -> Callable[[RetryCallState], N
     return before_sleep
 
 
-def backoff_wait(initial: float, maximum: float) -> wait_base:
-    """`wait_exponential_jitter` from `initial` seconds up to `maximum`, jitter `initial`."""
-    try:
-        return wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
-    except TypeError:  # tenacity before 9.2 calls it `initial`
-        return wait_exponential_jitter(initial=initial, max=maximum, jitter=initial)
-
-
 def api_retrying(
     seconds: float,
     what: str = "Kubernetes API",
@@ -224,7 +215,7 @@ def api_retrying(
     """
     return Retrying(
         retry=retry_if_exception(is_transient),
-        wait=backoff_wait(initial, maximum),
+        wait=jittered_backoff(initial, maximum),
         stop=stop_after_delay(seconds),
         reraise=True,
         # Not before_sleep_log: an ApiException's str spans headers and body.

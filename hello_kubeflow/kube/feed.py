@@ -28,7 +28,8 @@ from tenacity import (
     stop_when_event_set,
 )
 
-from hello_kubeflow.kube.client import backoff_wait, is_transient, log_retry
+from hello_kubeflow.backoff import jittered_backoff
+from hello_kubeflow.kube.client import is_transient, log_retry
 from hello_kubeflow.kube.pods import Pod
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ class PodFeed:
     def _run(self) -> None:
         retrying = Retrying(
             retry=retry_if_exception(is_watch_transient),
-            wait=backoff_wait(self.backoff.initial, self.backoff.maximum),
+            wait=jittered_backoff(self.backoff.initial, self.backoff.maximum),
             stop=stop_after_delay(max(0.0, self.deadline - time.monotonic()))
             | stop_when_event_set(self._stop),
             sleep=self._sleep,

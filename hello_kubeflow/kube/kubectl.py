@@ -20,8 +20,8 @@ from pathlib import Path
 
 from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_delay
 
+from hello_kubeflow.backoff import jittered_backoff
 from hello_kubeflow.errors import ApplyError, PrerequisiteError
-from hello_kubeflow.kube.client import backoff_wait
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ def apply_source(
 
     retrying = Retrying(
         retry=retry_if_exception_type(TransientApplyError),
-        wait=backoff_wait(backoff.initial, backoff.maximum),
+        wait=jittered_backoff(backoff.initial, backoff.maximum),
         stop=stop_after_delay(deadline),
         reraise=True,
         before_sleep=before_sleep_log(log, logging.INFO),
