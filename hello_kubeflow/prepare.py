@@ -19,7 +19,7 @@ PYTHON_DEPENDENCIES = {
     "sklearn": "scikit-learn",
     "numpy": "numpy",
     "onnxruntime": "onnxruntime",
-    "skl2onnx": "skl2onnx",
+    "onnx": "onnx",
     "starlette": "starlette",
     "uvicorn": "uvicorn",
     "orjson": "orjson",
