@@ -1,0 +1,171 @@
+"""Build the image with the Docker SDK, streaming the build's output as it comes."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import docker
+import requests
+from docker.utils.build import create_archive, exclude_paths
+
+from hello_kubeflow.errors import BuildError, DockerUnavailableError
+from hello_kubeflow.images.plan import BuildPlan
+
+log = logging.getLogger(__name__)
+
+EXTRA_CA_NAME = "certs/hk-extra-ca.crt"
+TAIL_LINES = 25
+_STEP = re.compile(r"^Step \d+/\d+ : ")
+_STEP_SHOWN = 200
+
+
+def build_image(client: docker.DockerClient, plan: BuildPlan, *, no_cache: bool = False) -> str:
+    """Build `plan.image`, logging each step and its output live.
+
+    Args:
+        client: a connected Docker client.
+        plan: the build to run.
+        no_cache: rebuild every layer (a cold build) instead of reusing cached ones.
+
+    Returns:
+        The built image's ID (`sha256:...`).
+
+    Raises:
+        BuildError: a step failed (quoting it and the last lines of its output),
+            or the engine rejected the build.
+        DockerUnavailableError: the engine went away during the build.
+    """
+    log.info("building %s from %s", plan.image, plan.context)
+    with build_context(plan.context, plan.dockerfile, plan.extra_ca_certs) as context:
+        try:
+            stream = client.api.build(
+                fileobj=context,
+                custom_context=True,
+                tag=plan.image,
+                dockerfile=plan.dockerfile,
+                buildargs=plan.build_args,
+                rm=True,
+                forcerm=True,
+                nocache=no_cache,
+                pull=False,
+                decode=True,
+            )
+            image_id = follow_build(stream)
+        except docker.errors.APIError as exc:
+            raise BuildError(
+                f"the Docker engine refused to build {plan.image}: {exc.explanation or exc}"
+            ) from None
+        except requests.exceptions.ConnectionError as exc:
+            raise DockerUnavailableError(
+                f"lost the Docker engine while building {plan.image} ({exc})"
+            ) from None
+        except requests.exceptions.Timeout:
+            raise BuildError(
+                f"the build of {plan.image} printed nothing for too long: raise "
+                "HK_DOCKER_TIMEOUT (seconds per Docker API call) or check the engine"
+            ) from None
+    log.info("built %s (%s)", plan.image, image_id)
+    return image_id
+
+
+def follow_build(chunks: Iterable[Mapping[str, Any]]) -> str:
+    """Log a build's output stream and return the image ID.
+
+    Args:
+        chunks: the engine's decoded build stream (`stream`, `status`, `aux`,
+            `error`/`errorDetail` entries).
+
+    Returns:
+        The built image's ID.
+
+    Raises:
+        BuildError: an `error` entry, naming the step and the last output lines.
+    """
+    step = "(before the first step)"
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    image_id = ""
+    for line in _lines(chunks):
+        if isinstance(line, dict):
+            if "aux" in line and isinstance(line["aux"], dict):
+                image_id = str(line["aux"].get("ID", image_id))
+                continue
+            detail = line.get("errorDetail") or {}
+            message = str(line.get("error") or detail.get("message") or line).strip()
+            raise BuildError(_failure_message(step, message, list(tail)))
+        if _STEP.match(line):
+            step = line
+            tail.clear()
+            log.info("%s", _shorten(line))
+        else:
+            tail.append(line)
+            log.info("  %s", line)
+    if not image_id:
+        raise BuildError(
+            "the build ended without an image ID (the engine's stream was cut short): "
+            "run inv build-push again; if it persists, check the engine's log"
+        )
+    return image_id
+
+
+def build_context(root: Path, dockerfile: str, extra_ca: Path | None) -> IO[bytes]:
+    """The build context as a tar file: `root` less `.dockerignore`, plus the CA file.
+
+    The extra CA bundle goes in as `certs/hk-extra-ca.crt`, where the Dockerfile
+    picks up certificates, so the checkout itself is never modified.
+    """
+    ignore = root / ".dockerignore"
+    patterns: list[str] = []
+    if ignore.is_file():
+        lines = (line.strip() for line in ignore.read_text().splitlines())
+        patterns = [line for line in lines if line and not line.startswith("#")]
+    files = sorted(exclude_paths(str(root), patterns, dockerfile=dockerfile))
+    extra = [(EXTRA_CA_NAME, extra_ca.read_text())] if extra_ca else []
+    context: IO[bytes] = create_archive(root=str(root), files=files, extra_files=extra)
+    return context
+
+
+def _lines(chunks: Iterable[Mapping[str, Any]]) -> Iterator[str | dict[str, Any]]:
+    """Split `stream` text into whole lines; pass errors and aux entries as dicts."""
+    partial = ""
+    for chunk in chunks:
+        if "error" in chunk or "errorDetail" in chunk or "aux" in chunk:
+            if partial.strip():
+                yield partial.rstrip()
+            partial = ""
+            yield dict(chunk)
+            continue
+        text = chunk.get("stream")
+        if text is None and chunk.get("status"):
+            if (chunk.get("progressDetail") or {}).get("current"):
+                continue  # a progress-bar update while pulling the base image
+            text = f"{chunk.get('id', '')} {chunk['status']}".strip() + "\n"
+        if not text:
+            continue
+        partial += str(text)
+        *done, partial = partial.split("\n")
+        for line in done:
+            if line.strip():
+                yield line.rstrip()
+    if partial.strip():
+        yield partial.rstrip()
+
+
+def _failure_message(step: str, message: str, tail: list[str]) -> str:
+    shown = "\n".join(f"    | {line}" for line in tail) or "    (no output)"
+    return (
+        f"the image build failed at {_shorten(step)}\n"
+        f"  {message}\n"
+        f"  last lines of its output:\n{shown}\n"
+        "Fix that step in the Dockerfile (or what it needs: network, CA certificates "
+        "via HK_EXTRA_CA_CERTS, the base image), then run inv build-push again."
+    )
+
+
+def _shorten(step: str) -> str:
+    one_line = " ".join(step.split())
+    return one_line if len(one_line) <= _STEP_SHOWN else one_line[: _STEP_SHOWN - 3] + "..."

@@ -1,0 +1,68 @@
+"""The connection to the Docker engine, and the error when there is none."""
+
+from __future__ import annotations
+
+import logging
+
+import docker
+import requests
+from docker.utils import kwargs_from_env
+
+from hello_kubeflow.errors import DockerUnavailableError
+from hello_kubeflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+START_ENGINE_HINT = (
+    "Start one: `sudo systemctl start docker` (or `sudo dockerd &`; on a fresh "
+    "Debian machine `sudo scripts/ci_docker.sh` installs and starts the engine and a "
+    "local registry), or point DOCKER_HOST at a running engine."
+)
+
+
+def engine_address() -> str:
+    """Where the Docker SDK will look for the engine (`DOCKER_HOST` or the socket)."""
+    base_url = kwargs_from_env().get("base_url")
+    return str(base_url) if base_url else DEFAULT_DOCKER_HOST
+
+
+def connect(settings: Settings) -> docker.DockerClient:
+    """Connect to the Docker engine and check that it answers.
+
+    The SDK finds the engine as the `docker` CLI does (`DOCKER_HOST`,
+    `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`, else the local socket).
+
+    Args:
+        settings: the workflow settings (`docker_timeout` bounds every API call).
+
+    Returns:
+        A client whose engine answered a ping.
+
+    Raises:
+        DockerUnavailableError: when no engine answers, with how to start one.
+    """
+    address = engine_address()
+    try:
+        client = docker.from_env(timeout=int(settings.docker_timeout))
+        client.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise DockerUnavailableError(
+            f"no Docker engine is reachable at {address} ({_first_line(exc)}). " + START_ENGINE_HINT
+        ) from None
+    log.debug("connected to the Docker engine at %s", address)
+    return client
+
+
+def engine_reachable(settings: Settings) -> bool:
+    """True when a Docker engine answers (for skipping, never for control flow)."""
+    try:
+        connect(settings).close()
+    except DockerUnavailableError:
+        return False
+    return True
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

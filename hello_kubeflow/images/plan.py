@@ -1,0 +1,221 @@
+"""What an image build will do: name, tag, base image, build arguments, push target.
+
+Everything here is decided before the Docker engine is contacted, so a missing
+or malformed registry, name or tag is a clear error before any build starts,
+and `--dry-run` can print the plan without an engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from hello_kubeflow.errors import ImageError, SettingsError
+from hello_kubeflow.settings import VARIABLES, Settings
+
+log = logging.getLogger(__name__)
+
+GIT_TIMEOUT = 10.0
+FALLBACK_TAG = "latest"
+DOCKERFILE = "Dockerfile"
+_NAME = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """One build (and push) of the project image, fully decided."""
+
+    context: Path
+    repository: str
+    tag: str
+    push: bool
+    registry: str | None
+    build_args: dict[str, str] = field(default_factory=dict)
+    extra_ca_certs: Path | None = None
+    dockerfile: str = DOCKERFILE
+
+    @property
+    def image(self) -> str:
+        """The image reference built and pushed: `repository:tag`."""
+        return f"{self.repository}:{self.tag}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The plan as a JSON-serialisable dict (what `--dry-run` prints)."""
+        return {
+            "image": self.image,
+            "repository": self.repository,
+            "tag": self.tag,
+            "registry": self.registry,
+            "push": self.push,
+            "context": str(self.context),
+            "dockerfile": self.dockerfile,
+            "build_args": dict(self.build_args),
+            "extra_ca_certs": str(self.extra_ca_certs) if self.extra_ca_certs else None,
+        }
+
+    def describe(self) -> str:
+        """The plan as a person reads it."""
+        lines = [
+            f"image:   {self.image}",
+            f"context: {self.context} ({self.dockerfile})",
+            f"base:    {self.build_args.get('BASE_IMAGE') or '(the Dockerfile default)'}",
+            f"push:    {'to ' + str(self.registry) if self.push else 'no (build only)'}",
+        ]
+        if self.extra_ca_certs:
+            lines.append(f"extra CA certificates: {self.extra_ca_certs}")
+        return "\n".join(lines)
+
+
+def project_root() -> Path:
+    """The checkout holding the Dockerfile (the package's parent, else the cwd).
+
+    Raises:
+        ImageError: when neither has a Dockerfile.
+    """
+    for candidate in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (candidate / DOCKERFILE).is_file():
+            return candidate
+    raise ImageError(
+        f"no {DOCKERFILE} found beside the package or in {Path.cwd()}: run the task "
+        "from the hello-kubeflow checkout (where tasks.py and the Dockerfile are)"
+    )
+
+
+def plan_build(
+    settings: Settings,
+    *,
+    push: bool = True,
+    tag: str = "",
+    base_image: str = "",
+    context: Path | None = None,
+) -> BuildPlan:
+    """Decide the build: validate the registry, name and tag; derive the labels.
+
+    Args:
+        settings: the workflow settings (registry, image name/tag, base image, CA).
+        push: whether the image will be pushed (then a registry is required).
+        tag: the tag (default: `HK_IMAGE_TAG`, else from git).
+        base_image: the Dockerfile's BASE_IMAGE (default: `HK_BASE_IMAGE`, else the
+            Dockerfile's own default).
+        context: the build context (default: the project checkout).
+
+    Returns:
+        The plan.
+
+    Raises:
+        SettingsError: the registry is missing (when pushing) or malformed, or the
+            name, tag or CA file is not usable.
+    """
+    root = (context or project_root()).resolve()
+    registry = validated_registry(settings, required=push)
+    chosen_tag = tag or settings.image_tag or default_tag(root)
+    problems = []
+    if not _NAME.match(settings.image_name):
+        problems.append(
+            f"HK_IMAGE_NAME={settings.image_name!r}: expected a lowercase image name "
+            "such as hello-kubeflow or team/hello-kubeflow"
+        )
+    if not _TAG.match(chosen_tag):
+        problems.append(
+            f"HK_IMAGE_TAG (or --tag)={chosen_tag!r}: expected letters, digits, '_', '.' "
+            "or '-' (at most 128, not starting with '.' or '-')"
+        )
+    ca = settings.extra_ca_certs
+    if ca is not None and not ca.is_file():
+        problems.append(f"HK_EXTRA_CA_CERTS={str(ca)!r}: no such file (a PEM bundle)")
+    if problems:
+        raise SettingsError(problems)
+    repository = f"{registry}/{settings.image_name}" if registry else settings.image_name
+    args = {
+        "SOURCE": _git(root, "config", "--get", "remote.origin.url", redact=True),
+        "REVISION": _git(root, "rev-parse", "HEAD"),
+        "CREATED": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    chosen_base = base_image or settings.base_image
+    if chosen_base:
+        args["BASE_IMAGE"] = chosen_base
+    return BuildPlan(
+        context=root,
+        repository=repository,
+        tag=chosen_tag,
+        push=push,
+        registry=registry,
+        build_args=args,
+        extra_ca_certs=ca,
+    )
+
+
+def validated_registry(settings: Settings, *, required: bool) -> str | None:
+    """`CONTAINER_REGISTRY`, checked again (settings may have been replaced in code).
+
+    Raises:
+        SettingsError: missing while `required`, or malformed.
+    """
+    value = settings.container_registry
+    if not value:
+        if not required:
+            return None
+        raise SettingsError(
+            [
+                "CONTAINER_REGISTRY is not set: name the registry to push to, e.g. "
+                "CONTAINER_REGISTRY=localhost:5000 (a local registry), quay.io/me or "
+                "ghcr.io/org (in the environment or .env); or build only with --no-push"
+            ]
+        )
+    parse = next(v.parse for v in VARIABLES if v.env == "CONTAINER_REGISTRY")
+    try:
+        return str(parse(value))
+    except ValueError as exc:
+        raise SettingsError([f"CONTAINER_REGISTRY={value!r}: {exc}"]) from None
+
+
+def registry_host(repository: str) -> str:
+    """The registry part of a repository (`quay.io/me/x` -> `quay.io`)."""
+    first, _, rest = repository.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+def default_tag(root: Path) -> str:
+    """The short git commit of `root`, `-dirty` when the tree has changes.
+
+    Falls back to `latest` (with a warning) outside a git checkout.
+    """
+    commit = _git(root, "rev-parse", "--short", "HEAD")
+    if not commit:
+        log.warning("%s is not a git checkout: tagging the image %r", root, FALLBACK_TAG)
+        return FALLBACK_TAG
+    dirty = bool(_git(root, "status", "--porcelain"))
+    return f"{commit}-dirty" if dirty else commit
+
+
+def _git(root: Path, *args: str, redact: bool = False) -> str:
+    """A git command's output in `root`, or "" when git or the checkout is missing."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    out = done.stdout.strip() if done.returncode == 0 else ""
+    return _without_credentials(out) if redact else out
+
+
+def _without_credentials(url: str) -> str:
+    """Drop `user:password@` from a remote URL: a label must never carry a secret."""
+    parts = urlsplit(url)
+    if parts.scheme and "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return url

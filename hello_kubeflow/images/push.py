@@ -1,0 +1,184 @@
+"""Push the image, reading every chunk of the push stream, with bounded retries.
+
+The engine answers a push with HTTP 200 and reports registry failures inside
+the stream (`error` / `errorDetail`), so every chunk is checked. Transient
+failures (connection refused or reset, timeouts, 5xx) are retried for a
+bounded time; a refusal of our credentials is never retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import docker
+import requests
+from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_delay
+
+from hello_kubeflow.backoff import jittered_backoff
+from hello_kubeflow.errors import (
+    DockerUnavailableError,
+    PushError,
+    RegistryAuthError,
+    RegistryUnavailableError,
+    SettingsError,
+)
+from hello_kubeflow.images.plan import registry_host
+from hello_kubeflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PUSH_RETRY_SECONDS = 120.0
+PUSH_RETRY_INITIAL_WAIT = 1.0
+PUSH_RETRY_MAX_WAIT = 15.0
+_AUTH = re.compile(
+    r"unauthori[sz]ed|authentication required|no basic auth credentials|"
+    r"access to the resource is denied|\bdenied:|incorrect username or password|"
+    r"\b401\b|\b403\b|forbidden",
+    re.IGNORECASE,
+)
+_TRANSIENT = re.compile(
+    r"connection refused|connection reset|broken pipe|\beof\b|timeout|timed out|"
+    r"deadline exceeded|internal server error|bad gateway|service unavailable|"
+    r"gateway timeout|too many requests|http status: (?:429|5\d\d)|status code (?:429|5\d\d)",
+    re.IGNORECASE,
+)
+_LAYER_STATES = {"Pushed", "Layer already exists", "Mounted from"}
+
+
+def registry_auth(settings: Settings, registry: str) -> dict[str, str] | None:
+    """Credentials for `registry` from the settings, or None (docker login's are used).
+
+    Raises:
+        SettingsError: only one of the username and the password is set.
+    """
+    user, password = settings.registry_username, settings.registry_password
+    if bool(user) != bool(password):
+        missing = "HK_REGISTRY_PASSWORD" if user else "HK_REGISTRY_USERNAME"
+        raise SettingsError(
+            [
+                f"{missing} is not set while its partner is: set both "
+                "HK_REGISTRY_USERNAME and HK_REGISTRY_PASSWORD, or neither and run "
+                f"`docker login {registry}`"
+            ]
+        )
+    if user and password:
+        return {"username": user, "password": password, "serveraddress": registry}
+    return None
+
+
+def push_image(
+    client: docker.DockerClient,
+    repository: str,
+    tag: str,
+    *,
+    auth: dict[str, str] | None = None,
+    retry_seconds: float = PUSH_RETRY_SECONDS,
+) -> str:
+    """Push `repository:tag` and return its digest.
+
+    Args:
+        client: a connected Docker client.
+        repository: the image repository, registry included.
+        tag: the tag to push.
+        auth: credentials (None: those `docker login` stored).
+        retry_seconds: how long to keep retrying transient failures.
+
+    Returns:
+        The pushed manifest's digest (`sha256:...`).
+
+    Raises:
+        RegistryAuthError: the registry refused the credentials (not retried).
+        RegistryUnavailableError: the registry stayed unreachable or failing.
+        PushError: any other refusal (an invalid name, a missing image).
+    """
+    retrying = Retrying(
+        retry=retry_if_exception_type(RegistryUnavailableError),
+        stop=stop_after_delay(retry_seconds),
+        wait=jittered_backoff(PUSH_RETRY_INITIAL_WAIT, PUSH_RETRY_MAX_WAIT),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    )
+    return retrying(_push_once, client, repository, tag, auth)
+
+
+def follow_push(chunks: Iterable[Mapping[str, Any]], image: str) -> str:
+    """Read a push stream to its end: log layer progress, fail on any error chunk.
+
+    Args:
+        chunks: the engine's decoded push stream.
+        image: the reference being pushed (for messages).
+
+    Returns:
+        The digest the registry reported.
+
+    Raises:
+        PushError: (or a subclass) for the first error chunk, or no digest at all.
+    """
+    digest = ""
+    seen: dict[str, str] = {}
+    for chunk in chunks:
+        if "error" in chunk or "errorDetail" in chunk:
+            detail = chunk.get("errorDetail") or {}
+            message = str(chunk.get("error") or detail.get("message") or chunk).strip()
+            raise classify_push_error(image, message)
+        aux = chunk.get("aux")
+        if isinstance(aux, dict) and aux.get("Digest"):
+            digest = str(aux["Digest"])
+        status = str(chunk.get("status", ""))
+        layer = str(chunk.get("id", ""))
+        if layer and any(status.startswith(s) for s in _LAYER_STATES):
+            if seen.get(layer) != status:
+                seen[layer] = status
+                log.info("  %s: %s", layer, status)
+        elif status and not layer:
+            log.info("%s", status)
+    if not digest:
+        raise RegistryUnavailableError(
+            f"the push of {image} ended without a digest from the registry "
+            "(the stream was cut short)"
+        )
+    return digest
+
+
+def classify_push_error(image: str, message: str) -> PushError:
+    """Turn the engine's push error text into the error a user can act on."""
+    registry = registry_host(image)
+    if _AUTH.search(message):
+        return RegistryAuthError(
+            f"the registry {registry} refused to let us push {image}: {message}. "
+            f"Log in first: `docker login {registry}`, or set HK_REGISTRY_USERNAME and "
+            "HK_REGISTRY_PASSWORD (environment or .env); and check that the account "
+            "may push to that repository."
+        )
+    if _TRANSIENT.search(message):
+        return RegistryUnavailableError(
+            f"the registry {registry} could not take the push of {image}: {message}. "
+            f"Check that it is up (for a local one: scripts/ci_docker.sh starts "
+            "127.0.0.1:5000) and that CONTAINER_REGISTRY names it."
+        )
+    return PushError(f"the push of {image} to {registry} failed: {message}")
+
+
+def _push_once(
+    client: docker.DockerClient, repository: str, tag: str, auth: dict[str, str] | None
+) -> str:
+    image = f"{repository}:{tag}"
+    log.info("pushing %s", image)
+    try:
+        stream = client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth)
+        digest = follow_push(stream, image)
+    except docker.errors.APIError as exc:
+        raise classify_push_error(image, str(exc.explanation or exc)) from None
+    except requests.exceptions.Timeout:
+        raise RegistryUnavailableError(
+            f"the push of {image} timed out (no progress within HK_DOCKER_TIMEOUT)"
+        ) from None
+    except requests.exceptions.ConnectionError as exc:
+        raise DockerUnavailableError(
+            f"lost the Docker engine while pushing {image} ({exc})"
+        ) from None
+    log.info("pushed %s (%s)", image, digest)
+    return digest
