@@ -90,12 +90,8 @@ def train(
     from hello_kubeflow.runs import RunOptions, run_local
 
     settings = _settings(preset=preset or None, seed=seed if seed >= 0 else None, mode=mode or None)
-    options = RunOptions(
-        preset=settings.preset,
-        n_estimators=trees or settings.n_estimators or 0,
-        seed=settings.seed,
-        train_limit=train_limit,
-        test_limit=test_limit,
+    options = RunOptions.from_settings(
+        settings, n_estimators=trees, train_limit=train_limit, test_limit=test_limit
     )
     if dry_run and settings.mode != "cluster":
         raise Exit("error: --dry-run shows a cluster run: add --mode cluster", code=1)
@@ -228,12 +224,8 @@ def demo(
     from hello_kubeflow.runs import RunOptions
 
     settings = _settings(preset=preset or None)
-    options = RunOptions(
-        preset=settings.preset,
-        n_estimators=trees or settings.n_estimators or 0,
-        seed=settings.seed,
-        train_limit=train_limit,
-        test_limit=test_limit,
+    options = RunOptions.from_settings(
+        settings, n_estimators=trees, train_limit=train_limit, test_limit=test_limit
     )
     with _user_errors():
         summary = run_demo(

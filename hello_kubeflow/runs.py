@@ -91,6 +91,19 @@ class RunOptions:
     train_limit: int = 0
     test_limit: int = 0
 
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, n_estimators: int = 0, train_limit: int = 0, test_limit: int = 0
+    ) -> RunOptions:
+        """Options from the settings, with the command line's trees and limits (0: unset)."""
+        return cls(
+            preset=settings.preset,
+            n_estimators=n_estimators or settings.n_estimators or 0,
+            seed=settings.seed,
+            train_limit=train_limit,
+            test_limit=test_limit,
+        )
+
     def arguments(self, mnist_dir: Path | None) -> dict[str, Any]:
         """The pipeline's parameters for these options."""
         return {
