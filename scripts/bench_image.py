@@ -155,8 +155,8 @@ def _table(figures: dict[str, float]) -> str:
             "via the docker SDK.",
             "",
             "Command: `/work/venv/bin/python scripts/bench_image.py`",
-            f"Machine: {os.cpu_count()} cores ({platform.machine()}), shared with other "
-            f"engineers' jobs (load average {load:.1f} at the end of the run), so times vary.",
+            f"Machine: {os.cpu_count()} cores ({platform.machine()}), load average {load:.1f} "
+            "at the end of the run (other work on the machine makes times vary).",
             "",
             "| what | seconds (or MB) |",
             "|---|---|",

@@ -354,8 +354,7 @@ def _machine() -> str:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
         f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, load average "
-        f"{load:.1f} at the end of the run: the machine is shared with other jobs, so the "
-        "figures are noisy"
+        f"{load:.1f} at the end of the run (other work on the machine makes the figures noisier)"
     )
 
 

@@ -115,10 +115,10 @@ def _markdown(rows: list[dict[str, Any]], command: str, singles: int, seed: int)
         f"Command: `{command}`  ",
         f"Machine: {os.cpu_count()} cores ({_cpu_model()}), Python {platform.python_version()}, "
         f"{today}.  ",
-        "The machine was shared with other engineers' jobs during the run (load average",
-        'before → after each fit in the table): wall times are inflated by that. "train',
-        'CPU s" (`train_model`: checks, sample, fit; all threads) does not depend on the',
-        "load: on an idle 2-core machine the fit takes about half of it.",
+        "Wall times depend on what else the machine is doing: the load average before →",
+        'after each fit is in the table. "train CPU s" (`train_model`: checks, sample, fit;',
+        "all threads) does not depend on the load: on an idle 2-core machine the fit",
+        "takes about half of it.",
         "",
         "| preset | trees | train images | train s | train CPU s | load avg | test accuracy "
         "| joblib MB "
