@@ -57,6 +57,7 @@ class RunSummary:
     test_size: int
     runner: str
     data_source: str
+    data_is_subset: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-serialisable dict."""
@@ -68,8 +69,17 @@ class RunSummary:
 
     def describe(self) -> str:
         """The summary as a person reads it."""
-        return "\n".join(
+        subset = (
             [
+                "warning: no MNIST files and no network: trained and scored on the 5,000-digit "
+                "offline subset; set MNIST_DIR or restore the network for full MNIST"
+            ]
+            if self.data_is_subset
+            else []
+        )
+        return "\n".join(
+            subset
+            + [
                 f"trained: {self.preset} preset, {self.n_estimators} trees, "
                 f"{self.train_size:,} training images ({self.data_source})",
                 f"test accuracy: {self.accuracy:.2%} on {self.test_size:,} images",
@@ -260,6 +270,7 @@ def _record(
         test_size=int(evaluation["test_size"]),
         runner=runner,
         data_source=str(metadata.get("data_source", "")),
+        data_is_subset=bool(metadata.get("data_is_subset", False)),
     )
     latest = settings.output_dir / LATEST_FILE
     latest.write_text(json.dumps(summary.as_dict(), indent=2) + "\n")

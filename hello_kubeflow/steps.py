@@ -123,6 +123,7 @@ def train_step(
     )
     accuracy = evaluate(result.model, scale_pixels(data.x_test), data.y_test).accuracy
     metadata = build_metadata(result, accuracy=accuracy, data_source=data.source)
+    metadata["data_is_subset"] = data.is_subset
     save_model(Path(model_path), result, metadata=metadata)
     log.info("trained %s in %.1f s, test accuracy %.4f", preset, result.seconds, accuracy)
     return metadata

