@@ -9,24 +9,20 @@ project image. The run's artifacts land under `<output_dir>/runs`, and
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import json
 import logging
-import re
 import shutil
 import sys
 import time
 import warnings
-from collections import deque
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TextIO
+from typing import Any
 
-from hello_kubeflow.errors import ModelError, PipelineError, StepFailedError
+from hello_kubeflow.errors import ModelError, PipelineError
+from hello_kubeflow.runlog import captured_progress, step_failure
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,12 +30,6 @@ log = logging.getLogger(__name__)
 RUNNERS = ("subprocess", "docker")
 LATEST_FILE = "latest.json"
 PIPELINE_FILE = Path(__file__).resolve().parents[1] / "pipeline" / "train_pipeline.py"
-_STEP_NAMES = {
-    "load-data": "load MNIST",
-    "train": "train random forest",
-    "evaluate": "evaluate on test set",
-}
-_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$")
 
 
 @dataclass(frozen=True)
@@ -58,6 +48,7 @@ class RunSummary:
     runner: str
     data_source: str
     data_is_subset: bool = False
+    log_path: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-serialisable dict."""
@@ -69,26 +60,23 @@ class RunSummary:
 
     def describe(self) -> str:
         """The summary as a person reads it."""
-        subset = (
-            [
+        lines = []
+        if self.data_is_subset:
+            lines.append(
                 "warning: no MNIST files and no network: trained and scored on the 5,000-digit "
                 "offline subset; set MNIST_DIR or restore the network for full MNIST"
-            ]
-            if self.data_is_subset
-            else []
-        )
-        return "\n".join(
-            subset
-            + [
-                f"trained: {self.preset} preset, {self.n_estimators} trees, "
-                f"{self.train_size:,} training images ({self.data_source})",
-                f"test accuracy: {self.accuracy:.2%} on {self.test_size:,} images",
-                f"model:   {self.model_path}",
-                f"metrics: {self.metrics_path}",
-                f"confusion matrix: {self.confusion_png}",
-                f"took {self.seconds:.1f} s ({self.runner} runner)",
-            ]
-        )
+            )
+        lines += [
+            f"trained: {self.preset} preset, {self.n_estimators} trees, "
+            f"{self.train_size:,} training images ({self.data_source})",
+            f"test accuracy: {self.accuracy:.2%} on {self.test_size:,} images",
+            f"model:   {self.model_path}",
+            f"metrics: {self.metrics_path}",
+            f"confusion matrix: {self.confusion_png}",
+            f"log:     {self.log_path}",
+            f"took {self.seconds:.1f} s ({self.runner} runner)",
+        ]
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -209,9 +197,17 @@ def run_local(
     local.init(runner=local_runner, pipeline_root=str(root), raise_on_error=True)
     pipeline = load_pipeline_module().make_pipeline(image)
 
-    log.info("running pipeline %s locally (%s runner, image %s)", pipeline.name, runner, image)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log_path = settings.output_dir.resolve() / "logs" / f"train-{stamp}.log"
+    if runner == "docker":
+        if "@sha256:" not in image:
+            log.warning("image %s is not pinned by digest: run `inv build-push` first", image)
+        log.info("running pipeline %s locally, each step in image %s", pipeline.name, image)
+    else:
+        log.info("running pipeline %s locally, in this Python environment", pipeline.name)
+    log.info("full log: %s", log_path)
     started = time.monotonic()
-    with _captured_output() as tail, warnings.catch_warnings():
+    with captured_progress(sys.stderr, log_path) as tail, warnings.catch_warnings():
         # kfp warns that a non-"python" image name may lack Python; ours has it.
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")
         # display names are for the Pipelines UI; kfp.local says it ignores them.
@@ -219,9 +215,9 @@ def run_local(
         try:
             outputs = pipeline(**options.arguments(mnist_dir))
         except RuntimeError as exc:
-            raise _step_failure(str(exc), tail) from None
+            raise step_failure(str(exc), tail, log_path) from None
     seconds = time.monotonic() - started
-    return _record(settings, outputs, options, runner=runner, seconds=seconds)
+    return _record(settings, outputs, options, runner=runner, seconds=seconds, log_path=log_path)
 
 
 def latest_model_path(settings: Settings) -> Path:
@@ -246,7 +242,13 @@ def latest_model_path(settings: Settings) -> Path:
 
 
 def _record(
-    settings: Settings, outputs: Any, options: RunOptions, *, runner: str, seconds: float
+    settings: Settings,
+    outputs: Any,
+    options: RunOptions,
+    *,
+    runner: str,
+    seconds: float,
+    log_path: Path,
 ) -> RunSummary:
     from hello_kubeflow.steps import CONFUSION_PNG, EVALUATION_FILE
 
@@ -271,6 +273,7 @@ def _record(
         runner=runner,
         data_source=str(metadata.get("data_source", "")),
         data_is_subset=bool(metadata.get("data_is_subset", False)),
+        log_path=str(log_path),
     )
     latest = settings.output_dir / LATEST_FILE
     latest.write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
@@ -295,47 +298,3 @@ def _stage_mnist(settings: Settings, target: Path) -> Path | None:
         if not destination.exists() or destination.stat().st_size != source.stat().st_size:
             shutil.copyfile(source, destination)
     return target
-
-
-class _Tee(io.TextIOBase):
-    """Send text on to `stream`, keeping the last lines for error reports."""
-
-    def __init__(self, stream: TextIO, keep: int = 200) -> None:
-        self.stream = stream
-        self.lines: deque[str] = deque(maxlen=keep)
-        self._partial = ""
-
-    def write(self, text: str) -> int:
-        self.stream.write(text)
-        self._partial += text
-        *done, self._partial = self._partial.split("\n")
-        self.lines.extend(done)
-        return len(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
-@contextlib.contextmanager
-def _captured_output() -> Iterator[deque[str]]:
-    """Show kfp's step logs on stderr (stdout is for results) and keep their tail."""
-    tee = _Tee(sys.stderr)
-    with contextlib.redirect_stdout(tee):
-        yield tee.lines
-
-
-def _step_failure(message: str, tail: deque[str]) -> StepFailedError | PipelineError:
-    """Turn kfp.local's 'Inner task failed: X' into the step's name and cause."""
-    plain = re.sub(r"\x1b\[[0-9;]*m", "", message)
-    match = re.search(r"Inner task failed: '?([\w-]+)", plain)
-    if not match:
-        return PipelineError(f"the local run failed: {plain}")
-    step = match.group(1)
-    cause = "see the step's log above"
-    for line in reversed(tail):
-        found = _ERROR_LINE.match(re.sub(r"\x1b\[[0-9;]*m", "", line))
-        if found:
-            cause = f"{found.group(1).rsplit('.', 1)[-1]}: {found.group(2)}"
-            break
-    name = f"{step} ({_STEP_NAMES[step]})" if step in _STEP_NAMES else step
-    return StepFailedError(name, cause)

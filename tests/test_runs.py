@@ -83,6 +83,10 @@ def test_inv_train_json_prints_the_summary_last(mnist_dir: Path, tmp_path: Path)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert {"accuracy", "model_path", "metrics_path", "seconds"} <= set(summary)
+    # progress on stderr shows each step; the executor's plumbing is in the log only
+    assert "Executing task" in result.stderr
+    assert "Got executor_input" not in result.stderr
+    assert "Got executor_input" in Path(summary["log_path"]).read_text()
     assert summary["n_estimators"] == 5
     assert Path(summary["model_path"]).is_dir()
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from hello_kubeflow.errors import ImageError
 from hello_kubeflow.settings import Settings
-
-log = logging.getLogger(__name__)
 
 RECORD_FILE = "image.json"
 DEFAULT_TAG = "latest"
@@ -108,11 +105,4 @@ def pipeline_image(settings: Settings) -> str:
         return record.reference
     registry = settings.container_registry
     name = f"{registry}/{settings.image_name}" if registry else settings.image_name
-    fallback = f"{name}:{settings.image_tag or DEFAULT_TAG}"
-    log.info(
-        "no image recorded in %s and HK_PIPELINE_IMAGE is not set: using %s "
-        "(not pinned by digest; run `inv build-push` first)",
-        record_path(settings),
-        fallback,
-    )
-    return fallback
+    return f"{name}:{settings.image_tag or DEFAULT_TAG}"

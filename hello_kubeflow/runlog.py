@@ -1,0 +1,131 @@
+"""What a person sees while `kfp.local` runs the pipeline, and what it keeps.
+
+`kfp.local` prints everything on stdout: each step's executor input as JSON,
+artifact listings, and the step's own log. The whole of it goes to a log file;
+stderr shows only the lines a person follows a run by (a step starting and
+finishing, our steps' own messages, warnings and errors). When a step fails,
+the error names the step and the cause found in its log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from hello_kubeflow.errors import PipelineError, StepFailedError
+
+STEP_NAMES = {
+    "load-data": "load MNIST",
+    "train": "train random forest",
+    "evaluate": "evaluate on test set",
+}
+TAIL_LINES = 40  # the end of the log, shown when a step fails
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ORCHESTRATOR = re.compile(
+    r"^\d\d:\d\d:\d\d\.\d+ - \w+ - "
+    r"(Executing task|Task .* finished with status|Pipeline .* finished)"
+)
+_EXECUTOR = re.compile(r"^\s*\[KFP Executor [^\]]* (?P<level>[A-Z]+)\]: (?P<message>.*)$")
+# The executor's own bookkeeping, at INFO: in the log file only.
+_EXECUTOR_NOISE = ("Looking for component", "Loading KFP component", "Got executor_input", "Wrote")
+_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$")
+
+
+def plain(text: str) -> str:
+    """`text` without terminal colour codes."""
+    return _ANSI.sub("", text)
+
+
+def worth_showing(line: str) -> bool:
+    """Whether a line of kfp.local's output belongs in the live progress."""
+    text = plain(line)
+    if _ORCHESTRATOR.match(text):
+        return True
+    found = _EXECUTOR.match(text)
+    if not found:
+        return False
+    if found["level"] != "INFO":
+        return True
+    return not found["message"].startswith(_EXECUTOR_NOISE)
+
+
+class _Progress(io.TextIOBase):
+    """Every line to the log file; the lines worth showing to `stream`; a tail kept."""
+
+    def __init__(self, stream: TextIO, log_file: TextIO) -> None:
+        self.stream = stream
+        self.log_file = log_file
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._line(self._partial)
+            self._partial = ""
+        self.stream.flush()
+        self.log_file.flush()
+
+    def _line(self, line: str) -> None:
+        text = plain(line)
+        self.log_file.write(text + "\n")
+        if text.strip():
+            self.tail.append(text)
+        if worth_showing(text):
+            self.stream.write(line.strip() + "\n")
+
+
+@contextlib.contextmanager
+def captured_progress(stream: TextIO, log_path: Path) -> Iterator[deque[str]]:
+    """Route stdout (where kfp.local prints) through the progress filter.
+
+    Args:
+        stream: where the live progress goes (stderr: stdout is for results).
+        log_path: the file that receives every line.
+
+    Yields:
+        The last lines of the log, for error reports.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log_file:
+        progress = _Progress(stream, log_file)
+        try:
+            with contextlib.redirect_stdout(progress):
+                yield progress.tail
+        finally:
+            progress.flush()
+
+
+def step_failure(message: str, tail: deque[str], log_path: Path) -> PipelineError:
+    """Turn kfp.local's 'Inner task failed: X' into the step's name and cause.
+
+    Args:
+        message: the RuntimeError kfp.local raised.
+        tail: the last lines of the run's log.
+        log_path: the full log, named in the error.
+    """
+    text = plain(message)
+    match = re.search(r"Inner task failed: '?([\w-]+)", text)
+    if not match:
+        return PipelineError(f"the local run failed: {text} (full log: {log_path})")
+    step = match.group(1)
+    cause = f"see its log in {log_path}"
+    for line in reversed(tail):
+        found = _ERROR_LINE.match(line)
+        if found:
+            cause = f"{found.group(1).rsplit('.', 1)[-1]}: {found.group(2)} (full log: {log_path})"
+            break
+    name = f"{step} ({STEP_NAMES[step]})" if step in STEP_NAMES else step
+    return StepFailedError(name, cause)
