@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,6 +181,17 @@ def test_without_an_endpoint_the_task_port_forwards_to_the_pipelines_ui(
     assert call[2].endswith(":80")
     assert call[3:5] == ["-n", "kubeflow"]
     assert call[-4:] == ["--kubeconfig", str(tmp_path / "kubeconfig"), "--context", "kind-hk"]
+
+
+def test_a_kubeconfig_path_list_reaches_the_port_forward_as_kubeconfig_not_a_flag(
+    kubectl: Path, tmp_path: Path
+) -> None:
+    """kubectl's --kubeconfig takes one file: `a:b` there would be a file that does not exist."""
+    paths = f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}"
+    with kfp_endpoint(Settings(kubeconfig=Path(paths))) as url:
+        assert requests.get(url + "/apis/v2beta1/healthz", timeout=5).text == "pong"
+    [call] = kubectl_calls(kubectl)
+    assert "--kubeconfig" not in call
 
 
 def test_the_port_forward_stops_when_the_task_is_done(kubectl: Path) -> None:

@@ -26,7 +26,7 @@ from hello_kubeflow.errors import DeploymentError, PrerequisiteError
 from hello_kubeflow.kube.client import api_client
 from hello_kubeflow.kube.deploy import deploy_model, detect_serving, undeploy
 from hello_kubeflow.kube.deploy_step import deploy_step
-from hello_kubeflow.kube.model_manifests import ModelDeployment, recorded_summary
+from hello_kubeflow.kube.model_manifests import ModelDeployment, manifest, recorded_summary
 from hello_kubeflow.settings import Settings
 
 IMAGE = "localhost:5000/hello-kubeflow@sha256:" + "ab" * 32
@@ -180,6 +180,13 @@ def test_kserve_inference_service_is_applied_and_waited_until_ready(
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["STORAGE_URI"] == MODEL_URI.replace("minio://", "s3://")
     assert container["image"] == IMAGE
+
+
+def test_the_kserve_readiness_probe_names_the_port_the_server_listens_on() -> None:
+    """A plain Deployment (KServe's RawDeployment mode) rejects an httpGet probe without one."""
+    container = manifest(_deployment("kserve"))["spec"]["predictor"]["containers"][0]
+
+    assert container["readinessProbe"]["httpGet"]["port"] == container["ports"][0]["containerPort"]
 
 
 def test_kserve_model_that_fails_to_load_is_reported(

@@ -181,3 +181,22 @@ def test_install_reports_a_permanent_apply_error_with_kubectls_message(
         install(settings, kubectl=Kubectl.from_settings(settings), backoff=FAST)
 
     assert len(kubectl_on_path.applies()) == 1
+
+
+def test_the_kserve_mode_override_does_not_take_the_upstream_configmap_from_its_owner(
+    cluster: ClusterEmulator, kubectl_on_path: StandInKubectl, tmp_path: Path
+) -> None:
+    """One key applied by the manager that applied KServe's ConfigMap would drop the others."""
+    cluster.put_object("v1/nodes", None, "worker", node("worker", "8", "16Gi"))
+    for namespace in ("kubeflow", "cert-manager", "kserve"):
+        cluster.add(pod(namespace, "controller", phase="Running", ready=True))
+    settings = cluster.settings(tmp_path, serving="kserve", pipeline_image="x")
+
+    install(settings, kubectl=Kubectl.from_settings(settings), rbac_dir=tmp_path, settle=0)
+
+    managers = [
+        next(a for a in args if a.startswith("--field-manager="))
+        for args in kubectl_on_path.applies()
+    ]
+    assert managers[:-1] == ["--field-manager=hello-kubeflow"] * (len(managers) - 1)
+    assert managers[-1] != "--field-manager=hello-kubeflow"

@@ -29,7 +29,7 @@ from tenacity import (
 )
 
 from hello_kubeflow.backoff import jittered_backoff
-from hello_kubeflow.kube.client import is_transient, log_retry
+from hello_kubeflow.kube.client import describe_api_error, is_transient, log_retry
 from hello_kubeflow.kube.pods import Pod
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,8 @@ class PodFeed:
 
     def _before_sleep(self, state: Any) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        self.last_error = str(exc).splitlines()[0] if exc else ""
+        # Not str(exc): an ApiException's spans headers and body, a bare reset is "".
+        self.last_error = describe_api_error(exc) if exc else ""
         log_retry(log, f"listing and watching pods in {self.where}")(state)
 
     def _follow(self) -> None:

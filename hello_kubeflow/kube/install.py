@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hello_kubeflow.errors import PrerequisiteError, SettingsError
@@ -38,6 +38,10 @@ RBAC_DIR = Path(__file__).resolve().parent.parent / "manifests"
 """The project's own manifests (the pipeline's service account and its rights)."""
 SETTLE_SECONDS = 10.0
 """After an install, everything must stay ready this long: late pods still appear."""
+OVERRIDE_FIELD_MANAGER = "hello-kubeflow-overrides"
+"""Owner of the inline steps' fields. Not the main manager: an apply drops every field
+its manager applied before and leaves out, so one key applied as `hello-kubeflow` would
+wipe the rest of the ConfigMap that manager applied from upstream."""
 
 _REPOS = {
     "pipelines": "github.com/kubeflow/pipelines",
@@ -99,8 +103,9 @@ class Plan:
             elif step.source:
                 lines.append(f"     $ {kubectl.shell(step.source)}")
             else:
+                overriding = replace(kubectl, field_manager=OVERRIDE_FIELD_MANAGER)
                 lines.append(
-                    f"     $ {' '.join(kubectl.apply())}  <<< {step.inline.splitlines()[2]}"
+                    f"     $ {' '.join(overriding.apply())}  <<< {step.inline.splitlines()[2]}"
                 )
         where = ", ".join(self.namespaces) or "all namespaces"
         lines.append(f"  {len(self.steps) + 1}. wait until every pod in {where} is ready")
@@ -257,8 +262,9 @@ def install(
 def _apply_inline(
     kubectl: Kubectl, step: Step, deadline: float, backoff: ApplyBackoff | None
 ) -> int:
+    overriding = replace(kubectl, field_manager=OVERRIDE_FIELD_MANAGER)
     with tempfile.TemporaryDirectory(prefix="hk-apply-") as directory:
         (Path(directory) / "manifest.yaml").write_text(step.inline)
         return apply_source(
-            kubectl, f"files:{directory}", step.what, deadline=deadline, backoff=backoff
+            overriding, f"files:{directory}", step.what, deadline=deadline, backoff=backoff
         )

@@ -85,6 +85,7 @@ class Kubectl:
         kubeconfig: passed as --kubeconfig when set.
         context: passed as --context when set.
         request_timeout: seconds for each API request kubectl makes.
+        field_manager: who owns the applied fields (server-side apply).
     """
 
     binary: str = "kubectl"
@@ -92,6 +93,7 @@ class Kubectl:
     kubeconfig: str = ""
     context: str = ""
     request_timeout: float = 30.0
+    field_manager: str = FIELD_MANAGER
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Kubectl:
@@ -128,7 +130,7 @@ class Kubectl:
             "apply",
             "--server-side",
             "--force-conflicts",
-            f"--field-manager={FIELD_MANAGER}",
+            f"--field-manager={self.field_manager}",
             f"--request-timeout={int(self.request_timeout)}s",
             "-f",
             files,

@@ -174,7 +174,8 @@ def inference_service(deployment: ModelDeployment) -> dict[str, Any]:
         "image": deployment.image,
         "env": env + _server_env(deployment, KSERVE_PORT),
         "ports": [{"containerPort": KSERVE_PORT, "protocol": "TCP"}],
-        "readinessProbe": {"httpGet": {"path": "/v2/health/ready"}},
+        # The port is required outside Knative (KServe's RawDeployment makes a Deployment).
+        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": KSERVE_PORT}},
     }
     return {
         "apiVersion": deployment.api.api_version,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -55,8 +56,12 @@ def port_forward(
     port = _free_port(preferred_port)
     command = [kubectl, "port-forward", target, f"{port}:{remote_port}", "-n", namespace]
     command += ["--address", "127.0.0.1"]
-    if settings.kubeconfig:
-        command += ["--kubeconfig", str(settings.kubeconfig)]
+    env = None
+    kubeconfig = str(settings.kubeconfig or "")
+    if os.pathsep in kubeconfig:  # --kubeconfig takes one file; a list goes as KUBECONFIG
+        env = {**os.environ, "KUBECONFIG": kubeconfig}
+    elif kubeconfig:
+        command += ["--kubeconfig", kubeconfig]
     if settings.kube_context:
         command += ["--context", settings.kube_context]
     url = f"http://127.0.0.1:{port}"
@@ -65,7 +70,7 @@ def port_forward(
         with output.open("wb") as sink:
             # A file, not a pipe: kubectl logs every connection and a full pipe would stall it.
             process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT
+                command, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env
             )
         try:
             _wait_for_port(

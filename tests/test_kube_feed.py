@@ -1,0 +1,64 @@
+"""The pod feed's retry loop, driven by a stand-in for the generated CoreV1Api."""
+
+from __future__ import annotations
+
+import json
+import queue
+import time
+from typing import Any
+
+from hello_kubeflow.kube.feed import Backoff, FeedMessage, PodFeed
+
+
+class _Ended:
+    """A watch response that ends at once (the feed then lists again)."""
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
+    def release_conn(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+
+class _ResetOnce:
+    """The first list fails with a bare connection reset (its message is empty)."""
+
+    def __init__(self) -> None:
+        self.lists = 0
+
+    def list_namespaced_pod(self, namespace: str, **kwargs: Any) -> Any:
+        if kwargs.get("watch"):
+            return _Ended()
+        self.lists += 1
+        if self.lists == 1:
+            raise ConnectionResetError()
+
+        class Listed:
+            data = json.dumps({"metadata": {"resourceVersion": "1"}, "items": []})
+
+        return Listed()
+
+
+def test_a_connection_reset_without_a_message_is_retried_not_reported_as_fatal() -> None:
+    out: queue.Queue[FeedMessage] = queue.Queue()
+    feed = PodFeed(
+        _ResetOnce(),  # type: ignore[arg-type]
+        "kubeflow",
+        out,
+        (1.0, 1.0),
+        time.monotonic() + 10,
+        Backoff(initial=0.01, maximum=0.02),
+    )
+    feed.start()
+    try:
+        first = out.get(timeout=5)
+    finally:
+        feed.stop()
+
+    assert first.kind == "sync", first.error
