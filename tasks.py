@@ -89,10 +89,13 @@ def train(
     """Train the MNIST model by running the pipeline (locally, or on Kubeflow Pipelines)."""
     from hello_kubeflow.runs import RunOptions, run_local
 
-    settings = _settings(preset=preset or None, seed=seed if seed >= 0 else None, mode=mode or None)
-    options = RunOptions.from_settings(
-        settings, n_estimators=trees, train_limit=train_limit, test_limit=test_limit
+    settings = _settings(
+        preset=preset or None,
+        n_estimators=trees or None,  # checked here, not halfway through the pipeline
+        seed=seed if seed >= 0 else None,
+        mode=mode or None,
     )
+    options = RunOptions.from_settings(settings, train_limit=train_limit, test_limit=test_limit)
     if dry_run and settings.mode != "cluster":
         raise Exit("error: --dry-run shows a cluster run: add --mode cluster", code=1)
     if settings.mode == "cluster":
@@ -223,10 +226,8 @@ def demo(
     from hello_kubeflow.demo import run_demo
     from hello_kubeflow.runs import RunOptions
 
-    settings = _settings(preset=preset or None)
-    options = RunOptions.from_settings(
-        settings, n_estimators=trees, train_limit=train_limit, test_limit=test_limit
-    )
+    settings = _settings(preset=preset or None, n_estimators=trees or None)
+    options = RunOptions.from_settings(settings, train_limit=train_limit, test_limit=test_limit)
     with _user_errors():
         summary = run_demo(
             settings, options, runner=runner, protocol=protocol, count=count, plot=plot

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hello_kubeflow.query import AccuracyResult, QueryResult, query_accuracy, query_digit
+from hello_kubeflow.digits import check_plot_path
+from hello_kubeflow.errors import QueryError
+from hello_kubeflow.query import (
+    AccuracyResult,
+    QueryResult,
+    check_protocol,
+    query_accuracy,
+    query_digit,
+)
 from hello_kubeflow.runs import RunOptions, RunSummary, run_local
 from hello_kubeflow.serving.server import running_server
 from hello_kubeflow.settings import Settings
@@ -63,8 +71,14 @@ def run_demo(
         plot: write the query's digit-and-probabilities plot to this PNG.
 
     Raises:
+        QueryError: a bad protocol, count or plot name (before anything is trained).
         HelloKubeflowError: from training, serving or querying, naming the step.
     """
+    check_protocol(protocol)
+    if count < 0:
+        raise QueryError(f"--count {count}: give a number of test images to send, or 0")
+    if plot:
+        check_plot_path(plot)
     run = run_local(settings, options, runner=runner)
     # A free port, not settings.serve_port: an `inv serve` already running there
     # would otherwise answer instead of the model just trained.

@@ -22,6 +22,7 @@ SIDE = 28
 BOX = 20  # MNIST fits each digit in a 20x20 box inside the 28x28 frame
 _STROKE_FRACTION = 0.2  # pixels above 20% of the brightest count as strokes
 _CENTRE = 14.0  # MNIST's centres of mass sit at pixel (14, 14) (measured on the test set)
+PLOT_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")
 
 
 def load_digit_png(path: str | Path) -> npt.NDArray[np.float32]:
@@ -105,6 +106,23 @@ def _centred_offsets(small: npt.NDArray[np.floating]) -> tuple[int, int]:
     return min(max(top, 0), SIDE - height), min(max(left, 0), SIDE - width)
 
 
+def check_plot_path(path: str | Path) -> Path:
+    """The plot's file, checked before anything is computed or sent.
+
+    Raises:
+        QueryError: `path` is a folder, or does not end in a format we write.
+    """
+    out = Path(path).expanduser()
+    if out.is_dir():
+        raise QueryError(f"--plot {path} is a folder: give a file name, e.g. {out / 'digit.png'}")
+    if out.suffix.lower().lstrip(".") not in PLOT_FORMATS:
+        raise QueryError(
+            f"--plot {path}: give a file name ending in .png (or "
+            f"{', '.join('.' + f for f in PLOT_FORMATS[1:])}), e.g. digit.png"
+        )
+    return out
+
+
 def save_prediction_plot(
     path: str | Path,
     pixels: npt.ArrayLike,
@@ -124,7 +142,12 @@ def save_prediction_plot(
 
     Returns:
         The path written.
+
+    Raises:
+        QueryError: the path is not a PNG (or SVG, PDF, JPEG) file name, or cannot
+            be written.
     """
+    out = check_plot_path(path)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,9 +175,12 @@ def save_prediction_plot(
             if p >= 0.01:
                 right.text(digit, p + 0.02, f"{p:.2f}", ha="center", fontsize=8)
         figure.tight_layout()
-        out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(out, dpi=100, bbox_inches="tight")
+    except OSError as exc:
+        raise QueryError(
+            f"cannot write the plot to {out} ({exc.strerror or exc}): choose another --plot path"
+        ) from None
     finally:
         plt.close(figure)
     return out

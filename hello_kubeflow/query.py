@@ -40,6 +40,7 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 BATCH_SIZE = 500  # images per request for --count (~2 MB of JSON, under the body limit)
 FIRST_RETRY_SECONDS = 0.2
 MAX_RETRY_WAIT_SECONDS = 5.0
+RANDOM_INDEX = -1  # `--index -1`: a random MNIST test image
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class AccuracyResult:
 def query_digit(
     settings: Settings,
     *,
-    index: int = -1,
+    index: int = RANDOM_INDEX,
     image: str | Path = "",
     protocol: str = "seldon",
     plot: str | Path = "",
@@ -130,7 +131,11 @@ def query_digit(
         EndpointError: the server cannot be reached, or refused the request.
         SanityCheckError: the answer is not ten class probabilities naming a digit.
     """
-    _check_protocol(protocol)
+    check_protocol(protocol)
+    if plot:
+        from hello_kubeflow.digits import check_plot_path
+
+        check_plot_path(plot)  # a bad name fails before the query, not after it
     label: int | None = None
     chosen: int | None = None
     if image:
@@ -186,7 +191,7 @@ def query_accuracy(
     """
     from hello_kubeflow.mnist import load_mnist, scale_pixels
 
-    _check_protocol(protocol)
+    check_protocol(protocol)
     data = load_mnist(settings)
     total = len(data.y_test)
     start = max(start, 0)
@@ -330,7 +335,12 @@ def _reason(exc: requests.ConnectionError) -> str:
     return text[:200]
 
 
-def _check_protocol(protocol: str) -> None:
+def check_protocol(protocol: str) -> None:
+    """Refuse a protocol other than `seldon` or `v2`.
+
+    Raises:
+        QueryError: naming the protocols there are.
+    """
     if protocol not in PROTOCOLS:
         raise QueryError(f"--protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
 
@@ -343,12 +353,12 @@ def _mnist_test_image(
 
     data = load_mnist(settings)
     total = len(data.y_test)
-    if index < 0:
+    if index == RANDOM_INDEX:
         index = random.randrange(total)
-    elif index >= total:
+    elif not 0 <= index < total:
         raise QueryError(
             f"--index {index} is out of range: the test set ({data.source}) has {total:,} "
-            f"images, 0 to {total - 1:,}"
+            f"images, 0 to {total - 1:,} (or {RANDOM_INDEX} for a random one)"
         )
     pixels = scale_pixels(data.x_test[index])
     return pixels, int(data.y_test[index]), index, f"MNIST test image #{index}"
@@ -359,6 +369,7 @@ __all__ = [
     "AccuracyResult",
     "Prediction",
     "QueryResult",
+    "check_protocol",
     "endpoint_url",
     "post_images",
     "query_accuracy",

@@ -139,7 +139,9 @@ class Settings:
         """Return a copy with command-line values on top, text checked like the environment's.
 
         Args:
-            changes: field name -> value; text values go through the field's parser.
+            changes: field name -> value; text and numbers (a port, a timeout) go
+                through the field's parser, so `--port 70000` is refused like
+                `HK_SERVE_PORT=70000`.
 
         Raises:
             SettingsError: naming every option whose value is malformed.
@@ -149,11 +151,12 @@ class Settings:
         problems: list[str] = []
         for name, value in changes.items():
             var = parsers.get(name)
-            if var is None or not isinstance(value, str):
+            checked = isinstance(value, str | int | float) and not isinstance(value, bool)
+            if var is None or not checked:
                 typed[name] = value
                 continue
             try:
-                typed[name] = var.parse(value.strip())
+                typed[name] = var.parse(str(value).strip())
             except ValueError as exc:
                 shown = MASK if var.secret else repr(value)
                 problems.append(f"--{name.replace('_', '-')}={shown}: {exc}")

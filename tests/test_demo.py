@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -53,6 +54,38 @@ def test_inv_demo_trains_serves_queries_and_stops(mnist_dir: Path, tmp_path: Pat
     assert (tmp_path / "demo.png").is_file()
     with pytest.raises(OSError):  # the demo's server is gone
         call(query["url"].rsplit("/api/", 1)[0] + "/health/ping")
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"protocol": "grpc"}, "--protocol 'grpc'"),
+        ({"count": -5}, "--count -5"),
+        ({"plot": "digit.xyz"}, "--plot digit.xyz"),
+    ],
+)
+def test_demo_refuses_bad_query_options_before_training(
+    options: dict[str, object], problem: str, tmp_path: Path
+) -> None:
+    """A typo in the query's options costs nothing: no training run first."""
+    settings = Settings(output_dir=tmp_path / "outputs")
+    with pytest.raises(QueryError, match=re.escape(problem)):
+        run_demo(settings, SMALL, **options)  # type: ignore[arg-type]
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_inv_demo_refuses_a_negative_tree_count_before_training(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "invoke", "demo", "--trees", "-3"],
+        cwd=REPO,
+        env={"PATH": os.environ["PATH"], "HK_OUTPUT_DIR": str(tmp_path / "outputs")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 1
+    assert "--n-estimators=-3: expected a whole number >= 1" in completed.stderr
+    assert not (tmp_path / "outputs").exists()  # nothing was trained
 
 
 @pytest.mark.slow

@@ -106,3 +106,24 @@ def test_plot_is_written_as_a_png(mnist_seven: np.ndarray, tmp_path: Path) -> No
     with Image.open(out) as image:
         assert image.format == "PNG"
         assert image.size[0] > image.size[1] > 200
+
+
+@pytest.mark.parametrize("name", ["digit.xyz", "digit"])
+def test_plot_name_without_an_image_format_is_refused(name: str, tmp_path: Path) -> None:
+    """No silent `digit.png` written when the user asked for `digit`, no matplotlib traceback."""
+    with pytest.raises(QueryError, match=r"ending in \.png"):
+        save_prediction_plot(tmp_path / name, np.zeros(784), [0.1] * 10, title="t")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_onto_a_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(QueryError, match="is a folder"):
+        save_prediction_plot(tmp_path, np.zeros(784), [0.1] * 10, title="t")
+    assert not tmp_path.with_suffix(".png").exists()
+
+
+def test_plot_that_cannot_be_written_is_a_query_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(QueryError, match="cannot write the plot"):
+        save_prediction_plot(blocker / "digit.png", np.zeros(784), [0.1] * 10, title="t")

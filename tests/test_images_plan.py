@@ -187,6 +187,15 @@ def test_damaged_record_says_to_build_again(tmp_path: Path) -> None:
         pipeline_image(settings)
 
 
+@pytest.mark.parametrize("content", ["null", "[]", '"x"'])
+def test_record_that_is_not_an_object_says_to_build_again(tmp_path: Path, content: str) -> None:
+    settings = _settings(tmp_path)
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs" / "image.json").write_text(content)
+    with pytest.raises(ImageError, match="is damaged"):
+        pipeline_image(settings)
+
+
 def _record(repository: str, digest: str | None) -> ImageRecord:
     return ImageRecord(
         image=f"{repository}:abc1234",

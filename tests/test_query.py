@@ -171,6 +171,19 @@ def test_query_index_out_of_range_is_a_clear_error(mnist_dir: Path) -> None:
         query_digit(_settings("http://127.0.0.1:9", mnist_dir=mnist_dir), index=10_000)
 
 
+def test_query_negative_index_other_than_minus_one_is_an_error(mnist_dir: Path) -> None:
+    """Only -1 means "a random image": -7 is a typo, not a random pick."""
+    with pytest.raises(QueryError, match=r"--index -7 is out of range.*-1 for a random one"):
+        query_digit(_settings("http://127.0.0.1:9", mnist_dir=mnist_dir), index=-7)
+
+
+def test_query_with_a_bad_plot_name_fails_before_sending(digit_png: Path) -> None:
+    answer = (200, seldon_answer([GOOD_ROW]))
+    with FakeEndpoint(answer) as endpoint, pytest.raises(QueryError, match=r"ending in \.png"):
+        query_digit(_settings(endpoint.url), image=digit_png, plot="digit.xyz")
+    assert endpoint.received == []
+
+
 def test_query_count_reports_accuracy_through_the_endpoint(mnist_dir: Path) -> None:
     # The first five MNIST test labels are 7 2 1 0 4; the fake answers 7 every time.
     rows = [GOOD_ROW] * 5

@@ -67,6 +67,14 @@ def test_a_directory_without_a_model_is_a_model_error(tmp_path: Path) -> None:
         pass
 
 
+def test_inv_serve_with_an_impossible_port_exits_with_a_settings_error() -> None:
+    process = _inv("serve", "--port", "70000")
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "--serve-port=70000: expected a port number between 1 and 65535" in stderr
+    assert "Traceback" not in stderr
+
+
 def test_a_busy_port_is_a_serving_error_naming_the_fix() -> None:
     taken = bind_socket("127.0.0.1", 0)
     try:

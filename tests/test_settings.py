@@ -108,6 +108,19 @@ def test_command_line_override_is_checked_like_the_environment() -> None:
         settings.override({"preset": "fast"})
 
 
+def test_command_line_numbers_are_checked_like_the_environment() -> None:
+    """`inv serve --port 70000` is a settings error, not an OverflowError from bind()."""
+    settings = Settings.from_env({}, dotenv=None)
+    assert settings.override({"serve_port": 8080, "wait_timeout": 2.5}).serve_port == 8080
+    with pytest.raises(SettingsError) as caught:
+        settings.override({"serve_port": 70000, "serve_workers": -2, "n_estimators": 0})
+    assert caught.value.problems == [
+        "--serve-port=70000: expected a port number between 1 and 65535",
+        "--serve-workers=-2: expected a whole number >= 1",
+        "--n-estimators=0: expected a whole number >= 1",
+    ]
+
+
 def test_env_example_documents_every_variable() -> None:
     text = (REPO / ".env.example").read_text()
     documented = re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE)

@@ -75,7 +75,7 @@ def read_record(settings: Settings) -> ImageRecord | None:
         return ImageRecord(**data)
     except FileNotFoundError:
         return None
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:  # AttributeError: not an object
         raise ImageError(
             f"{path} is damaged ({exc}): run `inv build-push` again, or delete it"
         ) from None
