@@ -31,11 +31,26 @@ def _user_errors() -> Iterator[None]:
         raise Exit("interrupted", code=130) from None
 
 
+# The options whose name differs from the setting they set, for error messages.
+_FLAGS = {
+    "n_estimators": "--trees",
+    "serve_port": "--port",
+    "serve_host": "--host",
+    "serve_workers": "--workers",
+    "query_url": "--url",
+    "gateway_url": "--url",
+    "wait_timeout": "--timeout",
+    "wait_namespaces": "--namespaces",
+    "deployment_name": "--name",
+}
+
+
 def _settings(**overrides: Any) -> Settings:
     """Settings from the environment and .env, with command-line values on top."""
     configure_logging()
+    given = {k: v for k, v in overrides.items() if v not in (None, "")}
     with _user_errors():
-        return load_settings().override({k: v for k, v in overrides.items() if v not in (None, "")})
+        return load_settings().override(given, _FLAGS)
 
 
 # ---- issue 2: data, training, the pipeline
@@ -92,22 +107,20 @@ def train(
     settings = _settings(
         preset=preset or None,
         n_estimators=trees or None,  # checked here, not halfway through the pipeline
-        seed=seed if seed >= 0 else None,
+        seed=seed if seed != -1 else None,  # -1: not given; other negatives are refused
         mode=mode or None,
     )
-    options = RunOptions.from_settings(settings, train_limit=train_limit, test_limit=test_limit)
     if dry_run and settings.mode != "cluster":
         raise Exit("error: --dry-run shows a cluster run: add --mode cluster", code=1)
-    if settings.mode == "cluster":
-        from hello_kubeflow.cluster import plan, train_on_cluster
-
-        with _user_errors():
-            done: Any = plan(settings, options) if dry_run else train_on_cluster(settings, options)
-        print(done.to_json() if json else done.describe())
-        return
     with _user_errors():
-        summary = run_local(settings, options, runner=runner)
-    print(summary.to_json() if json else summary.describe())
+        options = RunOptions.from_settings(settings, train_limit=train_limit, test_limit=test_limit)
+        if settings.mode == "cluster":
+            from hello_kubeflow.cluster import plan, train_on_cluster
+
+            done: Any = plan(settings, options) if dry_run else train_on_cluster(settings, options)
+        else:
+            done = run_local(settings, options, runner=runner)
+    print(done.to_json() if json else done.describe())
 
 
 # ---- issue 3: serving and querying
@@ -134,6 +147,12 @@ def serve(
     """Serve the trained model (Seldon protocol and Open Inference V2) until Ctrl-C."""
     from hello_kubeflow.serving.server import resolve_model_dir, run_server
 
+    if container and host:
+        raise Exit(
+            "error: --host does not apply with --container: the container's port is "
+            "published on 127.0.0.1 only",
+            code=1,
+        )
     settings = _settings(
         serve_port=port or None, serve_host=host or None, serve_workers=workers or None
     )
@@ -176,11 +195,17 @@ def query(
 
     from hello_kubeflow.query import query_accuracy, query_digit
 
+    if count and (image or plot):
+        raise Exit(
+            "error: --count sends MNIST test images and prints the accuracy; "
+            "--image and --plot are for one digit: drop one or the other",
+            code=1,
+        )
     settings = _settings(mode=mode or None)
     with _user_errors():
         if url:  # the gateway in cluster mode, the server itself locally
             settings = settings.override(
-                {"gateway_url" if settings.mode == "cluster" else "query_url": url}
+                {"gateway_url" if settings.mode == "cluster" else "query_url": url}, _FLAGS
             )
         if settings.mode == "cluster":
             from hello_kubeflow.cluster_query import query_cluster
@@ -227,8 +252,8 @@ def demo(
     from hello_kubeflow.runs import RunOptions
 
     settings = _settings(preset=preset or None, n_estimators=trees or None)
-    options = RunOptions.from_settings(settings, train_limit=train_limit, test_limit=test_limit)
     with _user_errors():
+        options = RunOptions.from_settings(settings, train_limit=train_limit, test_limit=test_limit)
         summary = run_demo(
             settings, options, runner=runner, protocol=protocol, count=count, plot=plot
         )

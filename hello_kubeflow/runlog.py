@@ -122,10 +122,22 @@ def step_failure(message: str, tail: deque[str], log_path: Path) -> PipelineErro
         return PipelineError(f"the local run failed: {text} (full log: {log_path})")
     step = match.group(1)
     cause = f"see its log in {log_path}"
-    for line in reversed(tail):
-        found = _ERROR_LINE.match(line)
+    lines = list(tail)
+    for index in range(len(lines) - 1, -1, -1):
+        found = _ERROR_LINE.match(lines[index])
         if found:
-            cause = f"{found.group(1).rsplit('.', 1)[-1]}: {found.group(2)} (full log: {log_path})"
+            message = " ".join([found.group(2), *_continuation(lines[index + 1 :])])
+            cause = f"{found.group(1).rsplit('.', 1)[-1]}: {message} (full log: {log_path})"
             break
     name = f"{step} ({STEP_NAMES[step]})" if step in STEP_NAMES else step
     return StepFailedError(name, cause)
+
+
+def _continuation(lines: list[str], most: int = 10) -> list[str]:
+    """The further lines of a multi-line error message, up to kfp's next own line."""
+    more: list[str] = []
+    for line in lines[:most]:
+        if _ORCHESTRATOR.match(line) or _EXECUTOR.match(line) or set(line.strip()) <= {"-"}:
+            break
+        more.append(line.strip())
+    return more

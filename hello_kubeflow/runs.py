@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from hello_kubeflow.errors import ModelError, PipelineError
+from hello_kubeflow.errors import ModelError, PipelineError, SettingsError
 from hello_kubeflow.runlog import captured_progress, step_failure
 from hello_kubeflow.settings import Settings
 
@@ -88,6 +88,21 @@ class RunOptions:
     seed: int = 42
     train_limit: int = 0
     test_limit: int = 0
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{flag}={value}: expected 0 ({meaning}) or a positive number"
+            for flag, value, meaning in (
+                ("--trees", self.n_estimators, "the preset's"),
+                ("--train-limit", self.train_limit, "all training images"),
+                ("--test-limit", self.test_limit, "all test images"),
+            )
+            if value < 0
+        ]
+        if self.seed < 0:
+            problems.append(f"--seed={self.seed}: expected a whole number >= 0")
+        if problems:
+            raise SettingsError(problems)
 
     @classmethod
     def from_settings(

@@ -135,13 +135,17 @@ class Settings:
         """Return a copy with some fields changed to already-typed values."""
         return dataclasses.replace(self, **changes)
 
-    def override(self, changes: Mapping[str, Any]) -> Settings:
+    def override(
+        self, changes: Mapping[str, Any], flags: Mapping[str, str] | None = None
+    ) -> Settings:
         """Return a copy with command-line values on top, text checked like the environment's.
 
         Args:
             changes: field name -> value; text and numbers (a port, a timeout) go
                 through the field's parser, so `--port 70000` is refused like
                 `HK_SERVE_PORT=70000`.
+            flags: field name -> the command-line option that set it, for messages
+                (default: `--field-name`).
 
         Raises:
             SettingsError: naming every option whose value is malformed.
@@ -159,7 +163,8 @@ class Settings:
                 typed[name] = var.parse(str(value).strip())
             except ValueError as exc:
                 shown = MASK if var.secret else repr(value)
-                problems.append(f"--{name.replace('_', '-')}={shown}: {exc}")
+                flag = (flags or {}).get(name, f"--{name.replace('_', '-')}")
+                problems.append(f"{flag}={shown}: {exc}")
         if problems:
             raise SettingsError(problems)
         return dataclasses.replace(self, **typed)

@@ -92,6 +92,22 @@ def test_missing_ca_bundle_is_named(tmp_path: Path) -> None:
         plan_build(settings, push=False, context=REPO)
 
 
+def test_binary_der_certificate_is_refused_with_how_to_convert_it(tmp_path: Path) -> None:
+    der = tmp_path / "proxy.der"
+    der.write_bytes(b"\x30\x82\x03\x0a\xff\xfe")
+    settings = _settings(tmp_path, HK_EXTRA_CA_CERTS=str(der))
+    with pytest.raises(SettingsError, match=r"binary \(DER\?\).*openssl x509 -inform der"):
+        plan_build(settings, push=False, context=REPO)
+
+
+def test_file_without_a_certificate_is_refused(tmp_path: Path) -> None:
+    text = tmp_path / "notes.pem"
+    text.write_text("not a certificate\n")
+    settings = _settings(tmp_path, HK_EXTRA_CA_CERTS=str(text))
+    with pytest.raises(SettingsError, match="BEGIN CERTIFICATE"):
+        plan_build(settings, push=False, context=REPO)
+
+
 def test_default_tag_is_the_short_commit(tmp_path: Path) -> None:
     _git(tmp_path, "init", "-q")
     (tmp_path / "file.txt").write_text("one\n")

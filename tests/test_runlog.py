@@ -65,3 +65,18 @@ def test_failure_names_the_step_its_cause_and_the_log() -> None:
 def test_failure_without_an_exception_line_points_at_the_log() -> None:
     error = step_failure("Inner task failed: 'train'.", deque(["Killed"]), Path("/o/l.log"))
     assert "'train (train random forest)' failed: see its log in /o/l.log" in str(error)
+
+
+def test_failure_keeps_every_line_of_a_multi_line_cause() -> None:
+    tail = deque(
+        [
+            "    hello_kubeflow.errors.SettingsError: invalid settings:",
+            "      - HK_N_JOBS='x': expected a whole number",
+            "    Fix the values above (see .env.example for every variable).",
+            "06:10:47.189 - ERROR - Task 'train' finished with status FAILURE",
+        ]
+    )
+    error = step_failure("Inner task failed: 'train'.", tail, Path("/o/l.log"))
+    assert "SettingsError: invalid settings: - HK_N_JOBS='x': expected a whole number" in str(error)
+    assert "Fix the values above" in str(error)
+    assert "finished with status" not in str(error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import docker
 import requests
@@ -12,6 +13,7 @@ from hello_kubeflow.errors import DockerUnavailableError
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
+PING_TIMEOUT_SECONDS = 10  # seconds for the engine to answer its first ping
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 START_ENGINE_HINT = (
@@ -44,8 +46,14 @@ def connect(settings: Settings) -> docker.DockerClient:
     """
     address = engine_address()
     try:
-        client = docker.from_env(timeout=int(settings.docker_timeout))
-        client.ping()
+        # A short ping first: an engine address that drops packets should fail in
+        # seconds, not after the long timeout that builds and pushes need.
+        probe = docker.from_env(timeout=PING_TIMEOUT_SECONDS)
+        try:
+            probe.ping()
+        finally:
+            probe.close()
+        client = docker.from_env(timeout=max(1, math.ceil(settings.docker_timeout)))
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise DockerUnavailableError(
             f"no Docker engine is reachable at {address} ({_first_line(exc)}). " + START_ENGINE_HINT

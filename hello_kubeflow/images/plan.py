@@ -128,8 +128,10 @@ def plan_build(
             "or '-' (at most 128, not starting with '.' or '-')"
         )
     ca = settings.extra_ca_certs
-    if ca is not None and not ca.is_file():
-        problems.append(f"HK_EXTRA_CA_CERTS={str(ca)!r}: no such file (a PEM bundle)")
+    if ca is not None:
+        problem = _pem_problem(ca)
+        if problem:
+            problems.append(f"HK_EXTRA_CA_CERTS={str(ca)!r}: {problem}")
     if problems:
         raise SettingsError(problems)
     repository = f"{registry}/{settings.image_name}" if registry else settings.image_name
@@ -219,3 +221,20 @@ def _without_credentials(url: str) -> str:
     if parts.scheme and "@" in parts.netloc:
         return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
     return url
+
+
+def _pem_problem(path: Path) -> str | None:
+    """Why `path` is not a PEM bundle of certificates, or None when it is one."""
+    try:
+        text = path.read_bytes().decode("ascii")
+    except FileNotFoundError:
+        return "no such file (a PEM bundle)"
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = "binary (DER?)" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        return (
+            f"not a readable PEM bundle ({reason}); convert a DER certificate with "
+            "`openssl x509 -inform der -in CERT -out cert.pem`"
+        )
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        return "holds no '-----BEGIN CERTIFICATE-----' block: expected a PEM bundle"
+    return None
