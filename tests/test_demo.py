@@ -84,7 +84,7 @@ def test_inv_demo_refuses_a_negative_tree_count_before_training(tmp_path: Path) 
         timeout=120,
     )
     assert completed.returncode == 1
-    assert "--n-estimators=-3: expected a whole number >= 1" in completed.stderr
+    assert "--trees=-3: expected a whole number >= 1" in completed.stderr
     assert not (tmp_path / "outputs").exists()  # nothing was trained
 
 
