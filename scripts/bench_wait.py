@@ -31,7 +31,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from kube_support import ClusterEmulator, is_pod_list, is_pod_watch, pod, ready_status, waiting  # noqa: E402
+from emulators import RunningCluster, is_pod_list, is_pod_watch  # noqa: E402
+from kube_support import pod, ready_status, waiting  # noqa: E402
 from kubernetes import client  # noqa: E402
 
 from hello_kubeflow.errors import PodFailedError  # noqa: E402
@@ -43,7 +44,7 @@ POLL_INTERVAL = 2.0
 
 def _serve(conn: Connection) -> None:
     """Child process: the emulator, plus /_stats counting pod lists and watches."""
-    with ClusterEmulator() as cluster:
+    with RunningCluster() as cluster:
 
         def stats() -> dict[str, int]:
             requests = list(cluster.emulator)

@@ -3,6 +3,12 @@
 `kmock` handlers are asyncio apps; `serving(handler)` runs one on 127.0.0.1 in a
 background thread with its own event loop, so synchronous clients (the
 official `kubernetes` client, `kfp.Client`, `requests`) talk to it unchanged.
+
+`ClusterEmulator` is the one Kubernetes API emulator: kmock's, plus what the
+real API server does that kmock does not (create on apply, `watch=True`,
+`/version/`), and operator stand-ins. `RunningCluster` serves one for a `with`
+block and plays the kubelet (pods through the API) and faults (5xx, 429, a
+dropped or expired watch, as kmock reactions).
 """
 
 from __future__ import annotations
@@ -11,15 +17,19 @@ import asyncio
 import json
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import kmock
 from kmock._internal import enums
+from kubernetes import client
+
+from hello_kubeflow.settings import Settings
 
 SELDON = "machinelearning.seldon.io/v1/seldondeployments"
 KSERVE = "serving.kserve.io/v1beta1/inferenceservices"
+_BUILT_IN = (("v1/pods", "Pod", True), ("v1/nodes", "Node", False), ("batch/v1/jobs", "Job", True))
 
 
 @contextmanager
@@ -53,17 +63,51 @@ def serving(handler: kmock.RawHandler) -> Iterator[str]:
         loop.close()
 
 
+def is_watch(request: Any) -> bool:
+    """A watch request (the official client sends watch=True)."""
+    return str(request.params.get("watch", "")).lower() == "true"
+
+
+def is_pod_watch(request: Any) -> bool:
+    """A pod watch request."""
+    return is_watch(request) and request.resource is not None and request.resource.plural == "pods"
+
+
+def is_pod_list(request: Any) -> bool:
+    """A pod list request (GET on a pod collection, not a watch)."""
+    return (
+        str(request.method) in ("GET", "method.GET")
+        and request.resource is not None
+        and request.resource.plural == "pods"
+        and request.name is None
+        and not is_watch(request)
+    )
+
+
 class ClusterEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
-    """`KubernetesEmulator` plus server-side apply creating what does not exist yet.
+    """`KubernetesEmulator` answering as a real API server does where kmock differs.
 
     A real API server answers an apply patch (`application/apply-patch+yaml`)
     for a missing object by creating it; kmock's emulator only patches existing
     ones, so the missing object is created empty first, then patched as usual.
+    The official client watches with `watch=True` (kmock knows only `true`) and
+    asks its version at `/version/` (kmock serves it without the slash).
+    Pods, nodes and jobs are known resource types from the start.
     """
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self.controllers: list[Callable[[ClusterEmulator, Any], None]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        for resource, kind, namespaced in _BUILT_IN:
+            self.resources[resource] = kmock.ResourceInfo(kind=kind, namespaced=namespaced)
+        (self.fallback**1)[kmock.params({"watch": "True"})] << self._serve_watch
+        self["get /version/"] << self._serve_server_version
+
+    async def __aenter__(self) -> ClusterEmulator:
+        self.loop = asyncio.get_running_loop()  # where kmock must be touched (`RunningCluster`)
+        await super().__aenter__()
+        return self
 
     async def _handle(self, request: Any) -> Any:
         for controller in self.controllers:  # the cluster's operators, reacting to requests
@@ -91,6 +135,11 @@ class ClusterEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 kind = "Pod"
             self.resources[resource] = kmock.ResourceInfo(kind=kind, namespaced=True)
 
+    def live(self, resource: str) -> list[tuple[Any, str | None, str]]:
+        """The keys (resource, namespace, name) of the objects of `resource` not deleted."""
+        wanted = kmock.resource(resource)
+        return [k for k in self.objects if k[0] == wanted and not self.objects[k].deleted]
+
     def stored(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The object as the emulator holds it, or None when absent or deleted."""
         key = (kmock.resource(resource), namespace, name)
@@ -99,14 +148,149 @@ class ClusterEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         return dict(json.loads(json.dumps(self.objects[key].raw)))
 
 
-def write_kubeconfig(path: Path, server: str, *, context: str = "emulator") -> Path:
-    """A kubeconfig whose only context points at `server`, with no credentials."""
+class RunningCluster:
+    """A `ClusterEmulator` served on a free port of 127.0.0.1 for a `with` block.
+
+    Tests play the kubelet through the official client (create a pod, patch
+    its status); the emulator streams those changes to watches.
+    """
+
+    def __init__(self, emulator: ClusterEmulator | None = None) -> None:
+        self.emulator = emulator if emulator is not None else ClusterEmulator()
+        self.url = ""
+        self._stack = ExitStack()
+
+    def __enter__(self) -> RunningCluster:
+        self.url = self._stack.enter_context(serving(self.emulator))
+        configuration = client.Configuration()
+        configuration.host = self.url
+        self.core = client.CoreV1Api(client.ApiClient(configuration))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def call(self, function: Callable[[], Any]) -> Any:
+        """Run `function` in the emulator's event loop (where kmock must be touched)."""
+        assert self.emulator.loop is not None, "use RunningCluster in a `with` block"
+
+        async def run() -> Any:
+            return function()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.emulator.loop).result(10)
+
+    # ---- what was asked of the server
+
+    def requests(self, predicate: Callable[[Any], bool] = lambda r: True) -> list[Any]:
+        """The requests served so far that match `predicate`."""
+        return self.call(lambda: [r for r in list(self.emulator) if predicate(r)])  # type: ignore[no-any-return]
+
+    # ---- faults
+
+    def fail(
+        self, predicate: Callable[[Any], bool], times: int, status: int, after: int = 0
+    ) -> None:
+        """Answer matching requests number `after` to `after + times - 1` with an HTTP error."""
+        body = {
+            "kind": "Status",
+            "code": status,
+            "reason": "Injected",
+            "message": f"injected {status}",
+        }
+        self.call(lambda: self.emulator[predicate][after : after + times] << status << body)
+
+    def next_watches(self, *streams: tuple[Any, ...]) -> None:
+        """Serve the next watch requests with these streams, one each, in order.
+
+        A stream is a tuple of items: events (dicts) are sent as JSON lines,
+        callables run when reached (e.g. to change an object silently), `...`
+        holds the stream open without ever sending more. A stream that ends
+        ends the watch (a dropped watch). Watches after these are quiet.
+        """
+
+        def install() -> None:
+            watches = self.emulator[is_pod_watch]  # kmock slices count matching requests
+            for index, stream in enumerate(streams):
+                watches[index : index + 1] << (b"", *stream)
+            watches[len(streams) :] << (b"", ...)
+
+        self.call(install)
+
+    def change_silently(
+        self, namespace: str, name: str, patch: dict[str, Any]
+    ) -> Callable[[], None]:
+        """A stream item that changes a pod in the store without telling any watch."""
+
+        def change() -> None:
+            self.emulator.objects["v1/pods", namespace, name].patch(patch)
+
+        return change
+
+    # ---- the kubelet's part
+
+    def add(self, pod: dict[str, Any]) -> None:
+        """Create a pod through the API (watches see ADDED)."""
+        self.core.create_namespaced_pod(pod["metadata"]["namespace"], pod, _preload_content=False)
+
+    def set_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Replace a pod's status through the API (watches see MODIFIED)."""
+        self.core.patch_namespaced_pod_status(
+            name, namespace, {"status": status}, _preload_content=False
+        )
+
+    def delete(self, namespace: str, name: str) -> None:
+        """Delete a pod through the API (watches see DELETED)."""
+        self.core.delete_namespaced_pod(name, namespace, _preload_content=False)
+
+    def put_object(
+        self, resource: str, namespace: str | None, name: str, body: dict[str, Any]
+    ) -> None:
+        """Store an object directly (for reads; watches are not told)."""
+        self.call(lambda: self.emulator.objects.__setitem__((resource, namespace, name), body))
+
+    # ---- how our code finds it
+
+    def kubeconfig(self, directory: Path) -> Path:
+        """Write a kubeconfig whose current context points at this emulator."""
+        return write_kubeconfig(
+            directory / "kubeconfig",
+            self.url,
+            context="emulated",
+            cluster="emulator",
+            user="tester",
+            token="not-a-secret",
+        )
+
+    def settings(self, directory: Path, **changes: Any) -> Settings:
+        """Settings for talking to this emulator, with short timeouts."""
+        fields: dict[str, Any] = {
+            "kubeconfig": self.kubeconfig(directory),
+            "kube_request_timeout": 5.0,
+        }
+        fields.update(changes)
+        return Settings(**fields)
+
+
+def write_kubeconfig(
+    path: Path,
+    server: str,
+    *,
+    context: str = "emulator",
+    cluster: str = "",
+    user: str = "",
+    token: str = "",
+) -> Path:
+    """A kubeconfig whose only context points at `server` (credentials: `token` or none).
+
+    The cluster and user are named after the context unless named.
+    """
+    cluster, user = cluster or context, user or context
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": context, "cluster": {"server": server}}],
-        "users": [{"name": context, "user": {}}],
-        "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
+        "clusters": [{"name": cluster, "cluster": {"server": server}}],
+        "users": [{"name": user, "user": {"token": token} if token else {}}],
+        "contexts": [{"name": context, "context": {"cluster": cluster, "user": user}}],
         "current-context": context,
     }
     path.write_text(json.dumps(config))
@@ -117,28 +301,84 @@ class Operator:
     """Plays a serving operator: each read of the resource shows the next status.
 
     An apply (a new spec) starts the statuses over, as a real operator
-    reconciles again; the last status then stays.
+    reconciles again; the last status then stays. For a SeldonDeployment it
+    also plays the Deployment under it: `pods_after` reads after an apply, a
+    Ready pod made from the new pod template (labels, annotations) replaces
+    the model's earlier pods (`None`: the new pods never come up).
     """
 
-    def __init__(self, resource: str, *statuses: dict[str, Any]) -> None:
+    def __init__(
+        self, resource: str, *statuses: dict[str, Any], pods_after: int | None = 0
+    ) -> None:
         self.resource = kmock.resource(resource)
         self.statuses = list(statuses)
         self.index = 0
+        self.pods_after = pods_after
+        self.template: dict[str, Any] | None = None  # applied, its pods not made yet
+        self.rollouts = 0
 
     def __call__(self, emulator: ClusterEmulator, request: Any) -> None:
         if request.resource != self.resource or not request.name:
             return
         if request.action == enums.action.UPDATE:
             self.index = 0
+            if self.resource == kmock.resource(SELDON):
+                predictor = ((request.data or {}).get("spec") or {}).get("predictors") or [{}]
+                components = predictor[0].get("componentSpecs") or [{}]
+                self.template = dict(components[0].get("metadata") or {})
             return
         key = (request.resource, request.namespace, request.name)
         if request.action != enums.action.FETCH or key not in emulator.objects:
             return
         if emulator.objects[key].deleted:
             return
+        due = self.pods_after is not None and self.index >= self.pods_after
+        if self.template is not None and due:
+            self._roll_pods(emulator, request.namespace, request.name, self.template)
+            self.template = None
         status = self.statuses[min(self.index, len(self.statuses) - 1)]
         self.index += 1
         emulator.objects[key].patch({"status": status})
+
+    def _roll_pods(
+        self, emulator: ClusterEmulator, namespace: str, name: str, template: dict[str, Any]
+    ) -> None:
+        """Replace the model's pods by one Ready pod made from `template`."""
+        pods = kmock.resource("v1/pods")
+        for key in list(emulator.objects):
+            if key[0] != pods or key[1] != namespace or emulator.objects[key].deleted:
+                continue
+            labels = (emulator.objects[key].get("metadata") or {}).get("labels") or {}
+            if labels.get("seldon-deployment-id") == name:
+                emulator.objects[key].delete()
+        self.rollouts += 1
+        emulator.objects[pods, namespace, f"{name}-default-0-classifier-{self.rollouts}"] = (
+            seldon_pod(namespace, name, self.rollouts, template.get("annotations") or {})
+        )
+
+
+def seldon_pod(
+    namespace: str, name: str, number: int, annotations: dict[str, str], *, ready: bool = True
+) -> dict[str, Any]:
+    """A pod of SeldonDeployment `name`, as its Deployment makes it (Running and Ready)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{name}-default-0-classifier-{number}",
+            "namespace": namespace,
+            "labels": {"seldon-deployment-id": name},
+            "annotations": dict(annotations),
+        },
+        "spec": {"containers": [{"name": "classifier"}]},
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            "containerStatuses": [
+                {"name": "classifier", "ready": ready, "restartCount": 0, "state": {"running": {}}}
+            ],
+        },
+    }
 
 
 def seldon(*states: str, description: str = "") -> list[dict[str, Any]]:

@@ -26,7 +26,13 @@ from hello_kubeflow.errors import DeploymentError, PrerequisiteError
 from hello_kubeflow.kube.client import api_client
 from hello_kubeflow.kube.deploy import deploy_model, detect_serving, undeploy
 from hello_kubeflow.kube.deploy_step import deploy_step
-from hello_kubeflow.kube.model_manifests import ModelDeployment, manifest, recorded_summary
+from hello_kubeflow.kube.model_manifests import (
+    ROLLOUT_ANNOTATION,
+    ModelDeployment,
+    manifest,
+    recorded_summary,
+    rollout_of,
+)
 from hello_kubeflow.settings import Settings
 
 IMAGE = "localhost:5000/hello-kubeflow@sha256:" + "ab" * 32
@@ -107,11 +113,82 @@ def test_a_second_deploy_updates_the_same_resource_in_place(
     newer = MODEL_URI.replace("run-1", "run-2")
     deploy_model(api, _deployment(model_uri=newer), poll_interval=0.01)
 
-    assert len([key for key in emulator.objects if not emulator.objects[key].deleted]) == 1
+    assert len(emulator.live(SELDON)) == 1
     stored = emulator.stored(SELDON, "kubeflow", "mnist-classifier")
     assert stored is not None
     assert "run-2" in _containers(stored)["fetch-model"]["args"][1]
     assert recorded_summary(stored)["model_uri"] == newer
+
+
+def _serving_pods(emulator: ClusterEmulator) -> list[str]:
+    """The rollout values of the model's pods left in the emulated cluster."""
+    return [
+        emulator.objects[key]["metadata"]["annotations"][ROLLOUT_ANNOTATION]
+        for key in emulator.live("v1/pods")
+    ]
+
+
+def test_each_deploy_stamps_the_pod_template_with_a_value_of_its_own() -> None:
+    first, again = manifest(_deployment()), manifest(_deployment())
+    newer = manifest(_deployment(model_uri=MODEL_URI.replace("run-1", "run-2")))
+
+    assert rollout_of(first) and rollout_of(first) == rollout_of(again)
+    assert rollout_of(newer) != rollout_of(first)
+
+
+def test_a_redeploy_waits_for_the_new_pods_while_seldon_still_says_available(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    """Seldon's status keeps the first deploy's Available while the old pod serves."""
+    emulator, api = cluster
+    operator = Operator(SELDON, *seldon("Available"))
+    emulator.controllers.append(operator)
+    deploy_model(api, _deployment(), poll_interval=0.01)
+    operator.pods_after = 5  # the operator is slow to roll the pods this time
+    newer = _deployment(model_uri=MODEL_URI.replace("run-1", "run-2"))
+
+    deploy_model(api, newer, poll_interval=0.01)
+
+    assert _serving_pods(emulator) == [rollout_of(manifest(newer))]
+
+
+def test_a_redeploy_whose_new_pods_never_come_up_times_out_naming_the_old_ones(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    emulator, api = cluster
+    operator = Operator(SELDON, *seldon("Available"))
+    emulator.controllers.append(operator)
+    deploy_model(api, _deployment(), poll_interval=0.01)
+    operator.pods_after = None
+    newer = _deployment(model_uri=MODEL_URI.replace("run-1", "run-2"))
+
+    with pytest.raises(DeploymentError) as raised:
+        deploy_model(api, newer, poll_interval=0.01, timeout=0.3)
+
+    message = str(raised.value)
+    assert "was not serving within 0 s" in message
+    assert "waiting for the pods of this deploy (0 ready; 1 of an earlier deploy" in message
+    assert _serving_pods(emulator) == [rollout_of(manifest(_deployment()))]
+
+
+def test_a_crashing_pod_of_the_previous_deploy_does_not_fail_the_next_one(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    """A redeploy that fixes a crashing model server waits for its pods instead of failing."""
+    emulator, api = cluster
+    operator = Operator(SELDON, *seldon("Available"))
+    emulator.controllers.append(operator)
+    deploy_model(api, _deployment(), poll_interval=0.01)
+    (old,) = emulator.live("v1/pods")
+    crashing = {"name": "classifier", "restartCount": 5, "ready": False}
+    crashing["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}
+    emulator.objects[old].patch({"status": {"phase": "Running", "containerStatuses": [crashing]}})
+    operator.pods_after = 3
+    newer = _deployment(model_uri=MODEL_URI.replace("run-1", "run-2"))
+
+    deploy_model(api, newer, poll_interval=0.01)
+
+    assert _serving_pods(emulator) == [rollout_of(manifest(newer))]
 
 
 def test_a_failed_seldon_deployment_is_reported_with_its_message(
@@ -130,7 +207,7 @@ def test_a_pod_that_cannot_pull_its_image_fails_the_wait_at_once(
     cluster: tuple[ClusterEmulator, client.ApiClient],
 ) -> None:
     emulator, api = cluster
-    emulator.controllers.append(Operator(SELDON, *seldon("Creating")))
+    emulator.controllers.append(Operator(SELDON, *seldon("Creating"), pods_after=None))
     emulator.objects["v1/pods", "kubeflow", "mnist-classifier-default-0-classifier-x"] = {
         "metadata": {
             "name": "mnist-classifier-default-0-classifier-x",

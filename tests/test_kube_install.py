@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kube_support import ClusterEmulator, StandInKubectl, node, pod
+from emulators import RunningCluster
+from kube_support import StandInKubectl, node, pod
 
 from hello_kubeflow.errors import ApplyError, PrerequisiteError
 from hello_kubeflow.kube.install import install, make_plan
@@ -22,8 +23,8 @@ KFP = "github.com/kubeflow/pipelines/manifests/kustomize"
 
 
 @pytest.fixture
-def cluster() -> Iterator[ClusterEmulator]:
-    with ClusterEmulator() as emulator:
+def cluster() -> Iterator[RunningCluster]:
+    with RunningCluster() as emulator:
         yield emulator
 
 
@@ -85,7 +86,7 @@ def test_the_projects_rbac_manifests_are_applied_last(tmp_path: Path) -> None:
 
 
 def test_inv_setup_dry_run_prints_the_plan_and_runs_nothing(
-    cluster: ClusterEmulator, kubectl_on_path: StandInKubectl, tmp_path: Path
+    cluster: RunningCluster, kubectl_on_path: StandInKubectl, tmp_path: Path
 ) -> None:
     env = {
         "PATH": str(kubectl_on_path.bin_dir),
@@ -129,7 +130,7 @@ def test_inv_setup_dry_run_prints_the_plan_and_runs_nothing(
 
 
 def test_install_checks_applies_each_step_then_waits_for_the_pods(
-    cluster: ClusterEmulator, kubectl_on_path: StandInKubectl, tmp_path: Path
+    cluster: RunningCluster, kubectl_on_path: StandInKubectl, tmp_path: Path
 ) -> None:
     cluster.put_object("v1/nodes", None, "worker", node("worker", "8", "16Gi"))
     cluster.add(pod("kubeflow", "ml-pipeline", phase="Running", ready=True))
@@ -171,7 +172,7 @@ def test_install_stops_before_applying_when_a_prerequisite_fails(
 
 
 def test_install_reports_a_permanent_apply_error_with_kubectls_message(
-    cluster: ClusterEmulator, kubectl_on_path: StandInKubectl, tmp_path: Path
+    cluster: RunningCluster, kubectl_on_path: StandInKubectl, tmp_path: Path
 ) -> None:
     cluster.put_object("v1/nodes", None, "worker", node("worker", "8", "16Gi"))
     kubectl_on_path.behave(apply_failures=1, stderr='error: unable to decode "STDIN": bad yaml')
@@ -184,7 +185,7 @@ def test_install_reports_a_permanent_apply_error_with_kubectls_message(
 
 
 def test_the_kserve_mode_override_does_not_take_the_upstream_configmap_from_its_owner(
-    cluster: ClusterEmulator, kubectl_on_path: StandInKubectl, tmp_path: Path
+    cluster: RunningCluster, kubectl_on_path: StandInKubectl, tmp_path: Path
 ) -> None:
     """One key applied by the manager that applied KServe's ConfigMap would drop the others."""
     cluster.put_object("v1/nodes", None, "worker", node("worker", "8", "16Gi"))

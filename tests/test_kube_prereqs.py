@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kube_support import ClusterEmulator, StandInKubectl, node
+from emulators import RunningCluster
+from kube_support import StandInKubectl, node
 
 from hello_kubeflow.kube.kubectl import Kubectl
 from hello_kubeflow.kube.prereqs import Check, check_prerequisites, failed
@@ -15,8 +16,8 @@ from hello_kubeflow.settings import Settings
 
 
 @pytest.fixture
-def cluster() -> Iterator[ClusterEmulator]:
-    with ClusterEmulator() as emulator:
+def cluster() -> Iterator[RunningCluster]:
+    with RunningCluster() as emulator:
         yield emulator
 
 
@@ -33,7 +34,7 @@ def check(settings: Settings) -> dict[str, Check]:
 
 
 def test_a_ready_cluster_passes_every_check_and_names_what_it_found(
-    cluster: ClusterEmulator, kubectl_on_path: StandInKubectl, tmp_path: Path
+    cluster: RunningCluster, kubectl_on_path: StandInKubectl, tmp_path: Path
 ) -> None:
     cluster.put_object("v1/nodes", None, "worker", node("worker", "8", "16331528Ki"))
 
@@ -50,7 +51,7 @@ def test_a_ready_cluster_passes_every_check_and_names_what_it_found(
 
 
 def test_too_little_capacity_is_a_warning_with_the_numbers(
-    cluster: ClusterEmulator, kubectl_on_path: StandInKubectl, tmp_path: Path
+    cluster: RunningCluster, kubectl_on_path: StandInKubectl, tmp_path: Path
 ) -> None:
     cluster.put_object("v1/nodes", None, "small", node("small", "2", "4Gi"))
     cluster.put_object(
@@ -89,7 +90,7 @@ def test_no_kubeconfig_fails_saying_how_to_get_a_cluster(
 
 
 def test_an_unknown_context_fails_listing_the_known_ones(
-    cluster: ClusterEmulator, kubectl_on_path: StandInKubectl, tmp_path: Path
+    cluster: RunningCluster, kubectl_on_path: StandInKubectl, tmp_path: Path
 ) -> None:
     checks = check(cluster.settings(tmp_path, kube_context="minikube"))
 
@@ -120,7 +121,7 @@ def test_an_unreachable_api_server_fails_with_the_server_and_a_fix(
 
 
 def test_the_full_profile_needs_kustomize_5(
-    cluster: ClusterEmulator, kubectl_on_path: StandInKubectl, tmp_path: Path
+    cluster: RunningCluster, kubectl_on_path: StandInKubectl, tmp_path: Path
 ) -> None:
     kubectl_on_path.behave(kustomize="v4.5.7")
 

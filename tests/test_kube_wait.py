@@ -11,10 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from emulators import RunningCluster, is_pod_list, is_pod_watch
 from kube_support import (
-    ClusterEmulator,
-    is_pod_list,
-    is_pod_watch,
     pod,
     ready_status,
     status,
@@ -32,14 +30,14 @@ FAST = Backoff(initial=0.05, maximum=0.2)
 
 
 @pytest.fixture
-def cluster() -> Iterator[ClusterEmulator]:
+def cluster() -> Iterator[RunningCluster]:
     """A fresh emulated API server on a free port."""
-    with ClusterEmulator() as emulator:
+    with RunningCluster() as emulator:
         yield emulator
 
 
 @pytest.fixture
-def settings(cluster: ClusterEmulator, tmp_path: Path) -> Settings:
+def settings(cluster: RunningCluster, tmp_path: Path) -> Settings:
     """Settings whose kubeconfig points at the emulator."""
     return cluster.settings(tmp_path)
 
@@ -78,7 +76,7 @@ def row(table: str, pod_name: str) -> list[str]:
 
 
 def test_returns_when_every_pod_is_already_ready(
-    cluster: ClusterEmulator, settings: Settings
+    cluster: RunningCluster, settings: Settings
 ) -> None:
     cluster.add(pod("kubeflow", "api", phase="Running", ready=True))
     cluster.add(pod("kubeflow", "ui", phase="Running", ready=True))
@@ -91,7 +89,7 @@ def test_returns_when_every_pod_is_already_ready(
 
 
 def test_waits_while_pods_become_ready_one_by_one(
-    cluster: ClusterEmulator, settings: Settings, later: Callable[..., None]
+    cluster: RunningCluster, settings: Settings, later: Callable[..., None]
 ) -> None:
     names = ["mysql", "minio", "api"]
     for name in names:
@@ -108,7 +106,7 @@ def test_waits_while_pods_become_ready_one_by_one(
 
 
 def test_includes_pods_that_appear_while_waiting(
-    cluster: ClusterEmulator, settings: Settings, later: Callable[..., None]
+    cluster: RunningCluster, settings: Settings, later: Callable[..., None]
 ) -> None:
     cluster.add(pod("kubeflow", "first"))
     made_ready: list[str] = []
@@ -127,7 +125,7 @@ def test_includes_pods_that_appear_while_waiting(
     assert (result.snapshot.ready, result.snapshot.total) == (2, 2)
 
 
-def test_succeeded_pods_count_as_ready(cluster: ClusterEmulator, settings: Settings) -> None:
+def test_succeeded_pods_count_as_ready(cluster: RunningCluster, settings: Settings) -> None:
     cluster.add(pod("kubeflow", "migrate-db", phase="Succeeded"))
     cluster.add(pod("kubeflow", "api", phase="Running", ready=True))
 
@@ -135,7 +133,7 @@ def test_succeeded_pods_count_as_ready(cluster: ClusterEmulator, settings: Setti
 
 
 def test_waits_only_for_the_namespaces_asked_for(
-    cluster: ClusterEmulator, settings: Settings
+    cluster: RunningCluster, settings: Settings
 ) -> None:
     cluster.add(pod("kubeflow", "api", phase="Running", ready=True))
     cluster.add(pod("elsewhere", "stuck", statuses=[waiting("main", "ContainerCreating")]))
@@ -146,7 +144,7 @@ def test_waits_only_for_the_namespaces_asked_for(
 
 
 def test_with_require_pods_an_empty_namespace_is_not_done(
-    cluster: ClusterEmulator, settings: Settings, later: Callable[..., None]
+    cluster: RunningCluster, settings: Settings, later: Callable[..., None]
 ) -> None:
     later(0.3, lambda: cluster.add(pod("kubeflow", "api", phase="Running", ready=True)))
 
@@ -178,7 +176,7 @@ BROKEN = {
 
 @pytest.mark.parametrize("reason", list(BROKEN))
 def test_fails_at_once_naming_pod_container_and_reason(
-    reason: str, cluster: ClusterEmulator, settings: Settings, later: Callable[..., None]
+    reason: str, cluster: RunningCluster, settings: Settings, later: Callable[..., None]
 ) -> None:
     cluster.add(pod("kubeflow", "ml-pipeline", containers=("api",), restart_policy="Never"))
     later(
@@ -198,7 +196,7 @@ def test_fails_at_once_naming_pod_container_and_reason(
 
 
 def test_crash_loop_below_the_restart_limit_keeps_waiting(
-    cluster: ClusterEmulator, tmp_path: Path, later: Callable[..., None]
+    cluster: RunningCluster, tmp_path: Path, later: Callable[..., None]
 ) -> None:
     settings = cluster.settings(tmp_path, wait_restart_limit=3)
     crashing = [waiting("main", "CrashLoopBackOff", "back-off 10s", restarts=2)]
@@ -209,7 +207,7 @@ def test_crash_loop_below_the_restart_limit_keeps_waiting(
 
 
 def test_a_rate_limited_image_pull_keeps_waiting(
-    cluster: ClusterEmulator, settings: Settings, later: Callable[..., None]
+    cluster: RunningCluster, settings: Settings, later: Callable[..., None]
 ) -> None:
     limited = [waiting("main", "ImagePullBackOff", "429 Too Many Requests: toomanyrequests")]
     cluster.add(pod("kubeflow", "api", statuses=limited))
@@ -219,7 +217,7 @@ def test_a_rate_limited_image_pull_keeps_waiting(
 
 
 def test_a_failed_pod_of_a_job_that_then_succeeded_does_not_block(
-    cluster: ClusterEmulator, settings: Settings
+    cluster: RunningCluster, settings: Settings
 ) -> None:
     job = ("Job", "create-buckets")
     cluster.add(
@@ -240,7 +238,7 @@ def test_a_failed_pod_of_a_job_that_then_succeeded_does_not_block(
 
 
 def test_a_failed_pod_of_a_job_that_gave_up_fails(
-    cluster: ClusterEmulator, settings: Settings
+    cluster: RunningCluster, settings: Settings
 ) -> None:
     job = ("Job", "create-buckets")
     cluster.add(
@@ -275,7 +273,7 @@ def test_a_failed_pod_of_a_job_that_gave_up_fails(
 
 
 def test_an_evicted_pod_replaced_by_its_replicaset_does_not_block(
-    cluster: ClusterEmulator, settings: Settings
+    cluster: RunningCluster, settings: Settings
 ) -> None:
     owner = ("ReplicaSet", "api-5d4f")
     cluster.add(pod("kubeflow", "api-5d4f-old", phase="Failed", owner=owner, reason="Evicted"))
@@ -288,7 +286,7 @@ def test_an_evicted_pod_replaced_by_its_replicaset_does_not_block(
 
 
 def test_unschedulable_pods_are_reported_with_the_schedulers_message_until_the_timeout(
-    cluster: ClusterEmulator, settings: Settings, caplog: pytest.LogCaptureFixture
+    cluster: RunningCluster, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     scheduler = "0/1 nodes are available: 1 Insufficient cpu."
     cluster.add(pod("kubeflow", "big", conditions=unschedulable(scheduler)))
@@ -302,7 +300,7 @@ def test_unschedulable_pods_are_reported_with_the_schedulers_message_until_the_t
 
 
 def test_the_deadline_is_honoured_while_the_watch_is_silent(
-    cluster: ClusterEmulator, settings: Settings
+    cluster: RunningCluster, settings: Settings
 ) -> None:
     cluster.add(pod("kubeflow", "slow", statuses=[waiting("main", "ContainerCreating")]))
     started = time.monotonic()
@@ -316,7 +314,7 @@ def test_the_deadline_is_honoured_while_the_watch_is_silent(
 # ---- a flaky API server
 
 
-def test_retries_lists_answered_500_then_429(cluster: ClusterEmulator, settings: Settings) -> None:
+def test_retries_lists_answered_500_then_429(cluster: RunningCluster, settings: Settings) -> None:
     cluster.add(pod("kubeflow", "api", phase="Running", ready=True))
     cluster.fail(is_pod_list, 2, 500)
     cluster.fail(is_pod_list, 2, 429, after=2)
@@ -326,7 +324,7 @@ def test_retries_lists_answered_500_then_429(cluster: ClusterEmulator, settings:
 
 
 def test_retries_watches_answered_503(
-    cluster: ClusterEmulator, settings: Settings, later: Callable[..., None]
+    cluster: RunningCluster, settings: Settings, later: Callable[..., None]
 ) -> None:
     cluster.add(pod("kubeflow", "api"))
     cluster.fail(is_pod_watch, 3, 503)
@@ -335,7 +333,7 @@ def test_retries_watches_answered_503(
     assert wait(settings).snapshot.ready == 1
 
 
-def test_a_forbidden_list_fails_with_the_fix(cluster: ClusterEmulator, settings: Settings) -> None:
+def test_a_forbidden_list_fails_with_the_fix(cluster: RunningCluster, settings: Settings) -> None:
     cluster.fail(is_pod_list, 1, 403)
 
     with pytest.raises(ClusterError, match=r"403.*kubectl auth can-i list pods"):
@@ -361,7 +359,7 @@ def test_an_unreachable_api_server_times_out_saying_so(tmp_path: Path) -> None:
 
 
 def test_a_dropped_watch_is_followed_by_a_relist_that_sees_missed_changes(
-    cluster: ClusterEmulator, settings: Settings
+    cluster: RunningCluster, settings: Settings
 ) -> None:
     cluster.add(pod("kubeflow", "a"))
     cluster.add(pod("kubeflow", "b"))
@@ -385,7 +383,7 @@ def test_a_dropped_watch_is_followed_by_a_relist_that_sees_missed_changes(
     ("code", "reason"), [(410, "Expired"), (500, "InternalError")], ids=["410-gone", "error-event"]
 )
 def test_a_watch_error_event_leads_to_a_relist(
-    code: int, reason: str, cluster: ClusterEmulator, settings: Settings
+    code: int, reason: str, cluster: RunningCluster, settings: Settings
 ) -> None:
     cluster.add(pod("kubeflow", "a"))
     gone = {"kind": "Status", "code": code, "reason": reason, "message": "too old resource version"}
@@ -405,7 +403,7 @@ def test_a_watch_error_event_leads_to_a_relist(
 
 
 def test_cluster_status_lists_what_is_not_ready_and_why(
-    cluster: ClusterEmulator, settings: Settings
+    cluster: RunningCluster, settings: Settings
 ) -> None:
     cluster.add(pod("kubeflow", "api", phase="Running", ready=True))
     cluster.add(pod("kubeflow", "mysql", statuses=[waiting("main", "ContainerCreating")]))

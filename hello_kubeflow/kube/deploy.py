@@ -5,6 +5,12 @@ conflicts forced), so running again updates the same resource in place. The
 wait polls the resource until Seldon says Available or KServe says Ready, and
 fails at once on what will not heal: a Failed state, a model that failed to
 load, or a pod in ImagePullBackOff / CrashLoopBackOff (named with its reason).
+
+KServe reports `observedGeneration`, so a Ready left from the previous deploy
+is told apart. Seldon Core v1 does not: its `Available` may still describe the
+old pods. So each deploy stamps a rollout value on the model's pod template
+(which also makes Seldon roll the pods), and a SeldonDeployment counts as
+serving only when the model's Ready pods all carry this deploy's value.
 """
 
 from __future__ import annotations
@@ -20,13 +26,15 @@ from kubernetes import client
 from hello_kubeflow.errors import DeploymentError, PrerequisiteError
 from hello_kubeflow.kube.model_manifests import (
     ARTIFACT_SECRET,
+    ROLLOUT_ANNOTATION,
     SERVING_APIS,
     ModelDeployment,
     ServingApi,
     manifest,
+    rollout_of,
     storage_credentials,
 )
-from hello_kubeflow.kube.pods import pod_state
+from hello_kubeflow.kube.pods import Pod, pod_state
 from hello_kubeflow.kube.serving_api import (
     REQUEST_TIMEOUT,
     Missing,
@@ -87,7 +95,8 @@ def deploy_model(
         DeploymentError: refused, Failed, a pod that will not heal, or not ready in time.
         PrerequisiteError: the resource type is not installed, or we may not create it.
     """
-    applied = apply(api, manifest(deployment))
+    wanted = manifest(deployment)
+    applied = apply(api, wanted)
     generation = int((applied.get("metadata") or {}).get("generation") or 0)
     log.info(
         "applied %s %s/%s (model %s)",
@@ -104,6 +113,7 @@ def deploy_model(
         timeout=timeout,
         poll_interval=poll_interval,
         generation=generation,
+        rollout=rollout_of(wanted),
     )
 
 
@@ -116,6 +126,7 @@ def wait_until_serving(
     timeout: float = DEPLOY_TIMEOUT,
     poll_interval: float = POLL_INTERVAL,
     generation: int = 0,
+    rollout: str = "",
 ) -> dict[str, Any]:
     """Poll the resource until it serves; fail fast on what will not heal.
 
@@ -127,6 +138,8 @@ def wait_until_serving(
         timeout: seconds to wait.
         poll_interval: seconds between polls.
         generation: the spec generation that must have been seen (0: any).
+        rollout: the value this deploy put on the pod template: serving means
+            the model's Ready pods all carry it ("": the resource's status alone).
 
     Raises:
         DeploymentError: Failed, a pod that will not heal, gone, or not ready in time.
@@ -140,13 +153,17 @@ def wait_until_serving(
         if resource is None:
             raise DeploymentError(f"{where} disappeared while we waited for it: deploy it again")
         ready, status = _judge(serving, resource, generation)
+        if not ready or rollout:
+            pods = _model_pods(api, serving, namespace, name)
+            _check_pods(pods, rollout)
+            if ready:
+                ready, status = _rolled_out(pods, rollout, status)
         if ready:
             log.info("%s is serving", where)
             return resource
         if status != said:
             log.info("%s: %s", where, status)
             said = status
-        _check_pods(api, serving, namespace, name)
         if time.monotonic() >= deadline:
             raise DeploymentError(
                 f"{where} was not serving within {timeout:.0f} s (last status: {status}). "
@@ -255,8 +272,8 @@ def _judge(serving: str, resource: dict[str, Any], generation: int) -> tuple[boo
     return ready.get("status") == "True" and not stale, summary.strip()
 
 
-def _check_pods(api: client.ApiClient, serving: str, namespace: str, name: str) -> None:
-    """Fail at once when one of the model's pods is in a state that will not heal."""
+def _model_pods(api: client.ApiClient, serving: str, namespace: str, name: str) -> list[Pod]:
+    """The model's pods (found by the label its serving system puts on them)."""
     core = client.CoreV1Api(api)
     selector = _POD_SELECTORS[serving].format(name=name)
     try:
@@ -271,8 +288,36 @@ def _check_pods(api: client.ApiClient, serving: str, namespace: str, name: str) 
             missing_ok=True,
         )
     except Missing:
-        return
-    for pod in json.loads(pods.data or b"{}").get("items") or []:
+        return []
+    return list(json.loads(pods.data or b"{}").get("items") or [])
+
+
+def _check_pods(pods: list[Pod], rollout: str) -> None:
+    """Fail at once when one of the model's pods is in a state that will not heal.
+
+    Pods of an earlier rollout are being replaced: their troubles are not this deploy's.
+    """
+    for pod in pods:
+        if rollout and _rollout_of_pod(pod) not in ("", rollout):
+            continue
         state = pod_state(pod, RESTART_LIMIT)
         if state.fatal:
             raise DeploymentError(f"the model server cannot start: {state.explain()}")
+
+
+def _rolled_out(pods: list[Pod], rollout: str, status: str) -> tuple[bool, str]:
+    """(serving this deploy's model?, status): the Ready pods all carry `rollout`, one at least."""
+    ready = [pod for pod in pods if pod_state(pod, RESTART_LIMIT).ready]
+    new = sum(1 for pod in ready if _rollout_of_pod(pod) == rollout)
+    old = len(ready) - new
+    if new and not old:
+        return True, status
+    waiting = f"{status}, waiting for the pods of this deploy ({new} ready"
+    if old:
+        waiting += f"; {old} of an earlier deploy still serving"
+    return False, waiting + ")"
+
+
+def _rollout_of_pod(pod: Pod) -> str:
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(ROLLOUT_ANNOTATION) or "")

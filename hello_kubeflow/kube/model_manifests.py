@@ -11,6 +11,7 @@ account whose secret is copied from KFP's (see `storage_credentials`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ ARTIFACT_ENDPOINT = "minio-service.kubeflow:9000"
 STORAGE_SECRET = "hello-kubeflow-storage"
 STORAGE_ACCOUNT = "hello-kubeflow-models"
 ANNOTATION = "hello-kubeflow.io"
+# On the model's pod template: which deploy made a pod (Seldon sets no observedGeneration).
+ROLLOUT_ANNOTATION = f"{ANNOTATION}/rollout"
 LABELS = {
     "app.kubernetes.io/name": "hello-kubeflow",
     "app.kubernetes.io/managed-by": "hello-kubeflow",
@@ -134,6 +137,11 @@ def seldon_deployment(deployment: ModelDeployment) -> dict[str, Any]:
         "ports": [{"name": "http", "containerPort": SELDON_PORT, "protocol": "TCP"}],
         "volumeMounts": [{"name": "models", "mountPath": MODELS_DIR, "readOnly": True}],
     }
+    pod_spec = {
+        "initContainers": [fetch],
+        "containers": [server],
+        "volumes": [{"name": "models", "emptyDir": {}}],
+    }
     return {
         "apiVersion": deployment.api.api_version,
         "kind": deployment.api.kind,
@@ -153,11 +161,13 @@ def seldon_deployment(deployment: ModelDeployment) -> dict[str, Any]:
                     },
                     "componentSpecs": [
                         {
-                            "spec": {
-                                "initContainers": [fetch],
-                                "containers": [server],
-                                "volumes": [{"name": "models", "emptyDir": {}}],
-                            }
+                            # Seldon copies these onto the pods, and a new value rolls them.
+                            "metadata": {
+                                "annotations": {
+                                    ROLLOUT_ANNOTATION: _rollout(pod_spec, deployment.run_id)
+                                }
+                            },
+                            "spec": pod_spec,
                         }
                     ],
                 }
@@ -229,6 +239,25 @@ def recorded_summary(resource: dict[str, Any]) -> dict[str, Any]:
     summary["run_id"] = annotations.get(f"{ANNOTATION}/run-id", "")
     summary["model_uri"] = annotations.get(f"{ANNOTATION}/model-uri", "")
     return dict(summary)
+
+
+def rollout_of(resource: dict[str, Any]) -> str:
+    """The rollout value on a SeldonDeployment's pod template ("" for none, or for KServe).
+
+    Pods carrying it were made from this spec: they serve this deploy's model.
+    """
+    for predictor in (resource.get("spec") or {}).get("predictors") or []:
+        for component in predictor.get("componentSpecs") or []:
+            annotations = (component.get("metadata") or {}).get("annotations") or {}
+            if annotations.get(ROLLOUT_ANNOTATION):
+                return str(annotations[ROLLOUT_ANNOTATION])
+    return ""
+
+
+def _rollout(pod_spec: dict[str, Any], run_id: str) -> str:
+    """A value that changes whenever what the pods run changes (model, image, run)."""
+    content = json.dumps([run_id, pod_spec], sort_keys=True).encode()
+    return hashlib.sha256(content).hexdigest()[:16]
 
 
 def _metadata(deployment: ModelDeployment) -> dict[str, Any]:
