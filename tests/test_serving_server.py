@@ -71,7 +71,7 @@ def test_inv_serve_with_an_impossible_port_exits_with_a_settings_error() -> None
     process = _inv("serve", "--port", "70000")
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 1
-    assert "--serve-port=70000: expected a port number between 1 and 65535" in stderr
+    assert "--port=70000: expected a port number between 1 and 65535" in stderr
     assert "Traceback" not in stderr
 
 
