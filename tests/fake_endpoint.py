@@ -8,10 +8,10 @@ the query's sanity check and retries are tested over real HTTP.
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from http_support import BackgroundHTTPServer
 
 NAMES = [f"class:{d}" for d in range(10)]
 GOOD_ROW = [0.01, 0.01, 0.02, 0.01, 0.01, 0.01, 0.01, 0.9, 0.01, 0.01]
@@ -22,7 +22,7 @@ def seldon_answer(rows: Any, names: Any = NAMES) -> dict[str, Any]:
     return {"data": {"names": names, "ndarray": rows}, "meta": {"puid": "fake"}}
 
 
-class FakeEndpoint:
+class FakeEndpoint(BackgroundHTTPServer):
     """Answer each request with the next scripted `(status, body)`; repeat the last one.
 
     A body that is `bytes` or `str` is sent as it is; anything else as JSON.
@@ -31,18 +31,12 @@ class FakeEndpoint:
     def __init__(self, *answers: tuple[int, Any]) -> None:
         self.answers = list(answers)
         self.received: list[tuple[str, str, bytes]] = []
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.endpoint = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__(_Handler)
 
     @property
     def url(self) -> str:
         """The endpoint's base URL."""
-        return f"http://127.0.0.1:{self._httpd.server_port}"
+        return f"http://127.0.0.1:{self.port}"
 
     def next_answer(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
         with self._lock:
@@ -54,26 +48,12 @@ class FakeEndpoint:
             return status, payload
         return status, json.dumps(payload).encode()
 
-    def __enter__(self) -> FakeEndpoint:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
 
 class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length)
-        endpoint: FakeEndpoint = self.server.endpoint  # type: ignore[attr-defined]
+        endpoint: FakeEndpoint = self.server.owner  # type: ignore[attr-defined]
         status, payload = endpoint.next_answer("POST", self.path, body)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

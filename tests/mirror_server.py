@@ -16,30 +16,24 @@ from __future__ import annotations
 
 import gzip
 import re
-import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
+
+from http_support import BackgroundHTTPServer
 
 
-class MirrorServer:
+class MirrorServer(BackgroundHTTPServer):
     """Serve `root` over HTTP in a background thread; see the module docstring."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.requests: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.mirror = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__(_Handler)
 
     def url(self, mode: str) -> str:
         """The base URL of one mirror, e.g. `url("fail2")`, ending with "/"."""
-        return f"http://127.0.0.1:{self._httpd.server_port}/{mode}/"
+        return f"http://127.0.0.1:{self.port}/{mode}/"
 
     def count(self, mode: str) -> int:
         """How many requests the mirror `mode` received."""
@@ -52,24 +46,10 @@ class MirrorServer:
             self.requests[path] += 1
             return self.requests[path]
 
-    def __enter__(self) -> MirrorServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
 
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        mirror: MirrorServer = self.server.mirror  # type: ignore[attr-defined]
+        mirror: MirrorServer = self.server.owner  # type: ignore[attr-defined]
         nth = mirror.record(self.path)
         mode, _, name = self.path.lstrip("/").partition("/")
         match = re.fullmatch(r"([a-z]+)(\d*)", mode)
