@@ -119,16 +119,9 @@ def load_mnist(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> Mni
         DataFileError: MNIST_DIR lacks a file, or one is truncated, corrupt or wrong.
         DownloadError: a mirror answered, but no mirror gave a good file.
     """
-    try:
-        found = _locate(settings, retry)
-    except DownloadError as exc:
-        # Only "no mirror answered at all" falls back. A mirror that answered with
-        # corrupt bytes, 404 or lasting 5xx means the network works and something is
-        # wrong with the mirror or what it serves: training on a 5,000-digit subset
-        # would hide that behind quietly worse accuracy, so the user sees the error.
-        if exc.offline:
-            return _load_subset(exc.failures)
-        raise
+    found = _locate_or_offline(settings, retry)
+    if isinstance(found, DownloadError):
+        return _load_subset(found.failures)
     return found.data()
 
 
@@ -149,13 +142,10 @@ def mnist_files(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> li
         DataFileError: MNIST_DIR lacks a file, or one is truncated, corrupt or wrong.
         DownloadError: a mirror answered, but no mirror gave a good file.
     """
-    try:
-        found = _locate(settings, retry)
-    except DownloadError as exc:
-        if exc.offline:
-            logger.warning("no MNIST files and no mirror reachable: %s", "; ".join(exc.failures))
-            return []
-        raise
+    found = _locate_or_offline(settings, retry)
+    if isinstance(found, DownloadError):
+        logger.warning("no MNIST files and no mirror reachable: %s", "; ".join(found.failures))
+        return []
     return [found.paths[name] for name in FILE_NAMES]
 
 
@@ -203,6 +193,23 @@ class _Found:
         ]
         (x_train, y_train), (x_test, y_test) = pairs
         return MnistData(x_train, y_train, x_test, y_test, source=self.source)
+
+
+def _locate_or_offline(settings: Settings, retry: RetryPolicy) -> _Found | DownloadError:
+    """The verified files, or the error saying that no mirror answered at all.
+
+    Only "no mirror answered at all" counts as offline (the callers then fall back
+    to the subset). A mirror that answered with corrupt bytes, 404 or lasting 5xx
+    means the network works and something is wrong with the mirror or what it
+    serves: training on a 5,000-digit subset would hide that behind quietly worse
+    accuracy, so that error is raised for the user to see.
+    """
+    try:
+        return _locate(settings, retry)
+    except DownloadError as exc:
+        if exc.offline:
+            return exc
+        raise
 
 
 def _locate(settings: Settings, retry: RetryPolicy) -> _Found:

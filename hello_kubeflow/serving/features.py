@@ -50,12 +50,7 @@ def as_features(values: Any, *, field: str = "data.ndarray") -> npt.NDArray[np.f
             unequal length, a value that is not a number, NaN/inf, or a value outside
             [0, 1] (saying when the values look like unscaled 0-255 pixels).
     """
-    try:
-        array = np.asarray(values)
-    except (ValueError, TypeError):
-        raise BadInput(_ragged_message(values, field)) from None
-    if array.dtype.kind not in "fiu":
-        raise BadInput(_not_numbers_message(values, array, field))
+    array = _numbers(values, field)
     if array.ndim != 2:
         raise BadInput(_dimensions_message(array, field))
     rows, columns = array.shape
@@ -103,12 +98,7 @@ def from_flat(values: Any, shape: Any, *, field: str) -> npt.NDArray[Any]:
         )
     if not isinstance(values, list):
         raise BadInput(f"{field} values must be a list of numbers; got {_describe(values)}")
-    try:
-        array = np.asarray(values)
-    except (ValueError, TypeError):
-        raise BadInput(_ragged_message(values, field)) from None
-    if array.dtype.kind not in "fiu":
-        raise BadInput(_not_numbers_message(values, array, field))
+    array = _numbers(values, field)
     expected = math.prod(shape)
     if array.size != expected:
         raise BadInput(
@@ -147,6 +137,17 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
         value, bool | np.bool_
     )
+
+
+def _numbers(values: Any, field: str) -> npt.NDArray[Any]:
+    """`values` as a numeric array, or the BadInput saying why they are not one."""
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError):
+        raise BadInput(_ragged_message(values, field)) from None
+    if array.dtype.kind not in "fiu":
+        raise BadInput(_not_numbers_message(values, array, field))
+    return array
 
 
 def _not_numbers_message(values: Any, array: npt.NDArray[Any], field: str) -> str:
