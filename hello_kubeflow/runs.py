@@ -9,6 +9,7 @@ project image. The run's artifacts land under `<output_dir>/runs`, and
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -129,8 +130,9 @@ class RunOptions:
         }
 
 
+@functools.cache
 def load_pipeline_module() -> ModuleType:
-    """Import `pipeline/train_pipeline.py` from the project checkout.
+    """Import `pipeline/train_pipeline.py` from the project checkout, once per process.
 
     Raises:
         PipelineError: when the pipeline file is not where the project keeps it.
