@@ -281,16 +281,21 @@ check_docker() {
     echo "docker: $cpus CPUs, about $mem_gib GiB of memory (the profile wants $MIN_CPUS and $MIN_MEMORY_GIB)"
 }
 
+# The limits of the kernel the kind node will run on: the Docker host's (a VM with
+# Docker Desktop, another machine with a remote DOCKER_HOST). inotify limits are not
+# namespaced, so a container reads the host's; the registry's image is pulled anyway.
+INOTIFY_READ=(docker run --rm --entrypoint cat "$REGISTRY_IMAGE"
+    /proc/sys/fs/inotify/max_user_watches /proc/sys/fs/inotify/max_user_instances)
+
 check_inotify() {
-    local dir=/proc/sys/fs/inotify watches instances
-    if [[ ! -r "$dir/max_user_watches" ]]; then
-        echo "inotify: not checked (no $dir here: on macOS/Windows the limits are Docker's VM's)"
-        return
-    fi
-    watches="$(<"$dir/max_user_watches")"
-    instances="$(<"$dir/max_user_instances")"
+    local found watches instances
+    found="$("${INOTIFY_READ[@]}" 2>&1)" ||
+        die "could not read the Docker host's inotify limits (\`${INOTIFY_READ[*]}\`): $found"
+    { read -r watches && read -r instances; } <<<"$found"
+    [[ "$watches" =~ ^[0-9]+$ && "$instances" =~ ^[0-9]+$ ]] ||
+        die "could not read the Docker host's inotify limits (\`${INOTIFY_READ[*]}\`): $found"
     if ((watches < MIN_INOTIFY_WATCHES || instances < MIN_INOTIFY_INSTANCES)); then
-        die "inotify limits are too low for a kind cluster (max_user_watches=$watches, max_user_instances=$instances): pods would fail with 'too many open files'. Raise them: sudo sysctl fs.inotify.max_user_watches=$MIN_INOTIFY_WATCHES fs.inotify.max_user_instances=$MIN_INOTIFY_INSTANCES"
+        die "the Docker host's inotify limits are too low for a kind cluster (max_user_watches=$watches, max_user_instances=$instances): pods would fail with 'too many open files'. On the Docker host: sudo sysctl fs.inotify.max_user_watches=$MIN_INOTIFY_WATCHES fs.inotify.max_user_instances=$MIN_INOTIFY_INSTANCES"
     fi
     echo "inotify: max_user_watches=$watches, max_user_instances=$instances (kind wants $MIN_INOTIFY_WATCHES and $MIN_INOTIFY_INSTANCES)"
 }
@@ -386,7 +391,7 @@ check_issuer() {
     run "${KUBECTL[@]}" get --raw /.well-known/openid-configuration
     ((DRY_RUN)) && { echo "      (expects \"issuer\":\"$SA_ISSUER\")"; return; }
     found="$("${KUBECTL[@]}" get --raw /.well-known/openid-configuration)"
-    if [[ "$found" != *"\"issuer\":\"$SA_ISSUER\""* ]]; then
+    if ! [[ "$found" =~ \"issuer\"[[:space:]]*:[[:space:]]*\"$SA_ISSUER\" ]]; then
         echo "the API server's service-account issuer is not $SA_ISSUER: $found" >&2
         return 1
     fi
@@ -510,7 +515,8 @@ if ((DRY_RUN)); then
     echo "== checks (before anything is created)"
     show docker info --format '{{.NCPU}} {{.MemTotal}}'
     echo "      (wants $MIN_CPUS CPUs and $MIN_MEMORY_GIB GiB)"
-    echo "      inotify: fs.inotify.max_user_watches >= $MIN_INOTIFY_WATCHES, fs.inotify.max_user_instances >= $MIN_INOTIFY_INSTANCES"
+    show "${INOTIFY_READ[@]}"
+    echo "      (wants fs.inotify.max_user_watches >= $MIN_INOTIFY_WATCHES, max_user_instances >= $MIN_INOTIFY_INSTANCES)"
     show kind get clusters
     show docker inspect "$REGISTRY_NAME"
     echo "      (no cluster named $NAME, no container named $REGISTRY_NAME, 127.0.0.1:$REGISTRY_PORT free)"
