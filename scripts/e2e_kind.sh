@@ -289,8 +289,11 @@ INOTIFY_READ=(docker run --rm --entrypoint cat "$REGISTRY_IMAGE"
 
 check_inotify() {
     local found watches instances
-    found="$("${INOTIFY_READ[@]}" 2>&1)" ||
+    # stdout only: a first run's pull progress goes to stderr.
+    if ! found="$("${INOTIFY_READ[@]}" 2>/dev/null)"; then
+        found="$("${INOTIFY_READ[@]}" 2>&1 || true)"
         die "could not read the Docker host's inotify limits (\`${INOTIFY_READ[*]}\`): $found"
+    fi
     { read -r watches && read -r instances; } <<<"$found"
     [[ "$watches" =~ ^[0-9]+$ && "$instances" =~ ^[0-9]+$ ]] ||
         die "could not read the Docker host's inotify limits (\`${INOTIFY_READ[*]}\`): $found"

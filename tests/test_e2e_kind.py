@@ -328,6 +328,7 @@ case "$1" in
     info) echo "${STUB_DOCKER_INFO:-4 16663535616}" ;;
     run)
         if [[ " $* " == *" --entrypoint cat "* ]]; then
+            echo "Unable to find image 'registry:2.8.3' locally" >&2  # the CLI's pull notice
             printf '%s\n%s\n' "${STUB_WATCHES:-524288}" "${STUB_INSTANCES:-512}"
         else
             touch "$STATE/registry"; echo 3f2a9c
