@@ -17,9 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from hello_kubeflow.errors import HelloKubeflowError, PrerequisiteError
-from hello_kubeflow.gateway import Auth, describe_kfp_endpoint, kfp_endpoint
+from hello_kubeflow.gateway import KFP_NAMESPACE, Auth, describe_kfp_endpoint, kfp_endpoint
 from hello_kubeflow.kfp_remote import Patience, connect
-from hello_kubeflow.kfp_runs import ensure_experiment, follow_run, start_run, upload_pipeline
+from hello_kubeflow.kfp_runs import (
+    FailedStep,
+    ensure_experiment,
+    follow_run,
+    start_run,
+    step_names,
+    upload_pipeline,
+)
 from hello_kubeflow.runs import RunOptions
 from hello_kubeflow.settings import Settings
 
@@ -204,7 +211,13 @@ def train_on_cluster(
         )
         url = session.run_url(run_id)
         log.info("started run %s: %s", run_id, url)
-        outcome = follow_run(session, run_id, timeout=settings.run_timeout)
+        outcome = follow_run(
+            session,
+            run_id,
+            timeout=settings.run_timeout,
+            steps=step_names(Path(run_plan.package)),
+            explain_failure=lambda step: _explain(settings, session.namespace, step),
+        )
     recorded, serving = _served_model(settings, run_id)
     return ClusterRunSummary(
         run_id=run_id,
@@ -242,6 +255,24 @@ def undeploy_model(settings: Settings) -> list[str]:
     return undeploy(
         api_client(settings), settings.namespace, settings.deployment_name, settings.serving
     )
+
+
+def _explain(settings: Settings, namespace: str | None, step: FailedStep) -> str:
+    """The failed step's pod, end state and log tail, read with the kubeconfig.
+
+    Single-user Kubeflow Pipelines runs its workflows in `kubeflow`; a
+    multi-user install in the profile namespace.
+    """
+    from hello_kubeflow.kube.client import api_client
+    from hello_kubeflow.kube.step_logs import explain_failed_step
+
+    where = namespace or KFP_NAMESPACE
+    try:
+        api = api_client(settings)
+    except HelloKubeflowError as exc:
+        log.info("cannot read the failed step's log: %s", exc)
+        return f"See its log in the run's page, or with kubectl logs -n {where}"
+    return explain_failed_step(api, where, step)
 
 
 def _served_model(settings: Settings, run_id: str) -> tuple[dict[str, Any], str]:
