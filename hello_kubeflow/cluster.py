@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from hello_kubeflow.errors import HelloKubeflowError, PrerequisiteError
 from hello_kubeflow.gateway import KFP_NAMESPACE, Auth, describe_kfp_endpoint, kfp_endpoint
@@ -27,6 +28,7 @@ from hello_kubeflow.kfp_runs import (
     step_names,
     upload_pipeline,
 )
+from hello_kubeflow.login import gateway_auth
 from hello_kubeflow.runs import RunOptions
 from hello_kubeflow.settings import Settings
 
@@ -186,6 +188,7 @@ def train_on_cluster(
     Raises:
         PrerequisiteError: the image is not pinned by digest, or kubectl is missing.
         KfpError: the API cannot be reached or refuses us.
+        LoginError: logging in with HK_KUBEFLOW_USERNAME/PASSWORD failed.
         RunFailedError: the run failed, was canceled or timed out (naming the step).
     """
     run_plan = plan(settings, options)
@@ -198,6 +201,8 @@ def train_on_cluster(
     auth = Auth.from_settings(settings)
     started = time.monotonic()
     with kfp_endpoint(settings) as endpoint:
+        if settings.kfp_endpoint or settings.gateway_url:  # not the UI's own port-forward
+            auth = gateway_auth(settings, _origin(endpoint), auth)
         session = connect(endpoint, auth, namespace=settings.namespace, patience=patience)
         pipeline = upload_pipeline(session, Path(run_plan.package), run_plan.pipeline)
         experiment_id = ensure_experiment(session, settings.experiment)
@@ -255,6 +260,12 @@ def undeploy_model(settings: Settings) -> list[str]:
     return undeploy(
         api_client(settings), settings.namespace, settings.deployment_name, settings.serving
     )
+
+
+def _origin(url: str) -> str:
+    """`scheme://host:port` of `url`: where the gateway's login lives."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _explain(settings: Settings, namespace: str | None, step: FailedStep) -> str:
