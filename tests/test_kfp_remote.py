@@ -7,6 +7,7 @@ import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import kmock
 import pytest
@@ -16,6 +17,7 @@ from kfp_emulator import (
     KfpEmulator,
     Snapshot,
     canceled,
+    check_answer,
     failing,
     never_ending,
     write_package,
@@ -429,3 +431,17 @@ def test_on_a_multi_user_install_the_experiment_goes_to_the_profile_namespace(
 
     [experiment] = emulator.experiments.values()
     assert experiment["namespace"] == "kubeflow-user-example-com"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"run_id": "r", "invented": 1},  # a field the API does not have
+        {"state": "DONE"},  # a state the API does not have
+        {"run_details": {"task_details": [{"error": "a string, not a google.rpc.Status"}]}},
+    ],
+)
+def test_the_emulator_refuses_answers_the_swagger_does_not_define(answer: dict[str, Any]) -> None:
+    """Its answers are checked against KFP 2.17.0's swagger, so an invented shape fails."""
+    with pytest.raises(AssertionError, match=r"does not fit the 2\.17\.0 swagger"):
+        check_answer("GET", "/apis/v2beta1/runs/{run_id}", answer)
