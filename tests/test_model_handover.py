@@ -7,6 +7,7 @@ downloaded, queried with the sanity check of `inv query`.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,10 @@ def test_seldons_storage_initializer_fetches_what_the_launcher_wrote(
     store: str, model_dir: Path, mnist_dir: Path, tmp_path: Path
 ) -> None:
     """`modelUri` and the `envSecretRefName` Secret are all Seldon's rclone initializer needs."""
+    if shutil.which("rclone") is None:
+        pytest.skip(
+            "rclone (what Seldon's storage initializer runs) is missing: apt-get install rclone"
+        )
     graph = manifest(_deployment("seldon"))["spec"]["predictors"][0]["graph"]
     secret = seldon_storage_secret(NAMESPACE, ACCESS_KEY, SECRET_KEY, endpoint=store)
     assert graph["envSecretRefName"] == secret["metadata"]["name"]
