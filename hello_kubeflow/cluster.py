@@ -164,7 +164,7 @@ def plan(settings: Settings, options: RunOptions) -> ClusterPlan:
         image=image,
         pinned="@sha256:" in image,
         endpoint=describe_kfp_endpoint(settings),
-        auth=Auth.from_settings(settings).kind,
+        auth=_describe_auth(settings),
         experiment=settings.experiment,
         pipeline=str(load_pipeline_module().PIPELINE_NAME),
         parameters=run_parameters(settings, options),
@@ -260,6 +260,14 @@ def undeploy_model(settings: Settings) -> list[str]:
     return undeploy(
         api_client(settings), settings.namespace, settings.deployment_name, settings.serving
     )
+
+
+def _describe_auth(settings: Settings) -> str:
+    """What the run will prove who we are with (never the secret itself)."""
+    auth = Auth.from_settings(settings)
+    if auth.token or auth.cookie or not settings.kubeflow_username:
+        return auth.kind
+    return f"a Dex login as {settings.kubeflow_username} (HK_KUBEFLOW_USERNAME, made at run time)"
 
 
 def _origin(url: str) -> str:

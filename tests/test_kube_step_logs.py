@@ -108,3 +108,23 @@ def test_a_package_that_is_not_a_pipeline_is_an_error_saying_so(tmp_path: Path) 
 
     with pytest.raises(Exception, match="not a compiled Kubeflow Pipelines v2 package"):
         step_names(path)
+
+
+def test_a_retried_executors_pod_is_found_by_its_node_name(tmp_path: Path) -> None:
+    """With a retry strategy the executor is a Retry node; its pods are `executor(N)`."""
+    emulator = KfpEmulator()
+    emulator.runs["r"] = {"workflow": "hello-kubeflow-mnist-12345"}
+    pod = emulator.executor_pod("r", "train", NAMESPACE, reason="Error", exit_code=2)
+    pod["metadata"]["annotations"]["workflows.argoproj.io/node-id"] = "hello-kubeflow-mnist-12345-9"
+    pod["metadata"]["annotations"]["workflows.argoproj.io/node-name"] += "(1)"
+    with RunningCluster() as cluster:
+        cluster.add(pod)
+        _serve_log(cluster, pod["metadata"]["name"], "ValueError: bad preset\n")
+        api = api_client(cluster.settings(tmp_path))
+        retry_node = emulator.node_id("r", "hello-kubeflow-mnist-12345.root.train.executor")
+
+        said = explain_failed_step(
+            api, NAMESPACE, FailedStep("train random forest", "train", retry_node)
+        )
+
+    assert "Error, exit code 2" in said and "| ValueError: bad preset" in said

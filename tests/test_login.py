@@ -17,7 +17,7 @@ from kfp_emulator import KfpEmulator
 from kubeflow_gateway import COOKIE, KubeflowGateway, jwt
 from serving_support import make_tiny_model
 
-from hello_kubeflow.cluster import train_on_cluster
+from hello_kubeflow.cluster import plan, train_on_cluster
 from hello_kubeflow.cluster_query import query_cluster
 from hello_kubeflow.errors import EndpointError, KfpError, LoginError
 from hello_kubeflow.kfp_remote import Patience
@@ -122,6 +122,14 @@ def test_a_gateway_that_is_not_kubeflows_is_told_apart(tmp_path: Path) -> None:
 
 
 # ---- inv train --mode cluster through the gateway
+
+
+def test_the_dry_run_names_the_login_and_contacts_nothing(front: Front, tmp_path: Path) -> None:
+    shown = plan(_settings(tmp_path, front.url), OPTIONS)
+
+    assert shown.auth.startswith(f"a Dex login as {USER}")
+    assert PASSWORD not in shown.describe() + shown.to_json()
+    assert front.gateway.seen == []
 
 
 def test_a_cluster_run_through_the_gateway_logs_in_and_uses_the_session(
