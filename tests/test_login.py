@@ -219,7 +219,9 @@ def test_the_model_is_queried_through_the_gateway_with_the_dex_session(
     _never_shown([PASSWORD, *gateway.sessions], capsys, caplog)
 
 
+@pytest.mark.parametrize("serving_kind", ["seldon", "kserve"])
 def test_the_model_is_queried_through_a_port_forward_to_the_gateway_with_the_session(
+    serving_kind: str,
     model_dir: Path,
     mnist_dir: Path,
     tmp_path: Path,
@@ -233,7 +235,9 @@ def test_the_model_is_queried_through_a_port_forward_to_the_gateway_with_the_ses
                 tmp_path / "bin", {"svc/istio-ingressgateway": url.split("://")[1]}
             )
             monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
-            settings = _settings(tmp_path, url, gateway_url=None, mnist_dir=mnist_dir)
+            settings = _settings(
+                tmp_path, url, gateway_url=None, serving=serving_kind, mnist_dir=mnist_dir
+            )
             result = query_cluster(settings, index=1)
 
     assert isinstance(result, QueryResult)
