@@ -15,11 +15,20 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from hello_kubeflow.errors import HelloKubeflowError, PrerequisiteError
-from hello_kubeflow.gateway import Auth, describe_kfp_endpoint, kfp_endpoint
+from hello_kubeflow.gateway import KFP_NAMESPACE, Auth, describe_kfp_endpoint, kfp_endpoint
 from hello_kubeflow.kfp_remote import Patience, connect
-from hello_kubeflow.kfp_runs import ensure_experiment, follow_run, start_run, upload_pipeline
+from hello_kubeflow.kfp_runs import (
+    FailedStep,
+    ensure_experiment,
+    follow_run,
+    start_run,
+    step_names,
+    upload_pipeline,
+)
+from hello_kubeflow.login import gateway_auth
 from hello_kubeflow.runs import RunOptions
 from hello_kubeflow.settings import Settings
 
@@ -155,7 +164,7 @@ def plan(settings: Settings, options: RunOptions) -> ClusterPlan:
         image=image,
         pinned="@sha256:" in image,
         endpoint=describe_kfp_endpoint(settings),
-        auth=Auth.from_settings(settings).kind,
+        auth=_describe_auth(settings),
         experiment=settings.experiment,
         pipeline=str(load_pipeline_module().PIPELINE_NAME),
         parameters=run_parameters(settings, options),
@@ -179,6 +188,7 @@ def train_on_cluster(
     Raises:
         PrerequisiteError: the image is not pinned by digest, or kubectl is missing.
         KfpError: the API cannot be reached or refuses us.
+        LoginError: logging in with HK_KUBEFLOW_USERNAME/PASSWORD failed.
         RunFailedError: the run failed, was canceled or timed out (naming the step).
     """
     run_plan = plan(settings, options)
@@ -191,6 +201,8 @@ def train_on_cluster(
     auth = Auth.from_settings(settings)
     started = time.monotonic()
     with kfp_endpoint(settings) as endpoint:
+        if settings.kfp_endpoint or settings.gateway_url:  # not the UI's own port-forward
+            auth = gateway_auth(settings, _origin(endpoint), auth)
         session = connect(endpoint, auth, namespace=settings.namespace, patience=patience)
         pipeline = upload_pipeline(session, Path(run_plan.package), run_plan.pipeline)
         experiment_id = ensure_experiment(session, settings.experiment)
@@ -204,7 +216,13 @@ def train_on_cluster(
         )
         url = session.run_url(run_id)
         log.info("started run %s: %s", run_id, url)
-        outcome = follow_run(session, run_id, timeout=settings.run_timeout)
+        outcome = follow_run(
+            session,
+            run_id,
+            timeout=settings.run_timeout,
+            steps=step_names(Path(run_plan.package)),
+            explain_failure=lambda step: _explain(settings, session.namespace, step),
+        )
     recorded, serving = _served_model(settings, run_id)
     return ClusterRunSummary(
         run_id=run_id,
@@ -242,6 +260,38 @@ def undeploy_model(settings: Settings) -> list[str]:
     return undeploy(
         api_client(settings), settings.namespace, settings.deployment_name, settings.serving
     )
+
+
+def _describe_auth(settings: Settings) -> str:
+    """What the run will prove who we are with (never the secret itself)."""
+    auth = Auth.from_settings(settings)
+    if auth.token or auth.cookie or not settings.kubeflow_username:
+        return auth.kind
+    return f"a Dex login as {settings.kubeflow_username} (HK_KUBEFLOW_USERNAME, made at run time)"
+
+
+def _origin(url: str) -> str:
+    """`scheme://host:port` of `url`: where the gateway's login lives."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _explain(settings: Settings, namespace: str | None, step: FailedStep) -> str:
+    """The failed step's pod, end state and log tail, read with the kubeconfig.
+
+    Single-user Kubeflow Pipelines runs its workflows in `kubeflow`; a
+    multi-user install in the profile namespace.
+    """
+    from hello_kubeflow.kube.client import api_client
+    from hello_kubeflow.kube.step_logs import explain_failed_step
+
+    where = namespace or KFP_NAMESPACE
+    try:
+        api = api_client(settings)
+    except HelloKubeflowError as exc:
+        log.info("cannot read the failed step's log: %s", exc)
+        return f"See its log in the run's page, or with kubectl logs -n {where}"
+    return explain_failed_step(api, where, step)
 
 
 def _served_model(settings: Settings, run_id: str) -> tuple[dict[str, Any], str]:

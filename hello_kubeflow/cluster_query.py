@@ -30,6 +30,7 @@ from hello_kubeflow.gateway import (
     serving_address,
 )
 from hello_kubeflow.kube.port_forward import port_forward
+from hello_kubeflow.login import gateway_auth
 from hello_kubeflow.query import SELDON_PATH, AccuracyResult, QueryResult
 from hello_kubeflow.settings import Settings
 
@@ -60,6 +61,7 @@ def query_cluster(
 
     Raises:
         EndpointError: the gateway refused us (with how to log in) or the model did not answer.
+        LoginError: logging in with HK_KUBEFLOW_USERNAME/PASSWORD failed.
         SanityCheckError: the answer is not ten probabilities naming a digit.
         PrerequisiteError: a port-forward is needed and kubectl is missing.
     """
@@ -68,7 +70,9 @@ def query_cluster(
     auth = Auth.from_settings(settings)
     served = _served(settings)
     protocol = PROTOCOLS[served.serving]
-    with _route(settings, served) as (address, via):
+    with _route(settings, served) as (address, via, base):
+        if base:  # through Kubeflow's gateway: log in there when asked to
+            auth = gateway_auth(settings, base, auth)
         check_access(address.url, auth, address.headers(), timeout=settings.query_timeout)
         # The query client appends the protocol's own path to the server URL.
         suffix = SELDON_PATH if protocol == "seldon" else f"/v2/models/{settings.model_name}/infer"
@@ -102,8 +106,8 @@ class _Served:
 
 
 @contextmanager
-def _route(settings: Settings, served: _Served) -> Iterator[tuple[ServingAddress, str]]:
-    """The predictions address and what it goes through, for the duration.
+def _route(settings: Settings, served: _Served) -> Iterator[tuple[ServingAddress, str, str]]:
+    """The predictions address, what it goes through, the gateway's URL ("": none).
 
     Through the gateway when there is one (`HK_GATEWAY_URL`, or the Istio
     ingress gateway found in the cluster, or not known otherwise), as the
@@ -121,13 +125,14 @@ def _route(settings: Settings, served: _Served) -> Iterator[tuple[ServingAddress
                 model_name=settings.model_name,
                 status_url=status.get("url"),
             )
-            yield address, f"the gateway at {base}"
+            yield address, f"the gateway at {base}", base
         return
     service, port = model_service(served.serving, settings.deployment_name, status)
     with port_forward(settings, f"svc/{service}", settings.namespace, port) as base:
         yield (
             direct_address(base, served.serving, settings.model_name),
             f"svc/{service} (no Istio gateway in the cluster)",
+            "",
         )
 
 

@@ -28,6 +28,7 @@ error's message names what went wrong and how to fix it.
         ├── PodFailedError       a pod is in a state that will not heal
         ├── WaitTimeoutError     the deadline passed before everything was ready
         ├── KfpError             the Kubeflow Pipelines API failed or refused us
+        ├── LoginError           the Kubeflow login (Dex, oauth2-proxy) failed
         ├── RunFailedError       a pipeline run failed, errored, was canceled
         └── DeploymentError      the served model did not become available
 """
@@ -157,6 +158,10 @@ class WaitTimeoutError(ClusterError):
 
 class KfpError(ClusterError):
     """The Kubeflow Pipelines API could not be reached or refused us."""
+
+
+class LoginError(ClusterError):
+    """Logging in to Kubeflow through Dex and oauth2-proxy failed (never shows the password)."""
 
 
 class RunFailedError(ClusterError):

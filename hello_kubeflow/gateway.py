@@ -4,9 +4,22 @@ Kubeflow Pipelines is reached at `HK_KFP_ENDPOINT`; else through the Kubeflow
 gateway (`HK_GATEWAY_URL` + `/pipeline`); else by forwarding a local port to
 `svc/ml-pipeline-ui` in `kubeflow`. The served model is reached through the
 gateway (`HK_GATEWAY_URL`), else by forwarding to `svc/istio-ingressgateway` in
-`istio-system`, as the walkthrough does. Both carry the same authentication: a
-bearer token (`HK_KFP_TOKEN`) or the Kubeflow login's session cookie
-(`HK_KFP_COOKIE`). Neither is ever printed.
+`istio-system`, as the walkthrough does. Both carry the same authentication: the
+Kubeflow login's session cookie (`HK_KFP_COOKIE`, or made by logging in with
+`HK_KUBEFLOW_USERNAME`/`HK_KUBEFLOW_PASSWORD`, see `hello_kubeflow.login`) or a
+bearer token (`HK_KFP_TOKEN`). None is ever printed.
+
+What Kubeflow 26.03's gateway accepts (kubeflow/manifests 26.03, example/):
+without an `Authorization` header, Istio asks oauth2-proxy (AuthorizationPolicy
+`istio-ingressgateway-oauth2-proxy`, action CUSTOM), which wants its session
+cookie `oauth2_proxy_kubeflow`, answers 401 on API paths (`api_routes`: /api/,
+/apis/, ^/ml_metadata) and its sign-in page (403) elsewhere. With an
+`Authorization: Bearer` header, oauth2-proxy is skipped and Istio's only
+RequestAuthentication, `dex-jwt`, accepts JWTs of Dex's issuer alone; anything
+else is refused (401), and a request with no principal is denied (403,
+`istio-ingressgateway-require-jwt`). oauth2-proxy's ENABLE_M2M_TOKENS has no
+EXTRA_JWT_ISSUERS there, so a Kubernetes service account token is not
+accepted through the gateway.
 """
 
 from __future__ import annotations
@@ -39,10 +52,12 @@ KSERVE_SERVICE_PORT = 80
 KSERVE_DOMAIN = "example.com"
 
 LOGIN_HELP = (
-    "log in to the Kubeflow dashboard in a browser, copy the session cookie "
-    "(oauth2_proxy_kubeflow=..., or authservice_session=... on older installs) from the "
-    "browser's developer tools and set HK_KFP_COOKIE='<name>=<value>'; or set HK_KFP_TOKEN "
-    "to a service account token, e.g. `kubectl -n <your-namespace> create token default-editor`"
+    "set HK_KUBEFLOW_USERNAME and HK_KUBEFLOW_PASSWORD to your Kubeflow login (the Dex "
+    "email, e.g. user@example.com) and the task logs in as the dashboard does; or log in "
+    "in a browser and set HK_KFP_COOKIE='oauth2_proxy_kubeflow=<value>' from its developer "
+    "tools. Kubeflow's gateway takes bearer tokens (HK_KFP_TOKEN) only from its Dex: a "
+    "Kubernetes service account token is refused there unless your admin added the "
+    "cluster's issuer to Istio's RequestAuthentication"
 )
 
 
@@ -97,11 +112,22 @@ class Auth:
 def auth_failure_message(url: str, status: int, auth: Auth) -> str:
     """Say why `url` refused us (401/403 or a login redirect) and how to get in."""
     what = "redirected to the login page" if 300 <= status < 400 else f"answered {status}"
-    if status == 401 and not (auth.token or auth.cookie):
-        what += " (Origin authentication failed: the gateway wants a login)"
-    sent = f"we sent {auth.kind}"
-    if auth.token or auth.cookie:
-        sent += ", which it did not accept (expired, or for another user or namespace?)"
+    if not (auth.token or auth.cookie):
+        sent = "we sent no credentials (the gateway wants a login)"
+    elif auth.token and status == 401:
+        sent = (
+            f"we sent {auth.kind}, which it did not accept: expired, or not issued by "
+            "Kubeflow's Dex"
+        )
+    elif status == 403 and not 300 <= status < 400:
+        sent = (
+            f"we sent {auth.kind}, which it accepted, but this user may not do this "
+            "(another user's profile namespace? check HK_NAMESPACE)"
+        )
+    else:
+        sent = (
+            f"we sent {auth.kind}, which it did not accept (expired? Kubeflow's session lasts 24 h)"
+        )
     return f"{url} {what}; {sent}. To get in, {LOGIN_HELP}"
 
 

@@ -48,10 +48,13 @@ class RunOutcome:
 
 
 def upload_pipeline(session: KfpSession, package: Path, name: str) -> PipelineRef:
-    """Upload `package` as pipeline `name`, or as a new version when the name exists.
+    """Upload `package` as a version of pipeline `name`, named by the package's digest.
 
-    A version is named after the package's content, so uploading the same
-    package twice reuses the version instead of piling up copies.
+    The pipeline is created (without a version) when the name is new; the
+    version is `<name>-<sha256 prefix>` from the first upload on, so uploading
+    the same package again finds that version and reuses it instead of piling
+    up copies. (`kfp.Client.upload_pipeline` would name the first version after
+    the pipeline, so the same package could not be told apart on the next run.)
 
     Raises:
         KfpError: the API refused or failed the upload.
@@ -66,48 +69,45 @@ def upload_pipeline(session: KfpSession, package: Path, name: str) -> PipelineRe
         name,
     )
     if pipeline_id is None:
-        pipeline = call_api(
+        pipeline_id = _create_pipeline(session, name)
+    else:
+        existing = _find_one(
             session,
-            f"uploading pipeline {name}",
-            lambda: client.upload_pipeline(
-                str(package), pipeline_name=name, namespace=session.namespace
-            ),
-            idempotent=False,
+            f"looking up version {version_name}",
+            lambda f: client.list_pipeline_versions(pipeline_id, filter=f).pipeline_versions,
+            version_name,
+            id_field="pipeline_version_id",
         )
-        versions = call_api(
-            session,
-            f"listing the versions of pipeline {name}",
-            lambda: (
-                client.list_pipeline_versions(
-                    pipeline.pipeline_id, sort_by="created_at desc", page_size=1
-                ).pipeline_versions
-            ),
-        )
-        if not versions:
-            raise KfpError(f"pipeline {name} was uploaded but has no version: upload it again")
-        log.info("uploaded new pipeline %s", name)
-        first = versions[0]
-        return PipelineRef(
-            pipeline.pipeline_id, first.pipeline_version_id, first.display_name, True
-        )
-    existing = _find_one(
-        session,
-        f"looking up version {version_name}",
-        lambda f: client.list_pipeline_versions(pipeline_id, filter=f).pipeline_versions,
-        version_name,
-        id_field="pipeline_version_id",
-    )
-    if existing is not None:
-        log.info("pipeline %s already has this version (%s): reusing it", name, version_name)
-        return PipelineRef(pipeline_id, existing, version_name, False)
+        if existing is not None:
+            log.info("pipeline %s already has this version (%s): reusing it", name, version_name)
+            return PipelineRef(pipeline_id, existing, version_name, False)
     version = call_api(
         session,
         f"uploading version {version_name} of pipeline {name}",
         lambda: client.upload_pipeline_version(str(package), version_name, pipeline_id=pipeline_id),
         idempotent=False,
     )
-    log.info("uploaded pipeline %s as new version %s", name, version_name)
+    log.info("uploaded pipeline %s as version %s", name, version_name)
     return PipelineRef(pipeline_id, version.pipeline_version_id, version_name, True)
+
+
+def _create_pipeline(session: KfpSession, name: str) -> str:
+    """Create pipeline `name` with no version yet (POST /apis/v2beta1/pipelines); its ID.
+
+    `kfp.Client` has no public call for this, so the SDK's own generated
+    PipelineServiceApi is used (kfp_server_api, as `kfp.Client` itself does).
+    """
+    from kfp_server_api import V2beta1Pipeline
+
+    body = V2beta1Pipeline(display_name=name, namespace=session.namespace)
+    created = call_api(
+        session,
+        f"creating pipeline {name}",
+        lambda: session.client._pipelines_api.pipeline_service_create_pipeline(body),
+        idempotent=False,
+    )
+    log.info("created pipeline %s", name)
+    return str(created.pipeline_id)
 
 
 def ensure_experiment(session: KfpSession, name: str) -> str:
@@ -156,12 +156,54 @@ def start_run(
 # ---- following a run
 
 
+@dataclass(frozen=True)
+class FailedStep:
+    """A step that failed: its display name, task key and the Argo node that ran it.
+
+    `node_id` is the Argo node ID the backend gives as the step's child task
+    (`child_tasks[].pod_name`): the node of its `executor` pod.
+    """
+
+    display_name: str
+    task_key: str
+    node_id: str
+
+
+def step_names(package: Path) -> dict[str, str]:
+    """The pipeline's steps in a compiled package: task key -> display name.
+
+    The keys are the task names the backend reports (`train`, `load-data`), the
+    values the names the pipeline gave its tasks with `set_display_name`
+    ("train random forest"), from `root.dag.tasks.<key>.taskInfo.name` of the
+    pipeline spec (kubeflow/pipelines 2.17.0, api/v2alpha1/pipeline_spec.proto).
+
+    Raises:
+        KfpError: the package is not a compiled KFP v2 pipeline.
+    """
+    import yaml
+
+    try:
+        spec = next(iter(yaml.safe_load_all(package.read_text())), None) or {}
+        tasks = spec["root"]["dag"]["tasks"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise KfpError(
+            f"{package} is not a compiled Kubeflow Pipelines v2 package ({type(exc).__name__}): "
+            "compile it again (`inv train --mode cluster --dry-run` shows where it goes)"
+        ) from None
+    return {
+        str(key): str((task.get("taskInfo") or {}).get("name") or key)
+        for key, task in tasks.items()
+    }
+
+
 def follow_run(
     session: KfpSession,
     run_id: str,
     *,
     timeout: float,
+    steps: dict[str, str],
     on_step: Callable[[str, str], None] | None = None,
+    explain_failure: Callable[[FailedStep], str] | None = None,
 ) -> RunOutcome:
     """Poll the run until it finishes, reporting each step's state as it changes.
 
@@ -169,7 +211,10 @@ def follow_run(
         session: the connection.
         run_id: the run to follow.
         timeout: seconds before giving up (the run goes on in the cluster).
-        on_step: called with (step name, new state) on every change.
+        steps: the pipeline's steps, task key -> display name (`step_names`).
+        on_step: called with (display name, new state) on every change.
+        explain_failure: called for a failed step; returns what to add to the
+            message (its pod's reason and last log lines), "" when unknown.
 
     Returns:
         The outcome of a run that SUCCEEDED.
@@ -183,25 +228,25 @@ def follow_run(
     deadline = started + timeout
     url = session.run_url(run_id)
     state = ""
-    steps: dict[str, str] = {}
+    seen: dict[str, str] = {}
     while True:
         run = call_api(session, f"reading run {run_id}", lambda: session.client.get_run(run_id))
         new_state = str(run.state or "PENDING")
         if new_state != state:
             log.info("run %s: %s", run_id, new_state)
             state = new_state
-        new_steps = _steps(run)
-        for name, step_state in new_steps.items():
-            if steps.get(name) != step_state:
+        now_steps = _steps(run, steps)
+        for name, step_state in now_steps.items():
+            if seen.get(name) != step_state:
                 log.info("  step %s: %s", name, step_state)
                 if on_step is not None:
                     on_step(name, step_state)
-        steps = new_steps
+        seen = now_steps
         if state in FINISHED:
             break
         now = time.monotonic()
         if now >= deadline:
-            running = [n for n, s in steps.items() if s not in FINISHED] or ["(none started)"]
+            running = [n for n, s in seen.items() if s not in FINISHED] or ["(none started)"]
             raise RunFailedError(
                 f"run {run_id} did not finish within {timeout:.0f} s (state {state}; "
                 f"step {', '.join(running)} not done). It goes on in the cluster: follow it at "
@@ -210,35 +255,67 @@ def follow_run(
         time.sleep(min(session.patience.poll_interval, deadline - now))
     seconds = round(time.monotonic() - started, 2)
     if state != "SUCCEEDED":
-        raise RunFailedError(_failure_message(run, run_id, state, steps, url))
-    return RunOutcome(run_id=run_id, state=state, steps=steps, seconds=seconds)
+        failed = _failed_step(run, steps) if state == "FAILED" else None
+        detail = explain_failure(failed) if failed and explain_failure else ""
+        raise RunFailedError(_failure_message(run, run_id, state, seen, url, failed, detail))
+    return RunOutcome(run_id=run_id, state=state, steps=seen, seconds=seconds)
 
 
-def _steps(run: Any) -> dict[str, str]:
-    """Each step's state by display name, leaving out the DAGs that group them."""
-    details = getattr(run, "run_details", None)
-    tasks = getattr(details, "task_details", None) or []
-    skip = {run.display_name, "root"}
-    steps: dict[str, str] = {}
-    for task in tasks:
-        name = task.display_name or task.task_id
-        if task.child_tasks or name in skip:
+def _tasks(run: Any) -> list[Any]:
+    return list(getattr(getattr(run, "run_details", None), "task_details", None) or [])
+
+
+def _steps(run: Any, steps: dict[str, str]) -> dict[str, str]:
+    """Each pipeline step's state, by display name, in the pipeline's order.
+
+    The backend reports every Argo node as a task (kubeflow/pipelines 2.17.0,
+    backend/src/apiserver/server/api_converter.go `toModelTasks`): the
+    workflow, `root-driver`, `root`, `<key>-driver`, the step's DAG named by
+    its task key, and the pod inside it named `executor`. A step's state is
+    its DAG node's: the task named by the step's key.
+    """
+    by_key = {str(t.display_name): str(t.state or "PENDING") for t in _tasks(run)}
+    return {name: by_key[key] for key, name in steps.items() if key in by_key}
+
+
+def _failed_step(run: Any, steps: dict[str, str]) -> FailedStep | None:
+    """The first step whose DAG node FAILED, with the node ID of its executor.
+
+    Argo phases become v2 states in kubeflow/pipelines 2.17.0,
+    backend/src/apiserver/model/run.go `RuntimeState.ToV2` (Failed and Error
+    both FAILED).
+    """
+    tasks = {str(t.display_name): t for t in _tasks(run)}
+    for key, name in steps.items():
+        task = tasks.get(key)
+        if task is None or str(task.state) != "FAILED":
             continue
-        steps[name] = str(task.state or "PENDING")
-    return steps
+        children = [getattr(c, "pod_name", None) or "" for c in task.child_tasks or []]
+        return FailedStep(name, key, next((c for c in children if c), ""))
+    return None
 
 
-def _failure_message(run: Any, run_id: str, state: str, steps: dict[str, str], url: str) -> str:
-    tasks = getattr(getattr(run, "run_details", None), "task_details", None) or []
-    failed = [t for t in tasks if str(t.state) == "FAILED" and not t.child_tasks]
+def _failure_message(
+    run: Any,
+    run_id: str,
+    state: str,
+    steps: dict[str, str],
+    url: str,
+    failed: FailedStep | None,
+    detail: str,
+) -> str:
     error = getattr(run, "error", None)
-    cause = getattr(error, "message", None) or ""
-    if failed:
-        step = failed[0].display_name or failed[0].task_id
-        cause = getattr(failed[0].error, "message", None) or cause or "see the step's logs"
-        return f"run {run_id} {state} at step '{step}': {cause}. Logs: {url}"
+    cause = str(getattr(error, "message", None) or "")
+    if failed is not None:
+        said = f"run {run_id} {state} at step '{failed.display_name}'"
+        if cause:  # the run's own error is usually empty; tasks never carry one
+            said += f": {cause}"
+        if detail:
+            return f"{said}. {detail}\nThe run: {url}"
+        return f"{said}. Its logs are in the run's page: {url}"
     if state == "CANCELED":
-        stopped = [n for n, s in steps.items() if s in ("CANCELED", "RUNNING", "CANCELING")]
+        # Argo marks the nodes a stop ends as Failed, which the backend reports as FAILED.
+        stopped = [n for n, s in steps.items() if s not in ("SUCCEEDED", "SKIPPED", "PENDING")]
         where = f" during step '{stopped[0]}'" if stopped else ""
         return f"run {run_id} was CANCELED{where}. Start it again with `inv train --mode cluster`"
     return f"run {run_id} ended {state}{': ' + cause if cause else ''}. Details: {url}"

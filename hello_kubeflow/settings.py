@@ -92,6 +92,8 @@ class Settings:
     kfp_endpoint: str | None = None
     kfp_token: str | None = field(default=None, repr=False)
     kfp_cookie: str | None = field(default=None, repr=False)
+    kubeflow_username: str | None = None
+    kubeflow_password: str | None = field(default=None, repr=False)
     experiment: str = "hello-kubeflow"
     run_timeout: float = 3600.0
     gateway_url: str | None = None
@@ -348,6 +350,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("HK_KFP_ENDPOINT", "kfp_endpoint", _url, "Kubeflow Pipelines API address"),
     Variable("HK_KFP_TOKEN", "kfp_token", _text, "bearer token", secret=True),
     Variable("HK_KFP_COOKIE", "kfp_cookie", _text, "Dex session cookie", secret=True),
+    Variable("HK_KUBEFLOW_USERNAME", "kubeflow_username", _text, "Dex login (email)"),
+    Variable("HK_KUBEFLOW_PASSWORD", "kubeflow_password", _text, "Dex password", secret=True),
     Variable("HK_EXPERIMENT", "experiment", _text, "KFP experiment name"),
     Variable("HK_RUN_TIMEOUT", "run_timeout", _seconds, "seconds to follow a run"),
     Variable("HK_GATEWAY_URL", "gateway_url", _url, "the cluster's gateway address"),

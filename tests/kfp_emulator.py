@@ -1,80 +1,157 @@
-"""An emulator of the Kubeflow Pipelines v2beta1 REST API on `kmock` raw handlers.
+"""An emulator of the Kubeflow Pipelines v2beta1 REST API, with the backend's own shapes.
 
-It answers the endpoints `kfp.Client` calls (healthz, pipelines upload and
-versions, experiments, runs create/get) from an in-memory store, so the real
-SDK drives it over real HTTP. A test scripts how a run goes (`script`), how
-long the API answers 503 (`unavailable`), and which credentials it demands.
+It answers the endpoints `kfp.Client` calls (healthz, pipelines create, upload
+and versions, experiments, runs create/get) from an in-memory store over real
+HTTP (`kmock` raw handlers), so the real SDK drives it. Every JSON answer is
+checked against the v2beta1 swagger of kubeflow/pipelines 2.17.0
+(`backend/api/v2beta1/swagger/kfp_api_single_file.swagger.json`, a copy in
+/work/shared/upstream/): the response schema of the path and method, with no
+field the schema does not define. An answer that does not fit fails the test.
+
+A run is scripted as the Argo workflow the backend would watch: each snapshot
+gives the run's state and each step's Argo phase by task key. The run's
+`task_details` are made from the workflow's nodes the way the backend does
+(kubeflow/pipelines 2.17.0):
+
+- the nodes are those the v2 Argo compiler makes: the workflow's own DAG node,
+  `root-driver` and `root`, then per task `<key>-driver`, `<key>` (the task's
+  DAG) and the pod `executor` inside it
+  (backend/src/v2/compiler/argocompiler/dag.go, container.go);
+- one task per node, sorted by node ID, `display_name` = the node's display
+  name, `state` = its phase in upper case mapped by `RuntimeState.ToV2`
+  (Error -> FAILED), `child_tasks` = `{pod_name: <child node ID>}`, a random
+  `task_id`, no `error`, no `parent_task_id`
+  (backend/src/apiserver/server/api_converter.go `toModelTasks`,
+  `toModelTask`, `toApiPipelineTaskDetail`; backend/src/common/util/workflow.go
+  `NodeStatuses`; backend/src/apiserver/model/run.go `ToV2`);
+- fields left empty are left out (`EmitUnpopulated: false`,
+  backend/src/apiserver/common/utils.go).
 """
 
 from __future__ import annotations
 
+import copy
 import email.parser
 import email.policy
+import functools
 import itertools
 import json
 import re
 import threading
+import uuid
+import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kmock
+import yaml
 
-Step = tuple[str, str]  # (display name, state)
+SWAGGER = Path(
+    "/work/shared/upstream/kubeflow-pipelines-2.17.0/api-v2beta1-swagger/"
+    "kfp_api_single_file.swagger.json"
+)
+# The project's pipeline (pipeline/train_pipeline.py): task key -> display name.
+STEPS = {
+    "load-data": "load MNIST",
+    "train": "train random forest",
+    "evaluate": "evaluate on test set",
+    "deploy-model": "deploy model",
+}
+EPOCH = "1970-01-01T00:00:00Z"  # an unset timestamppb.New(time.Unix(0, 0))
+_V2_STATE = {"ERROR": "FAILED", "OMITTED": "RUNTIME_STATE_UNSPECIFIED"}
 
 
 @dataclass
 class Snapshot:
-    """What `GET /runs/{id}` shows at one poll: the run's state and its steps."""
+    """What `GET /runs/{id}` shows at one poll: the run's state, each step's Argo phase.
+
+    `phases` maps task keys (in the pipeline's order) to Argo node phases:
+    Pending, Running, Succeeded, Failed, Error, Skipped. Steps not there have
+    no nodes yet. `error` is the run's own error message (usually empty).
+    """
 
     state: str
-    steps: list[Step] = field(default_factory=list)
+    phases: dict[str, str] = field(default_factory=dict)
     error: str = ""
-    step_errors: dict[str, str] = field(default_factory=dict)
+
+
+def write_package(path: Path, name: str = "hello-kubeflow-mnist") -> Path:
+    """A package shaped as the KFP compiler writes it: steps by task key, with display names."""
+    tasks = {key: {"taskInfo": {"name": display}} for key, display in STEPS.items()}
+    spec = {"pipelineInfo": {"name": name}, "root": {"dag": {"tasks": tasks}}}
+    path.write_text(yaml.safe_dump(spec))
+    return path
 
 
 def succeeding() -> list[Snapshot]:
     """A run that goes PENDING -> RUNNING (step by step) -> SUCCEEDED."""
     return [
         Snapshot("PENDING"),
-        Snapshot("RUNNING", [("load MNIST", "RUNNING")]),
-        Snapshot("RUNNING", [("load MNIST", "SUCCEEDED"), ("train random forest", "RUNNING")]),
-        Snapshot(
-            "SUCCEEDED",
-            [
-                ("load MNIST", "SUCCEEDED"),
-                ("train random forest", "SUCCEEDED"),
-                ("evaluate on test set", "SUCCEEDED"),
-                ("deploy model", "SUCCEEDED"),
-            ],
-        ),
+        Snapshot("RUNNING", {"load-data": "Running"}),
+        Snapshot("RUNNING", {"load-data": "Succeeded", "train": "Running"}),
+        Snapshot("SUCCEEDED", dict.fromkeys(STEPS, "Succeeded")),
     ]
 
 
-def failing(step: str = "train random forest", message: str = "OOMKilled") -> list[Snapshot]:
-    """A run whose `step` fails with `message`."""
+def failing(key: str = "train") -> list[Snapshot]:
+    """A run whose step `key` fails (its executor pod's main container exits non-zero)."""
     return [
-        Snapshot("RUNNING", [("load MNIST", "RUNNING")]),
-        Snapshot(
-            "FAILED",
-            [("load MNIST", "SUCCEEDED"), (step, "FAILED")],
-            error="a task failed",
-            step_errors={step: message},
-        ),
+        Snapshot("RUNNING", {"load-data": "Running"}),
+        Snapshot("FAILED", {"load-data": "Succeeded", key: "Failed"}),
     ]
 
 
 def canceled() -> list[Snapshot]:
-    """A run canceled by someone in the UI while training."""
+    """A run canceled in the UI while training: Argo fails the nodes it stops."""
     return [
-        Snapshot("RUNNING", [("load MNIST", "SUCCEEDED"), ("train random forest", "RUNNING")]),
-        Snapshot("CANCELING", [("load MNIST", "SUCCEEDED"), ("train random forest", "RUNNING")]),
-        Snapshot("CANCELED", [("load MNIST", "SUCCEEDED"), ("train random forest", "CANCELED")]),
+        Snapshot("RUNNING", {"load-data": "Succeeded", "train": "Running"}),
+        Snapshot("CANCELING", {"load-data": "Succeeded", "train": "Running"}),
+        Snapshot("CANCELED", {"load-data": "Succeeded", "train": "Failed"}),
     ]
 
 
 def never_ending() -> list[Snapshot]:
     """A run that stays RUNNING forever."""
-    return [Snapshot("RUNNING", [("load MNIST", "RUNNING")])]
+    return [Snapshot("RUNNING", {"load-data": "Running"})]
+
+
+@functools.cache
+def _swagger() -> dict[str, Any]:
+    return dict(json.loads(SWAGGER.read_text()))
+
+
+def _strict(schema: Any) -> Any:
+    """The schema with `additionalProperties: false` wherever it lists properties."""
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items()}
+        if "properties" in out and "additionalProperties" not in out:
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+@functools.cache
+def _validator(method: str, template: str, status: int) -> Any:
+    """The swagger's answer schema for `method template` and `status`, compiled once."""
+    spec = _swagger()
+    responses = spec["paths"][template][method.lower()]["responses"]
+    schema = (responses.get(str(status)) or responses["default"])["schema"]
+    document = _strict({**schema, "definitions": spec["definitions"]})
+    return jsonschema.Draft4Validator(document)
+
+
+def check_answer(method: str, template: str, body: Any, status: int = 200) -> None:
+    """Fail (AssertionError) unless `body` fits the swagger's answer for `method template`."""
+    error = jsonschema.exceptions.best_match(_validator(method, template, status).iter_errors(body))
+    if error is not None:
+        raise AssertionError(
+            f"the KFP emulator's answer to {method} {template} does not fit the 2.17.0 "
+            f"swagger: {error.message} at {list(error.absolute_path)}"
+        )
 
 
 class KfpEmulator:
@@ -99,6 +176,7 @@ class KfpEmulator:
         self.cookie: tuple[str, str] | None = None  # or this cookie (name, value)
         self.multi_user = False
         self.on_run_created: Any = None  # called with (run_id, body): plays the cluster
+        self.on_poll: Any = None  # called with (run_id, snapshot) when a run is read
 
     # ---- plumbing
 
@@ -116,17 +194,22 @@ class KfpEmulator:
             )
             if self.unavailable > 0 and self.unavailable_paths.match(path):
                 self.unavailable -= 1
+                # What Istio's Envoy answers while the API server is not ready.
                 return kmock.Response(
                     status=self.unavailable_status, payload=b"upstream connect error"
                 )
             if not self._authorized(request):
+                # Istio's answer to a request its RequestAuthentication rejects.
                 return kmock.Response(status=401, payload=b"Origin authentication failed.")
-            for pattern, method, route in self._routes():
+            method = str(request.method.value)
+            for template, route in self._routes().get(method, {}).items():
+                pattern = re.sub(r"\{[^}]+\}", "([^/:]+)", template)
                 match = re.fullmatch(pattern, path)
-                if match and str(request.method.value) == method:
+                if match:
                     status, payload = route(request, *match.groups())
+                    check_answer(method, template, payload, status)
                     return kmock.Response(status=status, payload=payload)
-        return kmock.Response(status=404, payload={"error": f"no route for {path}", "code": 5})
+        return kmock.Response(status=404, payload=b"Not Found")
 
     def _authorized(self, request: Any) -> bool:
         if self.token is not None:
@@ -136,133 +219,271 @@ class KfpEmulator:
             return request.cookies.get(name) == value
         return True
 
-    def _routes(self) -> list[tuple[str, str, Any]]:
+    def _routes(self) -> dict[str, dict[str, Any]]:
         v2 = "/apis/v2beta1"
-        return [
-            (f"{v2}/healthz", "GET", self._healthz),
-            (f"{v2}/pipelines/upload", "POST", self._upload),
-            (f"{v2}/pipelines/upload_version", "POST", self._upload_version),
-            (f"{v2}/pipelines", "GET", self._list_pipelines),
-            (f"{v2}/pipelines/([^/]+)/versions", "GET", self._list_versions),
-            (f"{v2}/experiments", "GET", self._list_experiments),
-            (f"{v2}/experiments", "POST", self._create_experiment),
-            (f"{v2}/runs", "POST", self._create_run),
-            (f"{v2}/runs/([^/:]+)", "GET", self._get_run),
-        ]
+        return {
+            "GET": {
+                f"{v2}/healthz": self._healthz,
+                f"{v2}/pipelines": self._list_pipelines,
+                f"{v2}/pipelines/{{pipeline_id}}/versions": self._list_versions,
+                f"{v2}/experiments": self._list_experiments,
+                f"{v2}/runs/{{run_id}}": self._get_run,
+            },
+            "POST": {
+                f"{v2}/pipelines/upload": self._upload,
+                f"{v2}/pipelines/upload_version": self._upload_version,
+                f"{v2}/pipelines": self._create_pipeline,
+                f"{v2}/experiments": self._create_experiment,
+                f"{v2}/runs": self._create_run,
+            },
+        }
 
-    def _new_id(self, prefix: str) -> str:
-        return f"{prefix}-{next(self.ids)}"
+    def _new_id(self) -> str:
+        return str(uuid.UUID(int=next(self.ids)))
+
+    @staticmethod
+    def _status(code: int, message: str) -> dict[str, Any]:
+        """A google.rpc.Status, as grpc-gateway writes errors."""
+        return {"code": code, "message": message, "details": []}
 
     # ---- endpoints
 
     def _healthz(self, request: Any) -> tuple[int, Any]:
-        return 200, {"multi_user": self.multi_user}
+        return 200, {"multi_user": self.multi_user, "pipeline_store": "database"}
 
-    def _upload(self, request: Any) -> tuple[int, Any]:
-        name = request.params.get("name") or request.params.get("display_name")
-        if any(p["display_name"] == name for p in self.pipelines.values()):
-            return 409, {"error": f"pipeline {name} already exists", "code": 6}
-        self.uploads.append(_uploaded_file(request))
-        pipeline_id = self._new_id("pipeline")
-        pipeline = {"pipeline_id": pipeline_id, "display_name": name}
-        self.pipelines[pipeline_id] = pipeline
+    def _pipeline(self, name: str, namespace: str) -> dict[str, Any]:
+        pipeline = {
+            "pipeline_id": self._new_id(),
+            "display_name": name,
+            "name": name,
+            "created_at": "2026-11-30T20:00:00Z",
+        }
+        if namespace:
+            pipeline["namespace"] = namespace
+        self.pipelines[pipeline["pipeline_id"]] = pipeline
+        self.versions[pipeline["pipeline_id"]] = []
+        return pipeline
+
+    def _version(self, pipeline_id: str, name: str, package: bytes) -> dict[str, Any]:
         version = {
             "pipeline_id": pipeline_id,
-            "pipeline_version_id": self._new_id("version"),
+            "pipeline_version_id": self._new_id(),
             "display_name": name,
+            "name": name,
+            "created_at": "2026-11-30T20:00:00Z",
+            "pipeline_spec": next(iter(yaml.safe_load_all(package)), None) or {},
         }
-        self.versions[pipeline_id] = [version]
+        self.versions[pipeline_id].insert(0, version)  # newest first
+        return version
+
+    def _taken(self, name: str) -> bool:
+        return any(p["display_name"] == name for p in self.pipelines.values())
+
+    def _create_pipeline(self, request: Any) -> tuple[int, Any]:
+        body = request.data or {}
+        name = body.get("display_name") or body.get("name") or ""
+        if self._taken(name):
+            return 409, self._status(6, f"pipeline {name} already exists")
+        return 200, self._pipeline(name, body.get("namespace") or "")
+
+    def _upload(self, request: Any) -> tuple[int, Any]:
+        """As the backend: a new pipeline plus a first version named after it."""
+        name = request.params.get("name") or request.params.get("display_name") or ""
+        if self._taken(name):
+            return 409, self._status(6, f"pipeline {name} already exists")
+        package = _uploaded_file(request)
+        self.uploads.append(package)
+        pipeline = self._pipeline(name, request.params.get("namespace") or "")
+        self._version(pipeline["pipeline_id"], name, package)
         return 200, pipeline
 
     def _upload_version(self, request: Any) -> tuple[int, Any]:
         pipeline_id = request.params.get("pipelineid", "")
-        name = request.params.get("name")
+        name = request.params.get("name") or ""
         if pipeline_id not in self.pipelines:
-            return 404, {"error": f"pipeline {pipeline_id} not found", "code": 5}
+            return 404, self._status(5, f"pipeline {pipeline_id} not found")
         if any(v["display_name"] == name for v in self.versions[pipeline_id]):
-            return 409, {"error": f"version {name} already exists", "code": 6}
-        self.uploads.append(_uploaded_file(request))
-        version = {
-            "pipeline_id": pipeline_id,
-            "pipeline_version_id": self._new_id("version"),
-            "display_name": name,
-        }
-        self.versions[pipeline_id].insert(0, version)  # newest first
-        return 200, version
+            return 409, self._status(6, f"version {name} already exists")
+        package = _uploaded_file(request)
+        self.uploads.append(package)
+        return 200, self._version(pipeline_id, name, package)
 
     def _list_pipelines(self, request: Any) -> tuple[int, Any]:
         items = _filtered(list(self.pipelines.values()), request.params.get("filter"))
-        return 200, {"pipelines": items, "total_size": len(items)}
+        return 200, {"pipelines": items, "total_size": len(items)} if items else {}
 
     def _list_versions(self, request: Any, pipeline_id: str) -> tuple[int, Any]:
         items = _filtered(self.versions.get(pipeline_id, []), request.params.get("filter"))
         if request.params.get("page_size"):
             items = items[: int(request.params["page_size"])]
-        return 200, {"pipeline_versions": items, "total_size": len(items)}
+        return 200, {"pipeline_versions": items, "total_size": len(items)} if items else {}
 
     def _list_experiments(self, request: Any) -> tuple[int, Any]:
         items = _filtered(list(self.experiments.values()), request.params.get("filter"))
-        return 200, {"experiments": items, "total_size": len(items)}
+        return 200, {"experiments": items, "total_size": len(items)} if items else {}
 
     def _create_experiment(self, request: Any) -> tuple[int, Any]:
         body = request.data or {}
         experiment = {
-            "experiment_id": self._new_id("experiment"),
+            "experiment_id": self._new_id(),
             "display_name": body.get("display_name"),
-            "namespace": body.get("namespace") or "",
+            "created_at": "2026-11-30T20:00:00Z",
+            "storage_state": "AVAILABLE",
         }
+        if body.get("namespace"):
+            experiment["namespace"] = body["namespace"]
         self.experiments[experiment["experiment_id"]] = experiment
         return 200, experiment
 
     def _create_run(self, request: Any) -> tuple[int, Any]:
         body = request.data or {}
-        run_id = self._new_id("run")
-        self.runs[run_id] = {"body": body, "polls": 0}
+        run_id = self._new_id()
+        reference = body.get("pipeline_version_reference") or {}
+        versions = self.versions.get(reference.get("pipeline_id", ""), [])
+        version = next(
+            (
+                v
+                for v in versions
+                if v["pipeline_version_id"] == reference.get("pipeline_version_id")
+            ),
+            None,
+        )
+        if version is None:
+            return 404, self._status(5, "pipeline version not found")
+        info = (version["pipeline_spec"].get("pipelineInfo") or {}).get("name") or "pipeline"
+        workflow = f"{info}-{zlib.crc32(run_id.encode()) % 100000:05d}"
+        self.runs[run_id] = {"body": body, "polls": 0, "workflow": workflow, "task_ids": {}}
         if self.on_run_created is not None:
             self.on_run_created(run_id, body)
         return 200, self._render_run(run_id, Snapshot("PENDING"))
 
     def _get_run(self, request: Any, run_id: str) -> tuple[int, Any]:
         if run_id not in self.runs:
-            return 404, {"error": f"run {run_id} not found", "code": 5}
+            return 404, self._status(5, f"run {run_id} not found")
         run = self.runs[run_id]
         snapshot = self.script[min(run["polls"], len(self.script) - 1)]
         run["polls"] += 1
+        if self.on_poll is not None:
+            self.on_poll(run_id, snapshot)
         return 200, self._render_run(run_id, snapshot)
 
+    # ---- Argo nodes and the tasks the backend makes of them
+
+    def node_id(self, run_id: str, node_name: str) -> str:
+        """An Argo node ID: `<workflow name>-<hash of the node's name>` (Argo's NodeID)."""
+        workflow = self.runs[run_id]["workflow"]
+        if node_name == workflow:
+            return str(workflow)
+        return f"{workflow}-{zlib.crc32(node_name.encode())}"
+
+    def _nodes(self, run_id: str, snapshot: Snapshot) -> list[dict[str, Any]]:
+        """The workflow's nodes (name, display name, phase, children) at `snapshot`."""
+        workflow = self.runs[run_id]["workflow"]
+        if snapshot.state == "PENDING" and not snapshot.phases:
+            return []
+        run_phase = {"SUCCEEDED": "Succeeded", "FAILED": "Failed", "CANCELED": "Failed"}.get(
+            snapshot.state, "Running"
+        )
+        nodes: list[dict[str, Any]] = []
+
+        def add(name: str, display: str, phase: str) -> dict[str, Any]:
+            node = {"name": name, "display": display, "phase": phase, "children": []}
+            nodes.append(node)
+            return node
+
+        top = add(workflow, workflow, run_phase)
+        driver = add(f"{workflow}.root-driver", "root-driver", "Succeeded")
+        top["children"].append(self.node_id(run_id, driver["name"]))
+        root = add(f"{workflow}.root", "root", run_phase)
+        driver["children"].append(self.node_id(run_id, root["name"]))
+        previous = root
+        for key, phase in snapshot.phases.items():
+            step_driver = add(f"{workflow}.root.{key}-driver", f"{key}-driver", "Succeeded")
+            previous["children"].append(self.node_id(run_id, step_driver["name"]))
+            step = add(f"{workflow}.root.{key}", key, phase)
+            step_driver["children"].append(self.node_id(run_id, step["name"]))
+            executor = add(f"{workflow}.root.{key}.executor", "executor", phase)
+            step["children"].append(self.node_id(run_id, executor["name"]))
+            previous = executor
+        return nodes
+
     def _render_run(self, run_id: str, snapshot: Snapshot) -> dict[str, Any]:
-        body = self.runs[run_id]["body"]
-        tasks: list[dict[str, Any]] = [
-            {
-                "run_id": run_id,
-                "task_id": f"{run_id}-root",
-                "display_name": body.get("display_name", ""),
-                "state": snapshot.state,
-                "child_tasks": [{"task_id": f"{run_id}-{i}"} for i, _ in enumerate(snapshot.steps)],
-            }
-        ]
-        for i, (name, state) in enumerate(snapshot.steps):
+        record = self.runs[run_id]
+        body = record["body"]
+        nodes = sorted(self._nodes(run_id, snapshot), key=lambda n: self.node_id(run_id, n["name"]))
+        tasks: list[dict[str, Any]] = []
+        for node in nodes:
+            state = node["phase"].upper()
             task: dict[str, Any] = {
                 "run_id": run_id,
-                "task_id": f"{run_id}-{i}",
-                "display_name": name,
-                "state": state,
+                "task_id": record["task_ids"].setdefault(node["name"], str(uuid.uuid4())),
+                "display_name": node["display"],
+                "create_time": "2026-11-30T20:00:00Z",
+                "start_time": "2026-11-30T20:00:01Z",
+                "end_time": EPOCH if state in ("RUNNING", "PENDING") else "2026-11-30T20:01:00Z",
+                "state": _V2_STATE.get(state, state),
             }
-            if name in snapshot.step_errors:
-                task["error"] = {"code": 2, "message": snapshot.step_errors[name]}
+            if node["children"]:
+                task["child_tasks"] = [{"pod_name": child} for child in node["children"]]
             tasks.append(task)
         run: dict[str, Any] = {
+            "experiment_id": body.get("experiment_id", ""),
             "run_id": run_id,
             "display_name": body.get("display_name", ""),
-            "experiment_id": body.get("experiment_id", ""),
-            "state": snapshot.state,
+            "storage_state": "AVAILABLE",
             "pipeline_version_reference": body.get("pipeline_version_reference"),
-            "runtime_config": body.get("runtime_config"),
-            "run_details": {"task_details": tasks},
+            "runtime_config": body.get("runtime_config") or {},
+            "service_account": body.get("service_account") or "pipeline-runner",
+            "created_at": "2026-11-30T20:00:00Z",
+            "scheduled_at": "2026-11-30T20:00:00Z",
+            "finished_at": EPOCH,
+            "state": snapshot.state,
         }
         if snapshot.error:
-            run["error"] = {"code": 2, "message": snapshot.error}
-        return run
+            run["error"] = self._status(2, snapshot.error)
+        if tasks:
+            run["run_details"] = {"task_details": tasks}
+        return copy.deepcopy(run)
+
+    # ---- what Argo puts in the cluster
+
+    def executor_pod(
+        self, run_id: str, key: str, namespace: str, *, reason: str, exit_code: int
+    ) -> dict[str, Any]:
+        """The failed executor pod of step `key`, as Argo v4 makes it.
+
+        Name by `RetrievePodName` (kubeflow/pipelines 2.17.0,
+        backend/src/common/util/workflow.go: `<workflow>-<template>-<hash>`,
+        the executor's template being `system-container-impl`); label and
+        annotations by argoproj/argo-workflows v4.0.5,
+        workflow/common/common.go; the step runs in container `main`.
+        """
+        workflow = self.runs[run_id]["workflow"]
+        node_name = f"{workflow}.root.{key}.executor"
+        node_id = self.node_id(run_id, node_name)
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"{workflow}-system-container-impl-{node_id.rsplit('-', 1)[1]}",
+                "namespace": namespace,
+                "labels": {"workflows.argoproj.io/workflow": workflow},
+                "annotations": {
+                    "workflows.argoproj.io/node-id": node_id,
+                    "workflows.argoproj.io/node-name": node_name,
+                },
+            },
+            "spec": {"containers": [{"name": "wait"}, {"name": "main"}]},
+            "status": {
+                "phase": "Failed",
+                "containerStatuses": [
+                    {
+                        "name": "main",
+                        "state": {"terminated": {"reason": reason, "exitCode": exit_code}},
+                    }
+                ],
+            },
+        }
 
     # ---- for assertions
 

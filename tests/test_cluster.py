@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -169,11 +170,39 @@ def test_a_cluster_run_uploads_the_compiled_pipeline_and_passes_the_options(
     assert [e["display_name"] for e in cluster.kfp.experiments.values()] == ["hello-kubeflow"]
 
 
-def test_a_failed_cluster_run_names_the_step(cluster: Cluster) -> None:
-    cluster.kfp.script = failing("deploy model", "forbidden: cannot create seldondeployments")
+def test_a_failed_cluster_run_names_the_step_its_reason_and_its_log_tail(
+    cluster: Cluster,
+) -> None:
+    """The step by display name, its pod's end, and the last log lines, read from Kubernetes."""
+    cluster.kfp.script = failing("deploy-model")
+    said = (
+        "Traceback (most recent call last):\n"
+        "hello_kubeflow.errors.PrerequisiteError: creating SeldonDeployment "
+        "kubeflow/mnist-classifier: forbidden (403)\n"
+    )
 
-    with pytest.raises(RunFailedError, match="at step 'deploy model': forbidden"):
+    def argo_runs_the_step(run_id: str, body: dict[str, Any]) -> None:
+        pod = cluster.kfp.executor_pod(
+            run_id, "deploy-model", "kubeflow", reason="Error", exit_code=1
+        )
+        name = pod["metadata"]["name"]
+
+        async def place() -> None:
+            cluster.kube.objects["v1/pods", "kubeflow", name] = pod
+            cluster.kube[f"get /api/v1/namespaces/kubeflow/pods/{name}/log"] << said.encode()
+
+        assert cluster.kube.loop is not None
+        asyncio.run_coroutine_threadsafe(place(), cluster.kube.loop).result(10)
+
+    cluster.kfp.on_run_created = argo_runs_the_step
+
+    with pytest.raises(RunFailedError) as raised:
         train_on_cluster(cluster.settings, OPTIONS, patience=FAST)
+
+    message = str(raised.value)
+    assert "FAILED at step 'deploy model'" in message
+    assert ": Error, exit code 1" in message
+    assert "| hello_kubeflow.errors.PrerequisiteError: creating SeldonDeployment" in message
 
 
 def test_an_image_not_pinned_by_digest_is_refused_before_contacting_anything(

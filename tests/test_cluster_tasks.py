@@ -113,3 +113,48 @@ def test_undeploy_removes_the_served_model(tmp_path: Path, json_output: bool) ->
     else:
         assert "removed SeldonDeployment team-a/digits" in done.stdout
     assert "nothing to remove at team-a/digits" in again.stdout
+
+
+def test_train_shows_progress_by_display_name_and_a_failure_with_its_log_tail(
+    tmp_path: Path,
+) -> None:
+    """`inv train --mode cluster` against the emulated KFP and Kubernetes APIs, as run by hand."""
+    import asyncio
+
+    from kfp_emulator import KfpEmulator, failing
+
+    kfp = KfpEmulator()
+    kfp.script = failing("train")
+    kube = ClusterEmulator()
+    kube.declare(SELDON)
+
+    def argo_runs_the_step(run_id: str, body: dict[str, object]) -> None:
+        pod = kfp.executor_pod(run_id, "train", "kubeflow", reason="OOMKilled", exit_code=137)
+        name = pod["metadata"]["name"]
+
+        async def place() -> None:
+            kube.objects["v1/pods", "kubeflow", name] = pod
+            kube[f"get /api/v1/namespaces/kubeflow/pods/{name}/log"] << (
+                b"fitting 30 trees on 60,000 images\nKilled\n"
+            )
+
+        assert kube.loop is not None
+        asyncio.run_coroutine_threadsafe(place(), kube.loop).result(10)
+
+    kfp.on_run_created = argo_runs_the_step
+    with serving(kfp.handler) as kfp_url, serving(kube) as kube_url:
+        env = {
+            "HK_PIPELINE_IMAGE": IMAGE,
+            "HK_OUTPUT_DIR": str(tmp_path / "outputs"),
+            "HK_KFP_ENDPOINT": kfp_url,
+            "KUBECONFIG": str(kubeconfig_for(tmp_path / "kubeconfig", kube_url)),
+        }
+        done = _inv("train", "--mode", "cluster", "--trees", "30", env=env)
+
+    assert done.returncode == 1
+    assert "step load MNIST: RUNNING" in done.stderr
+    assert "step train random forest: FAILED" in done.stderr
+    assert "FAILED at step 'train random forest'" in done.stderr
+    assert ": OOMKilled, exit code 137" in done.stderr
+    assert "| Killed" in done.stderr
+    assert "executor" not in done.stderr and "Traceback" not in done.stderr

@@ -146,7 +146,8 @@ def test_credentials_never_show_in_repr_or_messages() -> None:
 
 def test_a_401_without_credentials_says_how_to_log_in() -> None:
     message = auth_failure_message("http://gw/pipeline/apis/v2beta1/healthz", 401, Auth())
-    assert "Origin authentication failed" in message
+    assert "we sent no credentials (the gateway wants a login)" in message
+    assert "HK_KUBEFLOW_USERNAME and HK_KUBEFLOW_PASSWORD" in message
     assert "HK_KFP_COOKIE" in message and "HK_KFP_TOKEN" in message
 
 

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import kmock
 import pytest
 from emulators import serving
-from kfp_emulator import KfpEmulator, Snapshot, canceled, failing, never_ending
+from kfp_emulator import (
+    STEPS,
+    KfpEmulator,
+    Snapshot,
+    canceled,
+    check_answer,
+    failing,
+    never_ending,
+    write_package,
+)
 
 from hello_kubeflow.errors import KfpError, RunFailedError
 from hello_kubeflow.gateway import Auth
 from hello_kubeflow.kfp_remote import KfpSession, Patience, connect
 from hello_kubeflow.kfp_runs import (
+    FailedStep,
     PipelineRef,
     ensure_experiment,
     follow_run,
@@ -40,9 +52,7 @@ def kfp() -> Iterator[tuple[KfpEmulator, str]]:
 
 @pytest.fixture
 def package(tmp_path: Path) -> Path:
-    path = tmp_path / "pipeline.yaml"
-    path.write_text(f"pipelineInfo:\n  name: {PIPELINE}\nroot: {{}}\n")
-    return path
+    return write_package(tmp_path / "pipeline.yaml", PIPELINE)
 
 
 def _started(session: KfpSession, package: Path, **parameters: object) -> str:
@@ -68,7 +78,9 @@ def test_a_successful_run_is_followed_step_by_step(
     run_id = _started(session, package)
     seen: list[tuple[str, str]] = []
 
-    outcome = follow_run(session, run_id, timeout=30, on_step=lambda *change: seen.append(change))
+    outcome = follow_run(
+        session, run_id, timeout=30, steps=STEPS, on_step=lambda *change: seen.append(change)
+    )
 
     assert outcome.state == "SUCCEEDED"
     assert seen[:3] == [
@@ -96,20 +108,63 @@ def test_the_run_gets_the_command_line_parameters_and_the_uploaded_version(
     assert emulator.uploads == [package.read_bytes()]
 
 
-def test_a_failed_run_names_the_failing_step_and_its_error(
+def test_progress_is_reported_by_the_pipelines_display_names_only(
+    kfp: tuple[KfpEmulator, str], package: Path
+) -> None:
+    """Drivers, DAGs and `executor` pods are Argo nodes the backend reports, not steps."""
+    _, url = kfp
+    session = connect(url, Auth(), patience=FAST)
+    seen: list[str] = []
+
+    outcome = follow_run(
+        session,
+        _started(session, package),
+        timeout=30,
+        steps=STEPS,
+        on_step=lambda name, _: seen.append(name),
+    )
+
+    assert set(seen) == set(STEPS.values())
+    assert list(outcome.steps) == list(STEPS.values())
+
+
+def test_a_failed_run_names_the_failing_step_by_its_display_name(
     kfp: tuple[KfpEmulator, str], package: Path
 ) -> None:
     emulator, url = kfp
-    emulator.script = failing("train random forest", "OOMKilled: the step ran out of memory")
+    emulator.script = failing("train")
     session = connect(url, Auth(), patience=FAST)
     run_id = _started(session, package)
 
     with pytest.raises(RunFailedError) as raised:
-        follow_run(session, run_id, timeout=30)
+        follow_run(session, run_id, timeout=30, steps=STEPS)
 
     message = str(raised.value)
-    assert "FAILED at step 'train random forest': OOMKilled" in message
+    assert f"run {run_id} FAILED at step 'train random forest'" in message
+    assert "executor" not in message
     assert session.run_url(run_id) in message
+
+
+def test_a_failed_step_is_explained_with_its_executor_node(
+    kfp: tuple[KfpEmulator, str], package: Path
+) -> None:
+    """The node handed over is the executor's, whose pod holds the step's log."""
+    emulator, url = kfp
+    emulator.script = failing("evaluate")
+    session = connect(url, Auth(), patience=FAST)
+    run_id = _started(session, package)
+    asked: list[FailedStep] = []
+
+    def explain(step: FailedStep) -> str:
+        asked.append(step)
+        return "Pod kubeflow/x: OOMKilled, exit code 137"
+
+    with pytest.raises(RunFailedError, match="OOMKilled, exit code 137"):
+        follow_run(session, run_id, timeout=30, steps=STEPS, explain_failure=explain)
+
+    workflow = emulator.runs[run_id]["workflow"]
+    executor = emulator.node_id(run_id, f"{workflow}.root.evaluate.executor")
+    assert asked == [FailedStep("evaluate on test set", "evaluate", executor)]
 
 
 def test_a_canceled_run_ends_the_wait_with_an_error(
@@ -122,7 +177,7 @@ def test_a_canceled_run_ends_the_wait_with_an_error(
     run_id = _started(session, package)
 
     with pytest.raises(RunFailedError, match="CANCELED during step 'train random forest'"):
-        follow_run(session, run_id, timeout=30)
+        follow_run(session, run_id, timeout=30, steps=STEPS)
 
 
 def test_a_run_that_outlasts_the_timeout_is_an_error_with_its_url(
@@ -134,7 +189,7 @@ def test_a_run_that_outlasts_the_timeout_is_an_error_with_its_url(
     run_id = _started(session, package)
 
     with pytest.raises(RunFailedError, match="did not finish within 0 s") as raised:
-        follow_run(session, run_id, timeout=0.2)
+        follow_run(session, run_id, timeout=0.2, steps=STEPS)
     assert "load MNIST not done" in str(raised.value)
     assert session.run_url(run_id) in str(raised.value)
 
@@ -146,7 +201,7 @@ def test_a_skipped_run_is_not_a_success(kfp: tuple[KfpEmulator, str], package: P
     run_id = _started(session, package)
 
     with pytest.raises(RunFailedError, match="ended SKIPPED"):
-        follow_run(session, run_id, timeout=30)
+        follow_run(session, run_id, timeout=30, steps=STEPS)
 
 
 # ---- an API that is not there, or not yet
@@ -161,7 +216,7 @@ def test_an_api_answering_503_for_a_while_is_waited_for(
     run_id = _started(session, package)
     emulator.unavailable = 2  # then the run's status, twice, mid-run
 
-    assert follow_run(session, run_id, timeout=30).state == "SUCCEEDED"
+    assert follow_run(session, run_id, timeout=30, steps=STEPS).state == "SUCCEEDED"
     assert emulator.unavailable == 0
 
 
@@ -229,7 +284,7 @@ def test_the_token_goes_on_every_request(kfp: tuple[KfpEmulator, str], package: 
     emulator, url = kfp
     emulator.token = TOKEN
     session = connect(url, Auth(token=TOKEN), patience=FAST)
-    follow_run(session, _started(session, package), timeout=30)
+    follow_run(session, _started(session, package), timeout=30, steps=STEPS)
 
     assert {r["headers"].get("Authorization") for r in emulator.seen} == {f"Bearer {TOKEN}"}
 
@@ -240,7 +295,7 @@ def test_the_session_cookie_goes_on_every_request(
     emulator, url = kfp
     emulator.cookie = ("authservice_session", "sess-77aa")
     session = connect(url, Auth(cookie="authservice_session=sess-77aa"), patience=FAST)
-    follow_run(session, _started(session, package), timeout=30)
+    follow_run(session, _started(session, package), timeout=30, steps=STEPS)
 
     assert {r["cookies"].get("authservice_session") for r in emulator.seen} == {"sess-77aa"}
 
@@ -274,7 +329,22 @@ def test_a_redirect_to_the_login_page_is_an_authentication_error() -> None:
 # ---- pipelines and experiments
 
 
-def test_a_new_name_is_uploaded_as_a_pipeline_an_existing_one_as_a_new_version(
+def test_the_first_upload_is_already_a_version_named_by_the_package_digest(
+    kfp: tuple[KfpEmulator, str], package: Path
+) -> None:
+    emulator, url = kfp
+    session = connect(url, Auth(), patience=FAST)
+
+    first = upload_pipeline(session, package, PIPELINE)
+
+    digest = hashlib.sha256(package.read_bytes()).hexdigest()[:12]
+    assert first.uploaded and first.version_name == f"{PIPELINE}-{digest}"
+    [version] = emulator.versions[first.pipeline_id]
+    assert version["display_name"] == first.version_name
+    assert version["pipeline_version_id"] == first.version_id
+
+
+def test_a_changed_package_is_a_new_version_of_the_same_pipeline(
     kfp: tuple[KfpEmulator, str], package: Path
 ) -> None:
     emulator, url = kfp
@@ -284,25 +354,40 @@ def test_a_new_name_is_uploaded_as_a_pipeline_an_existing_one_as_a_new_version(
     package.write_text(package.read_text() + "# changed\n")
     second = upload_pipeline(session, package, PIPELINE)
 
-    assert first.uploaded and second.uploaded
-    assert second.pipeline_id == first.pipeline_id
+    assert second.uploaded and second.pipeline_id == first.pipeline_id
     assert second.version_id != first.version_id
     assert len(emulator.pipelines) == 1
     assert len(emulator.versions[first.pipeline_id]) == 2
 
 
-def test_uploading_the_same_package_again_reuses_its_version(
+def test_uploading_the_same_package_twice_adds_no_version(
     kfp: tuple[KfpEmulator, str], package: Path
 ) -> None:
     emulator, url = kfp
     session = connect(url, Auth(), patience=FAST)
-    upload_pipeline(session, package, PIPELINE)
+    first = upload_pipeline(session, package, PIPELINE)
+
     again = upload_pipeline(session, package, PIPELINE)
 
-    third = upload_pipeline(session, package, PIPELINE)
+    assert again == PipelineRef(first.pipeline_id, first.version_id, first.version_name, False)
+    assert len(emulator.uploads) == 1
+    assert len(emulator.versions[first.pipeline_id]) == 1
 
-    assert third == PipelineRef(again.pipeline_id, again.version_id, again.version_name, False)
-    assert len(emulator.uploads) == 2
+
+def test_a_pipeline_first_uploaded_by_the_old_client_gets_a_digest_version(
+    kfp: tuple[KfpEmulator, str], package: Path
+) -> None:
+    """A pipeline whose only version is named after it (the SDK's upload) gains ours once."""
+    emulator, url = kfp
+    session = connect(url, Auth(), patience=FAST)
+    session.client.upload_pipeline(str(package), pipeline_name=PIPELINE)
+
+    ours = upload_pipeline(session, package, PIPELINE)
+    again = upload_pipeline(session, package, PIPELINE)
+
+    assert ours.uploaded and not again.uploaded
+    names = [v["display_name"] for v in emulator.versions[ours.pipeline_id]]
+    assert names == [ours.version_name, PIPELINE]
 
 
 def test_the_experiment_is_created_once_then_found(kfp: tuple[KfpEmulator, str]) -> None:
@@ -322,7 +407,7 @@ def test_the_sdk_prints_nothing_on_stdout(
     """stdout is for our results (and --json); the SDK's links go to the log."""
     _, url = kfp
     session = connect(url, Auth(), patience=FAST)
-    follow_run(session, _started(session, package), timeout=30)
+    follow_run(session, _started(session, package), timeout=30, steps=STEPS)
 
     assert capsys.readouterr().out == ""
 
@@ -346,3 +431,17 @@ def test_on_a_multi_user_install_the_experiment_goes_to_the_profile_namespace(
 
     [experiment] = emulator.experiments.values()
     assert experiment["namespace"] == "kubeflow-user-example-com"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"run_id": "r", "invented": 1},  # a field the API does not have
+        {"state": "DONE"},  # a state the API does not have
+        {"run_details": {"task_details": [{"error": "a string, not a google.rpc.Status"}]}},
+    ],
+)
+def test_the_emulator_refuses_answers_the_swagger_does_not_define(answer: dict[str, Any]) -> None:
+    """Its answers are checked against KFP 2.17.0's swagger, so an invented shape fails."""
+    with pytest.raises(AssertionError, match=r"does not fit the 2\.17\.0 swagger"):
+        check_answer("GET", "/apis/v2beta1/runs/{run_id}", answer)

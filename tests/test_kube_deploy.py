@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from emulators import (
@@ -36,7 +37,10 @@ from hello_kubeflow.kube.model_manifests import (
 from hello_kubeflow.settings import Settings
 
 IMAGE = "localhost:5000/hello-kubeflow@sha256:" + "ab" * 32
-RBAC = Path(__file__).resolve().parents[1] / "hello_kubeflow/manifests/pipeline-runner-rbac.yaml"
+MANIFESTS = Path(__file__).resolve().parents[1] / "hello_kubeflow/manifests"
+RBAC = MANIFESTS / "pipeline-runner-rbac.yaml"
+UPSTREAM = Path("/work/shared/upstream")
+KUBEFLOW_EXAMPLE = UPSTREAM / "kubeflow-manifests-26.03/example.yaml"
 MODEL_URI = "minio://mlpipeline/v2/artifacts/hello-kubeflow-mnist/run-1/train/abc/model"
 
 
@@ -64,7 +68,16 @@ def _deployment(serving_kind: str = "seldon", model_uri: str = MODEL_URI) -> Mod
 
 def _containers(resource: dict[str, Any]) -> dict[str, Any]:
     spec = resource["spec"]["predictors"][0]["componentSpecs"][0]["spec"]
-    return {c["name"]: c for c in spec["initContainers"] + spec["containers"]}
+    return {c["name"]: c for c in spec.get("initContainers", []) + spec["containers"]}
+
+
+def test_seldon_is_routed_through_kubeflows_gateway() -> None:
+    """Seldon's VirtualService binds the gateway its annotation names (ISTIO_ENABLED on)."""
+    served = manifest(_deployment())
+
+    assert served["metadata"]["annotations"]["seldon.io/istio-gateway"] == (
+        "kubeflow/kubeflow-gateway"
+    )
 
 
 def test_seldon_deployment_is_applied_and_waited_until_available(
@@ -83,9 +96,10 @@ def test_seldon_deployment_is_applied_and_waited_until_available(
     assert stored["spec"]["protocol"] == "seldon"
 
 
-def test_the_model_comes_from_the_object_store_not_the_image(
+def test_the_model_comes_from_the_object_store_through_seldons_storage_initializer(
     cluster: tuple[ClusterEmulator, client.ApiClient],
 ) -> None:
+    """`modelUri` + `envSecretRefName` on the graph node: Seldon's initializer fetches it."""
     emulator, api = cluster
     emulator.controllers.append(Operator(SELDON, *seldon("Available")))
 
@@ -93,12 +107,12 @@ def test_the_model_comes_from_the_object_store_not_the_image(
 
     stored = emulator.stored(SELDON, "kubeflow", "mnist-classifier")
     assert stored is not None
-    fetch = _containers(stored)["fetch-model"]
-    assert fetch["args"] == [
-        "copy",
-        "store:mlpipeline/v2/artifacts/hello-kubeflow-mnist/run-1/train/abc/model",
-        "/mnt/models",
-    ]
+    graph = stored["spec"]["predictors"][0]["graph"]
+    assert (
+        graph["modelUri"] == "s3:mlpipeline/v2/artifacts/hello-kubeflow-mnist/run-1/train/abc/model"
+    )
+    assert graph["envSecretRefName"] == "hello-kubeflow-seldon-storage"
+    assert list(_containers(stored)) == ["classifier"]  # the operator adds the initializer
     server_env = {e["name"]: e.get("value") for e in _containers(stored)["classifier"]["env"]}
     assert server_env["HK_MODEL_DIR"] == "/mnt/models"
 
@@ -116,7 +130,7 @@ def test_a_second_deploy_updates_the_same_resource_in_place(
     assert len(emulator.live(SELDON)) == 1
     stored = emulator.stored(SELDON, "kubeflow", "mnist-classifier")
     assert stored is not None
-    assert "run-2" in _containers(stored)["fetch-model"]["args"][1]
+    assert "run-2" in stored["spec"]["predictors"][0]["graph"]["modelUri"]
     assert recorded_summary(stored)["model_uri"] == newer
 
 
@@ -368,16 +382,10 @@ def test_deploy_step_for_kserve_copies_the_store_keys_without_printing_them(
     assert "very-secret-key" not in shown.out + shown.err + caplog.text
 
 
-def test_the_rbac_manifest_allows_every_request_the_deploy_step_makes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """What `inv setup` grants the pipeline's service account covers the deploy step."""
-    rules = [
-        rule
-        for doc in yaml.safe_load_all(RBAC.read_text())
-        if doc["kind"] == "ClusterRole"
-        for rule in doc["rules"]
-    ]
+def _deploy_step_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, namespace: str
+) -> set[tuple[str, str, str, str]]:
+    """(group, resource, verb, name) of every API request the deploy step makes, both systems."""
     made: set[tuple[str, str, str, str]] = set()
     for serving_kind, resource, statuses in (
         ("seldon", SELDON, seldon("Available")),
@@ -386,8 +394,8 @@ def test_the_rbac_manifest_allows_every_request_the_deploy_step_makes(
         emulator = ClusterEmulator()
         emulator.declare(resource)
         emulator.controllers.append(Operator(resource, *statuses))
-        emulator.objects["v1/secrets", "kubeflow", "mlpipeline-minio-artifact"] = {
-            "metadata": {"name": "mlpipeline-minio-artifact", "namespace": "kubeflow"},
+        emulator.objects["v1/secrets", namespace, "mlpipeline-minio-artifact"] = {
+            "metadata": {"name": "mlpipeline-minio-artifact", "namespace": namespace},
             "data": {"accesskey": "bQ==", "secretkey": "cw=="},
         }
         with serving(emulator) as url:
@@ -395,7 +403,7 @@ def test_the_rbac_manifest_allows_every_request_the_deploy_step_makes(
             deploy_step(
                 model_uri=MODEL_URI,
                 image=IMAGE,
-                namespace="kubeflow",
+                namespace=namespace,
                 name="mnist-classifier",
                 serving=serving_kind,
                 poll_interval=0.01,
@@ -404,17 +412,81 @@ def test_the_rbac_manifest_allows_every_request_the_deploy_step_makes(
             if request.resource is not None:
                 made |= _verbs_on(request)
     made.discard(("", "", "", ""))  # API discovery: allowed to every authenticated user
-
     assert ("machinelearning.seldon.io", "seldondeployments", "patch", "mnist-classifier") in made
     assert ("serving.kserve.io", "inferenceservices", "create", "mnist-classifier") in made
-    for group, resource, verb, name in sorted(made):
-        assert any(
-            group in rule["apiGroups"]
-            and resource in rule["resources"]
-            and verb in rule["verbs"]
-            and (verb == "create" or not name or name in rule.get("resourceNames", [name]))
-            for rule in rules
-        ), f"RBAC does not allow {verb} {resource}.{group} {name}"
+    return made
+
+
+def _allowed(rules: list[dict[str, Any]], group: str, resource: str, verb: str, name: str) -> bool:
+    """Whether one of `rules` (RBAC PolicyRules) allows the request."""
+    return any(
+        group in rule.get("apiGroups", [])
+        and resource in rule.get("resources", [])
+        and verb in rule.get("verbs", [])
+        and (verb == "create" or not name or name in rule.get("resourceNames", [name]))
+        for rule in rules
+    )
+
+
+def test_the_rbac_manifest_allows_every_request_the_deploy_step_makes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `inv setup` grants kubeflow/pipeline-runner covers the deploy step."""
+    rules = [
+        rule
+        for doc in yaml.safe_load_all(RBAC.read_text())
+        if doc["kind"] == "ClusterRole"
+        for rule in doc["rules"]
+    ]
+    for group, resource, verb, name in sorted(
+        _deploy_step_requests(tmp_path, monkeypatch, "kubeflow")
+    ):
+        assert _allowed(rules, group, resource, verb, name), (
+            f"RBAC does not allow {verb} {resource}.{group} {name}"
+        )
+
+
+def _aggregated(roles: dict[str, dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The rules of ClusterRole `name`, its aggregationRule resolved as the controller does."""
+    role = roles[name]
+    rules = list(role.get("rules") or [])
+    for selector in (role.get("aggregationRule") or {}).get("clusterRoleSelectors") or []:
+        wanted = selector.get("matchLabels") or {}
+        for other_name, other in roles.items():
+            labels = (other.get("metadata") or {}).get("labels") or {}
+            if other_name != name and all(labels.get(k) == v for k, v in wanted.items()):
+                rules += _aggregated(roles, other_name)
+    return rules
+
+
+def test_in_a_kubeflow_profile_default_editor_may_do_what_the_deploy_step_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kubeflow-edit of Kubeflow 26.03, with our aggregated role, covers both serving systems.
+
+    The profile controller binds default-editor to kubeflow-edit in each profile
+    namespace; pipeline pods run as default-editor there.
+    """
+    roles = {
+        doc["metadata"]["name"]: doc
+        for path in (KUBEFLOW_EXAMPLE, *MANIFESTS.glob("*.yaml"))
+        for doc in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader)
+        if doc and doc.get("kind") == "ClusterRole"
+    }
+    rules = _aggregated(roles, "kubeflow-edit")
+    made = _deploy_step_requests(tmp_path, monkeypatch, "kubeflow-user-example-com")
+
+    refused = [m for m in sorted(made) if not _allowed(rules, *m)]
+
+    assert refused == []
+    del roles["hello-kubeflow-seldon-edit"]  # without ours, Seldon is forbidden
+    assert not _allowed(
+        _aggregated(roles, "kubeflow-edit"),
+        "machinelearning.seldon.io",
+        "seldondeployments",
+        "patch",
+        "mnist-classifier",
+    )
 
 
 def _verbs_on(request: Any) -> set[tuple[str, str, str, str]]:
@@ -433,3 +505,31 @@ def _verbs_on(request: Any) -> set[tuple[str, str, str, str]]:
         verbs = [{"POST": "create", "DELETE": "delete", "PUT": "update"}[method]]
     where = (request.resource.group, request.resource.plural)
     return {(*where, verb, request.name or "") for verb in verbs}
+
+
+@pytest.mark.parametrize(
+    ("serving_kind", "crds", "crd_name", "version"),
+    [
+        (
+            "seldon",
+            "seldon-core-v1.17.1/operator-config-lite.yaml",
+            "seldondeployments.machinelearning.seldon.io",
+            "v1",
+        ),
+        (
+            "kserve",
+            "kserve-v0.20.0/kserve-crds.yaml",
+            "inferenceservices.serving.kserve.io",
+            "v1beta1",
+        ),
+    ],
+)
+def test_the_served_model_fits_its_crd_schema(
+    serving_kind: str, crds: str, crd_name: str, version: str
+) -> None:
+    """What the API server would accept: the CRD's openAPIV3Schema at the pinned release."""
+    docs = yaml.load_all((UPSTREAM / crds).read_text(), Loader=yaml.CSafeLoader)
+    crd = next(d for d in docs if d and d.get("metadata", {}).get("name") == crd_name)
+    schema = next(v for v in crd["spec"]["versions"] if v["name"] == version)["schema"]
+
+    jsonschema.validate(manifest(_deployment(serving_kind)), schema["openAPIV3Schema"])

@@ -25,6 +25,7 @@ from kubernetes import client
 
 from hello_kubeflow.errors import DeploymentError, PrerequisiteError
 from hello_kubeflow.kube.model_manifests import (
+    ARTIFACT_ENDPOINT,
     ARTIFACT_SECRET,
     ROLLOUT_ANNOTATION,
     SERVING_APIS,
@@ -32,6 +33,7 @@ from hello_kubeflow.kube.model_manifests import (
     ServingApi,
     manifest,
     rollout_of,
+    seldon_storage_secret,
     storage_credentials,
 )
 from hello_kubeflow.kube.pods import Pod, pod_state
@@ -204,8 +206,14 @@ def undeploy(api: client.ApiClient, namespace: str, name: str, serving: str = "a
     return removed
 
 
-def copy_storage_credentials(api: client.ApiClient, namespace: str) -> None:
-    """Give KServe's storage initializer KFP's object store keys (Secret + ServiceAccount).
+def copy_storage_credentials(
+    api: client.ApiClient, namespace: str, serving: str, endpoint: str = ARTIFACT_ENDPOINT
+) -> None:
+    """Give the serving system's storage initializer KFP's object store keys.
+
+    KFP keeps them in `mlpipeline-minio-artifact` as `accesskey`/`secretkey`;
+    each initializer wants them under its own names: KServe in a Secret on the
+    predictor's service account, Seldon in a Secret it takes as environment.
 
     Raises:
         DeploymentError: KFP's artifact secret is not in `namespace`.
@@ -226,8 +234,11 @@ def copy_storage_credentials(api: client.ApiClient, namespace: str) -> None:
             "namespace the pipeline runs in (HK_NAMESPACE)"
         ) from None
     data = secret.data or {}
-    keys = [base64.b64decode(data.get(k, "")).decode() for k in ("accesskey", "secretkey")]
-    for obj in storage_credentials(namespace, *keys):
+    access, key = (base64.b64decode(data.get(k, "")).decode() for k in ("accesskey", "secretkey"))
+    if serving == "seldon":
+        apply(api, seldon_storage_secret(namespace, access, key, endpoint))
+        return
+    for obj in storage_credentials(namespace, access, key, endpoint):
         apply(api, obj)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from hello_kubeflow.kube.deploy import (
     DEPLOY_TIMEOUT,
@@ -66,8 +67,8 @@ def deploy_step(
 
     api = api_client(load_settings())  # in a pod: the service account's own credentials
     chosen = detect_serving(api, serving)
-    if chosen == "kserve":
-        copy_storage_credentials(api, namespace)
+    if urlsplit(model_uri).scheme in ("minio", "s3"):  # KFP's object store: its keys
+        copy_storage_credentials(api, namespace, chosen)
     deployment = ModelDeployment(
         name=name,
         namespace=namespace,

@@ -2,11 +2,32 @@
 
 Both run the project image's model server (its default command) and get the
 trained model as the pipeline wrote it, from the object store, into
-`/mnt/models` before the server starts; the model is never baked into the
-image. Seldon: an init container copies it with rclone, credentials read from
-KFP's own artifact secret. KServe: the `STORAGE_URI` of the server container
-makes KServe's storage initializer fetch it, with credentials from a service
-account whose secret is copied from KFP's (see `storage_credentials`).
+`/mnt/models` before the server starts, by their own storage initializers;
+the model is never baked into the image.
+
+Kubeflow Pipelines 2.17 keeps artifacts in SeaweedFS's S3 API at
+`seaweedfs.kubeflow:9000`, plain HTTP, bucket `mlpipeline`, keys in the Secret
+`mlpipeline-minio-artifact` (`accesskey`, `secretkey`): kubeflow/pipelines
+2.17.0, backend/src/v2/objectstore/config.go (`DefaultEndpointInMultiUserMode`),
+backend/src/v2/config/env.go (`getDefaultMinioSessionInfo`: that secret,
+`disableSSL`), manifests/kustomize (Service `seaweedfs` port 9000 -> 8333).
+The launcher writes a model directory file by file under
+`minio://mlpipeline/v2/artifacts/<pipeline>/<run>/<task>/<salt>/<output>`
+(backend/src/v2/objectstore/object_store.go `UploadBlob`).
+
+- Seldon Core v1.17.1: `modelUri` on the graph node makes the operator inject
+  its rclone storage initializer (`rclone copy <modelUri> /mnt/models`) with
+  the Secret `envSecretRefName` as its environment (operator/controllers/
+  model_initializer_injector.go, seldondeployment_prepackaged_servers.go);
+  the URI is rclone's `<remote>:<bucket>/<key>`, the remote configured by
+  `RCLONE_CONFIG_<REMOTE>_*` variables (components/rclone-storage-initializer/
+  readme.md). See `seldon_storage_secret`.
+- KServe v0.20.0: `STORAGE_URI` makes the controller add its storage
+  initializer, with the credentials of the predictor's service account's S3
+  Secret: keys `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (the
+  `inferenceservice-config` credentials in kserve.yaml), endpoint and scheme
+  from its annotations (pkg/credentials/s3/s3_secret.go, utils.go
+  `BuildS3EnvVars`). See `storage_credentials`.
 """
 
 from __future__ import annotations
@@ -26,12 +47,16 @@ SELDON_PORT = 9000
 KSERVE_PORT = 8080
 SELDON_CONTAINER = "classifier"
 KSERVE_CONTAINER = "kserve-container"
-RCLONE_IMAGE = "docker.io/rclone/rclone:1.68.2"
 ARTIFACT_SECRET = "mlpipeline-minio-artifact"
-ARTIFACT_ENDPOINT = "minio-service.kubeflow:9000"
+ARTIFACT_ENDPOINT = "seaweedfs.kubeflow:9000"
+ARTIFACT_REGION = "us-east-1"  # SeaweedFS's own; it does not check the region
+RCLONE_REMOTE = "s3"
 STORAGE_SECRET = "hello-kubeflow-storage"
+SELDON_STORAGE_SECRET = "hello-kubeflow-seldon-storage"
 STORAGE_ACCOUNT = "hello-kubeflow-models"
 ANNOTATION = "hello-kubeflow.io"
+SELDON_GATEWAY_ANNOTATION = "seldon.io/istio-gateway"
+KUBEFLOW_GATEWAY = "kubeflow/kubeflow-gateway"  # kubeflow/manifests 26.03: Gateway kubeflow-gateway
 # On the model's pod template: which deploy made a pod (Seldon sets no observedGeneration).
 ROLLOUT_ANNOTATION = f"{ANNOTATION}/rollout"
 LABELS = {
@@ -119,33 +144,43 @@ def manifest(deployment: ModelDeployment) -> dict[str, Any]:
     raise DeploymentError(f"unknown serving system {deployment.serving!r}: use seldon or kserve")
 
 
+def rclone_uri(artifact_uri: str) -> str:
+    """The model's URI as Seldon's rclone storage initializer takes it: `s3:<bucket>/<key>`.
+
+    Raises:
+        DeploymentError: for a URI no storage initializer can fetch.
+    """
+    source = storage_uri(artifact_uri)
+    scheme, rest = source.split("://", 1)
+    return f"{RCLONE_REMOTE if scheme == 's3' else scheme}:{rest}"
+
+
 def seldon_deployment(deployment: ModelDeployment) -> dict[str, Any]:
-    """A SeldonDeployment running the project's server on the Seldon protocol."""
-    source = storage_uri(deployment.model_uri)
-    bucket_path = source.split("://", 1)[1]
-    fetch = {
-        "name": "fetch-model",
-        "image": RCLONE_IMAGE,
-        "args": ["copy", f"store:{bucket_path}", MODELS_DIR],
-        "env": _rclone_env(source),
-        "volumeMounts": [{"name": "models", "mountPath": MODELS_DIR}],
-    }
+    """A SeldonDeployment running the project's server on the Seldon protocol.
+
+    The graph node's `modelUri` and `envSecretRefName` make Seldon's storage
+    initializer fetch the model into `/mnt/models` of the `classifier`
+    container. The `seldon.io/istio-gateway` annotation binds the
+    VirtualService Seldon makes (when its operator runs with
+    ISTIO_ENABLED=true) to Kubeflow's gateway, so the model answers at
+    `/seldon/<namespace>/<name>/` there (SeldonIO/seldon-core v1.17.1,
+    operator/controllers/istio.go, seldondeployment_controller.go
+    `createIstioResources`).
+    """
     server = {
         "name": SELDON_CONTAINER,
         "image": deployment.image,
         "env": _server_env(deployment, SELDON_PORT),
         "ports": [{"name": "http", "containerPort": SELDON_PORT, "protocol": "TCP"}],
-        "volumeMounts": [{"name": "models", "mountPath": MODELS_DIR, "readOnly": True}],
     }
-    pod_spec = {
-        "initContainers": [fetch],
-        "containers": [server],
-        "volumes": [{"name": "models", "emptyDir": {}}],
-    }
+    pod_spec = {"containers": [server]}
+    metadata = _metadata(deployment)
+    metadata["annotations"][SELDON_GATEWAY_ANNOTATION] = KUBEFLOW_GATEWAY
+    model_uri = rclone_uri(deployment.model_uri)
     return {
         "apiVersion": deployment.api.api_version,
         "kind": deployment.api.kind,
-        "metadata": _metadata(deployment),
+        "metadata": metadata,
         "spec": {
             "name": deployment.name,
             "protocol": "seldon",
@@ -157,6 +192,8 @@ def seldon_deployment(deployment: ModelDeployment) -> dict[str, Any]:
                         "name": SELDON_CONTAINER,
                         "type": "MODEL",
                         "endpoint": {"type": "REST"},
+                        "modelUri": model_uri,
+                        "envSecretRefName": SELDON_STORAGE_SECRET,
                         "children": [],
                     },
                     "componentSpecs": [
@@ -164,7 +201,9 @@ def seldon_deployment(deployment: ModelDeployment) -> dict[str, Any]:
                             # Seldon copies these onto the pods, and a new value rolls them.
                             "metadata": {
                                 "annotations": {
-                                    ROLLOUT_ANNOTATION: _rollout(pod_spec, deployment.run_id)
+                                    ROLLOUT_ANNOTATION: _rollout(
+                                        {"pod": pod_spec, "model": model_uri}, deployment.run_id
+                                    )
                                 }
                             },
                             "spec": pod_spec,
@@ -201,8 +240,13 @@ def inference_service(deployment: ModelDeployment) -> dict[str, Any]:
     }
 
 
-def storage_credentials(namespace: str, access_key: str, secret_key: str) -> list[dict[str, Any]]:
-    """The Secret and ServiceAccount KServe's storage initializer reads S3 credentials from."""
+def storage_credentials(
+    namespace: str, access_key: str, secret_key: str, endpoint: str = ARTIFACT_ENDPOINT
+) -> list[dict[str, Any]]:
+    """The Secret and ServiceAccount KServe's storage initializer reads S3 credentials from.
+
+    `endpoint` is `host:port` of KFP's object store, reached over plain HTTP.
+    """
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -211,10 +255,10 @@ def storage_credentials(namespace: str, access_key: str, secret_key: str) -> lis
             "namespace": namespace,
             "labels": LABELS,
             "annotations": {
-                "serving.kserve.io/s3-endpoint": ARTIFACT_ENDPOINT,
+                "serving.kserve.io/s3-endpoint": endpoint,
                 "serving.kserve.io/s3-usehttps": "0",
                 "serving.kserve.io/s3-verifyssl": "0",
-                "serving.kserve.io/s3-region": "us-east-1",
+                "serving.kserve.io/s3-region": ARTIFACT_REGION,
             },
         },
         "type": "Opaque",
@@ -227,6 +271,32 @@ def storage_credentials(namespace: str, access_key: str, secret_key: str) -> lis
         "secrets": [{"name": STORAGE_SECRET}],
     }
     return [secret, account]
+
+
+def seldon_storage_secret(
+    namespace: str, access_key: str, secret_key: str, endpoint: str = ARTIFACT_ENDPOINT
+) -> dict[str, Any]:
+    """The Secret Seldon's rclone storage initializer takes as its environment.
+
+    It configures the rclone remote `s3` of `rclone_uri` for KFP's object store
+    (SeaweedFS speaks S3; rclone's `Other` provider uses path-style requests).
+    """
+    remote = f"RCLONE_CONFIG_{RCLONE_REMOTE.upper()}_"
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": SELDON_STORAGE_SECRET, "namespace": namespace, "labels": LABELS},
+        "type": "Opaque",
+        "stringData": {
+            f"{remote}TYPE": "s3",
+            f"{remote}PROVIDER": "Other",
+            f"{remote}ENV_AUTH": "false",
+            f"{remote}ENDPOINT": f"http://{endpoint}",
+            f"{remote}REGION": ARTIFACT_REGION,
+            f"{remote}ACCESS_KEY_ID": access_key,
+            f"{remote}SECRET_ACCESS_KEY": secret_key,
+        },
+    }
 
 
 def recorded_summary(resource: dict[str, Any]) -> dict[str, Any]:
@@ -279,25 +349,4 @@ def _server_env(deployment: ModelDeployment, port: int) -> list[dict[str, Any]]:
         {"name": "HK_SERVE_HOST", "value": "0.0.0.0"},
         {"name": "HK_SERVE_PORT", "value": str(port)},
         {"name": "HK_MODEL_NAME", "value": deployment.model_name},
-    ]
-
-
-def _rclone_env(source: str) -> list[dict[str, Any]]:
-    """rclone's remote `store`: KFP's MinIO for s3:// (keys from KFP's own secret), or GCS."""
-    if source.startswith("gs://"):
-        return [
-            {"name": "RCLONE_CONFIG_STORE_TYPE", "value": "google cloud storage"},
-            {"name": "RCLONE_CONFIG_STORE_ENV_AUTH", "value": "true"},
-        ]
-
-    def key(name: str, key: str) -> dict[str, Any]:
-        return {"name": name, "valueFrom": {"secretKeyRef": {"name": ARTIFACT_SECRET, "key": key}}}
-
-    return [
-        {"name": "RCLONE_CONFIG_STORE_TYPE", "value": "s3"},
-        {"name": "RCLONE_CONFIG_STORE_PROVIDER", "value": "Minio"},
-        {"name": "RCLONE_CONFIG_STORE_ENDPOINT", "value": f"http://{ARTIFACT_ENDPOINT}"},
-        {"name": "RCLONE_CONFIG_STORE_ENV_AUTH", "value": "false"},
-        key("RCLONE_CONFIG_STORE_ACCESS_KEY_ID", "accesskey"),
-        key("RCLONE_CONFIG_STORE_SECRET_ACCESS_KEY", "secretkey"),
     ]
