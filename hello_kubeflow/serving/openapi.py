@@ -103,12 +103,12 @@ _FEEDBACK = _seldon_post(
 )
 _META = {
     "type": "object",
+    "description": "puid, tags and requestPath are echoed; puid is made when absent",
     "properties": {
         "puid": {"type": "string"},
         "tags": {"type": "object"},
-        "routing": {"type": "object", "additionalProperties": {"type": "integer"}},
-        "requestPath": {"type": "object", "additionalProperties": {"type": "string"}},
-        "metrics": {"type": "array", "items": {"type": "object"}},
+        "routing": {"type": "object"},
+        "requestPath": {"type": "object"},
     },
 }
 _NAMES = {
@@ -117,7 +117,40 @@ _NAMES = {
     "items": {"type": "string"},
     "anyOf": [{"maxItems": 0}, {"minItems": N_FEATURES, "maxItems": N_FEATURES}],
 }
-_SEEN_MESSAGE = {"type": "object", "description": "a Seldon message"}
+# A Seldon message inside feedback: the fields of the wrapper's proto/prediction.proto
+# (SeldonMessage, DefaultData, Meta), unknown ones refused as its proto parser does.
+_FEEDBACK_MESSAGE = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "status": {"type": "object"},
+        "meta": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "puid": {"type": "string"},
+                "tags": {"type": "object"},
+                "routing": {"type": "object"},
+                "requestPath": {"type": "object"},
+                "metrics": {"type": "array"},
+            },
+        },
+        "data": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "names": {"type": "array", "items": {"type": "string"}},
+                "tensor": {"type": "object"},
+                "ndarray": {"type": "array"},
+                "tftensor": {"type": "object"},
+            },
+        },
+        "binData": {"type": "string"},
+        "strData": {"type": "string"},
+        "jsonData": {},
+        "customData": {"type": "object"},
+    },
+}
 
 _SCHEMAS: dict[str, Any] = {
     "SeldonMessage": {
@@ -144,12 +177,12 @@ _SCHEMAS: dict[str, Any] = {
                         },
                     },
                 },
-                "oneOf": [{"required": ["ndarray"]}, {"required": ["tensor"]}],
+                "anyOf": [{"required": ["ndarray"]}, {"required": ["tensor"]}],
             },
             "jsonData": _ROWS,
             "meta": _META,
         },
-        "oneOf": [{"required": ["data"]}, {"required": ["jsonData"]}],
+        "anyOf": [{"required": ["data"]}, {"required": ["jsonData"]}],
     },
     "SeldonPrediction": {
         "type": "object",
@@ -191,9 +224,9 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "request": _SEEN_MESSAGE,
-            "response": _SEEN_MESSAGE,
-            "truth": _SEEN_MESSAGE,
+            "request": _FEEDBACK_MESSAGE,
+            "response": _FEEDBACK_MESSAGE,
+            "truth": _FEEDBACK_MESSAGE,
             "reward": {"type": "number"},
         },
     },

@@ -11,7 +11,6 @@ Where the Seldon Core 1.17.1 wrapper is the reference, the file is cited
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -254,10 +253,10 @@ def parse_feedback(message: Any) -> Feedback:
 
     The wrapper parses the body into the `Feedback` proto (utils.py,
     `json_to_feedback`): an object of `request`, `response` and `truth` (Seldon
-    messages) and a numeric `reward` (a number, a boolean or a numeric string, as
-    protobuf's JSON parser takes them). An unknown field anywhere down to
-    `data` and `meta` is a 400, as there. Non-finite rewards are refused (the
-    wrapper would add NaN to its reward counter).
+    messages) and a numeric `reward`. An unknown field anywhere down to `data`
+    and `meta` is a 400, as there. The reward must be a finite JSON number: the
+    wrapper's protobuf parser also takes `true` and numeric strings ("1.5",
+    "NaN"), and would add NaN to its reward counter.
 
     Raises:
         BadInput: naming the field that is wrong.
@@ -311,15 +310,9 @@ def _check_feedback_part(part: Any, where: str) -> None:
 def _reward(reward: Any) -> float:
     if reward is None:
         return 0.0
-    value: float | None = None
-    if isinstance(reward, int | float):  # booleans too, as protobuf reads them
-        value = float(reward)
-    elif isinstance(reward, str):
-        with contextlib.suppress(ValueError):
-            value = float(reward)
-    if value is None or not math.isfinite(value):
+    if isinstance(reward, bool) or not isinstance(reward, int | float) or not math.isfinite(reward):
         raise BadInput(f"feedback reward must be a finite number; got {_shown(repr(reward))}")
-    return value
+    return float(reward)
 
 
 def parse_v2(message: Any, *, booleans_possible: bool = True) -> V2Request:
