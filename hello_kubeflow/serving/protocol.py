@@ -350,8 +350,10 @@ def parse_v2(message: Any, *, booleans_possible: bool = True) -> V2Request:
 
 def _with_meta(features: npt.NDArray[np.float32], kind: str, meta: Any) -> SeldonRequest:
     """The request with what its `meta` asks to be echoed: puid, tags, requestPath."""
-    if not isinstance(meta, dict):
+    if meta is None:
         return SeldonRequest(features, kind)
+    if not isinstance(meta, dict):
+        raise BadInput('"meta" must be an object like {"puid": "...", "tags": {...}}')
     puid = meta.get("puid")
     tags = meta.get("tags")
     request_path = meta.get("requestPath")
