@@ -61,6 +61,19 @@ def test_bad_input_outside_the_wrapper_is_bad_input(model_dir: Path) -> None:
         MnistClassifier(str(model_dir)).predict(np.full((1, 784), 255.0), [])
 
 
+def test_names_must_be_none_or_784_as_our_server_wants(model_dir: Path, pixels: np.ndarray) -> None:
+    classifier = MnistClassifier(str(model_dir))
+    assert classifier.predict(pixels, [f"X{i}" for i in range(1, 785)]).shape == (3, 10)
+    with pytest.raises(BadInput, match=r"data\.names has 1 names for 784 features"):
+        classifier.predict(pixels, ["a"])
+
+
+def test_json_data_rows_with_a_boolean_are_refused(model_dir: Path) -> None:
+    """jsonData reaches the class as the client sent it: a boolean is still visible."""
+    with pytest.raises(BadInput, match=r"data\[0\]\[1\] is true \(a boolean\)"):
+        MnistClassifier(str(model_dir)).predict([[0.5, True, *[0.5] * 782]], [])
+
+
 def test_metadata_and_health(model_dir: Path) -> None:
     classifier = MnistClassifier(str(model_dir), model_name="digits")
     metadata = classifier.init_metadata()
