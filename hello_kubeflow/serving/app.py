@@ -18,7 +18,6 @@ v1.17.1, under `python/seldon_core/`).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -33,11 +32,11 @@ from hello_kubeflow import __version__
 from hello_kubeflow.errors import ServingError
 from hello_kubeflow.serving.describe import ModelCard, ServableModel
 from hello_kubeflow.serving.features import N_CLASSES, N_FEATURES, BadInput
+from hello_kubeflow.serving.feedback import FeedbackCounter, parse_feedback
 from hello_kubeflow.serving.openapi import openapi_document
 from hello_kubeflow.serving.protocol import (
     decode_json,
     may_hold_booleans,
-    parse_feedback,
     parse_seldon,
     parse_v2,
     seldon_text,
@@ -123,48 +122,6 @@ class _Service:
             request_id=request.id,
             class_names=self.class_names,
         )
-
-
-class FeedbackCounter:
-    """Feedback received, counted as the wrapper's metrics count it (thread-safe).
-
-    The wrapper counts a feedback and adds its reward only when the reward is not
-    zero (metrics.py, `SeldonMetrics.update_reward`); so do we, and keep the
-    total count of feedback messages as well.
-
-    Attributes:
-        received: feedback messages accepted.
-        rewarded: those with a non-zero reward (the wrapper's
-            `seldon_api_model_feedback` counter).
-        reward: the sum of their rewards (`seldon_api_model_feedback_reward`).
-    """
-
-    def __init__(self) -> None:
-        self.received = 0
-        self.rewarded = 0
-        self.reward = 0.0
-        self._lock = threading.Lock()
-
-    def add(self, reward: float) -> None:
-        """Count one feedback message carrying `reward`."""
-        with self._lock:
-            self.received += 1
-            if reward:
-                self.rewarded += 1
-                self.reward += reward
-
-    def prometheus(self) -> bytes:
-        """The counters in Prometheus' text format, under the wrapper's metric names."""
-        with self._lock:
-            lines = [
-                "# TYPE seldon_api_model_feedback counter",
-                f'seldon_api_model_feedback_total{{method="feedback"}} {self.rewarded}',
-                "# TYPE seldon_api_model_feedback_reward counter",
-                f'seldon_api_model_feedback_reward_total{{method="feedback"}} {self.reward!r}',
-                "# TYPE hello_kubeflow_feedback_received counter",
-                f"hello_kubeflow_feedback_received_total {self.received}",
-            ]
-        return ("\n".join(lines) + "\n").encode()
 
 
 def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) -> Starlette:

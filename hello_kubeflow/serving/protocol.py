@@ -11,7 +11,6 @@ Where the Seldon Core 1.17.1 wrapper is the reference, the file is cited
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -45,14 +44,6 @@ V2_NUMERIC_TYPES = frozenset(
 )
 _FORM = "application/x-www-form-urlencoded"
 _MULTIPART = "multipart/form-data"
-# The fields of the protos a feedback message is parsed into, in the wrapper's
-# proto/prediction.proto: Feedback, SeldonMessage, DefaultData, Meta.
-_FEEDBACK_FIELDS = frozenset({"request", "response", "reward", "truth"})
-_MESSAGE_FIELDS = frozenset(
-    {"status", "meta", "data", "binData", "strData", "jsonData", "customData"}
-)
-_DATA_FIELDS = frozenset({"names", "tensor", "ndarray", "tftensor"})
-_META_FIELDS = frozenset({"puid", "tags", "routing", "requestPath", "metrics"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,22 +64,6 @@ class SeldonRequest:
     puid: str | None = None
     tags: dict[str, Any] = field(default_factory=dict)
     request_path: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Feedback:
-    """A valid Seldon feedback message (`request`, `response`, `reward`, `truth`).
-
-    Attributes:
-        reward: the reward it carries (0 when absent, as in the wrapper's proto).
-        kind: the form of the wrapper's (empty) answer: `ndarray` when the feedback's
-            request was an ndarray, else `tensor`.
-        puid: the feedback request's `meta.puid`, echoed back; None if absent.
-    """
-
-    reward: float = 0.0
-    kind: str = "tensor"
-    puid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,73 +223,6 @@ def parse_seldon(message: Any, *, booleans_possible: bool = True) -> SeldonReque
     if isinstance(data, dict):
         check_names(data.get("names"))
     return _with_meta(features, kind, message.get("meta"))
-
-
-def parse_feedback(message: Any) -> Feedback:
-    """Validate a Seldon feedback message as the wrapper's proto parsing does.
-
-    The wrapper parses the body into the `Feedback` proto (utils.py,
-    `json_to_feedback`): an object of `request`, `response` and `truth` (Seldon
-    messages) and a numeric `reward`. An unknown field anywhere down to `data`
-    and `meta` is a 400, as there. The reward must be a finite JSON number: the
-    wrapper's protobuf parser also takes `true` and numeric strings ("1.5",
-    "NaN"), and would add NaN to its reward counter.
-
-    Raises:
-        BadInput: naming the field that is wrong.
-    """
-    if not isinstance(message, dict):
-        raise BadInput(
-            'a feedback message must be a JSON object like {"request": {...}, '
-            '"response": {...}, "reward": 1.0, "truth": {...}}'
-        )
-    _known_fields(message, _FEEDBACK_FIELDS, "the feedback message")
-    for name in ("request", "response", "truth"):
-        _check_feedback_part(message.get(name), f"feedback {name}")
-    request = message.get("request") or {}
-    data = request.get("data")
-    meta = request.get("meta")
-    puid = meta.get("puid") if isinstance(meta, dict) else None
-    return Feedback(
-        reward=_reward(message.get("reward")),
-        kind="ndarray" if isinstance(data, dict) and "ndarray" in data else "tensor",
-        puid=puid if isinstance(puid, str) and puid else None,
-    )
-
-
-def _known_fields(part: dict[str, Any], allowed: frozenset[str], where: str) -> None:
-    unknown = sorted(set(part) - allowed)
-    if unknown:
-        raise BadInput(
-            f"{where} has unknown field(s) {_shown(', '.join(unknown))}; its fields are "
-            f"{', '.join(sorted(allowed))}"
-        )
-
-
-def _check_feedback_part(part: Any, where: str) -> None:
-    if part is None:
-        return
-    if not isinstance(part, dict):
-        raise BadInput(f"{where} must be a Seldon message (a JSON object)")
-    _known_fields(part, _MESSAGE_FIELDS, where)
-    for name, allowed in (("data", _DATA_FIELDS), ("meta", _META_FIELDS)):
-        inner = part.get(name)
-        if inner is None:
-            continue
-        if not isinstance(inner, dict):
-            raise BadInput(f"{where}.{name} must be a JSON object")
-        _known_fields(inner, allowed, f"{where}.{name}")
-    data = part.get("data") or {}
-    if "ndarray" in data and not isinstance(data["ndarray"], list):
-        raise BadInput(f"{where}.data.ndarray must be a list")
-
-
-def _reward(reward: Any) -> float:
-    if reward is None:
-        return 0.0
-    if isinstance(reward, bool) or not isinstance(reward, int | float) or not math.isfinite(reward):
-        raise BadInput(f"feedback reward must be a finite number; got {_shown(repr(reward))}")
-    return float(reward)
 
 
 def parse_v2(message: Any, *, booleans_possible: bool = True) -> V2Request:
