@@ -59,6 +59,7 @@ def _validity_is_in_the_schema(case: Any) -> bool:
     return "inputs" not in body and not (isinstance(data, dict) and "tensor" in data)
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_answer_is_a_server_error_or_outside_the_document(
