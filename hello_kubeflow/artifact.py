@@ -21,7 +21,13 @@ import numpy as np
 import numpy.typing as npt
 
 from hello_kubeflow.errors import ModelError
-from hello_kubeflow.fastpath import N_FEATURES, ONNX_INPUT, ONNX_PROBABILITIES, open_session
+from hello_kubeflow.fastpath import (
+    N_FEATURES,
+    ONNX_INPUT,
+    ONNX_PROBABILITIES,
+    as_probabilities,
+    open_session,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +83,8 @@ class LoadedModel:
             x: float32 pixels in [0, 1], shaped (n, 784).
 
         Returns:
-            float32 (n, 10): one row per image, columns in `class_names` order.
+            float32 (n, 10): one row per image, columns in `class_names` order, each
+            value in [0, 1], each row summing to 1 (within float32 rounding).
 
         Raises:
             ValueError: `x` is not shaped (n, 784).
@@ -86,8 +93,7 @@ class LoadedModel:
         if self._session is None:
             return self.sklearn_predict_proba(features).astype(np.float32)
         result = self._session.run([ONNX_PROBABILITIES], {ONNX_INPUT: features})[0]
-        proba: npt.NDArray[np.float32] = np.asarray(result, dtype=np.float32)
-        return proba
+        return as_probabilities(np.asarray(result, dtype=np.float32))
 
     def sklearn_predict_proba(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Class probabilities from scikit-learn itself (the reference for parity).

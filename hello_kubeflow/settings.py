@@ -70,6 +70,7 @@ class Settings:
     serve_port: int = 9000
     serve_workers: int = 1
     max_body_bytes: int = 8 * 1024 * 1024
+    request_timeout: float = 30.0
     model_name: str = "mnist-classifier"
     model_dir: Path | None = None
     query_url: str | None = None
@@ -320,6 +321,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("HK_SERVE_PORT", "serve_port", _port, "port of the model server"),
     Variable("HK_SERVE_WORKERS", "serve_workers", _int(1), "model server worker processes"),
     Variable("HK_MAX_BODY_BYTES", "max_body_bytes", _int(1), "largest request body accepted"),
+    Variable(
+        "HK_REQUEST_TIMEOUT",
+        "request_timeout",
+        _seconds,
+        "seconds a client has to send the server a whole request",
+    ),
     Variable("HK_MODEL_NAME", "model_name", _text, "model name in the V2 protocol"),
     Variable(
         "HK_MODEL_DIR", "model_dir", _path, "model the server loads (default: latest inv train)"

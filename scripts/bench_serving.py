@@ -17,6 +17,11 @@ sanity check.
 
 Usage:
     python scripts/bench_serving.py [--model DIR] [--requests 2000] [--seconds 20] [--write]
+    python scripts/bench_serving.py --against OTHER_CHECKOUT [--rounds 4] [--model DIR] [--write]
+
+--against runs only (a), alternating this tree's server with another checkout's
+(e.g. main), round by round, so both see the same machine load: on a shared
+machine the absolute figures move with the load, the A/B does not.
 
 --model defaults to the latest `inv train` model, else a "book" forest trained once
 into the cache. --write replaces the "## Serving (issue 3)" section of
@@ -40,7 +45,7 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +59,7 @@ from hello_kubeflow.mnist import load_mnist, scale_pixels  # noqa: E402
 from hello_kubeflow.settings import Settings, load_settings  # noqa: E402
 
 SECTION = "## Serving (issue 3)"
+AB_SECTION = "## Serving A/B against another checkout (issue 9)"
 DOCS = REPO / "docs" / "benchmarks.md"
 START_SECONDS = 120.0
 HTTP_TIMEOUT = 30.0
@@ -102,6 +108,8 @@ def main() -> None:
     parser.add_argument(
         "--write", action="store_true", help="write the table into docs/benchmarks.md"
     )
+    parser.add_argument("--against", default="", help="another checkout: A/B of (a) only")
+    parser.add_argument("--rounds", type=int, default=4, help="A/B rounds (with --against)")
     args = parser.parse_args()
 
     settings = load_settings()
@@ -110,6 +118,10 @@ def main() -> None:
     data = load_mnist(settings)
     pixels = scale_pixels(data.x_test[:IMAGES])
     bodies = [seldon_payload(pixels[i : i + 1]) for i in range(IMAGES)]
+
+    if args.against:
+        _a_b(Path(args.against).resolve(), model_dir, bodies, args)
+        return
 
     results: list[Result] = []
     with _process(
@@ -177,6 +189,62 @@ def main() -> None:
     print(table)
     if args.write:
         _write_docs(table, results, model_dir, args)
+        print(f"written to {DOCS}", file=sys.stderr)
+
+
+def _serve_tree(tree: Path, model_dir: Path) -> AbstractContextManager[int]:
+    """Target (a) run from the checkout `tree` (its package first on the path)."""
+    command = [sys.executable, "-m", "hello_kubeflow.serving", "--model", str(model_dir)]
+    return _process(
+        [*command, "--workers", "1"],
+        port_flag="--port",
+        cwd=tempfile.gettempdir(),  # neither checkout's .env
+        env={"PYTHONPATH": str(tree)},
+    )
+
+
+def _a_b(other: Path, model_dir: Path, bodies: list[bytes], args: argparse.Namespace) -> None:
+    """(a) from this tree and from `other`, alternated round by round under the same load."""
+    rows = [
+        "| round | server | p50 ms | p99 ms | requests/s | n | load average (1 min) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    by_tree: dict[str, list[Result]] = {}
+    for round_ in range(1, args.rounds + 1):
+        for label, tree in (("other", other), ("this", REPO)):
+            name = f"{tree.name} ({label})"
+            load = os.getloadavg()[0]
+            with _serve_tree(tree, model_dir) as port:
+                result = _drive(name, port, bodies, args)
+            by_tree.setdefault(name, []).append(result)
+            rows.append(
+                f"| {round_} | {name} | {result.percentile(50):.2f} | "
+                f"{result.percentile(99):.2f} | {result.rps:,.0f} | {len(result.latencies):,} | "
+                f"{load:.1f} |"
+            )
+    rows.append("")
+    for name, results in by_tree.items():
+        p50 = float(np.median([r.percentile(50) for r in results]))
+        rps = float(np.median([r.rps for r in results]))
+        rows.append(
+            f"Median of {len(results)} rounds, {name}: p50 {p50:.2f} ms, {rps:,.0f} requests/s."
+        )
+    table = "\n".join(rows)
+    print(table)
+    if args.write:
+        metadata = json.loads((model_dir / "metadata.json").read_text())
+        section = (
+            f"{AB_SECTION}\n\n"
+            f"Target (a) only, this tree's server and `{other}`'s alternated round by round, "
+            "so both see the same load on the shared machine. Same protocol as above; "
+            f"preset `{metadata.get('preset')}`, {metadata.get('n_estimators')} trees. "
+            "Under load the absolute figures of the section above (an idle machine) are "
+            "out of reach for both servers: compare the two columns, not the sections.\n\n"
+            f"Command: `MNIST_DIR=... python scripts/bench_serving.py --against {other} "
+            f"--rounds {args.rounds} --model DIR --write`\n"
+            f"Machine: {_machine()}.\nDate: {datetime.date.today().isoformat()}.\n\n" + table + "\n"
+        )
+        _replace_section(AB_SECTION, section)
         print(f"written to {DOCS}", file=sys.stderr)
 
 
@@ -393,8 +461,13 @@ def _write_docs(
         + table
         + "\n"
     )
+    _replace_section(SECTION, section)
+
+
+def _replace_section(heading: str, section: str) -> None:
+    """Put `section` in docs/benchmarks.md in place of the one under `heading` (or last)."""
     text = DOCS.read_text() if DOCS.is_file() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text)
     else:

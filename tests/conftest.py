@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,3 +36,29 @@ def mnist_mirror(mnist_dir: Path) -> Iterator[MirrorServer]:
     """A real HTTP server on 127.0.0.1 serving the MNIST files as mirrors that work or fail."""
     with MirrorServer(mnist_dir) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def preset_model(
+    mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
+    """A model artifact of a preset, trained on full MNIST as `inv train` does, once a session.
+
+    The `default` preset takes ~45 CPU seconds, `book` ~10: only slow tests use it.
+    """
+    from hello_kubeflow.mnist import load_mnist, scale_pixels
+    from hello_kubeflow.model import build_metadata, save_model, train_model
+    from hello_kubeflow.settings import Settings
+
+    made: dict[str, Path] = {}
+
+    def model_of(preset: str) -> Path:
+        if preset not in made:
+            data = load_mnist(Settings(mnist_dir=mnist_dir))
+            result = train_model(scale_pixels(data.x_train), data.y_train, preset=preset, seed=42)
+            made[preset] = save_model(
+                tmp_path_factory.mktemp(f"model-{preset}"), result, metadata=build_metadata(result)
+            )
+        return made[preset]
+
+    return model_of

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -388,12 +389,14 @@ def test_fast_form_equals_skl2onnx_conversion(
     )
 
 
-def _assert_parity(result: TrainResult, mnist: MnistData, directory: Path) -> None:
-    loaded = load_model(save_model(directory, result))
+def _assert_parity(loaded: Any, mnist: MnistData) -> None:
+    """Every test image: valid probabilities, within 1e-5 of scikit-learn, same digits."""
     x_test = scale_pixels(mnist.x_test)
     assert len(x_test) == 10_000 and loaded.fast
     fast = loaded.predict_proba(x_test)
     reference = loaded.sklearn_predict_proba(x_test)
+    assert fast.min() >= 0.0 and fast.max() <= 1.0
+    np.testing.assert_allclose(fast.sum(axis=1, dtype=np.float64), 1.0, atol=1e-6)
     assert np.abs(fast - reference).max() <= 1e-5
     np.testing.assert_array_equal(fast.argmax(axis=1), reference.argmax(axis=1))
 
@@ -403,13 +406,29 @@ def test_fast_path_matches_scikit_learn_on_all_10k_test_images(
 ) -> None:
     """Parity (issue 3) for a forest trained on a 5,000-image slice."""
     x, y = scale_pixels(mnist.x_train[:5000]), mnist.y_train[:5000]
-    _assert_parity(train_model(x, y, preset=TINY, n_estimators=12, seed=5), mnist, tmp_path)
+    result = train_model(x, y, preset=TINY, n_estimators=12, seed=5)
+    _assert_parity(load_model(save_model(tmp_path, result)), mnist)
 
 
 @pytest.mark.slow
-def test_fast_path_matches_scikit_learn_for_the_book_forest(
-    mnist: MnistData, tmp_path: Path
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_answers_valid_probabilities_matching_scikit_learn(
+    preset: str, preset_model: Callable[[str], Path], mnist: MnistData
 ) -> None:
-    """Parity for a real-size forest: the book preset, 30 trees on 35,000 images."""
-    result = train_model(scale_pixels(mnist.x_train), mnist.y_train, preset="book", seed=42)
-    _assert_parity(result, mnist, tmp_path)
+    """Issue 9: the book forest's 30 float32 leaf weights summed to 1.0000004."""
+    _assert_parity(load_model(preset_model(preset)), mnist)
+
+
+def test_summed_float32_weights_become_probabilities() -> None:
+    """Thirty float32 weights of 1/30 sum to more than 1; the fast path's rows do not."""
+    from hello_kubeflow.fastpath import as_probabilities
+
+    summed = np.zeros((2, 10), np.float32)
+    for _ in range(30):
+        summed[0, 3] += np.float32(1 / 30)
+    summed[1, :] = np.float32(0.1)
+    assert summed[0, 3] > 1.0
+    rows = as_probabilities(summed.copy())
+    assert rows.dtype == np.float32
+    assert rows[0, 3] == 1.0 and rows.max() <= 1.0 and rows.min() >= 0.0
+    np.testing.assert_allclose(rows[1], 0.1, atol=1e-7)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +225,21 @@ def test_inv_query_exits_non_zero_on_a_failed_sanity_check(digit_png: Path) -> N
     assert completed.returncode == 1
     assert "sanity check failed" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", ["seldon", "v2"])
+def test_a_book_preset_server_passes_the_sanity_check_for_every_test_image(
+    preset_model: Callable[[str], Path], mnist_dir: Path, protocol: str
+) -> None:
+    """Issue 9: the book forest answered 1.0000004 for a fifth of the images; `inv query
+    --index 0` then failed its own sanity check."""
+    from hello_kubeflow.serving.server import running_server
+
+    with running_server(Settings(serve_port=0), preset_model("book")) as server:
+        settings = _settings(server.url, mnist_dir=mnist_dir, query_timeout=30.0)
+        first = query_digit(settings, index=0, protocol=protocol)
+        every = query_accuracy(settings, count=10_000, protocol=protocol)
+    assert first.sanity.startswith("ok") and first.prediction == first.label == 7
+    assert every.count == 10_000 and every.sanity.startswith("ok")
+    assert every.accuracy > 0.95

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
@@ -339,12 +340,209 @@ def test_oversized_chunked_body_is_413_while_reading(
     )
     response = connection.getresponse()
     assert response.status == 413
+    assert response.getheader("connection") == "close"
     assert json.loads(response.read())["status"]["code"] == 413
     connection.close()
     _assert_healthy(server, images)
+
+
+def _raw_request(server: RunningServer, head: str, body: bytes = b"") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(head.encode("ascii") + body)
+    return sock
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (10 s at most)."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+@pytest.mark.parametrize("expect", ["", "Expect: 100-continue\r\n"])
+def test_declared_oversize_is_413_before_the_body_and_closes_the_connection(
+    server: RunningServer, images: tuple[np.ndarray, np.ndarray], expect: str
+) -> None:
+    """No byte of the body is sent: the 413 (not "100 Continue") comes, then the close."""
+    head = (
+        "POST /api/v1.0/predictions HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {LIMIT + 1}\r\n{expect}\r\n"
+    )
+    with _raw_request(server, head) as sock:
+        answer = _read_until_closed(sock)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 413 Request Entity Too Large"
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    assert b"connection: close" in headers.lower()
+    assert b"100 Continue" not in answer
+    assert json.loads(body)["status"]["code"] == 413
+    _assert_healthy(server, images)
+
+
+def test_expect_100_continue_within_the_limit_gets_100_continue_then_the_answer(
+    server: RunningServer, images: tuple[np.ndarray, np.ndarray]
+) -> None:
+    body = _seldon(images[0][:1].tolist())
+    head = (
+        "POST /api/v1.0/predictions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Expect: 100-continue\r\n\r\n"
+    )
+    with _raw_request(server, head) as sock:
+        assert sock.recv(25) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        answer = _read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 200 OK")
 
 
 def test_wrong_method_is_405_in_seldon_form(server: RunningServer) -> None:
     status, answer = call(server.url + "/api/v1.0/predictions")
     assert status == 405
     assert answer["status"]["status"] == "FAILURE"
+
+
+# ---- issue 9: no 500 on odd input, booleans refused, protocol gaps against the wrapper
+
+ODD_V2 = [
+    ({"name": "input", "shape": [1, 784], "datatype": {}, "data": []}, "got {}"),
+    ({"name": "input", "shape": [1, 784], "datatype": ["FP32"], "data": []}, 'got ["FP32"]'),
+    ({"name": "input", "shape": [1] * 65 + [784], "datatype": "FP32", "data": ROW}, "66 dim"),
+    ({"name": "input", "shape": [1, 1, 784], "datatype": "FP32", "data": ROW}, "3 dim"),
+    ({"name": "input", "shape": [0, 2**62], "datatype": "FP32", "data": []}, "numpy can"),
+    ({"name": "input", "shape": [1, 784], "datatype": "FP32", "data": [True, *ROW[1:]]}, "true"),
+]
+
+
+@pytest.mark.parametrize(("tensor", "complaint"), ODD_V2, ids=[c for _, c in ODD_V2])
+def test_odd_v2_tensors_are_400_not_500(
+    server: RunningServer, images: tuple[np.ndarray, np.ndarray], tensor: object, complaint: str
+) -> None:
+    body = json.dumps({"inputs": [tensor]}).encode()
+    status, answer = call(server.url + "/v2/models/mnist-classifier/infer", body)
+    assert status == 400, answer
+    assert complaint in answer["error"]
+    _assert_healthy(server, images)
+
+
+ODD_SELDON = [
+    ({"data": {"tensor": {"shape": [1] * 65 + [784], "values": ROW}}}, "66 dimension(s)"),
+    ({"data": {"tensor": {"shape": [784], "values": ROW}}}, "1 dimension(s)"),
+    ({"data": {"ndarray": [[True, *ROW[1:]]]}}, "data.ndarray[0][0] is true (a boolean)"),
+    ({"data": {"ndarray": [ROW, [*ROW[:5], False, *ROW[6:]]]}}, "data.ndarray[1][5] is false"),
+    ({"data": {"tensor": {"shape": [1, 784], "values": [*ROW[:9], True, *ROW[10:]]}}}, "[9] is"),
+    ({"jsonData": [[*ROW[:-1], True]]}, "jsonData[0][783] is true"),
+    ({"jsonData": {"ndarray": [ROW]}}, "jsonData must be a list of rows"),
+    ({"data": {"ndarray": [ROW]}, "meta": {"requestPath": ["model"]}}, "requestPath"),
+]
+
+
+@pytest.mark.parametrize(("message", "complaint"), ODD_SELDON, ids=[c for _, c in ODD_SELDON])
+def test_odd_seldon_messages_are_400_saying_why(
+    server: RunningServer, images: tuple[np.ndarray, np.ndarray], message: object, complaint: str
+) -> None:
+    status, answer = call(server.url + "/api/v1.0/predictions", json.dumps(message).encode())
+    assert status == 400, answer
+    assert complaint in answer["status"]["info"]
+    _assert_healthy(server, images)
+
+
+def test_true_outside_the_pixels_is_no_boolean_among_them(
+    server: RunningServer, images: tuple[np.ndarray, np.ndarray]
+) -> None:
+    request = {"data": {"ndarray": images[0][:1].tolist()}, "meta": {"tags": {"ok": True}}}
+    status, answer = call(server.url + "/api/v1.0/predictions", json.dumps(request).encode())
+    assert status == 200
+    assert answer["meta"]["tags"] == {"ok": True}
+
+
+def test_json_data_rows_get_a_tensor_answer_as_the_wrapper_gives(
+    server: RunningServer, images: tuple[np.ndarray, np.ndarray], model_dir: Path
+) -> None:
+    pixels = images[0][:2]
+    request = json.dumps({"jsonData": pixels.tolist()}).encode()
+    status, answer = call(server.url + "/api/v1.0/predictions", request)
+    assert status == 200
+    assert answer["data"]["names"] == NAMES
+    assert answer["data"]["tensor"]["shape"] == [2, 10]
+    expected = load_model(model_dir).predict_proba(pixels).ravel()
+    np.testing.assert_allclose(answer["data"]["tensor"]["values"], expected, atol=1e-6)
+
+
+def test_request_path_is_echoed(
+    server: RunningServer, images: tuple[np.ndarray, np.ndarray]
+) -> None:
+    request = {"data": {"ndarray": images[0][:1].tolist()}, "meta": {"requestPath": {"a": "b:1"}}}
+    status, answer = call(server.url + "/api/v1.0/predictions", json.dumps(request).encode())
+    assert status == 200
+    assert answer["meta"]["requestPath"] == {"a": "b:1"}
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["Application/X-WWW-Form-Urlencoded", "APPLICATION/X-WWW-FORM-URLENCODED; charset=UTF-8"],
+)
+def test_media_types_are_compared_case_insensitively(
+    server: RunningServer, images: tuple[np.ndarray, np.ndarray], content_type: str
+) -> None:
+    form = urlencode({"json": _seldon(images[0][:1].tolist()).decode()}).encode()
+    status, answer = call(server.url + "/predict", form, headers={"Content-Type": content_type})
+    assert status == 200, answer
+    multipart = {"Content-Type": "Multipart/Form-Data; boundary=x"}
+    status, answer = call(server.url + "/predict", b"--x--", headers=multipart)
+    assert status == 415
+
+
+def test_health_status_under_the_api_path(server: RunningServer) -> None:
+    assert call(server.url + "/api/v1.0/health/status") == (
+        200,
+        {"strData": "healthy", "meta": {}},
+    )
+
+
+FEEDBACK = [
+    ("/api/v1.0/feedback", {"reward": 1}, {"data": {"tensor": {"shape": [0]}}, "meta": {}}),
+    (
+        "/api/v0.1/feedback",
+        {"request": {"data": {"ndarray": [ROW]}, "meta": {"puid": "p7"}}, "reward": 0.5},
+        {"data": {"ndarray": []}, "meta": {"puid": "p7"}},
+    ),
+    ("/send-feedback", {"truth": {"data": {"ndarray": [[7]]}}}, None),
+]
+
+
+def test_feedback_is_accepted_answered_as_the_wrapper_does_and_counted(
+    model_dir: Path, images: tuple[np.ndarray, np.ndarray]
+) -> None:
+    with running_server(Settings(serve_port=0), model_dir) as fresh:
+        for path, message, expected in FEEDBACK:
+            status, answer = call(fresh.url + path, json.dumps(message).encode())
+            assert status == 200, answer
+            if expected is not None:
+                assert answer == expected
+        form = urlencode({"json": json.dumps({"reward": 2})}).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        assert call(fresh.url + "/send-feedback", form, headers=headers)[0] == 200
+        status, metrics = call(fresh.url + "/metrics")
+    assert status == 200
+    assert 'seldon_api_model_feedback_total{method="feedback"} 3' in metrics
+    assert 'seldon_api_model_feedback_reward_total{method="feedback"} 3.5' in metrics
+    assert "hello_kubeflow_feedback_received_total 4" in metrics
+
+
+BAD_FEEDBACK = [
+    ({"bogus": 1}, "unknown field(s) bogus"),
+    ({"request": {"bogus": 1}}, "feedback request has unknown field(s) bogus"),
+    ({"request": {"data": {"ndarray": "x"}}}, "ndarray must be a list"),
+    ({"reward": "x"}, "reward must be a finite number"),
+    ([1], "must be a JSON object"),
+]
+
+
+@pytest.mark.parametrize(("message", "complaint"), BAD_FEEDBACK, ids=[c for _, c in BAD_FEEDBACK])
+def test_bad_feedback_is_400_saying_why(
+    server: RunningServer, message: object, complaint: str
+) -> None:
+    status, answer = call(server.url + "/api/v1.0/feedback", json.dumps(message).encode())
+    assert status == 400
+    assert complaint in answer["status"]["info"]

@@ -7,8 +7,12 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
 
 import numpy as np
 import pytest
@@ -16,7 +20,7 @@ from serving_support import call, free_port, make_tiny_model, mnist_test_pixels
 
 from hello_kubeflow.answers import check_answer
 from hello_kubeflow.errors import ModelError
-from hello_kubeflow.model import load_model
+from hello_kubeflow.model import PRESETS, load_model
 from hello_kubeflow.serving.features import BadInput
 from hello_kubeflow.serving.seldon_model import MnistClassifier
 from hello_kubeflow.serving.server import running_server
@@ -39,6 +43,11 @@ def pixels(mnist_dir: Path) -> np.ndarray:
     return mnist_test_pixels(mnist_dir)[0][:3]
 
 
+@pytest.fixture(scope="module")
+def five(mnist_dir: Path) -> np.ndarray:
+    return mnist_test_pixels(mnist_dir)[0][:5]
+
+
 def test_predict_gives_the_models_probabilities(model_dir: Path, pixels: np.ndarray) -> None:
     classifier = MnistClassifier(str(model_dir))
     answer = classifier.predict(pixels.astype(np.float64), [])
@@ -50,6 +59,19 @@ def test_predict_gives_the_models_probabilities(model_dir: Path, pixels: np.ndar
 def test_bad_input_outside_the_wrapper_is_bad_input(model_dir: Path) -> None:
     with pytest.raises(BadInput, match="look like raw 0-255 pixels"):
         MnistClassifier(str(model_dir)).predict(np.full((1, 784), 255.0), [])
+
+
+def test_names_must_be_none_or_784_as_our_server_wants(model_dir: Path, pixels: np.ndarray) -> None:
+    classifier = MnistClassifier(str(model_dir))
+    assert classifier.predict(pixels, [f"X{i}" for i in range(1, 785)]).shape == (3, 10)
+    with pytest.raises(BadInput, match=r"data\.names has 1 names for 784 features"):
+        classifier.predict(pixels, ["a"])
+
+
+def test_json_data_rows_with_a_boolean_are_refused(model_dir: Path) -> None:
+    """jsonData reaches the class as the client sent it: a boolean is still visible."""
+    with pytest.raises(BadInput, match=r"data\[0\]\[1\] is true \(a boolean\)"):
+        MnistClassifier(str(model_dir)).predict([[0.5, True, *[0.5] * 782]], [])
 
 
 def test_metadata_and_health(model_dir: Path) -> None:
@@ -80,12 +102,16 @@ def test_no_model_dir_says_how_to_give_one(monkeypatch: pytest.MonkeyPatch, tmp_
 
 @pytest.fixture(scope="session")
 def seldon_venv() -> Path:
-    """The venv `scripts/seldon_venv.sh` makes (cached); skip when it cannot be made."""
+    """The venv `scripts/seldon_venv.sh` makes (cached); skip when it cannot be made.
+
+    `HK_TEST_SELDON_VENV` puts it elsewhere than the script's default (the cache).
+    """
     import sklearn
 
+    where = [os.environ["HK_TEST_SELDON_VENV"]] if os.environ.get("HK_TEST_SELDON_VENV") else []
     try:
         made = subprocess.run(
-            ["bash", str(VENV_SCRIPT)],
+            ["bash", str(VENV_SCRIPT), *where],
             env={**os.environ, "SKLEARN_VERSION": sklearn.__version__},
             capture_output=True,
             text=True,
@@ -99,13 +125,11 @@ def seldon_venv() -> Path:
     return Path(made.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module")
-def wrapper_url(
-    seldon_venv: Path, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+@contextmanager
+def _wrapper(seldon_venv: Path, model_dir: Path, log_dir: Path) -> Iterator[str]:
     """`seldon-core-microservice` serving our class, exactly as a cluster image runs it."""
     port, metrics = free_port(), free_port()
-    log = tmp_path_factory.mktemp("wrapper") / "wrapper.log"
+    log = log_dir / "wrapper.log"
     with log.open("w") as sink:
         process = subprocess.Popen(
             [
@@ -156,6 +180,20 @@ def wrapper_url(
             process.wait()
 
 
+@pytest.fixture(scope="module")
+def wrapper_url(
+    seldon_venv: Path, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with _wrapper(seldon_venv, model_dir, tmp_path_factory.mktemp("wrapper")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def our_url(model_dir: Path) -> Iterator[str]:
+    with running_server(Settings(serve_port=0), model_dir) as ours:
+        yield ours.url
+
+
 def _request(pixels: np.ndarray, kind: str = "ndarray") -> bytes:
     if kind == "tensor":
         data = {"tensor": {"shape": list(pixels.shape), "values": pixels.ravel().tolist()}}
@@ -164,23 +202,249 @@ def _request(pixels: np.ndarray, kind: str = "ndarray") -> bytes:
     return json.dumps({"data": data}).encode()
 
 
+# ---- differential: the same requests to the wrapper running our class and to our server
+
+FEATURES = [f"X{i}" for i in range(1, 785)]
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+SAME = "same"
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request, sent alike to both servers, and how their answers must compare.
+
+    `difference` is SAME, or says why we answer otherwise on purpose; then
+    `theirs` and `ours` are the two status codes.
+    """
+
+    name: str
+    path: str
+    message: Callable[[np.ndarray], Any]  # the message, given five MNIST test images
+    form: bool = False
+    query: bool = False
+    difference: str = SAME
+    theirs: int = 0
+    ours: int = 0
+
+
+def _rows(pixels: np.ndarray, n: int) -> list[list[float]]:
+    return pixels[:n].tolist()
+
+
+def _tensor(pixels: np.ndarray, n: int) -> dict[str, Any]:
+    return {"shape": [n, 784], "values": pixels[:n].ravel().tolist()}
+
+
+ROW = [0.5] * 784
+P = "/api/v1.0/predictions"
+
+
+def _exchanges() -> list[Exchange]:
+    return [
+        Exchange("ndarray, one row", P, lambda p: {"data": {"ndarray": _rows(p, 1)}}),
+        Exchange("ndarray, five rows", P, lambda p: {"data": {"ndarray": _rows(p, 5)}}),
+        Exchange("tensor, one row", P, lambda p: {"data": {"tensor": _tensor(p, 1)}}),
+        Exchange("tensor, five rows", P, lambda p: {"data": {"tensor": _tensor(p, 5)}}),
+        Exchange("names", P, lambda p: {"data": {"names": FEATURES, "ndarray": _rows(p, 2)}}),
+        Exchange("jsonData, one row", P, lambda p: {"jsonData": _rows(p, 1)}),
+        Exchange("jsonData, five rows", P, lambda p: {"jsonData": _rows(p, 5)}),
+        Exchange("API v0.1", "/api/v0.1/predictions", lambda p: {"data": {"ndarray": _rows(p, 2)}}),
+        Exchange("/predict", "/predict", lambda p: {"data": {"tensor": _tensor(p, 2)}}),
+        Exchange("form json=", "/predict", lambda p: {"data": {"ndarray": _rows(p, 2)}}, form=True),
+        Exchange("form json=, v1.0", P, lambda p: {"data": {"tensor": _tensor(p, 1)}}, form=True),
+        # gunicorn refuses request lines over 4094 bytes: a blank image, written compactly.
+        Exchange(
+            "GET ?json=", "/predict", lambda p: {"data": {"ndarray": [[0] * 784]}}, query=True
+        ),
+        Exchange(
+            "puid and tags",
+            P,
+            lambda p: {"data": {"ndarray": _rows(p, 1)}, "meta": {"puid": "p-1", "tags": {"a": 1}}},
+        ),
+        Exchange(
+            "requestPath",
+            P,
+            lambda p: {"data": {"ndarray": _rows(p, 1)}, "meta": {"requestPath": {"m": "i:1"}}},
+        ),
+        Exchange(
+            "names, wrong count", P, lambda p: {"data": {"names": ["a"], "ndarray": _rows(p, 1)}}
+        ),
+        Exchange("0-255 pixels", P, lambda p: {"data": {"ndarray": [[255.0] * 784]}}),
+        Exchange("783 values", P, lambda p: {"data": {"ndarray": [ROW[:783]]}}),
+        Exchange("a row of booleans", P, lambda p: {"data": {"ndarray": [[True] * 784]}}),
+        Exchange("jsonData object", P, lambda p: {"jsonData": {"x": 1}}),
+        Exchange("strData", P, lambda p: {"strData": "seven"}),
+        Exchange("feedback, reward", "/api/v1.0/feedback", lambda p: {"reward": 1}),
+        Exchange(
+            "feedback, ndarray request and puid",
+            "/api/v0.1/feedback",
+            lambda p: {
+                "request": {"data": {"ndarray": _rows(p, 1)}, "meta": {"puid": "p-2"}},
+                "response": {"data": {"ndarray": [[0.1] * 10]}},
+                "reward": 0.5,
+                "truth": {"data": {"ndarray": [[7]]}},
+            },
+        ),
+        Exchange("send-feedback form", "/send-feedback", lambda p: {"reward": 2}, form=True),
+        Exchange("feedback, unknown field", "/api/v1.0/feedback", lambda p: {"bogus": 1}),
+        Exchange(
+            "feedback, unknown field in request",
+            "/api/v1.0/feedback",
+            lambda p: {"request": {"bogus": 1}},
+        ),
+        # Deliberate differences: a 400 saying why where the wrapper crashes with a 500...
+        Exchange(
+            "tensor of 66 dimensions",
+            P,
+            lambda p: {"data": {"tensor": {"shape": [1] * 65 + [784], "values": ROW}}},
+            difference="the wrapper's numpy reshape raises, a 500; we say the shape is not 2-D",
+            theirs=500,
+            ours=400,
+        ),
+        Exchange(
+            "meta that is a list",
+            P,
+            lambda p: {"data": {"ndarray": _rows(p, 1)}, "meta": []},
+            difference="the wrapper calls .get on it, a 500; we say meta must be an object",
+            theirs=500,
+            ours=400,
+        ),
+        Exchange(
+            "requestPath that is a list",
+            P,
+            lambda p: {"data": {"ndarray": _rows(p, 1)}, "meta": {"requestPath": ["m"]}},
+            difference="the wrapper merges it as a mapping, a 500; we say it must be an object",
+            theirs=500,
+            ours=400,
+        ),
+        # ... and a 400 where the wrapper cannot see the problem.
+        Exchange(
+            "a boolean among numbers",
+            P,
+            lambda p: {"data": {"ndarray": [[True, *ROW[1:]]]}},
+            difference="the wrapper's np.array turns true into 1.0 before our class sees it",
+            theirs=200,
+            ours=400,
+        ),
+        Exchange(
+            "feedback reward as a string",
+            "/api/v1.0/feedback",
+            lambda p: {"reward": "1.5"},
+            difference="protobuf's JSON parser takes numeric strings; we want a number",
+            theirs=200,
+            ours=400,
+        ),
+    ]
+
+
+EXCHANGES = _exchanges()
+
+
+def _send(base: str, exchange: Exchange, pixels: np.ndarray) -> tuple[int, Any]:
+    message = json.dumps(exchange.message(pixels), separators=(",", ":"))
+    if exchange.query:
+        return call(f"{base}{exchange.path}?json={quote(message, safe='[],:')}")
+    if exchange.form:
+        return call(base + exchange.path, urlencode({"json": message}).encode(), headers=FORM)
+    return call(base + exchange.path, message.encode())
+
+
+def _structure(value: Any) -> Any:
+    """A JSON value with every number and string replaced by its kind: its shape."""
+    if isinstance(value, dict):
+        return {key: _structure(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_structure(item) for item in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    return "number" if isinstance(value, int | float) else "string"
+
+
+def _numbers(value: Any) -> list[float]:
+    if isinstance(value, dict):
+        return [n for key in sorted(value) for n in _numbers(value[key])]
+    if isinstance(value, list):
+        return [n for item in value for n in _numbers(item)]
+    return [float(value)] if isinstance(value, int | float) and not isinstance(value, bool) else []
+
+
+def _assert_same_answer(theirs: Any, ours: Any, status: int) -> None:
+    if status >= 400:
+        # The wrapper's error has code -1 and status 1 (flask_utils.py,
+        # SeldonMicroserviceException.to_dict); ours the HTTP code and "FAILURE", the
+        # name proto/prediction.proto gives 1, as the executor answers. Same fields.
+        assert set(theirs) == set(ours) == {"status"}
+        assert set(theirs["status"]) == set(ours["status"])
+        assert (theirs["status"]["code"], theirs["status"]["status"]) == (-1, 1)
+        assert (ours["status"]["code"], ours["status"]["status"]) == (status, "FAILURE")
+        assert theirs["status"]["reason"] == ours["status"]["reason"]
+        return
+    # Our meta always has a puid (made when none was sent), tags and routing; the
+    # wrapper's only what is not empty (utils.py, construct_response_json).
+    their_meta, our_meta = theirs.pop("meta"), ours.pop("meta")
+    assert set(our_meta) - set(their_meta) <= {"puid", "tags", "routing"}
+    assert {key: our_meta[key] for key in their_meta} == their_meta
+    assert _structure(theirs) == _structure(ours)
+    np.testing.assert_allclose(_numbers(ours), _numbers(theirs), atol=1e-5)
+    if "data" in theirs and "names" in theirs["data"]:
+        assert theirs["data"]["names"] == ours["data"]["names"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["ndarray", "tensor"])
-def test_real_wrapper_serves_our_class_with_the_same_answers_as_our_server(
-    wrapper_url: str, model_dir: Path, pixels: np.ndarray, kind: str
+@pytest.mark.parametrize("exchange", EXCHANGES, ids=[e.name for e in EXCHANGES])
+def test_wrapper_and_our_server_answer_alike(
+    wrapper_url: str, our_url: str, five: np.ndarray, exchange: Exchange
 ) -> None:
-    status, theirs = call(wrapper_url + "/api/v1.0/predictions", _request(pixels, kind))
-    assert status == 200, theirs
-    check_answer(theirs, "seldon", rows=len(pixels))
-    with running_server(Settings(serve_port=0), model_dir) as ours:
-        _, mine = call(ours.url + "/api/v1.0/predictions", _request(pixels, kind))
-    assert theirs["data"]["names"] == mine["data"]["names"]
-    assert kind in theirs["data"]
-    np.testing.assert_allclose(
-        np.asarray(theirs["data"][kind]["values"] if kind == "tensor" else theirs["data"][kind]),
-        np.asarray(mine["data"][kind]["values"] if kind == "tensor" else mine["data"][kind]),
-        atol=1e-6,
+    """Same status, same JSON structure, numbers within 1e-5; differences are stated."""
+    their_status, theirs = _send(wrapper_url, exchange, five)
+    our_status, ours = _send(our_url, exchange, five)
+    if exchange.difference != SAME:
+        assert (their_status, our_status) == (exchange.theirs, exchange.ours), (theirs, ours)
+        assert ours["status"]["reason"] == "MICROSERVICE_BAD_DATA"
+        return
+    assert their_status == our_status, (theirs, ours)
+    _assert_same_answer(theirs, ours, our_status)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["/health/status", "/api/v1.0/health/status"])
+def test_wrapper_and_our_server_report_health_alike(
+    wrapper_url: str, our_url: str, path: str
+) -> None:
+    assert (
+        call(wrapper_url + path)
+        == call(our_url + path)
+        == (
+            200,
+            {"strData": "healthy", "meta": {}},
+        )
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_under_the_wrapper_answers_valid_probabilities_for_every_test_image(
+    seldon_venv: Path,
+    preset_model: Callable[[str], Path],
+    mnist_dir: Path,
+    tmp_path: Path,
+    preset: str,
+) -> None:
+    """Issue 9: through the wrapper too, 30 summed float32 weights (book) no longer pass 1."""
+    from hello_kubeflow.mnist import load_mnist, scale_pixels
+
+    model_dir = preset_model(preset)
+    x_test = scale_pixels(load_mnist(Settings(mnist_dir=mnist_dir)).x_test)
+    reference = load_model(model_dir).sklearn_predict_proba(x_test)
+    with _wrapper(seldon_venv, model_dir, tmp_path) as url:
+        for start in range(0, len(x_test), 500):
+            batch = x_test[start : start + 500]
+            status, answer = call(url + P, _request(batch, "tensor"))
+            assert status == 200, answer
+            check_answer(answer, "seldon", rows=len(batch))  # the query's sanity check
+            values = np.reshape(answer["data"]["tensor"]["values"], (len(batch), 10))
+            assert values.min() >= 0.0 and values.max() <= 1.0
+            np.testing.assert_allclose(values, reference[start : start + 500], atol=1e-5)
 
 
 @pytest.mark.slow

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from serving_support import call, free_port, make_tiny_model
 
 from hello_kubeflow.errors import ModelError, ServingError
-from hello_kubeflow.serving.server import bind_socket, resolve_model_dir, running_server
+from hello_kubeflow.serving.server import (
+    RunningServer,
+    bind_socket,
+    resolve_model_dir,
+    running_server,
+)
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,3 +163,97 @@ def call_refused(url: str) -> bool:
     except OSError:
         return True
     return False
+
+
+# ---- slow clients (issue 9): a request must arrive within HK_REQUEST_TIMEOUT
+
+REQUEST_SECONDS = 1.0
+SOCKET_SECONDS = 10.0  # far above the deadline: a held connection fails the test
+HEAD = "POST /api/v1.0/predictions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+
+@pytest.fixture(scope="module")
+def strict_server(model_dir: Path) -> Iterator[RunningServer]:
+    settings = Settings(serve_port=0, request_timeout=REQUEST_SECONDS)
+    with running_server(settings, model_dir) as running:
+        yield running
+
+
+def _connect(server: RunningServer) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=SOCKET_SECONDS)
+
+
+def _until_closed(sock: socket.socket) -> bytes:
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def _assert_timed_out(answer: bytes) -> None:
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer[:100]
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"connection: close" in head
+    assert "HK_REQUEST_TIMEOUT" in json.loads(body)["status"]["info"]
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b"",  # connects and says nothing
+        HEAD.encode(),  # headers never finished
+        (HEAD + "Content-Length: 1000\r\n\r\n" + '{"data": {"ndarray": [[0.5').encode(),  # body
+    ],
+    ids=["nothing", "half the headers", "half the body"],
+)
+def test_a_stalled_client_gets_408_and_is_disconnected(
+    strict_server: RunningServer, sent: bytes
+) -> None:
+    with _connect(strict_server) as sock:
+        sock.sendall(sent)
+        _assert_timed_out(_until_closed(sock))
+    assert call(strict_server.url + "/health/ping") == (200, "pong")
+
+
+def test_a_client_sending_a_byte_at_a_time_is_cut_off(strict_server: RunningServer) -> None:
+    """Slowloris: each byte comes in time for any per-read timeout, the request never does."""
+    with _connect(strict_server) as sock:
+        for byte in (HEAD * 10).encode():
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                break
+            if select.select([sock], [], [], 0.05)[0]:
+                break
+        _assert_timed_out(_until_closed(sock))
+
+
+def test_many_slow_clients_are_all_disconnected_and_the_server_keeps_serving(
+    strict_server: RunningServer,
+) -> None:
+    sockets = [_connect(strict_server) for _ in range(100)]
+    try:
+        for sock in sockets:
+            sock.sendall(HEAD.encode())
+        assert call(strict_server.url + "/health/ping") == (200, "pong")
+        for sock in sockets:
+            _assert_timed_out(_until_closed(sock))
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_keep_alive_requests_with_idle_time_between_them_are_not_cut_off(
+    strict_server: RunningServer,
+) -> None:
+    """The deadline runs from a request's first byte, not from the connection's start."""
+    connection = http.client.HTTPConnection("127.0.0.1", strict_server.port, timeout=10)
+    try:
+        for _ in range(3):
+            connection.request("GET", "/health/status")
+            response = connection.getresponse()
+            assert response.status == 200
+            response.read()
+            time.sleep(REQUEST_SECONDS * 0.7)
+    finally:
+        connection.close()

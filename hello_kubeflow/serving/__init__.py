@@ -5,9 +5,11 @@ Modules, each small and by concern:
 - `features`: validate a batch of images (numpy only; shared with `seldon_model`).
 - `describe`: what the server says about its model (Seldon and V2 metadata).
 - `protocol`: parse request bodies (JSON, form-encoded `json=`) of both protocols.
+- `feedback`: Seldon feedback, validated as the wrapper's protos are, and counted.
 - `responses`: encode answers and error bodies (orjson).
 - `app`: the Starlette application and its routes.
 - `openapi`: the OpenAPI 3 description served at `/openapi.json`.
+- `deadlines`: uvicorn's protocol with a deadline for each request to arrive (slow clients).
 - `server`: run the app under uvicorn (`run_server`), or in a thread (`running_server`).
 - `seldon_model`: `MnistClassifier`, the same model for `seldon-core-microservice`.
 

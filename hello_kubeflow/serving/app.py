@@ -7,6 +7,12 @@ for reading its body (bounded by `max_body_bytes`), one orjson decode, a vectori
 validation, the model, and one orjson encode. Small requests run on the event loop
 (a thread hop would cost more than the model); large batches run in a worker thread
 so health checks keep answering meanwhile.
+
+A body declared over the limit is refused before a byte of it is read (so a client
+that sent `Expect: 100-continue` gets the 413 instead of "100 Continue"), and every
+413 closes the connection: the rest of that body is never read. Where the Seldon
+Core 1.17.1 wrapper is the reference, the file is cited (SeldonIO/seldon-core, tag
+v1.17.1, under `python/seldon_core/`).
 """
 
 from __future__ import annotations
@@ -21,19 +27,26 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive
 
 from hello_kubeflow import __version__
 from hello_kubeflow.errors import ServingError
 from hello_kubeflow.serving.describe import ModelCard, ServableModel
 from hello_kubeflow.serving.features import N_CLASSES, N_FEATURES, BadInput
+from hello_kubeflow.serving.feedback import FeedbackCounter, parse_feedback
 from hello_kubeflow.serving.openapi import openapi_document
-from hello_kubeflow.serving.protocol import decode_json, parse_seldon, parse_v2, seldon_message
+from hello_kubeflow.serving.protocol import (
+    decode_json,
+    may_hold_booleans,
+    parse_seldon,
+    parse_v2,
+    seldon_text,
+)
 from hello_kubeflow.serving.responses import (
     INTERNAL_ERROR,
     json_bytes,
     new_puid,
     seldon_error,
+    seldon_feedback,
     seldon_prediction,
     v2_error,
     v2_prediction,
@@ -42,9 +55,10 @@ from hello_kubeflow.serving.responses import (
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
+PROMETHEUS = "text/plain; version=0.0.4"
 INLINE_BODY_BYTES = 64 * 1024  # ~20 images: cheaper on the loop than a thread hop
-DRAIN_FACTOR = 4  # read (and drop) up to 4x the limit so the client sees our 413
 HEALTHY = b'{"strData":"healthy","meta":{}}'
+CLOSE = {"connection": "close"}
 
 
 class _Service:
@@ -62,7 +76,8 @@ class _Service:
             {"name": "hello-kubeflow", "version": __version__, "extensions": []}
         )
         self.v2_model_ready = json_bytes({"name": model_name, "ready": True})
-        self.openapi = json_bytes(openapi_document(model_name))
+        self.openapi = json_bytes(openapi_document(model_name, max_body_bytes))
+        self.feedback = FeedbackCounter()
 
     def check_model(self) -> None:
         """One prediction on a blank image: warms the runtime up and proves the shapes.
@@ -82,17 +97,24 @@ class _Service:
         return np.asarray(self.model.predict_proba(features), dtype=np.float32)
 
     def seldon_answer(self, body: bytes, content_type: str, query_json: str | None) -> bytes:
-        request = parse_seldon(seldon_message(body, content_type, query_json))
+        text = seldon_text(body, content_type, query_json)
+        request = parse_seldon(decode_json(text), booleans_possible=may_hold_booleans(text))
         return seldon_prediction(
             self.probabilities(request.features),
             kind=request.kind,
             class_names=self.class_names,
             puid=request.puid or new_puid(),
             tags=request.tags,
+            request_path=request.request_path,
         )
 
+    def feedback_answer(self, body: bytes, content_type: str, query_json: str | None) -> bytes:
+        feedback = parse_feedback(decode_json(seldon_text(body, content_type, query_json)))
+        self.feedback.add(feedback.reward)
+        return seldon_feedback(feedback.kind, feedback.puid)
+
     def v2_answer(self, body: bytes) -> bytes:
-        request = parse_v2(decode_json(body))
+        request = parse_v2(decode_json(body), booleans_possible=may_hold_booleans(body))
         return v2_prediction(
             self.probabilities(request.features),
             model_name=self.card.name,
@@ -127,12 +149,24 @@ def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) ->
             else:
                 answer = await run_in_threadpool(service.seldon_answer, *args)
         except BadInput as exc:
-            return _json(seldon_error(exc.message, exc.status), exc.status)
+            return _refusal(seldon_error(exc.message, exc.status), exc.status)
         except Exception:
             logger.exception("prediction failed")
             message = "the model failed on this request; see the server log"
             return _json(seldon_error(message, 500, INTERNAL_ERROR), 500)
         return _json(answer)
+
+    async def seldon_feedback(request: Request) -> Response:
+        try:
+            body = await _read_body(request, service.max_body_bytes)
+            args = (body, request.headers.get("content-type", ""), request.query_params.get("json"))
+            answer = service.feedback_answer(*args)
+        except BadInput as exc:
+            return _refusal(seldon_error(exc.message, exc.status), exc.status)
+        return _json(answer)
+
+    async def metrics(request: Request) -> Response:
+        return Response(service.feedback.prometheus(), media_type=PROMETHEUS)
 
     async def v2_infer(request: Request) -> Response:
         missing = _unknown_model(request, service.card.name)
@@ -145,7 +179,7 @@ def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) ->
             else:
                 answer = await run_in_threadpool(service.v2_answer, body)
         except BadInput as exc:
-            return _json(v2_error(exc.message), exc.status)
+            return _refusal(v2_error(exc.message), exc.status)
         except Exception:
             logger.exception("inference failed")
             return _json(v2_error("the model failed on this request; see the server log"), 500)
@@ -169,8 +203,13 @@ def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) ->
         Route("/api/v1.0/predictions", seldon_predict, methods=["POST"]),
         Route("/api/v0.1/predictions", seldon_predict, methods=["POST"]),
         Route("/predict", seldon_predict, methods=["GET", "POST"]),
+        Route("/api/v1.0/feedback", seldon_feedback, methods=["POST"]),
+        Route("/api/v0.1/feedback", seldon_feedback, methods=["POST"]),
+        Route("/send-feedback", seldon_feedback, methods=["GET", "POST"]),
         Route("/health/ping", _fixed(b"pong", "text/plain")),
         Route("/health/status", health_status),
+        Route("/api/v1.0/health/status", health_status),
+        Route("/metrics", metrics),
         Route("/api/v1.0/metadata", _fixed(service.seldon_metadata)),
         Route("/metadata", _fixed(service.seldon_metadata)),
         Route("/v2", _fixed(service.v2_server)),
@@ -186,6 +225,13 @@ def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) ->
 
 def _json(content: bytes, status: int = 200) -> Response:
     return Response(content, status_code=status, media_type=JSON)
+
+
+def _refusal(content: bytes, status: int) -> Response:
+    """An error answer; a 413 also closes the connection, since its body is left unread."""
+    if status == 413:
+        return Response(content, status_code=status, media_type=JSON, headers=CLOSE)
+    return _json(content, status)
 
 
 def _fixed(content: bytes, media_type: str = JSON) -> Callable[[Request], Awaitable[Response]]:
@@ -205,18 +251,18 @@ def _unknown_model(request: Request, served: str) -> Response | None:
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `limit` bytes.
+    """The request body, refused with 413 before reading it or as soon as it passes `limit`.
 
-    Chunked bodies carry no length, so the count is kept while reading. Past the
-    limit the rest is read and dropped (up to a bound) so that a client still
-    sending sees our 413 instead of a reset connection.
+    A declared Content-Length over the limit is refused without reading: uvicorn
+    sends "100 Continue" only when the app first asks for the body, so a client
+    waiting for it gets the 413 instead. Chunked bodies carry no length, so the
+    count is kept while reading. Either way the answer closes the connection.
     """
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
-            raise BadInput(f"Content-Length {declared!r} is not a number")
+            raise BadInput(f"Content-Length {declared[:40]!r} is not a number")
         if int(declared) > limit:
-            await _drain(request.receive, 0, limit)
             raise _too_large(int(declared), limit)
     chunks: list[bytes] = []
     size = 0
@@ -229,22 +275,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
         more = message.get("more_body", False)
         size += len(chunk)
         if size > limit:
-            if more:
-                await _drain(request.receive, size, limit)
             raise _too_large(size, limit, counted=True)
         chunks.append(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _drain(receive: Receive, seen: int, limit: int) -> None:
-    """Read and drop what remains of a body, up to DRAIN_FACTOR x limit in all."""
-    while seen <= DRAIN_FACTOR * limit:
-        message = await receive()
-        if message["type"] != "http.request":
-            return
-        seen += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return
 
 
 def _too_large(size: int, limit: int, *, counted: bool = False) -> BadInput:

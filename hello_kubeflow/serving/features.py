@@ -35,22 +35,28 @@ class BadInput(ValueError):
         self.status = status
 
 
-def as_features(values: Any, *, field: str = "data.ndarray") -> npt.NDArray[np.float32]:
+def as_features(
+    values: Any, *, field: str = "data.ndarray", booleans_possible: bool = True
+) -> npt.NDArray[np.float32]:
     """Turn a batch of images into the model's input, or say exactly what is wrong.
 
     Args:
         values: rows of 784 pixel values scaled to [0, 1], as nested lists or an array.
         field: where the values came from in the request, named in error messages.
+        booleans_possible: False when the caller knows that `values` holds no JSON
+            `true`/`false` (the request text has neither word), which skips the
+            per-value search for booleans hidden among numbers.
 
     Returns:
         A C-contiguous float32 array shaped (n, 784), n >= 1.
 
     Raises:
         BadInput: not a 2-D batch, an empty batch, a row without 784 values, rows of
-            unequal length, a value that is not a number, NaN/inf, or a value outside
-            [0, 1] (saying when the values look like unscaled 0-255 pixels).
+            unequal length, a value that is not a number (a boolean among numbers
+            too), NaN/inf, or a value outside [0, 1] (saying when the values look
+            like unscaled 0-255 pixels).
     """
-    array = _numbers(values, field)
+    array = _numbers(values, field, booleans_possible)
     if array.ndim != 2:
         raise BadInput(_dimensions_message(array, field))
     rows, columns = array.shape
@@ -73,20 +79,23 @@ def as_features(values: Any, *, field: str = "data.ndarray") -> npt.NDArray[np.f
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def from_flat(values: Any, shape: Any, *, field: str) -> npt.NDArray[Any]:
+def from_flat(
+    values: Any, shape: Any, *, field: str, booleans_possible: bool = True
+) -> npt.NDArray[Any]:
     """Reshape a tensor's flat (or nested) values to its declared 2-D shape.
 
     Args:
         values: the tensor's values (Seldon `tensor.values`, V2 `data`).
-        shape: the declared shape, e.g. `[n, 784]`.
+        shape: the declared shape, `[n, 784]`.
         field: the tensor's place in the request, named in error messages.
+        booleans_possible: as for `as_features`.
 
     Returns:
         The values shaped as declared (then checked by `as_features`).
 
     Raises:
-        BadInput: a shape that is not a list of whole numbers, values that are not a
-            list of numbers, or a count of values that does not match the shape.
+        BadInput: a shape that is not two whole numbers, values that are not a list
+            of numbers, or a count of values that does not match the shape.
     """
     if (
         not isinstance(shape, list)
@@ -96,16 +105,44 @@ def from_flat(values: Any, shape: Any, *, field: str) -> npt.NDArray[Any]:
         raise BadInput(
             f"{field} shape must be a list of whole numbers, e.g. [1, 784]; got {_show(shape)}"
         )
+    if len(shape) != 2:
+        # numpy cannot even hold more than 64 dimensions; the model takes exactly two.
+        raise BadInput(
+            f"{field} shape has {len(shape)} dimension(s), {_show(shape)}: send a 2-D shape "
+            "[n, 784] (n images of 784 pixels)"
+        )
     if not isinstance(values, list):
         raise BadInput(f"{field} values must be a list of numbers; got {_describe(values)}")
-    array = _numbers(values, field)
+    array = _numbers(values, field, booleans_possible)
     expected = math.prod(shape)
     if array.size != expected:
         raise BadInput(
             f"{field} has {array.size} values but its shape {shape} needs {expected}: "
             "send n x 784 values with shape [n, 784]"
         )
-    return array.reshape(shape)
+    try:
+        return array.reshape(shape)
+    except ValueError:  # e.g. [0, 10**30]: no values, but a dimension numpy cannot hold
+        raise BadInput(
+            f"{field} shape {_show(shape)} is not one numpy can hold: send [n, 784]"
+        ) from None
+
+
+def check_names(names: Any) -> None:
+    """Accept no names, or 784 feature names (our server and the wrapper's class alike).
+
+    Raises:
+        BadInput: names that are not a list of strings, or not 784 of them.
+    """
+    if names is None or names == []:
+        return
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise BadInput('data.names must be a list of feature names ("X1" ... "X784")')
+    if len(names) != N_FEATURES:
+        raise BadInput(
+            f"data.names has {len(names)} names for {N_FEATURES} features: send "
+            '"X1" ... "X784", or no names'
+        )
 
 
 # ---- wording errors (only ever on the error path)
@@ -139,7 +176,7 @@ def _is_number(value: Any) -> bool:
     )
 
 
-def _numbers(values: Any, field: str) -> npt.NDArray[Any]:
+def _numbers(values: Any, field: str, booleans_possible: bool = True) -> npt.NDArray[Any]:
     """`values` as a numeric array, or the BadInput saying why they are not one."""
     try:
         array = np.asarray(values)
@@ -147,7 +184,27 @@ def _numbers(values: Any, field: str) -> npt.NDArray[Any]:
         raise BadInput(_ragged_message(values, field)) from None
     if array.dtype.kind not in "fiu":
         raise BadInput(_not_numbers_message(values, array, field))
+    if booleans_possible and isinstance(values, list):
+        # numpy reads [true, 0.5] as [1.0, 0.5]: look for booleans it turned into numbers.
+        where = _boolean_at(values)
+        if where is not None:
+            path, value = where
+            raise BadInput(
+                f"{field}{path} is {_describe(value)}: every value must be a number in [0, 1]"
+            )
     return array
+
+
+def _boolean_at(values: list[Any]) -> tuple[str, bool] | None:
+    """Where the first boolean is in nested lists (`[0][5]`) and its value, if any."""
+    for index, item in enumerate(values):
+        if item is True or item is False:
+            return f"[{index}]", item
+        if isinstance(item, list):
+            inner = _boolean_at(item)
+            if inner is not None:
+                return f"[{index}]{inner[0]}", inner[1]
+    return None
 
 
 def _not_numbers_message(values: Any, array: npt.NDArray[Any], field: str) -> str:

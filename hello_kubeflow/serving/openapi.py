@@ -1,12 +1,25 @@
-"""The OpenAPI 3 description of every endpoint, served at `/openapi.json`."""
+"""The OpenAPI 3.1 description of every endpoint, served at `/openapi.json`.
+
+The request schemas state the real constraints (784 values a row, each in
+[0, 1], 2-D shapes, a non-empty `json` field), so that a request valid against
+the schema is one the server accepts, except where JSON Schema cannot say it (a
+tensor's value count must be the product of its shape); every route documents
+its 4xx answers: 400, 404, 405, 408, 413, 415.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from hello_kubeflow import __version__
+from hello_kubeflow.serving.features import N_CLASSES, N_FEATURES
+from hello_kubeflow.serving.protocol import V2_NUMERIC_TYPES
 
 _REF = "#/components/schemas/"
+_PIXEL = {"type": "number", "minimum": 0, "maximum": 1}
+_PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
+_ROW = {"type": "array", "items": _PIXEL, "minItems": N_FEATURES, "maxItems": N_FEATURES}
+_ROWS = {"type": "array", "items": _ROW, "minItems": 1}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -17,90 +30,218 @@ def _json(schema: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
-_SELDON_ERRORS = {
-    "400": _json("SeldonError", "Malformed request: what is wrong and how to fix it"),
-    "413": _json("SeldonError", "Request body over the server's limit (HK_MAX_BODY_BYTES)"),
-    "415": _json("SeldonError", "multipart/form-data is not supported"),
-}
-_V2_ERRORS = {
-    "400": _json("V2Error", "Malformed request: what is wrong and how to fix it"),
-    "404": _json("V2Error", "No model of that name is served here"),
-    "413": _json("V2Error", "Request body over the server's limit (HK_MAX_BODY_BYTES)"),
-}
-_MODEL_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+def _errors(schema: str, *statuses: str) -> dict[str, Any]:
+    said = {
+        "400": "Malformed request: what is wrong and how to fix it",
+        "404": "No model of that name is served here",
+        "405": "Method not allowed on this path (the Allow header lists those that are)",
+        "408": "The request did not arrive within HK_REQUEST_TIMEOUT; the connection is closed",
+        "413": "Request body over the server's limit (HK_MAX_BODY_BYTES); the connection is closed",
+        "415": "multipart/form-data is not supported",
+    }
+    return {status: _json(schema, said[status]) for status in statuses}
 
-_SELDON_PREDICT: dict[str, Any] = {
-    "summary": "Predict digit probabilities (Seldon protocol)",
-    "tags": ["seldon"],
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": _ref("SeldonMessage")},
-            "application/x-www-form-urlencoded": {
-                "schema": {
-                    "type": "object",
-                    "required": ["json"],
-                    "properties": {
-                        "json": {"type": "string", "description": "a SeldonMessage as JSON"}
-                    },
-                }
+
+_SELDON_BODY_ERRORS = _errors("SeldonError", "400", "405", "408", "413", "415")
+_GET_ERRORS = _errors("SeldonError", "405")
+_V2_GET_ERRORS = _errors("V2Error", "404", "405")
+_MODEL_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_JSON_FIELD = {"type": "string", "minLength": 1, "description": "a Seldon message as JSON"}
+
+
+def _seldon_post(summary: str, request: str, answer: str, described: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "tags": ["seldon"],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _ref(request)},
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["json"],
+                        "properties": {"json": _JSON_FIELD},
+                    }
+                },
             },
         },
-    },
-    "responses": {
-        "200": _json("SeldonMessage", "One row of ten probabilities per image"),
-        **_SELDON_ERRORS,
-    },
-}
+        "responses": {"200": _json(answer, described), **_SELDON_BODY_ERRORS},
+    }
+
+
+def _seldon_get(summary: str, answer: str, described: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "tags": ["seldon"],
+        "parameters": [{"name": "json", "in": "query", "required": True, "schema": _JSON_FIELD}],
+        "responses": {"200": _json(answer, described), **_SELDON_BODY_ERRORS},
+    }
 
 
 def _get(summary: str, tag: str, schema: str, description: str) -> dict[str, Any]:
     return {
-        "get": {"summary": summary, "tags": [tag], "responses": {"200": _json(schema, description)}}
+        "get": {
+            "summary": summary,
+            "tags": [tag],
+            "responses": {"200": _json(schema, description), **_GET_ERRORS},
+        }
     }
 
+
+_PREDICT = _seldon_post(
+    "Predict digit probabilities (Seldon protocol)",
+    "SeldonMessage",
+    "SeldonPrediction",
+    "One row of ten probabilities per image",
+)
+_FEEDBACK = _seldon_post(
+    "Send feedback (counted; answered as the Seldon wrapper answers it)",
+    "SeldonFeedback",
+    "SeldonFeedbackAnswer",
+    "An empty prediction, as the wrapper answers feedback",
+)
+_META = {
+    "type": "object",
+    "description": "puid, tags and requestPath are echoed; puid is made when absent",
+    "properties": {
+        "puid": {"type": "string"},
+        "tags": {"type": "object"},
+        "routing": {"type": "object"},
+        "requestPath": {"type": "object"},
+    },
+}
+_NAMES = {
+    "description": "none, or the 784 feature names X1 ... X784",
+    "type": "array",
+    "items": {"type": "string"},
+    "anyOf": [{"maxItems": 0}, {"minItems": N_FEATURES, "maxItems": N_FEATURES}],
+}
+# A Seldon message inside feedback: the fields of the wrapper's proto/prediction.proto
+# (SeldonMessage, DefaultData, Meta), unknown ones refused as its proto parser does.
+_FEEDBACK_MESSAGE = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "status": {"type": "object"},
+        "meta": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "puid": {"type": "string"},
+                "tags": {"type": "object"},
+                "routing": {"type": "object"},
+                "requestPath": {"type": "object"},
+                "metrics": {"type": "array"},
+            },
+        },
+        "data": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "names": {"type": "array", "items": {"type": "string"}},
+                "tensor": {"type": "object"},
+                "ndarray": {"type": "array"},
+                "tftensor": {"type": "object"},
+            },
+        },
+        "binData": {"type": "string"},
+        "strData": {"type": "string"},
+        "jsonData": {},
+        "customData": {"type": "object"},
+    },
+}
 
 _SCHEMAS: dict[str, Any] = {
     "SeldonMessage": {
         "type": "object",
+        "description": "data.ndarray rows, data.tensor of shape [n, 784], or jsonData rows",
         "properties": {
             "data": {
                 "type": "object",
-                "description": (
-                    "ndarray: [[784 numbers in [0, 1]], ...]; or tensor: {shape: [n, 784], values}"
-                ),
                 "properties": {
-                    "names": {"type": "array", "items": {"type": "string"}},
+                    "names": _NAMES,
+                    "ndarray": _ROWS,
+                    "tensor": {
+                        "type": "object",
+                        "required": ["shape", "values"],
+                        "description": "values: shape[0] x 784 numbers in [0, 1]",
+                        "properties": {
+                            "shape": {
+                                "type": "array",
+                                "items": {"type": "integer", "minimum": 1},
+                                "minItems": 2,
+                                "maxItems": 2,
+                            },
+                            "values": {"type": "array", "items": _PIXEL, "minItems": N_FEATURES},
+                        },
+                    },
+                },
+                "anyOf": [{"required": ["ndarray"]}, {"required": ["tensor"]}],
+            },
+            "jsonData": _ROWS,
+            "meta": _META,
+        },
+        "anyOf": [{"required": ["data"]}, {"required": ["jsonData"]}],
+    },
+    "SeldonPrediction": {
+        "type": "object",
+        "required": ["data", "meta"],
+        "properties": {
+            "data": {
+                "type": "object",
+                "required": ["names"],
+                "properties": {
+                    "names": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "minItems": N_CLASSES,
+                        "maxItems": N_CLASSES,
+                    },
                     "ndarray": {
                         "type": "array",
-                        "items": {"type": "array", "items": {"type": "number"}},
+                        "items": {
+                            "type": "array",
+                            "items": _PROBABILITY,
+                            "minItems": N_CLASSES,
+                            "maxItems": N_CLASSES,
+                        },
                     },
                     "tensor": {
                         "type": "object",
                         "required": ["shape", "values"],
                         "properties": {
                             "shape": {"type": "array", "items": {"type": "integer"}},
-                            "values": {"type": "array", "items": {"type": "number"}},
+                            "values": {"type": "array", "items": _PROBABILITY},
                         },
                     },
                 },
             },
-            "meta": {
-                "type": "object",
-                "properties": {
-                    "puid": {"type": "string"},
-                    "tags": {"type": "object"},
-                    "routing": {"type": "object"},
-                },
-            },
+            "meta": _META,
         },
-        "required": ["data"],
+    },
+    "SeldonFeedback": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "request": _FEEDBACK_MESSAGE,
+            "response": _FEEDBACK_MESSAGE,
+            "truth": _FEEDBACK_MESSAGE,
+            "reward": {"type": "number"},
+        },
+    },
+    "SeldonFeedbackAnswer": {
+        "type": "object",
+        "required": ["data", "meta"],
+        "properties": {"data": {"type": "object"}, "meta": _META},
     },
     "SeldonError": {
         "type": "object",
+        "required": ["status"],
         "properties": {
             "status": {
                 "type": "object",
+                "required": ["code", "info", "reason", "status"],
                 "properties": {
                     "code": {"type": "integer"},
                     "info": {"type": "string"},
@@ -123,80 +264,146 @@ _SCHEMAS: dict[str, Any] = {
     },
     "SeldonStatus": {
         "type": "object",
+        "required": ["strData"],
         "properties": {"strData": {"type": "string"}, "meta": {"type": "object"}},
-    },
-    "V2Tensor": {
-        "type": "object",
-        "required": ["name", "shape", "datatype", "data"],
-        "properties": {
-            "name": {"type": "string"},
-            "shape": {"type": "array", "items": {"type": "integer"}},
-            "datatype": {"type": "string", "example": "FP32"},
-            "parameters": {"type": "object"},
-            "data": {"type": "array", "items": {}},
-        },
     },
     "V2InferenceRequest": {
         "type": "object",
         "required": ["inputs"],
         "properties": {
             "id": {"type": "string"},
-            "inputs": {"type": "array", "items": _ref("V2Tensor"), "minItems": 1, "maxItems": 1},
-            "outputs": {"type": "array", "items": {"type": "object"}},
+            "inputs": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["name", "shape", "datatype", "data"],
+                    "description": "data: shape[0] x 784 numbers in [0, 1], flat or as rows",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "shape": {
+                            "type": "array",
+                            "items": {"type": "integer", "minimum": 1},
+                            "minItems": 2,
+                            "maxItems": 2,
+                        },
+                        "datatype": {"type": "string", "enum": sorted(V2_NUMERIC_TYPES)},
+                        "parameters": {"type": "object"},
+                        "data": {
+                            "type": "array",
+                            "anyOf": [
+                                {"items": _PIXEL, "minItems": N_FEATURES},
+                                {"items": _ROW, "minItems": 1},
+                            ],
+                        },
+                    },
+                },
+            },
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {"name": {"type": "string", "enum": ["probabilities"]}},
+                },
+            },
         },
     },
     "V2InferenceResponse": {
         "type": "object",
+        "required": ["model_name", "outputs"],
         "properties": {
             "model_name": {"type": "string"},
             "model_version": {"type": "string"},
             "id": {"type": "string"},
-            "outputs": {"type": "array", "items": _ref("V2Tensor")},
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "shape", "datatype", "data"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "shape": {"type": "array", "items": {"type": "integer"}},
+                        "datatype": {"type": "string"},
+                        "parameters": {"type": "object"},
+                        "data": {"type": "array", "items": _PROBABILITY},
+                    },
+                },
+            },
         },
     },
-    "V2Error": {"type": "object", "properties": {"error": {"type": "string"}}},
+    "V2Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}},
+    },
     "V2Metadata": {"type": "object"},
     "V2Status": {"type": "object"},
 }
 
 
-def openapi_document(model_name: str) -> dict[str, Any]:
+def openapi_document(model_name: str, max_body_bytes: int = 8 * 1024 * 1024) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the server (every route `app.create_app` serves).
 
     Args:
-        model_name: the served model's name, given as the example path value.
+        model_name: the served model's name: the only value `{name}` accepts.
+        max_body_bytes: the body limit, stated in the description.
     """
-    model_name_param = {**_MODEL_NAME, "example": model_name}
+    name_param = {**_MODEL_NAME, "schema": {"type": "string", "enum": [model_name]}}
+    health = _get(
+        "Model health (a real prediction on a blank image)", "seldon", "SeldonStatus", "healthy"
+    )
+    metadata = _get("Model metadata (Seldon)", "seldon", "SeldonMetadata", "Metadata")
     paths: dict[str, Any] = {
-        "/api/v1.0/predictions": {"post": _SELDON_PREDICT},
-        "/api/v0.1/predictions": {"post": _SELDON_PREDICT},
+        "/api/v1.0/predictions": {"post": _PREDICT},
+        "/api/v0.1/predictions": {"post": _PREDICT},
         "/predict": {
-            "post": _SELDON_PREDICT,
-            "get": {
-                "summary": "Predict with the message in the json query argument",
-                "tags": ["seldon"],
-                "parameters": [
-                    {"name": "json", "in": "query", "required": True, "schema": {"type": "string"}}
-                ],
-                "responses": {"200": _json("SeldonMessage", "Probabilities"), **_SELDON_ERRORS},
-            },
+            "post": _PREDICT,
+            "get": _seldon_get(
+                "Predict with the message in the json query argument",
+                "SeldonPrediction",
+                "Probabilities",
+            ),
+        },
+        "/api/v1.0/feedback": {"post": _FEEDBACK},
+        "/api/v0.1/feedback": {"post": _FEEDBACK},
+        "/send-feedback": {
+            "post": _FEEDBACK,
+            "get": _seldon_get(
+                "Send feedback in the json query argument", "SeldonFeedbackAnswer", "Counted"
+            ),
         },
         "/health/ping": {
             "get": {
                 "summary": "Liveness: answers pong",
                 "tags": ["seldon"],
-                "responses": {"200": {"description": "pong", "content": {"text/plain": {}}}},
+                "responses": {
+                    "200": {
+                        "description": "pong",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **_GET_ERRORS,
+                },
             }
         },
-        "/health/status": _get(
-            "Model health (a real prediction on a blank image)", "seldon", "SeldonStatus", "healthy"
-        ),
-        "/api/v1.0/metadata": _get(
-            "Model metadata (Seldon)", "seldon", "SeldonMetadata", "Metadata"
-        ),
-        "/metadata": _get(
-            "Model metadata (the Seldon wrapper's path)", "seldon", "SeldonMetadata", "Metadata"
-        ),
+        "/health/status": health,
+        "/api/v1.0/health/status": health,
+        "/api/v1.0/metadata": metadata,
+        "/metadata": metadata,
+        "/metrics": {
+            "get": {
+                "summary": "Feedback counters (Prometheus text, the wrapper's metric names)",
+                "tags": ["seldon"],
+                "responses": {
+                    "200": {
+                        "description": "counters",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **_GET_ERRORS,
+                },
+            }
+        },
         "/v2": _get("Server metadata (V2)", "v2", "V2Metadata", "name, version, extensions"),
         "/v2/health/live": _get("Liveness (V2)", "v2", "V2Status", '{"live": true}'),
         "/v2/health/ready": _get("Readiness (V2)", "v2", "V2Status", '{"ready": true}'),
@@ -204,28 +411,32 @@ def openapi_document(model_name: str) -> dict[str, Any]:
             "get": {
                 "summary": "Model metadata (V2)",
                 "tags": ["v2"],
-                "parameters": [model_name_param],
-                "responses": {"200": _json("V2Metadata", "Metadata"), "404": _V2_ERRORS["404"]},
+                "parameters": [name_param],
+                "responses": {"200": _json("V2Metadata", "Metadata"), **_V2_GET_ERRORS},
             }
         },
         "/v2/models/{name}/ready": {
             "get": {
                 "summary": "Model readiness (V2)",
                 "tags": ["v2"],
-                "parameters": [model_name_param],
-                "responses": {"200": _json("V2Status", "ready"), "404": _V2_ERRORS["404"]},
+                "parameters": [name_param],
+                "responses": {"200": _json("V2Status", "ready"), **_V2_GET_ERRORS},
             }
         },
         "/v2/models/{name}/infer": {
             "post": {
                 "summary": "Infer digit probabilities (Open Inference Protocol V2)",
                 "tags": ["v2"],
-                "parameters": [model_name_param],
+                "parameters": [name_param],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": _ref("V2InferenceRequest")}},
                 },
-                "responses": {"200": _json("V2InferenceResponse", "Probabilities"), **_V2_ERRORS},
+                "responses": {
+                    "200": _json("V2InferenceResponse", "Probabilities"),
+                    **_errors("V2Error", "400", "404", "405", "413"),
+                    **_errors("SeldonError", "408"),
+                },
             }
         },
         "/openapi.json": {
@@ -233,7 +444,11 @@ def openapi_document(model_name: str) -> dict[str, Any]:
                 "summary": "This document",
                 "tags": ["meta"],
                 "responses": {
-                    "200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}
+                    "200": {
+                        "description": "OpenAPI 3.1",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **_GET_ERRORS,
                 },
             }
         },
@@ -245,7 +460,9 @@ def openapi_document(model_name: str) -> dict[str, Any]:
             "version": __version__,
             "description": (
                 "MNIST digit classifier served with the Seldon Core v1 microservice protocol "
-                "and the Open Inference Protocol (V2). Inputs are 784 pixels scaled to [0, 1]."
+                "and the Open Inference Protocol (V2). Inputs are 784 pixels scaled to [0, 1]. "
+                f"Bodies over {max_body_bytes:,} bytes are refused with 413. Paths that are "
+                "not listed answer 404 (in the V2 error form under /v2, else Seldon's)."
             ),
         },
         "paths": paths,

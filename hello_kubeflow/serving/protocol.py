@@ -4,6 +4,9 @@ Seldon clients send the message as a JSON body (gateways, curl), form-encoded as
 `json=<message>` (the official `SeldonClient.microservice`), or as a `?json=` query
 argument; the Seldon wrapper accepts all three, and so do we. Every problem raises
 `BadInput` with a message that names the field and the fix.
+
+Where the Seldon Core 1.17.1 wrapper is the reference, the file is cited
+(SeldonIO/seldon-core, tag v1.17.1, under `python/seldon_core/`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from hello_kubeflow.serving.features import N_FEATURES, BadInput, as_features, from_flat
+from hello_kubeflow.serving.features import BadInput, as_features, check_names, from_flat
 
 SELDON_EXAMPLE = '{"data": {"names": ["X1", ..., "X784"], "ndarray": [[784 numbers in [0, 1]]]}}'
 V2_EXAMPLE = (
@@ -49,15 +52,18 @@ class SeldonRequest:
 
     Attributes:
         features: float32 (n, 784) pixels in [0, 1].
-        kind: `ndarray` or `tensor`: the answer uses the same form.
+        kind: `ndarray` or `tensor`: the answer uses the same form (`tensor` for
+            `jsonData`, as the wrapper answers it).
         puid: the caller's prediction id (`meta.puid`), echoed back; None if absent.
         tags: the caller's `meta.tags`, echoed back as Seldon does.
+        request_path: the caller's `meta.requestPath`, echoed back as Seldon does.
     """
 
     features: npt.NDArray[np.float32]
     kind: str
     puid: str | None = None
     tags: dict[str, Any] = field(default_factory=dict)
+    request_path: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +100,20 @@ def decode_json(body: bytes | str) -> Any:
         raise BadInput(f"the request body is not valid JSON ({exc}){hint}") from None
 
 
-def seldon_message(body: bytes, content_type: str, query_json: str | None = None) -> Any:
-    """The Seldon message of a request, wherever the client put it.
+def media_type(content_type: str) -> str:
+    """The media type of a Content-Type header, lower-cased (`Application/JSON; x` -> ...json).
+
+    Media types are case-insensitive (RFC 9110, 8.3.1), as werkzeug, under the
+    Seldon wrapper, reads them.
+    """
+    return content_type.partition(";")[0].strip().lower()
+
+
+def seldon_text(body: bytes, content_type: str, query_json: str | None = None) -> bytes | str:
+    """The JSON text of a Seldon message, wherever the client put it.
+
+    As the wrapper's `get_request` (flask_utils.py): the form's `json` field, else
+    the `json` query argument, else the body.
 
     Args:
         body: the raw request body.
@@ -103,29 +121,59 @@ def seldon_message(body: bytes, content_type: str, query_json: str | None = None
         query_json: the `json` query argument, if any.
 
     Raises:
-        BadInput: a form without a `json` field, multipart forms (415), or bad JSON.
+        BadInput: a form without a `json` field, multipart forms (415), a form that
+            is not UTF-8.
     """
-    if content_type.startswith(_MULTIPART):
+    media = media_type(content_type)
+    if media == _MULTIPART:
         raise BadInput(
             "multipart/form-data is not supported: send the message as a JSON body, or "
             "form-encoded as json=<message>",
             status=415,
         )
-    if content_type.startswith(_FORM):
+    if media == _FORM:
         try:
             form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
         except UnicodeDecodeError:
             raise BadInput("the form body is not UTF-8 text") from None
-        if "json" not in form:
+        if "json" in form:
+            return form["json"][0]
+        if not query_json:
             raise BadInput(f"the form has no json field: send json={SELDON_EXAMPLE}")
-        return decode_json(form["json"][0])
     if query_json:
-        return decode_json(query_json)
-    return decode_json(body)
+        return query_json
+    return body
 
 
-def parse_seldon(message: Any) -> SeldonRequest:
-    """Validate a Seldon prediction message: `data.ndarray` or `data.tensor` of images.
+def may_hold_booleans(text: bytes | str) -> bool:
+    """False when JSON `text` cannot hold `true` or `false` (neither word occurs in it).
+
+    JSON literals are never escaped, so a message without these words holds no
+    boolean, and the per-value search for booleans among numbers can be skipped.
+    A one-character search (memchr) for `u` and `f` goes first: a request of
+    digits and the usual keys has neither, and is cleared in well under 1 us.
+    """
+    if isinstance(text, str):
+        return ("u" in text and "true" in text) or ("f" in text and "false" in text)
+    return (b"u" in text and b"true" in text) or (b"f" in text and b"false" in text)
+
+
+def seldon_message(body: bytes, content_type: str, query_json: str | None = None) -> Any:
+    """The decoded Seldon message of a request (`seldon_text`, then `decode_json`).
+
+    Raises:
+        BadInput: as `seldon_text` and `decode_json`.
+    """
+    return decode_json(seldon_text(body, content_type, query_json))
+
+
+def parse_seldon(message: Any, *, booleans_possible: bool = True) -> SeldonRequest:
+    """Validate a Seldon prediction message: `data.ndarray`, `data.tensor` or `jsonData` rows.
+
+    Args:
+        message: the decoded JSON message.
+        booleans_possible: False when the message's text has no `true`/`false`
+            (`may_hold_booleans`): skips the search for booleans among the pixels.
 
     Raises:
         BadInput: naming what is missing or malformed.
@@ -133,44 +181,56 @@ def parse_seldon(message: Any) -> SeldonRequest:
     if not isinstance(message, dict):
         raise BadInput(f"the message must be a JSON object like {SELDON_EXAMPLE}")
     data = message.get("data")
-    if data is None:
-        for other in ("jsonData", "strData", "binData"):
+    if data is None and "jsonData" in message:
+        # The wrapper hands jsonData to predict() as it is, and answers a numeric
+        # result as a tensor when the request had no "data" (utils.py,
+        # extract_request_parts_json and construct_response_json).
+        kind = "tensor"
+        features = as_features(
+            message["jsonData"], field="jsonData", booleans_possible=booleans_possible
+        )
+    elif data is None:
+        for other in ("strData", "binData"):
             if other in message:
-                raise BadInput(f"this model takes data.ndarray or data.tensor, not {other}")
+                raise BadInput(
+                    f"this model takes data.ndarray, data.tensor or jsonData rows, not {other}"
+                )
         raise BadInput(f'the message has no "data": send {SELDON_EXAMPLE}')
-    if not isinstance(data, dict):
+    elif not isinstance(data, dict):
         raise BadInput(f'"data" must be an object holding "ndarray" or "tensor": {SELDON_EXAMPLE}')
-    if "ndarray" in data:
+    elif "ndarray" in data:
         kind = "ndarray"
-        features = as_features(data["ndarray"], field="data.ndarray")
+        features = as_features(
+            data["ndarray"], field="data.ndarray", booleans_possible=booleans_possible
+        )
     elif "tensor" in data:
         kind = "tensor"
         tensor = data["tensor"]
         if not isinstance(tensor, dict):
             raise BadInput('data.tensor must be an object {"shape": [n, 784], "values": [...]}')
-        shaped = from_flat(tensor.get("values"), tensor.get("shape"), field="data.tensor")
-        features = as_features(shaped, field="data.tensor")
+        shaped = from_flat(
+            tensor.get("values"),
+            tensor.get("shape"),
+            field="data.tensor",
+            booleans_possible=booleans_possible,
+        )
+        features = as_features(shaped, field="data.tensor", booleans_possible=False)
     else:
         raise BadInput(
             '"data" has neither "ndarray" nor "tensor" (tftensor is not supported): '
             f"send {SELDON_EXAMPLE}"
         )
-    _check_names(data.get("names"))
-    meta = message.get("meta")
-    if not isinstance(meta, dict):
-        return SeldonRequest(features, kind)
-    puid = meta.get("puid")
-    tags = meta.get("tags")
-    return SeldonRequest(
-        features,
-        kind,
-        puid if isinstance(puid, str) and puid else None,
-        tags if isinstance(tags, dict) else {},
-    )
+    if isinstance(data, dict):
+        check_names(data.get("names"))
+    return _with_meta(features, kind, message.get("meta"))
 
 
-def parse_v2(message: Any) -> V2Request:
+def parse_v2(message: Any, *, booleans_possible: bool = True) -> V2Request:
     """Validate an Open Inference Protocol request: one numeric tensor of shape [n, 784].
+
+    Args:
+        message: the decoded JSON request.
+        booleans_possible: as for `parse_seldon`.
 
     Raises:
         BadInput: naming what is missing or malformed.
@@ -184,25 +244,42 @@ def parse_v2(message: Any) -> V2Request:
     name = tensor.get("name")
     where = f"inputs[0] ({name})" if isinstance(name, str) else "inputs[0]"
     datatype = tensor.get("datatype")
-    if datatype not in V2_NUMERIC_TYPES:
-        raise BadInput(f"{where} datatype must be FP32 (or another numeric type); got {datatype!r}")
-    shaped = from_flat(tensor.get("data"), tensor.get("shape"), field=where)
-    features = as_features(shaped, field=where)
+    if not isinstance(datatype, str) or datatype not in V2_NUMERIC_TYPES:
+        raise BadInput(
+            f"{where} datatype must be FP32 (or another numeric type); got "
+            f"{_shown(orjson.dumps(datatype).decode())}"
+        )
+    shaped = from_flat(
+        tensor.get("data"), tensor.get("shape"), field=where, booleans_possible=booleans_possible
+    )
+    features = as_features(shaped, field=where, booleans_possible=False)
     _check_outputs(message.get("outputs"))
     request_id = message.get("id")
     return V2Request(features, request_id if isinstance(request_id, str) else None)
 
 
-def _check_names(names: Any) -> None:
-    if names is None or names == []:
-        return
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise BadInput('data.names must be a list of feature names ("X1" ... "X784")')
-    if len(names) != N_FEATURES:
-        raise BadInput(
-            f"data.names has {len(names)} names for {N_FEATURES} features: send "
-            '"X1" ... "X784", or no names'
-        )
+def _with_meta(features: npt.NDArray[np.float32], kind: str, meta: Any) -> SeldonRequest:
+    """The request with what its `meta` asks to be echoed: puid, tags, requestPath."""
+    if meta is None:
+        return SeldonRequest(features, kind)
+    if not isinstance(meta, dict):
+        raise BadInput('"meta" must be an object like {"puid": "...", "tags": {...}}')
+    puid = meta.get("puid")
+    tags = meta.get("tags")
+    request_path = meta.get("requestPath")
+    if request_path is not None and not isinstance(request_path, dict):
+        raise BadInput('meta.requestPath must be an object {"model name": "image", ...}')
+    return SeldonRequest(
+        features,
+        kind,
+        puid if isinstance(puid, str) and puid else None,
+        tags if isinstance(tags, dict) else {},
+        request_path or {},
+    )
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_outputs(outputs: Any) -> None:

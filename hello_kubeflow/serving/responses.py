@@ -29,6 +29,7 @@ def seldon_prediction(
     class_names: Sequence[str],
     puid: str,
     tags: dict[str, Any],
+    request_path: dict[str, Any] | None = None,
 ) -> bytes:
     """A Seldon answer: `{"data": {"names": [...], "ndarray"|"tensor": ...}, "meta": {...}}`.
 
@@ -38,6 +39,8 @@ def seldon_prediction(
         class_names: the ten class names.
         puid: the prediction id.
         tags: the caller's tags, echoed.
+        request_path: the caller's `meta.requestPath`, echoed when not empty (as the
+            wrapper's utils.py, `construct_response_json`, does).
     """
     if kind == "tensor":
         payload: dict[str, Any] = {
@@ -46,7 +49,9 @@ def seldon_prediction(
         }
     else:
         payload = {"names": class_names, "ndarray": probabilities}
-    meta = {"puid": puid, "tags": tags, "routing": {}}
+    meta: dict[str, Any] = {"puid": puid, "tags": tags, "routing": {}}
+    if request_path:
+        meta["requestPath"] = request_path
     return orjson.dumps({"data": payload, "meta": meta}, option=_NUMPY)
 
 
@@ -79,6 +84,19 @@ def v2_prediction(
     if request_id is not None:
         answer["id"] = request_id
     return orjson.dumps(answer, option=_NUMPY)
+
+
+def seldon_feedback(kind: str, puid: str | None) -> bytes:
+    """The wrapper's answer to feedback: an empty prediction of the request's form.
+
+    The wrapper answers `construct_response` of an empty array for the feedback's
+    request (seldon_methods.py, `send_feedback`; utils.py): `{"ndarray": []}`
+    when that request was an ndarray, else `{"tensor": {"shape": [0]}}` (protobuf
+    JSON leaves out the empty values), with the request's puid when it had one.
+    """
+    data: dict[str, Any] = {"ndarray": []} if kind == "ndarray" else {"tensor": {"shape": [0]}}
+    meta = {"puid": puid} if puid else {}
+    return orjson.dumps({"data": data, "meta": meta})
 
 
 def seldon_error(message: str, status: int, reason: str = BAD_DATA) -> bytes:

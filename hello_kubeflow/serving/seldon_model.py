@@ -23,7 +23,13 @@ import numpy.typing as npt
 
 from hello_kubeflow.errors import ModelError
 from hello_kubeflow.serving.describe import ModelCard
-from hello_kubeflow.serving.features import N_CLASSES, N_FEATURES, BadInput, as_features
+from hello_kubeflow.serving.features import (
+    N_CLASSES,
+    N_FEATURES,
+    BadInput,
+    as_features,
+    check_names,
+)
 
 
 def _bad_request(message: str) -> Exception:
@@ -73,12 +79,15 @@ class MnistClassifier:
         """Ten class probabilities per image.
 
         Args:
-            X: (n, 784) pixels scaled to [0, 1] (the wrapper's numpy array).
-            features_names: the request's feature names (unused: pixels are positional).
+            X: (n, 784) pixels scaled to [0, 1]: the wrapper's numpy array, or the
+                rows of a `jsonData` request as they came.
+            features_names: the request's feature names: none, or 784 of them (as our
+                server checks); pixels are positional.
             **kwargs: what newer wrappers pass (`meta`), unused.
 
         Returns:
-            float32 (n, 10) probabilities, columns in `class_names()` order.
+            float32 (n, 10) probabilities, columns in `class_names()` order, each in
+            [0, 1].
 
         Raises:
             SeldonMicroserviceException: (or `BadInput` outside the wrapper) for input
@@ -86,6 +95,7 @@ class MnistClassifier:
         """
         try:
             features = as_features(X, field="data")
+            check_names(_as_list(features_names))
         except BadInput as exc:
             raise _bad_request(exc.message) from None
         return np.asarray(self._model.predict_proba(features), dtype=np.float32)
@@ -104,3 +114,13 @@ class MnistClassifier:
         if answer.shape != (1, N_CLASSES):
             raise ModelError(f"the model answered shape {answer.shape} for one image")
         return "healthy"
+
+
+def _as_list(names: Any) -> Any:
+    """The wrapper's feature names as a list (a proto's repeated field is not one)."""
+    if names is None or isinstance(names, list | str | dict):
+        return names
+    try:
+        return list(names)
+    except TypeError:
+        return names

@@ -28,6 +28,7 @@ import uvicorn
 
 from hello_kubeflow.errors import ServingError
 from hello_kubeflow.serving.app import create_app
+from hello_kubeflow.serving.deadlines import deadline_protocol
 from hello_kubeflow.serving.describe import ServableModel
 from hello_kubeflow.settings import Settings
 
@@ -140,7 +141,7 @@ def run_server(settings: Settings, model_dir: Path) -> None:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         if settings.serve_workers <= 1:
-            uvicorn.Server(_config(app)).run(sockets=[sock])
+            uvicorn.Server(_config(app, settings)).run(sockets=[sock])
         else:
             del app, model
             _supervise(settings, model_dir, sock)
@@ -173,7 +174,7 @@ def running_server(
     app = build_app(model if model is not None else load_for_serving(model_dir), settings)
     sock = bind_socket(settings.serve_host, settings.serve_port)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(_config(app))
+    server = uvicorn.Server(_config(app, settings))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="model-server", daemon=True
     )
@@ -194,11 +195,13 @@ def running_server(
         sock.close()
 
 
-def _config(app: Any) -> uvicorn.Config:
+def _config(app: Any, settings: Settings) -> uvicorn.Config:
     # log_config=None: our logging setup (stderr, INFO) applies; no access log, which
-    # would cost more per request than validating the image.
+    # would cost more per request than validating the image. The protocol is
+    # uvicorn's httptools one with a deadline for each request to arrive.
     return uvicorn.Config(
         app,
+        http=deadline_protocol(settings.request_timeout),
         log_config=None,
         access_log=False,
         server_header=False,
@@ -250,4 +253,4 @@ def _worker(settings: Settings, model_dir: Path, sock: socket.socket) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays Ctrl-C as SIGTERM
     app = build_app(load_for_serving(model_dir), settings)
     with suppress(KeyboardInterrupt):
-        uvicorn.Server(_config(app)).run(sockets=[sock])
+        uvicorn.Server(_config(app, settings)).run(sockets=[sock])

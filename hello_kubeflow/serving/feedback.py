@@ -1,0 +1,155 @@
+"""Seldon feedback: validate it as the wrapper's proto parsing does, and count it.
+
+`SeldonClient.feedback` and Seldon's executor send feedback (a request, the
+response, a reward, the truth) to `/api/v1.0/feedback`, `/api/v0.1/feedback` or
+`/send-feedback`. The Seldon Core 1.17.1 wrapper (SeldonIO/seldon-core, tag
+v1.17.1, `python/seldon_core/`) parses it into its `Feedback` proto, counts it in
+its metrics and answers an empty prediction; so do we (`responses.seldon_feedback`).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from hello_kubeflow.serving.features import BadInput
+
+# The fields of the protos a feedback message is parsed into, in the wrapper's
+# proto/prediction.proto: Feedback, SeldonMessage, DefaultData, Meta.
+_FEEDBACK_FIELDS = frozenset({"request", "response", "reward", "truth"})
+_MESSAGE_FIELDS = frozenset(
+    {"status", "meta", "data", "binData", "strData", "jsonData", "customData"}
+)
+_DATA_FIELDS = frozenset({"names", "tensor", "ndarray", "tftensor"})
+_META_FIELDS = frozenset({"puid", "tags", "routing", "requestPath", "metrics"})
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """A valid Seldon feedback message (`request`, `response`, `reward`, `truth`).
+
+    Attributes:
+        reward: the reward it carries (0 when absent, as in the wrapper's proto).
+        kind: the form of the wrapper's (empty) answer: `ndarray` when the feedback's
+            request was an ndarray, else `tensor`.
+        puid: the feedback request's `meta.puid`, echoed back; None if absent.
+    """
+
+    reward: float = 0.0
+    kind: str = "tensor"
+    puid: str | None = None
+
+
+def parse_feedback(message: Any) -> Feedback:
+    """Validate a Seldon feedback message as the wrapper's proto parsing does.
+
+    The wrapper parses the body into the `Feedback` proto (utils.py,
+    `json_to_feedback`): an object of `request`, `response` and `truth` (Seldon
+    messages) and a numeric `reward`. An unknown field anywhere down to `data`
+    and `meta` is a 400, as there. The reward must be a finite JSON number: the
+    wrapper's protobuf parser also takes `true` and numeric strings ("1.5",
+    "NaN"), and would add NaN to its reward counter.
+
+    Raises:
+        BadInput: naming the field that is wrong.
+    """
+    if not isinstance(message, dict):
+        raise BadInput(
+            'a feedback message must be a JSON object like {"request": {...}, '
+            '"response": {...}, "reward": 1.0, "truth": {...}}'
+        )
+    _known_fields(message, _FEEDBACK_FIELDS, "the feedback message")
+    for name in ("request", "response", "truth"):
+        _check_feedback_part(message.get(name), f"feedback {name}")
+    request = message.get("request") or {}
+    data = request.get("data")
+    meta = request.get("meta")
+    puid = meta.get("puid") if isinstance(meta, dict) else None
+    return Feedback(
+        reward=_reward(message.get("reward")),
+        kind="ndarray" if isinstance(data, dict) and "ndarray" in data else "tensor",
+        puid=puid if isinstance(puid, str) and puid else None,
+    )
+
+
+def _known_fields(part: dict[str, Any], allowed: frozenset[str], where: str) -> None:
+    unknown = sorted(set(part) - allowed)
+    if unknown:
+        raise BadInput(
+            f"{where} has unknown field(s) {_shown(', '.join(unknown))}; its fields are "
+            f"{', '.join(sorted(allowed))}"
+        )
+
+
+def _check_feedback_part(part: Any, where: str) -> None:
+    if part is None:
+        return
+    if not isinstance(part, dict):
+        raise BadInput(f"{where} must be a Seldon message (a JSON object)")
+    _known_fields(part, _MESSAGE_FIELDS, where)
+    for name, allowed in (("data", _DATA_FIELDS), ("meta", _META_FIELDS)):
+        inner = part.get(name)
+        if inner is None:
+            continue
+        if not isinstance(inner, dict):
+            raise BadInput(f"{where}.{name} must be a JSON object")
+        _known_fields(inner, allowed, f"{where}.{name}")
+    data = part.get("data") or {}
+    if "ndarray" in data and not isinstance(data["ndarray"], list):
+        raise BadInput(f"{where}.data.ndarray must be a list")
+
+
+def _reward(reward: Any) -> float:
+    if reward is None:
+        return 0.0
+    if isinstance(reward, bool) or not isinstance(reward, int | float) or not math.isfinite(reward):
+        raise BadInput(f"feedback reward must be a finite number; got {_shown(repr(reward))}")
+    return float(reward)
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class FeedbackCounter:
+    """Feedback received, counted as the wrapper's metrics count it (thread-safe).
+
+    The wrapper counts a feedback and adds its reward only when the reward is not
+    zero (metrics.py, `SeldonMetrics.update_reward`); so do we, and keep the
+    total count of feedback messages as well.
+
+    Attributes:
+        received: feedback messages accepted.
+        rewarded: those with a non-zero reward (the wrapper's
+            `seldon_api_model_feedback` counter).
+        reward: the sum of their rewards (`seldon_api_model_feedback_reward`).
+    """
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.rewarded = 0
+        self.reward = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, reward: float) -> None:
+        """Count one feedback message carrying `reward`."""
+        with self._lock:
+            self.received += 1
+            if reward:
+                self.rewarded += 1
+                self.reward += reward
+
+    def prometheus(self) -> bytes:
+        """The counters in Prometheus' text format, under the wrapper's metric names."""
+        with self._lock:
+            lines = [
+                "# TYPE seldon_api_model_feedback counter",
+                f'seldon_api_model_feedback_total{{method="feedback"}} {self.rewarded}',
+                "# TYPE seldon_api_model_feedback_reward counter",
+                f'seldon_api_model_feedback_reward_total{{method="feedback"}} {self.reward!r}',
+                "# TYPE hello_kubeflow_feedback_received counter",
+                f"hello_kubeflow_feedback_received_total {self.received}",
+            ]
+        return ("\n".join(lines) + "\n").encode()

@@ -1,0 +1,71 @@
+"""Schema-driven fuzzing of the model server: never a 5xx, every answer as /openapi.json says.
+
+schemathesis generates requests from the served OpenAPI document, valid ones and
+invalid ones (its positive and negative modes), sends them to a real server over
+HTTP, and checks every answer: no 5xx, a status the document lists for that
+operation, a body that validates against the listed schema, the listed content
+type, and 405 with Allow for methods the document does not list.
+
+Valid requests must be accepted where JSON Schema can say what valid is: Seldon
+JSON bodies of `ndarray` or `jsonData` rows, feedback, every GET. It cannot say it
+for a `json=` form field or query argument (a string holding a message), nor for
+a tensor (its value count must be the product of its shape), so there a 400 is
+taken, if the document lists it. Invalid requests need not all be refused: like
+Seldon's wrapper, the server ignores what it does not use (unknown fields, tags
+that are not an object).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
+from serving_support import call, make_tiny_model
+
+from hello_kubeflow.serving.openapi import openapi_document
+from hello_kubeflow.serving.server import RunningServer, running_server
+from hello_kubeflow.settings import Settings
+
+LIMIT = 200_000
+EXAMPLES = 40  # per operation; about 20 s for all of them on an idle core
+DOCUMENT = openapi_document("mnist-classifier", LIMIT)
+schema = schemathesis.openapi.from_dict(DOCUMENT)
+
+
+@pytest.fixture(scope="module")
+def fuzzed_server(
+    mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    model_dir = make_tiny_model(mnist_dir, tmp_path_factory.mktemp("model"))
+    with running_server(Settings(serve_port=0, max_body_bytes=LIMIT), model_dir) as running:
+        yield running
+
+
+def test_the_fuzzed_document_is_the_one_served(fuzzed_server: RunningServer) -> None:
+    assert call(fuzzed_server.url + "/openapi.json") == (200, DOCUMENT)
+
+
+def _validity_is_in_the_schema(case: Any) -> bool:
+    """True when a schema-valid request of this case must be accepted (see the module)."""
+    if case.media_type == "application/x-www-form-urlencoded" or (case.query or {}).get("json"):
+        return False
+    body = case.body if isinstance(case.body, dict) else {}
+    data = body.get("data")
+    return "inputs" not in body and not (isinstance(data, dict) and "tensor" in data)
+
+
+@pytest.mark.slow
+@schema.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_answer_is_a_server_error_or_outside_the_document(
+    case: Any, fuzzed_server: RunningServer
+) -> None:
+    excluded = [negative_data_rejection]
+    if not _validity_is_in_the_schema(case):
+        excluded.append(positive_data_acceptance)
+    case.call_and_validate(base_url=fuzzed_server.url, excluded_checks=excluded)
