@@ -27,6 +27,7 @@ __all__ = [
     "ensure_mnist",
     "load_mnist",
     "mnist_files",
+    "mnist_folder",
     "read_idx",
     "scale_pixels",
 ]
@@ -172,6 +173,11 @@ def ensure_mnist(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> s
 # ---- MNIST_DIR and the cache
 
 
+def mnist_folder(settings: Settings) -> Path:
+    """Where the four MNIST files are read from: MNIST_DIR, else the download cache's folder."""
+    return settings.mnist_dir or settings.cache_dir / "mnist"
+
+
 @dataclass(frozen=True)
 class _Found:
     """The four verified files: their arrays, paths and where they came from."""
@@ -216,7 +222,7 @@ def _locate(settings: Settings, retry: RetryPolicy) -> _Found:
     """Read and verify MNIST_DIR, else the cache, downloading what is missing."""
     if settings.mnist_dir is not None:
         return _read_directory(settings.mnist_dir)
-    cache = settings.cache_dir / "mnist"
+    cache = mnist_folder(settings)
     arrays: dict[str, np.ndarray] = {}
     paths: dict[str, Path] = {}
     mirrors_used: set[str] = set()

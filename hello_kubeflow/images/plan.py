@@ -66,11 +66,21 @@ class BuildPlan:
             f"image:   {self.image}",
             f"context: {self.context} ({self.dockerfile})",
             f"base:    {self.build_args.get('BASE_IMAGE') or '(the Dockerfile default)'}",
-            f"push:    {'to ' + str(self.registry) if self.push else 'no (build only)'}",
+            f"push:    {self._push_target()}",
         ]
         if self.extra_ca_certs:
             lines.append(f"extra CA certificates: {self.extra_ca_certs}")
         return "\n".join(lines)
+
+    def _push_target(self) -> str:
+        if not self.push:
+            return "no (build only)"
+        if self.registry:
+            return f"to {self.registry}"
+        return (
+            "nowhere yet: CONTAINER_REGISTRY is not set (set it, e.g. localhost:5000, "
+            "before building for real, or build only with --no-push)"
+        )
 
 
 def project_root() -> Path:
@@ -95,6 +105,7 @@ def plan_build(
     tag: str = "",
     base_image: str = "",
     context: Path | None = None,
+    dry_run: bool = False,
 ) -> BuildPlan:
     """Decide the build: validate the registry, name and tag; derive the labels.
 
@@ -105,16 +116,17 @@ def plan_build(
         base_image: the Dockerfile's BASE_IMAGE (default: `HK_BASE_IMAGE`, else the
             Dockerfile's own default).
         context: the build context (default: the project checkout).
+        dry_run: only show the plan: a missing registry is shown, not an error.
 
     Returns:
         The plan.
 
     Raises:
-        SettingsError: the registry is missing (when pushing) or malformed, or the
+        SettingsError: the registry is missing (when pushing for real) or malformed, or the
             name, tag or CA file is not usable.
     """
     root = (context or project_root()).resolve()
-    registry = validated_registry(settings, required=push)
+    registry = validated_registry(settings, required=push and not dry_run)
     chosen_tag = tag or settings.image_tag or default_tag(root)
     problems = []
     if not _NAME.match(settings.image_name):
