@@ -38,6 +38,7 @@ _FLAGS = {
     "serve_host": "--host",
     "serve_workers": "--workers",
     "query_url": "--url",
+    "query_wait": "--wait",
     "gateway_url": "--url",
     "wait_timeout": "--timeout",
     "wait_namespaces": "--namespaces",
@@ -177,6 +178,8 @@ def serve(
         "json": "print the result as one JSON object on the last line",
         "mode": "local or cluster (the model served in the cluster, through its gateway; "
         "the protocol follows the serving system); default: HK_MODE or local",
+        "wait": "seconds to wait for a server that is still starting (default: HK_QUERY_WAIT, "
+        "else 0 for a local URL: fail at once if nothing listens)",
     }
 )
 def query(
@@ -189,6 +192,7 @@ def query(
     url: str = "",
     json: bool = False,
     mode: str = "",
+    wait: float = -1.0,
 ) -> None:
     """Query the model server with a digit and sanity-check the answer."""
     import json as json_lib
@@ -201,7 +205,7 @@ def query(
             "--image and --plot are for one digit: drop one or the other",
             code=1,
         )
-    settings = _settings(mode=mode or None)
+    settings = _settings(mode=mode or None, query_wait=wait if wait != -1.0 else None)
     with _user_errors():
         if url:  # the gateway in cluster mode, the server itself locally
             settings = settings.override(

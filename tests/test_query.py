@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +156,47 @@ def test_query_to_nothing_listening_names_the_url_and_the_fix(digit_png: Path) -
     assert "inv serve" in str(raised.value)
 
 
+def test_local_url_with_nothing_listening_fails_at_once_saying_how_to_start_a_server(
+    digit_png: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The default: no retries at all on loopback (nothing there starts by itself)."""
+    with FakeEndpoint((200, "")) as endpoint:
+        url = endpoint.url
+    with caplog.at_level(logging.INFO), pytest.raises(EndpointError) as raised:
+        query_digit(Settings(query_url=url), image=digit_png)  # HK_QUERY_DEADLINE: 60 s
+    message = str(raised.value)
+    assert message.startswith(f"no model server answers at {url} (Connection refused). ")
+    assert "`inv serve`" in message and "--wait SECONDS" in message
+    assert "next try" not in caplog.text
+
+
+def test_wait_reaches_a_server_that_starts_listening_later(
+    digit_png: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with FakeEndpoint((200, "")) as endpoint:
+        port, url = endpoint.port, endpoint.url
+    started: list[FakeEndpoint] = []
+
+    def start() -> None:
+        started.append(FakeEndpoint((200, seldon_answer([GOOD_ROW])), port=port).__enter__())
+
+    later = threading.Timer(0.6, start)
+    later.start()
+    try:
+        with caplog.at_level(logging.INFO):
+            result = query_digit(Settings(query_url=url, query_wait=20.0), image=digit_png)
+    finally:
+        later.join()
+        for server in started:
+            server.__exit__(None, None, None)
+    assert result.prediction == 7
+    retries = [r.getMessage() for r in caplog.records if "next try in" in r.getMessage()]
+    assert retries, "the query should have retried while nothing listened"
+    assert retries[0].startswith(
+        f"POST {url}/api/v1.0/predictions failed (Connection refused), attempt 1; next try in "
+    )
+
+
 def test_query_mnist_index_reports_the_true_label(mnist_dir: Path) -> None:
     settings = _settings("http://127.0.0.1:9", mnist_dir=mnist_dir)
     with FakeEndpoint((200, seldon_answer([GOOD_ROW]))) as endpoint:
@@ -209,6 +252,23 @@ def test_inv_query_json_prints_one_object_last(digit_png: Path) -> None:
     assert last["probabilities"] == GOOD_ROW
     assert last["label"] is None
     assert last["sanity"].startswith("ok")
+
+
+def test_inv_query_with_no_server_exits_1_with_how_to_start_one(digit_png: Path) -> None:
+    with FakeEndpoint((200, "")) as endpoint:
+        url = endpoint.url
+    completed = subprocess.run(
+        [sys.executable, "-m", "invoke", "query", "--image", str(digit_png), "--url", url],
+        cwd=REPO,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 1
+    assert completed.stderr.startswith(f"error: no model server answers at {url}")
+    assert "inv serve" in completed.stderr
+    assert "Traceback" not in completed.stderr and "next try" not in completed.stderr
 
 
 def test_inv_query_exits_non_zero_on_a_failed_sanity_check(digit_png: Path) -> None:
