@@ -124,6 +124,26 @@ def train(
     print(done.to_json() if json else done.describe())
 
 
+@task(
+    help={
+        "keep": "how many of the newest runs (and logs) to keep, besides the latest model's "
+        "run (default: 3)",
+        "dry_run": "list what would be removed; remove nothing",
+        "json": "print the result as one JSON object on the last line",
+    }
+)
+def clean(c: Any, keep: int = 3, dry_run: bool = False, json: bool = False) -> None:
+    """Remove old local runs and logs, keeping the newest and the latest model's run."""
+    import json as json_lib
+
+    from hello_kubeflow.clean import clean_outputs
+
+    settings = _settings()
+    with _user_errors():
+        result = clean_outputs(settings, keep=keep, dry_run=dry_run)
+    print(json_lib.dumps(result.as_dict()) if json else result.describe())
+
+
 # ---- issue 3: serving and querying
 
 

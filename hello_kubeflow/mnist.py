@@ -19,7 +19,14 @@ from hello_kubeflow.download import (
     unreachable_mirrors,
 )
 from hello_kubeflow.errors import DataError, DataFileError, DownloadError
-from hello_kubeflow.idx import SHA256, decode_idx, images_and_labels, read_idx
+from hello_kubeflow.idx import (
+    CHECKSUMS_FILE,
+    SHA256,
+    decode_idx,
+    images_and_labels,
+    read_checksums,
+    read_idx,
+)
 from hello_kubeflow.settings import Settings
 
 __all__ = [
@@ -29,9 +36,11 @@ __all__ = [
     "SHA256",
     "SUBSET_SOURCE",
     "MnistData",
+    "MnistTestImages",
     "RetryPolicy",
     "ensure_mnist",
     "load_mnist",
+    "load_test_images",
     "mnist_files",
     "mnist_folder",
     "read_idx",
@@ -45,6 +54,7 @@ TRAIN_LABELS = "train-labels-idx1-ubyte"
 TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
 FILE_NAMES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+TEST_FILE_NAMES = (TEST_IMAGES, TEST_LABELS)
 
 PIXEL_SCALING: dict[str, Any] = {
     "input": "uint8 pixels 0-255",
@@ -83,6 +93,21 @@ class MnistData:
     def describe(self) -> str:
         """One line: how many train and test images, and from where."""
         return f"{len(self.y_train):,} train / {len(self.y_test):,} test images from {self.source}"
+
+
+@dataclass(frozen=True)
+class MnistTestImages:
+    """The test set alone (what a query needs): `x` uint8 (n, 784), `y` int64 digits.
+
+    Attributes:
+        source: where the images came from, for a person to read.
+        is_subset: True for the offline subset's 1,000 test digits.
+    """
+
+    x: npt.NDArray[np.uint8]
+    y: npt.NDArray[np.int64]
+    source: str
+    is_subset: bool = False
 
 
 def scale_pixels(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
@@ -130,6 +155,28 @@ def load_mnist(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> Mni
     if isinstance(found, DownloadError):
         return _load_subset(found.failures)
     return found.data()
+
+
+def load_test_images(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> MnistTestImages:
+    """Load only the MNIST test set (two files, not the 60,000 training images).
+
+    From MNIST_DIR, else the cache (downloading only the test files), else, offline,
+    the offline subset's test digits, as `load_mnist` would split them.
+
+    Args:
+        settings: as for `load_mnist`.
+        retry: as for `load_mnist`.
+
+    Raises:
+        DataFileError: MNIST_DIR lacks a test file, or one is truncated, corrupt or wrong.
+        DownloadError: a mirror answered, but no mirror gave a good file.
+    """
+    found = _locate_or_offline(settings, retry, TEST_FILE_NAMES)
+    if isinstance(found, DownloadError):
+        subset = _load_subset(found.failures)
+        return MnistTestImages(subset.x_test, subset.y_test, subset.source, is_subset=True)
+    x, y = found.pair(TEST_IMAGES, TEST_LABELS)
+    return MnistTestImages(x, y, found.source)
 
 
 def mnist_files(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> list[Path]:
@@ -192,22 +239,25 @@ class _Found:
     paths: dict[str, Path]
     source: str
 
+    def pair(self, images: str, labels: str) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        """Images paired with their labels (the counts must match)."""
+        return images_and_labels(
+            self.arrays[images],
+            self.arrays[labels],
+            str(self.paths[images]),
+            str(self.paths[labels]),
+        )
+
     def data(self) -> MnistData:
-        """Pair images with labels (the counts must match) into an `MnistData`."""
-        pairs = [
-            images_and_labels(
-                self.arrays[images],
-                self.arrays[labels],
-                str(self.paths[images]),
-                str(self.paths[labels]),
-            )
-            for images, labels in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS))
-        ]
-        (x_train, y_train), (x_test, y_test) = pairs
+        """Pair images with labels into an `MnistData`."""
+        x_train, y_train = self.pair(TRAIN_IMAGES, TRAIN_LABELS)
+        x_test, y_test = self.pair(TEST_IMAGES, TEST_LABELS)
         return MnistData(x_train, y_train, x_test, y_test, source=self.source)
 
 
-def _locate_or_offline(settings: Settings, retry: RetryPolicy) -> _Found | DownloadError:
+def _locate_or_offline(
+    settings: Settings, retry: RetryPolicy, names: tuple[str, ...] = FILE_NAMES
+) -> _Found | DownloadError:
     """The verified files, or the error saying that no mirror answered at all.
 
     Only "no mirror answered at all" counts as offline (the callers then fall back
@@ -217,23 +267,23 @@ def _locate_or_offline(settings: Settings, retry: RetryPolicy) -> _Found | Downl
     accuracy, so that error is raised for the user to see.
     """
     try:
-        return _locate(settings, retry)
+        return _locate(settings, retry, names)
     except DownloadError as exc:
         if exc.offline:
             return exc
         raise
 
 
-def _locate(settings: Settings, retry: RetryPolicy) -> _Found:
-    """Read and verify MNIST_DIR, else the cache, downloading what is missing."""
+def _locate(settings: Settings, retry: RetryPolicy, names: tuple[str, ...]) -> _Found:
+    """Read and verify `names` in MNIST_DIR, else the cache, downloading what is missing."""
     if settings.mnist_dir is not None:
-        return _read_directory(settings.mnist_dir)
+        return _read_directory(settings.mnist_dir, names)
     cache = mnist_folder(settings)
     arrays: dict[str, np.ndarray] = {}
     paths: dict[str, Path] = {}
     mirrors_used: set[str] = set()
     mirrors = list(settings.mnist_mirrors)
-    for name in FILE_NAMES:
+    for name in names:
         cached = _read_cached(cache, name)
         if cached is None:
             arrays[name], paths[name], mirror = _download(cache, name, mirrors, settings, retry)
@@ -255,14 +305,19 @@ def _find(directory: Path, name: str) -> Path | None:
     return None
 
 
-def _read_directory(directory: Path) -> _Found:
-    """Read the four files in MNIST_DIR; a missing or bad one is an error, never a download."""
+def _read_directory(directory: Path, names: tuple[str, ...]) -> _Found:
+    """Read the files in MNIST_DIR; a missing or bad one is an error, never a download.
+
+    They are verified against MNIST's own SHA-256, or, when the folder holds a
+    `SHA256SUMS` file, against that (a dataset in MNIST's format that is not MNIST:
+    Fashion-MNIST, a subset); the source then says so.
+    """
     if not directory.is_dir():
         raise DataFileError(
             f"MNIST_DIR={directory} is not a folder. Point MNIST_DIR at the folder holding "
             "the four MNIST IDX files, or unset it to download MNIST into the cache."
         )
-    found = {name: _find(directory, name) for name in FILE_NAMES}
+    found = {name: _find(directory, name) for name in names}
     missing = [f"{name}[.gz]" for name, path in found.items() if path is None]
     if missing:
         raise DataFileError(
@@ -270,8 +325,17 @@ def _read_directory(directory: Path) -> _Found:
             "there (gzip or not), or unset MNIST_DIR to download MNIST into the cache."
         )
     paths = {name: path for name, path in found.items() if path is not None}
-    arrays = {name: read_idx(path, fix=_FIX_MNIST_DIR) for name, path in paths.items()}
-    return _Found(arrays, paths, f"MNIST_DIR {directory}")
+    source = f"MNIST_DIR {directory}"
+    checksums = SHA256
+    listed = directory / CHECKSUMS_FILE
+    if listed.is_file():  # a dataset in MNIST's format that is not MNIST itself
+        checksums = read_checksums(listed)
+        source += f" (verified against its {CHECKSUMS_FILE}, not MNIST's checksums)"
+    arrays = {
+        name: read_idx(path, fix=_FIX_MNIST_DIR, checksums=checksums)
+        for name, path in paths.items()
+    }
+    return _Found(arrays, paths, source)
 
 
 def _read_cached(cache: Path, name: str) -> tuple[np.ndarray, Path] | None:

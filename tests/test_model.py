@@ -34,8 +34,14 @@ TINY = Preset("tiny", n_estimators=4, train_size=None, bootstrap=False, descript
 
 @pytest.fixture(scope="module")
 def mnist(mnist_dir: Path) -> MnistData:
-    """Full MNIST from the shared copy, read once for this module."""
+    """Real MNIST digits (the small fixture: 4,000 train / 1,000 test), read once."""
     return load_mnist(Settings(mnist_dir=mnist_dir))
+
+
+@pytest.fixture(scope="module")
+def full_mnist(full_mnist_dir: Path) -> MnistData:
+    """Full MNIST from the shared copy, for the full-set parity checks."""
+    return load_mnist(Settings(mnist_dir=full_mnist_dir))
 
 
 @pytest.fixture(scope="module")
@@ -399,17 +405,18 @@ def _assert_parity(result: TrainResult, mnist: MnistData, directory: Path) -> No
 
 
 def test_fast_path_matches_scikit_learn_on_all_10k_test_images(
-    mnist: MnistData, tmp_path: Path
+    full_mnist: MnistData, tmp_path: Path
 ) -> None:
     """Parity (issue 3) for a forest trained on a 5,000-image slice."""
-    x, y = scale_pixels(mnist.x_train[:5000]), mnist.y_train[:5000]
-    _assert_parity(train_model(x, y, preset=TINY, n_estimators=12, seed=5), mnist, tmp_path)
+    x, y = scale_pixels(full_mnist.x_train[:5000]), full_mnist.y_train[:5000]
+    result = train_model(x, y, preset=TINY, n_estimators=12, seed=5)
+    _assert_parity(result, full_mnist, tmp_path)
 
 
 @pytest.mark.slow
 def test_fast_path_matches_scikit_learn_for_the_book_forest(
-    mnist: MnistData, tmp_path: Path
+    full_mnist: MnistData, tmp_path: Path
 ) -> None:
     """Parity for a real-size forest: the book preset, 30 trees on 35,000 images."""
-    result = train_model(scale_pixels(mnist.x_train), mnist.y_train, preset="book", seed=42)
-    _assert_parity(result, mnist, tmp_path)
+    x, y = scale_pixels(full_mnist.x_train), full_mnist.y_train
+    _assert_parity(train_model(x, y, preset="book", seed=42), full_mnist, tmp_path)

@@ -15,6 +15,7 @@ from fake_endpoint import GOOD_ROW, FakeEndpoint, seldon_answer
 from PIL import Image
 
 from hello_kubeflow.errors import EndpointError, QueryError, SanityCheckError
+from hello_kubeflow.mnist import load_test_images
 from hello_kubeflow.query import query_accuracy, query_digit
 from hello_kubeflow.settings import Settings
 
@@ -201,7 +202,7 @@ def test_query_mnist_index_reports_the_true_label(mnist_dir: Path) -> None:
     settings = _settings("http://127.0.0.1:9", mnist_dir=mnist_dir)
     with FakeEndpoint((200, seldon_answer([GOOD_ROW]))) as endpoint:
         result = query_digit(settings.replace(query_url=endpoint.url), index=0)
-    assert result.label == 7  # the first MNIST test image is a 7
+    assert result.label == int(load_test_images(settings).y[0])
     assert result.index == 0
     sent = np.asarray(json.loads(endpoint.received[0][2])["data"]["ndarray"])
     assert sent.shape == (1, 784)
@@ -228,11 +229,13 @@ def test_query_with_a_bad_plot_name_fails_before_sending(digit_png: Path) -> Non
 
 
 def test_query_count_reports_accuracy_through_the_endpoint(mnist_dir: Path) -> None:
-    # The first five MNIST test labels are 7 2 1 0 4; the fake answers 7 every time.
+    # The fake answers 7 every time: right for exactly the sevens among the first five.
     rows = [GOOD_ROW] * 5
+    settings = _settings("http://127.0.0.1:9", mnist_dir=mnist_dir)
+    sevens = int((load_test_images(settings).y[:5] == 7).sum())
     with FakeEndpoint((200, seldon_answer(rows))) as endpoint:
-        result = query_accuracy(_settings(endpoint.url, mnist_dir=mnist_dir), count=5)
-    assert (result.count, result.correct) == (5, 1)
+        result = query_accuracy(settings.replace(query_url=endpoint.url), count=5)
+    assert (result.count, result.correct) == (5, sevens)
     assert len(json.loads(endpoint.received[0][2])["data"]["ndarray"]) == 5
 
 
