@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -392,6 +393,34 @@ def test_fast_form_equals_skl2onnx_conversion(
         ours.run(["probabilities"], {"input": x_test})[0],
         theirs.run(["probabilities"], {"input": x_test})[0],
     )
+
+
+def test_serving_with_other_library_versions_than_training_warns(
+    small_result: TrainResult, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = save_model(tmp_path / "model", small_result)
+    metadata_file = directory / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    served = metadata["versions"]["scikit-learn"]
+    metadata["versions"]["scikit-learn"] = "0.24.2"
+    metadata_file.write_text(json.dumps(metadata))
+
+    with caplog.at_level(logging.WARNING, logger="hello_kubeflow.artifact"):
+        load_model(directory)
+
+    [warning] = caplog.messages
+    assert "trained with other library versions than it is served with" in warning
+    assert f"scikit-learn 0.24.2 -> {served}" in warning
+    assert "numpy" not in warning  # only what differs
+
+
+def test_serving_with_the_training_versions_says_nothing(
+    small_result: TrainResult, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = save_model(tmp_path / "model", small_result)
+    with caplog.at_level(logging.WARNING, logger="hello_kubeflow.artifact"):
+        load_model(directory)
+    assert caplog.messages == []
 
 
 def _assert_parity(result: TrainResult, mnist: MnistData, directory: Path) -> None:

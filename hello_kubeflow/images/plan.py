@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from hello_kubeflow.errors import ImageError, SettingsError
+from hello_kubeflow.images.lock import LABEL_PREFIX, LOCK_FILE, MODEL_LIBRARIES, version_labels
 from hello_kubeflow.settings import VARIABLES, Settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class BuildPlan:
     build_args: dict[str, str] = field(default_factory=dict)
     extra_ca_certs: Path | None = None
     dockerfile: str = DOCKERFILE
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def image(self) -> str:
@@ -58,6 +60,7 @@ class BuildPlan:
             "dockerfile": self.dockerfile,
             "build_args": dict(self.build_args),
             "extra_ca_certs": str(self.extra_ca_certs) if self.extra_ca_certs else None,
+            "labels": dict(self.labels),
         }
 
     def describe(self) -> str:
@@ -70,6 +73,13 @@ class BuildPlan:
         ]
         if self.extra_ca_certs:
             lines.append(f"extra CA certificates: {self.extra_ca_certs}")
+        pinned = [
+            f"{library} {self.labels[f'{LABEL_PREFIX}.version.{library}']}"
+            for library in MODEL_LIBRARIES
+            if f"{LABEL_PREFIX}.version.{library}" in self.labels
+        ]
+        if pinned:
+            lines.append(f"locked:  {', '.join(pinned)} ({LOCK_FILE})")
         return "\n".join(lines)
 
     def _push_target(self) -> str:
@@ -155,6 +165,7 @@ def plan_build(
     chosen_base = base_image or settings.base_image
     if chosen_base:
         args["BASE_IMAGE"] = chosen_base
+    lock = root / LOCK_FILE
     return BuildPlan(
         context=root,
         repository=repository,
@@ -163,6 +174,8 @@ def plan_build(
         registry=registry,
         build_args=args,
         extra_ca_certs=ca,
+        # The project's Dockerfile installs the lock; another context may have none.
+        labels=version_labels(lock) if lock.is_file() else {},
     )
 
 
