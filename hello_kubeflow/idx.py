@@ -27,7 +27,7 @@ IMAGE_SIDE = 28
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_IDX_BYTES = 64 * 1024 * 1024  # the largest MNIST file is 47,040,016 bytes
 FIX_LOCAL_FILE = "Delete it and run again to re-download it, or point MNIST_DIR at a good copy."
-CHECKSUMS_FILE = "SHA256SUMS"
+CHECKSUMS_FILE = "IDX-SHA256SUMS"  # not SHA256SUMS: that usually lists the .gz files as stored
 _CHECKSUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *]?(\S+)$")
 
 
@@ -45,7 +45,7 @@ def read_idx(
         path: the file.
         fix: what the error message tells the user to do about a bad file.
         checksums: SHA-256 of the uncompressed files by canonical name (MNIST's own
-            by default; a folder's `SHA256SUMS` for a dataset in MNIST's format).
+            by default; a folder's `IDX-SHA256SUMS` for a dataset in MNIST's format).
 
     Returns:
         uint8 labels shaped (n,) or uint8 images shaped (n, 28, 28).
@@ -120,7 +120,7 @@ def decode_idx(
 
 
 def read_checksums(path: Path) -> dict[str, str]:
-    """A `SHA256SUMS` file (`sha256sum`'s format) of the four uncompressed IDX files.
+    """A `IDX-SHA256SUMS` file (`sha256sum`'s format) of the four uncompressed IDX files.
 
     Args:
         path: the file; each line `<sha256>  <name>`, names as in `SHA256` (a

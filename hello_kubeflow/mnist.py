@@ -309,7 +309,7 @@ def _read_directory(directory: Path, names: tuple[str, ...]) -> _Found:
     """Read the files in MNIST_DIR; a missing or bad one is an error, never a download.
 
     They are verified against MNIST's own SHA-256, or, when the folder holds a
-    `SHA256SUMS` file, against that (a dataset in MNIST's format that is not MNIST:
+    `IDX-SHA256SUMS` file, against that (a dataset in MNIST's format that is not MNIST:
     Fashion-MNIST, a subset); the source then says so.
     """
     if not directory.is_dir():

