@@ -307,6 +307,7 @@ def _stage_mnist(settings: Settings, target: Path) -> Path | None:
         The staging folder, or None when offline with nothing cached (the step
         then falls back to the subset itself).
     """
+    from hello_kubeflow.idx import CHECKSUMS_FILE
     from hello_kubeflow.mnist import mnist_files
 
     files = mnist_files(settings)
@@ -317,4 +318,11 @@ def _stage_mnist(settings: Settings, target: Path) -> Path | None:
         destination = target / source.name
         if not destination.exists() or destination.stat().st_size != source.stat().st_size:
             shutil.copyfile(source, destination)
+    # A dataset verified against its own checksums keeps them; MNIST itself must not
+    # inherit another dataset's (left here by an earlier run).
+    checksums = files[0].parent / CHECKSUMS_FILE
+    if settings.mnist_dir is not None and checksums.is_file():
+        shutil.copyfile(checksums, target / CHECKSUMS_FILE)
+    else:
+        (target / CHECKSUMS_FILE).unlink(missing_ok=True)
     return target
