@@ -183,7 +183,7 @@ def test_build_push_records_the_digest_the_registry_serves(
     record = built.record
     assert record is not None and record.digest is not None
     assert "session" in registry.tags(IMAGE_NAME)
-    assert registry.manifest_digest("hello-kubeflow", "session") == record.digest
+    assert registry.manifest_digest(IMAGE_NAME, "session") == record.digest
     saved = json.loads(Path(str(built.record_file)).read_text())
     assert saved["reference"] == f"{registry.address}/hello-kubeflow@{record.digest}"
     assert record.reference in built.describe()
