@@ -185,7 +185,7 @@ def test_build_push_records_the_digest_the_registry_serves(
     assert "session" in registry.tags(IMAGE_NAME)
     assert registry.manifest_digest(IMAGE_NAME, "session") == record.digest
     saved = json.loads(Path(str(built.record_file)).read_text())
-    assert saved["reference"] == f"{registry.address}/hello-kubeflow@{record.digest}"
+    assert saved["reference"] == f"{registry.address}/{IMAGE_NAME}@{record.digest}"
     assert record.reference in built.describe()
 
 
