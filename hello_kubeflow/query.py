@@ -349,11 +349,14 @@ def connect_wait(settings: Settings, url: str) -> float:
     """Seconds to wait for a server that does not accept connections at `url`.
 
     `settings.query_wait` (`--wait`, `HK_QUERY_WAIT`) when set; else 0 on a local
-    URL and `settings.query_deadline` anywhere else.
+    URL in local mode and `settings.query_deadline` anywhere else (a gateway, or
+    cluster mode's port-forward, may still be coming up).
     """
     if settings.query_wait is not None:
         return settings.query_wait
-    return 0.0 if is_local_url(url) else settings.query_deadline
+    if is_local_url(url) and settings.mode == "local":
+        return 0.0
+    return settings.query_deadline
 
 
 def _unreachable_message(

@@ -16,7 +16,7 @@ from PIL import Image
 
 from hello_kubeflow.errors import EndpointError, QueryError, SanityCheckError
 from hello_kubeflow.mnist import load_test_images
-from hello_kubeflow.query import query_accuracy, query_digit
+from hello_kubeflow.query import connect_wait, query_accuracy, query_digit
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -287,3 +287,20 @@ def test_inv_query_exits_non_zero_on_a_failed_sanity_check(digit_png: Path) -> N
     assert completed.returncode == 1
     assert "sanity check failed" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "url", "seconds"),
+    [
+        (Settings(), "http://127.0.0.1:9000/api/v1.0/predictions", 0.0),
+        (Settings(), "http://localhost:9000/x", 0.0),
+        (Settings(query_deadline=42.0), "https://gateway.example/x", 42.0),
+        (Settings(mode="cluster", query_deadline=42.0), "http://127.0.0.1:31000/x", 42.0),
+        (Settings(query_wait=7.0), "http://127.0.0.1:9000/x", 7.0),
+    ],
+)
+def test_how_long_a_server_that_is_not_listening_is_waited_for(
+    settings: Settings, url: str, seconds: float
+) -> None:
+    """Local mode, loopback: not at all; a gateway or port-forward: the deadline; --wait wins."""
+    assert connect_wait(settings, url) == seconds
