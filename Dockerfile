@@ -8,8 +8,9 @@
 # (Python 3.6 there: install a newer Python first, as the package needs 3.11).
 #
 # Layers, cheapest to rebuild last: user + venv, extra CA certificates, the
-# dependencies (derived from pyproject.toml, so the list cannot drift), then the
-# source (a code-only change rebuilds just that layer and the labels).
+# dependencies (exactly the versions in requirements.lock, so two builds of one
+# commit install the same libraries), then the source (a code-only change
+# rebuilds just that layer and the labels).
 ARG BASE_IMAGE=kubeflownotebookswg/jupyter-scipy:v1.10.0
 FROM ${BASE_IMAGE}
 
@@ -39,9 +40,10 @@ RUN set -eu; \
 # added to the system bundle and trusted for the pip installs below only.
 COPY certs/ /usr/local/share/hello-kubeflow/certs/
 
-# Dependencies: the runtime `dependencies` and the `build-system` requirements of
-# pyproject.toml, installed before any source is copied.
-COPY pyproject.toml /tmp/hk-build/pyproject.toml
+# Dependencies: requirements.lock pins every distribution the runtime `dependencies`
+# and `build-system` requirements of pyproject.toml resolve to (scripts/lock_requirements.py
+# writes it). --no-deps installs exactly those; `pip check` proves they are complete.
+COPY requirements.lock /tmp/hk-build/requirements.lock
 RUN set -eu; \
     extra="$(find /usr/local/share/hello-kubeflow/certs -type f \( -name '*.crt' -o -name '*.pem' \) | sort)"; \
     if [ -n "${extra}" ]; then \
@@ -51,9 +53,8 @@ RUN set -eu; \
         echo "trusting extra CA certificates for pip: ${extra}"; \
     fi; \
     cd /tmp/hk-build; \
-    python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); print("\n".join(p["project"]["dependencies"] + p["build-system"]["requires"]))' > requirements.txt; \
-    cat requirements.txt; \
-    python3 -m pip install --progress-bar off --requirement requirements.txt; \
+    python3 -m pip install --progress-bar off --no-deps --requirement requirements.lock; \
+    python3 -m pip check; \
     rm -rf /tmp/hk-build
 
 # The package itself: no dependency resolution, no network, no build isolation.

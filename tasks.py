@@ -38,6 +38,7 @@ _FLAGS = {
     "serve_host": "--host",
     "serve_workers": "--workers",
     "query_url": "--url",
+    "query_wait": "--wait",
     "gateway_url": "--url",
     "wait_timeout": "--timeout",
     "wait_namespaces": "--namespaces",
@@ -123,6 +124,26 @@ def train(
     print(done.to_json() if json else done.describe())
 
 
+@task(
+    help={
+        "keep": "how many of the newest runs (and logs) to keep, besides the latest model's "
+        "run (default: 3)",
+        "dry_run": "list what would be removed; remove nothing",
+        "json": "print the result as one JSON object on the last line",
+    }
+)
+def clean(c: Any, keep: int = 3, dry_run: bool = False, json: bool = False) -> None:
+    """Remove old local runs and logs, keeping the newest and the latest model's run."""
+    import json as json_lib
+
+    from hello_kubeflow.clean import clean_outputs
+
+    settings = _settings()
+    with _user_errors():
+        result = clean_outputs(settings, keep=keep, dry_run=dry_run)
+    print(json_lib.dumps(result.as_dict()) if json else result.describe())
+
+
 # ---- issue 3: serving and querying
 
 
@@ -177,6 +198,8 @@ def serve(
         "json": "print the result as one JSON object on the last line",
         "mode": "local or cluster (the model served in the cluster, through its gateway; "
         "the protocol follows the serving system); default: HK_MODE or local",
+        "wait": "seconds to wait for a server that is still starting (default: HK_QUERY_WAIT, "
+        "else 0 for a local URL: fail at once if nothing listens)",
     }
 )
 def query(
@@ -189,6 +212,7 @@ def query(
     url: str = "",
     json: bool = False,
     mode: str = "",
+    wait: float = -1.0,
 ) -> None:
     """Query the model server with a digit and sanity-check the answer."""
     import json as json_lib
@@ -201,7 +225,7 @@ def query(
             "--image and --plot are for one digit: drop one or the other",
             code=1,
         )
-    settings = _settings(mode=mode or None)
+    settings = _settings(mode=mode or None, query_wait=wait if wait != -1.0 else None)
     with _user_errors():
         if url:  # the gateway in cluster mode, the server itself locally
             settings = settings.override(

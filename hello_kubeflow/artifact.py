@@ -38,6 +38,8 @@ ONNX_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
 FORMAT = "hello-kubeflow-model"
 FORMAT_VERSION = 1
+# The libraries whose version changes what a saved forest answers (kfp only runs steps).
+SERVING_LIBRARIES = ("scikit-learn", "numpy", "joblib", "onnx", "onnxruntime")
 _FIX = "run `inv train` to make a model, or point --model at a model directory"
 
 
@@ -143,6 +145,15 @@ def load_model(directory: Path | str, *, threads: int = 1) -> LoadedModel:
         if name in files:
             _verify_file(path / name, files[name])
     session = open_session(path / ONNX_FILE, threads, fix=_FIX) if ONNX_FILE in files else None
+    drift = version_drift(metadata)
+    if drift:
+        log.warning(
+            "%s was trained with other library versions than it is served with (%s): its "
+            "answers may differ; retrain it here (inv train) or serve it from the image it "
+            "was trained in",
+            path,
+            "; ".join(drift),
+        )
     model = LoadedModel(path, metadata, session)
     if session is None:
         log.info("no fast path for %s: answering through scikit-learn", path)
@@ -172,6 +183,27 @@ def library_versions() -> dict[str, str]:
         except dist_metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def version_drift(metadata: Mapping[str, Any]) -> list[str]:
+    """The serving libraries whose version differs from the one the model was trained with.
+
+    Args:
+        metadata: a model's `metadata.json` (its `versions` were recorded at training).
+
+    Returns:
+        One `name trained-version -> served-version` per difference (a library missing
+        on either side is not compared); empty when they agree.
+    """
+    trained = metadata.get("versions")
+    if not isinstance(trained, Mapping):
+        return []
+    served = library_versions()
+    return [
+        f"{name} {trained[name]} -> {served[name]}"
+        for name in SERVING_LIBRARIES
+        if name in trained and name in served and str(trained[name]) != served[name]
+    ]
 
 
 def file_record(path: Path) -> dict[str, Any]:
@@ -214,16 +246,8 @@ def _verify_file(path: Path, record: Mapping[str, Any]) -> None:
 
 def _load_forest(path: Path, metadata: Mapping[str, Any]) -> Any:
     import joblib
-    import sklearn
 
-    saved = metadata.get("versions", {}).get("scikit-learn")
-    if saved and saved != sklearn.__version__:
-        log.warning(
-            "%s was saved with scikit-learn %s, this is %s: retrain if it fails to load",
-            path,
-            saved,
-            sklearn.__version__,
-        )
+    # A scikit-learn version other than the training one was warned about at load_model.
     try:
         forest = joblib.load(path)
     except Exception as exc:  # unpickling raises anything: EOFError, KeyError, zlib.error...

@@ -1,9 +1,22 @@
-"""The one backoff every retry loop uses: exponential, capped, with jitter."""
+"""The one retry policy: exponential backoff with jitter, and one readable line per retry."""
 
 from __future__ import annotations
 
-from tenacity import wait_exponential_jitter
+import logging
+import re
+import socket
+from collections.abc import Callable
+
+from tenacity import RetryCallState, wait_exponential_jitter
 from tenacity.wait import wait_base
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+_NAME_NOT_RESOLVED = re.compile(
+    r"Name or service not known|Temporary failure in name resolution|No address associated"
+    r"|nodename nor servname|getaddrinfo failed|NameResolutionError|Failed to resolve",
+    re.IGNORECASE,
+)
+MAX_REASON_CHARS = 300
 
 
 def jittered_backoff(first: float, maximum: float, jitter: float | None = None) -> wait_base:
@@ -18,3 +31,78 @@ def jittered_backoff(first: float, maximum: float, jitter: float | None = None) 
     return wait_exponential_jitter(
         multiplier=first, max=maximum, jitter=first if jitter is None else jitter
     )
+
+
+def is_name_not_resolved(exc: BaseException) -> bool:
+    """True when the failure is a host name that does not resolve (DNS): waiting will not help."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return True
+        if _NAME_NOT_RESOLVED.search(str(current)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def describe_failure(exc: BaseException | None) -> str:
+    """A short reason for a person: `connection refused`, `HTTP 503 Service Unavailable`.
+
+    HTTP errors give their status; network errors the operating system's words (not
+    the nested reprs that requests and urllib3 wrap them in); anything else its first line.
+    """
+    if exc is None:
+        return "failed"
+    status = getattr(exc, "status", None)
+    if not isinstance(status, int):
+        response = getattr(exc, "response", None)
+        status = getattr(response, "status_code", None)
+    if isinstance(status, int) and status > 0:
+        reason = str(getattr(exc, "reason", "") or "").strip()
+        reason = reason if reason and "\n" not in reason and len(reason) < 60 else ""
+        return f"HTTP {status} {reason}".strip()
+    if is_name_not_resolved(exc):
+        return "the host name does not resolve"
+    text = str(exc)
+    match = _ERRNO.search(text)
+    if match:
+        return match.group(1).strip().rstrip(".")
+    if "timed out" in text.lower() or "timeout" in type(exc).__name__.lower():
+        return "timed out"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first[:MAX_REASON_CHARS]
+
+
+def log_retry(
+    logger: logging.Logger,
+    what: str,
+    *,
+    level: int = logging.WARNING,
+    describe: Callable[[BaseException | None], str] = describe_failure,
+) -> Callable[[RetryCallState], None]:
+    """A tenacity `before_sleep` that logs one line: what failed, the attempt, the next try.
+
+    For example: `GET http://x/f.gz failed (connection refused), attempt 2; next try in 1.3 s`.
+
+    Args:
+        logger: where the line goes.
+        what: what was attempted, e.g. "downloading <url>".
+        level: the log level of the line.
+        describe: turns the exception into a short reason.
+    """
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        logger.log(
+            level,
+            "%s failed (%s), attempt %d; next try in %.1f s",
+            what,
+            describe(exc),
+            state.attempt_number,
+            delay,
+        )
+
+    return before_sleep

@@ -19,6 +19,7 @@ from hello_kubeflow.query import (
 from hello_kubeflow.runs import RunOptions, RunSummary, run_local
 from hello_kubeflow.serving.server import running_server
 from hello_kubeflow.settings import Settings
+from hello_kubeflow.steps import read_test_images
 
 logger = logging.getLogger(__name__)
 
@@ -80,15 +81,19 @@ def run_demo(
     if plot:
         check_plot_path(plot)
     run = run_local(settings, options, runner=runner)
+    # The run's own test set: no second look for MNIST (nor a second offline verdict).
+    test_images = read_test_images(run.dataset_path)
     # A free port, not settings.serve_port: an `inv serve` already running there
     # would otherwise answer instead of the model just trained.
     demo_settings = settings.replace(serve_host="127.0.0.1", serve_port=0)
     with running_server(demo_settings, Path(run.model_path)) as server:
         logger.info("serving the new model at %s", server.url)
         query_settings = settings.replace(query_url=server.url)
-        result = query_digit(query_settings, protocol=protocol, plot=plot)
+        result = query_digit(query_settings, protocol=protocol, plot=plot, test_images=test_images)
         accuracy = None
         if count:
-            accuracy = query_accuracy(query_settings, count=count, protocol=protocol)
+            accuracy = query_accuracy(
+                query_settings, count=count, protocol=protocol, test_images=test_images
+            )
     logger.info("model server stopped")
     return DemoSummary(run, result, accuracy)

@@ -4,24 +4,29 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from tenacity import (
     Retrying,
-    before_sleep_log,
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
 )
 
-from hello_kubeflow.backoff import jittered_backoff
+from hello_kubeflow.backoff import (
+    describe_failure,
+    is_name_not_resolved,
+    jittered_backoff,
+    log_retry,
+)
 from hello_kubeflow.errors import DataError, DataFileError, DownloadError
 
 logger = logging.getLogger(__name__)
@@ -57,6 +62,27 @@ class RetryPolicy:
 
 DEFAULT_RETRY = RetryPolicy()
 
+# Mirrors (host:port) found unreachable in this process, and why. One command decides
+# once that it is offline: later files skip these mirrors instead of trying them again.
+_unreachable: dict[str, str] = {}
+_unreachable_lock = threading.Lock()
+
+
+def unreachable_mirrors() -> dict[str, str]:
+    """The mirrors (host:port) this process could not reach, each with the reason."""
+    with _unreachable_lock:
+        return dict(_unreachable)
+
+
+def forget_unreachable() -> None:
+    """Forget which mirrors were unreachable: the next download tries every mirror again."""
+    with _unreachable_lock:
+        _unreachable.clear()
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc
+
 
 def fetch_from_mirrors(
     file_name: str,
@@ -87,7 +113,8 @@ def fetch_from_mirrors(
 
     Raises:
         DownloadError: every mirror failed; lists each mirror and why. `offline` is
-            set when no mirror answered at all (no network).
+            set when no mirror answered at all (no network). A mirror this process
+            already found unreachable is not tried again.
         DataError: `directory` cannot be created or written to.
     """
     try:
@@ -105,13 +132,18 @@ def fetch_from_mirrors(
     with requests.Session() as session:
         for mirror in mirrors:
             url = f"{mirror}{file_name}"
+            known = unreachable_mirrors().get(_host(mirror))
+            if known is not None:
+                failures.append((url, f"{known} (earlier in this run; not tried again)"))
+                continue
             fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{file_name}.", suffix=PART_SUFFIX)
             os.close(fd)
             part = Path(temp)
             tries = _Tries()
+            level = logging.WARNING
             try:
                 logger.info("downloading %s", url)
-                _retrying(retry)(_stream, session, url, part, timeout, tries)
+                _retrying(retry, f"downloading {url}")(_stream, session, url, part, timeout, tries)
                 result, final_name = verify(part)
                 final = directory / final_name
                 os.replace(part, final)
@@ -120,11 +152,18 @@ def fetch_from_mirrors(
                 offline = False
                 failures.append((url, str(exc)))
             except (requests.RequestException, _HttpStatusError) as exc:
-                offline = offline and not tries.answered and _is_unreachable(exc)
+                unreachable = not tries.answered and _is_unreachable(exc)
+                offline = offline and unreachable
                 failures.append((url, _describe(exc, tries.count, timeout)))
+                if unreachable:
+                    level = logging.DEBUG
+                    with _unreachable_lock:
+                        _unreachable[_host(mirror)] = _describe(exc, 1, timeout)
             finally:
                 part.unlink(missing_ok=True)
-            logger.warning("%s failed: %s", url, failures[-1][1])
+            # Unreachable mirrors are summed up once by the caller ("offline: ..."); a
+            # mirror that answered badly is worth a line of its own.
+            logger.log(level, "%s failed: %s", url, failures[-1][1])
     lines = "\n".join(f"  - {url}: {why}" for url, why in failures) or "  (no mirror is set)"
     raise DownloadError(
         f"could not download {file_name} from any mirror:\n{lines}\n"
@@ -171,11 +210,17 @@ def _stream(session: requests.Session, url: str, part: Path, timeout: float, tri
 
 
 def _is_transient(exc: BaseException) -> bool:
-    """Worth retrying: connection errors, timeouts, a dropped body, 429 and 5xx."""
+    """Worth retrying: connection errors, timeouts, a dropped body, 429 and 5xx.
+
+    Not a host name that does not resolve: with no DNS (offline) it will not
+    resolve a second later either.
+    """
     if isinstance(exc, _HttpStatusError):
         return exc.status in RETRY_STATUSES
     if isinstance(exc, requests.exceptions.SSLError):
         return False  # a certificate problem does not heal by waiting
+    if is_name_not_resolved(exc):
+        return False
     return isinstance(
         exc, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError
     )
@@ -188,12 +233,12 @@ def _is_unreachable(exc: BaseException) -> bool:
     )
 
 
-def _retrying(policy: RetryPolicy) -> Retrying:
+def _retrying(policy: RetryPolicy, what: str) -> Retrying:
     return Retrying(
         retry=retry_if_exception(_is_transient),
         stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.deadline),
         wait=jittered_backoff(policy.initial_wait, policy.max_wait, policy.jitter),
-        before_sleep=before_sleep_log(logger, logging.WARNING),
+        before_sleep=log_retry(logger, what),
         reraise=True,
     )
 
@@ -201,7 +246,7 @@ def _retrying(policy: RetryPolicy) -> Retrying:
 def _describe(exc: BaseException, attempts: int, timeout: float) -> str:
     """A short reason for a person, e.g. 'cannot connect: Connection refused'."""
     if isinstance(exc, requests.exceptions.SSLError):
-        reason = f"TLS/certificate error ({_short(exc)})"
+        reason = f"TLS/certificate error ({describe_failure(exc)})"
     elif isinstance(exc, requests.exceptions.ConnectTimeout):
         reason = f"cannot connect: no answer within {min(CONNECT_TIMEOUT, timeout):g} s"
     elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
@@ -209,17 +254,10 @@ def _describe(exc: BaseException, attempts: int, timeout: float) -> str:
     elif isinstance(exc, requests.Timeout):
         reason = f"no data for {timeout:g} s (HK_DOWNLOAD_TIMEOUT)"
     elif isinstance(exc, requests.ConnectionError):
-        reason = f"cannot connect: {_short(exc)}"
+        reason = f"cannot connect: {describe_failure(exc)}"
     else:
         reason = str(exc)
     return reason + (f" (after {attempts} attempts)" if attempts > 1 else "")
-
-
-def _short(exc: BaseException) -> str:
-    """The OS-level reason inside a requests/urllib3 error, when there is one."""
-    text = str(exc)
-    match = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
-    return match.group(1).strip() if match else text
 
 
 def _remove_stale_parts(directory: Path, file_name: str) -> None:

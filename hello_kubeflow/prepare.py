@@ -90,15 +90,14 @@ def local_setup(settings: Settings, *, dry_run: bool = False) -> SetupReport:
         DataError: MNIST could not be fetched or verified.
     """
     lines = [_python_dependencies(), _docker(settings)]
-    if dry_run:
-        where = settings.mnist_dir or settings.cache_dir
-        lines.append(
-            f"[--]   MNIST: would verify, or fetch and verify, the four IDX files in {where}"
-        )
-        return SetupReport("local", tuple(lines), "inv setup (without --dry-run)")
-    from hello_kubeflow.mnist import ensure_mnist
+    from hello_kubeflow.mnist import ensure_mnist, mnist_folder
 
-    log.info("making MNIST ready (verify, or fetch into %s)", settings.cache_dir)
+    where = mnist_folder(settings)
+    if dry_run:
+        action = "verify" if settings.mnist_dir else "verify, or fetch and verify,"
+        lines.append(f"[--]   MNIST: would {action} the four IDX files in {where}")
+        return SetupReport("local", tuple(lines), "inv setup (without --dry-run)")
+    log.info("making MNIST ready in %s", where)
     lines.append(f"[ok]   MNIST: {ensure_mnist(settings)}")
     return SetupReport(
         "local", tuple(lines), "inv train (then inv serve and inv query; or inv demo)"

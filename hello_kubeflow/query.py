@@ -3,8 +3,11 @@
 `query_digit` sends one image (an MNIST test image by index or at random, or a
 PNG a person drew) and `query_accuracy` sends N test images in batches; both in
 the Seldon format or the Open Inference Protocol (V2). Requests have a timeout;
-connection errors and 502/503/504 (a model still loading) are retried until
-`settings.query_deadline`; a 4xx is never retried and its message is shown.
+502/503/504 (a model still loading) are retried until `settings.query_deadline`;
+a 4xx is never retried and its message is shown. A server that does not accept
+the connection is waited for `settings.query_wait` seconds (`--wait`); by default
+not at all on a local URL (nothing listening there will not start by itself),
+`query_deadline` elsewhere (a gateway or a port-forward coming up).
 """
 
 from __future__ import annotations
@@ -15,22 +18,21 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
 import requests
-from tenacity import (
-    Retrying,
-    before_sleep_log,
-    retry_if_exception_type,
-    stop_after_delay,
-)
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from hello_kubeflow.answers import Prediction, check_answer, seldon_payload, v2_payload
-from hello_kubeflow.backoff import jittered_backoff
+from hello_kubeflow.backoff import describe_failure, jittered_backoff, log_retry
 from hello_kubeflow.errors import EndpointError, QueryError
 from hello_kubeflow.settings import Settings
+
+if TYPE_CHECKING:
+    from hello_kubeflow.mnist import MnistTestImages
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ BATCH_SIZE = 500  # images per request for --count (~2 MB of JSON, under the bod
 FIRST_RETRY_SECONDS = 0.2
 MAX_RETRY_WAIT_SECONDS = 5.0
 RANDOM_INDEX = -1  # `--index -1`: a random MNIST test image
+LOCAL_HOSTS = frozenset({"localhost", "::1", "0.0.0.0"})
 
 
 @dataclass(frozen=True)
@@ -115,11 +118,13 @@ def query_digit(
     protocol: str = "seldon",
     plot: str | Path = "",
     headers: Mapping[str, str] | None = None,
+    test_images: MnistTestImages | None = None,
 ) -> QueryResult:
     """Send one digit to the server and sanity-check the answer.
 
     Args:
         settings: the server URL (`settings.server_url`), model name, timeouts, MNIST.
+        test_images: the test set to pick from (default: `mnist.load_test_images`).
         index: an MNIST test image index; -1 picks one at random.
         image: a PNG of a drawn digit to send instead of an MNIST image.
         protocol: `seldon` or `v2`.
@@ -146,7 +151,7 @@ def query_digit(
         pixels = load_digit_png(image)
         source = f"{image} (drawn digit, made MNIST-like)"
     else:
-        pixels, label, chosen, source = _mnist_test_image(settings, index)
+        pixels, label, chosen, source = _mnist_test_image(settings, index, test_images)
     url = endpoint_url(settings, protocol)
     with requests.Session() as session:
         body = post_images(session, settings, url, pixels[np.newaxis, :], protocol, headers)
@@ -181,6 +186,7 @@ def query_accuracy(
     start: int = 0,
     protocol: str = "seldon",
     headers: Mapping[str, str] | None = None,
+    test_images: MnistTestImages | None = None,
 ) -> AccuracyResult:
     """Send `count` MNIST test images (in batches) and measure accuracy through the endpoint.
 
@@ -189,11 +195,11 @@ def query_accuracy(
     Raises:
         QueryError, EndpointError, SanityCheckError: as for `query_digit`.
     """
-    from hello_kubeflow.mnist import load_mnist, scale_pixels
+    from hello_kubeflow.mnist import load_test_images, scale_pixels
 
     check_protocol(protocol)
-    data = load_mnist(settings)
-    total = len(data.y_test)
+    data = test_images or load_test_images(settings)
+    total = len(data.y)
     start = max(start, 0)
     if count < 1 or start + count > total:
         raise QueryError(
@@ -207,10 +213,10 @@ def query_accuracy(
     with requests.Session() as session:
         for first in range(start, start + count, BATCH_SIZE):
             last = min(first + BATCH_SIZE, start + count)
-            batch = scale_pixels(data.x_test[first:last])
+            batch = scale_pixels(data.x[first:last])
             body = post_images(session, settings, url, batch, protocol, headers)
             answers = check_answer(body, protocol, rows=len(batch), url=url)
-            for answer, label in zip(answers, data.y_test[first:last], strict=True):
+            for answer, label in zip(answers, data.y[first:last], strict=True):
                 if answer.digit == int(label):
                     correct += 1
                 else:
@@ -248,8 +254,9 @@ def post_images(
 ) -> Any:
     """POST a batch of images; return the decoded JSON answer (or its text, if not JSON).
 
-    Retries connection errors and 502/503/504 with backoff until
-    `settings.query_deadline`; each attempt times out after `settings.query_timeout`.
+    Retries 502/503/504 with backoff until `settings.query_deadline`, and a
+    connection that is not accepted for `connect_wait(settings, url)` seconds; each
+    attempt times out after `settings.query_timeout`. Each retry is one log line.
 
     Raises:
         EndpointError: unreachable past the deadline, a timeout, or a 4xx/5xx answer
@@ -257,20 +264,24 @@ def post_images(
     """
     payload = seldon_payload(pixels) if protocol == "seldon" else v2_payload(pixels, "input")
     sent_headers = {"Content-Type": "application/json", **(headers or {})}
+    wait = connect_wait(settings, url)
+
+    def give_up(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        limit = wait if isinstance(exc, requests.ConnectionError) else settings.query_deadline
+        return (state.seconds_since_start or 0.0) >= limit
+
     retrying = Retrying(
         retry=retry_if_exception_type((requests.ConnectionError, _TransientAnswer)),
         wait=jittered_backoff(FIRST_RETRY_SECONDS, MAX_RETRY_WAIT_SECONDS),
-        stop=stop_after_delay(settings.query_deadline),
-        before_sleep=before_sleep_log(logger, logging.INFO),
+        stop=give_up,
+        before_sleep=log_retry(logger, f"POST {url}", level=logging.INFO),
         reraise=True,
     )
     try:
         response = retrying(_post, session, url, payload, sent_headers, settings.query_timeout)
     except requests.ConnectionError as exc:
-        raise EndpointError(
-            f"cannot reach the model server at {url} after {settings.query_deadline:g} s "
-            f"({_reason(exc)}): start it with `inv serve`, or point HK_QUERY_URL at it"
-        ) from None
+        raise EndpointError(_unreachable_message(settings, url, wait, exc)) from None
     except _TransientAnswer as exc:
         raise EndpointError(
             f"{url} still answered HTTP {exc.status} after {settings.query_deadline:g} s "
@@ -327,12 +338,43 @@ def _server_message(response: requests.Response) -> str:
     return str(body)[:300]
 
 
-def _reason(exc: requests.ConnectionError) -> str:
-    text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "timed out", "reset"):
-        if marker in text:
-            return marker.lower()
-    return text[:200]
+def is_local_url(url: str) -> bool:
+    """True for a URL on this machine (loopback), where a server that is not
+    listening will not start by itself."""
+    host = urlsplit(url).hostname or ""
+    return host in LOCAL_HOSTS or host.startswith("127.")
+
+
+def connect_wait(settings: Settings, url: str) -> float:
+    """Seconds to wait for a server that does not accept connections at `url`.
+
+    `settings.query_wait` (`--wait`, `HK_QUERY_WAIT`) when set; else 0 on a local
+    URL in local mode and `settings.query_deadline` anywhere else (a gateway, or
+    cluster mode's port-forward, may still be coming up).
+    """
+    if settings.query_wait is not None:
+        return settings.query_wait
+    if is_local_url(url) and settings.mode == "local":
+        return 0.0
+    return settings.query_deadline
+
+
+def _unreachable_message(
+    settings: Settings, url: str, wait: float, exc: requests.ConnectionError
+) -> str:
+    reason = describe_failure(exc)
+    if is_local_url(url) and settings.mode == "local":
+        waited = f" after waiting {wait:g} s" if wait else ""
+        return (
+            f"no model server answers at {settings.server_url} ({reason}){waited}. Start one "
+            "in another terminal with `inv serve` (`--port N` for another port), or run "
+            "`inv demo`; if it is starting, add `--wait SECONDS`; or point --url "
+            "(HK_QUERY_URL) at a running server"
+        )
+    return (
+        f"cannot reach the model server at {url} after {wait:g} s ({reason}): check that it "
+        "is running and the URL (--url, HK_QUERY_URL), or wait longer with --wait SECONDS"
+    )
 
 
 def check_protocol(protocol: str) -> None:
@@ -346,13 +388,13 @@ def check_protocol(protocol: str) -> None:
 
 
 def _mnist_test_image(
-    settings: Settings, index: int
+    settings: Settings, index: int, test_images: MnistTestImages | None
 ) -> tuple[npt.NDArray[np.float32], int, int, str]:
     """One scaled MNIST test image, its label, its index and a description."""
-    from hello_kubeflow.mnist import load_mnist, scale_pixels
+    from hello_kubeflow.mnist import load_test_images, scale_pixels
 
-    data = load_mnist(settings)
-    total = len(data.y_test)
+    data = test_images or load_test_images(settings)
+    total = len(data.y)
     if index == RANDOM_INDEX:
         index = random.randrange(total)
     elif not 0 <= index < total:
@@ -360,8 +402,8 @@ def _mnist_test_image(
             f"--index {index} is out of range: the test set ({data.source}) has {total:,} "
             f"images, 0 to {total - 1:,} (or {RANDOM_INDEX} for a random one)"
         )
-    pixels = scale_pixels(data.x_test[index])
-    return pixels, int(data.y_test[index]), index, f"MNIST test image #{index}"
+    pixels = scale_pixels(data.x[index])
+    return pixels, int(data.y[index]), index, f"MNIST test image #{index}"
 
 
 __all__ = [

@@ -50,6 +50,7 @@ class RunSummary:
     data_source: str
     data_is_subset: bool = False
     log_path: str = ""
+    dataset_path: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-serialisable dict."""
@@ -273,6 +274,7 @@ def _record(
     try:
         model_dir = Path(outputs.outputs["model"].path)
         report_dir = Path(outputs.outputs["report"].path)
+        dataset = str(outputs.outputs["dataset"].path)
     except (KeyError, TypeError, AttributeError):
         raise PipelineError("the pipeline finished but returned no model") from None
     metadata = json.loads((model_dir / "metadata.json").read_text())
@@ -291,6 +293,7 @@ def _record(
         data_source=str(metadata.get("data_source", "")),
         data_is_subset=bool(metadata.get("data_is_subset", False)),
         log_path=str(log_path),
+        dataset_path=dataset,
     )
     latest = settings.output_dir / LATEST_FILE
     latest.write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
@@ -304,6 +307,7 @@ def _stage_mnist(settings: Settings, target: Path) -> Path | None:
         The staging folder, or None when offline with nothing cached (the step
         then falls back to the subset itself).
     """
+    from hello_kubeflow.idx import CHECKSUMS_FILE
     from hello_kubeflow.mnist import mnist_files
 
     files = mnist_files(settings)
@@ -314,4 +318,11 @@ def _stage_mnist(settings: Settings, target: Path) -> Path | None:
         destination = target / source.name
         if not destination.exists() or destination.stat().st_size != source.stat().st_size:
             shutil.copyfile(source, destination)
+    # A dataset verified against its own checksums keeps them; MNIST itself must not
+    # inherit another dataset's (left here by an earlier run).
+    checksums = files[0].parent / CHECKSUMS_FILE
+    if settings.mnist_dir is not None and checksums.is_file():
+        shutil.copyfile(checksums, target / CHECKSUMS_FILE)
+    else:
+        (target / CHECKSUMS_FILE).unlink(missing_ok=True)
     return target

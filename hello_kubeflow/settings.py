@@ -76,6 +76,7 @@ class Settings:
     query_url: str | None = None
     query_timeout: float = 10.0
     query_deadline: float = 60.0
+    query_wait: float | None = None
     # cluster
     kubeconfig: Path | None = None
     kube_context: str | None = None
@@ -234,6 +235,16 @@ def _seconds(raw: str) -> float:
     return value
 
 
+def _wait_seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number of seconds, e.g. 0 or 30") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError("expected 0 or a positive, finite number of seconds")
+    return value
+
+
 def _port(raw: str) -> int:
     value = _int()(raw)
     if not 1 <= value <= 65535:
@@ -334,6 +345,13 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("HK_QUERY_URL", "query_url", _url, "where inv query sends requests"),
     Variable("HK_QUERY_TIMEOUT", "query_timeout", _seconds, "seconds per query request"),
     Variable("HK_QUERY_DEADLINE", "query_deadline", _seconds, "seconds to keep retrying"),
+    Variable(
+        "HK_QUERY_WAIT",
+        "query_wait",
+        _wait_seconds,
+        "seconds to wait for a server that is not listening yet (default: 0 for a local "
+        "URL, HK_QUERY_DEADLINE otherwise)",
+    ),
     Variable("KUBECONFIG", "kubeconfig", _path, "kubeconfig file"),
     Variable("HK_KUBE_CONTEXT", "kube_context", _text, "kubeconfig context"),
     Variable(

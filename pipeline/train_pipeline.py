@@ -99,10 +99,11 @@ def deploy_model(
 
 
 class PipelineOutputs(NamedTuple):
-    """What a run hands back: the model and the evaluation report."""
+    """What a run hands back: the model, the evaluation report and the dataset."""
 
     model: Model
     report: Artifact
+    dataset: Dataset
 
 
 def make_pipeline(image: str, deploy: bool = False) -> dsl.graph_component.GraphComponent:
@@ -159,7 +160,11 @@ def make_pipeline(image: str, deploy: bool = False) -> dsl.graph_component.Graph
             )
             served.set_display_name("deploy model")
             served.set_caching_options(False)
-        return PipelineOutputs(model=trained.outputs["model"], report=scored.outputs["report"])
+        return PipelineOutputs(
+            model=trained.outputs["model"],
+            report=scored.outputs["report"],
+            dataset=data.outputs["dataset"],
+        )
 
     return mnist_pipeline
 

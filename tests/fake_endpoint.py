@@ -28,10 +28,10 @@ class FakeEndpoint(BackgroundHTTPServer):
     A body that is `bytes` or `str` is sent as it is; anything else as JSON.
     """
 
-    def __init__(self, *answers: tuple[int, Any]) -> None:
+    def __init__(self, *answers: tuple[int, Any], port: int = 0) -> None:
         self.answers = list(answers)
         self.received: list[tuple[str, str, bytes]] = []
-        super().__init__(_Handler)
+        super().__init__(_Handler, port)
 
     @property
     def url(self) -> str:

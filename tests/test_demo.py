@@ -56,6 +56,35 @@ def test_inv_demo_trains_serves_queries_and_stops(mnist_dir: Path, tmp_path: Pat
         call(query["url"].rsplit("/api/", 1)[0] + "/health/ping")
 
 
+@pytest.mark.slow
+def test_inv_demo_offline_decides_once_and_says_it_in_one_line(tmp_path: Path) -> None:
+    """No MNIST and no DNS: one look for the mirrors, one line, the subset; no second look."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "invoke", "demo", "--trees", "3", "--json"],
+        cwd=REPO,
+        env={
+            "PATH": os.environ["PATH"],
+            "HK_MNIST_MIRRORS": "http://mnist-a.invalid/,http://mnist-b.invalid/",
+            "HK_CACHE_DIR": str(tmp_path / "cache"),
+            "HK_OUTPUT_DIR": str(tmp_path / "outputs"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    summary = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert summary["run"]["data_is_subset"] is True
+    assert summary["query"]["sanity"].startswith("ok")
+    offline = [line for line in completed.stderr.splitlines() if "offline: no MNIST" in line]
+    assert len(offline) == 1
+    assert "mnist-a.invalid: cannot connect: the host name does not resolve" in offline[0]
+    log = Path(summary["run"]["log_path"]).read_text()
+    assert log.count("downloading http://mnist-a.invalid/") == 1
+    assert log.count("downloading http://mnist-b.invalid/") == 1
+    assert "next try" not in completed.stderr + log
+
+
 @pytest.mark.parametrize(
     ("options", "problem"),
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import socket
@@ -14,15 +15,33 @@ from mirror_server import MirrorServer
 
 from hello_kubeflow.download import STALE_PART_SECONDS, RetryPolicy, fetch_from_mirrors
 from hello_kubeflow.errors import DownloadError
-from hello_kubeflow.idx import decode_idx
+from hello_kubeflow.idx import CHECKSUMS_FILE, decode_idx, read_checksums
 
 FAST = RetryPolicy(attempts=4, deadline=10.0, initial_wait=0.01, max_wait=0.02, jitter=0.01)
 NAME = "t10k-labels-idx1-ubyte"
 FILE = f"{NAME}.gz"
+UNRESOLVABLE = "http://mnist-mirror.invalid/"  # .invalid never resolves (RFC 6761)
+
+
+# The mirror serves the small fixture's real digits: checked against its own IDX-SHA256SUMS.
+SUMS: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _fixture_checksums(mnist_dir: Path) -> None:
+    SUMS.update(read_checksums(mnist_dir / CHECKSUMS_FILE))
+
+
+@pytest.fixture
+def first_label(mnist_dir: Path) -> int:
+    """The first label of the served test-labels file."""
+    return int(gzip.decompress((mnist_dir / FILE).read_bytes())[8])
 
 
 def _verify(part: Path) -> tuple[np.ndarray, str]:
-    array, gzipped = decode_idx(part.read_bytes(), NAME, origin="the download", fix="")
+    array, gzipped = decode_idx(
+        part.read_bytes(), NAME, origin="the download", fix="", checksums=SUMS
+    )
     return array, FILE if gzipped else NAME
 
 
@@ -38,32 +57,37 @@ def _closed_port_url() -> str:
 
 
 def test_download_lands_verified_under_its_final_name(
-    mnist_mirror: MirrorServer, tmp_path: Path
+    mnist_mirror: MirrorServer, first_label: int, tmp_path: Path
 ) -> None:
     labels, path, mirror = _fetch([mnist_mirror.url("ok")], tmp_path)
-    assert labels[0] == 7
+    assert labels[0] == first_label
     assert mirror == mnist_mirror.url("ok")
     assert sorted(os.listdir(tmp_path)) == [FILE]
     assert path.read_bytes() == (mnist_mirror.root / FILE).read_bytes()
 
 
 def test_503_is_retried_until_the_mirror_answers(
-    mnist_mirror: MirrorServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    mnist_mirror: MirrorServer, first_label: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING):
         labels, _, _ = _fetch([mnist_mirror.url("fail3")], tmp_path)
-    assert labels[0] == 7
+    assert labels[0] == first_label
     assert mnist_mirror.count("fail3") == 4
-    assert "Retrying" in caplog.text and "503" in caplog.text
+    retries = [r.getMessage() for r in caplog.records if "next try in" in r.getMessage()]
+    assert len(retries) == 3
+    assert retries[0].startswith(
+        f"downloading {mnist_mirror.url('fail3')}{FILE} failed (HTTP 503), attempt 1; next try in "
+    )
+    assert all("\n" not in line for line in retries)
 
 
 def test_503_that_never_ends_moves_on_to_the_next_mirror(
-    mnist_mirror: MirrorServer, tmp_path: Path
+    mnist_mirror: MirrorServer, first_label: int, tmp_path: Path
 ) -> None:
     labels, _, mirror = _fetch([mnist_mirror.url("fail99"), mnist_mirror.url("ok")], tmp_path)
     assert mirror == mnist_mirror.url("ok")
     assert mnist_mirror.count("fail99") == FAST.attempts
-    assert labels[0] == 7
+    assert labels[0] == first_label
 
 
 def test_404_is_not_retried(mnist_mirror: MirrorServer, tmp_path: Path) -> None:
@@ -71,9 +95,11 @@ def test_404_is_not_retried(mnist_mirror: MirrorServer, tmp_path: Path) -> None:
     assert mnist_mirror.count("missing") == 1
 
 
-def test_connection_dropped_mid_body_is_retried(mnist_mirror: MirrorServer, tmp_path: Path) -> None:
+def test_connection_dropped_mid_body_is_retried(
+    mnist_mirror: MirrorServer, first_label: int, tmp_path: Path
+) -> None:
     labels, _, _ = _fetch([mnist_mirror.url("drop1")], tmp_path)
-    assert labels[0] == 7
+    assert labels[0] == first_label
     assert mnist_mirror.count("drop1") == 2
 
 
@@ -120,6 +146,37 @@ def test_unreachable_mirrors_are_reported_as_offline(tmp_path: Path) -> None:
     assert len(caught.value.failures) == 2
     assert "after 4 attempts" in caught.value.failures[0]
     assert os.listdir(tmp_path) == []
+
+
+def test_a_host_name_that_does_not_resolve_is_tried_once_not_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No DNS will not heal in seconds: one attempt, no retry lines, and it counts as offline."""
+    with caplog.at_level(logging.DEBUG), pytest.raises(DownloadError) as caught:
+        _fetch([UNRESOLVABLE], tmp_path)
+    assert caught.value.offline
+    assert caught.value.failures == (
+        f"{UNRESOLVABLE}{FILE}: cannot connect: the host name does not resolve",
+    )
+    assert "next try" not in caplog.text
+
+
+def test_a_mirror_found_unreachable_is_not_tried_again_in_the_same_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    closed = _closed_port_url()
+    with pytest.raises(DownloadError):
+        _fetch([closed], tmp_path)
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG), pytest.raises(DownloadError) as caught:
+        fetch_from_mirrors(
+            "train-labels-idx1-ubyte.gz", [closed], tmp_path, _verify, timeout=5.0, retry=FAST
+        )
+    assert caught.value.offline
+    [failure] = caught.value.failures
+    assert failure.endswith("(earlier in this run; not tried again)")
+    assert "Connection refused" in failure
+    assert caplog.text == ""  # not tried: no request, no retry, nothing to say
 
 
 def test_one_unreachable_and_one_corrupt_mirror_is_not_offline(

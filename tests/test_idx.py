@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from hello_kubeflow.errors import DataFileError
-from hello_kubeflow.idx import FIX_LOCAL_FILE, images_and_labels, read_idx
+from hello_kubeflow.idx import (
+    CHECKSUMS_FILE,
+    FIX_LOCAL_FILE,
+    images_and_labels,
+    read_checksums,
+    read_idx,
+)
 
 TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -21,27 +27,32 @@ def _raw(mnist_dir: Path, name: str) -> bytes:
     return gzip.decompress((mnist_dir / f"{name}.gz").read_bytes())
 
 
+def _sums(mnist_dir: Path) -> dict[str, str]:
+    """The small fixture's own checksums (its files are real digits, not MNIST's files)."""
+    return read_checksums(mnist_dir / CHECKSUMS_FILE)
+
+
 def _idx(magic: int, dims: tuple[int, ...], body: bytes) -> bytes:
     header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
     return header + body
 
 
-def test_train_labels_match_the_readme_counts_and_first_label(mnist_dir: Path) -> None:
-    labels = read_idx(mnist_dir / "train-labels-idx1-ubyte.gz")
+def test_train_labels_match_the_readme_counts_and_first_label(full_mnist_dir: Path) -> None:
+    labels = read_idx(full_mnist_dir / "train-labels-idx1-ubyte.gz")
     assert labels.shape == (60000,)
     assert labels[0] == 5
     assert np.bincount(labels).tolist() == TRAIN_LABEL_COUNTS
 
 
-def test_test_labels_match_the_readme_counts_and_first_label(mnist_dir: Path) -> None:
-    labels = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")
+def test_test_labels_match_the_readme_counts_and_first_label(full_mnist_dir: Path) -> None:
+    labels = read_idx(full_mnist_dir / "t10k-labels-idx1-ubyte.gz")
     assert labels[0] == 7
     assert np.bincount(labels).tolist() == TEST_LABEL_COUNTS
 
 
 def test_test_images_are_uint8_28x28_pixels_0_to_255(mnist_dir: Path) -> None:
-    images = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")
-    assert images.shape == (10000, 28, 28)
+    images = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz", checksums=_sums(mnist_dir))
+    assert images.shape == (1000, 28, 28)
     assert images.dtype == np.uint8
     assert images.max() == 255
     assert images.flags.writeable
@@ -50,7 +61,11 @@ def test_test_images_are_uint8_28x28_pixels_0_to_255(mnist_dir: Path) -> None:
 def test_uncompressed_file_reads_the_same_as_gzip(mnist_dir: Path, tmp_path: Path) -> None:
     raw = tmp_path / "t10k-labels-idx1-ubyte"
     raw.write_bytes(_raw(mnist_dir, "t10k-labels-idx1-ubyte"))
-    assert np.array_equal(read_idx(raw), read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz"))
+    sums = _sums(mnist_dir)
+    assert np.array_equal(
+        read_idx(raw, checksums=sums),
+        read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz", checksums=sums),
+    )
 
 
 def test_gzip_is_told_by_content_not_by_name(mnist_dir: Path, tmp_path: Path) -> None:
@@ -61,7 +76,10 @@ def test_gzip_is_told_by_content_not_by_name(mnist_dir: Path, tmp_path: Path) ->
     plain_content.parent.mkdir()
     shutil.copyfile(mnist_dir / "t10k-labels-idx1-ubyte.gz", gz_content)
     plain_content.write_bytes(_raw(mnist_dir, "t10k-labels-idx1-ubyte"))
-    assert read_idx(gz_content)[0] == read_idx(plain_content)[0] == 7
+    sums = _sums(mnist_dir)
+    first = _raw(mnist_dir, "t10k-labels-idx1-ubyte")[8]
+    assert read_idx(gz_content, checksums=sums)[0] == read_idx(plain_content, checksums=sums)[0]
+    assert read_idx(plain_content, checksums=sums)[0] == first
 
 
 def test_file_with_another_name_is_checked_but_not_checksummed(tmp_path: Path) -> None:
@@ -128,7 +146,7 @@ def _truncated_header(mnist_dir: Path, tmp: Path) -> bytes:
         (_truncated_gzip, "truncated gzip"),
         (_garbled_gzip, "corrupt gzip"),
         (_gzip_with_trailing_junk, "unexpected bytes after its gzip data"),
-        (_truncated_idx, "is truncated: its header promises 10,008 bytes"),
+        (_truncated_idx, "is truncated: its header promises 1,008 bytes"),
         (_idx_with_extra_bytes, "has 3 bytes more than its header describes"),
         (_one_label_changed, "fails its checksum"),
         (_html_page, "looks like an HTML page"),
@@ -143,11 +161,24 @@ def test_bad_file_is_a_clear_error_naming_file_and_fix(
     path = tmp_path / "t10k-labels-idx1-ubyte.gz"
     path.write_bytes(corrupt(mnist_dir, tmp_path))
     with pytest.raises(DataFileError) as caught:
-        read_idx(path)
+        read_idx(path, checksums=_sums(mnist_dir))
     message = str(caught.value)
     assert message.startswith(str(path))
     assert problem in message
     assert message.endswith(FIX_LOCAL_FILE)
+
+
+def test_the_fixture_reads_cleanly_with_its_own_checksums(mnist_dir: Path) -> None:
+    """The control for the corruptions above: unchanged, the same file passes."""
+    labels = read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz", checksums=_sums(mnist_dir))
+    assert np.bincount(labels).tolist() == [100] * 10
+
+
+def test_a_checksums_file_missing_a_name_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / CHECKSUMS_FILE
+    path.write_text(f"{'a' * 64}  t10k-labels-idx1-ubyte\n")
+    with pytest.raises(DataFileError, match="lists no checksum for train-images-idx3-ubyte"):
+        read_checksums(path)
 
 
 def test_images_that_are_not_28x28_are_refused(tmp_path: Path) -> None:

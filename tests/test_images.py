@@ -36,12 +36,15 @@ from hello_kubeflow.errors import BuildError, RegistryAuthError, RegistryUnavail
 from hello_kubeflow.images import BuildPushResult, build_push, plan_build, push_image
 from hello_kubeflow.images.build import build_context, build_image
 from hello_kubeflow.images.container import server_container
+from hello_kubeflow.images.lock import read_lock
 from hello_kubeflow.settings import Settings
 
 pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[1]
 BASE_IMAGE = os.environ.get("HK_TEST_BASE_IMAGE", "hello-kubeflow-base:bookworm")
+# Another name keeps parallel test sessions on one engine from retagging each other's images.
+IMAGE_NAME = os.environ.get("HK_TEST_IMAGE_NAME", "hello-kubeflow")
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 ENGINE_TIMEOUT = 600
 SHORT_RETRY_SECONDS = 4.0
@@ -115,6 +118,7 @@ def _settings(tmp: Path, registry: str = "", **env: str) -> Settings:
     values = {
         "HK_OUTPUT_DIR": str(tmp / "outputs"),
         "HK_BASE_IMAGE": BASE_IMAGE,
+        "HK_IMAGE_NAME": IMAGE_NAME,
         "HK_DOCKER_TIMEOUT": str(ENGINE_TIMEOUT),
         **({"CONTAINER_REGISTRY": registry} if registry else {}),
         **({"HK_EXTRA_CA_CERTS": str(CA_BUNDLE)} if CA_BUNDLE.is_file() else {}),
@@ -178,10 +182,10 @@ def test_build_push_records_the_digest_the_registry_serves(
 ) -> None:
     record = built.record
     assert record is not None and record.digest is not None
-    assert "session" in registry.tags("hello-kubeflow")
-    assert registry.manifest_digest("hello-kubeflow", "session") == record.digest
+    assert "session" in registry.tags(IMAGE_NAME)
+    assert registry.manifest_digest(IMAGE_NAME, "session") == record.digest
     saved = json.loads(Path(str(built.record_file)).read_text())
-    assert saved["reference"] == f"{registry.address}/hello-kubeflow@{record.digest}"
+    assert saved["reference"] == f"{registry.address}/{IMAGE_NAME}@{record.digest}"
     assert record.reference in built.describe()
 
 
@@ -212,6 +216,21 @@ def test_image_carries_oci_labels_and_a_health_check(
     assert config["Cmd"] == ["python3", "-m", "hello_kubeflow.serving"]
 
 
+def test_image_holds_exactly_the_locked_versions_and_labels_them(
+    built: BuildPushResult, docker_client: Any
+) -> None:
+    assert built.record is not None
+    pins = read_lock(REPO / "requirements.lock")
+    labels = docker_client.images.get(built.record.reference).attrs["Config"]["Labels"]
+    assert labels["io.hello-kubeflow.version.scikit-learn"] == pins["scikit-learn"]
+    script = (
+        "import importlib.metadata as m; "
+        "print(','.join(m.version(d) for d in ('scikit-learn', 'numpy', 'onnxruntime')))"
+    )
+    installed = _run(docker_client, built.record.reference, ["python3", "-c", script]).strip()
+    assert installed == ",".join(pins[d] for d in ("scikit-learn", "numpy", "onnxruntime"))
+
+
 def test_code_only_change_rebuilds_on_cached_dependencies(
     built: BuildPushResult,
     context_copy: Path,
@@ -230,8 +249,8 @@ def test_code_only_change_rebuilds_on_cached_dependencies(
     try:
         steps = _step_outputs(caplog.messages)
         instructions = [instruction for instruction, _ in steps]
-        # The dependencies are installed by the RUN right after pyproject.toml is copied.
-        install = instructions.index("COPY pyproject.toml /tmp/hk-build/pyproject.toml") + 1
+        # The dependencies are installed by the RUN right after the lock file is copied.
+        install = instructions.index("COPY requirements.lock /tmp/hk-build/requirements.lock") + 1
         copy_source = instructions.index("COPY hello_kubeflow/ /tmp/hk-build/hello_kubeflow/")
         assert instructions[install].startswith("RUN ")
         assert "Using cache" in steps[install - 1][1]
@@ -294,8 +313,8 @@ def test_missing_or_malformed_registry_builds_nothing(docker_client: Any, tmp_pa
 
 
 def _retries(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """The warnings tenacity logged before sleeping between push attempts."""
-    return [m for m in caplog.messages if m.startswith("Retrying")]
+    """The one-line warnings logged before sleeping between push attempts."""
+    return [m for m in caplog.messages if "; next try in " in m]
 
 
 def test_push_retries_until_the_registry_comes_up(

@@ -140,6 +140,18 @@ def test_dry_run_prints_the_plan_without_an_engine(tmp_path: Path, no_engine: st
     assert not (tmp_path / "outputs").exists()
 
 
+def test_dry_run_without_a_registry_shows_the_plan_and_what_is_missing(
+    tmp_path: Path, no_engine: str
+) -> None:
+    result = build_push(_settings(tmp_path), dry_run=True, tag="v1", context=REPO)
+
+    text = result.describe()
+    assert "image:   hello-kubeflow:v1" in text
+    assert "CONTAINER_REGISTRY is not set" in text
+    assert result.as_dict()["plan"]["registry"] is None
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_no_engine_is_a_clear_error_saying_how_to_start_one(tmp_path: Path, no_engine: str) -> None:
     with pytest.raises(DockerUnavailableError) as caught:
         connect(_settings(tmp_path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -35,8 +36,14 @@ TINY = Preset("tiny", n_estimators=4, train_size=None, bootstrap=False, descript
 
 @pytest.fixture(scope="module")
 def mnist(mnist_dir: Path) -> MnistData:
-    """Full MNIST from the shared copy, read once for this module."""
+    """Real MNIST digits (the small fixture: 4,000 train / 1,000 test), read once."""
     return load_mnist(Settings(mnist_dir=mnist_dir))
+
+
+@pytest.fixture(scope="module")
+def full_mnist(full_mnist_dir: Path) -> MnistData:
+    """Full MNIST from the shared copy, for the full-set parity checks."""
+    return load_mnist(Settings(mnist_dir=full_mnist_dir))
 
 
 @pytest.fixture(scope="module")
@@ -389,6 +396,34 @@ def test_fast_form_equals_skl2onnx_conversion(
     )
 
 
+def test_serving_with_other_library_versions_than_training_warns(
+    small_result: TrainResult, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = save_model(tmp_path / "model", small_result)
+    metadata_file = directory / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    served = metadata["versions"]["scikit-learn"]
+    metadata["versions"]["scikit-learn"] = "0.24.2"
+    metadata_file.write_text(json.dumps(metadata))
+
+    with caplog.at_level(logging.WARNING, logger="hello_kubeflow.artifact"):
+        load_model(directory)
+
+    [warning] = caplog.messages
+    assert "trained with other library versions than it is served with" in warning
+    assert f"scikit-learn 0.24.2 -> {served}" in warning
+    assert "numpy" not in warning  # only what differs
+
+
+def test_serving_with_the_training_versions_says_nothing(
+    small_result: TrainResult, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = save_model(tmp_path / "model", small_result)
+    with caplog.at_level(logging.WARNING, logger="hello_kubeflow.artifact"):
+        load_model(directory)
+    assert caplog.messages == []
+
+
 def _assert_parity(loaded: Any, mnist: MnistData) -> None:
     """Every test image: valid probabilities, within 1e-5 of scikit-learn, same digits."""
     x_test = scale_pixels(mnist.x_test)
@@ -402,21 +437,21 @@ def _assert_parity(loaded: Any, mnist: MnistData) -> None:
 
 
 def test_fast_path_matches_scikit_learn_on_all_10k_test_images(
-    mnist: MnistData, tmp_path: Path
+    full_mnist: MnistData, tmp_path: Path
 ) -> None:
     """Parity (issue 3) for a forest trained on a 5,000-image slice."""
-    x, y = scale_pixels(mnist.x_train[:5000]), mnist.y_train[:5000]
+    x, y = scale_pixels(full_mnist.x_train[:5000]), full_mnist.y_train[:5000]
     result = train_model(x, y, preset=TINY, n_estimators=12, seed=5)
-    _assert_parity(load_model(save_model(tmp_path, result)), mnist)
+    _assert_parity(load_model(save_model(tmp_path, result)), full_mnist)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_answers_valid_probabilities_matching_scikit_learn(
-    preset: str, preset_model: Callable[[str], Path], mnist: MnistData
+    preset: str, preset_model: Callable[[str], Path], full_mnist: MnistData
 ) -> None:
     """Issue 9: the book forest's 30 float32 leaf weights summed to 1.0000004."""
-    _assert_parity(load_model(preset_model(preset)), mnist)
+    _assert_parity(load_model(preset_model(preset)), full_mnist)
 
 
 def test_summed_float32_weights_become_probabilities() -> None:

@@ -25,16 +25,25 @@ def test_local_setup_reports_python_docker_and_mnist_then_the_next_command(
     assert report.text().endswith("Next: inv train (then inv serve and inv query; or inv demo)")
 
 
-def test_local_dry_run_fetches_nothing(tmp_path: Path) -> None:
+def test_local_dry_run_names_the_folder_the_files_go_to_and_fetches_nothing(
+    tmp_path: Path,
+) -> None:
     cache = tmp_path / "cache"
 
     report = setup(Settings(cache_dir=cache), dry_run=True)
 
-    assert (
-        report.lines[-1]
-        == f"[--]   MNIST: would verify, or fetch and verify, the four IDX files in {cache}"
+    assert report.lines[-1] == (
+        f"[--]   MNIST: would verify, or fetch and verify, the four IDX files in {cache / 'mnist'}"
     )
     assert not cache.exists()
+
+
+def test_local_dry_run_with_mnist_dir_names_that_folder(tmp_path: Path) -> None:
+    report = setup(Settings(mnist_dir=tmp_path / "mine", cache_dir=tmp_path / "c"), dry_run=True)
+
+    assert report.lines[-1] == (
+        f"[--]   MNIST: would verify the four IDX files in {tmp_path / 'mine'}"
+    )
 
 
 def test_cluster_mode_dry_run_prints_the_plan(tmp_path: Path) -> None:

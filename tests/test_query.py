@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +16,8 @@ from fake_endpoint import GOOD_ROW, FakeEndpoint, seldon_answer
 from PIL import Image
 
 from hello_kubeflow.errors import EndpointError, QueryError, SanityCheckError
-from hello_kubeflow.query import query_accuracy, query_digit
+from hello_kubeflow.mnist import load_test_images
+from hello_kubeflow.query import connect_wait, query_accuracy, query_digit
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,11 +158,52 @@ def test_query_to_nothing_listening_names_the_url_and_the_fix(digit_png: Path) -
     assert "inv serve" in str(raised.value)
 
 
+def test_local_url_with_nothing_listening_fails_at_once_saying_how_to_start_a_server(
+    digit_png: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The default: no retries at all on loopback (nothing there starts by itself)."""
+    with FakeEndpoint((200, "")) as endpoint:
+        url = endpoint.url
+    with caplog.at_level(logging.INFO), pytest.raises(EndpointError) as raised:
+        query_digit(Settings(query_url=url), image=digit_png)  # HK_QUERY_DEADLINE: 60 s
+    message = str(raised.value)
+    assert message.startswith(f"no model server answers at {url} (Connection refused). ")
+    assert "`inv serve`" in message and "--wait SECONDS" in message
+    assert "next try" not in caplog.text
+
+
+def test_wait_reaches_a_server_that_starts_listening_later(
+    digit_png: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with FakeEndpoint((200, "")) as endpoint:
+        port, url = endpoint.port, endpoint.url
+    started: list[FakeEndpoint] = []
+
+    def start() -> None:
+        started.append(FakeEndpoint((200, seldon_answer([GOOD_ROW])), port=port).__enter__())
+
+    later = threading.Timer(0.6, start)
+    later.start()
+    try:
+        with caplog.at_level(logging.INFO):
+            result = query_digit(Settings(query_url=url, query_wait=20.0), image=digit_png)
+    finally:
+        later.join()
+        for server in started:
+            server.__exit__(None, None, None)
+    assert result.prediction == 7
+    retries = [r.getMessage() for r in caplog.records if "next try in" in r.getMessage()]
+    assert retries, "the query should have retried while nothing listened"
+    assert retries[0].startswith(
+        f"POST {url}/api/v1.0/predictions failed (Connection refused), attempt 1; next try in "
+    )
+
+
 def test_query_mnist_index_reports_the_true_label(mnist_dir: Path) -> None:
     settings = _settings("http://127.0.0.1:9", mnist_dir=mnist_dir)
     with FakeEndpoint((200, seldon_answer([GOOD_ROW]))) as endpoint:
         result = query_digit(settings.replace(query_url=endpoint.url), index=0)
-    assert result.label == 7  # the first MNIST test image is a 7
+    assert result.label == int(load_test_images(settings).y[0])
     assert result.index == 0
     sent = np.asarray(json.loads(endpoint.received[0][2])["data"]["ndarray"])
     assert sent.shape == (1, 784)
@@ -186,11 +230,13 @@ def test_query_with_a_bad_plot_name_fails_before_sending(digit_png: Path) -> Non
 
 
 def test_query_count_reports_accuracy_through_the_endpoint(mnist_dir: Path) -> None:
-    # The first five MNIST test labels are 7 2 1 0 4; the fake answers 7 every time.
+    # The fake answers 7 every time: right for exactly the sevens among the first five.
     rows = [GOOD_ROW] * 5
+    settings = _settings("http://127.0.0.1:9", mnist_dir=mnist_dir)
+    sevens = int((load_test_images(settings).y[:5] == 7).sum())
     with FakeEndpoint((200, seldon_answer(rows))) as endpoint:
-        result = query_accuracy(_settings(endpoint.url, mnist_dir=mnist_dir), count=5)
-    assert (result.count, result.correct) == (5, 1)
+        result = query_accuracy(settings.replace(query_url=endpoint.url), count=5)
+    assert (result.count, result.correct) == (5, sevens)
     assert len(json.loads(endpoint.received[0][2])["data"]["ndarray"]) == 5
 
 
@@ -212,6 +258,23 @@ def test_inv_query_json_prints_one_object_last(digit_png: Path) -> None:
     assert last["sanity"].startswith("ok")
 
 
+def test_inv_query_with_no_server_exits_1_with_how_to_start_one(digit_png: Path) -> None:
+    with FakeEndpoint((200, "")) as endpoint:
+        url = endpoint.url
+    completed = subprocess.run(
+        [sys.executable, "-m", "invoke", "query", "--image", str(digit_png), "--url", url],
+        cwd=REPO,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 1
+    assert completed.stderr.startswith(f"error: no model server answers at {url}")
+    assert "inv serve" in completed.stderr
+    assert "Traceback" not in completed.stderr and "next try" not in completed.stderr
+
+
 def test_inv_query_exits_non_zero_on_a_failed_sanity_check(digit_png: Path) -> None:
     with FakeEndpoint((200, seldon_answer([GOOD_ROW[:9]]))) as endpoint:
         completed = subprocess.run(
@@ -230,16 +293,33 @@ def test_inv_query_exits_non_zero_on_a_failed_sanity_check(digit_png: Path) -> N
 @pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["seldon", "v2"])
 def test_a_book_preset_server_passes_the_sanity_check_for_every_test_image(
-    preset_model: Callable[[str], Path], mnist_dir: Path, protocol: str
+    preset_model: Callable[[str], Path], full_mnist_dir: Path, protocol: str
 ) -> None:
     """Issue 9: the book forest answered 1.0000004 for a fifth of the images; `inv query
     --index 0` then failed its own sanity check."""
     from hello_kubeflow.serving.server import running_server
 
     with running_server(Settings(serve_port=0), preset_model("book")) as server:
-        settings = _settings(server.url, mnist_dir=mnist_dir, query_timeout=30.0)
+        settings = _settings(server.url, mnist_dir=full_mnist_dir, query_timeout=30.0)
         first = query_digit(settings, index=0, protocol=protocol)
         every = query_accuracy(settings, count=10_000, protocol=protocol)
     assert first.sanity.startswith("ok") and first.prediction == first.label == 7
     assert every.count == 10_000 and every.sanity.startswith("ok")
     assert every.accuracy > 0.95
+
+
+@pytest.mark.parametrize(
+    ("settings", "url", "seconds"),
+    [
+        (Settings(), "http://127.0.0.1:9000/api/v1.0/predictions", 0.0),
+        (Settings(), "http://localhost:9000/x", 0.0),
+        (Settings(query_deadline=42.0), "https://gateway.example/x", 42.0),
+        (Settings(mode="cluster", query_deadline=42.0), "http://127.0.0.1:31000/x", 42.0),
+        (Settings(query_wait=7.0), "http://127.0.0.1:9000/x", 7.0),
+    ],
+)
+def test_how_long_a_server_that_is_not_listening_is_waited_for(
+    settings: Settings, url: str, seconds: float
+) -> None:
+    """Local mode, loopback: not at all; a gateway or port-forward: the deadline; --wait wins."""
+    assert connect_wait(settings, url) == seconds

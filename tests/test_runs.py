@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from hello_kubeflow.errors import ModelError, PipelineError
+from hello_kubeflow.mnist import load_mnist
 from hello_kubeflow.runs import RunOptions, RunSummary, latest_model_path, run_local
 from hello_kubeflow.settings import Settings
 
@@ -140,3 +141,29 @@ def test_summary_warns_when_trained_on_the_offline_subset() -> None:
     first = summary.describe().splitlines()[0]
     assert first.startswith("warning:") and "offline subset" in first and "MNIST_DIR" in first
     assert "warning" not in RunSummary(**{**summary.as_dict(), "data_is_subset": False}).describe()
+
+
+def test_docker_staging_keeps_a_datasets_own_checksums_and_drops_stale_ones(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
+    """The step containers see MNIST_DIR's copy; its IDX-SHA256SUMS must travel with it."""
+    from hello_kubeflow.idx import CHECKSUMS_FILE
+    from hello_kubeflow.runs import _stage_mnist
+
+    target = tmp_path / "_mnist"
+    staged = _stage_mnist(Settings(mnist_dir=mnist_dir), target)
+    assert staged == target
+    assert (target / CHECKSUMS_FILE).read_bytes() == (mnist_dir / CHECKSUMS_FILE).read_bytes()
+
+
+def test_docker_staging_of_mnist_drops_another_datasets_checksums(
+    mnist_dir: Path, full_mnist_dir: Path, tmp_path: Path
+) -> None:
+    from hello_kubeflow.idx import CHECKSUMS_FILE
+    from hello_kubeflow.runs import _stage_mnist
+
+    target = tmp_path / "_mnist"
+    _stage_mnist(Settings(mnist_dir=mnist_dir), target)
+    _stage_mnist(Settings(mnist_dir=full_mnist_dir), target)
+    assert not (target / CHECKSUMS_FILE).exists()
+    assert load_mnist(Settings(mnist_dir=target)).source == f"MNIST_DIR {target}"

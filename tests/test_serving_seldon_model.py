@@ -426,7 +426,7 @@ def test_wrapper_and_our_server_report_health_alike(
 def test_every_preset_under_the_wrapper_answers_valid_probabilities_for_every_test_image(
     seldon_venv: Path,
     preset_model: Callable[[str], Path],
-    mnist_dir: Path,
+    full_mnist_dir: Path,
     tmp_path: Path,
     preset: str,
 ) -> None:
@@ -434,7 +434,7 @@ def test_every_preset_under_the_wrapper_answers_valid_probabilities_for_every_te
     from hello_kubeflow.mnist import load_mnist, scale_pixels
 
     model_dir = preset_model(preset)
-    x_test = scale_pixels(load_mnist(Settings(mnist_dir=mnist_dir)).x_test)
+    x_test = scale_pixels(load_mnist(Settings(mnist_dir=full_mnist_dir)).x_test)
     reference = load_model(model_dir).sklearn_predict_proba(x_test)
     with _wrapper(seldon_venv, model_dir, tmp_path) as url:
         for start in range(0, len(x_test), 500):

@@ -18,6 +18,7 @@ import pytest
 from serving_support import call, free_port, make_tiny_model
 
 from hello_kubeflow.errors import ModelError, ServingError
+from hello_kubeflow.mnist import load_test_images
 from hello_kubeflow.serving.server import (
     RunningServer,
     bind_socket,
@@ -131,7 +132,7 @@ def test_inv_serve_answers_inv_query_and_stops_gracefully_on_sigterm(
         )
         assert query.returncode == 0, query.stderr
         answer = json.loads(query.stdout.strip().splitlines()[-1])
-        assert answer["label"] == 7
+        assert answer["label"] == int(load_test_images(Settings(mnist_dir=mnist_dir)).y[0])
         assert answer["sanity"].startswith("ok")
         assert len(answer["probabilities"]) == 10
     finally:

@@ -12,6 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 INV = Path(sys.executable).parent / "inv"
 TASKS = [
     "build-push",
+    "clean",
     "compile",
     "demo",
     "query",

@@ -1,6 +1,7 @@
 """The project image: build it, push it, record its digest, run it (Docker SDK).
 
 plan.py      what a build will do (registry, name, tag, labels), validated first
+lock.py      requirements.lock (exact versions) and the labels that record it
 engine.py    the Docker engine connection (DockerUnavailableError)
 build.py     the build, streamed live (BuildError quotes the failing step)
 push.py      the push, every stream chunk checked, bounded retries

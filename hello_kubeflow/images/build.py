@@ -49,6 +49,7 @@ def build_image(client: docker.DockerClient, plan: BuildPlan, *, no_cache: bool 
                 tag=plan.image,
                 dockerfile=plan.dockerfile,
                 buildargs=plan.build_args,
+                labels=plan.labels or None,
                 rm=True,
                 forcerm=True,
                 nocache=no_cache,

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from hello_kubeflow.errors import ImageError, SettingsError
+from hello_kubeflow.images.lock import LABEL_PREFIX, LOCK_FILE, MODEL_LIBRARIES, version_labels
 from hello_kubeflow.settings import VARIABLES, Settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class BuildPlan:
     build_args: dict[str, str] = field(default_factory=dict)
     extra_ca_certs: Path | None = None
     dockerfile: str = DOCKERFILE
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def image(self) -> str:
@@ -58,6 +60,7 @@ class BuildPlan:
             "dockerfile": self.dockerfile,
             "build_args": dict(self.build_args),
             "extra_ca_certs": str(self.extra_ca_certs) if self.extra_ca_certs else None,
+            "labels": dict(self.labels),
         }
 
     def describe(self) -> str:
@@ -66,11 +69,28 @@ class BuildPlan:
             f"image:   {self.image}",
             f"context: {self.context} ({self.dockerfile})",
             f"base:    {self.build_args.get('BASE_IMAGE') or '(the Dockerfile default)'}",
-            f"push:    {'to ' + str(self.registry) if self.push else 'no (build only)'}",
+            f"push:    {self._push_target()}",
         ]
         if self.extra_ca_certs:
             lines.append(f"extra CA certificates: {self.extra_ca_certs}")
+        pinned = [
+            f"{library} {self.labels[f'{LABEL_PREFIX}.version.{library}']}"
+            for library in MODEL_LIBRARIES
+            if f"{LABEL_PREFIX}.version.{library}" in self.labels
+        ]
+        if pinned:
+            lines.append(f"locked:  {', '.join(pinned)} ({LOCK_FILE})")
         return "\n".join(lines)
+
+    def _push_target(self) -> str:
+        if not self.push:
+            return "no (build only)"
+        if self.registry:
+            return f"to {self.registry}"
+        return (
+            "nowhere yet: CONTAINER_REGISTRY is not set (set it, e.g. localhost:5000, "
+            "before building for real, or build only with --no-push)"
+        )
 
 
 def project_root() -> Path:
@@ -95,6 +115,7 @@ def plan_build(
     tag: str = "",
     base_image: str = "",
     context: Path | None = None,
+    dry_run: bool = False,
 ) -> BuildPlan:
     """Decide the build: validate the registry, name and tag; derive the labels.
 
@@ -105,16 +126,17 @@ def plan_build(
         base_image: the Dockerfile's BASE_IMAGE (default: `HK_BASE_IMAGE`, else the
             Dockerfile's own default).
         context: the build context (default: the project checkout).
+        dry_run: only show the plan: a missing registry is shown, not an error.
 
     Returns:
         The plan.
 
     Raises:
-        SettingsError: the registry is missing (when pushing) or malformed, or the
+        SettingsError: the registry is missing (when pushing for real) or malformed, or the
             name, tag or CA file is not usable.
     """
     root = (context or project_root()).resolve()
-    registry = validated_registry(settings, required=push)
+    registry = validated_registry(settings, required=push and not dry_run)
     chosen_tag = tag or settings.image_tag or default_tag(root)
     problems = []
     if not _NAME.match(settings.image_name):
@@ -143,6 +165,7 @@ def plan_build(
     chosen_base = base_image or settings.base_image
     if chosen_base:
         args["BASE_IMAGE"] = chosen_base
+    lock = root / LOCK_FILE
     return BuildPlan(
         context=root,
         repository=repository,
@@ -151,6 +174,8 @@ def plan_build(
         registry=registry,
         build_args=args,
         extra_ca_certs=ca,
+        # The project's Dockerfile installs the lock; another context may have none.
+        labels=version_labels(lock) if lock.is_file() else {},
     )
 
 

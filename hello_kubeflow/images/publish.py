@@ -57,7 +57,8 @@ def build_push(
     """Build the project image, push it and record its digest.
 
     Everything is validated before the engine is contacted: a missing or
-    malformed `CONTAINER_REGISTRY` (when pushing) builds nothing.
+    malformed `CONTAINER_REGISTRY` (when pushing) builds nothing. A dry run
+    shows a missing registry in the plan instead of refusing.
 
     Args:
         settings: the workflow settings.
@@ -78,7 +79,9 @@ def build_push(
         PushError: the push failed (`RegistryAuthError`: not retried;
             `RegistryUnavailableError`: still failing after the retries).
     """
-    plan = plan_build(settings, push=push, tag=tag, base_image=base_image, context=context)
+    plan = plan_build(
+        settings, push=push, tag=tag, base_image=base_image, context=context, dry_run=dry_run
+    )
     auth = registry_auth(settings, plan.registry or "") if push else None
     if dry_run:
         return BuildPushResult(plan=plan)

@@ -15,9 +15,9 @@ from typing import Any
 
 import docker
 import requests
-from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_delay
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay
 
-from hello_kubeflow.backoff import jittered_backoff
+from hello_kubeflow.backoff import jittered_backoff, log_retry
 from hello_kubeflow.errors import (
     DockerUnavailableError,
     PushError,
@@ -98,7 +98,7 @@ def push_image(
         retry=retry_if_exception_type(RegistryUnavailableError),
         stop=stop_after_delay(retry_seconds),
         wait=jittered_backoff(PUSH_RETRY_INITIAL_WAIT, PUSH_RETRY_MAX_WAIT),
-        before_sleep=before_sleep_log(log, logging.WARNING),
+        before_sleep=log_retry(log, f"pushing {repository}:{tag}"),
         reraise=True,
     )
     return retrying(_push_once, client, repository, tag, auth)

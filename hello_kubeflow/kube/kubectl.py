@@ -18,9 +18,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_delay
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay
 
-from hello_kubeflow.backoff import jittered_backoff
+from hello_kubeflow.backoff import jittered_backoff, log_retry
 from hello_kubeflow.errors import ApplyError, PrerequisiteError
 from hello_kubeflow.settings import Settings
 
@@ -225,7 +225,7 @@ def apply_source(
         wait=jittered_backoff(backoff.initial, backoff.maximum),
         stop=stop_after_delay(deadline),
         reraise=True,
-        before_sleep=before_sleep_log(log, logging.INFO),
+        before_sleep=log_retry(log, f"applying {what}", level=logging.INFO),
     )
     log.info("applying %s", what)
     try:

@@ -1,0 +1,76 @@
+"""requirements.lock: in step with pyproject.toml, and recorded in the image's labels."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from hello_kubeflow.errors import ImageError
+from hello_kubeflow.images import plan_build
+from hello_kubeflow.images.lock import (
+    LOCK_SHA_LABEL,
+    VERSIONS_LABEL,
+    read_lock,
+    unlocked_requirements,
+    version_labels,
+)
+from hello_kubeflow.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+LOCK = REPO / "requirements.lock"
+
+
+def _requirements() -> list[str]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    return list(project["project"]["dependencies"]) + list(project["build-system"]["requires"])
+
+
+def test_the_lock_pins_a_version_inside_every_range_of_pyproject() -> None:
+    assert unlocked_requirements(read_lock(LOCK), _requirements()) == []
+
+
+def test_a_dependency_missing_from_the_lock_or_outside_its_range_is_named() -> None:
+    problems = unlocked_requirements(
+        {"numpy": "1.20.0"}, ["numpy>=1.26", "scikit-learn>=1.4", "uvloop; sys_platform == 'x'"]
+    )
+    assert problems[0].startswith("numpy==1.20.0 in the lock file is outside 'numpy>=1.26'")
+    assert problems[1].startswith("scikit-learn is not in the lock file")
+    assert len(problems) == 2  # uvloop's marker does not apply here
+    assert all("scripts/lock_requirements.py" in problem for problem in problems)
+
+
+def test_lock_check_script_agrees(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "scripts/lock_requirements.py", "--check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_line_that_is_not_a_pin_is_refused(tmp_path: Path) -> None:
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("# header\nnumpy==2.0.0\nscikit-learn>=1.4\n")
+    with pytest.raises(ImageError, match=r"line 3 \('scikit-learn>=1.4'\) is not `name==version`"):
+        read_lock(lock)
+
+
+def test_labels_record_every_pin_and_the_model_libraries() -> None:
+    pins = read_lock(LOCK)
+    labels = version_labels(LOCK)
+    assert labels["io.hello-kubeflow.version.scikit-learn"] == pins["scikit-learn"]
+    assert labels["io.hello-kubeflow.version.numpy"] == pins["numpy"]
+    assert f"onnxruntime=={pins['onnxruntime']}" in labels[VERSIONS_LABEL].split(",")
+    assert len(labels[LOCK_SHA_LABEL]) == 64
+
+
+def test_the_build_plan_carries_the_labels_and_says_what_is_locked(tmp_path: Path) -> None:
+    plan = plan_build(Settings(output_dir=tmp_path), push=False, tag="i13", context=REPO)
+    assert plan.labels == version_labels(LOCK)
+    assert f"scikit-learn {read_lock(LOCK)['scikit-learn']}" in plan.describe()
