@@ -29,7 +29,8 @@ error's message names what went wrong and how to fix it.
         ├── WaitTimeoutError     the deadline passed before everything was ready
         ├── KfpError             the Kubeflow Pipelines API failed or refused us
         ├── RunFailedError       a pipeline run failed, errored, was canceled
-        └── DeploymentError      the served model did not become available
+        ├── DeploymentError      the served model did not become available
+        └── NotebookError        the notebook server could not be made or did not become ready
 """
 
 from __future__ import annotations
@@ -165,3 +166,7 @@ class RunFailedError(ClusterError):
 
 class DeploymentError(ClusterError):
     """The served model did not become available in the cluster."""
+
+
+class NotebookError(ClusterError):
+    """The notebook server could not be made, or did not become ready."""

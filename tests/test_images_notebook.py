@@ -10,6 +10,8 @@ no Docker engine is reachable.
 from __future__ import annotations
 
 import json
+import os
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -172,3 +174,33 @@ def test_pipeline_steps_run_in_the_notebook_image_given_their_command(
     assert summary.runner == "docker"
     assert summary.test_size == 200
     assert (latest_model_path(settings) / "metadata.json").is_file()
+
+
+def test_local_notebook_serves_this_checkout_behind_a_token(
+    notebook_image: BuildPushResult, tmp_path: Path
+) -> None:
+    """`inv notebook` locally: the checkout mounted, a token required, files the user owns."""
+    from hello_kubeflow.images.notebook_container import notebook_container
+
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "README.md").write_text("# hello\n")
+    image = notebook_image.plan.image
+
+    with notebook_container(_settings(tmp_path), checkout, image=image, port=0) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        assert server.login_url == f"{server.url}?token={server.token}"
+        listing = get_json(f"{server.url}api/contents?token={server.token}")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            get_json(f"{server.url}api/contents")
+        write = urllib.request.Request(
+            f"{server.url}api/contents/written.txt?token={server.token}",
+            data=json.dumps({"type": "file", "format": "text", "content": "x"}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="PUT",
+        )
+        urllib.request.urlopen(write, timeout=30).close()
+
+    assert [entry["name"] for entry in listing["content"]] == ["README.md"]
+    assert refused.value.code == 403
+    assert (checkout / "written.txt").stat().st_uid == os.getuid()

@@ -14,6 +14,7 @@ TASKS = [
     "build-push",
     "compile",
     "demo",
+    "notebook",
     "query",
     "serve",
     "setup",
