@@ -23,6 +23,9 @@ from typing import Any
 NOTEBOOK_BASE = Path(__file__).resolve().parent / "notebook_base"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 BUILD_TIMEOUT = 900
+# Without a token (Kubeflow's gateway authenticates), Jupyter still wants the
+# browser's XSRF pair on POST/DELETE: a cookie and a header of the same value.
+XSRF = {"Cookie": "_xsrf=hello-kubeflow-tests", "X-XSRFToken": "hello-kubeflow-tests"}
 
 
 def build_notebook_base(client: Any, base_image: str, tag: str) -> str:
@@ -73,7 +76,7 @@ def run_in_kernel(base_url: str, kernel: str, code: str, timeout: float = 120.0)
     request = urllib.request.Request(
         base_url + "api/kernels",
         data=json.dumps({"name": kernel}).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **XSRF},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -82,7 +85,9 @@ def run_in_kernel(base_url: str, kernel: str, code: str, timeout: float = 120.0)
         channels = base_url.replace("http://", "ws://", 1) + f"api/kernels/{kernel_id}/channels"
         return asyncio.run(asyncio.wait_for(_execute(channels, code), timeout))
     finally:
-        delete = urllib.request.Request(base_url + f"api/kernels/{kernel_id}", method="DELETE")
+        delete = urllib.request.Request(
+            base_url + f"api/kernels/{kernel_id}", headers=XSRF, method="DELETE"
+        )
         urllib.request.urlopen(delete, timeout=30).close()
 
 
