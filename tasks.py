@@ -456,7 +456,10 @@ def notebook(
 
             from hello_kubeflow.images.notebook_container import run_notebook_container
 
-            run_notebook_container(settings, Path.cwd(), announce=print)
+            def announce(url: str) -> None:
+                print(f"open {url}", flush=True)
+
+            run_notebook_container(settings, Path.cwd(), announce=announce)
 
 
 # ---- the project itself
