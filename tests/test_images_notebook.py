@@ -204,3 +204,23 @@ def test_local_notebook_serves_this_checkout_behind_a_token(
     assert [entry["name"] for entry in listing["content"]] == ["README.md"]
     assert refused.value.code == 403
     assert (checkout / "written.txt").stat().st_uid == os.getuid()
+
+
+def test_local_notebook_from_an_image_without_jupyter_says_how_to_build_one(
+    base_image: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The plain Debian/Python base has no Jupyter server: a clear error, no container left."""
+    from hello_kubeflow.errors import ServingError
+    from hello_kubeflow.images.notebook_container import notebook_container
+
+    with (
+        pytest.raises(ServingError) as caught,
+        notebook_container(_settings(tmp_path), tmp_path, image=base_image, port=0),
+    ):
+        pass
+
+    message = str(caught.value)
+    assert "exited before answering" in message
+    assert "has no Jupyter server" in message
+    assert "build it on a notebook image" in message

@@ -112,11 +112,7 @@ def notebook_container(
         ensure_image(client, chosen)
         container = _start(client, chosen, workdir.expanduser().resolve(), host_port, token)
         try:
-            container.reload()
-            bound = container.attrs["NetworkSettings"]["Ports"][f"{JUPYTER_PORT}/tcp"][0]
-            server = LocalNotebook(
-                f"http://127.0.0.1:{bound['HostPort']}/", token, chosen, container
-            )
+            server = LocalNotebook(_published_url(container), token, chosen, container)
             log.info("notebook server container %s (%s) starting", container.short_id, chosen)
             _wait_ready(server)
             yield server
@@ -187,6 +183,18 @@ def _start(client: docker.DockerClient, image: str, workdir: Path, port: int, to
             f"Docker could not start the notebook server from {image}: {exc.explanation or exc}"
             f" (is port {port} on 127.0.0.1 free? choose another with --port)"
         ) from None
+
+
+def _published_url(container: Any) -> str:
+    """The server's URL on 127.0.0.1; a container that already exited publishes none."""
+    container.reload()
+    bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{JUPYTER_PORT}/tcp")
+    if not bindings:
+        log_text = container.logs(tail=LOG_TAIL).decode(errors="replace")
+        raise ServingError(
+            f"the notebook server exited before answering (state {container.status}):\n{log_text}"
+        )
+    return f"http://127.0.0.1:{bindings[0]['HostPort']}/"
 
 
 def _wait_ready(server: LocalNotebook) -> None:
