@@ -1,16 +1,27 @@
-# The project image: every pipeline step and the model server run in it.
+# The project image: a Kubeflow notebook server with the project inside. One
+# image is both the development environment (started as a Kubeflow Notebook, it
+# serves Jupyter on 8888 under $NB_PREFIX, with the project as the kernel
+# `hello-kubeflow`) and what every pipeline step and the model server run in.
 #
 # Build with `inv build-push` (or `docker build .`). BASE_IMAGE defaults to the
 # scikit-learn/SciPy notebook server image of Kubeflow 1.10; any image with
-# Python >= 3.11 and the `venv` module works, e.g. a plain Debian/Python image
-# (what the tests use). The original walkthrough's base still works where it can
-# be pulled: --build-arg BASE_IMAGE=gcr.io/kubeflow-images-public/tensorflow-2.1.0-notebook-cpu:1.0.0
+# Python >= 3.11 and the `venv` module builds (e.g. a plain Debian/Python image),
+# but only a notebook image serves Jupyter. The original walkthrough's base still
+# works where it can be pulled: --build-arg BASE_IMAGE=gcr.io/kubeflow-images-public/tensorflow-2.1.0-notebook-cpu:1.0.0
 # (Python 3.6 there: install a newer Python first, as the package needs 3.11).
+#
+# The notebook contract (kubeflow/kubeflow v1.10.0,
+# components/example-notebook-servers/base/Dockerfile and jupyter/Dockerfile) is
+# kept: the base's ENTRYPOINT (s6-overlay's /init, which starts Jupyter as a
+# service) and its default command are never set here, the image runs as jovyan
+# (uid 1000, home /home/jovyan), and nothing the project needs lives under
+# /home/jovyan, where Kubeflow mounts the workspace volume. So pipeline steps,
+# `inv serve --container` and the cluster's model servers name their command.
 #
 # Layers, cheapest to rebuild last: user + venv, extra CA certificates, the
 # dependencies (exactly the versions in requirements.lock, so two builds of one
-# commit install the same libraries), then the source (a code-only change
-# rebuilds just that layer and the labels).
+# commit install the same libraries), the Jupyter kernel, then the source (a
+# code-only change rebuilds just that layer and the labels).
 ARG BASE_IMAGE=kubeflownotebookswg/jupyter-scipy:v1.10.0
 FROM ${BASE_IMAGE}
 
@@ -57,6 +68,13 @@ RUN set -eu; \
     python3 -m pip check; \
     rm -rf /tmp/hk-build
 
+# The project's venv as a Jupyter kernel named `hello-kubeflow`. Its kernelspec
+# goes under /usr/local/share/jupyter/kernels, which every Jupyter on the machine
+# searches (jupyter_core's system path), not under /home/jovyan, which the
+# workspace volume hides.
+RUN python3 -m ipykernel install --prefix /usr/local --name hello-kubeflow \
+        --display-name "Python 3 (hello-kubeflow)"
+
 # The package itself: no dependency resolution, no network, no build isolation.
 COPY pyproject.toml README.md /tmp/hk-build/
 COPY hello_kubeflow/ /tmp/hk-build/hello_kubeflow/
@@ -65,22 +83,8 @@ RUN set -eu; \
     rm -rf /tmp/hk-build; \
     python3 -c 'import hello_kubeflow'
 
+# Back to the notebook user; no ENTRYPOINT, CMD or WORKDIR: the base's stand.
 USER ${NB_UID}
-WORKDIR /tmp
-
-# The default command is the model server, listening on every interface of the
-# container; the model comes from a read-only mount, never from the image:
-#   docker run -p 127.0.0.1:9000:9000 -v "$PWD/model:/mnt/model:ro" IMAGE
-# Pipeline steps (kfp.local's Docker runner, Kubeflow Pipelines) override the
-# command; the notebook image's entrypoint (s6 init) is reset so they run as given.
-ENV HK_SERVE_HOST=0.0.0.0 \
-    HK_SERVE_PORT=9000 \
-    HK_MODEL_DIR=/mnt/model
-EXPOSE 9000
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/ping' % os.environ.get('HK_SERVE_PORT', '9000'), timeout=4)"]
-ENTRYPOINT []
-CMD ["python3", "-m", "hello_kubeflow.serving"]
 
 # OCI labels last: `created` changes on every build and must not bust the cache
 # of the layers above.
@@ -89,7 +93,7 @@ ARG SOURCE=""
 ARG REVISION=""
 ARG CREATED=""
 LABEL org.opencontainers.image.title="hello-kubeflow" \
-      org.opencontainers.image.description="MNIST RandomForest: pipeline steps and model server" \
+      org.opencontainers.image.description="MNIST RandomForest: notebook server, pipeline steps and model server" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.revision="${REVISION}" \

@@ -43,6 +43,11 @@ _FLAGS = {
     "wait_timeout": "--timeout",
     "wait_namespaces": "--namespaces",
     "deployment_name": "--name",
+    "notebook_name": "--name",
+    "notebook_cpu": "--cpu",
+    "notebook_memory": "--memory",
+    "notebook_port": "--port",
+    "notebook_timeout": "--timeout",
 }
 
 
@@ -415,6 +420,70 @@ def undeploy(c: Any, namespace: str = "", name: str = "", json: bool = False) ->
         print(json_lib.dumps({"removed": removed, "deployment": where}))
     else:
         print("\n".join(f"removed {r}" for r in removed) or f"nothing to remove at {where}")
+
+
+# ---- issue 16: the notebook server
+
+
+@task(
+    help={
+        "mode": "local (the image as a notebook server on 127.0.0.1, this checkout mounted) "
+        "or cluster (a Kubeflow Notebook in your profile namespace); default: HK_MODE or local",
+        "name": "cluster: the Notebook's name (default: HK_NOTEBOOK_NAME or hello-kubeflow)",
+        "namespace": "cluster: your profile namespace (default: HK_NAMESPACE)",
+        "cpu": "cluster: CPU to request (default: HK_NOTEBOOK_CPU or 1)",
+        "memory": "cluster: memory to request (default: HK_NOTEBOOK_MEMORY or 2Gi)",
+        "timeout": "cluster: seconds to wait until ready (default: HK_NOTEBOOK_TIMEOUT, 600)",
+        "port": "local: port on 127.0.0.1 (default: HK_NOTEBOOK_PORT or 8888)",
+        "delete": "cluster: delete the Notebook (its workspace volume is kept)",
+    }
+)
+def notebook(
+    c: Any,
+    mode: str = "",
+    name: str = "",
+    namespace: str = "",
+    cpu: str = "",
+    memory: str = "",
+    timeout: float = 0.0,
+    port: int = 0,
+    delete: bool = False,
+) -> None:
+    """Open the project's notebook server: a Kubeflow Notebook, or the image run locally."""
+    settings = _settings(
+        mode=mode or None,
+        notebook_name=name or None,
+        namespace=namespace or None,
+        notebook_cpu=cpu or None,
+        notebook_memory=memory or None,
+        notebook_timeout=timeout if timeout > 0 else None,
+        notebook_port=port or None,
+    )
+    if delete and settings.mode != "cluster":
+        raise Exit("error: --delete removes a Notebook from the cluster: add --mode cluster", 1)
+    with _user_errors():
+        if settings.mode == "cluster":
+            from hello_kubeflow.kube.notebooks import delete_notebook, open_notebook
+
+            if delete:
+                removed = delete_notebook(settings)
+                where = f"{settings.namespace}/{settings.notebook_name}"
+                print(
+                    f"deleted {removed[0]} (its workspace volume is kept)"
+                    if removed
+                    else f"no Notebook {where} to delete"
+                )
+                return
+            print(open_notebook(settings).describe())
+        else:
+            from pathlib import Path
+
+            from hello_kubeflow.images.notebook_container import run_notebook_container
+
+            def announce(url: str) -> None:
+                print(f"open {url}", flush=True)
+
+            run_notebook_container(settings, Path.cwd(), announce=announce)
 
 
 # ---- the project itself

@@ -30,7 +30,8 @@ error's message names what went wrong and how to fix it.
         ├── KfpError             the Kubeflow Pipelines API failed or refused us
         ├── LoginError           the Kubeflow login (Dex, oauth2-proxy) failed
         ├── RunFailedError       a pipeline run failed, errored, was canceled
-        └── DeploymentError      the served model did not become available
+        ├── DeploymentError      the served model did not become available
+        └── NotebookError        the notebook server could not be made or did not become ready
 """
 
 from __future__ import annotations
@@ -170,3 +171,7 @@ class RunFailedError(ClusterError):
 
 class DeploymentError(ClusterError):
     """The served model did not become available in the cluster."""
+
+
+class NotebookError(ClusterError):
+    """The notebook server could not be made, or did not become ready."""

@@ -101,6 +101,13 @@ class Settings:
     gateway_url: str | None = None
     namespace: str = "kubeflow"
     deployment_name: str = "mnist-classifier"
+    # the notebook server (inv notebook)
+    notebook_name: str = "hello-kubeflow"
+    notebook_cpu: str = "1"
+    notebook_memory: str = "2Gi"
+    notebook_volume_size: str = "5Gi"
+    notebook_port: int = 8888
+    notebook_timeout: float = 600.0
 
     @classmethod
     def from_env(
@@ -297,6 +304,26 @@ def _registry(raw: str) -> str:
     return value
 
 
+_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _quantity(raw: str) -> str:
+    """A Kubernetes resource quantity: `500m`, `1`, `2Gi`, `1.5`."""
+    if not _QUANTITY.match(raw):
+        raise ValueError("expected a Kubernetes quantity, e.g. 500m or 1 (CPU), 2Gi (memory)")
+    return raw
+
+
+def _dns_label(raw: str) -> str:
+    """A Kubernetes object name usable in a URL: lowercase letters, digits, '-'."""
+    if not _DNS_LABEL.match(raw):
+        raise ValueError(
+            "expected a lowercase name of letters, digits and '-' (at most 63), e.g. hello-kubeflow"
+        )
+    return raw
+
+
 @dataclass(frozen=True)
 class Variable:
     """One environment variable: its name, the field it sets, how it is parsed."""
@@ -382,4 +409,19 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("HK_GATEWAY_URL", "gateway_url", _url, "the cluster's gateway address"),
     Variable("HK_NAMESPACE", "namespace", _text, "namespace of the deployed model"),
     Variable("HK_DEPLOYMENT_NAME", "deployment_name", _text, "name of the deployed model"),
+    Variable("HK_NOTEBOOK_NAME", "notebook_name", _dns_label, "name of the notebook server"),
+    Variable("HK_NOTEBOOK_CPU", "notebook_cpu", _quantity, "CPU the notebook server requests"),
+    Variable(
+        "HK_NOTEBOOK_MEMORY", "notebook_memory", _quantity, "memory the notebook server requests"
+    ),
+    Variable(
+        "HK_NOTEBOOK_VOLUME_SIZE",
+        "notebook_volume_size",
+        _quantity,
+        "size of the notebook's workspace volume",
+    ),
+    Variable("HK_NOTEBOOK_PORT", "notebook_port", _port, "local notebook server's port"),
+    Variable(
+        "HK_NOTEBOOK_TIMEOUT", "notebook_timeout", _seconds, "seconds to wait for the notebook"
+    ),
 )

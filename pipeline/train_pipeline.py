@@ -5,6 +5,9 @@ Kubeflow Pipelines (`inv train --mode cluster`). Each component is a
 lightweight Python component whose body imports the `hello_kubeflow` package
 and delegates to it; the package is already installed in the project image
 (`install_kfp_package=False`), so no step installs anything at run time.
+Every step names its command (KFP writes `sh -c ... python3 -m
+kfp.dsl.executor_main` into each container's `command`): the image's own
+entrypoint and command are the notebook server's, never a step's.
 
 Components are built by `make_pipeline(image)` so that a run can use the
 pushed image by digest; the module-level `train_pipeline` uses the image the

@@ -280,6 +280,18 @@ def test_the_kserve_readiness_probe_names_the_port_the_server_listens_on() -> No
     assert container["readinessProbe"]["httpGet"]["port"] == container["ports"][0]["containerPort"]
 
 
+@pytest.mark.parametrize("serving_kind", ["seldon", "kserve"])
+def test_the_model_server_container_names_its_command(serving_kind: str) -> None:
+    """The project image's own default command is the notebook server, not the model server."""
+    resource = manifest(_deployment(serving_kind))
+    if serving_kind == "seldon":
+        container = _containers(resource)["classifier"]
+    else:
+        container = resource["spec"]["predictor"]["containers"][0]
+
+    assert container["command"] == ["python3", "-m", "hello_kubeflow.serving"]
+
+
 def test_kserve_model_that_fails_to_load_is_reported(
     cluster: tuple[ClusterEmulator, client.ApiClient],
 ) -> None:

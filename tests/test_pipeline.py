@@ -60,6 +60,17 @@ def test_every_step_runs_in_the_given_image_and_installs_nothing(
         assert "pip install" not in " ".join(container["command"] + container.get("args", []))
 
 
+def test_every_step_names_its_command_instead_of_the_image_default(
+    compiled: dict[str, Any],
+) -> None:
+    """The image's default is the notebook server: a step must say what it runs."""
+    for name, executor in compiled["deploymentSpec"]["executors"].items():
+        command = executor["container"]["command"]
+        assert command[0] == "sh", name
+        script = " ".join(command + executor["container"]["args"])
+        assert "python3 -m kfp.dsl.executor_main" in script, name
+
+
 def test_compiled_yaml_loads_back_as_a_pipeline(tmp_path: Path) -> None:
     path = compile_pipeline(Settings.from_env({}, dotenv=None), tmp_path / "job.yaml", IMAGE)
     loaded = components.load_component_from_file(str(path))

@@ -15,6 +15,7 @@ TASKS = [
     "clean",
     "compile",
     "demo",
+    "notebook",
     "query",
     "serve",
     "setup",

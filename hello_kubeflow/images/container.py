@@ -24,6 +24,7 @@ import requests
 from hello_kubeflow.errors import ImageError, ModelError, ServingError
 from hello_kubeflow.images.engine import connect
 from hello_kubeflow.images.record import pipeline_image
+from hello_kubeflow.serving import SERVER_COMMAND
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def server_container(
     host_port = settings.serve_port if port is None else port
     client = connect(settings)
     try:
-        _ensure_image(client, chosen)
+        ensure_image(client, chosen)
         container = _start(client, settings, chosen, source, host_port)
         try:
             server = ServerContainer(_published_url(container), chosen, container)
@@ -127,14 +128,16 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def step_container_args() -> dict[str, str]:
+def step_container_args() -> dict[str, Any]:
     """`docker run` options for pipeline steps run by kfp.local's `DockerRunner`.
 
     The steps write into the mounted pipeline root, which belongs to whoever runs
     `inv train`; running them as that user (not the image's `jovyan`) lets them
-    write there and leaves outputs the user owns.
+    write there and leaves outputs the user owns. The image's entrypoint (a
+    notebook image's init, which starts Jupyter) is reset, so each step runs
+    exactly the command its component names, as a Kubernetes `command` does.
     """
-    return {"user": f"{os.getuid()}:{os.getgid()}"}
+    return {"user": f"{os.getuid()}:{os.getgid()}", "entrypoint": []}
 
 
 def _start(
@@ -143,6 +146,8 @@ def _start(
     try:
         return client.containers.run(
             image,
+            # The server's own command, not the notebook image's init and Jupyter.
+            entrypoint=list(SERVER_COMMAND),
             detach=True,
             volumes={str(model_dir): {"bind": CONTAINER_MODEL_DIR, "mode": "ro"}},
             ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", port or None)},
@@ -163,7 +168,12 @@ def _start(
         ) from None
 
 
-def _ensure_image(client: docker.DockerClient, image: str) -> None:
+def ensure_image(client: docker.DockerClient, image: str) -> None:
+    """Pull `image` unless the engine has it.
+
+    Raises:
+        ImageError: it is neither here nor pullable (says how to build it).
+    """
     try:
         client.images.get(image)
         return

@@ -1,6 +1,7 @@
 """The served model as Kubernetes objects: a SeldonDeployment or a KServe InferenceService.
 
-Both run the project image's model server (its default command) and get the
+Both run the project image's model server (named as the container's `command`:
+the image's own default is the notebook server) and get the
 trained model as the pipeline wrote it, from the object store, into
 `/mnt/models` before the server starts, by their own storage initializers;
 the model is never baked into the image.
@@ -39,6 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hello_kubeflow.errors import DeploymentError
+from hello_kubeflow.serving import SERVER_COMMAND
 
 SELDON_API = ("machinelearning.seldon.io", "v1", "seldondeployments", "SeldonDeployment")
 KSERVE_API = ("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService")
@@ -170,6 +172,7 @@ def seldon_deployment(deployment: ModelDeployment) -> dict[str, Any]:
     server = {
         "name": SELDON_CONTAINER,
         "image": deployment.image,
+        "command": list(SERVER_COMMAND),
         "env": _server_env(deployment, SELDON_PORT),
         "ports": [{"name": "http", "containerPort": SELDON_PORT, "protocol": "TCP"}],
     }
@@ -221,6 +224,7 @@ def inference_service(deployment: ModelDeployment) -> dict[str, Any]:
     server = {
         "name": KSERVE_CONTAINER,
         "image": deployment.image,
+        "command": list(SERVER_COMMAND),
         "env": env + _server_env(deployment, KSERVE_PORT),
         "ports": [{"containerPort": KSERVE_PORT, "protocol": "TCP"}],
         # The port is required outside Knative (KServe's RawDeployment makes a Deployment).

@@ -16,3 +16,9 @@ Modules, each small and by concern:
 Nothing is imported here, so `seldon_model` loads in an environment that has only
 numpy and the model's runtime (the Seldon wrapper's own venv).
 """
+
+SERVER_COMMAND = ("python3", "-m", "hello_kubeflow.serving")
+"""How a container of the project image runs the model server. The image is a
+notebook image (its own entrypoint and command start Jupyter), so every server
+container names this command: `inv serve --container` as its entrypoint, the
+cluster's serving manifests as the container's `command`."""

@@ -1,0 +1,219 @@
+"""`inv notebook` in local mode: the project image as a Jupyter server on 127.0.0.1.
+
+The same image a Kubeflow Notebook runs, started with the notebook server as
+its explicit command (the image's own init serves Jupyter without a token,
+since Kubeflow's gateway authenticates; here a random token guards it), this
+checkout mounted read-write at `/home/jovyan/hello-kubeflow`, the port
+published on 127.0.0.1 only. The container runs as the calling user, so files
+written from Jupyter belong to them; it is removed when the caller is done.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import requests
+
+from hello_kubeflow.errors import ServingError
+from hello_kubeflow.images.container import STOP_TIMEOUT, ensure_image
+from hello_kubeflow.images.engine import connect
+from hello_kubeflow.images.record import pipeline_image
+from hello_kubeflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+JUPYTER_PORT = 8888
+WORKDIR = "/home/jovyan/hello-kubeflow"
+READY_TIMEOUT = 120.0
+PROBE_TIMEOUT = 2.0
+PROBE_INTERVAL = 0.5
+LOG_TAIL = 30
+LABEL = "org.hello-kubeflow.role"
+# The first Jupyter server the image has (JupyterLab in Kubeflow's images), with
+# the options of their s6 service (kubeflow/kubeflow v1.10.0,
+# components/example-notebook-servers/jupyter/s6/services.d/jupyterlab/run),
+# but a token (JUPYTER_TOKEN) instead of none, and this checkout as root dir.
+_START = f"""
+for server in jupyter-lab jupyter-notebook jupyter-server; do
+    if command -v "$server" >/dev/null 2>&1; then
+        exec "$server" --ServerApp.ip=0.0.0.0 --ServerApp.port={JUPYTER_PORT} \\
+            --ServerApp.open_browser=False --ServerApp.allow_root=True \\
+            --ServerApp.root_dir={WORKDIR} --ServerApp.base_url=/
+    fi
+done
+echo "this image has no Jupyter server (jupyter-lab, jupyter-notebook or jupyter-server):" \\
+    "build it on a notebook image (inv build-push --base-image ...)" >&2
+exit 3
+"""
+
+
+@dataclass(frozen=True)
+class LocalNotebook:
+    """A notebook server running in a local container.
+
+    Attributes:
+        url: where it answers, e.g. `http://127.0.0.1:8888/`.
+        token: what a browser must present (`?token=...`).
+        image: the image it runs.
+        container: the Docker SDK container object.
+    """
+
+    url: str
+    token: str
+    image: str
+    container: Any
+
+    @property
+    def login_url(self) -> str:
+        """The URL with its token: what to open in a browser."""
+        return f"{self.url}?token={self.token}"
+
+    def logs(self, tail: int = LOG_TAIL) -> str:
+        """The last lines the server printed."""
+        return str(self.container.logs(tail=tail).decode(errors="replace"))
+
+
+@contextmanager
+def notebook_container(
+    settings: Settings, workdir: Path, *, image: str = "", port: int | None = None
+) -> Iterator[LocalNotebook]:
+    """Run the image's Jupyter server for the duration of a `with` block.
+
+    Args:
+        settings: `notebook_port`, `docker_timeout`, the image record.
+        workdir: the checkout to mount at `/home/jovyan/hello-kubeflow`.
+        image: the image (default: `pipeline_image(settings)`).
+        port: the host port on 127.0.0.1 (default: `HK_NOTEBOOK_PORT`; 0: any free one).
+
+    Yields:
+        The running server, once it answers `/api/status` with its token.
+
+    Raises:
+        DockerUnavailableError: no engine is reachable.
+        ImageError: the image is neither here nor pullable.
+        ServingError: the server exited (e.g. no Jupyter in the image) or did not answer.
+    """
+    chosen = image or pipeline_image(settings)
+    host_port = settings.notebook_port if port is None else port
+    token = secrets.token_hex(24)
+    client = connect(settings)
+    try:
+        ensure_image(client, chosen)
+        container = _start(client, chosen, workdir.expanduser().resolve(), host_port, token)
+        try:
+            server = LocalNotebook(_published_url(container), token, chosen, container)
+            log.info("notebook server container %s (%s) starting", container.short_id, chosen)
+            _wait_ready(server)
+            yield server
+        finally:
+            with suppress(docker.errors.APIError):
+                container.stop(timeout=STOP_TIMEOUT)
+            with suppress(docker.errors.APIError):
+                container.remove(force=True)
+    finally:
+        client.close()
+
+
+def run_notebook_container(
+    settings: Settings, workdir: Path, *, announce: Callable[[str], None], image: str = ""
+) -> None:
+    """Serve Jupyter from the image until Ctrl-C, showing its log.
+
+    Args:
+        settings: as `notebook_container`.
+        workdir: the checkout to mount.
+        announce: called once with the URL (and token) when the server answers.
+        image: the image (default: `pipeline_image(settings)`).
+
+    Raises:
+        ServingError: the server exited by itself, or never answered.
+        (and as `notebook_container`)
+    """
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with notebook_container(settings, workdir, image=image) as server:
+            announce(server.login_url)
+            log.info("serving %s from %s; Ctrl-C stops", workdir, server.image)
+            for chunk in server.container.logs(stream=True, follow=True, since=int(time.time())):
+                sys.stderr.write(chunk.decode(errors="replace"))
+            server.container.reload()
+            code = server.container.attrs.get("State", {}).get("ExitCode")
+            raise ServingError(f"the notebook server container exited (code {code}); see its log")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _start(client: docker.DockerClient, image: str, workdir: Path, port: int, token: str) -> Any:
+    try:
+        return client.containers.run(
+            image,
+            entrypoint=["sh", "-c", _START],
+            detach=True,
+            # The caller's own uid: what Jupyter writes into the checkout is theirs.
+            user=f"{os.getuid()}:{os.getgid()}",
+            working_dir=WORKDIR,
+            volumes={str(workdir): {"bind": WORKDIR, "mode": "rw"}},
+            ports={f"{JUPYTER_PORT}/tcp": ("127.0.0.1", port or None)},
+            environment={
+                "JUPYTER_TOKEN": token,
+                # Runtime files and caches outside the checkout (the uid may have no home).
+                "HOME": "/tmp/home",
+                "JUPYTER_RUNTIME_DIR": "/tmp/jupyter_runtime",
+                "USER": "jovyan",
+            },
+            labels={LABEL: "notebook-server"},
+        )
+    except docker.errors.APIError as exc:
+        raise ServingError(
+            f"Docker could not start the notebook server from {image}: {exc.explanation or exc}"
+            f" (is port {port} on 127.0.0.1 free? choose another with --port)"
+        ) from None
+
+
+def _published_url(container: Any) -> str:
+    """The server's URL on 127.0.0.1; a container that already exited publishes none."""
+    container.reload()
+    bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{JUPYTER_PORT}/tcp")
+    if not bindings:
+        log_text = container.logs(tail=LOG_TAIL).decode(errors="replace")
+        raise ServingError(
+            f"the notebook server exited before answering (state {container.status}):\n{log_text}"
+        )
+    return f"http://127.0.0.1:{bindings[0]['HostPort']}/"
+
+
+def _wait_ready(server: LocalNotebook) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        server.container.reload()
+        if server.container.status in ("exited", "dead"):
+            raise ServingError(f"the notebook server exited before answering:\n{server.logs()}")
+        with suppress(requests.RequestException):
+            answer = requests.get(
+                server.url + "api/status",
+                headers={"Authorization": f"token {server.token}"},
+                timeout=PROBE_TIMEOUT,
+            )
+            if answer.ok:
+                log.info("notebook server answers at %s", server.url)
+                return
+        time.sleep(PROBE_INTERVAL)
+    raise ServingError(
+        f"the notebook server at {server.url} did not answer within {READY_TIMEOUT:.0f} s; "
+        f"its log:\n{server.logs()}"
+    )
