@@ -83,6 +83,23 @@ def test_a_file_changed_after_it_was_recorded_is_verified_again(
         load_one_test_image(settings, 0)
 
 
+def test_a_file_corrupted_behind_the_records_back_is_still_refused(
+    test_set: Path, tmp_path: Path
+) -> None:
+    """Same size, same time, broken gzip: the read notices, and verifying names the file."""
+    settings = _settings(test_set, tmp_path)
+    load_one_test_image(settings, 0)
+    images = test_set / f"{TEST_IMAGES}.gz"
+    stat = images.stat()
+    packed = bytearray(images.read_bytes())
+    middle = len(packed) // 2
+    packed[middle : middle + 64] = bytes(64)
+    images.write_bytes(bytes(packed))
+    os.utime(images, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(DataFileError, match=TEST_IMAGES):
+        load_one_test_image(settings, 999)
+
+
 def test_a_changed_checksums_file_is_verified_again(test_set: Path, tmp_path: Path) -> None:
     settings = _settings(test_set, tmp_path)
     load_one_test_image(settings, 0)
