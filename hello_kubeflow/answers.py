@@ -9,14 +9,20 @@ an error body) is a `SanityCheckError` saying exactly what came back.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
 import orjson
 
 from hello_kubeflow.errors import SanityCheckError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+Pixels: TypeAlias = "npt.NDArray[np.float32] | Sequence[Sequence[float]]"
+"""A batch of (n, 784) pixels in [0, 1]: an array, or rows of floats (one image needs no numpy)."""
 
 N_CLASSES = 10
 EXPECTED_NAMES = tuple(f"class:{digit}" for digit in range(N_CLASSES))
@@ -45,16 +51,21 @@ class Prediction:
         return [(d, self.probabilities[d]) for d in order[:k]]
 
 
-def seldon_payload(pixels: npt.NDArray[np.float32]) -> bytes:
+def seldon_payload(pixels: Pixels) -> bytes:
     """The Seldon request body for a batch of (n, 784) pixels in [0, 1]."""
     return orjson.dumps(
         {"data": {"names": FEATURE_NAMES, "ndarray": pixels}}, option=orjson.OPT_SERIALIZE_NUMPY
     )
 
 
-def v2_payload(pixels: npt.NDArray[np.float32], name: str = "input") -> bytes:
+def v2_payload(pixels: Pixels, name: str = "input") -> bytes:
     """The Open Inference Protocol request body for a batch of (n, 784) pixels."""
-    tensor = {"name": name, "shape": list(pixels.shape), "datatype": "FP32", "data": pixels.ravel()}
+    if isinstance(pixels, Sequence):
+        shape = [len(pixels), len(pixels[0]) if pixels else 0]
+        data: Any = [value for row in pixels for value in row]
+    else:
+        shape, data = list(pixels.shape), pixels.ravel()
+    tensor = {"name": name, "shape": shape, "datatype": "FP32", "data": data}
     return orjson.dumps({"inputs": [tensor]}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from hello_kubeflow.errors import DataFileError
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: a query's one image needs none
+    import numpy as np
+    import numpy.typing as npt
 
 SHA256: dict[str, str] = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -168,6 +171,8 @@ def images_and_labels(
     Raises:
         DataFileError: the files are not images and labels of the same length.
     """
+    import numpy as np
+
     if images.ndim != 3 or labels.ndim != 1:
         raise DataFileError(
             f"{images_origin} and {labels_origin} are not an images file and a labels file "
@@ -224,6 +229,8 @@ def _gunzip(data: bytes) -> bytes:
 
 def _parse(raw: bytes, expected_kind: str | None) -> np.ndarray:
     """Check an uncompressed IDX header against its body and return the array."""
+    import numpy as np
+
     if len(raw) < 4:
         raise _Problem(f"is too short to be an IDX file ({len(raw)} bytes)")
     magic = int.from_bytes(raw[:4], "big")
@@ -243,7 +250,7 @@ def _parse(raw: bytes, expected_kind: str | None) -> np.ndarray:
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if kind == "images" and dims[1:] != (IMAGE_SIDE, IMAGE_SIDE):
         raise _Problem(f"holds {dims[1]}x{dims[2]} images, expected {IMAGE_SIDE}x{IMAGE_SIDE}")
-    expected = header + int(np.prod(dims))
+    expected = header + math.prod(dims)
     if len(raw) < expected:
         raise _Problem(
             f"is truncated: its header promises {expected:,} bytes of IDX data, "

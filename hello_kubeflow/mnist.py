@@ -28,6 +28,7 @@ from hello_kubeflow.idx import (
     read_checksums,
     read_idx,
 )
+from hello_kubeflow.one_image import TEST_IMAGES, TEST_LABELS, find_idx_file, mnist_folder
 from hello_kubeflow.settings import Settings
 
 __all__ = [
@@ -52,8 +53,6 @@ logger = logging.getLogger(__name__)
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"
-TEST_IMAGES = "t10k-images-idx3-ubyte"
-TEST_LABELS = "t10k-labels-idx1-ubyte"
 FILE_NAMES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 TEST_FILE_NAMES = (TEST_IMAGES, TEST_LABELS)
 
@@ -228,11 +227,6 @@ def ensure_mnist(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> s
 # ---- MNIST_DIR and the cache
 
 
-def mnist_folder(settings: Settings) -> Path:
-    """Where the four MNIST files are read from: MNIST_DIR, else the download cache's folder."""
-    return settings.mnist_dir or settings.cache_dir / "mnist"
-
-
 @dataclass(frozen=True)
 class _Found:
     """The four verified files: their arrays, paths and where they came from."""
@@ -299,14 +293,6 @@ def _locate(settings: Settings, retry: RetryPolicy, names: tuple[str, ...]) -> _
     return _Found(arrays, paths, source)
 
 
-def _find(directory: Path, name: str) -> Path | None:
-    """The file for `name` in `directory` (`name` or `name.gz`), if any."""
-    for candidate in (directory / name, directory / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def _read_directory(directory: Path, names: tuple[str, ...]) -> _Found:
     """Read the files in MNIST_DIR; a missing or bad one is an error, never a download.
 
@@ -319,7 +305,7 @@ def _read_directory(directory: Path, names: tuple[str, ...]) -> _Found:
             f"MNIST_DIR={directory} is not a folder. Point MNIST_DIR at the folder holding "
             "the four MNIST IDX files, or unset it to download MNIST into the cache."
         )
-    found = {name: _find(directory, name) for name in names}
+    found = {name: find_idx_file(directory, name) for name in names}
     missing = [f"{name}[.gz]" for name, path in found.items() if path is None]
     if missing:
         raise DataFileError(
@@ -342,7 +328,7 @@ def _read_directory(directory: Path, names: tuple[str, ...]) -> _Found:
 
 def _read_cached(cache: Path, name: str) -> tuple[np.ndarray, Path] | None:
     """The verified cached array for `name` and its path, or None (a bad copy is deleted)."""
-    path = _find(cache, name)
+    path = find_idx_file(cache, name)
     if path is None:
         return None
     try:

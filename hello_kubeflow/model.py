@@ -131,7 +131,7 @@ class TrainResult:
 
 
 def train_model(
-    x: npt.NDArray[np.float32],
+    x: npt.NDArray[np.float32] | npt.NDArray[np.uint8],
     y: npt.NDArray[np.integer[Any]],
     *,
     preset: Preset | str = "default",
@@ -142,7 +142,9 @@ def train_model(
     """Train a `RandomForestClassifier` on scaled MNIST pixels.
 
     Args:
-        x: float32 pixels in [0, 1] shaped (n, 784) (`mnist.scale_pixels`).
+        x: pixels shaped (n, 784): float32 in [0, 1] (`mnist.scale_pixels`), or uint8
+            0-255 as MNIST stores them, scaled here by `scale_pixels` once the preset's
+            sample is drawn (the same model, without scaling images it leaves out).
         y: the digits 0-9, one per row of `x`; every digit must occur.
         preset: a `Preset` or its name in `PRESETS`.
         n_estimators: number of trees instead of the preset's.
@@ -159,6 +161,8 @@ def train_model(
     """
     from sklearn.ensemble import RandomForestClassifier
 
+    from hello_kubeflow.mnist import scale_pixels
+
     chosen = _preset(preset)
     trees = chosen.n_estimators if n_estimators is None else n_estimators
     if trees < 1:
@@ -174,6 +178,8 @@ def train_model(
             chosen.train_size,
             len(labels),
         )
+    if features.dtype == np.uint8:
+        features = scale_pixels(features)
     forest = RandomForestClassifier(
         n_estimators=trees, bootstrap=chosen.bootstrap, random_state=seed, n_jobs=n_jobs or None
     )
@@ -304,16 +310,19 @@ def _preset(preset: Preset | str) -> Preset:
 
 
 def _training_arrays(
-    x: npt.NDArray[np.float32], y: npt.NDArray[np.integer[Any]]
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-    features = np.asarray(x, dtype=np.float32)
+    x: npt.NDArray[np.float32] | npt.NDArray[np.uint8], y: npt.NDArray[np.integer[Any]]
+) -> tuple[npt.NDArray[np.float32] | npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """The pixels (uint8 kept as they are, anything else as float32 in [0, 1]) and labels."""
+    features: npt.NDArray[Any] = np.asarray(x)
+    if features.dtype != np.uint8:
+        features = features.astype(np.float32, copy=False)
     labels = np.asarray(y).astype(np.int64, copy=False)
     if features.ndim != 2 or features.shape[1] != N_FEATURES or len(features) != len(labels):
         raise DataError(
             f"training data must be (n, {N_FEATURES}) pixels and n labels, got pixels "
             f"{features.shape} and {labels.shape} labels"
         )
-    if features.size and (features.min() < 0 or features.max() > 1):
+    if features.dtype != np.uint8 and features.size and (features.min() < 0 or features.max() > 1):
         raise DataError(
             "training pixels must be scaled to [0, 1] (found values up to "
             f"{features.max():g}): pass them through hello_kubeflow.mnist.scale_pixels"

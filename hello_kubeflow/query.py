@@ -8,27 +8,38 @@ a 4xx is never retried and its message is shown. A server that does not accept
 the connection is waited for `settings.query_wait` seconds (`--wait`); by default
 not at all on a local URL (nothing listening there will not start by itself),
 `query_deadline` elsewhere (a gateway or a port-forward coming up).
+
+A query for one MNIST image imports neither numpy nor an HTTP library beyond the
+standard one (`one_image` reads the image from the IDX files; `urllib` sends it):
+most of `inv query`'s time would otherwise be imports.
 """
 
 from __future__ import annotations
 
+import http.client
 import logging
-import random
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import numpy as np
-import numpy.typing as npt
-import requests
+import orjson
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
-from hello_kubeflow.answers import Prediction, check_answer, seldon_payload, v2_payload
+from hello_kubeflow.answers import (
+    Pixels,
+    Prediction,
+    check_answer,
+    seldon_payload,
+    v2_payload,
+)
 from hello_kubeflow.backoff import describe_failure, jittered_backoff, log_retry
 from hello_kubeflow.errors import EndpointError, QueryError
+from hello_kubeflow.one_image import RANDOM_INDEX, check_index, load_one_test_image
 from hello_kubeflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,7 +53,6 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 BATCH_SIZE = 500  # images per request for --count (~2 MB of JSON, under the body limit)
 FIRST_RETRY_SECONDS = 0.2
 MAX_RETRY_WAIT_SECONDS = 5.0
-RANDOM_INDEX = -1  # `--index -1`: a random MNIST test image
 LOCAL_HOSTS = frozenset({"localhost", "::1", "0.0.0.0"})
 
 
@@ -148,13 +158,14 @@ def query_digit(
             raise QueryError("give --index or --image, not both")
         from hello_kubeflow.digits import load_digit_png
 
-        pixels = load_digit_png(image)
+        pixels: Any = load_digit_png(image)
+        batch: Pixels = pixels[None, :]
         source = f"{image} (drawn digit, made MNIST-like)"
     else:
         pixels, label, chosen, source = _mnist_test_image(settings, index, test_images)
+        batch = [pixels]
     url = endpoint_url(settings, protocol)
-    with requests.Session() as session:
-        body = post_images(session, settings, url, pixels[np.newaxis, :], protocol, headers)
+    body = post_images(settings, url, batch, protocol, headers)
     [answer] = check_answer(body, protocol, rows=1, url=url)
     plotted = None
     if plot:
@@ -210,19 +221,18 @@ def query_accuracy(
     correct = 0
     confused: dict[str, int] = {}
     started = time.monotonic()
-    with requests.Session() as session:
-        for first in range(start, start + count, BATCH_SIZE):
-            last = min(first + BATCH_SIZE, start + count)
-            batch = scale_pixels(data.x[first:last])
-            body = post_images(session, settings, url, batch, protocol, headers)
-            answers = check_answer(body, protocol, rows=len(batch), url=url)
-            for answer, label in zip(answers, data.y[first:last], strict=True):
-                if answer.digit == int(label):
-                    correct += 1
-                else:
-                    key = f"{int(label)}->{answer.digit}"
-                    confused[key] = confused.get(key, 0) + 1
-            logger.info("sent %d/%d images", last - start, count)
+    for first in range(start, start + count, BATCH_SIZE):
+        last = min(first + BATCH_SIZE, start + count)
+        batch = scale_pixels(data.x[first:last])
+        body = post_images(settings, url, batch, protocol, headers)
+        answers = check_answer(body, protocol, rows=len(batch), url=url)
+        for answer, label in zip(answers, data.y[first:last], strict=True):
+            if answer.digit == int(label):
+                correct += 1
+            else:
+                key = f"{int(label)}->{answer.digit}"
+                confused[key] = confused.get(key, 0) + 1
+        logger.info("sent %d/%d images", last - start, count)
     seconds = time.monotonic() - started
     return AccuracyResult(
         count=count,
@@ -245,10 +255,9 @@ def endpoint_url(settings: Settings, protocol: str) -> str:
 
 
 def post_images(
-    session: requests.Session,
     settings: Settings,
     url: str,
-    pixels: npt.NDArray[np.float32],
+    pixels: Pixels,
     protocol: str,
     headers: Mapping[str, str] | None = None,
 ) -> Any:
@@ -268,36 +277,35 @@ def post_images(
 
     def give_up(state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
-        limit = wait if isinstance(exc, requests.ConnectionError) else settings.query_deadline
+        limit = wait if isinstance(exc, _NotConnected) else settings.query_deadline
         return (state.seconds_since_start or 0.0) >= limit
 
     retrying = Retrying(
-        retry=retry_if_exception_type((requests.ConnectionError, _TransientAnswer)),
+        retry=retry_if_exception_type((_NotConnected, _TransientAnswer)),
         wait=jittered_backoff(FIRST_RETRY_SECONDS, MAX_RETRY_WAIT_SECONDS),
         stop=give_up,
         before_sleep=log_retry(logger, f"POST {url}", level=logging.INFO),
         reraise=True,
     )
     try:
-        response = retrying(_post, session, url, payload, sent_headers, settings.query_timeout)
-    except requests.ConnectionError as exc:
-        raise EndpointError(_unreachable_message(settings, url, wait, exc)) from None
+        response = retrying(_post, url, payload, sent_headers, settings.query_timeout)
+    except _NotConnected as exc:
+        raise EndpointError(_unreachable_message(settings, url, wait, exc.error)) from None
     except _TransientAnswer as exc:
         raise EndpointError(
             f"{url} still answered HTTP {exc.status} after {settings.query_deadline:g} s "
             f"({_server_message(exc.response)}): the model is not ready; check the server's log"
         ) from None
-    except requests.Timeout:
+    except TimeoutError:
         raise EndpointError(
             f"{url} did not answer within {settings.query_timeout:g} s (HK_QUERY_TIMEOUT): "
             "the server is overloaded or stuck; raise HK_QUERY_TIMEOUT or check its log"
         ) from None
-    except requests.RequestException as exc:
-        raise EndpointError(f"the request to {url} failed: {exc}") from None
-    if response.status_code >= 400:
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError is an OSError
+        raise EndpointError(f"the request to {url} failed: {describe_failure(exc)}") from None
+    if response.status >= 400:
         raise EndpointError(
-            f"{url} refused the request with HTTP {response.status_code}: "
-            f"{_server_message(response)}"
+            f"{url} refused the request with HTTP {response.status}: {_server_message(response)}"
         )
     try:
         return response.json()
@@ -305,25 +313,66 @@ def post_images(
         return response.text
 
 
+@dataclass(frozen=True)
+class _Response:
+    """An HTTP answer, read whole: its status, reason and body."""
+
+    status: int
+    reason: str
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        """The body as text."""
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body decoded as JSON (ValueError if it is not)."""
+        return orjson.loads(self.body)
+
+
 class _TransientAnswer(Exception):
     """A 502/503/504 answer: the server (or its gateway) may be ready soon."""
 
-    def __init__(self, response: requests.Response) -> None:
-        super().__init__(f"HTTP {response.status_code}")
-        self.status = response.status_code
+    def __init__(self, response: _Response) -> None:
+        super().__init__(f"HTTP {response.status}")
+        self.status = response.status
+        self.reason = response.reason
         self.response = response
 
 
-def _post(
-    session: requests.Session, url: str, payload: bytes, headers: dict[str, str], timeout: float
-) -> requests.Response:
-    response = session.post(url, data=payload, headers=headers, timeout=timeout)
-    if response.status_code in RETRY_STATUSES:
+class _NotConnected(Exception):
+    """The server did not accept the connection, or dropped it before answering."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _post(url: str, payload: bytes, headers: dict[str, str], timeout: float) -> _Response:
+    """POST with the standard library (proxies from the environment, as `requests` would)."""
+    request = urllib.request.Request(url, data=payload, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            response = _Response(answer.status, answer.reason, answer.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            response = _Response(exc.code, str(exc.reason), exc.read())
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            raise reason from None
+        if isinstance(reason, OSError):
+            raise _NotConnected(reason) from None
+        raise
+    except ConnectionError as exc:  # reset or closed before the answer came
+        raise _NotConnected(exc) from None
+    if response.status in RETRY_STATUSES:
         raise _TransientAnswer(response)
     return response
 
 
-def _server_message(response: requests.Response) -> str:
+def _server_message(response: _Response) -> str:
     """The server's own words: Seldon `status.info`, V2 `error`, else the start of the body."""
     try:
         body = response.json()
@@ -359,9 +408,7 @@ def connect_wait(settings: Settings, url: str) -> float:
     return settings.query_deadline
 
 
-def _unreachable_message(
-    settings: Settings, url: str, wait: float, exc: requests.ConnectionError
-) -> str:
+def _unreachable_message(settings: Settings, url: str, wait: float, exc: BaseException) -> str:
     reason = describe_failure(exc)
     if is_local_url(url) and settings.mode == "local":
         waited = f" after waiting {wait:g} s" if wait else ""
@@ -389,21 +436,16 @@ def check_protocol(protocol: str) -> None:
 
 def _mnist_test_image(
     settings: Settings, index: int, test_images: MnistTestImages | None
-) -> tuple[npt.NDArray[np.float32], int, int, str]:
+) -> tuple[list[float], int, int, str]:
     """One scaled MNIST test image, its label, its index and a description."""
-    from hello_kubeflow.mnist import load_test_images, scale_pixels
+    if test_images is None:
+        one = load_one_test_image(settings, index)
+        return one.pixels, one.label, one.index, f"MNIST test image #{one.index}"
+    from hello_kubeflow.mnist import scale_pixels
 
-    data = test_images or load_test_images(settings)
-    total = len(data.y)
-    if index == RANDOM_INDEX:
-        index = random.randrange(total)
-    elif not 0 <= index < total:
-        raise QueryError(
-            f"--index {index} is out of range: the test set ({data.source}) has {total:,} "
-            f"images, 0 to {total - 1:,} (or {RANDOM_INDEX} for a random one)"
-        )
-    pixels = scale_pixels(data.x[index])
-    return pixels, int(data.y[index]), index, f"MNIST test image #{index}"
+    index = check_index(index, len(test_images.y), test_images.source)
+    pixels = [float(p) for p in scale_pixels(test_images.x[index])]
+    return pixels, int(test_images.y[index]), index, f"MNIST test image #{index}"
 
 
 __all__ = [

@@ -153,7 +153,7 @@ def train_step(
     if data.is_subset:
         log.warning("training on the 5,000-digit offline subset: accuracy is not comparable")
     result = train_model(
-        scale_pixels(data.x_train),
+        data.x_train,  # uint8: scaled after the preset's sample is drawn
         data.y_train,
         preset=PRESETS[preset],
         n_estimators=n_estimators or None,

@@ -116,6 +116,25 @@ def test_same_seed_trains_the_same_model(
     )
 
 
+def test_uint8_pixels_train_the_same_model_as_scaled_ones(
+    mnist: MnistData, test_slice: tuple[Any, Any]
+) -> None:
+    """The pipeline passes MNIST's uint8 pixels: scaled after sampling, the model is the same."""
+    sampled = Preset("s", n_estimators=3, train_size=400, bootstrap=True, description="")
+    raw, labels = mnist.x_train[:1000], mnist.y_train[:1000]
+    from_raw = train_model(raw, labels, preset=sampled, seed=5, n_jobs=1)
+    from_scaled = train_model(scale_pixels(raw), labels, preset=sampled, seed=5, n_jobs=1)
+    assert from_raw.train_size == from_scaled.train_size == 400
+    x_test = test_slice[0]
+    np.testing.assert_array_equal(
+        from_raw.model.predict_proba(x_test), from_scaled.model.predict_proba(x_test)
+    )
+    for raw_tree, scaled_tree in zip(
+        from_raw.model.estimators_, from_scaled.model.estimators_, strict=True
+    ):
+        np.testing.assert_array_equal(raw_tree.tree_.threshold, scaled_tree.tree_.threshold)
+
+
 def test_another_seed_trains_another_model(
     train_slice: tuple[Any, Any], test_slice: tuple[Any, Any]
 ) -> None:

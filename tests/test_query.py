@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +36,12 @@ def digit_png(tmp_path: Path) -> Path:
     path = tmp_path / "seven.png"
     Image.fromarray(pixels).save(path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default cache (which records verified MNIST files) under the test's own folder."""
+    monkeypatch.setenv("HOME", str(tmp_path))
 
 
 def _settings(url: str, **changes: object) -> Settings:
@@ -147,6 +154,43 @@ def test_query_gives_up_on_503_at_the_deadline(digit_png: Path) -> None:
         query_digit(_settings(endpoint.url, query_deadline=0.5), image=digit_png)
     assert "503" in str(raised.value)
     assert len(endpoint.received) >= 2
+
+
+def test_query_to_a_server_that_never_answers_times_out_naming_the_setting(
+    digit_png: Path,
+) -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(
+            EndpointError, match=r"did not answer within 0.5 s \(HK_QUERY_TIMEOUT\)"
+        ):
+            query_digit(_settings(url, query_timeout=0.5), image=digit_png)
+
+
+def test_query_to_a_server_that_hangs_up_is_waited_for_then_named(digit_png: Path) -> None:
+    with socket.socket() as rude:
+        rude.bind(("127.0.0.1", 0))
+        rude.listen()
+        url = f"http://127.0.0.1:{rude.getsockname()[1]}"
+
+        def hang_up() -> None:
+            while True:
+                try:
+                    connection, _ = rude.accept()
+                except OSError:  # the test is over
+                    return
+                connection.recv(65536)
+                connection.close()
+
+        thread = threading.Thread(target=hang_up, daemon=True)
+        thread.start()
+        with pytest.raises(EndpointError) as raised:
+            query_digit(_settings(url, query_wait=0.3), image=digit_png)
+    assert "(Remote end closed connection without response) after waiting 0.3 s" in str(
+        raised.value
+    )
 
 
 def test_query_to_nothing_listening_names_the_url_and_the_fix(digit_png: Path) -> None:
