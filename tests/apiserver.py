@@ -177,6 +177,10 @@ class ApiServer(ClusterEmulator):  # type: ignore[misc]
         if namespaced and not self._namespace_exists(namespace):
             raise _refuse(404, "NotFound", f'namespaces "{namespace}" not found')
         self._call_webhooks(request, group_version, body)
+        if kind == "CustomResourceDefinition" or (group_version, kind) in self.schemas:
+            # status is a subresource: writes to the object leave it alone (docs, CRDs,
+            # "Status subresource"; the CRD's own status belongs to apiextensions)
+            body.pop("status", None)
         schema = self.schemas.get((group_version, kind))
         if schema is None:
             return

@@ -95,12 +95,13 @@ def keys(objects: Any) -> set[tuple[str, str, str | None, str]]:
 # ---- every object of each profile reaches the API server
 
 
+@pytest.mark.slow
 @needs_upstream
 @pytest.mark.parametrize(
     ("profile", "serving", "count"),
     [
         ("pipelines", "seldon", 16 + 72 + 12 + 2),
-        ("pipelines", "kserve", 16 + 72 + 56 + 1 + 6 + 61 + 24 + 2),
+        ("pipelines", "kserve", 16 + 72 + 51 + 1 + 6 + 61 + 24 + 2),
         ("full", "kserve", 636 + 2),
     ],
 )
@@ -115,7 +116,9 @@ def test_install_applies_every_object_of_the_profile_and_waits_for_the_pods(
     stored = held(apiserver)
     wanted = keys(o for step in plan.steps for o in step.objects) | keys(plan.rbac)
     assert plan.objects == count
-    assert wanted <= set(stored), sorted(wanted - set(stored))[:5]
+    # a cluster-scoped object is stored without the namespace kustomize may have set on it
+    missing = {k for k in wanted if k not in stored and (*k[:2], None, k[3]) not in stored}
+    assert not missing, sorted(missing)[:5]
     crds = [o for k, o in stored.items() if k[1] == "CustomResourceDefinition"]
     assert crds and all(
         {"type": "Established", "status": "True", "reason": "InitialNamesAccepted"}
@@ -126,6 +129,7 @@ def test_install_applies_every_object_of_the_profile_and_waits_for_the_pods(
     assert " pods ready " in lines[-1]
 
 
+@pytest.mark.slow
 @needs_upstream
 def test_the_full_profile_with_seldon_routes_models_through_kubeflows_gateway(
     apiserver: RunningCluster, tmp_path: Path
@@ -143,16 +147,16 @@ def test_the_full_profile_with_seldon_routes_models_through_kubeflows_gateway(
     }
     assert env["ISTIO_ENABLED"] == "true"
     assert env["ISTIO_GATEWAY"] == "kubeflow/kubeflow-gateway"
-    assert ("networking.istio.io/v1beta1", "Gateway", "kubeflow", "kubeflow-gateway") in held(
-        apiserver
-    )
+    assert any(k[1:] == ("Gateway", "kubeflow", "kubeflow-gateway") for k in held(apiserver))
 
 
+@pytest.mark.slow
 @needs_upstream
 def test_kserve_is_installed_pinned_in_standard_mode_after_its_webhooks_serve(
     apiserver: RunningCluster, tmp_path: Path
 ) -> None:
     settings = settings_for(apiserver, tmp_path, serving="kserve")
+    apiserver.emulator.webhook_delay = 5.0  # KServe's webhooks start after its runtimes are sent
 
     install(settings, backoff=FAST, settle=0, apply_deadline=30)
 
@@ -167,6 +171,7 @@ def test_kserve_is_installed_pinned_in_standard_mode_after_its_webhooks_serve(
     assert any(status == 500 and "failed calling webhook" in m for status, m in refused)
 
 
+@pytest.mark.slow
 @needs_upstream
 def test_applying_twice_changes_nothing(apiserver: RunningCluster, tmp_path: Path) -> None:
     settings = settings_for(apiserver, tmp_path)
