@@ -301,23 +301,28 @@ def test_a_missing_manifests_folder_names_the_file_and_the_render_command(tmp_pa
         make_plan(Settings(manifests_dir=tmp_path))
 
 
+@needs_upstream
 def test_install_stops_before_applying_when_a_prerequisite_fails(tmp_path: Path) -> None:
     settings = Settings(kubeconfig=tmp_path / "missing", pipeline_image="x", manifests_dir=UPSTREAM)
-    if not UPSTREAM.is_dir():
-        pytest.skip(f"upstream's rendered manifests are not at {UPSTREAM}")
 
     with pytest.raises(PrerequisiteError, match="no kubeconfig found"):
         install(settings, backoff=FAST)
 
 
-def test_the_projects_rbac_is_applied_last(tmp_path: Path) -> None:
-    if not UPSTREAM.is_dir():
-        pytest.skip(f"upstream's rendered manifests are not at {UPSTREAM}")
+@needs_upstream
+def test_the_projects_rbac_is_applied_after_every_component() -> None:
     plan = make_plan(Settings(manifests_dir=UPSTREAM))
+    text = plan.describe("emulated", Settings())
 
-    assert {o["kind"] for o in plan.rbac} == {
-        "ClusterRole",
-        "RoleBinding",
-        "ServiceAccount",
-    } or plan.rbac
-    assert RBAC_DIR.name == "manifests"
+    assert keys(plan.rbac) == {
+        ("rbac.authorization.k8s.io/v1", "ClusterRole", None, "hello-kubeflow-model-deployer"),
+        (
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            "kubeflow",
+            "hello-kubeflow-model-deployer",
+        ),
+    }
+    assert text.index("2. Seldon Core v1.17.1") < text.index(
+        f"3. the pipeline's RBAC ({RBAC_DIR.name}/)"
+    )
