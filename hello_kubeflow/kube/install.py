@@ -209,13 +209,15 @@ def install(
         ApplyError: an object was refused (the API server's message).
         PodFailedError, WaitTimeoutError: as `wait_for_pods`.
     """
-    if not settings.manifests_dir and not (manifests_root(settings)).is_dir():
+    root = manifests_root(settings)
+    unrendered = [p for c in components_for(settings) for p in c.paths(root) if not p.is_file()]
+    if not settings.manifests_dir and unrendered:  # the cache lacks these versions' files
         if dry_run:
             return [_unrendered(settings)]
         from hello_kubeflow.kube.render import render_manifests
 
-        log.info("rendering the manifests from upstream into %s", manifests_root(settings))
-        render_manifests(settings, manifests_root(settings))
+        log.info("rendering the manifests from upstream into %s", root)
+        render_manifests(settings, root)
     plan = make_plan(settings, rbac_dir)
     if dry_run:
         try:
@@ -248,7 +250,7 @@ def _unrendered(settings: Settings) -> str:
     names = ", ".join(c.title for c in components_for(settings))
     return (
         f"Plan for profile '{settings.profile}': {names}.\n"
-        f"The manifests are not rendered yet (no HK_MANIFESTS_DIR, nothing in "
+        f"The manifests are not rendered yet (no HK_MANIFESTS_DIR, and not all in "
         f"{manifests_root(settings)}), so their objects and images are not known. Render "
         "them first (`inv setup --render DIR`, needs network), then run "
         "`HK_MANIFESTS_DIR=DIR inv setup --mode cluster --dry-run`.\n"
