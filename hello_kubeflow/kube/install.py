@@ -109,6 +109,10 @@ class Plan:
         images = sorted({i for s in self.steps for i in images_of(s.objects)})
         lines.append(f"  images to pull ({len(images)}):")
         lines.extend(f"    {image}" for image in images)
+        lines.append(
+            "    (and what controllers start later, named in their flags and ConfigMaps: "
+            "Argo's executor, model-serving runtimes)"
+        )
         lines.extend(f"  {line}" for line in requirements_lines(self, settings))
         return "\n".join(lines)
 
