@@ -337,21 +337,31 @@ def _namespaces(text: str) -> tuple[str, ...] | None:
         "for its pods); default: HK_MODE or local",
         "profile": "cluster mode: pipelines (Kubeflow Pipelines + a serving system; fits "
         "minikube/kind) or full (the Kubeflow manifests' example); default: HK_PROFILE",
-        "dry_run": "print the plan (what, which versions, which commands); change nothing",
+        "dry_run": "print the plan (versions, steps, images, resources); change nothing",
+        "render": "write the profile's manifests, fully rendered, into this folder (needs "
+        "network) for an air-gapped HK_MANIFESTS_DIR=DIR inv setup --mode cluster",
+        "serving": "cluster mode: seldon or kserve (default: HK_SERVING)",
         "json": "also print the report as one JSON object on the last line",
     }
 )
 def setup(
-    c: Any, mode: str = "", profile: str = "", dry_run: bool = False, json: bool = False
+    c: Any,
+    mode: str = "",
+    profile: str = "",
+    serving: str = "",
+    dry_run: bool = False,
+    render: str = "",
+    json: bool = False,
 ) -> None:
     """Prepare the workflow: tools and data locally, or Kubeflow on the cluster."""
     import json as json_lib
+    from pathlib import Path
 
     from hello_kubeflow.prepare import setup as prepare
 
-    settings = _settings(mode=mode or None, profile=profile or None)
+    settings = _settings(mode=mode or None, profile=profile or None, serving=serving or None)
     with _user_errors():
-        report = prepare(settings, dry_run=dry_run)
+        report = prepare(settings, dry_run=dry_run, render=Path(render) if render else None)
     print(report.text())
     if json:
         print(json_lib.dumps(report.as_dict()))

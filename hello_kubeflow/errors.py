@@ -24,7 +24,8 @@ error's message names what went wrong and how to fix it.
     │       └── RegistryUnavailableError the registry is down or failing (retried)
     └── ClusterError             talking to Kubernetes or Kubeflow failed
         ├── PrerequisiteError    a tool, kubeconfig or resource is missing
-        ├── ApplyError           applying manifests failed (kubectl's message)
+        ├── ManifestError        rendered manifests are missing, unreadable or not objects
+        ├── ApplyError           applying manifests failed (the API server's message)
         ├── PodFailedError       a pod is in a state that will not heal
         ├── WaitTimeoutError     the deadline passed before everything was ready
         ├── KfpError             the Kubeflow Pipelines API failed or refused us
@@ -145,8 +146,12 @@ class PrerequisiteError(ClusterError):
     """A tool, kubeconfig, context or cluster resource is missing."""
 
 
+class ManifestError(ClusterError):
+    """Rendered manifests are missing, unreadable, or hold something that is not an object."""
+
+
 class ApplyError(ClusterError):
-    """Applying manifests failed; carries kubectl's own message."""
+    """Applying manifests failed; carries the API server's own message."""
 
 
 class PodFailedError(ClusterError):

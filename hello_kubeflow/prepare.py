@@ -6,6 +6,7 @@ import importlib
 import logging
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from hello_kubeflow.errors import DockerUnavailableError, PrerequisiteError, SettingsError
@@ -54,12 +55,14 @@ class SetupReport:
         return {"mode": self.mode, "lines": list(self.lines), "next": self.next_command}
 
 
-def setup(settings: Settings, *, dry_run: bool = False) -> SetupReport:
+def setup(settings: Settings, *, dry_run: bool = False, render: Path | None = None) -> SetupReport:
     """Prepare the workflow for `settings.mode`: local (default) or cluster.
 
     Args:
         settings: the mode, and everything the chosen mode needs.
         dry_run: say what would be done; change and fetch nothing.
+        render: write the cluster profile's rendered manifests into this folder
+            (for `HK_MANIFESTS_DIR`), instead of installing.
 
     Raises:
         SettingsError: an unknown mode.
@@ -69,6 +72,14 @@ def setup(settings: Settings, *, dry_run: bool = False) -> SetupReport:
     """
     if settings.mode not in MODES:
         raise SettingsError([f"HK_MODE={settings.mode!r}: expected one of {', '.join(MODES)}"])
+    if render is not None:
+        from hello_kubeflow.kube.render import render_manifests
+
+        written = render_manifests(settings, render)
+        lines = [f"wrote {path}" for path in written]
+        return SetupReport(
+            "cluster", tuple(lines), f"HK_MANIFESTS_DIR={render} inv setup --mode cluster"
+        )
     if settings.mode == "cluster":
         from hello_kubeflow.kube.install import install
 

@@ -83,13 +83,13 @@ class Settings:
     kube_request_timeout: float = 30.0
     wait_namespaces: tuple[str, ...] = ()
     wait_timeout: float = 1800.0
-    wait_restart_limit: int = 5
+    wait_crash_grace: float = 600.0
     profile: str = "pipelines"
     manifests_dir: Path | None = None
-    kfp_version: str = "2.14.3"
+    kfp_version: str = "2.17.0"
     seldon_version: str = "1.17.1"
-    kserve_version: str = "0.15.2"
-    kubeflow_version: str = "v1.10.2"
+    kserve_version: str = "0.20.0"
+    kubeflow_version: str = "26.03"
     serving: str = "auto"
     kfp_endpoint: str | None = None
     kfp_token: str | None = field(default=None, repr=False)
@@ -387,13 +387,18 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("HK_WAIT_NAMESPACES", "wait_namespaces", _names, "namespaces to wait for"),
     Variable("HK_WAIT_TIMEOUT", "wait_timeout", _seconds, "seconds to wait for pods"),
     Variable(
-        "HK_WAIT_RESTART_LIMIT",
-        "wait_restart_limit",
-        _int(1),
-        "restarts before a crash-looping pod fails the wait",
+        "HK_WAIT_CRASH_GRACE",
+        "wait_crash_grace",
+        _seconds,
+        "seconds a pod may crash-loop while others still start, before it fails the wait",
     ),
     Variable("HK_PROFILE", "profile", _choice(*PROFILES), "what inv setup deploys"),
-    Variable("HK_MANIFESTS_DIR", "manifests_dir", _path, "local manifests (air-gapped)"),
+    Variable(
+        "HK_MANIFESTS_DIR",
+        "manifests_dir",
+        _path,
+        "rendered manifests to install from (air-gapped)",
+    ),
     Variable("HK_KFP_VERSION", "kfp_version", _text, "Kubeflow Pipelines version"),
     Variable("HK_SELDON_VERSION", "seldon_version", _text, "Seldon Core version"),
     Variable("HK_KSERVE_VERSION", "kserve_version", _text, "KServe version"),

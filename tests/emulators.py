@@ -21,6 +21,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp.test_utils
+import aiohttp.web
 import kmock
 from kmock._internal import enums
 from kubernetes import client
@@ -28,8 +30,27 @@ from kubernetes import client
 from hello_kubeflow.settings import Settings
 
 SELDON = "machinelearning.seldon.io/v1/seldondeployments"
+MAX_REQUEST_BODY = 3 * 1024 * 1024
+"""The API server's default request body limit (kubernetes/kubernetes,
+`staging/src/k8s.io/apiserver/pkg/server/config.go`, MaxRequestBodyBytes): big
+CRDs such as Seldon's (about 2 MB as JSON) fit; aiohttp's own default (1 MiB) would not."""
 KSERVE = "serving.kserve.io/v1beta1/inferenceservices"
 _BUILT_IN = (("v1/pods", "Pod", True), ("v1/nodes", "Node", False), ("batch/v1/jobs", "Job", True))
+
+
+class _ApiTestServer(aiohttp.test_utils.RawTestServer):
+    """aiohttp's raw test server, taking request bodies up to `MAX_REQUEST_BODY`."""
+
+    async def _make_runner(self, debug: bool = True, **kwargs: Any) -> aiohttp.web.ServerRunner:
+        def request(*args: Any) -> aiohttp.web.BaseRequest:
+            return aiohttp.web.BaseRequest(
+                *args, loop=server._loop, client_max_size=MAX_REQUEST_BODY
+            )
+
+        server = aiohttp.web.Server(
+            self._handler, loop=self._loop, debug=debug, request_factory=request, **kwargs
+        )
+        return aiohttp.web.ServerRunner(server, debug=debug, **kwargs)
 
 
 @contextmanager
@@ -43,7 +64,7 @@ def serving(handler: kmock.RawHandler) -> Iterator[str]:
         stop = asyncio.Event()
         state["stop"] = stop
         try:
-            async with handler, kmock.Server(handler) as server:
+            async with handler, kmock.Server(handler, server_cls=_ApiTestServer) as server:
                 state["url"] = str(server.url).rstrip("/")
                 ready.set()
                 await stop.wait()

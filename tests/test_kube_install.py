@@ -1,4 +1,8 @@
-"""inv setup in cluster mode: the plan, --dry-run, a whole install (stand-in kubectl, emulator)."""
+"""inv setup --mode cluster against the API server emulator, with upstream's rendered manifests.
+
+The manifests are the shared copy in ../shared/upstream (HK_TEST_UPSTREAM_DIR);
+the tests skip, saying so, when it is absent.
+"""
 
 from __future__ import annotations
 
@@ -7,92 +11,252 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from apiserver import ApiServer
+from crd_schemas import UPSTREAM
 from emulators import RunningCluster
-from kube_support import StandInKubectl, node, pod
+from kmock._internal import enums
+from kube_support import node
 
-from hello_kubeflow.errors import ApplyError, PrerequisiteError
-from hello_kubeflow.kube.install import install, make_plan
-from hello_kubeflow.kube.kubectl import ApplyBackoff, Kubectl
+from hello_kubeflow.errors import ApplyError, ManifestError, PrerequisiteError
+from hello_kubeflow.kube.apply import Applier, ApplyBackoff
+from hello_kubeflow.kube.client import api_client, request_timeout
+from hello_kubeflow.kube.install import RBAC_DIR, install, make_plan
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = ApplyBackoff(initial=0.01, maximum=0.05)
-KFP = "github.com/kubeflow/pipelines/manifests/kustomize"
+FAST = ApplyBackoff(initial=0.05, maximum=0.2)
+IMAGE = "registry.example/hk@sha256:" + "0" * 64
+needs_upstream = pytest.mark.skipif(
+    not (UPSTREAM / "README.md").is_file(),
+    reason=f"upstream's rendered manifests are not at {UPSTREAM} (CI has them at "
+    "../shared/upstream; or set HK_TEST_UPSTREAM_DIR)",
+)
+_WORKLOADS = {"deployments", "statefulsets", "daemonsets"}
+
+
+def kubelet(emulator: Any, request: Any) -> None:
+    """Plays the controllers and kubelet: each applied workload gets one Ready pod."""
+    if request.action != enums.action.UPDATE or request.resource is None:
+        return
+    if request.resource.plural not in _WORKLOADS or not request.name:
+        return
+    from kmock import resource
+
+    name = f"{request.name}-0"
+    emulator.objects[resource("v1/pods"), request.namespace, name] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": request.namespace,
+            "ownerReferences": [
+                {"kind": "ReplicaSet", "name": request.name, "controller": True, "uid": "u"}
+            ],
+        },
+        "spec": {"containers": [{"name": "main"}]},
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "main", "ready": True, "restartCount": 0}],
+        },
+    }
 
 
 @pytest.fixture
-def cluster() -> Iterator[RunningCluster]:
-    with RunningCluster() as emulator:
-        yield emulator
+def apiserver() -> Iterator[RunningCluster]:
+    server = ApiServer()
+    server.controllers.append(kubelet)
+    with RunningCluster(server) as cluster:
+        cluster.put_object("v1/nodes", None, "worker", node("worker", "8", "16Gi"))
+        yield cluster
 
 
-@pytest.fixture
-def kubectl_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandInKubectl:
-    return StandInKubectl(tmp_path / "tools", monkeypatch)
-
-
-def sources(settings: Settings) -> list[str]:
-    return [step.source for step in make_plan(settings, rbac_dir=Path("/nowhere")).steps]
-
-
-# ---- the plan
-
-
-def test_the_pipelines_profile_installs_kfp_then_seldon_at_the_pinned_versions() -> None:
-    assert sources(Settings(kfp_version="2.14.3", seldon_version="1.17.1")) == [
-        f"{KFP}/cluster-scoped-resources?ref=2.14.3",
-        f"{KFP}/env/dev?ref=2.14.3",
-        "github.com/SeldonIO/seldon-core/operator/config/lite?ref=v1.17.1",
-    ]
-
-
-def test_kserve_comes_with_cert_manager_and_raw_deployment_mode() -> None:
-    plan = make_plan(Settings(serving="kserve", kserve_version="0.15.2"), rbac_dir=Path("/nowhere"))
-
-    assert [s.source for s in plan.steps][2:5] == [
-        "github.com/kubeflow/manifests/common/cert-manager/base?ref=v1.10.2",
-        "github.com/kserve/kserve/config/default?ref=v0.15.2",
-        "github.com/kserve/kserve/config/clusterresources?ref=v0.15.2",
-    ]
-    assert "RawDeployment" in plan.steps[5].inline
-    assert plan.namespaces == ("kubeflow", "cert-manager", "kserve")
-
-
-def test_the_full_profile_is_the_kubeflow_example_and_waits_for_all_namespaces() -> None:
-    plan = make_plan(
-        Settings(profile="full", kubeflow_version="v1.10.2"), rbac_dir=Path("/nowhere")
+def settings_for(cluster: RunningCluster, tmp_path: Path, **changes: Any) -> Settings:
+    return cluster.settings(
+        tmp_path, manifests_dir=UPSTREAM, pipeline_image=IMAGE, wait_timeout=60.0, **changes
     )
 
-    assert [s.source for s in plan.steps] == ["github.com/kubeflow/manifests/example?ref=v1.10.2"]
-    assert plan.serving == "kserve" and plan.namespaces == ()
+
+def held(cluster: RunningCluster) -> dict[tuple[str, str, str | None, str], dict[str, Any]]:
+    server: ApiServer = cluster.emulator
+    return cluster.call(server.applied)  # type: ignore[no-any-return]
 
 
-def test_a_local_manifests_dir_replaces_every_remote_source(tmp_path: Path) -> None:
-    assert sources(Settings(manifests_dir=tmp_path)) == [
-        str(tmp_path / "pipelines/manifests/kustomize/cluster-scoped-resources"),
-        str(tmp_path / "pipelines/manifests/kustomize/env/dev"),
-        str(tmp_path / "seldon-core/operator/config/lite"),
-    ]
+def keys(objects: Any) -> set[tuple[str, str, str | None, str]]:
+    return {
+        (o["apiVersion"], o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
+        for o in objects
+    }
 
 
-def test_the_projects_rbac_manifests_are_applied_last(tmp_path: Path) -> None:
-    (tmp_path / "pipeline-runner.yaml").write_text("kind: Role\n")
-
-    plan = make_plan(Settings(), rbac_dir=tmp_path)
-
-    assert plan.steps[-1].source == f"files:{tmp_path}"
+# ---- every object of each profile reaches the API server
 
 
-def test_inv_setup_dry_run_prints_the_plan_and_runs_nothing(
-    cluster: RunningCluster, kubectl_on_path: StandInKubectl, tmp_path: Path
+@pytest.mark.slow
+@needs_upstream
+@pytest.mark.parametrize(
+    ("profile", "serving", "count"),
+    [
+        ("pipelines", "seldon", 16 + 72 + 12 + 2),
+        ("pipelines", "kserve", 16 + 72 + 51 + 1 + 6 + 61 + 24 + 2),
+        ("full", "kserve", 636 + 2),
+    ],
+)
+def test_install_applies_every_object_of_the_profile_and_waits_for_the_pods(
+    apiserver: RunningCluster, tmp_path: Path, profile: str, serving: str, count: int
 ) -> None:
+    settings = settings_for(apiserver, tmp_path, profile=profile, serving=serving)
+    plan = make_plan(settings)
+
+    lines = install(settings, backoff=FAST, settle=0, apply_deadline=30)
+
+    stored = held(apiserver)
+    wanted = keys(o for step in plan.steps for o in step.objects) | keys(plan.rbac)
+    assert plan.objects == count
+    # a cluster-scoped object is stored without the namespace kustomize may have set on it
+    missing = {k for k in wanted if k not in stored and (*k[:2], None, k[3]) not in stored}
+    assert not missing, sorted(missing)[:5]
+    crds = [o for k, o in stored.items() if k[1] == "CustomResourceDefinition"]
+    assert crds and all(
+        {"type": "Established", "status": "True", "reason": "InitialNamesAccepted"}
+        in c["status"]["conditions"]
+        for c in crds
+    )
+    assert any(line.startswith("applied the pipeline's RBAC: 2 objects") for line in lines)
+    assert " pods ready " in lines[-1]
+
+
+@pytest.mark.slow
+@needs_upstream
+def test_the_full_profile_with_seldon_routes_models_through_kubeflows_gateway(
+    apiserver: RunningCluster, tmp_path: Path
+) -> None:
+    settings = settings_for(apiserver, tmp_path, profile="full", serving="seldon")
+
+    install(settings, backoff=FAST, settle=0, apply_deadline=30)
+
+    manager = held(apiserver)[
+        ("apps/v1", "Deployment", "seldon-system", "seldon-controller-manager")
+    ]
     env = {
-        "PATH": str(kubectl_on_path.bin_dir),
+        e["name"]: e.get("value")
+        for e in manager["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["ISTIO_ENABLED"] == "true"
+    assert env["ISTIO_GATEWAY"] == "kubeflow/kubeflow-gateway"
+    assert any(k[1:] == ("Gateway", "kubeflow", "kubeflow-gateway") for k in held(apiserver))
+
+
+@pytest.mark.slow
+@needs_upstream
+def test_kserve_is_installed_pinned_in_standard_mode_after_its_webhooks_serve(
+    apiserver: RunningCluster, tmp_path: Path
+) -> None:
+    settings = settings_for(apiserver, tmp_path, serving="kserve")
+    apiserver.emulator.webhook_delay = 5.0  # KServe's webhooks start after its runtimes are sent
+
+    install(settings, backoff=FAST, settle=0, apply_deadline=30)
+
+    stored = held(apiserver)
+    config = stored[("v1", "ConfigMap", "kserve", "inferenceservice-config")]
+    assert '"defaultDeploymentMode": "Standard"' in config["data"]["deploy"]
+    controller = stored[("apps/v1", "Deployment", "kserve", "kserve-controller-manager")]
+    images = [c["image"] for c in controller["spec"]["template"]["spec"]["containers"]]
+    assert "kserve/kserve-controller:v0.20.0" in images
+    assert not any(i.endswith(":latest") or ":" not in i.split("/")[-1] for i in images)
+    refused = apiserver.call(lambda: list(apiserver.emulator.refusals))
+    assert any(status == 500 and "failed calling webhook" in m for status, m in refused)
+
+
+@pytest.mark.slow
+@needs_upstream
+def test_applying_twice_changes_nothing(apiserver: RunningCluster, tmp_path: Path) -> None:
+    settings = settings_for(apiserver, tmp_path)
+    install(settings, backoff=FAST, settle=0, apply_deadline=30)
+    first = held(apiserver)
+
+    install(settings, backoff=FAST, settle=0, apply_deadline=30)
+
+    assert held(apiserver) == first
+
+
+# ---- order and validation, as a real API server enforces them
+
+
+def applier(cluster: RunningCluster, tmp_path: Path) -> Applier:
+    settings = cluster.settings(tmp_path)
+    return Applier(api_client(settings), request_timeout(settings), backoff=FAST)
+
+
+SELDON_CRD = "seldon-core-v1.17.1/operator-config-lite.yaml"
+
+
+def seldon_deployment(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "machinelearning.seldon.io/v1",
+        "kind": "SeldonDeployment",
+        "metadata": {"name": "m", "namespace": "default"},
+        "spec": {"predictors": [{"name": "p", "graph": {"name": "classifier"}, **spec}]},
+    }
+
+
+def test_a_custom_resource_before_its_crd_is_refused(
+    apiserver: RunningCluster, tmp_path: Path
+) -> None:
+    with pytest.raises(ApplyError, match="no kind SeldonDeployment is served"):
+        applier(apiserver, tmp_path).apply([seldon_deployment()], "a model", deadline=0.5)
+
+    assert (
+        held(apiserver).get(("machinelearning.seldon.io/v1", "SeldonDeployment", "default", "m"))
+        is None
+    )
+
+
+@needs_upstream
+def test_a_misspelt_field_of_a_custom_resource_is_refused_by_its_crd_schema(
+    apiserver: RunningCluster, tmp_path: Path
+) -> None:
+    from crd_schemas import upstream_documents
+
+    crd = next(d for d in upstream_documents(SELDON_CRD) if d["kind"] == "CustomResourceDefinition")
+    apply = applier(apiserver, tmp_path)
+    apply.apply_in_order([crd], "Seldon's CRD", deadline=10)
+
+    with pytest.raises(ApplyError, match=r"\.spec\.predictors\[0\]\.replica: field not declared"):
+        apply.apply([seldon_deployment(replica=1)], "a model", deadline=5)
+    with pytest.raises(
+        ApplyError, match=r"HTTP 422.*spec\.predictors\[0\]\.replicas: Invalid value"
+    ):
+        apply.apply([seldon_deployment(replicas="two")], "a model", deadline=5)
+    apply.apply([seldon_deployment(replicas=2)], "a model", deadline=5)
+
+
+def test_an_object_in_a_missing_namespace_fails_at_the_deadline_naming_it(
+    apiserver: RunningCluster, tmp_path: Path
+) -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "nope"},
+    }
+
+    with pytest.raises(ApplyError, match='ConfigMap nope/c: HTTP 404: namespaces "nope" not found'):
+        applier(apiserver, tmp_path).apply([config], "a config", deadline=0.5)
+
+
+# ---- the plan, --dry-run, missing manifests
+
+
+@needs_upstream
+def test_dry_run_names_versions_steps_images_and_resources(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
         "HOME": str(tmp_path),
-        "KUBECONFIG": str(cluster.kubeconfig(tmp_path)),
-        "HK_KFP_VERSION": "2.14.3",
+        "HK_MANIFESTS_DIR": str(UPSTREAM),
+        "KUBECONFIG": str(tmp_path / "none"),
     }
     done = subprocess.run(
         [
@@ -106,8 +270,8 @@ def test_inv_setup_dry_run_prints_the_plan_and_runs_nothing(
             "cluster",
             "--dry-run",
         ],
-        cwd=tmp_path,  # no .env here
-        env={**env, "SYSTEMROOT": os.environ.get("SYSTEMROOT", "")},
+        cwd=tmp_path,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -116,88 +280,49 @@ def test_inv_setup_dry_run_prints_the_plan_and_runs_nothing(
 
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "Plan for profile 'pipelines' (serving: seldon):" in out
-    assert f"target: context 'emulated' (cluster 'emulator' at {cluster.url})" in out
-    assert "versions: Kubeflow Pipelines 2.14.3, Seldon Core v1.17.1" in out
-    assert f"$ kubectl kustomize '{KFP}/cluster-scoped-resources?ref=2.14.3' | kubectl" in out
-    assert "apply --server-side --force-conflicts --field-manager=hello-kubeflow" in out
+    assert "versions: Kubeflow Pipelines 2.17.0, Seldon Core v1.17.1" in out
+    assert "1. Kubeflow Pipelines 2.17.0: 88 objects from kubeflow-pipelines-2.17.0/" in out
+    assert "apply 1 Namespaces and 11 CRDs, wait until the 11 CRDs are established" in out
+    assert "ghcr.io/kubeflow/kfp-api-server:2.17.0" in out
+    assert (
+        "docker.io/seldonio/seldon-core-operator:1.17.1" in out
+        or "seldonio/seldon-core-operator:1.17.1" in out
+    )
+    assert "Kubeflow Pipelines 2.17.0: 970m CPU, 3552Mi memory, 35 GB disk" in out
+    assert "PersistentVolumeClaims ask for 40 GiB" in out
     assert "wait until every pod in kubeflow, seldon-system is ready" in out
-    assert kubectl_on_path.calls() == []  # nothing was run, so nothing changed
-    assert cluster.requests() == []  # and the cluster was not even asked
+    assert "Dry run: nothing was checked or changed." in out
 
 
-# ---- a whole install
+def test_a_missing_manifests_folder_names_the_file_and_the_render_command(tmp_path: Path) -> None:
+    with pytest.raises(
+        ManifestError, match=r"kubeflow-pipelines-2\.17\.0/cluster-scoped.*inv setup --render DIR"
+    ):
+        make_plan(Settings(manifests_dir=tmp_path))
 
 
-def test_install_checks_applies_each_step_then_waits_for_the_pods(
-    cluster: RunningCluster, kubectl_on_path: StandInKubectl, tmp_path: Path
-) -> None:
-    cluster.put_object("v1/nodes", None, "worker", node("worker", "8", "16Gi"))
-    cluster.add(pod("kubeflow", "ml-pipeline", phase="Running", ready=True))
-    cluster.add(pod("seldon-system", "seldon-controller-manager", phase="Running", ready=True))
-    rbac = tmp_path / "rbac"
-    rbac.mkdir()
-    (rbac / "pipeline-runner.yaml").write_text("kind: Role\n")
-    kubectl_on_path.behave(
-        apply_failures=2, stderr='failed calling webhook "x": connection refused'
-    )
-    settings = cluster.settings(tmp_path, pipeline_image="registry.example/hk@sha256:" + "0" * 64)
-
-    lines = install(
-        settings, kubectl=Kubectl.from_settings(settings), rbac_dir=rbac, backoff=FAST, settle=0
-    )
-
-    assert kubectl_on_path.builds() == [
-        f"{KFP}/cluster-scoped-resources?ref=2.14.3",
-        f"{KFP}/env/dev?ref=2.14.3",
-        "github.com/SeldonIO/seldon-core/operator/config/lite?ref=v1.17.1",
-    ]
-    assert len(kubectl_on_path.applies()) == 4 + 2  # four steps, two webhook retries
-    assert kubectl_on_path.applies()[-1][-3:] == ["-f", str(rbac), "--recursive"]
-    assert lines[0].startswith("[ok]   kubectl")
-    assert "applied Seldon Core v1.17.1 operator: 2 objects" in lines
-    assert "2/2 pods ready (kubeflow 1/1, seldon-system 1/1)" in lines[-2]
-    assert lines[-1].startswith("Next: inv build-push")
-
-
-def test_install_stops_before_applying_when_a_prerequisite_fails(
-    kubectl_on_path: StandInKubectl, tmp_path: Path
-) -> None:
-    settings = Settings(kubeconfig=tmp_path / "missing", pipeline_image="x")
+@needs_upstream
+def test_install_stops_before_applying_when_a_prerequisite_fails(tmp_path: Path) -> None:
+    settings = Settings(kubeconfig=tmp_path / "missing", pipeline_image="x", manifests_dir=UPSTREAM)
 
     with pytest.raises(PrerequisiteError, match="no kubeconfig found"):
-        install(settings, kubectl=Kubectl.from_settings(settings), backoff=FAST)
-
-    assert kubectl_on_path.applies() == []
+        install(settings, backoff=FAST)
 
 
-def test_install_reports_a_permanent_apply_error_with_kubectls_message(
-    cluster: RunningCluster, kubectl_on_path: StandInKubectl, tmp_path: Path
-) -> None:
-    cluster.put_object("v1/nodes", None, "worker", node("worker", "8", "16Gi"))
-    kubectl_on_path.behave(apply_failures=1, stderr='error: unable to decode "STDIN": bad yaml')
-    settings = cluster.settings(tmp_path, pipeline_image="x")
+@needs_upstream
+def test_the_projects_rbac_is_applied_after_every_component() -> None:
+    plan = make_plan(Settings(manifests_dir=UPSTREAM))
+    text = plan.describe("emulated", Settings())
 
-    with pytest.raises(ApplyError, match='unable to decode "STDIN": bad yaml'):
-        install(settings, kubectl=Kubectl.from_settings(settings), backoff=FAST)
-
-    assert len(kubectl_on_path.applies()) == 1
-
-
-def test_the_kserve_mode_override_does_not_take_the_upstream_configmap_from_its_owner(
-    cluster: RunningCluster, kubectl_on_path: StandInKubectl, tmp_path: Path
-) -> None:
-    """One key applied by the manager that applied KServe's ConfigMap would drop the others."""
-    cluster.put_object("v1/nodes", None, "worker", node("worker", "8", "16Gi"))
-    for namespace in ("kubeflow", "cert-manager", "kserve"):
-        cluster.add(pod(namespace, "controller", phase="Running", ready=True))
-    settings = cluster.settings(tmp_path, serving="kserve", pipeline_image="x")
-
-    install(settings, kubectl=Kubectl.from_settings(settings), rbac_dir=tmp_path, settle=0)
-
-    managers = [
-        next(a for a in args if a.startswith("--field-manager="))
-        for args in kubectl_on_path.applies()
-    ]
-    assert managers[:-1] == ["--field-manager=hello-kubeflow"] * (len(managers) - 1)
-    assert managers[-1] != "--field-manager=hello-kubeflow"
+    assert keys(plan.rbac) == {
+        ("rbac.authorization.k8s.io/v1", "ClusterRole", None, "hello-kubeflow-model-deployer"),
+        (
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            "kubeflow",
+            "hello-kubeflow-model-deployer",
+        ),
+    }
+    assert text.index("2. Seldon Core v1.17.1") < text.index(
+        f"3. the pipeline's RBAC ({RBAC_DIR.name}/)"
+    )

@@ -1,4 +1,4 @@
-"""The prerequisites check: a stand-in kubectl on PATH and the emulated API server."""
+"""The prerequisites check against the emulated API server (no kubectl needed)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 from emulators import RunningCluster
-from kube_support import StandInKubectl, node
+from kube_support import node
 
-from hello_kubeflow.kube.kubectl import Kubectl
 from hello_kubeflow.kube.prereqs import Check, check_prerequisites, failed
 from hello_kubeflow.settings import Settings
 
@@ -21,28 +20,20 @@ def cluster() -> Iterator[RunningCluster]:
         yield emulator
 
 
-@pytest.fixture
-def kubectl_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandInKubectl:
-    return StandInKubectl(tmp_path / "tools", monkeypatch)
-
-
 def check(settings: Settings) -> dict[str, Check]:
-    checks = check_prerequisites(
-        settings, Kubectl.from_settings(settings), needs_docker=False, patience=1.0
-    )
+    checks = check_prerequisites(settings, needs_docker=False, patience=1.0)
     return {c.name: c for c in checks}
 
 
 def test_a_ready_cluster_passes_every_check_and_names_what_it_found(
-    cluster: RunningCluster, kubectl_on_path: StandInKubectl, tmp_path: Path
+    cluster: RunningCluster, tmp_path: Path
 ) -> None:
     cluster.put_object("v1/nodes", None, "worker", node("worker", "8", "16331528Ki"))
 
     checks = check(cluster.settings(tmp_path))
 
     assert all(c.ok for c in checks.values()), [c.line() for c in checks.values()]
-    assert checks["kubectl"].detail.startswith("v1.31.0")
-    assert checks["kustomize"].detail == "kubectl kustomize v5.4.2"
+    assert list(checks) == ["kubeconfig", "API server", "capacity"]  # no kubectl, no kustomize
     assert (
         f"context 'emulated' (cluster 'emulator' at {cluster.url})" in checks["kubeconfig"].detail
     )
@@ -51,7 +42,7 @@ def test_a_ready_cluster_passes_every_check_and_names_what_it_found(
 
 
 def test_too_little_capacity_is_a_warning_with_the_numbers(
-    cluster: RunningCluster, kubectl_on_path: StandInKubectl, tmp_path: Path
+    cluster: RunningCluster, tmp_path: Path
 ) -> None:
     cluster.put_object("v1/nodes", None, "small", node("small", "2", "4Gi"))
     cluster.put_object(
@@ -68,20 +59,7 @@ def test_too_little_capacity_is_a_warning_with_the_numbers(
     assert not failed(list(checks.values()))
 
 
-def test_no_kubectl_fails_first_with_where_to_get_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
-
-    checks = check(Settings(kubeconfig=tmp_path / "none"))
-
-    assert list(checks) == ["kubectl"]
-    assert "https://kubernetes.io/docs/tasks/tools/" in checks["kubectl"].line()
-
-
-def test_no_kubeconfig_fails_saying_how_to_get_a_cluster(
-    kubectl_on_path: StandInKubectl, tmp_path: Path
-) -> None:
+def test_no_kubeconfig_fails_saying_how_to_get_a_cluster(tmp_path: Path) -> None:
     checks = check(Settings(kubeconfig=tmp_path / "missing"))
 
     assert not checks["kubeconfig"].ok
@@ -90,7 +68,7 @@ def test_no_kubeconfig_fails_saying_how_to_get_a_cluster(
 
 
 def test_an_unknown_context_fails_listing_the_known_ones(
-    cluster: RunningCluster, kubectl_on_path: StandInKubectl, tmp_path: Path
+    cluster: RunningCluster, tmp_path: Path
 ) -> None:
     checks = check(cluster.settings(tmp_path, kube_context="minikube"))
 
@@ -99,9 +77,7 @@ def test_an_unknown_context_fails_listing_the_known_ones(
     assert "contexts: emulated" in checks["kubeconfig"].detail
 
 
-def test_an_unreachable_api_server_fails_with_the_server_and_a_fix(
-    kubectl_on_path: StandInKubectl, tmp_path: Path
-) -> None:
+def test_an_unreachable_api_server_fails_with_the_server_and_a_fix(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -118,14 +94,3 @@ def test_an_unreachable_api_server_fails_with_the_server_and_a_fix(
     assert not api.ok and api.blocking
     assert f"cannot reach http://127.0.0.1:{port}" in api.detail
     assert "minikube start" in api.line()
-
-
-def test_the_full_profile_needs_kustomize_5(
-    cluster: RunningCluster, kubectl_on_path: StandInKubectl, tmp_path: Path
-) -> None:
-    kubectl_on_path.behave(kustomize="v4.5.7")
-
-    checks = check(cluster.settings(tmp_path, profile="full"))
-
-    assert not checks["kustomize"].ok
-    assert "v4.5.7; the full profile needs 5+" in checks["kustomize"].detail

@@ -163,9 +163,6 @@ BROKEN = {
     "InvalidImageName": dict(
         statuses=[waiting("api", "InvalidImageName", 'couldn\'t parse image "A:b:c"')]
     ),
-    "CrashLoopBackOff": dict(
-        phase="Running", statuses=[waiting("api", "CrashLoopBackOff", "back-off", 5)]
-    ),
     "CreateContainerConfigError": dict(
         statuses=[waiting("api", "CreateContainerConfigError", 'secret "mysql-secret" not found')]
     ),
@@ -193,17 +190,6 @@ def test_fails_at_once_naming_pod_container_and_reason(
     assert "kubeflow/ml-pipeline" in message
     assert "container 'api'" in message
     assert reason in message
-
-
-def test_crash_loop_below_the_restart_limit_keeps_waiting(
-    cluster: RunningCluster, tmp_path: Path, later: Callable[..., None]
-) -> None:
-    settings = cluster.settings(tmp_path, wait_restart_limit=3)
-    crashing = [waiting("main", "CrashLoopBackOff", "back-off 10s", restarts=2)]
-    cluster.add(pod("kubeflow", "api", phase="Running", statuses=crashing))
-    later(0.3, lambda: cluster.set_status("kubeflow", "api", ready_status()))
-
-    assert wait(settings).snapshot.ready == 1
 
 
 def test_a_rate_limited_image_pull_keeps_waiting(

@@ -46,12 +46,19 @@ def test_local_dry_run_with_mnist_dir_names_that_folder(tmp_path: Path) -> None:
     )
 
 
-def test_cluster_mode_dry_run_prints_the_plan(tmp_path: Path) -> None:
-    report = setup(Settings(mode="cluster", kubeconfig=tmp_path / "none"), dry_run=True)
+def test_cluster_mode_dry_run_without_rendered_manifests_says_how_to_render_them(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(mode="cluster", kubeconfig=tmp_path / "none", cache_dir=tmp_path)
+
+    report = setup(settings, dry_run=True)
 
     assert report.mode == "cluster"
-    assert "Plan for profile 'pipelines'" in report.text()
-    assert "target: none yet (no kubeconfig found" in report.text()
+    assert "Plan for profile 'pipelines': Kubeflow Pipelines 2.17.0, Seldon Core v1.17.1." in (
+        report.text()
+    )
+    assert "inv setup --render DIR" in report.text()
+    assert not (tmp_path / "manifests").exists()
 
 
 def test_an_unknown_mode_is_a_settings_error() -> None:

@@ -6,9 +6,13 @@ feed.py             list then watch the pods of a namespace, re-listing on broke
 jobs.py             what became of a Job whose pod failed
 report.py           `Snapshot`: counts per namespace, progress lines, the not-ready table
 wait.py             `wait_for_pods(settings, ...)`, `cluster_status(settings)`
-kubectl.py          kustomize build | kubectl apply --server-side, retried through what heals
-prereqs.py          kubectl, kustomize, kubeconfig, API server, capacity, Docker
-install.py          profiles, the plan, `install(settings, dry_run=...)` (inv setup)
+components.py       what each profile installs: upstream's rendered files, one folder each
+customize.py        the few changes made to upstream's objects (Seldon via Istio, KServe mode)
+render.py           `inv setup --render DIR`: kustomize build / download, for air-gapped installs
+apply.py            server-side apply through the API: CRDs, Established, the rest, retries
+requirements.py     CPU, memory and disk per profile (the manifests' own table)
+prereqs.py          kubeconfig, API server, capacity, Docker
+install.py          the plan, `install(settings, dry_run=...)` (inv setup)
 deploy.py, ...      the served model (cluster mode)
 
 Nothing is imported here, so importing one module does not load the others.

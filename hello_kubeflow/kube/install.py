@@ -1,36 +1,40 @@
-"""`inv setup --mode cluster`: check, apply the profile's manifests, apply our RBAC, wait.
+"""`inv setup --mode cluster`: check, apply each component's rendered manifests, our RBAC, wait.
 
-Profiles:
+Profiles (`kube/components.py` says where each file comes from):
     pipelines  Kubeflow Pipelines standalone, plus a model-serving system:
-               Seldon Core v1 (operator creates its own webhook certificates) or
-               KServe (with cert-manager, in RawDeployment mode: no Knative).
-    full       the Kubeflow manifests' example install (includes KServe).
+               Seldon Core v1, or KServe (with cert-manager, in Standard mode: no Knative).
+    full       the Kubeflow platform's example install (includes KServe, Istio, Dex).
 
-Manifests come from their upstream kustomize sources at the pinned versions
-(settings), or from `HK_MANIFESTS_DIR` holding a checkout of each repository
-(`pipelines/`, `seldon-core/`, `kserve/`, `manifests/`). Each source is built
-with kustomize and applied server-side, which makes a second run change nothing.
+The manifests come from `HK_MANIFESTS_DIR` (written by `inv setup --render
+DIR`; no network needed), or are rendered from upstream into the cache
+first. Each component is applied through the API (`kube/apply.py`): its
+Namespaces and CRDs, then a wait for the CRDs to be established, then the
+rest, retrying webhooks until they serve. Applying twice changes nothing.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
-from dataclasses import dataclass, replace
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from hello_kubeflow.errors import PrerequisiteError, SettingsError
-from hello_kubeflow.kube.client import kube_target
-from hello_kubeflow.kube.kubectl import (
-    APPLY_DEADLINE,
-    ApplyBackoff,
-    Kubectl,
-    apply_source,
-    yaml_files,
+from hello_kubeflow.errors import PrerequisiteError
+from hello_kubeflow.kube.apply import APPLY_DEADLINE, Applier, ApplyBackoff
+from hello_kubeflow.kube.client import api_client, kube_target, request_timeout
+from hello_kubeflow.kube.components import (
+    Component,
+    Manifest,
+    components_for,
+    read_manifests,
+    resolve_serving,
 )
+from hello_kubeflow.kube.customize import prepare
 from hello_kubeflow.kube.prereqs import check_prerequisites, failed
+from hello_kubeflow.kube.requirements import requirements_lines
 from hello_kubeflow.kube.wait import wait_for_pods
-from hello_kubeflow.settings import PROFILES, Settings
+from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -38,166 +42,146 @@ RBAC_DIR = Path(__file__).resolve().parent.parent / "manifests"
 """The project's own manifests (the pipeline's service account and its rights)."""
 SETTLE_SECONDS = 10.0
 """After an install, everything must stay ready this long: late pods still appear."""
-OVERRIDE_FIELD_MANAGER = "hello-kubeflow-overrides"
-"""Owner of the inline steps' fields. Not the main manager: an apply drops every field
-its manager applied before and leaves out, so one key applied as `hello-kubeflow` would
-wipe the rest of the ConfigMap that manager applied from upstream."""
-
-_REPOS = {
-    "pipelines": "github.com/kubeflow/pipelines",
-    "seldon-core": "github.com/SeldonIO/seldon-core",
-    "kserve": "github.com/kserve/kserve",
-    "manifests": "github.com/kubeflow/manifests",
-}
-# KServe without Knative: plain Deployments; SSA merges just this key into the ConfigMap.
-_KSERVE_RAW_MODE = "\n".join(
-    [
-        "apiVersion: v1",
-        "kind: ConfigMap",
-        "metadata: {name: inferenceservice-config, namespace: kserve}",
-        "data:",
-        '  deploy: \'{"defaultDeploymentMode": "RawDeployment"}\'',
-        "",
-    ]
-)
+_WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
 
 
 @dataclass(frozen=True)
 class Step:
-    """One thing to apply: a kustomize source, a directory of YAML, or inline YAML.
+    """One component's objects, ready to apply.
 
     Attributes:
-        what: what it installs, for a person.
-        source: a kustomize source (URL or directory), or `files:<dir>`, or "" for `inline`.
-        inline: YAML to apply as is (when `source` is "").
+        component: what it is and where its files are.
+        objects: the objects to apply (upstream's, changed as `notes` say).
+        notes: each change `inv setup` makes to upstream's objects.
     """
 
-    what: str
-    source: str
-    inline: str = ""
+    component: Component
+    objects: tuple[Manifest, ...]
+    notes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What `inv setup` will do on a cluster, with which versions."""
+    """What `inv setup` will do on a cluster: the steps, from which files, the wait."""
 
     profile: str
     serving: str
-    versions: dict[str, str]
+    manifests_dir: Path
     steps: tuple[Step, ...]
+    rbac: tuple[Manifest, ...]
     namespaces: tuple[str, ...]
 
-    def describe(self, kubectl: Kubectl, target: str) -> str:
-        """The plan as text: target, versions, each step with its command, the wait."""
+    @property
+    def objects(self) -> int:
+        """How many objects the install applies."""
+        return sum(len(s.objects) for s in self.steps) + len(self.rbac)
+
+    def describe(self, target: str, settings: Settings) -> str:
+        """The plan as text: target, versions, each step, images, resources, the wait."""
         lines = [
             f"Plan for profile '{self.profile}' (serving: {self.serving}):",
             f"  target: {target}",
-            "  versions: " + ", ".join(f"{k} {v}" for k, v in self.versions.items()),
+            f"  manifests: {self.manifests_dir}",
+            "  versions: " + ", ".join(s.component.title for s in self.steps),
         ]
         for number, step in enumerate(self.steps, 1):
-            lines.append(f"  {number}. {step.what}")
-            if step.source.startswith("files:"):
-                lines.append(
-                    f"     $ {' '.join(kubectl.apply(step.source.removeprefix('files:')))}"
-                )
-            elif step.source:
-                lines.append(f"     $ {kubectl.shell(step.source)}")
-            else:
-                overriding = replace(kubectl, field_manager=OVERRIDE_FIELD_MANAGER)
-                lines.append(
-                    f"     $ {' '.join(overriding.apply())}  <<< {step.inline.splitlines()[2]}"
-                )
+            files = ", ".join(f.name for f in step.component.files)
+            lines.append(
+                f"  {number}. {step.component.title}: {len(step.objects)} objects from "
+                f"{step.component.folder}/ ({files})"
+            )
+            lines.append(f"     {_phases(step.objects)}")
+            lines.extend(f"     change: {note}" for note in step.notes)
+        lines.append(
+            f"  {len(self.steps) + 1}. the pipeline's RBAC ({RBAC_DIR.name}/): "
+            f"{len(self.rbac)} objects"
+        )
         where = ", ".join(self.namespaces) or "all namespaces"
-        lines.append(f"  {len(self.steps) + 1}. wait until every pod in {where} is ready")
-        lines.append("  Transient failures (CRDs not established, webhooks not serving, 5xx/429)")
-        lines.append(f"  are retried for up to {APPLY_DEADLINE:.0f} s per step.")
-        lines.append("  Applying twice changes nothing (server-side apply).")
+        lines.append(f"  {len(self.steps) + 2}. wait until every pod in {where} is ready")
+        lines.append(
+            f"  Crash-looping pods fail the wait once their dependencies are up, or after "
+            f"{settings.wait_crash_grace:.0f} s (HK_WAIT_CRASH_GRACE)."
+        )
+        lines.append(
+            f"  Failures that heal (CRDs not established, webhooks not serving, 5xx/429) are "
+            f"retried for up to {APPLY_DEADLINE:.0f} s per step; applying twice changes nothing."
+        )
+        images = sorted({i for s in self.steps for i in images_of(s.objects)})
+        lines.append(f"  images to pull ({len(images)}):")
+        lines.extend(f"    {image}" for image in images)
+        lines.append(
+            "    (and what controllers start later, named in their flags and ConfigMaps: "
+            "Argo's executor, model-serving runtimes)"
+        )
+        lines.extend(f"  {line}" for line in requirements_lines(self, settings))
         return "\n".join(lines)
 
 
-def resolve_serving(settings: Settings) -> str:
-    """`seldon` or `kserve`: `auto` is Seldon Core for `pipelines`, KServe for `full`."""
-    if settings.serving != "auto":
-        return settings.serving
-    return "kserve" if settings.profile == "full" else "seldon"
+def _phases(objects: tuple[Manifest, ...]) -> str:
+    kinds = Counter(str(o.get("kind")) for o in objects)
+    first = kinds["Namespace"] + kinds["CustomResourceDefinition"]
+    crds = kinds["CustomResourceDefinition"]
+    if not first:
+        return f"apply {len(objects)} objects"
+    wait = f", wait until the {crds} CRDs are established" if crds else ""
+    return (
+        f"apply {kinds['Namespace']} Namespaces and {crds} CRDs{wait}, "
+        f"then the other {len(objects) - first}"
+    )
 
 
-def _v(version: str) -> str:
-    return version if version.startswith("v") else f"v{version}"
+def images_of(objects: tuple[Manifest, ...] | list[Manifest]) -> Iterator[str]:
+    """Images the workloads' pod templates name, and images their settings name.
+
+    Controllers pull more later (KServe's serving runtimes, KFP's driver and
+    launcher), named in their env (`*_IMAGE`, `*IMAGE_AND_VERSION`) or ConfigMaps.
+    """
+    for obj in objects:
+        if obj.get("kind") not in _WORKLOADS:
+            continue
+        spec = obj.get("spec") or {}
+        if obj.get("kind") == "CronJob":
+            spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+        pod = (spec.get("template") or {}).get("spec") or {}
+        for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
+            if container.get("image"):
+                yield str(container["image"])
+            for env in container.get("env") or []:
+                name, value = str(env.get("name", "")), env.get("value")
+                if value and (name.endswith("_IMAGE") or name.endswith("IMAGE_AND_VERSION")):
+                    yield str(value)
+
+
+def manifests_root(settings: Settings) -> Path:
+    """Where the rendered manifests are read from: HK_MANIFESTS_DIR, else the cache."""
+    return settings.manifests_dir or settings.cache_dir / "manifests"
 
 
 def make_plan(settings: Settings, rbac_dir: Path = RBAC_DIR) -> Plan:
-    """The steps for the settings' profile and serving system, at the pinned versions.
+    """Read the profile's rendered manifests and make the steps.
 
     Raises:
         SettingsError: an unknown profile.
+        ManifestError: a file of the profile is missing or unreadable.
     """
-    if settings.profile not in PROFILES:
-        raise SettingsError(
-            [f"HK_PROFILE={settings.profile!r}: expected one of {', '.join(PROFILES)}"]
-        )
-    serving = resolve_serving(settings)
-
-    def source(repo: str, path: str, ref: str) -> str:
-        if settings.manifests_dir:
-            return str(settings.manifests_dir / repo / path)
-        return f"{_REPOS[repo]}/{path}?ref={ref}"
-
-    steps: list[Step] = []
-    versions: dict[str, str] = {}
-    if settings.profile == "full":
-        versions["Kubeflow manifests"] = settings.kubeflow_version
-        steps.append(
-            Step(
-                f"Kubeflow {settings.kubeflow_version} (manifests' example)",
-                source("manifests", "example", settings.kubeflow_version),
-            )
-        )
-        namespaces: tuple[str, ...] = ()
-    else:
-        kfp, base = settings.kfp_version, "manifests/kustomize"
-        versions["Kubeflow Pipelines"] = kfp
-        steps.append(
-            Step(
-                f"Kubeflow Pipelines {kfp}: cluster-scoped resources",
-                source("pipelines", f"{base}/cluster-scoped-resources", kfp),
-            )
-        )
-        steps.append(Step(f"Kubeflow Pipelines {kfp}", source("pipelines", f"{base}/env/dev", kfp)))
-        namespaces = ("kubeflow",)
-    if serving == "seldon":
-        version = _v(settings.seldon_version)
-        versions["Seldon Core"] = version
-        steps.append(
-            Step(
-                f"Seldon Core {version} operator",
-                source("seldon-core", "operator/config/lite", version),
-            )
-        )
-        namespaces += ("seldon-system",) if namespaces else ()
-    elif settings.profile != "full":  # the full install already includes KServe
-        version = _v(settings.kserve_version)
-        versions["KServe"] = version
-        versions["cert-manager (from Kubeflow manifests)"] = settings.kubeflow_version
-        steps.append(
-            Step(
-                "cert-manager",
-                source("manifests", "common/cert-manager/base", settings.kubeflow_version),
-            )
-        )
-        steps.append(Step(f"KServe {version}", source("kserve", "config/default", version)))
-        steps.append(
-            Step(
-                f"KServe {version} serving runtimes",
-                source("kserve", "config/clusterresources", version),
-            )
-        )
-        steps.append(Step("KServe in RawDeployment mode (no Knative)", "", _KSERVE_RAW_MODE))
-        namespaces += ("cert-manager", "kserve")
-    if yaml_files(rbac_dir):
-        steps.append(Step(f"the pipeline's RBAC ({rbac_dir})", f"files:{rbac_dir}"))
+    root = manifests_root(settings)
+    istio = settings.profile == "full"
+    steps = []
+    for component in components_for(settings):
+        objects, notes = prepare(component, component.manifests(root), istio=istio)
+        steps.append(Step(component, tuple(objects), tuple(notes)))
+    rbac = tuple(o for path in _yaml_files(rbac_dir) for o in read_manifests(path))
+    namespaces: tuple[str, ...] = ()
+    if settings.profile != "full":
+        namespaces = tuple(n for s in steps for n in s.component.namespaces)
+        namespaces = tuple(dict.fromkeys(namespaces))
     return Plan(
-        settings.profile, serving, versions, tuple(steps), settings.wait_namespaces or namespaces
+        settings.profile,
+        resolve_serving(settings),
+        root,
+        tuple(steps),
+        rbac,
+        settings.wait_namespaces or namespaces,
     )
 
 
@@ -205,7 +189,6 @@ def install(
     settings: Settings,
     *,
     dry_run: bool = False,
-    kubectl: Kubectl | None = None,
     rbac_dir: Path = RBAC_DIR,
     apply_deadline: float = APPLY_DEADLINE,
     backoff: ApplyBackoff | None = None,
@@ -214,57 +197,72 @@ def install(
     """Check prerequisites, apply the plan, wait for every pod: `inv setup --mode cluster`.
 
     Args:
-        settings: cluster selection, profile, versions, serving, timeouts.
-        dry_run: print the plan only; touch nothing.
-        kubectl: how to call kubectl (default: from PATH, aimed at the settings).
+        settings: cluster selection, profile, versions, serving, manifests, timeouts.
+        dry_run: print the plan only; touch no cluster.
         rbac_dir: the project's manifests to apply last.
-        apply_deadline: seconds to retry each step through transient failures.
-        backoff: waits between apply attempts.
+        apply_deadline: seconds to retry each step through failures that heal.
+        backoff: waits between apply rounds.
         settle: seconds the pods must stay ready after the install.
 
     Returns:
-        Lines for a person: the checks, what was applied, the final state, next step.
+        Lines for a person: the checks, what was applied, the final state.
 
     Raises:
         PrerequisiteError: a blocking check failed (every failure, each with its fix).
-        ApplyError: a step failed (kubectl's message).
+        ManifestError: the rendered manifests are missing or unreadable.
+        ApplyError: an object was refused (the API server's message).
         PodFailedError, WaitTimeoutError: as `wait_for_pods`.
     """
-    kubectl = kubectl or Kubectl.from_settings(settings)
+    root = manifests_root(settings)
+    unrendered = [p for c in components_for(settings) for p in c.paths(root) if not p.is_file()]
+    if not settings.manifests_dir and unrendered:  # the cache lacks these versions' files
+        if dry_run:
+            return [_unrendered(settings)]
+        from hello_kubeflow.kube.render import render_manifests
+
+        log.info("rendering the manifests from upstream into %s", root)
+        render_manifests(settings, root)
     plan = make_plan(settings, rbac_dir)
     if dry_run:
         try:
             target = kube_target(settings).describe()
         except PrerequisiteError as exc:
             target = f"none yet ({exc})"
-        return [plan.describe(kubectl, target), "Dry run: nothing was checked or changed."]
-    checks = check_prerequisites(settings, kubectl, needs_docker=not settings.pipeline_image)
+        return [plan.describe(target, settings), "Dry run: nothing was checked or changed."]
+    checks = check_prerequisites(settings, needs_docker=not settings.pipeline_image)
     for check in checks:
         (log.info if check.ok or check.blocking else log.warning)("%s", check.line())
     if failed(checks):
         problems = "\n".join(f"  {c.line()}" for c in failed(checks))
         raise PrerequisiteError(f"the cluster is not ready for inv setup:\n{problems}")
     lines = [c.line() for c in checks]
+    applier = Applier(
+        api_client(settings), request_timeout(settings), backoff=backoff or ApplyBackoff()
+    )
     for step in plan.steps:
-        if step.inline:
-            count = _apply_inline(kubectl, step, apply_deadline, backoff)
-        else:
-            count = apply_source(
-                kubectl, step.source, step.what, deadline=apply_deadline, backoff=backoff
-            )
-        lines.append(f"applied {step.what}: {count} objects")
+        count = applier.apply_in_order(step.objects, step.component.title, deadline=apply_deadline)
+        lines.append(f"applied {step.component.title}: {count} objects")
+    if plan.rbac:
+        count = applier.apply_in_order(plan.rbac, "the pipeline's RBAC", deadline=apply_deadline)
+        lines.append(f"applied the pipeline's RBAC: {count} objects")
     result = wait_for_pods(settings, plan.namespaces, require_pods=True, settle=settle)
     lines.append(result.summary())
-    lines.append("Next: inv build-push (the pipeline image), then inv train --mode cluster.")
     return lines
 
 
-def _apply_inline(
-    kubectl: Kubectl, step: Step, deadline: float, backoff: ApplyBackoff | None
-) -> int:
-    overriding = replace(kubectl, field_manager=OVERRIDE_FIELD_MANAGER)
-    with tempfile.TemporaryDirectory(prefix="hk-apply-") as directory:
-        (Path(directory) / "manifest.yaml").write_text(step.inline)
-        return apply_source(
-            overriding, f"files:{directory}", step.what, deadline=deadline, backoff=backoff
-        )
+def _unrendered(settings: Settings) -> str:
+    names = ", ".join(c.title for c in components_for(settings))
+    return (
+        f"Plan for profile '{settings.profile}': {names}.\n"
+        f"The manifests are not rendered yet (no HK_MANIFESTS_DIR, and not all in "
+        f"{manifests_root(settings)}), so their objects and images are not known. Render "
+        "them first (`inv setup --render DIR`, needs network), then run "
+        "`HK_MANIFESTS_DIR=DIR inv setup --mode cluster --dry-run`.\n"
+        "Dry run: nothing was checked or changed."
+    )
+
+
+def _yaml_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())

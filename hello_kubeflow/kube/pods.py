@@ -146,7 +146,7 @@ def pod_state(pod: Pod, restart_limit: int) -> PodState:
         if waiting.get("reason"):
             detail = str(waiting.get("message", ""))
             if waiting["reason"] == CRASH_REASON:
-                detail = f"{cs.get('restartCount', 0)} restarts (limit {restart_limit}); {detail}"
+                detail = f"{cs.get('restartCount', 0)} restarts; {detail}"
             return state(
                 False, str(waiting["reason"]), detail.strip("; "), container=str(cs.get("name", ""))
             )

@@ -1,16 +1,13 @@
-"""Before touching a cluster: kubectl, kustomize, the context, the API server, room, Docker."""
+"""Before touching a cluster: the kubeconfig and context, the API server, room, Docker."""
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
-from typing import Any
 
 from kubernetes import client
 
 from hello_kubeflow.errors import (
-    ApplyError,
     DockerUnavailableError,
     HelloKubeflowError,
     PrerequisiteError,
@@ -22,17 +19,12 @@ from hello_kubeflow.kube.client import (
     kube_target,
     request_timeout,
 )
-from hello_kubeflow.kube.kubectl import Kubectl, TransientApplyError
 from hello_kubeflow.settings import Settings
 
-VERSION_TIMEOUT = 30.0
-"""Seconds for `kubectl version --client` / `kustomize version`."""
 API_PATIENCE = 20.0
 """Seconds to keep retrying a first API call that fails transiently."""
 REQUIREMENTS = {"pipelines": (4.0, 8.0), "full": (8.0, 16.0)}
 """Allocatable (CPU cores, memory GiB) each profile wants across the nodes."""
-FULL_KUSTOMIZE_MAJOR = 5
-"""The Kubeflow manifests build with kustomize 5."""
 GIB = 1024**3
 
 _UNITS = {
@@ -74,16 +66,16 @@ class Check:
 
 def check_prerequisites(
     settings: Settings,
-    kubectl: Kubectl,
     *,
     needs_docker: bool = True,
     patience: float = API_PATIENCE,
 ) -> list[Check]:
     """Check, in order, everything `inv setup` needs; stop at the first blocking failure.
 
+    No kubectl: manifests are applied through the API (`kube/apply.py`).
+
     Args:
         settings: the cluster selection, the profile, the pipeline image.
-        kubectl: how to call kubectl and kustomize.
         needs_docker: whether later steps build an image (no HK_PIPELINE_IMAGE).
         patience: seconds to retry the first API calls through transient errors.
 
@@ -91,10 +83,6 @@ def check_prerequisites(
         The checks made; `failed(checks)` tells whether setup may go on.
     """
     checks: list[Check] = []
-    kubectl_json = _kubectl_version(kubectl, checks)
-    if kubectl_json is None:
-        return checks
-    _kustomize(kubectl, kubectl_json, settings.profile, checks)
     try:
         target = kube_target(settings)
     except PrerequisiteError as exc:
@@ -128,48 +116,6 @@ def check_prerequisites(
 def failed(checks: list[Check]) -> list[Check]:
     """The blocking checks that did not pass."""
     return [c for c in checks if not c.ok and c.blocking]
-
-
-def _kubectl_version(kubectl: Kubectl, checks: list[Check]) -> dict[str, Any] | None:
-    fix = "install kubectl: https://kubernetes.io/docs/tasks/tools/"
-    try:
-        raw = kubectl.run([kubectl.binary, "version", "--client", "-o", "json"], VERSION_TIMEOUT)
-        found: dict[str, Any] = json.loads(raw)
-    except PrerequisiteError:
-        checks.append(Check("kubectl", False, "not found on PATH", fix))
-        return None
-    except (ApplyError, TransientApplyError, ValueError) as exc:
-        checks.append(Check("kubectl", False, f"`kubectl version --client` failed: {exc}", fix))
-        return None
-    version = str((found.get("clientVersion") or {}).get("gitVersion", "unknown version"))
-    checks.append(Check("kubectl", True, f"{version} ({kubectl.binary})"))
-    return found
-
-
-def _kustomize(
-    kubectl: Kubectl, kubectl_json: dict[str, Any], profile: str, checks: list[Check]
-) -> None:
-    fix = "install kustomize 5: https://kubectl.docs.kubernetes.io/installation/kustomize/"
-    if kubectl.kustomize:
-        try:
-            version = kubectl.run([kubectl.kustomize, "version"], VERSION_TIMEOUT).strip()
-        except HelloKubeflowError as exc:
-            checks.append(Check("kustomize", False, f"`kustomize version` failed: {exc}", fix))
-            return
-        where = "standalone kustomize"
-    else:
-        version = str(kubectl_json.get("kustomizeVersion", ""))
-        where = "kubectl kustomize"
-    if not version:
-        checks.append(Check("kustomize", False, "kubectl has no kustomize built in (too old)", fix))
-        return
-    major = re.search(r"v?(\d+)\.", version)
-    if profile == "full" and major and int(major.group(1)) < FULL_KUSTOMIZE_MAJOR:
-        checks.append(
-            Check("kustomize", False, f"{where} {version}; the full profile needs 5+", fix)
-        )
-        return
-    checks.append(Check("kustomize", True, f"{where} {version}"))
 
 
 def _server_version(api: client.ApiClient, settings: Settings, patience: float) -> str:

@@ -1,4 +1,14 @@
-"""Wait until every pod is ready, failing fast on what will not heal; or report once."""
+"""Wait until every pod is ready, failing fast on what will not heal; or report once.
+
+Crash-looping is normal for a while during an install: Kubeflow Pipelines'
+API server and metadata service exit until MySQL and the object store
+answer, and the kubelet restarts them with a back-off that grows to 5
+minutes (Kubernetes docs, "Pod Lifecycle", container restart policy). So a
+crash loop fails the wait only when it persists: when every other pod is
+ready (its dependencies are up) and it restarts again, or when it has been
+crash-looping for `HK_WAIT_CRASH_GRACE` seconds. The error then quotes the
+container's last log lines.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +33,7 @@ from hello_kubeflow.kube.client import (
 )
 from hello_kubeflow.kube.feed import WATCH_SECONDS, Backoff, FeedMessage, PodFeed
 from hello_kubeflow.kube.jobs import JobLookup, job_lookup
-from hello_kubeflow.kube.pods import Pod, PodState, pod_state
+from hello_kubeflow.kube.pods import CRASH_REASON, Pod, PodState, pod_state
 from hello_kubeflow.kube.report import Progress, Snapshot, format_seconds
 from hello_kubeflow.settings import Settings
 
@@ -33,6 +43,10 @@ PROGRESS_INTERVAL = 5.0
 """Seconds between progress messages while pods change."""
 PROGRESS_HEARTBEAT = 30.0
 """Seconds between progress messages while nothing changes."""
+LOG_LINES = 20
+"""Lines of a crash-looping container's last log quoted in the error."""
+NO_RESTART_LIMIT = 2**31
+"""`pod_state`'s restart limit here: crash loops are judged by `CrashJudge` instead."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +62,59 @@ class WaitResult:
 
 
 @dataclass
+class CrashJudge:
+    """Decides when a crash loop has lasted long enough to fail the wait.
+
+    Attributes:
+        grace: seconds a container may crash-loop while other pods still start.
+        since: when each (namespace, pod, container) was first seen crash-looping.
+        baseline: its restart count when every other pod was first seen ready.
+    """
+
+    grace: float
+    since: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    baseline: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def judge(self, states: list[PodState], now: float) -> list[PodState]:
+        """The states, with persistent crash loops made fatal."""
+        counted = [s for s in states if s.counted]
+        keep = {(s.namespace, s.name, s.container) for s in counted if not s.ready}
+        self.since = {k: v for k, v in self.since.items() if k in keep}
+        self.baseline = {k: v for k, v in self.baseline.items() if k in keep}
+        judged = []
+        for s in states:
+            key = (s.namespace, s.name, s.container)
+            if not (s.counted and not s.ready and s.reason == CRASH_REASON):
+                judged.append(s)
+                continue
+            since = self.since.setdefault(key, now)
+            others_ready = all(o.ready for o in counted if o.key != s.key)
+            if not others_ready:
+                self.baseline.pop(key, None)
+            elif s.restarts > self.baseline.setdefault(key, s.restarts):
+                s = replace(
+                    s,
+                    fatal=True,
+                    message=f"restarted {s.restarts} times, and again after every other pod "
+                    f"was ready (its dependencies are up); {s.message}".strip("; "),
+                )
+            if not s.fatal and now - since >= self.grace:
+                s = replace(
+                    s,
+                    fatal=True,
+                    message=f"restarted {s.restarts} times over {format_seconds(now - since)} "
+                    f"(HK_WAIT_CRASH_GRACE={self.grace:g}); {s.message}".strip("; "),
+                )
+            judged.append(s)
+        return judged
+
+
+@dataclass
 class PodTracker:
     """The pods known so far, by (namespace, name); judged on demand."""
 
-    restart_limit: int
     job_lookup: JobLookup
+    crashes: CrashJudge
     pods: dict[tuple[str, str], Pod] = field(default_factory=dict)
 
     def apply(self, message: FeedMessage) -> None:
@@ -67,10 +129,13 @@ class PodTracker:
             else:
                 self.pods[key] = pod
 
-    def snapshot(self, namespaces: Sequence[str]) -> Snapshot:
+    def snapshot(self, namespaces: Sequence[str], now: float | None = None) -> Snapshot:
         """Judge every pod; a Failed Job pod is settled by its siblings or its Job."""
-        states = [pod_state(pod, self.restart_limit) for pod in self.pods.values()]
-        return Snapshot(tuple(self._settle_jobs(states)), tuple(namespaces))
+        states = [pod_state(pod, NO_RESTART_LIMIT) for pod in self.pods.values()]
+        states = self._settle_jobs(states)
+        if now is not None:
+            states = self.crashes.judge(states, now)
+        return Snapshot(tuple(states), tuple(namespaces))
 
     def _settle_jobs(self, states: list[PodState]) -> list[PodState]:
         settled = []
@@ -149,7 +214,7 @@ def wait_for_pods(
         )
         for scope in (scopes or ("",))
     ]
-    tracker = PodTracker(settings.wait_restart_limit, job_lookup(api, settings))
+    tracker = PodTracker(job_lookup(api, settings), CrashJudge(settings.wait_crash_grace))
     progress = Progress(log, progress_interval, PROGRESS_HEARTBEAT)
     synced: set[str] = set()
     snapshot = Snapshot((), scopes)
@@ -174,10 +239,10 @@ def wait_for_pods(
                 synced.add(message.scope)
             if len(synced) < len(feeds):
                 continue
-            snapshot = tracker.snapshot(scopes)
+            snapshot = tracker.snapshot(scopes, time.monotonic())
             broken = snapshot.fatal()
             if broken is not None:
-                raise PodFailedError(broken.explain())
+                raise PodFailedError(broken.explain() + _last_logs(core, broken, settings))
             now = time.monotonic()
             progress.update(snapshot, now - started, now)
             if not snapshot.complete(require_pods):
@@ -212,7 +277,7 @@ def cluster_status(
     scopes = tuple(namespaces if namespaces is not None else settings.wait_namespaces)
     api = api or api_client(settings)
     core = client.CoreV1Api(api)
-    tracker = PodTracker(settings.wait_restart_limit, job_lookup(api, settings))
+    tracker = PodTracker(job_lookup(api, settings), CrashJudge(settings.wait_crash_grace))
     for scope in scopes or ("",):
         pods = _list_once(core, scope, settings)
         tracker.apply(FeedMessage(scope, "sync", tuple(pods)))
@@ -239,6 +304,29 @@ def _list_once(core: client.CoreV1Api, scope: str, settings: Settings) -> list[P
             ) from None
         raise
     return list(json.loads(response.data).get("items") or [])
+
+
+def _last_logs(core: client.CoreV1Api, state: PodState, settings: Settings) -> str:
+    """The crashed container's last log lines (its previous run), for the error."""
+    if state.reason != CRASH_REASON or not state.container:
+        return ""
+    try:
+        response = core.read_namespaced_pod_log(
+            state.name,
+            state.namespace,
+            container=state.container,
+            previous=True,
+            tail_lines=LOG_LINES,
+            _preload_content=False,
+            _request_timeout=request_timeout(settings),
+        )
+        text = response.data.decode(errors="replace").rstrip()
+    except Exception as exc:  # the error stands without its logs
+        return f"\n(its logs could not be read: {describe_api_error(exc)})"
+    if not text:
+        return "\n(its previous run left no log lines)"
+    lines = "\n".join(f"    {line}" for line in text.splitlines()[-LOG_LINES:])
+    return f"\nLast log lines of container '{state.container}' (previous run):\n{lines}"
 
 
 _API_FIX = (

@@ -1,0 +1,323 @@
+"""Apply rendered manifests through the Kubernetes API: server-side apply, in a working order.
+
+Each object is sent as `PATCH` with `Content-Type: application/apply-patch+yaml`,
+`fieldManager`, `force=true` and `fieldValidation=Strict`, as
+`kubectl apply --server-side --force-conflicts` does (Kubernetes docs,
+"Server-Side Apply": the apply endpoint creates what is missing and changes
+only the fields this manager owns, so applying twice changes nothing). Where
+an object goes comes from the API server's own discovery documents
+(`/api/v1`, `/apis/GROUP/VERSION`), as kubectl finds it.
+
+What heals by waiting is retried, in rounds over the objects not applied yet,
+until a deadline: a kind whose CRD is not established yet (404), a webhook
+whose pod or certificate is not ready (`failed calling webhook`, 500), an API
+server under load (429, 5xx, connection errors), a write conflict (409). Any
+other answer (400, 403, 422: the object itself is wrong or not allowed) is
+reported at once, naming the object, with the API server's message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+)
+
+from hello_kubeflow.backoff import jittered_backoff
+from hello_kubeflow.errors import ApplyError, ManifestError
+from hello_kubeflow.kube.client import describe_api_error, is_transient
+from hello_kubeflow.kube.components import Manifest, object_name
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "hello-kubeflow"
+APPLY_DEADLINE = 900.0
+"""Seconds to keep retrying the objects of one step through failures that heal."""
+ESTABLISH_DEADLINE = 120.0
+"""Seconds for new CRDs to be established before their custom resources are applied."""
+APPLY_PATCH = "application/apply-patch+yaml"
+_CRD = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+_FIRST_KINDS = ("Namespace", "CustomResourceDefinition")
+
+
+class TransientApplyError(Exception):
+    """Some objects could not be applied yet, for reasons that heal: retried."""
+
+
+@dataclass(frozen=True)
+class ApplyBackoff:
+    """Waits between rounds of applying what failed."""
+
+    initial: float = 2.0
+    maximum: float = 20.0
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where objects of one kind live in the API (from discovery)."""
+
+    group_version: str
+    plural: str
+    namespaced: bool
+
+    def path(self, namespace: str | None, name: str) -> str:
+        """The object's URL path."""
+        base = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
+        where = f"/namespaces/{namespace}" if self.namespaced else ""
+        return f"{base}{where}/{self.plural}/{name}"
+
+
+@dataclass
+class Applier:
+    """Applies objects server-side through one API client.
+
+    Attributes:
+        api: the API client (from `api_client(settings)`).
+        timeout: (connect, read) seconds for each request.
+        field_manager: who owns the applied fields.
+        backoff: waits between rounds.
+    """
+
+    api: client.ApiClient
+    timeout: tuple[float, float]
+    field_manager: str = FIELD_MANAGER
+    backoff: ApplyBackoff = field(default_factory=ApplyBackoff)
+    _discovered: dict[str, dict[str, Resource] | None] = field(default_factory=dict)
+
+    # ---- the public steps
+
+    def apply_in_order(
+        self, objects: Sequence[Manifest], what: str, *, deadline: float = APPLY_DEADLINE
+    ) -> int:
+        """Namespaces and CRDs first, then wait until the CRDs are established, then the rest.
+
+        Args:
+            objects: the step's objects, in the order upstream renders them.
+            what: names the step in messages.
+            deadline: seconds to keep retrying failures that heal, per phase.
+
+        Returns:
+            How many objects were applied.
+
+        Raises:
+            ApplyError: an object was refused for good, or still failed at the deadline.
+            ManifestError: a namespaced object names no namespace.
+        """
+        first = [o for o in objects if o.get("kind") in _FIRST_KINDS]
+        rest = [o for o in objects if o.get("kind") not in _FIRST_KINDS]
+        self.apply(first, what, deadline=deadline)
+        crds = [o for o in first if (o.get("apiVersion"), o.get("kind")) == _CRD]
+        if crds:
+            self.wait_established(crds, what, deadline=min(deadline, ESTABLISH_DEADLINE))
+        self.apply(rest, what, deadline=deadline)
+        return len(objects)
+
+    def apply(
+        self, objects: Sequence[Manifest], what: str, *, deadline: float = APPLY_DEADLINE
+    ) -> None:
+        """Apply every object, retrying those that fail in ways that heal.
+
+        Raises:
+            ApplyError: as `apply_in_order`.
+        """
+        pending = list(objects)
+        failures: dict[str, str] = {}
+        if not pending:
+            return
+
+        def one_round() -> None:
+            failures.clear()
+            still = []
+            for obj in pending:
+                try:
+                    self._apply_one(obj)
+                except TransientApplyError as exc:
+                    still.append(obj)
+                    failures[object_name(obj)] = str(exc)
+            pending[:] = still
+            if still:
+                shown = "; ".join(f"{k}: {v}" for k, v in list(failures.items())[:3])
+                raise TransientApplyError(f"{len(still)} not applied yet ({shown})")
+
+        try:
+            self._retrying(deadline, f"applying {what}")(one_round)
+        except TransientApplyError:
+            lines = "\n".join(f"  {k}: {v}" for k, v in list(failures.items())[:10])
+            more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
+            raise ApplyError(
+                f"applying {what}: {len(failures)} object(s) still failed after {deadline:.0f} s:"
+                f"\n{lines}{more}\nA webhook or CRD that never becomes ready points at its "
+                "controller's pods (inv status); fix that, then run inv setup again (it is "
+                "safe to repeat)."
+            ) from None
+        log.info("applied %s: %d objects", what, len(objects))
+
+    def wait_established(
+        self, crds: Sequence[Manifest], what: str, *, deadline: float = ESTABLISH_DEADLINE
+    ) -> None:
+        """Wait until each CRD has condition Established=True (its API is served).
+
+        Raises:
+            ApplyError: a CRD was not established by the deadline.
+        """
+        waiting = {str(c["metadata"]["name"]) for c in crds}
+
+        def check() -> None:
+            for name in sorted(waiting):
+                crd = self._get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+                conditions = (crd.get("status") or {}).get("conditions") or []
+                if any(
+                    c.get("type") == "Established" and c.get("status") == "True" for c in conditions
+                ):
+                    waiting.discard(name)
+            if waiting:
+                raise TransientApplyError(f"{len(waiting)} CRD(s) not established yet")
+
+        try:
+            self._retrying(deadline, f"waiting for the CRDs of {what}", initial=0.2)(check)
+        except TransientApplyError:
+            raise ApplyError(
+                f"the CRDs of {what} were not established after {deadline:.0f} s: "
+                f"{', '.join(sorted(waiting))}. See `kubectl get crd NAME -o yaml` (status."
+                "conditions: NamesAccepted may name a clash with another CRD)."
+            ) from None
+        self._discovered.clear()  # new kinds are served now
+        log.info("%s: %d CRDs established", what, len(crds))
+
+    # ---- one object
+
+    def _apply_one(self, obj: Manifest) -> None:
+        meta = obj.get("metadata") or {}
+        resource = self.resource(str(obj["apiVersion"]), str(obj["kind"]))
+        if resource is None:
+            raise TransientApplyError(
+                f"no kind {obj['kind']} is served in {obj['apiVersion']} yet (is its CRD applied?)"
+            )
+        namespace = meta.get("namespace")
+        if resource.namespaced and not namespace:
+            raise ManifestError(f"{object_name(obj)} is namespaced but names no namespace")
+        path = resource.path(namespace if resource.namespaced else None, str(meta["name"]))
+        try:
+            self.api.call_api(
+                path,
+                "PATCH",
+                query_params=[
+                    ("fieldManager", self.field_manager),
+                    ("force", "true"),
+                    ("fieldValidation", "Strict"),
+                ],
+                header_params={"Content-Type": APPLY_PATCH, "Accept": "application/json"},
+                body=obj,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=self.timeout,
+            )
+        except ApiException as exc:
+            message = _status_message(exc)
+            if _heals(exc, message):
+                if exc.status == 404:
+                    self._discovered.pop(str(obj["apiVersion"]), None)
+                raise TransientApplyError(f"HTTP {exc.status}: {message}") from None
+            raise ApplyError(
+                f"the API server refused {object_name(obj)} (HTTP {exc.status}): {message}"
+            ) from None
+        except Exception as exc:
+            if is_transient(exc):
+                raise TransientApplyError(describe_api_error(exc)) from None
+            raise
+
+    # ---- discovery
+
+    def resource(self, api_version: str, kind: str) -> Resource | None:
+        """Where `kind` of `api_version` lives, from discovery (None: not served)."""
+        if api_version not in self._discovered:
+            self._discovered[api_version] = self._discover(api_version)
+        found = self._discovered[api_version]
+        if found is None or kind not in found:
+            self._discovered.pop(api_version, None)  # ask again next time
+            return None
+        return found[kind]
+
+    def _discover(self, api_version: str) -> dict[str, Resource] | None:
+        path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        try:
+            listing = self._get(path)
+        except TransientApplyError:
+            return None
+        kinds: dict[str, Resource] = {}
+        for entry in listing.get("resources") or []:
+            name = str(entry.get("name", ""))
+            if "/" in name or not entry.get("kind"):  # a subresource
+                continue
+            kinds[str(entry["kind"])] = Resource(api_version, name, bool(entry.get("namespaced")))
+        return kinds
+
+    def _get(self, path: str) -> dict[str, Any]:
+        try:
+            response = self.api.call_api(
+                path,
+                "GET",
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=self.timeout,
+            )[0]
+        except ApiException as exc:
+            if exc.status == 404 or is_transient(exc):
+                raise TransientApplyError(f"HTTP {exc.status} on {path}") from None
+            raise ApplyError(
+                f"the API server refused GET {path} (HTTP {exc.status}): {_status_message(exc)}"
+            ) from None
+        except Exception as exc:
+            if is_transient(exc):
+                raise TransientApplyError(describe_api_error(exc)) from None
+            raise
+        found: dict[str, Any] = json.loads(response.data)
+        return found
+
+    def _retrying(self, deadline: float, what: str, initial: float | None = None) -> Retrying:
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            delay = state.next_action.sleep if state.next_action else 0.0
+            log.info("%s: %s; retrying in %.1f s", what, exc, delay)
+
+        return Retrying(
+            retry=retry_if_exception_type(TransientApplyError),
+            wait=jittered_backoff(initial or self.backoff.initial, self.backoff.maximum),
+            stop=stop_after_delay(deadline),
+            reraise=True,
+            before_sleep=before_sleep,
+            sleep=time.sleep,
+        )
+
+
+def _status_message(exc: ApiException) -> str:
+    """The `message` of the Status the API server answered with, else the HTTP reason."""
+    try:
+        status = json.loads(exc.body or b"{}")
+    except (TypeError, ValueError):
+        status = {}
+    return str(status.get("message") or exc.reason or "no message").strip()
+
+
+def _heals(exc: ApiException, message: str) -> bool:
+    """Whether a refused apply may pass later: see the module docstring."""
+    status = int(exc.status or 0)
+    if status == 404:  # a kind whose CRD is new, a namespace still being created
+        return True
+    if status == 409:  # a write conflict ("the object has been modified")
+        return True
+    if status == 500 and "failed calling webhook" in message:
+        return True
+    return is_transient(exc)

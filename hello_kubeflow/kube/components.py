@@ -1,0 +1,245 @@
+"""What each profile installs: upstream components, their rendered files, and where they come from.
+
+A component is one folder of fully rendered YAML, named after the upstream
+project and its release (`kubeflow-pipelines-2.17.0/`), the layout of
+`inv setup --render DIR` and of the shared copy the tests use. Each file is
+what upstream publishes or what its documented kustomize path renders to:
+
+- Kubeflow Pipelines: `manifests/kustomize/cluster-scoped-resources` and
+  `manifests/kustomize/env/platform-agnostic`, the kubeflow/pipelines
+  manifests README's path for any cluster (kubeflow/pipelines 2.17.0,
+  `manifests/kustomize/README.md`). Not `env/dev`: it tags every image
+  `:master` and adds a GCP-only proxy agent.
+- KServe: the three release files (kserve/kserve v0.20.0,
+  `hack/release/generate-install.sh`: `:latest` replaced by the tag, the
+  Namespace left out of `kserve.yaml` for the installer to create).
+- Seldon Core: `operator/config/lite` (SeldonIO/seldon-core v1.17.1).
+- The Kubeflow platform: `example/` (kubeflow/manifests 26.03, README
+  "Install with a single command"). KServe's cert-manager in the pipelines
+  profile is the platform's own (`common/cert-manager`, v1.19.4), taken from
+  the same rendered file: KServe's webhook certificates need it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hello_kubeflow.errors import ManifestError, SettingsError
+from hello_kubeflow.settings import PROFILES, Settings
+
+Manifest = dict[str, Any]
+"""One Kubernetes object as YAML decodes it."""
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's loader when PyYAML has it: the platform's 9 MB render loads in seconds."""
+KFP_KUSTOMIZE = "github.com/kubeflow/pipelines/manifests/kustomize"
+KSERVE_RELEASES = "https://github.com/kserve/kserve/releases/download"
+SELDON_LITE = "github.com/SeldonIO/seldon-core/operator/config/lite"
+KUBEFLOW_EXAMPLE = "github.com/kubeflow/manifests/example"
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    """One file of a component and where its content comes from upstream.
+
+    Attributes:
+        name: the file name in the component's folder.
+        source: a kustomize source (`kind="kustomize"`) or a URL to download.
+        kind: `kustomize` or `download`.
+    """
+
+    name: str
+    source: str
+    kind: str = "kustomize"
+
+
+@dataclass(frozen=True)
+class Component:
+    """One upstream component: a folder of rendered files, applied as one step.
+
+    Attributes:
+        title: what it is, for a person ("Kubeflow Pipelines 2.17.0").
+        folder: its folder under the manifests directory.
+        files: its files, in the order they are applied.
+        namespaces: where its pods run (waited for); empty: wait for all.
+        select: keeps only some objects of the files (a part of a larger render).
+    """
+
+    title: str
+    folder: str
+    files: tuple[RenderedFile, ...]
+    namespaces: tuple[str, ...] = ()
+    select: Callable[[Manifest], bool] | None = None
+
+    def paths(self, root: Path) -> list[Path]:
+        """Where its files are under `root`."""
+        return [root / self.folder / f.name for f in self.files]
+
+    def manifests(self, root: Path) -> list[Manifest]:
+        """Every object of its files under `root`, in file order (selected, if it selects).
+
+        Raises:
+            ManifestError: a file is missing, is not YAML, or holds a non-object.
+        """
+        objects = [obj for path in self.paths(root) for obj in read_manifests(path)]
+        return [obj for obj in objects if self.select is None or self.select(obj)]
+
+
+def _is_cert_manager(obj: Manifest) -> bool:
+    """The objects of the platform's `common/cert-manager` within its rendered example."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if labels.get("app.kubernetes.io/instance") == "cert-manager":
+        return True
+    if obj.get("kind") == "Namespace":
+        return meta.get("name") == "cert-manager"
+    return meta.get("namespace") == "cert-manager"
+
+
+def _v(version: str) -> str:
+    return version if version.startswith("v") else f"v{version}"
+
+
+def kubeflow_pipelines(version: str) -> Component:
+    """Kubeflow Pipelines standalone, the manifests README's path for any cluster."""
+    return Component(
+        f"Kubeflow Pipelines {version}",
+        f"kubeflow-pipelines-{version}",
+        (
+            RenderedFile(
+                "cluster-scoped-resources.yaml",
+                f"{KFP_KUSTOMIZE}/cluster-scoped-resources?ref={version}",
+            ),
+            RenderedFile(
+                "env-platform-agnostic.yaml",
+                f"{KFP_KUSTOMIZE}/env/platform-agnostic?ref={version}",
+            ),
+        ),
+        ("kubeflow",),
+    )
+
+
+def seldon_core(version: str) -> Component:
+    """The Seldon Core v1 operator (it makes its own webhook certificate)."""
+    return Component(
+        f"Seldon Core {_v(version)}",
+        f"seldon-core-{_v(version)}",
+        (RenderedFile("operator-config-lite.yaml", f"{SELDON_LITE}?ref={_v(version)}"),),
+        ("seldon-system",),
+    )
+
+
+def kserve(version: str) -> Component:
+    """KServe from its release files: CRDs, the controller, the cluster serving runtimes."""
+    tag = _v(version)
+    return Component(
+        f"KServe {tag}",
+        f"kserve-{tag}",
+        tuple(
+            RenderedFile(name, f"{KSERVE_RELEASES}/{tag}/{name}", "download")
+            for name in ("kserve-crds.yaml", "kserve.yaml", "kserve-cluster-resources.yaml")
+        ),
+        ("kserve",),
+    )
+
+
+def kubeflow_platform(version: str) -> Component:
+    """The whole Kubeflow platform: the manifests' example install."""
+    return Component(
+        f"Kubeflow platform {version}",
+        f"kubeflow-manifests-{version}",
+        (RenderedFile("example.yaml", f"{KUBEFLOW_EXAMPLE}?ref={version}"),),
+    )
+
+
+def cert_manager(kubeflow_version: str) -> Component:
+    """cert-manager as the Kubeflow platform ships it (KServe's webhooks need it)."""
+    platform = kubeflow_platform(kubeflow_version)
+    return Component(
+        f"cert-manager (Kubeflow platform {kubeflow_version})",
+        platform.folder,
+        platform.files,
+        ("cert-manager",),
+        _is_cert_manager,
+    )
+
+
+def resolve_serving(settings: Settings) -> str:
+    """`seldon` or `kserve`: `auto` is Seldon Core for `pipelines`, KServe for `full`."""
+    if settings.serving != "auto":
+        return settings.serving
+    return "kserve" if settings.profile == "full" else "seldon"
+
+
+def components_for(settings: Settings) -> list[Component]:
+    """The components of the settings' profile and serving system, in install order.
+
+    Raises:
+        SettingsError: an unknown profile.
+    """
+    if settings.profile not in PROFILES:
+        raise SettingsError(
+            [f"HK_PROFILE={settings.profile!r}: expected one of {', '.join(PROFILES)}"]
+        )
+    serving = resolve_serving(settings)
+    if settings.profile == "full":  # the platform includes KServe
+        found = [kubeflow_platform(settings.kubeflow_version)]
+        return [*found, seldon_core(settings.seldon_version)] if serving == "seldon" else found
+    found = [kubeflow_pipelines(settings.kfp_version)]
+    if serving == "seldon":
+        return [*found, seldon_core(settings.seldon_version)]
+    return [*found, cert_manager(settings.kubeflow_version), kserve(settings.kserve_version)]
+
+
+def read_manifests(path: Path) -> list[Manifest]:
+    """The objects of one rendered YAML file, in order (empty documents skipped).
+
+    Raises:
+        ManifestError: the file is missing, is not YAML, or holds something that
+            is not a Kubernetes object (apiVersion, kind, metadata.name).
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ManifestError(
+            f"{path} is missing. HK_MANIFESTS_DIR must hold the rendered manifests of the "
+            "profile, one folder per component: write them with `inv setup --render DIR` "
+            "on a machine with network access (or unset HK_MANIFESTS_DIR)."
+        ) from None
+    except OSError as exc:
+        raise ManifestError(f"cannot read {path}: {exc}") from None
+    try:
+        return list(_objects(yaml.load_all(text, Loader=_LOADER), str(path)))
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"{path} is not valid YAML: {exc}") from None
+
+
+def _objects(documents: Iterator[Any], where: str) -> Iterator[Manifest]:
+    for number, doc in enumerate(documents, 1):
+        if doc is None:
+            continue
+        if isinstance(doc, Mapping) and doc.get("kind") == "List":
+            yield from _objects(iter(doc.get("items") or []), where)
+            continue
+        meta = doc.get("metadata") if isinstance(doc, Mapping) else None
+        if not (isinstance(meta, Mapping) and doc.get("apiVersion") and doc.get("kind")):
+            raise ManifestError(
+                f"{where}, document {number}: not a Kubernetes object (apiVersion, kind and "
+                "metadata.name are required). Render the manifests again with "
+                "`inv setup --render DIR`."
+            )
+        if not meta.get("name"):
+            raise ManifestError(f"{where}, document {number}: a {doc['kind']} without a name")
+        yield dict(doc)
+
+
+def object_name(obj: Manifest) -> str:
+    """`Kind namespace/name` (or `Kind name`), for messages."""
+    meta = obj.get("metadata") or {}
+    where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{obj.get('kind')} {where}{meta.get('name')}"

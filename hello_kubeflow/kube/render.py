@@ -1,0 +1,145 @@
+"""`inv setup --render DIR`: the profile's manifests fully rendered, for air-gapped installs.
+
+On a machine with network access: each kustomize source is built with
+`kustomize build` (or `kubectl kustomize`), which resolves every remote
+reference (KFP's Argo Workflows, the platform's many bases) at the pinned
+tags; each release file is downloaded. The result is plain YAML, one folder
+per component (`kubeflow-pipelines-2.17.0/env-platform-agnostic.yaml`, ...),
+which `HK_MANIFESTS_DIR=DIR inv setup --mode cluster` installs with no network.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import requests
+import yaml
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
+
+from hello_kubeflow.backoff import jittered_backoff
+from hello_kubeflow.errors import ManifestError, PrerequisiteError
+from hello_kubeflow.kube.components import RenderedFile, components_for, read_manifests
+from hello_kubeflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BUILD_TIMEOUT = 600.0
+"""Seconds for one kustomize build (remote sources are git clones)."""
+DOWNLOAD_TIMEOUT = (10.0, 120.0)
+"""(connect, read) seconds for one release file."""
+ATTEMPTS = 3
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def render_manifests(
+    settings: Settings,
+    directory: Path,
+    *,
+    kustomize: str | None = None,
+    release_base: str | None = None,
+) -> list[Path]:
+    """Render every file of the settings' profile into `directory`.
+
+    Args:
+        settings: the profile, serving system and versions.
+        directory: where the component folders go (made if missing).
+        kustomize: the kustomize command (default: `kustomize`, else `kubectl kustomize`).
+        release_base: replaces `https://github.com` in download URLs (a mirror).
+
+    Returns:
+        The files written.
+
+    Raises:
+        PrerequisiteError: neither kustomize nor kubectl is installed.
+        ManifestError: a build or download failed, or gave something that is not
+            Kubernetes objects.
+    """
+    command = shlex.split(kustomize) if kustomize else _kustomize_command()
+    written: list[Path] = []
+    for component in components_for(settings):
+        for rendered in component.files:
+            path = directory / component.folder / rendered.name
+            if path in written:
+                continue  # one file serves two components (the platform's cert-manager)
+            log.info("rendering %s into %s", rendered.source, path)
+            text = _build(command, rendered) if rendered.kind == "kustomize" else ""
+            if rendered.kind == "download":
+                text = _download(rendered, release_base)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(".partial")
+            partial.write_text(text)
+            try:
+                count = len(read_manifests(partial))  # refuse what is not objects
+            except ManifestError:
+                partial.unlink()
+                raise
+            partial.replace(path)
+            log.info("wrote %s: %d objects", path, count)
+            written.append(path)
+    return written
+
+
+def _kustomize_command() -> list[str]:
+    if shutil.which("kustomize"):
+        return ["kustomize", "build"]
+    if shutil.which("kubectl"):
+        return ["kubectl", "kustomize"]
+    raise PrerequisiteError(
+        "rendering needs kustomize 5 (or kubectl, which includes it): "
+        "https://kubectl.docs.kubernetes.io/installation/kustomize/"
+    )
+
+
+def _build(command: list[str], rendered: RenderedFile) -> str:
+    full = [*command, rendered.source]
+    try:
+        done = subprocess.run(full, capture_output=True, timeout=BUILD_TIMEOUT, check=False)
+    except FileNotFoundError:
+        raise PrerequisiteError(f"`{command[0]}` is not installed (or not on PATH)") from None
+    except subprocess.TimeoutExpired:
+        raise ManifestError(
+            f"`{shlex.join(full)}` took over {BUILD_TIMEOUT:.0f} s; check the network"
+        ) from None
+    if done.returncode != 0:
+        message = done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
+        raise ManifestError(f"`{shlex.join(full)}` failed:\n{message}")
+    text = done.stdout.decode()
+    _no_unrendered(text, rendered.source)
+    return text
+
+
+def _no_unrendered(text: str, source: str) -> None:
+    """A kustomization in the output means something was not built."""
+    for doc in yaml.safe_load_all(text):
+        if isinstance(doc, dict) and doc.get("kind") in ("Kustomization", "Component"):
+            raise ManifestError(f"{source} rendered to a {doc['kind']}, not objects")
+
+
+def _download(rendered: RenderedFile, release_base: str | None) -> str:
+    url = rendered.source
+    if release_base:
+        url = url.replace("https://github.com", release_base.rstrip("/"), 1)
+
+    def fetch() -> str:
+        response = requests.get(url, timeout=DOWNLOAD_TIMEOUT)
+        response.raise_for_status()
+        return response.text
+
+    def heals(exc: BaseException) -> bool:
+        if isinstance(exc, requests.HTTPError) and exc.response is not None:
+            return exc.response.status_code in _RETRY_STATUS
+        return isinstance(exc, requests.ConnectionError | requests.Timeout)
+
+    try:
+        return Retrying(
+            retry=retry_if_exception(heals),
+            wait=jittered_backoff(1.0, 10.0),
+            stop=stop_after_attempt(ATTEMPTS),
+            reraise=True,
+        )(fetch)
+    except requests.RequestException as exc:
+        raise ManifestError(f"cannot download {url}: {exc}") from None
