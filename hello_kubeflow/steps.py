@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -90,20 +92,13 @@ def read_test_images(dataset_path: str) -> MnistTestImages:
     Raises:
         DataFileError: if the file is missing or is not such a dataset.
     """
-    try:
-        with np.load(dataset_path, allow_pickle=False) as npz:
-            info = json.loads(str(npz["info"]))
-            return MnistTestImages(
-                x=npz["x_test"],
-                y=npz["y_test"],
-                source=str(info["source"]),
-                is_subset=bool(info["is_subset"]),
-            )
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataFileError(
-            f"{dataset_path} is not a dataset written by the load-data step ({exc}); "
-            "run the pipeline again from the start"
-        ) from exc
+    with _dataset(dataset_path) as (npz, info):
+        return MnistTestImages(
+            x=npz["x_test"],
+            y=npz["y_test"],
+            source=str(info["source"]),
+            is_subset=bool(info["is_subset"]),
+        )
 
 
 def read_dataset(dataset_path: str) -> MnistData:
@@ -112,17 +107,23 @@ def read_dataset(dataset_path: str) -> MnistData:
     Raises:
         DataFileError: if the file is missing or is not such a dataset.
     """
+    with _dataset(dataset_path) as (npz, info):
+        return MnistData(
+            x_train=npz["x_train"],
+            y_train=npz["y_train"],
+            x_test=npz["x_test"],
+            y_test=npz["y_test"],
+            source=str(info["source"]),
+            is_subset=bool(info["is_subset"]),
+        )
+
+
+@contextmanager
+def _dataset(dataset_path: str) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """The open archive and its `info` record; any way it is not our dataset is one error."""
     try:
         with np.load(dataset_path, allow_pickle=False) as npz:
-            info = json.loads(str(npz["info"]))
-            return MnistData(
-                x_train=npz["x_train"],
-                y_train=npz["y_train"],
-                x_test=npz["x_test"],
-                y_test=npz["y_test"],
-                source=str(info["source"]),
-                is_subset=bool(info["is_subset"]),
-            )
+            yield npz, json.loads(str(npz["info"]))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise DataFileError(
             f"{dataset_path} is not a dataset written by the load-data step ({exc}); "
