@@ -100,9 +100,9 @@ def keys(objects: Any) -> set[tuple[str, str, str | None, str]]:
 @pytest.mark.parametrize(
     ("profile", "serving", "count"),
     [
-        ("pipelines", "seldon", 16 + 72 + 12 + 2),
-        ("pipelines", "kserve", 16 + 72 + 51 + 1 + 6 + 61 + 24 + 2),
-        ("full", "kserve", 636 + 2),
+        ("pipelines", "seldon", 16 + 72 + 12 + 4),
+        ("pipelines", "kserve", 16 + 72 + 51 + 1 + 6 + 61 + 24 + 4),
+        ("full", "kserve", 636 + 4),
     ],
 )
 def test_install_applies_every_object_of_the_profile_and_waits_for_the_pods(
@@ -125,7 +125,7 @@ def test_install_applies_every_object_of_the_profile_and_waits_for_the_pods(
         in c["status"]["conditions"]
         for c in crds
     )
-    assert any(line.startswith("applied the pipeline's RBAC: 2 objects") for line in lines)
+    assert any(line.startswith("applied the pipeline's RBAC: 4 objects") for line in lines)
     assert " pods ready " in lines[-1]
 
 
