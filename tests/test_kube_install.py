@@ -316,6 +316,8 @@ def test_the_projects_rbac_is_applied_after_every_component() -> None:
 
     assert keys(plan.rbac) == {
         ("rbac.authorization.k8s.io/v1", "ClusterRole", None, "hello-kubeflow-model-deployer"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole", None, "hello-kubeflow-seldon-edit"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole", None, "hello-kubeflow-seldon-view"),
         (
             "rbac.authorization.k8s.io/v1",
             "RoleBinding",

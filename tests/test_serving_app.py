@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import numpy as np
 import pytest
@@ -328,21 +327,24 @@ def test_oversized_body_is_413_and_server_keeps_serving(
 def test_oversized_chunked_body_is_413_while_reading(
     server: RunningServer, images: tuple[np.ndarray, np.ndarray]
 ) -> None:
-    parts = urlsplit(server.url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    chunks = (b"[" * 1000 for _ in range(LIMIT // 1000 + 50))
-    connection.request(
-        "POST",
-        "/api/v1.0/predictions",
-        body=chunks,
-        headers={"Content-Type": "application/json"},
-        encode_chunked=True,
+    """A chunked body has no length: the 413 comes once the count passes the limit.
+
+    The client sends just past the limit and then waits, so that every byte it sent
+    has been read when the server closes: a client still sending at that moment may
+    see the connection reset instead of the answer (TCP drops unread data that way).
+    """
+    chunk = b"3E8\r\n" + b"[" * 1000 + b"\r\n"
+    head = (
+        "POST /api/v1.0/predictions HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
-    response = connection.getresponse()
-    assert response.status == 413
-    assert response.getheader("connection") == "close"
-    assert json.loads(response.read())["status"]["code"] == 413
-    connection.close()
+    with _raw_request(server, head, chunk * (LIMIT // 1000 + 1)) as sock:
+        answer = _read_until_closed(sock)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 413 Request Entity Too Large"
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    assert b"connection: close" in headers.lower()
+    assert json.loads(body)["status"]["code"] == 413
     _assert_healthy(server, images)
 
 
