@@ -75,7 +75,7 @@ class LoadedModel:
         """The scikit-learn forest, loaded from `model.joblib` on first use."""
         with self._lock:
             if self._forest is None:
-                self._forest = _load_forest(self.directory / MODEL_FILE, self.metadata)
+                self._forest = _load_forest(self.directory / MODEL_FILE)
             return self._forest
 
     def predict_proba(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
@@ -244,7 +244,7 @@ def _verify_file(path: Path, record: Mapping[str, Any]) -> None:
         )
 
 
-def _load_forest(path: Path, metadata: Mapping[str, Any]) -> Any:
+def _load_forest(path: Path) -> Any:
     import joblib
 
     # A scikit-learn version other than the training one was warned about at load_model.
