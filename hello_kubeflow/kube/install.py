@@ -31,6 +31,7 @@ from hello_kubeflow.kube.components import (
     resolve_serving,
 )
 from hello_kubeflow.kube.customize import prepare
+from hello_kubeflow.kube.inotify import Reader
 from hello_kubeflow.kube.prereqs import check_prerequisites, failed
 from hello_kubeflow.kube.requirements import requirements_lines
 from hello_kubeflow.kube.wait import wait_for_pods
@@ -193,6 +194,7 @@ def install(
     apply_deadline: float = APPLY_DEADLINE,
     backoff: ApplyBackoff | None = None,
     settle: float = SETTLE_SECONDS,
+    read_sysctl: Reader | None = None,
 ) -> list[str]:
     """Check prerequisites, apply the plan, wait for every pod: `inv setup --mode cluster`.
 
@@ -203,6 +205,8 @@ def install(
         apply_deadline: seconds to retry each step through failures that heal.
         backoff: waits between apply rounds.
         settle: seconds the pods must stay ready after the install.
+        read_sysctl: reads this machine's sysctls (default: /proc/sys), for the
+            inotify limits of a kind or minikube node.
 
     Returns:
         Lines for a person: the checks, what was applied, the final state.
@@ -229,7 +233,9 @@ def install(
         except PrerequisiteError as exc:
             target = f"none yet ({exc})"
         return [plan.describe(target, settings), "Dry run: nothing was checked or changed."]
-    checks = check_prerequisites(settings, needs_docker=not settings.pipeline_image)
+    checks = check_prerequisites(
+        settings, needs_docker=not settings.pipeline_image, read_sysctl=read_sysctl
+    )
     for check in checks:
         (log.info if check.ok or check.blocking else log.warning)("%s", check.line())
     if failed(checks):

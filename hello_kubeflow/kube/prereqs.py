@@ -13,12 +13,14 @@ from hello_kubeflow.errors import (
     PrerequisiteError,
 )
 from hello_kubeflow.kube.client import (
+    KubeTarget,
     api_client,
     api_retrying,
     describe_api_error,
     kube_target,
     request_timeout,
 )
+from hello_kubeflow.kube.inotify import Reader, check_inotify
 from hello_kubeflow.settings import Settings
 
 API_PATIENCE = 20.0
@@ -69,6 +71,7 @@ def check_prerequisites(
     *,
     needs_docker: bool = True,
     patience: float = API_PATIENCE,
+    read_sysctl: Reader | None = None,
 ) -> list[Check]:
     """Check, in order, everything `inv setup` needs; stop at the first blocking failure.
 
@@ -78,6 +81,8 @@ def check_prerequisites(
         settings: the cluster selection, the profile, the pipeline image.
         needs_docker: whether later steps build an image (no HK_PIPELINE_IMAGE).
         patience: seconds to retry the first API calls through transient errors.
+        read_sysctl: reads this machine's sysctls (default: /proc/sys), for the
+            inotify limits of a kind or minikube node.
 
     Returns:
         The checks made; `failed(checks)` tells whether setup may go on.
@@ -89,6 +94,9 @@ def check_prerequisites(
         checks.append(Check("kubeconfig", False, str(exc)))
         return checks
     checks.append(Check("kubeconfig", True, f"{target.describe()} from {target.kubeconfig}"))
+    inotify = _inotify(target, read_sysctl)
+    if inotify is not None:
+        checks.append(inotify)
     try:
         api = api_client(settings)
         version = _server_version(api, settings, patience)
@@ -165,6 +173,22 @@ def _capacity(api: client.ApiClient, settings: Settings, patience: float) -> Che
         "give the cluster more (e.g. `minikube start --cpus 4 --memory 8g`) or expect "
         "Unschedulable pods",
         blocking=False,
+    )
+
+
+def _inotify(target: KubeTarget, read: Reader | None) -> Check | None:
+    """kind and minikube only: too few inotify watches make Kubeflow's pods crash-loop.
+
+    Blocking when this kernel's limits are too low; a warning when the node's
+    kernel is elsewhere (a remote engine, a VM) and cannot be read from here.
+    """
+    from hello_kubeflow.images.engine import engine_address  # the Docker SDK only when needed
+
+    finding = check_inotify(target, engine_address(), read)
+    if not finding.applies:
+        return None
+    return Check(
+        "inotify limits", finding.ok, finding.detail, finding.fix, blocking=finding.readable
     )
 
 

@@ -1,0 +1,168 @@
+"""kind and minikube nodes share their kernel's inotify limits: check them before installing.
+
+A kind node, and a minikube node of the `docker` (or `podman`) driver, is a
+container: every pod of the cluster draws on the inotify instances and watches
+of the kernel that runs the container engine. Kubeflow's pods exceed common
+distribution defaults (128 instances), and then crash-loop with "too many open
+files" while the install never settles. kubeflow/manifests (tag 26.03,
+README.md, "Install with a Single Command", Prerequisites) asks for
+`fs.inotify.max_user_instances=2280` and `fs.inotify.max_user_watches=1255360`.
+
+Those limits can be read here only when that kernel is this machine's: the
+engine is local and the API server is on a loopback address. A remote Docker
+host or a minikube VM has its own kernel; the check then says how to read it
+there instead of guessing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from hello_kubeflow.kube.client import KubeTarget
+
+PROC_SYS = Path("/proc/sys")
+LIMITS = {"fs.inotify.max_user_instances": 2280, "fs.inotify.max_user_watches": 1255360}
+"""What kubeflow/manifests 26.03's README asks for (its Prerequisites)."""
+_README = "kubeflow/manifests 26.03 README, Prerequisites"
+_RAISE = (
+    "sudo sysctl -w "
+    + " ".join(f"{key}={value}" for key, value in LIMITS.items())
+    + "; to keep them after a reboot: printf '"
+    + "\\n".join(f"{key}={value}" for key, value in LIMITS.items())
+    + "\\n' | sudo tee /etc/sysctl.d/99-kubeflow-inotify.conf"
+)
+
+Reader = Callable[[str], str | None]
+"""Reads one sysctl by its dotted name (`fs.inotify.max_user_watches`); None when absent."""
+
+
+@dataclass(frozen=True)
+class InotifyFinding:
+    """What the inotify check found: whether it applies, passed, and what to say.
+
+    Attributes:
+        applies: the context is a kind or minikube cluster.
+        ok: the limits are high enough (or the check does not apply).
+        detail: what was found.
+        fix: how to raise the limits (or where to read them), when not ok.
+        readable: the node's kernel is this machine's, so the limits were read.
+    """
+
+    applies: bool
+    ok: bool
+    detail: str
+    fix: str = ""
+    readable: bool = True
+
+
+def proc_reader(root: Path = PROC_SYS) -> Reader:
+    """A reader of `root/fs/inotify/...` (tests pass a folder standing in for /proc/sys)."""
+
+    def read(name: str) -> str | None:
+        try:
+            return (root / name.replace(".", "/")).read_text().strip()
+        except OSError:
+            return None
+
+    return read
+
+
+def local_cluster_kind(target: KubeTarget) -> str:
+    """`kind`, `minikube`, or "" for any other cluster, from the kubeconfig's names.
+
+    kind names its context and cluster `kind-<cluster>` (kubernetes-sigs/kind
+    v0.30.0, pkg/cluster/internal/kubeconfig, `KINDClusterKey`);
+    minikube names context and cluster after its profile, `minikube` by default.
+    """
+    names = (target.context, target.cluster)
+    if any(name.startswith("kind-") for name in names):
+        return "kind"
+    if any(name == "minikube" or name.startswith("minikube-") for name in names):
+        return "minikube"
+    return ""
+
+
+def check_inotify(target: KubeTarget, engine: str, read: Reader | None = None) -> InotifyFinding:
+    """Check the node kernel's inotify limits for a kind or minikube context.
+
+    Args:
+        target: the kubeconfig's context, cluster and server.
+        engine: where the container engine is (`DOCKER_HOST`, or the local socket).
+        read: reads a sysctl of this machine (default: /proc/sys).
+
+    Returns:
+        The finding; `applies` is False for any other cluster.
+    """
+    kind = local_cluster_kind(target)
+    if not kind:
+        return InotifyFinding(False, True, "not a kind or minikube cluster")
+    where_else = _remote_hint(kind, target)
+    if not (_loopback(target.server) and _local_engine(engine)):
+        return InotifyFinding(
+            True,
+            False,
+            f"the {kind} node's kernel is not this machine's (API server {target.server}, "
+            f"container engine {engine}), so its inotify limits cannot be read from here",
+            f"{where_else}; {_README} asks for at least "
+            + ", ".join(f"{key}={value}" for key, value in LIMITS.items()),
+            readable=False,
+        )
+    read = read or proc_reader()
+    found = {key: read(key) for key in LIMITS}
+    if any(value is None for value in found.values()):
+        return InotifyFinding(
+            True,
+            False,
+            f"this machine has no /proc/sys/fs/inotify (not Linux? Docker Desktop runs "
+            f"the {kind} node in its own VM)",
+            f"{where_else}; {_README} asks for at least "
+            + ", ".join(f"{key}={value}" for key, value in LIMITS.items()),
+            readable=False,
+        )
+    low = {
+        key: int(value)
+        for key, value in found.items()
+        if value is not None and value.isdigit() and int(value) < LIMITS[key]
+    }
+    shown = ", ".join(f"{key}={found[key]}" for key in LIMITS)
+    if not low:
+        return InotifyFinding(True, True, f"{shown} (the {kind} node shares this kernel)")
+    wanted = ", ".join(f"{key} {value} < {LIMITS[key]}" for key, value in low.items())
+    return InotifyFinding(
+        True,
+        False,
+        f"{wanted}: the {kind} node shares this kernel, and Kubeflow's pods would "
+        f"crash-loop with 'too many open files' ({_README})",
+        f"raise them: {_RAISE}",
+    )
+
+
+def _remote_hint(kind: str, target: KubeTarget) -> str:
+    if kind == "minikube":
+        profile = target.cluster or "minikube"
+        return f"read them with `minikube ssh -p {profile} -- sysctl fs.inotify`"
+    name = target.context.removeprefix("kind-")
+    return f"read them on the Docker host with `docker exec {name}-control-plane sysctl fs.inotify`"
+
+
+def _loopback(server: str) -> bool:
+    host = urlsplit(server).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _local_engine(engine: str) -> bool:
+    """A Unix socket or a loopback TCP address: the engine runs on this kernel."""
+    if engine.startswith(("unix://", "npipe://")):
+        return engine.startswith("unix://")
+    if engine.startswith("tcp://") or engine.startswith("http"):
+        return _loopback(engine.replace("tcp://", "http://", 1))
+    return False
