@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,6 +223,7 @@ def train_on_cluster(
             timeout=settings.run_timeout,
             steps=step_names(Path(run_plan.package)),
             explain_failure=lambda step: _explain(settings, session.namespace, step),
+            never_starts=_pod_watch(settings, session.namespace, run_id, run_plan.image),
         )
     recorded, serving = _served_model(settings, run_id)
     return ClusterRunSummary(
@@ -292,6 +294,28 @@ def _explain(settings: Settings, namespace: str | None, step: FailedStep) -> str
         log.info("cannot read the failed step's log: %s", exc)
         return f"See its log in the run's page, or with kubectl logs -n {where}"
     return explain_failed_step(api, where, step)
+
+
+def _pod_watch(
+    settings: Settings, namespace: str | None, run_id: str, image: str
+) -> Callable[[float], str] | None:
+    """What looks at the run's step pods at each poll; None without a kubeconfig."""
+    from hello_kubeflow.kube.client import api_client, request_timeout
+    from hello_kubeflow.kube.run_pods import RunPodWatch
+
+    try:
+        api = api_client(settings)
+    except HelloKubeflowError as exc:
+        log.info("the run's pods will not be watched: %s", exc)
+        return None
+    return RunPodWatch(
+        api,
+        namespace or KFP_NAMESPACE,
+        run_id,
+        image,
+        settings.run_unschedulable_grace,
+        request_timeout(settings),
+    ).check
 
 
 def _served_model(settings: Settings, run_id: str) -> tuple[dict[str, Any], str]:

@@ -204,6 +204,7 @@ def follow_run(
     steps: dict[str, str],
     on_step: Callable[[str, str], None] | None = None,
     explain_failure: Callable[[FailedStep], str] | None = None,
+    never_starts: Callable[[float], str] | None = None,
 ) -> RunOutcome:
     """Poll the run until it finishes, reporting each step's state as it changes.
 
@@ -215,6 +216,9 @@ def follow_run(
         on_step: called with (display name, new state) on every change.
         explain_failure: called for a failed step; returns what to add to the
             message (its pod's reason and last log lines), "" when unknown.
+        never_starts: called with `time.monotonic()` at each poll of a run not
+            finished; returns why it can never finish (a step pod that cannot
+            pull its image, or fits on no node), "" while nothing says so.
 
     Returns:
         The outcome of a run that SUCCEEDED.
@@ -245,6 +249,12 @@ def follow_run(
         if state in FINISHED:
             break
         now = time.monotonic()
+        stuck = never_starts(now) if never_starts is not None else ""
+        if stuck:
+            raise RunFailedError(
+                f"run {run_id} cannot finish: {stuck}. The run stays in the cluster until you "
+                f"cancel it (in the UI: {url})"
+            )
         if now >= deadline:
             running = [n for n, s in seen.items() if s not in FINISHED] or ["(none started)"]
             raise RunFailedError(

@@ -98,6 +98,7 @@ class Settings:
     kubeflow_password: str | None = field(default=None, repr=False)
     experiment: str = "hello-kubeflow"
     run_timeout: float = 3600.0
+    run_unschedulable_grace: float = 300.0
     gateway_url: str | None = None
     namespace: str = "kubeflow"
     deployment_name: str = "mnist-classifier"
@@ -411,6 +412,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("HK_KUBEFLOW_PASSWORD", "kubeflow_password", _text, "Dex password", secret=True),
     Variable("HK_EXPERIMENT", "experiment", _text, "KFP experiment name"),
     Variable("HK_RUN_TIMEOUT", "run_timeout", _seconds, "seconds to follow a run"),
+    Variable(
+        "HK_RUN_UNSCHEDULABLE_GRACE",
+        "run_unschedulable_grace",
+        _seconds,
+        "seconds a run's step pod may stay Unschedulable before the run is given up",
+    ),
     Variable("HK_GATEWAY_URL", "gateway_url", _url, "the cluster's gateway address"),
     Variable("HK_NAMESPACE", "namespace", _text, "namespace of the deployed model"),
     Variable("HK_DEPLOYMENT_NAME", "deployment_name", _text, "name of the deployed model"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -147,6 +148,27 @@ class ClusterEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 elif self._objects[key].deleted:
                     self._objects[key].create(blank)
         return await super()._handle(request)
+
+    async def _serve_list(self, request: Any) -> Any:
+        """A list, filtered by `labelSelector` as the API server filters it (kmock ignores it).
+
+        Equality-based requirements only, comma-joined (`k=v`, `k==v`, `k!=v`):
+        Kubernetes docs, "Labels and Selectors", equality-based requirement.
+        """
+        answer = await super()._serve_list(request)
+        selector = str(request.params.get("labelSelector") or "")
+        if not selector:
+            return answer
+        requirements = []
+        for part in selector.split(","):
+            key, negated, value = re.fullmatch(r"\s*([^!=\s]+)\s*(!?)==?\s*(\S*)\s*", part).groups()  # type: ignore[union-attr]
+            requirements.append((key, bool(negated), value))
+
+        def selected(item: dict[str, Any]) -> bool:
+            labels = (item.get("metadata") or {}).get("labels") or {}
+            return all((labels.get(k) == v) != negated for k, negated, v in requirements)
+
+        return {**answer, "items": [item for item in answer["items"] if selected(item)]}
 
     def declare(self, *resources: str) -> None:
         """Make resources (e.g. `SELDON`) known to API discovery, as installed CRDs are."""

@@ -467,7 +467,7 @@ class KfpEmulator:
             "metadata": {
                 "name": f"{workflow}-system-container-impl-{node_id.rsplit('-', 1)[1]}",
                 "namespace": namespace,
-                "labels": {"workflows.argoproj.io/workflow": workflow},
+                "labels": self._pod_labels(run_id),
                 "annotations": {
                     "workflows.argoproj.io/node-id": node_id,
                     "workflows.argoproj.io/node-name": node_name,
@@ -483,6 +483,38 @@ class KfpEmulator:
                     }
                 ],
             },
+        }
+
+    def pending_pod(
+        self, run_id: str, key: str, namespace: str, *, image: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The executor pod of step `key` that has not started, with the kubelet's `status`.
+
+        Shaped as `executor_pod`: Argo's wait container beside the step's
+        `main`, which runs the pipeline's image.
+        """
+        pod = self.executor_pod(run_id, key, namespace, reason="", exit_code=0)
+        pod["spec"]["containers"] = [
+            {"name": "wait", "image": "quay.io/argoproj/argoexec:v4.0.5"},
+            {"name": "main", "image": image},
+        ]
+        pod["status"] = status
+        return pod
+
+    def _pod_labels(self, run_id: str) -> dict[str, str]:
+        """Labels of every pod of a run's workflow.
+
+        `workflows.argoproj.io/workflow` from Argo (argoproj/argo-workflows
+        v4.0.5, workflow/common/common.go); `pipeline/runid`, which the API
+        server puts in the workflow's `spec.podMetadata.labels`
+        (kubeflow/pipelines 2.17.0, backend/src/apiserver/template/v2_template.go
+        `SetPodMetadataLabels`, util.LabelKeyWorkflowRunId in
+        backend/src/common/util/consts.go) and Argo copies onto each pod
+        (workflow/controller/workflowpod.go).
+        """
+        return {
+            "workflows.argoproj.io/workflow": self.runs[run_id]["workflow"],
+            "pipeline/runid": run_id,
         }
 
     # ---- for assertions

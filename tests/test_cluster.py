@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,8 @@ import pytest
 import yaml
 from emulators import SELDON, ClusterEmulator, install_kubectl, kubectl_calls, serving
 from emulators import write_kubeconfig as kubeconfig_for
-from kfp_emulator import KfpEmulator, failing
+from kfp_emulator import KfpEmulator, failing, never_ending
+from kube_support import unschedulable, waiting
 
 from hello_kubeflow.cluster import plan, train_on_cluster, undeploy_model
 from hello_kubeflow.errors import PrerequisiteError, RunFailedError
@@ -239,3 +241,127 @@ def test_undeploy_removes_the_model_the_run_served(cluster: Cluster) -> None:
 
     assert removed == ["SeldonDeployment kubeflow/mnist-classifier"]
     assert undeploy_model(cluster.settings) == []
+
+
+# ---- a run that can never start
+
+# The kubelet's waiting message for an image in back-off (kubernetes v1.34,
+# pkg/kubelet/images/image_manager.go: "Back-off pulling image %q").
+BACK_OFF = f'Back-off pulling image "{IMAGE}"'
+# The scheduler's message for a pod no node fits (kubernetes v1.34,
+# pkg/scheduler/framework/types.go `FitError.Error`, noderesources "Insufficient memory").
+NO_ROOM = (
+    "0/1 nodes are available: 1 Insufficient memory. preemption: 0/1 nodes are available: "
+    "1 No preemption victims found for incoming pod."
+)
+
+
+def _pull_fails(container: str = "main") -> dict[str, Any]:
+    """A pod whose node cannot pull `container`'s image: Pending, waiting in back-off."""
+    return {
+        "phase": "Pending",
+        "conditions": [{"type": "PodScheduled", "status": "True"}],
+        "containerStatuses": [
+            {"name": "wait", "ready": False, "restartCount": 0, "state": {"running": {}}},
+            waiting(container, "ImagePullBackOff", BACK_OFF),
+        ],
+    }
+
+
+def _no_room() -> dict[str, Any]:
+    """A pod the scheduler cannot place."""
+    return {"phase": "Pending", "conditions": unschedulable(NO_ROOM)}
+
+
+def _argo_makes_pod(cluster: Cluster, status: dict[str, Any], *, other_run: bool = False) -> Any:
+    """On run creation, the run's `load-data` executor pod appears with `status`."""
+
+    def place_pod(run_id: str, body: dict[str, Any]) -> None:
+        pod = cluster.kfp.pending_pod(run_id, "load-data", "kubeflow", image=IMAGE, status=status)
+        if other_run:
+            pod["metadata"]["labels"]["pipeline/runid"] = "another-run"
+        name = pod["metadata"]["name"]
+
+        async def place() -> None:
+            cluster.kube.objects["v1/pods", "kubeflow", name] = pod
+
+        assert cluster.kube.loop is not None
+        asyncio.run_coroutine_threadsafe(place(), cluster.kube.loop).result(10)
+
+    return place_pod
+
+
+def test_a_run_whose_step_cannot_pull_the_image_fails_at_once_naming_pod_and_fix(
+    cluster: Cluster,
+) -> None:
+    """Not RUNNING until HK_RUN_TIMEOUT: the pod, ImagePullBackOff, the image, what to do."""
+    cluster.kfp.script = never_ending()
+    cluster.kfp.on_run_created = _argo_makes_pod(cluster, _pull_fails())
+    settings = cluster.settings.replace(run_timeout=60.0)
+
+    with pytest.raises(RunFailedError) as raised:
+        train_on_cluster(settings, OPTIONS, patience=FAST)
+
+    message = str(raised.value)
+    assert re.search(r"run \S+ cannot finish: pod kubeflow/\S+-system-container-impl-\d+", message)
+    assert f"container 'main' is in ImagePullBackOff: {BACK_OFF}" in message
+    assert f"cannot pull the pipeline image {IMAGE}" in message
+    assert "inv build-push" in message and "cancel it" in message
+    assert "did not finish within" not in message
+
+
+def test_a_pull_failure_of_kubeflows_own_image_says_to_mirror_it(cluster: Cluster) -> None:
+    cluster.kfp.script = never_ending()
+    status = _pull_fails("wait")
+    status["containerStatuses"] = [waiting("wait", "ErrImagePull", "pull access denied")]
+    cluster.kfp.on_run_created = _argo_makes_pod(cluster, status)
+
+    with pytest.raises(RunFailedError) as raised:
+        train_on_cluster(cluster.settings.replace(run_timeout=60.0), OPTIONS, patience=FAST)
+
+    message = str(raised.value)
+    assert "container 'wait' is in ErrImagePull: pull access denied" in message
+    assert "quay.io/argoproj/argoexec:v4.0.5 is Kubeflow Pipelines' own" in message
+    assert "inv setup --dry-run" in message
+
+
+def test_a_step_no_node_has_room_for_fails_after_the_grace_with_the_schedulers_words(
+    cluster: Cluster,
+) -> None:
+    cluster.kfp.script = never_ending()
+    cluster.kfp.on_run_created = _argo_makes_pod(cluster, _no_room())
+    settings = cluster.settings.replace(run_timeout=60.0, run_unschedulable_grace=0.0)
+
+    with pytest.raises(RunFailedError) as raised:
+        train_on_cluster(settings, OPTIONS, patience=FAST)
+
+    message = str(raised.value)
+    assert f"has been Unschedulable for 0 s: {NO_ROOM}" in message
+    assert "give the cluster more CPU or memory" in message
+    assert "HK_RUN_UNSCHEDULABLE_GRACE" in message
+
+
+def test_an_unschedulable_step_within_the_grace_is_waited_for(cluster: Cluster) -> None:
+    cluster.kfp.script = never_ending()
+    cluster.kfp.on_run_created = _argo_makes_pod(cluster, _no_room())
+    settings = cluster.settings.replace(run_timeout=0.5, run_unschedulable_grace=600.0)
+
+    with pytest.raises(RunFailedError, match="did not finish within"):
+        train_on_cluster(settings, OPTIONS, patience=FAST)
+
+
+def test_another_runs_broken_pod_does_not_stop_this_run(cluster: Cluster) -> None:
+    """Only the pods labelled `pipeline/runid=<this run>` count."""
+    cluster.kfp.on_run_created = _argo_makes_pod(cluster, _pull_fails(), other_run=True)
+    deploy = _deploy_step_runs_in(cluster.kube)
+    placed = cluster.kfp.on_run_created
+
+    def both(run_id: str, body: dict[str, Any]) -> None:
+        placed(run_id, body)
+        deploy(run_id, body)
+
+    cluster.kfp.on_run_created = both
+
+    summary = train_on_cluster(cluster.settings, OPTIONS, patience=FAST)
+
+    assert summary.state == "SUCCEEDED"
