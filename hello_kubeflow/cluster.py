@@ -187,7 +187,8 @@ def train_on_cluster(
         The summary: run, accuracy, model URI, where the model is served.
 
     Raises:
-        PrerequisiteError: the image is not pinned by digest, or kubectl is missing.
+        PrerequisiteError: the image is not pinned by digest, kubectl is missing, or
+            the profile namespace of a multi-user install is not ready.
         KfpError: the API cannot be reached or refuses us.
         LoginError: logging in with HK_KUBEFLOW_USERNAME/PASSWORD failed.
         RunFailedError: the run failed, was canceled or timed out (naming the step).
@@ -205,6 +206,8 @@ def train_on_cluster(
         if settings.kfp_endpoint or settings.gateway_url:  # not the UI's own port-forward
             auth = gateway_auth(settings, _origin(endpoint), auth)
         session = connect(endpoint, auth, namespace=settings.namespace, patience=patience)
+        if session.namespace:  # multi-user: the run goes to a profile namespace
+            _check_profile(settings, session.namespace)
         pipeline = upload_pipeline(session, Path(run_plan.package), run_plan.pipeline)
         experiment_id = ensure_experiment(session, settings.experiment)
         run_name = f"{run_plan.pipeline} {time.strftime('%Y-%m-%d %H:%M:%S')}"
@@ -294,6 +297,19 @@ def _explain(settings: Settings, namespace: str | None, step: FailedStep) -> str
         log.info("cannot read the failed step's log: %s", exc)
         return f"See its log in the run's page, or with kubectl logs -n {where}"
     return explain_failed_step(api, where, step)
+
+
+def _check_profile(settings: Settings, namespace: str) -> None:
+    """Refuse to upload while the profile namespace is not ready; skipped without a kubeconfig."""
+    from hello_kubeflow.kube.client import api_client, request_timeout
+    from hello_kubeflow.kube.profile_check import check_profile_namespace
+
+    try:
+        api = api_client(settings)
+    except HelloKubeflowError as exc:
+        log.info("the profile namespace %s is not checked: %s", namespace, exc)
+        return
+    check_profile_namespace(api, namespace, request_timeout(settings))
 
 
 def _pod_watch(

@@ -99,7 +99,9 @@ def connect(
     if multi_user and namespace in ("", "kubeflow"):
         raise KfpError(
             f"Kubeflow Pipelines at {endpoint} is multi-user: runs belong to a profile "
-            "namespace. Set HK_NAMESPACE to yours, e.g. kubeflow-user-example-com"
+            "namespace. Set HK_NAMESPACE to yours, e.g. kubeflow-user-example-com "
+            "(`kubectl get profiles` lists them; with none, create a Profile or register in "
+            "the dashboard)"
         )
     with _quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)

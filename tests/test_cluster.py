@@ -12,10 +12,19 @@ from typing import Any
 
 import pytest
 import yaml
-from emulators import SELDON, ClusterEmulator, install_kubectl, kubectl_calls, serving
+from apiserver import ApiServer
+from emulators import (
+    SELDON,
+    ClusterEmulator,
+    RunningCluster,
+    install_kubectl,
+    kubectl_calls,
+    serving,
+)
 from emulators import write_kubeconfig as kubeconfig_for
 from kfp_emulator import KfpEmulator, failing, never_ending
 from kube_support import unschedulable, waiting
+from test_kube_profile_check import PROFILE, default_editor, profile_namespace
 
 from hello_kubeflow.cluster import plan, train_on_cluster, undeploy_model
 from hello_kubeflow.errors import PrerequisiteError, RunFailedError
@@ -365,3 +374,32 @@ def test_another_runs_broken_pod_does_not_stop_this_run(cluster: Cluster) -> Non
     summary = train_on_cluster(cluster.settings, OPTIONS, patience=FAST)
 
     assert summary.state == "SUCCEEDED"
+
+
+# ---- a multi-user profile that is not ready
+
+
+def test_a_profile_namespace_without_its_artifact_secret_stops_before_uploading(
+    tmp_path: Path,
+) -> None:
+    """Multi-user KFP: the run would fail in a namespace KFP has not set up yet."""
+    kfp = KfpEmulator()
+    kfp.multi_user = True
+    kube = ApiServer()
+    with serving(kfp.handler) as kfp_url, RunningCluster(kube) as running:
+        running.put_object("v1/namespaces", None, PROFILE, profile_namespace())
+        running.put_object("v1/serviceaccounts", PROFILE, "default-editor", default_editor())
+        settings = running.settings(
+            tmp_path,
+            output_dir=tmp_path / "outputs",
+            pipeline_image=IMAGE,
+            kfp_endpoint=kfp_url,
+            serving="seldon",
+            namespace=PROFILE,
+        )
+
+        with pytest.raises(PrerequisiteError) as raised:
+            train_on_cluster(settings, OPTIONS, patience=FAST)
+
+    assert f"{PROFILE} has no Secret mlpipeline-minio-artifact" in str(raised.value)
+    assert kfp.uploads == [] and kfp.runs == {}
