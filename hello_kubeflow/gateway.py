@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from hello_kubeflow.bearer import why_refused
 from hello_kubeflow.errors import ClusterError
 from hello_kubeflow.kube.port_forward import port_forward
 from hello_kubeflow.settings import Settings
@@ -115,10 +116,7 @@ def auth_failure_message(url: str, status: int, auth: Auth) -> str:
     if not (auth.token or auth.cookie):
         sent = "we sent no credentials (the gateway wants a login)"
     elif auth.token and status == 401:
-        sent = (
-            f"we sent {auth.kind}, which it did not accept: expired, or not issued by "
-            "Kubeflow's Dex"
-        )
+        sent = f"we sent {auth.kind}, which it did not accept: {why_refused(auth.token)}"
     elif status == 403 and not 300 <= status < 400:
         sent = (
             f"we sent {auth.kind}, which it accepted, but this user may not do this "

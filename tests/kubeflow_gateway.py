@@ -28,6 +28,14 @@ source of the pieces it configures:
   shows the form again (200), a right one sends the code to the redirect URI
   (303, `sendCodeResponse`).
 
+With kubeflow/manifests' `common/oauth2-proxy/overlays/m2m-dex-and-kind`
+(the overlay example/kustomization.yaml names "for KIND clusters (allows K8S
+JWTs for gateway auth)"), Istio also trusts, by the RequestAuthentication
+`m2m-token-issuer`, Kubernetes service account tokens of the issuers
+`https://kubernetes.default.svc.cluster.local` and `https://kubernetes.default.svc`
+(keys from `cluster-jwks-proxy`), with `kubeflow-userid` from the `sub` claim:
+`KubeflowGateway(trusted_issuers=KIND_OVERLAY_ISSUERS)`.
+
 Behind it, the routes Kubeflow's VirtualServices make: `/pipeline/...` to the
 Kubeflow Pipelines API (the UI's proxy to ml-pipeline), `/seldon/<ns>/<name>/`
 rewritten to `/` (Seldon's, with ISTIO_ENABLED), and KServe's by Host.
@@ -57,6 +65,13 @@ CSRF_COOKIE = f"{COOKIE}_csrf"
 API_ROUTES = (re.compile("/api/"), re.compile("/apis/"), re.compile("^/ml_metadata"))
 USERS = {"user@example.com": "12341234"}  # 26.03's static user and Kubeflow's documented password
 UPSTREAM_TIMEOUT = 30.0
+# kubeflow/manifests 26.03, common/oauth2-proxy/overlays/m2m-dex-and-kind/kustomization.yaml:
+# the issuers its patches give the RequestAuthentication `m2m-token-issuer`.
+KIND_OVERLAY_ISSUERS = (
+    DEX_ISSUER,
+    "https://kubernetes.default.svc.cluster.local",
+    "https://kubernetes.default.svc",
+)
 
 
 def jwt(claims: dict[str, Any]) -> str:
@@ -86,7 +101,8 @@ class KubeflowGateway:
     seldon: tuple[str, str] = ("kubeflow-user-example-com", "mnist-classifier")
     kserve_host: str = "mnist-classifier.kubeflow-user-example-com.example.com"
     users: dict[str, str] = field(default_factory=lambda: dict(USERS))
-    tokens: dict[str, str] = field(default_factory=dict)  # Dex ID token -> email
+    trusted_issuers: tuple[str, ...] = (DEX_ISSUER,)  # 26.03's example: `dex-jwt` alone
+    tokens: dict[str, str] = field(default_factory=dict)  # token -> kubeflow-userid
     sessions: dict[str, str] = field(default_factory=dict)  # session cookie -> ID token
     auth_requests: dict[str, dict[str, str]] = field(default_factory=dict)
     codes: dict[str, str] = field(default_factory=dict)  # code -> email
@@ -99,6 +115,33 @@ class KubeflowGateway:
             {"iss": DEX_ISSUER, "aud": CLIENT_ID, "email": email, "nonce": secrets.token_hex(4)}
         )
         self.tokens[token] = email
+        return token
+
+    def issue_service_account_token(self, issuer: str, namespace: str, name: str) -> str:
+        """A token of `kubectl create token NAME -n NAMESPACE` from an API server of `issuer`.
+
+        Claims as kubernetes v1.34 pkg/serviceaccount/claims.go makes them
+        (`iss`, `sub` system:serviceaccount:<ns>:<name>, `aud`, `exp`, `iat`,
+        `nbf`, `jti`, and the private `kubernetes.io` claim); the m2m rule
+        puts `sub` in `kubeflow-userid`.
+        """
+        subject = f"system:serviceaccount:{namespace}:{name}"
+        token = jwt(
+            {
+                "iss": issuer,
+                "sub": subject,
+                "aud": [issuer],
+                "exp": 4102444800,
+                "iat": 1764547200,
+                "nbf": 1764547200,
+                "jti": secrets.token_hex(8),
+                "kubernetes.io": {
+                    "namespace": namespace,
+                    "serviceaccount": {"name": name, "uid": secrets.token_hex(8)},
+                },
+            }
+        )
+        self.tokens[token] = subject
         return token
 
     @contextmanager
@@ -268,12 +311,12 @@ class KubeflowGateway:
                 [],
                 b"Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections",
             )
-        if _issuer(bearer) != DEX_ISSUER:
+        if _issuer(bearer) not in self.trusted_issuers:
             return 401, [], b"Jwt issuer is not configured"
-        email = self.tokens.get(bearer)
-        if email is None:
+        user = self.tokens.get(bearer)
+        if user is None:
             return 401, [], b"Jwt verification fails"
-        return self._route(request, path, query, body, email)
+        return self._route(request, path, query, body, user)
 
     def _route(
         self, request: BaseHTTPRequestHandler, path: str, query: str, body: bytes, email: str

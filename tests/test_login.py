@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from emulators import install_kubectl, kubectl_calls, serving
 from kfp_emulator import KfpEmulator
-from kubeflow_gateway import COOKIE, KubeflowGateway, jwt
+from kubeflow_gateway import COOKIE, KIND_OVERLAY_ISSUERS, KubeflowGateway, jwt
 from serving_support import make_tiny_model
 
 from hello_kubeflow.cluster import plan, train_on_cluster
@@ -170,6 +170,66 @@ def test_a_service_account_token_is_refused_by_the_gateway_and_the_message_says_
     assert token not in message
 
 
+def test_a_clusters_token_of_another_issuer_says_the_issuers_must_match_and_how(
+    front: Front, tmp_path: Path
+) -> None:
+    """`kubectl create token` of a cluster the gateway does not trust: the issuer is named."""
+    token = front.gateway.issue_service_account_token(
+        "https://kubernetes.default.svc.cluster.local", PROFILE, "default-editor"
+    )
+    settings = _settings(tmp_path, front.url, kfp_token=token)
+
+    with pytest.raises(KfpError) as raised:
+        train_on_cluster(settings, OPTIONS, patience=FAST)
+
+    message = str(raised.value)
+    assert "answered 401" in message
+    assert (
+        f"Kubernetes service account token (system:serviceaccount:{PROFILE}:default-editor) "
+        "of issuer https://kubernetes.default.svc.cluster.local" in message
+    )
+    assert "--service-account-issuer" in message
+    assert "service-account-issuer https://kubernetes.default.svc as docs/cluster.md" in message
+    assert "m2m-dex-and-kind" in message and "m2m-token-issuer" in message
+    assert token not in message
+
+
+def test_with_the_kind_overlay_a_token_of_another_clusters_issuer_is_still_refused(
+    front: Front, tmp_path: Path
+) -> None:
+    front.gateway.trusted_issuers = KIND_OVERLAY_ISSUERS
+    eks = "https://oidc.eks.eu-central-1.amazonaws.com/id/0A1B2C3D"
+    token = front.gateway.issue_service_account_token(eks, PROFILE, "default-editor")
+    settings = _settings(tmp_path, front.url, kfp_token=token)
+
+    with pytest.raises(KfpError, match=f"of issuer {eks}, and the gateway trusts"):
+        train_on_cluster(settings, OPTIONS, patience=FAST)
+
+
+def test_with_the_kind_overlay_a_token_of_the_kind_clusters_issuer_runs(
+    front: Front, tmp_path: Path
+) -> None:
+    """The cluster docs/cluster.md makes (issuer https://kubernetes.default.svc) gets in."""
+    front.gateway.trusted_issuers = KIND_OVERLAY_ISSUERS
+    token = front.gateway.issue_service_account_token(
+        "https://kubernetes.default.svc", PROFILE, "default-editor"
+    )
+    settings = _settings(tmp_path, front.url, kfp_token=token)
+
+    assert train_on_cluster(settings, OPTIONS, patience=FAST).state == "SUCCEEDED"
+    assert {r["headers"].get("kubeflow-userid") for r in front.kfp.seen} == {
+        f"system:serviceaccount:{PROFILE}:default-editor"
+    }
+
+
+def test_an_expired_token_says_when_it_expired(front: Front, tmp_path: Path) -> None:
+    token = jwt({"iss": "https://kubernetes.default.svc", "sub": "x", "exp": 1700000000})
+    settings = _settings(tmp_path, front.url, kfp_token=token)
+
+    with pytest.raises(KfpError, match=r"expired at 2023-11-14 22:13 UTC.*kubectl create token"):
+        train_on_cluster(settings, OPTIONS, patience=FAST)
+
+
 def test_a_dex_token_is_accepted_as_a_bearer_token(front: Front, tmp_path: Path) -> None:
     token = front.gateway.issue_dex_token(USER)
     settings = _settings(tmp_path, front.url, kfp_token=token)
@@ -255,3 +315,10 @@ def test_a_query_without_a_login_is_refused_with_how_to_log_in(
         )
         with pytest.raises(EndpointError, match=r"answered 401.*HK_KUBEFLOW_USERNAME"):
             query_cluster(settings, index=1)
+
+
+def test_a_token_that_is_not_a_jwt_is_called_so(front: Front, tmp_path: Path) -> None:
+    settings = _settings(tmp_path, front.url, kfp_token="'abc123'")
+
+    with pytest.raises(KfpError, match=r"HK_KFP_TOKEN is not a JWT"):
+        train_on_cluster(settings, OPTIONS, patience=FAST)
