@@ -327,7 +327,7 @@ case "$1" in
     run)
         if [[ " $* " == *" --entrypoint cat "* ]]; then
             echo "Unable to find image 'registry:2.8.3' locally" >&2  # the CLI's pull notice
-            printf '%s\n%s\n' "${STUB_WATCHES:-524288}" "${STUB_INSTANCES:-512}"
+            printf '%s\n%s\n' "${STUB_WATCHES:-1255360}" "${STUB_INSTANCES:-2280}"
         else
             touch "$STATE/registry"; echo 3f2a9c
         fi ;;
@@ -549,7 +549,7 @@ def test_keep_leaves_the_cluster_and_the_registry(tmp_path: Path) -> None:
     [
         (
             {"STUB_WATCHES": "8192", "STUB_INSTANCES": "128"},
-            "sudo sysctl fs.inotify.max_user_watches=524288 fs.inotify.max_user_instances=512",
+            "sudo sysctl fs.inotify.max_user_watches=1255360 fs.inotify.max_user_instances=2280",
         ),
         ({"STUB_DOCKER_INFO": "2 8348520448"}, "Docker has 2 CPUs and about 7 GiB of memory"),
     ],
