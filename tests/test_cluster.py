@@ -403,3 +403,22 @@ def test_a_profile_namespace_without_its_artifact_secret_stops_before_uploading(
 
     assert f"{PROFILE} has no Secret mlpipeline-minio-artifact" in str(raised.value)
     assert kfp.uploads == [] and kfp.runs == {}
+
+
+def test_a_step_pod_missing_its_secret_fails_naming_it(cluster: Cluster) -> None:
+    """The kubelet's CreateContainerConfigError: the Secret is named, not waited for."""
+    cluster.kfp.script = never_ending()
+    status = _pull_fails()
+    # The kubelet's message for a container whose env names a missing Secret: its
+    # secret manager's NotFound for resource "secret" (kubernetes v1.34,
+    # pkg/kubelet/kubelet_pods.go `makeEnvironmentVariables`). The name is test data.
+    said = 'secret "mlpipeline-minio-artifact" not found'
+    status["containerStatuses"] = [waiting("main", "CreateContainerConfigError", said)]
+    cluster.kfp.on_run_created = _argo_makes_pod(cluster, status)
+
+    with pytest.raises(RunFailedError) as raised:
+        train_on_cluster(cluster.settings.replace(run_timeout=60.0), OPTIONS, patience=FAST)
+
+    message = str(raised.value)
+    assert f"container 'main' is in CreateContainerConfigError: {said}" in message
+    assert "the profile namespace is not ready yet" in message

@@ -107,11 +107,16 @@ def _explain(state: PodState, pod: Pod, pipeline_image: str) -> str:
     image = _image(pod, state.container)
     where = f"pod {state.namespace}/{state.name} container '{state.container}'"
     said = f"{where} is in {state.reason}: {state.message}" if state.message else where
-    if state.reason in CONFIG_REASONS:
+    if state.reason == "CreateContainerConfigError":
         fix = (
             f"a Secret or ConfigMap the step needs is missing in {state.namespace} "
             f"(`kubectl describe pod -n {state.namespace} {state.name}` names it); on a "
             "multi-user install, the profile namespace is not ready yet"
+        )
+    elif state.reason in CONFIG_REASONS:
+        fix = (
+            "the container runtime could not start it: "
+            f"`kubectl describe pod -n {state.namespace} {state.name}` says why"
         )
     elif image and image == pipeline_image:
         fix = (
