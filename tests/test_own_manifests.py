@@ -27,6 +27,7 @@ from hello_kubeflow.kube.model_manifests import (
     seldon_deployment,
     storage_credentials,
 )
+from hello_kubeflow.kube.pull_secret import PULL_SECRET, RegistryLogin
 
 KUBERNETES = "1.35"
 """A current Kubernetes release (kubernetes-validate ships its schemas)."""
@@ -43,6 +44,7 @@ def built_in_objects() -> list[dict[str, Any]]:
     return [
         *rbac,
         *storage_credentials("kubeflow", "minio", "minio123"),
+        RegistryLogin("ghcr.io/me", "me", "password").secret("kubeflow"),
         *added_objects(kserve("0.20.0")),
     ]
 
@@ -56,6 +58,7 @@ def model(serving: str) -> dict[str, Any]:
         model_uri=MODEL_URI,
         run_id="run-1",
         summary={"accuracy": 0.97},
+        pull_secrets=(PULL_SECRET,),  # where a PodSpec takes them, in both CRDs
     )
     return seldon_deployment(deployment) if serving == "seldon" else inference_service(deployment)
 
