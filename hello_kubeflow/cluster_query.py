@@ -139,7 +139,7 @@ class _Served:
 
 def _let_in(settings: Settings, served: _Served) -> bool:
     """Make the InferenceService's AuthorizationPolicy; True when one now exists to wait for."""
-    if served.api is None or served.has_gateway is False:
+    if served.api is None:
         return False
     try:
         return ensure_policy(served.api, settings.namespace, settings.deployment_name)

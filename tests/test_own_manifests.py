@@ -21,6 +21,7 @@ from crd_schemas import UPSTREAM, crd_schemas, upstream_documents, validate
 from hello_kubeflow.kube.components import kserve, read_manifests
 from hello_kubeflow.kube.customize import added_objects
 from hello_kubeflow.kube.install import RBAC_DIR
+from hello_kubeflow.kube.kserve_access import authorization_policy
 from hello_kubeflow.kube.model_manifests import (
     ModelDeployment,
     inference_service,
@@ -156,3 +157,15 @@ def test_the_validator_sees_a_wrong_type_in_a_declared_field(tmp_path: Path) -> 
 
     assert invalid == ["spec.replicas: Invalid value: string: must be of type integer"]
     assert unknown == []
+
+
+@needs_upstream
+def test_the_inference_services_authorization_policy_validates_against_istios_crd() -> None:
+    """The policy `inv query` makes for KServe in a profile namespace (Istio 1.29's schema)."""
+    policy = authorization_policy("kubeflow-user-example-com", "mnist-classifier")
+    schemas = crd_schemas_for("AuthorizationPolicy")
+
+    matching = {s: v for s, v in schemas.items() if s.endswith(f" {policy['apiVersion']}")}
+    assert matching, sorted(schemas)
+    for source, schema in matching.items():
+        assert validate(policy, schema) == ([], []), source

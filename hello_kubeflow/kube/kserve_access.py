@@ -232,13 +232,15 @@ def wait_until_allowed(
     where: str,
     timeout: float,
     request_timeout: float,
-    poll: float = ACCESS_POLL,
+    poll: float | None = None,
 ) -> None:
     """Poll `url` until the answer is no longer 403 (the policy reached the sidecar).
 
     Raises:
         EndpointError: still 403 after `timeout` seconds, naming the policy to check.
     """
+
+    poll = ACCESS_POLL if poll is None else poll
 
     def still_denied(status: int) -> bool:
         return status == 403
