@@ -86,7 +86,8 @@ def query_cluster(
             wait_until_allowed(
                 address.url,
                 {**auth.headers(), **address.headers()},
-                where=f"InferenceService {settings.namespace}/{settings.deployment_name}",
+                namespace=settings.namespace,
+                name=settings.deployment_name,
                 timeout=settings.access_wait,
                 request_timeout=settings.query_timeout,
             )

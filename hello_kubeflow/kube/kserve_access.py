@@ -12,9 +12,10 @@ from the cluster, never assumed:
   of the `inferenceservice-config` ConfigMap. KServe 0.16 renamed the modes:
   `Serverless` -> `Knative`, `RawDeployment` -> `Standard` (kserve/kserve
   v0.15.2 pkg/constants/constants.go knows only `Serverless` and `RawDeployment`;
-  v0.16.0 and v0.20.0 add `Knative` and `Standard` and `ParseDeploymentMode`
-  reads the old names as the new). Both spellings are read here, and messages
-  use the installed version's;
+  v0.16.0 adds `Knative` and `Standard`, keeping the old names as deprecated
+  `Legacy*` read as the new ones (pkg/apis/serving/v1beta1/configmap.go,
+  controller utils.go); v0.20.0 does the same in `ParseDeploymentMode`).
+  Both spellings are read here, and messages use the installed version's;
 - the address: `status.url` when KServe has set it (with a `pathTemplate`, a
   path-based URL: `http://<ingressDomain>/serving/<ns>/<name>`, routed on that
   path and that Host, kserve v0.20.0 reconcilers/ingress/ingress_reconciler.go
@@ -128,7 +129,8 @@ def read_install(api: client.ApiClient) -> KServeInstall:
         except HelloKubeflowError as exc:
             log.info("cannot read KServe's controller: %s", exc)
             return KServeInstall()
-        images = [c.image or "" for c in deployment.spec.template.spec.containers]
+        pod = deployment.spec.template.spec if deployment.spec else None
+        images = [c.image or "" for c in (pod.containers if pod else None) or []]
         version = next((_tag(i) for i in images if "kserve-controller" in i), "")
         try:
             config = call(
@@ -229,7 +231,8 @@ def wait_until_allowed(
     url: str,
     headers: dict[str, str],
     *,
-    where: str,
+    namespace: str,
+    name: str,
     timeout: float,
     request_timeout: float,
     poll: float | None = None,
@@ -241,6 +244,7 @@ def wait_until_allowed(
     """
 
     poll = ACCESS_POLL if poll is None else poll
+    where = f"InferenceService {namespace}/{name}"
 
     def still_denied(status: int) -> bool:
         return status == 403
@@ -270,7 +274,6 @@ def wait_until_allowed(
             return 0  # not a 403: the query's own retries and messages take it from here
 
     if still_denied(status()):
-        namespace, _, name = where.rpartition(" ")[2].partition("/")
         raise EndpointError(
             f'{where} still answers 403 "RBAC: access denied" after {timeout:.0f} s. '
             f"Check its policy: `kubectl get authorizationpolicy -n {namespace} "
