@@ -159,21 +159,8 @@ def _route(settings: Settings, served: _Served) -> Iterator[tuple[ServingAddress
     without Istio, like `HK_PROFILE=pipelines`).
     """
     status = (served.resource or {}).get("status") or {}
-    host = prefix = ""
-    if served.kserve is not None and served.resource is not None:
-        mode = deployment_mode(served.resource, served.kserve)
-        found = route(
-            served.kserve, mode, settings.namespace, settings.deployment_name, status.get("url")
-        )
-        host, prefix = found.host, found.prefix
-        log.info(
-            "KServe %s, %s mode: Host %s%s",
-            served.kserve.version or "(version unknown)",
-            served.kserve.mode_name(mode) or "default",
-            host,
-            f", path {prefix}/" if prefix else "",
-        )
     if settings.gateway_url or served.has_gateway is not False:
+        host, prefix = _kserve_route(settings, served)
         with gateway(settings) as base:
             address = serving_address(
                 base,
@@ -194,6 +181,25 @@ def _route(settings: Settings, served: _Served) -> Iterator[tuple[ServingAddress
             f"svc/{service} (no Istio gateway in the cluster)",
             "",
         )
+
+
+def _kserve_route(settings: Settings, served: _Served) -> tuple[str, str]:
+    """The Host and path prefix the installed KServe routes on ("", "": not known here)."""
+    if served.kserve is None or served.resource is None:
+        return "", ""
+    mode = deployment_mode(served.resource, served.kserve)
+    status = served.resource.get("status") or {}
+    found = route(
+        served.kserve, mode, settings.namespace, settings.deployment_name, status.get("url")
+    )
+    log.info(
+        "KServe %s, %s mode: Host %s%s",
+        served.kserve.version or "(version unknown)",
+        served.kserve.mode_name(mode) or "default",
+        found.host,
+        f", path {found.prefix}/" if found.prefix else "",
+    )
+    return found.host, found.prefix
 
 
 def _served(settings: Settings) -> _Served:
