@@ -94,7 +94,7 @@ def query_cluster(
         try:
             check_access(address.url, auth, address.headers(), timeout=settings.query_timeout)
         except EndpointError as exc:
-            if served.serving != "kserve" or policy:
+            if served.serving != "kserve" or policy or " answered 403;" not in str(exc):
                 raise
             raise EndpointError(f"{exc}. {_POLICY_HELP.format(s=settings)}") from None
         # The query client appends the protocol's own path to the server URL.
