@@ -29,6 +29,7 @@ from hello_kubeflow.kfp_runs import (
     step_names,
     upload_pipeline,
 )
+from hello_kubeflow.kube.pull_secret import PULL_SECRET, ensure_pull_secret, registry_login
 from hello_kubeflow.login import gateway_auth
 from hello_kubeflow.runs import RunOptions
 from hello_kubeflow.settings import Settings
@@ -52,6 +53,7 @@ class ClusterPlan:
     pipeline: str
     parameters: dict[str, Any]
     deployment: str
+    pull_secret: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """The plan as a JSON-serialisable dict."""
@@ -75,6 +77,7 @@ class ClusterPlan:
             "parameters:",
             *(f"  {k} = {v!r}" for k, v in sorted(self.parameters.items())),
             f"deploys:    {self.deployment}",
+            f"pull secret: {self.pull_secret or 'none (a public registry)'}",
             "dry run: nothing was contacted",
         ]
         return "\n".join(lines)
@@ -150,13 +153,16 @@ def plan(settings: Settings, options: RunOptions) -> ClusterPlan:
         PipelineError: the pipeline does not compile.
         ImageError: the image record is damaged.
         ClusterError: HK_KFP_COOKIE is not name=value.
+        SettingsError: registry credentials are half set, or set without CONTAINER_REGISTRY.
     """
     from hello_kubeflow.images import pipeline_image
     from hello_kubeflow.runs import compile_pipeline, load_pipeline_module
 
     image = pipeline_image(settings)
     package = settings.output_dir / PIPELINE_FILE
-    compile_pipeline(settings, package, image=image, deploy=True)
+    login = registry_login(settings)
+    pull_secret = PULL_SECRET if login else ""
+    compile_pipeline(settings, package, image=image, deploy=True, pull_secret=pull_secret)
     serving = "Seldon Core or KServe, whichever is installed"
     if settings.serving != "auto":
         serving = SERVING_NAMES[settings.serving]
@@ -170,6 +176,7 @@ def plan(settings: Settings, options: RunOptions) -> ClusterPlan:
         pipeline=str(load_pipeline_module().PIPELINE_NAME),
         parameters=run_parameters(settings, options),
         deployment=f"{settings.namespace}/{settings.deployment_name} ({serving})",
+        pull_secret=login.describe() if login else "",
     )
 
 
@@ -208,6 +215,8 @@ def train_on_cluster(
         session = connect(endpoint, auth, namespace=settings.namespace, patience=patience)
         if session.namespace:  # multi-user: the run goes to a profile namespace
             _check_profile(settings, session.namespace)
+        if run_plan.pull_secret:  # before the run: its first step's pod pulls the image
+            _make_pull_secret(settings, [session.namespace or KFP_NAMESPACE, settings.namespace])
         pipeline = upload_pipeline(session, Path(run_plan.package), run_plan.pipeline)
         experiment_id = ensure_experiment(session, settings.experiment)
         run_name = f"{run_plan.pipeline} {time.strftime('%Y-%m-%d %H:%M:%S')}"
@@ -265,6 +274,32 @@ def undeploy_model(settings: Settings) -> list[str]:
     return undeploy(
         api_client(settings), settings.namespace, settings.deployment_name, settings.serving
     )
+
+
+def _make_pull_secret(settings: Settings, namespaces: list[str]) -> None:
+    """Create or refresh the image pull secret where the steps and the model run.
+
+    Raises:
+        PrerequisiteError: no kubeconfig to make it with, or no right to.
+        ClusterError: the API server refused it.
+    """
+    from hello_kubeflow.kube.client import api_client
+
+    login = registry_login(settings)
+    if login is None:
+        return
+    try:
+        api = api_client(settings)
+    except PrerequisiteError as exc:
+        raise PrerequisiteError(
+            f"HK_REGISTRY_USERNAME/PASSWORD are set, so the cluster needs the image pull "
+            f"secret {PULL_SECRET} in {' and '.join(dict.fromkeys(namespaces))} to pull "
+            f"{login.server}'s image, and making it needs a kubeconfig: {exc} Or make it "
+            f"yourself: kubectl create secret docker-registry {PULL_SECRET} -n <namespace> "
+            f"--docker-server={login.server} --docker-username={login.username} "
+            "--docker-password=<password>"
+        ) from None
+    ensure_pull_secret(api, login, namespaces)
 
 
 def _describe_auth(settings: Settings) -> str:

@@ -29,6 +29,14 @@ from hello_kubeflow.gateway import (
     model_service,
     serving_address,
 )
+from hello_kubeflow.kube.kserve_access import (
+    KServeInstall,
+    deployment_mode,
+    ensure_policy,
+    read_install,
+    route,
+    wait_until_allowed,
+)
 from hello_kubeflow.kube.port_forward import port_forward
 from hello_kubeflow.login import gateway_auth
 from hello_kubeflow.query import SELDON_PATH, AccuracyResult, QueryResult
@@ -73,7 +81,22 @@ def query_cluster(
     with _route(settings, served) as (address, via, base):
         if base:  # through Kubeflow's gateway: log in there when asked to
             auth = gateway_auth(settings, base, auth)
-        check_access(address.url, auth, address.headers(), timeout=settings.query_timeout)
+        policy = bool(base) and served.serving == "kserve" and _let_in(settings, served)
+        if policy:
+            wait_until_allowed(
+                address.url,
+                {**auth.headers(), **address.headers()},
+                namespace=settings.namespace,
+                name=settings.deployment_name,
+                timeout=settings.access_wait,
+                request_timeout=settings.query_timeout,
+            )
+        try:
+            check_access(address.url, auth, address.headers(), timeout=settings.query_timeout)
+        except EndpointError as exc:
+            if served.serving != "kserve" or policy or " answered 403;" not in str(exc):
+                raise
+            raise EndpointError(f"{exc}. {_POLICY_HELP.format(s=settings)}") from None
         # The query client appends the protocol's own path to the server URL.
         suffix = SELDON_PATH if protocol == "seldon" else f"/v2/models/{settings.model_name}/infer"
         local_view = settings.replace(query_url=address.url.removesuffix(suffix))
@@ -96,6 +119,14 @@ def query_cluster(
             ) from None
 
 
+_POLICY_HELP = (
+    'If the gateway let you in and the model refused you ("RBAC: access denied"), the '
+    "InferenceService lacks its Istio AuthorizationPolicy in a Kubeflow profile namespace: "
+    "with a kubeconfig, inv query makes it (allow-{s.deployment_name}); else ask for one "
+    "selecting serving.kserve.io/inferenceservice={s.deployment_name} in {s.namespace}"
+)
+
+
 @dataclass(frozen=True)
 class _Served:
     """What the cluster says about the served model (None: the cluster was not asked)."""
@@ -103,6 +134,19 @@ class _Served:
     serving: str
     resource: dict[str, Any] | None = None
     has_gateway: bool | None = None
+    api: Any = None
+    kserve: KServeInstall | None = None
+
+
+def _let_in(settings: Settings, served: _Served) -> bool:
+    """Make the InferenceService's AuthorizationPolicy; True when one now exists to wait for."""
+    if served.api is None:
+        return False
+    try:
+        return ensure_policy(served.api, settings.namespace, settings.deployment_name)
+    except HelloKubeflowError as exc:  # e.g. no right to: the query may still get through
+        log.warning("could not make the InferenceService's AuthorizationPolicy: %s", exc)
+        return False
 
 
 @contextmanager
@@ -116,6 +160,7 @@ def _route(settings: Settings, served: _Served) -> Iterator[tuple[ServingAddress
     """
     status = (served.resource or {}).get("status") or {}
     if settings.gateway_url or served.has_gateway is not False:
+        host, prefix = _kserve_route(settings, served)
         with gateway(settings) as base:
             address = serving_address(
                 base,
@@ -124,6 +169,8 @@ def _route(settings: Settings, served: _Served) -> Iterator[tuple[ServingAddress
                 name=settings.deployment_name,
                 model_name=settings.model_name,
                 status_url=status.get("url"),
+                host=host,
+                prefix=prefix,
             )
             yield address, f"the gateway at {base}", base
         return
@@ -134,6 +181,25 @@ def _route(settings: Settings, served: _Served) -> Iterator[tuple[ServingAddress
             f"svc/{service} (no Istio gateway in the cluster)",
             "",
         )
+
+
+def _kserve_route(settings: Settings, served: _Served) -> tuple[str, str]:
+    """The Host and path prefix the installed KServe routes on ("", "": not known here)."""
+    if served.kserve is None or served.resource is None:
+        return "", ""
+    mode = deployment_mode(served.resource, served.kserve)
+    status = served.resource.get("status") or {}
+    found = route(
+        served.kserve, mode, settings.namespace, settings.deployment_name, status.get("url")
+    )
+    log.info(
+        "KServe %s, %s mode: Host %s%s",
+        served.kserve.version or "(version unknown)",
+        served.kserve.mode_name(mode) or "default",
+        found.host,
+        f", path {found.prefix}/" if found.prefix else "",
+    )
+    return found.host, found.prefix
 
 
 def _served(settings: Settings) -> _Served:
@@ -154,7 +220,8 @@ def _served(settings: Settings) -> _Served:
         for serving in kinds:
             resource = read_deployment(api, serving, settings.namespace, settings.deployment_name)
             if resource is not None:
-                return _Served(serving, resource, _has_istio_gateway(api))
+                kserve = read_install(api) if serving == "kserve" else None
+                return _Served(serving, resource, _has_istio_gateway(api), api, kserve)
     except HelloKubeflowError as exc:
         log.info("could not look the deployment up in the cluster (%s)", exc)
         log.info("assuming the model is served by %s (HK_SERVING)", kinds[0])

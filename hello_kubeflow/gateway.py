@@ -225,18 +225,29 @@ def seldon_url(base: str, namespace: str, name: str, api_version: str = "v1.0") 
 
 
 def kserve_address(
-    base: str, namespace: str, name: str, model_name: str, status_url: str | None = None
+    base: str,
+    namespace: str,
+    name: str,
+    model_name: str,
+    status_url: str | None = None,
+    *,
+    host: str = "",
+    prefix: str = "",
 ) -> ServingAddress:
     """The V2 inference URL of an InferenceService behind the gateway.
 
-    The gateway routes on the Host header: the service's own address
-    (`status.url`) when known, else `<name>.<namespace>.example.com`, KServe's
+    The gateway routes on the Host header, and with KServe's `pathTemplate`
+    on a path prefix too: `host`/`prefix` when the caller read them from the
+    installed KServe (`kube.kserve_access.route`); else the service's own
+    address (`status.url`, host and path) when known; else
+    `<name>.<namespace>.example.com`, Knative's address under KServe's
     default domain.
     """
-    host = f"{name}.{namespace}.{KSERVE_DOMAIN}"
-    if status_url:
-        host = status_url.split("://", 1)[-1].split("/", 1)[0] or host
-    url = f"{base.rstrip('/')}/v2/models/{model_name}/infer"
+    if not host and status_url and "://" in status_url:
+        parts = urlsplit(status_url)
+        host, prefix = parts.netloc, parts.path.rstrip("/")
+    host = host or f"{name}.{namespace}.{KSERVE_DOMAIN}"
+    url = f"{base.rstrip('/')}{prefix}/v2/models/{model_name}/infer"
     return ServingAddress(url=url, host=host, protocol="v2")
 
 
@@ -249,8 +260,12 @@ def serving_address(
     model_name: str,
     api_version: str = "v1.0",
     status_url: str | None = None,
+    host: str = "",
+    prefix: str = "",
 ) -> ServingAddress:
     """The predictions address for `serving` (`seldon` or `kserve`) behind `base`.
+
+    `host` and `prefix` route a KServe InferenceService (see `kserve_address`).
 
     Raises:
         ClusterError: for an unknown serving kind or Seldon API version.
@@ -258,7 +273,9 @@ def serving_address(
     if serving == "seldon":
         return ServingAddress(url=seldon_url(base, namespace, name, api_version))
     if serving == "kserve":
-        return kserve_address(base, namespace, name, model_name, status_url)
+        return kserve_address(
+            base, namespace, name, model_name, status_url, host=host, prefix=prefix
+        )
     raise ClusterError(f"unknown serving system {serving!r}: use seldon or kserve")
 
 

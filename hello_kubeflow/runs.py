@@ -152,7 +152,12 @@ def load_pipeline_module() -> ModuleType:
 
 
 def compile_pipeline(
-    settings: Settings, output: Path, image: str | None = None, *, deploy: bool = False
+    settings: Settings,
+    output: Path,
+    image: str | None = None,
+    *,
+    deploy: bool = False,
+    pull_secret: str = "",
 ) -> Path:
     """Compile the pipeline to KFP IR YAML.
 
@@ -161,6 +166,8 @@ def compile_pipeline(
         output: the YAML file to write.
         image: the image every step runs in (default: `images.pipeline_image`).
         deploy: end with the step that serves the model in the cluster (cluster runs).
+        pull_secret: the image pull secret every step and the served model name
+            (cluster runs from a private registry; "": none).
 
     Returns:
         The path written.
@@ -170,7 +177,8 @@ def compile_pipeline(
     from hello_kubeflow.images import pipeline_image
 
     module = load_pipeline_module()
-    pipeline = module.make_pipeline(image or pipeline_image(settings), deploy=deploy)
+    extra = {"pull_secret": pull_secret} if pull_secret else {}
+    pipeline = module.make_pipeline(image or pipeline_image(settings), deploy=deploy, **extra)
     output.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(pipeline, str(output))
     return output

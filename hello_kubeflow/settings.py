@@ -77,6 +77,7 @@ class Settings:
     query_timeout: float = 10.0
     query_deadline: float = 60.0
     query_wait: float | None = None
+    access_wait: float = 120.0
     # cluster
     kubeconfig: Path | None = None
     kube_context: str | None = None
@@ -379,6 +380,13 @@ VARIABLES: tuple[Variable, ...] = (
         _wait_seconds,
         "seconds to wait for a server that is not listening yet (default: 0 for a local "
         "URL, HK_QUERY_DEADLINE otherwise)",
+    ),
+    Variable(
+        "HK_ACCESS_WAIT",
+        "access_wait",
+        _seconds,
+        "seconds to wait for Istio to let requests through to a new InferenceService's "
+        "AuthorizationPolicy (cluster mode, KServe)",
     ),
     Variable("KUBECONFIG", "kubeconfig", _path, "kubeconfig file"),
     Variable("HK_KUBE_CONTEXT", "kube_context", _text, "kubeconfig context"),

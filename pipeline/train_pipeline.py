@@ -84,6 +84,7 @@ def deploy_model(
     serving: str,
     model_name: str,
     run_id: str,
+    pull_secret: str = "",
 ) -> None:
     """Serve the trained model in the cluster: SeldonDeployment or KServe InferenceService."""
     from hello_kubeflow.kube.deploy_step import deploy_step
@@ -96,6 +97,7 @@ def deploy_model(
         serving=serving,
         model_name=model_name,
         run_id=run_id,
+        pull_secret=pull_secret,
         model_metadata=dict(model.metadata),
         report_metadata=dict(report.metadata),
     )
@@ -109,12 +111,18 @@ class PipelineOutputs(NamedTuple):
     dataset: Dataset
 
 
-def make_pipeline(image: str, deploy: bool = False) -> dsl.graph_component.GraphComponent:
+def make_pipeline(
+    image: str, deploy: bool = False, pull_secret: str = ""
+) -> dsl.graph_component.GraphComponent:
     """Build the pipeline with every step running in `image`.
 
     Args:
         image: the project image (by digest for reproducible runs).
         deploy: end with the `deploy` step (cluster runs: it needs a cluster).
+        pull_secret: the image pull secret every step's pod (and the served
+            model's) names, for a private registry ("": none). KFP v2 has no
+            pipeline-wide one (kubeflow/pipelines#11498): the KFP Kubernetes
+            extension sets it on each task.
 
     Returns:
         The pipeline, ready to compile or to run with `kfp.local`.
@@ -150,6 +158,7 @@ def make_pipeline(image: str, deploy: bool = False) -> dsl.graph_component.Graph
         trained.set_display_name("train random forest")
         scored = evaluate_op(dataset=data.outputs["dataset"], model=trained.outputs["model"])
         scored.set_display_name("evaluate on test set")
+        tasks = [data, trained, scored]
         if deploy:  # the last step: only here is the model artifact's URI known
             served = deploy_op(
                 model=trained.outputs["model"],
@@ -160,9 +169,16 @@ def make_pipeline(image: str, deploy: bool = False) -> dsl.graph_component.Graph
                 serving=serving,
                 model_name=model_name,
                 run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                pull_secret=pull_secret,
             )
             served.set_display_name("deploy model")
             served.set_caching_options(False)
+            tasks.append(served)
+        if pull_secret:
+            from kfp import kubernetes
+
+            for task in tasks:
+                kubernetes.set_image_pull_secrets(task, [pull_secret])
         return PipelineOutputs(
             model=trained.outputs["model"],
             report=scored.outputs["report"],

@@ -26,6 +26,23 @@ gives the run's state and each step's Argo phase by task key. The run's
   `NodeStatuses`; backend/src/apiserver/model/run.go `ToV2`);
 - fields left empty are left out (`EmitUnpopulated: false`,
   backend/src/apiserver/common/utils.go).
+
+A package's YAML documents are read as the backend reads them
+(backend/src/apiserver/template/v2_template.go `NewV2SpecTemplate`,
+`IsPlatformSpecWithKubernetesConfig`; template.go `isPipelineSpec`): the
+pipeline spec, and a platform spec only when it parses strictly (protojson:
+an unknown field makes it no platform spec, silently ignored) as
+`PlatformSpec` with a `kubernetes` platform. A version with one is answered as
+`{"pipeline_spec": ..., "platform_spec": ...}` (server/api_util.go
+`YamlStringToPipelineSpecStruct`). Creating a run parses each executor's
+Kubernetes config strictly as `KubernetesExecutorConfig`
+(v2/compiler/visitor.go, argocompiler/container.go: an error fails the run's
+creation) and resolves its image pull secrets as the driver does
+(v2/driver/k8s.go: `secret_name_parameter` first, else `secret_name`): the
+executor pod lists them in `spec.imagePullSecrets`. The messages are the
+generated Python classes of the same protos (kfp-pipeline-spec and
+kfp-kubernetes 2.17: kubernetes_platform/proto/kubernetes_executor_config.proto
+at 2.17.0).
 """
 
 from __future__ import annotations
@@ -47,6 +64,9 @@ from typing import Any
 import jsonschema
 import kmock
 import yaml
+from google.protobuf import json_format
+from kfp.kubernetes import kubernetes_executor_config_pb2
+from kfp.pipeline_spec import pipeline_spec_pb2
 
 SWAGGER = Path(
     "/work/shared/upstream/kubeflow-pipelines-2.17.0/api-v2beta1-swagger/"
@@ -166,6 +186,7 @@ class KfpEmulator:
         self.versions: dict[str, list[dict[str, Any]]] = {}
         self.experiments: dict[str, dict[str, Any]] = {}
         self.runs: dict[str, dict[str, Any]] = {}
+        self.platform_specs: dict[str, dict[str, Any]] = {}  # version ID -> platform spec
         self.uploads: list[bytes] = []
         self.seen: list[dict[str, Any]] = []
         self.script: list[Snapshot] = succeeding()
@@ -265,14 +286,21 @@ class KfpEmulator:
         return pipeline
 
     def _version(self, pipeline_id: str, name: str, package: bytes) -> dict[str, Any]:
+        documents = [doc for doc in yaml.safe_load_all(package) if doc]
+        spec = next(iter(documents), None) or {}
+        platform = next((doc for doc in documents[1:] if _is_kubernetes_platform(doc)), None)
         version = {
             "pipeline_id": pipeline_id,
             "pipeline_version_id": self._new_id(),
             "display_name": name,
             "name": name,
             "created_at": "2026-11-30T20:00:00Z",
-            "pipeline_spec": next(iter(yaml.safe_load_all(package)), None) or {},
+            "pipeline_spec": (
+                {"pipeline_spec": spec, "platform_spec": platform} if platform else spec
+            ),
         }
+        if platform:
+            self.platform_specs[version["pipeline_version_id"]] = platform
         self.versions[pipeline_id].insert(0, version)  # newest first
         return version
 
@@ -350,9 +378,28 @@ class KfpEmulator:
         )
         if version is None:
             return 404, self._status(5, "pipeline version not found")
-        info = (version["pipeline_spec"].get("pipelineInfo") or {}).get("name") or "pipeline"
+        spec = version["pipeline_spec"].get("pipeline_spec") or version["pipeline_spec"]
+        info = (spec.get("pipelineInfo") or {}).get("name") or "pipeline"
+        parameters = (body.get("runtime_config") or {}).get("parameters") or {}
+        try:
+            pull_secrets = _pull_secrets(
+                spec, self.platform_specs.get(version["pipeline_version_id"]), parameters
+            )
+        except json_format.ParseError as exc:
+            # resource_manager.go CreateRun: util.Wrap of the compiler's plain error (Unknown)
+            return 500, self._status(
+                2,
+                "Failed to generate the ExecutionSpec: Failed to compile job: "
+                f"failed to unmarshal kubernetes config: {exc}",
+            )
         workflow = f"{info}-{zlib.crc32(run_id.encode()) % 100000:05d}"
-        self.runs[run_id] = {"body": body, "polls": 0, "workflow": workflow, "task_ids": {}}
+        self.runs[run_id] = {
+            "body": body,
+            "polls": 0,
+            "workflow": workflow,
+            "task_ids": {},
+            "pull_secrets": pull_secrets,
+        }
         if self.on_run_created is not None:
             self.on_run_created(run_id, body)
         return 200, self._render_run(run_id, Snapshot("PENDING"))
@@ -473,7 +520,10 @@ class KfpEmulator:
                     "workflows.argoproj.io/node-name": node_name,
                 },
             },
-            "spec": {"containers": [{"name": "wait"}, {"name": "main"}]},
+            "spec": {
+                "containers": [{"name": "wait"}, {"name": "main"}],
+                **self.pod_spec_patch(run_id, key),
+            },
             "status": {
                 "phase": "Failed",
                 "containerStatuses": [
@@ -516,6 +566,10 @@ class KfpEmulator:
             "workflows.argoproj.io/workflow": self.runs[run_id]["workflow"],
             "pipeline/runid": run_id,
         }
+    def pod_spec_patch(self, run_id: str, key: str) -> dict[str, Any]:
+        """What the driver adds to step `key`'s pod spec from its Kubernetes config."""
+        names = self.runs[run_id]["pull_secrets"].get(key) or []
+        return {"imagePullSecrets": [{"name": n} for n in names]} if names else {}
 
     # ---- for assertions
 
@@ -534,6 +588,52 @@ def _filtered(items: list[dict[str, Any]], raw_filter: str | None) -> list[dict[
         )
         items = [item for item in items if item.get(key) == value]
     return items
+
+
+def _is_kubernetes_platform(document: dict[str, Any]) -> bool:
+    """`IsPlatformSpecWithKubernetesConfig`: a strict `PlatformSpec` with a kubernetes platform."""
+    try:
+        json_format.ParseDict(document, pipeline_spec_pb2.PlatformSpec())
+    except json_format.ParseError:
+        return False
+    return "kubernetes" in (document.get("platforms") or {})
+
+
+def _pull_secrets(
+    spec: dict[str, Any], platform: dict[str, Any] | None, parameters: dict[str, Any]
+) -> dict[str, list[str]]:
+    """Task key -> the image pull secrets its pod gets (visitor.go, k8s.go).
+
+    Raises:
+        json_format.ParseError: an executor's config is not a `KubernetesExecutorConfig`.
+    """
+    if platform is None:
+        return {}
+    executors = (platform["platforms"]["kubernetes"].get("deploymentSpec") or {}).get(
+        "executors"
+    ) or {}
+    components = spec.get("components") or {}
+    found: dict[str, list[str]] = {}
+    for key, task in ((spec.get("root") or {}).get("dag") or {}).get("tasks", {}).items():
+        component = components.get((task.get("componentRef") or {}).get("name"), {})
+        config = executors.get(component.get("executorLabel"))
+        if config is None:
+            continue
+        parsed = json_format.ParseDict(
+            config, kubernetes_executor_config_pb2.KubernetesExecutorConfig()
+        )
+        names = []
+        for secret in parsed.image_pull_secret:
+            if secret.HasField("secret_name_parameter"):
+                given = secret.secret_name_parameter
+                if given.HasField("runtime_value"):
+                    names.append(given.runtime_value.constant.string_value)
+                else:  # a pipeline parameter: the run's value
+                    names.append(str(parameters[given.component_input_parameter]))
+            elif secret.secret_name:
+                names.append(secret.secret_name)
+        found[key] = names
+    return found
 
 
 def _uploaded_file(request: Any) -> bytes:

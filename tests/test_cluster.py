@@ -26,10 +26,13 @@ from kfp_emulator import KfpEmulator, failing, never_ending
 from kube_support import unschedulable, waiting
 from test_kube_profile_check import PROFILE, default_editor, profile_namespace
 
-from hello_kubeflow.cluster import plan, train_on_cluster, undeploy_model
-from hello_kubeflow.errors import PrerequisiteError, RunFailedError
-from hello_kubeflow.kfp_remote import Patience
+from hello_kubeflow.cluster import plan, run_parameters, train_on_cluster, undeploy_model
+from hello_kubeflow.errors import KfpError, PrerequisiteError, RunFailedError
+from hello_kubeflow.gateway import Auth
+from hello_kubeflow.kfp_remote import Patience, connect
+from hello_kubeflow.kfp_runs import ensure_experiment, start_run, upload_pipeline
 from hello_kubeflow.kube.model_manifests import ModelDeployment, seldon_deployment
+from hello_kubeflow.kube.pull_secret import PULL_SECRET
 from hello_kubeflow.runs import RunOptions
 from hello_kubeflow.settings import Settings
 
@@ -136,6 +139,103 @@ def test_the_compiled_pipeline_ends_by_deploying_with_the_image_by_digest(
     deploy = spec["root"]["dag"]["tasks"]["deploy-model"]
     assert deploy["taskInfo"]["name"] == "deploy model"
     assert deploy["inputs"]["parameters"]["image"]["runtimeValue"]["constant"] == IMAGE
+
+
+# ---- a private registry (issue 15, item 3)
+
+PASSWORD = "s3cret-registry-password"
+
+
+def _with_login(settings: Settings) -> Settings:
+    return settings.replace(
+        container_registry="localhost:5000", registry_username="me", registry_password=PASSWORD
+    )
+
+
+def test_dry_run_with_a_registry_login_names_the_pull_secret_never_the_password(
+    cluster: Cluster,
+) -> None:
+    shown = plan(_with_login(cluster.settings), OPTIONS)
+
+    text = shown.describe() + shown.to_json() + repr(shown)
+    assert "pull secret: hello-kubeflow-registry (me@localhost:5000" in shown.describe()
+    assert PASSWORD not in text and PASSWORD not in Path(shown.package).read_text()
+    assert cluster.kfp.seen == []
+
+
+def test_without_a_registry_login_the_pipeline_carries_no_platform_spec(
+    cluster: Cluster,
+) -> None:
+    shown = plan(cluster.settings, OPTIONS)
+
+    assert len(list(yaml.safe_load_all(Path(shown.package).read_text()))) == 1
+    assert "pull secret: none" in shown.describe()
+
+
+def test_a_run_from_a_private_registry_pulls_every_step_with_the_secret_it_made(
+    cluster: Cluster,
+) -> None:
+    """The secret exists before the run starts; every step's pod, and the deploy step, name it."""
+    secrets_at_start: list[Any] = []
+    deploy = _deploy_step_runs_in(cluster.kube)
+
+    def run_created(run_id: str, body: dict[str, Any]) -> None:
+        secrets_at_start.append(cluster.kube.stored("v1/secrets", "kubeflow", PULL_SECRET))
+        deploy(run_id, body)
+
+    cluster.kfp.on_run_created = run_created
+
+    summary = train_on_cluster(_with_login(cluster.settings), OPTIONS, patience=FAST)
+
+    [secret] = secrets_at_start
+    assert secret is not None and secret["type"] == "kubernetes.io/dockerconfigjson"
+    steps = ("load-data", "train", "evaluate", "deploy-model")
+    for step in steps:
+        pod = cluster.kfp.executor_pod(summary.run_id, step, "kubeflow", reason="", exit_code=0)
+        assert pod["spec"]["imagePullSecrets"] == [{"name": PULL_SECRET}], step
+    [upload] = cluster.kfp.uploads
+    spec = next(yaml.safe_load_all(upload))
+    given = spec["root"]["dag"]["tasks"]["deploy-model"]["inputs"]["parameters"]["pull_secret"]
+    assert given["runtimeValue"]["constant"] == PULL_SECRET
+
+
+def test_a_kubernetes_config_kfp_cannot_read_fails_the_run_creation(cluster: Cluster) -> None:
+    """The emulator is as strict as KFP 2.17's protojson for each step's Kubernetes config."""
+    settings = _with_login(cluster.settings)
+    package = Path(plan(settings, OPTIONS).package)
+    spec, platform = yaml.safe_load_all(package.read_text())
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    executors["exec-train"]["imagePullSecrets"] = [{"name": PULL_SECRET}]  # the pod's spelling
+    package.write_text(yaml.safe_dump_all([spec, platform]))
+    session = connect(settings.kfp_endpoint or "", Auth(), patience=FAST)
+    pipeline = upload_pipeline(session, package, "hello-kubeflow-mnist")
+
+    with pytest.raises(KfpError) as raised:
+        start_run(
+            session,
+            experiment_id=ensure_experiment(session, "hello-kubeflow"),
+            pipeline=pipeline,
+            run_name="typo",
+            parameters=run_parameters(settings, OPTIONS),
+        )
+
+    assert "failed to unmarshal kubernetes config" in str(raised.value)
+    assert cluster.kfp.runs == {}
+
+
+def test_with_a_login_but_no_kubeconfig_the_run_stops_saying_how_to_make_the_secret(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    settings = _with_login(cluster.settings).replace(kubeconfig=tmp_path / "missing")
+
+    with pytest.raises(PrerequisiteError) as raised:
+        train_on_cluster(settings, OPTIONS, patience=FAST)
+
+    said = str(raised.value)
+    assert "kubectl create secret docker-registry hello-kubeflow-registry" in said
+    assert "--docker-server=localhost:5000" in said
+    assert PASSWORD not in said
+    assert cluster.kfp.runs == {}
 
 
 # ---- a run

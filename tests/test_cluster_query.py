@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,14 @@ class Gateway:
         self.posts: list[dict[str, Any]] = []
         self.token: str | None = None
         self.login_redirect = False
+        self.kserve_host = KSERVE_HOST
+        self.kserve_prefix = ""
+        # In a Kubeflow profile namespace the mesh-wide deny-all (kubeflow/manifests 26.03,
+        # AuthorizationPolicy istio-system/global-deny-all, `spec: {}`) makes the predictor's
+        # sidecar refuse everything its own AuthorizationPolicy does not allow, with Envoy's
+        # RBAC filter's answer (envoyproxy/envoy source/extensions/filters/http/rbac/
+        # rbac_filter.cc: 403 "RBAC: access denied"). None: no such policy in the way.
+        self.sidecar_allows: Callable[[], bool] | None = None
 
     def _route(self, request: Any) -> kmock.Response:
         if self.login_redirect:
@@ -47,6 +55,11 @@ class Gateway:
         if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
             return kmock.Response(status=401, payload=b"Origin authentication failed.")
         path, method = request.url.path, str(request.method.value)
+        to_kserve = request.headers.get("Host") == self.kserve_host and path.startswith(
+            self.kserve_prefix + "/"
+        )
+        if to_kserve and self.sidecar_allows is not None and not self.sidecar_allows():
+            return kmock.Response(status=403, payload=b"RBAC: access denied")
         if method != "POST":
             return kmock.Response(status=405, payload=b"method not allowed")
         self.posts.append({"path": path, "headers": dict(request.headers), "body": request.data})
@@ -54,7 +67,7 @@ class Gateway:
             names = [f"class:{d}" for d in range(10)]
             answer = {"data": {"names": names, "ndarray": [PROBABILITIES]}, "meta": {}}
             return kmock.Response(status=200, payload=answer)
-        if path == V2_PATH and request.headers.get("Host") == KSERVE_HOST:
+        if to_kserve and path.removeprefix(self.kserve_prefix) == V2_PATH:
             output = {"name": "probabilities", "shape": [1, 10], "datatype": "FP32"}
             answer = {
                 "model_name": "mnist-classifier",
@@ -239,3 +252,117 @@ def test_with_istio_in_the_cluster_the_task_forwards_to_its_gateway(
 
     assert emulated.posts[0]["path"] == SELDON_PATH
     assert kubectl_calls(log)[0][1] == "svc/istio-ingressgateway"
+
+
+# ---- KServe in a profile namespace (issue 15, item 5)
+
+POLICIES = "security.istio.io/v1beta1/authorizationpolicies"
+PATH_URL = "http://example.com/serving/kubeflow/mnist-classifier"  # KServe's, with pathTemplate
+
+
+def _kserve_in_a_profile(cluster: ClusterEmulator, status_url: str = PATH_URL) -> None:
+    """An InferenceService KServe reports path-based, and Istio's policy type installed."""
+    cluster.declare(SELDON, KSERVE)
+    cluster.resources[POLICIES] = kmock.ResourceInfo(kind="AuthorizationPolicy", namespaced=True)
+    cluster.objects[KSERVE, "kubeflow", "mnist-classifier"] = {
+        "metadata": {"name": "mnist-classifier", "namespace": "kubeflow"},
+        "status": {"url": status_url, "deploymentMode": "Serverless"},
+    }
+
+
+def _policy_reaches_envoy_after(cluster: ClusterEmulator, refusals: int) -> Callable[[], bool]:
+    """True once our policy is stored and `refusals` more requests were refused (propagation)."""
+    left = [refusals]
+
+    def allows() -> bool:
+        if cluster.stored(POLICIES, "kubeflow", "allow-mnist-classifier") is None:
+            return False
+        left[0] -= 1
+        return left[0] < 0
+
+    return allows
+
+
+def test_kserve_in_a_profile_gets_its_policy_and_the_query_waits_out_the_403(
+    gateway: tuple[Gateway, str],
+    mnist_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The manifests' tests' policy is made; the 403 until Istio applies it is waited out."""
+    monkeypatch.setattr("hello_kubeflow.kube.kserve_access.ACCESS_POLL", 0.01)
+    caplog.set_level("INFO")
+    emulated, url = gateway
+    emulated.kserve_host, emulated.kserve_prefix = (
+        "example.com",
+        "/serving/kubeflow/mnist-classifier",
+    )
+    cluster = ClusterEmulator()
+    _kserve_in_a_profile(cluster)
+    emulated.sidecar_allows = _policy_reaches_envoy_after(cluster, 2)
+    with serving(cluster) as cluster_url:
+        settings = _settings(
+            mnist_dir,
+            gateway_url=url,
+            serving="auto",
+            kubeconfig=write_kubeconfig(tmp_path / "k", cluster_url),
+        )
+        result = query_cluster(settings, index=0)
+        policy = cluster.stored(POLICIES, "kubeflow", "allow-mnist-classifier")
+
+    assert isinstance(result, QueryResult) and result.protocol == "v2"
+    assert policy is not None
+    assert policy["spec"]["selector"] == {
+        "matchLabels": {"serving.kserve.io/inferenceservice": "mnist-classifier"}
+    }
+    assert emulated.posts[0]["path"] == "/serving/kubeflow/mnist-classifier" + V2_PATH
+    assert emulated.posts[0]["headers"]["Host"] == "example.com"
+    assert "still answers 403 (RBAC: access denied)" in caplog.text
+    assert "Knative mode" in caplog.text  # the status says Serverless: the old name
+
+
+def test_a_policy_istio_never_applies_fails_naming_the_policy_to_check(
+    gateway: tuple[Gateway, str], mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("hello_kubeflow.kube.kserve_access.ACCESS_POLL", 0.01)
+    emulated, url = gateway
+    emulated.kserve_host, emulated.kserve_prefix = (
+        "example.com",
+        "/serving/kubeflow/mnist-classifier",
+    )
+    emulated.sidecar_allows = lambda: False
+    cluster = ClusterEmulator()
+    _kserve_in_a_profile(cluster)
+    with serving(cluster) as cluster_url:
+        settings = _settings(
+            mnist_dir,
+            gateway_url=url,
+            serving="auto",
+            access_wait=0.2,
+            kubeconfig=write_kubeconfig(tmp_path / "k", cluster_url),
+        )
+        with pytest.raises(EndpointError) as raised:
+            query_cluster(settings, index=0)
+
+    said = str(raised.value)
+    assert 'still answers 403 "RBAC: access denied" after 0 s' in said
+    assert "kubectl get authorizationpolicy -n kubeflow allow-mnist-classifier" in said
+    assert "HK_ACCESS_WAIT" in said
+    assert emulated.posts == []
+
+
+def test_without_a_kubeconfig_a_kserve_403_says_the_policy_is_missing(
+    gateway: tuple[Gateway, str], mnist_dir: Path, tmp_path: Path
+) -> None:
+    emulated, url = gateway
+    emulated.sidecar_allows = lambda: False
+    settings = _settings(mnist_dir, gateway_url=url, serving="kserve", kubeconfig=tmp_path / "none")
+
+    with pytest.raises(EndpointError) as raised:
+        query_cluster(settings, index=0)
+
+    said = str(raised.value)
+    assert "answered 403" in said
+    assert "lacks its Istio AuthorizationPolicy" in said
+    assert "serving.kserve.io/inferenceservice=mnist-classifier in kubeflow" in said

@@ -371,12 +371,15 @@ def test_deploy_step_for_kserve_copies_the_store_keys_without_printing_them(
             namespace="kubeflow",
             name="mnist-classifier",
             run_id="run-7",
+            pull_secret="hello-kubeflow-registry",
             model_metadata={"parameters": {"n_estimators": 30}, "train_size": 60000},
             report_metadata={"accuracy": 0.9712, "test_size": 10000},
             poll_interval=0.01,
         )
 
     assert result == {"serving": "kserve", "namespace": "kubeflow", "name": "mnist-classifier"}
+    predictor = (emulator.stored(KSERVE, "kubeflow", "mnist-classifier") or {})["spec"]["predictor"]
+    assert predictor["imagePullSecrets"] == [{"name": "hello-kubeflow-registry"}]
     stored = emulator.stored("v1/secrets", "kubeflow", "hello-kubeflow-storage")
     assert stored is not None
     assert stored["stringData"]["AWS_SECRET_ACCESS_KEY"] == "very-secret-key"

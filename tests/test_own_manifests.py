@@ -21,12 +21,14 @@ from crd_schemas import UPSTREAM, crd_schemas, upstream_documents, validate
 from hello_kubeflow.kube.components import kserve, read_manifests
 from hello_kubeflow.kube.customize import added_objects
 from hello_kubeflow.kube.install import RBAC_DIR
+from hello_kubeflow.kube.kserve_access import authorization_policy
 from hello_kubeflow.kube.model_manifests import (
     ModelDeployment,
     inference_service,
     seldon_deployment,
     storage_credentials,
 )
+from hello_kubeflow.kube.pull_secret import PULL_SECRET, RegistryLogin
 
 KUBERNETES = "1.35"
 """A current Kubernetes release (kubernetes-validate ships its schemas)."""
@@ -43,6 +45,7 @@ def built_in_objects() -> list[dict[str, Any]]:
     return [
         *rbac,
         *storage_credentials("kubeflow", "minio", "minio123"),
+        RegistryLogin("ghcr.io/me", "me", "password").secret("kubeflow"),
         *added_objects(kserve("0.20.0")),
     ]
 
@@ -56,6 +59,7 @@ def model(serving: str) -> dict[str, Any]:
         model_uri=MODEL_URI,
         run_id="run-1",
         summary={"accuracy": 0.97},
+        pull_secrets=(PULL_SECRET,),  # where a PodSpec takes them, in both CRDs
     )
     return seldon_deployment(deployment) if serving == "seldon" else inference_service(deployment)
 
@@ -153,3 +157,15 @@ def test_the_validator_sees_a_wrong_type_in_a_declared_field(tmp_path: Path) -> 
 
     assert invalid == ["spec.replicas: Invalid value: string: must be of type integer"]
     assert unknown == []
+
+
+@needs_upstream
+def test_the_inference_services_authorization_policy_validates_against_istios_crd() -> None:
+    """The policy `inv query` makes for KServe in a profile namespace (Istio 1.29's schema)."""
+    policy = authorization_policy("kubeflow-user-example-com", "mnist-classifier")
+    schemas = crd_schemas_for("AuthorizationPolicy")
+
+    matching = {s: v for s, v in schemas.items() if s.endswith(f" {policy['apiVersion']}")}
+    assert matching, sorted(schemas)
+    for source, schema in matching.items():
+        assert validate(policy, schema) == ([], []), source

@@ -35,6 +35,7 @@ def deploy_step(
     serving: str = "auto",
     model_name: str = "mnist-classifier",
     run_id: str = "",
+    pull_secret: str = "",
     model_metadata: Mapping[str, Any] | None = None,
     report_metadata: Mapping[str, Any] | None = None,
     timeout: float = DEPLOY_TIMEOUT,
@@ -50,6 +51,8 @@ def deploy_step(
         serving: `seldon`, `kserve`, or `auto` (whichever is installed).
         model_name: the model's name in the V2 protocol.
         run_id: the KFP run, recorded on the resource.
+        pull_secret: the image pull secret the model's pods name ("": none), the
+            one the workstation made in `namespace` for a private registry.
         model_metadata: the model artifact's metadata (training parameters, sizes).
         report_metadata: the evaluation report's metadata (accuracy).
         timeout: seconds to wait for it to serve.
@@ -77,6 +80,7 @@ def deploy_step(
         model_uri=model_uri,
         model_name=model_name,
         run_id=run_id,
+        pull_secrets=(pull_secret,) if pull_secret else (),
         summary=run_summary(model_metadata or {}, report_metadata or {}),
     )
     deploy_model(api, deployment, timeout=timeout, poll_interval=poll_interval)

@@ -102,6 +102,7 @@ class ModelDeployment:
         model_name: the model's name in the V2 protocol.
         run_id: the KFP run that trained it (recorded as an annotation).
         summary: what the run measured (recorded as an annotation).
+        pull_secrets: image pull secrets the model's pods name (a private registry).
     """
 
     name: str
@@ -112,6 +113,7 @@ class ModelDeployment:
     model_name: str = "mnist-classifier"
     run_id: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
+    pull_secrets: tuple[str, ...] = ()
 
     @property
     def api(self) -> ServingApi:
@@ -176,7 +178,9 @@ def seldon_deployment(deployment: ModelDeployment) -> dict[str, Any]:
         "env": _server_env(deployment, SELDON_PORT),
         "ports": [{"name": "http", "containerPort": SELDON_PORT, "protocol": "TCP"}],
     }
-    pod_spec = {"containers": [server]}
+    pod_spec: dict[str, Any] = {"containers": [server]}
+    if deployment.pull_secrets:  # the componentSpec is a PodSpec (Seldon v1.17.1 CRD schema)
+        pod_spec["imagePullSecrets"] = _references(deployment.pull_secrets)
     metadata = _metadata(deployment)
     metadata["annotations"][SELDON_GATEWAY_ANNOTATION] = KUBEFLOW_GATEWAY
     model_uri = rclone_uri(deployment.model_uri)
@@ -230,17 +234,18 @@ def inference_service(deployment: ModelDeployment) -> dict[str, Any]:
         # The port is required outside Knative (KServe's RawDeployment makes a Deployment).
         "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": KSERVE_PORT}},
     }
+    predictor: dict[str, Any] = {
+        "minReplicas": 1,
+        "serviceAccountName": STORAGE_ACCOUNT,
+        "containers": [server],
+    }
+    if deployment.pull_secrets:  # PredictorSpec inlines a PodSpec (KServe v0.20.0 CRD schema)
+        predictor["imagePullSecrets"] = _references(deployment.pull_secrets)
     return {
         "apiVersion": deployment.api.api_version,
         "kind": deployment.api.kind,
         "metadata": _metadata(deployment),
-        "spec": {
-            "predictor": {
-                "minReplicas": 1,
-                "serviceAccountName": STORAGE_ACCOUNT,
-                "containers": [server],
-            }
-        },
+        "spec": {"predictor": predictor},
     }
 
 
@@ -332,6 +337,11 @@ def _rollout(pod_spec: dict[str, Any], run_id: str) -> str:
     """A value that changes whenever what the pods run changes (model, image, run)."""
     content = json.dumps([run_id, pod_spec], sort_keys=True).encode()
     return hashlib.sha256(content).hexdigest()[:16]
+
+
+def _references(names: tuple[str, ...]) -> list[dict[str, str]]:
+    """`LocalObjectReference`s, as a PodSpec's `imagePullSecrets` lists them."""
+    return [{"name": name} for name in names]
 
 
 def _metadata(deployment: ModelDeployment) -> dict[str, Any]:

@@ -25,7 +25,11 @@ T = TypeVar("T")
 FIELD_MANAGER = "hello-kubeflow"
 REQUEST_TIMEOUT = (5.0, 30.0)
 RETRY_SECONDS = 60.0
-_PLURALS = {"Secret": "secrets", "ServiceAccount": "serviceaccounts"}
+_PLURALS = {
+    "Secret": "secrets",
+    "ServiceAccount": "serviceaccounts",
+    "AuthorizationPolicy": "authorizationpolicies",
+}
 
 
 class Missing(Exception):

@@ -1,0 +1,307 @@
+"""Reaching a KServe InferenceService through Istio: its route, and the policy that lets us in.
+
+**The route depends on the installed KServe and its deployment mode**, read
+from the cluster, never assumed:
+
+- the version from the controller's image tag (`kserve-controller-manager`,
+  container `manager`: `kserve/kserve-controller:v0.20.0` in kserve/kserve
+  v0.20.0's kserve.yaml, namespace `kserve`; `v0.16.0` in kubeflow/manifests
+  26.03's example, namespace `kubeflow`);
+- the mode from the resource's `status.deploymentMode`, else its
+  `serving.kserve.io/deploymentMode` annotation, else `deploy.defaultDeploymentMode`
+  of the `inferenceservice-config` ConfigMap. KServe 0.16 renamed the modes:
+  `Serverless` -> `Knative`, `RawDeployment` -> `Standard` (kserve/kserve
+  v0.15.2 pkg/constants/constants.go knows only `Serverless` and `RawDeployment`;
+  v0.16.0 adds `Knative` and `Standard`, keeping the old names as deprecated
+  `Legacy*` read as the new ones (pkg/apis/serving/v1beta1/configmap.go,
+  controller utils.go); v0.20.0 does the same in `ParseDeploymentMode`).
+  Both spellings are read here, and messages use the installed version's;
+- the address: `status.url` when KServe has set it (with a `pathTemplate`, a
+  path-based URL: `http://<ingressDomain>/serving/<ns>/<name>`, routed on that
+  path and that Host, kserve v0.20.0 reconcilers/ingress/ingress_reconciler.go
+  `getServiceUrl`, `createIngress`); else, Knative mode: the path template
+  when set, else Knative's `<name>.<ns>.<domain>`; Standard mode: the ConfigMap's
+  `domainTemplate` (`{{ .Name }}-{{ .Namespace }}.{{ .IngressDomain }}`), host
+  only (kubeflow/manifests 26.03 tests/kserve_test.sh: no path-based routing
+  for raw deployments, kserve#5090).
+
+**The policy.** In a Kubeflow profile namespace the mesh-wide deny-all makes
+the predictor's sidecar answer 403 "RBAC: access denied" (manifests#3013,
+kserve#4011) until the InferenceService has its own AuthorizationPolicy. The
+one made here is the one kubeflow/manifests 26.03's own tests make
+(tests/kserve_test.sh, "Test 7"): `allow-<name>`, action ALLOW, rules `[{}]`,
+selecting `serving.kserve.io/inferenceservice: <name>` (which "works for both
+serverless and raw deployment modes"); security stays at the gateway, which
+checks the login first. Then, as that test does, we wait until the answer is
+no longer 403 (Envoy takes a while to receive the policy).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import requests
+from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
+
+from hello_kubeflow.errors import EndpointError, HelloKubeflowError
+from hello_kubeflow.kube.model_manifests import LABELS, ServingApi
+
+if TYPE_CHECKING:
+    from kubernetes import client
+
+log = logging.getLogger(__name__)
+
+KSERVE_NAMESPACES = ("kserve", "kubeflow")  # its release's, and the Kubeflow platform's
+CONTROLLER = "kserve-controller-manager"
+CONFIG_MAP = "inferenceservice-config"
+MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+ISVC_LABEL = "serving.kserve.io/inferenceservice"
+AUTHORIZATION_POLICY = ServingApi(
+    "istio", "security.istio.io", "v1beta1", "authorizationpolicies", "AuthorizationPolicy"
+)
+LEGACY_MODES = {"RawDeployment": "Standard", "Serverless": "Knative"}
+RENAMED_IN = (0, 16)
+DEFAULT_DOMAIN = "example.com"
+ACCESS_POLL = 5.0  # seconds between tries, as the manifests' test polls
+
+
+@dataclass(frozen=True)
+class KServeInstall:
+    """What the installed KServe says about routing ("" where the cluster did not say)."""
+
+    version: str = ""
+    default_mode: str = ""
+    ingress_domain: str = DEFAULT_DOMAIN
+    domain_template: str = "{{ .Name }}-{{ .Namespace }}.{{ .IngressDomain }}"
+    path_template: str = ""
+
+    def mode_name(self, mode: str) -> str:
+        """`mode` as this version spells it (`RawDeployment` before KServe 0.16)."""
+        if _version_tuple(self.version) and _version_tuple(self.version) < RENAMED_IN:
+            return {new: old for old, new in LEGACY_MODES.items()}.get(mode, mode)
+        return mode
+
+
+@dataclass(frozen=True)
+class KServeRoute:
+    """Where the gateway sends us to the model: a path prefix and the Host to send."""
+
+    host: str
+    prefix: str = ""
+    mode: str = ""
+
+
+def normalize_mode(mode: str) -> str:
+    """A deployment mode under its current name (kserve v0.20.0 `ParseDeploymentMode`)."""
+    return LEGACY_MODES.get(mode, mode)
+
+
+def read_install(api: client.ApiClient) -> KServeInstall:
+    """Read the controller's version and the routing configuration from the cluster.
+
+    Best effort: what cannot be read (RBAC, another layout) keeps its default.
+    """
+    from kubernetes import client as k8s
+
+    from hello_kubeflow.kube.serving_api import REQUEST_TIMEOUT, Missing, call
+
+    apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
+    for namespace in KSERVE_NAMESPACES:
+        try:
+            deployment = call(
+                f"reading Deployment {namespace}/{CONTROLLER}",
+                functools.partial(
+                    apps.read_namespaced_deployment,
+                    CONTROLLER,
+                    namespace,
+                    _request_timeout=REQUEST_TIMEOUT,
+                ),
+                missing_ok=True,
+            )
+        except Missing:
+            continue
+        except HelloKubeflowError as exc:
+            log.info("cannot read KServe's controller: %s", exc)
+            return KServeInstall()
+        pod = deployment.spec.template.spec if deployment.spec else None
+        images = [c.image or "" for c in (pod.containers if pod else None) or []]
+        version = next((_tag(i) for i in images if "kserve-controller" in i), "")
+        try:
+            config = call(
+                f"reading ConfigMap {namespace}/{CONFIG_MAP}",
+                functools.partial(
+                    core.read_namespaced_config_map,
+                    CONFIG_MAP,
+                    namespace,
+                    _request_timeout=REQUEST_TIMEOUT,
+                ),
+                missing_ok=True,
+            )
+            data = dict(config.data or {})
+        except (Missing, HelloKubeflowError):
+            data = {}
+        deploy, ingress = _json(data.get("deploy")), _json(data.get("ingress"))
+        install = KServeInstall(
+            version=version,
+            default_mode=normalize_mode(str(deploy.get("defaultDeploymentMode") or "")),
+            ingress_domain=str(ingress.get("ingressDomain") or DEFAULT_DOMAIN),
+            domain_template=str(ingress.get("domainTemplate") or KServeInstall.domain_template),
+            path_template=str(ingress.get("pathTemplate") or ""),
+        )
+        log.info(
+            "KServe %s in %s, default deployment mode %s",
+            version or "(version unknown)",
+            namespace,
+            install.mode_name(install.default_mode) or "(not set)",
+        )
+        return install
+    return KServeInstall()
+
+
+def deployment_mode(resource: dict[str, Any], install: KServeInstall) -> str:
+    """The resource's mode: its status, else its annotation, else the install's default."""
+    status = resource.get("status") or {}
+    annotations = (resource.get("metadata") or {}).get("annotations") or {}
+    mode = status.get("deploymentMode") or annotations.get(MODE_ANNOTATION) or install.default_mode
+    return normalize_mode(str(mode or ""))
+
+
+def route(
+    install: KServeInstall, mode: str, namespace: str, name: str, status_url: str | None = None
+) -> KServeRoute:
+    """The Host and path prefix the gateway routes this InferenceService on."""
+    if status_url and "://" in status_url:
+        parts = urlsplit(status_url)
+        return KServeRoute(parts.netloc, parts.path.rstrip("/"), mode)
+    values = {"Name": name, "Namespace": namespace, "IngressDomain": install.ingress_domain}
+    if mode == "Standard":
+        return KServeRoute(_render(install.domain_template, values), "", mode)
+    if install.path_template:
+        return KServeRoute(
+            install.ingress_domain, _render(install.path_template, values).rstrip("/"), mode
+        )
+    return KServeRoute(f"{name}.{namespace}.{install.ingress_domain}", "", mode)
+
+
+def authorization_policy(namespace: str, name: str) -> dict[str, Any]:
+    """The AuthorizationPolicy kubeflow/manifests 26.03's tests give an InferenceService."""
+    return {
+        "apiVersion": AUTHORIZATION_POLICY.api_version,
+        "kind": AUTHORIZATION_POLICY.kind,
+        "metadata": {"name": policy_name(name), "namespace": namespace, "labels": LABELS},
+        "spec": {
+            "action": "ALLOW",
+            "rules": [{}],
+            "selector": {"matchLabels": {ISVC_LABEL: name}},
+        },
+    }
+
+
+def policy_name(name: str) -> str:
+    """The policy's name for the InferenceService `name`."""
+    return f"allow-{name}"
+
+
+def ensure_policy(api: client.ApiClient, namespace: str, name: str) -> bool:
+    """Create or refresh the InferenceService's AuthorizationPolicy, where Istio is installed.
+
+    Returns:
+        True when applied; False when the cluster has no Istio policies (nothing to do).
+
+    Raises:
+        PrerequisiteError: we may not write AuthorizationPolicies there (RBAC).
+        DeploymentError: the API server refused it.
+    """
+    from hello_kubeflow.kube.serving_api import apply, installed
+
+    if not installed(api, AUTHORIZATION_POLICY):
+        return False
+    apply(api, authorization_policy(namespace, name))
+    log.info("applied AuthorizationPolicy %s/%s", namespace, policy_name(name))
+    return True
+
+
+def wait_until_allowed(
+    url: str,
+    headers: dict[str, str],
+    *,
+    namespace: str,
+    name: str,
+    timeout: float,
+    request_timeout: float,
+    poll: float | None = None,
+) -> None:
+    """Poll `url` until the answer is no longer 403 (the policy reached the sidecar).
+
+    Raises:
+        EndpointError: still 403 after `timeout` seconds, naming the policy to check.
+    """
+
+    poll = ACCESS_POLL if poll is None else poll
+    where = f"InferenceService {namespace}/{name}"
+
+    def still_denied(status: int) -> bool:
+        return status == 403
+
+    def said(state: Any) -> None:
+        log.info(
+            "%s still answers 403 (RBAC: access denied): Istio has not given its sidecar "
+            "the AuthorizationPolicy yet; trying again in %.0f s (up to %.0f s, HK_ACCESS_WAIT)",
+            where,
+            poll,
+            timeout,
+        )
+
+    @retry(
+        retry=retry_if_result(still_denied),
+        wait=wait_fixed(poll),
+        stop=stop_after_delay(timeout),
+        before_sleep=said,
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else 403,
+    )
+    def status() -> int:
+        try:
+            return requests.get(
+                url, headers=headers, timeout=request_timeout, allow_redirects=False
+            ).status_code
+        except requests.RequestException:
+            return 0  # not a 403: the query's own retries and messages take it from here
+
+    if still_denied(status()):
+        raise EndpointError(
+            f'{where} still answers 403 "RBAC: access denied" after {timeout:.0f} s. '
+            f"Check its policy: `kubectl get authorizationpolicy -n {namespace} "
+            f"{policy_name(name)} -o yaml` (it must select pods labelled {ISVC_LABEL}={name}); "
+            "raise HK_ACCESS_WAIT if Istio is slow; if the policy is there, your login may "
+            "not reach this profile's namespace (HK_NAMESPACE)"
+        )
+
+
+def _render(template: str, values: dict[str, str]) -> str:
+    """A Go template of `{{ .Field }}` placeholders, as KServe's config writes them."""
+    return re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda m: values.get(m.group(1), ""), template)
+
+
+def _tag(image: str) -> str:
+    """The version in an image reference's tag: `kserve/kserve-controller:v0.16.0` -> `0.16.0`."""
+    tail = image.rsplit("/", 1)[-1].split("@", 1)[0]
+    return tail.partition(":")[2].removeprefix("v")
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    numbers = re.match(r"(\d+)\.(\d+)", version)
+    return (int(numbers.group(1)), int(numbers.group(2))) if numbers else ()
+
+
+def _json(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
