@@ -137,6 +137,50 @@ def train(
 
 @task(
     help={
+        "models": "models to compare, model[:preset] separated by commas (default: "
+        "forest:default,forest:book,mlp:default)",
+        "seed": "random seed of every model (default: HK_SEED or 42)",
+        "train_limit": "train on the first N training images only (0: all)",
+        "test_limit": "score on the first N test images only (0: all)",
+        "retrain": "train every model again, even when a recorded run with the same "
+        "seed and limits exists",
+        "chart": "where the PNG chart goes (default: <output dir>/comparison.png)",
+        "json": "print the comparison as one JSON object on the last line",
+    }
+)
+def compare(
+    c: Any,
+    models: str = "forest:default,forest:book,mlp:default",
+    seed: int = -1,
+    train_limit: int = 0,
+    test_limit: int = 0,
+    retrain: bool = False,
+    chart: str = "",
+    json: bool = False,
+) -> None:
+    """Compare models side by side: accuracy, training time, size, latency, confusions."""
+    import json as json_lib
+    from pathlib import Path
+
+    from hello_kubeflow.compare import compare_models, parse_models
+
+    settings = _settings(seed=seed if seed != -1 else None)
+    with _user_errors():
+        chosen = parse_models(models)
+        done = compare_models(
+            settings,
+            chosen,
+            seed=settings.seed,
+            train_limit=train_limit,
+            test_limit=test_limit,
+            retrain=retrain,
+            chart=Path(chart) if chart else None,
+        )
+    print(json_lib.dumps(done.as_dict()) if json else done.describe())
+
+
+@task(
+    help={
         "keep": "how many of the newest runs (and logs) to keep, besides the latest model's "
         "run (default: 3)",
         "dry_run": "list what would be removed; remove nothing",
