@@ -4,8 +4,8 @@ A drawing becomes an MNIST-like image the way MNIST itself was made: grayscale,
 light strokes on a dark background (inverted when drawn dark on light), cropped
 to the strokes, strokes thinner than MNIST's pen widened (a fine pen on a large
 canvas would shrink to a faint trace), scaled so the longer side is 20 pixels
-(aspect kept), placed in a 28x28 frame with its centre of mass in the middle, then scaled like the training
-data (`mnist.scale_pixels`, x / 255).
+(aspect kept), placed in a 28x28 frame with its centre of mass in the middle,
+then scaled like the training data (`mnist.scale_pixels`, x / 255).
 """
 
 from __future__ import annotations
