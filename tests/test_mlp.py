@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from serving_support import call
 
 from hello_kubeflow.answers import check_answer, seldon_payload, v2_payload
 from hello_kubeflow.errors import ModelError, SettingsError
@@ -24,7 +25,6 @@ from hello_kubeflow.model import (
 from hello_kubeflow.serving.seldon_model import MnistClassifier
 from hello_kubeflow.serving.server import running_server
 from hello_kubeflow.settings import MODEL_PRESETS, Settings
-from serving_support import call
 
 SMALL = MlpPreset(
     "small", hidden=(32,), epochs=15, batch_size=128, alpha=1e-3, train_size=None, description=""
