@@ -1,4 +1,4 @@
-"""Tests of the neural network (hello_kubeflow.mlp): training, the artifact, the fast path, serving."""
+"""Tests of the neural network (hello_kubeflow.mlp): training, artifact, fast path, serving."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def test_metadata_naming_an_unknown_kind_is_refused_at_load(artifact: Path) -> N
     record = json.loads((artifact / "metadata.json").read_text())
     record["model"] = "svm"
     (artifact / "metadata.json").write_text(json.dumps(record))
-    with pytest.raises(ModelError, match="says the model is 'svm'.*retrain"):
+    with pytest.raises(ModelError, match=r"says the model is 'svm'.*retrain"):
         load_model(artifact)
 
 
@@ -111,7 +111,7 @@ def test_metadata_naming_the_other_kind_is_caught_when_the_model_is_read(artifac
     record = json.loads((artifact / "metadata.json").read_text())
     record["model"] = "forest"
     (artifact / "metadata.json").write_text(json.dumps(record))
-    with pytest.raises(ModelError, match="holds a mlp but metadata.json says forest"):
+    with pytest.raises(ModelError, match=r"holds a mlp but metadata\.json says forest"):
         load_model(artifact).sklearn_model  # noqa: B018 - reading the model is the check
 
 
