@@ -112,10 +112,12 @@ def train_mlp(
         warnings.simplefilter("ignore", ConvergenceWarning)
         network.fit(features, labels)
     seconds = time.perf_counter() - start
-    # Adam's moment estimates (twice the weights) only serve `warm_start`, which a
-    # trained artifact never uses; scikit-learn makes them afresh when it needs them.
-    if hasattr(network, "_optimizer"):
-        del network._optimizer
+    # Only fitting uses these, and `fit` makes them afresh: Adam's moment estimates
+    # (twice the weights' size) and the random generator, whose pickle names numpy's
+    # private module, so numpy 1.x (the Seldon wrapper's venv) could not load the file.
+    for fitting_only in ("_optimizer", "_random_state"):
+        if hasattr(network, fitting_only):
+            delattr(network, fitting_only)
     return network, seconds
 
 
