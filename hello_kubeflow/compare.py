@@ -166,9 +166,15 @@ def compare_models(
     Raises:
         StepFailedError, PipelineError: a training run failed.
         ModelError, ServingError: a model could not be loaded or served.
+        SettingsError: the chart's path does not end in .png or is a folder.
     """
     from hello_kubeflow.runs import LATEST_FILE
 
+    chart_path = chart or settings.output_dir / CHART_FILE
+    if chart_path.suffix.lower() != ".png" or chart_path.is_dir():
+        raise SettingsError(
+            [f"--chart {chart_path}: expected the path of a PNG file to write, ending in .png"]
+        )
     latest = settings.output_dir / LATEST_FILE
     kept = latest.read_bytes() if latest.is_file() else None
     rows: list[Contender] = []
@@ -197,7 +203,7 @@ def compare_models(
     one, five, fifteen = os.getloadavg()
     comparison = Comparison(
         rows=tuple(rows),
-        chart=str(chart or settings.output_dir / CHART_FILE),
+        chart=str(chart_path),
         test_size=test_size,
         load_average=(round(one, 2), round(five, 2), round(fifteen, 2)),
     )

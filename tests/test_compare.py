@@ -103,6 +103,17 @@ def test_compare_trains_then_reuses_and_leaves_the_served_model_alone(
     assert not retrained.rows[0].reused  # other limits: another run
 
 
+@pytest.mark.parametrize("name", ["chart.txt", "folder.png"])
+def test_a_chart_that_is_not_a_png_file_is_refused_before_training(
+    name: str, tmp_path: Path
+) -> None:
+    (tmp_path / "folder.png").mkdir()
+    settings = Settings(output_dir=tmp_path)
+    with pytest.raises(SettingsError, match="expected the path of a PNG file"):
+        compare_models(settings, [("forest", "book")], chart=tmp_path / name)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_inv_compare_with_an_unknown_model_exits_1_without_a_traceback(tmp_path: Path) -> None:
     done = subprocess.run(
         [str(INV), "compare", "--models", "forest,cnn"],
