@@ -33,6 +33,7 @@ def _user_errors() -> Iterator[None]:
 
 # The options whose name differs from the setting they set, for error messages.
 _FLAGS = {
+    "model_kind": "--model",
     "n_estimators": "--trees",
     "serve_port": "--port",
     "serve_host": "--host",
@@ -82,8 +83,11 @@ def compile(c: Any, output: str = "job.yaml", image: str = "") -> None:
 
 @task(
     help={
-        "preset": "training preset: default (best) or book (the original: 30 trees, 35k images)",
-        "trees": "number of trees (default: the preset's)",
+        "model": "model to train: forest (the chapter's random forest) or mlp (a small "
+        "neural network, >= 98%); default: HK_MODEL_KIND or forest",
+        "preset": "training preset: default (best) or book (the original: 30 trees, 35k "
+        "images); the mlp has only default",
+        "trees": "number of trees (default: the preset's; forest only)",
         "seed": "random seed for sampling and training (default: HK_SEED or 42)",
         "runner": "local runner: subprocess (this environment) or docker (the project image)",
         "train_limit": "use only the first N training images (0: all; for quick tries)",
@@ -97,6 +101,7 @@ def compile(c: Any, output: str = "job.yaml", image: str = "") -> None:
 )
 def train(
     c: Any,
+    model: str = "",
     preset: str = "",
     trees: int = 0,
     seed: int = -1,
@@ -111,6 +116,7 @@ def train(
     from hello_kubeflow.runs import RunOptions, run_local
 
     settings = _settings(
+        model_kind=model or None,
         preset=preset or None,
         n_estimators=trees or None,  # checked here, not halfway through the pipeline
         seed=seed if seed != -1 else None,  # -1: not given; other negatives are refused
@@ -127,6 +133,50 @@ def train(
         else:
             done = run_local(settings, options, runner=runner)
     print(done.to_json() if json else done.describe())
+
+
+@task(
+    help={
+        "models": "models to compare, model[:preset] separated by commas (default: "
+        "forest:default,forest:book,mlp:default)",
+        "seed": "random seed of every model (default: HK_SEED or 42)",
+        "train_limit": "train on the first N training images only (0: all)",
+        "test_limit": "score on the first N test images only (0: all)",
+        "retrain": "train every model again, even when a recorded run with the same "
+        "seed and limits exists",
+        "chart": "where the PNG chart goes (default: <output dir>/comparison.png)",
+        "json": "print the comparison as one JSON object on the last line",
+    }
+)
+def compare(
+    c: Any,
+    models: str = "forest:default,forest:book,mlp:default",
+    seed: int = -1,
+    train_limit: int = 0,
+    test_limit: int = 0,
+    retrain: bool = False,
+    chart: str = "",
+    json: bool = False,
+) -> None:
+    """Compare models side by side: accuracy, training time, size, latency, confusions."""
+    import json as json_lib
+    from pathlib import Path
+
+    from hello_kubeflow.compare import compare_models, parse_models
+
+    settings = _settings(seed=seed if seed != -1 else None)
+    with _user_errors():
+        chosen = parse_models(models)
+        done = compare_models(
+            settings,
+            chosen,
+            seed=settings.seed,
+            train_limit=train_limit,
+            test_limit=test_limit,
+            retrain=retrain,
+            chart=Path(chart) if chart else None,
+        )
+    print(json_lib.dumps(done.as_dict()) if json else done.describe())
 
 
 @task(
@@ -251,7 +301,8 @@ def query(
 
 @task(
     help={
-        "preset": "training preset: default or book",
+        "model": "model to train: forest or mlp (default: HK_MODEL_KIND or forest)",
+        "preset": "training preset: default or book (forest only)",
         "trees": "number of trees (default: the preset's)",
         "train_limit": "use only the first N training images (0: all; for quick tries)",
         "test_limit": "use only the first N test images (0: all)",
@@ -264,6 +315,7 @@ def query(
 )
 def demo(
     c: Any,
+    model: str = "",
     preset: str = "",
     trees: int = 0,
     train_limit: int = 0,
@@ -280,7 +332,9 @@ def demo(
     from hello_kubeflow.demo import run_demo
     from hello_kubeflow.runs import RunOptions
 
-    settings = _settings(preset=preset or None, n_estimators=trees or None)
+    settings = _settings(
+        model_kind=model or None, preset=preset or None, n_estimators=trees or None
+    )
     with _user_errors():
         options = RunOptions.from_settings(settings, train_limit=train_limit, test_limit=test_limit)
         summary = run_demo(

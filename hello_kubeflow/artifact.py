@@ -1,9 +1,11 @@
-"""The model artifact on disk: a directory with the forest, its fast form, metadata.
+"""The model artifact on disk: a directory with the model, its fast form, metadata.
 
-`model.joblib` is the scikit-learn forest, `model.onnx` the same forest for
-ONNX Runtime (`hello_kubeflow.fastpath`), `metadata.json` what it is, how it
-was made and each file's SHA-256. `load_model` checks all of it and answers
-through ONNX Runtime when it can.
+`model.joblib` is the scikit-learn model (a random forest or a neural network,
+as `metadata.json`'s `model` says: `forest` when absent, as before there was a
+choice), `model.onnx` the same model for ONNX Runtime
+(`hello_kubeflow.fastpath`, `hello_kubeflow.mlp`), `metadata.json` what it is,
+how it was made and each file's SHA-256. `load_model` checks all of it and
+answers through ONNX Runtime when it can.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ ONNX_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
 FORMAT = "hello-kubeflow-model"
 FORMAT_VERSION = 1
-# The libraries whose version changes what a saved forest answers (kfp only runs steps).
+MODEL_KINDS = ("forest", "mlp")
+# The libraries whose version changes what a saved model answers (kfp only runs steps).
 SERVING_LIBRARIES = ("scikit-learn", "numpy", "joblib", "onnx", "onnxruntime")
 _FIX = "run `inv train` to make a model, or point --model at a model directory"
 
@@ -57,7 +60,7 @@ class LoadedModel:
         self.metadata = metadata
         self.class_names: list[str] = list(CLASS_NAMES)
         self._session = session
-        self._forest: Any = None
+        self._sklearn: Any = None
         self._lock = threading.Lock()
 
     @property
@@ -66,17 +69,22 @@ class LoadedModel:
         return self._session is not None
 
     @property
+    def kind(self) -> str:
+        """Which model this is: `forest` or `mlp` (`metadata.json`'s `model`)."""
+        return model_kind(self.metadata)
+
+    @property
     def runtime(self) -> str:
         """What computes `predict_proba`: `onnxruntime` or `sklearn`."""
         return "onnxruntime" if self.fast else "sklearn"
 
     @property
     def sklearn_model(self) -> Any:
-        """The scikit-learn forest, loaded from `model.joblib` on first use."""
+        """The scikit-learn model, loaded from `model.joblib` on first use."""
         with self._lock:
-            if self._forest is None:
-                self._forest = _load_forest(self.directory / MODEL_FILE)
-            return self._forest
+            if self._sklearn is None:
+                self._sklearn = _load_sklearn(self.directory / MODEL_FILE, self.kind)
+            return self._sklearn
 
     def predict_proba(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Class probabilities through the fast path when there is one.
@@ -119,7 +127,7 @@ def load_model(directory: Path | str, *, threads: int = 1) -> LoadedModel:
     """Load and check a model artifact; open its fast form when possible.
 
     Checks that `metadata.json` is ours and that each file matches the SHA-256
-    recorded there; the scikit-learn forest itself is read only when first
+    recorded there; the scikit-learn model itself is read only when first
     needed (`sklearn_model`), so a server starts in about a second.
 
     Args:
@@ -138,6 +146,11 @@ def load_model(directory: Path | str, *, threads: int = 1) -> LoadedModel:
     if not path.is_dir():
         raise ModelError(f"no model directory at {path}: {_FIX}")
     metadata = _read_metadata(path / METADATA_FILE)
+    if model_kind(metadata) not in MODEL_KINDS:
+        raise ModelError(
+            f"{path / METADATA_FILE} says the model is {metadata.get('model')!r}; this code "
+            f"serves {' and '.join(MODEL_KINDS)}: retrain it with `inv train`"
+        )
     files = metadata["files"]
     if MODEL_FILE not in files:
         raise ModelError(f"{path / METADATA_FILE} lists no {MODEL_FILE}: {_FIX}")
@@ -157,19 +170,29 @@ def load_model(directory: Path | str, *, threads: int = 1) -> LoadedModel:
     model = LoadedModel(path, metadata, session)
     if session is None:
         log.info("no fast path for %s: answering through scikit-learn", path)
-        model.sklearn_model  # noqa: B018 - read the forest now: it is the only path
+        model.sklearn_model  # noqa: B018 - read the model now: it is the only path
     return model
 
 
-def is_mnist_forest(forest: Any) -> bool:
-    """True for a fitted classifier of 784 pixels into the digits 0-9."""
-    classes = getattr(forest, "classes_", None)
-    return (
-        getattr(forest, "n_features_in_", None) == N_FEATURES
-        and classes is not None
-        and list(classes) == list(range(N_CLASSES))  # labels "0".."9" are not digits
-        and hasattr(forest, "estimators_")
-    )
+def model_kind(metadata: Mapping[str, Any]) -> str:
+    """The kind of model a `metadata.json` describes (`forest` when it does not say)."""
+    return str(metadata.get("model", "forest"))
+
+
+def kind_of(model: Any) -> str | None:
+    """`forest` or `mlp` for a fitted classifier of 784 pixels into the digits 0-9, else None."""
+    classes = getattr(model, "classes_", None)
+    if (
+        getattr(model, "n_features_in_", None) != N_FEATURES
+        or classes is None
+        or list(classes) != list(range(N_CLASSES))  # labels "0".."9" are not digits
+    ):
+        return None
+    if hasattr(model, "estimators_"):
+        return "forest"
+    if hasattr(model, "coefs_") and getattr(model, "out_activation_", None) == "softmax":
+        return "mlp"
+    return None
 
 
 def library_versions() -> dict[str, str]:
@@ -244,17 +267,23 @@ def _verify_file(path: Path, record: Mapping[str, Any]) -> None:
         )
 
 
-def _load_forest(path: Path) -> Any:
+def _load_sklearn(path: Path, kind: str) -> Any:
     import joblib
 
     # A scikit-learn version other than the training one was warned about at load_model.
     try:
-        forest = joblib.load(path)
+        model = joblib.load(path)
     except Exception as exc:  # unpickling raises anything: EOFError, KeyError, zlib.error...
         raise ModelError(f"{path} is not a model joblib can load ({exc!r}): {_FIX}") from None
-    if not is_mnist_forest(forest):
+    found = kind_of(model)
+    if found is None:
         raise ModelError(f"{path} is not an MNIST classifier (784 pixels, 10 digits): {_FIX}")
-    return forest
+    if found != kind:
+        raise ModelError(
+            f"{path} holds a {found} but {METADATA_FILE} says {kind}: the directory is mixed "
+            f"up; {_FIX}"
+        )
+    return model
 
 
 def _features(x: npt.ArrayLike) -> npt.NDArray[np.float32]:

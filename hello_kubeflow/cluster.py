@@ -104,6 +104,7 @@ class ClusterRunSummary:
     train_size: int | None = None
     test_size: int | None = None
     steps: dict[str, str] = field(default_factory=dict)
+    model: str = "forest"
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-serialisable dict."""
@@ -118,8 +119,12 @@ class ClusterRunSummary:
         lines = [f"run {self.run_id} {self.state} in {self.seconds:.1f} s: {self.run_url}"]
         if self.n_estimators is not None or self.train_size is not None:
             trees = f"{self.n_estimators} trees" if self.n_estimators is not None else "? trees"
+            shape = "neural network" if self.model == "mlp" else trees
             images = f"{self.train_size:,}" if self.train_size is not None else "?"
-            lines.append(f"trained: {self.preset} preset, {trees}, {images} training images")
+            lines.append(
+                f"trained: {self.model} model, {self.preset} preset, {shape}, "
+                f"{images} training images"
+            )
         if self.accuracy is not None:
             tested = f" on {self.test_size:,} images" if self.test_size else ""
             lines.append(f"test accuracy: {self.accuracy:.2%}{tested}")
@@ -256,6 +261,7 @@ def train_on_cluster(
         train_size=_number(recorded.get("train_size"), int),
         test_size=_number(recorded.get("test_size"), int),
         steps=outcome.steps,
+        model=str(recorded.get("model") or options.model),
     )
 
 

@@ -2,9 +2,10 @@
 
 A drawing becomes an MNIST-like image the way MNIST itself was made: grayscale,
 light strokes on a dark background (inverted when drawn dark on light), cropped
-to the strokes, scaled so the longer side is 20 pixels (aspect kept), placed in a
-28x28 frame with its centre of mass in the middle, then scaled like the training
-data (`mnist.scale_pixels`, x / 255).
+to the strokes, strokes thinner than MNIST's pen widened (a fine pen on a large
+canvas would shrink to a faint trace), scaled so the longer side is 20 pixels
+(aspect kept), placed in a 28x28 frame with its centre of mass in the middle,
+then scaled like the training data (`mnist.scale_pixels`, x / 255).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from hello_kubeflow.mnist import scale_pixels
 SIDE = 28
 BOX = 20  # MNIST fits each digit in a 20x20 box inside the 28x28 frame
 _STROKE_FRACTION = 0.2  # pixels above 20% of the brightest count as strokes
+_WORK_SIDE = 5 * BOX  # stroke widths are measured and widened at most this many pixels
+_PEN = 2.5  # MNIST's strokes are about 2-3 pixels wide in the 20-pixel box
 _CENTRE = 14.0  # MNIST's centres of mass sit at pixel (14, 14) (measured on the test set)
 PLOT_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")
 
@@ -75,7 +78,7 @@ def to_mnist_pixels(
     ink = ink * (255.0 / peak)
     rows = np.flatnonzero((ink > _STROKE_FRACTION * 255).any(axis=1))
     cols = np.flatnonzero((ink > _STROKE_FRACTION * 255).any(axis=0))
-    cropped = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    cropped = _thickened(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
     height, width = cropped.shape
     scale = BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -90,6 +93,42 @@ def to_mnist_pixels(
     frame[top : top + small.shape[0], left : left + small.shape[1]] = small
     result: npt.NDArray[np.uint8] = np.rint(frame).astype(np.uint8).reshape(SIDE * SIDE)
     return result
+
+
+def _thickened(cropped: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+    """The cropped strokes, widened where they are thinner than MNIST's pen.
+
+    A line drawn with a fine pen on a large canvas shrinks to a faint trace a
+    fraction of a pixel wide in the 20-pixel box, which no MNIST digit looks
+    like. The stroke width is estimated as twice the ink's area over its
+    boundary (a stroke of length L and width w has area Lw and about 2L boundary
+    pixels), at a working size of at most `_WORK_SIDE` pixels; thinner strokes
+    are widened with a maximum filter to `_PEN` pixels of the 20-pixel box.
+    Thick strokes are left as they are.
+    """
+    from PIL import Image, ImageFilter
+
+    image = Image.fromarray(np.ascontiguousarray(np.clip(cropped, 0, 255), dtype=np.uint8))
+    longer = max(image.size)
+    if longer > _WORK_SIDE:
+        factor = _WORK_SIDE / longer
+        image = image.resize(
+            (max(1, round(image.width * factor)), max(1, round(image.height * factor))),
+            Image.Resampling.LANCZOS,
+        )
+    work = np.asarray(image, dtype=np.float32)
+    mask = work > 127
+    area = int(mask.sum())
+    padded = np.pad(mask, 1)
+    inner = mask & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    boundary = max(area - int(inner.sum()), 1)
+    stroke = 2 * area / boundary
+    pen = _PEN * max(work.shape) / BOX
+    if area and stroke < 0.75 * pen:
+        size = 2 * round((pen - stroke) / 2) + 1
+        image = image.filter(ImageFilter.MaxFilter(size))
+        work = np.asarray(image, dtype=np.float32)
+    return work
 
 
 def _centred_offsets(small: npt.NDArray[np.floating]) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -58,6 +59,44 @@ class Evaluation:
             "support": list(self.support),
             "confusion_matrix": [list(row) for row in self.confusion_matrix],
         }
+
+
+def top_confusions(evaluation: Evaluation, count: int = 3) -> list[tuple[int, int, int]]:
+    """The mistakes a model makes most: (true digit, predicted digit, how many), worst first.
+
+    Ties go to the lower true digit, then the lower predicted digit; pairs never
+    confused are left out, so a perfect model has none.
+    """
+    matrix = np.array(evaluation.confusion_matrix, dtype=np.int64)
+    pairs = [
+        (int(matrix[t, p]), t, p)
+        for t in range(N_CLASSES)
+        for p in range(N_CLASSES)
+        if t != p and matrix[t, p] > 0
+    ]
+    pairs.sort(key=lambda pair: (-pair[0], pair[1], pair[2]))
+    return [(t, p, n) for n, t, p in pairs[:count]]
+
+
+def one_image_latency_ms(
+    model: ProbabilityModel, image: npt.ArrayLike, repeats: int = 300
+) -> float:
+    """Median milliseconds of `predict_proba` for one image, in this process (after a warm-up).
+
+    Args:
+        model: what answers (a `LoadedModel`: its fast path, as served).
+        image: one image's 784 float32 pixels in [0, 1].
+        repeats: calls timed.
+    """
+    row = np.asarray(image, dtype=np.float32).reshape(1, -1)
+    for _ in range(10):
+        model.predict_proba(row)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict_proba(row)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)
 
 
 def evaluate(model: ProbabilityModel, x_test: npt.ArrayLike, y_test: npt.ArrayLike) -> Evaluation:

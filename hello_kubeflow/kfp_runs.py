@@ -174,7 +174,7 @@ def step_names(package: Path) -> dict[str, str]:
 
     The keys are the task names the backend reports (`train`, `load-data`), the
     values the names the pipeline gave its tasks with `set_display_name`
-    ("train random forest"), from `root.dag.tasks.<key>.taskInfo.name` of the
+    ("train model"), from `root.dag.tasks.<key>.taskInfo.name` of the
     pipeline spec (kubeflow/pipelines 2.17.0, api/v2alpha1/pipeline_spec.proto).
 
     Raises:

@@ -1,4 +1,8 @@
-"""The MNIST random forest: presets, training, evaluation, and saving the artifact.
+"""The MNIST models: presets, training, evaluation, and saving the artifact.
+
+Two kinds (`MODEL_KINDS`): the chapter's random forest (`forest`, presets in
+`PRESETS`) and a small neural network (`mlp`, `hello_kubeflow.mlp`), which is
+more accurate; `PRESETS_BY_MODEL` lists each kind's presets.
 
 The public surface of the model: evaluation (`hello_kubeflow.evaluation`) and
 loading (`hello_kubeflow.artifact`, fast path in `hello_kubeflow.fastpath`)
@@ -28,23 +32,28 @@ from hello_kubeflow.artifact import (
     FORMAT_VERSION,
     METADATA_FILE,
     MODEL_FILE,
+    MODEL_KINDS,
     N_CLASSES,
     ONNX_FILE,
     LoadedModel,
     file_record,
-    is_mnist_forest,
+    kind_of,
     library_versions,
     load_model,
 )
 from hello_kubeflow.errors import DataError, ModelError, SettingsError
 from hello_kubeflow.evaluation import Evaluation, evaluate, save_confusion_png
 from hello_kubeflow.fastpath import N_FEATURES, forest_to_onnx
+from hello_kubeflow.mlp import MLP_PRESETS, MlpPreset, mlp_parameters, mlp_to_onnx, train_mlp
 
 __all__ = [
     "CLASS_NAMES",
+    "MODEL_KINDS",
     "PRESETS",
+    "PRESETS_BY_MODEL",
     "Evaluation",
     "LoadedModel",
+    "MlpPreset",
     "ModelError",
     "Preset",
     "TrainResult",
@@ -104,69 +113,81 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+PRESETS_BY_MODEL: dict[str, Mapping[str, Preset | MlpPreset]] = {
+    "forest": PRESETS,
+    "mlp": MLP_PRESETS,
+}
+
+
 @dataclass(frozen=True)
 class TrainResult:
-    """A fitted forest and how it was made.
+    """A fitted model and how it was made.
 
     Attributes:
-        model: the fitted scikit-learn `RandomForestClassifier`.
-        preset: the preset it was trained with.
-        parameters: every parameter of the forest (`get_params()`), JSON-ready.
+        model: the fitted scikit-learn `RandomForestClassifier` or `MLPClassifier`.
+        preset: the preset it was trained with (its type says the kind of model).
+        parameters: every parameter of the model (`get_params()`), JSON-ready.
         train_size: how many images it was trained on.
         seconds: wall time of the fit.
-        seed: the seed of the sample and of the forest.
+        seed: the seed of the sample and of the model.
     """
 
     model: Any
-    preset: Preset
+    preset: Preset | MlpPreset
     parameters: dict[str, Any]
     train_size: int
     seconds: float
     seed: int
 
     @property
+    def kind(self) -> str:
+        """`forest` or `mlp`."""
+        return "mlp" if isinstance(self.preset, MlpPreset) else "forest"
+
+    @property
     def n_estimators(self) -> int:
-        """Number of trees."""
-        return int(self.parameters["n_estimators"])
+        """Number of trees (0 for the neural network)."""
+        return int(self.parameters.get("n_estimators", 0))
 
 
 def train_model(
     x: npt.NDArray[np.float32] | npt.NDArray[np.uint8],
     y: npt.NDArray[np.integer[Any]],
     *,
-    preset: Preset | str = "default",
+    model: str = "forest",
+    preset: Preset | MlpPreset | str = "default",
     n_estimators: int | None = None,
     seed: int = 42,
     n_jobs: int = -1,
 ) -> TrainResult:
-    """Train a `RandomForestClassifier` on scaled MNIST pixels.
+    """Train a `RandomForestClassifier` (or the `mlp` network) on scaled MNIST pixels.
 
     Args:
         x: pixels shaped (n, 784): float32 in [0, 1] (`mnist.scale_pixels`), or uint8
             0-255 as MNIST stores them, scaled here by `scale_pixels` once the preset's
             sample is drawn (the same model, without scaling images it leaves out).
         y: the digits 0-9, one per row of `x`; every digit must occur.
-        preset: a `Preset` or its name in `PRESETS`.
-        n_estimators: number of trees instead of the preset's.
-        seed: seeds the drawn sample and the forest: same seed, same model.
-        n_jobs: threads for fitting (-1: all cores; 0 or 1: one). Not kept in the
-            model, which predicts in one thread (fastest for a few images).
+        model: `forest` or `mlp` (a `Preset` or `MlpPreset` given as `preset` decides).
+        preset: a `Preset` or `MlpPreset`, or its name in `PRESETS_BY_MODEL[model]`.
+        n_estimators: number of trees instead of the preset's (the forest only).
+        seed: seeds the drawn sample and the model: same seed, same model.
+        n_jobs: threads for fitting the forest (-1: all cores; 0 or 1: one). Not kept
+            in the model, which predicts in one thread (fastest for a few images). The
+            network fits in one BLAS thread: its matrices are small enough that a
+            second thread costs more in hand-offs than it gains (docs/benchmarks.md).
 
     Returns:
-        The fitted forest and how it was made.
+        The fitted model and how it was made.
 
     Raises:
-        SettingsError: an unknown preset or fewer than one tree.
+        SettingsError: an unknown model or preset, fewer than one tree, trees for the network.
         DataError: pixels not scaled to [0, 1], mismatched shapes, a digit missing.
     """
-    from sklearn.ensemble import RandomForestClassifier
-
     from hello_kubeflow.mnist import scale_pixels
 
-    chosen = _preset(preset)
-    trees = chosen.n_estimators if n_estimators is None else n_estimators
-    if trees < 1:
-        raise SettingsError([f"n_estimators={trees}: expected at least 1 tree"])
+    chosen = _preset(preset, model)
+    if isinstance(chosen, MlpPreset) and n_estimators is not None:
+        raise SettingsError([f"n_estimators={n_estimators}: trees are for the forest, not mlp"])
     features, labels = _training_arrays(x, y)
     if chosen.train_size is not None and chosen.train_size < len(labels):
         picked = np.random.default_rng(seed).choice(len(labels), chosen.train_size, replace=False)
@@ -178,8 +199,40 @@ def train_model(
             chosen.train_size,
             len(labels),
         )
-    if features.dtype == np.uint8:
-        features = scale_pixels(features)
+    pixels = (
+        scale_pixels(features)
+        if features.dtype == np.uint8
+        else features.astype(np.float32, copy=False)
+    )
+    if isinstance(chosen, MlpPreset):
+        network, fit_seconds = train_mlp(pixels, labels, chosen, seed=seed, n_jobs=1)
+        return TrainResult(
+            model=network,
+            preset=chosen,
+            parameters=mlp_parameters(network),
+            train_size=len(labels),
+            seconds=round(fit_seconds, 3),
+            seed=seed,
+        )
+    return _train_forest(
+        pixels, labels, chosen, n_estimators=n_estimators, seed=seed, n_jobs=n_jobs
+    )
+
+
+def _train_forest(
+    features: npt.NDArray[np.float32],
+    labels: npt.NDArray[np.int64],
+    chosen: Preset,
+    *,
+    n_estimators: int | None,
+    seed: int,
+    n_jobs: int,
+) -> TrainResult:
+    from sklearn.ensemble import RandomForestClassifier
+
+    trees = chosen.n_estimators if n_estimators is None else n_estimators
+    if trees < 1:
+        raise SettingsError([f"n_estimators={trees}: expected at least 1 tree"])
     forest = RandomForestClassifier(
         n_estimators=trees, bootstrap=chosen.bootstrap, random_state=seed, n_jobs=n_jobs or None
     )
@@ -209,8 +262,8 @@ def build_metadata(
         data_source: where the training data came from, for people.
 
     Returns:
-        A JSON-ready dict: preset, parameters, training size and time, accuracy,
-        pixel scaling, class names, library versions, creation time.
+        A JSON-ready dict: model kind, preset, parameters, training size and time,
+        accuracy, pixel scaling, class names, library versions, creation time.
     """
     from hello_kubeflow.mnist import PIXEL_SCALING
 
@@ -218,8 +271,9 @@ def build_metadata(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": result.kind,
         "preset": result.preset.name,
-        "n_estimators": result.n_estimators,
+        "n_estimators": result.n_estimators or None,
         "seed": result.seed,
         "parameters": result.parameters,
         "train_size": result.train_size,
@@ -247,33 +301,39 @@ def save_model(
 
     Args:
         directory: where the artifact goes (created if missing).
-        result_or_model: a `TrainResult`, or a fitted forest (then `metadata` is required).
+        result_or_model: a `TrainResult`, or a fitted model (then `metadata` is required).
         metadata: what `build_metadata` returned; built from the result if omitted.
 
     Returns:
         The artifact's directory.
 
     Raises:
-        ModelError: the model is not a fitted MNIST forest or metadata is missing.
+        ModelError: the model is not a fitted MNIST classifier we serve, metadata is
+            missing, or metadata names another kind of model.
     """
     if isinstance(result_or_model, TrainResult):
-        forest = result_or_model.model
+        fitted = result_or_model.model
         record = dict(metadata) if metadata is not None else build_metadata(result_or_model)
     elif metadata is None:
-        raise ModelError("save_model needs metadata for a bare forest: pass build_metadata(...)")
+        raise ModelError("save_model needs metadata for a bare model: pass build_metadata(...)")
     else:
-        forest, record = result_or_model, dict(metadata)
-    if not is_mnist_forest(forest):
-        raise ModelError("only a fitted forest on 784 pixels and the digits 0-9 can be saved")
+        fitted, record = result_or_model, dict(metadata)
+    kind = kind_of(fitted)
+    if kind is None:
+        raise ModelError(
+            "only a fitted forest or MLP on 784 pixels and the digits 0-9 can be saved"
+        )
+    if record.setdefault("model", kind) != kind:
+        raise ModelError(f"the metadata says {record['model']!r} for a fitted {kind}")
     import joblib
 
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with _replacing(path / MODEL_FILE) as temporary:
-        joblib.dump(forest, temporary, compress=JOBLIB_COMPRESS)
+        joblib.dump(fitted, temporary, compress=JOBLIB_COMPRESS)
     with _replacing(path / ONNX_FILE) as temporary:
-        temporary.write_bytes(forest_to_onnx(forest))
+        temporary.write_bytes(forest_to_onnx(fitted) if kind == "forest" else mlp_to_onnx(fitted))
     record["format"], record["format_version"] = FORMAT, FORMAT_VERSION
     record["files"] = {name: file_record(path / name) for name in (MODEL_FILE, ONNX_FILE)}
     record.setdefault("version", record["files"][MODEL_FILE]["sha256"][:12])
@@ -298,14 +358,17 @@ def _replacing(target: Path) -> Iterator[Path]:
     temporary.replace(target)
 
 
-def _preset(preset: Preset | str) -> Preset:
-    if isinstance(preset, Preset):
+def _preset(preset: Preset | MlpPreset | str, model: str) -> Preset | MlpPreset:
+    if isinstance(preset, Preset | MlpPreset):
         return preset
+    if model not in PRESETS_BY_MODEL:
+        raise SettingsError([f"model {model!r}: expected one of {', '.join(MODEL_KINDS)}"])
+    presets = PRESETS_BY_MODEL[model]
     try:
-        return PRESETS[preset]
+        return presets[preset]
     except KeyError:
         raise SettingsError(
-            [f"preset {preset!r}: expected one of {', '.join(sorted(PRESETS))}"]
+            [f"preset {preset!r} ({model}): expected one of {', '.join(sorted(presets))}"]
         ) from None
 
 

@@ -21,7 +21,7 @@ from hello_kubeflow.errors import PipelineError, StepFailedError
 
 STEP_NAMES = {
     "load-data": "load MNIST",
-    "train": "train random forest",
+    "train": "train model",
     "evaluate": "evaluate on test set",
 }
 TAIL_LINES = 40  # the end of the log, shown when a step fails

@@ -24,12 +24,13 @@ from typing import Any
 
 from hello_kubeflow.errors import ModelError, PipelineError, SettingsError
 from hello_kubeflow.runlog import captured_progress, step_failure
-from hello_kubeflow.settings import Settings
+from hello_kubeflow.settings import MODEL_PRESETS, Settings
 
 log = logging.getLogger(__name__)
 
 RUNNERS = ("subprocess", "docker")
 LATEST_FILE = "latest.json"
+RECORDED_DIR = "recorded"
 PIPELINE_FILE = Path(__file__).resolve().parents[1] / "pipeline" / "train_pipeline.py"
 
 
@@ -51,6 +52,9 @@ class RunSummary:
     data_is_subset: bool = False
     log_path: str = ""
     dataset_path: str = ""
+    model: str = "forest"
+    seed: int = 42
+    train_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-serialisable dict."""
@@ -68,8 +72,9 @@ class RunSummary:
                 "warning: no MNIST files and no network: trained and scored on the 5,000-digit "
                 "offline subset; set MNIST_DIR or restore the network for full MNIST"
             )
+        shape = f"{self.n_estimators} trees" if self.model == "forest" else "neural network"
         lines += [
-            f"trained: {self.preset} preset, {self.n_estimators} trees, "
+            f"trained: {self.model} model, {self.preset} preset, {shape}, "
             f"{self.train_size:,} training images ({self.data_source})",
             f"test accuracy: {self.accuracy:.2%} on {self.test_size:,} images",
             f"model:   {self.model_path}",
@@ -90,9 +95,11 @@ class RunOptions:
     seed: int = 42
     train_limit: int = 0
     test_limit: int = 0
+    model: str = "forest"
 
     def __post_init__(self) -> None:
-        problems = [
+        problems = _model_problems(self.model, self.preset, self.n_estimators)
+        problems += [
             f"{flag}={value}: expected 0 ({meaning}) or a positive number"
             for flag, value, meaning in (
                 ("--trees", self.n_estimators, "the preset's"),
@@ -112,6 +119,7 @@ class RunOptions:
     ) -> RunOptions:
         """Options from the settings, with the command line's trees and limits (0: unset)."""
         return cls(
+            model=settings.model_kind,
             preset=settings.preset,
             n_estimators=n_estimators or settings.n_estimators or 0,
             seed=settings.seed,
@@ -122,6 +130,7 @@ class RunOptions:
     def arguments(self, mnist_dir: Path | None) -> dict[str, Any]:
         """The pipeline's parameters for these options."""
         return {
+            "model_kind": self.model,
             "preset": self.preset,
             "n_estimators": self.n_estimators,
             "seed": self.seed,
@@ -129,6 +138,20 @@ class RunOptions:
             "train_limit": self.train_limit,
             "test_limit": self.test_limit,
         }
+
+
+def _model_problems(model: str, preset: str, trees: int) -> list[str]:
+    """What is wrong with a model, preset and tree count together (checked before a run)."""
+    if model not in MODEL_PRESETS:
+        return [f"--model={model}: expected one of {', '.join(MODEL_PRESETS)}"]
+    problems = []
+    if preset not in MODEL_PRESETS[model]:
+        problems.append(
+            f"--preset={preset}: the {model} model's presets are {', '.join(MODEL_PRESETS[model])}"
+        )
+    if trees and model != "forest":
+        problems.append(f"--trees={trees}: trees are for --model forest, not {model}")
+    return problems
 
 
 @functools.cache
@@ -294,7 +317,7 @@ def _record(
         confusion_png=str(report_dir / CONFUSION_PNG),
         seconds=round(seconds, 2),
         preset=options.preset,
-        n_estimators=int(metadata["parameters"]["n_estimators"]),
+        n_estimators=int(metadata["parameters"].get("n_estimators", 0)),
         train_size=int(metadata["train_size"]),
         test_size=int(evaluation["test_size"]),
         runner=runner,
@@ -302,10 +325,23 @@ def _record(
         data_is_subset=bool(metadata.get("data_is_subset", False)),
         log_path=str(log_path),
         dataset_path=dataset,
+        model=str(metadata.get("model", "forest")),
+        seed=options.seed,
+        train_seconds=float(metadata.get("train_seconds") or 0.0),
     )
-    latest = settings.output_dir / LATEST_FILE
-    latest.write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
+    text = json.dumps(summary.as_dict(), indent=2) + "\n"
+    (settings.output_dir / LATEST_FILE).write_text(text)
+    recorded = recorded_run_path(settings, summary.model, summary.preset)
+    recorded.parent.mkdir(parents=True, exist_ok=True)
+    recorded.write_text(
+        json.dumps({**summary.as_dict(), "options": asdict(options)}, indent=2) + "\n"
+    )
     return summary
+
+
+def recorded_run_path(settings: Settings, model: str, preset: str) -> Path:
+    """Where the last local run of a model and preset is recorded (`inv compare` reuses it)."""
+    return settings.output_dir / RECORDED_DIR / f"{model}-{preset}.json"
 
 
 def _stage_mnist(settings: Settings, target: Path) -> Path | None:

@@ -24,6 +24,9 @@ from hello_kubeflow.errors import SettingsError
 
 MODES = ("local", "cluster")
 PRESET_NAMES = ("default", "book")
+MODEL_KINDS = ("forest", "mlp")
+# The presets each kind of model has (hello_kubeflow.model.PRESETS_BY_MODEL builds them).
+MODEL_PRESETS: dict[str, tuple[str, ...]] = {"forest": PRESET_NAMES, "mlp": ("default",)}
 PROFILES = ("pipelines", "full")
 SERVING_KINDS = ("auto", "seldon", "kserve")
 DEFAULT_MNIST_MIRRORS = (
@@ -51,6 +54,7 @@ class Settings:
     mnist_mirrors: tuple[str, ...] = DEFAULT_MNIST_MIRRORS
     download_timeout: float = 60.0
     # training
+    model_kind: str = "forest"
     preset: str = "default"
     n_estimators: int | None = None
     seed: int = 42
@@ -344,6 +348,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("HK_CACHE_DIR", "cache_dir", _path, "where downloaded MNIST files are kept"),
     Variable("HK_MNIST_MIRRORS", "mnist_mirrors", _urls, "comma-separated MNIST mirrors"),
     Variable("HK_DOWNLOAD_TIMEOUT", "download_timeout", _seconds, "seconds per download request"),
+    Variable("HK_MODEL_KIND", "model_kind", _choice(*MODEL_KINDS), "model to train"),
     Variable("HK_PRESET", "preset", _choice(*PRESET_NAMES), "training preset"),
     Variable("HK_N_ESTIMATORS", "n_estimators", _int(1), "number of trees (overrides preset)"),
     Variable("HK_SEED", "seed", _int(0), "random seed for sampling and training"),

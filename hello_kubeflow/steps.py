@@ -132,22 +132,29 @@ def _dataset(dataset_path: str) -> Iterator[tuple[Any, dict[str, Any]]]:
 
 
 def train_step(
-    dataset_path: str, model_path: str, *, preset: str, n_estimators: int, seed: int
+    dataset_path: str,
+    model_path: str,
+    *,
+    preset: str,
+    n_estimators: int,
+    seed: int,
+    model_kind: str = "forest",
 ) -> dict[str, Any]:
     """Train on the dataset artifact and save the model directory.
 
     Args:
         dataset_path: the dataset artifact.
         model_path: the model artifact's directory.
-        preset: a name in `hello_kubeflow.model.PRESETS`.
-        n_estimators: number of trees (0: the preset's).
+        preset: a name in `hello_kubeflow.model.PRESETS_BY_MODEL[model_kind]`.
+        n_estimators: number of trees (0: the preset's; the forest only).
         seed: random seed for sampling and training.
+        model_kind: `forest` or `mlp` (`hello_kubeflow.model.MODEL_KINDS`).
 
     Returns:
         Metadata for the artifact (the same as the model's `metadata.json`). Its
         accuracy is left to the evaluate step, which scores the model as served.
     """
-    from hello_kubeflow.model import PRESETS, build_metadata, save_model, train_model
+    from hello_kubeflow.model import build_metadata, save_model, train_model
 
     settings = load_settings()
     data = read_dataset(dataset_path)
@@ -156,7 +163,8 @@ def train_step(
     result = train_model(
         data.x_train,  # uint8: scaled after the preset's sample is drawn
         data.y_train,
-        preset=PRESETS[preset],
+        model=model_kind,
+        preset=preset,
         n_estimators=n_estimators or None,
         seed=seed,
         n_jobs=settings.n_jobs,
@@ -164,7 +172,7 @@ def train_step(
     metadata = build_metadata(result, data_source=data.source)
     metadata["data_is_subset"] = data.is_subset
     save_model(Path(model_path), result, metadata=metadata)
-    log.info("trained %s in %.1f s", preset, result.seconds)
+    log.info("trained %s (%s) in %.1f s", model_kind, preset, result.seconds)
     return metadata
 
 
@@ -172,23 +180,56 @@ def evaluate_step(dataset_path: str, model_path: str, report_path: str) -> dict[
     """Evaluate the saved model on the test set and write the report directory.
 
     Returns:
-        The evaluation as a dict, with `test_size` and `class_names` added.
+        The evaluation as a dict, with `test_size` and `class_names` added, the
+        model's kind, preset, training seconds and size, its in-process latency for
+        one image, its three worst confusions, and `metrics`: the numbers the
+        pipeline logs on its Metrics artifact (`kfp_metrics`).
     """
+    from hello_kubeflow.evaluation import one_image_latency_ms, top_confusions
     from hello_kubeflow.model import evaluate, load_model, save_confusion_png
 
     data = read_test_images(dataset_path)
     loaded = load_model(Path(model_path))
     # Score what will be served: the fast form (identical digits to scikit-learn, tested).
-    evaluation = evaluate(loaded, scale_pixels(data.x), data.y)
+    pixels = scale_pixels(data.x)
+    evaluation = evaluate(loaded, pixels, data.y)
     result = evaluation.as_dict()
     result["test_size"] = len(data.y)
     result["class_names"] = list(loaded.class_names)
+    result["model"] = loaded.kind
+    result["preset"] = str(loaded.metadata.get("preset", ""))
+    result["train_seconds"] = float(loaded.metadata.get("train_seconds") or 0.0)
+    result["model_bytes"] = sum(int(f["bytes"]) for f in loaded.metadata["files"].values())
+    result["latency_ms"] = round(one_image_latency_ms(loaded, pixels[0]), 4)
+    result["top_confusions"] = [list(pair) for pair in top_confusions(evaluation)]
+    result["metrics"] = kfp_metrics(result)
     report = Path(report_path)
     report.mkdir(parents=True, exist_ok=True)
     (report / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n")
     save_confusion_png(evaluation, report / CONFUSION_PNG)
     log.info("test accuracy %.4f on %d images", evaluation.accuracy, len(data.y))
     return result
+
+
+def kfp_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """The numbers the evaluate step logs (`Metrics.log_metric`), so runs compare in the UI.
+
+    Args:
+        result: what `evaluate_step` computed.
+
+    Returns:
+        accuracy, test size, training seconds, model size in MB, one-image latency
+        in ms, and each digit's recall (`recall_0` ... `recall_9`).
+    """
+    metrics = {
+        "accuracy": float(result["accuracy"]),
+        "test_size": float(result["test_size"]),
+        "train_seconds": float(result["train_seconds"]),
+        "model_mb": round(result["model_bytes"] / 1e6, 3),
+        "latency_ms": float(result["latency_ms"]),
+    }
+    metrics.update({f"recall_{d}": float(r) for d, r in enumerate(result["recall"])})
+    return metrics
 
 
 def _head(array: np.ndarray, limit: int) -> np.ndarray:

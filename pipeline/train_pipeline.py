@@ -25,7 +25,8 @@ from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Mo
 
 PIPELINE_NAME = "hello-kubeflow-mnist"
 PIPELINE_DESCRIPTION = (
-    "Train a RandomForestClassifier on MNIST and evaluate it on the 10k test set."
+    "Train a model on MNIST (a random forest or a small neural network) and evaluate it "
+    "on the 10k test set."
 )
 
 
@@ -50,11 +51,19 @@ def train(
     preset: str = "default",
     n_estimators: int = 0,
     seed: int = 42,
+    model_kind: str = "forest",
 ) -> None:
-    """Train the random forest and save it with its fast form and metadata."""
+    """Train the model (forest or mlp) and save it with its fast form and metadata."""
     from hello_kubeflow.steps import train_step
 
-    info = train_step(dataset.path, model.path, preset=preset, n_estimators=n_estimators, seed=seed)
+    info = train_step(
+        dataset.path,
+        model.path,
+        preset=preset,
+        n_estimators=n_estimators,
+        seed=seed,
+        model_kind=model_kind,
+    )
     model.metadata.update(info)
 
 
@@ -69,10 +78,12 @@ def evaluate(
     from hello_kubeflow.steps import evaluate_step
 
     evaluation = evaluate_step(dataset.path, model.path, report.path)
-    metrics.log_metric("accuracy", evaluation["accuracy"])
-    metrics.log_metric("test_size", evaluation["test_size"])
+    for name, value in evaluation["metrics"].items():
+        metrics.log_metric(name, value)
     confusion.log_confusion_matrix(evaluation["class_names"], evaluation["confusion_matrix"])
     report.metadata["accuracy"] = evaluation["accuracy"]
+    report.metadata["model"] = evaluation["model"]
+    report.metadata["preset"] = evaluation["preset"]
 
 
 def deploy_model(
@@ -138,6 +149,7 @@ def make_pipeline(
 
     @dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)
     def mnist_pipeline(
+        model_kind: str = "forest",
         preset: str = "default",
         n_estimators: int = 0,
         seed: int = 42,
@@ -153,9 +165,13 @@ def make_pipeline(
         data.set_display_name("load MNIST")
         data.set_caching_options(False)
         trained = train_op(
-            dataset=data.outputs["dataset"], preset=preset, n_estimators=n_estimators, seed=seed
+            dataset=data.outputs["dataset"],
+            preset=preset,
+            n_estimators=n_estimators,
+            seed=seed,
+            model_kind=model_kind,
         )
-        trained.set_display_name("train random forest")
+        trained.set_display_name("train model")
         scored = evaluate_op(dataset=data.outputs["dataset"], model=trained.outputs["model"])
         scored.set_display_name("evaluate on test set")
         tasks = [data, trained, scored]

@@ -146,7 +146,7 @@ def _delay(emulator: KfpEmulator, session: KfpSession, run_id: str, interval: fl
         emulator.script = [Snapshot("SUCCEEDED", dict.fromkeys(STEPS, "Succeeded"))]
 
     def on_step(name: str, state: str) -> None:
-        if name == "train random forest" and "at" not in printed:
+        if name == "train model" and "at" not in printed:
             printed["at"] = time.perf_counter()
 
     flipper = threading.Thread(target=flip)

@@ -25,7 +25,8 @@ machine the absolute figures move with the load, the A/B does not.
 
 --model defaults to the latest `inv train` model, else a "book" forest trained once
 into the cache. --write replaces the "## Serving (issue 3)" section of
-docs/benchmarks.md with the results.
+docs/benchmarks.md with the results (for a forest), or the "## Serving the neural
+network (issue 14)" section (for `inv train --model mlp`'s model).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ from hello_kubeflow.mnist import load_mnist, scale_pixels  # noqa: E402
 from hello_kubeflow.settings import Settings, load_settings  # noqa: E402
 
 SECTION = "## Serving (issue 3)"
+# The neural network's figures go beside the forest's, in a section of their own.
+MLP_SECTION = "## Serving the neural network (issue 14)"
 AB_SECTION = "## Serving A/B against another checkout (issue 9)"
 DOCS = REPO / "docs" / "benchmarks.md"
 START_SECONDS = 120.0
@@ -430,6 +433,13 @@ def _write_docs(
     table: str, results: list[Result], model_dir: Path, args: argparse.Namespace
 ) -> None:
     metadata = json.loads((model_dir / "metadata.json").read_text())
+    kind = metadata.get("model", "forest")
+    heading = MLP_SECTION if kind == "mlp" else SECTION
+    if kind == "mlp":
+        hidden = metadata.get("parameters", {}).get("hidden_layer_sizes")
+        what = f"network: preset `{metadata.get('preset')}`, hidden layers {hidden}"
+    else:
+        what = f"forest: preset `{metadata.get('preset')}`, {metadata.get('n_estimators')} trees"
     command = "MNIST_DIR=... python scripts/bench_serving.py --write"
     if args.model:
         command += " --model DIR"
@@ -438,14 +448,14 @@ def _write_docs(
     section = (
         textwrap.dedent(
             f"""\
-        {SECTION}
+        {heading}
 
         One MNIST test image per request (Seldon JSON with names X1..X784), one client
         on loopback, sequential requests on a keep-alive connection (the Seldon
         wrapper's gunicorn sync worker closes it after each answer, so its client
         reconnects, as real clients do), one worker process per server, every answer
-        sanity-checked. Same forest everywhere: preset `{metadata.get("preset")}`,
-        {metadata.get("n_estimators")} trees, trained on {metadata.get("train_size"):,} images.
+        sanity-checked. Same {what},
+        trained on {metadata.get("train_size"):,} images.
         (b) is the book's stack: `seldon-core-microservice` 1.17.1 (gunicorn + Flask) with
         a `SkMnist` class calling scikit-learn `predict_proba`; (c) is that wrapper
         running this project's `MnistClassifier` (ONNX Runtime), separating server cost
@@ -461,7 +471,7 @@ def _write_docs(
         + table
         + "\n"
     )
-    _replace_section(SECTION, section)
+    _replace_section(heading, section)
 
 
 def _replace_section(heading: str, section: str) -> None:

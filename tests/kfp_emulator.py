@@ -75,7 +75,7 @@ SWAGGER = Path(
 # The project's pipeline (pipeline/train_pipeline.py): task key -> display name.
 STEPS = {
     "load-data": "load MNIST",
-    "train": "train random forest",
+    "train": "train model",
     "evaluate": "evaluate on test set",
     "deploy-model": "deploy model",
 }

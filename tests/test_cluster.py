@@ -267,6 +267,7 @@ def test_a_cluster_run_uploads_the_compiled_pipeline_and_passes_the_options(
     assert IMAGE.encode() in upload
     parameters = cluster.kfp.runs[summary.run_id]["body"]["runtime_config"]["parameters"]
     assert parameters == {
+        "model_kind": "forest",
         "preset": "book",
         "n_estimators": 30,
         "seed": 7,

@@ -153,8 +153,8 @@ def test_train_shows_progress_by_display_name_and_a_failure_with_its_log_tail(
 
     assert done.returncode == 1
     assert "step load MNIST: RUNNING" in done.stderr
-    assert "step train random forest: FAILED" in done.stderr
-    assert "FAILED at step 'train random forest'" in done.stderr
+    assert "step train model: FAILED" in done.stderr
+    assert "FAILED at step 'train model'" in done.stderr
     assert ": OOMKilled, exit code 137" in done.stderr
     assert "| Killed" in done.stderr
     assert "executor" not in done.stderr and "Traceback" not in done.stderr

@@ -374,7 +374,7 @@ _INV_STUB = r"""
 echo "inv $* [HK_MODE=$HK_MODE HK_SERVING=$HK_SERVING CONTAINER_REGISTRY=$CONTAINER_REGISTRY" \
     "KUBECONFIG=$KUBECONFIG HK_KUBE_CONTEXT=$HK_KUBE_CONTEXT]" >> "$CALLS"
 if [[ "$1" == "${STUB_FAIL_AT:-}" ]]; then
-    echo "error: run 1f3c FAILED at step 'train random forest'" >&2
+    echo "error: run 1f3c FAILED at step 'train model'" >&2
     exit 1
 fi
 echo "inv $1: done"
@@ -499,7 +499,7 @@ def test_a_failing_step_collects_the_cluster_state_then_still_cleans_up(tmp_path
     assert re.search(r"^inv train --mode cluster +\d+  failed \(exit 1\)$", result.stdout, re.M)
     assert re.search(r"^total +\d+  FAILED at 'inv train --mode cluster'$", result.stdout, re.M)
     log = (artifacts / "logs" / "07-inv-train---mode-cluster.log").read_text()
-    assert "FAILED at step 'train random forest'" in log
+    assert "FAILED at step 'train model'" in log
     cluster = artifacts / "cluster"
     for name in ("pods.txt", "events.txt", "nodes.txt", "served-models.yaml", "inv-status.txt"):
         assert (cluster / name).is_file(), name

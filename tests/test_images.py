@@ -471,3 +471,22 @@ def test_docker_runner_pipeline_run_on_a_slice(
     model_dir = latest_model_path(settings)
     assert (model_dir / "metadata.json").is_file()
     assert model_dir.stat().st_uid == os.getuid()  # outputs belong to the caller
+
+
+@pytest.mark.slow
+def test_docker_runner_trains_the_network_too(
+    built: BuildPushResult, mnist_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 14: `inv train --model mlp --runner docker` in the project image."""
+    from hello_kubeflow.runs import RunOptions, run_local
+
+    assert built.record is not None
+    settings = _settings(
+        tmp_path, MNIST_DIR=str(mnist_dir), HK_PIPELINE_IMAGE=built.record.reference
+    )
+    options = RunOptions(model="mlp", train_limit=2000, test_limit=500)
+    summary = run_local(settings, options, runner="docker")
+    assert (summary.runner, summary.model) == ("docker", "mlp")
+    assert 0.8 < summary.accuracy <= 1.0
+    metadata = json.loads((Path(summary.model_path) / "metadata.json").read_text())
+    assert metadata["model"] == "mlp"

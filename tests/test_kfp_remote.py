@@ -86,7 +86,7 @@ def test_a_successful_run_is_followed_step_by_step(
     assert seen[:3] == [
         ("load MNIST", "RUNNING"),
         ("load MNIST", "SUCCEEDED"),
-        ("train random forest", "RUNNING"),
+        ("train model", "RUNNING"),
     ]
     assert outcome.steps["deploy model"] == "SUCCEEDED"
 
@@ -140,7 +140,7 @@ def test_a_failed_run_names_the_failing_step_by_its_display_name(
         follow_run(session, run_id, timeout=30, steps=STEPS)
 
     message = str(raised.value)
-    assert f"run {run_id} FAILED at step 'train random forest'" in message
+    assert f"run {run_id} FAILED at step 'train model'" in message
     assert "executor" not in message
     assert session.run_url(run_id) in message
 
@@ -176,7 +176,7 @@ def test_a_canceled_run_ends_the_wait_with_an_error(
     session = connect(url, Auth(), patience=FAST)
     run_id = _started(session, package)
 
-    with pytest.raises(RunFailedError, match="CANCELED during step 'train random forest'"):
+    with pytest.raises(RunFailedError, match="CANCELED during step 'train model'"):
         follow_run(session, run_id, timeout=30, steps=STEPS)
 
 

@@ -78,7 +78,7 @@ def test_a_failed_run_says_why_with_the_pods_reason_and_log_tail(
             )
 
     message = str(raised.value)
-    assert "FAILED at step 'train random forest'" in message
+    assert "FAILED at step 'train model'" in message
     assert f"Pod {NAMESPACE}/{pod['metadata']['name']}: OOMKilled, exit code 137" in message
     assert "| MemoryError: cannot allocate 2.1 GiB" in message
     assert "| epoch 21" in message and "| epoch 20\n" not in message  # the last 20 lines only
@@ -89,7 +89,7 @@ def test_a_step_whose_pod_is_gone_is_explained_with_how_to_look(tmp_path: Path) 
         api = api_client(cluster.settings(tmp_path))
 
         said = explain_failed_step(
-            api, NAMESPACE, FailedStep("train random forest", "train", "wf-abc12-123")
+            api, NAMESPACE, FailedStep("train model", "train", "wf-abc12-123")
         )
 
     assert said == (
@@ -123,8 +123,6 @@ def test_a_retried_executors_pod_is_found_by_its_node_name(tmp_path: Path) -> No
         api = api_client(cluster.settings(tmp_path))
         retry_node = emulator.node_id("r", "hello-kubeflow-mnist-12345.root.train.executor")
 
-        said = explain_failed_step(
-            api, NAMESPACE, FailedStep("train random forest", "train", retry_node)
-        )
+        said = explain_failed_step(api, NAMESPACE, FailedStep("train model", "train", retry_node))
 
     assert "Error, exit code 2" in said and "| ValueError: bad preset" in said

@@ -38,6 +38,19 @@ def test_pipeline_runs_load_train_evaluate_in_order(compiled: dict[str, Any]) ->
     assert sorted(tasks["evaluate"]["dependentTasks"]) == ["load-data", "train"]
 
 
+def test_the_model_kind_is_a_pipeline_parameter_passed_to_training(
+    compiled: dict[str, Any],
+) -> None:
+    """Issue 14: the same pipeline trains either model, locally and on a cluster."""
+    parameters = compiled["root"]["inputDefinitions"]["parameters"]
+    assert parameters["model_kind"]["parameterType"] == "STRING"
+    assert parameters["model_kind"]["defaultValue"] == "forest"
+    train = compiled["root"]["dag"]["tasks"]["train"]
+    given = train["inputs"]["parameters"]["model_kind"]
+    assert given["componentInputParameter"] == "model_kind"
+    assert train["taskInfo"]["name"] == "train model"  # not "random forest": either model
+
+
 def test_steps_pass_typed_artifacts(compiled: dict[str, Any]) -> None:
     comps = compiled["components"]
     out = comps["comp-load-data"]["outputDefinitions"]["artifacts"]["dataset"]

@@ -64,7 +64,7 @@ def test_failure_names_the_step_its_cause_and_the_log() -> None:
 
 def test_failure_without_an_exception_line_points_at_the_log() -> None:
     error = step_failure("Inner task failed: 'train'.", deque(["Killed"]), Path("/o/l.log"))
-    assert "'train (train random forest)' failed: see its log in /o/l.log" in str(error)
+    assert "'train (train model)' failed: see its log in /o/l.log" in str(error)
 
 
 def test_failure_keeps_every_line_of_a_multi_line_cause() -> None:

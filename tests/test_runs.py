@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hello_kubeflow.errors import ModelError, PipelineError
+from hello_kubeflow.errors import ModelError, PipelineError, SettingsError
 from hello_kubeflow.mnist import load_mnist
 from hello_kubeflow.runs import RunOptions, RunSummary, latest_model_path, run_local
 from hello_kubeflow.settings import Settings
@@ -114,6 +114,53 @@ def test_bad_preset_on_the_command_line_is_a_clear_error(tmp_path: Path) -> None
     assert result.returncode == 1
     assert "--preset='fastest': expected one of default, book" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_forest_preset_for_the_network_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    result = _inv(
+        "train", "--model", "mlp", "--preset", "book", env={"HK_OUTPUT_DIR": str(tmp_path)}
+    )
+    assert result.returncode == 1
+    assert "--preset=book: the mlp model's presets are default" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_unknown_model_on_the_command_line_is_a_clear_error(tmp_path: Path) -> None:
+    result = _inv("train", "--model", "svm", env={"HK_OUTPUT_DIR": str(tmp_path)})
+    assert result.returncode == 1
+    assert "--model='svm': expected one of forest, mlp" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_trees_for_the_network_are_refused() -> None:
+    with pytest.raises(SettingsError, match="--trees=5: trees are for --model forest, not mlp"):
+        RunOptions(model="mlp", n_estimators=5)
+
+
+def test_the_pipeline_arguments_name_the_model() -> None:
+    assert RunOptions(model="mlp").arguments(None)["model_kind"] == "mlp"
+
+
+@pytest.mark.slow
+def test_pipeline_trains_the_network_and_logs_its_metrics(mnist_dir: Path, tmp_path: Path) -> None:
+    """Issue 14: `inv train --model mlp` through kfp.local; the model directory says mlp."""
+    settings = Settings.from_env(
+        {"MNIST_DIR": str(mnist_dir), "HK_OUTPUT_DIR": str(tmp_path)}, dotenv=None
+    )
+    options = RunOptions(model="mlp", train_limit=2000, test_limit=500)
+    summary = run_local(settings, options)
+    metadata = json.loads((Path(summary.model_path) / "metadata.json").read_text())
+    assert (metadata["model"], metadata["preset"], summary.model) == ("mlp", "default", "mlp")
+    assert summary.accuracy > 0.8
+    assert "mlp model, default preset, neural network" in summary.describe()
+    evaluation = json.loads(Path(summary.metrics_path).read_text())
+    metrics = evaluation["metrics"]
+    assert metrics["accuracy"] == summary.accuracy
+    assert {"train_seconds", "model_mb", "latency_ms", "recall_0", "recall_9"} <= set(metrics)
+    assert len(evaluation["top_confusions"]) == 3
+    recorded = json.loads((tmp_path / "recorded" / "mlp-default.json").read_text())
+    assert recorded["model_path"] == summary.model_path
 
 
 def test_bad_setting_in_environment_is_a_clear_error(tmp_path: Path) -> None:

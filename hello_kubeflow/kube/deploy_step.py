@@ -95,6 +95,7 @@ def run_summary(model: Mapping[str, Any], report: Mapping[str, Any]) -> dict[str
         trees = parameters.get("n_estimators")
     summary: dict[str, Any] = {
         "accuracy": report.get("accuracy", model.get("accuracy")),
+        "model": model.get("model"),
         "preset": model.get("preset"),
         "n_estimators": trees,
         "train_size": model.get("train_size"),

@@ -12,7 +12,15 @@ from typing import Any, Protocol
 
 from hello_kubeflow.serving.features import FEATURE_NAMES, N_CLASSES, N_FEATURES
 
-_CUSTOM_KEYS = ("preset", "accuracy", "n_estimators", "train_size", "created", "trained_at")
+_CUSTOM_KEYS = (
+    "model",
+    "preset",
+    "accuracy",
+    "n_estimators",
+    "train_size",
+    "created",
+    "trained_at",
+)
 
 
 class ServableModel(Protocol):

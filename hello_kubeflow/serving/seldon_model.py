@@ -43,7 +43,7 @@ def _bad_request(message: str) -> Exception:
 
 
 class MnistClassifier:
-    """The MNIST random forest behind the Seldon wrapper's model interface.
+    """The MNIST model (forest or mlp) behind the Seldon wrapper's model interface.
 
     Args:
         model_dir: the model artifact directory; "" means `HK_MODEL_DIR`.
