@@ -6,6 +6,7 @@ error's message names what went wrong and how to fix it.
 
     HelloKubeflowError
     ├── SettingsError            a variable is missing or malformed
+    ├── CheckoutError            a task needs the project's checkout, not just the package
     ├── DataError                MNIST cannot be read or fetched
     │   ├── DataFileError        a file is truncated, corrupt or of the wrong kind
     │   └── DownloadError        every mirror failed
@@ -56,6 +57,10 @@ class SettingsError(HelloKubeflowError):
             f"invalid settings (environment, .env or command line):\n{lines}\n"
             "Fix the values above (see .env.example for every variable)."
         )
+
+
+class CheckoutError(HelloKubeflowError):
+    """A task needs the project's checkout (Dockerfile, build context), not just the package."""
 
 
 class DataError(HelloKubeflowError):

@@ -3,8 +3,12 @@
 `Settings.from_env(environ)` takes the mapping as an argument so tests pass a
 plain dict; `load_settings()` is what the tasks call. Every variable is listed
 in `VARIABLES` (and documented in `.env.example`); a malformed value raises one
-`SettingsError` naming every offending variable. Secret values are never
-shown: `Settings.describe()` masks them, and they are left out of `repr`.
+`SettingsError` naming every offending variable. The checks live in
+`Settings` itself (`__post_init__`), so neither `replace` nor direct
+construction can make an invalid one. Relative paths (`.env`, `outputs/`, any
+path a variable names) are taken from the project root (`project.py`), not the
+current directory. Secret values are never shown: `Settings.describe()` masks
+them, and they are left out of `repr`.
 """
 
 from __future__ import annotations
@@ -108,6 +112,28 @@ class Settings:
     notebook_volume_size: str = "5Gi"
     notebook_port: int = 8888
     notebook_timeout: float = 600.0
+    # where relative paths were resolved from: the checkout (None: no checkout, the cwd)
+    project_root: Path | None = None
+
+    def __post_init__(self) -> None:
+        """Check and normalise every field through its variable's parser, as from the environment.
+
+        Raises:
+            SettingsError: naming every variable whose value is malformed.
+        """
+        problems: list[str] = []
+        for var in VARIABLES:
+            value = getattr(self, var.field)
+            if value is None:
+                continue
+            text = ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+            try:
+                object.__setattr__(self, var.field, var.parse(text.strip()))
+            except ValueError as exc:
+                shown = MASK if var.secret else repr(text)
+                problems.append(f"{var.env}={shown}: {exc}")
+        if problems:
+            raise SettingsError(problems)
 
     @classmethod
     def from_env(
@@ -143,7 +169,11 @@ class Settings:
         return cls(**kwargs)
 
     def replace(self, **changes: Any) -> Settings:
-        """Return a copy with some fields changed to already-typed values."""
+        """Return a copy with some fields changed, checked like the environment's.
+
+        Raises:
+            SettingsError: naming every variable whose new value is malformed.
+        """
         return dataclasses.replace(self, **changes)
 
     def override(
@@ -201,9 +231,33 @@ class Settings:
         return self.query_url or f"http://{self.serve_host}:{self.serve_port}"
 
 
-def load_settings() -> Settings:
-    """Settings from `os.environ` over `./.env`: what every task starts with."""
-    return Settings.from_env(None, Path(".env"))
+PATH_FIELDS = ("output_dir", "mnist_dir", "cache_dir", "extra_ca_certs", "model_dir",
+               "kubeconfig", "manifests_dir")  # fmt: skip
+
+
+def load_settings(root: Path | None = None) -> Settings:
+    """Settings from `os.environ` over the project root's `.env`: what every task starts with.
+
+    Args:
+        root: the project root (default: `project.project_root()`, found once
+            from the current directory; the current directory outside a checkout).
+            `.env` is read there and relative paths are taken from it.
+
+    Raises:
+        SettingsError: naming every variable whose value is malformed.
+    """
+    from hello_kubeflow.project import project_root
+
+    root = root or project_root()
+    base = root or Path.cwd()
+    settings = Settings.from_env(None, base / ".env")
+    return settings.replace(project_root=root, **rebased_paths(settings, base))
+
+
+def rebased_paths(settings: Settings, base: Path) -> dict[str, Path]:
+    """The path settings that are relative, taken from `base` instead of the cwd."""
+    paths = {name: getattr(settings, name) for name in PATH_FIELDS}
+    return {k: base / v for k, v in paths.items() if v is not None and not v.is_absolute()}
 
 
 # ---- parsers: each raises ValueError with a message saying what is expected
@@ -256,6 +310,13 @@ def _port(raw: str) -> int:
     value = _int()(raw)
     if not 1 <= value <= 65535:
         raise ValueError("expected a port number between 1 and 65535")
+    return value
+
+
+def _listen_port(raw: str) -> int:
+    value = _int()(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("expected a port number between 1 and 65535 (0: any free port)")
     return value
 
 
@@ -356,7 +417,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("HK_REGISTRY_PASSWORD", "registry_password", _text, "registry password", secret=True),
     Variable("HK_DOCKER_TIMEOUT", "docker_timeout", _seconds, "seconds per Docker API call"),
     Variable("HK_SERVE_HOST", "serve_host", _text, "address the model server binds"),
-    Variable("HK_SERVE_PORT", "serve_port", _port, "port of the model server"),
+    Variable(
+        "HK_SERVE_PORT", "serve_port", _listen_port, "port of the model server (0: any free one)"
+    ),
     Variable("HK_SERVE_WORKERS", "serve_workers", _int(1), "model server worker processes"),
     Variable("HK_MAX_BODY_BYTES", "max_body_bytes", _int(1), "largest request body accepted"),
     Variable(

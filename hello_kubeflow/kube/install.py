@@ -18,6 +18,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from hello_kubeflow.errors import PrerequisiteError
@@ -38,7 +39,8 @@ from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RBAC_DIR = Path(__file__).resolve().parent.parent / "manifests"
+# Package data (shipped in the wheel too), not a path walked up from this file.
+RBAC_DIR = Path(str(resources.files("hello_kubeflow").joinpath("manifests")))
 """The project's own manifests (the pipeline's service account and its rights)."""
 SETTLE_SECONDS = 10.0
 """After an install, everything must stay ready this long: late pods still appear."""
