@@ -170,16 +170,14 @@ def _has_istio_gateway(api: Any) -> bool | None:
     """Whether `svc/istio-ingressgateway` exists in `istio-system` (None: may not look)."""
     from kubernetes import client
 
-    from hello_kubeflow.kube.serving_api import REQUEST_TIMEOUT, Missing, call
+    from hello_kubeflow.kube.serving_api import Missing, call
 
     core = client.CoreV1Api(api)
     name = GATEWAY_SERVICE.removeprefix("svc/")
     try:
         call(
             f"looking for {GATEWAY_SERVICE} in {GATEWAY_NAMESPACE}",
-            lambda: core.read_namespaced_service(
-                name, GATEWAY_NAMESPACE, _request_timeout=REQUEST_TIMEOUT
-            ),
+            lambda: core.read_namespaced_service(name, GATEWAY_NAMESPACE),
             missing_ok=True,
         )
     except Missing:

@@ -111,12 +111,32 @@ def kube_target(settings: Settings) -> KubeTarget:
     return KubeTarget(where, name, cluster, server, str(contexts[name].get("user", "")))
 
 
+class TimedApiClient(client.ApiClient):  # type: ignore[misc]
+    """An ApiClient whose every call has a timeout: `HK_KUBE_REQUEST_TIMEOUT` unless given.
+
+    Every generated API method passes `_request_timeout` through `call_api`; a
+    call that names none (None) gets the settings' (connect, read) pair, so no
+    module keeps a timeout of its own. A watch still passes its longer one.
+    """
+
+    def __init__(self, configuration: client.Configuration, timeout: tuple[float, float]) -> None:
+        super().__init__(configuration)
+        self.request_timeout = timeout
+
+    def call_api(self, *args: Any, **kwargs: Any) -> Any:
+        """`ApiClient.call_api`, with the default timeout filled in."""
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = self.request_timeout
+        return super().call_api(*args, **kwargs)
+
+
 def api_client(settings: Settings) -> client.ApiClient:
     """An API client for the selected context (or the in-cluster service account).
 
     urllib3's own retries are off: callers retry what is transient, explicitly,
-    with `api_retrying`. Pass `request_timeout(settings)` as `_request_timeout`
-    on every call (a tuple: the client ignores a plain float).
+    with `api_retrying`. Every call times out after `request_timeout(settings)`
+    unless it passes its own `_request_timeout` (a tuple: the client ignores a
+    plain float).
 
     Raises:
         PrerequisiteError: no usable kubeconfig or context, and not in a cluster.
@@ -142,7 +162,7 @@ def api_client(settings: Settings) -> client.ApiClient:
         except ConfigException:
             kube_target(settings)  # raises the no-kubeconfig error with the paths tried
     configuration.retries = False
-    return client.ApiClient(configuration)
+    return TimedApiClient(configuration, request_timeout(settings))
 
 
 def request_timeout(settings: Settings) -> tuple[float, float]:

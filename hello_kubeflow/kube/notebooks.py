@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 FIELD_MANAGER = "hello-kubeflow"
-REQUEST_TIMEOUT = (5.0, 30.0)
 RETRY_SECONDS = 60.0
 POLL_INTERVAL = 2.0
 RESTART_LIMIT = 3
@@ -237,7 +236,6 @@ def _pods(api: client.ApiClient, spec: NotebookSpec) -> list[Pod]:
         lambda: core.list_namespaced_pod(
             spec.namespace,
             label_selector=f"{POD_LABEL}={spec.name}",
-            _request_timeout=REQUEST_TIMEOUT,
             _preload_content=False,  # plain JSON: pod_state reads dicts
         ),
     )
@@ -339,7 +337,6 @@ def _request(
             response_type="object",
             auth_settings=["BearerToken"],
             _return_http_data_only=True,
-            _request_timeout=REQUEST_TIMEOUT,
         )
         return dict(result or {})
 
