@@ -132,12 +132,14 @@ class ClusterRunSummary:
 
 def run_parameters(settings: Settings, options: RunOptions) -> dict[str, Any]:
     """The pipeline's parameters for a cluster run: the options plus where to deploy."""
-    parameters = options.arguments(None)  # the steps read MNIST in the cluster, not here
+    parameters = options.arguments(settings, mnist_dir=None)  # MNIST is read in the cluster
     parameters.update(
         namespace=settings.namespace,
         deployment_name=settings.deployment_name,
         serving=settings.serving,
         model_name=settings.model_name,
+        kube_request_timeout=settings.kube_request_timeout,
+        crash_grace=settings.wait_crash_grace,
     )
     return parameters
 
@@ -151,7 +153,8 @@ def plan(settings: Settings, options: RunOptions) -> ClusterPlan:
         ClusterError: HK_KFP_COOKIE is not name=value.
     """
     from hello_kubeflow.images import pipeline_image
-    from hello_kubeflow.runs import compile_pipeline, load_pipeline_module
+    from hello_kubeflow.pipeline_definition import PIPELINE_NAME
+    from hello_kubeflow.runs import compile_pipeline
 
     image = pipeline_image(settings)
     package = settings.output_dir / PIPELINE_FILE
@@ -166,7 +169,7 @@ def plan(settings: Settings, options: RunOptions) -> ClusterPlan:
         endpoint=describe_kfp_endpoint(settings),
         auth=_describe_auth(settings),
         experiment=settings.experiment,
-        pipeline=str(load_pipeline_module().PIPELINE_NAME),
+        pipeline=PIPELINE_NAME,
         parameters=run_parameters(settings, options),
         deployment=f"{settings.namespace}/{settings.deployment_name} ({serving})",
     )
@@ -308,7 +311,12 @@ def _served_model(settings: Settings, run_id: str) -> tuple[dict[str, Any], str]
         api = api_client(settings)
         serving = detect_serving(api, settings.serving)
         resource = wait_until_serving(
-            api, serving, settings.namespace, settings.deployment_name, timeout=60.0
+            api,
+            serving,
+            settings.namespace,
+            settings.deployment_name,
+            timeout=60.0,
+            crash_grace=settings.wait_crash_grace,
         )
     except HelloKubeflowError as exc:
         log.warning("the run succeeded, but the served model could not be read: %s", exc)

@@ -9,8 +9,6 @@ project image. The run's artifacts land under `<output_dir>/runs`, and
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 import logging
 import shutil
@@ -19,10 +17,10 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from hello_kubeflow.errors import ModelError, PipelineError, SettingsError
+from hello_kubeflow.pipeline_definition import make_pipeline
 from hello_kubeflow.runlog import captured_progress, step_failure
 from hello_kubeflow.settings import Settings
 
@@ -30,7 +28,6 @@ log = logging.getLogger(__name__)
 
 RUNNERS = ("subprocess", "docker")
 LATEST_FILE = "latest.json"
-PIPELINE_FILE = Path(__file__).resolve().parents[1] / "pipeline" / "train_pipeline.py"
 
 
 @dataclass(frozen=True)
@@ -119,36 +116,32 @@ class RunOptions:
             test_limit=test_limit,
         )
 
-    def arguments(self, mnist_dir: Path | None) -> dict[str, Any]:
-        """The pipeline's parameters for these options."""
+    def arguments(
+        self, settings: Settings, *, mnist_dir: Path | None, cache_dir: Path | None = None
+    ) -> dict[str, Any]:
+        """The pipeline's parameters: these options plus the settings the steps need.
+
+        A step reads no settings of its own (in a cluster, a pod's environment is
+        not this machine's): mirrors, download timeout and training processes
+        come from `settings` here.
+
+        Args:
+            settings: the settings of the machine that starts the run.
+            mnist_dir: a folder of IDX files the steps can read (None: the cache or mirrors).
+            cache_dir: where the steps cache MNIST (None: their own default).
+        """
         return {
             "preset": self.preset,
             "n_estimators": self.n_estimators,
             "seed": self.seed,
+            "n_jobs": settings.n_jobs,
             "mnist_dir": str(mnist_dir) if mnist_dir else "",
+            "mnist_mirrors": ",".join(settings.mnist_mirrors),
+            "cache_dir": str(cache_dir) if cache_dir else "",
+            "download_timeout": settings.download_timeout,
             "train_limit": self.train_limit,
             "test_limit": self.test_limit,
         }
-
-
-@functools.cache
-def load_pipeline_module() -> ModuleType:
-    """Import `pipeline/train_pipeline.py` from the project checkout, once per process.
-
-    Raises:
-        PipelineError: when the pipeline file is not where the project keeps it.
-    """
-    path = PIPELINE_FILE if PIPELINE_FILE.is_file() else Path.cwd() / "pipeline/train_pipeline.py"
-    if not path.is_file():
-        raise PipelineError(
-            f"pipeline definition not found at {PIPELINE_FILE}; run the task from the "
-            "hello-kubeflow checkout (where tasks.py is)"
-        )
-    spec = importlib.util.spec_from_file_location("hello_kubeflow_train_pipeline", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def compile_pipeline(
@@ -169,8 +162,7 @@ def compile_pipeline(
 
     from hello_kubeflow.images import pipeline_image
 
-    module = load_pipeline_module()
-    pipeline = module.make_pipeline(image or pipeline_image(settings), deploy=deploy)
+    pipeline = make_pipeline(image or pipeline_image(settings), deploy=deploy)
     output.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(pipeline, str(output))
     return output
@@ -213,7 +205,7 @@ def run_local(
     else:
         local_runner = local.SubprocessRunner(use_venv=False)
     local.init(runner=local_runner, pipeline_root=str(root), raise_on_error=True)
-    pipeline = load_pipeline_module().make_pipeline(image)
+    pipeline = make_pipeline(image)
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     log_path = settings.output_dir.resolve() / "logs" / f"train-{stamp}.log"
@@ -231,7 +223,10 @@ def run_local(
         # display names are for the Pipelines UI; kfp.local says it ignores them.
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
         try:
-            outputs = pipeline(**options.arguments(mnist_dir))
+            cache_dir = None if runner == "docker" else settings.cache_dir
+            outputs = pipeline(
+                **options.arguments(settings, mnist_dir=mnist_dir, cache_dir=cache_dir)
+            )
         except RuntimeError as exc:
             raise step_failure(str(exc), tail, log_path) from None
     seconds = time.monotonic() - started
