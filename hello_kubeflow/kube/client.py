@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,12 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from tenacity import (
-    RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_delay,
 )
 
-from hello_kubeflow.backoff import jittered_backoff
+from hello_kubeflow.backoff import jittered_backoff, log_retry
 from hello_kubeflow.errors import PrerequisiteError
 from hello_kubeflow.settings import Settings
 
@@ -190,29 +188,14 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, _TRANSIENT_ERRORS)
 
 
-def describe_api_error(exc: BaseException) -> str:
+def describe_api_error(exc: BaseException | None) -> str:
     """A one-line description: ApiException's own str carries headers and body."""
+    if exc is None:
+        return "failed"
     if isinstance(exc, ApiException):
         reason = str(exc.reason or "").strip()
         return f"HTTP {exc.status} {reason}".strip()
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
-
-
-def log_retry(logger: logging.Logger, what: str) -> Callable[[RetryCallState], None]:
-    """A tenacity `before_sleep` that says, in one line, what failed and when it retries."""
-
-    def before_sleep(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        delay = state.next_action.sleep if state.next_action else 0.0
-        logger.info(
-            "%s: %s; retrying in %.1f s (attempt %d)",
-            what,
-            describe_api_error(exc) if exc else "failed",
-            delay,
-            state.attempt_number,
-        )
-
-    return before_sleep
 
 
 def api_retrying(
@@ -239,5 +222,5 @@ def api_retrying(
         stop=stop_after_delay(seconds),
         reraise=True,
         # Not before_sleep_log: an ApiException's str spans headers and body.
-        before_sleep=log_retry(log, what),
+        before_sleep=log_retry(log, what, level=logging.INFO, describe=describe_api_error),
     )

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from hello_kubeflow.backoff import Backoff
 from hello_kubeflow.errors import PrerequisiteError
-from hello_kubeflow.kube.apply import APPLY_DEADLINE, Applier, ApplyBackoff
+from hello_kubeflow.kube.apply import APPLY_BACKOFF, APPLY_DEADLINE, Applier
 from hello_kubeflow.kube.client import api_client, kube_target, request_timeout
 from hello_kubeflow.kube.components import (
     Component,
@@ -193,7 +194,7 @@ def install(
     dry_run: bool = False,
     rbac_dir: Path = RBAC_DIR,
     apply_deadline: float = APPLY_DEADLINE,
-    backoff: ApplyBackoff | None = None,
+    backoff: Backoff = APPLY_BACKOFF,
     settle: float = SETTLE_SECONDS,
 ) -> list[str]:
     """Check prerequisites, apply the plan, wait for every pod: `inv setup --mode cluster`.
@@ -238,9 +239,7 @@ def install(
         problems = "\n".join(f"  {c.line()}" for c in failed(checks))
         raise PrerequisiteError(f"the cluster is not ready for inv setup:\n{problems}")
     lines = [c.line() for c in checks]
-    applier = Applier(
-        api_client(settings), request_timeout(settings), backoff=backoff or ApplyBackoff()
-    )
+    applier = Applier(api_client(settings), request_timeout(settings), backoff=backoff)
     for step in plan.steps:
         count = applier.apply_in_order(step.objects, step.component.title, deadline=apply_deadline)
         lines.append(f"applied {step.component.title}: {count} objects")
@@ -248,7 +247,7 @@ def install(
         count = applier.apply_in_order(plan.rbac, "the pipeline's RBAC", deadline=apply_deadline)
         lines.append(f"applied the pipeline's RBAC: {count} objects")
     result = wait_for_pods(settings, plan.namespaces, require_pods=True, settle=settle)
-    lines.append(result.summary())
+    lines.append(result.describe())
     return lines
 
 
