@@ -9,7 +9,6 @@ reads back what the deploy step recorded on the served model. `plan` is what
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ from hello_kubeflow.kfp_runs import (
     step_names,
     upload_pipeline,
 )
+from hello_kubeflow.kube.model_manifests import SERVING_APIS
 from hello_kubeflow.login import gateway_auth
 from hello_kubeflow.runs import RunOptions
 from hello_kubeflow.settings import Settings
@@ -35,7 +35,6 @@ from hello_kubeflow.settings import Settings
 log = logging.getLogger(__name__)
 
 PIPELINE_FILE = "cluster-pipeline.yaml"
-SERVING_NAMES = {"seldon": "SeldonDeployment", "kserve": "InferenceService"}
 
 
 @dataclass(frozen=True)
@@ -55,10 +54,6 @@ class ClusterPlan:
     def as_dict(self) -> dict[str, Any]:
         """The plan as a JSON-serialisable dict."""
         return asdict(self)
-
-    def to_json(self) -> str:
-        """The plan as one line of JSON."""
-        return json.dumps(self.as_dict(), sort_keys=True)
 
     def describe(self) -> str:
         """The plan as a person reads it."""
@@ -105,10 +100,6 @@ class ClusterRunSummary:
         """The summary as a JSON-serialisable dict."""
         return asdict(self)
 
-    def to_json(self) -> str:
-        """The summary as one line of JSON."""
-        return json.dumps(self.as_dict(), sort_keys=True)
-
     def describe(self) -> str:
         """The summary as a person reads it."""
         lines = [f"run {self.run_id} {self.state} in {self.seconds:.1f} s: {self.run_url}"]
@@ -122,7 +113,7 @@ class ClusterRunSummary:
         else:
             lines.append("test accuracy: unknown (the served model could not be read)")
         lines.append(f"model:   {self.model_uri or '(see the run in the UI)'}")
-        kind = SERVING_NAMES.get(self.serving, self.serving)
+        kind = SERVING_APIS[self.serving].kind if self.serving in SERVING_APIS else self.serving
         lines.append(
             f"served:  {kind} {self.namespace}/{self.deployment_name} "
             "(query it: inv query --mode cluster)"
@@ -161,7 +152,7 @@ def plan(settings: Settings, options: RunOptions) -> ClusterPlan:
     compile_pipeline(settings, package, image=image, deploy=True)
     serving = "Seldon Core or KServe, whichever is installed"
     if settings.serving != "auto":
-        serving = SERVING_NAMES[settings.serving]
+        serving = SERVING_APIS[settings.serving].kind
     return ClusterPlan(
         package=str(package),
         image=image,

@@ -29,6 +29,7 @@ from hello_kubeflow.gateway import (
     model_service,
     serving_address,
 )
+from hello_kubeflow.kube.model_manifests import SERVING_APIS
 from hello_kubeflow.kube.port_forward import port_forward
 from hello_kubeflow.login import gateway_auth
 from hello_kubeflow.query import SELDON_PATH, AccuracyResult, QueryResult
@@ -37,7 +38,6 @@ from hello_kubeflow.settings import Settings
 log = logging.getLogger(__name__)
 
 PROTOCOLS = {"seldon": "seldon", "kserve": "v2"}
-SERVING_KINDS = {"seldon": "SeldonDeployment", "kserve": "InferenceService"}
 
 
 def query_cluster(
@@ -91,7 +91,7 @@ def query_cluster(
             raise EndpointError(
                 f"{exc}. In cluster mode the model is {settings.namespace}/"
                 f"{settings.deployment_name} ({served.serving}), reached through {via}: check "
-                f"it with `kubectl get {SERVING_KINDS[served.serving].lower()} -n "
+                f"it with `kubectl get {SERVING_APIS[served.serving].kind.lower()} -n "
                 f"{settings.namespace}`; `inv train --mode cluster` deploys it"
             ) from None
 
@@ -161,7 +161,7 @@ def _served(settings: Settings) -> _Served:
         return _Served(kinds[0])
     raise EndpointError(
         f"no model is deployed as {settings.namespace}/{settings.deployment_name} "
-        f"(looked for {' and '.join(SERVING_KINDS[k] for k in kinds)}): run "
+        f"(looked for {' and '.join(SERVING_APIS[k].kind for k in kinds)}): run "
         "`inv train --mode cluster`, which deploys it, or fix HK_NAMESPACE / HK_DEPLOYMENT_NAME"
     )
 

@@ -52,10 +52,6 @@ DEPLOY_TIMEOUT = 600.0
 POLL_INTERVAL = 3.0
 CRASH_GRACE = 600.0
 """Seconds a model pod may crash-loop before the deploy fails (HK_WAIT_CRASH_GRACE's default)."""
-_POD_SELECTORS = {
-    "seldon": "seldon-deployment-id={name}",
-    "kserve": "serving.kserve.io/inferenceservice={name}",
-}
 _KSERVE_FAILED = frozenset({"InvalidSpec", "BlockedByFailedLoad", "FailedToLoad"})
 
 
@@ -292,7 +288,7 @@ def _judge(serving: str, resource: dict[str, Any], generation: int) -> tuple[boo
 def _model_pods(api: client.ApiClient, serving: str, namespace: str, name: str) -> list[Pod]:
     """The model's pods (found by the label its serving system puts on them)."""
     core = client.CoreV1Api(api)
-    selector = _POD_SELECTORS[serving].format(name=name)
+    selector = SERVING_APIS[serving].pod_selector(name)
     try:
         pods = call(
             f"listing the pods of {name}",
