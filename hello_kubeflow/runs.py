@@ -53,10 +53,6 @@ class RunSummary:
         """The summary as a JSON-serialisable dict."""
         return asdict(self)
 
-    def to_json(self) -> str:
-        """The summary as one line of JSON."""
-        return json.dumps(self.as_dict(), sort_keys=True)
-
     def describe(self) -> str:
         """The summary as a person reads it."""
         lines = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +100,7 @@ def test_dry_run_shows_what_a_run_would_use_and_contacts_nothing(
     assert shown.parameters["deployment_name"] == "mnist-classifier"
     assert Path(shown.package).is_file()
     assert "dry run: nothing was contacted" in shown.describe()
-    assert json.loads(shown.to_json())["image"] == IMAGE
+    assert shown.as_dict()["image"] == IMAGE
     assert cluster.kfp.seen == []
     assert kubectl_calls(log) == []
 
@@ -146,7 +145,7 @@ def test_a_cluster_run_reports_what_the_served_model_recorded(cluster: Cluster) 
     text = summary.describe()
     assert "test accuracy: 91.23%" in text
     assert "SeldonDeployment kubeflow/mnist-classifier" in text
-    assert json.loads(summary.to_json())["run_id"] == summary.run_id
+    assert summary.as_dict()["run_id"] == summary.run_id
 
 
 def test_a_cluster_run_uploads_the_compiled_pipeline_and_passes_the_options(

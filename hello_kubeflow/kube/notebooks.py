@@ -88,6 +88,18 @@ class NotebookServer:
         lines.append(f"open {self.url} (log in to Kubeflow if asked)")
         return "\n".join(lines)
 
+    def as_dict(self) -> dict[str, Any]:
+        """What is ready and where, as plain JSON values."""
+        return {
+            "namespace": self.spec.namespace,
+            "name": self.spec.name,
+            "image": self.spec.image,
+            "url": self.url,
+            "pod": self.pod,
+            "created": list(self.created),
+            "port_forward": self.port_forward,
+        }
+
 
 def notebook_spec(settings: Settings) -> NotebookSpec:
     """The Notebook the settings describe, its image the pushed one, by digest.
