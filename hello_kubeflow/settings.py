@@ -370,7 +370,12 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def _quantity(raw: str) -> str:
-    """A Kubernetes resource quantity: `500m`, `1`, `2Gi`, `1.5`."""
+    """A Kubernetes resource quantity: `500m`, `1`, `2Gi`, `1.5`.
+
+    A pattern, not `kubernetes.utils.parse_quantity` (which the cluster code uses
+    to compute with quantities): importing the Kubernetes client costs every
+    task about a second, and this only checks the text.
+    """
     if not _QUANTITY.match(raw):
         raise ValueError("expected a Kubernetes quantity, e.g. 500m or 1 (CPU), 2Gi (memory)")
     return raw
