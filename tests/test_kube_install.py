@@ -128,6 +128,14 @@ def test_install_applies_every_object_of_the_profile_and_waits_for_the_pods(
     )
     assert any(line.startswith("applied the pipeline's RBAC: 4 objects") for line in lines)
     assert " pods ready " in lines[-1]
+    # What the API server holds is what our RBAC files say, not only that a call was made.
+    for obj in plan.rbac:
+        (key,) = keys([obj])
+        applied = stored.get(key) or stored[(*key[:2], None, key[3])]
+        parts = ("rules", "subjects", "roleRef", "aggregationRule")
+        assert any(applied.get(part) for part in parts), key
+        for part in parts:
+            assert applied.get(part) == obj.get(part), (key, part)
 
 
 @pytest.mark.slow
