@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hello_kubeflow.errors import ModelError, PipelineError, SettingsError
+from hello_kubeflow.artifact import LATEST_FILE
+from hello_kubeflow.errors import PipelineError, SettingsError
 from hello_kubeflow.pipeline_definition import make_pipeline
 from hello_kubeflow.runlog import captured_progress, step_failure
 from hello_kubeflow.settings import Settings
@@ -27,7 +28,6 @@ from hello_kubeflow.settings import Settings
 log = logging.getLogger(__name__)
 
 RUNNERS = ("subprocess", "docker")
-LATEST_FILE = "latest.json"
 
 
 @dataclass(frozen=True)
@@ -227,27 +227,6 @@ def run_local(
             raise step_failure(str(exc), tail, log_path) from None
     seconds = time.monotonic() - started
     return _record(settings, outputs, options, runner=runner, seconds=seconds, log_path=log_path)
-
-
-def latest_model_path(settings: Settings) -> Path:
-    """The model directory the last `inv train` produced.
-
-    Raises:
-        ModelError: when no run has produced a model yet, or it was deleted.
-    """
-    record = settings.output_dir / LATEST_FILE
-    try:
-        path = Path(json.loads(record.read_text())["model_path"])
-    except FileNotFoundError:
-        raise ModelError(
-            f"no trained model yet ({record} is missing): run `inv train` first, "
-            "or give a model directory with --model"
-        ) from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{record} is damaged ({exc}): run `inv train` again") from None
-    if not path.is_dir():
-        raise ModelError(f"the last trained model ({path}) is gone: run `inv train` again")
-    return path
 
 
 def _record(

@@ -456,7 +456,8 @@ def test_containerised_server_answers_a_prediction(
 def test_docker_runner_pipeline_run_on_a_slice(
     built: BuildPushResult, mnist_dir: Path, tmp_path: Path
 ) -> None:
-    from hello_kubeflow.runs import RunOptions, latest_model_path, run_local
+    from hello_kubeflow.artifact import latest_model_path
+    from hello_kubeflow.runs import RunOptions, run_local
 
     assert built.record is not None
     settings = _settings(

@@ -67,7 +67,7 @@ def resolve_model_dir(settings: Settings, model: str | Path = "") -> Path:
         return Path(model).expanduser()
     if settings.model_dir is not None:
         return settings.model_dir
-    from hello_kubeflow.runs import latest_model_path
+    from hello_kubeflow.artifact import latest_model_path
 
     return latest_model_path(settings)
 
