@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping
 from importlib import metadata as dist_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -33,11 +33,16 @@ from hello_kubeflow.fastpath import (
 
 log = logging.getLogger(__name__)
 
+if TYPE_CHECKING:
+    from hello_kubeflow.settings import Settings
+
 N_CLASSES = 10
 CLASS_NAMES: tuple[str, ...] = tuple(f"class:{d}" for d in range(N_CLASSES))
 MODEL_FILE = "model.joblib"
 ONNX_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
+LATEST_FILE = "latest.json"
+"""In the output folder: which model directory the last `inv train` made."""
 FORMAT = "hello-kubeflow-model"
 FORMAT_VERSION = 1
 MODEL_KINDS = ("forest", "mlp")
@@ -291,3 +296,24 @@ def _features(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
     if features.ndim != 2 or features.shape[1] != N_FEATURES:
         raise ValueError(f"expected pixels shaped (n, {N_FEATURES}), got {features.shape}")
     return features
+
+
+def latest_model_path(settings: Settings) -> Path:
+    """The model directory the last `inv train` produced.
+
+    Raises:
+        ModelError: when no run has produced a model yet, or it was deleted.
+    """
+    record = settings.output_dir / LATEST_FILE
+    try:
+        path = Path(json.loads(record.read_text())["model_path"])
+    except FileNotFoundError:
+        raise ModelError(
+            f"no trained model yet ({record} is missing): run `inv train` first, "
+            "or give a model directory with --model"
+        ) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{record} is damaged ({exc}): run `inv train` again") from None
+    if not path.is_dir():
+        raise ModelError(f"the last trained model ({path}) is gone: run `inv train` again")
+    return path

@@ -6,8 +6,16 @@ import logging
 import re
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from tenacity import RetryCallState, wait_exponential_jitter
+from tenacity import (
+    RetryCallState,
+    stop_after_attempt,
+    stop_after_delay,
+    stop_never,
+    wait_exponential_jitter,
+)
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
@@ -17,6 +25,39 @@ _NAME_NOT_RESOLVED = re.compile(
     re.IGNORECASE,
 )
 MAX_REASON_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """The one retry policy: how long to wait between attempts, and when to give up.
+
+    Attributes:
+        initial: the first wait, in seconds; it doubles each time.
+        maximum: the longest wait, in seconds.
+        jitter: up to this many random seconds added to each wait (default: `initial`).
+        attempts: the most attempts (None: no limit but the deadline).
+        deadline: no new attempt after this many seconds (None: no limit but attempts).
+    """
+
+    initial: float = 0.5
+    maximum: float = 10.0
+    jitter: float | None = None
+    attempts: int | None = None
+    deadline: float | None = None
+
+    def wait(self, initial: float | None = None) -> wait_base:
+        """tenacity's `wait`: jittered exponential backoff (from `initial` if given)."""
+        return jittered_backoff(initial or self.initial, self.maximum, self.jitter)
+
+    def stop(self) -> stop_base:
+        """tenacity's `stop`: after `attempts` or past `deadline`, whichever comes first."""
+        stop: stop_base = stop_never
+        if self.attempts is not None:
+            stop = stop_after_attempt(self.attempts)
+        if self.deadline is not None:
+            by_time = stop_after_delay(self.deadline)
+            stop = by_time if self.attempts is None else stop | by_time
+        return stop
 
 
 def jittered_backoff(first: float, maximum: float, jitter: float | None = None) -> wait_base:

@@ -9,7 +9,6 @@ reads back what the deploy step recorded on the served model. `plan` is what
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from hello_kubeflow.kfp_runs import (
     step_names,
     upload_pipeline,
 )
+from hello_kubeflow.kube.model_manifests import SERVING_APIS
 from hello_kubeflow.kube.pull_secret import PULL_SECRET, ensure_pull_secret, registry_login
 from hello_kubeflow.login import gateway_auth
 from hello_kubeflow.runs import RunOptions
@@ -37,7 +37,6 @@ from hello_kubeflow.settings import Settings
 log = logging.getLogger(__name__)
 
 PIPELINE_FILE = "cluster-pipeline.yaml"
-SERVING_NAMES = {"seldon": "SeldonDeployment", "kserve": "InferenceService"}
 
 
 @dataclass(frozen=True)
@@ -58,10 +57,6 @@ class ClusterPlan:
     def as_dict(self) -> dict[str, Any]:
         """The plan as a JSON-serialisable dict."""
         return asdict(self)
-
-    def to_json(self) -> str:
-        """The plan as one line of JSON."""
-        return json.dumps(self.as_dict(), sort_keys=True)
 
     def describe(self) -> str:
         """The plan as a person reads it."""
@@ -110,10 +105,6 @@ class ClusterRunSummary:
         """The summary as a JSON-serialisable dict."""
         return asdict(self)
 
-    def to_json(self) -> str:
-        """The summary as one line of JSON."""
-        return json.dumps(self.as_dict(), sort_keys=True)
-
     def describe(self) -> str:
         """The summary as a person reads it."""
         lines = [f"run {self.run_id} {self.state} in {self.seconds:.1f} s: {self.run_url}"]
@@ -131,7 +122,7 @@ class ClusterRunSummary:
         else:
             lines.append("test accuracy: unknown (the served model could not be read)")
         lines.append(f"model:   {self.model_uri or '(see the run in the UI)'}")
-        kind = SERVING_NAMES.get(self.serving, self.serving)
+        kind = SERVING_APIS[self.serving].kind if self.serving in SERVING_APIS else self.serving
         lines.append(
             f"served:  {kind} {self.namespace}/{self.deployment_name} "
             "(query it: inv query --mode cluster)"
@@ -141,12 +132,14 @@ class ClusterRunSummary:
 
 def run_parameters(settings: Settings, options: RunOptions) -> dict[str, Any]:
     """The pipeline's parameters for a cluster run: the options plus where to deploy."""
-    parameters = options.arguments(None)  # the steps read MNIST in the cluster, not here
+    parameters = options.arguments(settings, mnist_dir=None)  # MNIST is read in the cluster
     parameters.update(
         namespace=settings.namespace,
         deployment_name=settings.deployment_name,
         serving=settings.serving,
         model_name=settings.model_name,
+        kube_request_timeout=settings.kube_request_timeout,
+        crash_grace=settings.wait_crash_grace,
     )
     return parameters
 
@@ -161,7 +154,8 @@ def plan(settings: Settings, options: RunOptions) -> ClusterPlan:
         SettingsError: registry credentials are half set, or set without CONTAINER_REGISTRY.
     """
     from hello_kubeflow.images import pipeline_image
-    from hello_kubeflow.runs import compile_pipeline, load_pipeline_module
+    from hello_kubeflow.pipeline_definition import PIPELINE_NAME
+    from hello_kubeflow.runs import compile_pipeline
 
     image = pipeline_image(settings)
     package = settings.output_dir / PIPELINE_FILE
@@ -170,7 +164,7 @@ def plan(settings: Settings, options: RunOptions) -> ClusterPlan:
     compile_pipeline(settings, package, image=image, deploy=True, pull_secret=pull_secret)
     serving = "Seldon Core or KServe, whichever is installed"
     if settings.serving != "auto":
-        serving = SERVING_NAMES[settings.serving]
+        serving = SERVING_APIS[settings.serving].kind
     return ClusterPlan(
         package=str(package),
         image=image,
@@ -178,7 +172,7 @@ def plan(settings: Settings, options: RunOptions) -> ClusterPlan:
         endpoint=describe_kfp_endpoint(settings),
         auth=_describe_auth(settings),
         experiment=settings.experiment,
-        pipeline=str(load_pipeline_module().PIPELINE_NAME),
+        pipeline=PIPELINE_NAME,
         parameters=run_parameters(settings, options),
         deployment=f"{settings.namespace}/{settings.deployment_name} ({serving})",
         pull_secret=login.describe() if login else "",
@@ -389,7 +383,12 @@ def _served_model(settings: Settings, run_id: str) -> tuple[dict[str, Any], str]
         api = api_client(settings)
         serving = detect_serving(api, settings.serving)
         resource = wait_until_serving(
-            api, serving, settings.namespace, settings.deployment_name, timeout=60.0
+            api,
+            serving,
+            settings.namespace,
+            settings.deployment_name,
+            timeout=60.0,
+            crash_grace=settings.wait_crash_grace,
         )
     except HelloKubeflowError as exc:
         log.warning("the run succeeded, but the served model could not be read: %s", exc)

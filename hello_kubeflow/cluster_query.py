@@ -37,6 +37,7 @@ from hello_kubeflow.kube.kserve_access import (
     route,
     wait_until_allowed,
 )
+from hello_kubeflow.kube.model_manifests import SERVING_APIS
 from hello_kubeflow.kube.port_forward import port_forward
 from hello_kubeflow.login import gateway_auth
 from hello_kubeflow.query import SELDON_PATH, AccuracyResult, QueryResult
@@ -45,7 +46,6 @@ from hello_kubeflow.settings import Settings
 log = logging.getLogger(__name__)
 
 PROTOCOLS = {"seldon": "seldon", "kserve": "v2"}
-SERVING_KINDS = {"seldon": "SeldonDeployment", "kserve": "InferenceService"}
 
 
 def query_cluster(
@@ -114,7 +114,7 @@ def query_cluster(
             raise EndpointError(
                 f"{exc}. In cluster mode the model is {settings.namespace}/"
                 f"{settings.deployment_name} ({served.serving}), reached through {via}: check "
-                f"it with `kubectl get {SERVING_KINDS[served.serving].lower()} -n "
+                f"it with `kubectl get {SERVING_APIS[served.serving].kind.lower()} -n "
                 f"{settings.namespace}`; `inv train --mode cluster` deploys it"
             ) from None
 
@@ -228,7 +228,7 @@ def _served(settings: Settings) -> _Served:
         return _Served(kinds[0])
     raise EndpointError(
         f"no model is deployed as {settings.namespace}/{settings.deployment_name} "
-        f"(looked for {' and '.join(SERVING_KINDS[k] for k in kinds)}): run "
+        f"(looked for {' and '.join(SERVING_APIS[k].kind for k in kinds)}): run "
         "`inv train --mode cluster`, which deploys it, or fix HK_NAMESPACE / HK_DEPLOYMENT_NAME"
     )
 
@@ -237,16 +237,14 @@ def _has_istio_gateway(api: Any) -> bool | None:
     """Whether `svc/istio-ingressgateway` exists in `istio-system` (None: may not look)."""
     from kubernetes import client
 
-    from hello_kubeflow.kube.serving_api import REQUEST_TIMEOUT, Missing, call
+    from hello_kubeflow.kube.serving_api import Missing, call
 
     core = client.CoreV1Api(api)
     name = GATEWAY_SERVICE.removeprefix("svc/")
     try:
         call(
             f"looking for {GATEWAY_SERVICE} in {GATEWAY_NAMESPACE}",
-            lambda: core.read_namespaced_service(
-                name, GATEWAY_NAMESPACE, _request_timeout=REQUEST_TIMEOUT
-            ),
+            lambda: core.read_namespaced_service(name, GATEWAY_NAMESPACE),
             missing_ok=True,
         )
     except Missing:

@@ -168,7 +168,7 @@ def compare_models(
         ModelError, ServingError: a model could not be loaded or served.
         SettingsError: the chart's path does not end in .png or is a folder.
     """
-    from hello_kubeflow.runs import LATEST_FILE
+    from hello_kubeflow.artifact import LATEST_FILE
 
     chart_path = chart or settings.output_dir / CHART_FILE
     if chart_path.suffix.lower() != ".png" or chart_path.is_dir():

@@ -21,7 +21,7 @@ from hello_kubeflow.serving.server import running_server
 from hello_kubeflow.settings import Settings
 from hello_kubeflow.steps import read_test_images
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def run_demo(
     # would otherwise answer instead of the model just trained.
     demo_settings = settings.replace(serve_host="127.0.0.1", serve_port=0)
     with running_server(demo_settings, Path(run.model_path)) as server:
-        logger.info("serving the new model at %s", server.url)
+        log.info("serving the new model at %s", server.url)
         query_settings = settings.replace(query_url=server.url)
         result = query_digit(query_settings, protocol=protocol, plot=plot, test_images=test_images)
         accuracy = None
@@ -95,5 +95,5 @@ def run_demo(
             accuracy = query_accuracy(
                 query_settings, count=count, protocol=protocol, test_images=test_images
             )
-    logger.info("model server stopped")
+    log.info("model server stopped")
     return DemoSummary(run, result, accuracy)

@@ -17,19 +17,17 @@ import requests
 from tenacity import (
     Retrying,
     retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
 )
 
 from hello_kubeflow.backoff import (
+    Backoff,
     describe_failure,
     is_name_not_resolved,
-    jittered_backoff,
     log_retry,
 )
 from hello_kubeflow.errors import DataError, DataFileError, DownloadError
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -41,26 +39,8 @@ STALE_PART_SECONDS = 3600.0  # leftovers of a killed download older than this ar
 PART_SUFFIX = ".part"
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to retry one mirror on transient failures before trying the next.
-
-    Attributes:
-        attempts: the most attempts per mirror.
-        deadline: no new attempt starts after this many seconds on one mirror.
-        initial_wait: seconds before the first retry; doubles each time.
-        max_wait: the longest wait between attempts.
-        jitter: up to this many random seconds added to each wait.
-    """
-
-    attempts: int = 4
-    deadline: float = 60.0
-    initial_wait: float = 0.5
-    max_wait: float = 8.0
-    jitter: float = 0.5
-
-
-DEFAULT_RETRY = RetryPolicy()
+# How hard to retry one mirror on transient failures before trying the next.
+DEFAULT_RETRY = Backoff(initial=0.5, maximum=8.0, jitter=0.5, attempts=4, deadline=60.0)
 
 # Mirrors (host:port) found unreachable in this process, and why. One command decides
 # once that it is offline: later files skip these mirrors instead of trying them again.
@@ -91,7 +71,7 @@ def fetch_from_mirrors(
     verify: Callable[[Path], tuple[T, str]],
     *,
     timeout: float,
-    retry: RetryPolicy = DEFAULT_RETRY,
+    retry: Backoff = DEFAULT_RETRY,
 ) -> tuple[T, Path, str]:
     """Download `<mirror><file_name>` into `directory` from the first mirror that works.
 
@@ -142,7 +122,7 @@ def fetch_from_mirrors(
             tries = _Tries()
             level = logging.WARNING
             try:
-                logger.info("downloading %s", url)
+                log.info("downloading %s", url)
                 _retrying(retry, f"downloading {url}")(_stream, session, url, part, timeout, tries)
                 result, final_name = verify(part)
                 final = directory / final_name
@@ -163,7 +143,7 @@ def fetch_from_mirrors(
                 part.unlink(missing_ok=True)
             # Unreachable mirrors are summed up once by the caller ("offline: ..."); a
             # mirror that answered badly is worth a line of its own.
-            logger.log(level, "%s failed: %s", url, failures[-1][1])
+            log.log(level, "%s failed: %s", url, failures[-1][1])
     lines = "\n".join(f"  - {url}: {why}" for url, why in failures) or "  (no mirror is set)"
     raise DownloadError(
         f"could not download {file_name} from any mirror:\n{lines}\n"
@@ -233,12 +213,12 @@ def _is_unreachable(exc: BaseException) -> bool:
     )
 
 
-def _retrying(policy: RetryPolicy, what: str) -> Retrying:
+def _retrying(policy: Backoff, what: str) -> Retrying:
     return Retrying(
         retry=retry_if_exception(_is_transient),
-        stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.deadline),
-        wait=jittered_backoff(policy.initial_wait, policy.max_wait, policy.jitter),
-        before_sleep=log_retry(logger, what),
+        stop=policy.stop(),
+        wait=policy.wait(),
+        before_sleep=log_retry(log, what),
         reraise=True,
     )
 

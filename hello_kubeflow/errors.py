@@ -6,6 +6,8 @@ error's message names what went wrong and how to fix it.
 
     HelloKubeflowError
     ├── SettingsError            a variable is missing or malformed
+    ├── CheckoutError            a task needs the project's checkout, not just the package
+    ├── UsageError               command-line options that do not go together or do nothing
     ├── DataError                MNIST cannot be read or fetched
     │   ├── DataFileError        a file is truncated, corrupt or of the wrong kind
     │   └── DownloadError        every mirror failed
@@ -56,6 +58,14 @@ class SettingsError(HelloKubeflowError):
             f"invalid settings (environment, .env or command line):\n{lines}\n"
             "Fix the values above (see .env.example for every variable)."
         )
+
+
+class CheckoutError(HelloKubeflowError):
+    """A task needs the project's checkout (Dockerfile, build context), not just the package."""
+
+
+class UsageError(HelloKubeflowError):
+    """Command-line options that do not go together, or that do nothing in the chosen mode."""
 
 
 class DataError(HelloKubeflowError):

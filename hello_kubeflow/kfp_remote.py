@@ -22,13 +22,12 @@ from typing import Any, TypeVar
 import requests
 import urllib3
 from tenacity import (
-    RetryCallState,
     retry,
     retry_if_exception,
     stop_after_delay,
 )
 
-from hello_kubeflow.backoff import jittered_backoff, log_retry
+from hello_kubeflow.backoff import describe_failure, jittered_backoff, log_retry
 from hello_kubeflow.errors import KfpError
 from hello_kubeflow.gateway import Auth, auth_failure_message
 
@@ -237,7 +236,7 @@ def _call(
         retry=retry_if_exception(transient),
         wait=jittered_backoff(patience.retry_initial_wait, MAX_RETRY_WAIT),
         stop=stop_after_delay(patience.retry_deadline),
-        before_sleep=_log_retry(what),
+        before_sleep=log_retry(log, what, level=logging.INFO, describe=describe_failure),
         reraise=True,
     )
     try:
@@ -252,21 +251,6 @@ def _call(
             f"{what}: Kubeflow Pipelines at {endpoint} stopped answering "
             f"({type(exc).__name__}); check `inv status` and try again"
         ) from None
-
-
-def _log_retry(what: str) -> Callable[[RetryCallState], None]:
-    """Say what is retried in one line (an ApiException's own text carries headers)."""
-
-    def before_sleep(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        status = getattr(exc, "status", None)
-        why = (
-            f"HTTP {status} {getattr(exc, 'reason', '')}".strip() if status else type(exc).__name__
-        )
-        delay = state.next_action.sleep if state.next_action else 0.0
-        log.info("%s: %s; retrying in %.1f s", what, why, delay)
-
-    return before_sleep
 
 
 def _said(exc: Any) -> str:

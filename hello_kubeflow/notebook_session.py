@@ -14,6 +14,7 @@ from pathlib import Path
 
 from hello_kubeflow.errors import PipelineError
 from hello_kubeflow.kube.notebook_manifests import TOKEN_DIR
+from hello_kubeflow.project import find_root
 from hello_kubeflow.settings import Settings
 
 TOKEN_FILE = Path(TOKEN_DIR) / "token"
@@ -52,16 +53,16 @@ def pod_settings(
 
 
 def checkout_root(start: Path) -> Path:
-    """The hello-kubeflow checkout holding `start` (where the pipeline file and .env are).
+    """The hello-kubeflow checkout holding `start` (where `.env` and `outputs/` are).
 
     Raises:
         PipelineError: `start` is not inside a checkout.
     """
-    for folder in (start, *start.parents):
-        if (folder / "pipeline" / "train_pipeline.py").is_file():
-            return folder
+    root = find_root(start)
+    if root is not None:
+        return root
     raise PipelineError(
-        f"{start} is not inside a hello-kubeflow checkout (no pipeline/train_pipeline.py "
+        f"{start} is not inside a hello-kubeflow checkout (no tasks.py and pyproject.toml "
         "above it): open the notebook from the checkout, e.g. `git clone` it into your "
         "notebook server's workspace"
     )

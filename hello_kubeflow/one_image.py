@@ -25,7 +25,7 @@ from hello_kubeflow.errors import QueryError
 from hello_kubeflow.idx import CHECKSUMS_FILE
 from hello_kubeflow.settings import Settings
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
@@ -194,7 +194,7 @@ def _remember(settings: Settings, key: str, record: dict[str, Any]) -> None:
         part.write_text(json.dumps(records, indent=1), encoding="utf-8")
         part.replace(path)
     except OSError as exc:
-        logger.debug("cannot record verified MNIST files in %s: %s", path, exc)
+        log.debug("cannot record verified MNIST files in %s: %s", path, exc)
 
 
 def _read_at(path: Path, offset: int, size: int) -> bytes:

@@ -9,8 +9,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from hello_kubeflow.errors import DockerUnavailableError, PrerequisiteError, SettingsError
-from hello_kubeflow.settings import MODES, Settings
+from hello_kubeflow.errors import DockerUnavailableError, PrerequisiteError
+from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class SetupReport:
     lines: tuple[str, ...]
     next_command: str
 
-    def text(self) -> str:
+    def describe(self) -> str:
         """The report for a person."""
         return "\n".join([*self.lines, f"Next: {self.next_command}"])
 
@@ -70,8 +70,6 @@ def setup(settings: Settings, *, dry_run: bool = False, render: Path | None = No
         ApplyError, PodFailedError, WaitTimeoutError: cluster mode, see `install`.
         DataError: local mode, MNIST could not be fetched or verified.
     """
-    if settings.mode not in MODES:
-        raise SettingsError([f"HK_MODE={settings.mode!r}: expected one of {', '.join(MODES)}"])
     if render is not None:
         from hello_kubeflow.kube.render import render_manifests
 

@@ -45,7 +45,7 @@ from hello_kubeflow.settings import Settings
 if TYPE_CHECKING:
     from hello_kubeflow.mnist import MnistTestImages
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 PROTOCOLS = ("seldon", "v2")
 SELDON_PATH = "/api/v1.0/predictions"
@@ -232,7 +232,7 @@ def query_accuracy(
             else:
                 key = f"{int(label)}->{answer.digit}"
                 confused[key] = confused.get(key, 0) + 1
-        logger.info("sent %d/%d images", last - start, count)
+        log.info("sent %d/%d images", last - start, count)
     seconds = time.monotonic() - started
     return AccuracyResult(
         count=count,
@@ -284,7 +284,7 @@ def post_images(
         retry=retry_if_exception_type((_NotConnected, _TransientAnswer)),
         wait=jittered_backoff(FIRST_RETRY_SECONDS, MAX_RETRY_WAIT_SECONDS),
         stop=give_up,
-        before_sleep=log_retry(logger, f"POST {url}", level=logging.INFO),
+        before_sleep=log_retry(log, f"POST {url}", level=logging.INFO),
         reraise=True,
     )
     try:

@@ -9,8 +9,6 @@ project image. The run's artifacts land under `<output_dir>/runs`, and
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 import logging
 import shutil
@@ -19,19 +17,18 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from hello_kubeflow.errors import ModelError, PipelineError, SettingsError
+from hello_kubeflow.artifact import LATEST_FILE
+from hello_kubeflow.errors import PipelineError, SettingsError
+from hello_kubeflow.pipeline_definition import make_pipeline
 from hello_kubeflow.runlog import captured_progress, step_failure
 from hello_kubeflow.settings import MODEL_PRESETS, Settings
 
 log = logging.getLogger(__name__)
 
 RUNNERS = ("subprocess", "docker")
-LATEST_FILE = "latest.json"
 RECORDED_DIR = "recorded"
-PIPELINE_FILE = Path(__file__).resolve().parents[1] / "pipeline" / "train_pipeline.py"
 
 
 @dataclass(frozen=True)
@@ -59,10 +56,6 @@ class RunSummary:
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-serialisable dict."""
         return asdict(self)
-
-    def to_json(self) -> str:
-        """The summary as one line of JSON."""
-        return json.dumps(self.as_dict(), sort_keys=True)
 
     def describe(self) -> str:
         """The summary as a person reads it."""
@@ -127,14 +120,30 @@ class RunOptions:
             test_limit=test_limit,
         )
 
-    def arguments(self, mnist_dir: Path | None) -> dict[str, Any]:
-        """The pipeline's parameters for these options."""
+    def arguments(
+        self, settings: Settings, *, mnist_dir: Path | None, cache_dir: Path | None = None
+    ) -> dict[str, Any]:
+        """The pipeline's parameters: these options plus the settings the steps need.
+
+        A step reads no settings of its own (in a cluster, a pod's environment is
+        not this machine's): mirrors, download timeout and training processes
+        come from `settings` here.
+
+        Args:
+            settings: the settings of the machine that starts the run.
+            mnist_dir: a folder of IDX files the steps can read (None: the cache or mirrors).
+            cache_dir: where the steps cache MNIST (None: their own default).
+        """
         return {
             "model_kind": self.model,
             "preset": self.preset,
             "n_estimators": self.n_estimators,
             "seed": self.seed,
+            "n_jobs": settings.n_jobs,
             "mnist_dir": str(mnist_dir) if mnist_dir else "",
+            "mnist_mirrors": ",".join(settings.mnist_mirrors),
+            "cache_dir": str(cache_dir) if cache_dir else "",
+            "download_timeout": settings.download_timeout,
             "train_limit": self.train_limit,
             "test_limit": self.test_limit,
         }
@@ -152,26 +161,6 @@ def _model_problems(model: str, preset: str, trees: int) -> list[str]:
     if trees and model != "forest":
         problems.append(f"--trees={trees}: trees are for --model forest, not {model}")
     return problems
-
-
-@functools.cache
-def load_pipeline_module() -> ModuleType:
-    """Import `pipeline/train_pipeline.py` from the project checkout, once per process.
-
-    Raises:
-        PipelineError: when the pipeline file is not where the project keeps it.
-    """
-    path = PIPELINE_FILE if PIPELINE_FILE.is_file() else Path.cwd() / "pipeline/train_pipeline.py"
-    if not path.is_file():
-        raise PipelineError(
-            f"pipeline definition not found at {PIPELINE_FILE}; run the task from the "
-            "hello-kubeflow checkout (where tasks.py is)"
-        )
-    spec = importlib.util.spec_from_file_location("hello_kubeflow_train_pipeline", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def compile_pipeline(
@@ -199,9 +188,9 @@ def compile_pipeline(
 
     from hello_kubeflow.images import pipeline_image
 
-    module = load_pipeline_module()
-    extra = {"pull_secret": pull_secret} if pull_secret else {}
-    pipeline = module.make_pipeline(image or pipeline_image(settings), deploy=deploy, **extra)
+    pipeline = make_pipeline(
+        image or pipeline_image(settings), deploy=deploy, pull_secret=pull_secret
+    )
     output.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(pipeline, str(output))
     return output
@@ -244,7 +233,7 @@ def run_local(
     else:
         local_runner = local.SubprocessRunner(use_venv=False)
     local.init(runner=local_runner, pipeline_root=str(root), raise_on_error=True)
-    pipeline = load_pipeline_module().make_pipeline(image)
+    pipeline = make_pipeline(image)
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     log_path = settings.output_dir.resolve() / "logs" / f"train-{stamp}.log"
@@ -262,32 +251,14 @@ def run_local(
         # display names are for the Pipelines UI; kfp.local says it ignores them.
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
         try:
-            outputs = pipeline(**options.arguments(mnist_dir))
+            cache_dir = None if runner == "docker" else settings.cache_dir
+            outputs = pipeline(
+                **options.arguments(settings, mnist_dir=mnist_dir, cache_dir=cache_dir)
+            )
         except RuntimeError as exc:
             raise step_failure(str(exc), tail, log_path) from None
     seconds = time.monotonic() - started
     return _record(settings, outputs, options, runner=runner, seconds=seconds, log_path=log_path)
-
-
-def latest_model_path(settings: Settings) -> Path:
-    """The model directory the last `inv train` produced.
-
-    Raises:
-        ModelError: when no run has produced a model yet, or it was deleted.
-    """
-    record = settings.output_dir / LATEST_FILE
-    try:
-        path = Path(json.loads(record.read_text())["model_path"])
-    except FileNotFoundError:
-        raise ModelError(
-            f"no trained model yet ({record} is missing): run `inv train` first, "
-            "or give a model directory with --model"
-        ) from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{record} is damaged ({exc}): run `inv train` again") from None
-    if not path.is_dir():
-        raise ModelError(f"the last trained model ({path}) is gone: run `inv train` again")
-    return path
 
 
 def _record(

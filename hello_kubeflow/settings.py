@@ -3,8 +3,12 @@
 `Settings.from_env(environ)` takes the mapping as an argument so tests pass a
 plain dict; `load_settings()` is what the tasks call. Every variable is listed
 in `VARIABLES` (and documented in `.env.example`); a malformed value raises one
-`SettingsError` naming every offending variable. Secret values are never
-shown: `Settings.describe()` masks them, and they are left out of `repr`.
+`SettingsError` naming every offending variable. The checks live in
+`Settings` itself (`__post_init__`), so neither `replace` nor direct
+construction can make an invalid one. Relative paths (`.env`, `outputs/`, any
+path a variable names) are taken from the project root (`project.py`), not the
+current directory. Secret values are never shown: `Settings.describe()` masks
+them, and they are left out of `repr`.
 """
 
 from __future__ import annotations
@@ -114,6 +118,28 @@ class Settings:
     notebook_volume_size: str = "5Gi"
     notebook_port: int = 8888
     notebook_timeout: float = 600.0
+    # where relative paths were resolved from: the checkout (None: no checkout, the cwd)
+    project_root: Path | None = None
+
+    def __post_init__(self) -> None:
+        """Check and normalise every field through its variable's parser, as from the environment.
+
+        Raises:
+            SettingsError: naming every variable whose value is malformed.
+        """
+        problems: list[str] = []
+        for var in VARIABLES:
+            value = getattr(self, var.field)
+            if value is None:
+                continue
+            text = ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+            try:
+                object.__setattr__(self, var.field, var.parse(text.strip()))
+            except ValueError as exc:
+                shown = MASK if var.secret else repr(text)
+                problems.append(f"{var.env}={shown}: {exc}")
+        if problems:
+            raise SettingsError(problems)
 
     @classmethod
     def from_env(
@@ -149,7 +175,11 @@ class Settings:
         return cls(**kwargs)
 
     def replace(self, **changes: Any) -> Settings:
-        """Return a copy with some fields changed to already-typed values."""
+        """Return a copy with some fields changed, checked like the environment's.
+
+        Raises:
+            SettingsError: naming every variable whose new value is malformed.
+        """
         return dataclasses.replace(self, **changes)
 
     def override(
@@ -207,9 +237,33 @@ class Settings:
         return self.query_url or f"http://{self.serve_host}:{self.serve_port}"
 
 
-def load_settings() -> Settings:
-    """Settings from `os.environ` over `./.env`: what every task starts with."""
-    return Settings.from_env(None, Path(".env"))
+PATH_FIELDS = ("output_dir", "mnist_dir", "cache_dir", "extra_ca_certs", "model_dir",
+               "kubeconfig", "manifests_dir")  # fmt: skip
+
+
+def load_settings(root: Path | None = None) -> Settings:
+    """Settings from `os.environ` over the project root's `.env`: what every task starts with.
+
+    Args:
+        root: the project root (default: `project.project_root()`, found once
+            from the current directory; the current directory outside a checkout).
+            `.env` is read there and relative paths are taken from it.
+
+    Raises:
+        SettingsError: naming every variable whose value is malformed.
+    """
+    from hello_kubeflow.project import project_root
+
+    root = root or project_root()
+    base = root or Path.cwd()
+    settings = Settings.from_env(None, base / ".env")
+    return settings.replace(project_root=root, **rebased_paths(settings, base))
+
+
+def rebased_paths(settings: Settings, base: Path) -> dict[str, Path]:
+    """The path settings that are relative, taken from `base` instead of the cwd."""
+    paths = {name: getattr(settings, name) for name in PATH_FIELDS}
+    return {k: base / v for k, v in paths.items() if v is not None and not v.is_absolute()}
 
 
 # ---- parsers: each raises ValueError with a message saying what is expected
@@ -265,6 +319,13 @@ def _port(raw: str) -> int:
     return value
 
 
+def _listen_port(raw: str) -> int:
+    value = _int()(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("expected a port number between 1 and 65535 (0: any free port)")
+    return value
+
+
 def _path(raw: str) -> Path:
     return Path(raw).expanduser()
 
@@ -315,7 +376,12 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def _quantity(raw: str) -> str:
-    """A Kubernetes resource quantity: `500m`, `1`, `2Gi`, `1.5`."""
+    """A Kubernetes resource quantity: `500m`, `1`, `2Gi`, `1.5`.
+
+    A pattern, not `kubernetes.utils.parse_quantity` (which the cluster code uses
+    to compute with quantities): importing the Kubernetes client costs every
+    task about a second, and this only checks the text.
+    """
     if not _QUANTITY.match(raw):
         raise ValueError("expected a Kubernetes quantity, e.g. 500m or 1 (CPU), 2Gi (memory)")
     return raw
@@ -363,7 +429,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("HK_REGISTRY_PASSWORD", "registry_password", _text, "registry password", secret=True),
     Variable("HK_DOCKER_TIMEOUT", "docker_timeout", _seconds, "seconds per Docker API call"),
     Variable("HK_SERVE_HOST", "serve_host", _text, "address the model server binds"),
-    Variable("HK_SERVE_PORT", "serve_port", _port, "port of the model server"),
+    Variable(
+        "HK_SERVE_PORT", "serve_port", _listen_port, "port of the model server (0: any free one)"
+    ),
     Variable("HK_SERVE_WORKERS", "serve_workers", _int(1), "model server worker processes"),
     Variable("HK_MAX_BODY_BYTES", "max_body_bytes", _int(1), "largest request body accepted"),
     Variable(

@@ -1,11 +1,13 @@
 """The bodies of the pipeline's steps: what each component does with its artifacts.
 
-The components in `pipeline/train_pipeline.py` only unpack artifacts and call
-these, so the work is testable without KFP. Artifacts: the dataset is one
-compressed `.npz` file (uint8 pixels, int64 labels: ~13 MB for full MNIST, not
-55), the model is a directory (see `hello_kubeflow.model`), the report is a
-directory with `evaluation.json` and `confusion_matrix.png`. The test set is
-scored once per run, by the evaluate step, on the model as it will be served.
+The components in `hello_kubeflow.pipeline_definition` only unpack artifacts
+and call these, so the work is testable without KFP. A step reads no settings
+from its environment: what it needs arrives as arguments (pipeline parameters).
+Artifacts: the dataset is one compressed `.npz` file (uint8 pixels, int64
+labels: ~13 MB for full MNIST, not 55), the model is a directory (see
+`hello_kubeflow.model`), the report is a directory with `evaluation.json`
+and `confusion_matrix.png`. The test set is scored once per run, by the
+evaluate step, on the model as it will be served.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from hello_kubeflow.errors import DataFileError
 from hello_kubeflow.mnist import MnistData, MnistTestImages, load_mnist, scale_pixels
-from hello_kubeflow.settings import load_settings
+from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +36,34 @@ DATASET_COMPRESSION = 1
 
 
 def load_data_step(
-    dataset_path: str, *, mnist_dir: str = "", train_limit: int = 0, test_limit: int = 0
+    dataset_path: str,
+    *,
+    mnist_dir: str = "",
+    mnist_mirrors: str = "",
+    cache_dir: str = "",
+    download_timeout: float = 60.0,
+    train_limit: int = 0,
+    test_limit: int = 0,
 ) -> dict[str, Any]:
     """Load MNIST and write it as the pipeline's dataset artifact.
 
     Args:
         dataset_path: where the dataset file goes.
-        mnist_dir: a folder with the IDX files (empty: the settings decide).
+        mnist_dir: a folder with the IDX files (empty: the cache, else the mirrors).
+        mnist_mirrors: comma-separated mirrors (empty: the default ones).
+        cache_dir: where downloads are cached (empty: the default cache).
+        download_timeout: seconds per download request.
         train_limit: keep only the first N training images (0: all).
         test_limit: keep only the first N test images (0: all).
 
     Returns:
         Metadata for the artifact: source, sizes, whether it is the subset.
     """
-    settings = load_settings()
-    if mnist_dir:
-        settings = settings.replace(mnist_dir=Path(mnist_dir))
+    given = {"mnist_dir": mnist_dir, "mnist_mirrors": mnist_mirrors, "cache_dir": cache_dir}
+    # Checked like the environment: a malformed parameter is a SettingsError.
+    settings = Settings(download_timeout=download_timeout).override(
+        {k: v for k, v in given.items() if v}
+    )
     data = load_mnist(settings)
     x_train, y_train = _head(data.x_train, train_limit), _head(data.y_train, train_limit)
     x_test, y_test = _head(data.x_test, test_limit), _head(data.y_test, test_limit)
@@ -139,6 +153,7 @@ def train_step(
     n_estimators: int,
     seed: int,
     model_kind: str = "forest",
+    n_jobs: int = -1,
 ) -> dict[str, Any]:
     """Train on the dataset artifact and save the model directory.
 
@@ -149,6 +164,7 @@ def train_step(
         n_estimators: number of trees (0: the preset's; the forest only).
         seed: random seed for sampling and training.
         model_kind: `forest` or `mlp` (`hello_kubeflow.model.MODEL_KINDS`).
+        n_jobs: training processes (-1: all cores).
 
     Returns:
         Metadata for the artifact (the same as the model's `metadata.json`). Its
@@ -156,7 +172,6 @@ def train_step(
     """
     from hello_kubeflow.model import build_metadata, save_model, train_model
 
-    settings = load_settings()
     data = read_dataset(dataset_path)
     if data.is_subset:
         log.warning("training on the 5,000-digit offline subset: accuracy is not comparable")
@@ -167,7 +182,7 @@ def train_step(
         preset=preset,
         n_estimators=n_estimators or None,
         seed=seed,
-        n_jobs=settings.n_jobs,
+        n_jobs=n_jobs,
     )
     metadata = build_metadata(result, data_source=data.source)
     metadata["data_is_subset"] = data.is_subset

@@ -254,8 +254,8 @@ def _a_b(other: Path, model_dir: Path, bodies: list[bytes], args: argparse.Names
 def _model_dir(settings: Settings, given: str) -> Path:
     if given:
         return Path(given).resolve()
+    from hello_kubeflow.artifact import latest_model_path
     from hello_kubeflow.errors import ModelError
-    from hello_kubeflow.runs import latest_model_path
 
     try:
         return latest_model_path(settings).resolve()

@@ -566,6 +566,7 @@ class KfpEmulator:
             "workflows.argoproj.io/workflow": self.runs[run_id]["workflow"],
             "pipeline/runid": run_id,
         }
+
     def pod_spec_patch(self, run_id: str, key: str) -> dict[str, Any]:
         """What the driver adds to step `key`'s pod spec from its Kubernetes config."""
         names = self.runs[run_id]["pull_secrets"].get(key) or []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from hello_kubeflow.kfp_runs import ensure_experiment, start_run, upload_pipelin
 from hello_kubeflow.kube.model_manifests import ModelDeployment, seldon_deployment
 from hello_kubeflow.kube.pull_secret import PULL_SECRET
 from hello_kubeflow.runs import RunOptions
-from hello_kubeflow.settings import Settings
+from hello_kubeflow.settings import DEFAULT_MNIST_MIRRORS, Settings
 
 DIGEST = "sha256:" + "5e" * 32
 IMAGE = f"localhost:5000/hello-kubeflow@{DIGEST}"
@@ -66,6 +65,10 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             kfp_endpoint=kfp_url,
             kubeconfig=kubeconfig_for(tmp_path / "kubeconfig", kube_url),
             serving="seldon",
+            n_jobs=2,
+            download_timeout=9.0,
+            kube_request_timeout=12.0,
+            wait_crash_grace=45.0,
         )
         yield Cluster(kfp, kube, settings)
 
@@ -111,7 +114,7 @@ def test_dry_run_shows_what_a_run_would_use_and_contacts_nothing(
     assert shown.parameters["deployment_name"] == "mnist-classifier"
     assert Path(shown.package).is_file()
     assert "dry run: nothing was contacted" in shown.describe()
-    assert json.loads(shown.to_json())["image"] == IMAGE
+    assert shown.as_dict()["image"] == IMAGE
     assert cluster.kfp.seen == []
     assert kubectl_calls(log) == []
 
@@ -253,12 +256,13 @@ def test_a_cluster_run_reports_what_the_served_model_recorded(cluster: Cluster) 
     text = summary.describe()
     assert "test accuracy: 91.23%" in text
     assert "SeldonDeployment kubeflow/mnist-classifier" in text
-    assert json.loads(summary.to_json())["run_id"] == summary.run_id
+    assert summary.as_dict()["run_id"] == summary.run_id
 
 
 def test_a_cluster_run_uploads_the_compiled_pipeline_and_passes_the_options(
     cluster: Cluster,
 ) -> None:
+    """The options and the settings the steps need travel as parameters (not a pod's env)."""
     cluster.kfp.on_run_created = _deploy_step_runs_in(cluster.kube)
 
     summary = train_on_cluster(cluster.settings, OPTIONS, patience=FAST)
@@ -271,13 +275,19 @@ def test_a_cluster_run_uploads_the_compiled_pipeline_and_passes_the_options(
         "preset": "book",
         "n_estimators": 30,
         "seed": 7,
+        "n_jobs": 2,
         "mnist_dir": "",
+        "mnist_mirrors": ",".join(DEFAULT_MNIST_MIRRORS),
+        "cache_dir": "",
+        "download_timeout": 9.0,
         "train_limit": 500,
         "test_limit": 100,
         "namespace": "kubeflow",
         "deployment_name": "mnist-classifier",
         "serving": "seldon",
         "model_name": "mnist-classifier",
+        "kube_request_timeout": 12.0,
+        "crash_grace": 45.0,
     }
     assert [e["display_name"] for e in cluster.kfp.experiments.values()] == ["hello-kubeflow"]
 

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 from mirror_server import MirrorServer
 
-from hello_kubeflow.download import STALE_PART_SECONDS, RetryPolicy, fetch_from_mirrors
+from hello_kubeflow.backoff import Backoff
+from hello_kubeflow.download import STALE_PART_SECONDS, fetch_from_mirrors
 from hello_kubeflow.errors import DownloadError
 from hello_kubeflow.idx import CHECKSUMS_FILE, decode_idx, read_checksums
 
-FAST = RetryPolicy(attempts=4, deadline=10.0, initial_wait=0.01, max_wait=0.02, jitter=0.01)
+FAST = Backoff(initial=0.01, maximum=0.02, jitter=0.01, attempts=4, deadline=10.0)
 NAME = "t10k-labels-idx1-ubyte"
 FILE = f"{NAME}.gz"
 UNRESOLVABLE = "http://mnist-mirror.invalid/"  # .invalid never resolves (RFC 6761)

@@ -31,8 +31,13 @@ import numpy as np
 import pytest
 from registry_support import Registry, RegistryFront, free_port
 
-from hello_kubeflow.errors import BuildError, RegistryAuthError, RegistryUnavailableError
-from hello_kubeflow.images import BuildPushResult, build_push, plan_build, push_image
+from hello_kubeflow.errors import (
+    BuildError,
+    DockerUnavailableError,
+    RegistryAuthError,
+    RegistryUnavailableError,
+)
+from hello_kubeflow.images import BuildPushResult, build_push, connect, plan_build, push_image
 from hello_kubeflow.images.build import build_context, build_image
 from hello_kubeflow.images.container import server_container
 from hello_kubeflow.images.lock import read_lock
@@ -52,14 +57,11 @@ USER, PASSWORD = "hk-tester", "s3cret-for-tests-only"
 
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[Any]:
-    """A client of the local engine, or a skip saying how to start one."""
-    import docker
-
+    """A client of the local engine (the package's own probe), or a skip saying how to start one."""
     try:
-        client = docker.from_env(timeout=ENGINE_TIMEOUT)
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.skip(f"no Docker engine reachable ({exc}); start one: sudo scripts/ci_docker.sh")
+        client = connect(Settings(docker_timeout=ENGINE_TIMEOUT))
+    except DockerUnavailableError as exc:
+        pytest.skip(f"{exc} (tests: sudo scripts/ci_docker.sh)")
     yield client
     client.close()
 
@@ -454,7 +456,8 @@ def test_containerised_server_answers_a_prediction(
 def test_docker_runner_pipeline_run_on_a_slice(
     built: BuildPushResult, mnist_dir: Path, tmp_path: Path
 ) -> None:
-    from hello_kubeflow.runs import RunOptions, latest_model_path, run_local
+    from hello_kubeflow.artifact import latest_model_path
+    from hello_kubeflow.runs import RunOptions, run_local
 
     assert built.record is not None
     settings = _settings(

@@ -159,7 +159,8 @@ def test_the_model_server_runs_in_the_notebook_image_given_its_command(
 def test_pipeline_steps_run_in_the_notebook_image_given_their_command(
     notebook_image: BuildPushResult, mnist_dir: Path, tmp_path: Path
 ) -> None:
-    from hello_kubeflow.runs import RunOptions, latest_model_path, run_local
+    from hello_kubeflow.artifact import latest_model_path
+    from hello_kubeflow.runs import RunOptions, run_local
 
     settings = _settings(
         tmp_path,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from registry_support import free_port
 
-from hello_kubeflow.errors import DockerUnavailableError, ImageError, SettingsError
+from hello_kubeflow.errors import CheckoutError, DockerUnavailableError, ImageError, SettingsError
 from hello_kubeflow.images import build_push, default_tag, pipeline_image, plan_build
 from hello_kubeflow.images.build import EXTRA_CA_NAME, build_context
 from hello_kubeflow.images.engine import connect
@@ -62,9 +62,9 @@ def test_malformed_registry_is_refused_with_an_example() -> None:
 
 
 def test_malformed_registry_set_in_code_is_refused_too(tmp_path: Path) -> None:
-    settings = _settings(tmp_path).replace(container_registry="Quay.IO/Me")
+    """`Settings` checks itself, so code cannot hand the build a malformed registry."""
     with pytest.raises(SettingsError, match=re.escape("CONTAINER_REGISTRY='Quay.IO/Me'")):
-        plan_build(settings, context=REPO)
+        _settings(tmp_path).replace(container_registry="Quay.IO/Me")
 
 
 def test_image_name_is_registry_name_and_tag(tmp_path: Path) -> None:
@@ -238,3 +238,9 @@ def _record(repository: str, digest: str | None) -> ImageRecord:
         build_seconds=1.0,
         push_seconds=1.0,
     )
+
+
+def test_building_outside_a_checkout_says_it_needs_one(tmp_path: Path) -> None:
+    """A wheel install: the Dockerfile and build context are the checkout's, so say so."""
+    with pytest.raises(CheckoutError, match="inv build-push needs the hello-kubeflow checkout"):
+        plan_build(_settings(tmp_path), push=False, tag="v1")

@@ -364,8 +364,9 @@ def test_deploy_step_for_kserve_copies_the_store_keys_without_printing_them(
         "data": {"accesskey": base64.b64encode(b"minio").decode(), "secretkey": secret},
     }
     with serving(emulator) as url:
-        monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "k", url)))
+        api = api_client(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
         result = deploy_step(
+            api=api,
             model_uri=MODEL_URI,
             image=IMAGE,
             namespace="kubeflow",
@@ -414,8 +415,9 @@ def _deploy_step_requests(
             "data": {"accesskey": "bQ==", "secretkey": "cw=="},
         }
         with serving(emulator) as url:
-            monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "k", url)))
+            api = api_client(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
             deploy_step(
+                api=api,
                 model_uri=MODEL_URI,
                 image=IMAGE,
                 namespace=namespace,
@@ -548,3 +550,51 @@ def test_the_served_model_fits_its_crd_schema(
     schema = next(v for v in crd["spec"]["versions"] if v["name"] == version)["schema"]
 
     jsonschema.validate(manifest(_deployment(serving_kind)), schema["openAPIV3Schema"])
+
+
+def test_a_model_pod_crash_looping_past_the_grace_fails_the_deploy(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    """HK_WAIT_CRASH_GRACE decides, as in `inv wait`: not a restart count of its own."""
+    emulator, api = cluster
+    emulator.controllers.append(Operator(SELDON, *seldon("Creating"), pods_after=None))
+    crashing = {"name": "classifier", "restartCount": 1, "ready": False}
+    crashing["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}
+    emulator.objects["v1/pods", "kubeflow", "mnist-classifier-default-0-classifier-x"] = {
+        "metadata": {
+            "name": "mnist-classifier-default-0-classifier-x",
+            "namespace": "kubeflow",
+            "labels": {"seldon-deployment-id": "mnist-classifier"},
+        },
+        "spec": {"containers": [{"name": "classifier"}]},
+        "status": {"phase": "Running", "containerStatuses": [crashing]},
+    }
+
+    with pytest.raises(DeploymentError, match=r"HK_WAIT_CRASH_GRACE=0\.05"):
+        deploy_model(api, _deployment(), poll_interval=0.01, timeout=30, crash_grace=0.05)
+
+
+def test_every_api_call_of_undeploy_carries_the_settings_request_timeout(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HK_KUBE_REQUEST_TIMEOUT reaches the wire: no module keeps a timeout of its own."""
+    emulator, api = cluster
+    host = api.configuration.host
+    timed = api_client(
+        Settings(kubeconfig=write_kubeconfig(tmp_path / "k2", host), kube_request_timeout=7.0)
+    )
+    seen: list[Any] = []
+    request = timed.rest_client.request
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("_request_timeout"))
+        return request(*args, **kwargs)
+
+    monkeypatch.setattr(timed.rest_client, "request", spy)
+    emulator.controllers.append(Operator(SELDON, *seldon("Available")))
+    deploy_model(timed, _deployment(), poll_interval=0.01)
+    undeploy(timed, "kubeflow", "mnist-classifier")
+
+    assert seen and set(seen) == {(5.0, 7.0)}

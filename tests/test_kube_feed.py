@@ -7,7 +7,8 @@ import queue
 import time
 from typing import Any
 
-from hello_kubeflow.kube.feed import Backoff, FeedMessage, PodFeed
+from hello_kubeflow.backoff import Backoff
+from hello_kubeflow.kube.feed import FeedMessage, PodFeed
 
 
 class _Ended:

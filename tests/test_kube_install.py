@@ -20,14 +20,15 @@ from emulators import RunningCluster
 from kmock._internal import enums
 from kube_support import node
 
+from hello_kubeflow.backoff import Backoff
 from hello_kubeflow.errors import ApplyError, ManifestError, PrerequisiteError
-from hello_kubeflow.kube.apply import Applier, ApplyBackoff
+from hello_kubeflow.kube.apply import Applier
 from hello_kubeflow.kube.client import api_client, request_timeout
 from hello_kubeflow.kube.install import RBAC_DIR, install, make_plan
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = ApplyBackoff(initial=0.05, maximum=0.2)
+FAST = Backoff(initial=0.05, maximum=0.2)
 IMAGE = "registry.example/hk@sha256:" + "0" * 64
 needs_upstream = pytest.mark.skipif(
     not (UPSTREAM / "README.md").is_file(),
@@ -127,6 +128,14 @@ def test_install_applies_every_object_of_the_profile_and_waits_for_the_pods(
     )
     assert any(line.startswith("applied the pipeline's RBAC: 4 objects") for line in lines)
     assert " pods ready " in lines[-1]
+    # What the API server holds is what our RBAC files say, not only that a call was made.
+    for obj in plan.rbac:
+        (key,) = keys([obj])
+        applied = stored.get(key) or stored[(*key[:2], None, key[3])]
+        parts = ("rules", "subjects", "roleRef", "aggregationRule")
+        assert any(applied.get(part) for part in parts), key
+        for part in parts:
+            assert applied.get(part) == obj.get(part), (key, part)
 
 
 @pytest.mark.slow

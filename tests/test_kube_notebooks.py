@@ -384,7 +384,7 @@ def test_inv_notebook_prints_the_url_and_inv_notebook_delete_removes_it(
     assert opened.returncode == 0, opened.stderr
     assert f"open http://localhost:7777/notebook/{NAMESPACE}/hello-kubeflow/" in opened.stdout
     assert deleted.returncode == 0, deleted.stderr
-    assert f"deleted Notebook {NAMESPACE}/hello-kubeflow" in deleted.stdout
+    assert f"removed Notebook {NAMESPACE}/hello-kubeflow (its workspace" in deleted.stdout
     assert emulator.stored(NOTEBOOKS, NAMESPACE, "hello-kubeflow") is None
 
 

@@ -21,8 +21,8 @@ from emulators import RunningCluster
 from http_support import BackgroundHTTPServer
 from kube_support import node
 
+from hello_kubeflow.backoff import Backoff
 from hello_kubeflow.errors import ManifestError, PrerequisiteError
-from hello_kubeflow.kube.apply import ApplyBackoff
 from hello_kubeflow.kube.install import install
 from hello_kubeflow.kube.render import render_manifests
 from hello_kubeflow.settings import Settings
@@ -137,7 +137,7 @@ def test_a_rendered_folder_installs_with_no_network(
                 "status": {"phase": "Succeeded"},
             }
         )
-        lines = install(settings, backoff=ApplyBackoff(0.05, 0.2), settle=0, apply_deadline=30)
+        lines = install(settings, backoff=Backoff(0.05, 0.2), settle=0, apply_deadline=30)
         stored = cluster.call(cluster.emulator.applied)
 
     assert "applied Kubeflow Pipelines 2.17.0: 88 objects" in lines

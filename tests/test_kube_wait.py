@@ -21,8 +21,8 @@ from kube_support import (
     waiting,
 )
 
+from hello_kubeflow.backoff import Backoff
 from hello_kubeflow.errors import ClusterError, PodFailedError, WaitTimeoutError
-from hello_kubeflow.kube.feed import Backoff
 from hello_kubeflow.kube.wait import WaitResult, cluster_status, wait_for_pods
 from hello_kubeflow.settings import Settings
 
@@ -401,7 +401,7 @@ def test_cluster_status_lists_what_is_not_ready_and_why(
         )
     )
 
-    table = cluster_status(settings).table()
+    table = cluster_status(settings).describe()
 
     assert table.splitlines()[0] == "1/3 pods ready (kubeflow 1/3)"
     assert row(table, "big")[:3] == ["kubeflow", "big", "Unschedulable"]

@@ -7,6 +7,7 @@ Seldon's and KServe's routes, everything over real HTTP on 127.0.0.1.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,7 +129,7 @@ def test_the_dry_run_names_the_login_and_contacts_nothing(front: Front, tmp_path
     shown = plan(_settings(tmp_path, front.url), OPTIONS)
 
     assert shown.auth.startswith(f"a Dex login as {USER}")
-    assert PASSWORD not in shown.describe() + shown.to_json()
+    assert PASSWORD not in shown.describe() + json.dumps(shown.as_dict())
     assert front.gateway.seen == []
 
 

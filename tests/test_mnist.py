@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from mirror_server import MirrorServer
 
-from hello_kubeflow.download import RetryPolicy
+from hello_kubeflow.backoff import Backoff
 from hello_kubeflow.errors import DataError, DataFileError, DownloadError
 from hello_kubeflow.mnist import (
     FILE_NAMES,
@@ -29,7 +29,7 @@ from hello_kubeflow.mnist import (
 )
 from hello_kubeflow.settings import Settings
 
-FAST = RetryPolicy(attempts=3, deadline=10.0, initial_wait=0.01, max_wait=0.02, jitter=0.01)
+FAST = Backoff(initial=0.01, maximum=0.02, jitter=0.01, attempts=3, deadline=10.0)
 TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 

@@ -121,3 +121,28 @@ def test_inv_compile_writes_job_yaml(tmp_path: Path) -> None:
     assert "job.yaml" in result.stdout
     executors = yaml.safe_load((tmp_path / "job.yaml").read_text())["deploymentSpec"]["executors"]
     assert {e["container"]["image"] for e in executors.values()} == {IMAGE}
+
+
+def test_importing_the_pipeline_file_does_no_work(tmp_path: Path) -> None:
+    """No settings read at import: a malformed variable only matters once it is compiled."""
+    code = (
+        "import sys; sys.path.insert(0, 'pipeline'); import train_pipeline; "
+        "print(train_pipeline.PIPELINE_NAME); train_pipeline.train_pipeline"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"HK_MODE": "nowhere", "HOME": str(tmp_path)},
+    )
+    assert result.stdout.splitlines() == ["hello-kubeflow-mnist"]  # the import itself succeeded
+    assert "HK_MODE='nowhere'" in result.stderr  # building the pipeline reads settings
+
+
+def test_the_pipeline_definition_is_in_the_package() -> None:
+    """An installed package compiles without a checkout's pipeline/ folder."""
+    from hello_kubeflow import pipeline_definition
+
+    assert Path(pipeline_definition.__file__).is_relative_to(REPO / "hello_kubeflow")

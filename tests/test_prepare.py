@@ -22,7 +22,7 @@ def test_local_setup_reports_python_docker_and_mnist_then_the_next_command(
     assert docker.startswith(("[ok]   Docker: engine", "[--]   Docker: not available (optional"))
     assert "inv build-push" in docker  # what Docker is for, found or not
     assert mnist.startswith("[ok]   MNIST: ") and str(mnist_dir) in mnist
-    assert report.text().endswith("Next: inv train (then inv serve and inv query; or inv demo)")
+    assert report.describe().endswith("Next: inv train (then inv serve and inv query; or inv demo)")
 
 
 def test_local_dry_run_names_the_folder_the_files_go_to_and_fetches_nothing(
@@ -55,9 +55,9 @@ def test_cluster_mode_dry_run_without_rendered_manifests_says_how_to_render_them
 
     assert report.mode == "cluster"
     assert "Plan for profile 'pipelines': Kubeflow Pipelines 2.17.0, Seldon Core v1.17.1." in (
-        report.text()
+        report.describe()
     )
-    assert "inv setup --render DIR" in report.text()
+    assert "inv setup --render DIR" in report.describe()
     assert not (tmp_path / "manifests").exists()
 
 

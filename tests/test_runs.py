@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from hello_kubeflow.artifact import latest_model_path
 from hello_kubeflow.errors import ModelError, PipelineError, SettingsError
 from hello_kubeflow.mnist import load_mnist
-from hello_kubeflow.runs import RunOptions, RunSummary, latest_model_path, run_local
+from hello_kubeflow.runs import RunOptions, RunSummary, run_local
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hello_kubeflow.errors import SettingsError
-from hello_kubeflow.settings import MASK, VARIABLES, Settings
+from hello_kubeflow.errors import CheckoutError, SettingsError
+from hello_kubeflow.project import find_root, require_checkout
+from hello_kubeflow.settings import MASK, VARIABLES, Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,7 +116,7 @@ def test_command_line_numbers_are_checked_like_the_environment() -> None:
     with pytest.raises(SettingsError) as caught:
         settings.override({"serve_port": 70000, "serve_workers": -2, "n_estimators": 0})
     assert caught.value.problems == [
-        "--serve-port=70000: expected a port number between 1 and 65535",
+        "--serve-port=70000: expected a port number between 1 and 65535 (0: any free port)",
         "--serve-workers=-2: expected a whole number >= 1",
         "--n-estimators=0: expected a whole number >= 1",
     ]
@@ -136,3 +137,58 @@ def test_env_example_holds_no_secret_values() -> None:
     for var in VARIABLES:
         if var.secret:
             assert re.search(rf"^{var.env}=$", text, flags=re.MULTILINE)
+
+
+def test_direct_construction_is_checked_like_the_environment() -> None:
+    """`Settings(...)` cannot make what `HK_SERVE_PORT=70000` could not."""
+    with pytest.raises(SettingsError) as caught:
+        Settings(serve_port=70000, mode="nowhere")
+    assert caught.value.problems == [
+        "HK_MODE='nowhere': expected one of local, cluster",
+        "HK_SERVE_PORT='70000': expected a port number between 1 and 65535 (0: any free port)",
+    ]
+
+
+def test_replace_is_checked_like_the_environment() -> None:
+    with pytest.raises(SettingsError, match="HK_KUBE_REQUEST_TIMEOUT='-1'"):
+        Settings().replace(kube_request_timeout=-1)
+
+
+def test_construction_normalises_like_the_environment() -> None:
+    settings = Settings(mode="CLUSTER", gateway_url="http://gw.example/")
+    assert (settings.mode, settings.gateway_url) == ("cluster", "http://gw.example")
+
+
+def _checkout(root: Path) -> Path:
+    for marker in ("tasks.py", "pyproject.toml"):
+        (root / marker).write_text("")
+    (root / "docs").mkdir()
+    return root
+
+
+def test_dotenv_and_outputs_come_from_the_project_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a subfolder, `.env` is the root's and relative paths are the root's."""
+    root = _checkout(tmp_path)
+    (root / ".env").write_text("HK_SERVE_PORT=9123\nMNIST_DIR=data/mnist\n")
+    monkeypatch.chdir(root / "docs")
+    settings = load_settings(find_root(Path.cwd()))
+    assert settings.serve_port == 9123
+    assert settings.project_root == root.resolve()
+    assert settings.output_dir == root.resolve() / "outputs"
+    assert settings.mnist_dir == root.resolve() / "data/mnist"
+
+
+def test_outside_a_checkout_the_current_folder_stands_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(find_root(tmp_path))
+    assert settings.project_root is None
+    assert settings.output_dir == tmp_path / "outputs"
+
+
+def test_a_wheel_install_says_which_task_needs_a_checkout(tmp_path: Path) -> None:
+    with pytest.raises(CheckoutError, match="inv build-push needs the hello-kubeflow checkout"):
+        require_checkout(find_root(tmp_path), "build-push")

@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import docker
-import requests
 
-from hello_kubeflow.errors import ImageError, ModelError, ServingError
-from hello_kubeflow.images.engine import connect
+from hello_kubeflow.errors import ModelError
+from hello_kubeflow.images.lifecycle import (
+    LABEL,
+    LOG_TAIL,
+    logs,
+    published_url,
+    running_container,
+    show_log_until_exit,
+    sigterm_interrupts,
+    wait_until_answers,
+)
 from hello_kubeflow.images.record import pipeline_image
 from hello_kubeflow.serving import SERVER_COMMAND
 from hello_kubeflow.settings import Settings
@@ -32,12 +36,7 @@ log = logging.getLogger(__name__)
 CONTAINER_MODEL_DIR = "/mnt/model"
 CONTAINER_PORT = 9000
 HEALTH_PATH = "/health/ping"
-READY_TIMEOUT = 120.0
-PROBE_TIMEOUT = 2.0
-PROBE_INTERVAL = 0.5
-STOP_TIMEOUT = 10
-LOG_TAIL = 30
-LABEL = "org.hello-kubeflow.role"
+WHAT = "model server"
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class ServerContainer:
 
     def logs(self, tail: int = LOG_TAIL) -> str:
         """The last lines the server printed."""
-        return str(self.container.logs(tail=tail).decode(errors="replace"))
+        return logs(self.container, tail)
 
 
 @contextmanager
@@ -85,22 +84,30 @@ def server_container(
         raise ModelError(f"no model directory at {source}: run `inv train` first, or pass --model")
     chosen = image or pipeline_image(settings)
     host_port = settings.serve_port if port is None else port
-    client = connect(settings)
-    try:
-        ensure_image(client, chosen)
-        container = _start(client, settings, chosen, source, host_port)
-        try:
-            server = ServerContainer(_published_url(container), chosen, container)
-            log.info("model server container %s (%s) starting", container.short_id, chosen)
-            _wait_ready(server)
-            yield server
-        finally:
-            with suppress(docker.errors.APIError):
-                container.stop(timeout=STOP_TIMEOUT)
-            with suppress(docker.errors.APIError):
-                container.remove(force=True)
-    finally:
-        client.close()
+
+    def start(client: docker.DockerClient, image: str) -> Any:
+        return client.containers.run(
+            image,
+            # The server's own command, not the notebook image's init and Jupyter.
+            entrypoint=list(SERVER_COMMAND),
+            detach=True,
+            volumes={str(source): {"bind": CONTAINER_MODEL_DIR, "mode": "ro"}},
+            ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", host_port or None)},
+            environment={
+                "HK_MODEL_DIR": CONTAINER_MODEL_DIR,
+                "HK_SERVE_HOST": "0.0.0.0",
+                "HK_SERVE_PORT": str(CONTAINER_PORT),
+                "HK_SERVE_WORKERS": str(settings.serve_workers),
+                "HK_MODEL_NAME": settings.model_name,
+                "HK_MAX_BODY_BYTES": str(settings.max_body_bytes),
+            },
+            labels={LABEL: "model-server"},
+        )
+
+    with running_container(settings, chosen, WHAT, host_port, start) as container:
+        server = ServerContainer(published_url(container, CONTAINER_PORT, WHAT), chosen, container)
+        wait_until_answers(container, server.url + HEALTH_PATH, WHAT)
+        yield server
 
 
 def run_server_container(settings: Settings, model_dir: Path, *, image: str = "") -> None:
@@ -110,22 +117,9 @@ def run_server_container(settings: Settings, model_dir: Path, *, image: str = ""
         ServingError: the server exited by itself, or never answered.
         (and as `server_container`)
     """
-    # SIGTERM (kill, a supervisor) stops the container too, as Ctrl-C does.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        with server_container(settings, model_dir, image=image) as server:
-            log.info("serving %s at %s from %s; Ctrl-C stops", model_dir, server.url, server.image)
-            for chunk in server.container.logs(stream=True, follow=True):
-                sys.stderr.write(chunk.decode(errors="replace"))
-            server.container.reload()
-            code = server.container.attrs.get("State", {}).get("ExitCode")
-            raise ServingError(f"the model server container exited (code {code}); see its log")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    with sigterm_interrupts(), server_container(settings, model_dir, image=image) as server:
+        log.info("serving %s at %s from %s; Ctrl-C stops", model_dir, server.url, server.image)
+        show_log_until_exit(server.container, WHAT)
 
 
 def step_container_args() -> dict[str, Any]:
@@ -138,80 +132,3 @@ def step_container_args() -> dict[str, Any]:
     exactly the command its component names, as a Kubernetes `command` does.
     """
     return {"user": f"{os.getuid()}:{os.getgid()}", "entrypoint": []}
-
-
-def _start(
-    client: docker.DockerClient, settings: Settings, image: str, model_dir: Path, port: int
-) -> Any:
-    try:
-        return client.containers.run(
-            image,
-            # The server's own command, not the notebook image's init and Jupyter.
-            entrypoint=list(SERVER_COMMAND),
-            detach=True,
-            volumes={str(model_dir): {"bind": CONTAINER_MODEL_DIR, "mode": "ro"}},
-            ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", port or None)},
-            environment={
-                "HK_MODEL_DIR": CONTAINER_MODEL_DIR,
-                "HK_SERVE_HOST": "0.0.0.0",
-                "HK_SERVE_PORT": str(CONTAINER_PORT),
-                "HK_SERVE_WORKERS": str(settings.serve_workers),
-                "HK_MODEL_NAME": settings.model_name,
-                "HK_MAX_BODY_BYTES": str(settings.max_body_bytes),
-            },
-            labels={LABEL: "model-server"},
-        )
-    except docker.errors.APIError as exc:
-        raise ServingError(
-            f"Docker could not start the model server from {image}: {exc.explanation or exc}"
-            f" (is port {port} on 127.0.0.1 free? choose another with --port)"
-        ) from None
-
-
-def ensure_image(client: docker.DockerClient, image: str) -> None:
-    """Pull `image` unless the engine has it.
-
-    Raises:
-        ImageError: it is neither here nor pullable (says how to build it).
-    """
-    try:
-        client.images.get(image)
-        return
-    except docker.errors.ImageNotFound:
-        pass
-    log.info("pulling %s", image)
-    try:
-        client.images.pull(image)
-    except docker.errors.APIError as exc:
-        raise ImageError(
-            f"image {image} is not on this machine and cannot be pulled "
-            f"({exc.explanation or exc}): run `inv build-push` first, or set "
-            "HK_PIPELINE_IMAGE to an image you can pull"
-        ) from None
-
-
-def _published_url(container: Any) -> str:
-    container.reload()
-    bindings = container.attrs["NetworkSettings"]["Ports"].get(f"{CONTAINER_PORT}/tcp") or []
-    if not bindings:
-        raise ServingError(f"the container {container.short_id} published no port")
-    return f"http://127.0.0.1:{bindings[0]['HostPort']}"
-
-
-def _wait_ready(server: ServerContainer) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        server.container.reload()
-        if server.container.status in ("exited", "dead"):
-            raise ServingError(
-                f"the model server container exited before answering:\n{server.logs()}"
-            )
-        with suppress(requests.RequestException):
-            if requests.get(server.url + HEALTH_PATH, timeout=PROBE_TIMEOUT).ok:
-                log.info("model server answers at %s", server.url)
-                return
-        time.sleep(PROBE_INTERVAL)
-    raise ServingError(
-        f"the model server at {server.url} did not answer {HEALTH_PATH} within "
-        f"{READY_TIMEOUT:.0f} s; its log:\n{server.logs()}"
-    )

@@ -13,21 +13,25 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import docker
-import requests
 
-from hello_kubeflow.errors import ServingError
-from hello_kubeflow.images.container import STOP_TIMEOUT, ensure_image
-from hello_kubeflow.images.engine import connect
+from hello_kubeflow.images.lifecycle import (
+    LABEL,
+    LOG_TAIL,
+    logs,
+    published_url,
+    running_container,
+    show_log_until_exit,
+    sigterm_interrupts,
+    wait_until_answers,
+)
 from hello_kubeflow.images.record import pipeline_image
 from hello_kubeflow.settings import Settings
 
@@ -35,11 +39,7 @@ log = logging.getLogger(__name__)
 
 JUPYTER_PORT = 8888
 WORKDIR = "/home/jovyan/hello-kubeflow"
-READY_TIMEOUT = 120.0
-PROBE_TIMEOUT = 2.0
-PROBE_INTERVAL = 0.5
-LOG_TAIL = 30
-LABEL = "org.hello-kubeflow.role"
+WHAT = "notebook server"
 # The first Jupyter server the image has (JupyterLab in Kubeflow's images), with
 # the options of their s6 service (kubeflow/kubeflow v1.10.0,
 # components/example-notebook-servers/jupyter/s6/services.d/jupyterlab/run),
@@ -81,7 +81,7 @@ class LocalNotebook:
 
     def logs(self, tail: int = LOG_TAIL) -> str:
         """The last lines the server printed."""
-        return str(self.container.logs(tail=tail).decode(errors="replace"))
+        return logs(self.container, tail)
 
 
 @contextmanager
@@ -107,22 +107,34 @@ def notebook_container(
     chosen = image or pipeline_image(settings)
     host_port = settings.notebook_port if port is None else port
     token = secrets.token_hex(24)
-    client = connect(settings)
-    try:
-        ensure_image(client, chosen)
-        container = _start(client, chosen, workdir.expanduser().resolve(), host_port, token)
-        try:
-            server = LocalNotebook(_published_url(container), token, chosen, container)
-            log.info("notebook server container %s (%s) starting", container.short_id, chosen)
-            _wait_ready(server)
-            yield server
-        finally:
-            with suppress(docker.errors.APIError):
-                container.stop(timeout=STOP_TIMEOUT)
-            with suppress(docker.errors.APIError):
-                container.remove(force=True)
-    finally:
-        client.close()
+    mounted = workdir.expanduser().resolve()
+
+    def start(client: docker.DockerClient, image: str) -> Any:
+        return client.containers.run(
+            image,
+            entrypoint=["sh", "-c", _START],
+            detach=True,
+            # The caller's own uid: what Jupyter writes into the checkout is theirs.
+            user=f"{os.getuid()}:{os.getgid()}",
+            working_dir=WORKDIR,
+            volumes={str(mounted): {"bind": WORKDIR, "mode": "rw"}},
+            ports={f"{JUPYTER_PORT}/tcp": ("127.0.0.1", host_port or None)},
+            environment={
+                "JUPYTER_TOKEN": token,
+                # Runtime files and caches outside the checkout (the uid may have no home).
+                "HOME": "/tmp/home",
+                "JUPYTER_RUNTIME_DIR": "/tmp/jupyter_runtime",
+                "USER": "jovyan",
+            },
+            labels={LABEL: "notebook-server"},
+        )
+
+    with running_container(settings, chosen, WHAT, host_port, start) as container:
+        url = published_url(container, JUPYTER_PORT, WHAT) + "/"
+        server = LocalNotebook(url, token, chosen, container)
+        headers = {"Authorization": f"token {token}"}
+        wait_until_answers(container, url + "api/status", WHAT, headers=headers)
+        yield server
 
 
 def run_notebook_container(
@@ -140,80 +152,7 @@ def run_notebook_container(
         ServingError: the server exited by itself, or never answered.
         (and as `notebook_container`)
     """
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        with notebook_container(settings, workdir, image=image) as server:
-            announce(server.login_url)
-            log.info("serving %s from %s; Ctrl-C stops", workdir, server.image)
-            for chunk in server.container.logs(stream=True, follow=True, since=int(time.time())):
-                sys.stderr.write(chunk.decode(errors="replace"))
-            server.container.reload()
-            code = server.container.attrs.get("State", {}).get("ExitCode")
-            raise ServingError(f"the notebook server container exited (code {code}); see its log")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def _start(client: docker.DockerClient, image: str, workdir: Path, port: int, token: str) -> Any:
-    try:
-        return client.containers.run(
-            image,
-            entrypoint=["sh", "-c", _START],
-            detach=True,
-            # The caller's own uid: what Jupyter writes into the checkout is theirs.
-            user=f"{os.getuid()}:{os.getgid()}",
-            working_dir=WORKDIR,
-            volumes={str(workdir): {"bind": WORKDIR, "mode": "rw"}},
-            ports={f"{JUPYTER_PORT}/tcp": ("127.0.0.1", port or None)},
-            environment={
-                "JUPYTER_TOKEN": token,
-                # Runtime files and caches outside the checkout (the uid may have no home).
-                "HOME": "/tmp/home",
-                "JUPYTER_RUNTIME_DIR": "/tmp/jupyter_runtime",
-                "USER": "jovyan",
-            },
-            labels={LABEL: "notebook-server"},
-        )
-    except docker.errors.APIError as exc:
-        raise ServingError(
-            f"Docker could not start the notebook server from {image}: {exc.explanation or exc}"
-            f" (is port {port} on 127.0.0.1 free? choose another with --port)"
-        ) from None
-
-
-def _published_url(container: Any) -> str:
-    """The server's URL on 127.0.0.1; a container that already exited publishes none."""
-    container.reload()
-    bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{JUPYTER_PORT}/tcp")
-    if not bindings:
-        log_text = container.logs(tail=LOG_TAIL).decode(errors="replace")
-        raise ServingError(
-            f"the notebook server exited before answering (state {container.status}):\n{log_text}"
-        )
-    return f"http://127.0.0.1:{bindings[0]['HostPort']}/"
-
-
-def _wait_ready(server: LocalNotebook) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        server.container.reload()
-        if server.container.status in ("exited", "dead"):
-            raise ServingError(f"the notebook server exited before answering:\n{server.logs()}")
-        with suppress(requests.RequestException):
-            answer = requests.get(
-                server.url + "api/status",
-                headers={"Authorization": f"token {server.token}"},
-                timeout=PROBE_TIMEOUT,
-            )
-            if answer.ok:
-                log.info("notebook server answers at %s", server.url)
-                return
-        time.sleep(PROBE_INTERVAL)
-    raise ServingError(
-        f"the notebook server at {server.url} did not answer within {READY_TIMEOUT:.0f} s; "
-        f"its log:\n{server.logs()}"
-    )
+    with sigterm_interrupts(), notebook_container(settings, workdir, image=image) as server:
+        announce(server.login_url)
+        log.info("serving %s from %s; Ctrl-C stops", workdir, server.image)
+        show_log_until_exit(server.container, WHAT, since=int(time.time()))

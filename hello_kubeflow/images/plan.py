@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from hello_kubeflow.errors import ImageError, SettingsError
+from hello_kubeflow.errors import SettingsError
 from hello_kubeflow.images.lock import LABEL_PREFIX, LOCK_FILE, MODEL_LIBRARIES, version_labels
-from hello_kubeflow.settings import VARIABLES, Settings
+from hello_kubeflow.project import require_checkout
+from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -93,21 +94,6 @@ class BuildPlan:
         )
 
 
-def project_root() -> Path:
-    """The checkout holding the Dockerfile (the package's parent, else the cwd).
-
-    Raises:
-        ImageError: when neither has a Dockerfile.
-    """
-    for candidate in (Path(__file__).resolve().parents[2], Path.cwd()):
-        if (candidate / DOCKERFILE).is_file():
-            return candidate
-    raise ImageError(
-        f"no {DOCKERFILE} found beside the package or in {Path.cwd()}: run the task "
-        "from the hello-kubeflow checkout (where tasks.py and the Dockerfile are)"
-    )
-
-
 def plan_build(
     settings: Settings,
     *,
@@ -135,8 +121,8 @@ def plan_build(
         SettingsError: the registry is missing (when pushing for real) or malformed, or the
             name, tag or CA file is not usable.
     """
-    root = (context or project_root()).resolve()
-    registry = validated_registry(settings, required=push and not dry_run)
+    root = (context or require_checkout(settings.project_root, "build-push")).resolve()
+    registry = required_registry(settings, required=push and not dry_run)
     chosen_tag = tag or settings.image_tag or default_tag(root)
     problems = []
     if not _NAME.match(settings.image_name):
@@ -179,11 +165,11 @@ def plan_build(
     )
 
 
-def validated_registry(settings: Settings, *, required: bool) -> str | None:
-    """`CONTAINER_REGISTRY`, checked again (settings may have been replaced in code).
+def required_registry(settings: Settings, *, required: bool) -> str | None:
+    """`CONTAINER_REGISTRY` (already checked by `Settings`); an error if missing while `required`.
 
     Raises:
-        SettingsError: missing while `required`, or malformed.
+        SettingsError: missing while `required`.
     """
     value = settings.container_registry
     if not value:
@@ -196,11 +182,7 @@ def validated_registry(settings: Settings, *, required: bool) -> str | None:
                 "ghcr.io/org (in the environment or .env); or build only with --no-push"
             ]
         )
-    parse = next(v.parse for v in VARIABLES if v.env == "CONTAINER_REGISTRY")
-    try:
-        return str(parse(value))
-    except ValueError as exc:
-        raise SettingsError([f"CONTAINER_REGISTRY={value!r}: {exc}"]) from None
+    return value
 
 
 def registry_host(repository: str) -> str:

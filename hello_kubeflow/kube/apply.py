@@ -34,7 +34,7 @@ from tenacity import (
     stop_after_delay,
 )
 
-from hello_kubeflow.backoff import jittered_backoff
+from hello_kubeflow.backoff import Backoff
 from hello_kubeflow.errors import ApplyError, ManifestError
 from hello_kubeflow.kube.client import describe_api_error, is_transient
 from hello_kubeflow.kube.components import Manifest, object_name
@@ -55,12 +55,8 @@ class TransientApplyError(Exception):
     """Some objects could not be applied yet, for reasons that heal: retried."""
 
 
-@dataclass(frozen=True)
-class ApplyBackoff:
-    """Waits between rounds of applying what failed."""
-
-    initial: float = 2.0
-    maximum: float = 20.0
+APPLY_BACKOFF = Backoff(initial=2.0, maximum=20.0)
+"""Waits between rounds of applying what failed."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +88,7 @@ class Applier:
     api: client.ApiClient
     timeout: tuple[float, float]
     field_manager: str = FIELD_MANAGER
-    backoff: ApplyBackoff = field(default_factory=ApplyBackoff)
+    backoff: Backoff = APPLY_BACKOFF
     _discovered: dict[str, dict[str, Resource] | None] = field(default_factory=dict)
 
     # ---- the public steps
@@ -294,7 +290,7 @@ class Applier:
 
         return Retrying(
             retry=retry_if_exception_type(TransientApplyError),
-            wait=jittered_backoff(initial or self.backoff.initial, self.backoff.maximum),
+            wait=self.backoff.wait(initial),
             stop=stop_after_delay(deadline),
             reraise=True,
             before_sleep=before_sleep,

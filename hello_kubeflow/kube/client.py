@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,12 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from tenacity import (
-    RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_delay,
 )
 
-from hello_kubeflow.backoff import jittered_backoff
+from hello_kubeflow.backoff import jittered_backoff, log_retry
 from hello_kubeflow.errors import PrerequisiteError
 from hello_kubeflow.settings import Settings
 
@@ -111,12 +109,32 @@ def kube_target(settings: Settings) -> KubeTarget:
     return KubeTarget(where, name, cluster, server, str(contexts[name].get("user", "")))
 
 
+class TimedApiClient(client.ApiClient):  # type: ignore[misc]
+    """An ApiClient whose every call has a timeout: `HK_KUBE_REQUEST_TIMEOUT` unless given.
+
+    Every generated API method passes `_request_timeout` through `call_api`; a
+    call that names none (None) gets the settings' (connect, read) pair, so no
+    module keeps a timeout of its own. A watch still passes its longer one.
+    """
+
+    def __init__(self, configuration: client.Configuration, timeout: tuple[float, float]) -> None:
+        super().__init__(configuration)
+        self.request_timeout = timeout
+
+    def call_api(self, *args: Any, **kwargs: Any) -> Any:
+        """`ApiClient.call_api`, with the default timeout filled in."""
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = self.request_timeout
+        return super().call_api(*args, **kwargs)
+
+
 def api_client(settings: Settings) -> client.ApiClient:
     """An API client for the selected context (or the in-cluster service account).
 
     urllib3's own retries are off: callers retry what is transient, explicitly,
-    with `api_retrying`. Pass `request_timeout(settings)` as `_request_timeout`
-    on every call (a tuple: the client ignores a plain float).
+    with `api_retrying`. Every call times out after `request_timeout(settings)`
+    unless it passes its own `_request_timeout` (a tuple: the client ignores a
+    plain float).
 
     Raises:
         PrerequisiteError: no usable kubeconfig or context, and not in a cluster.
@@ -142,7 +160,7 @@ def api_client(settings: Settings) -> client.ApiClient:
         except ConfigException:
             kube_target(settings)  # raises the no-kubeconfig error with the paths tried
     configuration.retries = False
-    return client.ApiClient(configuration)
+    return TimedApiClient(configuration, request_timeout(settings))
 
 
 def request_timeout(settings: Settings) -> tuple[float, float]:
@@ -170,29 +188,14 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, _TRANSIENT_ERRORS)
 
 
-def describe_api_error(exc: BaseException) -> str:
+def describe_api_error(exc: BaseException | None) -> str:
     """A one-line description: ApiException's own str carries headers and body."""
+    if exc is None:
+        return "failed"
     if isinstance(exc, ApiException):
         reason = str(exc.reason or "").strip()
         return f"HTTP {exc.status} {reason}".strip()
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
-
-
-def log_retry(logger: logging.Logger, what: str) -> Callable[[RetryCallState], None]:
-    """A tenacity `before_sleep` that says, in one line, what failed and when it retries."""
-
-    def before_sleep(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        delay = state.next_action.sleep if state.next_action else 0.0
-        logger.info(
-            "%s: %s; retrying in %.1f s (attempt %d)",
-            what,
-            describe_api_error(exc) if exc else "failed",
-            delay,
-            state.attempt_number,
-        )
-
-    return before_sleep
 
 
 def api_retrying(
@@ -219,5 +222,5 @@ def api_retrying(
         stop=stop_after_delay(seconds),
         reraise=True,
         # Not before_sleep_log: an ApiException's str spans headers and body.
-        before_sleep=log_retry(log, what),
+        before_sleep=log_retry(log, what, level=logging.INFO, describe=describe_api_error),
     )

@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
-from hello_kubeflow.errors import ManifestError, SettingsError
-from hello_kubeflow.settings import PROFILES, Settings
+from hello_kubeflow.errors import ManifestError
+from hello_kubeflow.settings import Settings
 
 Manifest = dict[str, Any]
 """One Kubernetes object as YAML decodes it."""
@@ -182,10 +182,6 @@ def components_for(settings: Settings) -> list[Component]:
     Raises:
         SettingsError: an unknown profile.
     """
-    if settings.profile not in PROFILES:
-        raise SettingsError(
-            [f"HK_PROFILE={settings.profile!r}: expected one of {', '.join(PROFILES)}"]
-        )
     serving = resolve_serving(settings)
     if settings.profile == "full":  # the platform includes KServe
         found = [kubeflow_platform(settings.kubeflow_version)]

@@ -38,23 +38,20 @@ from hello_kubeflow.kube.model_manifests import (
 )
 from hello_kubeflow.kube.pods import Pod, pod_state
 from hello_kubeflow.kube.serving_api import (
-    REQUEST_TIMEOUT,
     Missing,
     apply,
     call,
     installed,
     read_deployment,
 )
+from hello_kubeflow.kube.wait import NO_RESTART_LIMIT, CrashJudge
 
 log = logging.getLogger(__name__)
 
 DEPLOY_TIMEOUT = 600.0
 POLL_INTERVAL = 3.0
-RESTART_LIMIT = 3
-_POD_SELECTORS = {
-    "seldon": "seldon-deployment-id={name}",
-    "kserve": "serving.kserve.io/inferenceservice={name}",
-}
+CRASH_GRACE = 600.0
+"""Seconds a model pod may crash-loop before the deploy fails (HK_WAIT_CRASH_GRACE's default)."""
 _KSERVE_FAILED = frozenset({"InvalidSpec", "BlockedByFailedLoad", "FailedToLoad"})
 
 
@@ -87,8 +84,11 @@ def deploy_model(
     *,
     timeout: float = DEPLOY_TIMEOUT,
     poll_interval: float = POLL_INTERVAL,
+    crash_grace: float = CRASH_GRACE,
 ) -> dict[str, Any]:
     """Apply `deployment` (creating or updating it) and wait until it serves.
+
+    `crash_grace` is as in `wait_until_serving`.
 
     Returns:
         The resource as the cluster reports it once Available / Ready.
@@ -116,6 +116,7 @@ def deploy_model(
         poll_interval=poll_interval,
         generation=generation,
         rollout=rollout_of(wanted),
+        crash_grace=crash_grace,
     )
 
 
@@ -129,6 +130,7 @@ def wait_until_serving(
     poll_interval: float = POLL_INTERVAL,
     generation: int = 0,
     rollout: str = "",
+    crash_grace: float = CRASH_GRACE,
 ) -> dict[str, Any]:
     """Poll the resource until it serves; fail fast on what will not heal.
 
@@ -142,6 +144,8 @@ def wait_until_serving(
         generation: the spec generation that must have been seen (0: any).
         rollout: the value this deploy put on the pod template: serving means
             the model's Ready pods all carry it ("": the resource's status alone).
+        crash_grace: seconds a model pod may crash-loop before the wait fails
+            (`HK_WAIT_CRASH_GRACE`, judged as `inv wait` judges it).
 
     Raises:
         DeploymentError: Failed, a pod that will not heal, gone, or not ready in time.
@@ -149,6 +153,7 @@ def wait_until_serving(
     kind = SERVING_APIS[serving].kind
     where = f"{kind} {namespace}/{name}"
     deadline = time.monotonic() + timeout
+    crashes = CrashJudge(crash_grace)
     said = ""
     while True:
         resource = read_deployment(api, serving, namespace, name)
@@ -157,7 +162,7 @@ def wait_until_serving(
         ready, status = _judge(serving, resource, generation)
         if not ready or rollout:
             pods = _model_pods(api, serving, namespace, name)
-            _check_pods(pods, rollout)
+            _check_pods(pods, rollout, crashes)
             if ready:
                 ready, status = _rolled_out(pods, rollout, status)
         if ready:
@@ -194,7 +199,6 @@ def undeploy(api: client.ApiClient, namespace: str, name: str, serving: str = "a
                 namespace,
                 target.plural,
                 name,
-                _request_timeout=REQUEST_TIMEOUT,
             )
 
         try:
@@ -222,9 +226,7 @@ def copy_storage_credentials(
     try:
         secret = call(
             f"reading Secret {namespace}/{ARTIFACT_SECRET}",
-            lambda: core.read_namespaced_secret(
-                ARTIFACT_SECRET, namespace, _request_timeout=REQUEST_TIMEOUT
-            ),
+            lambda: core.read_namespaced_secret(ARTIFACT_SECRET, namespace),
             missing_ok=True,
         )
     except Missing:
@@ -286,14 +288,13 @@ def _judge(serving: str, resource: dict[str, Any], generation: int) -> tuple[boo
 def _model_pods(api: client.ApiClient, serving: str, namespace: str, name: str) -> list[Pod]:
     """The model's pods (found by the label its serving system puts on them)."""
     core = client.CoreV1Api(api)
-    selector = _POD_SELECTORS[serving].format(name=name)
+    selector = SERVING_APIS[serving].pod_selector(name)
     try:
         pods = call(
             f"listing the pods of {name}",
             lambda: core.list_namespaced_pod(
                 namespace,
                 label_selector=selector,
-                _request_timeout=REQUEST_TIMEOUT,
                 _preload_content=False,  # plain JSON: pod_state reads dicts
             ),
             missing_ok=True,
@@ -303,22 +304,21 @@ def _model_pods(api: client.ApiClient, serving: str, namespace: str, name: str) 
     return list(json.loads(pods.data or b"{}").get("items") or [])
 
 
-def _check_pods(pods: list[Pod], rollout: str) -> None:
+def _check_pods(pods: list[Pod], rollout: str, crashes: CrashJudge) -> None:
     """Fail at once when one of the model's pods is in a state that will not heal.
 
     Pods of an earlier rollout are being replaced: their troubles are not this deploy's.
     """
-    for pod in pods:
-        if rollout and _rollout_of_pod(pod) not in ("", rollout):
-            continue
-        state = pod_state(pod, RESTART_LIMIT)
+    current = [p for p in pods if not rollout or _rollout_of_pod(p) in ("", rollout)]
+    states = [pod_state(pod, NO_RESTART_LIMIT) for pod in current]
+    for state in crashes.judge(states, time.monotonic()):
         if state.fatal:
             raise DeploymentError(f"the model server cannot start: {state.explain()}")
 
 
 def _rolled_out(pods: list[Pod], rollout: str, status: str) -> tuple[bool, str]:
     """(serving this deploy's model?, status): the Ready pods all carry `rollout`, one at least."""
-    ready = [pod for pod in pods if pod_state(pod, RESTART_LIMIT).ready]
+    ready = [pod for pod in pods if pod_state(pod, NO_RESTART_LIMIT).ready]
     new = sum(1 for pod in ready if _rollout_of_pod(pod) == rollout)
     old = len(ready) - new
     if new and not old:

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from kubernetes import client
+
 from hello_kubeflow.kube.deploy import (
     DEPLOY_TIMEOUT,
     POLL_INTERVAL,
@@ -40,6 +42,9 @@ def deploy_step(
     report_metadata: Mapping[str, Any] | None = None,
     timeout: float = DEPLOY_TIMEOUT,
     poll_interval: float = POLL_INTERVAL,
+    request_timeout: float = 30.0,
+    crash_grace: float = 600.0,
+    api: client.ApiClient | None = None,
 ) -> dict[str, str]:
     """Deploy the model at `model_uri` and wait until it serves.
 
@@ -57,6 +62,11 @@ def deploy_step(
         report_metadata: the evaluation report's metadata (accuracy).
         timeout: seconds to wait for it to serve.
         poll_interval: seconds between looks at its status.
+        request_timeout: seconds per Kubernetes API request (HK_KUBE_REQUEST_TIMEOUT
+            of the machine that started the run).
+        crash_grace: seconds a model pod may crash-loop before the deploy fails
+            (HK_WAIT_CRASH_GRACE of the machine that started the run).
+        api: the API client (default: the pod's service account, in-cluster).
 
     Returns:
         The serving system used, the namespace and the name.
@@ -66,9 +76,10 @@ def deploy_step(
         PrerequisiteError: no serving system, or no permission to deploy.
     """
     from hello_kubeflow.kube.client import api_client
-    from hello_kubeflow.settings import load_settings
+    from hello_kubeflow.settings import Settings
 
-    api = api_client(load_settings())  # in a pod: the service account's own credentials
+    # In a pod: the service account's own credentials; no settings read from its environment.
+    api = api or api_client(Settings(kube_request_timeout=request_timeout))
     chosen = detect_serving(api, serving)
     if urlsplit(model_uri).scheme in ("minio", "s3"):  # KFP's object store: its keys
         copy_storage_credentials(api, namespace, chosen)
@@ -83,7 +94,9 @@ def deploy_step(
         pull_secrets=(pull_secret,) if pull_secret else (),
         summary=run_summary(model_metadata or {}, report_metadata or {}),
     )
-    deploy_model(api, deployment, timeout=timeout, poll_interval=poll_interval)
+    deploy_model(
+        api, deployment, timeout=timeout, poll_interval=poll_interval, crash_grace=crash_grace
+    )
     return {"serving": chosen, "namespace": namespace, "name": name}
 
 

@@ -28,8 +28,8 @@ from tenacity import (
     stop_when_event_set,
 )
 
-from hello_kubeflow.backoff import jittered_backoff
-from hello_kubeflow.kube.client import describe_api_error, is_transient, log_retry
+from hello_kubeflow.backoff import Backoff, log_retry
+from hello_kubeflow.kube.client import describe_api_error, is_transient
 from hello_kubeflow.kube.pods import Pod
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,8 @@ WATCH_READ_MARGIN = 10.0
 """Extra seconds the client waits on a silent watch before calling it broken."""
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """How long to wait before listing again after a broken list or watch."""
-
-    initial: float = 0.5
-    maximum: float = 5.0
+FEED_BACKOFF = Backoff(initial=0.5, maximum=5.0)
+"""How long to wait before listing again after a broken list or watch."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +123,7 @@ class PodFeed:
     def _run(self) -> None:
         retrying = Retrying(
             retry=retry_if_exception(is_watch_transient),
-            wait=jittered_backoff(self.backoff.initial, self.backoff.maximum),
+            wait=self.backoff.wait(),
             stop=stop_after_delay(max(0.0, self.deadline - time.monotonic()))
             | stop_when_event_set(self._stop),
             sleep=self._sleep,
@@ -149,7 +145,12 @@ class PodFeed:
         exc = state.outcome.exception() if state.outcome else None
         # Not str(exc): an ApiException's spans headers and body, a bare reset is "".
         self.last_error = describe_api_error(exc) if exc else ""
-        log_retry(log, f"listing and watching pods in {self.where}")(state)
+        log_retry(
+            log,
+            f"listing and watching pods in {self.where}",
+            level=logging.INFO,
+            describe=describe_api_error,
+        )(state)
 
     def _follow(self) -> None:
         version = self._list()

@@ -18,10 +18,12 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
+from hello_kubeflow.backoff import Backoff
 from hello_kubeflow.errors import PrerequisiteError
-from hello_kubeflow.kube.apply import APPLY_DEADLINE, Applier, ApplyBackoff
+from hello_kubeflow.kube.apply import APPLY_BACKOFF, APPLY_DEADLINE, Applier
 from hello_kubeflow.kube.client import api_client, kube_target, request_timeout
 from hello_kubeflow.kube.components import (
     Component,
@@ -39,7 +41,8 @@ from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RBAC_DIR = Path(__file__).resolve().parent.parent / "manifests"
+# Package data (shipped in the wheel too), not a path walked up from this file.
+RBAC_DIR = Path(str(resources.files("hello_kubeflow").joinpath("manifests")))
 """The project's own manifests (the pipeline's service account and its rights)."""
 SETTLE_SECONDS = 10.0
 """After an install, everything must stay ready this long: late pods still appear."""
@@ -192,7 +195,7 @@ def install(
     dry_run: bool = False,
     rbac_dir: Path = RBAC_DIR,
     apply_deadline: float = APPLY_DEADLINE,
-    backoff: ApplyBackoff | None = None,
+    backoff: Backoff = APPLY_BACKOFF,
     settle: float = SETTLE_SECONDS,
     read_sysctl: Reader | None = None,
 ) -> list[str]:
@@ -242,9 +245,7 @@ def install(
         problems = "\n".join(f"  {c.line()}" for c in failed(checks))
         raise PrerequisiteError(f"the cluster is not ready for inv setup:\n{problems}")
     lines = [c.line() for c in checks]
-    applier = Applier(
-        api_client(settings), request_timeout(settings), backoff=backoff or ApplyBackoff()
-    )
+    applier = Applier(api_client(settings), request_timeout(settings), backoff=backoff)
     for step in plan.steps:
         count = applier.apply_in_order(step.objects, step.component.title, deadline=apply_deadline)
         lines.append(f"applied {step.component.title}: {count} objects")
@@ -252,7 +253,7 @@ def install(
         count = applier.apply_in_order(plan.rbac, "the pipeline's RBAC", deadline=apply_deadline)
         lines.append(f"applied the pipeline's RBAC: {count} objects")
     result = wait_for_pods(settings, plan.namespaces, require_pods=True, settle=settle)
-    lines.append(result.summary())
+    lines.append(result.describe())
     return lines
 
 

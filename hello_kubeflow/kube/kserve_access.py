@@ -62,8 +62,14 @@ CONTROLLER = "kserve-controller-manager"
 CONFIG_MAP = "inferenceservice-config"
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
+# Not a serving kind, but the same API shape; the policy selects the model's pods by ISVC_LABEL.
 AUTHORIZATION_POLICY = ServingApi(
-    "istio", "security.istio.io", "v1beta1", "authorizationpolicies", "AuthorizationPolicy"
+    "istio",
+    "security.istio.io",
+    "v1beta1",
+    "authorizationpolicies",
+    "AuthorizationPolicy",
+    pod_label=ISVC_LABEL,
 )
 LEGACY_MODES = {"RawDeployment": "Standard", "Serverless": "Knative"}
 RENAMED_IN = (0, 16)
@@ -109,7 +115,7 @@ def read_install(api: client.ApiClient) -> KServeInstall:
     """
     from kubernetes import client as k8s
 
-    from hello_kubeflow.kube.serving_api import REQUEST_TIMEOUT, Missing, call
+    from hello_kubeflow.kube.serving_api import Missing, call
 
     apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
     for namespace in KSERVE_NAMESPACES:
@@ -120,7 +126,6 @@ def read_install(api: client.ApiClient) -> KServeInstall:
                     apps.read_namespaced_deployment,
                     CONTROLLER,
                     namespace,
-                    _request_timeout=REQUEST_TIMEOUT,
                 ),
                 missing_ok=True,
             )
@@ -139,7 +144,6 @@ def read_install(api: client.ApiClient) -> KServeInstall:
                     core.read_namespaced_config_map,
                     CONFIG_MAP,
                     namespace,
-                    _request_timeout=REQUEST_TIMEOUT,
                 ),
                 missing_ok=True,
             )

@@ -42,8 +42,21 @@ from urllib.parse import urlsplit
 from hello_kubeflow.errors import DeploymentError
 from hello_kubeflow.serving import SERVER_COMMAND
 
-SELDON_API = ("machinelearning.seldon.io", "v1", "seldondeployments", "SeldonDeployment")
-KSERVE_API = ("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService")
+# group, version, plural, kind, and the label its controller puts on the model's pods
+SELDON_API = (
+    "machinelearning.seldon.io",
+    "v1",
+    "seldondeployments",
+    "SeldonDeployment",
+    "seldon-deployment-id",
+)
+KSERVE_API = (
+    "serving.kserve.io",
+    "v1beta1",
+    "inferenceservices",
+    "InferenceService",
+    "serving.kserve.io/inferenceservice",
+)
 MODELS_DIR = "/mnt/models"
 SELDON_PORT = 9000
 KSERVE_PORT = 8080
@@ -69,13 +82,18 @@ LABELS = {
 
 @dataclass(frozen=True)
 class ServingApi:
-    """Where one serving system's resource lives in the Kubernetes API."""
+    """One row of the one table of serving kinds: the resource's API, how its pods are found."""
 
     serving: str
     group: str
     version: str
     plural: str
     kind: str
+    pod_label: str
+
+    def pod_selector(self, name: str) -> str:
+        """The label selector of the pods serving the resource `name`."""
+        return f"{self.pod_label}={name}"
 
     @property
     def api_version(self) -> str:

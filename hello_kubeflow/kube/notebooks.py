@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 FIELD_MANAGER = "hello-kubeflow"
-REQUEST_TIMEOUT = (5.0, 30.0)
 RETRY_SECONDS = 60.0
 POLL_INTERVAL = 2.0
 RESTART_LIMIT = 3
@@ -88,6 +87,18 @@ class NotebookServer:
             lines.append(f"reach the gateway first: {self.port_forward}")
         lines.append(f"open {self.url} (log in to Kubeflow if asked)")
         return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        """What is ready and where, as plain JSON values."""
+        return {
+            "namespace": self.spec.namespace,
+            "name": self.spec.name,
+            "image": self.spec.image,
+            "url": self.url,
+            "pod": self.pod,
+            "created": list(self.created),
+            "port_forward": self.port_forward,
+        }
 
 
 def notebook_spec(settings: Settings) -> NotebookSpec:
@@ -237,7 +248,6 @@ def _pods(api: client.ApiClient, spec: NotebookSpec) -> list[Pod]:
         lambda: core.list_namespaced_pod(
             spec.namespace,
             label_selector=f"{POD_LABEL}={spec.name}",
-            _request_timeout=REQUEST_TIMEOUT,
             _preload_content=False,  # plain JSON: pod_state reads dicts
         ),
     )
@@ -339,7 +349,6 @@ def _request(
             response_type="object",
             auth_settings=["BearerToken"],
             _return_http_data_only=True,
-            _request_timeout=REQUEST_TIMEOUT,
         )
         return dict(result or {})
 

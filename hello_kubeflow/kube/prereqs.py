@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from kubernetes import client
+from kubernetes.utils import parse_quantity
 
 from hello_kubeflow.errors import (
     DockerUnavailableError,
@@ -28,17 +29,6 @@ API_PATIENCE = 20.0
 REQUIREMENTS = {"pipelines": (4.0, 8.0), "full": (8.0, 16.0)}
 """Allocatable (CPU cores, memory GiB) each profile wants across the nodes."""
 GIB = 1024**3
-
-_UNITS = {
-    "Ki": 1024,
-    "Mi": 1024**2,
-    "Gi": GIB,
-    "Ti": 1024**4,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-}
 
 
 @dataclass(frozen=True)
@@ -211,15 +201,10 @@ def _docker(settings: Settings) -> Check:
 
 
 def _cpu(quantity: str) -> float:
-    """`3500m` -> 3.5, `4` -> 4.0."""
-    if quantity.endswith("m"):
-        return float(quantity[:-1]) / 1000
-    return float(quantity or 0)
+    """`3500m` -> 3.5, `4` -> 4.0 (Kubernetes' own quantity parser)."""
+    return float(parse_quantity(quantity or "0"))
 
 
 def _bytes(quantity: str) -> float:
-    """`16331528Ki`, `8Gi`, `1G`, `1e9`, `123456` -> bytes."""
-    for suffix in sorted(_UNITS, key=len, reverse=True):
-        if quantity.endswith(suffix):
-            return float(quantity[: -len(suffix)]) * _UNITS[suffix]
-    return float(quantity or 0)
+    """`16331528Ki`, `8Gi`, `1G`, `1e9`, `123456` -> bytes (Kubernetes' own parser)."""
+    return float(parse_quantity(quantity or "0"))

@@ -91,7 +91,7 @@ class Snapshot:
             lines.append(f"  ... and {len(pending) - PROGRESS_LIMIT} more not ready")
         return "\n".join(lines)
 
-    def table(self) -> str:
+    def describe(self) -> str:
         """A table of what is not ready and why (or a line saying all is ready)."""
         pending = self.not_ready()
         if not pending:

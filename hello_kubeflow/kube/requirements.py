@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kubernetes.utils import parse_quantity
+
 from hello_kubeflow.kube.components import Manifest
 from hello_kubeflow.settings import Settings
 
@@ -18,7 +20,6 @@ KSERVE_ROW = (600, 1200, 0)  # "KServe" (v0.16.0 there)
 CERT_MANAGER_ROW = (3, 128, 0)  # "Cert Manager"
 PLATFORM_TOTAL = (4380, 12341, 65)  # "Total" (every component of the table)
 PLATFORM_RECOMMENDED = "16+ GB of RAM, 8 CPU cores (README, Prerequisites)"
-_GI = {"Ki": 1 / 1024**2, "Mi": 1 / 1024, "Gi": 1.0, "Ti": 1024.0, "G": 0.931, "M": 0.000931}
 
 
 def requirements_lines(plan: Plan, settings: Settings) -> list[str]:
@@ -63,14 +64,11 @@ def _requests(objects: list[Manifest]) -> tuple[int, int]:
 
 
 def _millicores(quantity: str) -> float:
-    return float(quantity[:-1]) if quantity.endswith("m") else float(quantity or 0) * 1000
+    return float(parse_quantity(quantity or "0")) * 1000
 
 
 def _gib(quantity: str) -> float:
-    for suffix, factor in _GI.items():
-        if quantity.endswith(suffix):
-            return float(quantity[: -len(suffix)]) * factor
-    return float(quantity or 0) / 1024**3
+    return float(parse_quantity(quantity or "0")) / 1024**3
 
 
 def _pvc_gib(obj: Manifest) -> float:

@@ -23,7 +23,6 @@ from hello_kubeflow.kube.model_manifests import SERVING_APIS, ServingApi
 
 T = TypeVar("T")
 FIELD_MANAGER = "hello-kubeflow"
-REQUEST_TIMEOUT = (5.0, 30.0)
 RETRY_SECONDS = 60.0
 _PLURALS = {
     "Secret": "secrets",
@@ -101,7 +100,6 @@ def apply(api: client.ApiClient, obj: dict[str, Any]) -> dict[str, Any]:
             response_type="object",
             auth_settings=["BearerToken"],
             _return_http_data_only=True,
-            _request_timeout=REQUEST_TIMEOUT,
         )
         return dict(result)
 
@@ -124,7 +122,6 @@ def read_deployment(
                     namespace,
                     target.plural,
                     name,
-                    _request_timeout=REQUEST_TIMEOUT,
                 )
             ),
             missing_ok=True,
@@ -139,9 +136,7 @@ def installed(api: client.ApiClient, target: ServingApi) -> bool:
     try:
         found = call(
             f"looking for {target.kind} in the cluster",
-            lambda: custom.get_api_resources(
-                target.group, target.version, _request_timeout=REQUEST_TIMEOUT
-            ),
+            lambda: custom.get_api_resources(target.group, target.version),
             missing_ok=True,
         )
     except Missing:

@@ -22,7 +22,7 @@ from kubernetes import client
 
 from hello_kubeflow.errors import HelloKubeflowError
 from hello_kubeflow.kfp_runs import FailedStep
-from hello_kubeflow.kube.serving_api import REQUEST_TIMEOUT, Missing, call
+from hello_kubeflow.kube.serving_api import Missing, call
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,6 @@ def _step_pod(
         lambda: core.list_namespaced_pod(
             namespace,
             label_selector=f"{WORKFLOW_LABEL}={workflow}",
-            _request_timeout=REQUEST_TIMEOUT,
             _preload_content=False,
         ),
     )
@@ -99,7 +98,6 @@ def _log_tail(api: client.ApiClient, namespace: str, pod: str, lines: int) -> li
             namespace,
             container=MAIN_CONTAINER,
             tail_lines=lines,
-            _request_timeout=REQUEST_TIMEOUT,
             _preload_content=False,
         ),
     )

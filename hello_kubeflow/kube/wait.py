@@ -23,6 +23,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from hello_kubeflow.backoff import Backoff
 from hello_kubeflow.errors import ClusterError, PodFailedError, WaitTimeoutError
 from hello_kubeflow.kube.client import (
     api_client,
@@ -31,7 +32,7 @@ from hello_kubeflow.kube.client import (
     is_transient,
     request_timeout,
 )
-from hello_kubeflow.kube.feed import WATCH_SECONDS, Backoff, FeedMessage, PodFeed
+from hello_kubeflow.kube.feed import FEED_BACKOFF, WATCH_SECONDS, FeedMessage, PodFeed
 from hello_kubeflow.kube.jobs import JobLookup, job_lookup
 from hello_kubeflow.kube.pods import CRASH_REASON, Pod, PodState, pod_state
 from hello_kubeflow.kube.report import Progress, Snapshot, format_seconds
@@ -56,9 +57,13 @@ class WaitResult:
     snapshot: Snapshot
     seconds: float
 
-    def summary(self) -> str:
+    def describe(self) -> str:
         """One line for a person."""
         return f"{self.snapshot.counts_text()} after {format_seconds(self.seconds)}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The pods' state when all were ready, and how long the wait took."""
+        return {**self.snapshot.as_dict(), "seconds": round(self.seconds, 3)}
 
 
 @dataclass
@@ -209,7 +214,7 @@ def wait_for_pods(
             out,
             request_timeout(settings),
             deadline,
-            backoff or Backoff(),
+            backoff or FEED_BACKOFF,
             watch_seconds,
         )
         for scope in (scopes or ("",))
@@ -251,7 +256,7 @@ def wait_for_pods(
             ready_since = now if ready_since is None else ready_since
             if now - ready_since >= settle:
                 result = WaitResult(snapshot, now - started)
-                log.info("%s", result.summary())
+                log.info("%s", result.describe())
                 return result
     finally:
         for feed in feeds:
@@ -374,6 +379,6 @@ def _timed_out(
     hints.append("raise HK_WAIT_TIMEOUT (or --timeout) if the cluster is only slow")
     advice = "; ".join(hints)
     return WaitTimeoutError(
-        f"not every pod was ready after {format_seconds(timeout)}:\n{snapshot.table()}\n"
+        f"not every pod was ready after {format_seconds(timeout)}:\n{snapshot.describe()}\n"
         f"{advice[0].upper()}{advice[1:]}."
     )

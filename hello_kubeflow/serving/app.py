@@ -52,7 +52,7 @@ from hello_kubeflow.serving.responses import (
     v2_prediction,
 )
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 JSON = "application/json"
 PROMETHEUS = "text/plain; version=0.0.4"
@@ -151,7 +151,7 @@ def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) ->
         except BadInput as exc:
             return _refusal(seldon_error(exc.message, exc.status), exc.status)
         except Exception:
-            logger.exception("prediction failed")
+            log.exception("prediction failed")
             message = "the model failed on this request; see the server log"
             return _json(seldon_error(message, 500, INTERNAL_ERROR), 500)
         return _json(answer)
@@ -181,7 +181,7 @@ def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) ->
         except BadInput as exc:
             return _refusal(v2_error(exc.message), exc.status)
         except Exception:
-            logger.exception("inference failed")
+            log.exception("inference failed")
             return _json(v2_error("the model failed on this request; see the server log"), 500)
         return _json(answer)
 
@@ -189,7 +189,7 @@ def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) ->
         try:
             service.check_model()  # ~10 us: a real answer, not a flag
         except Exception as exc:
-            logger.exception("health check failed")
+            log.exception("health check failed")
             return _json(seldon_error(f"the model cannot answer: {exc}", 503, INTERNAL_ERROR), 503)
         return _json(HEALTHY)
 

@@ -32,7 +32,7 @@ from hello_kubeflow.serving.deadlines import deadline_protocol
 from hello_kubeflow.serving.describe import ServableModel
 from hello_kubeflow.settings import Settings
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 GRACEFUL_STOP_SECONDS = 5
 """In-flight requests get this long to finish after Ctrl-C or SIGTERM."""
@@ -67,7 +67,7 @@ def resolve_model_dir(settings: Settings, model: str | Path = "") -> Path:
         return Path(model).expanduser()
     if settings.model_dir is not None:
         return settings.model_dir
-    from hello_kubeflow.runs import latest_model_path
+    from hello_kubeflow.artifact import latest_model_path
 
     return latest_model_path(settings)
 
@@ -130,7 +130,7 @@ def run_server(settings: Settings, model_dir: Path) -> None:
     app = build_app(model, settings)  # proves the model answers before we listen
     sock = bind_socket(settings.serve_host, settings.serve_port)
     port = sock.getsockname()[1]
-    logger.info(
+    log.info(
         "serving %s (model %s) at http://%s:%d with %d worker(s); Ctrl-C stops",
         model_dir,
         settings.model_name,
@@ -150,7 +150,7 @@ def run_server(settings: Settings, model_dir: Path) -> None:
     finally:
         signal.signal(signal.SIGTERM, previous)
         sock.close()
-    logger.info("server stopped")
+    log.info("server stopped")
 
 
 @contextmanager

@@ -1,0 +1,167 @@
+"""The life of a local container the tasks start: pull, start, wait until it answers, stop.
+
+`inv serve --container` (the model server) and `inv notebook` locally (Jupyter)
+differ only in how they start the container and how they ask it whether it is
+ready; everything else (the image pulled if missing, the port published on
+127.0.0.1 only, the wait bounded, the log shown, the container stopped and
+removed at the end, SIGTERM handled like Ctrl-C) is here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from types import FrameType
+from typing import Any
+
+import docker
+import requests
+
+from hello_kubeflow.errors import ImageError, ServingError
+from hello_kubeflow.images.engine import connect
+from hello_kubeflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT = 120.0
+PROBE_TIMEOUT = 2.0
+PROBE_INTERVAL = 0.5
+STOP_TIMEOUT = 10
+LOG_TAIL = 30
+LABEL = "org.hello-kubeflow.role"
+
+
+def ensure_image(client: docker.DockerClient, image: str) -> None:
+    """Pull `image` unless the engine has it.
+
+    Raises:
+        ImageError: it is neither here nor pullable (says how to build it).
+    """
+    try:
+        client.images.get(image)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    log.info("pulling %s", image)
+    try:
+        client.images.pull(image)
+    except docker.errors.APIError as exc:
+        raise ImageError(
+            f"image {image} is not on this machine and cannot be pulled "
+            f"({exc.explanation or exc}): run `inv build-push` first, or set "
+            "HK_PIPELINE_IMAGE to an image you can pull"
+        ) from None
+
+
+@contextmanager
+def running_container(
+    settings: Settings, image: str, what: str, port: int, start: Callable[..., Any]
+) -> Iterator[Any]:
+    """A container started by `start(client, image)`, stopped and removed after the block.
+
+    Args:
+        settings: `docker_timeout`.
+        image: pulled first when the engine lacks it.
+        what: names it in messages, e.g. "model server".
+        port: the host port asked for (named in the error when it is taken).
+        start: starts the container (`client.containers.run(..., detach=True)`).
+
+    Raises:
+        DockerUnavailableError: no engine is reachable.
+        ImageError: the image is neither here nor pullable.
+        ServingError: Docker refused to start it.
+    """
+    client = connect(settings)
+    try:
+        ensure_image(client, image)
+        try:
+            container = start(client, image)
+        except docker.errors.APIError as exc:
+            raise ServingError(
+                f"Docker could not start the {what} from {image}: {exc.explanation or exc}"
+                f" (is port {port} on 127.0.0.1 free? choose another with --port)"
+            ) from None
+        log.info("%s container %s (%s) starting", what, container.short_id, image)
+        try:
+            yield container
+        finally:
+            with suppress(docker.errors.APIError):
+                container.stop(timeout=STOP_TIMEOUT)
+            with suppress(docker.errors.APIError):
+                container.remove(force=True)
+    finally:
+        client.close()
+
+
+def logs(container: Any, tail: int = LOG_TAIL) -> str:
+    """The last lines the container printed."""
+    return str(container.logs(tail=tail).decode(errors="replace"))
+
+
+def published_url(container: Any, port: int, what: str) -> str:
+    """`http://127.0.0.1:PORT` where the container's `port` is published.
+
+    Raises:
+        ServingError: it published none (it exited already), with its log.
+    """
+    container.reload()
+    bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp")
+    if not bindings:
+        raise ServingError(
+            f"the {what} exited before answering (state {container.status}):\n{logs(container)}"
+        )
+    return f"http://127.0.0.1:{bindings[0]['HostPort']}"
+
+
+def wait_until_answers(container: Any, url: str, what: str, **request: Any) -> None:
+    """Poll `url` (GET, with `request`'s extra arguments) until it answers 2xx.
+
+    Raises:
+        ServingError: the container exited, or `READY_TIMEOUT` passed (with its log).
+    """
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status in ("exited", "dead"):
+            raise ServingError(f"the {what} exited before answering:\n{logs(container)}")
+        with suppress(requests.RequestException):
+            if requests.get(url, timeout=PROBE_TIMEOUT, **request).ok:
+                log.info("%s answers at %s", what, url)
+                return
+        time.sleep(PROBE_INTERVAL)
+    raise ServingError(
+        f"the {what} at {url} did not answer within {READY_TIMEOUT:.0f} s; "
+        f"its log:\n{logs(container)}"
+    )
+
+
+def show_log_until_exit(container: Any, what: str, *, since: int | None = None) -> None:
+    """Copy the container's log to stderr until it stops; then it failed.
+
+    Raises:
+        ServingError: always, once the container exited by itself (its exit code).
+    """
+    extra = {} if since is None else {"since": since}
+    for chunk in container.logs(stream=True, follow=True, **extra):
+        sys.stderr.write(chunk.decode(errors="replace"))
+    container.reload()
+    code = container.attrs.get("State", {}).get("ExitCode")
+    raise ServingError(f"the {what} container exited (code {code}); see its log")
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (kill, a supervisor) stops the container too, as Ctrl-C does."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

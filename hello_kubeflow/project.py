@@ -1,0 +1,56 @@
+"""The project root: the folder holding `tasks.py` and `pyproject.toml`.
+
+It is found once per process, from the current directory upwards (the way
+`inv` itself finds `tasks.py`), never from the package's own location: an
+installed wheel has no checkout beside it. `.env`, `outputs/` and every
+relative path a setting names are taken from this root, whatever folder `inv`
+runs from. Without a checkout (the package installed from a wheel) the
+current directory stands in for it, and the tasks that need the checkout's
+files (`inv build-push`: the Dockerfile and the build context; `inv notebook`
+locally: the folder it mounts) say so.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from hello_kubeflow.errors import CheckoutError
+
+MARKERS = ("tasks.py", "pyproject.toml")
+# What each task that needs a checkout uses from it, for the message a wheel install gets.
+NEEDS_CHECKOUT = {
+    "build-push": "the Dockerfile and the build context",
+    "notebook": "the folder mounted into the local notebook server",
+}
+
+
+def find_root(start: Path) -> Path | None:
+    """The nearest folder at or above `start` that holds every file of `MARKERS`."""
+    here = start.resolve()
+    for folder in (here, *here.parents):
+        if all((folder / marker).is_file() for marker in MARKERS):
+            return folder
+    return None
+
+
+@functools.cache
+def project_root() -> Path | None:
+    """The checkout the current directory is in, found once per process; None outside one."""
+    return find_root(Path.cwd())
+
+
+def require_checkout(root: Path | None, task: str) -> Path:
+    """`root`, or a `CheckoutError` saying what `task` needs a checkout for.
+
+    Raises:
+        CheckoutError: `root` is None (the package is used outside a checkout).
+    """
+    if root is not None:
+        return root
+    raise CheckoutError(
+        f"inv {task} needs the hello-kubeflow checkout ({NEEDS_CHECKOUT[task]}), and "
+        f"{Path.cwd()} is not inside one (no folder above it holds "
+        f"{' and '.join(MARKERS)}): run it from a `git clone` of the project; an "
+        "installed package alone runs every other task"
+    )
