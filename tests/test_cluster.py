@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -160,7 +161,7 @@ def test_dry_run_with_a_registry_login_names_the_pull_secret_never_the_password(
 ) -> None:
     shown = plan(_with_login(cluster.settings), OPTIONS)
 
-    text = shown.describe() + shown.to_json() + repr(shown)
+    text = shown.describe() + json.dumps(shown.as_dict()) + repr(shown)
     assert "pull secret: hello-kubeflow-registry (me@localhost:5000" in shown.describe()
     assert PASSWORD not in text and PASSWORD not in Path(shown.package).read_text()
     assert cluster.kfp.seen == []
@@ -450,7 +451,7 @@ def test_a_step_no_node_has_room_for_fails_after_the_grace_with_the_schedulers_w
 ) -> None:
     cluster.kfp.script = never_ending()
     cluster.kfp.on_run_created = _argo_makes_pod(cluster, _no_room())
-    settings = cluster.settings.replace(run_timeout=60.0, run_unschedulable_grace=0.0)
+    settings = cluster.settings.replace(run_timeout=60.0, run_unschedulable_grace=0.001)
 
     with pytest.raises(RunFailedError) as raised:
         train_on_cluster(settings, OPTIONS, patience=FAST)

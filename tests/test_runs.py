@@ -140,7 +140,7 @@ def test_trees_for_the_network_are_refused() -> None:
 
 
 def test_the_pipeline_arguments_name_the_model() -> None:
-    assert RunOptions(model="mlp").arguments(None)["model_kind"] == "mlp"
+    assert RunOptions(model="mlp").arguments(Settings(), mnist_dir=None)["model_kind"] == "mlp"
 
 
 @pytest.mark.slow
