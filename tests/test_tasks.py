@@ -13,6 +13,7 @@ INV = Path(sys.executable).parent / "inv"
 TASKS = [
     "build-push",
     "clean",
+    "compare",
     "compile",
     "demo",
     "notebook",
