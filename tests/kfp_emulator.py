@@ -569,7 +569,7 @@ class KfpEmulator:
 
     def pod_spec_patch(self, run_id: str, key: str) -> dict[str, Any]:
         """What the driver adds to step `key`'s pod spec from its Kubernetes config."""
-        names = self.runs[run_id]["pull_secrets"].get(key) or []
+        names = self.runs[run_id].get("pull_secrets", {}).get(key) or []
         return {"imagePullSecrets": [{"name": n} for n in names]} if names else {}
 
     # ---- for assertions
