@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from hello_kubeflow.cli import emit, settings_for, task, user_errors
+from hello_kubeflow.project import use_project_root
+
+use_project_root(Path(__file__).parent)  # the folder invoke found tasks.py in
 
 JSON_HELP = "print the result as one JSON object on the last line, instead of the text"
 

@@ -34,10 +34,23 @@ def find_root(start: Path) -> Path | None:
     return None
 
 
+_chosen: list[Path] = []
+
+
+def use_project_root(folder: Path) -> None:
+    """Name the project root outright: `tasks.py` gives its own folder (invoke found it,
+    also with `inv --search-root DIR` from elsewhere)."""
+    _chosen[:] = [folder.resolve()]
+    project_root.cache_clear()
+
+
 @functools.cache
 def project_root() -> Path | None:
-    """The checkout the current directory is in, found once per process; None outside one."""
-    return find_root(Path.cwd())
+    """The root named by `use_project_root`, else the checkout the current directory is in.
+
+    Found once per process; None outside a checkout.
+    """
+    return _chosen[0] if _chosen else find_root(Path.cwd())
 
 
 def require_checkout(root: Path | None, task: str) -> Path:

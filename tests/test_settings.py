@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from hello_kubeflow import project
 from hello_kubeflow.errors import CheckoutError, SettingsError
-from hello_kubeflow.project import find_root, require_checkout
+from hello_kubeflow.project import find_root, project_root, require_checkout
 from hello_kubeflow.settings import MASK, VARIABLES, Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -184,7 +185,12 @@ def test_outside_a_checkout_the_current_folder_stands_in(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    settings = load_settings(find_root(tmp_path))
+    monkeypatch.setattr(project, "_chosen", [])  # as if no tasks.py had named a root
+    project_root.cache_clear()
+    try:
+        settings = load_settings()
+    finally:
+        project_root.cache_clear()
     assert settings.project_root is None
     assert settings.output_dir == tmp_path / "outputs"
 
