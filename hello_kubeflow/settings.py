@@ -29,7 +29,7 @@ from hello_kubeflow.errors import SettingsError
 MODES = ("local", "cluster")
 PRESET_NAMES = ("default", "book")
 MODEL_KINDS = ("forest", "mlp")
-# The presets each kind of model has (hello_kubeflow.model.PRESETS_BY_MODEL builds them).
+# The presets each kind of model has (hello_kubeflow.model.train.PRESETS_BY_MODEL builds them).
 MODEL_PRESETS: dict[str, tuple[str, ...]] = {"forest": PRESET_NAMES, "mlp": ("default",)}
 PROFILES = ("pipelines", "full")
 SERVING_KINDS = ("auto", "seldon", "kserve")

@@ -1,0 +1,351 @@
+"""`inv compare`: the models side by side, in one table and one chart.
+
+Each model asked for (`forest:default`, `forest:book`, `mlp`, ...) is trained by
+the same pipeline as `inv train` (locally), unless a recorded run of it with the
+same seed and data limits is still on disk (`<output_dir>/recorded/`), which is
+reused. For each: test accuracy, training seconds, model size, the median
+latency of one image in this process and through the model server (Seldon
+protocol, loopback, server in a thread of this process), and the three mistakes
+it makes most.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hello_kubeflow.errors import DataFileError, ModelError, SettingsError
+from hello_kubeflow.pipeline.local import RunOptions, RunSummary, recorded_run_path, run_local
+from hello_kubeflow.settings import MODEL_PRESETS, Settings
+
+log = logging.getLogger(__name__)
+
+CHART_FILE = "comparison.png"
+SERVED_REQUESTS = 300
+HTTP_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One model's figures in the comparison.
+
+    Attributes:
+        model: `forest` or `mlp`.
+        preset: its preset.
+        accuracy: share of the test images it gets right.
+        train_seconds: wall seconds of the fit (the training step's own figure).
+        model_bytes: size of the model directory's files (scikit-learn + ONNX).
+        in_process_ms: median milliseconds for one image, fast path, in this process.
+        served_ms: median milliseconds for one image through the server (Seldon JSON).
+        confusions: the three mistakes it makes most: (true digit, answered digit, count).
+        model_path: the model directory.
+        reused: True when a recorded run was reused instead of training again.
+    """
+
+    model: str
+    preset: str
+    accuracy: float
+    train_seconds: float
+    model_bytes: int
+    in_process_ms: float
+    served_ms: float
+    confusions: tuple[tuple[int, int, int], ...]
+    model_path: str
+    reused: bool
+
+    @property
+    def label(self) -> str:
+        """`model/preset`, as the table and chart name it."""
+        return f"{self.model}/{self.preset}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The comparison: one row per model, the chart, and the machine's load."""
+
+    rows: tuple[Contender, ...]
+    chart: str
+    test_size: int
+    load_average: tuple[float, float, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: rows as dicts (confusions as lists), chart path, load average."""
+        return asdict(self)
+
+    def table(self) -> str:
+        """The rows as a Markdown table (people read it as text too)."""
+        lines = [
+            "| model | preset | test accuracy | training s | size MB | in-process ms "
+            "| served ms | confuses most (true→answered ×count) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in self.rows:
+            confused = ", ".join(f"{t}→{p} ×{n}" for t, p, n in row.confusions) or "nothing"
+            lines.append(
+                f"| {row.model} | {row.preset} | {row.accuracy:.2%} | {row.train_seconds:.1f} "
+                f"| {row.model_bytes / 1e6:.1f} | {row.in_process_ms:.3f} | {row.served_ms:.3f} "
+                f"| {confused} |"
+            )
+        return "\n".join(lines)
+
+    def describe(self) -> str:
+        """The table, where the chart is, and the load it was measured under."""
+        one, five, fifteen = self.load_average
+        return (
+            f"{self.table()}\n\n"
+            f"{self.test_size:,} test images; latencies are medians for one image. "
+            f"Load average {one:.2f} {five:.2f} {fifteen:.2f} (2 busy cores slow every figure).\n"
+            f"chart: {self.chart}"
+        )
+
+
+def parse_models(text: str) -> list[tuple[str, str]]:
+    """`forest:default,forest:book,mlp` as (model, preset) pairs (a bare model: its `default`).
+
+    Raises:
+        SettingsError: an unknown model or preset, naming the choices.
+    """
+    pairs: list[tuple[str, str]] = []
+    problems: list[str] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        model, _, preset = item.partition(":")
+        preset = preset or "default"
+        if model not in MODEL_PRESETS:
+            problems.append(f"--models {item}: unknown model, expected {', '.join(MODEL_PRESETS)}")
+        elif preset not in MODEL_PRESETS[model]:
+            problems.append(
+                f"--models {item}: the {model} model's presets are "
+                f"{', '.join(MODEL_PRESETS[model])}"
+            )
+        elif (model, preset) not in pairs:
+            pairs.append((model, preset))
+    if not pairs and not problems:
+        problems.append("--models is empty: name at least one, e.g. forest:default,mlp")
+    if problems:
+        raise SettingsError(problems)
+    return pairs
+
+
+def compare_models(
+    settings: Settings,
+    models: list[tuple[str, str]],
+    *,
+    seed: int = 42,
+    train_limit: int = 0,
+    test_limit: int = 0,
+    retrain: bool = False,
+    chart: Path | None = None,
+) -> Comparison:
+    """Train (or reuse) each model, measure it, and draw the chart.
+
+    `latest.json` (the model `inv serve` loads) is left as it was when it existed.
+
+    Args:
+        settings: the workflow settings (output folder, data, serving limits).
+        models: (model, preset) pairs, from `parse_models`.
+        seed: the training seed of every model.
+        train_limit: train on the first N training images (0: all).
+        test_limit: score on the first N test images (0: all).
+        retrain: train every model again even when a recorded run matches.
+        chart: where the PNG goes (default: `<output_dir>/comparison.png`).
+
+    Returns:
+        The comparison.
+
+    Raises:
+        StepFailedError, PipelineError: a training run failed.
+        ModelError, ServingError: a model could not be loaded or served.
+        SettingsError: the chart's path does not end in .png or is a folder.
+    """
+    from hello_kubeflow.model.artifact import LATEST_FILE
+
+    chart_path = chart or settings.output_dir / CHART_FILE
+    if chart_path.suffix.lower() != ".png" or chart_path.is_dir():
+        raise SettingsError(
+            [f"--chart {chart_path}: expected the path of a PNG file to write, ending in .png"]
+        )
+    latest = settings.output_dir / LATEST_FILE
+    kept = latest.read_bytes() if latest.is_file() else None
+    rows: list[Contender] = []
+    test_size = 0
+    try:
+        for model, preset in models:
+            options = RunOptions(
+                model=model,
+                preset=preset,
+                seed=seed,
+                train_limit=train_limit,
+                test_limit=test_limit,
+            )
+            summary = None if retrain else reusable_run(settings, options)
+            reused = summary is not None
+            if summary is None:
+                log.info("training %s/%s for the comparison", model, preset)
+                summary = run_local(settings, options)
+            else:
+                log.info("reusing the recorded %s/%s run in %s", model, preset, summary.model_path)
+            rows.append(_measure(settings, summary, reused=reused))
+            test_size = summary.test_size
+    finally:
+        if kept is not None:
+            latest.write_bytes(kept)
+    one, five, fifteen = os.getloadavg()
+    comparison = Comparison(
+        rows=tuple(rows),
+        chart=str(chart_path),
+        test_size=test_size,
+        load_average=(round(one, 2), round(five, 2), round(fifteen, 2)),
+    )
+    save_comparison_png(comparison, Path(comparison.chart))
+    return comparison
+
+
+def reusable_run(settings: Settings, options: RunOptions) -> RunSummary | None:
+    """The recorded run of this model and preset, if made with these options and intact."""
+    path = recorded_run_path(settings, options.model, options.preset)
+    try:
+        record = json.loads(path.read_text())
+        same = record.pop("options") == asdict(options)
+        summary = RunSummary(**record)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    files = (summary.model_path, summary.metrics_path, summary.dataset_path)
+    if not same or not all(Path(f).exists() for f in files):
+        return None
+    return summary
+
+
+def _measure(settings: Settings, summary: RunSummary, *, reused: bool) -> Contender:
+    from hello_kubeflow.data.mnist import scale_pixels
+    from hello_kubeflow.model.evaluation import one_image_latency_ms
+    from hello_kubeflow.model.train import load_model
+    from hello_kubeflow.pipeline.steps import read_test_images
+
+    evaluation = json.loads(Path(summary.metrics_path).read_text())
+    loaded = load_model(summary.model_path)
+    try:
+        image = scale_pixels(read_test_images(summary.dataset_path).x[:1])
+    except DataFileError as exc:
+        raise ModelError(f"the run's test images are gone ({exc}): add --retrain") from None
+    confusions = evaluation.get("top_confusions")
+    if confusions is None:
+        raise ModelError(f"{summary.metrics_path} has no confusions: add --retrain")
+    return Contender(
+        model=summary.model,
+        preset=summary.preset,
+        accuracy=float(evaluation["accuracy"]),
+        train_seconds=summary.train_seconds,
+        model_bytes=sum(int(f["bytes"]) for f in loaded.metadata["files"].values()),
+        in_process_ms=round(one_image_latency_ms(loaded, image), 4),
+        served_ms=round(served_latency_ms(settings, loaded, image), 4),
+        confusions=tuple((int(t), int(p), int(n)) for t, p, n in confusions),
+        model_path=summary.model_path,
+        reused=reused,
+    )
+
+
+def served_latency_ms(
+    settings: Settings, model: Any, image: npt.NDArray[np.float32], requests: int = SERVED_REQUESTS
+) -> float:
+    """Median milliseconds of one-image Seldon requests to the model server on loopback.
+
+    Args:
+        settings: serving settings (the port is chosen free).
+        model: the loaded model to serve.
+        image: (1, 784) pixels sent in every request.
+        requests: requests timed, after 20 unmeasured ones.
+
+    Raises:
+        ServingError: the server did not start or answered an error.
+    """
+    from hello_kubeflow.errors import ServingError
+    from hello_kubeflow.query.answers import check_answer, seldon_payload
+    from hello_kubeflow.serving.server import running_server
+
+    body = seldon_payload(image)
+    headers = {"Content-Type": "application/json"}
+    local = settings.replace(serve_host="127.0.0.1", serve_port=0)
+    with running_server(local, Path(model.directory), model=model) as server:
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", server.port, timeout=HTTP_TIMEOUT_SECONDS
+        )
+        times: list[float] = []
+        try:
+            for index in range(requests + 20):
+                start = time.perf_counter()
+                connection.request("POST", "/api/v1.0/predictions", body=body, headers=headers)
+                response = connection.getresponse()
+                answer = response.read()
+                if index >= 20:
+                    times.append(time.perf_counter() - start)
+                if response.status != 200:
+                    raise ServingError(f"the model server answered HTTP {response.status}")
+            check_answer(json.loads(answer), "seldon", rows=1)
+        finally:
+            connection.close()
+    return float(np.median(times) * 1000)
+
+
+def save_comparison_png(comparison: Comparison, path: Path) -> Path:
+    """Draw the comparison: one panel per figure, one bar per model, values written on bars.
+
+    Args:
+        comparison: what `compare_models` measured.
+        path: where the PNG goes (parent folders are created).
+
+    Returns:
+        The PNG's path.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = comparison.rows
+    labels = [row.label for row in rows]
+    panels = [
+        ("test accuracy % (higher is better)", [100 * r.accuracy for r in rows], "{:.2f}"),
+        ("training seconds", [r.train_seconds for r in rows], "{:.1f}"),
+        ("model size MB", [r.model_bytes / 1e6 for r in rows], "{:.1f}"),
+        ("one image in-process, ms", [r.in_process_ms for r in rows], "{:.3f}"),
+        ("one image served, ms (p50)", [r.served_ms for r in rows], "{:.3f}"),
+    ]
+    colours = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"]
+    figure = Figure(figsize=(13, 2.2 + 0.45 * len(rows)), dpi=110, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes_row = figure.subplots(1, len(panels), sharey=True)
+    positions = np.arange(len(rows))
+    for axes, (title, values, shown) in zip(axes_row, panels, strict=True):
+        bars = axes.barh(positions, values, color=[colours[i % len(colours)] for i in positions])
+        axes.set_title(title, fontsize=9)
+        axes.bar_label(bars, labels=[shown.format(v) for v in values], fontsize=8, padding=2)
+        axes.set_xlim(0, max(values, default=1) * 1.35 or 1)
+        axes.tick_params(axis="x", labelsize=7)
+        if title.startswith("test accuracy"):
+            low = min(values, default=90)
+            axes.set_xlim(max(0.0, np.floor(low) - 1.5), 100.4)
+    axes_row[0].set_yticks(positions, labels)
+    axes_row[0].invert_yaxis()
+    confused = "\n".join(
+        f"{r.label} confuses most: "
+        + (", ".join(f"{t}→{p} ×{n}" for t, p, n in r.confusions) or "nothing")
+        for r in rows
+    )
+    one, five, fifteen = comparison.load_average
+    figure.suptitle(
+        f"MNIST models on {comparison.test_size:,} test images "
+        f"(load average {one:.1f} {five:.1f} {fifteen:.1f})\n{confused}",
+        fontsize=9,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+    return path

@@ -1,0 +1,128 @@
+"""`inv compare`: models side by side, trained or reused, in a table, a chart and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hello_kubeflow.cli.compare import compare_models, parse_models
+from hello_kubeflow.errors import SettingsError
+from hello_kubeflow.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+INV = Path(sys.executable).parent / "inv"
+
+
+def test_models_are_read_as_model_and_preset_pairs() -> None:
+    pairs = parse_models("forest:default, forest:book,mlp,mlp:default")
+    assert pairs == [("forest", "default"), ("forest", "book"), ("mlp", "default")]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("mlp:book", "--models mlp:book: the mlp model's presets are default"),
+        ("svm", "--models svm: unknown model, expected forest, mlp"),
+        (" , ", "--models is empty"),
+    ],
+)
+def test_a_model_or_preset_that_does_not_exist_is_refused(text: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        parse_models(text)
+
+
+@pytest.mark.slow
+def test_compare_trains_then_reuses_and_leaves_the_served_model_alone(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
+    settings = Settings.from_env(
+        {"MNIST_DIR": str(mnist_dir), "HK_OUTPUT_DIR": str(tmp_path), "HK_N_JOBS": "1"},
+        dotenv=None,
+    )
+    latest = tmp_path / "latest.json"
+    latest.write_text('{"model_path": "/the/served/model"}\n')
+    models = [("forest", "book"), ("mlp", "default")]
+    first = compare_models(settings, models, train_limit=2000, test_limit=500)
+
+    assert [(r.model, r.preset, r.reused) for r in first.rows] == [
+        ("forest", "book", False),
+        ("mlp", "default", False),
+    ]
+    for row in first.rows:
+        assert 0.7 < row.accuracy <= 1.0
+        assert row.train_seconds > 0 and row.model_bytes > 10_000
+        assert 0 < row.in_process_ms < row.served_ms
+        assert len(row.confusions) == 3
+        assert all(true != answered and count > 0 for true, answered, count in row.confusions)
+    table = first.describe()
+    assert "| forest | book |" in table and "| mlp | default |" in table
+    assert "Load average" in table
+    with Image.open(first.chart) as chart:
+        assert chart.format == "PNG" and chart.width > 800
+    assert latest.read_text() == '{"model_path": "/the/served/model"}\n'
+
+    again = compare_models(settings, models, train_limit=2000, test_limit=500)
+    assert [r.reused for r in again.rows] == [True, True]
+    assert [r.model_path for r in again.rows] == [r.model_path for r in first.rows]
+
+    done = subprocess.run(
+        [
+            str(INV),
+            "compare",
+            "--models",
+            "forest:book,mlp",
+            "--train-limit",
+            "2000",
+            "--test-limit",
+            "500",
+            "--json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+            "HOME": str(tmp_path),
+            "MNIST_DIR": str(mnist_dir),
+            "HK_OUTPUT_DIR": str(tmp_path),
+        },
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [(r["model"], r["reused"]) for r in answer["rows"]] == [("forest", True), ("mlp", True)]
+    assert answer["test_size"] == 500 and len(answer["load_average"]) == 3
+
+    retrained = compare_models(settings, models[1:], train_limit=2000, test_limit=1000)
+    assert not retrained.rows[0].reused  # other limits: another run
+
+
+@pytest.mark.parametrize("name", ["chart.txt", "folder.png"])
+def test_a_chart_that_is_not_a_png_file_is_refused_before_training(
+    name: str, tmp_path: Path
+) -> None:
+    (tmp_path / "folder.png").mkdir()
+    settings = Settings(output_dir=tmp_path)
+    with pytest.raises(SettingsError, match="expected the path of a PNG file"):
+        compare_models(settings, [("forest", "book")], chart=tmp_path / name)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_inv_compare_with_an_unknown_model_exits_1_without_a_traceback(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(INV), "compare", "--models", "forest,cnn"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ.get("PATH", ""), "HK_OUTPUT_DIR": str(tmp_path)},
+    )
+    assert done.returncode == 1
+    assert "--models cnn: unknown model" in done.stderr
+    assert "Traceback" not in done.stderr
