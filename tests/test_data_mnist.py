@@ -1,4 +1,4 @@
-"""Tests for hello_kubeflow.data.mnist: MNIST_DIR, the download cache, the offline subset, scaling."""
+"""Tests for hello_kubeflow.data.mnist: MNIST_DIR, the download cache, the offline subset."""
 
 from __future__ import annotations
 

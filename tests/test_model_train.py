@@ -1,4 +1,4 @@
-"""Tests of hello_kubeflow.model.train: presets, training, evaluation, the artifact, the fast path."""
+"""Tests of hello_kubeflow.model.train: presets, training, evaluation, artifact, fast path."""
 
 from __future__ import annotations
 
