@@ -1,4 +1,4 @@
-"""Tests of the neural network (hello_kubeflow.model.mlp): training, artifact, fast path, serving."""
+"""Tests of the neural network (hello_kubeflow.model.mlp): training, fast path, serving."""
 
 from __future__ import annotations
 
