@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hello_kubeflow.cli import emit, settings_for, task, user_errors
+from hello_kubeflow.cli.options import emit, settings_for, task, user_errors
 from hello_kubeflow.project import use_project_root
 
 use_project_root(Path(__file__).parent)  # the folder invoke found tasks.py in
@@ -34,7 +34,7 @@ JSON_HELP = "print the result as one JSON object on the last line, instead of th
 )
 def compile(c: Any, output: str = "job.yaml", image: str = "", json: bool = False) -> None:
     """Compile the training pipeline to KFP IR YAML."""
-    from hello_kubeflow import commands
+    from hello_kubeflow.cli import commands
 
     settings = settings_for()
     with user_errors():
@@ -70,7 +70,7 @@ def train(
     dry_run: bool = False,
 ) -> None:
     """Train the MNIST model by running the pipeline (locally, or on Kubeflow Pipelines)."""
-    from hello_kubeflow import commands
+    from hello_kubeflow.cli import commands
 
     settings = settings_for(
         preset=preset or None,
@@ -99,7 +99,7 @@ def train(
 )
 def clean(c: Any, keep: int = 3, dry_run: bool = False, json: bool = False) -> None:
     """Remove old local runs and logs, keeping the newest and the latest model's run."""
-    from hello_kubeflow.clean import clean_outputs
+    from hello_kubeflow.pipeline.clean import clean_outputs
 
     settings = settings_for()
     with user_errors():
@@ -128,7 +128,7 @@ def serve(
     container: bool = False,
 ) -> None:
     """Serve the trained model (Seldon protocol and Open Inference V2) until Ctrl-C."""
-    from hello_kubeflow import commands
+    from hello_kubeflow.cli import commands
 
     settings = settings_for(
         serve_port=port or None, serve_host=host or None, serve_workers=workers or None
@@ -166,7 +166,7 @@ def query(
     wait: float = -1.0,
 ) -> None:
     """Query the model server with a digit and sanity-check the answer."""
-    from hello_kubeflow import commands
+    from hello_kubeflow.cli import commands
 
     settings = settings_for(mode=mode or None, query_wait=wait if wait != -1.0 else None)
     with user_errors():
@@ -202,8 +202,8 @@ def demo(
     json: bool = False,
 ) -> None:
     """Train, serve in the background, query, then stop the server: the whole walkthrough."""
-    from hello_kubeflow.demo import run_demo
-    from hello_kubeflow.runs import RunOptions
+    from hello_kubeflow.cli.demo import run_demo
+    from hello_kubeflow.pipeline.local import RunOptions
 
     settings = settings_for(preset=preset or None, n_estimators=trees or None)
     with user_errors():
@@ -277,7 +277,7 @@ def setup(
     json: bool = False,
 ) -> None:
     """Prepare the workflow: tools and data locally, or Kubeflow on the cluster."""
-    from hello_kubeflow.prepare import setup as prepare
+    from hello_kubeflow.cli.setup import setup as prepare
 
     settings = settings_for(mode=mode or None, profile=profile or None, serving=serving or None)
     with user_errors():
@@ -331,7 +331,7 @@ def status(c: Any, namespaces: str = "", json: bool = False) -> None:
 )
 def undeploy(c: Any, namespace: str = "", name: str = "", json: bool = False) -> None:
     """Remove the model served in the cluster (its SeldonDeployment or InferenceService)."""
-    from hello_kubeflow import commands
+    from hello_kubeflow.cli import commands
 
     settings = settings_for(namespace=namespace or None, deployment_name=name or None)
     with user_errors():
@@ -368,7 +368,7 @@ def notebook(
     json: bool = False,
 ) -> None:
     """Open the project's notebook server: a Kubeflow Notebook, or the image run locally."""
-    from hello_kubeflow import commands
+    from hello_kubeflow.cli import commands
 
     settings = settings_for(
         mode=mode or None,

@@ -46,9 +46,9 @@ from s3_support import (
 )
 from serving_support import make_tiny_model
 
-from hello_kubeflow.gateway import Auth
-from hello_kubeflow.kfp_remote import KfpSession, Patience, connect
-from hello_kubeflow.kfp_runs import (
+from hello_kubeflow.gateway.endpoints import Auth
+from hello_kubeflow.kfp.remote import KfpSession, Patience, connect
+from hello_kubeflow.kfp.runs import (
     _steps,
     ensure_experiment,
     follow_run,
@@ -61,8 +61,8 @@ from hello_kubeflow.kube.model_manifests import (
     seldon_storage_secret,
     storage_credentials,
 )
-from hello_kubeflow.login import dex_login
-from hello_kubeflow.query import query_digit
+from hello_kubeflow.gateway.login import dex_login
+from hello_kubeflow.query.client import query_digit
 from hello_kubeflow.serving.server import running_server
 from hello_kubeflow.settings import Settings
 

@@ -32,14 +32,14 @@ from emulators import (
 )
 from kfp_emulator import KfpEmulator, never_ending
 
-from hello_kubeflow.gateway import Auth
-from hello_kubeflow.kfp_remote import Patience, connect
-from hello_kubeflow.kfp_runs import ensure_experiment, start_run, upload_pipeline
+from hello_kubeflow.gateway.endpoints import Auth
+from hello_kubeflow.kfp.remote import Patience, connect
+from hello_kubeflow.kfp.runs import ensure_experiment, start_run, upload_pipeline
 from hello_kubeflow.kube.client import api_client
 from hello_kubeflow.kube.deploy import deploy_model
 from hello_kubeflow.kube.model_manifests import ModelDeployment
 from hello_kubeflow.kube.port_forward import port_forward
-from hello_kubeflow.runs import compile_pipeline
+from hello_kubeflow.pipeline.local import compile_pipeline
 from hello_kubeflow.settings import Settings
 
 IMAGE = "localhost:5001/hello-kubeflow@sha256:" + "ab" * 32

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from hello_kubeflow.mnist import RetryPolicy, load_mnist
+from hello_kubeflow.data.mnist import RetryPolicy, load_mnist
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

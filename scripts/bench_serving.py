@@ -54,8 +54,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from hello_kubeflow.answers import check_answer, seldon_payload  # noqa: E402
-from hello_kubeflow.mnist import load_mnist, scale_pixels  # noqa: E402
+from hello_kubeflow.query.answers import check_answer, seldon_payload  # noqa: E402
+from hello_kubeflow.data.mnist import load_mnist, scale_pixels  # noqa: E402
 from hello_kubeflow.settings import Settings, load_settings  # noqa: E402
 
 SECTION = "## Serving (issue 3)"
@@ -174,7 +174,7 @@ def main() -> None:
                     _drive("(c) seldon-core 1.17 wrapper + MnistClassifier", port, bodies, args)
                 )
 
-    from hello_kubeflow.model import load_model
+    from hello_kubeflow.model.train import load_model
 
     model = load_model(model_dir)
     one = pixels[:1]
@@ -251,14 +251,14 @@ def _a_b(other: Path, model_dir: Path, bodies: list[bytes], args: argparse.Names
 def _model_dir(settings: Settings, given: str) -> Path:
     if given:
         return Path(given).resolve()
-    from hello_kubeflow.artifact import latest_model_path
+    from hello_kubeflow.model.artifact import latest_model_path
     from hello_kubeflow.errors import ModelError
 
     try:
         return latest_model_path(settings).resolve()
     except ModelError:
         pass
-    from hello_kubeflow.model import build_metadata, save_model, train_model
+    from hello_kubeflow.model.train import build_metadata, save_model, train_model
 
     target = settings.cache_dir / "bench-model-book"
     if (target / "metadata.json").is_file():

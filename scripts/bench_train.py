@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from hello_kubeflow.mnist import load_mnist, scale_pixels
-from hello_kubeflow.model import PRESETS, evaluate, load_model, save_model, train_model
+from hello_kubeflow.data.mnist import load_mnist, scale_pixels
+from hello_kubeflow.model.train import PRESETS, evaluate, load_model, save_model, train_model
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -53,8 +53,8 @@ def preset_model(
 
     The `default` preset takes ~45 CPU seconds, `book` ~10: only slow tests use it.
     """
-    from hello_kubeflow.mnist import load_mnist, scale_pixels
-    from hello_kubeflow.model import build_metadata, save_model, train_model
+    from hello_kubeflow.data.mnist import load_mnist, scale_pixels
+    from hello_kubeflow.model.train import build_metadata, save_model, train_model
     from hello_kubeflow.settings import Settings
 
     made: dict[str, Path] = {}
@@ -81,7 +81,7 @@ def full_mnist_mirror(full_mnist_dir: Path) -> Iterator[MirrorServer]:
 @pytest.fixture(autouse=True)
 def _fresh_offline_decision() -> Iterator[None]:
     """Each test decides afresh which mirrors are reachable (a process remembers it)."""
-    from hello_kubeflow.mnist import forget_offline
+    from hello_kubeflow.data.mnist import forget_offline
 
     forget_offline()
     yield

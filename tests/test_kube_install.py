@@ -20,7 +20,7 @@ from emulators import RunningCluster
 from kmock._internal import enums
 from kube_support import node
 
-from hello_kubeflow.backoff import Backoff
+from hello_kubeflow.retry import Backoff
 from hello_kubeflow.errors import ApplyError, ManifestError, PrerequisiteError
 from hello_kubeflow.kube.apply import Applier
 from hello_kubeflow.kube.client import api_client, request_timeout

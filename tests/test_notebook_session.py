@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hello_kubeflow.errors import PipelineError
-from hello_kubeflow.notebook_session import checkout_root, pod_settings
+from hello_kubeflow.notebook.session import checkout_root, pod_settings
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

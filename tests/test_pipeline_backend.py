@@ -21,7 +21,7 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from hello_kubeflow.runs import compile_pipeline
+from hello_kubeflow.pipeline.local import compile_pipeline
 from hello_kubeflow.settings import Settings
 
 IMAGE = "localhost:5000/hello-kubeflow@sha256:" + "ab" * 32

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from serving_support import call, make_tiny_model, mnist_test_pixels
 
-from hello_kubeflow.model import load_model
+from hello_kubeflow.model.train import load_model
 from hello_kubeflow.serving.server import RunningServer, running_server
 from hello_kubeflow.settings import Settings
 
@@ -262,7 +262,7 @@ def test_bad_seldon_input_is_400_in_seldon_error_form_and_server_keeps_serving(
 def test_pixels_0_255_are_refused_with_a_hint_to_divide_by_255(
     server: RunningServer, mnist_dir: Path
 ) -> None:
-    from hello_kubeflow.mnist import load_mnist
+    from hello_kubeflow.data.mnist import load_mnist
 
     raw = load_mnist(Settings(mnist_dir=mnist_dir)).x_test[:1].astype(int).tolist()
     status, answer = call(server.url + "/api/v1.0/predictions", _seldon(raw))

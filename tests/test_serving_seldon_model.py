@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from serving_support import call, free_port, make_tiny_model, mnist_test_pixels
 
-from hello_kubeflow.answers import check_answer
+from hello_kubeflow.query.answers import check_answer
 from hello_kubeflow.errors import ModelError
-from hello_kubeflow.model import PRESETS, load_model
+from hello_kubeflow.model.train import PRESETS, load_model
 from hello_kubeflow.serving.features import BadInput
 from hello_kubeflow.serving.seldon_model import MnistClassifier
 from hello_kubeflow.serving.server import running_server
@@ -431,7 +431,7 @@ def test_every_preset_under_the_wrapper_answers_valid_probabilities_for_every_te
     preset: str,
 ) -> None:
     """Issue 9: through the wrapper too, 30 summed float32 weights (book) no longer pass 1."""
-    from hello_kubeflow.mnist import load_mnist, scale_pixels
+    from hello_kubeflow.data.mnist import load_mnist, scale_pixels
 
     model_dir = preset_model(preset)
     x_test = scale_pixels(load_mnist(Settings(mnist_dir=full_mnist_dir)).x_test)

@@ -17,7 +17,7 @@ import docker
 import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay
 
-from hello_kubeflow.backoff import jittered_backoff, log_retry
+from hello_kubeflow.retry import jittered_backoff, log_retry
 from hello_kubeflow.errors import (
     DockerUnavailableError,
     PushError,

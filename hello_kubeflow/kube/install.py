@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from hello_kubeflow.backoff import Backoff
+from hello_kubeflow.retry import Backoff
 from hello_kubeflow.errors import PrerequisiteError
 from hello_kubeflow.kube.apply import APPLY_BACKOFF, APPLY_DEADLINE, Applier
 from hello_kubeflow.kube.client import api_client, kube_target, request_timeout

@@ -23,7 +23,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from hello_kubeflow.backoff import Backoff
+from hello_kubeflow.retry import Backoff
 from hello_kubeflow.errors import ClusterError, PodFailedError, WaitTimeoutError
 from hello_kubeflow.kube.client import (
     api_client,

@@ -128,7 +128,7 @@ def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) ->
     """Build the ASGI application serving `model`.
 
     Args:
-        model: a loaded model (`hello_kubeflow.model.load_model`).
+        model: a loaded model (`hello_kubeflow.model.train.load_model`).
         model_name: its name in V2 URLs and in metadata.
         max_body_bytes: the largest request body accepted (413 beyond it).
 

@@ -16,7 +16,7 @@ _CUSTOM_KEYS = ("preset", "accuracy", "n_estimators", "train_size", "created", "
 
 
 class ServableModel(Protocol):
-    """What the server needs of a loaded model (`hello_kubeflow.model.LoadedModel`)."""
+    """What the server needs of a loaded model (`hello_kubeflow.model.train.LoadedModel`)."""
 
     @property
     def class_names(self) -> Sequence[str]:

@@ -54,7 +54,7 @@ class MnistClassifier:
     """
 
     def __init__(self, model_dir: str = "", model_name: str = "") -> None:
-        from hello_kubeflow.model import load_model
+        from hello_kubeflow.model.train import load_model
         from hello_kubeflow.settings import load_settings
 
         settings = load_settings()

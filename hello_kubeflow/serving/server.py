@@ -67,18 +67,18 @@ def resolve_model_dir(settings: Settings, model: str | Path = "") -> Path:
         return Path(model).expanduser()
     if settings.model_dir is not None:
         return settings.model_dir
-    from hello_kubeflow.artifact import latest_model_path
+    from hello_kubeflow.model.artifact import latest_model_path
 
     return latest_model_path(settings)
 
 
 def load_for_serving(model_dir: Path) -> Any:
-    """Load the model artifact in `model_dir` (`hello_kubeflow.model.load_model`).
+    """Load the model artifact in `model_dir` (`hello_kubeflow.model.train.load_model`).
 
     Raises:
         ModelError: the directory is missing or holds no valid model.
     """
-    from hello_kubeflow.model import load_model
+    from hello_kubeflow.model.train import load_model
 
     return load_model(model_dir)
 

@@ -1,0 +1,1 @@
+"""What the invoke tasks call: checked options, settings, dispatch by mode, output."""

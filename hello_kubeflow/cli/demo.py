@@ -1,0 +1,99 @@
+"""`inv demo`: train, serve in the background, query, stop: the walkthrough in one command."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hello_kubeflow.query.digits import check_plot_path
+from hello_kubeflow.errors import QueryError
+from hello_kubeflow.query.client import (
+    AccuracyResult,
+    QueryResult,
+    check_protocol,
+    query_accuracy,
+    query_digit,
+)
+from hello_kubeflow.pipeline.local import RunOptions, RunSummary, run_local
+from hello_kubeflow.serving.server import running_server
+from hello_kubeflow.settings import Settings
+from hello_kubeflow.pipeline.steps import read_test_images
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """What the demo did: the training run, the query, and the optional accuracy check."""
+
+    run: RunSummary
+    query: QueryResult
+    accuracy: AccuracyResult | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able: `run`, `query` (prediction, probabilities, label, sanity) and `accuracy`."""
+        return {
+            "run": self.run.as_dict(),
+            "query": self.query.as_dict(),
+            "accuracy": self.accuracy.as_dict() if self.accuracy else None,
+        }
+
+    def describe(self) -> str:
+        """The summary as a person reads it."""
+        parts = [self.run.describe(), "", self.query.describe()]
+        if self.accuracy is not None:
+            parts += ["", self.accuracy.describe()]
+        parts += ["", "the model server has been stopped"]
+        return "\n".join(parts)
+
+
+def run_demo(
+    settings: Settings,
+    options: RunOptions | None = None,
+    *,
+    runner: str = "subprocess",
+    protocol: str = "seldon",
+    count: int = 0,
+    plot: str = "",
+) -> DemoSummary:
+    """Train the model, serve it on a free loopback port, query it, stop the server.
+
+    The server runs in a background thread of this process, so nothing is left
+    running afterwards, whether the demo succeeds, fails or is interrupted.
+
+    Args:
+        settings: the workflow settings (the demo's own server ignores the port).
+        options: the training run's parameters.
+        runner: the local pipeline runner, `subprocess` or `docker`.
+        protocol: the query's protocol, `seldon` or `v2`.
+        count: also send this many test images and report the accuracy (0: skip).
+        plot: write the query's digit-and-probabilities plot to this PNG.
+
+    Raises:
+        QueryError: a bad protocol, count or plot name (before anything is trained).
+        HelloKubeflowError: from training, serving or querying, naming the step.
+    """
+    check_protocol(protocol)
+    if count < 0:
+        raise QueryError(f"--count {count}: give a number of test images to send, or 0")
+    if plot:
+        check_plot_path(plot)
+    run = run_local(settings, options, runner=runner)
+    # The run's own test set: no second look for MNIST (nor a second offline verdict).
+    test_images = read_test_images(run.dataset_path)
+    # A free port, not settings.serve_port: an `inv serve` already running there
+    # would otherwise answer instead of the model just trained.
+    demo_settings = settings.replace(serve_host="127.0.0.1", serve_port=0)
+    with running_server(demo_settings, Path(run.model_path)) as server:
+        log.info("serving the new model at %s", server.url)
+        query_settings = settings.replace(query_url=server.url)
+        result = query_digit(query_settings, protocol=protocol, plot=plot, test_images=test_images)
+        accuracy = None
+        if count:
+            accuracy = query_accuracy(
+                query_settings, count=count, protocol=protocol, test_images=test_images
+            )
+    log.info("model server stopped")
+    return DemoSummary(run, result, accuracy)

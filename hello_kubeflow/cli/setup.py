@@ -1,0 +1,143 @@
+"""`inv setup`: get the local workflow ready, or install Kubeflow on the cluster (cluster mode)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from hello_kubeflow.errors import DockerUnavailableError, PrerequisiteError
+from hello_kubeflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PYTHON_DEPENDENCIES = {
+    # import name: distribution name
+    "kfp": "kfp",
+    "sklearn": "scikit-learn",
+    "numpy": "numpy",
+    "onnxruntime": "onnxruntime",
+    "onnx": "onnx",
+    "starlette": "starlette",
+    "uvicorn": "uvicorn",
+    "orjson": "orjson",
+    "matplotlib": "matplotlib",
+    "PIL": "pillow",
+    "requests": "requests",
+    "tenacity": "tenacity",
+    "yaml": "PyYAML",
+    "docker": "docker",
+    "kubernetes": "kubernetes",
+}
+DOCKER_PROBE_TIMEOUT = 5.0
+DOCKER_ENABLES = (
+    "`inv build-push` (the pipeline image), `inv train --runner docker` and `inv serve --container`"
+)
+
+
+@dataclass(frozen=True)
+class SetupReport:
+    """What `inv setup` found and did, and what to run next."""
+
+    mode: str
+    lines: tuple[str, ...]
+    next_command: str
+
+    def describe(self) -> str:
+        """The report for a person."""
+        return "\n".join([*self.lines, f"Next: {self.next_command}"])
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as one JSON-ready object."""
+        return {"mode": self.mode, "lines": list(self.lines), "next": self.next_command}
+
+
+def setup(settings: Settings, *, dry_run: bool = False, render: Path | None = None) -> SetupReport:
+    """Prepare the workflow for `settings.mode`: local (default) or cluster.
+
+    Args:
+        settings: the mode, and everything the chosen mode needs.
+        dry_run: say what would be done; change and fetch nothing.
+        render: write the cluster profile's rendered manifests into this folder
+            (for `HK_MANIFESTS_DIR`), instead of installing.
+
+    Raises:
+        SettingsError: an unknown mode.
+        PrerequisiteError: something needed is missing (each with its fix).
+        ApplyError, PodFailedError, WaitTimeoutError: cluster mode, see `install`.
+        DataError: local mode, MNIST could not be fetched or verified.
+    """
+    if render is not None:
+        from hello_kubeflow.kube.render import render_manifests
+
+        written = render_manifests(settings, render)
+        lines = [f"wrote {path}" for path in written]
+        return SetupReport(
+            "cluster", tuple(lines), f"HK_MANIFESTS_DIR={render} inv setup --mode cluster"
+        )
+    if settings.mode == "cluster":
+        from hello_kubeflow.kube.install import install
+
+        lines = install(settings, dry_run=dry_run)
+        follow = (
+            "inv setup --mode cluster"
+            if dry_run
+            else "inv build-push, then inv train --mode cluster"
+        )
+        return SetupReport("cluster", tuple(lines), follow)
+    return local_setup(settings, dry_run=dry_run)
+
+
+def local_setup(settings: Settings, *, dry_run: bool = False) -> SetupReport:
+    """Check the Python dependencies, find Docker (optional), make MNIST ready.
+
+    Raises:
+        PrerequisiteError: a Python dependency cannot be imported.
+        DataError: MNIST could not be fetched or verified.
+    """
+    lines = [_python_dependencies(), _docker(settings)]
+    from hello_kubeflow.data.mnist import ensure_mnist, mnist_folder
+
+    where = mnist_folder(settings)
+    if dry_run:
+        action = "verify" if settings.mnist_dir else "verify, or fetch and verify,"
+        lines.append(f"[--]   MNIST: would {action} the four IDX files in {where}")
+        return SetupReport("local", tuple(lines), "inv setup (without --dry-run)")
+    log.info("making MNIST ready in %s", where)
+    lines.append(f"[ok]   MNIST: {ensure_mnist(settings)}")
+    return SetupReport(
+        "local", tuple(lines), "inv train (then inv serve and inv query; or inv demo)"
+    )
+
+
+def _python_dependencies() -> str:
+    missing = []
+    for module, distribution in PYTHON_DEPENDENCIES.items():
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # an installed but broken package is as missing
+            missing.append(f"{distribution} ({type(exc).__name__}: {exc})")
+    if missing:
+        raise PrerequisiteError(
+            "Python dependencies cannot be imported: " + "; ".join(missing) + ". "
+            "Install the project into this environment: pip install -e '.[dev]'"
+        )
+    kfp = metadata.version("kfp")
+    sklearn = metadata.version("scikit-learn")
+    count = len(PYTHON_DEPENDENCIES)
+    return f"[ok]   Python: {count} dependencies import (kfp {kfp}, scikit-learn {sklearn})"
+
+
+def _docker(settings: Settings) -> str:
+    from hello_kubeflow.images.engine import connect
+
+    try:
+        engine = connect(settings.replace(docker_timeout=DOCKER_PROBE_TIMEOUT))
+        version = str(engine.version().get("Version", "?"))
+        engine.close()
+    except DockerUnavailableError as exc:
+        return f"[--]   Docker: not available (optional; it enables {DOCKER_ENABLES}): {exc}"
+    return f"[ok]   Docker: engine {version}; enables {DOCKER_ENABLES}"

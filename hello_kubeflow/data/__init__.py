@@ -1,0 +1,1 @@
+"""MNIST: IDX files read and verified, mirrors with retries, the cache, one test image."""

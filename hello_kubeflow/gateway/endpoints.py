@@ -1,0 +1,316 @@
+"""Where the cluster is reached: endpoints, `kubectl port-forward`, authentication, URLs.
+
+Kubeflow Pipelines is reached at `HK_KFP_ENDPOINT`; else through the Kubeflow
+gateway (`HK_GATEWAY_URL` + `/pipeline`); else by forwarding a local port to
+`svc/ml-pipeline-ui` in `kubeflow`. The served model is reached through the
+gateway (`HK_GATEWAY_URL`), else by forwarding to `svc/istio-ingressgateway` in
+`istio-system`, as the walkthrough does. Both carry the same authentication: the
+Kubeflow login's session cookie (`HK_KFP_COOKIE`, or made by logging in with
+`HK_KUBEFLOW_USERNAME`/`HK_KUBEFLOW_PASSWORD`, see `hello_kubeflow.gateway.login`) or a
+bearer token (`HK_KFP_TOKEN`). None is ever printed.
+
+What Kubeflow 26.03's gateway accepts (kubeflow/manifests 26.03, example/):
+without an `Authorization` header, Istio asks oauth2-proxy (AuthorizationPolicy
+`istio-ingressgateway-oauth2-proxy`, action CUSTOM), which wants its session
+cookie `oauth2_proxy_kubeflow`, answers 401 on API paths (`api_routes`: /api/,
+/apis/, ^/ml_metadata) and its sign-in page (403) elsewhere. With an
+`Authorization: Bearer` header, oauth2-proxy is skipped and Istio's only
+RequestAuthentication, `dex-jwt`, accepts JWTs of Dex's issuer alone; anything
+else is refused (401), and a request with no principal is denied (403,
+`istio-ingressgateway-require-jwt`). oauth2-proxy's ENABLE_M2M_TOKENS has no
+EXTRA_JWT_ISSUERS there, so a Kubernetes service account token is not
+accepted through the gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from hello_kubeflow.errors import ClusterError
+from hello_kubeflow.kube.port_forward import port_forward
+from hello_kubeflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+KFP_NAMESPACE = "kubeflow"
+KFP_UI_SERVICE = "svc/ml-pipeline-ui"
+KFP_UI_PORT = 80
+KFP_LOCAL_PORT = 8080
+GATEWAY_NAMESPACE = "istio-system"
+GATEWAY_SERVICE = "svc/istio-ingressgateway"
+GATEWAY_PORT = 80
+GATEWAY_LOCAL_PORT = 7777
+KFP_GATEWAY_PATH = "/pipeline"
+SELDON_API_VERSIONS = ("v1.0", "v0.1")
+SELDON_SERVICE_PORT = 8000
+KSERVE_SERVICE_PORT = 80
+KSERVE_DOMAIN = "example.com"
+
+LOGIN_HELP = (
+    "set HK_KUBEFLOW_USERNAME and HK_KUBEFLOW_PASSWORD to your Kubeflow login (the Dex "
+    "email, e.g. user@example.com) and the task logs in as the dashboard does; or log in "
+    "in a browser and set HK_KFP_COOKIE='oauth2_proxy_kubeflow=<value>' from its developer "
+    "tools. Kubeflow's gateway takes bearer tokens (HK_KFP_TOKEN) only from its Dex: a "
+    "Kubernetes service account token is refused there unless your admin added the "
+    "cluster's issuer to Istio's RequestAuthentication"
+)
+
+
+@dataclass(frozen=True)
+class Auth:
+    """How requests prove who we are: a bearer token, a session cookie, or nothing.
+
+    The values never appear in `repr`, logs or messages.
+    """
+
+    token: str | None = field(default=None, repr=False)
+    cookie: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Auth:
+        """The authentication `HK_KFP_TOKEN` / `HK_KFP_COOKIE` describe.
+
+        Raises:
+            ClusterError: when the cookie is not `name=value`.
+        """
+        cookie = settings.kfp_cookie
+        if cookie is not None and "=" not in cookie:
+            raise ClusterError(
+                "HK_KFP_COOKIE must be the whole cookie, name=value: e.g. "
+                "oauth2_proxy_kubeflow=<value> (Kubeflow 1.9 and later) or "
+                "authservice_session=<value> (older releases)"
+            )
+        token = settings.kfp_token
+        if token is not None and token.lower().startswith("bearer "):
+            token = token[len("bearer ") :].strip()
+        return cls(token=token or None, cookie=cookie or None)
+
+    @property
+    def kind(self) -> str:
+        """What is sent, for messages: never the value itself."""
+        if self.token:
+            return "a bearer token (HK_KFP_TOKEN)"
+        if self.cookie:
+            return f"the session cookie {self.cookie.split('=', 1)[0]} (HK_KFP_COOKIE)"
+        return "no credentials"
+
+    def headers(self) -> dict[str, str]:
+        """The HTTP headers that carry this authentication."""
+        headers: dict[str, str] = {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if self.cookie:
+            headers["Cookie"] = self.cookie
+        return headers
+
+
+def auth_failure_message(url: str, status: int, auth: Auth) -> str:
+    """Say why `url` refused us (401/403 or a login redirect) and how to get in."""
+    what = "redirected to the login page" if 300 <= status < 400 else f"answered {status}"
+    if not (auth.token or auth.cookie):
+        sent = "we sent no credentials (the gateway wants a login)"
+    elif auth.token and status == 401:
+        sent = (
+            f"we sent {auth.kind}, which it did not accept: expired, or not issued by "
+            "Kubeflow's Dex"
+        )
+    elif status == 403 and not 300 <= status < 400:
+        sent = (
+            f"we sent {auth.kind}, which it accepted, but this user may not do this "
+            "(another user's profile namespace? check HK_NAMESPACE)"
+        )
+    else:
+        sent = (
+            f"we sent {auth.kind}, which it did not accept (expired? Kubeflow's session lasts 24 h)"
+        )
+    return f"{url} {what}; {sent}. To get in, {LOGIN_HELP}"
+
+
+# ---- endpoints
+
+
+def describe_kfp_endpoint(settings: Settings) -> str:
+    """Where the KFP API will be reached, without contacting anything."""
+    if settings.kfp_endpoint:
+        return f"{settings.kfp_endpoint} (HK_KFP_ENDPOINT)"
+    if settings.gateway_url:
+        return f"{settings.gateway_url}{KFP_GATEWAY_PATH} (the Kubeflow gateway, HK_GATEWAY_URL)"
+    return (
+        f"http://127.0.0.1:<local port> (kubectl port-forward {KFP_UI_SERVICE} "
+        f"-n {KFP_NAMESPACE}, started and stopped by the task)"
+    )
+
+
+def describe_gateway(settings: Settings) -> str:
+    """Where the served model will be reached, without contacting anything."""
+    if settings.gateway_url:
+        return f"{settings.gateway_url} (HK_GATEWAY_URL)"
+    return (
+        f"http://127.0.0.1:<local port> (kubectl port-forward {GATEWAY_SERVICE} "
+        f"-n {GATEWAY_NAMESPACE}, started and stopped by the task)"
+    )
+
+
+@contextmanager
+def kfp_endpoint(settings: Settings) -> Iterator[str]:
+    """The KFP API base URL, forwarding a local port for the duration when needed.
+
+    Raises:
+        PrerequisiteError: when a port-forward is needed and kubectl is missing.
+        ClusterError: when the port-forward does not come up.
+    """
+    if settings.kfp_endpoint:
+        yield settings.kfp_endpoint
+    elif settings.gateway_url:
+        yield settings.gateway_url + KFP_GATEWAY_PATH
+    else:
+        with port_forward(
+            settings, KFP_UI_SERVICE, KFP_NAMESPACE, KFP_UI_PORT, preferred_port=KFP_LOCAL_PORT
+        ) as url:
+            yield url
+
+
+@contextmanager
+def gateway(settings: Settings) -> Iterator[str]:
+    """The gateway's base URL, forwarding a local port for the duration when needed.
+
+    Raises:
+        PrerequisiteError: when a port-forward is needed and kubectl is missing.
+        ClusterError: when the port-forward does not come up.
+    """
+    if settings.gateway_url:
+        yield settings.gateway_url
+    else:
+        with port_forward(
+            settings,
+            GATEWAY_SERVICE,
+            GATEWAY_NAMESPACE,
+            GATEWAY_PORT,
+            preferred_port=GATEWAY_LOCAL_PORT,
+        ) as url:
+            yield url
+
+
+# ---- serving URLs
+
+
+@dataclass(frozen=True)
+class ServingAddress:
+    """Where predictions are posted, and the Host header the gateway routes on."""
+
+    url: str
+    host: str | None = None
+    protocol: str = "seldon"
+
+    def headers(self) -> dict[str, str]:
+        """The Host header to send (KServe routes on it), if any."""
+        return {"Host": self.host} if self.host else {}
+
+
+def seldon_url(base: str, namespace: str, name: str, api_version: str = "v1.0") -> str:
+    """The Seldon protocol predictions URL of a SeldonDeployment behind the gateway.
+
+    Raises:
+        ClusterError: for an API version other than v1.0 or v0.1.
+    """
+    if api_version not in SELDON_API_VERSIONS:
+        raise ClusterError(
+            f"unknown Seldon API version {api_version!r}: use one of "
+            f"{', '.join(SELDON_API_VERSIONS)}"
+        )
+    return f"{base.rstrip('/')}/seldon/{namespace}/{name}/api/{api_version}/predictions"
+
+
+def kserve_address(
+    base: str, namespace: str, name: str, model_name: str, status_url: str | None = None
+) -> ServingAddress:
+    """The V2 inference URL of an InferenceService behind the gateway.
+
+    The gateway routes on the Host header: the service's own address
+    (`status.url`) when known, else `<name>.<namespace>.example.com`, KServe's
+    default domain.
+    """
+    host = f"{name}.{namespace}.{KSERVE_DOMAIN}"
+    if status_url:
+        host = status_url.split("://", 1)[-1].split("/", 1)[0] or host
+    url = f"{base.rstrip('/')}/v2/models/{model_name}/infer"
+    return ServingAddress(url=url, host=host, protocol="v2")
+
+
+def serving_address(
+    base: str,
+    serving: str,
+    *,
+    namespace: str,
+    name: str,
+    model_name: str,
+    api_version: str = "v1.0",
+    status_url: str | None = None,
+) -> ServingAddress:
+    """The predictions address for `serving` (`seldon` or `kserve`) behind `base`.
+
+    Raises:
+        ClusterError: for an unknown serving kind or Seldon API version.
+    """
+    if serving == "seldon":
+        return ServingAddress(url=seldon_url(base, namespace, name, api_version))
+    if serving == "kserve":
+        return kserve_address(base, namespace, name, model_name, status_url)
+    raise ClusterError(f"unknown serving system {serving!r}: use seldon or kserve")
+
+
+def check_access(
+    url: str, auth: Auth, headers: dict[str, str] | None = None, *, timeout: float = 10.0
+) -> None:
+    """Fail early, with how to log in, when the gateway refuses us or sends us to its login.
+
+    Anything else (even a 405 for a GET on a POST endpoint) means we got through;
+    an unreachable gateway is left to the caller's own retries and message.
+
+    Raises:
+        EndpointError: 401, 403, or a redirect (to the Dex / oauth2-proxy login page).
+    """
+    import requests
+
+    from hello_kubeflow.errors import EndpointError
+
+    try:
+        answer = requests.get(
+            url,
+            headers={**auth.headers(), **(headers or {})},
+            timeout=timeout,
+            allow_redirects=False,
+        )
+    except requests.RequestException:
+        return
+    if answer.status_code in (401, 403) or answer.is_redirect:
+        raise EndpointError(auth_failure_message(url, answer.status_code, auth))
+
+
+def model_service(serving: str, name: str, status: dict[str, Any]) -> tuple[str, int]:
+    """The model's own Service and port, for a cluster without a gateway.
+
+    From the resource's `status.address.url` when it has one, else by the
+    serving system's naming: Seldon's predictor service `<name>-default:8000`
+    (our predictor is `default`), KServe's `<name>-predictor:80`.
+    """
+    port = SELDON_SERVICE_PORT if serving == "seldon" else KSERVE_SERVICE_PORT
+    fallback = f"{name}-default" if serving == "seldon" else f"{name}-predictor"
+    address = str((status.get("address") or {}).get("url") or "")
+    netloc = urlsplit(address).netloc if "://" in address else ""
+    if not netloc:
+        return fallback, port
+    host, _, explicit = netloc.partition(":")
+    return host.split(".", 1)[0] or fallback, int(explicit) if explicit.isdigit() else port
+
+
+def direct_address(base: str, serving: str, model_name: str) -> ServingAddress:
+    """The predictions address straight at the model's service (no gateway, no routing)."""
+    if serving == "seldon":
+        return ServingAddress(url=f"{base.rstrip('/')}/api/v1.0/predictions")
+    return ServingAddress(url=f"{base.rstrip('/')}/v2/models/{model_name}/infer", protocol="v2")

@@ -1,0 +1,337 @@
+"""Pipelines, experiments and runs on Kubeflow Pipelines: upload, start, follow.
+
+The SDK's own `wait_for_run_completion` never returns for a CANCELED run and
+has no request timeout: `follow_run` is our own loop, with a deadline, that
+reports each step's state as it changes and names the failing step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hello_kubeflow.errors import KfpError, RunFailedError
+from hello_kubeflow.kfp.remote import KfpSession, call_api
+
+log = logging.getLogger(__name__)
+
+FINISHED = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"})
+
+
+@dataclass(frozen=True)
+class PipelineRef:
+    """The pipeline version a run is created from."""
+
+    pipeline_id: str
+    version_id: str
+    version_name: str
+    uploaded: bool
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A finished run: its final state and the state of each step."""
+
+    run_id: str
+    state: str
+    steps: dict[str, str]
+    seconds: float
+
+
+# ---- pipelines and experiments
+
+
+def upload_pipeline(session: KfpSession, package: Path, name: str) -> PipelineRef:
+    """Upload `package` as a version of pipeline `name`, named by the package's digest.
+
+    The pipeline is created (without a version) when the name is new; the
+    version is `<name>-<sha256 prefix>` from the first upload on, so uploading
+    the same package again finds that version and reuses it instead of piling
+    up copies. (`kfp.Client.upload_pipeline` would name the first version after
+    the pipeline, so the same package could not be told apart on the next run.)
+
+    Raises:
+        KfpError: the API refused or failed the upload.
+    """
+    client = session.client
+    digest = hashlib.sha256(package.read_bytes()).hexdigest()[:12]
+    version_name = f"{name}-{digest}"
+    pipeline_id = _find_one(
+        session,
+        f"looking up pipeline {name}",
+        lambda f: client.list_pipelines(filter=f, namespace=session.namespace).pipelines,
+        name,
+    )
+    if pipeline_id is None:
+        pipeline_id = _create_pipeline(session, name)
+    else:
+        existing = _find_one(
+            session,
+            f"looking up version {version_name}",
+            lambda f: client.list_pipeline_versions(pipeline_id, filter=f).pipeline_versions,
+            version_name,
+            id_field="pipeline_version_id",
+        )
+        if existing is not None:
+            log.info("pipeline %s already has this version (%s): reusing it", name, version_name)
+            return PipelineRef(pipeline_id, existing, version_name, False)
+    version = call_api(
+        session,
+        f"uploading version {version_name} of pipeline {name}",
+        lambda: client.upload_pipeline_version(str(package), version_name, pipeline_id=pipeline_id),
+        idempotent=False,
+    )
+    log.info("uploaded pipeline %s as version %s", name, version_name)
+    return PipelineRef(pipeline_id, version.pipeline_version_id, version_name, True)
+
+
+def _create_pipeline(session: KfpSession, name: str) -> str:
+    """Create pipeline `name` with no version yet (POST /apis/v2beta1/pipelines); its ID.
+
+    `kfp.Client` has no public call for this, so the SDK's own generated
+    PipelineServiceApi is used (kfp_server_api, as `kfp.Client` itself does).
+    """
+    from kfp_server_api import V2beta1Pipeline
+
+    body = V2beta1Pipeline(display_name=name, namespace=session.namespace)
+    created = call_api(
+        session,
+        f"creating pipeline {name}",
+        lambda: session.client._pipelines_api.pipeline_service_create_pipeline(body),
+        idempotent=False,
+    )
+    log.info("created pipeline %s", name)
+    return str(created.pipeline_id)
+
+
+def ensure_experiment(session: KfpSession, name: str) -> str:
+    """The ID of experiment `name`, created when it does not exist yet.
+
+    Raises:
+        KfpError: the API refused or failed.
+    """
+    experiment = call_api(
+        session,
+        f"finding or creating experiment {name}",
+        lambda: session.client.create_experiment(name, namespace=session.namespace),
+        idempotent=False,
+    )
+    return str(experiment.experiment_id)
+
+
+def start_run(
+    session: KfpSession,
+    *,
+    experiment_id: str,
+    pipeline: PipelineRef,
+    run_name: str,
+    parameters: dict[str, Any],
+) -> str:
+    """Create a run of `pipeline` with `parameters`; return its ID.
+
+    Raises:
+        KfpError: the API refused (e.g. an unknown parameter) or failed.
+    """
+    run = call_api(
+        session,
+        f"creating run {run_name}",
+        lambda: session.client.run_pipeline(
+            experiment_id=experiment_id,
+            job_name=run_name,
+            params=parameters,
+            pipeline_id=pipeline.pipeline_id,
+            version_id=pipeline.version_id,
+        ),
+        idempotent=False,
+    )
+    return str(run.run_id)
+
+
+# ---- following a run
+
+
+@dataclass(frozen=True)
+class FailedStep:
+    """A step that failed: its display name, task key and the Argo node that ran it.
+
+    `node_id` is the Argo node ID the backend gives as the step's child task
+    (`child_tasks[].pod_name`): the node of its `executor` pod.
+    """
+
+    display_name: str
+    task_key: str
+    node_id: str
+
+
+def step_names(package: Path) -> dict[str, str]:
+    """The pipeline's steps in a compiled package: task key -> display name.
+
+    The keys are the task names the backend reports (`train`, `load-data`), the
+    values the names the pipeline gave its tasks with `set_display_name`
+    ("train random forest"), from `root.dag.tasks.<key>.taskInfo.name` of the
+    pipeline spec (kubeflow/pipelines 2.17.0, api/v2alpha1/pipeline_spec.proto).
+
+    Raises:
+        KfpError: the package is not a compiled KFP v2 pipeline.
+    """
+    import yaml
+
+    try:
+        spec = next(iter(yaml.safe_load_all(package.read_text())), None) or {}
+        tasks = spec["root"]["dag"]["tasks"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise KfpError(
+            f"{package} is not a compiled Kubeflow Pipelines v2 package ({type(exc).__name__}): "
+            "compile it again (`inv train --mode cluster --dry-run` shows where it goes)"
+        ) from None
+    return {
+        str(key): str((task.get("taskInfo") or {}).get("name") or key)
+        for key, task in tasks.items()
+    }
+
+
+def follow_run(
+    session: KfpSession,
+    run_id: str,
+    *,
+    timeout: float,
+    steps: dict[str, str],
+    on_step: Callable[[str, str], None] | None = None,
+    explain_failure: Callable[[FailedStep], str] | None = None,
+) -> RunOutcome:
+    """Poll the run until it finishes, reporting each step's state as it changes.
+
+    Args:
+        session: the connection.
+        run_id: the run to follow.
+        timeout: seconds before giving up (the run goes on in the cluster).
+        steps: the pipeline's steps, task key -> display name (`step_names`).
+        on_step: called with (display name, new state) on every change.
+        explain_failure: called for a failed step; returns what to add to the
+            message (its pod's reason and last log lines), "" when unknown.
+
+    Returns:
+        The outcome of a run that SUCCEEDED.
+
+    Raises:
+        RunFailedError: the run failed, was canceled or skipped (naming the
+            failing step), or did not finish within `timeout`.
+        KfpError: the API kept failing or refused us.
+    """
+    started = time.monotonic()
+    deadline = started + timeout
+    url = session.run_url(run_id)
+    state = ""
+    seen: dict[str, str] = {}
+    while True:
+        run = call_api(session, f"reading run {run_id}", lambda: session.client.get_run(run_id))
+        new_state = str(run.state or "PENDING")
+        if new_state != state:
+            log.info("run %s: %s", run_id, new_state)
+            state = new_state
+        now_steps = _steps(run, steps)
+        for name, step_state in now_steps.items():
+            if seen.get(name) != step_state:
+                log.info("  step %s: %s", name, step_state)
+                if on_step is not None:
+                    on_step(name, step_state)
+        seen = now_steps
+        if state in FINISHED:
+            break
+        now = time.monotonic()
+        if now >= deadline:
+            running = [n for n, s in seen.items() if s not in FINISHED] or ["(none started)"]
+            raise RunFailedError(
+                f"run {run_id} did not finish within {timeout:.0f} s (state {state}; "
+                f"step {', '.join(running)} not done). It goes on in the cluster: follow it at "
+                f"{url}, raise HK_RUN_TIMEOUT, or cancel it in the UI"
+            )
+        time.sleep(min(session.patience.poll_interval, deadline - now))
+    seconds = round(time.monotonic() - started, 2)
+    if state != "SUCCEEDED":
+        failed = _failed_step(run, steps) if state == "FAILED" else None
+        detail = explain_failure(failed) if failed and explain_failure else ""
+        raise RunFailedError(_failure_message(run, run_id, state, seen, url, failed, detail))
+    return RunOutcome(run_id=run_id, state=state, steps=seen, seconds=seconds)
+
+
+def _tasks(run: Any) -> list[Any]:
+    return list(getattr(getattr(run, "run_details", None), "task_details", None) or [])
+
+
+def _steps(run: Any, steps: dict[str, str]) -> dict[str, str]:
+    """Each pipeline step's state, by display name, in the pipeline's order.
+
+    The backend reports every Argo node as a task (kubeflow/pipelines 2.17.0,
+    backend/src/apiserver/server/api_converter.go `toModelTasks`): the
+    workflow, `root-driver`, `root`, `<key>-driver`, the step's DAG named by
+    its task key, and the pod inside it named `executor`. A step's state is
+    its DAG node's: the task named by the step's key.
+    """
+    by_key = {str(t.display_name): str(t.state or "PENDING") for t in _tasks(run)}
+    return {name: by_key[key] for key, name in steps.items() if key in by_key}
+
+
+def _failed_step(run: Any, steps: dict[str, str]) -> FailedStep | None:
+    """The first step whose DAG node FAILED, with the node ID of its executor.
+
+    Argo phases become v2 states in kubeflow/pipelines 2.17.0,
+    backend/src/apiserver/model/run.go `RuntimeState.ToV2` (Failed and Error
+    both FAILED).
+    """
+    tasks = {str(t.display_name): t for t in _tasks(run)}
+    for key, name in steps.items():
+        task = tasks.get(key)
+        if task is None or str(task.state) != "FAILED":
+            continue
+        children = [getattr(c, "pod_name", None) or "" for c in task.child_tasks or []]
+        return FailedStep(name, key, next((c for c in children if c), ""))
+    return None
+
+
+def _failure_message(
+    run: Any,
+    run_id: str,
+    state: str,
+    steps: dict[str, str],
+    url: str,
+    failed: FailedStep | None,
+    detail: str,
+) -> str:
+    error = getattr(run, "error", None)
+    cause = str(getattr(error, "message", None) or "")
+    if failed is not None:
+        said = f"run {run_id} {state} at step '{failed.display_name}'"
+        if cause:  # the run's own error is usually empty; tasks never carry one
+            said += f": {cause}"
+        if detail:
+            return f"{said}. {detail}\nThe run: {url}"
+        return f"{said}. Its logs are in the run's page: {url}"
+    if state == "CANCELED":
+        # Argo marks the nodes a stop ends as Failed, which the backend reports as FAILED.
+        stopped = [n for n, s in steps.items() if s not in ("SUCCEEDED", "SKIPPED", "PENDING")]
+        where = f" during step '{stopped[0]}'" if stopped else ""
+        return f"run {run_id} was CANCELED{where}. Start it again with `inv train --mode cluster`"
+    return f"run {run_id} ended {state}{': ' + cause if cause else ''}. Details: {url}"
+
+
+def _find_one(
+    session: KfpSession,
+    what: str,
+    lister: Callable[[str], Any],
+    name: str,
+    *,
+    id_field: str = "pipeline_id",
+) -> str | None:
+    condition = json.dumps(
+        {"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]}
+    )
+    found = call_api(session, what, lambda: lister(condition)) or []
+    matches = [item for item in found if item.display_name == name]
+    return str(getattr(matches[0], id_field)) if matches else None

@@ -1,0 +1,1 @@
+"""The model: training and presets, the artifact directory, its fast path, evaluation."""

@@ -1,0 +1,290 @@
+"""The model artifact on disk: a directory with the forest, its fast form, metadata.
+
+`model.joblib` is the scikit-learn forest, `model.onnx` the same forest for
+ONNX Runtime (`hello_kubeflow.model.fastpath`), `metadata.json` what it is, how it
+was made and each file's SHA-256. `load_model` checks all of it and answers
+through ONNX Runtime when it can.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from importlib import metadata as dist_metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hello_kubeflow.errors import ModelError
+from hello_kubeflow.model.fastpath import (
+    N_FEATURES,
+    ONNX_INPUT,
+    ONNX_PROBABILITIES,
+    as_probabilities,
+    open_session,
+)
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from hello_kubeflow.settings import Settings
+
+N_CLASSES = 10
+CLASS_NAMES: tuple[str, ...] = tuple(f"class:{d}" for d in range(N_CLASSES))
+MODEL_FILE = "model.joblib"
+ONNX_FILE = "model.onnx"
+METADATA_FILE = "metadata.json"
+LATEST_FILE = "latest.json"
+"""In the output folder: which model directory the last `inv train` made."""
+FORMAT = "hello-kubeflow-model"
+FORMAT_VERSION = 1
+# The libraries whose version changes what a saved forest answers (kfp only runs steps).
+SERVING_LIBRARIES = ("scikit-learn", "numpy", "joblib", "onnx", "onnxruntime")
+_FIX = "run `inv train` to make a model, or point --model at a model directory"
+
+
+class LoadedModel:
+    """A model artifact ready to answer: ONNX Runtime when it can, else scikit-learn.
+
+    Attributes:
+        directory: the artifact's directory.
+        metadata: the artifact's `metadata.json`.
+        class_names: `class:0` ... `class:9`, the columns of `predict_proba`.
+    """
+
+    def __init__(self, directory: Path, metadata: dict[str, Any], session: Any = None) -> None:
+        self.directory = directory
+        self.metadata = metadata
+        self.class_names: list[str] = list(CLASS_NAMES)
+        self._session = session
+        self._forest: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def fast(self) -> bool:
+        """True when `predict_proba` runs through ONNX Runtime."""
+        return self._session is not None
+
+    @property
+    def runtime(self) -> str:
+        """What computes `predict_proba`: `onnxruntime` or `sklearn`."""
+        return "onnxruntime" if self.fast else "sklearn"
+
+    @property
+    def sklearn_model(self) -> Any:
+        """The scikit-learn forest, loaded from `model.joblib` on first use."""
+        with self._lock:
+            if self._forest is None:
+                self._forest = _load_forest(self.directory / MODEL_FILE)
+            return self._forest
+
+    def predict_proba(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """Class probabilities through the fast path when there is one.
+
+        Args:
+            x: float32 pixels in [0, 1], shaped (n, 784).
+
+        Returns:
+            float32 (n, 10): one row per image, columns in `class_names` order, each
+            value in [0, 1], each row summing to 1 (within float32 rounding).
+
+        Raises:
+            ValueError: `x` is not shaped (n, 784).
+        """
+        features = _features(x)
+        if self._session is None:
+            return self.sklearn_predict_proba(features).astype(np.float32)
+        result = self._session.run([ONNX_PROBABILITIES], {ONNX_INPUT: features})[0]
+        return as_probabilities(np.asarray(result, dtype=np.float32))
+
+    def sklearn_predict_proba(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Class probabilities from scikit-learn itself (the reference for parity).
+
+        Args:
+            x: float32 pixels in [0, 1], shaped (n, 784).
+
+        Returns:
+            float64 (n, 10), columns in `class_names` order.
+        """
+        proba: npt.NDArray[np.float64] = self.sklearn_model.predict_proba(_features(x))
+        return proba
+
+    def predict(self, x: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """The most likely digit for each image (argmax of `predict_proba`)."""
+        digits: npt.NDArray[np.int64] = self.predict_proba(x).argmax(axis=1).astype(np.int64)
+        return digits
+
+
+def load_model(directory: Path | str, *, threads: int = 1) -> LoadedModel:
+    """Load and check a model artifact; open its fast form when possible.
+
+    Checks that `metadata.json` is ours and that each file matches the SHA-256
+    recorded there; the scikit-learn forest itself is read only when first
+    needed (`sklearn_model`), so a server starts in about a second.
+
+    Args:
+        directory: the artifact's directory (a file inside it is accepted too).
+        threads: ONNX Runtime threads per call; 1 suits one-image requests.
+
+    Returns:
+        The loaded model.
+
+    Raises:
+        ModelError: the directory or a file is missing, corrupt or not our model.
+    """
+    path = Path(directory).expanduser()
+    if path.is_file() and (path.parent / METADATA_FILE).is_file():
+        path = path.parent
+    if not path.is_dir():
+        raise ModelError(f"no model directory at {path}: {_FIX}")
+    metadata = _read_metadata(path / METADATA_FILE)
+    files = metadata["files"]
+    if MODEL_FILE not in files:
+        raise ModelError(f"{path / METADATA_FILE} lists no {MODEL_FILE}: {_FIX}")
+    for name in (MODEL_FILE, ONNX_FILE):
+        if name in files:
+            _verify_file(path / name, files[name])
+    session = open_session(path / ONNX_FILE, threads, fix=_FIX) if ONNX_FILE in files else None
+    drift = version_drift(metadata)
+    if drift:
+        log.warning(
+            "%s was trained with other library versions than it is served with (%s): its "
+            "answers may differ; retrain it here (inv train) or serve it from the image it "
+            "was trained in",
+            path,
+            "; ".join(drift),
+        )
+    model = LoadedModel(path, metadata, session)
+    if session is None:
+        log.info("no fast path for %s: answering through scikit-learn", path)
+        model.sklearn_model  # noqa: B018 - read the forest now: it is the only path
+    return model
+
+
+def is_mnist_forest(forest: Any) -> bool:
+    """True for a fitted classifier of 784 pixels into the digits 0-9."""
+    classes = getattr(forest, "classes_", None)
+    return (
+        getattr(forest, "n_features_in_", None) == N_FEATURES
+        and classes is not None
+        and list(classes) == list(range(N_CLASSES))  # labels "0".."9" are not digits
+        and hasattr(forest, "estimators_")
+    )
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries that make and read a model artifact."""
+    import platform
+
+    versions = {"python": platform.python_version()}
+    for dist in ("scikit-learn", "numpy", "joblib", "onnx", "onnxruntime", "kfp"):
+        try:
+            versions[dist] = dist_metadata.version(dist)
+        except dist_metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def version_drift(metadata: Mapping[str, Any]) -> list[str]:
+    """The serving libraries whose version differs from the one the model was trained with.
+
+    Args:
+        metadata: a model's `metadata.json` (its `versions` were recorded at training).
+
+    Returns:
+        One `name trained-version -> served-version` per difference (a library missing
+        on either side is not compared); empty when they agree.
+    """
+    trained = metadata.get("versions")
+    if not isinstance(trained, Mapping):
+        return []
+    served = library_versions()
+    return [
+        f"{name} {trained[name]} -> {served[name]}"
+        for name in SERVING_LIBRARIES
+        if name in trained and name in served and str(trained[name]) != served[name]
+    ]
+
+
+def file_record(path: Path) -> dict[str, Any]:
+    """A file's size and SHA-256, as `metadata.json` lists it."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _read_metadata(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ModelError(f"{path} is missing, so {path.parent} is not a model directory: {_FIX}")
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path} is not readable JSON ({exc}): {_FIX}") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise ModelError(f"{path} is not the metadata of a hello-kubeflow model: {_FIX}")
+    if metadata.get("format_version") != FORMAT_VERSION or not isinstance(
+        metadata.get("files"), dict
+    ):
+        raise ModelError(
+            f"{path} is format version {metadata.get('format_version')!r}, this code reads "
+            f"{FORMAT_VERSION}: retrain with `inv train`"
+        )
+    return metadata
+
+
+def _verify_file(path: Path, record: Mapping[str, Any]) -> None:
+    if not path.is_file():
+        raise ModelError(f"{path} is missing from the model directory: {_FIX}")
+    if file_record(path) != dict(record):
+        raise ModelError(
+            f"{path} does not match the SHA-256 in {METADATA_FILE}: the file is corrupt or "
+            f"was replaced; {_FIX}"
+        )
+
+
+def _load_forest(path: Path) -> Any:
+    import joblib
+
+    # A scikit-learn version other than the training one was warned about at load_model.
+    try:
+        forest = joblib.load(path)
+    except Exception as exc:  # unpickling raises anything: EOFError, KeyError, zlib.error...
+        raise ModelError(f"{path} is not a model joblib can load ({exc!r}): {_FIX}") from None
+    if not is_mnist_forest(forest):
+        raise ModelError(f"{path} is not an MNIST classifier (784 pixels, 10 digits): {_FIX}")
+    return forest
+
+
+def _features(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    features = np.ascontiguousarray(x, dtype=np.float32)
+    if features.ndim != 2 or features.shape[1] != N_FEATURES:
+        raise ValueError(f"expected pixels shaped (n, {N_FEATURES}), got {features.shape}")
+    return features
+
+
+def latest_model_path(settings: Settings) -> Path:
+    """The model directory the last `inv train` produced.
+
+    Raises:
+        ModelError: when no run has produced a model yet, or it was deleted.
+    """
+    record = settings.output_dir / LATEST_FILE
+    try:
+        path = Path(json.loads(record.read_text())["model_path"])
+    except FileNotFoundError:
+        raise ModelError(
+            f"no trained model yet ({record} is missing): run `inv train` first, "
+            "or give a model directory with --model"
+        ) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{record} is damaged ({exc}): run `inv train` again") from None
+    if not path.is_dir():
+        raise ModelError(f"the last trained model ({path}) is gone: run `inv train` again")
+    return path

@@ -1,0 +1,385 @@
+"""`inv notebook` in cluster mode: run the project image as a Kubeflow Notebook server.
+
+In the user's profile namespace: the `access-ml-pipeline` PodDefault (created
+only when the namespace lacks it, so a profile's own is never changed), the
+workspace volume (created once, never changed: it holds the user's work), then
+the Notebook itself by server-side apply, so running again updates it in place
+(a new image rolls its pod). The wait polls the server's pod, judged as
+`inv wait` judges pods (`kube.pods`): ready once a pod running this image is
+Ready; at once an error, with the reason, when one will not heal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from hello_kubeflow.errors import NotebookError, PrerequisiteError
+from hello_kubeflow.gateway.endpoints import (
+    GATEWAY_LOCAL_PORT,
+    GATEWAY_NAMESPACE,
+    GATEWAY_PORT,
+    GATEWAY_SERVICE,
+)
+from hello_kubeflow.images.record import pipeline_image
+from hello_kubeflow.kube.client import api_client, api_retrying, describe_api_error
+from hello_kubeflow.notebook.manifests import (
+    NOTEBOOK_API,
+    PIPELINE_ACCESS,
+    POD_LABEL,
+    PODDEFAULT_API,
+    NotebookSpec,
+    notebook,
+    pipeline_access,
+    workspace_claim,
+)
+from hello_kubeflow.kube.pods import Pod, pod_state
+from hello_kubeflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+FIELD_MANAGER = "hello-kubeflow"
+RETRY_SECONDS = 60.0
+POLL_INTERVAL = 2.0
+RESTART_LIMIT = 3
+PROFILE_HINT = "set HK_NAMESPACE (or --namespace) to yours, e.g. kubeflow-user-example-com"
+
+
+class _Missing(Exception):
+    """The object is not there (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class NotebookServer:
+    """A notebook server that is ready in the cluster.
+
+    Attributes:
+        spec: what runs, where.
+        url: where a browser reaches it, through the Kubeflow gateway.
+        pod: the server's pod.
+        created: what this call created (PodDefault, volume), for the user to know.
+        port_forward: the command to run first when no gateway URL is set ("" otherwise).
+    """
+
+    spec: NotebookSpec
+    url: str
+    pod: str
+    created: tuple[str, ...] = ()
+    port_forward: str = ""
+
+    def describe(self) -> str:
+        """A few lines for a person: what is ready, where, and how to reach it."""
+        lines = [f"created {what}" for what in self.created]
+        lines.append(
+            f"Notebook {self.spec.namespace}/{self.spec.name} is ready (pod {self.pod}, "
+            f"image {self.spec.image})"
+        )
+        if self.port_forward:
+            lines.append(f"reach the gateway first: {self.port_forward}")
+        lines.append(f"open {self.url} (log in to Kubeflow if asked)")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        """What is ready and where, as plain JSON values."""
+        return {
+            "namespace": self.spec.namespace,
+            "name": self.spec.name,
+            "image": self.spec.image,
+            "url": self.url,
+            "pod": self.pod,
+            "created": list(self.created),
+            "port_forward": self.port_forward,
+        }
+
+
+def notebook_spec(settings: Settings) -> NotebookSpec:
+    """The Notebook the settings describe, its image the pushed one, by digest.
+
+    Raises:
+        NotebookError: the namespace is `kubeflow` (not a profile namespace).
+        PrerequisiteError: the image is not pinned by digest.
+        ImageError: the build record is damaged.
+    """
+    if settings.namespace == "kubeflow":
+        raise NotebookError(
+            "notebook servers run in your Kubeflow profile namespace, not in kubeflow: "
+            + PROFILE_HINT
+        )
+    image = pipeline_image(settings)
+    if "@sha256:" not in image:
+        raise PrerequisiteError(
+            f"the image {image} is not pinned by digest, so the cluster could run another "
+            "one: run `inv build-push` (it records the digest), or set "
+            "HK_PIPELINE_IMAGE=<repository>@sha256:<digest>"
+        )
+    return NotebookSpec(
+        name=settings.notebook_name,
+        namespace=settings.namespace,
+        image=image,
+        cpu=settings.notebook_cpu,
+        memory=settings.notebook_memory,
+        volume_size=settings.notebook_volume_size,
+    )
+
+
+def open_notebook(
+    settings: Settings,
+    *,
+    api: client.ApiClient | None = None,
+    poll_interval: float = POLL_INTERVAL,
+) -> NotebookServer:
+    """Create or update the Notebook, wait until it is ready, and say where it is.
+
+    Args:
+        settings: namespace, name, resources, image, `notebook_timeout`, `gateway_url`.
+        api: an API client to use (default: `api_client(settings)`).
+        poll_interval: seconds between looks at the server's pod.
+
+    Raises:
+        NotebookError: refused, a pod that will not heal, gone, or not ready in time.
+        PrerequisiteError: Kubeflow Notebooks (or PodDefaults) are not installed, we
+            may not create them, or the image is not pinned.
+    """
+    spec = notebook_spec(settings)
+    api = api or api_client(settings)
+    created = []
+    if _create_if_missing(api, pipeline_access(spec.namespace), PODDEFAULT_API[2]):
+        created.append(f"PodDefault {spec.namespace}/{PIPELINE_ACCESS}")
+    if _create_if_missing(api, workspace_claim(spec), "persistentvolumeclaims"):
+        created.append(f"workspace volume {spec.namespace}/{spec.claim_name}")
+    _apply(api, notebook(spec), NOTEBOOK_API[2])
+    log.info("applied Notebook %s/%s (image %s)", spec.namespace, spec.name, spec.image)
+    pod = wait_until_ready(api, spec, settings.notebook_timeout, poll_interval)
+    url, forward = _url(settings, spec)
+    return NotebookServer(spec, url, pod, tuple(created), forward)
+
+
+def delete_notebook(settings: Settings, *, api: client.ApiClient | None = None) -> list[str]:
+    """Delete the Notebook (its workspace volume is kept: it holds the user's work).
+
+    Returns:
+        What was deleted (empty when there was no such Notebook).
+    """
+    if settings.namespace == "kubeflow":
+        raise NotebookError("notebook servers run in your profile namespace: " + PROFILE_HINT)
+    api = api or api_client(settings)
+    namespace, name = settings.namespace, settings.notebook_name
+    try:
+        _request(api, "DELETE", _path(NOTEBOOK_API, namespace, name), f"deleting Notebook {name}")
+    except _Missing:
+        return []
+    log.info("deleted Notebook %s/%s", namespace, name)
+    return [f"Notebook {namespace}/{name}"]
+
+
+def wait_until_ready(
+    api: client.ApiClient, spec: NotebookSpec, timeout: float, poll_interval: float
+) -> str:
+    """Poll the Notebook's pod until one running `spec.image` is Ready; return its name.
+
+    Raises:
+        NotebookError: the Notebook is gone, its pod will not heal, or not ready in time.
+    """
+    where = f"Notebook {spec.namespace}/{spec.name}"
+    deadline = time.monotonic() + timeout
+    said = ""
+    while True:
+        try:
+            _request(api, "GET", _path(NOTEBOOK_API, spec.namespace, spec.name), f"reading {where}")
+        except _Missing:
+            raise NotebookError(f"{where} disappeared while we waited for it") from None
+        ready, status = _judge(spec, _pods(api, spec))
+        if ready:
+            log.info("%s is ready", where)
+            return status
+        if status != said:
+            log.info("%s: %s", where, status)
+            said = status
+        if time.monotonic() >= deadline:
+            raise NotebookError(
+                f"{where} was not ready within {timeout:.0f} s (last status: {status}). See "
+                f"`kubectl describe notebooks -n {spec.namespace} {spec.name}` and "
+                f"`kubectl get pods -n {spec.namespace} -l {POD_LABEL}={spec.name}`; "
+                "raise HK_NOTEBOOK_TIMEOUT (or --timeout) if the cluster is only slow"
+            )
+        time.sleep(poll_interval)
+
+
+def _judge(spec: NotebookSpec, pods: list[Pod]) -> tuple[bool, str]:
+    """(ready?, the ready pod's name or a short status); raise on a pod that will not heal.
+
+    Pods still running another image are being replaced: their state is not this rollout's.
+    """
+    current = [pod for pod in pods if _image(pod, spec.name) == spec.image]
+    for pod in current:
+        state = pod_state(pod, RESTART_LIMIT)
+        if state.fatal:
+            raise NotebookError(f"the notebook server cannot start: {state.explain()}")
+        if state.ready:
+            return True, state.name
+    if not current:
+        old = f" ({len(pods)} of an earlier image being replaced)" if pods else ""
+        return False, f"waiting for the Notebook controller to make its pod{old}"
+    state = pod_state(current[0], RESTART_LIMIT)
+    detail = f" ({state.message})" if state.message else ""
+    return False, f"pod {state.name}: {state.reason}{detail}"
+
+
+def _image(pod: Pod, container: str) -> str:
+    for each in (pod.get("spec") or {}).get("containers") or []:
+        if each.get("name") == container:
+            return str(each.get("image") or "")
+    return ""
+
+
+def _pods(api: client.ApiClient, spec: NotebookSpec) -> list[Pod]:
+    core = client.CoreV1Api(api)
+    response = _call(
+        f"listing the pods of Notebook {spec.name}",
+        lambda: core.list_namespaced_pod(
+            spec.namespace,
+            label_selector=f"{POD_LABEL}={spec.name}",
+            _preload_content=False,  # plain JSON: pod_state reads dicts
+        ),
+    )
+    items = json.loads(response.data or b"{}").get("items") or []
+    # The selector already chose them; checking again costs nothing and is exact.
+    return [p for p in items if _labels(p).get(POD_LABEL) == spec.name]
+
+
+def _labels(pod: Pod) -> dict[str, str]:
+    return dict((pod.get("metadata") or {}).get("labels") or {})
+
+
+def _url(settings: Settings, spec: NotebookSpec) -> tuple[str, str]:
+    """(the URL through the gateway, the port-forward to run first or "")."""
+    if settings.gateway_url:
+        return settings.gateway_url + spec.path, ""
+    forward = (
+        f"kubectl port-forward -n {GATEWAY_NAMESPACE} {GATEWAY_SERVICE} "
+        f"{GATEWAY_LOCAL_PORT}:{GATEWAY_PORT}"
+    )
+    return f"http://localhost:{GATEWAY_LOCAL_PORT}{spec.path}", forward
+
+
+# ---- the API calls
+
+
+def _path(api: tuple[str, str, str, str], namespace: str, name: str = "") -> str:
+    group, version, plural, _kind = api
+    prefix = "/api/v1" if group == "" else f"/apis/{group}/{version}"
+    return f"{prefix}/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
+
+
+def _object_path(obj: dict[str, Any], plural: str, *, named: bool) -> str:
+    version = str(obj["apiVersion"])
+    prefix = "/api/v1" if version == "v1" else f"/apis/{version}"
+    meta = obj["metadata"]
+    return f"{prefix}/namespaces/{meta['namespace']}/{plural}" + (
+        f"/{meta['name']}" if named else ""
+    )
+
+
+def _create_if_missing(api: client.ApiClient, obj: dict[str, Any], plural: str) -> bool:
+    """Create `obj` unless an object of its name exists; True when created."""
+    what = f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']}"
+    try:
+        _request(api, "GET", _object_path(obj, plural, named=True), f"reading {what}")
+        return False
+    except _Missing:
+        pass
+    try:
+        _request(api, "POST", _object_path(obj, plural, named=False), f"creating {what}", obj)
+    except _Missing:
+        raise _not_installed(str(obj["kind"])) from None
+    log.info("created %s", what)
+    return True
+
+
+def _apply(api: client.ApiClient, obj: dict[str, Any], plural: str) -> dict[str, Any]:
+    what = f"applying {obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']}"
+    try:
+        return _request(
+            api,
+            "PATCH",
+            _object_path(obj, plural, named=True),
+            what,
+            obj,
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
+    except _Missing:
+        raise _not_installed(str(obj["kind"])) from None
+
+
+def _not_installed(kind: str) -> PrerequisiteError:
+    return PrerequisiteError(
+        f"the cluster has no {kind} resource type: Kubeflow Notebooks (the notebook "
+        "controller and the PodDefault admission webhook) come with the full Kubeflow "
+        "install, `inv setup --mode cluster --profile full`"
+    )
+
+
+def _request(
+    api: client.ApiClient,
+    method: str,
+    path: str,
+    what: str,
+    body: dict[str, Any] | None = None,
+    *,
+    query: list[tuple[str, str]] | None = None,
+    content_type: str = "application/json",
+) -> dict[str, Any]:
+    def send() -> dict[str, Any]:
+        result = api.call_api(
+            path,
+            method,
+            query_params=query or [],
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            response_type="object",
+            auth_settings=["BearerToken"],
+            _return_http_data_only=True,
+        )
+        return dict(result or {})
+
+    return _call(what, send)
+
+
+def _call(what: str, request: Callable[[], T]) -> T:
+    """One API call, transient errors retried; 404 is `_Missing`, the rest clear errors."""
+    try:
+        return api_retrying(RETRY_SECONDS, what)(request)
+    except ApiException as exc:
+        status = int(exc.status or 0)
+        if status == 404:
+            raise _Missing(what) from None
+        if status in (401, 403):
+            raise PrerequisiteError(
+                f"{what}: forbidden ({describe_api_error(exc)}). Use a kubeconfig context "
+                "that may edit your profile namespace (check `kubectl auth can-i create "
+                "notebooks.kubeflow.org -n <namespace>`)"
+            ) from None
+        raise NotebookError(f"{what}: {describe_api_error(exc)}: {_message(exc)}") from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise NotebookError(
+            f"{what}: the Kubernetes API did not answer ({describe_api_error(exc)}); "
+            "check the cluster with `inv status`"
+        ) from None
+
+
+def _message(exc: ApiException) -> str:
+    """The `message` of a Kubernetes Status body (never its headers)."""
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or "")[:500]
+    except (ValueError, AttributeError):
+        return ""

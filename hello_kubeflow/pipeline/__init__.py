@@ -1,0 +1,1 @@
+"""The KFP v2 pipeline: its definition, the steps' bodies, local runs and their log."""

@@ -1,0 +1,230 @@
+"""The MNIST training pipeline (KFP v2): load data -> train -> evaluate [-> deploy].
+
+The same pipeline runs locally (`inv train`, through `kfp.local`) and on
+Kubeflow Pipelines (`inv train --mode cluster`). Each component is a
+lightweight Python component whose body imports the `hello_kubeflow` package
+and delegates to it; the package is already installed in the project image
+(`install_kfp_package=False`), so no step installs anything at run time.
+Every step names its command (KFP writes `sh -c ... python3 -m
+kfp.dsl.executor_main` into each container's `command`): the image's own
+entrypoint and command are the notebook server's, never a step's.
+
+A step reads no settings of its own: whatever it needs (mirrors, timeouts,
+training processes, the deploy's patience) arrives as a pipeline parameter,
+which `RunOptions.arguments` fills from the settings of the machine that
+starts the run, so a pod's environment decides nothing.
+
+Components are built by `make_pipeline(image)` so that a run can use the
+pushed image by digest; `pipeline/train_pipeline.py` in the checkout is the
+thin file `kfp dsl compile --py` reads, and builds `default_pipeline()`.
+"""
+
+# No `from __future__ import annotations`: kfp reads the components' annotations as
+# types (Input[Model], ...), and postponed (string) annotations break it.
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+PIPELINE_NAME = "hello-kubeflow-mnist"
+PIPELINE_DESCRIPTION = (
+    "Train a RandomForestClassifier on MNIST and evaluate it on the 10k test set."
+)
+
+
+def load_data(
+    dataset: Output[Dataset],
+    mnist_dir: str = "",
+    mnist_mirrors: str = "",
+    cache_dir: str = "",
+    download_timeout: float = 60.0,
+    train_limit: int = 0,
+    test_limit: int = 0,
+) -> None:
+    """Read MNIST (a folder, the cache, or the mirrors) into one dataset file."""
+    from hello_kubeflow.pipeline.steps import load_data_step
+
+    info = load_data_step(
+        dataset.path,
+        mnist_dir=mnist_dir,
+        mnist_mirrors=mnist_mirrors,
+        cache_dir=cache_dir,
+        download_timeout=download_timeout,
+        train_limit=train_limit,
+        test_limit=test_limit,
+    )
+    dataset.metadata.update(info)
+
+
+def train(
+    dataset: Input[Dataset],
+    model: Output[Model],
+    preset: str = "default",
+    n_estimators: int = 0,
+    seed: int = 42,
+    n_jobs: int = -1,
+) -> None:
+    """Train the random forest and save it with its fast form and metadata."""
+    from hello_kubeflow.pipeline.steps import train_step
+
+    info = train_step(
+        dataset.path,
+        model.path,
+        preset=preset,
+        n_estimators=n_estimators,
+        seed=seed,
+        n_jobs=n_jobs,
+    )
+    model.metadata.update(info)
+
+
+def evaluate(
+    dataset: Input[Dataset],
+    model: Input[Model],
+    metrics: Output[Metrics],
+    confusion: Output[ClassificationMetrics],
+    report: Output[Artifact],
+) -> None:
+    """Score the model on the test set: accuracy, per-class figures, confusion matrix."""
+    from hello_kubeflow.pipeline.steps import evaluate_step
+
+    evaluation = evaluate_step(dataset.path, model.path, report.path)
+    metrics.log_metric("accuracy", evaluation["accuracy"])
+    metrics.log_metric("test_size", evaluation["test_size"])
+    confusion.log_confusion_matrix(evaluation["class_names"], evaluation["confusion_matrix"])
+    report.metadata["accuracy"] = evaluation["accuracy"]
+
+
+def deploy_model(
+    model: Input[Model],
+    report: Input[Artifact],
+    image: str,
+    namespace: str,
+    deployment_name: str,
+    serving: str,
+    model_name: str,
+    run_id: str,
+    kube_request_timeout: float,
+    crash_grace: float,
+) -> None:
+    """Serve the trained model in the cluster: SeldonDeployment or KServe InferenceService."""
+    from hello_kubeflow.kube.deploy_step import deploy_step
+
+    deploy_step(
+        model_uri=model.uri,
+        image=image,
+        namespace=namespace,
+        name=deployment_name,
+        serving=serving,
+        model_name=model_name,
+        run_id=run_id,
+        model_metadata=dict(model.metadata),
+        report_metadata=dict(report.metadata),
+        request_timeout=kube_request_timeout,
+        crash_grace=crash_grace,
+    )
+
+
+class PipelineOutputs(NamedTuple):
+    """What a run hands back: the model, the evaluation report and the dataset."""
+
+    model: Model
+    report: Artifact
+    dataset: Dataset
+
+
+def make_pipeline(image: str, deploy: bool = False) -> dsl.graph_component.GraphComponent:
+    """Build the pipeline with every step running in `image`.
+
+    Args:
+        image: the project image (by digest for reproducible runs).
+        deploy: end with the `deploy` step (cluster runs: it needs a cluster).
+
+    Returns:
+        The pipeline, ready to compile or to run with `kfp.local`.
+    """
+
+    def component(func: Callable[..., None]) -> Any:
+        return dsl.component(func, base_image=image, install_kfp_package=False)
+
+    load_data_op = component(load_data)
+    train_op = component(train)
+    evaluate_op = component(evaluate)
+    deploy_op = component(deploy_model)
+
+    @dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)  # type: ignore[untyped-decorator]
+    def mnist_pipeline(
+        preset: str = "default",
+        n_estimators: int = 0,
+        seed: int = 42,
+        n_jobs: int = -1,
+        mnist_dir: str = "",
+        mnist_mirrors: str = "",
+        cache_dir: str = "",
+        download_timeout: float = 60.0,
+        train_limit: int = 0,
+        test_limit: int = 0,
+        namespace: str = "kubeflow",
+        deployment_name: str = "mnist-classifier",
+        serving: str = "auto",
+        model_name: str = "mnist-classifier",
+        kube_request_timeout: float = 30.0,
+        crash_grace: float = 600.0,
+    ) -> PipelineOutputs:
+        data = load_data_op(
+            mnist_dir=mnist_dir,
+            mnist_mirrors=mnist_mirrors,
+            cache_dir=cache_dir,
+            download_timeout=download_timeout,
+            train_limit=train_limit,
+            test_limit=test_limit,
+        )
+        data.set_display_name("load MNIST")
+        data.set_caching_options(False)
+        trained = train_op(
+            dataset=data.outputs["dataset"],
+            preset=preset,
+            n_estimators=n_estimators,
+            seed=seed,
+            n_jobs=n_jobs,
+        )
+        trained.set_display_name("train random forest")
+        scored = evaluate_op(dataset=data.outputs["dataset"], model=trained.outputs["model"])
+        scored.set_display_name("evaluate on test set")
+        if deploy:  # the last step: only here is the model artifact's URI known
+            served = deploy_op(
+                model=trained.outputs["model"],
+                report=scored.outputs["report"],
+                image=image,
+                namespace=namespace,
+                deployment_name=deployment_name,
+                serving=serving,
+                model_name=model_name,
+                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                kube_request_timeout=kube_request_timeout,
+                crash_grace=crash_grace,
+            )
+            served.set_display_name("deploy model")
+            served.set_caching_options(False)
+        return PipelineOutputs(
+            model=trained.outputs["model"],
+            report=scored.outputs["report"],
+            dataset=data.outputs["dataset"],
+        )
+
+    return mnist_pipeline
+
+
+def default_pipeline() -> dsl.graph_component.GraphComponent:
+    """The pipeline in the image the settings name: what `kfp dsl compile` compiles.
+
+    Raises:
+        SettingsError: a setting is malformed.
+        ImageError: the image record is damaged.
+    """
+    from hello_kubeflow.images import pipeline_image
+    from hello_kubeflow.settings import load_settings
+
+    return make_pipeline(pipeline_image(load_settings()))

@@ -1,0 +1,215 @@
+"""The bodies of the pipeline's steps: what each component does with its artifacts.
+
+The components in `hello_kubeflow.pipeline.definition` only unpack artifacts
+and call these, so the work is testable without KFP. A step reads no settings
+from its environment: what it needs arrives as arguments (pipeline parameters).
+Artifacts: the dataset is one compressed `.npz` file (uint8 pixels, int64
+labels: ~13 MB for full MNIST, not 55), the model is a directory (see
+`hello_kubeflow.model.train`), the report is a directory with `evaluation.json`
+and `confusion_matrix.png`. The test set is scored once per run, by the
+evaluate step, on the model as it will be served.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hello_kubeflow.errors import DataFileError
+from hello_kubeflow.data.mnist import MnistData, MnistTestImages, load_mnist, scale_pixels
+from hello_kubeflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EVALUATION_FILE = "evaluation.json"
+CONFUSION_PNG = "confusion_matrix.png"
+# zlib level 1: full MNIST 55 MB -> 13 MB in about half a second; higher levels save
+# under 1.5 MB more and take two to five times as long (docs/benchmarks.md).
+DATASET_COMPRESSION = 1
+
+
+def load_data_step(
+    dataset_path: str,
+    *,
+    mnist_dir: str = "",
+    mnist_mirrors: str = "",
+    cache_dir: str = "",
+    download_timeout: float = 60.0,
+    train_limit: int = 0,
+    test_limit: int = 0,
+) -> dict[str, Any]:
+    """Load MNIST and write it as the pipeline's dataset artifact.
+
+    Args:
+        dataset_path: where the dataset file goes.
+        mnist_dir: a folder with the IDX files (empty: the cache, else the mirrors).
+        mnist_mirrors: comma-separated mirrors (empty: the default ones).
+        cache_dir: where downloads are cached (empty: the default cache).
+        download_timeout: seconds per download request.
+        train_limit: keep only the first N training images (0: all).
+        test_limit: keep only the first N test images (0: all).
+
+    Returns:
+        Metadata for the artifact: source, sizes, whether it is the subset.
+    """
+    given = {"mnist_dir": mnist_dir, "mnist_mirrors": mnist_mirrors, "cache_dir": cache_dir}
+    # Checked like the environment: a malformed parameter is a SettingsError.
+    settings = Settings(download_timeout=download_timeout).override(
+        {k: v for k, v in given.items() if v}
+    )
+    data = load_mnist(settings)
+    x_train, y_train = _head(data.x_train, train_limit), _head(data.y_train, train_limit)
+    x_test, y_test = _head(data.x_test, test_limit), _head(data.y_test, test_limit)
+    info: dict[str, Any] = {
+        "source": data.source,
+        "is_subset": data.is_subset,
+        "train_size": len(y_train),
+        "test_size": len(y_test),
+    }
+    arrays = {
+        "x_train": x_train,
+        "y_train": y_train,
+        "x_test": x_test,
+        "y_test": y_test,
+        "info": np.array(json.dumps(info)),
+    }
+    write_dataset(Path(dataset_path), arrays)
+    log.info("dataset: %d train / %d test images from %s", len(y_train), len(y_test), data.source)
+    return info
+
+
+def write_dataset(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write arrays as a compressed `.npz` that `np.load` reads (at our compression level).
+
+    `np.savez_compressed` has no level, and its default takes several times as long
+    for little gain; this writes the same format with `DATASET_COMPRESSION`.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(
+        path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=DATASET_COMPRESSION
+    ) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+def read_test_images(dataset_path: str) -> MnistTestImages:
+    """Only the test set of a dataset artifact (the training images stay compressed on disk).
+
+    Raises:
+        DataFileError: if the file is missing or is not such a dataset.
+    """
+    with _dataset(dataset_path) as (npz, info):
+        return MnistTestImages(
+            x=npz["x_test"],
+            y=npz["y_test"],
+            source=str(info["source"]),
+            is_subset=bool(info["is_subset"]),
+        )
+
+
+def read_dataset(dataset_path: str) -> MnistData:
+    """Read the dataset artifact written by `load_data_step`.
+
+    Raises:
+        DataFileError: if the file is missing or is not such a dataset.
+    """
+    with _dataset(dataset_path) as (npz, info):
+        return MnistData(
+            x_train=npz["x_train"],
+            y_train=npz["y_train"],
+            x_test=npz["x_test"],
+            y_test=npz["y_test"],
+            source=str(info["source"]),
+            is_subset=bool(info["is_subset"]),
+        )
+
+
+@contextmanager
+def _dataset(dataset_path: str) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """The open archive and its `info` record; any way it is not our dataset is one error."""
+    try:
+        with np.load(dataset_path, allow_pickle=False) as npz:
+            yield npz, json.loads(str(npz["info"]))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataFileError(
+            f"{dataset_path} is not a dataset written by the load-data step ({exc}); "
+            "run the pipeline again from the start"
+        ) from exc
+
+
+def train_step(
+    dataset_path: str,
+    model_path: str,
+    *,
+    preset: str,
+    n_estimators: int,
+    seed: int,
+    n_jobs: int = -1,
+) -> dict[str, Any]:
+    """Train on the dataset artifact and save the model directory.
+
+    Args:
+        dataset_path: the dataset artifact.
+        model_path: the model artifact's directory.
+        preset: a name in `hello_kubeflow.model.train.PRESETS`.
+        n_estimators: number of trees (0: the preset's).
+        seed: random seed for sampling and training.
+        n_jobs: training processes (-1: all cores).
+
+    Returns:
+        Metadata for the artifact (the same as the model's `metadata.json`). Its
+        accuracy is left to the evaluate step, which scores the model as served.
+    """
+    from hello_kubeflow.model.train import PRESETS, build_metadata, save_model, train_model
+
+    data = read_dataset(dataset_path)
+    if data.is_subset:
+        log.warning("training on the 5,000-digit offline subset: accuracy is not comparable")
+    result = train_model(
+        data.x_train,  # uint8: scaled after the preset's sample is drawn
+        data.y_train,
+        preset=PRESETS[preset],
+        n_estimators=n_estimators or None,
+        seed=seed,
+        n_jobs=n_jobs,
+    )
+    metadata = build_metadata(result, data_source=data.source)
+    metadata["data_is_subset"] = data.is_subset
+    save_model(Path(model_path), result, metadata=metadata)
+    log.info("trained %s in %.1f s", preset, result.seconds)
+    return metadata
+
+
+def evaluate_step(dataset_path: str, model_path: str, report_path: str) -> dict[str, Any]:
+    """Evaluate the saved model on the test set and write the report directory.
+
+    Returns:
+        The evaluation as a dict, with `test_size` and `class_names` added.
+    """
+    from hello_kubeflow.model.train import evaluate, load_model, save_confusion_png
+
+    data = read_test_images(dataset_path)
+    loaded = load_model(Path(model_path))
+    # Score what will be served: the fast form (identical digits to scikit-learn, tested).
+    evaluation = evaluate(loaded, scale_pixels(data.x), data.y)
+    result = evaluation.as_dict()
+    result["test_size"] = len(data.y)
+    result["class_names"] = list(loaded.class_names)
+    report = Path(report_path)
+    report.mkdir(parents=True, exist_ok=True)
+    (report / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n")
+    save_confusion_png(evaluation, report / CONFUSION_PNG)
+    log.info("test accuracy %.4f on %d images", evaluation.accuracy, len(data.y))
+    return result
+
+
+def _head(array: np.ndarray, limit: int) -> np.ndarray:
+    return array[:limit] if limit > 0 else array

@@ -1,0 +1,461 @@
+"""Query the model server and sanity-check the answer: ten probabilities naming a digit.
+
+`query_digit` sends one image (an MNIST test image by index or at random, or a
+PNG a person drew) and `query_accuracy` sends N test images in batches; both in
+the Seldon format or the Open Inference Protocol (V2). Requests have a timeout;
+502/503/504 (a model still loading) are retried until `settings.query_deadline`;
+a 4xx is never retried and its message is shown. A server that does not accept
+the connection is waited for `settings.query_wait` seconds (`--wait`); by default
+not at all on a local URL (nothing listening there will not start by itself),
+`query_deadline` elsewhere (a gateway or a port-forward coming up).
+
+A query for one MNIST image imports neither numpy nor an HTTP library beyond the
+standard one (`one_image` reads the image from the IDX files; `urllib` sends it):
+most of `inv query`'s time would otherwise be imports.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import orjson
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
+
+from hello_kubeflow.query.answers import (
+    Pixels,
+    Prediction,
+    check_answer,
+    seldon_payload,
+    v2_payload,
+)
+from hello_kubeflow.retry import describe_failure, jittered_backoff, log_retry
+from hello_kubeflow.errors import EndpointError, QueryError
+from hello_kubeflow.data.one_image import RANDOM_INDEX, check_index, load_one_test_image
+from hello_kubeflow.settings import Settings
+
+if TYPE_CHECKING:
+    from hello_kubeflow.data.mnist import MnistTestImages
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("seldon", "v2")
+SELDON_PATH = "/api/v1.0/predictions"
+RETRY_STATUSES = frozenset({502, 503, 504})
+BATCH_SIZE = 500  # images per request for --count (~2 MB of JSON, under the body limit)
+FIRST_RETRY_SECONDS = 0.2
+MAX_RETRY_WAIT_SECONDS = 5.0
+LOCAL_HOSTS = frozenset({"localhost", "::1", "0.0.0.0"})
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """One image sent, the answer, and the sanity verdict."""
+
+    source: str
+    label: int | None
+    prediction: int
+    probabilities: list[float]
+    top3: list[tuple[int, float]]
+    sanity: str
+    url: str
+    protocol: str
+    index: int | None = None
+    plot: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able values: `prediction`, `probabilities`, `label`, `sanity`, ..."""
+        return asdict(self)
+
+    def describe(self) -> str:
+        """The result as a person reads it."""
+        top = ", ".join(f"{digit}: {p:.3f}" for digit, p in self.top3)
+        lines = [
+            f"image:      {self.source}",
+            f"true label: {self.label if self.label is not None else 'unknown (a drawn digit)'}",
+            f"prediction: {self.prediction}",
+            f"top 3:      {top}",
+            f"sanity:     {self.sanity}",
+            f"endpoint:   {self.url} ({self.protocol})",
+        ]
+        if self.plot:
+            lines.append(f"plot:       {self.plot}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class AccuracyResult:
+    """N test images sent in batches, and how many the endpoint got right."""
+
+    count: int
+    correct: int
+    accuracy: float
+    seconds: float
+    sanity: str
+    url: str
+    protocol: str
+    confused: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as JSON-able values."""
+        return asdict(self)
+
+    def describe(self) -> str:
+        """The result as a person reads it."""
+        return "\n".join(
+            [
+                f"accuracy through the endpoint: {self.accuracy:.2%} "
+                f"({self.correct:,} of {self.count:,} MNIST test images)",
+                f"sanity:   {self.sanity}",
+                f"endpoint: {self.url} ({self.protocol}), {self.seconds:.1f} s",
+            ]
+        )
+
+
+def query_digit(
+    settings: Settings,
+    *,
+    index: int = RANDOM_INDEX,
+    image: str | Path = "",
+    protocol: str = "seldon",
+    plot: str | Path = "",
+    headers: Mapping[str, str] | None = None,
+    test_images: MnistTestImages | None = None,
+) -> QueryResult:
+    """Send one digit to the server and sanity-check the answer.
+
+    Args:
+        settings: the server URL (`settings.server_url`), model name, timeouts, MNIST.
+        test_images: the test set to pick from (default: `mnist.load_test_images`).
+        index: an MNIST test image index; -1 picks one at random.
+        image: a PNG of a drawn digit to send instead of an MNIST image.
+        protocol: `seldon` or `v2`.
+        plot: a PNG to write showing the digit beside the probabilities.
+        headers: extra HTTP headers (e.g. a gateway's credentials).
+
+    Raises:
+        QueryError: bad options (index out of range, unreadable PNG).
+        EndpointError: the server cannot be reached, or refused the request.
+        SanityCheckError: the answer is not ten class probabilities naming a digit.
+    """
+    check_protocol(protocol)
+    if plot:
+        from hello_kubeflow.query.digits import check_plot_path
+
+        check_plot_path(plot)  # a bad name fails before the query, not after it
+    label: int | None = None
+    chosen: int | None = None
+    if image:
+        if index >= 0:
+            raise QueryError("give --index or --image, not both")
+        from hello_kubeflow.query.digits import load_digit_png
+
+        pixels: Any = load_digit_png(image)
+        batch: Pixels = pixels[None, :]
+        source = f"{image} (drawn digit, made MNIST-like)"
+    else:
+        pixels, label, chosen, source = _mnist_test_image(settings, index, test_images)
+        batch = [pixels]
+    url = endpoint_url(settings, protocol)
+    body = post_images(settings, url, batch, protocol, headers)
+    [answer] = check_answer(body, protocol, rows=1, url=url)
+    plotted = None
+    if plot:
+        from hello_kubeflow.query.digits import save_prediction_plot
+
+        plotted = str(
+            save_prediction_plot(
+                plot, pixels, answer.probabilities, title=source.split(" (")[0], label=label
+            )
+        )
+    return QueryResult(
+        source=source,
+        label=label,
+        prediction=answer.digit,
+        probabilities=list(answer.probabilities),
+        top3=answer.top(3),
+        sanity=answer.verdict,
+        url=url,
+        protocol=protocol,
+        index=chosen,
+        plot=plotted,
+    )
+
+
+def query_accuracy(
+    settings: Settings,
+    *,
+    count: int,
+    start: int = 0,
+    protocol: str = "seldon",
+    headers: Mapping[str, str] | None = None,
+    test_images: MnistTestImages | None = None,
+) -> AccuracyResult:
+    """Send `count` MNIST test images (in batches) and measure accuracy through the endpoint.
+
+    Every answer goes through the same sanity check as a single query.
+
+    Raises:
+        QueryError, EndpointError, SanityCheckError: as for `query_digit`.
+    """
+    from hello_kubeflow.data.mnist import load_test_images, scale_pixels
+
+    check_protocol(protocol)
+    data = test_images or load_test_images(settings)
+    total = len(data.y)
+    start = max(start, 0)
+    if count < 1 or start + count > total:
+        raise QueryError(
+            f"--count {count} from index {start} does not fit the {total:,} test images "
+            f"({data.source}): use 1 to {total - start:,}"
+        )
+    url = endpoint_url(settings, protocol)
+    correct = 0
+    confused: dict[str, int] = {}
+    started = time.monotonic()
+    for first in range(start, start + count, BATCH_SIZE):
+        last = min(first + BATCH_SIZE, start + count)
+        batch = scale_pixels(data.x[first:last])
+        body = post_images(settings, url, batch, protocol, headers)
+        answers = check_answer(body, protocol, rows=len(batch), url=url)
+        for answer, label in zip(answers, data.y[first:last], strict=True):
+            if answer.digit == int(label):
+                correct += 1
+            else:
+                key = f"{int(label)}->{answer.digit}"
+                confused[key] = confused.get(key, 0) + 1
+        log.info("sent %d/%d images", last - start, count)
+    seconds = time.monotonic() - started
+    return AccuracyResult(
+        count=count,
+        correct=correct,
+        accuracy=correct / count,
+        seconds=seconds,
+        sanity=f"ok: all {count:,} answers are ten probabilities naming a digit",
+        url=url,
+        protocol=protocol,
+        confused=dict(sorted(confused.items(), key=lambda kv: -kv[1])[:10]),
+    )
+
+
+def endpoint_url(settings: Settings, protocol: str) -> str:
+    """The prediction URL under `settings.server_url` for `protocol`."""
+    base = settings.server_url.rstrip("/")
+    if protocol == "v2":
+        return f"{base}/v2/models/{settings.model_name}/infer"
+    return base + SELDON_PATH
+
+
+def post_images(
+    settings: Settings,
+    url: str,
+    pixels: Pixels,
+    protocol: str,
+    headers: Mapping[str, str] | None = None,
+) -> Any:
+    """POST a batch of images; return the decoded JSON answer (or its text, if not JSON).
+
+    Retries 502/503/504 with backoff until `settings.query_deadline`, and a
+    connection that is not accepted for `connect_wait(settings, url)` seconds; each
+    attempt times out after `settings.query_timeout`. Each retry is one log line.
+
+    Raises:
+        EndpointError: unreachable past the deadline, a timeout, or a 4xx/5xx answer
+            (the server's own message quoted).
+    """
+    payload = seldon_payload(pixels) if protocol == "seldon" else v2_payload(pixels, "input")
+    sent_headers = {"Content-Type": "application/json", **(headers or {})}
+    wait = connect_wait(settings, url)
+
+    def give_up(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        limit = wait if isinstance(exc, _NotConnected) else settings.query_deadline
+        return (state.seconds_since_start or 0.0) >= limit
+
+    retrying = Retrying(
+        retry=retry_if_exception_type((_NotConnected, _TransientAnswer)),
+        wait=jittered_backoff(FIRST_RETRY_SECONDS, MAX_RETRY_WAIT_SECONDS),
+        stop=give_up,
+        before_sleep=log_retry(log, f"POST {url}", level=logging.INFO),
+        reraise=True,
+    )
+    try:
+        response = retrying(_post, url, payload, sent_headers, settings.query_timeout)
+    except _NotConnected as exc:
+        raise EndpointError(_unreachable_message(settings, url, wait, exc.error)) from None
+    except _TransientAnswer as exc:
+        raise EndpointError(
+            f"{url} still answered HTTP {exc.status} after {settings.query_deadline:g} s "
+            f"({_server_message(exc.response)}): the model is not ready; check the server's log"
+        ) from None
+    except TimeoutError:
+        raise EndpointError(
+            f"{url} did not answer within {settings.query_timeout:g} s (HK_QUERY_TIMEOUT): "
+            "the server is overloaded or stuck; raise HK_QUERY_TIMEOUT or check its log"
+        ) from None
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError is an OSError
+        raise EndpointError(f"the request to {url} failed: {describe_failure(exc)}") from None
+    if response.status >= 400:
+        raise EndpointError(
+            f"{url} refused the request with HTTP {response.status}: {_server_message(response)}"
+        )
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+@dataclass(frozen=True)
+class _Response:
+    """An HTTP answer, read whole: its status, reason and body."""
+
+    status: int
+    reason: str
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        """The body as text."""
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body decoded as JSON (ValueError if it is not)."""
+        return orjson.loads(self.body)
+
+
+class _TransientAnswer(Exception):
+    """A 502/503/504 answer: the server (or its gateway) may be ready soon."""
+
+    def __init__(self, response: _Response) -> None:
+        super().__init__(f"HTTP {response.status}")
+        self.status = response.status
+        self.reason = response.reason
+        self.response = response
+
+
+class _NotConnected(Exception):
+    """The server did not accept the connection, or dropped it before answering."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _post(url: str, payload: bytes, headers: dict[str, str], timeout: float) -> _Response:
+    """POST with the standard library (proxies from the environment, as `requests` would)."""
+    request = urllib.request.Request(url, data=payload, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            response = _Response(answer.status, answer.reason, answer.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            response = _Response(exc.code, str(exc.reason), exc.read())
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            raise reason from None
+        if isinstance(reason, OSError):
+            raise _NotConnected(reason) from None
+        raise
+    except ConnectionError as exc:  # reset or closed before the answer came
+        raise _NotConnected(exc) from None
+    if response.status in RETRY_STATUSES:
+        raise _TransientAnswer(response)
+    return response
+
+
+def _server_message(response: _Response) -> str:
+    """The server's own words: Seldon `status.info`, V2 `error`, else the start of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:300] or response.reason
+    if isinstance(body, dict):
+        status = body.get("status")
+        if isinstance(status, dict) and status.get("info"):
+            return str(status["info"])
+        if body.get("error"):
+            return str(body["error"])
+    return str(body)[:300]
+
+
+def is_local_url(url: str) -> bool:
+    """True for a URL on this machine (loopback), where a server that is not
+    listening will not start by itself."""
+    host = urlsplit(url).hostname or ""
+    return host in LOCAL_HOSTS or host.startswith("127.")
+
+
+def connect_wait(settings: Settings, url: str) -> float:
+    """Seconds to wait for a server that does not accept connections at `url`.
+
+    `settings.query_wait` (`--wait`, `HK_QUERY_WAIT`) when set; else 0 on a local
+    URL in local mode and `settings.query_deadline` anywhere else (a gateway, or
+    cluster mode's port-forward, may still be coming up).
+    """
+    if settings.query_wait is not None:
+        return settings.query_wait
+    if is_local_url(url) and settings.mode == "local":
+        return 0.0
+    return settings.query_deadline
+
+
+def _unreachable_message(settings: Settings, url: str, wait: float, exc: BaseException) -> str:
+    reason = describe_failure(exc)
+    if is_local_url(url) and settings.mode == "local":
+        waited = f" after waiting {wait:g} s" if wait else ""
+        return (
+            f"no model server answers at {settings.server_url} ({reason}){waited}. Start one "
+            "in another terminal with `inv serve` (`--port N` for another port), or run "
+            "`inv demo`; if it is starting, add `--wait SECONDS`; or point --url "
+            "(HK_QUERY_URL) at a running server"
+        )
+    return (
+        f"cannot reach the model server at {url} after {wait:g} s ({reason}): check that it "
+        "is running and the URL (--url, HK_QUERY_URL), or wait longer with --wait SECONDS"
+    )
+
+
+def check_protocol(protocol: str) -> None:
+    """Refuse a protocol other than `seldon` or `v2`.
+
+    Raises:
+        QueryError: naming the protocols there are.
+    """
+    if protocol not in PROTOCOLS:
+        raise QueryError(f"--protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+
+
+def _mnist_test_image(
+    settings: Settings, index: int, test_images: MnistTestImages | None
+) -> tuple[list[float], int, int, str]:
+    """One scaled MNIST test image, its label, its index and a description."""
+    if test_images is None:
+        one = load_one_test_image(settings, index)
+        return one.pixels, one.label, one.index, f"MNIST test image #{one.index}"
+    from hello_kubeflow.data.mnist import scale_pixels
+
+    index = check_index(index, len(test_images.y), test_images.source)
+    pixels = [float(p) for p in scale_pixels(test_images.x[index])]
+    return pixels, int(test_images.y[index]), index, f"MNIST test image #{index}"
+
+
+__all__ = [
+    "PROTOCOLS",
+    "AccuracyResult",
+    "Prediction",
+    "QueryResult",
+    "check_protocol",
+    "endpoint_url",
+    "post_images",
+    "query_accuracy",
+    "query_digit",
+]

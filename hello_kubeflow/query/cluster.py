@@ -1,0 +1,187 @@
+"""`inv query --mode cluster`: the served model through the cluster's gateway.
+
+The URL comes from the gateway address and the deployment's namespace and
+name (`/seldon/<ns>/<name>/api/v1.0/predictions`; for KServe the V2 path,
+routed on the service's Host); the payload and the sanity check are local
+mode's own (`hello_kubeflow.query.client`), and so is the authentication of cluster
+mode (token or session cookie). Without `HK_GATEWAY_URL`, the task forwards a
+local port to `svc/istio-ingressgateway` for the duration, or, in a cluster
+without Istio, to the model's own service.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from hello_kubeflow.errors import EndpointError, HelloKubeflowError
+from hello_kubeflow.gateway.endpoints import (
+    GATEWAY_NAMESPACE,
+    GATEWAY_SERVICE,
+    Auth,
+    ServingAddress,
+    check_access,
+    direct_address,
+    gateway,
+    model_service,
+    serving_address,
+)
+from hello_kubeflow.kube.model_manifests import SERVING_APIS
+from hello_kubeflow.kube.port_forward import port_forward
+from hello_kubeflow.gateway.login import gateway_auth
+from hello_kubeflow.query.client import SELDON_PATH, AccuracyResult, QueryResult
+from hello_kubeflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = {"seldon": "seldon", "kserve": "v2"}
+
+
+def query_cluster(
+    settings: Settings,
+    *,
+    index: int = -1,
+    image: str = "",
+    plot: str = "",
+    count: int = 0,
+    start: int = 0,
+) -> QueryResult | AccuracyResult:
+    """Query the model served in the cluster, as `inv query` does locally.
+
+    Args:
+        settings: gateway, namespace, deployment name, serving system, credentials.
+        index: an MNIST test image index (-1: at random).
+        image: a PNG of a drawn digit instead.
+        plot: a PNG to write with the digit and the probabilities.
+        count: send this many test images and measure accuracy instead (0: one image).
+        start: the first test image for `count`.
+
+    Raises:
+        EndpointError: the gateway refused us (with how to log in) or the model did not answer.
+        LoginError: logging in with HK_KUBEFLOW_USERNAME/PASSWORD failed.
+        SanityCheckError: the answer is not ten probabilities naming a digit.
+        PrerequisiteError: a port-forward is needed and kubectl is missing.
+    """
+    from hello_kubeflow.query.client import query_accuracy, query_digit
+
+    auth = Auth.from_settings(settings)
+    served = _served(settings)
+    protocol = PROTOCOLS[served.serving]
+    with _route(settings, served) as (address, via, base):
+        if base:  # through Kubeflow's gateway: log in there when asked to
+            auth = gateway_auth(settings, base, auth)
+        check_access(address.url, auth, address.headers(), timeout=settings.query_timeout)
+        # The query client appends the protocol's own path to the server URL.
+        suffix = SELDON_PATH if protocol == "seldon" else f"/v2/models/{settings.model_name}/infer"
+        local_view = settings.replace(query_url=address.url.removesuffix(suffix))
+        headers = {**auth.headers(), **address.headers()}
+        log.info("querying %s (%s) through %s", settings.deployment_name, served.serving, via)
+        try:
+            if count:
+                return query_accuracy(
+                    local_view, count=count, start=start, protocol=protocol, headers=headers
+                )
+            return query_digit(
+                local_view, index=index, image=image, protocol=protocol, plot=plot, headers=headers
+            )
+        except EndpointError as exc:
+            raise EndpointError(
+                f"{exc}. In cluster mode the model is {settings.namespace}/"
+                f"{settings.deployment_name} ({served.serving}), reached through {via}: check "
+                f"it with `kubectl get {SERVING_APIS[served.serving].kind.lower()} -n "
+                f"{settings.namespace}`; `inv train --mode cluster` deploys it"
+            ) from None
+
+
+@dataclass(frozen=True)
+class _Served:
+    """What the cluster says about the served model (None: the cluster was not asked)."""
+
+    serving: str
+    resource: dict[str, Any] | None = None
+    has_gateway: bool | None = None
+
+
+@contextmanager
+def _route(settings: Settings, served: _Served) -> Iterator[tuple[ServingAddress, str, str]]:
+    """The predictions address, what it goes through, the gateway's URL ("": none).
+
+    Through the gateway when there is one (`HK_GATEWAY_URL`, or the Istio
+    ingress gateway found in the cluster, or not known otherwise), as the
+    walkthrough does; else straight to the model's own service (a cluster
+    without Istio, like `HK_PROFILE=pipelines`).
+    """
+    status = (served.resource or {}).get("status") or {}
+    if settings.gateway_url or served.has_gateway is not False:
+        with gateway(settings) as base:
+            address = serving_address(
+                base,
+                served.serving,
+                namespace=settings.namespace,
+                name=settings.deployment_name,
+                model_name=settings.model_name,
+                status_url=status.get("url"),
+            )
+            yield address, f"the gateway at {base}", base
+        return
+    service, port = model_service(served.serving, settings.deployment_name, status)
+    with port_forward(settings, f"svc/{service}", settings.namespace, port) as base:
+        yield (
+            direct_address(base, served.serving, settings.model_name),
+            f"svc/{service} (no Istio gateway in the cluster)",
+            "",
+        )
+
+
+def _served(settings: Settings) -> _Served:
+    """Which system serves the model, its resource, and whether the Istio gateway exists.
+
+    Without a usable kubeconfig (a remote gateway), `HK_SERVING` decides and
+    `auto` means Seldon Core, the walkthrough's choice.
+
+    Raises:
+        EndpointError: the cluster answers, and no such model is deployed.
+    """
+    from hello_kubeflow.kube.client import api_client
+    from hello_kubeflow.kube.serving_api import read_deployment
+
+    kinds = ("seldon", "kserve") if settings.serving == "auto" else (settings.serving,)
+    try:
+        api = api_client(settings)
+        for serving in kinds:
+            resource = read_deployment(api, serving, settings.namespace, settings.deployment_name)
+            if resource is not None:
+                return _Served(serving, resource, _has_istio_gateway(api))
+    except HelloKubeflowError as exc:
+        log.info("could not look the deployment up in the cluster (%s)", exc)
+        log.info("assuming the model is served by %s (HK_SERVING)", kinds[0])
+        return _Served(kinds[0])
+    raise EndpointError(
+        f"no model is deployed as {settings.namespace}/{settings.deployment_name} "
+        f"(looked for {' and '.join(SERVING_APIS[k].kind for k in kinds)}): run "
+        "`inv train --mode cluster`, which deploys it, or fix HK_NAMESPACE / HK_DEPLOYMENT_NAME"
+    )
+
+
+def _has_istio_gateway(api: Any) -> bool | None:
+    """Whether `svc/istio-ingressgateway` exists in `istio-system` (None: may not look)."""
+    from kubernetes import client
+
+    from hello_kubeflow.kube.serving_api import Missing, call
+
+    core = client.CoreV1Api(api)
+    name = GATEWAY_SERVICE.removeprefix("svc/")
+    try:
+        call(
+            f"looking for {GATEWAY_SERVICE} in {GATEWAY_NAMESPACE}",
+            lambda: core.read_namespaced_service(name, GATEWAY_NAMESPACE),
+            missing_ok=True,
+        )
+    except Missing:
+        return False
+    except HelloKubeflowError:
+        return None
+    return True

@@ -1,0 +1,125 @@
+"""inv demo: train, serve, query, stop; nothing is left running, even when a step fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from serving_support import call
+
+from hello_kubeflow.cli.demo import run_demo
+from hello_kubeflow.errors import QueryError
+from hello_kubeflow.pipeline.local import RunOptions
+from hello_kubeflow.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = RunOptions(n_estimators=5, train_limit=1_000, test_limit=200)
+
+
+def _server_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "model-server"]
+
+
+@pytest.mark.slow
+def test_inv_demo_trains_serves_queries_and_stops(mnist_dir: Path, tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable, "-m", "invoke", "demo",
+            "--trees", "5", "--train-limit", "1000", "--test-limit", "200",
+            "--count", "200", "--plot", str(tmp_path / "demo.png"), "--json",
+        ],
+        cwd=REPO,
+        env={
+            "PATH": os.environ["PATH"],
+            "MNIST_DIR": str(mnist_dir),
+            "HK_OUTPUT_DIR": str(tmp_path / "outputs"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    summary = json.loads(completed.stdout.strip().splitlines()[-1])
+    query = summary["query"]
+    assert query["sanity"].startswith("ok")
+    assert 0 <= query["prediction"] <= 9
+    assert len(query["probabilities"]) == 10
+    assert summary["accuracy"]["count"] == 200
+    assert (tmp_path / "demo.png").is_file()
+    with pytest.raises(OSError):  # the demo's server is gone
+        call(query["url"].rsplit("/api/", 1)[0] + "/health/ping")
+
+
+@pytest.mark.slow
+def test_inv_demo_offline_decides_once_and_says_it_in_one_line(tmp_path: Path) -> None:
+    """No MNIST and no DNS: one look for the mirrors, one line, the subset; no second look."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "invoke", "demo", "--trees", "3", "--json"],
+        cwd=REPO,
+        env={
+            "PATH": os.environ["PATH"],
+            "HK_MNIST_MIRRORS": "http://mnist-a.invalid/,http://mnist-b.invalid/",
+            "HK_CACHE_DIR": str(tmp_path / "cache"),
+            "HK_OUTPUT_DIR": str(tmp_path / "outputs"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    summary = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert summary["run"]["data_is_subset"] is True
+    assert summary["query"]["sanity"].startswith("ok")
+    offline = [line for line in completed.stderr.splitlines() if "offline: no MNIST" in line]
+    assert len(offline) == 1
+    assert "mnist-a.invalid: cannot connect: the host name does not resolve" in offline[0]
+    log = Path(summary["run"]["log_path"]).read_text()
+    assert log.count("downloading http://mnist-a.invalid/") == 1
+    assert log.count("downloading http://mnist-b.invalid/") == 1
+    assert "next try" not in completed.stderr + log
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"protocol": "grpc"}, "--protocol 'grpc'"),
+        ({"count": -5}, "--count -5"),
+        ({"plot": "digit.xyz"}, "--plot digit.xyz"),
+    ],
+)
+def test_demo_refuses_bad_query_options_before_training(
+    options: dict[str, object], problem: str, tmp_path: Path
+) -> None:
+    """A typo in the query's options costs nothing: no training run first."""
+    settings = Settings(output_dir=tmp_path / "outputs")
+    with pytest.raises(QueryError, match=re.escape(problem)):
+        run_demo(settings, SMALL, **options)  # type: ignore[arg-type]
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_inv_demo_refuses_a_negative_tree_count_before_training(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "invoke", "demo", "--trees", "-3"],
+        cwd=REPO,
+        env={"PATH": os.environ["PATH"], "HK_OUTPUT_DIR": str(tmp_path / "outputs")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 1
+    assert "--trees=-3: expected a whole number >= 1" in completed.stderr
+    assert not (tmp_path / "outputs").exists()  # nothing was trained
+
+
+@pytest.mark.slow
+def test_demo_stops_its_server_when_the_query_fails(mnist_dir: Path, tmp_path: Path) -> None:
+    settings = Settings(mnist_dir=mnist_dir, output_dir=tmp_path / "outputs")
+    with pytest.raises(QueryError, match="--count"):
+        run_demo(settings, SMALL, count=10**9)  # fails after the server has started
+    assert _server_threads() == []

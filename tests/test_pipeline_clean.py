@@ -1,0 +1,122 @@
+"""inv clean: old runs and logs go; the newest, the latest model's run and the records stay."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hello_kubeflow.pipeline.clean import clean_outputs
+from hello_kubeflow.errors import SettingsError
+from hello_kubeflow.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(output: Path, stamp: str, age: int) -> Path:
+    """A run folder as kfp.local leaves it (dataset, model), `age` minutes old, and its log."""
+    run = output / "runs" / f"hello-kubeflow-mnist-{stamp}"
+    (run / "load-data").mkdir(parents=True)
+    (run / "load-data" / "dataset").write_bytes(b"x" * 1000)
+    (run / "train" / "model").mkdir(parents=True)
+    (run / "train" / "model" / "metadata.json").write_text("{}")
+    log = output / "logs" / f"train-{stamp}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("log\n")
+    when = 1_700_000_000 - age * 60
+    for path in (run, log):
+        os.utime(path, (when, when))
+    return run
+
+
+@pytest.fixture
+def outputs(tmp_path: Path) -> tuple[Path, list[Path]]:
+    """Five runs, newest first; latest.json names the fourth newest; an image record."""
+    output = tmp_path / "outputs"
+    runs = [_run(output, f"2026-11-0{day}", age=day) for day in range(1, 6)]
+    (output / "latest.json").write_text(
+        json.dumps(
+            {
+                "model_path": str(runs[3] / "train" / "model"),
+                "log_path": str(output / "logs" / "train-2026-11-04.log"),
+            }
+        )
+    )
+    (output / "image.json").write_text("{}")
+    (output / "runs" / "_mnist").mkdir()  # the docker runner's staging folder
+    return output, runs
+
+
+def test_clean_keeps_the_newest_runs_and_the_latest_models_run(
+    outputs: tuple[Path, list[Path]],
+) -> None:
+    output, runs = outputs
+    result = clean_outputs(Settings(output_dir=output), keep=2)
+
+    assert [p.name for p in result.kept] == [runs[0].name, runs[1].name, runs[3].name]
+    assert sorted(p.name for p in (output / "runs").iterdir()) == sorted(
+        ["_mnist", runs[0].name, runs[1].name, runs[3].name]
+    )
+    assert sorted(p.name for p in (output / "logs").iterdir()) == [
+        "train-2026-11-01.log",
+        "train-2026-11-02.log",
+        "train-2026-11-04.log",
+    ]
+    assert (output / "latest.json").is_file() and (output / "image.json").is_file()
+    assert result.freed_bytes == 2 * (1000 + 2 + 4)
+    assert result.describe().splitlines()[0].startswith("removed ")
+
+
+def test_dry_run_lists_what_would_go_and_removes_nothing(
+    outputs: tuple[Path, list[Path]],
+) -> None:
+    output, runs = outputs
+    before = sorted(str(p) for p in output.rglob("*"))
+
+    result = clean_outputs(Settings(output_dir=output), keep=1, dry_run=True)
+
+    assert sorted(str(p) for p in output.rglob("*")) == before
+    text = result.describe()
+    assert f"would remove {runs[1]}" in text
+    assert f"would remove {runs[3]}" not in text
+    assert "would free" in text
+
+
+def test_keep_zero_still_keeps_the_model_inv_serve_loads(
+    outputs: tuple[Path, list[Path]],
+) -> None:
+    output, runs = outputs
+    clean_outputs(Settings(output_dir=output), keep=0)
+    assert [p.name for p in (output / "runs").iterdir() if p.name != "_mnist"] == [runs[3].name]
+
+
+def test_clean_with_nothing_there_says_so(tmp_path: Path) -> None:
+    result = clean_outputs(Settings(output_dir=tmp_path / "none"))
+    assert result.removed == ()
+    assert result.describe() == "nothing to remove; kept 0 run(s) and logs"
+
+
+def test_negative_keep_is_refused() -> None:
+    with pytest.raises(SettingsError, match="--keep=-1"):
+        clean_outputs(Settings(), keep=-1)
+
+
+def test_inv_clean_dry_run_json(outputs: tuple[Path, list[Path]]) -> None:
+    output, runs = outputs
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "clean", "--keep", "4", "--dry-run", "--json"],
+        cwd=REPO,
+        env={"HK_OUTPUT_DIR": str(output), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["removed"] == [str(runs[4]), str(output / "logs" / "train-2026-11-05.log")]
+    assert result["dry_run"] is True
+    assert runs[4].is_dir()

