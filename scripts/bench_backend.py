@@ -47,6 +47,7 @@ from s3_support import (
 from serving_support import make_tiny_model
 
 from hello_kubeflow.gateway.endpoints import Auth
+from hello_kubeflow.gateway.login import dex_login
 from hello_kubeflow.kfp.remote import KfpSession, Patience, connect
 from hello_kubeflow.kfp.runs import (
     _steps,
@@ -61,7 +62,6 @@ from hello_kubeflow.kube.model_manifests import (
     seldon_storage_secret,
     storage_credentials,
 )
-from hello_kubeflow.gateway.login import dex_login
 from hello_kubeflow.query.client import query_digit
 from hello_kubeflow.serving.server import running_server
 from hello_kubeflow.settings import Settings

@@ -54,8 +54,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from hello_kubeflow.query.answers import check_answer, seldon_payload  # noqa: E402
 from hello_kubeflow.data.mnist import load_mnist, scale_pixels  # noqa: E402
+from hello_kubeflow.query.answers import check_answer, seldon_payload  # noqa: E402
 from hello_kubeflow.settings import Settings, load_settings  # noqa: E402
 
 SECTION = "## Serving (issue 3)"
@@ -251,8 +251,8 @@ def _a_b(other: Path, model_dir: Path, bodies: list[bytes], args: argparse.Names
 def _model_dir(settings: Settings, given: str) -> Path:
     if given:
         return Path(given).resolve()
-    from hello_kubeflow.model.artifact import latest_model_path
     from hello_kubeflow.errors import ModelError
+    from hello_kubeflow.model.artifact import latest_model_path
 
     try:
         return latest_model_path(settings).resolve()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hello_kubeflow.errors import SettingsError
 from hello_kubeflow.cli.setup import setup
+from hello_kubeflow.errors import SettingsError
 from hello_kubeflow.settings import Settings
 
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from mirror_server import MirrorServer
 
-from hello_kubeflow.retry import Backoff
 from hello_kubeflow.data.download import STALE_PART_SECONDS, fetch_from_mirrors
-from hello_kubeflow.errors import DownloadError
 from hello_kubeflow.data.idx import CHECKSUMS_FILE, decode_idx, read_checksums
+from hello_kubeflow.errors import DownloadError
+from hello_kubeflow.retry import Backoff
 
 FAST = Backoff(initial=0.01, maximum=0.02, jitter=0.01, attempts=4, deadline=10.0)
 NAME = "t10k-labels-idx1-ubyte"

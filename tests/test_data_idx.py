@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hello_kubeflow.errors import DataFileError
 from hello_kubeflow.data.idx import (
     CHECKSUMS_FILE,
     FIX_LOCAL_FILE,
@@ -18,6 +17,7 @@ from hello_kubeflow.data.idx import (
     read_checksums,
     read_idx,
 )
+from hello_kubeflow.errors import DataFileError
 
 TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

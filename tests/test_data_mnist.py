@@ -1,4 +1,4 @@
-"""Tests for hello_kubeflow.data.mnist: MNIST_DIR, the download cache, the offline subset, scaling."""
+"""Tests for hello_kubeflow.data.mnist: MNIST_DIR, the download cache, the offline subset."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 from mirror_server import MirrorServer
 
-from hello_kubeflow.retry import Backoff
-from hello_kubeflow.errors import DataError, DataFileError, DownloadError
 from hello_kubeflow.data.mnist import (
     FILE_NAMES,
     PIXEL_SCALING,
@@ -27,6 +25,8 @@ from hello_kubeflow.data.mnist import (
     mnist_files,
     scale_pixels,
 )
+from hello_kubeflow.errors import DataError, DataFileError, DownloadError
+from hello_kubeflow.retry import Backoff
 from hello_kubeflow.settings import Settings
 
 FAST = Backoff(initial=0.01, maximum=0.02, jitter=0.01, attempts=3, deadline=10.0)

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from fake_endpoint import GOOD_ROW, FakeEndpoint, seldon_answer
 
-from hello_kubeflow.errors import DataFileError, QueryError
 from hello_kubeflow.data.mnist import load_test_images, scale_pixels
 from hello_kubeflow.data.one_image import SCALED, VERIFIED_FILE, load_one_test_image
+from hello_kubeflow.errors import DataFileError, QueryError
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

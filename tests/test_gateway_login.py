@@ -18,13 +18,13 @@ from kfp_emulator import KfpEmulator
 from kubeflow_gateway import COOKIE, KubeflowGateway, jwt
 from serving_support import make_tiny_model
 
-from hello_kubeflow.kfp.cluster_run import plan, train_on_cluster
-from hello_kubeflow.query.cluster import query_cluster
 from hello_kubeflow.errors import EndpointError, KfpError, LoginError
-from hello_kubeflow.kfp.remote import Patience
 from hello_kubeflow.gateway.login import dex_login
-from hello_kubeflow.query.client import QueryResult
+from hello_kubeflow.kfp.cluster_run import plan, train_on_cluster
+from hello_kubeflow.kfp.remote import Patience
 from hello_kubeflow.pipeline.local import RunOptions
+from hello_kubeflow.query.client import QueryResult
+from hello_kubeflow.query.cluster import query_cluster
 from hello_kubeflow.serving.server import running_server
 from hello_kubeflow.settings import Settings
 

@@ -14,8 +14,8 @@ from emulators import SELDON, ClusterEmulator, install_kubectl, kubectl_calls, s
 from emulators import write_kubeconfig as kubeconfig_for
 from kfp_emulator import KfpEmulator, failing
 
-from hello_kubeflow.kfp.cluster_run import plan, train_on_cluster, undeploy_model
 from hello_kubeflow.errors import PrerequisiteError, RunFailedError
+from hello_kubeflow.kfp.cluster_run import plan, train_on_cluster, undeploy_model
 from hello_kubeflow.kfp.remote import Patience
 from hello_kubeflow.kube.model_manifests import ModelDeployment, seldon_deployment
 from hello_kubeflow.pipeline.local import RunOptions

@@ -21,8 +21,8 @@ from hello_kubeflow.kfp.runs import (
     step_names,
     upload_pipeline,
 )
-from hello_kubeflow.kube.client import api_client
 from hello_kubeflow.kfp.step_logs import explain_failed_step
+from hello_kubeflow.kube.client import api_client
 
 NAMESPACE = "kubeflow"
 

@@ -7,8 +7,8 @@ import queue
 import time
 from typing import Any
 
-from hello_kubeflow.retry import Backoff
 from hello_kubeflow.kube.feed import FeedMessage, PodFeed
+from hello_kubeflow.retry import Backoff
 
 
 class _Ended:

@@ -21,10 +21,10 @@ from emulators import RunningCluster
 from http_support import BackgroundHTTPServer
 from kube_support import node
 
-from hello_kubeflow.retry import Backoff
 from hello_kubeflow.errors import ManifestError, PrerequisiteError
 from hello_kubeflow.kube.install import install
 from hello_kubeflow.kube.render import render_manifests
+from hello_kubeflow.retry import Backoff
 from hello_kubeflow.settings import Settings
 
 pytestmark = pytest.mark.skipif(

@@ -21,9 +21,9 @@ from kube_support import (
     waiting,
 )
 
-from hello_kubeflow.retry import Backoff
 from hello_kubeflow.errors import ClusterError, PodFailedError, WaitTimeoutError
 from hello_kubeflow.kube.wait import WaitResult, cluster_status, wait_for_pods
+from hello_kubeflow.retry import Backoff
 from hello_kubeflow.settings import Settings
 
 FAST = Backoff(initial=0.05, maximum=0.2)

@@ -19,9 +19,9 @@ from crd_schemas import UPSTREAM, upstream_documents
 from emulators import RunningCluster
 from kube_support import pod, ready_status, status, waiting
 
-from hello_kubeflow.retry import Backoff
 from hello_kubeflow.errors import PodFailedError, WaitTimeoutError
 from hello_kubeflow.kube.wait import wait_for_pods
+from hello_kubeflow.retry import Backoff
 from hello_kubeflow.settings import Settings
 
 FAST = Backoff(initial=0.05, maximum=0.2)

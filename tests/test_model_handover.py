@@ -26,7 +26,6 @@ from s3_support import (
 )
 from serving_support import make_tiny_model, mnist_test_pixels
 
-from hello_kubeflow.model.artifact import load_model
 from hello_kubeflow.kube.model_manifests import (
     ARTIFACT_ENDPOINT,
     ARTIFACT_SECRET,
@@ -35,6 +34,7 @@ from hello_kubeflow.kube.model_manifests import (
     seldon_storage_secret,
     storage_credentials,
 )
+from hello_kubeflow.model.artifact import load_model
 from hello_kubeflow.query.client import query_digit
 from hello_kubeflow.serving.server import running_server
 from hello_kubeflow.settings import Settings

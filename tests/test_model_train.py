@@ -1,4 +1,4 @@
-"""Tests of hello_kubeflow.model.train: presets, training, evaluation, the artifact, the fast path."""
+"""Tests of hello_kubeflow.model.train: presets, training, evaluation, artifact, fast path."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from hello_kubeflow.errors import DataError, ModelError, SettingsError
 from hello_kubeflow.data.mnist import PIXEL_SCALING, MnistData, load_mnist, scale_pixels
+from hello_kubeflow.errors import DataError, ModelError, SettingsError
 from hello_kubeflow.model.train import (
     CLASS_NAMES,
     PRESETS,

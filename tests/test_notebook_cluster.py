@@ -28,8 +28,8 @@ from emulators import ClusterEmulator, is_pod_list, serving, write_kubeconfig
 from kmock._internal import enums
 
 from hello_kubeflow.errors import NotebookError, PrerequisiteError
-from hello_kubeflow.notebook.manifests import NotebookSpec, notebook, pipeline_access
 from hello_kubeflow.notebook.cluster import delete_notebook, open_notebook
+from hello_kubeflow.notebook.manifests import NotebookSpec, notebook, pipeline_access
 from hello_kubeflow.settings import VARIABLES, Settings
 
 REPO = Path(__file__).resolve().parents[1]

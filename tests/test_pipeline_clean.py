@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hello_kubeflow.pipeline.clean import clean_outputs
 from hello_kubeflow.errors import SettingsError
+from hello_kubeflow.pipeline.clean import clean_outputs
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from hello_kubeflow.model.artifact import latest_model_path
-from hello_kubeflow.errors import ModelError, PipelineError
 from hello_kubeflow.data.mnist import load_mnist
+from hello_kubeflow.errors import ModelError, PipelineError
+from hello_kubeflow.model.artifact import latest_model_path
 from hello_kubeflow.pipeline.local import RunOptions, RunSummary, run_local
 from hello_kubeflow.settings import Settings
 

@@ -16,8 +16,8 @@ import pytest
 from fake_endpoint import GOOD_ROW, FakeEndpoint, seldon_answer
 from PIL import Image
 
-from hello_kubeflow.errors import EndpointError, QueryError, SanityCheckError
 from hello_kubeflow.data.mnist import load_test_images
+from hello_kubeflow.errors import EndpointError, QueryError, SanityCheckError
 from hello_kubeflow.query.client import connect_wait, query_accuracy, query_digit
 from hello_kubeflow.settings import Settings
 

@@ -18,9 +18,9 @@ from emulators import (
     write_kubeconfig,
 )
 
-from hello_kubeflow.query.cluster import query_cluster
 from hello_kubeflow.errors import EndpointError, SanityCheckError
 from hello_kubeflow.query.client import QueryResult
+from hello_kubeflow.query.cluster import query_cluster
 from hello_kubeflow.settings import Settings
 
 TOKEN = "tok-c4f00d"

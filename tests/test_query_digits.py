@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hello_kubeflow.query.digits import load_digit_png, save_prediction_plot
-from hello_kubeflow.errors import QueryError
 from hello_kubeflow.data.mnist import load_mnist, scale_pixels
+from hello_kubeflow.errors import QueryError
+from hello_kubeflow.query.digits import load_digit_png, save_prediction_plot
 from hello_kubeflow.settings import Settings
 
 

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from serving_support import call, free_port, make_tiny_model, mnist_test_pixels
 
-from hello_kubeflow.query.answers import check_answer
 from hello_kubeflow.errors import ModelError
 from hello_kubeflow.model.train import PRESETS, load_model
+from hello_kubeflow.query.answers import check_answer
 from hello_kubeflow.serving.features import BadInput
 from hello_kubeflow.serving.seldon_model import MnistClassifier
 from hello_kubeflow.serving.server import running_server

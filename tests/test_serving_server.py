@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from serving_support import call, free_port, make_tiny_model
 
-from hello_kubeflow.errors import ModelError, ServingError
 from hello_kubeflow.data.mnist import load_test_images
+from hello_kubeflow.errors import ModelError, ServingError
 from hello_kubeflow.serving.server import (
     RunningServer,
     bind_socket,

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hello_kubeflow.query.digits import check_plot_path
 from hello_kubeflow.errors import QueryError
+from hello_kubeflow.pipeline.local import RunOptions, RunSummary, run_local
+from hello_kubeflow.pipeline.steps import read_test_images
 from hello_kubeflow.query.client import (
     AccuracyResult,
     QueryResult,
@@ -16,10 +17,9 @@ from hello_kubeflow.query.client import (
     query_accuracy,
     query_digit,
 )
-from hello_kubeflow.pipeline.local import RunOptions, RunSummary, run_local
+from hello_kubeflow.query.digits import check_plot_path
 from hello_kubeflow.serving.server import running_server
 from hello_kubeflow.settings import Settings
-from hello_kubeflow.pipeline.steps import read_test_images
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ from tenacity import (
     retry_if_exception,
 )
 
+from hello_kubeflow.errors import DataError, DataFileError, DownloadError
 from hello_kubeflow.retry import (
     Backoff,
     describe_failure,
     is_name_not_resolved,
     log_retry,
 )
-from hello_kubeflow.errors import DataError, DataFileError, DownloadError
 
 log = logging.getLogger(__name__)
 

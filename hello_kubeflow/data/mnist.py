@@ -12,14 +12,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hello_kubeflow.retry import Backoff
 from hello_kubeflow.data.download import (
     DEFAULT_RETRY,
     fetch_from_mirrors,
     forget_unreachable,
     unreachable_mirrors,
 )
-from hello_kubeflow.errors import DataError, DataFileError, DownloadError
 from hello_kubeflow.data.idx import (
     CHECKSUMS_FILE,
     SHA256,
@@ -29,6 +27,8 @@ from hello_kubeflow.data.idx import (
     read_idx,
 )
 from hello_kubeflow.data.one_image import TEST_IMAGES, TEST_LABELS, find_idx_file, mnist_folder
+from hello_kubeflow.errors import DataError, DataFileError, DownloadError
+from hello_kubeflow.retry import Backoff
 from hello_kubeflow.settings import Settings
 
 __all__ = [

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hello_kubeflow.errors import QueryError
 from hello_kubeflow.data.idx import CHECKSUMS_FILE
+from hello_kubeflow.errors import QueryError
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -7,6 +7,7 @@ build.py     the build, streamed live (BuildError quotes the failing step)
 push.py      the push, every stream chunk checked, bounded retries
 record.py    `<output_dir>/image.json` and `pipeline_image(settings)`
 publish.py   `build_push(settings, ...)`: what `inv build-push` calls
+lifecycle.py a local container's life: pull, start, wait until it answers, stop
 container.py the model server in the image (`inv serve --container`)
 """
 

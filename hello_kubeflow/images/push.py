@@ -17,7 +17,6 @@ import docker
 import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay
 
-from hello_kubeflow.retry import jittered_backoff, log_retry
 from hello_kubeflow.errors import (
     DockerUnavailableError,
     PushError,
@@ -26,6 +25,7 @@ from hello_kubeflow.errors import (
     SettingsError,
 )
 from hello_kubeflow.images.plan import registry_host
+from hello_kubeflow.retry import jittered_backoff, log_retry
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)

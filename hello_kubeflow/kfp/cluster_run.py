@@ -17,7 +17,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hello_kubeflow.errors import HelloKubeflowError, PrerequisiteError
-from hello_kubeflow.gateway.endpoints import KFP_NAMESPACE, Auth, describe_kfp_endpoint, kfp_endpoint
+from hello_kubeflow.gateway.endpoints import (
+    KFP_NAMESPACE,
+    Auth,
+    describe_kfp_endpoint,
+    kfp_endpoint,
+)
+from hello_kubeflow.gateway.login import gateway_auth
 from hello_kubeflow.kfp.remote import Patience, connect
 from hello_kubeflow.kfp.runs import (
     FailedStep,
@@ -28,7 +34,6 @@ from hello_kubeflow.kfp.runs import (
     upload_pipeline,
 )
 from hello_kubeflow.kube.model_manifests import SERVING_APIS
-from hello_kubeflow.gateway.login import gateway_auth
 from hello_kubeflow.pipeline.local import RunOptions
 from hello_kubeflow.settings import Settings
 
@@ -276,8 +281,8 @@ def _explain(settings: Settings, namespace: str | None, step: FailedStep) -> str
     Single-user Kubeflow Pipelines runs its workflows in `kubeflow`; a
     multi-user install in the profile namespace.
     """
-    from hello_kubeflow.kube.client import api_client
     from hello_kubeflow.kfp.step_logs import explain_failed_step
+    from hello_kubeflow.kube.client import api_client
 
     where = namespace or KFP_NAMESPACE
     try:

@@ -27,9 +27,9 @@ from tenacity import (
     stop_after_delay,
 )
 
-from hello_kubeflow.retry import describe_failure, jittered_backoff, log_retry
 from hello_kubeflow.errors import KfpError
 from hello_kubeflow.gateway.endpoints import Auth, auth_failure_message
+from hello_kubeflow.retry import describe_failure, jittered_backoff, log_retry
 
 log = logging.getLogger(__name__)
 MAX_RETRY_WAIT = 15.0  # seconds: the longest pause between two tries of one call

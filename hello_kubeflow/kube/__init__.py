@@ -13,7 +13,7 @@ apply.py            server-side apply through the API: CRDs, Established, the re
 requirements.py     CPU, memory and disk per profile (the manifests' own table)
 prereqs.py          kubeconfig, API server, capacity, Docker
 install.py          the plan, `install(settings, dry_run=...)` (inv setup)
-deploy.py, ...      the served model (cluster mode)
+deploy.py, ...      the served model (cluster mode) and the pipeline's deploy step
 
 Nothing is imported here, so importing one module does not load the others.
 """

@@ -34,10 +34,10 @@ from tenacity import (
     stop_after_delay,
 )
 
-from hello_kubeflow.retry import Backoff
 from hello_kubeflow.errors import ApplyError, ManifestError
 from hello_kubeflow.kube.client import describe_api_error, is_transient
 from hello_kubeflow.kube.components import Manifest, object_name
+from hello_kubeflow.retry import Backoff
 
 log = logging.getLogger(__name__)
 

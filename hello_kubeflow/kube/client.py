@@ -20,8 +20,8 @@ from tenacity import (
     stop_after_delay,
 )
 
-from hello_kubeflow.retry import jittered_backoff, log_retry
 from hello_kubeflow.errors import PrerequisiteError
+from hello_kubeflow.retry import jittered_backoff, log_retry
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -28,9 +28,9 @@ from tenacity import (
     stop_when_event_set,
 )
 
-from hello_kubeflow.retry import Backoff, log_retry
 from hello_kubeflow.kube.client import describe_api_error, is_transient
 from hello_kubeflow.kube.pods import Pod
+from hello_kubeflow.retry import Backoff, log_retry
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from hello_kubeflow.retry import Backoff
 from hello_kubeflow.errors import PrerequisiteError
 from hello_kubeflow.kube.apply import APPLY_BACKOFF, APPLY_DEADLINE, Applier
 from hello_kubeflow.kube.client import api_client, kube_target, request_timeout
@@ -36,6 +35,7 @@ from hello_kubeflow.kube.customize import prepare
 from hello_kubeflow.kube.prereqs import check_prerequisites, failed
 from hello_kubeflow.kube.requirements import requirements_lines
 from hello_kubeflow.kube.wait import wait_for_pods
+from hello_kubeflow.retry import Backoff
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,6 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from hello_kubeflow.retry import Backoff
 from hello_kubeflow.errors import ClusterError, PodFailedError, WaitTimeoutError
 from hello_kubeflow.kube.client import (
     api_client,
@@ -36,6 +35,7 @@ from hello_kubeflow.kube.feed import FEED_BACKOFF, WATCH_SECONDS, FeedMessage, P
 from hello_kubeflow.kube.jobs import JobLookup, job_lookup
 from hello_kubeflow.kube.pods import CRASH_REASON, Pod, PodState, pod_state
 from hello_kubeflow.kube.report import Progress, Snapshot, format_seconds
+from hello_kubeflow.retry import Backoff
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)

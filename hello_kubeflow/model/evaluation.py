@@ -9,8 +9,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from hello_kubeflow.model.artifact import CLASS_NAMES, N_CLASSES
 from hello_kubeflow.errors import DataError
+from hello_kubeflow.model.artifact import CLASS_NAMES, N_CLASSES
 
 DIGITS = tuple(range(N_CLASSES))
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from hello_kubeflow.errors import DataError, ModelError, SettingsError
 from hello_kubeflow.model.artifact import (
     CLASS_NAMES,
     FORMAT,
@@ -36,7 +37,6 @@ from hello_kubeflow.model.artifact import (
     library_versions,
     load_model,
 )
-from hello_kubeflow.errors import DataError, ModelError, SettingsError
 from hello_kubeflow.model.evaluation import Evaluation, evaluate, save_confusion_png
 from hello_kubeflow.model.fastpath import N_FEATURES, forest_to_onnx
 

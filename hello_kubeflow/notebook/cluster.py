@@ -31,6 +31,7 @@ from hello_kubeflow.gateway.endpoints import (
 )
 from hello_kubeflow.images.record import pipeline_image
 from hello_kubeflow.kube.client import api_client, api_retrying, describe_api_error
+from hello_kubeflow.kube.pods import Pod, pod_state
 from hello_kubeflow.notebook.manifests import (
     NOTEBOOK_API,
     PIPELINE_ACCESS,
@@ -41,7 +42,6 @@ from hello_kubeflow.notebook.manifests import (
     pipeline_access,
     workspace_claim,
 )
-from hello_kubeflow.kube.pods import Pod, pod_state
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hello_kubeflow.model.artifact import LATEST_FILE
 from hello_kubeflow.errors import SettingsError
+from hello_kubeflow.model.artifact import LATEST_FILE
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hello_kubeflow.model.artifact import LATEST_FILE
 from hello_kubeflow.errors import PipelineError, SettingsError
+from hello_kubeflow.model.artifact import LATEST_FILE
 from hello_kubeflow.pipeline.definition import make_pipeline
 from hello_kubeflow.pipeline.runlog import captured_progress, step_failure
 from hello_kubeflow.settings import Settings

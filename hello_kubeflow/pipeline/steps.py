@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from hello_kubeflow.errors import DataFileError
 from hello_kubeflow.data.mnist import MnistData, MnistTestImages, load_mnist, scale_pixels
+from hello_kubeflow.errors import DataFileError
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)

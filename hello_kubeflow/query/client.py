@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 import orjson
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
+from hello_kubeflow.data.one_image import RANDOM_INDEX, check_index, load_one_test_image
+from hello_kubeflow.errors import EndpointError, QueryError
 from hello_kubeflow.query.answers import (
     Pixels,
     Prediction,
@@ -38,8 +40,6 @@ from hello_kubeflow.query.answers import (
     v2_payload,
 )
 from hello_kubeflow.retry import describe_failure, jittered_backoff, log_retry
-from hello_kubeflow.errors import EndpointError, QueryError
-from hello_kubeflow.data.one_image import RANDOM_INDEX, check_index, load_one_test_image
 from hello_kubeflow.settings import Settings
 
 if TYPE_CHECKING:

@@ -29,9 +29,9 @@ from hello_kubeflow.gateway.endpoints import (
     model_service,
     serving_address,
 )
+from hello_kubeflow.gateway.login import gateway_auth
 from hello_kubeflow.kube.model_manifests import SERVING_APIS
 from hello_kubeflow.kube.port_forward import port_forward
-from hello_kubeflow.gateway.login import gateway_auth
 from hello_kubeflow.query.client import SELDON_PATH, AccuracyResult, QueryResult
 from hello_kubeflow.settings import Settings
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from hello_kubeflow.errors import QueryError
 from hello_kubeflow.data.mnist import scale_pixels
+from hello_kubeflow.errors import QueryError
 
 SIDE = 28
 BOX = 20  # MNIST fits each digit in a 20x20 box inside the 28x28 frame
