@@ -17,6 +17,7 @@ that are not an object).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,11 @@ def test_the_fuzzed_document_is_the_one_served(fuzzed_server: RunningServer) -> 
 def _validity_is_in_the_schema(case: Any) -> bool:
     """True when a schema-valid request of this case must be accepted (see the module)."""
     if case.media_type == "application/x-www-form-urlencoded" or (case.query or {}).get("json"):
+        return False
+    # The body limit (HK_MAX_BODY_BYTES) is a size, which JSON Schema cannot state: a
+    # valid body near or over it is answered 413, as the document lists. The margin
+    # covers the client's own JSON spacing, which may differ from `json.dumps`.
+    if len(json.dumps(case.body, default=str).encode()) > LIMIT * 0.9:
         return False
     body = case.body if isinstance(case.body, dict) else {}
     data = body.get("data")
