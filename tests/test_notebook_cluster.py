@@ -13,9 +13,6 @@ schemas of kubeflow/manifests 26.03 (`../shared/upstream`).
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,14 +22,14 @@ import kmock
 import pytest
 from crd_support import KUBEFLOW_EXAMPLE, crd_schema, schema_problems
 from emulators import ClusterEmulator, is_pod_list, serving, write_kubeconfig
+from inv_support import environment_without_settings, run_inv
 from kmock._internal import enums
 
 from hello_kubeflow.errors import NotebookError, PrerequisiteError
 from hello_kubeflow.notebook.cluster import delete_notebook, open_notebook
 from hello_kubeflow.notebook.manifests import NotebookSpec, notebook, pipeline_access
-from hello_kubeflow.settings import VARIABLES, Settings
+from hello_kubeflow.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "kubeflow-user-example-com"
 IMAGE = "localhost:5000/hello-kubeflow@sha256:" + "ab" * 32
 NEWER = "localhost:5000/hello-kubeflow@sha256:" + "cd" * 32
@@ -353,24 +350,13 @@ def test_an_image_not_pinned_by_digest_is_refused(tmp_path: Path) -> None:
 # ---- the task, as a person runs it
 
 
-def _inv(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {v.env for v in VARIABLES}}
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=REPO,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_inv_notebook_prints_the_url_and_inv_notebook_delete_removes_it(
     cluster: tuple[ClusterEmulator, Settings], tmp_path: Path
 ) -> None:
     emulator, settings = cluster
     emulator.controllers.append(NotebookController())
     env = {
+        **environment_without_settings(),
         "KUBECONFIG": str(settings.kubeconfig),
         "HK_NAMESPACE": NAMESPACE,
         "HK_PIPELINE_IMAGE": IMAGE,
@@ -378,8 +364,8 @@ def test_inv_notebook_prints_the_url_and_inv_notebook_delete_removes_it(
         "HK_GATEWAY_URL": "http://localhost:7777",
     }
 
-    opened = _inv("notebook", "--mode", "cluster", "--cpu", "500m", env=env)
-    deleted = _inv("notebook", "--mode", "cluster", "--delete", env=env)
+    opened = run_inv("notebook", "--mode", "cluster", "--cpu", "500m", env=env)
+    deleted = run_inv("notebook", "--mode", "cluster", "--delete", env=env)
 
     assert opened.returncode == 0, opened.stderr
     assert f"open http://localhost:7777/notebook/{NAMESPACE}/hello-kubeflow/" in opened.stdout
@@ -389,8 +375,13 @@ def test_inv_notebook_prints_the_url_and_inv_notebook_delete_removes_it(
 
 
 def test_inv_notebook_with_a_bad_cpu_names_the_option(tmp_path: Path) -> None:
-    done = _inv(
-        "notebook", "--mode", "cluster", "--cpu", "lots", env={"HK_OUTPUT_DIR": str(tmp_path)}
+    done = run_inv(
+        "notebook",
+        "--mode",
+        "cluster",
+        "--cpu",
+        "lots",
+        env={**environment_without_settings(), "HK_OUTPUT_DIR": str(tmp_path)},
     )
 
     assert done.returncode == 1
