@@ -44,7 +44,8 @@ class NotebookController:
 
     After an apply, the `pods_after`-th pod list finds the new pod (the ones
     before it see only the earlier pod, if any), in the state `state` names:
-    `ready`, `pending` (ContainerCreating) or `pull-error` (ImagePullBackOff).
+    `ready`, `pending` (ContainerCreating), `pull-error` (ImagePullBackOff) or
+    `crash-loop` (CrashLoopBackOff, restarted 4 times).
     """
 
     def __init__(self, state: str = "ready", pods_after: int = 1) -> None:
@@ -127,6 +128,13 @@ def _status(container: str, image: str, state: str) -> dict[str, Any]:
             "ImagePullBackOff",
             f'Back-off pulling image "{image}": manifest unknown',
         ),
+        # the kubelet's message: kubernetes/kubernetes pkg/kubelet/kuberuntime/
+        # kuberuntime_manager.go, doBackOff ("back-off %s restarting failed container=%s pod=%s")
+        "crash-loop": (
+            "CrashLoopBackOff",
+            f"back-off 40s restarting failed container={container} "
+            f"pod={container}-0_{NAMESPACE}(uid-{container}-0)",
+        ),
     }[state]
     return {
         "phase": "Pending",
@@ -136,7 +144,7 @@ def _status(container: str, image: str, state: str) -> dict[str, Any]:
                 "name": container,
                 "image": image,
                 "ready": False,
-                "restartCount": 0,
+                "restartCount": 4 if state == "crash-loop" else 0,
                 "state": {"waiting": {"reason": reason, "message": message}},
             }
         ],
@@ -299,6 +307,38 @@ def test_a_notebook_whose_image_cannot_be_pulled_fails_at_once_with_the_reason(
     assert "ImagePullBackOff" in message
     assert "manifest unknown" in message
     assert time.monotonic() - started < 10  # not the 60 s timeout
+
+
+def test_a_notebook_crash_looping_past_the_grace_fails_naming_the_setting(
+    cluster: tuple[ClusterEmulator, Settings],
+) -> None:
+    """HK_WAIT_CRASH_GRACE decides, as in `inv wait` and the deploy: not a restart count."""
+    emulator, settings = cluster
+
+    with pytest.raises(NotebookError, match=r"HK_WAIT_CRASH_GRACE=0\.2"):
+        _open(
+            emulator,
+            settings.replace(notebook_timeout=30.0, wait_crash_grace=0.2),
+            NotebookController("crash-loop"),
+        )
+
+
+def test_a_notebook_crash_looping_within_the_grace_is_waited_for(
+    cluster: tuple[ClusterEmulator, Settings],
+) -> None:
+    """Four restarts alone do not fail the wait: the timeout comes first, naming the loop."""
+    emulator, settings = cluster
+
+    with pytest.raises(NotebookError) as caught:
+        _open(
+            emulator,
+            settings.replace(notebook_timeout=0.5, wait_crash_grace=60.0),
+            NotebookController("crash-loop"),
+        )
+
+    message = str(caught.value)
+    assert "was not ready within" in message
+    assert "CrashLoopBackOff" in message
 
 
 def test_a_notebook_not_ready_in_time_is_an_error_naming_its_status(

@@ -32,6 +32,7 @@ from hello_kubeflow.gateway.endpoints import (
 from hello_kubeflow.images.record import pipeline_image
 from hello_kubeflow.kube.client import api_client, api_retrying, describe_api_error
 from hello_kubeflow.kube.pods import Pod, pod_state
+from hello_kubeflow.kube.wait import NO_RESTART_LIMIT, CrashJudge
 from hello_kubeflow.notebook.manifests import (
     NOTEBOOK_API,
     PIPELINE_ACCESS,
@@ -50,7 +51,6 @@ T = TypeVar("T")
 FIELD_MANAGER = "hello-kubeflow"
 RETRY_SECONDS = 60.0
 POLL_INTERVAL = 2.0
-RESTART_LIMIT = 3
 PROFILE_HINT = "set HK_NAMESPACE (or --namespace) to yours, e.g. kubeflow-user-example-com"
 
 
@@ -158,7 +158,9 @@ def open_notebook(
         created.append(f"workspace volume {spec.namespace}/{spec.claim_name}")
     _apply(api, notebook(spec), NOTEBOOK_API[2])
     log.info("applied Notebook %s/%s (image %s)", spec.namespace, spec.name, spec.image)
-    pod = wait_until_ready(api, spec, settings.notebook_timeout, poll_interval)
+    pod = wait_until_ready(
+        api, spec, settings.notebook_timeout, poll_interval, settings.wait_crash_grace
+    )
     url, forward = _url(settings, spec)
     return NotebookServer(spec, url, pod, tuple(created), forward)
 
@@ -182,22 +184,35 @@ def delete_notebook(settings: Settings, *, api: client.ApiClient | None = None) 
 
 
 def wait_until_ready(
-    api: client.ApiClient, spec: NotebookSpec, timeout: float, poll_interval: float
+    api: client.ApiClient,
+    spec: NotebookSpec,
+    timeout: float,
+    poll_interval: float,
+    crash_grace: float,
 ) -> str:
     """Poll the Notebook's pod until one running `spec.image` is Ready; return its name.
+
+    Args:
+        api: the Kubernetes API client.
+        spec: the Notebook.
+        timeout: seconds to wait (`HK_NOTEBOOK_TIMEOUT`).
+        poll_interval: seconds between looks at the pod.
+        crash_grace: seconds the pod may crash-loop before the wait fails
+            (`HK_WAIT_CRASH_GRACE`, judged as `inv wait` and the deploy judge it).
 
     Raises:
         NotebookError: the Notebook is gone, its pod will not heal, or not ready in time.
     """
     where = f"Notebook {spec.namespace}/{spec.name}"
     deadline = time.monotonic() + timeout
+    crashes = CrashJudge(crash_grace)
     said = ""
     while True:
         try:
             _request(api, "GET", _path(NOTEBOOK_API, spec.namespace, spec.name), f"reading {where}")
         except _Missing:
             raise NotebookError(f"{where} disappeared while we waited for it") from None
-        ready, status = _judge(spec, _pods(api, spec))
+        ready, status = _judge(spec, _pods(api, spec), crashes)
         if ready:
             log.info("%s is ready", where)
             return status
@@ -214,14 +229,15 @@ def wait_until_ready(
         time.sleep(poll_interval)
 
 
-def _judge(spec: NotebookSpec, pods: list[Pod]) -> tuple[bool, str]:
+def _judge(spec: NotebookSpec, pods: list[Pod], crashes: CrashJudge) -> tuple[bool, str]:
     """(ready?, the ready pod's name or a short status); raise on a pod that will not heal.
 
     Pods still running another image are being replaced: their state is not this rollout's.
+    A crash loop is fatal once `crashes` says so, not after a restart count of its own.
     """
     current = [pod for pod in pods if _image(pod, spec.name) == spec.image]
-    for pod in current:
-        state = pod_state(pod, RESTART_LIMIT)
+    states = [pod_state(pod, NO_RESTART_LIMIT) for pod in current]
+    for state in crashes.judge(states, time.monotonic()):
         if state.fatal:
             raise NotebookError(f"the notebook server cannot start: {state.explain()}")
         if state.ready:
@@ -229,7 +245,7 @@ def _judge(spec: NotebookSpec, pods: list[Pod]) -> tuple[bool, str]:
     if not current:
         old = f" ({len(pods)} of an earlier image being replaced)" if pods else ""
         return False, f"waiting for the Notebook controller to make its pod{old}"
-    state = pod_state(current[0], RESTART_LIMIT)
+    state = states[0]
     detail = f" ({state.message})" if state.message else ""
     return False, f"pod {state.name}: {state.reason}{detail}"
 
