@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import sys
@@ -10,9 +11,11 @@ from pathlib import Path
 import pytest
 from inv_support import run_inv
 from PIL import Image
+from serving_support import make_tiny_model, mnist_test_pixels
 
-from hello_kubeflow.cli.compare import compare_models, parse_models
+from hello_kubeflow.cli.compare import compare_models, parse_models, served_latency_ms
 from hello_kubeflow.errors import SettingsError
+from hello_kubeflow.model.train import load_model
 from hello_kubeflow.settings import Settings
 
 
@@ -116,3 +119,23 @@ def test_inv_compare_with_an_unknown_model_exits_1_without_a_traceback(tmp_path:
     assert done.returncode == 1
     assert "--models cnn: unknown model" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_each_timed_request_is_bounded_by_the_query_timeout(
+    mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HK_QUERY_TIMEOUT reaches the timed connection: no timeout of the comparison's own."""
+    model = load_model(make_tiny_model(mnist_dir, tmp_path / "model"))
+    image = mnist_test_pixels(mnist_dir, count=1)[0]
+    seen: list[object] = []
+    real = http.client.HTTPConnection
+
+    def spy(*args: object, **kwargs: object) -> http.client.HTTPConnection:
+        seen.append(kwargs.get("timeout"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(http.client, "HTTPConnection", spy)
+    milliseconds = served_latency_ms(Settings(query_timeout=3.5), model, image, requests=3)
+
+    assert milliseconds > 0
+    assert seen == [3.5]
