@@ -32,7 +32,7 @@ from hello_kubeflow.gateway.endpoints import (
 from hello_kubeflow.images.record import pipeline_image
 from hello_kubeflow.kube.client import api_client, api_retrying, describe_api_error
 from hello_kubeflow.kube.pods import Pod, pod_state
-from hello_kubeflow.kube.wait import NO_RESTART_LIMIT, CrashJudge
+from hello_kubeflow.kube.wait import NO_RESTART_LIMIT, CrashJudge, poll_until
 from hello_kubeflow.notebook.manifests import (
     NOTEBOOK_API,
     PIPELINE_ACCESS,
@@ -204,29 +204,27 @@ def wait_until_ready(
         NotebookError: the Notebook is gone, its pod will not heal, or not ready in time.
     """
     where = f"Notebook {spec.namespace}/{spec.name}"
-    deadline = time.monotonic() + timeout
     crashes = CrashJudge(crash_grace)
-    said = ""
-    while True:
+
+    def look() -> tuple[str | None, str]:
         try:
             _request(api, "GET", _path(NOTEBOOK_API, spec.namespace, spec.name), f"reading {where}")
         except _Missing:
             raise NotebookError(f"{where} disappeared while we waited for it") from None
         ready, status = _judge(spec, _pods(api, spec), crashes)
-        if ready:
-            log.info("%s is ready", where)
-            return status
-        if status != said:
-            log.info("%s: %s", where, status)
-            said = status
-        if time.monotonic() >= deadline:
-            raise NotebookError(
-                f"{where} was not ready within {timeout:.0f} s (last status: {status}). See "
-                f"`kubectl describe notebooks -n {spec.namespace} {spec.name}` and "
-                f"`kubectl get pods -n {spec.namespace} -l {POD_LABEL}={spec.name}`; "
-                "raise HK_NOTEBOOK_TIMEOUT (or --timeout) if the cluster is only slow"
-            )
-        time.sleep(poll_interval)
+        return (status if ready else None), status
+
+    def too_late(status: str) -> NotebookError:
+        return NotebookError(
+            f"{where} was not ready within {timeout:.0f} s (last status: {status}). See "
+            f"`kubectl describe notebooks -n {spec.namespace} {spec.name}` and "
+            f"`kubectl get pods -n {spec.namespace} -l {POD_LABEL}={spec.name}`; "
+            "raise HK_NOTEBOOK_TIMEOUT (or --timeout) if the cluster is only slow"
+        )
+
+    pod = poll_until(where, look, timeout=timeout, poll_interval=poll_interval, too_late=too_late)
+    log.info("%s is ready", where)
+    return pod
 
 
 def _judge(spec: NotebookSpec, pods: list[Pod], crashes: CrashJudge) -> tuple[bool, str]:
