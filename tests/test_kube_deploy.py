@@ -134,6 +134,20 @@ def test_a_second_deploy_updates_the_same_resource_in_place(
     assert recorded_summary(stored)["model_uri"] == newer
 
 
+def _place_model_pod(emulator: ClusterEmulator, status: dict[str, Any]) -> None:
+    """A pod of the model server as Seldon's operator labels it, in the state `status` says."""
+    name = "mnist-classifier-default-0-classifier-x"
+    emulator.objects["v1/pods", "kubeflow", name] = {
+        "metadata": {
+            "name": name,
+            "namespace": "kubeflow",
+            "labels": {"seldon-deployment-id": "mnist-classifier"},
+        },
+        "spec": {"containers": [{"name": "classifier"}]},
+        "status": status,
+    }
+
+
 def _serving_pods(emulator: ClusterEmulator) -> list[str]:
     """The rollout values of the model's pods left in the emulated cluster."""
     return [
@@ -222,14 +236,9 @@ def test_a_pod_that_cannot_pull_its_image_fails_the_wait_at_once(
 ) -> None:
     emulator, api = cluster
     emulator.controllers.append(Operator(SELDON, *seldon("Creating"), pods_after=None))
-    emulator.objects["v1/pods", "kubeflow", "mnist-classifier-default-0-classifier-x"] = {
-        "metadata": {
-            "name": "mnist-classifier-default-0-classifier-x",
-            "namespace": "kubeflow",
-            "labels": {"seldon-deployment-id": "mnist-classifier"},
-        },
-        "spec": {"containers": [{"name": "classifier"}]},
-        "status": {
+    _place_model_pod(
+        emulator,
+        {
             "phase": "Pending",
             "containerStatuses": [
                 {
@@ -239,7 +248,7 @@ def test_a_pod_that_cannot_pull_its_image_fails_the_wait_at_once(
                 }
             ],
         },
-    }
+    )
 
     with pytest.raises(DeploymentError, match="ImagePullBackOff"):
         deploy_model(api, _deployment(), poll_interval=0.01, timeout=30)
@@ -560,15 +569,7 @@ def test_a_model_pod_crash_looping_past_the_grace_fails_the_deploy(
     emulator.controllers.append(Operator(SELDON, *seldon("Creating"), pods_after=None))
     crashing = {"name": "classifier", "restartCount": 1, "ready": False}
     crashing["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}
-    emulator.objects["v1/pods", "kubeflow", "mnist-classifier-default-0-classifier-x"] = {
-        "metadata": {
-            "name": "mnist-classifier-default-0-classifier-x",
-            "namespace": "kubeflow",
-            "labels": {"seldon-deployment-id": "mnist-classifier"},
-        },
-        "spec": {"containers": [{"name": "classifier"}]},
-        "status": {"phase": "Running", "containerStatuses": [crashing]},
-    }
+    _place_model_pod(emulator, {"phase": "Running", "containerStatuses": [crashing]})
 
     with pytest.raises(DeploymentError, match=r"HK_WAIT_CRASH_GRACE=0\.05"):
         deploy_model(api, _deployment(), poll_interval=0.01, timeout=30, crash_grace=0.05)

@@ -110,43 +110,29 @@ def test_failing_step_exits_nonzero_naming_step_and_cause(tmp_path: Path) -> Non
     assert "Traceback" not in last
 
 
-def test_bad_preset_on_the_command_line_is_a_clear_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        (["--preset", "fastest"], "--preset='fastest': expected one of default, book"),
+        (
+            ["--model", "mlp", "--preset", "book"],  # a forest preset for the network
+            "--preset=book: the mlp model's presets are default",
+        ),
+        (["--model", "svm"], "--model='svm': expected one of forest, mlp"),
+    ],
+)
+def test_a_bad_train_option_is_a_clear_error_before_anything_runs(
+    options: list[str], problem: str, tmp_path: Path
+) -> None:
     result = run_inv(
         "train",
-        "--preset",
-        "fastest",
+        *options,
         env={"PATH": PATH, "HOME": str(tmp_path), "HK_OUTPUT_DIR": str(tmp_path)},
     )
     assert result.returncode == 1
-    assert "--preset='fastest': expected one of default, book" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_a_forest_preset_for_the_network_is_refused_before_anything_runs(tmp_path: Path) -> None:
-    result = run_inv(
-        "train",
-        "--model",
-        "mlp",
-        "--preset",
-        "book",
-        env={"PATH": PATH, "HOME": str(tmp_path), "HK_OUTPUT_DIR": str(tmp_path)},
-    )
-    assert result.returncode == 1
-    assert "--preset=book: the mlp model's presets are default" in result.stderr
+    assert problem in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists()
-
-
-def test_an_unknown_model_on_the_command_line_is_a_clear_error(tmp_path: Path) -> None:
-    result = run_inv(
-        "train",
-        "--model",
-        "svm",
-        env={"PATH": PATH, "HOME": str(tmp_path), "HK_OUTPUT_DIR": str(tmp_path)},
-    )
-    assert result.returncode == 1
-    assert "--model='svm': expected one of forest, mlp" in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 def test_trees_for_the_network_are_refused() -> None:
