@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from inv_support import run_inv
 from PIL import Image
+from serving_support import make_tiny_model, mnist_test_pixels
 
-from hello_kubeflow.cli.compare import compare_models, parse_models
+from hello_kubeflow.cli.compare import compare_models, parse_models, served_latency_ms
 from hello_kubeflow.errors import SettingsError
+from hello_kubeflow.model.train import load_model
 from hello_kubeflow.settings import Settings
-
-REPO = Path(__file__).resolve().parents[1]
-INV = Path(sys.executable).parent / "inv"
 
 
 def test_models_are_read_as_model_and_preset_pairs() -> None:
@@ -71,21 +71,15 @@ def test_compare_trains_then_reuses_and_leaves_the_served_model_alone(
     assert [r.reused for r in again.rows] == [True, True]
     assert [r.model_path for r in again.rows] == [r.model_path for r in first.rows]
 
-    done = subprocess.run(
-        [
-            str(INV),
-            "compare",
-            "--models",
-            "forest:book,mlp",
-            "--train-limit",
-            "2000",
-            "--test-limit",
-            "500",
-            "--json",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    done = run_inv(
+        "compare",
+        "--models",
+        "forest:book,mlp",
+        "--train-limit",
+        "2000",
+        "--test-limit",
+        "500",
+        "--json",
         timeout=600,
         env={
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
@@ -115,14 +109,33 @@ def test_a_chart_that_is_not_a_png_file_is_refused_before_training(
 
 
 def test_inv_compare_with_an_unknown_model_exits_1_without_a_traceback(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [str(INV), "compare", "--models", "forest,cnn"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    done = run_inv(
+        "compare",
+        "--models",
+        "forest,cnn",
         timeout=60,
         env={"PATH": os.environ.get("PATH", ""), "HK_OUTPUT_DIR": str(tmp_path)},
     )
     assert done.returncode == 1
     assert "--models cnn: unknown model" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_each_timed_request_is_bounded_by_the_query_timeout(
+    mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HK_QUERY_TIMEOUT reaches the timed connection: no timeout of the comparison's own."""
+    model = load_model(make_tiny_model(mnist_dir, tmp_path / "model"))
+    image = mnist_test_pixels(mnist_dir, count=1)[0]
+    seen: list[object] = []
+    real = http.client.HTTPConnection
+
+    def spy(*args: object, **kwargs: object) -> http.client.HTTPConnection:
+        seen.append(kwargs.get("timeout"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(http.client, "HTTPConnection", spy)
+    milliseconds = served_latency_ms(Settings(query_timeout=3.5), model, image, requests=3)
+
+    assert milliseconds > 0
+    assert seen == [3.5]

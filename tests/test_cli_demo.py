@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
+from inv_support import run_inv
 from serving_support import call
 
 from hello_kubeflow.cli.demo import run_demo
@@ -18,7 +17,6 @@ from hello_kubeflow.errors import QueryError
 from hello_kubeflow.pipeline.local import RunOptions
 from hello_kubeflow.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
 SMALL = RunOptions(n_estimators=5, train_limit=1_000, test_limit=200)
 
 
@@ -28,20 +26,15 @@ def _server_threads() -> list[threading.Thread]:
 
 @pytest.mark.slow
 def test_inv_demo_trains_serves_queries_and_stops(mnist_dir: Path, tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [
-            sys.executable, "-m", "invoke", "demo",
-            "--trees", "5", "--train-limit", "1000", "--test-limit", "200",
-            "--count", "200", "--plot", str(tmp_path / "demo.png"), "--json",
-        ],
-        cwd=REPO,
+    completed = run_inv(
+        "demo",
+        "--trees", "5", "--train-limit", "1000", "--test-limit", "200",
+        "--count", "200", "--plot", str(tmp_path / "demo.png"), "--json",
         env={
             "PATH": os.environ["PATH"],
             "MNIST_DIR": str(mnist_dir),
             "HK_OUTPUT_DIR": str(tmp_path / "outputs"),
         },
-        capture_output=True,
-        text=True,
         timeout=600,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -59,17 +52,17 @@ def test_inv_demo_trains_serves_queries_and_stops(mnist_dir: Path, tmp_path: Pat
 @pytest.mark.slow
 def test_inv_demo_offline_decides_once_and_says_it_in_one_line(tmp_path: Path) -> None:
     """No MNIST and no DNS: one look for the mirrors, one line, the subset; no second look."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "invoke", "demo", "--trees", "3", "--json"],
-        cwd=REPO,
+    completed = run_inv(
+        "demo",
+        "--trees",
+        "3",
+        "--json",
         env={
             "PATH": os.environ["PATH"],
             "HK_MNIST_MIRRORS": "http://mnist-a.invalid/,http://mnist-b.invalid/",
             "HK_CACHE_DIR": str(tmp_path / "cache"),
             "HK_OUTPUT_DIR": str(tmp_path / "outputs"),
         },
-        capture_output=True,
-        text=True,
         timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -104,13 +97,11 @@ def test_demo_refuses_bad_query_options_before_training(
 
 
 def test_inv_demo_refuses_a_negative_tree_count_before_training(tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "invoke", "demo", "--trees", "-3"],
-        cwd=REPO,
+    completed = run_inv(
+        "demo",
+        "--trees",
+        "-3",
         env={"PATH": os.environ["PATH"], "HK_OUTPUT_DIR": str(tmp_path / "outputs")},
-        capture_output=True,
-        text=True,
-        timeout=120,
     )
     assert completed.returncode == 1
     assert "--trees=-3: expected a whole number >= 1" in completed.stderr

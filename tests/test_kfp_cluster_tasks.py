@@ -5,30 +5,14 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from emulators import SELDON, ClusterEmulator, install_kubectl, kubectl_calls, serving
 from emulators import write_kubeconfig as kubeconfig_for
+from inv_support import environment_without_settings, run_inv
 
-from hello_kubeflow.settings import VARIABLES
-
-REPO = Path(__file__).resolve().parents[1]
 IMAGE = "localhost:5000/hello-kubeflow@sha256:" + "c0" * 32
-
-
-def _inv(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {v.env for v in VARIABLES}}
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=REPO,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def _closed_port() -> int:
@@ -40,6 +24,7 @@ def _closed_port() -> int:
 def test_train_dry_run_prints_the_plan_and_contacts_nothing(tmp_path: Path) -> None:
     log = install_kubectl(tmp_path / "bin", {})
     env = {
+        **environment_without_settings(),
         "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
         "HK_PIPELINE_IMAGE": IMAGE,
         "HK_OUTPUT_DIR": str(tmp_path / "outputs"),
@@ -47,7 +32,9 @@ def test_train_dry_run_prints_the_plan_and_contacts_nothing(tmp_path: Path) -> N
         "HK_EXPERIMENT": "mnist-tries",
     }
 
-    done = _inv("train", "--mode", "cluster", "--dry-run", "--preset", "book", env=env)
+    done = run_inv(
+        "train", "--mode", "cluster", "--dry-run", "--preset", "book", env=env, timeout=300
+    )
 
     assert done.returncode == 0, done.stderr
     assert f"image:      {IMAGE}" in done.stdout
@@ -62,12 +49,15 @@ def test_train_dry_run_prints_the_plan_and_contacts_nothing(tmp_path: Path) -> N
 
 def test_train_dry_run_json_is_the_last_line(tmp_path: Path) -> None:
     env = {
+        **environment_without_settings(),
         "HK_PIPELINE_IMAGE": IMAGE,
         "HK_OUTPUT_DIR": str(tmp_path / "outputs"),
         "HK_KFP_ENDPOINT": f"http://127.0.0.1:{_closed_port()}",
     }
 
-    done = _inv("train", "--mode", "cluster", "--dry-run", "--trees", "12", "--json", env=env)
+    done = run_inv(
+        "train", "--mode", "cluster", "--dry-run", "--trees", "12", "--json", env=env, timeout=300
+    )
 
     assert done.returncode == 0, done.stderr
     plan = json.loads(done.stdout.strip().splitlines()[-1])
@@ -78,13 +68,14 @@ def test_train_dry_run_json_is_the_last_line(tmp_path: Path) -> None:
 
 def test_train_on_an_unpinned_image_exits_1_with_the_fix(tmp_path: Path) -> None:
     env = {
+        **environment_without_settings(),
         "HK_MODE": "cluster",
         "HK_PIPELINE_IMAGE": "localhost:5000/hello-kubeflow:latest",
         "HK_OUTPUT_DIR": str(tmp_path / "outputs"),
         "HK_KFP_ENDPOINT": f"http://127.0.0.1:{_closed_port()}",
     }
 
-    done = _inv("train", env=env)
+    done = run_inv("train", env=env, timeout=300)
 
     assert done.returncode == 1
     assert "not pinned by digest" in done.stderr and "inv build-push" in done.stderr
@@ -100,10 +91,14 @@ def test_undeploy_removes_the_served_model(tmp_path: Path, json_output: bool) ->
         "spec": {},
     }
     with serving(emulator) as url:
-        env = {"KUBECONFIG": str(kubeconfig_for(tmp_path / "k", url)), "HK_NAMESPACE": "team-a"}
+        env = {
+            **environment_without_settings(),
+            "KUBECONFIG": str(kubeconfig_for(tmp_path / "k", url)),
+            "HK_NAMESPACE": "team-a",
+        }
         flags = ["--json"] if json_output else []
-        done = _inv("undeploy", "--name", "digits", *flags, env=env)
-        again = _inv("undeploy", "--name", "digits", env=env)
+        done = run_inv("undeploy", "--name", "digits", *flags, env=env, timeout=300)
+        again = run_inv("undeploy", "--name", "digits", env=env, timeout=300)
 
     assert done.returncode == 0, done.stderr
     if json_output:
@@ -144,12 +139,13 @@ def test_train_shows_progress_by_display_name_and_a_failure_with_its_log_tail(
     kfp.on_run_created = argo_runs_the_step
     with serving(kfp.handler) as kfp_url, serving(kube) as kube_url:
         env = {
+            **environment_without_settings(),
             "HK_PIPELINE_IMAGE": IMAGE,
             "HK_OUTPUT_DIR": str(tmp_path / "outputs"),
             "HK_KFP_ENDPOINT": kfp_url,
             "KUBECONFIG": str(kubeconfig_for(tmp_path / "kubeconfig", kube_url)),
         }
-        done = _inv("train", "--mode", "cluster", "--trees", "30", env=env)
+        done = run_inv("train", "--mode", "cluster", "--trees", "30", env=env, timeout=300)
 
     assert done.returncode == 1
     assert "step load MNIST: RUNNING" in done.stderr

@@ -55,6 +55,16 @@ def package(tmp_path: Path) -> Path:
     return write_package(tmp_path / "pipeline.yaml", PIPELINE)
 
 
+def _run_playing(
+    script: list[Snapshot], kfp: tuple[KfpEmulator, str], package: Path
+) -> tuple[KfpSession, str]:
+    """A session, and a run it started whose backend plays `script`."""
+    emulator, url = kfp
+    emulator.script = script
+    session = connect(url, Auth(), patience=FAST)
+    return session, _started(session, package)
+
+
 def _started(session: KfpSession, package: Path, **parameters: object) -> str:
     pipeline = upload_pipeline(session, package, PIPELINE)
     experiment = ensure_experiment(session, "hello-kubeflow")
@@ -131,10 +141,7 @@ def test_progress_is_reported_by_the_pipelines_display_names_only(
 def test_a_failed_run_names_the_failing_step_by_its_display_name(
     kfp: tuple[KfpEmulator, str], package: Path
 ) -> None:
-    emulator, url = kfp
-    emulator.script = failing("train")
-    session = connect(url, Auth(), patience=FAST)
-    run_id = _started(session, package)
+    session, run_id = _run_playing(failing("train"), kfp, package)
 
     with pytest.raises(RunFailedError) as raised:
         follow_run(session, run_id, timeout=30, steps=STEPS)
@@ -149,10 +156,8 @@ def test_a_failed_step_is_explained_with_its_executor_node(
     kfp: tuple[KfpEmulator, str], package: Path
 ) -> None:
     """The node handed over is the executor's, whose pod holds the step's log."""
-    emulator, url = kfp
-    emulator.script = failing("evaluate")
-    session = connect(url, Auth(), patience=FAST)
-    run_id = _started(session, package)
+    emulator = kfp[0]
+    session, run_id = _run_playing(failing("evaluate"), kfp, package)
     asked: list[FailedStep] = []
 
     def explain(step: FailedStep) -> str:
@@ -171,10 +176,7 @@ def test_a_canceled_run_ends_the_wait_with_an_error(
     kfp: tuple[KfpEmulator, str], package: Path
 ) -> None:
     """The SDK's own wait never returns for CANCELED; ours stops and says so."""
-    emulator, url = kfp
-    emulator.script = canceled()
-    session = connect(url, Auth(), patience=FAST)
-    run_id = _started(session, package)
+    session, run_id = _run_playing(canceled(), kfp, package)
 
     with pytest.raises(RunFailedError, match="CANCELED during step 'train model'"):
         follow_run(session, run_id, timeout=30, steps=STEPS)
@@ -183,10 +185,7 @@ def test_a_canceled_run_ends_the_wait_with_an_error(
 def test_a_run_that_outlasts_the_timeout_is_an_error_with_its_url(
     kfp: tuple[KfpEmulator, str], package: Path
 ) -> None:
-    emulator, url = kfp
-    emulator.script = never_ending()
-    session = connect(url, Auth(), patience=FAST)
-    run_id = _started(session, package)
+    session, run_id = _run_playing(never_ending(), kfp, package)
 
     with pytest.raises(RunFailedError, match="did not finish within 0 s") as raised:
         follow_run(session, run_id, timeout=0.2, steps=STEPS)
@@ -195,10 +194,7 @@ def test_a_run_that_outlasts_the_timeout_is_an_error_with_its_url(
 
 
 def test_a_skipped_run_is_not_a_success(kfp: tuple[KfpEmulator, str], package: Path) -> None:
-    emulator, url = kfp
-    emulator.script = [Snapshot("SKIPPED")]
-    session = connect(url, Auth(), patience=FAST)
-    run_id = _started(session, package)
+    session, run_id = _run_playing([Snapshot("SKIPPED")], kfp, package)
 
     with pytest.raises(RunFailedError, match="ended SKIPPED"):
         follow_run(session, run_id, timeout=30, steps=STEPS)

@@ -42,6 +42,7 @@ RBAC = MANIFESTS / "pipeline-runner-rbac.yaml"
 UPSTREAM = Path("/work/shared/upstream")
 KUBEFLOW_EXAMPLE = UPSTREAM / "kubeflow-manifests-26.03/example.yaml"
 MODEL_URI = "minio://mlpipeline/v2/artifacts/hello-kubeflow-mnist/run-1/train/abc/model"
+NEWER_URI = MODEL_URI.replace("run-1", "run-2")  # the same model path, of a later run
 
 
 @pytest.fixture
@@ -124,7 +125,7 @@ def test_a_second_deploy_updates_the_same_resource_in_place(
     emulator.controllers.append(Operator(SELDON, *seldon("Creating", "Available")))
     deploy_model(api, _deployment(), poll_interval=0.01)
 
-    newer = MODEL_URI.replace("run-1", "run-2")
+    newer = NEWER_URI
     deploy_model(api, _deployment(model_uri=newer), poll_interval=0.01)
 
     assert len(emulator.live(SELDON)) == 1
@@ -132,6 +133,28 @@ def test_a_second_deploy_updates_the_same_resource_in_place(
     assert stored is not None
     assert "run-2" in stored["spec"]["predictors"][0]["graph"]["modelUri"]
     assert recorded_summary(stored)["model_uri"] == newer
+
+
+def _deployed_once(emulator: ClusterEmulator, api: client.ApiClient) -> Operator:
+    """The model deployed once (Seldon says Available); the operator, to slow the next rollout."""
+    operator = Operator(SELDON, *seldon("Available"))
+    emulator.controllers.append(operator)
+    deploy_model(api, _deployment(), poll_interval=0.01)
+    return operator
+
+
+def _place_model_pod(emulator: ClusterEmulator, status: dict[str, Any]) -> None:
+    """A pod of the model server as Seldon's operator labels it, in the state `status` says."""
+    name = "mnist-classifier-default-0-classifier-x"
+    emulator.objects["v1/pods", "kubeflow", name] = {
+        "metadata": {
+            "name": name,
+            "namespace": "kubeflow",
+            "labels": {"seldon-deployment-id": "mnist-classifier"},
+        },
+        "spec": {"containers": [{"name": "classifier"}]},
+        "status": status,
+    }
 
 
 def _serving_pods(emulator: ClusterEmulator) -> list[str]:
@@ -144,7 +167,7 @@ def _serving_pods(emulator: ClusterEmulator) -> list[str]:
 
 def test_each_deploy_stamps_the_pod_template_with_a_value_of_its_own() -> None:
     first, again = manifest(_deployment()), manifest(_deployment())
-    newer = manifest(_deployment(model_uri=MODEL_URI.replace("run-1", "run-2")))
+    newer = manifest(_deployment(model_uri=NEWER_URI))
 
     assert rollout_of(first) and rollout_of(first) == rollout_of(again)
     assert rollout_of(newer) != rollout_of(first)
@@ -155,11 +178,9 @@ def test_a_redeploy_waits_for_the_new_pods_while_seldon_still_says_available(
 ) -> None:
     """Seldon's status keeps the first deploy's Available while the old pod serves."""
     emulator, api = cluster
-    operator = Operator(SELDON, *seldon("Available"))
-    emulator.controllers.append(operator)
-    deploy_model(api, _deployment(), poll_interval=0.01)
+    operator = _deployed_once(emulator, api)
     operator.pods_after = 5  # the operator is slow to roll the pods this time
-    newer = _deployment(model_uri=MODEL_URI.replace("run-1", "run-2"))
+    newer = _deployment(model_uri=NEWER_URI)
 
     deploy_model(api, newer, poll_interval=0.01)
 
@@ -170,11 +191,9 @@ def test_a_redeploy_whose_new_pods_never_come_up_times_out_naming_the_old_ones(
     cluster: tuple[ClusterEmulator, client.ApiClient],
 ) -> None:
     emulator, api = cluster
-    operator = Operator(SELDON, *seldon("Available"))
-    emulator.controllers.append(operator)
-    deploy_model(api, _deployment(), poll_interval=0.01)
+    operator = _deployed_once(emulator, api)
     operator.pods_after = None
-    newer = _deployment(model_uri=MODEL_URI.replace("run-1", "run-2"))
+    newer = _deployment(model_uri=NEWER_URI)
 
     with pytest.raises(DeploymentError) as raised:
         deploy_model(api, newer, poll_interval=0.01, timeout=0.3)
@@ -190,15 +209,13 @@ def test_a_crashing_pod_of_the_previous_deploy_does_not_fail_the_next_one(
 ) -> None:
     """A redeploy that fixes a crashing model server waits for its pods instead of failing."""
     emulator, api = cluster
-    operator = Operator(SELDON, *seldon("Available"))
-    emulator.controllers.append(operator)
-    deploy_model(api, _deployment(), poll_interval=0.01)
+    operator = _deployed_once(emulator, api)
     (old,) = emulator.live("v1/pods")
     crashing = {"name": "classifier", "restartCount": 5, "ready": False}
     crashing["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}
     emulator.objects[old].patch({"status": {"phase": "Running", "containerStatuses": [crashing]}})
     operator.pods_after = 3
-    newer = _deployment(model_uri=MODEL_URI.replace("run-1", "run-2"))
+    newer = _deployment(model_uri=NEWER_URI)
 
     deploy_model(api, newer, poll_interval=0.01)
 
@@ -222,14 +239,9 @@ def test_a_pod_that_cannot_pull_its_image_fails_the_wait_at_once(
 ) -> None:
     emulator, api = cluster
     emulator.controllers.append(Operator(SELDON, *seldon("Creating"), pods_after=None))
-    emulator.objects["v1/pods", "kubeflow", "mnist-classifier-default-0-classifier-x"] = {
-        "metadata": {
-            "name": "mnist-classifier-default-0-classifier-x",
-            "namespace": "kubeflow",
-            "labels": {"seldon-deployment-id": "mnist-classifier"},
-        },
-        "spec": {"containers": [{"name": "classifier"}]},
-        "status": {
+    _place_model_pod(
+        emulator,
+        {
             "phase": "Pending",
             "containerStatuses": [
                 {
@@ -239,7 +251,7 @@ def test_a_pod_that_cannot_pull_its_image_fails_the_wait_at_once(
                 }
             ],
         },
-    }
+    )
 
     with pytest.raises(DeploymentError, match="ImagePullBackOff"):
         deploy_model(api, _deployment(), poll_interval=0.01, timeout=30)
@@ -560,15 +572,7 @@ def test_a_model_pod_crash_looping_past_the_grace_fails_the_deploy(
     emulator.controllers.append(Operator(SELDON, *seldon("Creating"), pods_after=None))
     crashing = {"name": "classifier", "restartCount": 1, "ready": False}
     crashing["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}
-    emulator.objects["v1/pods", "kubeflow", "mnist-classifier-default-0-classifier-x"] = {
-        "metadata": {
-            "name": "mnist-classifier-default-0-classifier-x",
-            "namespace": "kubeflow",
-            "labels": {"seldon-deployment-id": "mnist-classifier"},
-        },
-        "spec": {"containers": [{"name": "classifier"}]},
-        "status": {"phase": "Running", "containerStatuses": [crashing]},
-    }
+    _place_model_pod(emulator, {"phase": "Running", "containerStatuses": [crashing]})
 
     with pytest.raises(DeploymentError, match=r"HK_WAIT_CRASH_GRACE=0\.05"):
         deploy_model(api, _deployment(), poll_interval=0.01, timeout=30, crash_grace=0.05)

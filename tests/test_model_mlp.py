@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from model_support import assert_fast_path_parity
 from serving_support import call
 
 from hello_kubeflow.data.mnist import MnistData, load_mnist, scale_pixels
@@ -131,15 +131,6 @@ def test_saved_network_leaves_out_what_only_fitting_uses(artifact: Path) -> None
 # ---- the fast path against scikit-learn
 
 
-def _assert_parity(loaded: Any, x: np.ndarray) -> None:
-    fast = loaded.predict_proba(x)
-    reference = loaded.sklearn_predict_proba(x)
-    assert fast.min() >= 0.0 and fast.max() <= 1.0
-    np.testing.assert_allclose(fast.sum(axis=1, dtype=np.float64), 1.0, atol=1e-6)
-    assert np.abs(fast - reference).max() <= 1e-5
-    np.testing.assert_array_equal(fast.argmax(axis=1), reference.argmax(axis=1))
-
-
 def test_fast_path_matches_scikit_learn_on_all_10k_test_images(
     full_mnist_dir: Path, tmp_path: Path
 ) -> None:
@@ -149,7 +140,7 @@ def test_fast_path_matches_scikit_learn_on_all_10k_test_images(
     loaded = load_model(save_model(tmp_path, train_model(x, y, preset=preset, seed=5)))
     x_test = scale_pixels(full.x_test)
     assert len(x_test) == 10_000 and loaded.fast
-    _assert_parity(loaded, x_test)
+    assert_fast_path_parity(loaded, x_test)
 
 
 @pytest.mark.slow
@@ -163,7 +154,7 @@ def test_default_preset_matches_scikit_learn_on_all_10k_test_images(
     )
     loaded = load_model(save_model(tmp_path, result))
     x_test = scale_pixels(full.x_test)
-    _assert_parity(loaded, x_test)
+    assert_fast_path_parity(loaded, x_test)
     assert (loaded.predict(x_test) == full.y_test).mean() >= 0.98
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from model_support import assert_fast_path_parity
 from PIL import Image
 
 from hello_kubeflow.data.mnist import PIXEL_SCALING, MnistData, load_mnist, scale_pixels
@@ -447,12 +448,7 @@ def _assert_parity(loaded: Any, mnist: MnistData) -> None:
     """Every test image: valid probabilities, within 1e-5 of scikit-learn, same digits."""
     x_test = scale_pixels(mnist.x_test)
     assert len(x_test) == 10_000 and loaded.fast
-    fast = loaded.predict_proba(x_test)
-    reference = loaded.sklearn_predict_proba(x_test)
-    assert fast.min() >= 0.0 and fast.max() <= 1.0
-    np.testing.assert_allclose(fast.sum(axis=1, dtype=np.float64), 1.0, atol=1e-6)
-    assert np.abs(fast - reference).max() <= 1e-5
-    np.testing.assert_array_equal(fast.argmax(axis=1), reference.argmax(axis=1))
+    assert_fast_path_parity(loaded, x_test)
 
 
 def test_fast_path_matches_scikit_learn_on_all_10k_test_images(

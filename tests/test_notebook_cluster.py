@@ -13,9 +13,6 @@ schemas of kubeflow/manifests 26.03 (`../shared/upstream`).
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,14 +22,14 @@ import kmock
 import pytest
 from crd_support import KUBEFLOW_EXAMPLE, crd_schema, schema_problems
 from emulators import ClusterEmulator, is_pod_list, serving, write_kubeconfig
+from inv_support import environment_without_settings, run_inv
 from kmock._internal import enums
 
 from hello_kubeflow.errors import NotebookError, PrerequisiteError
 from hello_kubeflow.notebook.cluster import delete_notebook, open_notebook
 from hello_kubeflow.notebook.manifests import NotebookSpec, notebook, pipeline_access
-from hello_kubeflow.settings import VARIABLES, Settings
+from hello_kubeflow.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "kubeflow-user-example-com"
 IMAGE = "localhost:5000/hello-kubeflow@sha256:" + "ab" * 32
 NEWER = "localhost:5000/hello-kubeflow@sha256:" + "cd" * 32
@@ -47,7 +44,8 @@ class NotebookController:
 
     After an apply, the `pods_after`-th pod list finds the new pod (the ones
     before it see only the earlier pod, if any), in the state `state` names:
-    `ready`, `pending` (ContainerCreating) or `pull-error` (ImagePullBackOff).
+    `ready`, `pending` (ContainerCreating), `pull-error` (ImagePullBackOff) or
+    `crash-loop` (CrashLoopBackOff, restarted 4 times).
     """
 
     def __init__(self, state: str = "ready", pods_after: int = 1) -> None:
@@ -130,6 +128,13 @@ def _status(container: str, image: str, state: str) -> dict[str, Any]:
             "ImagePullBackOff",
             f'Back-off pulling image "{image}": manifest unknown',
         ),
+        # the kubelet's message: kubernetes/kubernetes pkg/kubelet/kuberuntime/
+        # kuberuntime_manager.go, doBackOff ("back-off %s restarting failed container=%s pod=%s")
+        "crash-loop": (
+            "CrashLoopBackOff",
+            f"back-off 40s restarting failed container={container} "
+            f"pod={container}-0_{NAMESPACE}(uid-{container}-0)",
+        ),
     }[state]
     return {
         "phase": "Pending",
@@ -139,7 +144,7 @@ def _status(container: str, image: str, state: str) -> dict[str, Any]:
                 "name": container,
                 "image": image,
                 "ready": False,
-                "restartCount": 0,
+                "restartCount": 4 if state == "crash-loop" else 0,
                 "state": {"waiting": {"reason": reason, "message": message}},
             }
         ],
@@ -304,6 +309,38 @@ def test_a_notebook_whose_image_cannot_be_pulled_fails_at_once_with_the_reason(
     assert time.monotonic() - started < 10  # not the 60 s timeout
 
 
+def test_a_notebook_crash_looping_past_the_grace_fails_naming_the_setting(
+    cluster: tuple[ClusterEmulator, Settings],
+) -> None:
+    """HK_WAIT_CRASH_GRACE decides, as in `inv wait` and the deploy: not a restart count."""
+    emulator, settings = cluster
+
+    with pytest.raises(NotebookError, match=r"HK_WAIT_CRASH_GRACE=0\.2"):
+        _open(
+            emulator,
+            settings.replace(notebook_timeout=30.0, wait_crash_grace=0.2),
+            NotebookController("crash-loop"),
+        )
+
+
+def test_a_notebook_crash_looping_within_the_grace_is_waited_for(
+    cluster: tuple[ClusterEmulator, Settings],
+) -> None:
+    """Four restarts alone do not fail the wait: the timeout comes first, naming the loop."""
+    emulator, settings = cluster
+
+    with pytest.raises(NotebookError) as caught:
+        _open(
+            emulator,
+            settings.replace(notebook_timeout=0.5, wait_crash_grace=60.0),
+            NotebookController("crash-loop"),
+        )
+
+    message = str(caught.value)
+    assert "was not ready within" in message
+    assert "CrashLoopBackOff" in message
+
+
 def test_a_notebook_not_ready_in_time_is_an_error_naming_its_status(
     cluster: tuple[ClusterEmulator, Settings],
 ) -> None:
@@ -353,24 +390,13 @@ def test_an_image_not_pinned_by_digest_is_refused(tmp_path: Path) -> None:
 # ---- the task, as a person runs it
 
 
-def _inv(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {v.env for v in VARIABLES}}
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=REPO,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_inv_notebook_prints_the_url_and_inv_notebook_delete_removes_it(
     cluster: tuple[ClusterEmulator, Settings], tmp_path: Path
 ) -> None:
     emulator, settings = cluster
     emulator.controllers.append(NotebookController())
     env = {
+        **environment_without_settings(),
         "KUBECONFIG": str(settings.kubeconfig),
         "HK_NAMESPACE": NAMESPACE,
         "HK_PIPELINE_IMAGE": IMAGE,
@@ -378,8 +404,8 @@ def test_inv_notebook_prints_the_url_and_inv_notebook_delete_removes_it(
         "HK_GATEWAY_URL": "http://localhost:7777",
     }
 
-    opened = _inv("notebook", "--mode", "cluster", "--cpu", "500m", env=env)
-    deleted = _inv("notebook", "--mode", "cluster", "--delete", env=env)
+    opened = run_inv("notebook", "--mode", "cluster", "--cpu", "500m", env=env)
+    deleted = run_inv("notebook", "--mode", "cluster", "--delete", env=env)
 
     assert opened.returncode == 0, opened.stderr
     assert f"open http://localhost:7777/notebook/{NAMESPACE}/hello-kubeflow/" in opened.stdout
@@ -389,8 +415,13 @@ def test_inv_notebook_prints_the_url_and_inv_notebook_delete_removes_it(
 
 
 def test_inv_notebook_with_a_bad_cpu_names_the_option(tmp_path: Path) -> None:
-    done = _inv(
-        "notebook", "--mode", "cluster", "--cpu", "lots", env={"HK_OUTPUT_DIR": str(tmp_path)}
+    done = run_inv(
+        "notebook",
+        "--mode",
+        "cluster",
+        "--cpu",
+        "lots",
+        env={**environment_without_settings(), "HK_OUTPUT_DIR": str(tmp_path)},
     )
 
     assert done.returncode == 1

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from inv_support import run_inv
 
 from hello_kubeflow.errors import SettingsError
 from hello_kubeflow.pipeline.clean import clean_outputs
 from hello_kubeflow.settings import Settings
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(output: Path, stamp: str, age: int) -> Path:
@@ -107,12 +104,13 @@ def test_negative_keep_is_refused() -> None:
 
 def test_inv_clean_dry_run_json(outputs: tuple[Path, list[Path]]) -> None:
     output, runs = outputs
-    done = subprocess.run(
-        [sys.executable, "-m", "invoke", "clean", "--keep", "4", "--dry-run", "--json"],
-        cwd=REPO,
+    done = run_inv(
+        "clean",
+        "--keep",
+        "4",
+        "--dry-run",
+        "--json",
         env={"HK_OUTPUT_DIR": str(output), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr

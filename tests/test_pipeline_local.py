@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from inv_support import run_inv
 
 from hello_kubeflow.data.mnist import load_mnist
 from hello_kubeflow.errors import ModelError, PipelineError, SettingsError
@@ -16,20 +16,8 @@ from hello_kubeflow.model.artifact import latest_model_path
 from hello_kubeflow.pipeline.local import RunOptions, RunSummary, run_local
 from hello_kubeflow.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
-INV = Path(sys.executable).parent / "inv"
-
-
-def _inv(*args: str, env: dict[str, str], cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    base = {"PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    return subprocess.run(
-        [str(INV), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**base, "HOME": env.get("HOME", str(cwd)), **env},
-    )
+# the venv's tools first, as `inv train` finds them when run from the venv
+PATH = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
 
 
 def test_no_model_yet_says_to_train_first(tmp_path: Path) -> None:
@@ -71,7 +59,7 @@ def test_pipeline_run_on_a_slice_produces_model_and_metrics(
 
 @pytest.mark.slow
 def test_inv_train_json_prints_the_summary_last(mnist_dir: Path, tmp_path: Path) -> None:
-    result = _inv(
+    result = run_inv(
         "train",
         "--json",
         "--trees",
@@ -80,7 +68,13 @@ def test_inv_train_json_prints_the_summary_last(mnist_dir: Path, tmp_path: Path)
         "2000",
         "--test-limit",
         "500",
-        env={"MNIST_DIR": str(mnist_dir), "HK_OUTPUT_DIR": str(tmp_path), "HOME": str(tmp_path)},
+        env={
+            "PATH": PATH,
+            "MNIST_DIR": str(mnist_dir),
+            "HK_OUTPUT_DIR": str(tmp_path),
+            "HOME": str(tmp_path),
+        },
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -97,11 +91,17 @@ def test_inv_train_json_prints_the_summary_last(mnist_dir: Path, tmp_path: Path)
 def test_failing_step_exits_nonzero_naming_step_and_cause(tmp_path: Path) -> None:
     empty = tmp_path / "no-mnist-here"
     empty.mkdir()
-    result = _inv(
+    result = run_inv(
         "train",
         "--trees",
         "2",
-        env={"MNIST_DIR": str(empty), "HK_OUTPUT_DIR": str(tmp_path), "HOME": str(tmp_path)},
+        env={
+            "PATH": PATH,
+            "MNIST_DIR": str(empty),
+            "HK_OUTPUT_DIR": str(tmp_path),
+            "HOME": str(tmp_path),
+        },
+        timeout=600,
     )
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
@@ -110,28 +110,29 @@ def test_failing_step_exits_nonzero_naming_step_and_cause(tmp_path: Path) -> Non
     assert "Traceback" not in last
 
 
-def test_bad_preset_on_the_command_line_is_a_clear_error(tmp_path: Path) -> None:
-    result = _inv("train", "--preset", "fastest", env={"HK_OUTPUT_DIR": str(tmp_path)})
-    assert result.returncode == 1
-    assert "--preset='fastest': expected one of default, book" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_a_forest_preset_for_the_network_is_refused_before_anything_runs(tmp_path: Path) -> None:
-    result = _inv(
-        "train", "--model", "mlp", "--preset", "book", env={"HK_OUTPUT_DIR": str(tmp_path)}
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        (["--preset", "fastest"], "--preset='fastest': expected one of default, book"),
+        (
+            ["--model", "mlp", "--preset", "book"],  # a forest preset for the network
+            "--preset=book: the mlp model's presets are default",
+        ),
+        (["--model", "svm"], "--model='svm': expected one of forest, mlp"),
+    ],
+)
+def test_a_bad_train_option_is_a_clear_error_before_anything_runs(
+    options: list[str], problem: str, tmp_path: Path
+) -> None:
+    result = run_inv(
+        "train",
+        *options,
+        env={"PATH": PATH, "HOME": str(tmp_path), "HK_OUTPUT_DIR": str(tmp_path)},
     )
     assert result.returncode == 1
-    assert "--preset=book: the mlp model's presets are default" in result.stderr
+    assert problem in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists()
-
-
-def test_an_unknown_model_on_the_command_line_is_a_clear_error(tmp_path: Path) -> None:
-    result = _inv("train", "--model", "svm", env={"HK_OUTPUT_DIR": str(tmp_path)})
-    assert result.returncode == 1
-    assert "--model='svm': expected one of forest, mlp" in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 def test_trees_for_the_network_are_refused() -> None:
@@ -165,7 +166,15 @@ def test_pipeline_trains_the_network_and_logs_its_metrics(mnist_dir: Path, tmp_p
 
 
 def test_bad_setting_in_environment_is_a_clear_error(tmp_path: Path) -> None:
-    result = _inv("train", env={"HK_MODE": "laptop", "HK_OUTPUT_DIR": str(tmp_path)})
+    result = run_inv(
+        "train",
+        env={
+            "PATH": PATH,
+            "HOME": str(tmp_path),
+            "HK_MODE": "laptop",
+            "HK_OUTPUT_DIR": str(tmp_path),
+        },
+    )
     assert result.returncode == 1
     assert "HK_MODE='laptop'" in result.stderr
     assert "Traceback" not in result.stderr

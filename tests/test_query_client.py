@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -14,14 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fake_endpoint import GOOD_ROW, FakeEndpoint, seldon_answer
+from inv_support import run_inv
 from PIL import Image
 
 from hello_kubeflow.data.mnist import load_test_images
 from hello_kubeflow.errors import EndpointError, QueryError, SanityCheckError
 from hello_kubeflow.query.client import connect_wait, query_accuracy, query_digit
 from hello_kubeflow.settings import Settings
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -286,12 +283,12 @@ def test_query_count_reports_accuracy_through_the_endpoint(mnist_dir: Path) -> N
 
 def test_inv_query_json_prints_one_object_last(digit_png: Path) -> None:
     with FakeEndpoint((200, seldon_answer([GOOD_ROW]))) as endpoint:
-        completed = subprocess.run(
-            [sys.executable, "-m", "invoke", "query", "--image", str(digit_png), "--json"],
-            cwd=REPO,
+        completed = run_inv(
+            "query",
+            "--image",
+            str(digit_png),
+            "--json",
             env={"HK_QUERY_URL": endpoint.url, "PATH": "/usr/bin:/bin"},
-            capture_output=True,
-            text=True,
             timeout=60,
         )
     assert completed.returncode == 0, completed.stderr
@@ -305,13 +302,8 @@ def test_inv_query_json_prints_one_object_last(digit_png: Path) -> None:
 def test_inv_query_with_no_server_exits_1_with_how_to_start_one(digit_png: Path) -> None:
     with FakeEndpoint((200, "")) as endpoint:
         url = endpoint.url
-    completed = subprocess.run(
-        [sys.executable, "-m", "invoke", "query", "--image", str(digit_png), "--url", url],
-        cwd=REPO,
-        env={"PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
+    completed = run_inv(
+        "query", "--image", str(digit_png), "--url", url, env={"PATH": "/usr/bin:/bin"}, timeout=60
     )
     assert completed.returncode == 1
     assert completed.stderr.startswith(f"error: no model server answers at {url}")
@@ -321,12 +313,11 @@ def test_inv_query_with_no_server_exits_1_with_how_to_start_one(digit_png: Path)
 
 def test_inv_query_exits_non_zero_on_a_failed_sanity_check(digit_png: Path) -> None:
     with FakeEndpoint((200, seldon_answer([GOOD_ROW[:9]]))) as endpoint:
-        completed = subprocess.run(
-            [sys.executable, "-m", "invoke", "query", "--image", str(digit_png)],
-            cwd=REPO,
+        completed = run_inv(
+            "query",
+            "--image",
+            str(digit_png),
             env={"HK_QUERY_URL": endpoint.url, "PATH": "/usr/bin:/bin"},
-            capture_output=True,
-            text=True,
             timeout=60,
         )
     assert completed.returncode == 1

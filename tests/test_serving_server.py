@@ -9,12 +9,12 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from inv_support import run_inv, start_inv
 from serving_support import call, free_port, make_tiny_model
 
 from hello_kubeflow.data.mnist import load_test_images
@@ -27,24 +27,13 @@ from hello_kubeflow.serving.server import (
 )
 from hello_kubeflow.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
+SERVE_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 START_SECONDS = 60.0
 
 
 @pytest.fixture(scope="module")
 def model_dir(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_model(mnist_dir, tmp_path_factory.mktemp("model"))
-
-
-def _inv(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=REPO,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[str]) -> None:
@@ -78,7 +67,7 @@ def test_a_directory_without_a_model_is_a_model_error(tmp_path: Path) -> None:
 
 
 def test_inv_serve_with_an_impossible_port_exits_with_a_settings_error() -> None:
-    process = _inv("serve", "--port", "70000")
+    process = start_inv("serve", "--port", "70000", env=SERVE_ENV)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 1
     assert "--port=70000: expected a port number between 1 and 65535" in stderr
@@ -107,7 +96,9 @@ def test_model_option_wins_over_hk_model_dir(tmp_path: Path) -> None:
 
 
 def test_inv_serve_with_a_bad_model_exits_1_with_a_message_not_a_traceback(tmp_path: Path) -> None:
-    process = _inv("serve", "--model", str(tmp_path / "nowhere"), "--port", str(free_port()))
+    process = start_inv(
+        "serve", "--model", str(tmp_path / "nowhere"), "--port", str(free_port()), env=SERVE_ENV
+    )
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 1
     assert "no model directory" in stderr
@@ -119,15 +110,15 @@ def test_inv_serve_answers_inv_query_and_stops_gracefully_on_sigterm(
 ) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = _inv("serve", "--model", str(model_dir), "--port", str(port))
+    server = start_inv("serve", "--model", str(model_dir), "--port", str(port), env=SERVE_ENV)
     try:
         _wait_until_up(url, server)
-        query = subprocess.run(
-            [sys.executable, "-m", "invoke", "query", "--index", "0", "--json"],
-            cwd=REPO,
+        query = run_inv(
+            "query",
+            "--index",
+            "0",
+            "--json",
             env={"PATH": os.environ["PATH"], "HK_QUERY_URL": url, "MNIST_DIR": str(mnist_dir)},
-            capture_output=True,
-            text=True,
             timeout=60,
         )
         assert query.returncode == 0, query.stderr
@@ -146,7 +137,9 @@ def test_inv_serve_answers_inv_query_and_stops_gracefully_on_sigterm(
 def test_two_workers_serve_and_stop_together(model_dir: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = _inv("serve", "--model", str(model_dir), "--port", str(port), "--workers", "2")
+    server = start_inv(
+        "serve", "--model", str(model_dir), "--port", str(port), "--workers", "2", env=SERVE_ENV
+    )
     try:
         _wait_until_up(url, server)
         assert call(url + "/v2/health/ready") == (200, {"ready": True})

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import inspect
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from inv_support import REPO, run_inv
 
-REPO = Path(__file__).resolve().parents[1]
-INV = Path(sys.executable).parent / "inv"
 TASKS = [
     "build-push",
     "clean",
@@ -31,23 +29,17 @@ TASKS = [
 ]
 
 
-def _inv(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(INV), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
-            "PATH": str(Path(sys.executable).parent),
-            "HOME": str(tmp_path),
-            "HK_OUTPUT_DIR": str(tmp_path / "out"),
-        },
-    )
+def _environment(tmp_path: Path) -> dict[str, str]:
+    """Only the venv on PATH, a fresh HOME, outputs in `tmp_path`."""
+    return {
+        "PATH": str(Path(sys.executable).parent),
+        "HOME": str(tmp_path),
+        "HK_OUTPUT_DIR": str(tmp_path / "out"),
+    }
 
 
 def test_inv_list_shows_every_task_with_a_one_line_description(tmp_path: Path) -> None:
-    result = _inv("--list", tmp_path=tmp_path)
+    result = run_inv("--list", env=_environment(tmp_path))
     assert result.returncode == 0, result.stderr
     listed = {
         line.split()[0]: line.split(maxsplit=1)[1]
@@ -76,7 +68,7 @@ def test_inv_list_shows_every_task_with_a_one_line_description(tmp_path: Path) -
 def test_clashing_options_are_refused_before_any_work(
     tmp_path: Path, args: tuple[str, ...], message: str
 ) -> None:
-    result = _inv(*args, tmp_path=tmp_path)
+    result = run_inv(*args, env=_environment(tmp_path))
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -124,7 +116,7 @@ def test_a_malformed_option_value_is_a_clean_error(
     tmp_path: Path, args: tuple[str, ...], shown: str
 ) -> None:
     """The same one paragraph as a malformed setting, exit 1, never a traceback."""
-    result = _inv(*args, tmp_path=tmp_path)
+    result = run_inv(*args, env=_environment(tmp_path))
     assert result.returncode == 1
     assert result.stderr.startswith("error: invalid settings")
     assert shown in result.stderr
@@ -142,13 +134,14 @@ def test_a_subfolder_uses_the_project_roots_env_and_outputs(tmp_path: Path) -> N
         (root / "elsewhere" / "runs" / run).mkdir(parents=True)
     (root / "docs").mkdir()
 
-    result = subprocess.run(
-        [str(INV), "clean", "--keep", "0", "--dry-run", "--json"],
-        cwd=root / "docs",
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_inv(
+        "clean",
+        "--keep",
+        "0",
+        "--dry-run",
+        "--json",
         env={"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path)},
+        cwd=root / "docs",
     )
 
     assert result.returncode == 0, result.stderr

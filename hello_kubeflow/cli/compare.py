@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 CHART_FILE = "comparison.png"
 SERVED_REQUESTS = 300
-HTTP_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -261,7 +260,8 @@ def served_latency_ms(
     """Median milliseconds of one-image Seldon requests to the model server on loopback.
 
     Args:
-        settings: serving settings (the port is chosen free).
+        settings: serving settings (the port is chosen free); `query_timeout`
+            (HK_QUERY_TIMEOUT) bounds each request.
         model: the loaded model to serve.
         image: (1, 784) pixels sent in every request.
         requests: requests timed, after 20 unmeasured ones.
@@ -278,7 +278,7 @@ def served_latency_ms(
     local = settings.replace(serve_host="127.0.0.1", serve_port=0)
     with running_server(local, Path(model.directory), model=model) as server:
         connection = http.client.HTTPConnection(
-            "127.0.0.1", server.port, timeout=HTTP_TIMEOUT_SECONDS
+            "127.0.0.1", server.port, timeout=settings.query_timeout
         )
         times: list[float] = []
         try:

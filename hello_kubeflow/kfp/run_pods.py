@@ -25,12 +25,11 @@ from kubernetes import client
 
 from hello_kubeflow.kube.client import describe_api_error
 from hello_kubeflow.kube.pods import CONFIG_REASONS, IMAGE_REASONS, Pod, PodState, pod_state
+from hello_kubeflow.kube.wait import NO_RESTART_LIMIT
 
 log = logging.getLogger(__name__)
 
 RUN_ID_LABEL = "pipeline/runid"
-NO_RESTART_LIMIT = 2**31
-"""Crash loops are the run's to report (a failed step), not ours."""
 
 
 @dataclass
@@ -69,6 +68,7 @@ class RunPodWatch:
             return ""
         stuck = set()
         for pod in pods:
+            # crash loops are the run's to report (a failed step), not ours
             state = pod_state(pod, NO_RESTART_LIMIT)
             if state.fatal and state.reason in IMAGE_REASONS | CONFIG_REASONS:
                 return _explain(state, pod, self.pipeline_image)

@@ -12,7 +12,10 @@ render.py           `inv setup --render DIR`: kustomize build / download, for ai
 apply.py            server-side apply through the API: CRDs, Established, the rest, retries
 requirements.py     CPU, memory and disk per profile (the manifests' own table)
 prereqs.py          kubeconfig, API server, capacity, Docker
+inotify.py          kind and minikube nodes: their kernel's inotify limits, checked first
 install.py          the plan, `install(settings, dry_run=...)` (inv setup)
+pull_secret.py      the secret that lets the cluster pull the project image
+kserve_access.py    reaching an InferenceService through Istio: route and policy
 deploy.py, ...      the served model (cluster mode) and the pipeline's deploy step
 
 Nothing is imported here, so importing one module does not load the others.

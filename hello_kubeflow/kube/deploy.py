@@ -44,7 +44,7 @@ from hello_kubeflow.kube.serving_api import (
     installed,
     read_deployment,
 )
-from hello_kubeflow.kube.wait import NO_RESTART_LIMIT, CrashJudge
+from hello_kubeflow.kube.wait import NO_RESTART_LIMIT, CrashJudge, poll_until
 
 log = logging.getLogger(__name__)
 
@@ -152,10 +152,9 @@ def wait_until_serving(
     """
     kind = SERVING_APIS[serving].kind
     where = f"{kind} {namespace}/{name}"
-    deadline = time.monotonic() + timeout
     crashes = CrashJudge(crash_grace)
-    said = ""
-    while True:
+
+    def look() -> tuple[dict[str, Any] | None, str]:
         resource = read_deployment(api, serving, namespace, name)
         if resource is None:
             raise DeploymentError(f"{where} disappeared while we waited for it: deploy it again")
@@ -165,19 +164,20 @@ def wait_until_serving(
             _check_pods(pods, rollout, crashes)
             if ready:
                 ready, status = _rolled_out(pods, rollout, status)
-        if ready:
-            log.info("%s is serving", where)
-            return resource
-        if status != said:
-            log.info("%s: %s", where, status)
-            said = status
-        if time.monotonic() >= deadline:
-            raise DeploymentError(
-                f"{where} was not serving within {timeout:.0f} s (last status: {status}). "
-                f"See `kubectl describe {SERVING_APIS[serving].plural} -n {namespace} {name}` "
-                f"and `kubectl get pods -n {namespace}`"
-            )
-        time.sleep(poll_interval)
+        return (resource if ready else None), status
+
+    def too_late(status: str) -> DeploymentError:
+        return DeploymentError(
+            f"{where} was not serving within {timeout:.0f} s (last status: {status}). "
+            f"See `kubectl describe {SERVING_APIS[serving].plural} -n {namespace} {name}` "
+            f"and `kubectl get pods -n {namespace}`"
+        )
+
+    resource = poll_until(
+        where, look, timeout=timeout, poll_interval=poll_interval, too_late=too_late
+    )
+    log.info("%s is serving", where)
+    return resource
 
 
 def undeploy(api: client.ApiClient, namespace: str, name: str, serving: str = "auto") -> list[str]:

@@ -101,14 +101,16 @@ def check_inotify(target: KubeTarget, engine: str, read: Reader | None = None) -
     if not kind:
         return InotifyFinding(False, True, "not a kind or minikube cluster")
     where_else = _remote_hint(kind, target)
+    ask = f"{where_else}; {_README} asks for at least " + ", ".join(
+        f"{key}={value}" for key, value in LIMITS.items()
+    )
     if not (_loopback(target.server) and _local_engine(engine)):
         return InotifyFinding(
             True,
             False,
             f"the {kind} node's kernel is not this machine's (API server {target.server}, "
             f"container engine {engine}), so its inotify limits cannot be read from here",
-            f"{where_else}; {_README} asks for at least "
-            + ", ".join(f"{key}={value}" for key, value in LIMITS.items()),
+            ask,
             readable=False,
         )
     read = read or proc_reader()
@@ -119,8 +121,7 @@ def check_inotify(target: KubeTarget, engine: str, read: Reader | None = None) -
             False,
             f"this machine has no /proc/sys/fs/inotify (not Linux? Docker Desktop runs "
             f"the {kind} node in its own VM)",
-            f"{where_else}; {_README} asks for at least "
-            + ", ".join(f"{key}={value}" for key, value in LIMITS.items()),
+            ask,
             readable=False,
         )
     low = {

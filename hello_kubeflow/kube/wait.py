@@ -16,14 +16,19 @@ import json
 import logging
 import queue
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from hello_kubeflow.errors import ClusterError, PodFailedError, WaitTimeoutError
+from hello_kubeflow.errors import (
+    ClusterError,
+    HelloKubeflowError,
+    PodFailedError,
+    WaitTimeoutError,
+)
 from hello_kubeflow.kube.client import (
     api_client,
     api_retrying,
@@ -39,6 +44,8 @@ from hello_kubeflow.retry import Backoff
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 PROGRESS_INTERVAL = 5.0
 """Seconds between progress messages while pods change."""
@@ -112,6 +119,41 @@ class CrashJudge:
                 )
             judged.append(s)
         return judged
+
+
+def poll_until(
+    where: str,
+    look: Callable[[], tuple[T | None, str]],
+    *,
+    timeout: float,
+    poll_interval: float,
+    too_late: Callable[[str], HelloKubeflowError],
+) -> T:
+    """Call `look` every `poll_interval` seconds until it has a result; return the result.
+
+    Args:
+        where: what is waited for, e.g. `Notebook team/hello`: the start of each progress line.
+        look: one look: (the result, or None while there is none yet; a short status).
+            It raises at once on what will not heal.
+        timeout: seconds until the wait fails.
+        poll_interval: seconds between looks.
+        too_late: the error for a wait that ran out, given the last status.
+
+    Raises:
+        HelloKubeflowError: `too_late(status)` at the deadline, or what `look` raised.
+    """
+    deadline = time.monotonic() + timeout
+    said = ""
+    while True:
+        result, status = look()
+        if result is not None:
+            return result
+        if status != said:
+            log.info("%s: %s", where, status)
+            said = status
+        if time.monotonic() >= deadline:
+            raise too_late(status)
+        time.sleep(poll_interval)
 
 
 @dataclass

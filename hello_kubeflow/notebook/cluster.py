@@ -32,6 +32,7 @@ from hello_kubeflow.gateway.endpoints import (
 from hello_kubeflow.images.record import pipeline_image
 from hello_kubeflow.kube.client import api_client, api_retrying, describe_api_error
 from hello_kubeflow.kube.pods import Pod, pod_state
+from hello_kubeflow.kube.wait import NO_RESTART_LIMIT, CrashJudge, poll_until
 from hello_kubeflow.notebook.manifests import (
     NOTEBOOK_API,
     PIPELINE_ACCESS,
@@ -50,7 +51,6 @@ T = TypeVar("T")
 FIELD_MANAGER = "hello-kubeflow"
 RETRY_SECONDS = 60.0
 POLL_INTERVAL = 2.0
-RESTART_LIMIT = 3
 PROFILE_HINT = "set HK_NAMESPACE (or --namespace) to yours, e.g. kubeflow-user-example-com"
 
 
@@ -158,7 +158,9 @@ def open_notebook(
         created.append(f"workspace volume {spec.namespace}/{spec.claim_name}")
     _apply(api, notebook(spec), NOTEBOOK_API[2])
     log.info("applied Notebook %s/%s (image %s)", spec.namespace, spec.name, spec.image)
-    pod = wait_until_ready(api, spec, settings.notebook_timeout, poll_interval)
+    pod = wait_until_ready(
+        api, spec, settings.notebook_timeout, poll_interval, settings.wait_crash_grace
+    )
     url, forward = _url(settings, spec)
     return NotebookServer(spec, url, pod, tuple(created), forward)
 
@@ -182,46 +184,58 @@ def delete_notebook(settings: Settings, *, api: client.ApiClient | None = None) 
 
 
 def wait_until_ready(
-    api: client.ApiClient, spec: NotebookSpec, timeout: float, poll_interval: float
+    api: client.ApiClient,
+    spec: NotebookSpec,
+    timeout: float,
+    poll_interval: float,
+    crash_grace: float,
 ) -> str:
     """Poll the Notebook's pod until one running `spec.image` is Ready; return its name.
+
+    Args:
+        api: the Kubernetes API client.
+        spec: the Notebook.
+        timeout: seconds to wait (`HK_NOTEBOOK_TIMEOUT`).
+        poll_interval: seconds between looks at the pod.
+        crash_grace: seconds the pod may crash-loop before the wait fails
+            (`HK_WAIT_CRASH_GRACE`, judged as `inv wait` and the deploy judge it).
 
     Raises:
         NotebookError: the Notebook is gone, its pod will not heal, or not ready in time.
     """
     where = f"Notebook {spec.namespace}/{spec.name}"
-    deadline = time.monotonic() + timeout
-    said = ""
-    while True:
+    crashes = CrashJudge(crash_grace)
+
+    def look() -> tuple[str | None, str]:
         try:
             _request(api, "GET", _path(NOTEBOOK_API, spec.namespace, spec.name), f"reading {where}")
         except _Missing:
             raise NotebookError(f"{where} disappeared while we waited for it") from None
-        ready, status = _judge(spec, _pods(api, spec))
-        if ready:
-            log.info("%s is ready", where)
-            return status
-        if status != said:
-            log.info("%s: %s", where, status)
-            said = status
-        if time.monotonic() >= deadline:
-            raise NotebookError(
-                f"{where} was not ready within {timeout:.0f} s (last status: {status}). See "
-                f"`kubectl describe notebooks -n {spec.namespace} {spec.name}` and "
-                f"`kubectl get pods -n {spec.namespace} -l {POD_LABEL}={spec.name}`; "
-                "raise HK_NOTEBOOK_TIMEOUT (or --timeout) if the cluster is only slow"
-            )
-        time.sleep(poll_interval)
+        ready, status = _judge(spec, _pods(api, spec), crashes)
+        return (status if ready else None), status
+
+    def too_late(status: str) -> NotebookError:
+        return NotebookError(
+            f"{where} was not ready within {timeout:.0f} s (last status: {status}). See "
+            f"`kubectl describe notebooks -n {spec.namespace} {spec.name}` and "
+            f"`kubectl get pods -n {spec.namespace} -l {POD_LABEL}={spec.name}`; "
+            "raise HK_NOTEBOOK_TIMEOUT (or --timeout) if the cluster is only slow"
+        )
+
+    pod = poll_until(where, look, timeout=timeout, poll_interval=poll_interval, too_late=too_late)
+    log.info("%s is ready", where)
+    return pod
 
 
-def _judge(spec: NotebookSpec, pods: list[Pod]) -> tuple[bool, str]:
+def _judge(spec: NotebookSpec, pods: list[Pod], crashes: CrashJudge) -> tuple[bool, str]:
     """(ready?, the ready pod's name or a short status); raise on a pod that will not heal.
 
     Pods still running another image are being replaced: their state is not this rollout's.
+    A crash loop is fatal once `crashes` says so, not after a restart count of its own.
     """
     current = [pod for pod in pods if _image(pod, spec.name) == spec.image]
-    for pod in current:
-        state = pod_state(pod, RESTART_LIMIT)
+    states = [pod_state(pod, NO_RESTART_LIMIT) for pod in current]
+    for state in crashes.judge(states, time.monotonic()):
         if state.fatal:
             raise NotebookError(f"the notebook server cannot start: {state.explain()}")
         if state.ready:
@@ -229,7 +243,7 @@ def _judge(spec: NotebookSpec, pods: list[Pod]) -> tuple[bool, str]:
     if not current:
         old = f" ({len(pods)} of an earlier image being replaced)" if pods else ""
         return False, f"waiting for the Notebook controller to make its pod{old}"
-    state = pod_state(current[0], RESTART_LIMIT)
+    state = states[0]
     detail = f" ({state.message})" if state.message else ""
     return False, f"pod {state.name}: {state.reason}{detail}"
 
