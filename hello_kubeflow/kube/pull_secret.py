@@ -3,7 +3,7 @@
 Pushing with a login (`HK_REGISTRY_USERNAME` / `HK_REGISTRY_PASSWORD`) does not
 let the cluster pull: Kubeflow Pipelines v2 has no pipeline-wide pull secret
 (kubeflow/pipelines#11498), so every step names one (the KFP Kubernetes
-extension's `set_image_pull_secrets`, see `pipeline/train_pipeline.py`), and so
+extension's `set_image_pull_secrets`, see `hello_kubeflow/pipeline/definition.py`), and so
 do the serving pods. The secret is a `kubernetes.io/dockerconfigjson` Secret
 whose `.dockerconfigjson` is `{"auths": {<registry>: {username, password,
 auth}}}`, as `kubectl create secret docker-registry` writes it (kubernetes/
