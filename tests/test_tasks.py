@@ -110,6 +110,7 @@ def test_every_task_with_a_result_takes_json() -> None:
         (("query", "--index", "abc"), "--index='abc': expected a whole number"),
         (("clean", "--keep", "many"), "--keep='many': expected a whole number"),
         (("train", "--trees", "1.5"), "--trees='1.5': expected a whole number"),
+        (("compare", "--train-limit", "x"), "--train-limit='x': expected a whole number"),
     ],
 )
 def test_a_malformed_option_value_is_a_clean_error(

@@ -63,7 +63,8 @@ class _CheckedArgument(Argument):  # type: ignore[misc]
         try:
             super().set_value(value, cast=cast)
         except ValueError:
-            problem = f"--{self.name}={value!r}: {_EXPECTED.get(self.kind, 'malformed')}"
+            flag = self.name.replace("_", "-")  # as typed: invoke shows `--train-limit`
+            problem = f"--{flag}={value!r}: {_EXPECTED.get(self.kind, 'malformed')}"
             raise Exit(f"error: {SettingsError([problem])}", code=1) from None
 
 
