@@ -568,7 +568,11 @@ class KfpEmulator:
         }
 
     def pod_spec_patch(self, run_id: str, key: str) -> dict[str, Any]:
-        """What the driver adds to step `key`'s pod spec from its Kubernetes config."""
+        """What the driver adds to step `key`'s pod spec from its Kubernetes config.
+
+        kubeflow/pipelines 2.17.0, backend/src/v2/driver/k8s.go: each
+        `imagePullSecret` becomes `{"name": ...}` in the pod spec patch.
+        """
         names = self.runs[run_id].get("pull_secrets", {}).get(key) or []
         return {"imagePullSecrets": [{"name": n} for n in names]} if names else {}
 

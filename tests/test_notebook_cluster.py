@@ -129,7 +129,8 @@ def _status(container: str, image: str, state: str) -> dict[str, Any]:
             f'Back-off pulling image "{image}": manifest unknown',
         ),
         # the kubelet's message: kubernetes/kubernetes pkg/kubelet/kuberuntime/
-        # kuberuntime_manager.go, doBackOff ("back-off %s restarting failed container=%s pod=%s")
+        # kuberuntime_manager.go, doBackOff ("back-off %s restarting failed container=%s
+        # pod=%s", the pod written by pkg/kubelet/util/format `Pod`: name_namespace(uid))
         "crash-loop": (
             "CrashLoopBackOff",
             f"back-off 40s restarting failed container={container} "
