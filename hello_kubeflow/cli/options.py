@@ -63,7 +63,7 @@ class _CheckedArgument(Argument):  # type: ignore[misc]
         try:
             super().set_value(value, cast=cast)
         except ValueError:
-            flag = self.name.replace("_", "-")  # as typed: invoke shows `--train-limit`
+            flag = str(self.name).replace("_", "-")  # as typed: invoke shows `--train-limit`
             problem = f"--{flag}={value!r}: {_EXPECTED.get(self.kind, 'malformed')}"
             raise Exit(f"error: {SettingsError([problem])}", code=1) from None
 
