@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CHART_FILE = "comparison.png"
 SERVED_REQUESTS = 300
+WARMUP_REQUESTS = 20  # sent before the timed ones, not counted
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,7 @@ def served_latency_ms(
     """
     from hello_kubeflow.errors import ServingError
     from hello_kubeflow.query.answers import check_answer, seldon_payload
+    from hello_kubeflow.query.client import SELDON_PATH
     from hello_kubeflow.serving.server import running_server
 
     body = seldon_payload(image)
@@ -282,12 +284,12 @@ def served_latency_ms(
         )
         times: list[float] = []
         try:
-            for index in range(requests + 20):
+            for index in range(requests + WARMUP_REQUESTS):
                 start = time.perf_counter()
-                connection.request("POST", "/api/v1.0/predictions", body=body, headers=headers)
+                connection.request("POST", SELDON_PATH, body=body, headers=headers)
                 response = connection.getresponse()
                 answer = response.read()
-                if index >= 20:
+                if index >= WARMUP_REQUESTS:
                     times.append(time.perf_counter() - start)
                 if response.status != 200:
                     raise ServingError(f"the model server answered HTTP {response.status}")

@@ -31,9 +31,11 @@ from hello_kubeflow.gateway.endpoints import (
 )
 from hello_kubeflow.gateway.login import gateway_auth
 from hello_kubeflow.kube.kserve_access import (
+    ISVC_LABEL,
     KServeInstall,
     deployment_mode,
     ensure_policy,
+    policy_name,
     read_install,
     route,
     wait_until_allowed,
@@ -96,7 +98,7 @@ def query_cluster(
         except EndpointError as exc:
             if served.serving != "kserve" or policy or " answered 403;" not in str(exc):
                 raise
-            raise EndpointError(f"{exc}. {_POLICY_HELP.format(s=settings)}") from None
+            raise EndpointError(f"{exc}. {_policy_help(settings)}") from None
         # The query client appends the protocol's own path to the server URL.
         suffix = SELDON_PATH if protocol == "seldon" else f"/v2/models/{settings.model_name}/infer"
         local_view = settings.replace(query_url=address.url.removesuffix(suffix))
@@ -122,9 +124,15 @@ def query_cluster(
 _POLICY_HELP = (
     'If the gateway let you in and the model refused you ("RBAC: access denied"), the '
     "InferenceService lacks its Istio AuthorizationPolicy in a Kubeflow profile namespace: "
-    "with a kubeconfig, inv query makes it (allow-{s.deployment_name}); else ask for one "
-    "selecting serving.kserve.io/inferenceservice={s.deployment_name} in {s.namespace}"
+    "with a kubeconfig, inv query makes it ({policy}); else ask for one "
+    "selecting {label}={s.deployment_name} in {s.namespace}"
 )
+
+
+def _policy_help(settings: Settings) -> str:
+    """What to do about KServe's 403: the policy `kserve_access` makes, by name and selector."""
+    name = settings.deployment_name
+    return _POLICY_HELP.format(s=settings, policy=policy_name(name), label=ISVC_LABEL)
 
 
 @dataclass(frozen=True)
