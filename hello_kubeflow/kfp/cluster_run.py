@@ -342,14 +342,14 @@ def _explain(settings: Settings, namespace: str | None, step: FailedStep) -> str
 def _check_profile(settings: Settings, namespace: str) -> None:
     """Refuse to upload while the profile namespace is not ready; skipped without a kubeconfig."""
     from hello_kubeflow.kfp.profile_check import check_profile_namespace
-    from hello_kubeflow.kube.client import api_client, request_timeout
+    from hello_kubeflow.kube.client import api_client
 
     try:
         api = api_client(settings)
     except HelloKubeflowError as exc:
         log.info("the profile namespace %s is not checked: %s", namespace, exc)
         return
-    check_profile_namespace(api, namespace, request_timeout(settings))
+    check_profile_namespace(api, namespace)
 
 
 def _pod_watch(
@@ -357,7 +357,7 @@ def _pod_watch(
 ) -> Callable[[float], str] | None:
     """What looks at the run's step pods at each poll; None without a kubeconfig."""
     from hello_kubeflow.kfp.run_pods import RunPodWatch
-    from hello_kubeflow.kube.client import api_client, request_timeout
+    from hello_kubeflow.kube.client import api_client
 
     try:
         api = api_client(settings)
@@ -370,7 +370,6 @@ def _pod_watch(
         run_id,
         image,
         settings.run_unschedulable_grace,
-        request_timeout(settings),
     ).check
 
 

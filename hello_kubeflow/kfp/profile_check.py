@@ -49,18 +49,16 @@ class _Look:
     absent: bool
 
 
-def check_profile_namespace(
-    api: client.ApiClient, namespace: str, request_timeout: tuple[float, float]
-) -> None:
+def check_profile_namespace(api: client.ApiClient, namespace: str) -> None:
     """Check that `namespace` is a profile namespace ready for Kubeflow Pipelines runs.
 
     What the user's kubeconfig may not read is skipped (logged): a Kubeflow
     user need not be allowed to read namespaces.
 
     Args:
-        api: a Kubernetes API client (the user's kubeconfig).
+        api: a Kubernetes API client (the user's kubeconfig; `kube.client.api_client`
+            bounds each call by HK_KUBE_REQUEST_TIMEOUT).
         namespace: the profile namespace the run goes to (HK_NAMESPACE).
-        request_timeout: (connect, read) seconds per request.
 
     Raises:
         PrerequisiteError: the namespace is missing, not a pipelines profile
@@ -72,7 +70,7 @@ def check_profile_namespace(
         f"`kubectl get profile {namespace} -o yaml` shows the profile's conditions; "
         "the controller's log: `kubectl logs -n kubeflow deploy/profiles-deployment`"
     )
-    space = _read(lambda: core.read_namespace(namespace, _request_timeout=request_timeout))
+    space = _read(lambda: core.read_namespace(namespace))
     if space.absent:
         raise PrerequisiteError(
             f"the profile namespace {namespace} (HK_NAMESPACE) does not exist. On multi-user "
@@ -90,11 +88,7 @@ def check_profile_namespace(
             f"the profile controller has not labelled it yet. Use your profile's namespace, "
             f"or wait: {watch_it}"
         )
-    account = _read(
-        lambda: core.read_namespaced_service_account(
-            RUNNER_ACCOUNT, namespace, _request_timeout=request_timeout
-        )
-    )
+    account = _read(lambda: core.read_namespaced_service_account(RUNNER_ACCOUNT, namespace))
     if account.absent:
         raise PrerequisiteError(
             f"the profile namespace {namespace} has no service account {RUNNER_ACCOUNT}, which "
@@ -102,11 +96,7 @@ def check_profile_namespace(
             f"{namespace}. Wait for it (`kubectl get serviceaccount -n {namespace} "
             f"{RUNNER_ACCOUNT}`); if it does not come, {watch_it}"
         )
-    secret = _read(
-        lambda: core.read_namespaced_secret(
-            ARTIFACT_SECRET, namespace, _request_timeout=request_timeout
-        )
-    )
+    secret = _read(lambda: core.read_namespaced_secret(ARTIFACT_SECRET, namespace))
     if secret.absent:
         raise PrerequisiteError(
             f"the profile namespace {namespace} has no Secret {ARTIFACT_SECRET}, the artifact "

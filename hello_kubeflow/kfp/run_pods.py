@@ -37,12 +37,12 @@ class RunPodWatch:
     """Looks at one run's step pods at each poll; says when one will never start.
 
     Attributes:
-        api: a Kubernetes API client (the user's kubeconfig).
+        api: a Kubernetes API client (the user's kubeconfig; `kube.client.api_client`
+            bounds each call by HK_KUBE_REQUEST_TIMEOUT).
         namespace: where the run's pods are (`kubeflow`, or the profile namespace).
         run_id: the run's ID, the value of its pods' `pipeline/runid` label.
         pipeline_image: the project's image, to tell its pull failures from KFP's own.
         unschedulable_grace: seconds a pod may stay Unschedulable (HK_RUN_UNSCHEDULABLE_GRACE).
-        request_timeout: (connect, read) seconds of each list.
     """
 
     api: client.ApiClient
@@ -50,7 +50,6 @@ class RunPodWatch:
     run_id: str
     pipeline_image: str
     unschedulable_grace: float
-    request_timeout: tuple[float, float]
     _unschedulable_since: dict[str, float] = field(default_factory=dict)
     _unreadable: bool = False
 
@@ -88,7 +87,6 @@ class RunPodWatch:
             answer = core.list_namespaced_pod(
                 self.namespace,
                 label_selector=f"{RUN_ID_LABEL}={self.run_id}",
-                _request_timeout=self.request_timeout,
                 _preload_content=False,
             )
             return list(json.loads(answer.data or b"{}").get("items") or [])
