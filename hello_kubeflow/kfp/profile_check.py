@@ -110,12 +110,9 @@ def check_profile_namespace(api: client.ApiClient, namespace: str) -> None:
 def _read(request: Callable[[], Any]) -> _Look:
     try:
         answer = request()
-    except ApiException as exc:
-        if int(exc.status or 0) == 404:
+    except Exception as exc:  # unreachable or refused: the KFP API will say what is wrong
+        if isinstance(exc, ApiException) and int(exc.status or 0) == 404:
             return _Look(None, True)
-        log.warning("cannot check the profile namespace: %s", describe_api_error(exc))
-        return _Look(None, False)
-    except Exception as exc:  # unreachable: the KFP API will say what is wrong
         log.warning("cannot check the profile namespace: %s", describe_api_error(exc))
         return _Look(None, False)
     return _Look(answer, False)

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from kubernetes import client
 
 from hello_kubeflow.kube.deploy import (
+    CRASH_GRACE,
     DEPLOY_TIMEOUT,
     POLL_INTERVAL,
     copy_storage_credentials,
@@ -43,7 +44,7 @@ def deploy_step(
     timeout: float = DEPLOY_TIMEOUT,
     poll_interval: float = POLL_INTERVAL,
     request_timeout: float = 30.0,
-    crash_grace: float = 600.0,
+    crash_grace: float = CRASH_GRACE,
     api: client.ApiClient | None = None,
 ) -> dict[str, str]:
     """Deploy the model at `model_uri` and wait until it serves.
