@@ -234,8 +234,13 @@ def test_confusion_png_is_a_picture_of_the_matrix(tmp_path: Path) -> None:
     with Image.open(path) as image:
         width, height = image.size
         colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
+        pixels = np.asarray(image.convert("RGB"), dtype=np.int64)
     assert width >= 600 and height >= 600
     assert colours is not None and len(colours) > 50  # cells, text and axes, not a blank page
+    # Ten right-answer cells in green, ten cells of mistakes in red, each thousands of pixels.
+    red, green = pixels[..., 0], pixels[..., 1]
+    assert ((green - red) > 60).sum() > 10 * 2000
+    assert ((red - green) > 60).sum() > 10 * 2000
 
 
 # ---- the artifact: save, load, metadata
@@ -414,6 +419,21 @@ def test_fast_form_equals_skl2onnx_conversion(
         ours.run(["probabilities"], {"input": x_test})[0],
         theirs.run(["probabilities"], {"input": x_test})[0],
     )
+
+
+def test_fast_form_is_the_node_the_onnx_helper_builds(small_result: TrainResult) -> None:
+    import onnx
+    from onnx import helper
+
+    from hello_kubeflow.model.fastpath import forest_to_onnx
+
+    model = onnx.load_from_string(forest_to_onnx(small_result.model))
+    onnx.checker.check_model(model)
+    (node,) = model.graph.node
+    values = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    rebuilt = helper.make_node(node.op_type, node.input, node.output, domain=node.domain, **values)
+    assert node.SerializeToString() == rebuilt.SerializeToString()  # same types, same order
+    assert values["nodes_modes"][:1] == [b"BRANCH_LEQ"]
 
 
 def test_serving_with_other_library_versions_than_training_warns(

@@ -151,6 +151,8 @@ def save_confusion_png(evaluation: Evaluation, path: Path | str) -> Path:
     Right answers (the diagonal) are shaded green by recall; mistakes are
     shaded red by their count relative to the largest mistake, so the digits
     the model confuses stand out even at 97% accuracy. Every cell shows its count.
+    Drawn with Pillow, not matplotlib: importing matplotlib and laying out a
+    figure took about 1 s of every run's evaluate step (docs/benchmarks.md).
 
     Args:
         evaluation: what `evaluate` returned.
@@ -159,45 +161,78 @@ def save_confusion_png(evaluation: Evaluation, path: Path | str) -> Path:
     Returns:
         The PNG's path.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from PIL import Image, ImageDraw, ImageFont
 
     matrix = np.array(evaluation.confusion_matrix, dtype=np.int64)
     diagonal = np.eye(N_CLASSES, dtype=bool)
-    support = np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    support = np.maximum(matrix.sum(axis=1), 1)
     worst = max(int(matrix[~diagonal].max(initial=0)), 1)
 
-    figure = Figure(figsize=(7.5, 6.8), dpi=120, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    axes.imshow(np.ma.masked_where(~diagonal, matrix / support), cmap="Greens", vmin=0, vmax=1.2)
-    axes.imshow(
-        np.ma.masked_where(diagonal | (matrix == 0), matrix / worst), cmap="Reds", vmin=0, vmax=1.3
-    )
-    for (row, column), count in np.ndenumerate(matrix):
-        shade = matrix[row, column] / (support[row, 0] if row == column else worst)
-        axes.text(
-            column,
-            row,
-            f"{count:,}" if count else "·",
-            ha="center",
-            va="center",
-            fontsize=8.5 if count < 1000 else 7.5,
-            color="white" if shade > 0.6 else "black",
-        )
-    axes.set_xticks(DIGITS)
-    axes.set_yticks(DIGITS)
-    axes.set_xlabel("predicted digit")
-    axes.set_ylabel("true digit")
-    axes.xaxis.set_label_position("top")
-    axes.xaxis.tick_top()
-    axes.set_title(
+    cell, left, top, margin = 64, 92, 138, 28
+    side = cell * N_CLASSES
+    image = Image.new("RGB", (left + side + margin, top + side + margin), "white")
+    draw = ImageDraw.Draw(image)
+    title = ImageFont.load_default(size=17)
+    label = ImageFont.load_default(size=15)
+    small = ImageFont.load_default(size=13)
+
+    draw.text(
+        (left + side / 2, 14),
         f"Confusion matrix: accuracy {evaluation.accuracy:.2%} on "
-        f"{evaluation.test_size:,} test images\n"
-        "green: right answers (shade = recall); red: mistakes (shade = count)",
-        fontsize=10,
+        f"{evaluation.test_size:,} test images",
+        font=title,
+        fill="black",
+        anchor="mt",
     )
+    draw.text(
+        (left + side / 2, 40),
+        "green: right answers (shade = recall); red: mistakes (shade = count)",
+        font=small,
+        fill=(70, 70, 70),
+        anchor="mt",
+    )
+    draw.text((left + side / 2, top - 44), "predicted digit", font=label, fill="black", anchor="mb")
+    for (row, column), count in np.ndenumerate(matrix):
+        if row == column:
+            shade = count / support[row]
+            colour = _shade(_GREENS, shade / 1.2)
+        else:
+            shade = count / worst
+            colour = _shade(_REDS, shade / 1.3) if count else (255, 255, 255)
+        x, y = left + column * cell, top + row * cell
+        draw.rectangle((x, y, x + cell, y + cell), fill=colour)
+        draw.text(
+            (x + cell / 2, y + cell / 2),
+            f"{count:,}" if count else "·",
+            font=small,
+            fill="white" if shade > 0.6 else "black",
+            anchor="mm",
+        )
+    draw.rectangle((left, top, left + side, top + side), outline="black")
+    for digit in DIGITS:
+        middle = digit * cell + cell / 2
+        draw.text((left + middle, top - 8), str(digit), font=label, fill="black", anchor="mb")
+        draw.text((left - 10, top + middle), str(digit), font=label, fill="black", anchor="rm")
+    # The rows' axis label, written sideways: drawn on its own strip, then turned.
+    strip = Image.new("RGB", (side, 24), "white")
+    ImageDraw.Draw(strip).text((side / 2, 12), "true digit", font=label, fill="black", anchor="mm")
+    image.paste(strip.rotate(90, expand=True), (left - 66, top))
+
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, format="png")
+    image.save(out, format="PNG")
     return out
+
+
+# ColorBrewer's 9-class sequential Greens and Reds (the stops of matplotlib's maps).
+_GREENS = ("f7fcf5", "e5f5e0", "c7e9c0", "a1d99b", "74c476", "41ab5d", "238b45", "006d2c", "00441b")
+_REDS = ("fff5f0", "fee0d2", "fcbba1", "fc9272", "fb6a4a", "ef3b2c", "cb181d", "a50f15", "67000d")
+
+
+def _shade(ramp: tuple[str, ...], t: float) -> tuple[int, int, int]:
+    """The colour a share `t` (0-1, clipped) of the way along `ramp`'s stops."""
+    stops = np.array([[int(c[i : i + 2], 16) for i in (0, 2, 4)] for c in ramp], dtype=float)
+    where = np.linspace(0.0, 1.0, len(ramp))
+    t = min(max(float(t), 0.0), 1.0)
+    red, green, blue = (round(float(np.interp(t, where, stops[:, i]))) for i in range(3))
+    return red, green, blue
