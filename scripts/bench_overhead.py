@@ -1,7 +1,7 @@
 """Time a local run's overhead over the fit, and the least any run of this shape can cost.
 
 Usage:
-    python scripts/bench_overhead.py --mnist-dir MNIST_DIR [--runs 5] [--preset book]
+    python scripts/bench_overhead.py --mnist-dir DIR [--runs 5] [--preset book] [--checkout DIR]
 
 Issue 13's target is the local pipeline's own overhead over the fit: the wall
 time of `inv train` minus the seconds the model spends fitting. This prints,
@@ -16,7 +16,9 @@ as medians of `--runs` runs, each a fresh process timed from outside:
   fresh interpreter, as `inv train` runs ours; and importing scikit-learn's
   forest in a fresh interpreter, which the train step must do.
 
-Run it with the project's interpreter (`.venv/bin/python`) from the checkout.
+Run it with the project's interpreter (`.venv/bin/python`). `--checkout` times
+another tree (e.g. an older commit from `git archive`: "before"); its package
+comes first on the steps' path too.
 """
 
 from __future__ import annotations
@@ -118,9 +120,11 @@ def main() -> None:
     parser.add_argument("--mnist-dir", type=Path, required=True, help="full MNIST")
     parser.add_argument("--runs", type=int, default=5, help="runs of each measurement")
     parser.add_argument("--preset", default="book", help="preset of the timed run")
+    parser.add_argument("--checkout", type=Path, default=REPO, help="the tree to time")
     args = parser.parse_args()
     python = sys.executable
-    base_env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8"}
+    checkout = args.checkout.resolve()
+    base_env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "PYTHONPATH": str(checkout)}
     loads = [os.getloadavg()[0]]
 
     walls: list[float] = []
@@ -137,7 +141,7 @@ def main() -> None:
         for _ in range(args.runs):
             wall, out = timed(
                 [python, "-m", "invoke", "train", "--preset", args.preset, "--json"],
-                cwd=REPO,
+                cwd=checkout,
                 env=env,
             )
             summary = json.loads(out.strip().splitlines()[-1])
@@ -164,16 +168,16 @@ def main() -> None:
         env = {**base_env, "HOME": scratch}
         program = Path(scratch, "noop.py")
         program.write_text(f"ROOT = {str(Path(scratch, 'root'))!r}\n" + NOOP_PIPELINE)
-        bare = repeat(args.runs, lambda: timed([python, "-c", "pass"], cwd=REPO, env=env)[0])
+        bare = repeat(args.runs, lambda: timed([python, "-c", "pass"], cwd=checkout, env=env)[0])
         invoke = repeat(
-            args.runs, lambda: timed([python, "-m", "invoke", "--list"], cwd=REPO, env=env)[0]
+            args.runs, lambda: timed([python, "-m", "invoke", "--list"], cwd=checkout, env=env)[0]
         )
-        noop = repeat(args.runs, lambda: timed([python, str(program)], cwd=REPO, env=env)[0])
+        noop = repeat(args.runs, lambda: timed([python, str(program)], cwd=checkout, env=env)[0])
         forest = repeat(
             args.runs,
             lambda: timed(
                 [python, "-c", "from sklearn.ensemble import RandomForestClassifier"],
-                cwd=REPO,
+                cwd=checkout,
                 env=env,
             )[0],
         )
@@ -189,7 +193,7 @@ def main() -> None:
     ]
 
     command = f"scripts/bench_overhead.py --mnist-dir DIR --runs {args.runs} --preset {args.preset}"
-    print(f"Command: `{Path(python).name} {command}`")
+    print(f"Command: `{Path(python).name} {command}`; checkout: {checkout}")
     print(
         f"Machine: {os.cpu_count()} cores; load average (1 min) at start / after the runs / "
         f"after the floor: {' / '.join(f'{load:.1f}' for load in loads)}"
