@@ -306,7 +306,7 @@ check_inotify() {
 }
 
 check_free() {
-    if kind get clusters 2>/dev/null | grep -qx "$NAME"; then
+    if kind get clusters 2>/dev/null | grep -x "$NAME" >/dev/null; then
         die "a kind cluster named '$NAME' exists already (an earlier --keep run?). Delete it (kind delete cluster --name $NAME) or pass --name."
     fi
     if docker inspect "$REGISTRY_NAME" >/dev/null 2>&1; then
@@ -454,7 +454,7 @@ run_details() {
     echo "cluster:   $NAME (context $CONTEXT, kubeconfig $KUBECONFIG_FILE)"
     echo "registry:  $REGISTRY_NAME ($REGISTRY_IMAGE) on localhost:$REGISTRY_PORT"
     echo "pinned:    kind $KIND_VERSION, node $NODE_IMAGE, kubectl $KUBECTL_VERSION"
-    echo "found:     $(kind version 2>&1); kubectl $(kubectl version --client 2>&1 | head -n 1)"
+    echo "found:     $(kind version 2>&1); kubectl $(kubectl version --client 2>&1 | sed -n 1p)"
     echo "docker:    $(docker version --format 'server {{.Server.Version}}, client {{.Client.Version}}' 2>&1)"
     echo "host:      $(uname -srm)"
     echo "inv:       $INV"
@@ -535,7 +535,7 @@ else
     trap 'exit 130' INT
     trap 'exit 143' TERM
     echo "kind $KIND_VERSION (found: $(kind version 2>&1)), node image $NODE_IMAGE"
-    echo "kubectl $KUBECTL_VERSION (found: $(kubectl version --client 2>&1 | head -n 1)), registry image $REGISTRY_IMAGE"
+    echo "kubectl $KUBECTL_VERSION (found: $(kubectl version --client 2>&1 | sed -n 1p)), registry image $REGISTRY_IMAGE"
     echo "serving: $SERVING; logs and, on failure, the cluster's state: $ARTIFACTS"
 fi
 
