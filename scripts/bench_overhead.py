@@ -122,8 +122,14 @@ def main() -> None:
     parser.add_argument("--preset", default="book", help="preset of the timed run")
     parser.add_argument("--checkout", type=Path, default=REPO, help="the tree to time")
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error(f"--runs {args.runs}: expected at least 1 run")
+    if not args.mnist_dir.is_dir():
+        parser.error(f"--mnist-dir {args.mnist_dir}: no such folder (it holds MNIST's IDX files)")
     python = sys.executable
     checkout = args.checkout.resolve()
+    if not (checkout / "tasks.py").is_file():
+        parser.error(f"--checkout {args.checkout}: not a checkout of this project (no tasks.py)")
     base_env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "PYTHONPATH": str(checkout)}
     loads = [os.getloadavg()[0]]
 
