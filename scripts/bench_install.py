@@ -35,10 +35,9 @@ from test_kube_install import IMAGE, kubelet  # noqa: E402
 from test_kube_wait_crashes import KfpKubelet  # noqa: E402
 
 from hello_kubeflow.errors import PodFailedError  # noqa: E402
-from hello_kubeflow.kube.apply import ApplyBackoff  # noqa: E402
-from hello_kubeflow.kube.feed import Backoff  # noqa: E402
 from hello_kubeflow.kube.install import SETTLE_SECONDS, install, make_plan  # noqa: E402
 from hello_kubeflow.kube.wait import wait_for_pods  # noqa: E402
+from hello_kubeflow.retry import Backoff  # noqa: E402
 
 PROFILES = (("pipelines", "seldon"), ("pipelines", "kserve"), ("full", "kserve"))
 
@@ -57,7 +56,7 @@ def _install(profile: str, serving: str) -> tuple[int, float]:
         )
         objects = make_plan(settings).objects
         started = time.perf_counter()
-        install(settings, backoff=ApplyBackoff(0.5, 5.0), settle=0)
+        install(settings, backoff=Backoff(0.5, 5.0), settle=0)
         return objects, time.perf_counter() - started
 
 

@@ -8,6 +8,7 @@ measures our streaming, verification and rename, not the internet.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import socket
 import sys
@@ -18,11 +19,11 @@ from collections.abc import Callable
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from hello_kubeflow.data.mnist import RetryPolicy, load_mnist
+from hello_kubeflow.data.mnist import DEFAULT_RETRY, load_mnist
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-QUICK_RETRY = RetryPolicy(attempts=1)
+QUICK_RETRY = dataclasses.replace(DEFAULT_RETRY, attempts=1)
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
