@@ -111,6 +111,7 @@ def test_every_task_with_a_result_takes_json() -> None:
         (("clean", "--keep", "many"), "--keep='many': expected a whole number"),
         (("train", "--trees", "1.5"), "--trees='1.5': expected a whole number"),
         (("compare", "--train-limit", "x"), "--train-limit='x': expected a whole number"),
+        (("query", "--url", "notaurl"), "--url='notaurl': expected an http:// or https:// URL"),
     ],
 )
 def test_a_malformed_option_value_is_a_clean_error(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hello_kubeflow.cli.options import Result, refuse
+from hello_kubeflow.cli.options import FLAGS, Result, refuse
 from hello_kubeflow.project import require_checkout
 from hello_kubeflow.settings import Settings
 
@@ -138,7 +138,7 @@ def query(
         {"--protocol": bool(protocol) and cluster}, "in cluster mode the serving system picks it"
     )
     if url:  # the gateway in cluster mode, the server itself locally
-        settings = settings.override({"gateway_url" if cluster else "query_url": url}, {})
+        settings = settings.override({"gateway_url" if cluster else "query_url": url}, FLAGS)
     if cluster:
         from hello_kubeflow.query.cluster import query_cluster
 
