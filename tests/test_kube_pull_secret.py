@@ -67,10 +67,19 @@ def test_the_secret_is_what_kubectl_create_secret_docker_registry_makes() -> Non
     assert base64.b64decode(entry["auth"]).decode() == f"me:{PASSWORD}"
 
 
-def test_docker_hub_is_keyed_as_the_docker_cli_keys_it() -> None:
-    secret = RegistryLogin("docker.io/me", "me", PASSWORD).secret("kubeflow")
+@pytest.mark.parametrize(
+    ("registry", "key"),
+    [
+        ("docker.io/me", "https://index.docker.io/v1/"),
+        ("me", "https://index.docker.io/v1/"),  # a Docker Hub account, as `docker push` reads it
+        ("localhost:5000", "localhost:5000"),
+        ("quay.io/me", "quay.io"),
+    ],
+)
+def test_the_login_is_keyed_by_the_registry_the_images_come_from(registry: str, key: str) -> None:
+    secret = RegistryLogin(registry, "me", PASSWORD).secret("kubeflow")
 
-    assert list(docker_config(secret)["auths"]) == ["https://index.docker.io/v1/"]  # type: ignore[call-overload]
+    assert list(docker_config(secret)["auths"]) == [key]  # type: ignore[call-overload]
 
 
 def test_the_password_never_shows_in_repr_plan_or_scrubbed_text() -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hello_kubeflow.errors import ClusterError, SettingsError
+from hello_kubeflow.images.plan import registry_host
 from hello_kubeflow.settings import MASK, Settings
 
 if TYPE_CHECKING:
@@ -45,8 +46,12 @@ class RegistryLogin:
 
     @property
     def server(self) -> str:
-        """The registry's key in `auths`: its host (Docker Hub's as the Docker CLI names it)."""
-        host = self.registry.split("/", 1)[0]
+        """The registry's key in `auths`: its host (Docker Hub's as the Docker CLI names it).
+
+        Read as the images' names are: `CONTAINER_REGISTRY=me` is a Docker Hub account,
+        `localhost:5000` and `quay.io/me` name their registry's host.
+        """
+        host = registry_host(f"{self.registry}/image")  # any image under the registry
         return DOCKER_HUB_KEY if host in DOCKER_HUB else host
 
     def describe(self) -> str:
