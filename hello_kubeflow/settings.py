@@ -237,10 +237,6 @@ class Settings:
         return self.query_url or f"http://{self.serve_host}:{self.serve_port}"
 
 
-PATH_FIELDS = ("output_dir", "mnist_dir", "cache_dir", "extra_ca_certs", "model_dir",
-               "kubeconfig", "manifests_dir")  # fmt: skip
-
-
 def load_settings(root: Path | None = None) -> Settings:
     """Settings from `os.environ` over the project root's `.env`: what every task starts with.
 
@@ -518,3 +514,6 @@ VARIABLES: tuple[Variable, ...] = (
         "HK_NOTEBOOK_TIMEOUT", "notebook_timeout", _seconds, "seconds to wait for the notebook"
     ),
 )
+
+# The settings that are paths: `load_settings` takes the relative ones from the project root.
+PATH_FIELDS: tuple[str, ...] = tuple(var.field for var in VARIABLES if var.parse is _path)
