@@ -308,18 +308,18 @@ def _wait_seconds(raw: str) -> float:
     return value
 
 
-def _port(raw: str) -> int:
-    value = _int()(raw)
-    if not 1 <= value <= 65535:
-        raise ValueError("expected a port number between 1 and 65535")
-    return value
+def _port_from(lowest: int, note: str = "") -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = _int()(raw)
+        if not lowest <= value <= 65535:
+            raise ValueError(f"expected a port number between 1 and 65535{note}")
+        return value
+
+    return parse
 
 
-def _listen_port(raw: str) -> int:
-    value = _int()(raw)
-    if not 0 <= value <= 65535:
-        raise ValueError("expected a port number between 1 and 65535 (0: any free port)")
-    return value
+_port = _port_from(1)
+_listen_port = _port_from(0, " (0: any free port)")
 
 
 def _path(raw: str) -> Path:
