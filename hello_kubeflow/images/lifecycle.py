@@ -97,9 +97,9 @@ def running_container(
         client.close()
 
 
-def logs(container: Any, tail: int = LOG_TAIL) -> str:
-    """The last lines the container printed."""
-    return str(container.logs(tail=tail).decode(errors="replace"))
+def logs(container: Any) -> str:
+    """The last `LOG_TAIL` lines the container printed."""
+    return str(container.logs(tail=LOG_TAIL).decode(errors="replace"))
 
 
 def published_url(container: Any, port: int, what: str) -> str:

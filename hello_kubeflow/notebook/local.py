@@ -24,8 +24,6 @@ import docker
 
 from hello_kubeflow.images.lifecycle import (
     LABEL,
-    LOG_TAIL,
-    logs,
     published_url,
     running_container,
     show_log_until_exit,
@@ -78,10 +76,6 @@ class LocalNotebook:
     def login_url(self) -> str:
         """The URL with its token: what to open in a browser."""
         return f"{self.url}?token={self.token}"
-
-    def logs(self, tail: int = LOG_TAIL) -> str:
-        """The last lines the server printed."""
-        return logs(self.container, tail)
 
 
 @contextmanager
