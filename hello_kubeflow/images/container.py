@@ -16,13 +16,13 @@ from typing import Any
 
 import docker
 
+from hello_kubeflow.console import sigterm_interrupts
 from hello_kubeflow.errors import ModelError
 from hello_kubeflow.images.lifecycle import (
     LABEL,
     published_url,
     running_container,
     show_log_until_exit,
-    sigterm_interrupts,
     wait_until_answers,
 )
 from hello_kubeflow.images.record import pipeline_image
