@@ -1,9 +1,18 @@
-"""How progress reaches a person: log records on stderr, warnings marked as such."""
+"""How progress reaches a person, and how a person (or a supervisor) stops it.
+
+Log records go to stderr, warnings and errors marked as such; `sigterm_interrupts`
+makes SIGTERM stop a long-running task (the model server, a local container) as
+Ctrl-C does.
+"""
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 
 class _Formatter(logging.Formatter):
@@ -28,3 +37,17 @@ def configure_logging(level: int = logging.INFO) -> None:
     handler._hello_kubeflow = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (kill, a supervisor) raises KeyboardInterrupt in the block, as Ctrl-C does."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

@@ -237,10 +237,6 @@ class Settings:
         return self.query_url or f"http://{self.serve_host}:{self.serve_port}"
 
 
-PATH_FIELDS = ("output_dir", "mnist_dir", "cache_dir", "extra_ca_certs", "model_dir",
-               "kubeconfig", "manifests_dir")  # fmt: skip
-
-
 def load_settings(root: Path | None = None) -> Settings:
     """Settings from `os.environ` over the project root's `.env`: what every task starts with.
 
@@ -312,18 +308,18 @@ def _wait_seconds(raw: str) -> float:
     return value
 
 
-def _port(raw: str) -> int:
-    value = _int()(raw)
-    if not 1 <= value <= 65535:
-        raise ValueError("expected a port number between 1 and 65535")
-    return value
+def _port_from(lowest: int, note: str = "") -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = _int()(raw)
+        if not lowest <= value <= 65535:
+            raise ValueError(f"expected a port number between 1 and 65535{note}")
+        return value
+
+    return parse
 
 
-def _listen_port(raw: str) -> int:
-    value = _int()(raw)
-    if not 0 <= value <= 65535:
-        raise ValueError("expected a port number between 1 and 65535 (0: any free port)")
-    return value
+_port = _port_from(1)
+_listen_port = _port_from(0, " (0: any free port)")
 
 
 def _path(raw: str) -> Path:
@@ -518,3 +514,6 @@ VARIABLES: tuple[Variable, ...] = (
         "HK_NOTEBOOK_TIMEOUT", "notebook_timeout", _seconds, "seconds to wait for the notebook"
     ),
 )
+
+# The settings that are paths: `load_settings` takes the relative ones from the project root.
+PATH_FIELDS: tuple[str, ...] = tuple(var.field for var in VARIABLES if var.parse is _path)

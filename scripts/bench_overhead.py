@@ -107,6 +107,8 @@ def step_seconds(log_path: Path) -> dict[str, float]:
 
 
 def median_row(what: str, values: list[float]) -> tuple[str, str]:
+    if not values:  # e.g. a step whose log lines no longer match `step_seconds`
+        return what, "n/a (not found in the runs' logs)"
     spread = f" (min {min(values):.2f}, max {max(values):.2f})" if len(values) > 1 else ""
     return what, f"{statistics.median(values):.2f}{spread}"
 
@@ -155,7 +157,7 @@ def main() -> None:
             fits.append(float(summary["train_seconds"]))
             pipelines.append(float(summary["seconds"]))
             for step, seconds in step_seconds(Path(summary["log_path"])).items():
-                steps[step].append(seconds)
+                steps.setdefault(step, []).append(seconds)
     loads.append(os.getloadavg()[0])
 
     overheads = [wall - fit for wall, fit in zip(walls, fits, strict=True)]

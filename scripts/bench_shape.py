@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--checkout", type=Path, default=REPO)
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error(f"--runs {args.runs}: expected at least 1 run")
     checkout = args.checkout.resolve()
     print(f"checkout: {checkout}")
     print(f"duplicates: {duplicate_pairs(checkout)}")

@@ -11,7 +11,7 @@ while invoke parses the command line, with the same one-paragraph error as
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -64,7 +64,7 @@ class _CheckedArgument(Argument):  # type: ignore[misc]
             super().set_value(value, cast=cast)
         except ValueError:
             flag = str(self.name).replace("_", "-")  # as typed: invoke shows `--train-limit`
-            problem = f"--{flag}={value!r}: {_EXPECTED.get(self.kind, 'malformed')}"
+            problem = f"--{flag}={value!r}: {_EXPECTED[self.kind]}"
             raise Exit(f"error: {SettingsError([problem])}", code=1) from None
 
 
@@ -118,9 +118,9 @@ def settings_for(**overrides: Any) -> Settings:
         return load_settings().override(given, FLAGS)
 
 
-def emit(result: Result, as_json: bool, write: Callable[[str], None] = print) -> None:
+def emit(result: Result, as_json: bool) -> None:
     """Print `result`: its text, or (`--json`) one JSON object on the last line."""
-    write(json.dumps(result.as_dict()) if as_json else result.describe())
+    print(json.dumps(result.as_dict()) if as_json else result.describe())
 
 
 def refuse(unused: Mapping[str, bool], reason: str) -> None:

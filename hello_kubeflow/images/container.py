@@ -16,15 +16,13 @@ from typing import Any
 
 import docker
 
+from hello_kubeflow.console import sigterm_interrupts
 from hello_kubeflow.errors import ModelError
 from hello_kubeflow.images.lifecycle import (
     LABEL,
-    LOG_TAIL,
-    logs,
     published_url,
     running_container,
     show_log_until_exit,
-    sigterm_interrupts,
     wait_until_answers,
 )
 from hello_kubeflow.images.record import pipeline_image
@@ -52,10 +50,6 @@ class ServerContainer:
     url: str
     image: str
     container: Any
-
-    def logs(self, tail: int = LOG_TAIL) -> str:
-        """The last lines the server printed."""
-        return logs(self.container, tail)
 
 
 @contextmanager

@@ -4,18 +4,17 @@
 differ only in how they start the container and how they ask it whether it is
 ready; everything else (the image pulled if missing, the port published on
 127.0.0.1 only, the wait bounded, the log shown, the container stopped and
-removed at the end, SIGTERM handled like Ctrl-C) is here, once.
+removed at the end) is here, once; SIGTERM acts like Ctrl-C through
+`console.sigterm_interrupts`, as for the model server.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from types import FrameType
 from typing import Any
 
 import docker
@@ -97,9 +96,9 @@ def running_container(
         client.close()
 
 
-def logs(container: Any, tail: int = LOG_TAIL) -> str:
-    """The last lines the container printed."""
-    return str(container.logs(tail=tail).decode(errors="replace"))
+def logs(container: Any) -> str:
+    """The last `LOG_TAIL` lines the container printed."""
+    return str(container.logs(tail=LOG_TAIL).decode(errors="replace"))
 
 
 def published_url(container: Any, port: int, what: str) -> str:
@@ -151,17 +150,3 @@ def show_log_until_exit(container: Any, what: str, *, since: int | None = None) 
     container.reload()
     code = container.attrs.get("State", {}).get("ExitCode")
     raise ServingError(f"the {what} container exited (code {code}); see its log")
-
-
-@contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM (kill, a supervisor) stops the container too, as Ctrl-C does."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt

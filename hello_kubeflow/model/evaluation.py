@@ -224,15 +224,23 @@ def save_confusion_png(evaluation: Evaluation, path: Path | str) -> Path:
     return out
 
 
+def _ramp(*colours: str) -> npt.NDArray[np.float64]:
+    """Hex colour stops (`"f7fcf5"`) as one row of red, green, blue per stop."""
+    return np.array([[int(c[i : i + 2], 16) for i in (0, 2, 4)] for c in colours], dtype=float)
+
+
 # ColorBrewer's 9-class sequential Greens and Reds (the stops of matplotlib's maps).
-_GREENS = ("f7fcf5", "e5f5e0", "c7e9c0", "a1d99b", "74c476", "41ab5d", "238b45", "006d2c", "00441b")
-_REDS = ("fff5f0", "fee0d2", "fcbba1", "fc9272", "fb6a4a", "ef3b2c", "cb181d", "a50f15", "67000d")
+_GREENS = _ramp(
+    "f7fcf5", "e5f5e0", "c7e9c0", "a1d99b", "74c476", "41ab5d", "238b45", "006d2c", "00441b"
+)
+_REDS = _ramp(
+    "fff5f0", "fee0d2", "fcbba1", "fc9272", "fb6a4a", "ef3b2c", "cb181d", "a50f15", "67000d"
+)
 
 
-def _shade(ramp: tuple[str, ...], t: float) -> tuple[int, int, int]:
-    """The colour a share `t` (0-1, clipped) of the way along `ramp`'s stops."""
-    stops = np.array([[int(c[i : i + 2], 16) for i in (0, 2, 4)] for c in ramp], dtype=float)
-    where = np.linspace(0.0, 1.0, len(ramp))
+def _shade(stops: npt.NDArray[np.float64], t: float) -> tuple[int, int, int]:
+    """The colour a share `t` (0-1, clipped) of the way along a `_ramp`'s stops."""
+    where = np.linspace(0.0, 1.0, len(stops))
     t = min(max(float(t), 0.0), 1.0)
     red, green, blue = (round(float(np.interp(t, where, stops[:, i]))) for i in range(3))
     return red, green, blue

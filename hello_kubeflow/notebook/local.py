@@ -22,14 +22,12 @@ from typing import Any
 
 import docker
 
+from hello_kubeflow.console import sigterm_interrupts
 from hello_kubeflow.images.lifecycle import (
     LABEL,
-    LOG_TAIL,
-    logs,
     published_url,
     running_container,
     show_log_until_exit,
-    sigterm_interrupts,
     wait_until_answers,
 )
 from hello_kubeflow.images.record import pipeline_image
@@ -78,10 +76,6 @@ class LocalNotebook:
     def login_url(self) -> str:
         """The URL with its token: what to open in a browser."""
         return f"{self.url}?token={self.token}"
-
-    def logs(self, tail: int = LOG_TAIL) -> str:
-        """The last lines the server printed."""
-        return logs(self.container, tail)
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hello_kubeflow.errors import PipelineError
 from hello_kubeflow.notebook.manifests import TOKEN_DIR
-from hello_kubeflow.project import find_root
+from hello_kubeflow.project import MARKERS, find_root
 from hello_kubeflow.settings import Settings
 
 TOKEN_FILE = Path(TOKEN_DIR) / "token"
@@ -62,7 +62,7 @@ def checkout_root(start: Path) -> Path:
     if root is not None:
         return root
     raise PipelineError(
-        f"{start} is not inside a hello-kubeflow checkout (no tasks.py and pyproject.toml "
+        f"{start} is not inside a hello-kubeflow checkout (no {' and '.join(MARKERS)} "
         "above it): open the notebook from the checkout, e.g. `git clone` it into your "
         "notebook server's workspace"
     )

@@ -224,12 +224,14 @@ def run_local(
     root.mkdir(parents=True, exist_ok=True)
     image = pipeline_image(settings)
     mnist_dir = settings.mnist_dir
+    cache_dir: Path | None = settings.cache_dir
     if runner == "docker":
         from hello_kubeflow.images.container import step_container_args
 
         local_runner: Any = local.DockerRunner(**step_container_args())
         # Only the pipeline root is mounted into the step containers.
         mnist_dir = _stage_mnist(settings, root / "_mnist")
+        cache_dir = None
     else:
         local_runner = local.SubprocessRunner(use_venv=False)
     local.init(runner=local_runner, pipeline_root=str(root), raise_on_error=True)
@@ -251,7 +253,6 @@ def run_local(
         # display names are for the Pipelines UI; kfp.local says it ignores them.
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
         try:
-            cache_dir = None if runner == "docker" else settings.cache_dir
             outputs = pipeline(
                 **options.arguments(settings, mnist_dir=mnist_dir, cache_dir=cache_dir)
             )

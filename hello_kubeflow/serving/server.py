@@ -21,11 +21,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import uvicorn
 
+from hello_kubeflow.console import sigterm_interrupts
 from hello_kubeflow.errors import ServingError
 from hello_kubeflow.serving.app import create_app
 from hello_kubeflow.serving.deadlines import deadline_protocol
@@ -138,17 +138,16 @@ def run_server(settings: Settings, model_dir: Path) -> None:
         port,
         settings.serve_workers,
     )
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        if settings.serve_workers <= 1:
-            uvicorn.Server(_config(app, settings)).run(sockets=[sock])
-        else:
-            del app, model
-            _supervise(settings, model_dir, sock)
+        with sigterm_interrupts():
+            if settings.serve_workers <= 1:
+                uvicorn.Server(_config(app, settings)).run(sockets=[sock])
+            else:
+                del app, model
+                _supervise(settings, model_dir, sock)
     except KeyboardInterrupt:
         pass  # uvicorn re-raises the signal once in-flight requests are done
     finally:
-        signal.signal(signal.SIGTERM, previous)
         sock.close()
     log.info("server stopped")
 
@@ -209,10 +208,6 @@ def _config(app: Any, settings: Settings) -> uvicorn.Config:
         timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS,
         backlog=BACKLOG,
     )
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def _supervise(settings: Settings, model_dir: Path, sock: socket.socket) -> None:
