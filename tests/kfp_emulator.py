@@ -541,7 +541,11 @@ class KfpEmulator:
         """The executor pod of step `key` that has not started, with the kubelet's `status`.
 
         Shaped as `executor_pod`: Argo's wait container beside the step's
-        `main`, which runs the pipeline's image.
+        `main`, which runs the pipeline's image. The wait container's image is
+        the workflow-controller's `--executor-image` (kubeflow/pipelines 2.17.0,
+        manifests/kustomize/env/platform-agnostic, rendered in
+        ../shared/upstream/kubeflow-pipelines-2.17.0/env-platform-agnostic.yaml:
+        `quay.io/argoproj/argoexec:v4.0.5`).
         """
         pod = self.executor_pod(run_id, key, namespace, reason="", exit_code=0)
         pod["spec"]["containers"] = [

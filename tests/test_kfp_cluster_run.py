@@ -378,7 +378,15 @@ NO_ROOM = (
 
 
 def _pull_fails(container: str = "main") -> dict[str, Any]:
-    """A pod whose node cannot pull `container`'s image: Pending, waiting in back-off."""
+    """A pod whose node cannot pull `container`'s image: Pending, waiting in back-off.
+
+    The kubelet's shape (kubernetes v1.34): a container whose image is not
+    pulled waits with the reason `ImagePullBackOff` (pkg/kubelet/images/types.go
+    `ErrImagePullBackOff`) and the message above (pkg/kubelet/images/image_manager.go
+    `EnsureImageExists`); a pod with a container not yet started stays `Pending`
+    (pkg/kubelet/kubelet_pods.go `getPhase`). The other container (Argo's `wait`)
+    runs; the `restartCount`/`ready` fields are core/v1 `ContainerStatus`'s.
+    """
     return {
         "phase": "Pending",
         "conditions": [{"type": "PodScheduled", "status": "True"}],
@@ -434,6 +442,12 @@ def test_a_run_whose_step_cannot_pull_the_image_fails_at_once_naming_pod_and_fix
 def test_a_pull_failure_of_kubeflows_own_image_says_to_mirror_it(cluster: Cluster) -> None:
     cluster.kfp.script = never_ending()
     status = _pull_fails("wait")
+    # ErrImagePull's message is the container runtime's error as is (kubernetes
+    # v1.34, pkg/kubelet/images/image_manager.go `EnsureImageExists`:
+    # `imagePullResult.err.Error()`); containerd's for a refused pull begins
+    # "pull access denied, repository does not exist or may require authorization"
+    # (containerd/containerd core/remotes/docker/resolver.go `Resolve`). The short
+    # "pull access denied" here is test data not checked against a whole runtime message.
     status["containerStatuses"] = [waiting("wait", "ErrImagePull", "pull access denied")]
     cluster.kfp.on_run_created = _argo_makes_pod(cluster, status)
 
