@@ -18,6 +18,7 @@ from emulators import (
     ClusterEmulator,
     RunningCluster,
     install_kubectl,
+    is_pod_list,
     kubectl_calls,
     serving,
 )
@@ -420,6 +421,21 @@ def _argo_makes_pod(cluster: Cluster, status: dict[str, Any], *, other_run: bool
     return place_pod
 
 
+def _pods_listed_by_run(cluster: Cluster) -> list[str]:
+    """The `labelSelector` of each pod list the emulated API server was asked for."""
+
+    async def seen() -> list[str]:
+        return [str(r.params.get("labelSelector")) for r in list(cluster.kube) if is_pod_list(r)]
+
+    assert cluster.kube.loop is not None
+    return asyncio.run_coroutine_threadsafe(seen(), cluster.kube.loop).result(10)
+
+
+def _the_run_id(cluster: Cluster) -> str:
+    [run_id] = cluster.kfp.runs
+    return str(run_id)
+
+
 def test_a_run_whose_step_cannot_pull_the_image_fails_at_once_naming_pod_and_fix(
     cluster: Cluster,
 ) -> None:
@@ -484,6 +500,9 @@ def test_an_unschedulable_step_within_the_grace_is_waited_for(cluster: Cluster) 
     with pytest.raises(RunFailedError, match="did not finish within"):
         train_on_cluster(settings, OPTIONS, patience=FAST)
 
+    # the pods were looked at, and their state judged: waited for, not a failure
+    assert f"pipeline/runid={_the_run_id(cluster)}" in _pods_listed_by_run(cluster)
+
 
 def test_another_runs_broken_pod_does_not_stop_this_run(cluster: Cluster) -> None:
     """Only the pods labelled `pipeline/runid=<this run>` count."""
@@ -500,6 +519,8 @@ def test_another_runs_broken_pod_does_not_stop_this_run(cluster: Cluster) -> Non
     summary = train_on_cluster(cluster.settings, OPTIONS, patience=FAST)
 
     assert summary.state == "SUCCEEDED"
+    # the pods were looked at, only this run's
+    assert f"pipeline/runid={summary.run_id}" in _pods_listed_by_run(cluster)
 
 
 # ---- a multi-user profile that is not ready
