@@ -153,7 +153,11 @@ class ClusterEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         """A list, filtered by `labelSelector` as the API server filters it (kmock ignores it).
 
         Equality-based requirements only, comma-joined (`k=v`, `k==v`, `k!=v`):
-        Kubernetes docs, "Labels and Selectors", equality-based requirement.
+        Kubernetes docs, "Labels and Selectors", equality-based requirement. As
+        the API server matches them (kubernetes/apimachinery, the tag of kubernetes
+        v1.34, pkg/labels/selector.go): `Parse` ANDs the comma-separated
+        requirements; `Requirement.Matches` wants the key present with the value
+        for `=`/`==`, and for `!=` a key absent or with another value.
         """
         answer = await super()._serve_list(request)
         selector = str(request.params.get("labelSelector") or "")

@@ -380,10 +380,9 @@ class KfpEmulator:
             return 404, self._status(5, "pipeline version not found")
         spec = version["pipeline_spec"].get("pipeline_spec") or version["pipeline_spec"]
         info = (spec.get("pipelineInfo") or {}).get("name") or "pipeline"
-        parameters = (body.get("runtime_config") or {}).get("parameters") or {}
         try:
             pull_secrets = _pull_secrets(
-                spec, self.platform_specs.get(version["pipeline_version_id"]), parameters
+                spec, self.platform_specs.get(version["pipeline_version_id"])
             )
         except json_format.ParseError as exc:
             # resource_manager.go CreateRun: util.Wrap of the compiler's plain error (Unknown)
@@ -541,7 +540,11 @@ class KfpEmulator:
         """The executor pod of step `key` that has not started, with the kubelet's `status`.
 
         Shaped as `executor_pod`: Argo's wait container beside the step's
-        `main`, which runs the pipeline's image.
+        `main`, which runs the pipeline's image. The wait container's image is
+        the workflow-controller's `--executor-image` (kubeflow/pipelines 2.17.0,
+        manifests/kustomize/env/platform-agnostic, rendered in
+        ../shared/upstream/kubeflow-pipelines-2.17.0/env-platform-agnostic.yaml:
+        `quay.io/argoproj/argoexec:v4.0.5`).
         """
         pod = self.executor_pod(run_id, key, namespace, reason="", exit_code=0)
         pod["spec"]["containers"] = [
@@ -604,13 +607,18 @@ def _is_kubernetes_platform(document: dict[str, Any]) -> bool:
     return "kubernetes" in (document.get("platforms") or {})
 
 
-def _pull_secrets(
-    spec: dict[str, Any], platform: dict[str, Any] | None, parameters: dict[str, Any]
-) -> dict[str, list[str]]:
+def _pull_secrets(spec: dict[str, Any], platform: dict[str, Any] | None) -> dict[str, list[str]]:
     """Task key -> the image pull secrets its pod gets (visitor.go, k8s.go).
+
+    Only the shape the project compiles is read: kfp-kubernetes 2.17's
+    `set_image_pull_secrets` with a plain string puts it in
+    `secret_name_parameter.runtime_value.constant` (kfp/kubernetes/image.py,
+    common.py `parse_k8s_parameter_input`).
 
     Raises:
         json_format.ParseError: an executor's config is not a `KubernetesExecutorConfig`.
+        NotImplementedError: a pull secret given any other way (a pipeline
+            parameter, a task output, the deprecated `secret_name` alone).
     """
     if platform is None:
         return {}
@@ -629,14 +637,14 @@ def _pull_secrets(
         )
         names = []
         for secret in parsed.image_pull_secret:
-            if secret.HasField("secret_name_parameter"):
-                given = secret.secret_name_parameter
-                if given.HasField("runtime_value"):
-                    names.append(given.runtime_value.constant.string_value)
-                else:  # a pipeline parameter: the run's value
-                    names.append(str(parameters[given.component_input_parameter]))
-            elif secret.secret_name:
-                names.append(secret.secret_name)
+            given = secret.secret_name_parameter
+            if not given.HasField("runtime_value"):
+                raise NotImplementedError(
+                    f"task {key!r}: the KFP emulator reads an image pull secret only as a "
+                    "constant (set_image_pull_secrets with a str), not as a parameter "
+                    f"or the deprecated secret_name alone: {secret}"
+                )
+            names.append(given.runtime_value.constant.string_value)
         found[key] = names
     return found
 

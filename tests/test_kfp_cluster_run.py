@@ -18,6 +18,7 @@ from emulators import (
     ClusterEmulator,
     RunningCluster,
     install_kubectl,
+    is_pod_list,
     kubectl_calls,
     serving,
 )
@@ -378,7 +379,15 @@ NO_ROOM = (
 
 
 def _pull_fails(container: str = "main") -> dict[str, Any]:
-    """A pod whose node cannot pull `container`'s image: Pending, waiting in back-off."""
+    """A pod whose node cannot pull `container`'s image: Pending, waiting in back-off.
+
+    The kubelet's shape (kubernetes v1.34): a container whose image is not
+    pulled waits with the reason `ImagePullBackOff` (pkg/kubelet/images/types.go
+    `ErrImagePullBackOff`) and the message above (pkg/kubelet/images/image_manager.go
+    `EnsureImageExists`); a pod with a container not yet started stays `Pending`
+    (pkg/kubelet/kubelet_pods.go `getPhase`). The other container (Argo's `wait`)
+    runs; the `restartCount`/`ready` fields are core/v1 `ContainerStatus`'s.
+    """
     return {
         "phase": "Pending",
         "conditions": [{"type": "PodScheduled", "status": "True"}],
@@ -412,6 +421,21 @@ def _argo_makes_pod(cluster: Cluster, status: dict[str, Any], *, other_run: bool
     return place_pod
 
 
+def _pods_listed_by_run(cluster: Cluster) -> list[str]:
+    """The `labelSelector` of each pod list the emulated API server was asked for."""
+
+    async def seen() -> list[str]:
+        return [str(r.params.get("labelSelector")) for r in list(cluster.kube) if is_pod_list(r)]
+
+    assert cluster.kube.loop is not None
+    return asyncio.run_coroutine_threadsafe(seen(), cluster.kube.loop).result(10)
+
+
+def _the_run_id(cluster: Cluster) -> str:
+    [run_id] = cluster.kfp.runs
+    return str(run_id)
+
+
 def test_a_run_whose_step_cannot_pull_the_image_fails_at_once_naming_pod_and_fix(
     cluster: Cluster,
 ) -> None:
@@ -434,6 +458,12 @@ def test_a_run_whose_step_cannot_pull_the_image_fails_at_once_naming_pod_and_fix
 def test_a_pull_failure_of_kubeflows_own_image_says_to_mirror_it(cluster: Cluster) -> None:
     cluster.kfp.script = never_ending()
     status = _pull_fails("wait")
+    # ErrImagePull's message is the container runtime's error as is (kubernetes
+    # v1.34, pkg/kubelet/images/image_manager.go `EnsureImageExists`:
+    # `imagePullResult.err.Error()`); containerd's for a refused pull begins
+    # "pull access denied, repository does not exist or may require authorization"
+    # (containerd/containerd core/remotes/docker/resolver.go `Resolve`). The short
+    # "pull access denied" here is test data not checked against a whole runtime message.
     status["containerStatuses"] = [waiting("wait", "ErrImagePull", "pull access denied")]
     cluster.kfp.on_run_created = _argo_makes_pod(cluster, status)
 
@@ -470,6 +500,9 @@ def test_an_unschedulable_step_within_the_grace_is_waited_for(cluster: Cluster) 
     with pytest.raises(RunFailedError, match="did not finish within"):
         train_on_cluster(settings, OPTIONS, patience=FAST)
 
+    # the pods were looked at, and their state judged: waited for, not a failure
+    assert f"pipeline/runid={_the_run_id(cluster)}" in _pods_listed_by_run(cluster)
+
 
 def test_another_runs_broken_pod_does_not_stop_this_run(cluster: Cluster) -> None:
     """Only the pods labelled `pipeline/runid=<this run>` count."""
@@ -486,6 +519,8 @@ def test_another_runs_broken_pod_does_not_stop_this_run(cluster: Cluster) -> Non
     summary = train_on_cluster(cluster.settings, OPTIONS, patience=FAST)
 
     assert summary.state == "SUCCEEDED"
+    # the pods were looked at, only this run's
+    assert f"pipeline/runid={summary.run_id}" in _pods_listed_by_run(cluster)
 
 
 # ---- a multi-user profile that is not ready

@@ -21,6 +21,7 @@ from emulators import (
     serving,
     write_kubeconfig,
 )
+from kube_support import waiting
 from kubernetes import client
 
 from hello_kubeflow.errors import DeploymentError, PrerequisiteError
@@ -570,8 +571,13 @@ def test_a_model_pod_crash_looping_past_the_grace_fails_the_deploy(
     """HK_WAIT_CRASH_GRACE decides, as in `inv wait`: not a restart count of its own."""
     emulator, api = cluster
     emulator.controllers.append(Operator(SELDON, *seldon("Creating"), pods_after=None))
-    crashing = {"name": "classifier", "restartCount": 1, "ready": False}
-    crashing["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}
+    # the kubelet's message: kubernetes/kubernetes pkg/kubelet/kuberuntime/
+    # kuberuntime_manager.go, doBackOff ("back-off %s restarting failed container=%s
+    # pod=%s", the pod written by pkg/kubelet/util/format `Pod`: name_namespace(uid)),
+    # as in test_notebook_cluster.py
+    pod = "mnist-classifier-default-0-classifier-x_kubeflow(uid-classifier)"
+    back_off = f"back-off 10s restarting failed container=classifier pod={pod}"
+    crashing = waiting("classifier", "CrashLoopBackOff", back_off, restarts=1)
     _place_model_pod(emulator, {"phase": "Running", "containerStatuses": [crashing]})
 
     with pytest.raises(DeploymentError, match=r"HK_WAIT_CRASH_GRACE=0\.05"):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apiserver import ApiServer
 from crd_schemas import UPSTREAM, upstream_documents
 from emulators import RunningCluster
 
@@ -56,13 +57,7 @@ def installed(relative: str, tmp_path: Path, *, mode: str = "") -> KServeInstall
         deploy = json.loads(config_map["data"]["deploy"])
         config_map["data"]["deploy"] = json.dumps({**deploy, "defaultDeploymentMode": mode})
     namespace = deployment["metadata"]["namespace"]
-    with RunningCluster() as cluster:
-        cluster.emulator.resources["apps/v1/deployments"] = cluster.emulator.resources[
-            "v1/pods"
-        ].__class__(kind="Deployment", namespaced=True)
-        cluster.emulator.resources["v1/configmaps"] = cluster.emulator.resources[
-            "v1/pods"
-        ].__class__(kind="ConfigMap", namespaced=True)
+    with RunningCluster(ApiServer()) as cluster:
         cluster.put_object(
             "apps/v1/deployments", namespace, "kserve-controller-manager", deployment
         )

@@ -11,8 +11,10 @@ import pytest
 import yaml
 from kfp import components
 
+from hello_kubeflow import project
 from hello_kubeflow.pipeline.local import compile_pipeline
-from hello_kubeflow.settings import Settings
+from hello_kubeflow.project import project_root
+from hello_kubeflow.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = "localhost:5000/hello-kubeflow@sha256:" + "ab" * 32
@@ -141,8 +143,21 @@ def test_importing_the_pipeline_file_does_no_work(tmp_path: Path) -> None:
     assert "HK_MODE='nowhere'" in result.stderr  # building the pipeline reads settings
 
 
-def test_the_pipeline_definition_is_in_the_package() -> None:
+def test_the_pipeline_definition_is_in_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An installed package compiles without a checkout's pipeline/ folder."""
     from hello_kubeflow.pipeline import definition as pipeline_definition
 
     assert Path(pipeline_definition.__file__).is_relative_to(REPO / "hello_kubeflow")
+    # outside any checkout, as after `pip install`: no project root, no pipeline/ folder
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(project, "_chosen", [])  # as if no tasks.py had named a root
+    project_root.cache_clear()
+    try:
+        settings = load_settings()
+        path = compile_pipeline(settings, tmp_path / "job.yaml", IMAGE)
+    finally:
+        project_root.cache_clear()
+    assert settings.project_root is None
+    assert yaml.safe_load(path.read_text())["pipelineInfo"]["name"] == "hello-kubeflow-mnist"

@@ -261,7 +261,17 @@ PATH_URL = "http://example.com/serving/kubeflow/mnist-classifier"  # KServe's, w
 
 
 def _kserve_in_a_profile(cluster: ClusterEmulator, status_url: str = PATH_URL) -> None:
-    """An InferenceService KServe reports path-based, and Istio's policy type installed."""
+    """An InferenceService KServe reports path-based, and Istio's policy type installed.
+
+    `status.url` and `status.deploymentMode` are the InferenceService CRD's
+    status fields (kserve/kserve v0.20.0, ../shared/upstream/kserve-v0.20.0/
+    kserve-crds.yaml, CRD inferenceservices.serving.kserve.io). The values are
+    Kubeflow's: its ConfigMap kubeflow/inferenceservice-config (kubeflow/manifests
+    26.03, ../shared/upstream/kubeflow-manifests-26.03/example.yaml) sets
+    `deploy.defaultDeploymentMode` to "Serverless" and, in `ingress`,
+    `ingressDomain` "example.com", `urlScheme` "http" and `pathTemplate`
+    "/serving/{{ .Namespace }}/{{ .Name }}", which gives PATH_URL.
+    """
     cluster.declare(SELDON, KSERVE)
     cluster.resources[POLICIES] = kmock.ResourceInfo(kind="AuthorizationPolicy", namespaced=True)
     cluster.objects[KSERVE, "kubeflow", "mnist-classifier"] = {
