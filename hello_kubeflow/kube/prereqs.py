@@ -19,7 +19,6 @@ from hello_kubeflow.kube.client import (
     api_retrying,
     describe_api_error,
     kube_target,
-    request_timeout,
 )
 from hello_kubeflow.kube.inotify import Reader, check_inotify
 from hello_kubeflow.settings import Settings
@@ -89,7 +88,7 @@ def check_prerequisites(
         checks.append(inotify)
     try:
         api = api_client(settings)
-        version = _server_version(api, settings, patience)
+        version = _server_version(api, patience)
     except HelloKubeflowError as exc:
         checks.append(Check("API server", False, str(exc)))
         return checks
@@ -116,13 +115,11 @@ def failed(checks: list[Check]) -> list[Check]:
     return [c for c in checks if not c.ok and c.blocking]
 
 
-def _server_version(api: client.ApiClient, settings: Settings, patience: float) -> str:
+def _server_version(api: client.ApiClient, patience: float) -> str:
     version_api = client.VersionApi(api)
     for attempt in api_retrying(patience, "asking the API server its version"):
         with attempt:
-            response = version_api.get_code(
-                _preload_content=False, _request_timeout=request_timeout(settings)
-            )
+            response = version_api.get_code(_preload_content=False)
     return str(json.loads(response.data).get("gitVersion", "unknown"))
 
 
@@ -133,9 +130,7 @@ def _capacity(api: client.ApiClient, settings: Settings, patience: float) -> Che
     try:
         for attempt in api_retrying(patience, "listing nodes"):
             with attempt:
-                response = core.list_node(
-                    _preload_content=False, _request_timeout=request_timeout(settings)
-                )
+                response = core.list_node(_preload_content=False)
     except Exception as exc:  # a warning: setup can go on without knowing
         return Check(
             "capacity", False, f"cannot list nodes ({describe_api_error(exc)})", blocking=False
