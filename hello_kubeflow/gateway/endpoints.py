@@ -280,12 +280,24 @@ def serving_address(
 
 
 def check_access(
-    url: str, auth: Auth, headers: dict[str, str] | None = None, *, timeout: float = 10.0
+    url: str,
+    auth: Auth,
+    headers: dict[str, str] | None = None,
+    *,
+    timeout: float = 10.0,
+    on_403: str = "",
 ) -> None:
     """Fail early, with how to log in, when the gateway refuses us or sends us to its login.
 
     Anything else (even a 405 for a GET on a POST endpoint) means we got through;
     an unreachable gateway is left to the caller's own retries and message.
+
+    Args:
+        url: the address to try.
+        auth: the credentials to send.
+        headers: more headers to send (e.g. the Host the gateway routes on).
+        timeout: seconds for the request.
+        on_403: appended to the message of a 403 (a hint only the caller knows).
 
     Raises:
         EndpointError: 401, 403, or a redirect (to the Dex / oauth2-proxy login page).
@@ -304,7 +316,8 @@ def check_access(
     except requests.RequestException:
         return
     if answer.status_code in (401, 403) or answer.is_redirect:
-        raise EndpointError(auth_failure_message(url, answer.status_code, auth))
+        message = auth_failure_message(url, answer.status_code, auth)
+        raise EndpointError(message + on_403 if answer.status_code == 403 else message)
 
 
 def model_service(serving: str, name: str, status: dict[str, Any]) -> tuple[str, int]:
