@@ -50,7 +50,6 @@ KFP_GATEWAY_PATH = "/pipeline"
 SELDON_API_VERSIONS = ("v1.0", "v0.1")
 SELDON_SERVICE_PORT = 8000
 KSERVE_SERVICE_PORT = 80
-KSERVE_DOMAIN = "example.com"
 
 LOGIN_HELP = (
     "set HK_KUBEFLOW_USERNAME and HK_KUBEFLOW_PASSWORD to your Kubeflow login (the Dex "
@@ -238,15 +237,16 @@ def kserve_address(
 
     The gateway routes on the Host header, and with KServe's `pathTemplate`
     on a path prefix too: `host`/`prefix` when the caller read them from the
-    installed KServe (`kube.kserve_access.route`); else the service's own
-    address (`status.url`, host and path) when known; else
-    `<name>.<namespace>.example.com`, Knative's address under KServe's
-    default domain.
+    installed KServe (`kube.kserve_access.route`); else `route` under KServe's
+    defaults: the service's own address (`status.url`, host and path) when
+    known, else `<name>.<namespace>.example.com`, Knative's address under
+    KServe's default domain.
     """
-    if not host and status_url and "://" in status_url:
-        parts = urlsplit(status_url)
-        host, prefix = parts.netloc, parts.path.rstrip("/")
-    host = host or f"{name}.{namespace}.{KSERVE_DOMAIN}"
+    if not host:
+        from hello_kubeflow.kube.kserve_access import KServeInstall, route  # requests, lazily
+
+        found = route(KServeInstall(), "", namespace, name, status_url)
+        host, prefix = found.host, found.prefix
     url = f"{base.rstrip('/')}{prefix}/v2/models/{model_name}/infer"
     return ServingAddress(url=url, host=host, protocol="v2")
 
