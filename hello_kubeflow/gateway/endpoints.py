@@ -50,7 +50,6 @@ KFP_GATEWAY_PATH = "/pipeline"
 SELDON_API_VERSIONS = ("v1.0", "v0.1")
 SELDON_SERVICE_PORT = 8000
 KSERVE_SERVICE_PORT = 80
-KSERVE_DOMAIN = "example.com"
 
 LOGIN_HELP = (
     "set HK_KUBEFLOW_USERNAME and HK_KUBEFLOW_PASSWORD to your Kubeflow login (the Dex "
@@ -238,15 +237,16 @@ def kserve_address(
 
     The gateway routes on the Host header, and with KServe's `pathTemplate`
     on a path prefix too: `host`/`prefix` when the caller read them from the
-    installed KServe (`kube.kserve_access.route`); else the service's own
-    address (`status.url`, host and path) when known; else
-    `<name>.<namespace>.example.com`, Knative's address under KServe's
-    default domain.
+    installed KServe (`kube.kserve_access.route`); else `route` under KServe's
+    defaults: the service's own address (`status.url`, host and path) when
+    known, else `<name>.<namespace>.example.com`, Knative's address under
+    KServe's default domain.
     """
-    if not host and status_url and "://" in status_url:
-        parts = urlsplit(status_url)
-        host, prefix = parts.netloc, parts.path.rstrip("/")
-    host = host or f"{name}.{namespace}.{KSERVE_DOMAIN}"
+    if not host:
+        from hello_kubeflow.kube.kserve_access import KServeInstall, route  # requests, lazily
+
+        found = route(KServeInstall(), "", namespace, name, status_url)
+        host, prefix = found.host, found.prefix
     url = f"{base.rstrip('/')}{prefix}/v2/models/{model_name}/infer"
     return ServingAddress(url=url, host=host, protocol="v2")
 
@@ -280,12 +280,24 @@ def serving_address(
 
 
 def check_access(
-    url: str, auth: Auth, headers: dict[str, str] | None = None, *, timeout: float = 10.0
+    url: str,
+    auth: Auth,
+    headers: dict[str, str] | None = None,
+    *,
+    timeout: float = 10.0,
+    on_403: str = "",
 ) -> None:
     """Fail early, with how to log in, when the gateway refuses us or sends us to its login.
 
     Anything else (even a 405 for a GET on a POST endpoint) means we got through;
     an unreachable gateway is left to the caller's own retries and message.
+
+    Args:
+        url: the address to try.
+        auth: the credentials to send.
+        headers: more headers to send (e.g. the Host the gateway routes on).
+        timeout: seconds for the request.
+        on_403: appended to the message of a 403 (a hint only the caller knows).
 
     Raises:
         EndpointError: 401, 403, or a redirect (to the Dex / oauth2-proxy login page).
@@ -304,7 +316,8 @@ def check_access(
     except requests.RequestException:
         return
     if answer.status_code in (401, 403) or answer.is_redirect:
-        raise EndpointError(auth_failure_message(url, answer.status_code, auth))
+        message = auth_failure_message(url, answer.status_code, auth)
+        raise EndpointError(message + on_403 if answer.status_code == 403 else message)
 
 
 def model_service(serving: str, name: str, status: dict[str, Any]) -> tuple[str, int]:

@@ -80,13 +80,11 @@ class Applier:
 
     Attributes:
         api: the API client (from `api_client(settings)`).
-        timeout: (connect, read) seconds for each request.
         field_manager: who owns the applied fields.
         backoff: waits between rounds.
     """
 
     api: client.ApiClient
-    timeout: tuple[float, float]
     field_manager: str = FIELD_MANAGER
     backoff: Backoff = APPLY_BACKOFF
     _discovered: dict[str, dict[str, Resource] | None] = field(default_factory=dict)
@@ -217,7 +215,6 @@ class Applier:
                 body=obj,
                 auth_settings=["BearerToken"],
                 _preload_content=False,
-                _request_timeout=self.timeout,
             )
         except ApiException as exc:
             message = _status_message(exc)
@@ -267,7 +264,6 @@ class Applier:
                 header_params={"Accept": "application/json"},
                 auth_settings=["BearerToken"],
                 _preload_content=False,
-                _request_timeout=self.timeout,
             )[0]
         except ApiException as exc:
             if exc.status == 404 or is_transient(exc):

@@ -45,13 +45,12 @@ from hello_kubeflow.kube.serving_api import (
     read_deployment,
 )
 from hello_kubeflow.kube.wait import NO_RESTART_LIMIT, CrashJudge, poll_until
+from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DEPLOY_TIMEOUT = 600.0
 POLL_INTERVAL = 3.0
-CRASH_GRACE = 600.0
-"""Seconds a model pod may crash-loop before the deploy fails (HK_WAIT_CRASH_GRACE's default)."""
 _KSERVE_FAILED = frozenset({"InvalidSpec", "BlockedByFailedLoad", "FailedToLoad"})
 
 
@@ -84,7 +83,7 @@ def deploy_model(
     *,
     timeout: float = DEPLOY_TIMEOUT,
     poll_interval: float = POLL_INTERVAL,
-    crash_grace: float = CRASH_GRACE,
+    crash_grace: float = Settings.wait_crash_grace,
 ) -> dict[str, Any]:
     """Apply `deployment` (creating or updating it) and wait until it serves.
 
@@ -130,7 +129,7 @@ def wait_until_serving(
     poll_interval: float = POLL_INTERVAL,
     generation: int = 0,
     rollout: str = "",
-    crash_grace: float = CRASH_GRACE,
+    crash_grace: float = Settings.wait_crash_grace,
 ) -> dict[str, Any]:
     """Poll the resource until it serves; fail fast on what will not heal.
 

@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 from kubernetes import client
 
 from hello_kubeflow.kube.deploy import (
-    CRASH_GRACE,
     DEPLOY_TIMEOUT,
     POLL_INTERVAL,
     copy_storage_credentials,
@@ -25,6 +24,7 @@ from hello_kubeflow.kube.deploy import (
     detect_serving,
 )
 from hello_kubeflow.kube.model_manifests import ModelDeployment
+from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,8 @@ def deploy_step(
     report_metadata: Mapping[str, Any] | None = None,
     timeout: float = DEPLOY_TIMEOUT,
     poll_interval: float = POLL_INTERVAL,
-    request_timeout: float = 30.0,
-    crash_grace: float = CRASH_GRACE,
+    request_timeout: float = Settings.kube_request_timeout,
+    crash_grace: float = Settings.wait_crash_grace,
     api: client.ApiClient | None = None,
 ) -> dict[str, str]:
     """Deploy the model at `model_uri` and wait until it serves.

@@ -75,10 +75,11 @@ class PodFeed:
     """List then watch the pods of `scope` ("" for all namespaces) into `out`.
 
     Args:
-        core: the CoreV1Api to call.
+        core: the CoreV1Api to call (its client times the list request out).
         scope: a namespace, or "" for every namespace.
         out: where messages go (shared by every feed of one wait).
-        request_timeout: (connect, read) seconds for the list request.
+        request_timeout: (connect, read) seconds of the API client; the watch keeps
+            its connect part and reads for `watch_seconds` plus a margin.
         deadline: a `time.monotonic()` time after which the feed gives up.
         backoff: waits between re-lists.
         watch_seconds: server-side length of one watch request.
@@ -158,7 +159,7 @@ class PodFeed:
             version = self._watch(version)
 
     def _list(self) -> str:
-        response = self._call(_request_timeout=self.request_timeout)
+        response = self._call()
         body = json.loads(response.data)
         pods = tuple(body.get("items") or [])
         self.out.put(FeedMessage(self.scope, "sync", pods))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from hello_kubeflow.errors import PrerequisiteError
 from hello_kubeflow.kube.apply import APPLY_BACKOFF, APPLY_DEADLINE, Applier
-from hello_kubeflow.kube.client import api_client, kube_target, request_timeout
+from hello_kubeflow.kube.client import api_client, kube_target
 from hello_kubeflow.kube.components import (
     Component,
     Manifest,
@@ -245,7 +245,7 @@ def install(
         problems = "\n".join(f"  {c.line()}" for c in failed(checks))
         raise PrerequisiteError(f"the cluster is not ready for inv setup:\n{problems}")
     lines = [c.line() for c in checks]
-    applier = Applier(api_client(settings), request_timeout(settings), backoff=backoff)
+    applier = Applier(api_client(settings), backoff=backoff)
     for step in plan.steps:
         count = applier.apply_in_order(step.objects, step.component.title, deadline=apply_deadline)
         lines.append(f"applied {step.component.title}: {count} objects")

@@ -9,8 +9,7 @@ from collections.abc import Callable
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from hello_kubeflow.kube.client import describe_api_error, is_transient, request_timeout
-from hello_kubeflow.settings import Settings
+from hello_kubeflow.kube.client import describe_api_error, is_transient
 
 JOB_RECHECK = 5.0
 """Seconds before the status of a Job is asked again."""
@@ -19,12 +18,11 @@ JobLookup = Callable[[str, str], tuple[str, str]]
 """(namespace, job) -> (outcome, message); outcome: succeeded, failed, running or gone."""
 
 
-def job_lookup(api: client.ApiClient, settings: Settings) -> JobLookup:
+def job_lookup(api: client.ApiClient) -> JobLookup:
     """A `JobLookup` that asks the API, at most once per Job every JOB_RECHECK seconds.
 
     Args:
-        api: the API client.
-        settings: for the request timeout.
+        api: the API client (from `api_client(settings)`, which times calls out).
     """
     batch = client.BatchV1Api(api)
     cache: dict[tuple[str, str], tuple[float, tuple[str, str]]] = {}
@@ -34,19 +32,15 @@ def job_lookup(api: client.ApiClient, settings: Settings) -> JobLookup:
         cached = cache.get((namespace, name))
         if cached and now - cached[0] < JOB_RECHECK:
             return cached[1]
-        cache[(namespace, name)] = (now, _job_outcome(batch, namespace, name, settings))
+        cache[(namespace, name)] = (now, _job_outcome(batch, namespace, name))
         return cache[(namespace, name)][1]
 
     return lookup
 
 
-def _job_outcome(
-    batch: client.BatchV1Api, namespace: str, name: str, settings: Settings
-) -> tuple[str, str]:
+def _job_outcome(batch: client.BatchV1Api, namespace: str, name: str) -> tuple[str, str]:
     try:
-        response = batch.read_namespaced_job_status(
-            name, namespace, _preload_content=False, _request_timeout=request_timeout(settings)
-        )
+        response = batch.read_namespaced_job_status(name, namespace, _preload_content=False)
     except ApiException as exc:
         if exc.status == 404:
             return ("gone", "")

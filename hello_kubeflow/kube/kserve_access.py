@@ -50,7 +50,7 @@ import requests
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from hello_kubeflow.errors import EndpointError, HelloKubeflowError
-from hello_kubeflow.kube.model_manifests import LABELS, ServingApi
+from hello_kubeflow.kube.model_manifests import LABELS, SERVING_APIS, ServingApi
 
 if TYPE_CHECKING:
     from kubernetes import client
@@ -61,7 +61,7 @@ KSERVE_NAMESPACES = ("kserve", "kubeflow")  # its release's, and the Kubeflow pl
 CONTROLLER = "kserve-controller-manager"
 CONFIG_MAP = "inferenceservice-config"
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
-ISVC_LABEL = "serving.kserve.io/inferenceservice"
+ISVC_LABEL = SERVING_APIS["kserve"].pod_label
 # Not a serving kind, but the same API shape; the policy selects the model's pods by ISVC_LABEL.
 AUTHORIZATION_POLICY = ServingApi(
     "istio",
@@ -100,7 +100,6 @@ class KServeRoute:
 
     host: str
     prefix: str = ""
-    mode: str = ""
 
 
 def normalize_mode(mode: str) -> str:
@@ -182,15 +181,15 @@ def route(
     """The Host and path prefix the gateway routes this InferenceService on."""
     if status_url and "://" in status_url:
         parts = urlsplit(status_url)
-        return KServeRoute(parts.netloc, parts.path.rstrip("/"), mode)
+        return KServeRoute(parts.netloc, parts.path.rstrip("/"))
     values = {"Name": name, "Namespace": namespace, "IngressDomain": install.ingress_domain}
     if mode == "Standard":
-        return KServeRoute(_render(install.domain_template, values), "", mode)
+        return KServeRoute(_render(install.domain_template, values))
     if install.path_template:
         return KServeRoute(
-            install.ingress_domain, _render(install.path_template, values).rstrip("/"), mode
+            install.ingress_domain, _render(install.path_template, values).rstrip("/")
         )
-    return KServeRoute(f"{name}.{namespace}.{install.ingress_domain}", "", mode)
+    return KServeRoute(f"{name}.{namespace}.{install.ingress_domain}")
 
 
 def authorization_policy(namespace: str, name: str) -> dict[str, Any]:

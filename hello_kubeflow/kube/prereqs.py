@@ -19,9 +19,8 @@ from hello_kubeflow.kube.client import (
     api_retrying,
     describe_api_error,
     kube_target,
-    request_timeout,
 )
-from hello_kubeflow.kube.inotify import Reader, check_inotify
+from hello_kubeflow.kube.inotify import Reader, check_inotify, local_cluster_kind
 from hello_kubeflow.settings import Settings
 
 API_PATIENCE = 20.0
@@ -89,7 +88,7 @@ def check_prerequisites(
         checks.append(inotify)
     try:
         api = api_client(settings)
-        version = _server_version(api, settings, patience)
+        version = _server_version(api, patience)
     except HelloKubeflowError as exc:
         checks.append(Check("API server", False, str(exc)))
         return checks
@@ -116,13 +115,11 @@ def failed(checks: list[Check]) -> list[Check]:
     return [c for c in checks if not c.ok and c.blocking]
 
 
-def _server_version(api: client.ApiClient, settings: Settings, patience: float) -> str:
+def _server_version(api: client.ApiClient, patience: float) -> str:
     version_api = client.VersionApi(api)
     for attempt in api_retrying(patience, "asking the API server its version"):
         with attempt:
-            response = version_api.get_code(
-                _preload_content=False, _request_timeout=request_timeout(settings)
-            )
+            response = version_api.get_code(_preload_content=False)
     return str(json.loads(response.data).get("gitVersion", "unknown"))
 
 
@@ -133,9 +130,7 @@ def _capacity(api: client.ApiClient, settings: Settings, patience: float) -> Che
     try:
         for attempt in api_retrying(patience, "listing nodes"):
             with attempt:
-                response = core.list_node(
-                    _preload_content=False, _request_timeout=request_timeout(settings)
-                )
+                response = core.list_node(_preload_content=False)
     except Exception as exc:  # a warning: setup can go on without knowing
         return Check(
             "capacity", False, f"cannot list nodes ({describe_api_error(exc)})", blocking=False
@@ -146,10 +141,11 @@ def _capacity(api: client.ApiClient, settings: Settings, patience: float) -> Che
         if not (n.get("spec") or {}).get("unschedulable")
     ]
     cpu = sum(
-        _cpu(str((n.get("status") or {}).get("allocatable", {}).get("cpu", "0"))) for n in nodes
+        _quantity(str((n.get("status") or {}).get("allocatable", {}).get("cpu", "0")))
+        for n in nodes
     )
     memory = sum(
-        _bytes(str((n.get("status") or {}).get("allocatable", {}).get("memory", "0")))
+        _quantity(str((n.get("status") or {}).get("allocatable", {}).get("memory", "0")))
         for n in nodes
     )
     found = f"{len(nodes)} schedulable node(s), {cpu:g} CPU and {memory / GIB:.1f} GiB allocatable"
@@ -172,6 +168,8 @@ def _inotify(target: KubeTarget, read: Reader | None) -> Check | None:
     Blocking when this kernel's limits are too low; a warning when the node's
     kernel is elsewhere (a remote engine, a VM) and cannot be read from here.
     """
+    if not local_cluster_kind(target):
+        return None
     from hello_kubeflow.images.engine import engine_address  # the Docker SDK only when needed
 
     finding = check_inotify(target, engine_address(), read)
@@ -200,11 +198,10 @@ def _docker(settings: Settings) -> Check:
     return Check("Docker", True, f"engine {version} (for `inv build-push`)")
 
 
-def _cpu(quantity: str) -> float:
-    """`3500m` -> 3.5, `4` -> 4.0 (Kubernetes' own quantity parser)."""
-    return float(parse_quantity(quantity or "0"))
+def _quantity(quantity: str) -> float:
+    """A Kubernetes quantity as a number (Kubernetes' own parser).
 
-
-def _bytes(quantity: str) -> float:
-    """`16331528Ki`, `8Gi`, `1G`, `1e9`, `123456` -> bytes (Kubernetes' own parser)."""
+    CPU: `3500m` -> 3.5, `4` -> 4.0; memory in bytes: `16331528Ki`, `8Gi`, `1G`,
+    `1e9`, `123456`.
+    """
     return float(parse_quantity(quantity or "0"))

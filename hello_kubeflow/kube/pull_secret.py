@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from hello_kubeflow.errors import ClusterError, SettingsError
 from hello_kubeflow.images.plan import registry_host
+from hello_kubeflow.kube.model_manifests import LABELS
 from hello_kubeflow.settings import MASK, Settings
 
 if TYPE_CHECKING:
@@ -79,10 +80,7 @@ class RegistryLogin:
             "metadata": {
                 "name": PULL_SECRET,
                 "namespace": namespace,
-                "labels": {
-                    "app.kubernetes.io/name": "hello-kubeflow",
-                    "app.kubernetes.io/managed-by": "hello-kubeflow",
-                },
+                "labels": dict(LABELS),
             },
             "type": SECRET_TYPE,
             "data": {".dockerconfigjson": base64.b64encode(self._config().encode()).decode()},

@@ -224,7 +224,7 @@ def wait_for_pods(
             defaults for `namespaces` (`wait_namespaces`) and `timeout`.
         namespaces: namespaces to wait for; empty or None: all namespaces.
         timeout: seconds before giving up (default: `settings.wait_timeout`).
-        api: an API client to use (default: `api_client(settings)`).
+        api: an API client that times its calls out (default: `api_client(settings)`).
         require_pods: also require at least one pod in each namespace asked for
             (right after an install the controllers have not made them yet).
         settle: seconds everything must stay ready, with no new pod, to count.
@@ -261,7 +261,7 @@ def wait_for_pods(
         )
         for scope in (scopes or ("",))
     ]
-    tracker = PodTracker(job_lookup(api, settings), CrashJudge(settings.wait_crash_grace))
+    tracker = PodTracker(job_lookup(api), CrashJudge(settings.wait_crash_grace))
     progress = Progress(log, progress_interval, PROGRESS_HEARTBEAT)
     synced: set[str] = set()
     snapshot = Snapshot((), scopes)
@@ -289,7 +289,7 @@ def wait_for_pods(
             snapshot = tracker.snapshot(scopes, time.monotonic())
             broken = snapshot.fatal()
             if broken is not None:
-                raise PodFailedError(broken.explain() + _last_logs(core, broken, settings))
+                raise PodFailedError(broken.explain() + _last_logs(core, broken))
             now = time.monotonic()
             progress.update(snapshot, now - started, now)
             if not snapshot.complete(require_pods):
@@ -316,7 +316,7 @@ def cluster_status(
     Args:
         settings: kubeconfig, context, timeouts; `wait_namespaces` as the default.
         namespaces: namespaces to look at; empty or None: all namespaces.
-        api: an API client to use (default: `api_client(settings)`).
+        api: an API client that times its calls out (default: `api_client(settings)`).
 
     Raises:
         ClusterError: the API could not be reached or refused the list.
@@ -324,7 +324,7 @@ def cluster_status(
     scopes = tuple(namespaces if namespaces is not None else settings.wait_namespaces)
     api = api or api_client(settings)
     core = client.CoreV1Api(api)
-    tracker = PodTracker(job_lookup(api, settings), CrashJudge(settings.wait_crash_grace))
+    tracker = PodTracker(job_lookup(api), CrashJudge(settings.wait_crash_grace))
     for scope in scopes or ("",):
         pods = _list_once(core, scope, settings)
         tracker.apply(FeedMessage(scope, "sync", tuple(pods)))
@@ -333,10 +333,7 @@ def cluster_status(
 
 def _list_once(core: client.CoreV1Api, scope: str, settings: Settings) -> list[Pod]:
     where = f"namespace {scope}" if scope else "all namespaces"
-    kwargs: dict[str, Any] = {
-        "_preload_content": False,
-        "_request_timeout": request_timeout(settings),
-    }
+    kwargs: dict[str, Any] = {"_preload_content": False}
     try:
         for attempt in api_retrying(settings.kube_request_timeout * 2, f"listing pods in {where}"):
             with attempt:
@@ -353,7 +350,7 @@ def _list_once(core: client.CoreV1Api, scope: str, settings: Settings) -> list[P
     return list(json.loads(response.data).get("items") or [])
 
 
-def _last_logs(core: client.CoreV1Api, state: PodState, settings: Settings) -> str:
+def _last_logs(core: client.CoreV1Api, state: PodState) -> str:
     """The crashed container's last log lines (its previous run), for the error."""
     if state.reason != CRASH_REASON or not state.container:
         return ""
@@ -365,7 +362,6 @@ def _last_logs(core: client.CoreV1Api, state: PodState, settings: Settings) -> s
             previous=True,
             tail_lines=LOG_LINES,
             _preload_content=False,
-            _request_timeout=request_timeout(settings),
         )
         text = response.data.decode(errors="replace").rstrip()
     except Exception as exc:  # the error stands without its logs

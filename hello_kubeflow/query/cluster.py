@@ -83,26 +83,24 @@ def query_cluster(
     with _route(settings, served) as (address, via, base):
         if base:  # through Kubeflow's gateway: log in there when asked to
             auth = gateway_auth(settings, base, auth)
+        headers = {**auth.headers(), **address.headers()}
         policy = bool(base) and served.serving == "kserve" and _let_in(settings, served)
         if policy:
             wait_until_allowed(
                 address.url,
-                {**auth.headers(), **address.headers()},
+                headers,
                 namespace=settings.namespace,
                 name=settings.deployment_name,
                 timeout=settings.access_wait,
                 request_timeout=settings.query_timeout,
             )
-        try:
-            check_access(address.url, auth, address.headers(), timeout=settings.query_timeout)
-        except EndpointError as exc:
-            if served.serving != "kserve" or policy or " answered 403;" not in str(exc):
-                raise
-            raise EndpointError(f"{exc}. {_policy_help(settings)}") from None
+        hint = f". {_policy_help(settings)}" if served.serving == "kserve" and not policy else ""
+        check_access(
+            address.url, auth, address.headers(), timeout=settings.query_timeout, on_403=hint
+        )
         # The query client appends the protocol's own path to the server URL.
         suffix = SELDON_PATH if protocol == "seldon" else f"/v2/models/{settings.model_name}/infer"
         local_view = settings.replace(query_url=address.url.removesuffix(suffix))
-        headers = {**auth.headers(), **address.headers()}
         log.info("querying %s (%s) through %s", settings.deployment_name, served.serving, via)
         try:
             if count:
