@@ -16,7 +16,9 @@ from emulators import (
     ClusterEmulator,
     Operator,
     kserve_failed_to_load,
+    kserve_pod,
     kserve_ready,
+    kserve_standard,
     seldon,
     serving,
     write_kubeconfig,
@@ -284,6 +286,97 @@ def test_kserve_inference_service_is_applied_and_waited_until_ready(
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["STORAGE_URI"] == MODEL_URI.replace("minio://", "s3://")
     assert container["image"] == IMAGE
+
+
+def _kserve_deployed_once(emulator: ClusterEmulator, api: client.ApiClient) -> Operator:
+    """The model deployed once with KServe in Standard mode; the operator, for the next one."""
+    emulator.declare(KSERVE)
+    operator = Operator(KSERVE, *kserve_standard("starting", "complete"))
+    emulator.controllers.append(operator)
+    deploy_model(api, _deployment("kserve"), poll_interval=0.01)
+    return operator
+
+
+def _pod_names(emulator: ClusterEmulator) -> list[str]:
+    return sorted(key[2] for key in emulator.live("v1/pods"))
+
+
+def test_each_kserve_deploy_stamps_the_predictors_pods_with_a_value_of_its_own() -> None:
+    """Through `spec.predictor.annotations`, which KServe puts on the pod template."""
+    first = manifest(_deployment("kserve"))
+    newer = manifest(_deployment("kserve", model_uri=NEWER_URI))
+
+    assert first["spec"]["predictor"]["annotations"][ROLLOUT_ANNOTATION] == rollout_of(first)
+    assert rollout_of(first) and rollout_of(newer) and rollout_of(first) != rollout_of(newer)
+
+
+def test_a_kserve_redeploy_waits_for_the_new_pods_while_kserve_still_says_ready(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    """KServe keeps Ready True while its Deployment rolls (`ReplicaSetUpdated`): not served yet."""
+    emulator, api = cluster
+    operator = _kserve_deployed_once(emulator, api)
+    assert _pod_names(emulator) == ["mnist-classifier-predictor-1"]
+    operator.statuses = kserve_standard(*["rolling"] * 5, "complete", generation=2)
+    operator.pods_after = 5  # the Deployment's new pod is ready after five looks
+
+    served = deploy_model(api, _deployment("kserve", model_uri=NEWER_URI), poll_interval=0.01)
+
+    assert _pod_names(emulator) == ["mnist-classifier-predictor-2"]
+    ready = next(c for c in served["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+
+
+def test_a_kserve_redeploy_whose_new_pod_crash_loops_fails_with_its_last_log_lines(
+    tmp_path: Path,
+) -> None:
+    """The old pod keeps Ready True; the new one's crash loop fails the deploy, quoting its log."""
+    emulator = ClusterEmulator()
+    emulator.declare(SELDON)
+    crash_log = "hello_kubeflow.errors.ModelError: no model directory at /mnt/models"
+    emulator[lambda r: r.subresource == "log"] << crash_log.encode()
+    with serving(emulator) as url:
+        api = api_client(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
+        operator = _kserve_deployed_once(emulator, api)
+        operator.statuses = kserve_standard("rolling", generation=2)
+        operator.pods_after = None  # the Deployment's new pod never becomes ready
+        newer = _deployment("kserve", model_uri=NEWER_URI)
+        # the kubelet's back-off message, as in test_a_model_pod_crash_looping_past_the_grace_...
+        pod = "mnist-classifier-predictor-2_kubeflow(uid-predictor-2)"
+        back_off = f"back-off 10s restarting failed container=kserve-container pod={pod}"
+        crashing = waiting("kserve-container", "CrashLoopBackOff", back_off, restarts=1)
+        emulator.objects["v1/pods", "kubeflow", "mnist-classifier-predictor-2"] = kserve_pod(
+            "kubeflow",
+            "mnist-classifier",
+            2,
+            {ROLLOUT_ANNOTATION: rollout_of(manifest(newer))},
+            container=crashing,
+        )
+
+        with pytest.raises(DeploymentError) as raised:
+            deploy_model(api, newer, poll_interval=0.01, timeout=30, crash_grace=0.05)
+
+    message = str(raised.value)
+    assert "mnist-classifier-predictor-2 container 'kserve-container'" in message
+    assert "CrashLoopBackOff" in message
+    assert f"Last log lines of container 'kserve-container' (previous run):\n    {crash_log}" in (
+        message
+    )
+
+
+def test_a_kserve_failure_left_by_the_previous_deploy_does_not_fail_the_next_one(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    """Until the old pod is replaced, KServe's FailedToLoad describes the last deploy's model."""
+    emulator, api = cluster
+    operator = _kserve_deployed_once(emulator, api)
+    failed = kserve_failed_to_load("no model directory at /mnt/models")
+    operator.statuses = [*failed, *failed, *kserve_standard("complete", generation=2)]
+    operator.pods_after = 2
+
+    deploy_model(api, _deployment("kserve", model_uri=NEWER_URI), poll_interval=0.01)
+
+    assert _pod_names(emulator) == ["mnist-classifier-predictor-2"]
 
 
 def test_the_kserve_readiness_probe_names_the_port_the_server_listens_on() -> None:
