@@ -36,6 +36,7 @@ MAX_REQUEST_BODY = 3 * 1024 * 1024
 `staging/src/k8s.io/apiserver/pkg/server/config.go`, MaxRequestBodyBytes): big
 CRDs such as Seldon's (about 2 MB as JSON) fit; aiohttp's own default (1 MiB) would not."""
 KSERVE = "serving.kserve.io/v1beta1/inferenceservices"
+POLICIES = "security.istio.io/v1beta1/authorizationpolicies"  # Istio's, where it is installed
 _BUILT_IN = (("v1/pods", "Pod", True), ("v1/nodes", "Node", False), ("batch/v1/jobs", "Job", True))
 
 
@@ -180,6 +181,8 @@ class ClusterEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             kind = "SeldonDeployment" if resource == SELDON else "InferenceService"
             if resource.endswith("/pods"):
                 kind = "Pod"
+            if resource == POLICIES:
+                kind = "AuthorizationPolicy"
             self.resources[resource] = kmock.ResourceInfo(kind=kind, namespaced=True)
 
     def live(self, resource: str) -> list[tuple[Any, str | None, str]]:
