@@ -544,6 +544,46 @@ def test_the_kserve_deploy_step_opens_the_model_to_the_gateway_where_istio_is(
     }
 
 
+def test_a_deploy_step_that_may_not_write_the_policy_says_which_rbac_to_apply(
+    tmp_path: Path,
+) -> None:
+    """A 403 (a platform without our aggregated role) names the policy and `inv setup`."""
+    emulator = ClusterEmulator()
+    emulator.declare(KSERVE, POLICIES)
+    emulator.controllers.append(Operator(KSERVE, *kserve_ready()))
+    # the API server's Forbidden Status (kubernetes/apimachinery, the tag of kubernetes v1.34,
+    # pkg/api/errors/errors.go `NewForbidden`: reason Forbidden, code 403)
+    forbidden = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "reason": "Forbidden",
+        "code": 403,
+        "message": 'authorizationpolicies.security.istio.io "allow-mnist-classifier" is '
+        'forbidden: User "system:serviceaccount:kubeflow-user-example-com:default-editor" '
+        'cannot patch resource "authorizationpolicies" in API group "security.istio.io"',
+    }
+    policies = emulator[lambda r: (r.resource and r.resource.plural) == "authorizationpolicies"]
+    policies << 403 << forbidden
+    with serving(emulator) as url:
+        api = api_client(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
+        with pytest.raises(PrerequisiteError) as raised:
+            deploy_step(
+                api=api,
+                model_uri="gs://models/mnist",
+                image=IMAGE,
+                namespace="kubeflow-user-example-com",
+                name="mnist-classifier",
+                poll_interval=0.01,
+            )
+
+    message = str(raised.value)
+    assert (
+        "applying AuthorizationPolicy kubeflow-user-example-com/allow-mnist-classifier" in message
+    )
+    assert "forbidden" in message and "`inv setup`" in message
+
+
 def _deploy_step_requests(tmp_path: Path, namespace: str) -> set[Call]:
     """(group, resource, verb, name) of every API request the deploy step makes, both systems."""
     made: set[Call] = set()
