@@ -1,12 +1,14 @@
 """Kubernetes RBAC as the API server decides it: aggregated ClusterRoles, and what they allow.
 
-Aggregation as the clusterrole-aggregation controller does it (kubernetes/kubernetes,
-pkg/controller/clusterroleaggregation/clusterroleaggregation_controller.go: the
-rules of every ClusterRole whose labels match one of `aggregationRule`'s
-selectors are added); matching as the RBAC authorizer does it
-(plugin/pkg/auth/authorizer/rbac/rbac.go `RuleAllows`, pkg/apis/rbac/v1/
-evaluation_helpers.go `RuleAllows`: `*` matches any verb, group or resource; a
-rule with `resourceNames` matches only requests naming one of them).
+As kubernetes/kubernetes (the tag of v1.34) does it. Aggregation: the
+clusterrole-aggregation controller adds the rules of every ClusterRole whose
+labels match one of `aggregationRule`'s selectors
+(pkg/controller/clusterroleaggregation/clusterroleaggregation_controller.go).
+Matching: the RBAC authorizer's `RuleAllows` (plugin/pkg/auth/authorizer/rbac/
+rbac.go), with pkg/apis/rbac/v1/evaluation_helpers.go's `VerbMatches`,
+`APIGroupMatches`, `ResourceMatches` (`*` matches anything) and
+`ResourceNameMatches` (a rule with `resourceNames` matches only requests
+naming one of them). A subresource is checked as `<resource>/<subresource>`.
 """
 
 from __future__ import annotations
