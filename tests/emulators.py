@@ -36,6 +36,7 @@ MAX_REQUEST_BODY = 3 * 1024 * 1024
 `staging/src/k8s.io/apiserver/pkg/server/config.go`, MaxRequestBodyBytes): big
 CRDs such as Seldon's (about 2 MB as JSON) fit; aiohttp's own default (1 MiB) would not."""
 KSERVE = "serving.kserve.io/v1beta1/inferenceservices"
+POLICIES = "security.istio.io/v1beta1/authorizationpolicies"  # Istio's, where it is installed
 _BUILT_IN = (("v1/pods", "Pod", True), ("v1/nodes", "Node", False), ("batch/v1/jobs", "Job", True))
 
 
@@ -180,6 +181,8 @@ class ClusterEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             kind = "SeldonDeployment" if resource == SELDON else "InferenceService"
             if resource.endswith("/pods"):
                 kind = "Pod"
+            if resource == POLICIES:
+                kind = "AuthorizationPolicy"
             self.resources[resource] = kmock.ResourceInfo(kind=kind, namespaced=True)
 
     def live(self, resource: str) -> list[tuple[Any, str | None, str]]:
@@ -348,10 +351,10 @@ class Operator:
     """Plays a serving operator: each read of the resource shows the next status.
 
     An apply (a new spec) starts the statuses over, as a real operator
-    reconciles again; the last status then stays. For a SeldonDeployment it
-    also plays the Deployment under it: `pods_after` reads after an apply, a
-    Ready pod made from the new pod template (labels, annotations) replaces
-    the model's earlier pods (`None`: the new pods never come up).
+    reconciles again; the last status then stays. It also plays the Deployment
+    under the resource: `pods_after` reads after an apply, a Ready pod made
+    from the new pod template (labels, annotations) replaces the model's
+    earlier pods (`None`: the new pods never come up).
     """
 
     def __init__(
@@ -369,10 +372,12 @@ class Operator:
             return
         if request.action == enums.action.UPDATE:
             self.index = 0
+            spec = (request.data or {}).get("spec") or {}
             if self.resource == kmock.resource(SELDON):
-                predictor = ((request.data or {}).get("spec") or {}).get("predictors") or [{}]
-                components = predictor[0].get("componentSpecs") or [{}]
+                components = (spec.get("predictors") or [{}])[0].get("componentSpecs") or [{}]
                 self.template = dict(components[0].get("metadata") or {})
+            else:  # KServe: the predictor's annotations go on its pods' template
+                self.template = {"annotations": (spec.get("predictor") or {}).get("annotations")}
             return
         key = (request.resource, request.namespace, request.name)
         if request.action != enums.action.FETCH or key not in emulator.objects:
@@ -385,6 +390,7 @@ class Operator:
             self.template = None
         status = self.statuses[min(self.index, len(self.statuses) - 1)]
         self.index += 1
+        emulator.objects[key].patch({"status": None})  # an operator writes the whole status
         emulator.objects[key].patch({"status": status})
 
     def _roll_pods(
@@ -392,16 +398,18 @@ class Operator:
     ) -> None:
         """Replace the model's pods by one Ready pod made from `template`."""
         pods = kmock.resource("v1/pods")
+        seldon_made = self.resource == kmock.resource(SELDON)
+        label = "seldon-deployment-id" if seldon_made else "serving.kserve.io/inferenceservice"
         for key in list(emulator.objects):
             if key[0] != pods or key[1] != namespace or emulator.objects[key].deleted:
                 continue
             labels = (emulator.objects[key].get("metadata") or {}).get("labels") or {}
-            if labels.get("seldon-deployment-id") == name:
+            if labels.get(label) == name:
                 emulator.objects[key].delete()
         self.rollouts += 1
-        emulator.objects[pods, namespace, f"{name}-default-0-classifier-{self.rollouts}"] = (
-            seldon_pod(namespace, name, self.rollouts, template.get("annotations") or {})
-        )
+        made = seldon_pod if seldon_made else kserve_pod
+        pod = made(namespace, name, self.rollouts, template.get("annotations") or {})
+        emulator.objects[pods, namespace, pod["metadata"]["name"]] = pod
 
 
 def seldon_pod(
@@ -426,6 +434,132 @@ def seldon_pod(
             ],
         },
     }
+
+
+def kserve_pod(
+    namespace: str,
+    name: str,
+    number: int,
+    annotations: dict[str, str],
+    *,
+    ready: bool = True,
+    container: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A predictor pod of InferenceService `name` in Standard mode, as its Deployment makes it.
+
+    The labels are the predictor's (kserve v0.20.0, pkg/controller/v1beta1/inferenceservice/
+    components/predictor.go `buildObjectMeta`; reconcilers/deployment/deployment_reconciler.go
+    adds `app: isvc.<name>-predictor`, pkg/constants/constants.go `GetRawServiceLabel`), the
+    container is `kserve-container` (`InferenceServiceContainerName`). `container`: its status
+    (default Running and `ready`).
+    """
+    state = container or {
+        "name": "kserve-container",
+        "ready": ready,
+        "restartCount": 0,
+        "state": {"running": {}},
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{name}-predictor-{number}",
+            "namespace": namespace,
+            "labels": {
+                "serving.kserve.io/inferenceservice": name,
+                "component": "predictor",
+                "app": f"isvc.{name}-predictor",
+            },
+            "annotations": dict(annotations),
+        },
+        "spec": {"containers": [{"name": "kserve-container"}]},
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True" if state["ready"] else "False"}],
+            "containerStatuses": [state],
+        },
+    }
+
+
+# A Deployment's conditions as its controller writes them: kubernetes/kubernetes v1.34,
+# pkg/controller/deployment/util/deployment_util.go (the reasons) and sync.go / progress.go
+# (the messages, "ReplicaSet %q is progressing.", "... has successfully progressed.").
+_DEPLOYMENT_CONDITIONS = {
+    "starting": (
+        ("Available", "False", "MinimumReplicasUnavailable"),
+        ("Progressing", "True", "ReplicaSetUpdated"),
+    ),
+    "rolling": (  # the old pods still available, the new ReplicaSet's coming up
+        ("Available", "True", "MinimumReplicasAvailable"),
+        ("Progressing", "True", "ReplicaSetUpdated"),
+    ),
+    "complete": (
+        ("Available", "True", "MinimumReplicasAvailable"),
+        ("Progressing", "True", "NewReplicaSetAvailable"),
+    ),
+}
+_DEPLOYMENT_MESSAGES = {
+    "MinimumReplicasUnavailable": "Deployment does not have minimum availability.",
+    "MinimumReplicasAvailable": "Deployment has minimum availability.",
+    "ReplicaSetUpdated": 'ReplicaSet "{rs}" is progressing.',
+    "NewReplicaSetAvailable": 'ReplicaSet "{rs}" has successfully progressed.',
+}
+
+
+def kserve_standard(
+    *phases: str, generation: int = 1, host: str = "mnist-classifier-kubeflow.example.com"
+) -> list[dict[str, Any]]:
+    """InferenceService statuses in Standard mode, one per phase of its Deployment.
+
+    As kserve v0.20.0 writes them (pkg/apis/serving/v1beta1/inference_service_status.go,
+    `PropagateRawStatus`, one Deployment): PredictorReady follows the Deployment's
+    Available condition, is True with Progressing `NewReplicaSetAvailable`, and stays
+    True during `ReplicaSetUpdated` while Available is True (the old pods answer); the
+    URL is set once it is True; `observedGeneration` is the Deployment's (`generation`),
+    not the InferenceService's. Ready is the living condition set of PredictorReady and
+    IngressReady (`conditionSet`), IngressReady True here: Ready is PredictorReady.
+
+    Args:
+        phases: `starting`, `rolling` (a new ReplicaSet while the old pods serve), `complete`.
+        generation: the Deployment's observed generation.
+        host: the URL's host (the Standard mode `domainTemplate`).
+    """
+    statuses = []
+    for phase in phases:
+        conditions = {
+            kind: {"status": status, "reason": reason}
+            for kind, status, reason in _DEPLOYMENT_CONDITIONS[phase]
+        }
+        rs = f"mnist-classifier-predictor-{generation}"
+        for condition in conditions.values():
+            condition["message"] = _DEPLOYMENT_MESSAGES[condition["reason"]].format(rs=rs)
+        available, progressing = conditions["Available"], conditions["Progressing"]
+        predictor = {"status": "False", "reason": ""}
+        if available["status"] == "True":
+            predictor = dict(available)
+        if progressing["reason"] == "NewReplicaSetAvailable":
+            predictor = dict(progressing)
+        elif available["status"] != "True":
+            predictor = {**progressing, "status": "Unknown"}
+        if available["status"] == "False":
+            predictor = dict(available)
+        status: dict[str, Any] = {
+            "observedGeneration": generation,
+            "deploymentMode": "Standard",
+            "conditions": [
+                {"type": "IngressReady", "status": "True"},
+                {"type": "PredictorReady", **predictor},
+                # knative.dev/pkg apis/condition_set.go: a happy Ready carries no reason
+                {
+                    "type": "Ready",
+                    **(predictor if predictor["status"] != "True" else {"status": "True"}),
+                },
+            ],
+        }
+        if predictor["status"] == "True":
+            status["url"] = f"http://{host}"
+        statuses.append(status)
+    return statuses
 
 
 def seldon(*states: str, description: str = "") -> list[dict[str, Any]]:

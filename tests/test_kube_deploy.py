@@ -12,17 +12,29 @@ import pytest
 import yaml
 from emulators import (
     KSERVE,
+    POLICIES,
     SELDON,
     ClusterEmulator,
     Operator,
     kserve_failed_to_load,
+    kserve_pod,
     kserve_ready,
+    kserve_standard,
     seldon,
     serving,
     write_kubeconfig,
 )
 from kube_support import waiting
 from kubernetes import client
+from rbac_support import (
+    KUBEFLOW_EXAMPLE,
+    Call,
+    aggregated,
+    calls_of,
+    cluster_roles,
+    kubeflow_roles,
+    refused,
+)
 
 from hello_kubeflow.errors import DeploymentError, PrerequisiteError
 from hello_kubeflow.kube.client import api_client
@@ -41,9 +53,14 @@ IMAGE = "localhost:5000/hello-kubeflow@sha256:" + "ab" * 32
 MANIFESTS = Path(__file__).resolve().parents[1] / "hello_kubeflow/manifests"
 RBAC = MANIFESTS / "pipeline-runner-rbac.yaml"
 UPSTREAM = Path("/work/shared/upstream")
-KUBEFLOW_EXAMPLE = UPSTREAM / "kubeflow-manifests-26.03/example.yaml"
 MODEL_URI = "minio://mlpipeline/v2/artifacts/hello-kubeflow-mnist/run-1/train/abc/model"
 NEWER_URI = MODEL_URI.replace("run-1", "run-2")  # the same model path, of a later run
+POLICY = "allow-mnist-classifier"  # the InferenceService's AuthorizationPolicy
+needs_kubeflow = pytest.mark.skipif(
+    not KUBEFLOW_EXAMPLE.is_file(),
+    reason=f"Kubeflow 26.03's rendered manifests are not at {KUBEFLOW_EXAMPLE} "
+    "(HK_TEST_UPSTREAM_DIR)",
+)
 
 
 @pytest.fixture
@@ -286,6 +303,97 @@ def test_kserve_inference_service_is_applied_and_waited_until_ready(
     assert container["image"] == IMAGE
 
 
+def _kserve_deployed_once(emulator: ClusterEmulator, api: client.ApiClient) -> Operator:
+    """The model deployed once with KServe in Standard mode; the operator, for the next one."""
+    emulator.declare(KSERVE)
+    operator = Operator(KSERVE, *kserve_standard("starting", "complete"))
+    emulator.controllers.append(operator)
+    deploy_model(api, _deployment("kserve"), poll_interval=0.01)
+    return operator
+
+
+def _pod_names(emulator: ClusterEmulator) -> list[str]:
+    return sorted(key[2] for key in emulator.live("v1/pods"))
+
+
+def test_each_kserve_deploy_stamps_the_predictors_pods_with_a_value_of_its_own() -> None:
+    """Through `spec.predictor.annotations`, which KServe puts on the pod template."""
+    first = manifest(_deployment("kserve"))
+    newer = manifest(_deployment("kserve", model_uri=NEWER_URI))
+
+    assert first["spec"]["predictor"]["annotations"][ROLLOUT_ANNOTATION] == rollout_of(first)
+    assert rollout_of(first) and rollout_of(newer) and rollout_of(first) != rollout_of(newer)
+
+
+def test_a_kserve_redeploy_waits_for_the_new_pods_while_kserve_still_says_ready(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    """KServe keeps Ready True while its Deployment rolls (`ReplicaSetUpdated`): not served yet."""
+    emulator, api = cluster
+    operator = _kserve_deployed_once(emulator, api)
+    assert _pod_names(emulator) == ["mnist-classifier-predictor-1"]
+    operator.statuses = kserve_standard(*["rolling"] * 5, "complete", generation=2)
+    operator.pods_after = 5  # the Deployment's new pod is ready after five looks
+
+    served = deploy_model(api, _deployment("kserve", model_uri=NEWER_URI), poll_interval=0.01)
+
+    assert _pod_names(emulator) == ["mnist-classifier-predictor-2"]
+    ready = next(c for c in served["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+
+
+def test_a_kserve_redeploy_whose_new_pod_crash_loops_fails_with_its_last_log_lines(
+    tmp_path: Path,
+) -> None:
+    """The old pod keeps Ready True; the new one's crash loop fails the deploy, quoting its log."""
+    emulator = ClusterEmulator()
+    emulator.declare(SELDON)
+    crash_log = "hello_kubeflow.errors.ModelError: no model directory at /mnt/models"
+    emulator[lambda r: r.subresource == "log"] << crash_log.encode()
+    with serving(emulator) as url:
+        api = api_client(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
+        operator = _kserve_deployed_once(emulator, api)
+        operator.statuses = kserve_standard("rolling", generation=2)
+        operator.pods_after = None  # the Deployment's new pod never becomes ready
+        newer = _deployment("kserve", model_uri=NEWER_URI)
+        # the kubelet's back-off message, as in test_a_model_pod_crash_looping_past_the_grace_...
+        pod = "mnist-classifier-predictor-2_kubeflow(uid-predictor-2)"
+        back_off = f"back-off 10s restarting failed container=kserve-container pod={pod}"
+        crashing = waiting("kserve-container", "CrashLoopBackOff", back_off, restarts=1)
+        emulator.objects["v1/pods", "kubeflow", "mnist-classifier-predictor-2"] = kserve_pod(
+            "kubeflow",
+            "mnist-classifier",
+            2,
+            {ROLLOUT_ANNOTATION: rollout_of(manifest(newer))},
+            container=crashing,
+        )
+
+        with pytest.raises(DeploymentError) as raised:
+            deploy_model(api, newer, poll_interval=0.01, timeout=30, crash_grace=0.05)
+
+    message = str(raised.value)
+    assert "mnist-classifier-predictor-2 container 'kserve-container'" in message
+    assert "CrashLoopBackOff" in message
+    assert f"Last log lines of container 'kserve-container' (previous run):\n    {crash_log}" in (
+        message
+    )
+
+
+def test_a_kserve_failure_left_by_the_previous_deploy_does_not_fail_the_next_one(
+    cluster: tuple[ClusterEmulator, client.ApiClient],
+) -> None:
+    """Until the old pod is replaced, KServe's FailedToLoad describes the last deploy's model."""
+    emulator, api = cluster
+    operator = _kserve_deployed_once(emulator, api)
+    failed = kserve_failed_to_load("no model directory at /mnt/models")
+    operator.statuses = [*failed, *failed, *kserve_standard("complete", generation=2)]
+    operator.pods_after = 2
+
+    deploy_model(api, _deployment("kserve", model_uri=NEWER_URI), poll_interval=0.01)
+
+    assert _pod_names(emulator) == ["mnist-classifier-predictor-2"]
+
+
 def test_the_kserve_readiness_probe_names_the_port_the_server_listens_on() -> None:
     """A plain Deployment (KServe's RawDeployment mode) rejects an httpGet probe without one."""
     container = manifest(_deployment("kserve"))["spec"]["predictor"]["containers"][0]
@@ -411,17 +519,80 @@ def test_deploy_step_for_kserve_copies_the_store_keys_without_printing_them(
     assert "very-secret-key" not in shown.out + shown.err + caplog.text
 
 
-def _deploy_step_requests(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, namespace: str
-) -> set[tuple[str, str, str, str]]:
+def test_the_kserve_deploy_step_opens_the_model_to_the_gateway_where_istio_is(
+    tmp_path: Path,
+) -> None:
+    """The InferenceService's AuthorizationPolicy is made beside it, whoever started the run."""
+    emulator = ClusterEmulator()
+    emulator.declare(KSERVE, POLICIES)
+    emulator.controllers.append(Operator(KSERVE, *kserve_ready()))
+    with serving(emulator) as url:
+        api = api_client(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
+        deploy_step(
+            api=api,
+            model_uri="gs://models/mnist",  # not KFP's store: no keys to copy
+            image=IMAGE,
+            namespace="kubeflow-user-example-com",
+            name="mnist-classifier",
+            poll_interval=0.01,
+        )
+
+    policy = emulator.stored(POLICIES, "kubeflow-user-example-com", "allow-mnist-classifier")
+    assert policy is not None
+    assert policy["spec"]["selector"] == {
+        "matchLabels": {"serving.kserve.io/inferenceservice": "mnist-classifier"}
+    }
+
+
+def test_a_deploy_step_that_may_not_write_the_policy_says_which_rbac_to_apply(
+    tmp_path: Path,
+) -> None:
+    """A 403 (a platform without our aggregated role) names the policy and `inv setup`."""
+    emulator = ClusterEmulator()
+    emulator.declare(KSERVE, POLICIES)
+    emulator.controllers.append(Operator(KSERVE, *kserve_ready()))
+    # the API server's Forbidden Status (kubernetes/apimachinery, the tag of kubernetes v1.34,
+    # pkg/api/errors/errors.go `NewForbidden`: reason Forbidden, code 403)
+    forbidden = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "reason": "Forbidden",
+        "code": 403,
+        "message": 'authorizationpolicies.security.istio.io "allow-mnist-classifier" is '
+        'forbidden: User "system:serviceaccount:kubeflow-user-example-com:default-editor" '
+        'cannot patch resource "authorizationpolicies" in API group "security.istio.io"',
+    }
+    policies = emulator[lambda r: (r.resource and r.resource.plural) == "authorizationpolicies"]
+    policies << 403 << forbidden
+    with serving(emulator) as url:
+        api = api_client(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
+        with pytest.raises(PrerequisiteError) as raised:
+            deploy_step(
+                api=api,
+                model_uri="gs://models/mnist",
+                image=IMAGE,
+                namespace="kubeflow-user-example-com",
+                name="mnist-classifier",
+                poll_interval=0.01,
+            )
+
+    message = str(raised.value)
+    assert (
+        "applying AuthorizationPolicy kubeflow-user-example-com/allow-mnist-classifier" in message
+    )
+    assert "forbidden" in message and "`inv setup`" in message
+
+
+def _deploy_step_requests(tmp_path: Path, namespace: str) -> set[Call]:
     """(group, resource, verb, name) of every API request the deploy step makes, both systems."""
-    made: set[tuple[str, str, str, str]] = set()
+    made: set[Call] = set()
     for serving_kind, resource, statuses in (
         ("seldon", SELDON, seldon("Available")),
         ("kserve", KSERVE, kserve_ready()),
     ):
         emulator = ClusterEmulator()
-        emulator.declare(resource)
+        emulator.declare(resource, POLICIES)
         emulator.controllers.append(Operator(resource, *statuses))
         emulator.objects["v1/secrets", namespace, "mlpipeline-minio-artifact"] = {
             "metadata": {"name": "mlpipeline-minio-artifact", "namespace": namespace},
@@ -439,102 +610,42 @@ def _deploy_step_requests(
                 poll_interval=0.01,
             )
         for request in emulator:
-            if request.resource is not None:
-                made |= _verbs_on(request)
-    made.discard(("", "", "", ""))  # API discovery: allowed to every authenticated user
+            made |= calls_of(request)
     assert ("machinelearning.seldon.io", "seldondeployments", "patch", "mnist-classifier") in made
     assert ("serving.kserve.io", "inferenceservices", "create", "mnist-classifier") in made
+    assert ("security.istio.io", "authorizationpolicies", "create", POLICY) in made
+    # Read only when a model pod crash-loops (test_a_kserve_redeploy_whose_new_pod_crash_...).
+    made.add(("", "pods/log", "get", "mnist-classifier-predictor-2"))
     return made
 
 
-def _allowed(rules: list[dict[str, Any]], group: str, resource: str, verb: str, name: str) -> bool:
-    """Whether one of `rules` (RBAC PolicyRules) allows the request."""
-    return any(
-        group in rule.get("apiGroups", [])
-        and resource in rule.get("resources", [])
-        and verb in rule.get("verbs", [])
-        and (verb == "create" or not name or name in rule.get("resourceNames", [name]))
-        for rule in rules
-    )
-
-
-def test_the_rbac_manifest_allows_every_request_the_deploy_step_makes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_rbac_manifest_allows_every_request_the_deploy_step_makes(tmp_path: Path) -> None:
     """What `inv setup` grants kubeflow/pipeline-runner covers the deploy step."""
-    rules = [
-        rule
-        for doc in yaml.safe_load_all(RBAC.read_text())
-        if doc["kind"] == "ClusterRole"
-        for rule in doc["rules"]
-    ]
-    for group, resource, verb, name in sorted(
-        _deploy_step_requests(tmp_path, monkeypatch, "kubeflow")
-    ):
-        assert _allowed(rules, group, resource, verb, name), (
-            f"RBAC does not allow {verb} {resource}.{group} {name}"
-        )
+    rules = [rule for role in cluster_roles(RBAC).values() for rule in role["rules"]]
+
+    assert refused(rules, _deploy_step_requests(tmp_path, "kubeflow")) == []
 
 
-def _aggregated(roles: dict[str, dict[str, Any]], name: str) -> list[dict[str, Any]]:
-    """The rules of ClusterRole `name`, its aggregationRule resolved as the controller does."""
-    role = roles[name]
-    rules = list(role.get("rules") or [])
-    for selector in (role.get("aggregationRule") or {}).get("clusterRoleSelectors") or []:
-        wanted = selector.get("matchLabels") or {}
-        for other_name, other in roles.items():
-            labels = (other.get("metadata") or {}).get("labels") or {}
-            if other_name != name and all(labels.get(k) == v for k, v in wanted.items()):
-                rules += _aggregated(roles, other_name)
-    return rules
-
-
+@needs_kubeflow
 def test_in_a_kubeflow_profile_default_editor_may_do_what_the_deploy_step_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    """kubeflow-edit of Kubeflow 26.03, with our aggregated role, covers both serving systems.
+    """kubeflow-edit of Kubeflow 26.03, with our aggregated roles, covers both serving systems.
 
     The profile controller binds default-editor to kubeflow-edit in each profile
     namespace; pipeline pods run as default-editor there.
     """
-    roles = {
-        doc["metadata"]["name"]: doc
-        for path in (KUBEFLOW_EXAMPLE, *MANIFESTS.glob("*.yaml"))
-        for doc in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader)
-        if doc and doc.get("kind") == "ClusterRole"
+    made = _deploy_step_requests(tmp_path, "kubeflow-user-example-com")
+
+    assert refused(aggregated(kubeflow_roles(), "kubeflow-edit"), made) == []
+    # Without ours, Seldon and the InferenceService's policy are forbidden.
+    without = kubeflow_roles(without=["hello-kubeflow-seldon-edit"])
+    assert refused(aggregated(without, "kubeflow-edit"), made)[0][1] == "seldondeployments"
+    without = kubeflow_roles(without=["hello-kubeflow-kserve-policy-edit"])
+    assert {(c[1], c[2]) for c in refused(aggregated(without, "kubeflow-edit"), made)} == {
+        ("authorizationpolicies", "create"),
+        ("authorizationpolicies", "patch"),
     }
-    rules = _aggregated(roles, "kubeflow-edit")
-    made = _deploy_step_requests(tmp_path, monkeypatch, "kubeflow-user-example-com")
-
-    refused = [m for m in sorted(made) if not _allowed(rules, *m)]
-
-    assert refused == []
-    del roles["hello-kubeflow-seldon-edit"]  # without ours, Seldon is forbidden
-    assert not _allowed(
-        _aggregated(roles, "kubeflow-edit"),
-        "machinelearning.seldon.io",
-        "seldondeployments",
-        "patch",
-        "mnist-classifier",
-    )
-
-
-def _verbs_on(request: Any) -> set[tuple[str, str, str, str]]:
-    """(group, resource, verb, name) the authorizer checks for one API request.
-
-    A server-side apply is a PATCH that creates what is missing: it needs both verbs.
-    """
-    if request.resource.plural is None:
-        return {("", "", "", "")}
-    method = str(request.method.value)
-    if method == "GET":
-        verbs = ["get" if request.name else "list"]
-    elif method == "PATCH":
-        verbs = ["patch", "create"]
-    else:
-        verbs = [{"POST": "create", "DELETE": "delete", "PUT": "update"}[method]]
-    where = (request.resource.group, request.resource.plural)
-    return {(*where, verb, request.name or "") for verb in verbs}
 
 
 @pytest.mark.parametrize(

@@ -101,9 +101,9 @@ def keys(objects: Any) -> set[tuple[str, str, str | None, str]]:
 @pytest.mark.parametrize(
     ("profile", "serving", "count"),
     [
-        ("pipelines", "seldon", 16 + 72 + 12 + 4),
-        ("pipelines", "kserve", 16 + 72 + 51 + 1 + 6 + 61 + 24 + 4),
-        ("full", "kserve", 636 + 4),
+        ("pipelines", "seldon", 16 + 72 + 12 + 5),
+        ("pipelines", "kserve", 16 + 72 + 51 + 1 + 6 + 61 + 24 + 5),
+        ("full", "kserve", 636 + 5),
     ],
 )
 def test_install_applies_every_object_of_the_profile_and_waits_for_the_pods(
@@ -126,7 +126,7 @@ def test_install_applies_every_object_of_the_profile_and_waits_for_the_pods(
         in c["status"]["conditions"]
         for c in crds
     )
-    assert any(line.startswith("applied the pipeline's RBAC: 4 objects") for line in lines)
+    assert any(line.startswith("applied the pipeline's RBAC: 5 objects") for line in lines)
     assert " pods ready " in lines[-1]
     # What the API server holds is what our RBAC files say, not only that a call was made.
     for obj in plan.rbac:
@@ -300,6 +300,10 @@ def test_dry_run_names_versions_steps_images_and_resources(tmp_path: Path) -> No
     assert "Kubeflow Pipelines 2.17.0: 970m CPU, 3552Mi memory, 35 GB disk" in out
     assert "PersistentVolumeClaims ask for 40 GiB" in out
     assert "wait until every pod in kubeflow, seldon-system is ready" in out
+    # each of our RBAC objects, and the Kubeflow role an aggregated one extends
+    assert (
+        "     ClusterRole hello-kubeflow-kserve-policy-edit (aggregated into kubeflow-edit)"
+    ) in out.splitlines()
     assert "Dry run: nothing was checked or changed." in out
 
 
@@ -325,6 +329,7 @@ def test_the_projects_rbac_is_applied_after_every_component() -> None:
 
     assert keys(plan.rbac) == {
         ("rbac.authorization.k8s.io/v1", "ClusterRole", None, "hello-kubeflow-model-deployer"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole", None, "hello-kubeflow-kserve-policy-edit"),
         ("rbac.authorization.k8s.io/v1", "ClusterRole", None, "hello-kubeflow-seldon-edit"),
         ("rbac.authorization.k8s.io/v1", "ClusterRole", None, "hello-kubeflow-seldon-view"),
         (

@@ -10,6 +10,7 @@ import kmock
 import pytest
 from emulators import (
     KSERVE,
+    POLICIES,
     SELDON,
     ClusterEmulator,
     install_kubectl,
@@ -17,6 +18,7 @@ from emulators import (
     serving,
     write_kubeconfig,
 )
+from rbac_support import KUBEFLOW_EXAMPLE, aggregated, calls_of, kubeflow_roles, refused
 
 from hello_kubeflow.errors import EndpointError, SanityCheckError
 from hello_kubeflow.query.client import QueryResult
@@ -29,6 +31,11 @@ SELDON_PATH = "/seldon/kubeflow/mnist-classifier/api/v1.0/predictions"
 DIRECT_PATH = "/api/v1.0/predictions"  # Seldon's predictor service, no gateway
 V2_PATH = "/v2/models/mnist-classifier/infer"
 KSERVE_HOST = "mnist-classifier.kubeflow.example.com"
+needs_kubeflow = pytest.mark.skipif(
+    not KUBEFLOW_EXAMPLE.is_file(),
+    reason=f"Kubeflow 26.03's rendered manifests are not at {KUBEFLOW_EXAMPLE} "
+    "(HK_TEST_UPSTREAM_DIR)",
+)
 
 
 class Gateway:
@@ -256,11 +263,12 @@ def test_with_istio_in_the_cluster_the_task_forwards_to_its_gateway(
 
 # ---- KServe in a profile namespace (issue 15, item 5)
 
-POLICIES = "security.istio.io/v1beta1/authorizationpolicies"
 PATH_URL = "http://example.com/serving/kubeflow/mnist-classifier"  # KServe's, with pathTemplate
 
 
-def _kserve_in_a_profile(cluster: ClusterEmulator, status_url: str = PATH_URL) -> None:
+def _kserve_in_a_profile(
+    cluster: ClusterEmulator, status_url: str = PATH_URL, namespace: str = "kubeflow"
+) -> None:
     """An InferenceService KServe reports path-based, and Istio's policy type installed.
 
     `status.url` and `status.deploymentMode` are the InferenceService CRD's
@@ -272,10 +280,9 @@ def _kserve_in_a_profile(cluster: ClusterEmulator, status_url: str = PATH_URL) -
     `ingressDomain` "example.com", `urlScheme` "http" and `pathTemplate`
     "/serving/{{ .Namespace }}/{{ .Name }}", which gives PATH_URL.
     """
-    cluster.declare(SELDON, KSERVE)
-    cluster.resources[POLICIES] = kmock.ResourceInfo(kind="AuthorizationPolicy", namespaced=True)
-    cluster.objects[KSERVE, "kubeflow", "mnist-classifier"] = {
-        "metadata": {"name": "mnist-classifier", "namespace": "kubeflow"},
+    cluster.declare(SELDON, KSERVE, POLICIES)
+    cluster.objects[KSERVE, namespace, "mnist-classifier"] = {
+        "metadata": {"name": "mnist-classifier", "namespace": namespace},
         "status": {"url": status_url, "deploymentMode": "Serverless"},
     }
 
@@ -376,3 +383,44 @@ def test_without_a_kubeconfig_a_kserve_403_says_the_policy_is_missing(
     assert "answered 403" in said
     assert "lacks its Istio AuthorizationPolicy" in said
     assert "serving.kserve.io/inferenceservice=mnist-classifier in kubeflow" in said
+
+
+@needs_kubeflow
+def test_in_a_kubeflow_profile_its_users_may_make_every_call_the_query_makes_there(
+    gateway: tuple[Gateway, str], mnist_dir: Path, tmp_path: Path
+) -> None:
+    """Kubeflow 26.03's kubeflow-edit with our aggregated roles covers the query's calls.
+
+    The profile's owner holds kubeflow-admin, which aggregates kubeflow-edit, and
+    default-editor holds kubeflow-edit. What the query reads outside the profile
+    namespace (KServe's controller and ConfigMap, Istio's gateway Service) it
+    reads only if it may.
+    """
+    namespace = "kubeflow-user-example-com"
+    emulated, url = gateway
+    emulated.kserve_host, emulated.kserve_prefix = (
+        "example.com",
+        f"/serving/{namespace}/mnist-classifier",
+    )
+    cluster = ClusterEmulator()
+    _kserve_in_a_profile(cluster, PATH_URL.replace("/kubeflow/", f"/{namespace}/"), namespace)
+    with serving(cluster) as cluster_url:
+        settings = _settings(
+            mnist_dir,
+            gateway_url=url,
+            serving="auto",
+            namespace=namespace,
+            kubeconfig=write_kubeconfig(tmp_path / "k", cluster_url),
+        )
+        query_cluster(settings, index=0)
+    made = {
+        call for request in cluster if request.namespace == namespace for call in calls_of(request)
+    }
+
+    assert ("security.istio.io", "authorizationpolicies", "patch", "allow-mnist-classifier") in made
+    assert ("serving.kserve.io", "inferenceservices", "get", "mnist-classifier") in made
+    assert refused(aggregated(kubeflow_roles(), "kubeflow-edit"), made) == []
+    without = kubeflow_roles(without=["hello-kubeflow-kserve-policy-edit"])
+    assert {c[1] for c in refused(aggregated(without, "kubeflow-edit"), made)} == {
+        "authorizationpolicies"
+    }

@@ -4,13 +4,18 @@ Objects are applied with server-side apply (field manager `hello-kubeflow`,
 conflicts forced), so running again updates the same resource in place. The
 wait polls the resource until Seldon says Available or KServe says Ready, and
 fails at once on what will not heal: a Failed state, a model that failed to
-load, or a pod in ImagePullBackOff / CrashLoopBackOff (named with its reason).
+load, or a pod in ImagePullBackOff / CrashLoopBackOff (named with its reason,
+and a crash loop with its container's last log lines).
 
-KServe reports `observedGeneration`, so a Ready left from the previous deploy
-is told apart. Seldon Core v1 does not: its `Available` may still describe the
-old pods. So each deploy stamps a rollout value on the model's pod template
-(which also makes Seldon roll the pods), and a SeldonDeployment counts as
-serving only when the model's Ready pods all carry this deploy's value.
+Neither status tells a rollout apart. Seldon Core v1's `Available` may still
+describe the old pods. KServe keeps Ready True while its Deployment replaces
+the pods (Progressing `ReplicaSetUpdated`: the old pods still answer), and its
+`observedGeneration` is the Deployment's (or Knative Service's), not the
+InferenceService's (kserve v0.20.0, pkg/apis/serving/v1beta1/
+inference_service_status.go, `PropagateRawStatus`, `PropagateStatus`). So each
+deploy stamps a rollout value on the model's pod template (which also makes
+the pods roll), and the model counts as serving only when its Ready pods all
+carry this deploy's value.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from hello_kubeflow.kube.serving_api import (
     installed,
     read_deployment,
 )
-from hello_kubeflow.kube.wait import NO_RESTART_LIMIT, CrashJudge, poll_until
+from hello_kubeflow.kube.wait import NO_RESTART_LIMIT, CrashJudge, last_logs, poll_until
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -140,7 +145,8 @@ def wait_until_serving(
         name: the resource's name.
         timeout: seconds to wait.
         poll_interval: seconds between polls.
-        generation: the spec generation that must have been seen (0: any).
+        generation: the spec generation a SeldonDeployment's status must have seen (0: any;
+            KServe's `observedGeneration` is its Deployment's, so the pods decide there).
         rollout: the value this deploy put on the pod template: serving means
             the model's Ready pods all carry it ("": the resource's status alone).
         crash_grace: seconds a model pod may crash-loop before the wait fails
@@ -157,12 +163,12 @@ def wait_until_serving(
         resource = read_deployment(api, serving, namespace, name)
         if resource is None:
             raise DeploymentError(f"{where} disappeared while we waited for it: deploy it again")
-        ready, status = _judge(serving, resource, generation)
-        if not ready or rollout:
-            pods = _model_pods(api, serving, namespace, name)
-            _check_pods(pods, rollout, crashes)
-            if ready:
-                ready, status = _rolled_out(pods, rollout, status)
+        pods = _model_pods(api, serving, namespace, name)
+        settled = all(_rollout_of_pod(pod) == rollout for pod in pods) if rollout else True
+        ready, status = _judge(serving, resource, generation, settled=settled)
+        _check_pods(api, pods, rollout, crashes)
+        if ready and rollout:
+            ready, status = _rolled_out(pods, rollout, status)
         return (resource if ready else None), status
 
     def too_late(status: str) -> DeploymentError:
@@ -246,8 +252,17 @@ def copy_storage_credentials(
 # ---- judging status
 
 
-def _judge(serving: str, resource: dict[str, Any], generation: int) -> tuple[bool, str]:
+def _judge(
+    serving: str, resource: dict[str, Any], generation: int, *, settled: bool = True
+) -> tuple[bool, str]:
     """(serving now?, a short status) for one read of the resource.
+
+    Args:
+        serving: `seldon` or `kserve`.
+        resource: the resource as read.
+        generation: the SeldonDeployment's spec generation that must have been seen (0: any).
+        settled: every pod of the model is of this deploy, so a failure KServe reports
+            (written from the pods of the moment) is this deploy's, not the last one's.
 
     Raises:
         DeploymentError: the resource reports a failure that will not heal.
@@ -256,9 +271,9 @@ def _judge(serving: str, resource: dict[str, Any], generation: int) -> tuple[boo
     kind = SERVING_APIS[serving].kind
     meta = resource.get("metadata") or {}
     where = f"{kind} {meta.get('namespace')}/{meta.get('name')}"
-    observed = status.get("observedGeneration")
-    stale = bool(generation and observed is not None and int(observed) < generation)
     if serving == "seldon":
+        observed = status.get("observedGeneration")
+        stale = bool(generation and observed is not None and int(observed) < generation)
         state = str(status.get("state") or "Creating")
         message = str(status.get("description") or "")
         if state == "Failed" and not stale:
@@ -268,10 +283,11 @@ def _judge(serving: str, resource: dict[str, Any], generation: int) -> tuple[boo
                 f"{meta.get('name')}`"
             )
         return state == "Available" and not stale, state + (f" ({message})" if message else "")
+    # KServe's observedGeneration is its Deployment's: the pods tell the rollout instead.
     model = status.get("modelStatus") or {}
     states = model.get("states") or {}
     failed = {model.get("transitionStatus"), states.get("targetModelState")} & _KSERVE_FAILED
-    if failed and not stale:
+    if failed and settled:
         info = model.get("lastFailureInfo") or {}
         reason = info.get("message") or info.get("reason") or failed.pop()
         raise DeploymentError(f"{where} cannot serve the model: {reason}")
@@ -281,7 +297,7 @@ def _judge(serving: str, resource: dict[str, Any], generation: int) -> tuple[boo
     summary = f"Ready={ready.get('status') or 'Unknown'}"
     if ready.get("reason") or ready.get("message"):
         summary += f" ({ready.get('reason') or ''} {ready.get('message') or ''})".replace("( ", "(")
-    return ready.get("status") == "True" and not stale, summary.strip()
+    return ready.get("status") == "True", summary.strip()
 
 
 def _model_pods(api: client.ApiClient, serving: str, namespace: str, name: str) -> list[Pod]:
@@ -303,16 +319,18 @@ def _model_pods(api: client.ApiClient, serving: str, namespace: str, name: str) 
     return list(json.loads(pods.data or b"{}").get("items") or [])
 
 
-def _check_pods(pods: list[Pod], rollout: str, crashes: CrashJudge) -> None:
+def _check_pods(api: client.ApiClient, pods: list[Pod], rollout: str, crashes: CrashJudge) -> None:
     """Fail at once when one of the model's pods is in a state that will not heal.
 
     Pods of an earlier rollout are being replaced: their troubles are not this deploy's.
+    A crash loop is quoted with the container's last log lines.
     """
     current = [p for p in pods if not rollout or _rollout_of_pod(p) in ("", rollout)]
     states = [pod_state(pod, NO_RESTART_LIMIT) for pod in current]
     for state in crashes.judge(states, time.monotonic()):
         if state.fatal:
-            raise DeploymentError(f"the model server cannot start: {state.explain()}")
+            tail = last_logs(client.CoreV1Api(api), state)
+            raise DeploymentError(f"the model server cannot start: {state.explain()}{tail}")
 
 
 def _rolled_out(pods: list[Pod], rollout: str, status: str) -> tuple[bool, str]:

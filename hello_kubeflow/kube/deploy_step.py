@@ -4,7 +4,10 @@ It runs inside the cluster, as the pipeline's service account (the RBAC in
 `hello_kubeflow/manifests/` lets it), so it needs no kubeconfig: the model
 artifact's URI is known only here, inside the run. It records the run ID,
 the model URI and what the run measured on the resource, which is how
-`inv train --mode cluster` reports the run's accuracy afterwards.
+`inv train --mode cluster` reports the run's accuracy afterwards. For KServe,
+where Istio is installed, it also makes the InferenceService's
+AuthorizationPolicy, so that a run started anywhere (the Pipelines UI too)
+leaves a model the gateway can reach in a profile namespace.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from hello_kubeflow.kube.deploy import (
     deploy_model,
     detect_serving,
 )
+from hello_kubeflow.kube.kserve_access import ensure_policy
 from hello_kubeflow.kube.model_manifests import ModelDeployment
 from hello_kubeflow.settings import Settings
 
@@ -74,7 +78,8 @@ def deploy_step(
 
     Raises:
         DeploymentError: the model did not come to serve.
-        PrerequisiteError: no serving system, or no permission to deploy.
+        PrerequisiteError: no serving system, or no permission to deploy (or, for
+            KServe, to write its AuthorizationPolicy).
     """
     from hello_kubeflow.kube.client import api_client
     from hello_kubeflow.settings import Settings
@@ -84,6 +89,8 @@ def deploy_step(
     chosen = detect_serving(api, serving)
     if urlsplit(model_uri).scheme in ("minio", "s3"):  # KFP's object store: its keys
         copy_storage_credentials(api, namespace, chosen)
+    if chosen == "kserve":  # beside the InferenceService, before its pods come up
+        ensure_policy(api, namespace, name)
     deployment = ModelDeployment(
         name=name,
         namespace=namespace,

@@ -100,6 +100,7 @@ class Plan:
             f"  {len(self.steps) + 1}. the pipeline's RBAC ({RBAC_DIR.name}/): "
             f"{len(self.rbac)} objects"
         )
+        lines.extend(f"     {_rbac_line(obj)}" for obj in self.rbac)
         where = ", ".join(self.namespaces) or "all namespaces"
         lines.append(f"  {len(self.steps) + 2}. wait until every pod in {where} is ready")
         lines.append(
@@ -119,6 +120,15 @@ class Plan:
         )
         lines.extend(f"  {line}" for line in requirements_lines(self, settings))
         return "\n".join(lines)
+
+
+def _rbac_line(obj: Manifest) -> str:
+    """`Kind name`, and the Kubeflow role an aggregated ClusterRole adds its rules to."""
+    meta = obj.get("metadata") or {}
+    line = f"{obj.get('kind')} {meta.get('name')}"
+    prefix = "rbac.authorization.kubeflow.org/aggregate-to-"
+    into = sorted(k.removeprefix(prefix) for k in meta.get("labels") or {} if k.startswith(prefix))
+    return line + (f" (aggregated into {', '.join(into)})" if into else "")
 
 
 def _phases(objects: tuple[Manifest, ...]) -> str:

@@ -72,7 +72,8 @@ STORAGE_ACCOUNT = "hello-kubeflow-models"
 ANNOTATION = "hello-kubeflow.io"
 SELDON_GATEWAY_ANNOTATION = "seldon.io/istio-gateway"
 KUBEFLOW_GATEWAY = "kubeflow/kubeflow-gateway"  # kubeflow/manifests 26.03: Gateway kubeflow-gateway
-# On the model's pod template: which deploy made a pod (Seldon sets no observedGeneration).
+# On the model's pod template: which deploy made a pod. Neither system's status tells:
+# Seldon sets no observedGeneration, KServe copies its Deployment's (or Knative Service's).
 ROLLOUT_ANNOTATION = f"{ANNOTATION}/rollout"
 LABELS = {
     "app.kubernetes.io/name": "hello-kubeflow",
@@ -259,6 +260,13 @@ def inference_service(deployment: ModelDeployment) -> dict[str, Any]:
     }
     if deployment.pull_secrets:  # PredictorSpec inlines a PodSpec (KServe v0.20.0 CRD schema)
         predictor["imagePullSecrets"] = _references(deployment.pull_secrets)
+    # KServe puts the predictor's annotations on its pods' template, so a new value rolls
+    # them (kserve v0.20.0, pkg/controller/v1beta1/inferenceservice/: components/predictor.go
+    # `buildObjectMeta`, then the Deployment's pod template in reconcilers/deployment/
+    # deployment_reconciler.go, or the Knative Service's in reconcilers/knative/).
+    predictor["annotations"] = {
+        ROLLOUT_ANNOTATION: _rollout({"pod": dict(predictor)}, deployment.run_id)
+    }
     return {
         "apiVersion": deployment.api.api_version,
         "kind": deployment.api.kind,
@@ -339,11 +347,15 @@ def recorded_summary(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def rollout_of(resource: dict[str, Any]) -> str:
-    """The rollout value on a SeldonDeployment's pod template ("" for none, or for KServe).
+    """The rollout value on a served model's pod template ("" for none).
 
     Pods carrying it were made from this spec: they serve this deploy's model.
     """
-    for predictor in (resource.get("spec") or {}).get("predictors") or []:
+    spec = resource.get("spec") or {}
+    annotations = (spec.get("predictor") or {}).get("annotations") or {}
+    if annotations.get(ROLLOUT_ANNOTATION):  # an InferenceService
+        return str(annotations[ROLLOUT_ANNOTATION])
+    for predictor in spec.get("predictors") or []:
         for component in predictor.get("componentSpecs") or []:
             annotations = (component.get("metadata") or {}).get("annotations") or {}
             if annotations.get(ROLLOUT_ANNOTATION):

@@ -289,7 +289,7 @@ def wait_for_pods(
             snapshot = tracker.snapshot(scopes, time.monotonic())
             broken = snapshot.fatal()
             if broken is not None:
-                raise PodFailedError(broken.explain() + _last_logs(core, broken))
+                raise PodFailedError(broken.explain() + last_logs(core, broken))
             now = time.monotonic()
             progress.update(snapshot, now - started, now)
             if not snapshot.complete(require_pods):
@@ -350,8 +350,13 @@ def _list_once(core: client.CoreV1Api, scope: str, settings: Settings) -> list[P
     return list(json.loads(response.data).get("items") or [])
 
 
-def _last_logs(core: client.CoreV1Api, state: PodState) -> str:
-    """The crashed container's last log lines (its previous run), for the error."""
+def last_logs(core: client.CoreV1Api, state: PodState) -> str:
+    """The crashed container's last log lines (its previous run), for an error ("": none).
+
+    Args:
+        core: the core API of the pod's cluster.
+        state: the pod, judged: only a crash loop (`CrashLoopBackOff`) has logs to quote.
+    """
     if state.reason != CRASH_REASON or not state.container:
         return ""
     try:
