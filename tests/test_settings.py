@@ -118,7 +118,7 @@ def test_command_line_numbers_are_checked_like_the_environment() -> None:
         settings.override({"serve_port": 70000, "serve_workers": -2, "n_estimators": 0})
     assert caught.value.problems == [
         "--serve-port=70000: expected a port number between 1 and 65535 (0: any free port)",
-        "--serve-workers=-2: expected a whole number >= 1",
+        "--serve-workers=-2: expected a whole number from 1 to 32",
         "--n-estimators=0: expected a whole number >= 1",
     ]
 
