@@ -297,11 +297,6 @@ def build_push(
 # ---- issue 5: setup, wait, status
 
 
-def _namespaces(text: str) -> tuple[str, ...] | None:
-    """`a, b` -> ("a", "b"); "" -> None (the setting decides)."""
-    return tuple(n.strip() for n in text.split(",") if n.strip()) or None
-
-
 @task(
     help={
         "mode": "local (check tools, make MNIST ready) or cluster (install Kubeflow, wait "
@@ -345,7 +340,7 @@ def wait(c: Any, namespaces: str = "", timeout: float | None = None, json: bool 
     """Wait until every pod is ready or completed; stop at once on a broken one."""
     from hello_kubeflow.kube.wait import wait_for_pods
 
-    settings = settings_for(wait_namespaces=_namespaces(namespaces), wait_timeout=timeout)
+    settings = settings_for(wait_namespaces=namespaces, wait_timeout=timeout)
     with user_errors():
         emit(wait_for_pods(settings), json)
 
@@ -360,7 +355,7 @@ def status(c: Any, namespaces: str = "", json: bool = False) -> None:
     """Show which pods are not ready, and why, in the current cluster."""
     from hello_kubeflow.kube.wait import cluster_status
 
-    settings = settings_for(wait_namespaces=_namespaces(namespaces))
+    settings = settings_for(wait_namespaces=namespaces)
     with user_errors():
         emit(cluster_status(settings), json)
 

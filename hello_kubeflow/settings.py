@@ -469,6 +469,11 @@ def _dns_label(raw: str) -> str:
     return raw
 
 
+def _namespaces(raw: str) -> tuple[str, ...]:
+    """Comma-separated Kubernetes namespaces: `kubeflow, kserve`."""
+    return tuple(_dns_label(name) for name in _names(raw))
+
+
 @dataclass(frozen=True)
 class Variable:
     """One environment variable: its name, the field it sets, how it is parsed."""
@@ -544,7 +549,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "HK_KUBE_REQUEST_TIMEOUT", "kube_request_timeout", _seconds, "seconds per API request"
     ),
-    Variable("HK_WAIT_NAMESPACES", "wait_namespaces", _names, "namespaces to wait for"),
+    Variable("HK_WAIT_NAMESPACES", "wait_namespaces", _namespaces, "namespaces to wait for"),
     Variable("HK_WAIT_TIMEOUT", "wait_timeout", _seconds, "seconds to wait for pods"),
     Variable(
         "HK_WAIT_CRASH_GRACE",
@@ -578,8 +583,8 @@ VARIABLES: tuple[Variable, ...] = (
         "seconds a run's step pod may stay Unschedulable before the run is given up",
     ),
     Variable("HK_GATEWAY_URL", "gateway_url", _url, "the cluster's gateway address"),
-    Variable("HK_NAMESPACE", "namespace", _text, "namespace of the deployed model"),
-    Variable("HK_DEPLOYMENT_NAME", "deployment_name", _text, "name of the deployed model"),
+    Variable("HK_NAMESPACE", "namespace", _dns_label, "namespace of the deployed model"),
+    Variable("HK_DEPLOYMENT_NAME", "deployment_name", _dns_label, "name of the deployed model"),
     Variable("HK_NOTEBOOK_NAME", "notebook_name", _dns_label, "name of the notebook server"),
     Variable("HK_NOTEBOOK_CPU", "notebook_cpu", _quantity, "CPU the notebook server requests"),
     Variable(
