@@ -324,3 +324,16 @@ def test_serve_port_0_is_any_free_port_as_hk_serve_port_0(mnist_dir: Path, tmp_p
     finally:
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=30)
+
+
+def test_a_note_on_an_error_says_what_the_task_was_doing_before_the_message() -> None:
+    from invoke.exceptions import Exit
+
+    from hello_kubeflow.cli.options import user_errors
+    from hello_kubeflow.errors import QueryError
+
+    problem = QueryError("no answer")
+    problem.add_note("inv demo, querying its server")
+    with pytest.raises(Exit) as raised, user_errors():
+        raise problem
+    assert raised.value.message == "error: inv demo, querying its server: no answer"
