@@ -16,6 +16,7 @@ from typing import Any
 
 from hello_kubeflow.cli.options import emit, settings_for, task, user_errors
 from hello_kubeflow.project import use_project_root
+from hello_kubeflow.settings import MAX_SERVE_WORKERS
 
 use_project_root(Path(__file__).parent)  # the folder invoke found tasks.py in
 
@@ -64,8 +65,8 @@ def train(
     c: Any,
     model: str = "",
     preset: str = "",
-    trees: int = 0,
-    seed: int = -1,
+    trees: int | None = None,
+    seed: int | None = None,
     runner: str = "",
     train_limit: int = 0,
     test_limit: int = 0,
@@ -79,8 +80,8 @@ def train(
     settings = settings_for(
         model_kind=model or None,
         preset=preset or None,
-        n_estimators=trees or None,  # checked here, not halfway through the pipeline
-        seed=seed if seed != -1 else None,  # -1: not given; other negatives are refused
+        n_estimators=trees,  # checked here, not halfway through the pipeline
+        seed=seed,
         mode=mode or None,
     )
     with user_errors():
@@ -110,7 +111,7 @@ def train(
 def compare(
     c: Any,
     models: str = "forest:default,forest:book,mlp:default",
-    seed: int = -1,
+    seed: int | None = None,
     train_limit: int = 0,
     test_limit: int = 0,
     retrain: bool = False,
@@ -120,7 +121,7 @@ def compare(
     """Compare models side by side: accuracy, training time, size, latency, confusions."""
     from hello_kubeflow.cli.compare import compare_models, parse_models
 
-    settings = settings_for(seed=seed if seed != -1 else None)
+    settings = settings_for(seed=seed)
     with user_errors():
         done = compare_models(
             settings,
@@ -155,34 +156,34 @@ def clean(c: Any, keep: int = 3, dry_run: bool = False, json: bool = False) -> N
 
 
 @task(
+    metavars={"model": "DIR"},
     help={
         "model": "model directory to serve (default: HK_MODEL_DIR, else the latest inv train)",
-        "port": "port to listen on (default: HK_SERVE_PORT or 9000)",
+        "port": "port to listen on, 0: any free one (default: HK_SERVE_PORT or 9000)",
         "host": "address to bind (default: HK_SERVE_HOST or 127.0.0.1)",
-        "workers": "worker processes (default: HK_SERVE_WORKERS or 1)",
+        "workers": f"worker processes, 1 to {MAX_SERVE_WORKERS} (default: HK_SERVE_WORKERS or 1)",
         "container": "run the server in the project image (model mounted read-only, "
         "port published on 127.0.0.1 only)",
-    }
+    },
 )
 def serve(
     c: Any,
     model: str = "",
-    port: int = 0,
+    port: int | None = None,
     host: str = "",
-    workers: int = 0,
+    workers: int | None = None,
     container: bool = False,
 ) -> None:
     """Serve the trained model (Seldon protocol and Open Inference V2) until Ctrl-C."""
     from hello_kubeflow.cli import commands
 
-    settings = settings_for(
-        serve_port=port or None, serve_host=host or None, serve_workers=workers or None
-    )
+    settings = settings_for(serve_port=port, serve_host=host, serve_workers=workers)
     with user_errors():
         commands.serve(settings, model=model, container=container, host_given=bool(host))
 
 
 @task(
+    metavars={"image": "PNG"},
     help={
         "index": "MNIST test image to send (default -1: a random one)",
         "image": "PNG of a drawn digit to send instead (any size; made MNIST-like)",
@@ -196,7 +197,7 @@ def serve(
         "the protocol follows the serving system); default: HK_MODE or local",
         "wait": "seconds to wait for a server that is still starting (default: HK_QUERY_WAIT, "
         "else 0 for a local URL: fail at once if nothing listens)",
-    }
+    },
 )
 def query(
     c: Any,
@@ -208,12 +209,12 @@ def query(
     url: str = "",
     json: bool = False,
     mode: str = "",
-    wait: float = -1.0,
+    wait: float | None = None,
 ) -> None:
     """Query the model server with a digit and sanity-check the answer."""
     from hello_kubeflow.cli import commands
 
-    settings = settings_for(mode=mode or None, query_wait=wait if wait != -1.0 else None)
+    settings = settings_for(mode=mode, query_wait=wait)
     with user_errors():
         result = commands.query(
             settings, index=index, image=image, protocol=protocol, plot=plot, count=count, url=url
@@ -239,7 +240,7 @@ def demo(
     c: Any,
     model: str = "",
     preset: str = "",
-    trees: int = 0,
+    trees: int | None = None,
     train_limit: int = 0,
     test_limit: int = 0,
     runner: str = "subprocess",
@@ -252,9 +253,7 @@ def demo(
     from hello_kubeflow.cli.demo import run_demo
     from hello_kubeflow.pipeline.local import RunOptions
 
-    settings = settings_for(
-        model_kind=model or None, preset=preset or None, n_estimators=trees or None
-    )
+    settings = settings_for(model_kind=model, preset=preset, n_estimators=trees)
     with user_errors():
         options = RunOptions.from_settings(settings, train_limit=train_limit, test_limit=test_limit)
         summary = run_demo(
@@ -298,11 +297,6 @@ def build_push(
 # ---- issue 5: setup, wait, status
 
 
-def _namespaces(text: str) -> tuple[str, ...] | None:
-    """`a, b` -> ("a", "b"); "" -> None (the setting decides)."""
-    return tuple(n.strip() for n in text.split(",") if n.strip()) or None
-
-
 @task(
     help={
         "mode": "local (check tools, make MNIST ready) or cluster (install Kubeflow, wait "
@@ -342,13 +336,11 @@ def setup(
         "json": JSON_HELP,
     }
 )
-def wait(c: Any, namespaces: str = "", timeout: float = 0.0, json: bool = False) -> None:
+def wait(c: Any, namespaces: str = "", timeout: float | None = None, json: bool = False) -> None:
     """Wait until every pod is ready or completed; stop at once on a broken one."""
     from hello_kubeflow.kube.wait import wait_for_pods
 
-    settings = settings_for(
-        wait_namespaces=_namespaces(namespaces), wait_timeout=timeout if timeout > 0 else None
-    )
+    settings = settings_for(wait_namespaces=namespaces, wait_timeout=timeout)
     with user_errors():
         emit(wait_for_pods(settings), json)
 
@@ -363,7 +355,7 @@ def status(c: Any, namespaces: str = "", json: bool = False) -> None:
     """Show which pods are not ready, and why, in the current cluster."""
     from hello_kubeflow.kube.wait import cluster_status
 
-    settings = settings_for(wait_namespaces=_namespaces(namespaces))
+    settings = settings_for(wait_namespaces=namespaces)
     with user_errors():
         emit(cluster_status(settings), json)
 
@@ -411,8 +403,8 @@ def notebook(
     namespace: str = "",
     cpu: str = "",
     memory: str = "",
-    timeout: float = 0.0,
-    port: int = 0,
+    timeout: float | None = None,
+    port: int | None = None,
     delete: bool = False,
     json: bool = False,
 ) -> None:
@@ -425,8 +417,8 @@ def notebook(
         namespace=namespace or None,
         notebook_cpu=cpu or None,
         notebook_memory=memory or None,
-        notebook_timeout=timeout if timeout > 0 else None,
-        notebook_port=port or None,
+        notebook_timeout=timeout,
+        notebook_port=port,
     )
     given = {"--name": name, "--namespace": namespace, "--cpu": cpu, "--memory": memory}
     with user_errors():
@@ -434,10 +426,10 @@ def notebook(
             settings,
             cluster_options={
                 **{flag: bool(value) for flag, value in given.items()},
-                "--timeout": timeout > 0,
+                "--timeout": timeout is not None,
                 "--json": json,
             },
-            local_options={"--port": bool(port)},
+            local_options={"--port": port is not None},
             delete=delete,
             announce=lambda url: print(f"open {url}", flush=True),
         )

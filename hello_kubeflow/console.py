@@ -2,24 +2,53 @@
 
 Log records go to stderr, warnings and errors marked as such; `sigterm_interrupts`
 makes SIGTERM stop a long-running task (the model server, a local container) as
-Ctrl-C does.
+Ctrl-C does. Colour codes that kfp and Docker put in their output reach a
+terminal only: `for_stream` removes them for a file or pipe, and wherever
+`NO_COLOR` is set (https://no-color.org); log records get the same treatment.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import TextIO
+
+# Terminal escape codes: colours (`\x1b[96m`) and the cursor moves some tools add.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def plain(text: str) -> str:
+    """`text` without terminal colour codes."""
+    return _ANSI.sub("", text)
+
+
+def colour_allowed(stream: TextIO) -> bool:
+    """Whether `stream` may show colours: a terminal, and `NO_COLOR` unset or empty."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
+
+
+def for_stream(text: str, stream: TextIO) -> str:
+    """`text` as `stream` shows it: its colour codes kept only where colours are allowed."""
+    return text if colour_allowed(stream) else plain(text)
 
 
 class _Formatter(logging.Formatter):
-    """Plain messages; warnings and errors say what they are."""
+    """Plain messages (colour codes only for a terminal); warnings and errors say what they are."""
+
+    def __init__(self, fmt: str, colour: bool) -> None:
+        super().__init__(fmt)
+        self.colour = colour
 
     def format(self, record: logging.LogRecord) -> str:
         message = super().format(record)
+        message = message if self.colour else plain(message)
         if record.levelno >= logging.ERROR:
             return f"error: {message}"
         if record.levelno >= logging.WARNING:
@@ -33,7 +62,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     if any(getattr(h, "_hello_kubeflow", False) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter("%(message)s"))
+    handler.setFormatter(_Formatter("%(message)s", colour=colour_allowed(sys.stderr)))
     handler._hello_kubeflow = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)

@@ -117,7 +117,16 @@ class QueryError(HelloKubeflowError):
 
 
 class EndpointError(QueryError):
-    """The endpoint could not be reached or answered with an error."""
+    """The endpoint could not be reached or answered with an error.
+
+    Args:
+        message: what went wrong and how to fix it.
+        unreachable: why nothing answered (e.g. `Connection refused`), when nothing did.
+    """
+
+    def __init__(self, message: str, *, unreachable: str = "") -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 class SanityCheckError(QueryError):

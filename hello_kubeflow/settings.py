@@ -8,12 +8,19 @@ in `VARIABLES` (and documented in `.env.example`); a malformed value raises one
 construction can make an invalid one. Relative paths (`.env`, `outputs/`, any
 path a variable names) are taken from the project root (`project.py`), not the
 current directory. Secret values are never shown: `Settings.describe()` masks
-them, and they are left out of `repr`.
+them, and they are left out of `repr`. `.env` is UTF-8 or UTF-16 with a BOM (as
+PowerShell writes it); a line that cannot be decoded or parsed is an error
+naming the file and line, and an `HK_` name that is no setting (a typo such as
+`HK_PRSET`) is warned about, with where it was set and the closest known name.
 """
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
+import difflib
+import io
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -23,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from hello_kubeflow.errors import SettingsError
 
@@ -39,6 +47,18 @@ DEFAULT_MNIST_MIRRORS = (
     "http://yann.lecun.com/exdb/mnist/",
 )
 MASK = "********"
+# `HK_` names that the project's scripts and tests read, not settings of the tasks.
+_READ_ELSEWHERE = ("HK_TEST_", "HK_CI_", "HK_BASE_SUITE", "HK_DEBIAN_MIRROR", "HK_ACTIONLINT_DIR")
+# The byte-order marks a `.env` may start with, and how the rest is decoded.
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+log = logging.getLogger(__name__)
+# The most model server workers: each loads its own copy of the model.
+MAX_SERVE_WORKERS = 32
 
 
 def _default_cache_dir() -> Path:
@@ -152,12 +172,19 @@ class Settings:
             dotenv: a `.env` file to read first (skipped when missing or None).
 
         Raises:
-            SettingsError: naming every variable whose value is malformed.
+            SettingsError: naming every variable whose value is malformed, or the
+                `.env` line that cannot be decoded or parsed.
         """
         values: dict[str, str] = {}
+        where: dict[str, str] = {}  # name -> where it was set, for the warning on a typo
         if dotenv is not None and dotenv.is_file():
-            values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
-        values.update(os.environ if environ is None else environ)
+            read, lines = _read_dotenv(dotenv)
+            values.update(read)
+            where.update({name: f"{dotenv} line {line}" for name, line in lines.items()})
+        environment = os.environ if environ is None else environ
+        values.update(environment)
+        where.update(dict.fromkeys(environment, "the environment"))
+        _warn_unknown(where)
 
         kwargs: dict[str, Any] = {}
         problems: list[str] = []
@@ -256,6 +283,54 @@ def load_settings(root: Path | None = None) -> Settings:
     return settings.replace(project_root=root, **rebased_paths(settings, base))
 
 
+def _read_dotenv(path: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """A `.env` file's values, and the line each name is set on.
+
+    Raises:
+        SettingsError: the file cannot be read or decoded, or python-dotenv
+            cannot parse one of its lines (naming the file and the line).
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SettingsError([f"{path}: cannot be read ({exc.strerror})"]) from None
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SettingsError(
+            [
+                f"{path} line {line}: cannot be decoded as {encoding.upper()} (byte "
+                f"0x{data[exc.start]:02x}); save the file as UTF-8"
+            ]
+        ) from None
+    bindings = list(parse_stream(io.StringIO(text)))
+    broken = [b.original.line for b in bindings if b.error]
+    if broken:
+        raise SettingsError(
+            [
+                f"{path} line {line}: python-dotenv cannot parse it; write NAME=value, "
+                "quoting a value that holds spaces or #"
+                for line in broken
+            ]
+        )
+    values = dotenv_values(stream=io.StringIO(text))
+    lines = {b.key: b.original.line for b in bindings if b.key}
+    return {k: v for k, v in values.items() if v is not None}, lines
+
+
+def _warn_unknown(where: Mapping[str, str]) -> None:
+    """Warn about each `HK_` name that is no setting, naming where it was set and the closest."""
+    known = [var.env for var in VARIABLES]
+    for name in sorted(where):
+        if not name.startswith("HK_") or name in known or name.startswith(_READ_ELSEWHERE):
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]}?" if close else "see .env.example for every setting"
+        log.warning("%s: %s is not a setting and is ignored; %s", where[name], name, hint)
+
+
 def rebased_paths(settings: Settings, base: Path) -> dict[str, Path]:
     """The path settings that are relative, taken from `base` instead of the cwd."""
     paths = {name: getattr(settings, name) for name in PATH_FIELDS}
@@ -275,12 +350,14 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
-def _int(minimum: int | None = None) -> Callable[[str], int]:
+def _int(minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         try:
             value = int(raw)
         except ValueError:
             raise ValueError("expected a whole number") from None
+        if maximum is not None and not (minimum or 0) <= value <= maximum:
+            raise ValueError(f"expected a whole number from {minimum or 0} to {maximum}")
         if minimum is not None and value < minimum:
             raise ValueError(f"expected a whole number >= {minimum}")
         return value
@@ -392,6 +469,11 @@ def _dns_label(raw: str) -> str:
     return raw
 
 
+def _namespaces(raw: str) -> tuple[str, ...]:
+    """Comma-separated Kubernetes namespaces: `kubeflow, kserve`."""
+    return tuple(_dns_label(name) for name in _names(raw))
+
+
 @dataclass(frozen=True)
 class Variable:
     """One environment variable: its name, the field it sets, how it is parsed."""
@@ -428,7 +510,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "HK_SERVE_PORT", "serve_port", _listen_port, "port of the model server (0: any free one)"
     ),
-    Variable("HK_SERVE_WORKERS", "serve_workers", _int(1), "model server worker processes"),
+    Variable(
+        "HK_SERVE_WORKERS",
+        "serve_workers",
+        _int(1, MAX_SERVE_WORKERS),
+        f"model server worker processes, 1 to {MAX_SERVE_WORKERS}",
+    ),
     Variable("HK_MAX_BODY_BYTES", "max_body_bytes", _int(1), "largest request body accepted"),
     Variable(
         "HK_REQUEST_TIMEOUT",
@@ -462,7 +549,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "HK_KUBE_REQUEST_TIMEOUT", "kube_request_timeout", _seconds, "seconds per API request"
     ),
-    Variable("HK_WAIT_NAMESPACES", "wait_namespaces", _names, "namespaces to wait for"),
+    Variable("HK_WAIT_NAMESPACES", "wait_namespaces", _namespaces, "namespaces to wait for"),
     Variable("HK_WAIT_TIMEOUT", "wait_timeout", _seconds, "seconds to wait for pods"),
     Variable(
         "HK_WAIT_CRASH_GRACE",
@@ -496,8 +583,8 @@ VARIABLES: tuple[Variable, ...] = (
         "seconds a run's step pod may stay Unschedulable before the run is given up",
     ),
     Variable("HK_GATEWAY_URL", "gateway_url", _url, "the cluster's gateway address"),
-    Variable("HK_NAMESPACE", "namespace", _text, "namespace of the deployed model"),
-    Variable("HK_DEPLOYMENT_NAME", "deployment_name", _text, "name of the deployed model"),
+    Variable("HK_NAMESPACE", "namespace", _dns_label, "namespace of the deployed model"),
+    Variable("HK_DEPLOYMENT_NAME", "deployment_name", _dns_label, "name of the deployed model"),
     Variable("HK_NOTEBOOK_NAME", "notebook_name", _dns_label, "name of the notebook server"),
     Variable("HK_NOTEBOOK_CPU", "notebook_cpu", _quantity, "CPU the notebook server requests"),
     Variable(

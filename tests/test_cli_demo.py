@@ -6,14 +6,18 @@ import json
 import os
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from inv_support import run_inv
-from serving_support import call
+from serving_support import call, free_port
 
+from hello_kubeflow.cli import demo
 from hello_kubeflow.cli.demo import run_demo
-from hello_kubeflow.errors import QueryError
+from hello_kubeflow.errors import EndpointError, QueryError
 from hello_kubeflow.pipeline.local import RunOptions
 from hello_kubeflow.settings import Settings
 
@@ -114,3 +118,25 @@ def test_demo_stops_its_server_when_the_query_fails(mnist_dir: Path, tmp_path: P
     with pytest.raises(QueryError, match="--count"):
         run_demo(settings, SMALL, count=10**9)  # fails after the server has started
     assert _server_threads() == []
+
+
+@pytest.mark.slow
+def test_a_query_failing_inside_the_demo_says_what_the_demo_was_doing(
+    mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not "start one with `inv serve` ... or run `inv demo`": the demo's own server failed."""
+    gone = f"http://127.0.0.1:{free_port()}"  # the server the demo "started", already gone
+
+    @contextmanager
+    def server_gone_at_once(settings: Settings, model_dir: Path) -> Iterator[SimpleNamespace]:
+        yield SimpleNamespace(url=gone)
+
+    monkeypatch.setattr(demo, "running_server", server_gone_at_once)
+    settings = Settings(mnist_dir=mnist_dir, output_dir=tmp_path / "outputs")
+    with pytest.raises(EndpointError) as raised:
+        run_demo(settings, SMALL)
+    assert str(raised.value).startswith(
+        f"the model server the demo started at {gone} did not answer (Connection refused)"
+    )
+    assert "inv serve" not in str(raised.value)
+    assert raised.value.__notes__ == [f"inv demo, querying the model server it started at {gone}"]

@@ -28,7 +28,7 @@ def test_no_model_yet_says_to_train_first(tmp_path: Path) -> None:
 
 def test_unknown_runner_is_refused_before_anything_runs(tmp_path: Path) -> None:
     settings = Settings.from_env({"HK_OUTPUT_DIR": str(tmp_path)}, dotenv=None)
-    with pytest.raises(PipelineError, match="unknown runner 'kubernetes'"):
+    with pytest.raises(PipelineError, match="--runner 'kubernetes': use one of"):
         run_local(settings, RunOptions(), runner="kubernetes")
     assert not (tmp_path / "runs").exists()
 

@@ -6,6 +6,8 @@ import io
 from collections import deque
 from pathlib import Path
 
+import pytest
+
 from hello_kubeflow.errors import StepFailedError
 from hello_kubeflow.pipeline.runlog import captured_progress, step_failure, worth_showing
 
@@ -80,3 +82,29 @@ def test_failure_keeps_every_line_of_a_multi_line_cause() -> None:
     assert "SettingsError: invalid settings: - HK_N_JOBS='x': expected a whole number" in str(error)
     assert "Fix the values above" in str(error)
     assert "finished with status" not in str(error)
+
+
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_codes_reach_a_terminal_only_and_never_with_no_color(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Piped to a file or another program, kfp's `\\x1b[96m` would show as `[96m`."""
+    shown: dict[str, str] = {}
+    for name, stream, no_color in (
+        ("pipe", io.StringIO(), ""),
+        ("terminal", _Terminal(), ""),
+        ("NO_COLOR terminal", _Terminal(), "1"),
+    ):
+        monkeypatch.setenv("NO_COLOR", no_color)
+        with captured_progress(stream, tmp_path / f"{name}.log"):
+            print("\n".join(KFP_OUTPUT))
+        shown[name] = stream.getvalue()
+    assert "Executing task 'load-data'" in shown["pipe"]
+    assert "\x1b[" not in shown["pipe"] + shown["NO_COLOR terminal"]
+    assert "\x1b[96m'load-data'\x1b[0m" in shown["terminal"]

@@ -358,3 +358,17 @@ def test_how_long_a_server_that_is_not_listening_is_waited_for(
 ) -> None:
     """Local mode, loopback: not at all; a gateway or port-forward: the deadline; --wait wins."""
     assert connect_wait(settings, url) == seconds
+
+
+def test_a_host_name_that_does_not_resolve_fails_at_once_not_retried(
+    digit_png: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As for the MNIST mirrors: waiting does not make a name resolve (`.invalid` never does)."""
+    url = "http://example.invalid:9000"
+    with caplog.at_level(logging.INFO), pytest.raises(EndpointError) as raised:
+        query_digit(_settings(url, query_wait=20.0, query_deadline=20.0), image=digit_png)
+    assert str(raised.value).startswith(
+        f"cannot reach the model server at {url}/api/v1.0/predictions: the host name does not "
+        "resolve (not retried"
+    )
+    assert "next try" not in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -118,7 +119,7 @@ def test_command_line_numbers_are_checked_like_the_environment() -> None:
         settings.override({"serve_port": 70000, "serve_workers": -2, "n_estimators": 0})
     assert caught.value.problems == [
         "--serve-port=70000: expected a port number between 1 and 65535 (0: any free port)",
-        "--serve-workers=-2: expected a whole number >= 1",
+        "--serve-workers=-2: expected a whole number from 1 to 32",
         "--n-estimators=0: expected a whole number >= 1",
     ]
 
@@ -198,3 +199,84 @@ def test_outside_a_checkout_the_current_folder_stands_in(
 def test_a_wheel_install_says_which_task_needs_a_checkout(tmp_path: Path) -> None:
     with pytest.raises(CheckoutError, match="inv build-push needs the hello-kubeflow checkout"):
         require_checkout(find_root(tmp_path), "build-push")
+
+
+def test_a_powershell_dotenv_utf16_with_a_bom_is_read(tmp_path: Path) -> None:
+    """`Set-Content .env ...` in Windows PowerShell writes UTF-16 with a byte-order mark."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_bytes("HK_PRESET=book\r\nHK_SEED=7\r\n".encode("utf-16"))
+    settings = Settings.from_env({}, dotenv=dotenv)
+    assert (settings.preset, settings.seed) == ("book", 7)
+
+
+def test_a_dotenv_that_is_not_utf8_names_the_file_and_line(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_bytes("HK_SEED=7\n# café au lait\n".encode("latin-1"))
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({}, dotenv=dotenv)
+    assert caught.value.problems == [
+        f"{dotenv} line 2: cannot be decoded as UTF-8 (byte 0xe9); save the file as UTF-8"
+    ]
+
+
+def test_a_dotenv_line_python_dotenv_cannot_parse_names_the_file_and_line(tmp_path: Path) -> None:
+    """An unclosed quote: not a silent default preset with a warning that names no file."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text('HK_SEED=7\nHK_PRESET="book\n')
+    with pytest.raises(SettingsError, match=re.escape(f"{dotenv} line 2: python-dotenv cannot")):
+        Settings.from_env({}, dotenv=dotenv)
+
+
+def test_an_unknown_hk_name_is_warned_about_with_where_and_the_closest_name(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("# a typo\nHK_PRSET=book\n")
+    Settings.from_env({"HK_SERVE_PROT": "9001", "HK_TEST_MNIST_DIR": "/x"}, dotenv=dotenv)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{dotenv} line 2: HK_PRSET is not a setting and is ignored; did you mean HK_PRESET?",
+        "the environment: HK_SERVE_PROT is not a setting and is ignored; did you mean "
+        "HK_SERVE_PORT?",
+    ]
+
+
+@pytest.mark.parametrize("workers", ["0", "33", "100000"])
+def test_serve_workers_outside_1_to_32_are_refused(workers: str) -> None:
+    with pytest.raises(SettingsError, match="expected a whole number from 1 to 32"):
+        Settings.from_env({"HK_SERVE_WORKERS": workers}, dotenv=None)
+
+
+def test_kubernetes_names_are_checked_like_the_notebook_name() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(
+            {
+                "HK_NAMESPACE": "Team_A",
+                "HK_DEPLOYMENT_NAME": "my model",
+                "HK_WAIT_NAMESPACES": "a,B",
+            },
+            dotenv=None,
+        )
+    assert [p.split("=")[0] for p in caught.value.problems] == [
+        "HK_WAIT_NAMESPACES",
+        "HK_NAMESPACE",
+        "HK_DEPLOYMENT_NAME",
+    ]
+
+
+def test_no_hk_name_the_project_itself_reads_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The scripts' and tests' own variables (HK_TEST_MNIST_DIR, ...) are not typos."""
+    reads = re.compile(r"""(?:environ(?:\.get\(|\[)|getenv\(|env\.)["']?(HK_\w+)|\$\{?(HK_\w+)""")
+    read: set[str] = set()
+    for folder in ("scripts", "tests", ".ci", ".github", "hello_kubeflow"):
+        for path in (REPO / folder).rglob("*"):
+            if path.is_file() and path.suffix in (".py", ".sh", ".yml", ".yaml", ".cjs", ""):
+                text = path.read_text(errors="replace")
+                read.update(a or b for a, b in reads.findall(text))
+    assert {"HK_TEST_MNIST_DIR", "HK_ACTIONLINT_DIR"} <= read
+    for name in sorted(read):
+        caplog.clear()
+        with contextlib.suppress(SettingsError):  # "1" may be malformed for a setting
+            Settings.from_env({name: "1"}, dotenv=None)
+        assert not caplog.records, name

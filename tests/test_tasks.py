@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
+import select
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from inv_support import REPO, run_inv
+from inv_support import REPO, run_inv, start_inv
+from serving_support import call, make_tiny_model
 
 TASKS = [
     "build-push",
@@ -149,3 +155,185 @@ def test_a_subfolder_uses_the_project_roots_env_and_outputs(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     removed = json.loads(result.stdout.splitlines()[-1])["removed"]
     assert sorted(removed) == [str(root / "elsewhere" / "runs" / r) for r in ("r1", "r2")]
+
+
+# Every task, each of its options given a wrong value, and what the one message must name.
+# `{tmp}` is the test's own folder. Each is refused before any work: nothing under outputs/.
+WRONG_VALUES = [
+    (("build-push", "--dry-run", "--tag", "bad!tag"), "--tag"),
+    (("build-push", "--base-image"), "--base-image"),
+    (("clean", "--keep", "-1"), "--keep"),
+    (("clean", "--keep", "many"), "--keep"),
+    (("compare", "--seed", "-1"), "--seed"),
+    (("compare", "--models", "forest:fast"), "--models"),
+    (("compare", "--chart", "chart.txt"), "--chart"),
+    (("compare", "--train-limit", "-5"), "--train-limit"),
+    (("compile", "--output", "{tmp}"), "--output"),
+    (("compile", "--output", "{tmp}/job.json"), "--output"),
+    (("compile", "--output", "/proc/hk/job.yaml"), "--output"),
+    (("compile", "--output"), "--output"),
+    (("demo", "--trees", "0"), "--trees"),
+    (("demo", "--model", "cnn"), "--model"),
+    (("demo", "--count", "-1"), "--count"),
+    (("demo", "--protocol", "grpc"), "--protocol"),
+    (("demo", "--plot", "plot.txt"), "--plot"),
+    (("demo", "--runner", "k8s"), "--runner"),
+    (("notebook", "--port", "70000"), "--port"),
+    (("notebook", "--mode", "moon"), "--mode"),
+    (("notebook", "--mode", "cluster", "--timeout", "-5"), "--timeout"),
+    (("notebook", "--mode", "cluster", "--cpu", "lots"), "--cpu"),
+    (("notebook", "--mode", "cluster", "--name", "Bad_Name"), "--name"),
+    (("query", "--wait", "-1"), "--wait"),
+    (("query", "--wait"), "--wait"),
+    (("query", "--index", "-5"), "--index"),
+    (("query", "--count", "-1"), "--count"),
+    (("query", "--protocol", "grpc"), "--protocol"),
+    (("query", "--url", "notaurl"), "--url"),
+    (("query", "--image", "{tmp}/missing.png"), "--image"),
+    (("query", "--plot", "plot.txt"), "--plot"),
+    (("serve", "--port", "70000"), "--port"),
+    (("serve", "--workers", "0"), "--workers"),
+    (("serve", "--workers", "100000"), "--workers"),
+    (("serve", "--model", "{tmp}/no-model"), "--model"),
+    (("setup", "--mode", "moon"), "--mode"),
+    (("setup", "--profile", "huge"), "--profile"),
+    (("setup", "--serving", "triton"), "--serving"),
+    (("status", "--namespaces", "Bad_NS"), "--namespaces"),
+    (("test", "--pytest-args"), "--pytest-args"),
+    (("train", "--trees", "0"), "--trees"),
+    (("train", "--trees", "many"), "--trees"),
+    (("train", "--seed", "-1"), "--seed"),
+    (("train", "--model", "cnn"), "--model"),
+    (("train", "--preset", "fast"), "--preset"),
+    (("train", "--runner", "k8s"), "--runner"),
+    (("train", "--test-limit", "-1"), "--test-limit"),
+    (("train", "--mode", "moon"), "--mode"),
+    (("undeploy", "--name", "Bad_Name"), "--name"),
+    (("undeploy", "--namespace", "Kubeflow"), "--namespace"),
+    (("wait", "--timeout", "-5"), "--timeout"),
+    (("wait", "--timeout", "0"), "--timeout"),
+    (("wait", "--namespaces", "Bad_NS"), "--namespaces"),
+]
+
+
+def _assert_one_message(result: subprocess.CompletedProcess[str], named: str) -> None:
+    """Exit 1; stderr one message (an `error:` paragraph, or invoke's one line) naming `named`."""
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("warning:")]
+    assert lines, "no message at all"
+    assert lines[0].startswith(("error: ", "Flag ")), result.stderr
+    assert sum(line.startswith("error:") for line in lines) <= 1, result.stderr
+    assert named in result.stderr, result.stderr
+
+
+def test_every_task_with_a_wrong_value_names_it_in_one_message() -> None:
+    """The list above covers every task."""
+    assert sorted({args[0] for args, _ in WRONG_VALUES}) == sorted(TASKS)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"), [pytest.param(*w, id=" ".join(w[0])) for w in WRONG_VALUES]
+)
+def test_a_wrong_option_value_is_one_message_exit_1(
+    tmp_path: Path, args: tuple[str, ...], named: str
+) -> None:
+    env = {
+        **_environment(tmp_path),
+        "HK_CACHE_DIR": str(tmp_path / "cache"),
+        "HK_MNIST_MIRRORS": "http://127.0.0.1:9/",  # nothing listens: nothing is downloaded
+    }
+    given = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = run_inv(*given, env=env, timeout=60)
+    _assert_one_message(result, named)
+    assert not (tmp_path / "out").exists()
+
+
+BROKEN_DOTENVS = {
+    "latin-1": ("HK_SEED=7\n# café\n".encode("latin-1"), ".env line 2: cannot be decoded"),
+    "unparseable": (b'HK_SEED=7\nHK_PRESET="book\n', ".env line 2: python-dotenv cannot parse"),
+    "malformed": (b"HK_SEED=7\nHK_SERVE_PORT=ninety\n", "HK_SERVE_PORT='ninety'"),
+}
+
+
+# Each task (but `inv test`, which reads no settings) with one of the broken files, in turn.
+_BROKEN_BY_TASK = [
+    (name, sorted(BROKEN_DOTENVS)[i % len(BROKEN_DOTENVS)])
+    for i, name in enumerate(t for t in TASKS if t != "test")
+]
+
+
+@pytest.mark.parametrize(("name", "broken"), _BROKEN_BY_TASK)
+def test_a_broken_dotenv_is_one_message_naming_the_file(
+    tmp_path: Path, name: str, broken: str
+) -> None:
+    root = tmp_path / "checkout"
+    root.mkdir()
+    for kept in ("tasks.py", "pyproject.toml"):
+        (root / kept).write_text((REPO / kept).read_text())
+    content, named = BROKEN_DOTENVS[broken]
+    (root / ".env").write_bytes(content)
+    result = run_inv(name, env=_environment(tmp_path), cwd=root, timeout=60)
+    _assert_one_message(result, named)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("query", "-w SECONDS, --wait=SECONDS"),
+        ("query", "-i N, --index=N"),
+        ("serve", "-p PORT, --port=PORT"),
+        ("serve", "-m DIR, --model=DIR"),
+        ("train", "--trees=N"),
+        ("compile", "--output=FILE"),
+        ("wait", "--timeout=SECONDS"),
+    ],
+)
+def test_help_shows_what_an_option_takes(tmp_path: Path, name: str, shown: str) -> None:
+    """`--wait=SECONDS`, not a bare `--wait` that reads as an on/off flag."""
+    result = run_inv("--help", name, env=_environment(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert shown in result.stdout
+
+
+def test_an_option_left_without_its_value_is_one_line_naming_it(tmp_path: Path) -> None:
+    result = run_inv("query", "--wait", env=_environment(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Flag --wait=SECONDS needed value and was not given one!"
+    ]
+
+
+def test_serve_port_0_is_any_free_port_as_hk_serve_port_0(mnist_dir: Path, tmp_path: Path) -> None:
+    """`--port 0` means what HK_SERVE_PORT=0 means, not "not given" (which is 9000)."""
+    model = make_tiny_model(mnist_dir, tmp_path / "model")
+    server = start_inv("serve", "--model", str(model), "--port", "0", env=_environment(tmp_path))
+    try:
+        assert server.stderr is not None
+        deadline = time.monotonic() + 60
+        line = ""
+        while "serving" not in line and time.monotonic() < deadline:
+            ready, _, _ = select.select([server.stderr], [], [], 1.0)
+            line = server.stderr.readline() if ready else ""
+        found = re.search(r"at http://127\.0\.0\.1:(\d+) ", line)
+        assert found, line
+        port = int(found.group(1))
+        assert port not in (0, 9000)
+        assert call(f"http://127.0.0.1:{port}/health/ping")[0] == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+
+
+def test_a_note_on_an_error_says_what_the_task_was_doing_before_the_message() -> None:
+    from invoke.exceptions import Exit
+
+    from hello_kubeflow.cli.options import user_errors
+    from hello_kubeflow.errors import QueryError
+
+    problem = QueryError("no answer")
+    problem.add_note("inv demo, querying its server")
+    with pytest.raises(Exit) as raised, user_errors():
+        raise problem
+    assert raised.value.message == "error: inv demo, querying its server: no answer"

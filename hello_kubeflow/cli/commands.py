@@ -1,7 +1,7 @@
 """One function a task: the choice between local, cluster and container lives here.
 
 Each function takes the settings the task built and the options as given
-(`""`, 0 or -1: not given), refuses options that do nothing in the chosen mode
+(`""` or 0: not given), refuses options that do nothing in the chosen mode
 (saying why), and returns a result with `describe()` and `as_dict()`. The
 modules it calls are imported inside, so `inv --list` imports none of them.
 """
@@ -57,10 +57,30 @@ class Removed:
 
 
 def compile_pipeline(settings: Settings, output: Path, image: str) -> Compiled:
-    """Compile the training pipeline (in `image`, else the settings' image) to `output`."""
+    """Compile the training pipeline (in `image`, else the settings' image) to `output`.
+
+    Raises:
+        UsageError: `output` is a folder, or not a `.yaml` file name.
+        PipelineError: `output` cannot be written.
+    """
+    from hello_kubeflow.errors import PipelineError, UsageError
     from hello_kubeflow.pipeline.local import compile_pipeline as compile_to
 
-    return Compiled(compile_to(settings, output, image=image or None))
+    if output.is_dir():
+        raise UsageError(
+            f"--output {output} is a folder: give a file name, e.g. {output / 'job.yaml'}"
+        )
+    if output.suffix.lower() not in (".yaml", ".yml"):
+        raise UsageError(
+            f"--output {output}: the pipeline is written as KFP IR YAML: give a file name "
+            "ending in .yaml, e.g. job.yaml"
+        )
+    try:
+        return Compiled(compile_to(settings, output, image=image or None))
+    except OSError as exc:
+        raise PipelineError(
+            f"--output {output}: cannot write it ({exc.strerror}): choose a folder you can write to"
+        ) from None
 
 
 def train(

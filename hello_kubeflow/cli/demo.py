@@ -1,13 +1,20 @@
-"""`inv demo`: train, serve in the background, query, stop: the walkthrough in one command."""
+"""`inv demo`: train, serve in the background, query, stop: the walkthrough in one command.
+
+An error inside the demo says what the demo was doing (a note the tasks print
+before the message): training, serving, or querying its own server, which is
+never the advice for a server the user starts (`inv serve`).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hello_kubeflow.errors import QueryError
+from hello_kubeflow.errors import EndpointError, HelloKubeflowError, QueryError
 from hello_kubeflow.pipeline.local import RunOptions, RunSummary, run_local
 from hello_kubeflow.pipeline.steps import read_test_images
 from hello_kubeflow.query.client import (
@@ -80,20 +87,54 @@ def run_demo(
         raise QueryError(f"--count {count}: give a number of test images to send, or 0")
     if plot:
         check_plot_path(plot)
-    run = run_local(settings, options, runner=runner)
-    # The run's own test set: no second look for MNIST (nor a second offline verdict).
-    test_images = read_test_images(run.dataset_path)
+    with _doing("training the model"):
+        run = run_local(settings, options, runner=runner)
+        # The run's own test set: no second look for MNIST (nor a second offline verdict).
+        test_images = read_test_images(run.dataset_path)
     # A free port, not settings.serve_port: an `inv serve` already running there
     # would otherwise answer instead of the model just trained.
     demo_settings = settings.replace(serve_host="127.0.0.1", serve_port=0)
-    with running_server(demo_settings, Path(run.model_path)) as server:
+    with (
+        _doing(f"serving the model it trained ({run.model_path})"),
+        running_server(demo_settings, Path(run.model_path)) as server,
+    ):
         log.info("serving the new model at %s", server.url)
         query_settings = settings.replace(query_url=server.url)
-        result = query_digit(query_settings, protocol=protocol, plot=plot, test_images=test_images)
+        with _doing(f"querying the model server it started at {server.url}"), _own(server.url):
+            result = query_digit(
+                query_settings, protocol=protocol, plot=plot, test_images=test_images
+            )
         accuracy = None
         if count:
-            accuracy = query_accuracy(
-                query_settings, count=count, protocol=protocol, test_images=test_images
-            )
+            with _doing(f"sending {count:,} test images to {server.url}"), _own(server.url):
+                accuracy = query_accuracy(
+                    query_settings, count=count, protocol=protocol, test_images=test_images
+                )
     log.info("model server stopped")
     return DemoSummary(run, result, accuracy)
+
+
+@contextmanager
+def _doing(what: str) -> Iterator[None]:
+    """Note on an error from the block what the demo was doing: `inv demo, training the model`."""
+    try:
+        yield
+    except HelloKubeflowError as exc:
+        if not getattr(exc, "__notes__", None):  # the innermost stage says it
+            exc.add_note(f"inv demo, {what}")
+        raise
+
+
+@contextmanager
+def _own(url: str) -> Iterator[None]:
+    """The demo's own server not answering: say so, not how to start a server."""
+    try:
+        yield
+    except EndpointError as exc:
+        if not exc.unreachable:
+            raise
+        raise EndpointError(
+            f"the model server the demo started at {url} did not answer ({exc.unreachable}); "
+            "it has been stopped: see its messages above",
+            unreachable=exc.unreachable,
+        ) from None

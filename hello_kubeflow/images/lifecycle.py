@@ -20,6 +20,7 @@ from typing import Any
 import docker
 import requests
 
+from hello_kubeflow.console import for_stream
 from hello_kubeflow.errors import ImageError, ServingError
 from hello_kubeflow.images.engine import connect
 from hello_kubeflow.settings import Settings
@@ -146,7 +147,7 @@ def show_log_until_exit(container: Any, what: str, *, since: int | None = None) 
     """
     extra = {} if since is None else {"since": since}
     for chunk in container.logs(stream=True, follow=True, **extra):
-        sys.stderr.write(chunk.decode(errors="replace"))
+        sys.stderr.write(for_stream(chunk.decode(errors="replace"), sys.stderr))
     container.reload()
     code = container.attrs.get("State", {}).get("ExitCode")
     raise ServingError(f"the {what} container exited (code {code}); see its log")

@@ -219,7 +219,7 @@ def run_local(
 
     options = options or RunOptions()
     if runner not in RUNNERS:
-        raise PipelineError(f"unknown runner '{runner}': use one of {', '.join(RUNNERS)}")
+        raise PipelineError(f"--runner {runner!r}: use one of {', '.join(RUNNERS)}")
     root = settings.output_dir.resolve() / "runs"
     root.mkdir(parents=True, exist_ok=True)
     image = pipeline_image(settings)

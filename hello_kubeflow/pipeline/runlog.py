@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from hello_kubeflow.console import for_stream, plain
 from hello_kubeflow.errors import PipelineError, StepFailedError
 
 STEP_NAMES = {
@@ -26,7 +27,6 @@ STEP_NAMES = {
 }
 TAIL_LINES = 40  # the end of the log, shown when a step fails
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _ORCHESTRATOR = re.compile(
     r"^\d\d:\d\d:\d\d\.\d+ - \w+ - "
     r"(Executing task|Task .* finished with status|Pipeline .* finished)"
@@ -35,11 +35,6 @@ _EXECUTOR = re.compile(r"^\s*\[KFP Executor [^\]]* (?P<level>[A-Z]+)\]: (?P<mess
 # The executor's own bookkeeping, at INFO: in the log file only.
 _EXECUTOR_NOISE = ("Looking for component", "Loading KFP component", "Got executor_input", "Wrote")
 _ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$")
-
-
-def plain(text: str) -> str:
-    """`text` without terminal colour codes."""
-    return _ANSI.sub("", text)
 
 
 def worth_showing(line: str) -> bool:
@@ -84,7 +79,7 @@ class _Progress(io.TextIOBase):
         if text.strip():
             self.tail.append(text)
         if worth_showing(text):
-            self.stream.write(line.strip() + "\n")
+            self.stream.write(for_stream(line.strip(), self.stream) + "\n")
 
 
 @contextlib.contextmanager

@@ -39,7 +39,12 @@ from hello_kubeflow.query.answers import (
     seldon_payload,
     v2_payload,
 )
-from hello_kubeflow.retry import describe_failure, jittered_backoff, log_retry
+from hello_kubeflow.retry import (
+    describe_failure,
+    is_name_not_resolved,
+    jittered_backoff,
+    log_retry,
+)
 from hello_kubeflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -277,6 +282,8 @@ def post_images(
 
     def give_up(state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _NotConnected) and is_name_not_resolved(exc.error):
+            return True  # as for the MNIST mirrors: a name that does not resolve will not soon
         limit = wait if isinstance(exc, _NotConnected) else settings.query_deadline
         return (state.seconds_since_start or 0.0) >= limit
 
@@ -290,7 +297,10 @@ def post_images(
     try:
         response = retrying(_post, url, payload, sent_headers, settings.query_timeout)
     except _NotConnected as exc:
-        raise EndpointError(_unreachable_message(settings, url, wait, exc.error)) from None
+        raise EndpointError(
+            _unreachable_message(settings, url, wait, exc.error),
+            unreachable=describe_failure(exc.error),
+        ) from None
     except _TransientAnswer as exc:
         raise EndpointError(
             f"{url} still answered HTTP {exc.status} after {settings.query_deadline:g} s "
@@ -410,6 +420,11 @@ def connect_wait(settings: Settings, url: str) -> float:
 
 def _unreachable_message(settings: Settings, url: str, wait: float, exc: BaseException) -> str:
     reason = describe_failure(exc)
+    if is_name_not_resolved(exc):
+        return (
+            f"cannot reach the model server at {url}: {reason} (not retried: waiting "
+            "will not make it resolve); check the URL (--url, HK_QUERY_URL)"
+        )
     if is_local_url(url) and settings.mode == "local":
         waited = f" after waiting {wait:g} s" if wait else ""
         return (
