@@ -230,7 +230,7 @@ def _served(settings: Settings) -> _Served:
             # The way in would be `kubectl port-forward`, which needs what is missing here:
             # stop now, as `inv status` does, rather than show kubectl's own errors.
             raise PrerequisiteError(
-                f"{exc} Or set HK_GATEWAY_URL to a Kubeflow gateway you can reach."
+                f"{exc} To query a Kubeflow gateway without a kubeconfig, set HK_GATEWAY_URL."
             ) from None
         return _assumed(kinds[0], exc)
     try:
