@@ -4,8 +4,10 @@
 # `hello-kubeflow`) and what every pipeline step and the model server run in.
 #
 # Build with `inv build-push` (or `docker build .`). BASE_IMAGE defaults to the
-# scikit-learn/SciPy notebook server image of Kubeflow 1.10; any image with
-# Python >= 3.11 and the `venv` module builds (e.g. a plain Debian/Python image),
+# scikit-learn/SciPy notebook server image that Kubeflow 26.03's notebook
+# spawner offers (jupyter-web-app's spawner_ui_config.yaml; Kubeflow publishes
+# its notebook images on ghcr.io since v1.10.0, no longer on Docker Hub). Any
+# image with Python >= 3.11 and the `venv` module builds (e.g. a plain Debian/Python image),
 # but only a notebook image serves Jupyter. The original walkthrough's base still
 # works where it can be pulled: --build-arg BASE_IMAGE=gcr.io/kubeflow-images-public/tensorflow-2.1.0-notebook-cpu:1.0.0
 # (Python 3.6 there: install a newer Python first, as the package needs 3.11).
@@ -22,7 +24,7 @@
 # dependencies (exactly the versions in requirements.lock, so two builds of one
 # commit install the same libraries), the Jupyter kernel, then the source (a
 # code-only change rebuilds just that layer and the labels).
-ARG BASE_IMAGE=kubeflownotebookswg/jupyter-scipy:v1.10.0
+ARG BASE_IMAGE=ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0
 FROM ${BASE_IMAGE}
 
 # Notebook images run as the non-root user jovyan (uid 1000, home /home/jovyan);

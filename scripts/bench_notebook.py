@@ -198,7 +198,8 @@ def _table(
             "The image on the tests' notebook-contract base (`tests/notebook_base/`: the "
             "Debian/Python base plus jovyan, an init, jupyter-server on 8888 under "
             "`NB_PREFIX`), built with the docker SDK (Docker Engine 20.10, legacy builder). "
-            "The real default base, `kubeflownotebookswg/jupyter-scipy:v1.10.0`, cannot be "
+            "The real default base, "
+            "`ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0`, cannot be "
             "pulled here; what this change adds above any base is the same.",
             "",
             "Command: `.venv/bin/python scripts/bench_notebook.py`",

@@ -186,7 +186,9 @@ def main() -> None:
         for name in PRESETS:
             print(f"benchmarking preset {name} ...", file=sys.stderr)
             rows.append(_bench(name, data, args.seed, args.singles, Path(workdir)))
-    command = "/work/venv/bin/python scripts/bench_train.py " + " ".join(sys.argv[1:])
+    # Paths as seen from the checkout: the docs must not name one machine's folders.
+    shown = [os.path.relpath(a, REPO) if os.path.isabs(a) else a for a in sys.argv[1:]]
+    command = ".venv/bin/python scripts/bench_train.py " + " ".join(shown)
     section = _markdown(rows, command.strip(), args.singles, args.seed)
     print(section)
     if not args.no_write:

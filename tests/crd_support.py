@@ -15,15 +15,15 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from crd_schemas import UPSTREAM
 
-UPSTREAM = Path(__file__).resolve().parents[1].parent / "shared" / "upstream"
 KUBEFLOW_EXAMPLE = UPSTREAM / "kubeflow-manifests-26.03" / "example.yaml"
 
 
 def crd_schema(manifests: Path, name: str, version: str) -> dict[str, Any]:
     """The `openAPIV3Schema` of CRD `name` (e.g. `notebooks.kubeflow.org`) at `version`."""
     if not manifests.is_file():
-        pytest.skip(f"upstream manifests not found at {manifests} (see ../shared/upstream)")
+        pytest.skip(f"upstream manifests not found at {manifests} (HK_TEST_UPSTREAM_DIR)")
     for document in manifests.read_text().split("\n---\n"):
         if "kind: CustomResourceDefinition" not in document or f"name: {name}\n" not in document:
             continue

@@ -5,8 +5,9 @@ and versions, experiments, runs create/get) from an in-memory store over real
 HTTP (`kmock` raw handlers), so the real SDK drives it. Every JSON answer is
 checked against the v2beta1 swagger of kubeflow/pipelines 2.17.0
 (`backend/api/v2beta1/swagger/kfp_api_single_file.swagger.json`, a copy in
-/work/shared/upstream/): the response schema of the path and method, with no
-field the schema does not define. An answer that does not fit fails the test.
+../shared/upstream/; a test using the emulator skips without it): the response
+schema of the path and method, with no field the schema does not define. An
+answer that does not fit fails the test.
 
 A run is scripted as the Argo workflow the backend would watch: each snapshot
 gives the run's state and each step's Argo phase by task key. The run's
@@ -64,14 +65,12 @@ from typing import Any
 import jsonschema
 import kmock
 import yaml
+from crd_schemas import upstream_file
 from google.protobuf import json_format
 from kfp.kubernetes import kubernetes_executor_config_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-SWAGGER = Path(
-    "/work/shared/upstream/kubeflow-pipelines-2.17.0/api-v2beta1-swagger/"
-    "kfp_api_single_file.swagger.json"
-)
+SWAGGER = "kubeflow-pipelines-2.17.0/api-v2beta1-swagger/kfp_api_single_file.swagger.json"
 # The project's pipeline (pipeline/train_pipeline.py): task key -> display name.
 STEPS = {
     "load-data": "load MNIST",
@@ -139,7 +138,7 @@ def never_ending() -> list[Snapshot]:
 
 @functools.cache
 def _swagger() -> dict[str, Any]:
-    return dict(json.loads(SWAGGER.read_text()))
+    return dict(json.loads(upstream_file(SWAGGER).read_text()))
 
 
 def _strict(schema: Any) -> Any:
@@ -178,6 +177,7 @@ class KfpEmulator:
     """In-memory KFP API state plus the `kmock.RawHandler` serving it."""
 
     def __init__(self) -> None:
+        _swagger()  # read here, in the test: without the upstream copy the test skips
         self.handler = kmock.RawHandler()
         self.handler.fallback << self._dispatch
         self.lock = threading.Lock()

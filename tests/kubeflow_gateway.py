@@ -1,7 +1,7 @@
 """Kubeflow 26.03's front door over real HTTP: Istio's gateway, oauth2-proxy and Dex.
 
 Everything it answers follows kubeflow/manifests 26.03 (example/, rendered in
-/work/shared/upstream/kubeflow-manifests-26.03/example.yaml) and the upstream
+../shared/upstream/kubeflow-manifests-26.03/example.yaml) and the upstream
 source of the pieces it configures:
 
 - Istio on the ingress gateway: the AuthorizationPolicy

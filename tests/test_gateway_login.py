@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from emulators import install_kubectl, kubectl_calls, serving
+from emulators import RunningCluster, install_kubectl, kubectl_calls, serving
 from kfp_emulator import KfpEmulator
 from kubeflow_gateway import COOKIE, KIND_OVERLAY_ISSUERS, KubeflowGateway, jwt
 from serving_support import make_tiny_model
@@ -288,8 +288,15 @@ def test_the_model_is_queried_through_a_port_forward_to_the_gateway_with_the_ses
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """No HK_GATEWAY_URL: the task forwards to svc/istio-ingressgateway and logs in there."""
-    with running_server(Settings(serve_port=0, serve_host="127.0.0.1"), model_dir) as server:
+    """No HK_GATEWAY_URL: the task forwards to svc/istio-ingressgateway and logs in there.
+
+    The kubeconfig's user may not read the served model (403), so HK_SERVING decides.
+    """
+    with (
+        running_server(Settings(serve_port=0, serve_host="127.0.0.1"), model_dir) as server,
+        RunningCluster() as cluster,
+    ):
+        cluster.fail(lambda request: True, times=100, status=403)
         gateway = KubeflowGateway(model=server.url)
         with gateway.serve() as url:
             log = install_kubectl(
@@ -297,7 +304,12 @@ def test_the_model_is_queried_through_a_port_forward_to_the_gateway_with_the_ses
             )
             monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
             settings = _settings(
-                tmp_path, url, gateway_url=None, serving=serving_kind, mnist_dir=mnist_dir
+                tmp_path,
+                url,
+                gateway_url=None,
+                kubeconfig=cluster.kubeconfig(tmp_path),
+                serving=serving_kind,
+                mnist_dir=mnist_dir,
             )
             result = query_cluster(settings, index=1)
 

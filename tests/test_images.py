@@ -291,6 +291,23 @@ def test_failing_dockerfile_step_is_named_with_its_output(
     assert "returned a non-zero code: 3" in message
 
 
+def test_a_base_image_that_cannot_be_pulled_stops_the_build_naming_it(
+    docker_client: Any, tmp_path: Path
+) -> None:
+    """The project's Dockerfile FROM a registry that does not answer: no build, the way out."""
+    base = f"127.0.0.1:{free_port()}/hk-missing/jupyter-scipy:v1"
+    settings = _settings(tmp_path, HK_BASE_IMAGE=base)
+
+    with pytest.raises(BuildError) as caught:
+        build_push(settings, push=False, tag="no-base", context=REPO)
+
+    message = str(caught.value)
+    assert f"could not get the base image {base} from {base.split('/')[0]}" in message
+    assert "connection refused" in message
+    assert "--build-arg BASE_IMAGE=IMAGE" in message and "HK_BASE_IMAGE=IMAGE" in message
+    assert not (tmp_path / "outputs" / "image.json").exists()
+
+
 def test_missing_or_malformed_registry_builds_nothing(docker_client: Any, tmp_path: Path) -> None:
     name = f"hk-never-built-{uuid.uuid4().hex[:8]}"
     inv = Path(sys.executable).parent / "inv"

@@ -9,6 +9,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import yaml
+from crd_schemas import upstream_file
 from registry_support import free_port
 
 from hello_kubeflow.errors import CheckoutError, DockerUnavailableError, ImageError, SettingsError
@@ -138,6 +140,40 @@ def test_dry_run_prints_the_plan_without_an_engine(tmp_path: Path, no_engine: st
     assert "py:3" in text
     assert result.as_dict()["plan"]["build_args"]["BASE_IMAGE"] == "py:3"
     assert not (tmp_path / "outputs").exists()
+
+
+def _spawner_images() -> list[str]:
+    """The Jupyter images Kubeflow 26.03's notebook spawner offers (rendered example/).
+
+    kubeflow/manifests 26.03, `applications/jupyter/jupyter-web-app/upstream/base/configs/
+    spawner_ui_config.yaml`: `spawnerFormDefaults.image.value` and `.options`, in the
+    ConfigMap `jupyter-web-app-config-*` of the rendered example.
+    """
+    example = upstream_file("kubeflow-manifests-26.03/example.yaml").read_text()
+    for document in example.split("\n---\n"):
+        if "spawner_ui_config.yaml" not in document or "kind: ConfigMap" not in document:
+            continue
+        config_map = yaml.load(document, Loader=yaml.CSafeLoader)
+        image = yaml.safe_load(config_map["data"]["spawner_ui_config.yaml"])["spawnerFormDefaults"][
+            "image"
+        ]
+        return [image["value"], *image["options"]]
+    raise AssertionError("no spawner_ui_config.yaml in Kubeflow 26.03's example")
+
+
+def test_the_default_base_is_a_notebook_image_kubeflows_spawner_offers(
+    tmp_path: Path, no_engine: str
+) -> None:
+    """The dry run shows the Dockerfile's default base; the next upgrade cannot drift from it."""
+    found = re.search(r"^ARG BASE_IMAGE=(\S+)$", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+    assert found, "the Dockerfile has no `ARG BASE_IMAGE=` default"
+    base = found.group(1)
+
+    result = build_push(_settings(tmp_path), push=False, dry_run=True, tag="v1", context=REPO)
+
+    assert base in _spawner_images()
+    assert f"base:    {base} (the Dockerfile default)" in result.describe()
+    assert f"# Dockerfile BASE_IMAGE (default: {base})." in (REPO / ".env.example").read_text()
 
 
 def test_dry_run_without_a_registry_shows_the_plan_and_what_is_missing(

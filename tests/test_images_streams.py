@@ -111,6 +111,26 @@ def test_build_stream_gives_the_image_id(caplog: pytest.LogCaptureFixture) -> No
     assert "Step 2/2 : RUN pip install x" in caplog.messages
 
 
+def test_a_base_image_that_cannot_be_pulled_is_named_with_its_registry_and_the_way_out() -> None:
+    """Recorded from Docker Engine 20.10 building the project's Dockerfile with no route out."""
+    base = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0"
+    said = 'Get "https://ghcr.io/v2/": dial tcp: lookup ghcr.io on 10.255.255.53:53: no such host'
+    chunks: list[dict[str, Any]] = [
+        {"stream": f"Step 1/31 : ARG BASE_IMAGE={base}"},
+        {"stream": "\n"},
+        {"stream": "Step 2/31 : FROM ${BASE_IMAGE}"},
+        {"stream": "\n"},
+        {"errorDetail": {"message": said}, "error": said},
+    ]
+    with pytest.raises(BuildError) as caught:
+        follow_build(chunks, base_image=base)
+    message = str(caught.value)
+    assert f"could not get the base image {base} from ghcr.io: {said}" in message
+    assert "--build-arg BASE_IMAGE=IMAGE" in message
+    assert "HK_BASE_IMAGE=IMAGE" in message
+    assert "inv build-push --base-image IMAGE" in message
+
+
 def test_failed_build_step_is_quoted_with_its_last_lines() -> None:
     chunks: list[dict[str, Any]] = [
         {"stream": "Step 1/2 : FROM python:3.11\n"},

@@ -10,6 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from crd_schemas import upstream_file
 from emulators import (
     KSERVE,
     POLICIES,
@@ -52,7 +53,6 @@ from hello_kubeflow.settings import Settings
 IMAGE = "localhost:5000/hello-kubeflow@sha256:" + "ab" * 32
 MANIFESTS = Path(__file__).resolve().parents[1] / "hello_kubeflow/manifests"
 RBAC = MANIFESTS / "pipeline-runner-rbac.yaml"
-UPSTREAM = Path("/work/shared/upstream")
 MODEL_URI = "minio://mlpipeline/v2/artifacts/hello-kubeflow-mnist/run-1/train/abc/model"
 NEWER_URI = MODEL_URI.replace("run-1", "run-2")  # the same model path, of a later run
 POLICY = "allow-mnist-classifier"  # the InferenceService's AuthorizationPolicy
@@ -669,7 +669,7 @@ def test_the_served_model_fits_its_crd_schema(
     serving_kind: str, crds: str, crd_name: str, version: str
 ) -> None:
     """What the API server would accept: the CRD's openAPIV3Schema at the pinned release."""
-    docs = yaml.load_all((UPSTREAM / crds).read_text(), Loader=yaml.CSafeLoader)
+    docs = yaml.load_all(upstream_file(crds).read_text(), Loader=yaml.CSafeLoader)
     crd = next(d for d in docs if d and d.get("metadata", {}).get("name") == crd_name)
     schema = next(v for v in crd["spec"]["versions"] if v["name"] == version)["schema"]
 

@@ -322,6 +322,25 @@ def test_install_stops_before_applying_when_a_prerequisite_fails(tmp_path: Path)
         install(settings, backoff=FAST)
 
 
+def test_without_a_cluster_install_says_so_before_fetching_any_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No HK_MANIFESTS_DIR and an empty cache: the kubeconfig is checked before kustomize runs."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    calls = tmp_path / "kustomize-calls"
+    (tools / "kustomize").write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 1\n')
+    (tools / "kustomize").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin")
+    settings = Settings(kubeconfig=tmp_path / "missing", cache_dir=tmp_path / "cache")
+
+    with pytest.raises(PrerequisiteError, match="no kubeconfig found"):
+        install(settings, backoff=FAST)
+
+    assert not calls.exists()
+    assert not (tmp_path / "cache").exists()
+
+
 @needs_upstream
 def test_the_projects_rbac_is_applied_after_every_component() -> None:
     plan = make_plan(Settings(manifests_dir=UPSTREAM))

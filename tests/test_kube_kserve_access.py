@@ -77,6 +77,20 @@ def test_kubeflow_26_03_routes_by_the_serving_path_on_its_ingress_domain(tmp_pat
 
 
 @needs_upstream
+def test_the_cluster_docs_give_the_full_profiles_kserve_route_kubeflow_26_03_makes(
+    tmp_path: Path,
+) -> None:
+    """docs/cluster.md's "four combinations" row for full + KServe: the Host and path to use."""
+    install = installed(KUBEFLOW, tmp_path)
+    found = route(install, install.default_mode, "kubeflow-user-example-com", "mnist-classifier")
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "cluster.md").read_text()
+    [row] = [line for line in docs.splitlines() if line.startswith("| full | KServe |")]
+
+    assert f"Host `{found.host}`" in row
+    assert f"`{found.prefix}/v2/models/mnist-classifier/infer`" in row
+
+
+@needs_upstream
 def test_kserve_0_20_in_standard_mode_routes_by_its_domain_template(tmp_path: Path) -> None:
     install = installed(KSERVE, tmp_path, mode=KSERVE_DEPLOYMENT_MODE)
 

@@ -22,6 +22,7 @@ from http_support import BackgroundHTTPServer
 from kube_support import node
 
 from hello_kubeflow.errors import ManifestError, PrerequisiteError
+from hello_kubeflow.kube.components import PLATFORM_KUSTOMIZE
 from hello_kubeflow.kube.install import install
 from hello_kubeflow.kube.render import render_manifests
 from hello_kubeflow.retry import Backoff
@@ -49,6 +50,9 @@ from pathlib import Path
 here = Path(__file__).resolve().parent
 with open(here / "calls.jsonl", "a") as calls:
     calls.write(json.dumps(sys.argv[1:]) + "\\n")
+if sys.argv[1:] == ["version"]:  # what `kustomize version` prints: its release
+    sys.stdout.write((here / "version").read_text())
+    sys.exit(0)
 sources = json.loads((here / "sources.json").read_text())
 if sys.argv[1:2] != ["build"] or sys.argv[2] not in sources:
     sys.stderr.write(f"Error: accumulating resources: {{sys.argv[2:]}}: no such source\\n")
@@ -68,7 +72,13 @@ def kustomize(tmp_path: Path) -> Path:
     (tools / "sources.json").write_text(
         json.dumps({k: str(UPSTREAM / v) for k, v in SOURCES.items()})
     )
+    (tools / "version").write_text(f"v{PLATFORM_KUSTOMIZE}\n")
     return script
+
+
+def _calls(kustomize: Path) -> list[list[str]]:
+    calls = kustomize.parent / "calls.jsonl"
+    return [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
 
 
 class _Releases(BaseHTTPRequestHandler):
@@ -154,6 +164,74 @@ def test_a_failed_build_names_the_source_and_kustomizes_message(
             tmp_path,
             kustomize=f"{kustomize} build",
         )
+
+
+def test_an_older_kustomize_5_renders_and_a_failure_says_which_release_to_install(
+    tmp_path: Path, kustomize: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kubeflow/manifests 26.03 builds its example with kustomize v5.8.1 (its kind script)."""
+    (kustomize.parent / "version").write_text("v5.5.0\n")
+    release = f"https://github.com/kubernetes-sigs/kustomize/releases/tag/kustomize%2Fv{PLATFORM_KUSTOMIZE}"
+
+    with pytest.raises(ManifestError) as caught:
+        render_manifests(
+            Settings(profile="full", kubeflow_version="v9"),
+            tmp_path,
+            kustomize=f"{kustomize} build",
+        )
+
+    said = str(caught.value)
+    assert "no such source" in said
+    assert f"has kustomize v5.5.0, older than v{PLATFORM_KUSTOMIZE}" in said
+    assert release in said
+    assert any("v5.5.0" in m and release in m for m in caplog.messages)
+    assert [c[0] for c in _calls(kustomize)] == ["version", "build"]
+
+
+def test_a_kustomize_older_than_5_is_refused_before_building(
+    tmp_path: Path, kustomize: Path
+) -> None:
+    """kustomize 3 and 4 print `{Version:kustomize/v4.5.7 ...}` (its docs' `version` page)."""
+    (kustomize.parent / "version").write_text(
+        "{Version:kustomize/v4.5.7 GitCommit:56d82a8 BuildDate:2022-08-02T16:35:54Z "
+        "GoOs:linux GoArch:amd64}\n"
+    )
+
+    with pytest.raises(
+        PrerequisiteError, match=r"kustomize v4\.5\.7, which cannot build"
+    ) as caught:
+        render_manifests(Settings(profile="full"), tmp_path / "out", kustomize=f"{kustomize} build")
+
+    assert f"kustomize%2Fv{PLATFORM_KUSTOMIZE}" in str(caught.value)
+    assert _calls(kustomize) == [["version"]]
+    assert not (tmp_path / "out").exists()
+
+
+def test_kubectls_own_kustomize_is_the_one_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No kustomize on PATH: `kubectl kustomize`, whose release `kubectl version` reports.
+
+    The answer is kubectl v1.32.4's `version --client -o json` (its `kustomizeVersion`).
+    """
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    answer = {"clientVersion": {"gitVersion": "v1.32.4"}, "kustomizeVersion": "v5.5.0"}
+    (tools / "kubectl").write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {tools / "calls"}\n'
+        f"if [ \"$1\" = version ]; then echo '{json.dumps(answer)}'; exit 0; fi\n"
+        "echo 'Error: accumulating resources: no network' >&2; exit 1\n"
+    )
+    (tools / "kubectl").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tools))
+
+    with pytest.raises(ManifestError, match=r"`kubectl` has kustomize v5\.5\.0, older than"):
+        render_manifests(Settings(profile="full"), tmp_path / "out")
+
+    calls = (tools / "calls").read_text().splitlines()
+    assert calls[0] == "version --client -o json"
+    assert calls[1].startswith("kustomize github.com/kubeflow/manifests/example?ref=")
 
 
 def test_rendering_without_kustomize_or_kubectl_says_what_to_install(

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from crd_schemas import upstream_file
 from s3_support import (
     ACCESS_KEY,
     SECRET_KEY,
@@ -40,7 +41,7 @@ from hello_kubeflow.serving.server import running_server
 from hello_kubeflow.settings import Settings
 
 MODEL_URI = "minio://mlpipeline/v2/artifacts/hello-kubeflow-mnist/0b6f1c2e/train/8d1f/model"
-KFP_MANIFESTS = Path("/work/shared/upstream/kubeflow-pipelines-2.17.0/env-platform-agnostic.yaml")
+KFP_MANIFESTS = "kubeflow-pipelines-2.17.0/env-platform-agnostic.yaml"
 NAMESPACE = "kubeflow-user-example-com"
 
 pytestmark = pytest.mark.slow
@@ -141,7 +142,9 @@ def test_a_wrong_endpoint_fails_the_initializer_rather_than_serving_nothing(
 def test_the_store_is_where_kfp_2_17_puts_it() -> None:
     """Endpoint, scheme, bucket and Secret agree with KFP 2.17.0's rendered manifests."""
     docs: list[dict[str, Any]] = [
-        d for d in yaml.load_all(KFP_MANIFESTS.read_text(), Loader=yaml.CSafeLoader) if d
+        d
+        for d in yaml.load_all(upstream_file(KFP_MANIFESTS).read_text(), Loader=yaml.CSafeLoader)
+        if d
     ]
     host, port = ARTIFACT_ENDPOINT.split(":")
     service, namespace = host.split(".")

@@ -13,6 +13,7 @@ from emulators import (
     POLICIES,
     SELDON,
     ClusterEmulator,
+    RunningCluster,
     install_kubectl,
     kubectl_calls,
     serving,
@@ -20,7 +21,7 @@ from emulators import (
 )
 from rbac_support import KUBEFLOW_EXAMPLE, aggregated, calls_of, kubeflow_roles, refused
 
-from hello_kubeflow.errors import EndpointError, SanityCheckError
+from hello_kubeflow.errors import EndpointError, PrerequisiteError, SanityCheckError
 from hello_kubeflow.query.client import QueryResult
 from hello_kubeflow.query.cluster import query_cluster
 from hello_kubeflow.settings import Settings
@@ -172,14 +173,36 @@ def test_a_redirect_to_the_dex_login_is_reported_not_followed(
         query_cluster(_settings(mnist_dir, gateway_url=url, kfp_cookie="authservice_session=x"))
 
 
-def test_without_a_gateway_address_the_task_forwards_to_the_istio_gateway(
+def test_without_a_kubeconfig_or_gateway_address_the_query_stops_before_kubectl(
     gateway: tuple[Gateway, str], mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """As `inv status` does: one message, no `kubectl port-forward` printing klog errors."""
+    emulated, url = gateway
+    log = install_kubectl(tmp_path / "bin", {"svc/istio-ingressgateway": url.split("://")[1]})
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    settings = _settings(mnist_dir, kubeconfig=tmp_path / "absent")
+
+    with pytest.raises(PrerequisiteError) as raised:
+        query_cluster(settings, index=3)
+
+    said = str(raised.value)
+    assert f"no kubeconfig found at {tmp_path / 'absent'}" in said
+    assert "KUBECONFIG" in said and "HK_GATEWAY_URL" in said
+    assert kubectl_calls(log) == []
+    assert emulated.posts == []
+
+
+def test_a_cluster_that_may_not_be_asked_is_still_queried_through_its_gateway(
+    gateway: tuple[Gateway, str], mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kubeconfig whose user may not read the model: HK_SERVING decides, the gateway answers."""
     _, url = gateway
     log = install_kubectl(tmp_path / "bin", {"svc/istio-ingressgateway": url.split("://")[1]})
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
-
-    result = query_cluster(_settings(mnist_dir, kubeconfig=tmp_path / "absent"), index=3)
+    with RunningCluster() as cluster:
+        cluster.fail(lambda request: True, times=100, status=403)
+        settings = _settings(mnist_dir, kubeconfig=cluster.kubeconfig(tmp_path))
+        result = query_cluster(settings, index=3)
 
     assert isinstance(result, QueryResult)
     assert result.url.endswith(SELDON_PATH)

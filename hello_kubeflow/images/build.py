@@ -14,13 +14,14 @@ import requests
 from docker.utils.build import create_archive, exclude_paths
 
 from hello_kubeflow.errors import BuildError, DockerUnavailableError
-from hello_kubeflow.images.plan import BuildPlan
+from hello_kubeflow.images.plan import BuildPlan, registry_host
 
 log = logging.getLogger(__name__)
 
 EXTRA_CA_NAME = "certs/hk-extra-ca.crt"
 TAIL_LINES = 25
 _STEP = re.compile(r"^Step \d+/\d+ : ")
+_FROM = re.compile(r"^Step \d+/\d+ : FROM\s+(?:--\S+\s+)*(\S+)", re.IGNORECASE)
 _STEP_SHOWN = 200
 
 
@@ -56,7 +57,7 @@ def build_image(client: docker.DockerClient, plan: BuildPlan, *, no_cache: bool 
                 pull=False,
                 decode=True,
             )
-            image_id = follow_build(stream)
+            image_id = follow_build(stream, base_image=plan.base_image)
         except docker.errors.APIError as exc:
             raise BuildError(
                 f"the Docker engine refused to build {plan.image}: {exc.explanation or exc}"
@@ -74,18 +75,20 @@ def build_image(client: docker.DockerClient, plan: BuildPlan, *, no_cache: bool 
     return image_id
 
 
-def follow_build(chunks: Iterable[Mapping[str, Any]]) -> str:
+def follow_build(chunks: Iterable[Mapping[str, Any]], *, base_image: str = "") -> str:
     """Log a build's output stream and return the image ID.
 
     Args:
         chunks: the engine's decoded build stream (`stream`, `status`, `aux`,
             `error`/`errorDetail` entries).
+        base_image: the Dockerfile's BASE_IMAGE for this build, to name in a failed pull.
 
     Returns:
         The built image's ID.
 
     Raises:
-        BuildError: an `error` entry, naming the step and the last output lines.
+        BuildError: an `error` entry, naming the step and the last output lines; at a
+            `FROM` step, the base image, its registry and how to build from another.
     """
     step = "(before the first step)"
     tail: deque[str] = deque(maxlen=TAIL_LINES)
@@ -97,6 +100,9 @@ def follow_build(chunks: Iterable[Mapping[str, Any]]) -> str:
                 continue
             detail = line.get("errorDetail") or {}
             message = str(line.get("error") or detail.get("message") or line).strip()
+            pulling = _FROM.match(step)
+            if pulling:
+                raise BuildError(_pull_failure(pulling.group(1), base_image, message))
             raise BuildError(_failure_message(step, message, list(tail)))
         if _STEP.match(line):
             step = line
@@ -164,6 +170,19 @@ def _failure_message(step: str, message: str, tail: list[str]) -> str:
         f"  last lines of its output:\n{shown}\n"
         "Fix that step in the Dockerfile (or what it needs: network, CA certificates "
         "via HK_EXTRA_CA_CERTS, the base image), then run inv build-push again."
+    )
+
+
+def _pull_failure(named: str, base_image: str, message: str) -> str:
+    """A `FROM` that failed: which image, from which registry, and how to build from another."""
+    image = re.sub(r"\$\{?BASE_IMAGE\}?", base_image, named) if base_image else named
+    registry = registry_host(image)
+    return (
+        f"could not get the base image {image} from {registry}: {message}\n"
+        f"Check that this machine reaches {registry} (its proxy, or "
+        f"`docker login {registry}` for a private image), or build FROM another "
+        "base with Python >= 3.11: `inv build-push --base-image IMAGE`, HK_BASE_IMAGE=IMAGE "
+        "(environment or .env), or `docker build --build-arg BASE_IMAGE=IMAGE .`"
     )
 
 

@@ -28,6 +28,7 @@ FALLBACK_TAG = "latest"
 DOCKERFILE = "Dockerfile"
 _NAME = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_BASE_DEFAULT = re.compile(r"^\s*ARG\s+BASE_IMAGE=(\S+)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,18 @@ class BuildPlan:
     extra_ca_certs: Path | None = None
     dockerfile: str = DOCKERFILE
     labels: dict[str, str] = field(default_factory=dict)
+    dockerfile_base: str = ""
+    """The Dockerfile's own `ARG BASE_IMAGE=` default ("": it has none)."""
 
     @property
     def image(self) -> str:
         """The image reference built and pushed: `repository:tag`."""
         return f"{self.repository}:{self.tag}"
+
+    @property
+    def base_image(self) -> str:
+        """The base the build starts FROM: the one chosen, else the Dockerfile's default."""
+        return self.build_args.get("BASE_IMAGE") or self.dockerfile_base
 
     def as_dict(self) -> dict[str, Any]:
         """The plan as a JSON-serialisable dict (what `--dry-run` prints)."""
@@ -60,6 +68,7 @@ class BuildPlan:
             "context": str(self.context),
             "dockerfile": self.dockerfile,
             "build_args": dict(self.build_args),
+            "base_image": self.base_image or None,
             "extra_ca_certs": str(self.extra_ca_certs) if self.extra_ca_certs else None,
             "labels": dict(self.labels),
         }
@@ -69,7 +78,7 @@ class BuildPlan:
         lines = [
             f"image:   {self.image}",
             f"context: {self.context} ({self.dockerfile})",
-            f"base:    {self.build_args.get('BASE_IMAGE') or '(the Dockerfile default)'}",
+            f"base:    {self._base()}",
             f"push:    {self._push_target()}",
         ]
         if self.extra_ca_certs:
@@ -82,6 +91,11 @@ class BuildPlan:
         if pinned:
             lines.append(f"locked:  {', '.join(pinned)} ({LOCK_FILE})")
         return "\n".join(lines)
+
+    def _base(self) -> str:
+        if self.build_args.get("BASE_IMAGE") or not self.dockerfile_base:
+            return self.base_image or "(the Dockerfile's FROM)"
+        return f"{self.dockerfile_base} (the Dockerfile default)"
 
     def _push_target(self) -> str:
         if not self.push:
@@ -162,7 +176,17 @@ def plan_build(
         extra_ca_certs=ca,
         # The project's Dockerfile installs the lock; another context may have none.
         labels=version_labels(lock) if lock.is_file() else {},
+        dockerfile_base=dockerfile_base(root / DOCKERFILE),
     )
+
+
+def dockerfile_base(dockerfile: Path) -> str:
+    """The default of `ARG BASE_IMAGE=...` in `dockerfile` ("": no such file or default)."""
+    try:
+        found = _BASE_DEFAULT.search(dockerfile.read_text())
+    except OSError:
+        return ""
+    return found.group(1) if found else ""
 
 
 def required_registry(settings: Settings, *, required: bool) -> str | None:

@@ -99,7 +99,7 @@ def build_push(
             )
             push_seconds = time.monotonic() - started
             log.info("image digest: %s@%s", plan.repository, digest)
-        base = _base_image_of(client, image_id) or plan.build_args.get("BASE_IMAGE", "")
+        base = _base_image_of(client, image_id) or plan.base_image
     finally:
         client.close()
     record = ImageRecord(

@@ -41,6 +41,10 @@ KFP_KUSTOMIZE = "github.com/kubeflow/pipelines/manifests/kustomize"
 KSERVE_RELEASES = "https://github.com/kserve/kserve/releases/download"
 SELDON_LITE = "github.com/SeldonIO/seldon-core/operator/config/lite"
 KUBEFLOW_EXAMPLE = "github.com/kubeflow/manifests/example"
+PLATFORM_KUSTOMIZE = "5.8.1"
+"""The kustomize the platform's example is built with: kubeflow/manifests 26.03 pins it in
+`tests/install_KinD_create_KinD_cluster_install_kustomize.sh` (`KUSTOMIZE_VERSION`), the
+script its README's "Install with a single command" prerequisites name."""
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,13 @@ class RenderedFile:
         name: the file name in the component's folder.
         source: a kustomize source (`kind="kustomize"`) or a URL to download.
         kind: `kustomize` or `download`.
+        kustomize: the kustomize release upstream builds it with ("": none named).
     """
 
     name: str
     source: str
     kind: str = "kustomize"
+    kustomize: str = ""
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,11 @@ def kubeflow_platform(version: str) -> Component:
     return Component(
         f"Kubeflow platform {version}",
         f"kubeflow-manifests-{version}",
-        (RenderedFile("example.yaml", f"{KUBEFLOW_EXAMPLE}?ref={version}"),),
+        (
+            RenderedFile(
+                "example.yaml", f"{KUBEFLOW_EXAMPLE}?ref={version}", kustomize=PLATFORM_KUSTOMIZE
+            ),
+        ),
     )
 
 

@@ -232,20 +232,18 @@ def install(
     """
     root = manifests_root(settings)
     unrendered = [p for c in components_for(settings) for p in c.paths(root) if not p.is_file()]
-    if not settings.manifests_dir and unrendered:  # the cache lacks these versions' files
-        if dry_run:
-            return [_unrendered(settings)]
-        from hello_kubeflow.kube.render import render_manifests
-
-        log.info("rendering the manifests from upstream into %s", root)
-        render_manifests(settings, root)
-    plan = make_plan(settings, rbac_dir)
+    render = not settings.manifests_dir and bool(unrendered)  # the cache lacks these files
     if dry_run:
+        if render:
+            return [_unrendered(settings)]
         try:
             target = kube_target(settings).describe()
         except PrerequisiteError as exc:
             target = f"none yet ({exc})"
+        plan = make_plan(settings, rbac_dir)
         return [plan.describe(target, settings), "Dry run: nothing was checked or changed."]
+    # The cluster first: a missing kubeconfig or a stopped cluster is said at once, not
+    # after minutes of fetching manifests (or as the network failure of a fetch).
     checks = check_prerequisites(
         settings, needs_docker=not settings.pipeline_image, read_sysctl=read_sysctl
     )
@@ -254,6 +252,12 @@ def install(
     if failed(checks):
         problems = "\n".join(f"  {c.line()}" for c in failed(checks))
         raise PrerequisiteError(f"the cluster is not ready for inv setup:\n{problems}")
+    if render:
+        from hello_kubeflow.kube.render import render_manifests
+
+        log.info("rendering the manifests from upstream into %s", root)
+        render_manifests(settings, root)
+    plan = make_plan(settings, rbac_dir)
     lines = [c.line() for c in checks]
     applier = Applier(api_client(settings), backoff=backoff)
     for step in plan.steps:

@@ -10,7 +10,9 @@ which `HK_MANIFESTS_DIR=DIR inv setup --mode cluster` installs with no network.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import shlex
 import shutil
 import subprocess
@@ -32,7 +34,11 @@ BUILD_TIMEOUT = 600.0
 DOWNLOAD_TIMEOUT = (10.0, 120.0)
 """(connect, read) seconds for one release file."""
 ATTEMPTS = 3
+VERSION_TIMEOUT = 30.0
+"""Seconds for `kustomize version` (or `kubectl version --client`)."""
+KUSTOMIZE_RELEASE = "https://github.com/kubernetes-sigs/kustomize/releases/tag/kustomize%2Fv{}"
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 
 
 def render_manifests(
@@ -54,11 +60,14 @@ def render_manifests(
         The files written.
 
     Raises:
-        PrerequisiteError: neither kustomize nor kubectl is installed.
+        PrerequisiteError: neither kustomize nor kubectl is installed, or its kustomize
+            is older than 5.
         ManifestError: a build or download failed, or gave something that is not
             Kubernetes objects.
     """
     command = shlex.split(kustomize) if kustomize else _kustomize_command()
+    pinned = [f.kustomize for c in components_for(settings) for f in c.files if f.kustomize]
+    advice = _check_kustomize(command, max(pinned, key=_numbers)) if pinned else ""
     written: list[Path] = []
     for component in components_for(settings):
         for rendered in component.files:
@@ -66,7 +75,7 @@ def render_manifests(
             if path in written:
                 continue  # one file serves two components (the platform's cert-manager)
             log.info("rendering %s into %s", rendered.source, path)
-            text = _build(command, rendered) if rendered.kind == "kustomize" else ""
+            text = _build(command, rendered, advice) if rendered.kind == "kustomize" else ""
             if rendered.kind == "download":
                 text = _download(rendered, release_base)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +103,64 @@ def _kustomize_command() -> list[str]:
     )
 
 
-def _build(command: list[str], rendered: RenderedFile) -> str:
+def _check_kustomize(command: list[str], wanted: str) -> str:
+    """Compare the kustomize `command` runs with `wanted`, upstream's; advice for a failed build.
+
+    An older 5.x is used with a warning (upstream's sources often build with it);
+    the advice ("" when the version is right) is added to a failed build's error.
+
+    Raises:
+        PrerequisiteError: a kustomize older than 5, which cannot build these sources.
+    """
+    found = _kustomize_version(command)
+    get = (
+        f"kustomize v{wanted}, the release upstream builds these manifests with "
+        f"({KUSTOMIZE_RELEASE.format(wanted)}; put it first on PATH)"
+    )
+    if found is None:
+        log.warning("could not read the version of %s's kustomize: expecting %s", command[0], get)
+        return f"\nIf `{command[0]}` has a kustomize older than v{wanted}, install {get}."
+    shown = ".".join(str(n) for n in found)
+    if found[0] < 5:
+        raise PrerequisiteError(
+            f"`{command[0]}` has kustomize v{shown}, which cannot build these manifests: "
+            f"install {get}"
+        )
+    if found < _numbers(wanted):
+        log.warning(
+            "%s has kustomize v%s, older than %s; rendering with it", command[0], shown, get
+        )
+        return f"\n`{command[0]}` has kustomize v{shown}, older than v{wanted}: install {get}."
+    log.info("rendering with kustomize v%s (%s)", shown, command[0])
+    return ""
+
+
+def _kustomize_version(command: list[str]) -> tuple[int, ...] | None:
+    """The kustomize release `command` runs (kubectl's own for `kubectl kustomize`), if told."""
+    kubectl = Path(command[0]).name == "kubectl"
+    probe = (
+        [command[0], "version", "--client", "-o", "json"] if kubectl else [*command[:-1], "version"]
+    )
+    try:
+        done = subprocess.run(probe, capture_output=True, timeout=VERSION_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    said = done.stdout.decode(errors="replace")
+    if kubectl:
+        try:
+            said = str(json.loads(said).get("kustomizeVersion", ""))
+        except (ValueError, AttributeError):
+            return None
+    return (_numbers(said) if done.returncode == 0 else ()) or None
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    """`v5.8.1` (or `kustomize/v5.8.1 ...`) as (5, 8, 1); () when it names no version."""
+    found = _VERSION.search(version)
+    return tuple(int(n) for n in found.groups()) if found else ()
+
+
+def _build(command: list[str], rendered: RenderedFile, advice: str = "") -> str:
     full = [*command, rendered.source]
     try:
         done = subprocess.run(full, capture_output=True, timeout=BUILD_TIMEOUT, check=False)
@@ -106,7 +172,7 @@ def _build(command: list[str], rendered: RenderedFile) -> str:
         ) from None
     if done.returncode != 0:
         message = done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
-        raise ManifestError(f"`{shlex.join(full)}` failed:\n{message}")
+        raise ManifestError(f"`{shlex.join(full)}` failed:\n{message}{advice}")
     text = done.stdout.decode()
     _no_unrendered(text, rendered.source)
     return text

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from hello_kubeflow.errors import EndpointError, HelloKubeflowError
+from hello_kubeflow.errors import EndpointError, HelloKubeflowError, PrerequisiteError
 from hello_kubeflow.gateway.endpoints import (
     GATEWAY_NAMESPACE,
     GATEWAY_SERVICE,
@@ -73,7 +73,8 @@ def query_cluster(
         EndpointError: the gateway refused us (with how to log in) or the model did not answer.
         LoginError: logging in with HK_KUBEFLOW_USERNAME/PASSWORD failed.
         SanityCheckError: the answer is not ten probabilities naming a digit.
-        PrerequisiteError: a port-forward is needed and kubectl is missing.
+        PrerequisiteError: a port-forward is needed and kubectl or a usable kubeconfig is
+            missing (checked before kubectl runs).
     """
     from hello_kubeflow.query.client import query_accuracy, query_digit
 
@@ -216,6 +217,7 @@ def _served(settings: Settings) -> _Served:
 
     Raises:
         EndpointError: the cluster answers, and no such model is deployed.
+        PrerequisiteError: no usable kubeconfig, and no HK_GATEWAY_URL to go to instead.
     """
     from hello_kubeflow.kube.client import api_client
     from hello_kubeflow.kube.serving_api import read_deployment
@@ -223,20 +225,34 @@ def _served(settings: Settings) -> _Served:
     kinds = ("seldon", "kserve") if settings.serving == "auto" else (settings.serving,)
     try:
         api = api_client(settings)
+    except PrerequisiteError as exc:
+        if not settings.gateway_url:
+            # The way in would be `kubectl port-forward`, which needs what is missing here:
+            # stop now, as `inv status` does, rather than show kubectl's own errors.
+            raise PrerequisiteError(
+                f"{exc} To query a Kubeflow gateway without a kubeconfig, set HK_GATEWAY_URL."
+            ) from None
+        return _assumed(kinds[0], exc)
+    try:
         for serving in kinds:
             resource = read_deployment(api, serving, settings.namespace, settings.deployment_name)
             if resource is not None:
                 kserve = read_install(api) if serving == "kserve" else None
                 return _Served(serving, resource, _has_istio_gateway(api), api, kserve)
     except HelloKubeflowError as exc:
-        log.info("could not look the deployment up in the cluster (%s)", exc)
-        log.info("assuming the model is served by %s (HK_SERVING)", kinds[0])
-        return _Served(kinds[0])
+        return _assumed(kinds[0], exc)
     raise EndpointError(
         f"no model is deployed as {settings.namespace}/{settings.deployment_name} "
         f"(looked for {' and '.join(SERVING_APIS[k].kind for k in kinds)}): run "
         "`inv train --mode cluster`, which deploys it, or fix HK_NAMESPACE / HK_DEPLOYMENT_NAME"
     )
+
+
+def _assumed(serving: str, problem: HelloKubeflowError) -> _Served:
+    """`HK_SERVING`'s choice, when the cluster could not be asked."""
+    log.info("could not look the deployment up in the cluster (%s)", problem)
+    log.info("assuming the model is served by %s (HK_SERVING)", serving)
+    return _Served(serving)
 
 
 def _has_istio_gateway(api: Any) -> bool | None:
