@@ -102,7 +102,7 @@ def train(
         "train_limit": "train on the first N training images only (0: all)",
         "test_limit": "score on the first N test images only (0: all)",
         "retrain": "train every model again, even when a recorded run with the same "
-        "seed and limits exists",
+        "seed, limits and data exists",
         "chart": "where the PNG chart goes (default: <output dir>/comparison.png)",
         "json": JSON_HELP,
     }

@@ -52,6 +52,8 @@ class RunSummary:
     model: str = "forest"
     seed: int = 42
     train_seconds: float = 0.0
+    train_digest: str = ""
+    test_digest: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-serialisable dict."""
@@ -271,7 +273,7 @@ def _record(
     seconds: float,
     log_path: Path,
 ) -> RunSummary:
-    from hello_kubeflow.pipeline.steps import CONFUSION_PNG, EVALUATION_FILE
+    from hello_kubeflow.pipeline.steps import CONFUSION_PNG, EVALUATION_FILE, read_dataset_info
 
     # kfp.local hands back a finished task whose `outputs` hold the pipeline's artifacts.
     try:
@@ -282,6 +284,7 @@ def _record(
         raise PipelineError("the pipeline finished but returned no model") from None
     metadata = json.loads((model_dir / "metadata.json").read_text())
     evaluation = json.loads((report_dir / EVALUATION_FILE).read_text())
+    data = read_dataset_info(dataset)
     summary = RunSummary(
         accuracy=float(evaluation["accuracy"]),
         model_path=str(model_dir),
@@ -300,6 +303,8 @@ def _record(
         model=str(metadata.get("model", "forest")),
         seed=options.seed,
         train_seconds=float(metadata.get("train_seconds") or 0.0),
+        train_digest=str(data.get("train_digest", "")),
+        test_digest=str(data.get("test_digest", "")),
     )
     text = json.dumps(summary.as_dict(), indent=2) + "\n"
     (settings.output_dir / LATEST_FILE).write_text(text)

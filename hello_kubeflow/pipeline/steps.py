@@ -22,7 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from hello_kubeflow.data.mnist import MnistData, MnistTestImages, load_mnist, scale_pixels
+from hello_kubeflow.data.mnist import (
+    MnistData,
+    MnistTestImages,
+    data_digest,
+    load_mnist,
+    scale_pixels,
+)
 from hello_kubeflow.errors import DataFileError
 from hello_kubeflow.settings import Settings
 
@@ -57,7 +63,8 @@ def load_data_step(
         test_limit: keep only the first N test images (0: all).
 
     Returns:
-        Metadata for the artifact: source, sizes, whether it is the subset.
+        Metadata for the artifact: source, sizes, whether it is the subset, and the
+        digests of the training and test data as loaded (before the limits).
     """
     given = {"mnist_dir": mnist_dir, "mnist_mirrors": mnist_mirrors, "cache_dir": cache_dir}
     # Checked like the environment: a malformed parameter is a SettingsError.
@@ -72,6 +79,8 @@ def load_data_step(
         "is_subset": data.is_subset,
         "train_size": len(y_train),
         "test_size": len(y_test),
+        "train_digest": data_digest(data.x_train, data.y_train),
+        "test_digest": data_digest(data.x_test, data.y_test),
     }
     arrays = {
         "x_train": x_train,
@@ -113,6 +122,16 @@ def read_test_images(dataset_path: str) -> MnistTestImages:
             source=str(info["source"]),
             is_subset=bool(info["is_subset"]),
         )
+
+
+def read_dataset_info(dataset_path: str) -> dict[str, Any]:
+    """The `info` record of a dataset artifact (source, sizes, digests), without its arrays.
+
+    Raises:
+        DataFileError: if the file is missing or is not such a dataset.
+    """
+    with _dataset(dataset_path) as (_, info):
+        return info
 
 
 def read_dataset(dataset_path: str) -> MnistData:
