@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 from inv_support import run_inv
-from serving_support import call
+from serving_support import call, make_tiny_model
 
-from hello_kubeflow.cli.demo import run_demo
+from hello_kubeflow.cli.demo import DemoSummary, run_demo
+from hello_kubeflow.data.mnist import load_test_images
 from hello_kubeflow.errors import QueryError
-from hello_kubeflow.pipeline.local import RunOptions
+from hello_kubeflow.pipeline.local import RunOptions, RunSummary
+from hello_kubeflow.query.client import query_digit
+from hello_kubeflow.serving.server import running_server
 from hello_kubeflow.settings import Settings
 
 SMALL = RunOptions(n_estimators=5, train_limit=1_000, test_limit=200)
@@ -114,3 +117,28 @@ def test_demo_stops_its_server_when_the_query_fails(mnist_dir: Path, tmp_path: P
     with pytest.raises(QueryError, match="--count"):
         run_demo(settings, SMALL, count=10**9)  # fails after the server has started
     assert _server_threads() == []
+
+
+def test_the_demo_marks_a_wrong_prediction_as_wrong(mnist_dir: Path, tmp_path: Path) -> None:
+    """A tiny forest errs on some test digits: that query's line says WRONG and the label."""
+    model = make_tiny_model(mnist_dir, tmp_path / "model")
+    test_images = load_test_images(Settings(mnist_dir=mnist_dir))
+    run = RunSummary(
+        accuracy=0.8, model_path=str(model), metrics_path="e.json", confusion_png="c.png",
+        seconds=1.0, preset="default", n_estimators=8, train_size=1000, test_size=1000,
+        runner="subprocess", data_source="small MNIST",
+    )  # fmt: skip
+    results = []
+    with running_server(Settings(serve_port=0), model) as server:
+        settings = Settings(query_url=server.url, query_deadline=10.0)
+        for index in range(100):
+            results.append(query_digit(settings, index=index, test_images=test_images))
+            if {r.correct for r in results} == {True, False}:
+                break
+    wrong = next(r for r in results if r.prediction != r.label)
+    right = next(r for r in results if r.prediction == r.label)
+
+    shown = DemoSummary(run, wrong, None).describe()
+    assert f"prediction: {wrong.prediction} (WRONG: the true label is {wrong.label})" in shown
+    assert DemoSummary(run, wrong, None).as_dict()["query"]["correct"] is False
+    assert f"prediction: {right.prediction} (right)" in DemoSummary(run, right, None).describe()

@@ -218,7 +218,7 @@ def mnist_files(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> list[P
     return [found.paths[name] for name in FILE_NAMES]
 
 
-def ensure_mnist(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> str:
+def ensure_mnist(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> tuple[str, bool]:
     """Make MNIST ready to train on (verify MNIST_DIR, or fill the cache) and say which.
 
     Args:
@@ -226,7 +226,8 @@ def ensure_mnist(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> str:
         retry: as for `load_mnist`.
 
     Returns:
-        One line for a person: how many images, from where, whether verified.
+        One line for a person (how many images, from where, whether verified), and
+        whether it is the offline subset instead of MNIST.
 
     Raises:
         DataFileError: MNIST_DIR lacks a file, or one is truncated, corrupt or wrong.
@@ -234,8 +235,8 @@ def ensure_mnist(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> str:
     """
     data = load_mnist(settings, retry=retry)
     if data.is_subset:
-        return f"{data.describe()}: no MNIST files here and no mirror reachable"
-    return f"{data.describe()}, SHA-256 verified"
+        return f"{data.describe()}: no MNIST files here and no mirror reachable", True
+    return f"{data.describe()}, SHA-256 verified", False
 
 
 # ---- MNIST_DIR and the cache

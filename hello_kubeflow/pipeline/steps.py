@@ -223,6 +223,7 @@ def evaluate_step(dataset_path: str, model_path: str, report_path: str) -> dict[
     from hello_kubeflow.model.train import evaluate, load_model, save_confusion_png
 
     data = read_test_images(dataset_path)
+    digest = str(read_dataset_info(dataset_path).get("test_digest", ""))[:8]
     loaded = load_model(Path(model_path))
     # Score what will be served: the fast form (identical digits to scikit-learn, tested).
     pixels = scale_pixels(data.x)
@@ -240,7 +241,8 @@ def evaluate_step(dataset_path: str, model_path: str, report_path: str) -> dict[
     report = Path(report_path)
     report.mkdir(parents=True, exist_ok=True)
     (report / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n")
-    save_confusion_png(evaluation, report / CONFUSION_PNG)
+    source = "the 5,000-digit offline subset, not full MNIST" if data.is_subset else data.source
+    save_confusion_png(evaluation, report / CONFUSION_PNG, scored_on=f"{source} (sha256 {digest})")
     log.info("test accuracy %.4f on %d images", evaluation.accuracy, len(data.y))
     return result
 

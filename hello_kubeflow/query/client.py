@@ -78,6 +78,7 @@ class QueryResult:
     plot: str | None = None
     input_like_mnist: bool = True
     input_note: str = ""
+    correct: bool | None = None  # the prediction is the true label (None: no label known)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able values: `prediction`, `probabilities`, `label`, `sanity`, `input_note`, ..."""
@@ -89,7 +90,7 @@ class QueryResult:
         lines = [
             f"image:      {self.source}",
             f"true label: {self.label if self.label is not None else 'unknown (a drawn digit)'}",
-            f"prediction: {self.prediction}",
+            f"prediction: {self.prediction}{_verdict(self.correct, self.label)}",
             f"top 3:      {top}",
             f"sanity:     {self.sanity}",
             f"input:      {self.input_note}",
@@ -98,6 +99,13 @@ class QueryResult:
         if self.plot:
             lines.append(f"plot:       {self.plot}")
         return "\n".join(lines)
+
+
+def _verdict(correct: bool | None, label: int | None) -> str:
+    """How the prediction line ends: right, or WRONG and the true label (nothing if unknown)."""
+    if correct is None:
+        return ""
+    return " (right)" if correct else f" (WRONG: the true label is {label})"
 
 
 @dataclass(frozen=True)
@@ -199,6 +207,7 @@ def query_digit(
         plot=plotted,
         input_like_mnist=likeness.like_mnist,
         input_note=likeness.note,
+        correct=None if label is None else answer.digit == label,
     )
 
 
