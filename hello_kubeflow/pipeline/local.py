@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hello_kubeflow.errors import PipelineError, SettingsError
-from hello_kubeflow.model.artifact import LATEST_FILE
+from hello_kubeflow.model.artifact import EVALUATION_FILE, LATEST_FILE, RECORDED_DIR
 from hello_kubeflow.pipeline.definition import make_pipeline
 from hello_kubeflow.pipeline.runlog import captured_progress, step_failure
 from hello_kubeflow.settings import MODEL_PRESETS, Settings
@@ -28,7 +28,6 @@ from hello_kubeflow.settings import MODEL_PRESETS, Settings
 log = logging.getLogger(__name__)
 
 RUNNERS = ("subprocess", "docker")
-RECORDED_DIR = "recorded"
 
 
 @dataclass(frozen=True)
@@ -273,7 +272,7 @@ def _record(
     seconds: float,
     log_path: Path,
 ) -> RunSummary:
-    from hello_kubeflow.pipeline.steps import CONFUSION_PNG, EVALUATION_FILE, read_dataset_info
+    from hello_kubeflow.pipeline.steps import CONFUSION_PNG, read_dataset_info
 
     # kfp.local hands back a finished task whose `outputs` hold the pipeline's artifacts.
     try:
