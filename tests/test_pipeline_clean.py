@@ -1,4 +1,4 @@
-"""inv clean: old runs and logs go; the newest, the latest model's run and the records stay."""
+"""inv clean: failed and old runs go; the newest completed, the recorded runs and records stay."""
 
 from __future__ import annotations
 
