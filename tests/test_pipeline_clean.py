@@ -32,7 +32,7 @@ def _run(output: Path, stamp: str, age: int, *, completed: bool = True) -> Path:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("log\n")
     when = 1_700_000_000 - age * 60
-    for path in (run, log):
+    for path in (*run.rglob("*"), run, log):
         os.utime(path, (when, when))
     return run
 
@@ -157,3 +157,17 @@ def test_clean_keeps_every_recorded_run_counts_only_completed_ones_and_drops_fai
     assert f"removed {failed[0]} (a failed run's leftovers)" in result.describe()
     assert f"removed {old}\n" in result.describe()
     assert (output / "recorded" / "forest-book.json").is_file()
+
+
+def test_the_newest_run_without_a_report_may_still_be_running_and_stays(tmp_path: Path) -> None:
+    output = tmp_path / "outputs"
+    done = _run(output, "2026-11-01", age=30)
+    failed = _run(output, "2026-11-02", age=20, completed=False)
+    running = output / "runs" / "hello-kubeflow-mnist-2026-11-03"
+    (running / "load-data").mkdir(parents=True)  # just started: changed now
+
+    result = clean_outputs(Settings(output_dir=output), keep=0)
+
+    assert running.is_dir() and running in result.kept
+    assert (output / "logs" / "train-2026-11-02.log").is_file()  # the newest log
+    assert result.removed[:2] == (failed, done)

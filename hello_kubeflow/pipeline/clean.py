@@ -6,7 +6,8 @@ that a record names: `latest.json` (what `inv serve` loads), any other record
 beside it (`image.json`, ...) and `inv compare`'s records (`recorded/*.json`).
 Of the other runs, the newest N completed ones stay (a completed run has its
 evaluation report); a failed run's leftovers (no report) go first and never
-count towards N. The records themselves always stay.
+count towards N. The newest run, when it has no report yet and changed within
+the hour, may still be running: it stays. The records themselves always stay.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ DEFAULT_KEEP = 3
 RUNS_DIR = "runs"
 LOGS_DIR = "logs"
 LOG_GLOB = "train-*.log"
+MAYBE_RUNNING_SECONDS = 3600  # the newest run without a report, younger than this, stays
 
 
 @dataclass(frozen=True)
@@ -94,11 +97,16 @@ def clean_outputs(
         [p for p in _children(output / RUNS_DIR) if p.is_dir() and not p.name.startswith("_")]
     )
     completed = [p for p in runs if _completed(p)]
-    failed = [p for p in runs if p not in completed and not _holds(p, in_use)]
+    running = runs[:1] if runs and runs[0] not in completed and _recent(runs[0]) else []
+    unfinished = [p for p in runs if p not in completed]
+    failed = [p for p in unfinished if p not in running and not _holds(p, in_use)]
     logs = _newest_first([p for p in _children(output / LOGS_DIR) if p.match(LOG_GLOB)])
     kept_runs = [p for i, p in enumerate(completed) if i < keep or _holds(p, in_use)]
-    kept_runs += [p for p in runs if p not in completed and _holds(p, in_use)]
-    kept_logs = [p for i, p in enumerate(logs) if i < keep or p.resolve() in in_use]
+    kept_runs += [p for p in unfinished if p not in failed]
+    # The newest log may be the running run's.
+    kept_logs = [
+        p for i, p in enumerate(logs) if i < max(keep, len(running)) or p.resolve() in in_use
+    ]
     doomed = failed + [p for p in completed if p not in kept_runs]
     doomed += [p for p in logs if p not in kept_logs]
     freed = sum(_size(p) for p in doomed)
@@ -129,6 +137,12 @@ def _in_use(output: Path) -> set[Path]:
             elif isinstance(value, str) and value and Path(value).is_absolute():
                 named.add(Path(value).resolve())
     return named
+
+
+def _recent(run: Path) -> bool:
+    """The run folder or one of its steps' folders changed within `MAYBE_RUNNING_SECONDS`."""
+    newest = max(p.stat().st_mtime for p in [run, *_children(run)])
+    return time.time() - newest < MAYBE_RUNNING_SECONDS
 
 
 def _completed(run: Path) -> bool:
