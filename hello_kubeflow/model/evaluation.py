@@ -14,6 +14,7 @@ from hello_kubeflow.errors import DataError
 from hello_kubeflow.model.artifact import CLASS_NAMES, N_CLASSES
 
 DIGITS = tuple(range(N_CLASSES))
+_DATA_CHARS = 96  # of the data's name, what fits under the confusion matrix's title
 
 
 class ProbabilityModel(Protocol):
@@ -227,9 +228,6 @@ def save_confusion_png(evaluation: Evaluation, path: Path | str, *, scored_on: s
     text.add_text("Title", f"{heading} from {scored_on}" if scored_on else heading)
     image.save(out, format="PNG", pnginfo=text)
     return out
-
-
-_DATA_CHARS = 96  # what fits under the title in the small font
 
 
 def _ramp(*colours: str) -> npt.NDArray[np.float64]:
