@@ -103,7 +103,7 @@ def train(
         "train_limit": "train on the first N training images only (0: all)",
         "test_limit": "score on the first N test images only (0: all)",
         "retrain": "train every model again, even when a recorded run with the same "
-        "seed and limits exists",
+        "seed, limits and data exists",
         "chart": "where the PNG chart goes (default: <output dir>/comparison.png)",
         "json": JSON_HELP,
     }
@@ -137,14 +137,14 @@ def compare(
 
 @task(
     help={
-        "keep": "how many of the newest runs (and logs) to keep, besides the latest model's "
-        "run (default: 3)",
+        "keep": "how many of the newest completed runs (and logs) to keep, besides every run "
+        "a record names (default: 3)",
         "dry_run": "list what would be removed; remove nothing",
         "json": JSON_HELP,
     }
 )
 def clean(c: Any, keep: int = 3, dry_run: bool = False, json: bool = False) -> None:
-    """Remove old local runs and logs, keeping the newest and the latest model's run."""
+    """Remove failed and old local runs and logs, keeping the newest and every recorded run."""
     from hello_kubeflow.pipeline.clean import clean_outputs
 
     settings = settings_for()

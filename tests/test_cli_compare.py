@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
@@ -12,8 +13,17 @@ import pytest
 from inv_support import run_inv
 from PIL import Image
 from serving_support import make_tiny_model, mnist_test_pixels
+from small_mnist import idx_bytes
 
-from hello_kubeflow.cli.compare import compare_models, parse_models, served_latency_ms
+from hello_kubeflow.cli.compare import (
+    Comparison,
+    Contender,
+    compare_models,
+    parse_models,
+    served_latency_ms,
+)
+from hello_kubeflow.data.idx import CHECKSUMS_FILE
+from hello_kubeflow.data.mnist import load_mnist
 from hello_kubeflow.errors import SettingsError
 from hello_kubeflow.model.train import load_model
 from hello_kubeflow.settings import Settings
@@ -91,10 +101,97 @@ def test_compare_trains_then_reuses_and_leaves_the_served_model_alone(
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert [(r["model"], r["reused"]) for r in answer["rows"]] == [("forest", True), ("mlp", True)]
-    assert answer["test_size"] == 500 and len(answer["load_average"]) == 3
+    assert [r["test_size"] for r in answer["rows"]] == [500, 500]
+    assert len(answer["load_average"]) == 3
 
     retrained = compare_models(settings, models[1:], train_limit=2000, test_limit=1000)
     assert not retrained.rows[0].reused  # other limits: another run
+
+
+def _other_test_set(mnist_dir: Path, folder: Path) -> Path:
+    """The same training digits with the test digits in reverse order: another test set."""
+    data = load_mnist(Settings(mnist_dir=mnist_dir))
+    files = {
+        "train-images-idx3-ubyte": data.x_train.reshape(-1, 28, 28),
+        "train-labels-idx1-ubyte": data.y_train,
+        "t10k-images-idx3-ubyte": data.x_test[::-1].reshape(-1, 28, 28),
+        "t10k-labels-idx1-ubyte": data.y_test[::-1],
+    }
+    folder.mkdir()
+    sums = []
+    for name, array in files.items():
+        raw = idx_bytes(array)
+        (folder / name).write_bytes(raw)
+        sums.append(f"{hashlib.sha256(raw).hexdigest()}  {name}\n")
+    (folder / CHECKSUMS_FILE).write_text("".join(sums))
+    return folder
+
+
+@pytest.mark.slow
+def test_a_recorded_run_is_not_reused_on_other_data_and_each_row_names_its_test_set(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
+    """Same model, seed and limits, other test digits: trained again, and the table says so."""
+    other = _other_test_set(mnist_dir, tmp_path / "other")
+    base = {"HK_OUTPUT_DIR": str(tmp_path / "out"), "HK_N_JOBS": "1"}
+    first = compare_models(
+        Settings.from_env({**base, "MNIST_DIR": str(mnist_dir)}, dotenv=None),
+        [("forest", "book")],
+        train_limit=500,
+        test_limit=200,
+    )
+    second = compare_models(
+        Settings.from_env({**base, "MNIST_DIR": str(other)}, dotenv=None),
+        [("forest", "book")],
+        train_limit=500,
+        test_limit=200,
+    )
+
+    assert not second.rows[0].reused
+    assert second.rows[0].model_path != first.rows[0].model_path
+    before, after = first.rows[0], second.rows[0]
+    assert before.test_set != after.test_set
+    assert f"scored on {after.scored_on}" in second.describe()
+    assert f"| forest | book | {after.test_set} |" in second.describe()
+    assert str(other) in after.scored_on
+
+
+def _row(model: str, test_size: int, digest: str, *, subset: bool) -> Contender:
+    return Contender(
+        model=model,
+        preset="default",
+        accuracy=0.95,
+        train_seconds=1.0,
+        model_bytes=1_000_000,
+        in_process_ms=0.1,
+        served_ms=1.0,
+        confusions=((4, 9, 3),),
+        model_path=f"/runs/{model}",
+        reused=True,
+        test_size=test_size,
+        test_digest=digest,
+        data_source="cache mnist",
+        data_is_subset=subset,
+    )
+
+
+def test_rows_scored_on_different_test_sets_go_into_separate_tables(tmp_path: Path) -> None:
+    forest = _row("forest", 10_000, "a" * 64, subset=False)
+    mlp = _row("mlp", 1_000, "b" * 64, subset=True)
+    comparison = Comparison(
+        rows=(forest, mlp), chart=str(tmp_path / "c.png"), load_average=(0, 0, 0)
+    )
+
+    text = comparison.describe()
+
+    first, second = text.split("scored on ")[1:]
+    assert first.startswith("10,000 test images, sha256 aaaaaaaa: cache mnist")
+    assert "| forest | default | 10,000 test images, sha256 aaaaaaaa |" in first
+    assert "| mlp |" not in first
+    assert second.startswith("1,000 offline-subset test images, sha256 bbbbbbbb")
+    assert "the 5,000-digit offline subset, not full MNIST" in second
+    assert "| forest |" not in second
+    assert "Accuracies on different test sets do not compare" in text
 
 
 @pytest.mark.parametrize("name", ["chart.txt", "folder.png"])

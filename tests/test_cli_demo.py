@@ -13,12 +13,15 @@ from types import SimpleNamespace
 
 import pytest
 from inv_support import run_inv
-from serving_support import call, free_port
+from serving_support import call, free_port, make_tiny_model
 
 from hello_kubeflow.cli import demo
-from hello_kubeflow.cli.demo import run_demo
+from hello_kubeflow.cli.demo import DemoSummary, run_demo
+from hello_kubeflow.data.mnist import load_test_images
 from hello_kubeflow.errors import EndpointError, QueryError
-from hello_kubeflow.pipeline.local import RunOptions
+from hello_kubeflow.pipeline.local import RunOptions, RunSummary
+from hello_kubeflow.query.client import query_digit
+from hello_kubeflow.serving.server import running_server
 from hello_kubeflow.settings import Settings
 
 SMALL = RunOptions(n_estimators=5, train_limit=1_000, test_limit=200)
@@ -140,3 +143,28 @@ def test_a_query_failing_inside_the_demo_says_what_the_demo_was_doing(
     )
     assert "inv serve" not in str(raised.value)
     assert raised.value.__notes__ == [f"inv demo, querying the model server it started at {gone}"]
+
+
+def test_the_demo_marks_a_wrong_prediction_as_wrong(mnist_dir: Path, tmp_path: Path) -> None:
+    """A tiny forest errs on some test digits: that query's line says WRONG and the label."""
+    model = make_tiny_model(mnist_dir, tmp_path / "model")
+    test_images = load_test_images(Settings(mnist_dir=mnist_dir))
+    run = RunSummary(
+        accuracy=0.8, model_path=str(model), metrics_path="e.json", confusion_png="c.png",
+        seconds=1.0, preset="default", n_estimators=8, train_size=1000, test_size=1000,
+        runner="subprocess", data_source="small MNIST",
+    )  # fmt: skip
+    results = []
+    with running_server(Settings(serve_port=0), model) as server:
+        settings = Settings(query_url=server.url, query_deadline=10.0)
+        for index in range(100):
+            results.append(query_digit(settings, index=index, test_images=test_images))
+            if {r.correct for r in results} == {True, False}:
+                break
+    wrong = next(r for r in results if r.prediction != r.label)
+    right = next(r for r in results if r.prediction == r.label)
+
+    shown = DemoSummary(run, wrong, None).describe()
+    assert f"prediction: {wrong.prediction} (WRONG: the true label is {wrong.label})" in shown
+    assert DemoSummary(run, wrong, None).as_dict()["query"]["correct"] is False
+    assert f"prediction: {right.prediction} (right)" in DemoSummary(run, right, None).describe()

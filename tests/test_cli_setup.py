@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
 from hello_kubeflow.cli.setup import setup
+from hello_kubeflow.data.mnist import load_mnist
 from hello_kubeflow.errors import SettingsError
+from hello_kubeflow.retry import Backoff
 from hello_kubeflow.settings import Settings
 
 
@@ -23,6 +26,22 @@ def test_local_setup_reports_python_docker_and_mnist_then_the_next_command(
     assert "inv build-push" in docker  # what Docker is for, found or not
     assert mnist.startswith("[ok]   MNIST: ") and str(mnist_dir) in mnist
     assert report.describe().endswith("Next: inv train (then inv serve and inv query; or inv demo)")
+
+
+@pytest.mark.slow  # imports every dependency: about 5 s
+def test_local_setup_offline_warns_that_it_has_only_the_offline_subset(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    settings = Settings(cache_dir=tmp_path / "cache", mnist_mirrors=(closed,))
+    # Found unreachable once, quickly: a process does not try that mirror again.
+    load_mnist(settings, retry=Backoff(initial=0.01, maximum=0.02, attempts=2, deadline=5.0))
+    report = setup(settings)
+
+    mnist = report.lines[-1]
+    assert mnist.startswith("[warn] MNIST: only the 5,000-digit offline subset, not full MNIST")
+    assert "Set MNIST_DIR" in mnist
+    assert "[ok]" not in mnist
 
 
 def test_local_dry_run_names_the_folder_the_files_go_to_and_fetches_nothing(

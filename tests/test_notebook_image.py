@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import urllib.error
 import urllib.request
 import uuid
@@ -225,3 +226,34 @@ def test_local_notebook_from_an_image_without_jupyter_says_how_to_build_one(
     assert "exited before answering" in message
     assert "has no Jupyter server" in message
     assert "build it on a notebook image" in message
+
+
+def test_local_notebook_on_a_taken_port_says_so_and_leaves_no_container(
+    base_image: str,  # noqa: F811
+    docker_client: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Docker creates the container, then cannot bind the port: the container goes too."""
+    from hello_kubeflow.errors import ServingError
+    from hello_kubeflow.images.lifecycle import LABEL
+    from hello_kubeflow.notebook.local import notebook_container
+
+    def ours() -> set[str]:
+        found = docker_client.containers.list(
+            all=True, filters={"label": f"{LABEL}=notebook-server", "ancestor": base_image}
+        )
+        return {container.id for container in found}
+
+    before = ours()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with (
+            pytest.raises(ServingError) as caught,
+            notebook_container(_settings(tmp_path), tmp_path, image=base_image, port=port),
+        ):
+            pass
+
+    assert f"is port {port} on 127.0.0.1 free?" in str(caught.value)
+    assert ours() - before == set()

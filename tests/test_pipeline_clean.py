@@ -1,4 +1,4 @@
-"""inv clean: old runs and logs go; the newest, the latest model's run and the records stay."""
+"""inv clean: failed and old runs go; the newest completed, the recorded runs and records stay."""
 
 from __future__ import annotations
 
@@ -14,18 +14,25 @@ from hello_kubeflow.pipeline.clean import clean_outputs
 from hello_kubeflow.settings import Settings
 
 
-def _run(output: Path, stamp: str, age: int) -> Path:
-    """A run folder as kfp.local leaves it (dataset, model), `age` minutes old, and its log."""
+def _run(output: Path, stamp: str, age: int, *, completed: bool = True) -> Path:
+    """A run folder as kfp.local leaves it, `age` minutes old, and its log.
+
+    A completed run has a dataset, a model and a report; a failed one stopped
+    after loading the data.
+    """
     run = output / "runs" / f"hello-kubeflow-mnist-{stamp}"
     (run / "load-data").mkdir(parents=True)
     (run / "load-data" / "dataset").write_bytes(b"x" * 1000)
-    (run / "train" / "model").mkdir(parents=True)
-    (run / "train" / "model" / "metadata.json").write_text("{}")
+    if completed:
+        (run / "train" / "model").mkdir(parents=True)
+        (run / "train" / "model" / "metadata.json").write_text("{}")
+        (run / "evaluate" / "report").mkdir(parents=True)
+        (run / "evaluate" / "report" / "evaluation.json").write_text("{}")
     log = output / "logs" / f"train-{stamp}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("log\n")
     when = 1_700_000_000 - age * 60
-    for path in (run, log):
+    for path in (*run.rglob("*"), run, log):
         os.utime(path, (when, when))
     return run
 
@@ -64,7 +71,7 @@ def test_clean_keeps_the_newest_runs_and_the_latest_models_run(
         "train-2026-11-04.log",
     ]
     assert (output / "latest.json").is_file() and (output / "image.json").is_file()
-    assert result.freed_bytes == 2 * (1000 + 2 + 4)
+    assert result.freed_bytes == 2 * (1000 + 2 + 2 + 4)
     assert result.describe().splitlines()[0].startswith("removed ")
 
 
@@ -118,3 +125,49 @@ def test_inv_clean_dry_run_json(outputs: tuple[Path, list[Path]]) -> None:
     assert result["removed"] == [str(runs[4]), str(output / "logs" / "train-2026-11-05.log")]
     assert result["dry_run"] is True
     assert runs[4].is_dir()
+
+
+def test_clean_keeps_every_recorded_run_counts_only_completed_ones_and_drops_failed_first(
+    tmp_path: Path,
+) -> None:
+    """Compare's records, latest.json, completed and failed runs: each kept or removed rightly."""
+    output = tmp_path / "outputs"
+    forest, network, served, old, newest = (
+        _run(output, f"2026-11-1{day}", age=60 - day) for day in range(5)
+    )
+    failed = [_run(output, f"2026-11-2{day}", age=9 - day, completed=False) for day in range(3)]
+    (output / "recorded").mkdir()
+    for name, run in (("forest-book", forest), ("mlp-default", network)):
+        record = {
+            "model_path": str(run / "train" / "model"),
+            "dataset_path": str(run / "load-data" / "dataset"),
+            "options": {"seed": 42},
+        }
+        (output / "recorded" / f"{name}.json").write_text(json.dumps(record))
+    (output / "latest.json").write_text(json.dumps({"model_path": str(served / "train" / "model")}))
+
+    result = clean_outputs(Settings(output_dir=output), keep=1)
+
+    runs = sorted(p.name for p in (output / "runs").iterdir())
+    assert runs == sorted(p.name for p in (forest, network, served, newest))
+    removed_runs = [p for p in result.removed if p.parent.name == "runs"]
+    assert removed_runs[:3] == sorted(failed, reverse=True)  # the failed runs go first
+    assert removed_runs[3:] == [old]
+    assert result.failed == tuple(sorted(failed, reverse=True))
+    assert f"removed {failed[0]} (a failed run's leftovers)" in result.describe()
+    assert f"removed {old}\n" in result.describe()
+    assert (output / "recorded" / "forest-book.json").is_file()
+
+
+def test_the_newest_run_without_a_report_may_still_be_running_and_stays(tmp_path: Path) -> None:
+    output = tmp_path / "outputs"
+    done = _run(output, "2026-11-01", age=30)
+    failed = _run(output, "2026-11-02", age=20, completed=False)
+    running = output / "runs" / "hello-kubeflow-mnist-2026-11-03"
+    (running / "load-data").mkdir(parents=True)  # just started: changed now
+
+    result = clean_outputs(Settings(output_dir=output), keep=0)
+
+    assert running.is_dir() and running in result.kept
+    assert (output / "logs" / "train-2026-11-02.log").is_file()  # the newest log
+    assert result.removed[:2] == (failed, done)

@@ -1,4 +1,4 @@
-"""The dataset artifact the load-data step writes and the later steps read back."""
+"""The dataset artifact the load-data step writes and the later steps read back; the report."""
 
 from __future__ import annotations
 
@@ -7,9 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+from serving_support import make_tiny_model
 
 from hello_kubeflow.errors import DataFileError
-from hello_kubeflow.pipeline.steps import read_dataset, read_test_images, write_dataset
+from hello_kubeflow.pipeline.steps import (
+    CONFUSION_PNG,
+    evaluate_step,
+    load_data_step,
+    read_dataset,
+    read_test_images,
+    write_dataset,
+)
 
 
 def _arrays(info: bool = True) -> dict[str, np.ndarray]:
@@ -55,3 +64,19 @@ def test_anything_but_our_dataset_is_one_clear_error(
     with pytest.raises(DataFileError, match="run the pipeline again from the start") as caught:
         read(str(path))  # type: ignore[operator]
     assert str(path) in str(caught.value)
+
+
+def test_the_confusion_matrix_says_which_data_it_was_scored_on(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
+    dataset = tmp_path / "dataset.npz"
+    info = load_data_step(str(dataset), mnist_dir=str(mnist_dir), test_limit=100)
+    model = make_tiny_model(mnist_dir, tmp_path / "model")
+
+    evaluate_step(str(dataset), str(model), str(tmp_path / "report"))
+
+    with Image.open(tmp_path / "report" / CONFUSION_PNG) as png:
+        title = png.info["Title"]
+    assert title.startswith("Confusion matrix: accuracy ")
+    assert f"on 100 test images from MNIST_DIR {mnist_dir}" in title
+    assert f"(sha256 {info['test_digest'][:8]})" in title

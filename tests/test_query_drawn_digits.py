@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from drawn_digits import draw_all, draw_digit
+from drawn_digits import STYLES, draw_all, draw_digit, on_grey_paper
+from PIL import Image
 
 from hello_kubeflow.data.mnist import load_mnist, scale_pixels
 from hello_kubeflow.model.mlp import MlpPreset
@@ -62,3 +63,38 @@ def test_a_fine_pen_comes_out_like_a_marker(tmp_path: Path) -> None:
     # 24 bright pixels against the marker's 82, correlation 0.69.
     assert (thin > 0.5).sum() >= 0.75 * (thick > 0.5).sum()
     assert np.corrcoef(thin, thick)[0, 1] > 0.72
+
+
+def test_a_two_on_grey_paper_in_uneven_light_is_read_as_two(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    white = draw_digit(2, tmp_path / "white.png", **STYLES["thick"])
+    grey = on_grey_paper(white, tmp_path / "grey.png")
+    with running_server(Settings(serve_port=0), models["mlp"]) as server:
+        result = query_digit(Settings(query_url=server.url, query_deadline=10.0), image=grey)
+    assert result.prediction == 2, result.describe()
+    assert result.input_like_mnist, result.input_note
+
+
+def test_noise_and_a_blob_get_a_note_beside_the_unchanged_sanity_check(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200), np.uint8)).save(noise)
+    blob = tmp_path / "blob.png"
+    paper = np.full((200, 200), 255, np.uint8)
+    paper[99:101, 99:101] = 0
+    Image.fromarray(paper).save(blob)
+    digit = draw_digit(3, tmp_path / "three.png", **STYLES["thick"])
+    with running_server(Settings(serve_port=0), models["mlp"]) as server:
+        settings = Settings(query_url=server.url, query_deadline=10.0)
+        results = {png.stem: query_digit(settings, image=png) for png in (noise, blob, digit)}
+
+    for name in ("noise", "blob"):
+        result = results[name]
+        assert result.sanity.startswith("ok"), result.sanity
+        assert not result.input_like_mnist
+        assert result.as_dict()["input_note"].startswith("unlike an MNIST digit: too much ink")
+        assert "input:      unlike an MNIST digit" in result.describe()
+    assert results["three"].input_like_mnist
+    assert "input:      looks like an MNIST digit" in results["three"].describe()

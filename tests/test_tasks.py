@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 import select
 import signal
@@ -140,6 +141,7 @@ def test_a_subfolder_uses_the_project_roots_env_and_outputs(tmp_path: Path) -> N
     (root / ".env").write_text("HK_OUTPUT_DIR=elsewhere\n")
     for run in ("r1", "r2"):
         (root / "elsewhere" / "runs" / run).mkdir(parents=True)
+        os.utime(root / "elsewhere" / "runs" / run, (1_700_000_000, 1_700_000_000))  # not running
     (root / "docs").mkdir()
 
     result = run_inv(

@@ -2,11 +2,12 @@
 
 Each model asked for (`forest:default`, `forest:book`, `mlp`, ...) is trained by
 the same pipeline as `inv train` (locally), unless a recorded run of it with the
-same seed and data limits is still on disk (`<output_dir>/recorded/`), which is
-reused. For each: test accuracy, training seconds, model size, the median
-latency of one image in this process and through the model server (Seldon
-protocol, loopback, server in a thread of this process), and the three mistakes
-it makes most.
+same seed, data limits and data (training and test digits by digest) is still on
+disk (`<output_dir>/recorded/`), which is reused. For each: test accuracy,
+training seconds, model size, the median latency of one image in this process and
+through the model server (Seldon protocol, loopback, server in a thread of this
+process), and the three mistakes it makes most. Each row says which test set it
+was scored on; rows scored on different test sets go into separate tables.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class Contender:
         confusions: the three mistakes it makes most: (true digit, answered digit, count).
         model_path: the model directory.
         reused: True when a recorded run was reused instead of training again.
+        test_size: how many test images it was scored on.
+        test_digest: the digest of the test set it was scored on (before the limit).
+        data_source: where its data came from, for a person to read.
+        data_is_subset: True when trained and scored on the 5,000-digit offline subset.
     """
 
     model: str
@@ -61,11 +66,28 @@ class Contender:
     confusions: tuple[tuple[int, int, int], ...]
     model_path: str
     reused: bool
+    test_size: int
+    test_digest: str
+    data_source: str
+    data_is_subset: bool
 
     @property
     def label(self) -> str:
         """`model/preset`, as the table and chart name it."""
         return f"{self.model}/{self.preset}"
+
+    @property
+    def test_set(self) -> str:
+        """The test set in a few words: its size, whether the subset, its digest's start."""
+        kind = " offline-subset" if self.data_is_subset else ""
+        return f"{self.test_size:,}{kind} test images, sha256 {self.test_digest[:8] or '?'}"
+
+    @property
+    def scored_on(self) -> str:
+        """The test set in full: `test_set` and where the data came from."""
+        if self.data_is_subset:
+            return f"{self.test_set}: the 5,000-digit offline subset, not full MNIST"
+        return f"{self.test_set}: {self.data_source}"
 
 
 @dataclass(frozen=True)
@@ -74,35 +96,49 @@ class Comparison:
 
     rows: tuple[Contender, ...]
     chart: str
-    test_size: int
     load_average: tuple[float, float, float]
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: rows as dicts (confusions as lists), chart path, load average."""
         return asdict(self)
 
-    def table(self) -> str:
-        """The rows as a Markdown table (people read it as text too)."""
-        lines = [
-            "| model | preset | test accuracy | training s | size MB | in-process ms "
-            "| served ms | confuses most (true→answered ×count) |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
+    def test_sets(self) -> dict[str, list[Contender]]:
+        """The rows by the test set they were scored on (`scored_on`), in order of first row."""
+        groups: dict[str, list[Contender]] = {}
         for row in self.rows:
-            confused = ", ".join(f"{t}→{p} ×{n}" for t, p, n in row.confusions) or "nothing"
-            lines.append(
-                f"| {row.model} | {row.preset} | {row.accuracy:.2%} | {row.train_seconds:.1f} "
-                f"| {row.model_bytes / 1e6:.1f} | {row.in_process_ms:.3f} | {row.served_ms:.3f} "
-                f"| {confused} |"
-            )
-        return "\n".join(lines)
+            groups.setdefault(row.scored_on, []).append(row)
+        return groups
+
+    def table(self) -> str:
+        """One Markdown table per test set, each headed by it (people read them as text too)."""
+        tables = []
+        for scored_on, rows in self.test_sets().items():
+            lines = [
+                f"scored on {scored_on}",
+                "",
+                "| model | preset | test set | test accuracy | training s | size MB "
+                "| in-process ms | served ms | confuses most (true→answered ×count) |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+            for row in rows:
+                confused = ", ".join(f"{t}→{p} ×{n}" for t, p, n in row.confusions) or "nothing"
+                lines.append(
+                    f"| {row.model} | {row.preset} | {row.test_set} | {row.accuracy:.2%} "
+                    f"| {row.train_seconds:.1f} | {row.model_bytes / 1e6:.1f} "
+                    f"| {row.in_process_ms:.3f} | {row.served_ms:.3f} | {confused} |"
+                )
+            tables.append("\n".join(lines))
+        return "\n\n".join(tables)
 
     def describe(self) -> str:
-        """The table, where the chart is, and the load it was measured under."""
+        """The tables, where the chart is, and the load it was measured under."""
         one, five, fifteen = self.load_average
+        apart = ""
+        if len(self.test_sets()) > 1:
+            apart = "Accuracies on different test sets do not compare. "
         return (
             f"{self.table()}\n\n"
-            f"{self.test_size:,} test images; latencies are medians for one image. "
+            f"{apart}Latencies are medians for one image. "
             f"Load average {one:.2f} {five:.2f} {fifteen:.2f} (2 busy cores slow every figure).\n"
             f"chart: {self.chart}"
         )
@@ -178,7 +214,8 @@ def compare_models(
     latest = settings.output_dir / LATEST_FILE
     kept = latest.read_bytes() if latest.is_file() else None
     rows: list[Contender] = []
-    test_size = 0
+    recorded = any(recorded_run_path(settings, *pair).is_file() for pair in models)
+    digests = _data_digests(settings) if recorded and not retrain else None
     try:
         for model, preset in models:
             options = RunOptions(
@@ -188,7 +225,7 @@ def compare_models(
                 train_limit=train_limit,
                 test_limit=test_limit,
             )
-            summary = None if retrain else reusable_run(settings, options)
+            summary = None if digests is None else reusable_run(settings, options, digests)
             reused = summary is not None
             if summary is None:
                 log.info("training %s/%s for the comparison", model, preset)
@@ -196,7 +233,6 @@ def compare_models(
             else:
                 log.info("reusing the recorded %s/%s run in %s", model, preset, summary.model_path)
             rows.append(_measure(settings, summary, reused=reused))
-            test_size = summary.test_size
     finally:
         if kept is not None:
             latest.write_bytes(kept)
@@ -204,15 +240,23 @@ def compare_models(
     comparison = Comparison(
         rows=tuple(rows),
         chart=str(chart_path),
-        test_size=test_size,
         load_average=(round(one, 2), round(five, 2), round(fifteen, 2)),
     )
     save_comparison_png(comparison, Path(comparison.chart))
     return comparison
 
 
-def reusable_run(settings: Settings, options: RunOptions) -> RunSummary | None:
-    """The recorded run of this model and preset, if made with these options and intact."""
+def reusable_run(
+    settings: Settings, options: RunOptions, digests: tuple[str, str]
+) -> RunSummary | None:
+    """The recorded run of this model and preset, if made with these options and data, intact.
+
+    Args:
+        settings: where the records are (`output_dir`).
+        options: the run's model, preset, seed and limits.
+        digests: the training and test data's digests (`data_digest`) a run would use now;
+            a record without them, or with others, was made on other data.
+    """
     path = recorded_run_path(settings, options.model, options.preset)
     try:
         record = json.loads(path.read_text())
@@ -221,9 +265,18 @@ def reusable_run(settings: Settings, options: RunOptions) -> RunSummary | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     files = (summary.model_path, summary.metrics_path, summary.dataset_path)
+    same = same and (summary.train_digest, summary.test_digest) == digests
     if not same or not all(Path(f).exists() for f in files):
         return None
     return summary
+
+
+def _data_digests(settings: Settings) -> tuple[str, str]:
+    """The digests of the training and test data a run would load now (as the step would)."""
+    from hello_kubeflow.data.mnist import data_digest, load_mnist
+
+    data = load_mnist(settings)
+    return data_digest(data.x_train, data.y_train), data_digest(data.x_test, data.y_test)
 
 
 def _measure(settings: Settings, summary: RunSummary, *, reused: bool) -> Contender:
@@ -252,6 +305,10 @@ def _measure(settings: Settings, summary: RunSummary, *, reused: bool) -> Conten
         confusions=tuple((int(t), int(p), int(n)) for t, p, n in confusions),
         model_path=summary.model_path,
         reused=reused,
+        test_size=summary.test_size,
+        test_digest=summary.test_digest,
+        data_source=summary.data_source,
+        data_is_subset=summary.data_is_subset,
     )
 
 
@@ -313,7 +370,7 @@ def save_comparison_png(comparison: Comparison, path: Path) -> Path:
     from matplotlib.figure import Figure
 
     rows = comparison.rows
-    labels = [row.label for row in rows]
+    labels = [f"{row.label}\n{row.test_set}" for row in rows]
     panels = [
         ("test accuracy % (higher is better)", [100 * r.accuracy for r in rows], "{:.2f}"),
         ("training seconds", [r.train_seconds for r in rows], "{:.1f}"),
@@ -322,7 +379,7 @@ def save_comparison_png(comparison: Comparison, path: Path) -> Path:
         ("one image served, ms (p50)", [r.served_ms for r in rows], "{:.3f}"),
     ]
     colours = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"]
-    figure = Figure(figsize=(13, 2.2 + 0.45 * len(rows)), dpi=110, layout="constrained")
+    figure = Figure(figsize=(13, 2.6 + 0.6 * len(rows)), dpi=110, layout="constrained")
     FigureCanvasAgg(figure)
     axes_row = figure.subplots(1, len(panels), sharey=True)
     positions = np.arange(len(rows))
@@ -343,9 +400,9 @@ def save_comparison_png(comparison: Comparison, path: Path) -> Path:
         for r in rows
     )
     one, five, fifteen = comparison.load_average
+    scored = "\n".join(f"scored on {test_set}" for test_set in comparison.test_sets())
     figure.suptitle(
-        f"MNIST models on {comparison.test_size:,} test images "
-        f"(load average {one:.1f} {five:.1f} {fifteen:.1f})\n{confused}",
+        f"MNIST models (load average {one:.1f} {five:.1f} {fifteen:.1f})\n{scored}\n{confused}",
         fontsize=9,
     )
     path.parent.mkdir(parents=True, exist_ok=True)

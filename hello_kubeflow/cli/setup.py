@@ -107,7 +107,15 @@ def local_setup(settings: Settings, *, dry_run: bool = False) -> SetupReport:
         lines.append(f"[--]   MNIST: would {action} the four IDX files in {where}")
         return SetupReport("local", tuple(lines), "inv setup (without --dry-run)")
     log.info("making MNIST ready in %s", where)
-    lines.append(f"[ok]   MNIST: {ensure_mnist(settings)}")
+    ready, is_subset = ensure_mnist(settings)
+    if is_subset:
+        lines.append(
+            f"[warn] MNIST: only the 5,000-digit offline subset, not full MNIST ({ready}); "
+            "accuracy on it is not comparable. Set MNIST_DIR to a folder of the four MNIST "
+            "files, or run `inv setup` again online"
+        )
+    else:
+        lines.append(f"[ok]   MNIST: {ready}")
     return SetupReport(
         "local", tuple(lines), "inv train (then inv serve and inv query; or inv demo)"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import zipfile
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ __all__ = [
     "SUBSET_SOURCE",
     "MnistData",
     "MnistTestImages",
+    "data_digest",
     "ensure_mnist",
     "load_mnist",
     "load_test_images",
@@ -93,6 +95,19 @@ class MnistData:
     def describe(self) -> str:
         """One line: how many train and test images, and from where."""
         return f"{len(self.y_train):,} train / {len(self.y_test):,} test images from {self.source}"
+
+
+def data_digest(images: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64]) -> str:
+    """SHA-256 of images and their labels as decoded: the same digits give the same digest.
+
+    It names a data set whatever file it came from (gzip or not, MNIST_DIR, the cache
+    or the offline subset), so runs on different data are never taken for each other.
+    """
+    digest = hashlib.sha256()
+    for array in (images, labels):
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -203,7 +218,7 @@ def mnist_files(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> list[P
     return [found.paths[name] for name in FILE_NAMES]
 
 
-def ensure_mnist(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> str:
+def ensure_mnist(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> tuple[str, bool]:
     """Make MNIST ready to train on (verify MNIST_DIR, or fill the cache) and say which.
 
     Args:
@@ -211,7 +226,8 @@ def ensure_mnist(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> str:
         retry: as for `load_mnist`.
 
     Returns:
-        One line for a person: how many images, from where, whether verified.
+        One line for a person (how many images, from where, whether verified), and
+        whether it is the offline subset instead of MNIST.
 
     Raises:
         DataFileError: MNIST_DIR lacks a file, or one is truncated, corrupt or wrong.
@@ -219,8 +235,8 @@ def ensure_mnist(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> str:
     """
     data = load_mnist(settings, retry=retry)
     if data.is_subset:
-        return f"{data.describe()}: no MNIST files here and no mirror reachable"
-    return f"{data.describe()}, SHA-256 verified"
+        return f"{data.describe()}: no MNIST files here and no mirror reachable", True
+    return f"{data.describe()}, SHA-256 verified", False
 
 
 # ---- MNIST_DIR and the cache

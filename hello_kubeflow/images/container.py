@@ -79,12 +79,11 @@ def server_container(
     chosen = image or pipeline_image(settings)
     host_port = settings.serve_port if port is None else port
 
-    def start(client: docker.DockerClient, image: str) -> Any:
-        return client.containers.run(
+    def create(client: docker.DockerClient, image: str) -> Any:
+        return client.containers.create(
             image,
             # The server's own command, not the notebook image's init and Jupyter.
             entrypoint=list(SERVER_COMMAND),
-            detach=True,
             volumes={str(source): {"bind": CONTAINER_MODEL_DIR, "mode": "ro"}},
             ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", host_port or None)},
             environment={
@@ -98,7 +97,7 @@ def server_container(
             labels={LABEL: "model-server"},
         )
 
-    with running_container(settings, chosen, WHAT, host_port, start) as container:
+    with running_container(settings, chosen, WHAT, host_port, create) as container:
         server = ServerContainer(published_url(container, CONTAINER_PORT, WHAT), chosen, container)
         wait_until_answers(container, server.url + HEALTH_PATH, WHAT)
         yield server

@@ -59,41 +59,45 @@ def ensure_image(client: docker.DockerClient, image: str) -> None:
 
 @contextmanager
 def running_container(
-    settings: Settings, image: str, what: str, port: int, start: Callable[..., Any]
+    settings: Settings, image: str, what: str, port: int, create: Callable[..., Any]
 ) -> Iterator[Any]:
-    """A container started by `start(client, image)`, stopped and removed after the block.
+    """A container made by `create(client, image)` and started, then stopped and removed.
+
+    The container is removed however its start ends: one Docker could create but
+    not start (a port taken) would otherwise stay behind in "Created" state.
 
     Args:
         settings: `docker_timeout`.
         image: pulled first when the engine lacks it.
         what: names it in messages, e.g. "model server".
         port: the host port asked for (named in the error when it is taken).
-        start: starts the container (`client.containers.run(..., detach=True)`).
+        create: creates the container, not starting it (`client.containers.create(...)`).
 
     Raises:
         DockerUnavailableError: no engine is reachable.
         ImageError: the image is neither here nor pullable.
-        ServingError: Docker refused to start it.
+        ServingError: Docker refused to create or start it.
     """
     client = connect(settings)
+    container = None
     try:
         ensure_image(client, image)
         try:
-            container = start(client, image)
+            container = create(client, image)
+            container.start()
         except docker.errors.APIError as exc:
             raise ServingError(
                 f"Docker could not start the {what} from {image}: {exc.explanation or exc}"
                 f" (is port {port} on 127.0.0.1 free? choose another with --port)"
             ) from None
         log.info("%s container %s (%s) starting", what, container.short_id, image)
-        try:
-            yield container
-        finally:
+        yield container
+    finally:
+        if container is not None:
             with suppress(docker.errors.APIError):
                 container.stop(timeout=STOP_TIMEOUT)
             with suppress(docker.errors.APIError):
                 container.remove(force=True)
-    finally:
         client.close()
 
 

@@ -43,6 +43,10 @@ ONNX_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
 LATEST_FILE = "latest.json"
 """In the output folder: which model directory the last `inv train` made."""
+EVALUATION_FILE = "evaluation.json"
+"""In a run's report: the evaluate step's figures (a run without it did not finish)."""
+RECORDED_DIR = "recorded"
+"""In the output folder: the last local run of each model and preset (`inv compare` reuses it)."""
 FORMAT = "hello-kubeflow-model"
 FORMAT_VERSION = 1
 MODEL_KINDS = ("forest", "mlp")

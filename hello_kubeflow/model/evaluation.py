@@ -14,6 +14,7 @@ from hello_kubeflow.errors import DataError
 from hello_kubeflow.model.artifact import CLASS_NAMES, N_CLASSES
 
 DIGITS = tuple(range(N_CLASSES))
+_DATA_CHARS = 96  # of the data's name, what fits under the confusion matrix's title
 
 
 class ProbabilityModel(Protocol):
@@ -145,7 +146,7 @@ def evaluation_of(truth: npt.ArrayLike, predicted: npt.ArrayLike) -> Evaluation:
     )
 
 
-def save_confusion_png(evaluation: Evaluation, path: Path | str) -> Path:
+def save_confusion_png(evaluation: Evaluation, path: Path | str, *, scored_on: str = "") -> Path:
     """Draw the confusion matrix as a PNG a person can read.
 
     Right answers (the diagonal) are shaded green by recall; mistakes are
@@ -157,11 +158,14 @@ def save_confusion_png(evaluation: Evaluation, path: Path | str) -> Path:
     Args:
         evaluation: what `evaluate` returned.
         path: where the PNG goes (parent directories are created).
+        scored_on: which data the test images came from, drawn under the title and
+            kept whole in the PNG's `Title` text (a long one is shortened in the picture).
 
     Returns:
         The PNG's path.
     """
     from PIL import Image, ImageDraw, ImageFont
+    from PIL.PngImagePlugin import PngInfo
 
     matrix = np.array(evaluation.confusion_matrix, dtype=np.int64)
     diagonal = np.eye(N_CLASSES, dtype=bool)
@@ -176,16 +180,16 @@ def save_confusion_png(evaluation: Evaluation, path: Path | str) -> Path:
     label = ImageFont.load_default(size=15)
     small = ImageFont.load_default(size=13)
 
-    draw.text(
-        (left + side / 2, 14),
+    heading = (
         f"Confusion matrix: accuracy {evaluation.accuracy:.2%} on "
-        f"{evaluation.test_size:,} test images",
-        font=title,
-        fill="black",
-        anchor="mt",
+        f"{evaluation.test_size:,} test images"
     )
+    draw.text((left + side / 2, 10), heading, font=title, fill="black", anchor="mt")
+    if scored_on:
+        shown = scored_on if len(scored_on) <= _DATA_CHARS else scored_on[: _DATA_CHARS - 1] + "…"
+        draw.text((left + side / 2, 34), f"from {shown}", font=small, fill="black", anchor="mt")
     draw.text(
-        (left + side / 2, 40),
+        (left + side / 2, 56),
         "green: right answers (shade = recall); red: mistakes (shade = count)",
         font=small,
         fill=(70, 70, 70),
@@ -220,7 +224,9 @@ def save_confusion_png(evaluation: Evaluation, path: Path | str) -> Path:
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    image.save(out, format="PNG")
+    text = PngInfo()
+    text.add_text("Title", f"{heading} from {scored_on}" if scored_on else heading)
+    image.save(out, format="PNG", pnginfo=text)
     return out
 
 

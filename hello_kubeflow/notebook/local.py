@@ -103,11 +103,10 @@ def notebook_container(
     token = secrets.token_hex(24)
     mounted = workdir.expanduser().resolve()
 
-    def start(client: docker.DockerClient, image: str) -> Any:
-        return client.containers.run(
+    def create(client: docker.DockerClient, image: str) -> Any:
+        return client.containers.create(
             image,
             entrypoint=["sh", "-c", _START],
-            detach=True,
             # The caller's own uid: what Jupyter writes into the checkout is theirs.
             user=f"{os.getuid()}:{os.getgid()}",
             working_dir=WORKDIR,
@@ -123,7 +122,7 @@ def notebook_container(
             labels={LABEL: "notebook-server"},
         )
 
-    with running_container(settings, chosen, WHAT, host_port, start) as container:
+    with running_container(settings, chosen, WHAT, host_port, create) as container:
         url = published_url(container, JUPYTER_PORT, WHAT) + "/"
         server = LocalNotebook(url, token, chosen, container)
         headers = {"Authorization": f"token {token}"}

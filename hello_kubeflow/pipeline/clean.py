@@ -1,10 +1,13 @@
 """`inv clean`: remove old local runs and their logs, keeping what is still in use.
 
 Every local run leaves a folder under `<output_dir>/runs` (dataset, model,
-report) and a log under `<output_dir>/logs`. Cleaning keeps the newest N runs,
-the run whose model `latest.json` names (what `inv serve` loads), and every
-record (`latest.json`, `image.json`); everything else under those two folders
-that a run made goes.
+report) and a log under `<output_dir>/logs`. Cleaning never removes a run or log
+that a record names: `latest.json` (what `inv serve` loads), any other record
+beside it (`image.json`, ...) and `inv compare`'s records (`recorded/*.json`).
+Of the other runs, the newest N completed ones stay (a completed run has its
+evaluation report); a failed run's leftovers (no report) go first and never
+count towards N. The newest run, when it has no report yet and changed within
+the hour, may still be running: it stays. The records themselves always stay.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hello_kubeflow.errors import SettingsError
-from hello_kubeflow.model.artifact import LATEST_FILE
+from hello_kubeflow.model.artifact import EVALUATION_FILE, RECORDED_DIR
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,6 +30,7 @@ DEFAULT_KEEP = 3
 RUNS_DIR = "runs"
 LOGS_DIR = "logs"
 LOG_GLOB = "train-*.log"
+MAYBE_RUNNING_SECONDS = 3600  # the newest run without a report, younger than this, stays
 
 
 @dataclass(frozen=True)
@@ -36,11 +41,13 @@ class CleanResult:
     kept: tuple[Path, ...]
     freed_bytes: int
     dry_run: bool
+    failed: tuple[Path, ...] = ()  # the removed runs that never finished (no report)
 
     def as_dict(self) -> dict[str, Any]:
         """The result as JSON-ready values."""
         return {
             "removed": [str(p) for p in self.removed],
+            "failed": [str(p) for p in self.failed],
             "kept": [str(p) for p in self.kept],
             "freed_bytes": self.freed_bytes,
             "dry_run": self.dry_run,
@@ -49,7 +56,10 @@ class CleanResult:
     def describe(self) -> str:
         """The result as a person reads it."""
         verb = "would remove" if self.dry_run else "removed"
-        lines = [f"{verb} {p}" for p in self.removed]
+        lines = [
+            f"{verb} {p}" + (" (a failed run's leftovers)" if p in self.failed else "")
+            for p in self.removed
+        ]
         megabytes = self.freed_bytes / 1e6
         if self.removed:
             freed = "would free" if self.dry_run else "freed"
@@ -62,12 +72,15 @@ class CleanResult:
 def clean_outputs(
     settings: Settings, *, keep: int = DEFAULT_KEEP, dry_run: bool = False
 ) -> CleanResult:
-    """Remove all but the newest `keep` runs and logs, never the latest model's run.
+    """Remove failed runs and all but the newest `keep` completed runs and logs.
+
+    A run or log that a record names (`latest.json`, `image.json`, `recorded/*.json`)
+    is never removed.
 
     Args:
         settings: `output_dir` says where the runs are.
-        keep: how many of the newest runs (and logs) to keep, besides the one
-            `latest.json` names.
+        keep: how many of the newest completed runs (and logs) to keep, besides
+            those a record names.
         dry_run: only list what would be removed.
 
     Returns:
@@ -83,10 +96,19 @@ def clean_outputs(
     runs = _newest_first(
         [p for p in _children(output / RUNS_DIR) if p.is_dir() and not p.name.startswith("_")]
     )
+    completed = [p for p in runs if _completed(p)]
+    running = runs[:1] if runs and runs[0] not in completed and _recent(runs[0]) else []
+    unfinished = [p for p in runs if p not in completed]
+    failed = [p for p in unfinished if p not in running and not _holds(p, in_use)]
     logs = _newest_first([p for p in _children(output / LOGS_DIR) if p.match(LOG_GLOB)])
-    kept_runs = [p for i, p in enumerate(runs) if i < keep or _holds(p, in_use)]
-    kept_logs = [p for i, p in enumerate(logs) if i < keep or p.resolve() in in_use]
-    doomed = [p for p in runs if p not in kept_runs] + [p for p in logs if p not in kept_logs]
+    kept_runs = [p for i, p in enumerate(completed) if i < keep or _holds(p, in_use)]
+    kept_runs += [p for p in unfinished if p not in failed]
+    # The newest log may be the running run's.
+    kept_logs = [
+        p for i, p in enumerate(logs) if i < max(keep, len(running)) or p.resolve() in in_use
+    ]
+    doomed = failed + [p for p in completed if p not in kept_runs]
+    doomed += [p for p in logs if p not in kept_logs]
     freed = sum(_size(p) for p in doomed)
     if not dry_run:
         for path in doomed:
@@ -95,22 +117,37 @@ def clean_outputs(
             else:
                 path.unlink(missing_ok=True)
             log.info("removed %s", path)
-    return CleanResult(tuple(doomed), tuple(kept_runs), freed, dry_run)
+    return CleanResult(tuple(doomed), tuple(kept_runs), freed, dry_run, tuple(failed))
 
 
 def _in_use(output: Path) -> set[Path]:
-    """The model and log `latest.json` names (resolved), if it names any."""
-    try:
-        record = json.loads((output / LATEST_FILE).read_text())
-    except (OSError, ValueError):
-        return set()
-    if not isinstance(record, dict):
-        return set()
-    return {
-        Path(str(record[key])).resolve()
-        for key in ("model_path", "log_path")
-        if isinstance(record.get(key), str) and record[key]
-    }
+    """Every path a record names (resolved): `*.json` beside the runs and in `recorded/`."""
+    named: set[Path] = set()
+    for record in [*output.glob("*.json"), *(output / RECORDED_DIR).glob("*.json")]:
+        try:
+            values = [json.loads(record.read_text())]
+        except (OSError, ValueError):
+            continue
+        while values:
+            value = values.pop()
+            if isinstance(value, dict):
+                values.extend(value.values())
+            elif isinstance(value, list):
+                values.extend(value)
+            elif isinstance(value, str) and value and Path(value).is_absolute():
+                named.add(Path(value).resolve())
+    return named
+
+
+def _recent(run: Path) -> bool:
+    """The run folder or one of its steps' folders changed within `MAYBE_RUNNING_SECONDS`."""
+    newest = max(p.stat().st_mtime for p in [run, *_children(run)])
+    return time.time() - newest < MAYBE_RUNNING_SECONDS
+
+
+def _completed(run: Path) -> bool:
+    """A run finished when its evaluate step wrote the report (a failed one stops before)."""
+    return next(run.rglob(EVALUATION_FILE), None) is not None
 
 
 def _holds(run: Path, paths: set[Path]) -> bool:

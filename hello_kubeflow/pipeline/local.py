@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hello_kubeflow.errors import PipelineError, SettingsError
-from hello_kubeflow.model.artifact import LATEST_FILE
+from hello_kubeflow.model.artifact import EVALUATION_FILE, LATEST_FILE, RECORDED_DIR
 from hello_kubeflow.pipeline.definition import make_pipeline
 from hello_kubeflow.pipeline.runlog import captured_progress, step_failure
 from hello_kubeflow.settings import MODEL_PRESETS, Settings
@@ -28,7 +28,6 @@ from hello_kubeflow.settings import MODEL_PRESETS, Settings
 log = logging.getLogger(__name__)
 
 RUNNERS = ("subprocess", "docker")
-RECORDED_DIR = "recorded"
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,8 @@ class RunSummary:
     model: str = "forest"
     seed: int = 42
     train_seconds: float = 0.0
+    train_digest: str = ""
+    test_digest: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-serialisable dict."""
@@ -271,7 +272,7 @@ def _record(
     seconds: float,
     log_path: Path,
 ) -> RunSummary:
-    from hello_kubeflow.pipeline.steps import CONFUSION_PNG, EVALUATION_FILE
+    from hello_kubeflow.pipeline.steps import CONFUSION_PNG, read_dataset_info
 
     # kfp.local hands back a finished task whose `outputs` hold the pipeline's artifacts.
     try:
@@ -282,6 +283,7 @@ def _record(
         raise PipelineError("the pipeline finished but returned no model") from None
     metadata = json.loads((model_dir / "metadata.json").read_text())
     evaluation = json.loads((report_dir / EVALUATION_FILE).read_text())
+    data = read_dataset_info(dataset)
     summary = RunSummary(
         accuracy=float(evaluation["accuracy"]),
         model_path=str(model_dir),
@@ -300,6 +302,8 @@ def _record(
         model=str(metadata.get("model", "forest")),
         seed=options.seed,
         train_seconds=float(metadata.get("train_seconds") or 0.0),
+        train_digest=str(data.get("train_digest", "")),
+        test_digest=str(data.get("test_digest", "")),
     )
     text = json.dumps(summary.as_dict(), indent=2) + "\n"
     (settings.output_dir / LATEST_FILE).write_text(text)

@@ -22,13 +22,19 @@ from typing import Any
 
 import numpy as np
 
-from hello_kubeflow.data.mnist import MnistData, MnistTestImages, load_mnist, scale_pixels
+from hello_kubeflow.data.mnist import (
+    MnistData,
+    MnistTestImages,
+    data_digest,
+    load_mnist,
+    scale_pixels,
+)
 from hello_kubeflow.errors import DataFileError
+from hello_kubeflow.model.artifact import EVALUATION_FILE
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-EVALUATION_FILE = "evaluation.json"
 CONFUSION_PNG = "confusion_matrix.png"
 # zlib level 1: full MNIST 55 MB -> 13 MB in about half a second; higher levels save
 # under 1.5 MB more and take two to five times as long (docs/benchmarks.md).
@@ -57,7 +63,8 @@ def load_data_step(
         test_limit: keep only the first N test images (0: all).
 
     Returns:
-        Metadata for the artifact: source, sizes, whether it is the subset.
+        Metadata for the artifact: source, sizes, whether it is the subset, and the
+        digests of the training and test data as loaded (before the limits).
     """
     given = {"mnist_dir": mnist_dir, "mnist_mirrors": mnist_mirrors, "cache_dir": cache_dir}
     # Checked like the environment: a malformed parameter is a SettingsError.
@@ -72,6 +79,8 @@ def load_data_step(
         "is_subset": data.is_subset,
         "train_size": len(y_train),
         "test_size": len(y_test),
+        "train_digest": data_digest(data.x_train, data.y_train),
+        "test_digest": data_digest(data.x_test, data.y_test),
     }
     arrays = {
         "x_train": x_train,
@@ -113,6 +122,16 @@ def read_test_images(dataset_path: str) -> MnistTestImages:
             source=str(info["source"]),
             is_subset=bool(info["is_subset"]),
         )
+
+
+def read_dataset_info(dataset_path: str) -> dict[str, Any]:
+    """The `info` record of a dataset artifact (source, sizes, digests), without its arrays.
+
+    Raises:
+        DataFileError: if the file is missing or is not such a dataset.
+    """
+    with _dataset(dataset_path) as (_, info):
+        return info
 
 
 def read_dataset(dataset_path: str) -> MnistData:
@@ -204,6 +223,7 @@ def evaluate_step(dataset_path: str, model_path: str, report_path: str) -> dict[
     from hello_kubeflow.model.train import evaluate, load_model, save_confusion_png
 
     data = read_test_images(dataset_path)
+    digest = str(read_dataset_info(dataset_path).get("test_digest", ""))[:8]
     loaded = load_model(Path(model_path))
     # Score what will be served: the fast form (identical digits to scikit-learn, tested).
     pixels = scale_pixels(data.x)
@@ -221,7 +241,8 @@ def evaluate_step(dataset_path: str, model_path: str, report_path: str) -> dict[
     report = Path(report_path)
     report.mkdir(parents=True, exist_ok=True)
     (report / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n")
-    save_confusion_png(evaluation, report / CONFUSION_PNG)
+    source = "the 5,000-digit offline subset, not full MNIST" if data.is_subset else data.source
+    save_confusion_png(evaluation, report / CONFUSION_PNG, scored_on=f"{source} (sha256 {digest})")
     log.info("test accuracy %.4f on %d images", evaluation.accuracy, len(data.y))
     return result
 

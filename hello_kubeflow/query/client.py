@@ -39,6 +39,7 @@ from hello_kubeflow.query.answers import (
     seldon_payload,
     v2_payload,
 )
+from hello_kubeflow.query.likeness import mnist_likeness
 from hello_kubeflow.retry import (
     describe_failure,
     is_name_not_resolved,
@@ -63,7 +64,12 @@ LOCAL_HOSTS = frozenset({"localhost", "::1", "0.0.0.0"})
 
 @dataclass(frozen=True)
 class QueryResult:
-    """One image sent, the answer, and the sanity verdict."""
+    """One image sent, the answer, the sanity verdict, and whether the image looks like a digit.
+
+    `sanity` is about the answer's form (ten probabilities naming a digit);
+    `input_note` about the question: an input unlike an MNIST digit (noise, a
+    blob) gets an answer of the right form that may mean nothing.
+    """
 
     source: str
     label: int | None
@@ -75,9 +81,12 @@ class QueryResult:
     protocol: str
     index: int | None = None
     plot: str | None = None
+    input_like_mnist: bool = True
+    input_note: str = ""
+    correct: bool | None = None  # the prediction is the true label (None: no label known)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-able values: `prediction`, `probabilities`, `label`, `sanity`, ..."""
+        """JSON-able values: `prediction`, `probabilities`, `label`, `sanity`, `input_note`, ..."""
         return asdict(self)
 
     def describe(self) -> str:
@@ -86,14 +95,22 @@ class QueryResult:
         lines = [
             f"image:      {self.source}",
             f"true label: {self.label if self.label is not None else 'unknown (a drawn digit)'}",
-            f"prediction: {self.prediction}",
+            f"prediction: {self.prediction}{_verdict(self.correct, self.label)}",
             f"top 3:      {top}",
             f"sanity:     {self.sanity}",
+            f"input:      {self.input_note}",
             f"endpoint:   {self.url} ({self.protocol})",
         ]
         if self.plot:
             lines.append(f"plot:       {self.plot}")
         return "\n".join(lines)
+
+
+def _verdict(correct: bool | None, label: int | None) -> str:
+    """How the prediction line ends: right, or WRONG and the true label (nothing if unknown)."""
+    if correct is None:
+        return ""
+    return " (right)" if correct else f" (WRONG: the true label is {label})"
 
 
 @dataclass(frozen=True)
@@ -172,6 +189,7 @@ def query_digit(
     url = endpoint_url(settings, protocol)
     body = post_images(settings, url, batch, protocol, headers)
     [answer] = check_answer(body, protocol, rows=1, url=url)
+    likeness = mnist_likeness(pixels, answer.probabilities[answer.digit])
     plotted = None
     if plot:
         from hello_kubeflow.query.digits import save_prediction_plot
@@ -192,6 +210,9 @@ def query_digit(
         protocol=protocol,
         index=chosen,
         plot=plotted,
+        input_like_mnist=likeness.like_mnist,
+        input_note=likeness.note,
+        correct=None if label is None else answer.digit == label,
     )
 
 

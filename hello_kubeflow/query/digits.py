@@ -1,7 +1,9 @@
 """Digits as pictures: a PNG a person drew in, MNIST-like pixels out; and the query's plot.
 
 A drawing becomes an MNIST-like image the way MNIST itself was made: grayscale,
-light strokes on a dark background (inverted when drawn dark on light), cropped
+the paper flattened (grey paper or uneven light: each pixel is taken against the
+paper around it, not one colour for the whole picture), light strokes on a dark
+background (inverted when drawn dark on light), cropped
 to the strokes, strokes thinner than MNIST's pen widened (a fine pen on a large
 canvas would shrink to a faint trace), scaled so the longer side is 20 pixels
 (aspect kept), placed in a 28x28 frame with its centre of mass in the middle,
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +28,8 @@ _STROKE_FRACTION = 0.2  # pixels above 20% of the brightest count as strokes
 _WORK_SIDE = 5 * BOX  # stroke widths are measured and widened at most this many pixels
 _PEN = 2.5  # MNIST's strokes are about 2-3 pixels wide in the 20-pixel box
 _CENTRE = 14.0  # MNIST's centres of mass sit at pixel (14, 14) (measured on the test set)
+_PAPER_SIDE = 64  # the paper's brightness is estimated on a picture at most this big
+_PAPER_REACH = 5  # a stroke is at most 1/5 of the picture wide: the paper shows within that
 PLOT_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")
 
 
@@ -68,9 +73,12 @@ def to_mnist_pixels(
     from PIL import Image
 
     border = np.concatenate([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]])
-    background = float(np.median(border))
-    # Strokes become bright on dark, whichever way round they were drawn.
-    ink = gray - background if background < 128 else background - gray
+    dark_ground = float(np.median(border)) < 128
+    paper = _paper(gray, dark_ground)
+    # Strokes become bright on dark, whichever way round they were drawn. Dark ink on
+    # paper is taken as the share of the light it swallows, so a stroke in the shadow
+    # counts as much as one in full light.
+    ink = gray - paper if dark_ground else (paper - gray) * (255.0 / np.maximum(paper, 1.0))
     ink = np.clip(ink, 0.0, None)
     peak = float(ink.max())
     if peak < 1.0:
@@ -92,6 +100,51 @@ def to_mnist_pixels(
     top, left = _centred_offsets(small)
     frame[top : top + small.shape[0], left : left + small.shape[1]] = small
     result: npt.NDArray[np.uint8] = np.rint(frame).astype(np.uint8).reshape(SIDE * SIDE)
+    return result
+
+
+def _paper(gray: npt.NDArray[np.floating], dark_ground: bool) -> npt.NDArray[np.float32]:
+    """The paper's brightness under every pixel: uneven light and grey paper, strokes left out.
+
+    Strokes are removed by a morphological closing (the brightest value near each
+    pixel, then the darkest; the other way round for light ink on a dark ground),
+    reaching further than a stroke is wide, on a copy at most `_PAPER_SIDE` pixels on
+    a side (blocks reduced the same way). Light falls smoothly across a page, so a
+    quadratic surface fitted to that, away from the edges (where a closing cannot
+    see past the border), is the paper. A plain white or black ground comes out as
+    that colour, so such drawings are read as before.
+    """
+    height, width = gray.shape
+    block = max(1, -(-max(height, width) // _PAPER_SIDE))
+    padded = np.pad(gray, ((0, -height % block), (0, -width % block)), mode="edge")
+    blocks = padded.reshape(padded.shape[0] // block, block, padded.shape[1] // block, block)
+    over, back = (np.min, np.max) if dark_ground else (np.max, np.min)
+    small = over(blocks, axis=(1, 3))
+    half = max(small.shape) // (2 * _PAPER_REACH)
+    closed = _sliding(_sliding(small, half, over), half, back)
+    inner = closed[half : closed.shape[0] - half, half : closed.shape[1] - half]
+    if inner.size < 6:
+        inner, half = closed, 0
+    rows, cols = np.indices(inner.shape)
+    v = ((rows + half + 0.5) * block - 0.5) / height
+    u = ((cols + half + 0.5) * block - 0.5) / width
+    terms = np.stack([np.ones_like(v), u, v, u * u, u * v, v * v]).reshape(6, -1).T
+    w = [float(x) for x in np.linalg.lstsq(terms, inner.ravel(), rcond=None)[0]]
+    # Evaluated by rows and columns: two passes over the full-size picture, not six.
+    v = (np.arange(height, dtype=np.float32) / height)[:, None]
+    u = (np.arange(width, dtype=np.float32) / width)[None, :]
+    across, down = w[0] + w[1] * u + w[3] * u * u, w[2] * v + w[5] * v * v
+    paper: npt.NDArray[np.float32] = (across + down) + (w[4] * v) * u
+    return paper
+
+
+def _sliding(image: npt.NDArray[np.floating], half: int, rank: Any) -> npt.NDArray[np.floating]:
+    """`rank` (np.max or np.min) of each pixel's neighbourhood `half` pixels each way."""
+    if half < 1:
+        return image
+    padded = np.pad(image, half, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (2 * half + 1, 2 * half + 1))
+    result: npt.NDArray[np.floating] = rank(windows, axis=(2, 3))
     return result
 
 
