@@ -112,10 +112,7 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
                 return
             in_head, completed = self._in_head, self._completed
             self._chunk_bytes = len(data)
-            try:
-                super().data_received(data)
-            except _Refused:
-                return
+            super().data_received(data)
             if not self._in_head:
                 return
             if in_head and completed == self._completed:  # the whole chunk is head bytes
@@ -140,6 +137,8 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
                 > MAX_HEAD_BYTES
             ):
                 self._refuse_head()
+                # Stops the parser; uvicorn then calls send_400_response, which sees
+                # that the request is answered already.
                 raise _Refused
             super().on_headers_complete()
             if self.cycle is not None:
@@ -170,13 +169,14 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
                     400,
                     f"not a valid HTTP/1.1 request ({detail}): send a known method, lines "
                     "ending in CRLF, and either Content-Length or chunked Transfer-Encoding",
+                    getattr(self, "url", b""),
                 )
             )
 
         def shutdown(self) -> None:
             """The server is stopping: finish what has arrived, then close."""
             self._draining = True
-            if self._lingering is not None:
+            if self._lingering is not None or self.transport.is_closing():
                 return
             cycle = self.cycle
             idle = not self._arriving and (cycle is None or cycle.response_complete)
@@ -185,26 +185,35 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
                 return
             if cycle is not None and not cycle.response_complete:
                 cycle.keep_alive = False
-            self.loop.call_later(drain_seconds, self._refuse_if_arriving)
+            self.loop.call_later(drain_seconds, self._end_drain)
 
         def _bytes_waiting(self) -> bool:
             """True when the client's next request has reached the socket, unread."""
             sock = self.transport.get_extra_info("socket")
             if sock is None:
                 return False
-            count = fcntl.ioctl(sock.fileno(), termios.FIONREAD, struct.pack("i", 0))
+            try:
+                count = fcntl.ioctl(sock.fileno(), termios.FIONREAD, struct.pack("i", 0))
+            except OSError:
+                return False
             return bool(struct.unpack("i", count)[0])
 
-        def _refuse_if_arriving(self) -> None:
-            if self._arriving and self._lingering is None and not self.transport.is_closing():
-                self._refuse(
-                    _answer(
-                        503,
-                        f"the server is stopping and the request had not arrived within "
-                        f"{drain_seconds:g} s: send it again",
-                        self.url,
-                    )
+        def _end_drain(self) -> None:
+            """The drain is over: refuse a request still arriving, close an idle connection."""
+            if self._lingering is not None or self.transport.is_closing():
+                return
+            if not self._arriving:
+                if self.cycle is None or self.cycle.response_complete:
+                    self.transport.close()
+                return
+            self._refuse(
+                _answer(
+                    503,
+                    f"the server is stopping and the request had not arrived within "
+                    f"{drain_seconds:g} s: send it again",
+                    self.url,
                 )
+            )
 
         def _refuse_head(self) -> None:
             self._refuse(
@@ -213,6 +222,7 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
                     f"the request line and headers are over this server's limit of "
                     f"{MAX_HEAD_BYTES:,} bytes: send shorter headers (large cookies or "
                     "tokens are the usual cause)",
+                    getattr(self, "url", b""),
                 )
             )
 
@@ -237,7 +247,7 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
             self._lingering = LINGER_BYTES
             if self.transport.can_write_eof():
                 self.transport.write_eof()
-            self.transport.resume_reading()
+            self.flow.resume_reading()
             if self._deadline is None:
                 self._arm()
 
