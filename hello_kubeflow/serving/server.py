@@ -204,7 +204,8 @@ def running_server(
 def _config(app: Any, settings: Settings) -> uvicorn.Config:
     # log_config=None: our logging setup (stderr, INFO) applies; no access log, which
     # would cost more per request than validating the image. The protocol is
-    # uvicorn's httptools one with a deadline for each request to arrive.
+    # uvicorn's httptools one with the limits of `deadlines` (arrival deadline,
+    # header size, JSON refusals, lingering close, drain).
     return uvicorn.Config(
         app,
         http=deadline_protocol(settings.request_timeout, GRACEFUL_STOP_SECONDS),
