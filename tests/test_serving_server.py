@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from serving_support import call, free_port, make_tiny_model
 
 from hello_kubeflow.data.mnist import load_test_images
 from hello_kubeflow.errors import ModelError, ServingError
+from hello_kubeflow.serving import deadlines
+from hello_kubeflow.serving.deadlines import MAX_HEAD_BYTES
 from hello_kubeflow.serving.server import (
     RunningServer,
     bind_socket,
@@ -251,3 +254,232 @@ def test_keep_alive_requests_with_idle_time_between_them_are_not_cut_off(
             time.sleep(REQUEST_SECONDS * 0.7)
     finally:
         connection.close()
+
+
+# ---- the transport: every client gets a JSON answer it can read
+
+HUGE_BODY_BYTES = 53 * 1024 * 1024  # far over the 8 MiB default body limit
+
+
+@pytest.fixture(scope="module")
+def server(model_dir: Path) -> Iterator[RunningServer]:
+    with running_server(Settings(serve_port=0), model_dir) as running:
+        yield running
+
+
+def _head(answer: bytes) -> tuple[int, bytes, bytes]:
+    """The status, the header block (lower case) and the body of a raw answer."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), head.lower(), body
+
+
+def _assert_json_refusal(answer: bytes, status: int, says: str) -> None:
+    code, head, body = _head(answer)
+    assert code == status, answer[:200]
+    assert b"content-type: application/json" in head
+    assert b"connection: close" in head
+    assert says in json.loads(body)["status"]["info"]
+
+
+def test_headers_streaming_past_the_limit_get_431_before_they_end(server: RunningServer) -> None:
+    """A header that never ends is refused once it passes the limit, not buffered forever."""
+    sent, give_up = 0, 16 * MAX_HEAD_BYTES
+    with _connect(server) as sock:
+        sock.sendall(b"GET /health/ping HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        while sent < give_up and not select.select([sock], [], [], 0.005)[0]:
+            sock.sendall(b"a" * 4096)
+            sent += 4096
+        assert sent < give_up, "no answer while the header was still arriving"
+        _assert_json_refusal(_until_closed(sock), 431, f"limit of {MAX_HEAD_BYTES:,} bytes")
+    assert call(server.url + "/health/ping") == (200, "pong")
+
+
+def test_many_headers_sent_at_once_over_the_limit_get_431(server: RunningServer) -> None:
+    headers = "".join(f"X-Header-{i}: {'b' * 2000}\r\n" for i in range(40))  # ~80 KiB
+    with _connect(server) as sock:
+        sock.sendall(f"GET /health/ping HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+        _assert_json_refusal(_until_closed(sock), 431, "send shorter headers")
+
+
+def test_headers_as_large_as_envoy_forwards_are_served(server: RunningServer) -> None:
+    """60 KiB of headers (Envoy's own limit) pass: a request the gateway forwards is served."""
+    headers = {f"X-Header-{i}": "c" * 2000 for i in range(30)}
+    assert call(server.url + "/health/ping", headers=headers) == (200, "pong")
+
+
+@pytest.mark.parametrize(
+    ("sent", "says"),
+    [
+        (b"FOO /health/ping HTTP/1.1\r\nHost: x\r\n\r\n", "Invalid method"),
+        (
+            b"POST /api/v1.0/predictions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            b"\r\nzz\r\n",
+            "chunk size",
+        ),
+        (
+            b"POST /api/v1.0/predictions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+            "Content-Length",
+        ),
+        (b"GET /health/ping HTTP/1.1\nHost: x\n\n", "CRLF"),
+    ],
+    ids=["unknown method", "bad chunk size", "content-length with chunked", "LF-only lines"],
+)
+def test_a_request_that_is_not_valid_http_gets_a_json_400(
+    server: RunningServer, sent: bytes, says: str
+) -> None:
+    with _connect(server) as sock:
+        sock.sendall(sent)
+        answer = _until_closed(sock)
+    _assert_json_refusal(answer, 400, "not a valid HTTP/1.1 request")
+    assert says in json.loads(_head(answer)[2])["status"]["info"]
+
+
+def test_a_trailing_slash_is_a_404_that_never_echoes_the_host(server: RunningServer) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=SOCKET_SECONDS)
+    try:
+        connection.request(
+            "POST",
+            "/api/v1.0/predictions/",
+            body=b"{}",
+            headers={"Host": "evil.example", "Content-Type": "application/json"},
+        )
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    assert response.status == 404
+    assert response.getheader("location") is None
+    assert b"evil" not in body
+    assert "/api/v1.0/predictions/" in json.loads(body)["status"]["info"]
+
+
+def _chunks(total: int, size: int = 1024 * 1024) -> Iterator[bytes]:
+    for _ in range(total // size):
+        yield b" " * size
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_client_sending_its_whole_body_before_reading_still_reads_the_413(
+    server: RunningServer, chunked: bool
+) -> None:
+    """Python's http.client reads nothing until its body is sent: the server drains it first."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=SOCKET_SECONDS)
+    try:
+        if chunked:
+            connection.request(
+                "POST", "/api/v1.0/predictions", body=_chunks(HUGE_BODY_BYTES), encode_chunked=True
+            )
+        else:
+            connection.request("POST", "/api/v1.0/predictions", body=b" " * HUGE_BODY_BYTES)
+        response = connection.getresponse()
+        body = json.loads(response.read())
+    finally:
+        connection.close()
+    assert response.status == 413
+    assert "HK_MAX_BODY_BYTES" in body["status"]["info"]
+    assert call(server.url + "/health/ping") == (200, "pong")
+
+
+def test_what_is_drained_after_a_refusal_is_bounded(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past LINGER_BYTES the connection is closed, whatever the client still sends."""
+    monkeypatch.setattr(deadlines, "LINGER_BYTES", 1024 * 1024)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=SOCKET_SECONDS)
+    try:
+        with pytest.raises(OSError):
+            connection.request("POST", "/api/v1.0/predictions", body=b" " * HUGE_BODY_BYTES)
+            connection.getresponse().read()
+    finally:
+        connection.close()
+
+
+# ---- stopping: drain every arrived request, refuse new connections, 503 a late upload
+
+STATUS_REQUEST = b"GET /health/status HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def _read_answer(sock: socket.socket) -> http.client.HTTPResponse:
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    response.read()
+    return response
+
+
+def _server_processes(server: subprocess.Popen[str], workers: int) -> list[int]:
+    """The processes that accept connections: the server itself, or its workers."""
+    if workers == 1:
+        return [server.pid]
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text()
+    return [int(pid) for pid in children.split()]
+
+
+def _refused_within(port: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_answers_what_arrived_refuses_new_connections_and_503s_a_late_upload(
+    model_dir: Path, workers: int
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_inv(
+        "serve",
+        "--model",
+        str(model_dir),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        env=SERVE_ENV,
+    )
+    sockets: list[socket.socket] = []
+    frozen: list[int] = []
+    try:
+        _wait_until_up(url, server)
+        kept = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(8)]
+        sockets += kept
+        for sock in kept:
+            sock.sendall(STATUS_REQUEST)
+            assert _read_answer(sock).status == 200
+        upload = socket.create_connection(("127.0.0.1", port), timeout=20)
+        sockets.append(upload)
+        upload.sendall((HEAD + "Content-Length: 10000\r\n\r\n" + '{"data": {"nd').encode())
+        # Frozen, the server receives requests it has not read: on kept connections,
+        # and on new ones still queued in the listening socket.
+        frozen = _server_processes(server, workers)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        queued = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(4)]
+        sockets += queued
+        for sock in kept + queued:
+            sock.sendall(STATUS_REQUEST)
+        server.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+        for sock in kept + queued:
+            assert _read_answer(sock).status == 200
+        assert _refused_within(port, 2.0), "a new connection was not refused during the drain"
+        _assert_json_refusal(_until_closed(upload), 503, "the server is stopping")
+    finally:
+        for pid in frozen:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        for sock in sockets:
+            sock.close()
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+    assert server.returncode == 0, stderr

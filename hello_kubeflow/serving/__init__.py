@@ -9,7 +9,8 @@ Modules, each small and by concern:
 - `responses`: encode answers and error bodies (orjson).
 - `app`: the Starlette application and its routes.
 - `openapi`: the OpenAPI 3 description served at `/openapi.json`.
-- `deadlines`: uvicorn's protocol with a deadline for each request to arrive (slow clients).
+- `deadlines`: uvicorn's protocol with a deadline for each request to arrive (slow clients),
+  a header size limit, JSON refusals every client can read, and a draining stop.
 - `server`: run the app under uvicorn (`run_server`), or in a thread (`running_server`).
 - `seldon_model`: `MnistClassifier`, the same model for `seldon-core-microservice`.
 

@@ -220,7 +220,11 @@ def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) ->
         Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
         Route("/openapi.json", _fixed(service.openapi)),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    # A path with a trailing slash is a 404: Starlette's redirect to the other
+    # spelling would build its Location from the client's Host header.
+    app.router.redirect_slashes = False
+    return app
 
 
 def _json(content: bytes, status: int = 200) -> Response:

@@ -2,15 +2,20 @@
 
 `run_server` is what `inv serve` calls: it loads the model (a missing or broken
 artifact is a clear `ModelError` before anything listens), binds the socket (a
-busy port is a clear `ServingError`), and serves until Ctrl-C or SIGTERM, letting
-in-flight requests finish. With several workers, each is a spawned process that
-loads its own copy of the model and accepts on the shared socket.
+busy port is a clear `ServingError`), and serves until Ctrl-C or SIGTERM. Stopping
+drains: the connections already waiting are accepted, the socket is closed (new
+connections are refused at once), every request that has arrived is answered, and
+a body still arriving after `GRACEFUL_STOP_SECONDS` gets a 503 (`deadlines`). With
+several workers, each is a spawned process that loads its own copy of the model
+and accepts on the shared socket, which the parent closes as it stops them.
 `running_server` serves in a background thread, for `inv demo` and tests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import functools
 import logging
 import multiprocessing
 import signal
@@ -35,10 +40,12 @@ from hello_kubeflow.settings import Settings
 log = logging.getLogger(__name__)
 
 GRACEFUL_STOP_SECONDS = 5
-"""In-flight requests get this long to finish after Ctrl-C or SIGTERM."""
+"""Requests still arriving get this long after Ctrl-C or SIGTERM, then a 503."""
+CANCEL_AFTER_SECONDS = GRACEFUL_STOP_SECONDS + 1
+"""Answers still being computed then are cancelled (uvicorn's plain 500) this long after."""
 STARTUP_TIMEOUT_SECONDS = 30.0
 """How long `running_server` waits for the server thread to listen."""
-WORKER_STOP_SECONDS = GRACEFUL_STOP_SECONDS + 5.0
+WORKER_STOP_SECONDS = CANCEL_AFTER_SECONDS + 5.0
 BACKLOG = 2048
 
 
@@ -141,7 +148,7 @@ def run_server(settings: Settings, model_dir: Path) -> None:
     try:
         with sigterm_interrupts():
             if settings.serve_workers <= 1:
-                uvicorn.Server(_config(app, settings)).run(sockets=[sock])
+                _Server(_config(app, settings)).run(sockets=[sock])
             else:
                 del app, model
                 _supervise(settings, model_dir, sock)
@@ -173,7 +180,7 @@ def running_server(
     app = build_app(model if model is not None else load_for_serving(model_dir), settings)
     sock = bind_socket(settings.serve_host, settings.serve_port)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(_config(app, settings))
+    server = _Server(_config(app, settings))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="model-server", daemon=True
     )
@@ -197,17 +204,45 @@ def running_server(
 def _config(app: Any, settings: Settings) -> uvicorn.Config:
     # log_config=None: our logging setup (stderr, INFO) applies; no access log, which
     # would cost more per request than validating the image. The protocol is
-    # uvicorn's httptools one with a deadline for each request to arrive.
+    # uvicorn's httptools one with the limits of `deadlines` (arrival deadline,
+    # header size, JSON refusals, lingering close, drain).
     return uvicorn.Config(
         app,
-        http=deadline_protocol(settings.request_timeout),
+        http=deadline_protocol(settings.request_timeout, GRACEFUL_STOP_SECONDS),
         log_config=None,
         access_log=False,
         server_header=False,
         lifespan="off",
-        timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS,
+        timeout_graceful_shutdown=CANCEL_AFTER_SECONDS,
         backlog=BACKLOG,
     )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which first accepts the connections waiting in the socket's queue.
+
+    uvicorn closes the listening socket when it stops, which resets every
+    connection the kernel had accepted for it, requests and all; these are served
+    instead, as the connections it had accepted already are.
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        protocol = functools.partial(
+            self.config.http_protocol_class,  # type: ignore[call-arg]
+            config=self.config,
+            server_state=self.server_state,
+            app_state=self.lifespan.state,
+        )
+        for listener in sockets or []:
+            listener.setblocking(False)
+            while True:
+                try:
+                    connection, _ = listener.accept()
+                except OSError:  # BlockingIOError: none left
+                    break
+                await loop.connect_accepted_socket(protocol, connection)
+        await super().shutdown(sockets)
 
 
 def _supervise(settings: Settings, model_dir: Path, sock: socket.socket) -> None:
@@ -232,7 +267,10 @@ def _supervise(settings: Settings, model_dir: Path, sock: socket.socket) -> None
     finally:
         for worker in workers:
             if worker.is_alive() and worker.pid is not None:
-                worker.terminate()  # SIGTERM: uvicorn finishes in-flight requests
+                worker.terminate()  # SIGTERM: each worker drains (see _Server)
+        # Once the workers close their copies too, new connections are refused at
+        # once instead of waiting in the queue of a socket nobody accepts on.
+        sock.close()
         for worker in workers:
             worker.join(WORKER_STOP_SECONDS)
             if worker.is_alive():
@@ -248,4 +286,4 @@ def _worker(settings: Settings, model_dir: Path, sock: socket.socket) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays Ctrl-C as SIGTERM
     app = build_app(load_for_serving(model_dir), settings)
     with suppress(KeyboardInterrupt):
-        uvicorn.Server(_config(app, settings)).run(sockets=[sock])
+        _Server(_config(app, settings)).run(sockets=[sock])
