@@ -1,7 +1,8 @@
-"""The lock file of exact versions the image installs, and the labels that record them.
+"""The lock files of exact versions, and the labels that record the image's.
 
-`requirements.lock` (written by `scripts/lock_requirements.py`) pins every
-distribution, dependencies included, as `name==version`. The build installs
+`requirements.lock` (written by `scripts/lock_requirements.py`, like the development
+venv's `requirements-dev.lock`) pins every distribution, dependencies included, as
+`name==version`. The build installs
 exactly that, and the image's labels say which versions it holds, so a model
 trained in it can be checked against them (`hello_kubeflow.model.artifact`).
 """
@@ -21,7 +22,7 @@ VERSIONS_LABEL = f"{LABEL_PREFIX}.requirements"
 LOCK_SHA_LABEL = f"{LABEL_PREFIX}.requirements.sha256"
 # The libraries a model artifact is sensitive to get a label each, for `docker inspect`.
 MODEL_LIBRARIES = ("scikit-learn", "numpy", "joblib", "onnx", "onnxruntime", "kfp")
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)$")
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)\s*(?:;\s*(.+))?$")
 _REFRESH = "refresh it with `.venv/bin/python scripts/lock_requirements.py` (docs/image.md)"
 
 
@@ -33,8 +34,11 @@ def normalize(name: str) -> str:
 def read_lock(path: Path) -> dict[str, str]:
     """The pinned versions in a lock file, by normalized name.
 
+    A pin with an environment marker (`numpy==2.5.5 ; python_full_version >= '3.12'`,
+    in the universal development lock) counts only where its marker holds, here.
+
     Raises:
-        ImageError: the file is missing, or a line is not `name==version`.
+        ImageError: the file is missing, or a line is not `name==version [; marker]`.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -50,10 +54,18 @@ def read_lock(path: Path) -> dict[str, str]:
         match = _PIN.match(line)
         if match is None:
             raise ImageError(f"{path} line {number} ({line!r}) is not `name==version`: {_REFRESH}")
-        pins[normalize(match.group(1))] = match.group(2)
+        if match.group(3) is None or _applies(match.group(3)):
+            pins[normalize(match.group(1))] = match.group(2)
     if not pins:
         raise ImageError(f"{path} pins nothing: {_REFRESH}")
     return pins
+
+
+def _applies(marker: str) -> bool:
+    """Whether an environment marker holds for this Python."""
+    from packaging.markers import Marker  # only the development lock has markers
+
+    return Marker(marker).evaluate()
 
 
 def unlocked_requirements(pins: Mapping[str, str], requirements: Iterable[str]) -> list[str]:
