@@ -139,15 +139,26 @@ def compare(
         "keep": "how many of the newest runs (and logs) to keep, besides the latest model's "
         "run (default: 3)",
         "dry_run": "list what would be removed; remove nothing",
+        "caches": "instead of runs, remove the project's caches in HK_CACHE_DIR (downloaded "
+        "MNIST, rendered manifests, the Seldon reference venv, actionlint)",
         "json": JSON_HELP,
     }
 )
-def clean(c: Any, keep: int = 3, dry_run: bool = False, json: bool = False) -> None:
+def clean(
+    c: Any, keep: int = 3, dry_run: bool = False, caches: bool = False, json: bool = False
+) -> None:
     """Remove old local runs and logs, keeping the newest and the latest model's run."""
+    from hello_kubeflow.errors import SettingsError
+    from hello_kubeflow.pipeline.caches import clean_caches
     from hello_kubeflow.pipeline.clean import clean_outputs
 
     settings = settings_for()
     with user_errors():
+        if caches:
+            if keep != 3:  # --keep counts runs, which --caches leaves alone
+                raise SettingsError([f"--keep={keep} counts runs; --caches removes none: drop one"])
+            emit(clean_caches(settings.cache_dir, dry_run=dry_run), json)
+            return
         emit(clean_outputs(settings, keep=keep, dry_run=dry_run), json)
 
 

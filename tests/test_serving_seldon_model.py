@@ -29,6 +29,10 @@ from hello_kubeflow.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 VENV_SCRIPT = REPO / "scripts" / "seldon_venv.sh"
 VENV_SECONDS = 900
+# The user's cache folder (HK_CACHE_DIR from their environment or .env), read at
+# import, before each test's environment is cleared: the reference venv lives there,
+# where `inv clean --caches` finds it, not in the default folder whatever they set.
+USER_CACHE_DIR = Settings.from_env(dotenv=REPO / ".env").cache_dir
 START_SECONDS = 90.0
 CLASS_PATH = "hello_kubeflow.serving.seldon_model.MnistClassifier"
 
@@ -104,7 +108,7 @@ def test_no_model_dir_says_how_to_give_one(monkeypatch: pytest.MonkeyPatch, tmp_
 def seldon_venv() -> Path:
     """The venv `scripts/seldon_venv.sh` makes (cached); skip when it cannot be made.
 
-    `HK_TEST_SELDON_VENV` puts it elsewhere than the script's default (the cache).
+    `HK_TEST_SELDON_VENV` puts it elsewhere than the script's default (the user's cache folder).
     """
     import sklearn
 
@@ -112,7 +116,11 @@ def seldon_venv() -> Path:
     try:
         made = subprocess.run(
             ["bash", str(VENV_SCRIPT), *where],
-            env={**os.environ, "SKLEARN_VERSION": sklearn.__version__},
+            env={
+                **os.environ,
+                "HK_CACHE_DIR": str(USER_CACHE_DIR),
+                "SKLEARN_VERSION": sklearn.__version__,
+            },
             capture_output=True,
             text=True,
             timeout=VENV_SECONDS,
