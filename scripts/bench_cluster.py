@@ -5,7 +5,7 @@ emulators on 127.0.0.1, driven by the real `kfp.Client` and `kubernetes`
 client. The figures are our client-side cost (compile, HTTP round trips,
 parsing, polling), not a cluster's. Run from the repository root:
 
-    /work/venv/bin/python scripts/bench_cluster.py
+    .venv/bin/python scripts/bench_cluster.py
 """
 
 from __future__ import annotations

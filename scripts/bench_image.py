@@ -7,7 +7,7 @@ The cold build uses no layer cache, so it includes downloading every wheel from
 PyPI. Writes the figures under `## Image (issue 4)` in docs/benchmarks.md.
 
     sudo scripts/ci_docker.sh && sudo scripts/base_image.sh
-    /work/venv/bin/python scripts/bench_image.py [--no-write]
+    .venv/bin/python scripts/bench_image.py [--no-write]
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _measure(root: Path, context: Path, registry: str) -> dict[str, float]:
     finally:
         for image in (f"{name}:cold", f"{name}:code-change"):
             with contextlib.suppress(Exception):
-                client.images.remove(f"{registry}/{image}", noprune=True)
+                client.images.remove(f"{registry}/{image}")  # and its step images
         client.close()
     return figures
 
@@ -154,7 +154,7 @@ def _table(figures: dict[str, float]) -> str:
             "(disk to disk: no network in the push). Docker Engine 20.10, legacy builder "
             "via the docker SDK.",
             "",
-            "Command: `/work/venv/bin/python scripts/bench_image.py`",
+            "Command: `.venv/bin/python scripts/bench_image.py`",
             f"Machine: {os.cpu_count()} cores ({platform.machine()}), load average {load:.1f} "
             "at the end of the run (other work on the machine makes times vary).",
             "",

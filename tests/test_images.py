@@ -300,16 +300,17 @@ def test_failing_dockerfile_step_is_named_with_its_output(
 def test_a_test_image_removed_leaves_no_untagged_image_behind(
     base_image: str, docker_client: Any, tmp_path: Path
 ) -> None:
+    probe = f"io.hello-kubeflow.test-probe={uuid.uuid4().hex}"  # on every step image
     (tmp_path / "Dockerfile").write_text(
-        f"FROM {base_image}\nRUN echo one > /one\nRUN echo {uuid.uuid4().hex} > /two\n"
+        f"FROM {base_image}\nLABEL {probe}\nRUN echo one > /one\nRUN echo two > /two\n"
     )
-    before = {image.id for image in docker_client.images.list(all=True)}
     plan = plan_build(_settings(tmp_path), push=False, tag="leftover", context=tmp_path)
     build_image(docker_client, plan)
+    assert len(docker_client.images.list(all=True, filters={"label": probe})) == 3
 
     _remove_image(docker_client, plan.image)
 
-    assert {image.id for image in docker_client.images.list(all=True)} <= before
+    assert docker_client.images.list(all=True, filters={"label": probe}) == []
 
 
 def test_missing_or_malformed_registry_builds_nothing(docker_client: Any, tmp_path: Path) -> None:

@@ -29,10 +29,6 @@ from hello_kubeflow.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 VENV_SCRIPT = REPO / "scripts" / "seldon_venv.sh"
 VENV_SECONDS = 900
-# The user's cache folder (HK_CACHE_DIR from their environment or .env), read at
-# import, before each test's environment is cleared: the reference venv lives there,
-# where `inv clean --caches` finds it, not in the default folder whatever they set.
-USER_CACHE_DIR = Settings.from_env(dotenv=REPO / ".env").cache_dir
 START_SECONDS = 90.0
 CLASS_PATH = "hello_kubeflow.serving.seldon_model.MnistClassifier"
 
@@ -105,7 +101,7 @@ def test_no_model_dir_says_how_to_give_one(monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 @pytest.fixture(scope="session")
-def seldon_venv() -> Path:
+def seldon_venv(user_cache_dir: Path) -> Path:
     """The venv `scripts/seldon_venv.sh` makes (cached); skip when it cannot be made.
 
     `HK_TEST_SELDON_VENV` puts it elsewhere than the script's default (the user's cache folder).
@@ -118,7 +114,7 @@ def seldon_venv() -> Path:
             ["bash", str(VENV_SCRIPT), *where],
             env={
                 **os.environ,
-                "HK_CACHE_DIR": str(USER_CACHE_DIR),
+                "HK_CACHE_DIR": str(user_cache_dir),
                 "SKLEARN_VERSION": sklearn.__version__,
             },
             capture_output=True,
