@@ -69,18 +69,19 @@ def compile_lock(specs: list[str], target: Path, what: str, *options: str) -> No
 
 
 def check() -> list[str]:
-    """What the two lock files do not satisfy of pyproject.toml, for this Python; or nothing."""
+    """What the locks do not satisfy of pyproject.toml (for this Python), or where they differ."""
     sys.path.insert(0, str(REPO))
-    from hello_kubeflow.images.lock import read_lock, unlocked_requirements
+    from hello_kubeflow.images.lock import IMAGE_MARKERS, read_lock, unlocked_requirements
 
     image, dev = read_lock(LOCK), read_lock(DEV_LOCK)
     problems = [f"{LOCK.name}: {p}" for p in unlocked_requirements(image, requirements())]
     dev_problems = unlocked_requirements(dev, requirements(("dev",)))
     problems += [f"{DEV_LOCK.name}: {p}" for p in dev_problems]
+    as_in_image = read_lock(DEV_LOCK, IMAGE_MARKERS)  # the same Python as the image lock
     problems += [
-        f"{DEV_LOCK.name} pins {name}=={dev[name]}, {LOCK.name} {image[name]}: refresh both"
-        for name in sorted(image.keys() & dev.keys())
-        if image[name] != dev[name]
+        f"{DEV_LOCK.name} pins {name}=={as_in_image[name]}, {LOCK.name} {image[name]}: refresh both"
+        for name in sorted(image.keys() & as_in_image.keys())
+        if image[name] != as_in_image[name]
     ]
     return problems
 

@@ -12,6 +12,7 @@ import pytest
 from hello_kubeflow.errors import ImageError
 from hello_kubeflow.images import plan_build
 from hello_kubeflow.images.lock import (
+    IMAGE_MARKERS,
     LOCK_SHA_LABEL,
     VERSIONS_LABEL,
     read_lock,
@@ -89,5 +90,17 @@ def test_a_pin_counts_only_where_its_environment_marker_holds(tmp_path: Path) ->
 
 def test_the_development_lock_pins_the_image_lock_s_versions() -> None:
     """A model trained in the development venv is served by the same libraries in the image."""
-    image, dev = read_lock(LOCK), read_lock(REPO / "requirements-dev.lock")
+    image = read_lock(LOCK)
+    dev = read_lock(REPO / "requirements-dev.lock", IMAGE_MARKERS)  # read as the image's Python
     assert {name: dev.get(name) for name in image} == image
+
+
+@pytest.mark.parametrize("python", ["3.11", "3.12", "3.13"])
+def test_the_development_lock_covers_pyproject_on_every_supported_python(python: str) -> None:
+    """What `pip install -c requirements-dev.lock -e '.[dev]'` pins on each CI Python."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["dev"]
+    markers = {**IMAGE_MARKERS, "python_version": python, "python_full_version": f"{python}.0"}
+    pins = read_lock(REPO / "requirements-dev.lock", markers)
+
+    assert unlocked_requirements(pins, wanted) == []
