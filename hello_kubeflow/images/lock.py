@@ -2,9 +2,9 @@
 
 `requirements.lock` (written by `scripts/lock_requirements.py`, like the development
 venv's `requirements-dev.lock`) pins every distribution, dependencies included, as
-`name==version`. The build installs
-exactly that, and the image's labels say which versions it holds, so a model
-trained in it can be checked against them (`hello_kubeflow.model.artifact`).
+`name==version`. The build installs exactly that, and the image's labels say which
+versions it holds, so a model trained in it can be checked against them
+(`hello_kubeflow.model.artifact`).
 """
 
 from __future__ import annotations
