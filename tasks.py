@@ -140,16 +140,27 @@ def compare(
         "keep": "how many of the newest completed runs (and logs) to keep, besides every run "
         "a record names (default: 3)",
         "dry_run": "list what would be removed; remove nothing",
+        "caches": "instead of runs, remove the project's caches in HK_CACHE_DIR (downloaded "
+        "MNIST, rendered manifests, the Seldon reference venv, actionlint)",
         "json": JSON_HELP,
     }
 )
-def clean(c: Any, keep: int = 3, dry_run: bool = False, json: bool = False) -> None:
+def clean(
+    c: Any, keep: int | None = None, dry_run: bool = False, caches: bool = False, json: bool = False
+) -> None:
     """Remove failed and old local runs and logs, keeping the newest and every recorded run."""
+    from hello_kubeflow.errors import SettingsError
+    from hello_kubeflow.pipeline.caches import clean_caches
     from hello_kubeflow.pipeline.clean import clean_outputs
 
     settings = settings_for()
     with user_errors():
-        emit(clean_outputs(settings, keep=keep, dry_run=dry_run), json)
+        if caches:
+            if keep is not None:  # --keep counts runs, which --caches leaves alone
+                raise SettingsError([f"--keep={keep} counts runs; --caches removes none: drop one"])
+            emit(clean_caches(settings.cache_dir, dry_run=dry_run), json)
+            return
+        emit(clean_outputs(settings, keep=3 if keep is None else keep, dry_run=dry_run), json)
 
 
 # ---- issue 3: serving and querying

@@ -13,11 +13,14 @@ Measures, on 127.0.0.1, with the emulators the tests use:
 
 Run from the repository root (full MNIST at HK_TEST_MNIST_DIR or ../shared):
 
-    .venv/bin/python scripts/bench_backend.py
+    .venv/bin/python scripts/bench_backend.py [--runs N]
+
+`--runs N` caps every measurement's repetitions at N (the smoke test uses 1).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -83,7 +86,7 @@ def timed(work: Callable[[], object], repeat: int) -> tuple[float, float]:
     return statistics.median(times), max(times)
 
 
-def bench_polls(root: Path) -> list[Row]:
+def bench_polls(root: Path, cap: int) -> list[Row]:
     rows: list[Row] = []
     emulator = KfpEmulator()
     emulator.script = [Snapshot("RUNNING", dict.fromkeys(STEPS, "Running"))]
@@ -100,7 +103,11 @@ def bench_polls(root: Path) -> list[Row]:
             return _steps(session.client.get_run(run_id), STEPS)
 
         rows.append(
-            ("one poll: get_run (13 Argo nodes as tasks) + step states", 100, *timed(poll, 100))
+            (
+                "one poll: get_run (13 Argo nodes as tasks) + step states",
+                min(100, cap),
+                *timed(poll, min(100, cap)),
+            )
         )
         body = json.dumps(emulator._render_run(run_id, emulator.script[0]))
         generated = session.client._run_api.api_client
@@ -114,13 +121,13 @@ def bench_polls(root: Path) -> list[Row]:
         rows.append(
             (
                 "  of which the client: parse the answer + step states",
-                1000,
-                *timed(client_side, 1000),
+                min(1000, cap),
+                *timed(client_side, min(1000, cap)),
             )
         )
 
         for interval in (0.5, 5.0):
-            trials = 12 if interval < 1 else 6
+            trials = min(12 if interval < 1 else 6, cap)
             delays = [_delay(emulator, session, run_id, interval) for _ in range(trials)]
             rows.append(
                 (
@@ -157,15 +164,16 @@ def _delay(emulator: KfpEmulator, session: KfpSession, run_id: str, interval: fl
     return printed["at"] - changed["at"]
 
 
-def bench_login() -> list[Row]:
+def bench_login(cap: int) -> list[Row]:
     gateway = KubeflowGateway()
     with gateway.serve() as url:
         trips = dex_login(url, "user@example.com", "12341234").round_trips
-        median, worst = timed(lambda: dex_login(url, "user@example.com", "12341234"), 20)
-    return [(f"Dex + oauth2-proxy login ({trips} HTTP round trips)", 20, median, worst)]
+        runs = min(20, cap)
+        median, worst = timed(lambda: dex_login(url, "user@example.com", "12341234"), runs)
+    return [(f"Dex + oauth2-proxy login ({trips} HTTP round trips)", runs, median, worst)]
 
 
-def bench_handover(root: Path) -> list[Row]:
+def bench_handover(root: Path, cap: int) -> list[Row]:
     rows: list[Row] = []
     model = make_tiny_model(MNIST, root / "model")
     size = sum(p.stat().st_size for p in model.iterdir())
@@ -180,8 +188,8 @@ def bench_handover(root: Path) -> list[Row]:
         rows.append(
             (
                 f"launcher-style upload of the model ({size / 1e6:.1f} MB, {files} files)",
-                5,
-                *timed(lambda: upload_like_the_launcher(endpoint, model, MODEL_URI), 5),
+                min(5, cap),
+                *timed(lambda: upload_like_the_launcher(endpoint, model, MODEL_URI), min(5, cap)),
             )
         )
         service = manifest(ModelDeployment(serving="kserve", **deployment))  # type: ignore[arg-type]
@@ -196,8 +204,10 @@ def bench_handover(root: Path) -> list[Row]:
         rows.append(
             (
                 "KServe storage initializer download (kserve_storage 0.20.0, new process)",
-                3,
-                *timed(lambda: kserve_initializer(uri, root / f"k{next(counter)}", env), 3),
+                min(3, cap),
+                *timed(
+                    lambda: kserve_initializer(uri, root / f"k{next(counter)}", env), min(3, cap)
+                ),
             )
         )
         graph = manifest(ModelDeployment(serving="seldon", **deployment))["spec"]["predictors"][0][
@@ -207,12 +217,12 @@ def bench_handover(root: Path) -> list[Row]:
         rows.append(
             (
                 "Seldon storage initializer download (rclone copy, new process)",
-                3,
+                min(3, cap),
                 *timed(
                     lambda: seldon_initializer(
                         graph["modelUri"], root / f"s{next(counter)}", rclone_secret
                     ),
-                    3,
+                    min(3, cap),
                 ),
             )
         )
@@ -224,16 +234,27 @@ def bench_handover(root: Path) -> list[Row]:
                 query_digit(Settings(query_url=server.url, mnist_dir=MNIST), index=0, protocol="v2")
 
         rows.append(
-            ("server start on the download + first answer (V2)", 3, *timed(first_answer, 3))
+            (
+                "server start on the download + first answer (V2)",
+                min(3, cap),
+                *timed(first_answer, min(3, cap)),
+            )
         )
     return rows
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--runs", type=int, default=10**6, help="cap on each measurement's runs (default: none)"
+    )
+    cap = parser.parse_args().runs
+    if cap < 1:
+        parser.error(f"--runs {cap}: expected at least 1 run")
     logging.disable(logging.INFO)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        rows = bench_polls(root) + bench_login() + bench_handover(root)
+        rows = bench_polls(root, cap) + bench_login(cap) + bench_handover(root, cap)
     print("| what | runs | median ms | max ms |")
     print("|---|---|---|---|")
     for what, runs, median, worst in rows:

@@ -91,7 +91,7 @@ def _measure(root: Path, context: Path, registry: str) -> dict[str, float]:
     finally:
         for image in (f"{name}:cold", f"{name}:code-change"):
             with contextlib.suppress(Exception):
-                client.images.remove(f"{registry}/{image}", noprune=True)
+                client.images.remove(f"{registry}/{image}")  # and its step images
         client.close()
     return figures
 

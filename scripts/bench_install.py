@@ -11,11 +11,13 @@ Measured (the emulator serves on 127.0.0.1 in this process, over real HTTP):
    (its restart after that) to the wait failing.
 
 Usage: HK_TEST_UPSTREAM_DIR=../shared/upstream python scripts/bench_install.py
+           [--runs 3] [--profile pipelines:seldon ...]   (default: the three profiles)
 Prints a Markdown section for docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import statistics
@@ -84,16 +86,28 @@ def _kfp(broken: str, settle: float) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs of each KFP scenario")
+    parser.add_argument(
+        "--profile",
+        action="append",
+        choices=[f"{profile}:{serving}" for profile, serving in PROFILES],
+        help="a profile to install (repeatable; default: all)",
+    )
+    args = parser.parse_args()
+    if args.runs < 1:
+        parser.error(f"--runs {args.runs}: expected at least 1 run")
+    profiles = [tuple(p.split(":")) for p in args.profile] if args.profile else PROFILES
     logging.basicConfig(level=logging.WARNING)
     load = os.getloadavg()[0]
     print(f"Machine: 2 cores, shared; load average {load:.1f} when the run started.\n")
     print("| profile | objects applied | install (apply + wait) |")
     print("|---|---|---|")
-    for profile, serving in PROFILES:
+    for profile, serving in profiles:
         objects, seconds = _install(profile, serving)
         print(f"| {profile} ({serving}) | {objects} | {seconds:.1f} s |")
-    ready = [_kfp("", SETTLE_SECONDS) for _ in range(3)]
-    crash = [_kfp("ml-pipeline", 0.0) for _ in range(3)]
+    ready = [_kfp("", SETTLE_SECONDS) for _ in range(args.runs)]
+    crash = [_kfp("ml-pipeline", 0.0) for _ in range(args.runs)]
     print()
     print("| KFP scenario | mean | max | n |")
     print("|---|---|---|---|")

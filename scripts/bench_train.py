@@ -1,6 +1,7 @@
 """Train the `book` and `default` presets on full MNIST and time what a user waits for.
 
 Usage: python scripts/bench_train.py [--mnist-dir DIR] [--seed N] [--singles N] [--no-write]
+           [--preset book ...]   (default: every preset)
 
 Per preset: training seconds, test accuracy, artifact sizes (joblib, onnx), time
 to save and to load (server start), one-image `predict_proba` latency through
@@ -175,6 +176,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--singles", type=int, default=500, help="one-image calls to time")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--preset", action="append", choices=list(PRESETS), help="repeatable (default: all)"
+    )
     args = parser.parse_args()
     import sklearn.ensemble  # noqa: F401 - imported now, so "train CPU s" is the fit's
 
@@ -183,7 +187,7 @@ def main() -> None:
         sys.exit(f"need full MNIST, got {data.describe()}")
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
-        for name in PRESETS:
+        for name in args.preset or PRESETS:
             print(f"benchmarking preset {name} ...", file=sys.stderr)
             rows.append(_bench(name, data, args.seed, args.singles, Path(workdir)))
     # Paths as seen from the checkout: the docs must not name one machine's folders.

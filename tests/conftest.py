@@ -10,10 +10,24 @@ import pytest
 from mirror_server import MirrorServer
 from small_mnist import write_small_mnist
 
-from hello_kubeflow.settings import VARIABLES
+from hello_kubeflow.settings import VARIABLES, Settings
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = Path(os.environ.get("HK_TEST_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
+
+
+def _read_user_cache_dir() -> Path:
+    """HK_CACHE_DIR from the user's environment or .env (the default when they are malformed)."""
+    from hello_kubeflow.errors import SettingsError
+
+    try:
+        return Settings.from_env(dotenv=REPO / ".env").cache_dir
+    except SettingsError:
+        return Settings().cache_dir
+
+
+# Read at import, before any test's environment is cleared.
+_USER_CACHE_DIR = _read_user_cache_dir()
 
 
 @pytest.fixture(autouse=True)
@@ -22,6 +36,13 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for var in VARIABLES:
         monkeypatch.delenv(var.env, raising=False)
     yield
+
+
+@pytest.fixture(scope="session")
+def user_cache_dir() -> Path:
+    """The project's cache folder as the user set it: reference environments the tests
+    make (the Seldon venv) live there, where `inv clean --caches` finds them."""
+    return _USER_CACHE_DIR
 
 
 @pytest.fixture(scope="session")

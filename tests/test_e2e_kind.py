@@ -3,8 +3,8 @@
 `scripts/e2e_kind.sh --dry-run` must print every command a run makes, in order,
 with the pinned versions, and need none of the tools; a run with a tool missing
 must stop with a message naming how to install it before anything is created.
-The script passes shellcheck, and the hosted-CI workflow passes actionlint and
-pins every action by commit.
+The script passes shellcheck, and the hosted-CI workflow passes actionlint (as
+does the CI workflow of every push) and pins every action by commit.
 """
 
 from __future__ import annotations
@@ -254,8 +254,10 @@ def _actionlint(path: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def test_workflow_passes_actionlint() -> None:
-    result = _actionlint(WORKFLOW)
+@pytest.mark.parametrize("workflow", [WORKFLOW, WORKFLOW.with_name("ci.yml")], ids=lambda p: p.name)
+def test_workflow_passes_actionlint(workflow: Path) -> None:
+    """The kind workflow and the CI workflow of every push and pull request."""
+    result = _actionlint(workflow)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no problems" in result.stdout
 

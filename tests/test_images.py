@@ -140,7 +140,7 @@ def built(
     settings = _settings(tmp_path_factory.mktemp("built"), registry.address)
     result = build_push(settings, tag="session", context=context_copy)
     yield result
-    _untag(docker_client, result.plan.image)
+    _remove_image(docker_client, result.plan.image)
 
 
 @pytest.fixture(scope="session")
@@ -156,15 +156,21 @@ def tiny_image(docker_client: Any) -> Iterator[str]:
     response = docker_client.api.import_image_from_data(data.getvalue(), repository=name)
     assert "sha256:" in str(response)
     yield name
-    _untag(docker_client, name)
+    _remove_image(docker_client, name)
 
 
-def _untag(client: Any, *references: str) -> None:
+def _remove_image(client: Any, *references: str) -> None:
+    """Remove each reference, and with its last tag the step images only it used.
+
+    The classic builder keeps one image per Dockerfile step as the parent of the
+    next: removed with `noprune`, they would stay behind untagged (~1 GB each for
+    the project image) after every test session.
+    """
     import docker
 
     for reference in references:
         with contextlib.suppress(docker.errors.APIError):
-            client.images.remove(reference, noprune=True)
+            client.images.remove(reference)
 
 
 def _tagged(client: Any, image: str, registry: str, tag: str) -> str:
@@ -261,7 +267,7 @@ def test_code_only_change_rebuilds_on_cached_dependencies(
         script = "import hello_kubeflow; print(hello_kubeflow.BUILD_MARKER)"
         assert _run(docker_client, result.plan.image, ["python3", "-c", script]).strip() == marker
     finally:
-        _untag(docker_client, result.plan.image)
+        _remove_image(docker_client, result.plan.image)
 
 
 def _step_outputs(messages: list[str]) -> list[tuple[str, str]]:
@@ -306,6 +312,22 @@ def test_a_base_image_that_cannot_be_pulled_stops_the_build_naming_it(
     assert "connection refused" in message
     assert "--build-arg BASE_IMAGE=IMAGE" in message and "HK_BASE_IMAGE=IMAGE" in message
     assert not (tmp_path / "outputs" / "image.json").exists()
+
+
+def test_a_test_image_removed_leaves_no_untagged_image_behind(
+    base_image: str, docker_client: Any, tmp_path: Path
+) -> None:
+    probe = f"io.hello-kubeflow.test-probe={uuid.uuid4().hex}"  # on every step image
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {base_image}\nLABEL {probe}\nRUN echo one > /one\nRUN echo two > /two\n"
+    )
+    plan = plan_build(_settings(tmp_path), push=False, tag="leftover", context=tmp_path)
+    build_image(docker_client, plan)
+    assert len(docker_client.images.list(all=True, filters={"label": probe})) == 3
+
+    _remove_image(docker_client, plan.image)
+
+    assert docker_client.images.list(all=True, filters={"label": probe}) == []
 
 
 def test_missing_or_malformed_registry_builds_nothing(docker_client: Any, tmp_path: Path) -> None:
@@ -354,7 +376,7 @@ def test_push_retries_until_the_registry_comes_up(
         starter.join()
         for front in fronts:
             front.__exit__(None, None, None)
-        _untag(docker_client, f"{repository}:late")
+        _remove_image(docker_client, f"{repository}:late")
     assert digest.startswith("sha256:")
     assert any("connection refused" in m for m in _retries(caplog))
     assert "late" in registry.tags("hk-tiny")
@@ -369,7 +391,7 @@ def test_push_retries_a_registry_answering_503(
             with caplog.at_level(logging.WARNING, logger="hello_kubeflow.images.push"):
                 digest = push_image(docker_client, repository, "flaky", retry_seconds=60)
         finally:
-            _untag(docker_client, f"{repository}:flaky")
+            _remove_image(docker_client, f"{repository}:flaky")
     assert front.failed == 2
     assert sum("503" in m for m in _retries(caplog)) == 2
     assert registry.manifest_digest("hk-tiny", "flaky") == digest
@@ -387,7 +409,7 @@ def test_registry_that_stays_down_is_a_clear_error_after_retries(
         ):
             push_image(docker_client, repository, "down", retry_seconds=SHORT_RETRY_SECONDS)
     finally:
-        _untag(docker_client, f"{repository}:down")
+        _remove_image(docker_client, f"{repository}:down")
     message = str(caught.value)
     assert address in message
     assert "connection refused" in message
@@ -413,7 +435,7 @@ def test_registry_refusing_credentials_is_a_clear_error_without_retry(
             ):
                 push_image(docker_client, repository, "auth", auth=auth, retry_seconds=60)
         finally:
-            _untag(docker_client, f"{repository}:auth")
+            _remove_image(docker_client, f"{repository}:auth")
         pings = front.seen.count("GET /v2/")
     message = str(caught.value)
     assert f"docker login {front.address}" in message
@@ -433,7 +455,7 @@ def test_registry_accepts_the_right_credentials(
             docker_client, repository, "auth-ok", auth={"username": USER, "password": PASSWORD}
         )
     finally:
-        _untag(docker_client, f"{repository}:auth-ok")
+        _remove_image(docker_client, f"{repository}:auth-ok")
     basic = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     assert "auth-ok" in auth_registry.tags("hk-tiny", auth_header=basic)
 

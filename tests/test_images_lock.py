@@ -12,6 +12,7 @@ import pytest
 from hello_kubeflow.errors import ImageError
 from hello_kubeflow.images import plan_build
 from hello_kubeflow.images.lock import (
+    IMAGE_MARKERS,
     LOCK_SHA_LABEL,
     VERSIONS_LABEL,
     read_lock,
@@ -74,3 +75,32 @@ def test_the_build_plan_carries_the_labels_and_says_what_is_locked(tmp_path: Pat
     plan = plan_build(Settings(output_dir=tmp_path), push=False, tag="i13", context=REPO)
     assert plan.labels == version_labels(LOCK)
     assert f"scikit-learn {read_lock(LOCK)['scikit-learn']}" in plan.describe()
+
+
+def test_a_pin_counts_only_where_its_environment_marker_holds(tmp_path: Path) -> None:
+    """The universal development lock: numpy pinned per Python, colorama only on Windows."""
+    lock = tmp_path / "requirements-dev.lock"
+    lock.write_text(
+        f"numpy==2.4.6 ; python_full_version < '{sys.version_info[0]}.{sys.version_info[1] + 1}'\n"
+        f"numpy==9.9.9 ; python_full_version >= '{sys.version_info[0]}.{sys.version_info[1] + 1}'\n"
+        "colorama==0.4.6 ; sys_platform == 'no-such-platform'\n"
+    )
+    assert read_lock(lock) == {"numpy": "2.4.6"}
+
+
+def test_the_development_lock_pins_the_image_lock_s_versions() -> None:
+    """A model trained in the development venv is served by the same libraries in the image."""
+    image = read_lock(LOCK)
+    dev = read_lock(REPO / "requirements-dev.lock", IMAGE_MARKERS)  # read as the image's Python
+    assert {name: dev.get(name) for name in image} == image
+
+
+@pytest.mark.parametrize("python", ["3.11", "3.12", "3.13"])
+def test_the_development_lock_covers_pyproject_on_every_supported_python(python: str) -> None:
+    """What `pip install -c requirements-dev.lock -e '.[dev]'` pins on each CI Python."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["dev"]
+    markers = {**IMAGE_MARKERS, "python_version": python, "python_full_version": f"{python}.0"}
+    pins = read_lock(REPO / "requirements-dev.lock", markers)
+
+    assert unlocked_requirements(pins, wanted) == []

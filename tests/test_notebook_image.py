@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 from notebook_support import build_notebook_base, get_json, run_in_kernel, wait_for_jupyter
 from test_images import (  # noqa: F401  (session fixtures shared with the image tests)
+    _remove_image,
     _settings,
-    _untag,
     base_image,
     context_copy,
     docker_client,
@@ -44,7 +44,7 @@ def notebook_base(docker_client: Any, base_image: str) -> Iterator[str]:  # noqa
     """The notebook-contract stand-in, built FROM the local Debian/Python base."""
     tag = build_notebook_base(docker_client, base_image, f"{NAME}-base:session")
     yield tag
-    _untag(docker_client, tag)
+    _remove_image(docker_client, tag)
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +60,7 @@ def notebook_image(
         settings, push=False, tag="session", base_image=notebook_base, context=context_copy
     )
     yield result
-    _untag(docker_client, result.plan.image)
+    _remove_image(docker_client, result.plan.image)
 
 
 @pytest.fixture

@@ -101,10 +101,10 @@ def test_no_model_dir_says_how_to_give_one(monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 @pytest.fixture(scope="session")
-def seldon_venv() -> Path:
+def seldon_venv(user_cache_dir: Path) -> Path:
     """The venv `scripts/seldon_venv.sh` makes (cached); skip when it cannot be made.
 
-    `HK_TEST_SELDON_VENV` puts it elsewhere than the script's default (the cache).
+    `HK_TEST_SELDON_VENV` puts it elsewhere than the script's default (the user's cache folder).
     """
     import sklearn
 
@@ -112,7 +112,11 @@ def seldon_venv() -> Path:
     try:
         made = subprocess.run(
             ["bash", str(VENV_SCRIPT), *where],
-            env={**os.environ, "SKLEARN_VERSION": sklearn.__version__},
+            env={
+                **os.environ,
+                "HK_CACHE_DIR": str(user_cache_dir),
+                "SKLEARN_VERSION": sklearn.__version__,
+            },
             capture_output=True,
             text=True,
             timeout=VENV_SECONDS,

@@ -1,9 +1,10 @@
-"""The lock file of exact versions the image installs, and the labels that record them.
+"""The lock files of exact versions, and the labels that record the image's.
 
-`requirements.lock` (written by `scripts/lock_requirements.py`) pins every
-distribution, dependencies included, as `name==version`. The build installs
-exactly that, and the image's labels say which versions it holds, so a model
-trained in it can be checked against them (`hello_kubeflow.model.artifact`).
+`requirements.lock` (written by `scripts/lock_requirements.py`, like the development
+venv's `requirements-dev.lock`) pins every distribution, dependencies included, as
+`name==version`. The build installs exactly that, and the image's labels say which
+versions it holds, so a model trained in it can be checked against them
+(`hello_kubeflow.model.artifact`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,19 @@ VERSIONS_LABEL = f"{LABEL_PREFIX}.requirements"
 LOCK_SHA_LABEL = f"{LABEL_PREFIX}.requirements.sha256"
 # The libraries a model artifact is sensitive to get a label each, for `docker inspect`.
 MODEL_LIBRARIES = ("scikit-learn", "numpy", "joblib", "onnx", "onnxruntime", "kfp")
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)$")
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)\s*(?:;\s*(.+))?$")
+# The environment markers of the image's Python, for reading the development lock as the
+# image would install it (scripts/lock_requirements.py resolves the image lock for it).
+IMAGE_MARKERS = {
+    "python_version": "3.11",
+    "python_full_version": "3.11.0",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "os_name": "posix",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+}
 _REFRESH = "refresh it with `.venv/bin/python scripts/lock_requirements.py` (docs/image.md)"
 
 
@@ -30,11 +43,15 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def read_lock(path: Path) -> dict[str, str]:
+def read_lock(path: Path, markers: Mapping[str, str] | None = None) -> dict[str, str]:
     """The pinned versions in a lock file, by normalized name.
 
+    A pin with an environment marker (`numpy==2.5.5 ; python_full_version >= '3.12'`,
+    in the universal development lock) counts only where its marker holds: here, or
+    in the environment `markers` describe (e.g. `IMAGE_MARKERS`).
+
     Raises:
-        ImageError: the file is missing, or a line is not `name==version`.
+        ImageError: the file is missing, or a line is not `name==version [; marker]`.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -50,10 +67,18 @@ def read_lock(path: Path) -> dict[str, str]:
         match = _PIN.match(line)
         if match is None:
             raise ImageError(f"{path} line {number} ({line!r}) is not `name==version`: {_REFRESH}")
-        pins[normalize(match.group(1))] = match.group(2)
+        if match.group(3) is None or _applies(match.group(3), markers):
+            pins[normalize(match.group(1))] = match.group(2)
     if not pins:
         raise ImageError(f"{path} pins nothing: {_REFRESH}")
     return pins
+
+
+def _applies(marker: str, environment: Mapping[str, str] | None) -> bool:
+    """Whether an environment marker holds for this Python, or in `environment`."""
+    from packaging.markers import Marker  # only the development lock has markers
+
+    return Marker(marker).evaluate(dict(environment) if environment else None)
 
 
 def unlocked_requirements(pins: Mapping[str, str], requirements: Iterable[str]) -> list[str]:
