@@ -33,7 +33,7 @@ def _json(schema: str, description: str) -> dict[str, Any]:
 def _errors(schema: str, *statuses: str) -> dict[str, Any]:
     said = {
         "400": "Malformed request: what is wrong and how to fix it",
-        "404": "No model of that name is served here",
+        "404": "No model of that name (or version) is served here",
         "405": "Method not allowed on this path (the Allow header lists those that are)",
         "408": "The request did not arrive within HK_REQUEST_TIMEOUT; the connection is closed",
         "413": "Request body over the server's limit (HK_MAX_BODY_BYTES); the connection is closed",
@@ -46,6 +46,13 @@ _SELDON_BODY_ERRORS = _errors("SeldonError", "400", "405", "408", "413", "415")
 _GET_ERRORS = _errors("SeldonError", "405")
 _V2_GET_ERRORS = _errors("V2Error", "404", "405")
 _MODEL_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_VERSION = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "description": "the served version (GET /v2/models/{name} lists it); any other is a 404",
+    "schema": {"type": "string"},
+}
 _JSON_FIELD = {"type": "string", "minLength": 1, "description": "a Seldon message as JSON"}
 
 
@@ -343,6 +350,44 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
+def _v2_model_paths(prefix: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """Metadata, readiness and inference of the model at `prefix` (with a version or not)."""
+    return {
+        prefix: {
+            "get": {
+                "summary": "Model metadata (V2)",
+                "tags": ["v2"],
+                "parameters": parameters,
+                "responses": {"200": _json("V2Metadata", "Metadata"), **_V2_GET_ERRORS},
+            }
+        },
+        prefix + "/ready": {
+            "get": {
+                "summary": "Model readiness (V2)",
+                "tags": ["v2"],
+                "parameters": parameters,
+                "responses": {"200": _json("V2Status", "ready"), **_V2_GET_ERRORS},
+            }
+        },
+        prefix + "/infer": {
+            "post": {
+                "summary": "Infer digit probabilities (Open Inference Protocol V2)",
+                "tags": ["v2"],
+                "parameters": parameters,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("V2InferenceRequest")}},
+                },
+                "responses": {
+                    "200": _json("V2InferenceResponse", "Probabilities"),
+                    **_errors("V2Error", "400", "404", "405", "413"),
+                    **_errors("SeldonError", "408"),
+                },
+            }
+        },
+    }
+
+
 def openapi_document(model_name: str, max_body_bytes: int = 8 * 1024 * 1024) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the server (every route `app.create_app` serves).
 
@@ -407,38 +452,8 @@ def openapi_document(model_name: str, max_body_bytes: int = 8 * 1024 * 1024) -> 
         "/v2": _get("Server metadata (V2)", "v2", "V2Metadata", "name, version, extensions"),
         "/v2/health/live": _get("Liveness (V2)", "v2", "V2Status", '{"live": true}'),
         "/v2/health/ready": _get("Readiness (V2)", "v2", "V2Status", '{"ready": true}'),
-        "/v2/models/{name}": {
-            "get": {
-                "summary": "Model metadata (V2)",
-                "tags": ["v2"],
-                "parameters": [name_param],
-                "responses": {"200": _json("V2Metadata", "Metadata"), **_V2_GET_ERRORS},
-            }
-        },
-        "/v2/models/{name}/ready": {
-            "get": {
-                "summary": "Model readiness (V2)",
-                "tags": ["v2"],
-                "parameters": [name_param],
-                "responses": {"200": _json("V2Status", "ready"), **_V2_GET_ERRORS},
-            }
-        },
-        "/v2/models/{name}/infer": {
-            "post": {
-                "summary": "Infer digit probabilities (Open Inference Protocol V2)",
-                "tags": ["v2"],
-                "parameters": [name_param],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("V2InferenceRequest")}},
-                },
-                "responses": {
-                    "200": _json("V2InferenceResponse", "Probabilities"),
-                    **_errors("V2Error", "400", "404", "405", "413"),
-                    **_errors("SeldonError", "408"),
-                },
-            }
-        },
+        **_v2_model_paths("/v2/models/{name}", [name_param]),
+        **_v2_model_paths("/v2/models/{name}/versions/{version}", [name_param, _VERSION]),
         "/openapi.json": {
             "get": {
                 "summary": "This document",

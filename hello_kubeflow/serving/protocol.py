@@ -42,6 +42,7 @@ V2_NUMERIC_TYPES = frozenset(
         "UINT64",
     }
 )
+_V2_INTEGER_TYPES = frozenset(t for t in V2_NUMERIC_TYPES if "INT" in t)
 _FORM = "application/x-www-form-urlencoded"
 _MULTIPART = "multipart/form-data"
 
@@ -240,22 +241,34 @@ def parse_v2(message: Any, *, booleans_possible: bool = True) -> V2Request:
     inputs = message.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
         raise BadInput(f'"inputs" must be a list of exactly one tensor: {V2_EXAMPLE}')
+    request_id = message.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        # "id" : $string, to be returned as given (kserve/kserve v0.20.0,
+        # docs/predict-api/v2/required_api.md); a number could not come back as one.
+        raise BadInput(f'"id" must be a string, e.g. "42"; got {_json_shown(request_id)}')
     tensor = inputs[0]
     name = tensor.get("name")
-    where = f"inputs[0] ({name})" if isinstance(name, str) else "inputs[0]"
+    if not isinstance(name, str):
+        # The spec's $request_input has "name" : $string (as above); MLServer 1.7.1
+        # requires it too (SeldonIO/MLServer, mlserver/types/dataplane.py, RequestInput).
+        raise BadInput(
+            f'inputs[0] needs a "name" (a string, e.g. "input"); got {_json_shown(name)}: '
+            f"send {V2_EXAMPLE}"
+        )
+    where = f"inputs[0] ({name})"
     datatype = tensor.get("datatype")
     if not isinstance(datatype, str) or datatype not in V2_NUMERIC_TYPES:
         raise BadInput(
-            f"{where} datatype must be FP32 (or another numeric type); got "
-            f"{_shown(orjson.dumps(datatype).decode())}"
+            f"{where} datatype must be FP32 (or another numeric type); got {_json_shown(datatype)}"
         )
     shaped = from_flat(
         tensor.get("data"), tensor.get("shape"), field=where, booleans_possible=booleans_possible
     )
+    if datatype in _V2_INTEGER_TYPES:
+        _check_whole(shaped, where, datatype)
     features = as_features(shaped, field=where, booleans_possible=False)
     _check_outputs(message.get("outputs"))
-    request_id = message.get("id")
-    return V2Request(features, request_id if isinstance(request_id, str) else None)
+    return V2Request(features, request_id)
 
 
 def _with_meta(features: npt.NDArray[np.float32], kind: str, meta: Any) -> SeldonRequest:
@@ -280,6 +293,24 @@ def _with_meta(features: npt.NDArray[np.float32], kind: str, meta: Any) -> Seldo
 
 def _shown(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json_shown(value: Any) -> str:
+    """A JSON value as the client wrote it (null when it is missing), shortened."""
+    return _shown(orjson.dumps(value).decode())
+
+
+def _check_whole(values: npt.NDArray[Any], where: str, datatype: str) -> None:
+    """Refuse fractions in an integer tensor (the spec's data must be of its datatype)."""
+    if values.dtype.kind != "f":
+        return
+    fractional = values != np.round(values)
+    if fractional.any():
+        index = tuple(int(i) for i in np.argwhere(fractional)[0])
+        raise BadInput(
+            f"{where} is {datatype} but holds {values[index]:g} at {list(index)}: an integer "
+            "datatype takes whole numbers only; send pixels scaled to [0, 1] as FP32"
+        )
 
 
 def _check_outputs(outputs: Any) -> None:
