@@ -468,6 +468,41 @@ ODD_SELDON = [
     ({"jsonData": {"ndarray": [ROW]}}, "jsonData must be a list of rows"),
     ({"data": {"ndarray": [ROW]}, "meta": {"requestPath": ["model"]}}, "requestPath"),
 ]
+# Every meta field is held to its type in Seldon's Meta message, none silently dropped.
+BAD_META = [
+    (
+        {"puid": 5},
+        'meta.puid must be a string, e.g. "p-1" (as Seldon\'s Meta message types it); got 5',
+    ),
+    ({"tags": [1]}, "meta.tags must be an object"),
+    ({"tags": "team"}, 'meta.tags must be an object, e.g. {"team": "mnist"}'),
+    ({"routing": {"model": "a"}}, "meta.routing must be an object of whole numbers"),
+    ({"requestPath": {"model": 1}}, "meta.requestPath must be an object of strings"),
+    ({"requestPath": "model"}, "meta.requestPath must be an object of strings"),
+    ({"metrics": {"key": "k"}}, "meta.metrics must be a list of metrics"),
+    ({"metrics": [{"key": "k", "type": "HISTOGRAM", "value": 1}]}, "meta.metrics must be a list"),
+    ({"metrics": [{"key": "k", "value": "1"}]}, "meta.metrics must be a list"),
+]
+
+
+@pytest.mark.parametrize(("meta", "complaint"), BAD_META, ids=[str(m) for m, _ in BAD_META])
+def test_a_meta_field_of_the_wrong_type_is_400_naming_it(
+    server: RunningServer, images: tuple[np.ndarray, np.ndarray], meta: object, complaint: str
+) -> None:
+    message = {"data": {"ndarray": images[0][:1].tolist()}, "meta": meta}
+    status, answer = call(server.url + "/api/v1.0/predictions", json.dumps(message).encode())
+    assert status == 400, answer
+    assert complaint in answer["status"]["info"]
+
+
+def test_meta_metrics_are_echoed_as_the_wrapper_echoes_them(
+    server: RunningServer, images: tuple[np.ndarray, np.ndarray]
+) -> None:
+    metrics = [{"key": "requests", "type": "COUNTER", "value": 1, "tags": {"team": "mnist"}}]
+    message = {"data": {"ndarray": images[0][:1].tolist()}, "meta": {"metrics": metrics}}
+    status, answer = call(server.url + "/api/v1.0/predictions", json.dumps(message).encode())
+    assert status == 200, answer
+    assert answer["meta"]["metrics"] == metrics
 
 
 @pytest.mark.parametrize(("message", "complaint"), ODD_SELDON, ids=[c for _, c in ODD_SELDON])

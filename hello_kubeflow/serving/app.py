@@ -106,6 +106,7 @@ class _Service:
             puid=request.puid or new_puid(),
             tags=request.tags,
             request_path=request.request_path,
+            metrics=request.metrics,
         )
 
     def feedback_answer(self, body: bytes, content_type: str, query_json: str | None) -> bytes:

@@ -11,6 +11,7 @@ Where the Seldon Core 1.17.1 wrapper is the reference, the file is cited
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -58,13 +59,15 @@ class SeldonRequest:
         puid: the caller's prediction id (`meta.puid`), echoed back; None if absent.
         tags: the caller's `meta.tags`, echoed back as Seldon does.
         request_path: the caller's `meta.requestPath`, echoed back as Seldon does.
+        metrics: the caller's `meta.metrics`, echoed back as Seldon does.
     """
 
     features: npt.NDArray[np.float32]
     kind: str
     puid: str | None = None
     tags: dict[str, Any] = field(default_factory=dict)
-    request_path: dict[str, Any] = field(default_factory=dict)
+    request_path: dict[str, str] = field(default_factory=dict)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,23 +275,72 @@ def parse_v2(message: Any, *, booleans_possible: bool = True) -> V2Request:
 
 
 def _with_meta(features: npt.NDArray[np.float32], kind: str, meta: Any) -> SeldonRequest:
-    """The request with what its `meta` asks to be echoed: puid, tags, requestPath."""
+    """The request with what its `meta` asks to be echoed: puid, tags, metrics, requestPath.
+
+    The wrapper echoes these four as they were sent, and drops `routing` and unknown
+    fields (utils.py, `construct_response_json`). Each known field must have its type
+    in the Meta message of proto/prediction.proto (SeldonIO/seldon-core, tag v1.17.1),
+    which Seldon's gRPC clients and its executor read: one that has not is a 400 naming
+    it, whichever field it is, where the wrapper would echo a `puid` of 5 that no
+    Seldon client could read.
+    """
     if meta is None:
         return SeldonRequest(features, kind)
     if not isinstance(meta, dict):
         raise BadInput('"meta" must be an object like {"puid": "...", "tags": {...}}')
+    for name, (valid, wanted) in _META_TYPES.items():
+        value = meta.get(name)
+        if value is not None and not valid(value):
+            raise BadInput(
+                f"meta.{name} must be {wanted} (as Seldon's Meta message types it); got "
+                f"{_json_shown(value)}"
+            )
     puid = meta.get("puid")
-    tags = meta.get("tags")
-    request_path = meta.get("requestPath")
-    if request_path is not None and not isinstance(request_path, dict):
-        raise BadInput('meta.requestPath must be an object {"model name": "image", ...}')
     return SeldonRequest(
         features,
         kind,
-        puid if isinstance(puid, str) and puid else None,
-        tags if isinstance(tags, dict) else {},
-        request_path or {},
+        puid or None,
+        meta.get("tags") or {},
+        meta.get("requestPath") or {},
+        meta.get("metrics") or [],
     )
+
+
+def _is_object(value: Any, of: type | tuple[type, ...] | None = None) -> bool:
+    """True for a JSON object (whose values are all of type `of`, when given)."""
+    if not isinstance(value, dict):
+        return False
+    return of is None or all(
+        isinstance(item, of) and not isinstance(item, bool) for item in value.values()
+    )
+
+
+def _is_metric(value: Any) -> bool:
+    """True for a Seldon Metric: key, type COUNTER/GAUGE/TIMER, value, string tags."""
+    number = value.get("value", 0) if isinstance(value, dict) else None
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("key", ""), str)
+        and value.get("type", "COUNTER") in _METRIC_TYPES
+        and isinstance(number, int | float)
+        and not isinstance(number, bool)
+        and _is_object(value.get("tags", {}), str)
+    )
+
+
+_METRIC_TYPES = frozenset({"COUNTER", "GAUGE", "TIMER"})
+# prediction.proto's Meta: puid string, tags map<string, Value>, routing map<string,
+# int32>, requestPath map<string, string>, metrics repeated Metric.
+_META_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "puid": (lambda v: isinstance(v, str), 'a string, e.g. "p-1"'),
+    "tags": (_is_object, 'an object, e.g. {"team": "mnist"}'),
+    "routing": (lambda v: _is_object(v, int), 'an object of whole numbers, e.g. {"model": 0}'),
+    "requestPath": (lambda v: _is_object(v, str), 'an object of strings, e.g. {"model": "image"}'),
+    "metrics": (
+        lambda v: isinstance(v, list) and all(_is_metric(m) for m in v),
+        'a list of metrics, e.g. [{"key": "k", "type": "COUNTER", "value": 1}]',
+    ),
+}
 
 
 def _shown(text: str, limit: int = 60) -> str:
