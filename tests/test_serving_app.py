@@ -482,6 +482,7 @@ BAD_META = [
     ({"metrics": {"key": "k"}}, "meta.metrics must be a list of metrics"),
     ({"metrics": [{"key": "k", "type": "HISTOGRAM", "value": 1}]}, "meta.metrics must be a list"),
     ({"metrics": [{"key": "k", "value": "1"}]}, "meta.metrics must be a list"),
+    ({"metrics": [{"key": "k", "type": {}}]}, "meta.metrics must be a list"),
 ]
 
 

@@ -1,10 +1,12 @@
 """The OpenAPI 3.1 description of every endpoint, served at `/openapi.json`.
 
 The request schemas state the real constraints (784 values a row, each in
-[0, 1], 2-D shapes, a non-empty `json` field), so that a request valid against
-the schema is one the server accepts, except where JSON Schema cannot say it (a
-tensor's value count must be the product of its shape); every route documents
-its 4xx answers: 400, 404, 405, 408, 413, 415.
+[0, 1], shapes [n, 784], whole numbers in integer V2 tensors, `meta` typed as
+Seldon's proto types it, a `json` form field or query argument holding a
+JSON-encoded message), so that a request valid against the schema is one the
+server accepts, except where JSON Schema cannot say it (a tensor's values must
+fill its shape: said in the descriptions); every route documents its 4xx
+answers: 400, 404, 405, 408, 413, 415.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ _PIXEL = {"type": "number", "minimum": 0, "maximum": 1}
 _PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
 _ROW = {"type": "array", "items": _PIXEL, "minItems": N_FEATURES, "maxItems": N_FEATURES}
 _ROWS = {"type": "array", "items": _ROW, "minItems": 1}
+_WHOLE_PIXEL = {"type": "integer", "minimum": 0, "maximum": 1}
+# [n, 784]. That the values fill it (n x 784 of them) is beyond JSON Schema: said in words.
+_SHAPE = {
+    "type": "array",
+    "prefixItems": [{"type": "integer", "minimum": 1}, {"const": N_FEATURES}],
+    "minItems": 2,
+    "maxItems": 2,
+}
+_FILLS_SHAPE = "holds shape[0] x 784 values"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -53,10 +64,10 @@ _VERSION = {
     "description": "the served version (GET /v2/models/{name} lists it); any other is a 404",
     "schema": {"type": "string"},
 }
-_JSON_FIELD = {"type": "string", "minLength": 1, "description": "a Seldon message as JSON"}
 
 
 def _seldon_post(summary: str, request: str, answer: str, described: str) -> dict[str, Any]:
+    """A POST taking the message as a JSON body or as a form's `json` field, JSON-encoded."""
     return {
         "summary": summary,
         "tags": ["seldon"],
@@ -68,8 +79,9 @@ def _seldon_post(summary: str, request: str, answer: str, described: str) -> dic
                     "schema": {
                         "type": "object",
                         "required": ["json"],
-                        "properties": {"json": _JSON_FIELD},
-                    }
+                        "properties": {"json": _ref(request)},
+                    },
+                    "encoding": {"json": {"contentType": "application/json"}},
                 },
             },
         },
@@ -77,11 +89,18 @@ def _seldon_post(summary: str, request: str, answer: str, described: str) -> dic
     }
 
 
-def _seldon_get(summary: str, answer: str, described: str) -> dict[str, Any]:
+def _seldon_get(summary: str, request: str, answer: str, described: str) -> dict[str, Any]:
+    """A GET taking the message in its `json` query argument, JSON-encoded."""
+    json_argument = {
+        "name": "json",
+        "in": "query",
+        "required": True,
+        "content": {"application/json": {"schema": _ref(request)}},
+    }
     return {
         "summary": summary,
         "tags": ["seldon"],
-        "parameters": [{"name": "json", "in": "query", "required": True, "schema": _JSON_FIELD}],
+        "parameters": [json_argument],
         "responses": {"200": _json(answer, described), **_SELDON_BODY_ERRORS},
     }
 
@@ -108,14 +127,27 @@ _FEEDBACK = _seldon_post(
     "SeldonFeedbackAnswer",
     "An empty prediction, as the wrapper answers feedback",
 )
+# Typed as the Meta message of Seldon's proto/prediction.proto (SeldonIO/seldon-core v1.17.1).
 _META = {
     "type": "object",
-    "description": "puid, tags and requestPath are echoed; puid is made when absent",
+    "description": "puid, tags, metrics and requestPath are echoed; puid is made when absent",
     "properties": {
         "puid": {"type": "string"},
         "tags": {"type": "object"},
-        "routing": {"type": "object"},
-        "requestPath": {"type": "object"},
+        "routing": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "requestPath": {"type": "object", "additionalProperties": {"type": "string"}},
+        "metrics": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "key": {"type": "string"},
+                    "type": {"enum": ["COUNTER", "GAUGE", "TIMER"]},
+                    "value": {"type": "number"},
+                    "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+                },
+            },
+        },
     },
 }
 _NAMES = {
@@ -159,6 +191,33 @@ _FEEDBACK_MESSAGE = {
     },
 }
 
+_INT_TYPES = sorted(t for t in V2_NUMERIC_TYPES if "INT" in t)
+_FLOAT_TYPES = sorted(V2_NUMERIC_TYPES - set(_INT_TYPES))
+
+
+def _v2_input(datatypes: list[str], pixel: dict[str, Any]) -> dict[str, Any]:
+    """A V2 input tensor of one of `datatypes`, its data flat or as rows of `pixel`s."""
+    row = {**_ROW, "items": pixel}
+    return {
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "description": f"data {_FILLS_SHAPE}, in [0, 1], flat or as rows",
+        "properties": {
+            "name": {"type": "string"},
+            "shape": _SHAPE,
+            "datatype": {"enum": datatypes},
+            "parameters": {"type": "object"},
+            "data": {
+                "type": "array",
+                "anyOf": [
+                    {"items": pixel, "minItems": N_FEATURES},
+                    {"items": row, "minItems": 1},
+                ],
+            },
+        },
+    }
+
+
 _SCHEMAS: dict[str, Any] = {
     "SeldonMessage": {
         "type": "object",
@@ -172,14 +231,9 @@ _SCHEMAS: dict[str, Any] = {
                     "tensor": {
                         "type": "object",
                         "required": ["shape", "values"],
-                        "description": "values: shape[0] x 784 numbers in [0, 1]",
+                        "description": f"values {_FILLS_SHAPE}, numbers in [0, 1]",
                         "properties": {
-                            "shape": {
-                                "type": "array",
-                                "items": {"type": "integer", "minimum": 1},
-                                "minItems": 2,
-                                "maxItems": 2,
-                            },
+                            "shape": _SHAPE,
                             "values": {"type": "array", "items": _PIXEL, "minItems": N_FEATURES},
                         },
                     },
@@ -284,27 +338,7 @@ _SCHEMAS: dict[str, Any] = {
                 "minItems": 1,
                 "maxItems": 1,
                 "items": {
-                    "type": "object",
-                    "required": ["name", "shape", "datatype", "data"],
-                    "description": "data: shape[0] x 784 numbers in [0, 1], flat or as rows",
-                    "properties": {
-                        "name": {"type": "string"},
-                        "shape": {
-                            "type": "array",
-                            "items": {"type": "integer", "minimum": 1},
-                            "minItems": 2,
-                            "maxItems": 2,
-                        },
-                        "datatype": {"type": "string", "enum": sorted(V2_NUMERIC_TYPES)},
-                        "parameters": {"type": "object"},
-                        "data": {
-                            "type": "array",
-                            "anyOf": [
-                                {"items": _PIXEL, "minItems": N_FEATURES},
-                                {"items": _ROW, "minItems": 1},
-                            ],
-                        },
-                    },
+                    "anyOf": [_v2_input(_FLOAT_TYPES, _PIXEL), _v2_input(_INT_TYPES, _WHOLE_PIXEL)]
                 },
             },
             "outputs": {
@@ -407,6 +441,7 @@ def openapi_document(model_name: str, max_body_bytes: int = 8 * 1024 * 1024) -> 
             "post": _PREDICT,
             "get": _seldon_get(
                 "Predict with the message in the json query argument",
+                "SeldonMessage",
                 "SeldonPrediction",
                 "Probabilities",
             ),
@@ -416,7 +451,10 @@ def openapi_document(model_name: str, max_body_bytes: int = 8 * 1024 * 1024) -> 
         "/send-feedback": {
             "post": _FEEDBACK,
             "get": _seldon_get(
-                "Send feedback in the json query argument", "SeldonFeedbackAnswer", "Counted"
+                "Send feedback in the json query argument",
+                "SeldonFeedback",
+                "SeldonFeedbackAnswer",
+                "Counted",
             ),
         },
         "/health/ping": {

@@ -317,11 +317,13 @@ def _is_object(value: Any, of: type | tuple[type, ...] | None = None) -> bool:
 
 def _is_metric(value: Any) -> bool:
     """True for a Seldon Metric: key, type COUNTER/GAUGE/TIMER, value, string tags."""
-    number = value.get("value", 0) if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return False
+    kind, number = value.get("type", "COUNTER"), value.get("value", 0)
     return (
-        isinstance(value, dict)
-        and isinstance(value.get("key", ""), str)
-        and value.get("type", "COUNTER") in _METRIC_TYPES
+        isinstance(value.get("key", ""), str)
+        and isinstance(kind, str)
+        and kind in _METRIC_TYPES
         and isinstance(number, int | float)
         and not isinstance(number, bool)
         and _is_object(value.get("tags", {}), str)
