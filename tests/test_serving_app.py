@@ -605,6 +605,8 @@ BAD_FEEDBACK = [
     ({"request": {"data": {"ndarray": "x"}}}, "ndarray must be a list"),
     ({"reward": "x"}, "reward must be a finite number"),
     ([1], "must be a JSON object"),
+    ({"request": {"meta": {"puid": 5}}}, "feedback request.meta.puid must be a string"),
+    ({"truth": {"meta": {"tags": [1]}}}, "feedback truth.meta.tags must be an object"),
 ]
 
 

@@ -252,6 +252,10 @@ def _with_meta(pixels: np.ndarray, meta: dict[str, Any]) -> dict[str, Any]:
     return {"data": {"ndarray": _rows(pixels, 1)}, "meta": meta}
 
 
+def _feedback_with_meta(pixels: np.ndarray, meta: dict[str, Any]) -> dict[str, Any]:
+    return {"request": _with_meta(pixels, meta), "reward": 1}
+
+
 def _exchanges() -> list[Exchange]:
     return [
         Exchange("ndarray, one row", P, lambda p: {"data": {"ndarray": _rows(p, 1)}}),
@@ -304,6 +308,14 @@ def _exchanges() -> list[Exchange]:
         ),
         Exchange("send-feedback form", "/send-feedback", lambda p: {"reward": 2}, form=True),
         Exchange("feedback, unknown field", "/api/v1.0/feedback", lambda p: {"bogus": 1}),
+        *(
+            Exchange(
+                f"feedback, meta.{field} of the wrong type",
+                "/api/v1.0/feedback",
+                partial(_feedback_with_meta, meta=meta),
+            )
+            for field, meta in BAD_META.items()
+        ),
         Exchange(
             "feedback, unknown field in request",
             "/api/v1.0/feedback",

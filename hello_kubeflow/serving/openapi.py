@@ -166,13 +166,7 @@ _FEEDBACK_MESSAGE = {
         "meta": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {
-                "puid": {"type": "string"},
-                "tags": {"type": "object"},
-                "routing": {"type": "object"},
-                "requestPath": {"type": "object"},
-                "metrics": {"type": "array"},
-            },
+            "properties": _META["properties"],
         },
         "data": {
             "type": "object",

@@ -288,13 +288,7 @@ def _with_meta(features: npt.NDArray[np.float32], kind: str, meta: Any) -> Seldo
         return SeldonRequest(features, kind)
     if not isinstance(meta, dict):
         raise BadInput('"meta" must be an object like {"puid": "...", "tags": {...}}')
-    for name, (valid, wanted) in _META_TYPES.items():
-        value = meta.get(name)
-        if value is not None and not valid(value):
-            raise BadInput(
-                f"meta.{name} must be {wanted} (as Seldon's Meta message types it); got "
-                f"{_json_shown(value)}"
-            )
+    check_meta(meta)
     puid = meta.get("puid")
     return SeldonRequest(
         features,
@@ -304,6 +298,25 @@ def _with_meta(features: npt.NDArray[np.float32], kind: str, meta: Any) -> Seldo
         meta.get("requestPath") or {},
         meta.get("metrics") or [],
     )
+
+
+def check_meta(meta: dict[str, Any], where: str = "meta") -> None:
+    """Refuse a `meta` field that has not its type in Seldon's Meta message.
+
+    Args:
+        meta: a Seldon message's `meta` object.
+        where: its place in the request, named in the message.
+
+    Raises:
+        BadInput: naming the first field of the wrong type and the type it needs.
+    """
+    for name, (valid, wanted) in _META_TYPES.items():
+        value = meta.get(name)
+        if value is not None and not valid(value):
+            raise BadInput(
+                f"{where}.{name} must be {wanted} (as Seldon's Meta message types it); got "
+                f"{_json_shown(value)}"
+            )
 
 
 def _is_object(value: Any, of: type | tuple[type, ...] | None = None) -> bool:
