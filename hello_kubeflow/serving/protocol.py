@@ -280,9 +280,9 @@ def _with_meta(features: npt.NDArray[np.float32], kind: str, meta: Any) -> Seldo
     The wrapper echoes these four as they were sent, and drops `routing` and unknown
     fields (utils.py, `construct_response_json`). Each known field must have its type
     in the Meta message of proto/prediction.proto (SeldonIO/seldon-core, tag v1.17.1),
-    which Seldon's gRPC clients and its executor read: one that has not is a 400 naming
-    it, whichever field it is, where the wrapper would echo a `puid` of 5 that no
-    Seldon client could read.
+    as the wrapper's own proto parser wants it in feedback (utils.py,
+    `json_to_feedback`): one that has not is a 400 naming it, whichever field it is,
+    where the wrapper's predict would echo a `puid` of 5 that no proto client can read.
     """
     if meta is None:
         return SeldonRequest(features, kind)
