@@ -169,6 +169,37 @@ def test_v2_unknown_model_is_404_in_v2_form(server: RunningServer) -> None:
     assert "mnist-classifier" in body["error"]
 
 
+def test_v2_serves_the_model_under_its_version_too(
+    server: RunningServer, images: tuple[np.ndarray, np.ndarray]
+) -> None:
+    model = server.url + "/v2/models/mnist-classifier"
+    metadata = call(model)
+    [version] = metadata[1]["versions"]
+    versioned = f"{model}/versions/{quote(version, safe='')}"
+    assert call(versioned) == metadata
+    assert call(versioned + "/ready") == call(model + "/ready")
+    body = _v2(images[0][:1].ravel().tolist(), id="v-1")
+    status, answer = call(versioned + "/infer", body)
+    assert status == 200, answer
+    assert (answer["id"], answer["model_version"]) == ("v-1", version)
+    assert answer["outputs"] == call(model + "/infer", body)[1]["outputs"]
+
+
+@pytest.mark.parametrize("suffix", ["", "/ready", "/infer"])
+def test_v2_another_version_is_404_naming_the_served_one(
+    server: RunningServer, images: tuple[np.ndarray, np.ndarray], suffix: str
+) -> None:
+    [version] = call(server.url + "/v2/models/mnist-classifier")[1]["versions"]
+    body = _v2(images[0][:1].ravel().tolist()) if suffix == "/infer" else None
+    url = server.url + "/v2/models/mnist-classifier/versions/0.9" + suffix
+    status, answer = call(url, body)
+    assert status == 404
+    assert answer["error"] == (
+        f"model 'mnist-classifier' has no version '0.9'; this server serves version "
+        f"{version!r} (or leave /versions/... out of the URL)"
+    )
+
+
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
@@ -270,27 +301,27 @@ def test_pixels_0_255_are_refused_with_a_hint_to_divide_by_255(
     assert "0-255 pixels: divide them by 255" in answer["status"]["info"]
 
 
+def _v2(
+    data: object, datatype: str = "FP32", shape: tuple[int, ...] = (1, 784), **more: object
+) -> bytes:
+    tensor = {"name": "input", "shape": list(shape), "datatype": datatype, "data": data}
+    return json.dumps({"inputs": [tensor], **more}).encode()
+
+
 BAD_V2 = [
     (b"nope", "not valid JSON"),
     (json.dumps({"inputs": []}).encode(), "exactly one tensor"),
+    (_v2(["a"], "BYTES"), "datatype"),
+    (_v2(ROW[:5]), "needs 784"),
+    (_v2([7.0] * 784), "outside"),
+    (_v2([], shape=(0, 784)), "empty batch"),
     (
-        json.dumps({"inputs": [{"shape": [1, 784], "datatype": "BYTES", "data": ["a"]}]}).encode(),
-        "datatype",
+        json.dumps({"inputs": [{"shape": [1, 784], "datatype": "FP32", "data": ROW}]}).encode(),
+        'inputs[0] needs a "name"',
     ),
-    (
-        json.dumps({"inputs": [{"shape": [1, 784], "datatype": "FP32", "data": ROW[:5]}]}).encode(),
-        "needs 784",
-    ),
-    (
-        json.dumps(
-            {"inputs": [{"shape": [1, 784], "datatype": "FP32", "data": [7.0] * 784}]}
-        ).encode(),
-        "outside",
-    ),
-    (
-        json.dumps({"inputs": [{"shape": [0, 784], "datatype": "FP32", "data": []}]}).encode(),
-        "empty batch",
-    ),
+    (_v2(ROW, id=42), '"id" must be a string, e.g. "42"; got 42'),
+    (_v2(ROW, "INT8"), "is INT8 but holds 0.5 at [0, 0]: an integer datatype takes whole numbers"),
+    (_v2([[0] * 783 + [0.25]], "UINT16"), "holds 0.25 at [0, 783]"),
 ]
 
 
@@ -437,6 +468,42 @@ ODD_SELDON = [
     ({"jsonData": {"ndarray": [ROW]}}, "jsonData must be a list of rows"),
     ({"data": {"ndarray": [ROW]}, "meta": {"requestPath": ["model"]}}, "requestPath"),
 ]
+# Every meta field is held to its type in Seldon's Meta message, none silently dropped.
+BAD_META = [
+    (
+        {"puid": 5},
+        'meta.puid must be a string, e.g. "p-1" (as Seldon\'s Meta message types it); got 5',
+    ),
+    ({"tags": [1]}, "meta.tags must be an object"),
+    ({"tags": "team"}, 'meta.tags must be an object, e.g. {"team": "mnist"}'),
+    ({"routing": {"model": "a"}}, "meta.routing must be an object of whole numbers"),
+    ({"requestPath": {"model": 1}}, "meta.requestPath must be an object of strings"),
+    ({"requestPath": "model"}, "meta.requestPath must be an object of strings"),
+    ({"metrics": {"key": "k"}}, "meta.metrics must be a list of metrics"),
+    ({"metrics": [{"key": "k", "type": "HISTOGRAM", "value": 1}]}, "meta.metrics must be a list"),
+    ({"metrics": [{"key": "k", "value": "1"}]}, "meta.metrics must be a list"),
+    ({"metrics": [{"key": "k", "type": {}}]}, "meta.metrics must be a list"),
+]
+
+
+@pytest.mark.parametrize(("meta", "complaint"), BAD_META, ids=[str(m) for m, _ in BAD_META])
+def test_a_meta_field_of_the_wrong_type_is_400_naming_it(
+    server: RunningServer, images: tuple[np.ndarray, np.ndarray], meta: object, complaint: str
+) -> None:
+    message = {"data": {"ndarray": images[0][:1].tolist()}, "meta": meta}
+    status, answer = call(server.url + "/api/v1.0/predictions", json.dumps(message).encode())
+    assert status == 400, answer
+    assert complaint in answer["status"]["info"]
+
+
+def test_meta_metrics_are_echoed_as_the_wrapper_echoes_them(
+    server: RunningServer, images: tuple[np.ndarray, np.ndarray]
+) -> None:
+    metrics = [{"key": "requests", "type": "COUNTER", "value": 1, "tags": {"team": "mnist"}}]
+    message = {"data": {"ndarray": images[0][:1].tolist()}, "meta": {"metrics": metrics}}
+    status, answer = call(server.url + "/api/v1.0/predictions", json.dumps(message).encode())
+    assert status == 200, answer
+    assert answer["meta"]["metrics"] == metrics
 
 
 @pytest.mark.parametrize(("message", "complaint"), ODD_SELDON, ids=[c for _, c in ODD_SELDON])
@@ -538,6 +605,8 @@ BAD_FEEDBACK = [
     ({"request": {"data": {"ndarray": "x"}}}, "ndarray must be a list"),
     ({"reward": "x"}, "reward must be a finite number"),
     ([1], "must be a JSON object"),
+    ({"request": {"meta": {"puid": 5}}}, "feedback request.meta.puid must be a string"),
+    ({"truth": {"meta": {"tags": [1]}}}, "feedback truth.meta.tags must be an object"),
 ]
 
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -241,6 +242,22 @@ def _tensor(pixels: np.ndarray, n: int) -> dict[str, Any]:
 
 ROW = [0.5] * 784
 P = "/api/v1.0/predictions"
+METRIC = {"key": "k", "type": "GAUGE", "value": 2.5, "tags": {"t": "v"}}
+BAD_META: dict[str, dict[str, Any]] = {
+    "puid": {"puid": 5},
+    "tags": {"tags": [1]},
+    "routing": {"routing": {"m": "a"}},
+    "requestPath": {"requestPath": {"m": 1}},
+    "metrics": {"metrics": [1]},
+}
+
+
+def _with_meta(pixels: np.ndarray, meta: dict[str, Any]) -> dict[str, Any]:
+    return {"data": {"ndarray": _rows(pixels, 1)}, "meta": meta}
+
+
+def _feedback_with_meta(pixels: np.ndarray, meta: dict[str, Any]) -> dict[str, Any]:
+    return {"request": _with_meta(pixels, meta), "reward": 1}
 
 
 def _exchanges() -> list[Exchange]:
@@ -270,6 +287,10 @@ def _exchanges() -> list[Exchange]:
             P,
             lambda p: {"data": {"ndarray": _rows(p, 1)}, "meta": {"requestPath": {"m": "i:1"}}},
         ),
+        Exchange("metrics", P, lambda p: _with_meta(p, {"metrics": [METRIC]})),
+        Exchange("routing, dropped", P, lambda p: _with_meta(p, {"routing": {"m": 0}})),
+        Exchange("tags of any JSON", P, lambda p: _with_meta(p, {"tags": {"a": [1, {"b": None}]}})),
+        Exchange("empty puid", P, lambda p: _with_meta(p, {"puid": ""})),
         Exchange(
             "names, wrong count", P, lambda p: {"data": {"names": ["a"], "ndarray": _rows(p, 1)}}
         ),
@@ -291,6 +312,14 @@ def _exchanges() -> list[Exchange]:
         ),
         Exchange("send-feedback form", "/send-feedback", lambda p: {"reward": 2}, form=True),
         Exchange("feedback, unknown field", "/api/v1.0/feedback", lambda p: {"bogus": 1}),
+        *(
+            Exchange(
+                f"feedback, meta.{field} of the wrong type",
+                "/api/v1.0/feedback",
+                partial(_feedback_with_meta, meta=meta),
+            )
+            for field, meta in BAD_META.items()
+        ),
         Exchange(
             "feedback, unknown field in request",
             "/api/v1.0/feedback",
@@ -320,6 +349,19 @@ def _exchanges() -> list[Exchange]:
             difference="the wrapper merges it as a mapping, a 500; we say it must be an object",
             theirs=500,
             ours=400,
+        ),
+        # ... a 400 for a meta field not of its type in prediction.proto's Meta, which the
+        # wrapper echoes (or drops) as it came, whichever field it is...
+        *(
+            Exchange(
+                f"meta.{field} of the wrong type",
+                P,
+                partial(_with_meta, meta=meta),
+                difference="the wrapper echoes what no Seldon client can read as its Meta",
+                theirs=200,
+                ours=400,
+            )
+            for field, meta in BAD_META.items()
         ),
         # ... and a 400 where the wrapper cannot see the problem.
         Exchange(

@@ -106,6 +106,7 @@ class _Service:
             puid=request.puid or new_puid(),
             tags=request.tags,
             request_path=request.request_path,
+            metrics=request.metrics,
         )
 
     def feedback_answer(self, body: bytes, content_type: str, query_json: str | None) -> bytes:
@@ -169,7 +170,7 @@ def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) ->
         return Response(service.feedback.prometheus(), media_type=PROMETHEUS)
 
     async def v2_infer(request: Request) -> Response:
-        missing = _unknown_model(request, service.card.name)
+        missing = _unknown_model(request, service.card)
         if missing is not None:
             return missing
         try:
@@ -194,10 +195,10 @@ def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) ->
         return _json(HEALTHY)
 
     async def v2_model(request: Request) -> Response:
-        return _unknown_model(request, service.card.name) or _json(service.v2_metadata)
+        return _unknown_model(request, service.card) or _json(service.v2_metadata)
 
     async def v2_model_ready(request: Request) -> Response:
-        return _unknown_model(request, service.card.name) or _json(service.v2_model_ready)
+        return _unknown_model(request, service.card) or _json(service.v2_model_ready)
 
     routes = [
         Route("/api/v1.0/predictions", seldon_predict, methods=["POST"]),
@@ -218,6 +219,9 @@ def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) ->
         Route("/v2/models/{name}", v2_model),
         Route("/v2/models/{name}/ready", v2_model_ready),
         Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}", v2_model),
+        Route("/v2/models/{name}/versions/{version}/ready", v2_model_ready),
+        Route("/v2/models/{name}/versions/{version}/infer", v2_infer, methods=["POST"]),
         Route("/openapi.json", _fixed(service.openapi)),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
@@ -247,11 +251,26 @@ def _fixed(content: bytes, media_type: str = JSON) -> Callable[[Request], Awaita
     return endpoint
 
 
-def _unknown_model(request: Request, served: str) -> Response | None:
+def _unknown_model(request: Request, card: ModelCard) -> Response | None:
+    """404 for a model name, or a version, that this server does not serve.
+
+    A version that is not the served one is "not found", as MLServer 1.7.1 answers
+    it (SeldonIO/MLServer, mlserver/registry.py `get_model`, mlserver/errors.py
+    `ModelNotFound`): the spec lets a server choose the version only when the URL
+    names none (kserve/kserve v0.20.0, docs/predict-api/v2/required_api.md).
+    """
     name = request.path_params["name"]
-    if name == served:
-        return None
-    return _json(v2_error(f"model {name!r} is not served here; this server serves {served!r}"), 404)
+    if name != card.name:
+        message = f"model {name!r} is not served here; this server serves {card.name!r}"
+        return _json(v2_error(message), 404)
+    version = request.path_params.get("version", card.version)
+    if version != card.version:
+        message = (
+            f"model {name!r} has no version {version!r}; this server serves version "
+            f"{card.version!r} (or leave /versions/... out of the URL)"
+        )
+        return _json(v2_error(message), 404)
+    return None
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

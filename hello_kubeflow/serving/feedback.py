@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hello_kubeflow.serving.features import BadInput
+from hello_kubeflow.serving.protocol import check_meta
 
 # The fields of the protos a feedback message is parsed into, in the wrapper's
 # proto/prediction.proto: Feedback, SeldonMessage, DefaultData, Meta.
@@ -96,6 +97,8 @@ def _check_feedback_part(part: Any, where: str) -> None:
         if not isinstance(inner, dict):
             raise BadInput(f"{where}.{name} must be a JSON object")
         _known_fields(inner, allowed, f"{where}.{name}")
+    if isinstance(part.get("meta"), dict):
+        check_meta(part["meta"], f"{where}.meta")  # its proto parser types them, as there
     data = part.get("data") or {}
     if "ndarray" in data and not isinstance(data["ndarray"], list):
         raise BadInput(f"{where}.data.ndarray must be a list")

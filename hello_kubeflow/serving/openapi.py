@@ -1,10 +1,12 @@
 """The OpenAPI 3.1 description of every endpoint, served at `/openapi.json`.
 
 The request schemas state the real constraints (784 values a row, each in
-[0, 1], 2-D shapes, a non-empty `json` field), so that a request valid against
-the schema is one the server accepts, except where JSON Schema cannot say it (a
-tensor's value count must be the product of its shape); every route documents
-its 4xx answers: 400, 404, 405, 408, 413, 415.
+[0, 1], shapes [n, 784], whole numbers in integer V2 tensors, `meta` typed as
+Seldon's proto types it, a `json` form field or query argument holding a
+JSON-encoded message), so that a request valid against the schema is one the
+server accepts, except where JSON Schema cannot say it (a tensor's values must
+fill its shape: said in the descriptions); every route documents its 4xx
+answers: 400, 404, 405, 408, 413, 415.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ _PIXEL = {"type": "number", "minimum": 0, "maximum": 1}
 _PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
 _ROW = {"type": "array", "items": _PIXEL, "minItems": N_FEATURES, "maxItems": N_FEATURES}
 _ROWS = {"type": "array", "items": _ROW, "minItems": 1}
+_WHOLE_PIXEL = {"type": "integer", "minimum": 0, "maximum": 1}
+# [n, 784]. That the values fill it (n x 784 of them) is beyond JSON Schema: said in words.
+_SHAPE = {
+    "type": "array",
+    "prefixItems": [{"type": "integer", "minimum": 1}, {"const": N_FEATURES}],
+    "minItems": 2,
+    "maxItems": 2,
+}
+_FILLS_SHAPE = "holds shape[0] x 784 values"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -33,7 +44,7 @@ def _json(schema: str, description: str) -> dict[str, Any]:
 def _errors(schema: str, *statuses: str) -> dict[str, Any]:
     said = {
         "400": "Malformed request: what is wrong and how to fix it",
-        "404": "No model of that name is served here",
+        "404": "No model of that name (or version) is served here",
         "405": "Method not allowed on this path (the Allow header lists those that are)",
         "408": "The request did not arrive within HK_REQUEST_TIMEOUT; the connection is closed",
         "413": "Request body over the server's limit (HK_MAX_BODY_BYTES); the connection is closed",
@@ -46,10 +57,17 @@ _SELDON_BODY_ERRORS = _errors("SeldonError", "400", "405", "408", "413", "415")
 _GET_ERRORS = _errors("SeldonError", "405")
 _V2_GET_ERRORS = _errors("V2Error", "404", "405")
 _MODEL_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-_JSON_FIELD = {"type": "string", "minLength": 1, "description": "a Seldon message as JSON"}
+_VERSION = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "description": "the served version (GET /v2/models/{name} lists it); any other is a 404",
+    "schema": {"type": "string"},
+}
 
 
 def _seldon_post(summary: str, request: str, answer: str, described: str) -> dict[str, Any]:
+    """A POST taking the message as a JSON body or as a form's `json` field, JSON-encoded."""
     return {
         "summary": summary,
         "tags": ["seldon"],
@@ -61,8 +79,9 @@ def _seldon_post(summary: str, request: str, answer: str, described: str) -> dic
                     "schema": {
                         "type": "object",
                         "required": ["json"],
-                        "properties": {"json": _JSON_FIELD},
-                    }
+                        "properties": {"json": _ref(request)},
+                    },
+                    "encoding": {"json": {"contentType": "application/json"}},
                 },
             },
         },
@@ -70,11 +89,18 @@ def _seldon_post(summary: str, request: str, answer: str, described: str) -> dic
     }
 
 
-def _seldon_get(summary: str, answer: str, described: str) -> dict[str, Any]:
+def _seldon_get(summary: str, request: str, answer: str, described: str) -> dict[str, Any]:
+    """A GET taking the message in its `json` query argument, JSON-encoded."""
+    json_argument = {
+        "name": "json",
+        "in": "query",
+        "required": True,
+        "content": {"application/json": {"schema": _ref(request)}},
+    }
     return {
         "summary": summary,
         "tags": ["seldon"],
-        "parameters": [{"name": "json", "in": "query", "required": True, "schema": _JSON_FIELD}],
+        "parameters": [json_argument],
         "responses": {"200": _json(answer, described), **_SELDON_BODY_ERRORS},
     }
 
@@ -101,14 +127,27 @@ _FEEDBACK = _seldon_post(
     "SeldonFeedbackAnswer",
     "An empty prediction, as the wrapper answers feedback",
 )
+# Typed as the Meta message of Seldon's proto/prediction.proto (SeldonIO/seldon-core v1.17.1).
 _META = {
     "type": "object",
-    "description": "puid, tags and requestPath are echoed; puid is made when absent",
+    "description": "puid, tags, metrics and requestPath are echoed; puid is made when absent",
     "properties": {
         "puid": {"type": "string"},
         "tags": {"type": "object"},
-        "routing": {"type": "object"},
-        "requestPath": {"type": "object"},
+        "routing": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "requestPath": {"type": "object", "additionalProperties": {"type": "string"}},
+        "metrics": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "key": {"type": "string"},
+                    "type": {"enum": ["COUNTER", "GAUGE", "TIMER"]},
+                    "value": {"type": "number"},
+                    "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+                },
+            },
+        },
     },
 }
 _NAMES = {
@@ -127,13 +166,7 @@ _FEEDBACK_MESSAGE = {
         "meta": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {
-                "puid": {"type": "string"},
-                "tags": {"type": "object"},
-                "routing": {"type": "object"},
-                "requestPath": {"type": "object"},
-                "metrics": {"type": "array"},
-            },
+            "properties": _META["properties"],
         },
         "data": {
             "type": "object",
@@ -152,6 +185,33 @@ _FEEDBACK_MESSAGE = {
     },
 }
 
+_INT_TYPES = sorted(t for t in V2_NUMERIC_TYPES if "INT" in t)
+_FLOAT_TYPES = sorted(V2_NUMERIC_TYPES - set(_INT_TYPES))
+
+
+def _v2_input(datatypes: list[str], pixel: dict[str, Any]) -> dict[str, Any]:
+    """A V2 input tensor of one of `datatypes`, its data flat or as rows of `pixel`s."""
+    row = {**_ROW, "items": pixel}
+    return {
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "description": f"data {_FILLS_SHAPE}, in [0, 1], flat or as rows",
+        "properties": {
+            "name": {"type": "string"},
+            "shape": _SHAPE,
+            "datatype": {"enum": datatypes},
+            "parameters": {"type": "object"},
+            "data": {
+                "type": "array",
+                "anyOf": [
+                    {"items": pixel, "minItems": N_FEATURES},
+                    {"items": row, "minItems": 1},
+                ],
+            },
+        },
+    }
+
+
 _SCHEMAS: dict[str, Any] = {
     "SeldonMessage": {
         "type": "object",
@@ -165,14 +225,9 @@ _SCHEMAS: dict[str, Any] = {
                     "tensor": {
                         "type": "object",
                         "required": ["shape", "values"],
-                        "description": "values: shape[0] x 784 numbers in [0, 1]",
+                        "description": f"values {_FILLS_SHAPE}, numbers in [0, 1]",
                         "properties": {
-                            "shape": {
-                                "type": "array",
-                                "items": {"type": "integer", "minimum": 1},
-                                "minItems": 2,
-                                "maxItems": 2,
-                            },
+                            "shape": _SHAPE,
                             "values": {"type": "array", "items": _PIXEL, "minItems": N_FEATURES},
                         },
                     },
@@ -277,27 +332,7 @@ _SCHEMAS: dict[str, Any] = {
                 "minItems": 1,
                 "maxItems": 1,
                 "items": {
-                    "type": "object",
-                    "required": ["name", "shape", "datatype", "data"],
-                    "description": "data: shape[0] x 784 numbers in [0, 1], flat or as rows",
-                    "properties": {
-                        "name": {"type": "string"},
-                        "shape": {
-                            "type": "array",
-                            "items": {"type": "integer", "minimum": 1},
-                            "minItems": 2,
-                            "maxItems": 2,
-                        },
-                        "datatype": {"type": "string", "enum": sorted(V2_NUMERIC_TYPES)},
-                        "parameters": {"type": "object"},
-                        "data": {
-                            "type": "array",
-                            "anyOf": [
-                                {"items": _PIXEL, "minItems": N_FEATURES},
-                                {"items": _ROW, "minItems": 1},
-                            ],
-                        },
-                    },
+                    "anyOf": [_v2_input(_FLOAT_TYPES, _PIXEL), _v2_input(_INT_TYPES, _WHOLE_PIXEL)]
                 },
             },
             "outputs": {
@@ -343,6 +378,44 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
+def _v2_model_paths(prefix: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """Metadata, readiness and inference of the model at `prefix` (with a version or not)."""
+    return {
+        prefix: {
+            "get": {
+                "summary": "Model metadata (V2)",
+                "tags": ["v2"],
+                "parameters": parameters,
+                "responses": {"200": _json("V2Metadata", "Metadata"), **_V2_GET_ERRORS},
+            }
+        },
+        prefix + "/ready": {
+            "get": {
+                "summary": "Model readiness (V2)",
+                "tags": ["v2"],
+                "parameters": parameters,
+                "responses": {"200": _json("V2Status", "ready"), **_V2_GET_ERRORS},
+            }
+        },
+        prefix + "/infer": {
+            "post": {
+                "summary": "Infer digit probabilities (Open Inference Protocol V2)",
+                "tags": ["v2"],
+                "parameters": parameters,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("V2InferenceRequest")}},
+                },
+                "responses": {
+                    "200": _json("V2InferenceResponse", "Probabilities"),
+                    **_errors("V2Error", "400", "404", "405", "413"),
+                    **_errors("SeldonError", "408"),
+                },
+            }
+        },
+    }
+
+
 def openapi_document(model_name: str, max_body_bytes: int = 8 * 1024 * 1024) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the server (every route `app.create_app` serves).
 
@@ -362,6 +435,7 @@ def openapi_document(model_name: str, max_body_bytes: int = 8 * 1024 * 1024) -> 
             "post": _PREDICT,
             "get": _seldon_get(
                 "Predict with the message in the json query argument",
+                "SeldonMessage",
                 "SeldonPrediction",
                 "Probabilities",
             ),
@@ -371,7 +445,10 @@ def openapi_document(model_name: str, max_body_bytes: int = 8 * 1024 * 1024) -> 
         "/send-feedback": {
             "post": _FEEDBACK,
             "get": _seldon_get(
-                "Send feedback in the json query argument", "SeldonFeedbackAnswer", "Counted"
+                "Send feedback in the json query argument",
+                "SeldonFeedback",
+                "SeldonFeedbackAnswer",
+                "Counted",
             ),
         },
         "/health/ping": {
@@ -407,38 +484,8 @@ def openapi_document(model_name: str, max_body_bytes: int = 8 * 1024 * 1024) -> 
         "/v2": _get("Server metadata (V2)", "v2", "V2Metadata", "name, version, extensions"),
         "/v2/health/live": _get("Liveness (V2)", "v2", "V2Status", '{"live": true}'),
         "/v2/health/ready": _get("Readiness (V2)", "v2", "V2Status", '{"ready": true}'),
-        "/v2/models/{name}": {
-            "get": {
-                "summary": "Model metadata (V2)",
-                "tags": ["v2"],
-                "parameters": [name_param],
-                "responses": {"200": _json("V2Metadata", "Metadata"), **_V2_GET_ERRORS},
-            }
-        },
-        "/v2/models/{name}/ready": {
-            "get": {
-                "summary": "Model readiness (V2)",
-                "tags": ["v2"],
-                "parameters": [name_param],
-                "responses": {"200": _json("V2Status", "ready"), **_V2_GET_ERRORS},
-            }
-        },
-        "/v2/models/{name}/infer": {
-            "post": {
-                "summary": "Infer digit probabilities (Open Inference Protocol V2)",
-                "tags": ["v2"],
-                "parameters": [name_param],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("V2InferenceRequest")}},
-                },
-                "responses": {
-                    "200": _json("V2InferenceResponse", "Probabilities"),
-                    **_errors("V2Error", "400", "404", "405", "413"),
-                    **_errors("SeldonError", "408"),
-                },
-            }
-        },
+        **_v2_model_paths("/v2/models/{name}", [name_param]),
+        **_v2_model_paths("/v2/models/{name}/versions/{version}", [name_param, _VERSION]),
         "/openapi.json": {
             "get": {
                 "summary": "This document",

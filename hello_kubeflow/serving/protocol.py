@@ -11,6 +11,7 @@ Where the Seldon Core 1.17.1 wrapper is the reference, the file is cited
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -42,6 +43,7 @@ V2_NUMERIC_TYPES = frozenset(
         "UINT64",
     }
 )
+_V2_INTEGER_TYPES = frozenset(t for t in V2_NUMERIC_TYPES if "INT" in t)
 _FORM = "application/x-www-form-urlencoded"
 _MULTIPART = "multipart/form-data"
 
@@ -57,13 +59,15 @@ class SeldonRequest:
         puid: the caller's prediction id (`meta.puid`), echoed back; None if absent.
         tags: the caller's `meta.tags`, echoed back as Seldon does.
         request_path: the caller's `meta.requestPath`, echoed back as Seldon does.
+        metrics: the caller's `meta.metrics`, echoed back as Seldon does.
     """
 
     features: npt.NDArray[np.float32]
     kind: str
     puid: str | None = None
     tags: dict[str, Any] = field(default_factory=dict)
-    request_path: dict[str, Any] = field(default_factory=dict)
+    request_path: dict[str, str] = field(default_factory=dict)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,46 +244,140 @@ def parse_v2(message: Any, *, booleans_possible: bool = True) -> V2Request:
     inputs = message.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
         raise BadInput(f'"inputs" must be a list of exactly one tensor: {V2_EXAMPLE}')
+    request_id = message.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        # "id" : $string, to be returned as given (kserve/kserve v0.20.0,
+        # docs/predict-api/v2/required_api.md); a number could not come back as one.
+        raise BadInput(f'"id" must be a string, e.g. "42"; got {_json_shown(request_id)}')
     tensor = inputs[0]
     name = tensor.get("name")
-    where = f"inputs[0] ({name})" if isinstance(name, str) else "inputs[0]"
+    if not isinstance(name, str):
+        # The spec's $request_input has "name" : $string (as above); MLServer 1.7.1
+        # requires it too (SeldonIO/MLServer, mlserver/types/dataplane.py, RequestInput).
+        raise BadInput(
+            f'inputs[0] needs a "name" (a string, e.g. "input"); got {_json_shown(name)}: '
+            f"send {V2_EXAMPLE}"
+        )
+    where = f"inputs[0] ({name})"
     datatype = tensor.get("datatype")
     if not isinstance(datatype, str) or datatype not in V2_NUMERIC_TYPES:
         raise BadInput(
-            f"{where} datatype must be FP32 (or another numeric type); got "
-            f"{_shown(orjson.dumps(datatype).decode())}"
+            f"{where} datatype must be FP32 (or another numeric type); got {_json_shown(datatype)}"
         )
     shaped = from_flat(
         tensor.get("data"), tensor.get("shape"), field=where, booleans_possible=booleans_possible
     )
+    if datatype in _V2_INTEGER_TYPES:
+        _check_whole(shaped, where, datatype)
     features = as_features(shaped, field=where, booleans_possible=False)
     _check_outputs(message.get("outputs"))
-    request_id = message.get("id")
-    return V2Request(features, request_id if isinstance(request_id, str) else None)
+    return V2Request(features, request_id)
 
 
 def _with_meta(features: npt.NDArray[np.float32], kind: str, meta: Any) -> SeldonRequest:
-    """The request with what its `meta` asks to be echoed: puid, tags, requestPath."""
+    """The request with what its `meta` asks to be echoed: puid, tags, metrics, requestPath.
+
+    The wrapper echoes these four as they were sent, and drops `routing` and unknown
+    fields (utils.py, `construct_response_json`). Each known field must have its type
+    in the Meta message of proto/prediction.proto (SeldonIO/seldon-core, tag v1.17.1),
+    as the wrapper's own proto parser wants it in feedback (utils.py,
+    `json_to_feedback`): one that has not is a 400 naming it, whichever field it is,
+    where the wrapper's predict would echo a `puid` of 5 that no proto client can read.
+    """
     if meta is None:
         return SeldonRequest(features, kind)
     if not isinstance(meta, dict):
         raise BadInput('"meta" must be an object like {"puid": "...", "tags": {...}}')
+    check_meta(meta)
     puid = meta.get("puid")
-    tags = meta.get("tags")
-    request_path = meta.get("requestPath")
-    if request_path is not None and not isinstance(request_path, dict):
-        raise BadInput('meta.requestPath must be an object {"model name": "image", ...}')
     return SeldonRequest(
         features,
         kind,
-        puid if isinstance(puid, str) and puid else None,
-        tags if isinstance(tags, dict) else {},
-        request_path or {},
+        puid or None,
+        meta.get("tags") or {},
+        meta.get("requestPath") or {},
+        meta.get("metrics") or [],
     )
+
+
+def check_meta(meta: dict[str, Any], where: str = "meta") -> None:
+    """Refuse a `meta` field that has not its type in Seldon's Meta message.
+
+    Args:
+        meta: a Seldon message's `meta` object.
+        where: its place in the request, named in the message.
+
+    Raises:
+        BadInput: naming the first field of the wrong type and the type it needs.
+    """
+    for name, (valid, wanted) in _META_TYPES.items():
+        value = meta.get(name)
+        if value is not None and not valid(value):
+            raise BadInput(
+                f"{where}.{name} must be {wanted} (as Seldon's Meta message types it); got "
+                f"{_json_shown(value)}"
+            )
+
+
+def _is_object(value: Any, of: type | tuple[type, ...] | None = None) -> bool:
+    """True for a JSON object (whose values are all of type `of`, when given)."""
+    if not isinstance(value, dict):
+        return False
+    return of is None or all(
+        isinstance(item, of) and not isinstance(item, bool) for item in value.values()
+    )
+
+
+def _is_metric(value: Any) -> bool:
+    """True for a Seldon Metric: key, type COUNTER/GAUGE/TIMER, value, string tags."""
+    if not isinstance(value, dict):
+        return False
+    kind, number = value.get("type", "COUNTER"), value.get("value", 0)
+    return (
+        isinstance(value.get("key", ""), str)
+        and isinstance(kind, str)
+        and kind in _METRIC_TYPES
+        and isinstance(number, int | float)
+        and not isinstance(number, bool)
+        and _is_object(value.get("tags", {}), str)
+    )
+
+
+_METRIC_TYPES = frozenset({"COUNTER", "GAUGE", "TIMER"})
+# prediction.proto's Meta: puid string, tags map<string, Value>, routing map<string,
+# int32>, requestPath map<string, string>, metrics repeated Metric.
+_META_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "puid": (lambda v: isinstance(v, str), 'a string, e.g. "p-1"'),
+    "tags": (_is_object, 'an object, e.g. {"team": "mnist"}'),
+    "routing": (lambda v: _is_object(v, int), 'an object of whole numbers, e.g. {"model": 0}'),
+    "requestPath": (lambda v: _is_object(v, str), 'an object of strings, e.g. {"model": "image"}'),
+    "metrics": (
+        lambda v: isinstance(v, list) and all(_is_metric(m) for m in v),
+        'a list of metrics, e.g. [{"key": "k", "type": "COUNTER", "value": 1}]',
+    ),
+}
 
 
 def _shown(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json_shown(value: Any) -> str:
+    """A JSON value as the client wrote it (null when it is missing), shortened."""
+    return _shown(orjson.dumps(value).decode())
+
+
+def _check_whole(values: npt.NDArray[Any], where: str, datatype: str) -> None:
+    """Refuse fractions in an integer tensor (the spec's data must be of its datatype)."""
+    if values.dtype.kind != "f":
+        return
+    fractional = values != np.round(values)
+    if fractional.any():
+        index = tuple(int(i) for i in np.argwhere(fractional)[0])
+        raise BadInput(
+            f"{where} is {datatype} but holds {values[index]:g} at {list(index)}: an integer "
+            "datatype takes whole numbers only; send pixels scaled to [0, 1] as FP32"
+        )
 
 
 def _check_outputs(outputs: Any) -> None:

@@ -30,6 +30,7 @@ def seldon_prediction(
     puid: str,
     tags: dict[str, Any],
     request_path: dict[str, Any] | None = None,
+    metrics: list[dict[str, Any]] | None = None,
 ) -> bytes:
     """A Seldon answer: `{"data": {"names": [...], "ndarray"|"tensor": ...}, "meta": {...}}`.
 
@@ -41,6 +42,7 @@ def seldon_prediction(
         tags: the caller's tags, echoed.
         request_path: the caller's `meta.requestPath`, echoed when not empty (as the
             wrapper's utils.py, `construct_response_json`, does).
+        metrics: the caller's `meta.metrics`, echoed when not empty (as there).
     """
     if kind == "tensor":
         payload: dict[str, Any] = {
@@ -52,6 +54,8 @@ def seldon_prediction(
     meta: dict[str, Any] = {"puid": puid, "tags": tags, "routing": {}}
     if request_path:
         meta["requestPath"] = request_path
+    if metrics:
+        meta["metrics"] = metrics
     return orjson.dumps({"data": payload, "meta": meta}, option=_NUMPY)
 
 
