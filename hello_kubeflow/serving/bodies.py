@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 
 INLINE_BODY_BYTES = 64 * 1024
 """Bodies up to this size (~20 images) are parsed on the event loop; larger ones elsewhere."""
+HELPER_NICENESS = 5
+"""How much lower the helper's CPU priority is than the server's: when both want the
+CPU, one-image requests on the event loop go first, large batches wait."""
 _GZIP = ("gzip", "x-gzip")  # x-gzip: the same coding's old name (RFC 9110, 8.4.1.3)
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # the gzip wrapper, not zlib's or raw deflate
 # Byte order marks, UTF-32's first: its little-endian mark begins with UTF-16's.
@@ -196,6 +199,7 @@ def _serve_the_server() -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.nice(HELPER_NICENESS)
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_after, args=(parent.sentinel,), daemon=True).start()
