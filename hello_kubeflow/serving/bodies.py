@@ -17,8 +17,9 @@ hundred milliseconds in which the event loop answers nobody. So a body larger th
 `INLINE_BODY_BYTES` is parsed by `parse_elsewhere` in a helper process (one per
 server process, started on first use), and only the float32 batch comes back;
 small bodies are parsed on the loop, where a process hop would cost more than the
-parse. The helper takes one body at a time, so clients looping large batches queue
-for it while one-image requests keep their latency (docs/benchmarks.md).
+parse. The helper takes one body at a time, at a lower CPU priority, so clients
+looping large batches queue for it while one-image requests keep their latency
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
