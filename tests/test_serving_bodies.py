@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -169,6 +170,13 @@ def test_a_small_gzip_inflating_past_the_limit_is_413_without_being_inflated_who
     assert call(server.url + "/health/ping") == (200, "pong")
 
 
+def test_a_gzip_header_on_a_request_without_a_body_is_no_error(server: RunningServer) -> None:
+    message = json.dumps({"data": {"ndarray": [[0] * 784]}}, separators=(",", ":"))
+    url = f"{server.url}/predict?json={quote(message)}"
+    status, answer = call(url, headers={"Content-Encoding": "gzip"})
+    assert status == 200, answer
+
+
 @pytest.mark.parametrize("coding", ["br", "deflate", "compress", "zstd", "gzip, gzip"])
 def test_content_encodings_other_than_gzip_are_415(
     server: RunningServer, pixels: np.ndarray, coding: str
@@ -203,6 +211,18 @@ def test_a_broken_gzip_body_is_400_saying_so(
 
 
 # ---- large bodies are parsed in a helper process
+
+
+@pytest.mark.parametrize("path", [SELDON, V2])
+def test_a_large_batch_parsed_in_the_helper_gets_the_models_probabilities(
+    server: RunningServer, model_dir: Path, pixels: np.ndarray, path: str
+) -> None:
+    body = _body(path, pixels)
+    assert INLINE_BODY_BYTES < len(body) < LIMIT
+    status, answer, _ = _post(server, path, body, {"Content-Type": "application/json"})
+    assert status == 200, answer
+    expected = load_model(model_dir).predict_proba(pixels)
+    np.testing.assert_allclose(_rows(path, answer), expected, atol=1e-6)
 
 
 def test_a_large_batch_parsed_in_the_helper_keeps_its_error_and_status(

@@ -100,7 +100,7 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise _too_large(int(declared), limit)
     inflater = zlib.decompressobj(_GZIP_WBITS) if inflate else None
     chunks: list[bytes] = []
-    size = 0
+    size = received = 0
     more = True
     while more:
         message = await request.receive()
@@ -108,13 +108,14 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise BadInput("the client disconnected before sending the whole body")
         chunk: bytes = message.get("body", b"")
         more = message.get("more_body", False)
+        received += len(chunk)
         if inflater is not None:
             inflater, chunk = _inflate(inflater, chunk, limit - size)
         size += len(chunk)
         if size > limit:
             raise _too_large(size, limit, counted=True, inflated=inflate)
         chunks.append(chunk)
-    if inflater is not None and not inflater.eof:
+    if inflater is not None and received and not inflater.eof:  # (no body: nothing to inflate)
         raise BadInput("the gzip body ends early: send the whole compressed stream")
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     return _as_utf8(body, headers.get("content-type", ""))
