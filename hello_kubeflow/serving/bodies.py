@@ -12,7 +12,7 @@
   Python's `json.loads`, under the Seldon wrapper's Flask, finds it) is re-encoded
   as UTF-8, the only encoding orjson reads. The usual UTF-8 body is not copied.
 
-Decoding JSON and building the numpy batch hold the GIL: for an 8 MB batch, a few
+Decoding JSON and building the numpy batch hold the GIL: for an 8 MiB batch, a few
 hundred milliseconds in which the event loop answers nobody. So a body larger than
 `INLINE_BODY_BYTES` is parsed by `parse_elsewhere` in a helper process (one per
 server process, started on first use), and only the float32 batch comes back;
@@ -196,8 +196,8 @@ def _serve_the_server() -> None:
 
     Ctrl-C and SIGTERM reach the whole process group, and the server still needs
     its helper while it finishes in-flight requests; it stops the helper at exit.
-    A server worker process ends without that, so the helper also watches its
-    parent and exits when it is gone.
+    A server killed outright (SIGKILL, a crash) cannot, so the helper also watches
+    its parent and exits when it is gone.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
