@@ -253,27 +253,34 @@ def test_a_helper_that_died_is_replaced(server: RunningServer, pixels: np.ndarra
     assert len(answer["data"]["ndarray"]) == len(pixels)
 
 
-def test_two_workers_parse_large_batches_and_stop_cleanly_on_ctrl_c(
-    model_dir: Path, pixels: np.ndarray
-) -> None:
+def _serve(model_dir: Path, workers: int) -> tuple[subprocess.Popen[str], str]:
+    """`python -m hello_kubeflow.serving` in its own process group, once it answers."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "hello_kubeflow.serving", "--model", str(model_dir)]
     server = subprocess.Popen(
-        [*command, "--port", str(port), "--workers", "2"],
+        [*command, "--port", str(port), "--workers", str(workers)],
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     )
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            if call(url + "/health/ping")[0] == 200:
+                return server, url
+        except OSError:
+            time.sleep(0.2)
+    os.killpg(server.pid, signal.SIGKILL)
+    raise AssertionError(f"the server did not start: {server.communicate()[1]}")
+
+
+def test_two_workers_parse_large_batches_and_stop_cleanly_on_ctrl_c(
+    model_dir: Path, pixels: np.ndarray
+) -> None:
+    server, url = _serve(model_dir, workers=2)
     try:
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                if call(url + "/health/ping")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
         for _ in range(4):  # on either worker
             status, answer = call(url + SELDON, seldon_payload(pixels))
             assert status == 200, answer
@@ -283,3 +290,26 @@ def test_two_workers_parse_large_batches_and_stop_cleanly_on_ctrl_c(
         _, stderr = server.communicate(timeout=60)
     assert server.returncode == 0, stderr
     assert "Traceback" not in stderr and "leaked" not in stderr, stderr
+
+
+def test_the_helper_does_not_outlive_a_killed_server(model_dir: Path, pixels: np.ndarray) -> None:
+    server, url = _serve(model_dir, workers=1)
+    try:
+        assert call(url + SELDON, seldon_payload(pixels))[0] == 200
+        group = subprocess.run(
+            ["pgrep", "-g", str(server.pid)], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert len(group) >= 2, "no helper process parsed the large body"
+    finally:
+        server.kill()  # SIGKILL: no chance to stop its helper
+        server.wait(timeout=30)
+        assert server.stderr is not None
+        server.stderr.close()  # (not read: a helper left behind would hold it open)
+    deadline = time.monotonic() + 30
+    alive = group
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in group if Path(f"/proc/{pid}").exists()]
+    for pid in alive:
+        os.kill(int(pid), signal.SIGKILL)  # clean up what the test found left behind
+    assert not alive, f"processes {alive} outlived the server"
