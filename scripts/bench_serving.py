@@ -43,6 +43,7 @@ import datetime
 import http.client
 import json
 import multiprocessing
+import multiprocessing.synchronize
 import os
 import platform
 import re
@@ -57,7 +58,6 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -287,7 +287,13 @@ def _largest_batch(pixels: np.ndarray, limit: int) -> tuple[bytes, int]:
     return body, count
 
 
-def _hog(port: int, body: bytes, rows: int, stop: Any, answers: multiprocessing.Queue[int]) -> None:
+def _hog(
+    port: int,
+    body: bytes,
+    rows: int,
+    stop: multiprocessing.synchronize.Event,
+    answers: multiprocessing.Queue[int],
+) -> None:
     """Loop `body` until `stop` is set (or HOG_SECONDS pass); put the answer count on `answers`."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT)
     headers = {"Content-Type": "application/json"}
