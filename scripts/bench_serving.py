@@ -18,10 +18,17 @@ sanity check.
 Usage:
     python scripts/bench_serving.py [--model DIR] [--requests 2000] [--seconds 20] [--write]
     python scripts/bench_serving.py --against OTHER_CHECKOUT [--rounds 4] [--model DIR] [--write]
+    python scripts/bench_serving.py --fairness [--against OTHER] [--rounds 3] [--seconds 10]
 
 --against runs only (a), alternating this tree's server with another checkout's
 (e.g. main), round by round, so both see the same machine load: on a shared
 machine the absolute figures move with the load, the A/B does not.
+
+--fairness measures (a) with its default worker count while another client
+loops the largest batch the body limit accepts (MNIST test images rounded to 0/1,
+the densest valid message): the one-image client's p50 and p99 idle, then loaded,
+in each round, beside the load average (with --against, the other checkout's
+server too, alternated). Bounded by --seconds and --requests per phase.
 
 --model defaults to the latest `inv train` model, else a "book" forest trained once
 into the cache. --write replaces the "## Serving (issue 3)" section of
@@ -35,6 +42,8 @@ import argparse
 import datetime
 import http.client
 import json
+import multiprocessing
+import multiprocessing.synchronize
 import os
 import platform
 import re
@@ -63,6 +72,11 @@ SECTION = "## Serving (issue 3)"
 # The neural network's figures go beside the forest's, in a section of their own.
 MLP_SECTION = "## Serving the neural network (issue 14)"
 AB_SECTION = "## Serving A/B against another checkout (issue 9)"
+FAIRNESS_SECTION = "## Serving while one client loops the largest batch"
+FAIRNESS_P50_RATIO = 5.0  # the target: loaded p50 within 5x of idle...
+FAIRNESS_P99_MS = 50.0  # ...and loaded p99 under 50 ms
+PACE_SECONDS = 0.01  # the one-image client's requests start 10 ms apart
+HOG_SECONDS = 300.0  # the looping client stops by then whatever happens
 DOCS = REPO / "docs" / "benchmarks.md"
 START_SECONDS = 120.0
 HTTP_TIMEOUT = 30.0
@@ -113,6 +127,9 @@ def main() -> None:
     )
     parser.add_argument("--against", default="", help="another checkout: A/B of (a) only")
     parser.add_argument("--rounds", type=int, default=4, help="A/B rounds (with --against)")
+    parser.add_argument(
+        "--fairness", action="store_true", help="one-image latency while a client loops batches"
+    )
     args = parser.parse_args()
 
     settings = load_settings()
@@ -122,6 +139,9 @@ def main() -> None:
     pixels = scale_pixels(data.x_test[:IMAGES])
     bodies = [seldon_payload(pixels[i : i + 1]) for i in range(IMAGES)]
 
+    if args.fairness:
+        _fairness(model_dir, bodies, scale_pixels(data.x_test), settings.max_body_bytes, args)
+        return
     if args.against:
         _a_b(Path(args.against).resolve(), model_dir, bodies, args)
         return
@@ -195,11 +215,13 @@ def main() -> None:
         print(f"written to {DOCS}", file=sys.stderr)
 
 
-def _serve_tree(tree: Path, model_dir: Path) -> AbstractContextManager[int]:
+def _serve_tree(
+    tree: Path, model_dir: Path, workers: tuple[str, ...] = ("--workers", "1")
+) -> AbstractContextManager[int]:
     """Target (a) run from the checkout `tree` (its package first on the path)."""
     command = [sys.executable, "-m", "hello_kubeflow.serving", "--model", str(model_dir)]
     return _process(
-        [*command, "--workers", "1"],
+        [*command, *workers],
         port_flag="--port",
         cwd=tempfile.gettempdir(),  # neither checkout's .env
         env={"PYTHONPATH": str(tree)},
@@ -248,6 +270,134 @@ def _a_b(other: Path, model_dir: Path, bodies: list[bytes], args: argparse.Names
             f"Machine: {_machine()}.\nDate: {datetime.date.today().isoformat()}.\n\n" + table + "\n"
         )
         _replace_section(AB_SECTION, section)
+        print(f"written to {DOCS}", file=sys.stderr)
+
+
+def _largest_batch(pixels: np.ndarray, limit: int) -> tuple[bytes, int]:
+    """The Seldon body of the most images that fit `limit`: pixels rounded to 0/1.
+
+    One digit and a comma per value is the densest valid message, so it holds the
+    most values (the most decoding work) a body under the limit can.
+    """
+    digits = np.round(pixels).astype(np.uint8).tolist()  # ints: "0", not "0.0"
+    one, two = (len(seldon_payload(digits[:n])) for n in (1, 2))
+    count = min(len(digits), 1 + (limit - one) // (two - one))
+    while len(body := seldon_payload(digits[:count])) > limit:
+        count -= 1
+    return body, count
+
+
+def _hog(
+    port: int,
+    body: bytes,
+    rows: int,
+    stop: multiprocessing.synchronize.Event,
+    answers: multiprocessing.Queue[int],
+) -> None:
+    """Loop `body` until `stop` is set (or HOG_SECONDS pass); put the answer count on `answers`."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT)
+    headers = {"Content-Type": "application/json"}
+    count = 0
+    deadline = time.monotonic() + HOG_SECONDS
+    while not stop.is_set() and time.monotonic() < deadline:
+        connection.request("POST", "/api/v1.0/predictions", body=body, headers=headers)
+        response = connection.getresponse()
+        answer = response.read()
+        if response.status != 200:
+            raise SystemExit(f"the looping client got HTTP {response.status}: {answer[:300]!r}")
+        if count == 0:
+            check_answer(json.loads(answer), "seldon", rows=rows)
+        count += 1
+    answers.put(count)
+
+
+def _loaded(
+    name: str, port: int, bodies: list[bytes], batch: tuple[bytes, int], args: argparse.Namespace
+) -> tuple[Result, int, float]:
+    """`_drive` while another process loops `batch`; with its answer count and seconds."""
+    answers: multiprocessing.Queue[int] = multiprocessing.Queue()
+    stop = multiprocessing.Event()
+    started = time.monotonic()
+    hog = multiprocessing.Process(target=_hog, args=(port, *batch, stop, answers), daemon=True)
+    hog.start()
+    try:
+        time.sleep(1.0)  # its first batch is on the wire before the measure starts
+        result = _drive(name, port, bodies, args, PACE_SECONDS)
+        stop.set()
+        count = answers.get(timeout=HTTP_TIMEOUT)
+        hog.join(HTTP_TIMEOUT)
+        return result, count, time.monotonic() - started
+    finally:
+        if hog.is_alive():
+            hog.kill()
+
+
+def _fairness(
+    model_dir: Path,
+    bodies: list[bytes],
+    pixels: np.ndarray,
+    limit: int,
+    args: argparse.Namespace,
+) -> None:
+    """One-image latency idle, then while another client loops the largest batch."""
+    batch = _largest_batch(pixels, limit)
+    trees = [("other", Path(args.against).resolve())] if args.against else []
+    trees.append(("this", REPO))
+    rows = [
+        "| round | server | load avg idle / loaded | idle p50 ms | idle p99 ms | loaded p50 ms "
+        "| loaded p99 ms | loaded max ms | p50 loaded / idle | batches answered (per s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    met: dict[str, list[bool]] = {}
+    for round_ in range(1, args.rounds + 1):
+        for label, tree in trees:
+            name = f"{tree.name} ({label})"
+            with _serve_tree(tree, model_dir, workers=()) as port:
+                load_idle = os.getloadavg()[0]
+                idle = _drive(f"{name} idle", port, bodies, args, PACE_SECONDS)
+                load_loaded = os.getloadavg()[0]
+                loaded, batches, seconds = _loaded(f"{name} loaded", port, bodies, batch, args)
+            ratio = loaded.percentile(50) / idle.percentile(50)
+            met.setdefault(name, []).append(
+                ratio <= FAIRNESS_P50_RATIO and loaded.percentile(99) < FAIRNESS_P99_MS
+            )
+            rows.append(
+                f"| {round_} | {name} | {load_idle:.1f} / {load_loaded:.1f} | "
+                f"{idle.percentile(50):.2f} | {idle.percentile(99):.2f} | "
+                f"{loaded.percentile(50):.2f} | {loaded.percentile(99):.2f} | "
+                f"{loaded.percentile(100):.0f} | {ratio:.1f}x | "
+                f"{batches} ({batches / seconds:.1f}) |"
+            )
+    rows.append("")
+    for name, rounds in met.items():
+        rows.append(
+            f"{name}: target (loaded p50 within {FAIRNESS_P50_RATIO:g}x of idle, loaded p99 "
+            f"under {FAIRNESS_P99_MS:g} ms) met in {sum(rounds)} of {len(rounds)} rounds."
+        )
+    table = "\n".join(rows)
+    print(table)
+    if args.write:
+        metadata = json.loads((model_dir / "metadata.json").read_text())
+        other = f"`{trees[0][1].name}` (`--against DIR`) and " if args.against else ""
+        section = (
+            f"{FAIRNESS_SECTION}\n\n"
+            f"Target (a) from {other}this tree, each with its default worker count, "
+            f"alternated round by round; preset `{metadata.get('preset')}`, "
+            f"{metadata.get('n_estimators')} trees. One client sends one MNIST test image "
+            f"per request, a request every {PACE_SECONDS * 1000:g} ms (so the latencies "
+            "sample the server evenly in time, stalls included), first alone (idle), then "
+            "while another process loops the largest batch under the "
+            f"{limit:,}-byte body limit: {batch[1]:,} images rounded to 0/1 "
+            f"({len(batch[0]):,} bytes, the densest valid message, so the most values to "
+            "decode), one after another on one connection. Idle and loaded are measured on "
+            "the same server, one after the other, with the load average of the shared "
+            "machine at the start of each.\n\n"
+            f"Command: `MNIST_DIR=... python scripts/bench_serving.py --fairness"
+            f"{' --against DIR' if args.against else ''} --rounds {args.rounds} "
+            f"--seconds {args.seconds:g} --requests {args.requests} --model DIR --write`\n"
+            f"Machine: {_machine()}.\nDate: {datetime.date.today().isoformat()}.\n\n" + table + "\n"
+        )
+        _replace_section(FAIRNESS_SECTION, section)
         print(f"written to {DOCS}", file=sys.stderr)
 
 
@@ -345,8 +495,15 @@ def _process(
         os.unlink(log.name)
 
 
-def _drive(name: str, port: int, bodies: list[bytes], args: argparse.Namespace) -> Result:
-    """One client, one image per request, sequential; every answer sanity-checked once."""
+def _drive(
+    name: str, port: int, bodies: list[bytes], args: argparse.Namespace, interval: float = 0.0
+) -> Result:
+    """One client, one image per request, sequential; every answer sanity-checked once.
+
+    With `interval`, a request starts every `interval` seconds (at once if the last
+    answer came later), so the latencies sample the server's state evenly in time
+    rather than mostly while it is quick.
+    """
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT)
     headers = {"Content-Type": "application/json"}
 
@@ -365,6 +522,7 @@ def _drive(name: str, port: int, bodies: list[bytes], args: argparse.Namespace) 
     stop_at = started + args.seconds
     while len(latencies) < args.requests and time.perf_counter() < stop_at:
         body = bodies[len(latencies) % len(bodies)]
+        time.sleep(max(0.0, started + len(latencies) * interval - time.perf_counter()))
         t0 = time.perf_counter()
         once(body)
         latencies.append(time.perf_counter() - t0)

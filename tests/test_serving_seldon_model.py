@@ -227,6 +227,8 @@ class Exchange:
     message: Callable[[np.ndarray], Any]  # the message, given five MNIST test images
     form: bool = False
     query: bool = False
+    encoding: str = "utf-8"  # the body's text encoding...
+    charset: str = ""  # ...and the charset its Content-Type names, if any
     difference: str = SAME
     theirs: int = 0
     ours: int = 0
@@ -267,6 +269,21 @@ def _exchanges() -> list[Exchange]:
         Exchange("tensor, one row", P, lambda p: {"data": {"tensor": _tensor(p, 1)}}),
         Exchange("tensor, five rows", P, lambda p: {"data": {"tensor": _tensor(p, 5)}}),
         Exchange("names", P, lambda p: {"data": {"names": FEATURES, "ndarray": _rows(p, 2)}}),
+        Exchange("UTF-8 BOM", P, lambda p: {"jsonData": _rows(p, 1)}, encoding="utf-8-sig"),
+        Exchange(
+            "UTF-16, declared",
+            P,
+            lambda p: {"data": {"ndarray": _rows(p, 2)}},
+            encoding="utf-16",
+            charset="utf-16",
+        ),
+        Exchange(
+            "UTF-16BE, declared",
+            P,
+            lambda p: {"data": {"tensor": _tensor(p, 1)}},
+            encoding="utf-16-be",
+            charset="UTF-16BE",
+        ),
         Exchange("jsonData, one row", P, lambda p: {"jsonData": _rows(p, 1)}),
         Exchange("jsonData, five rows", P, lambda p: {"jsonData": _rows(p, 5)}),
         Exchange("API v0.1", "/api/v0.1/predictions", lambda p: {"data": {"ndarray": _rows(p, 2)}}),
@@ -392,7 +409,9 @@ def _send(base: str, exchange: Exchange, pixels: np.ndarray) -> tuple[int, Any]:
         return call(f"{base}{exchange.path}?json={quote(message, safe='[],:')}")
     if exchange.form:
         return call(base + exchange.path, urlencode({"json": message}).encode(), headers=FORM)
-    return call(base + exchange.path, message.encode())
+    charset = f"; charset={exchange.charset}" if exchange.charset else ""
+    headers = {"Content-Type": "application/json" + charset}
+    return call(base + exchange.path, message.encode(exchange.encoding), headers=headers)
 
 
 def _structure(value: Any) -> Any:

@@ -5,6 +5,7 @@ Modules, each small and by concern:
 - `features`: validate a batch of images (numpy only; shared with `seldon_model`).
 - `describe`: what the server says about its model (Seldon and V2 metadata).
 - `protocol`: parse request bodies (JSON, form-encoded `json=`) of both protocols.
+- `bodies`: read a body (size limit, gzip, charsets); parse large ones in a helper process.
 - `feedback`: Seldon feedback, validated as the wrapper's protos are, and counted.
 - `responses`: encode answers and error bodies (orjson).
 - `app`: the Starlette application and its routes.

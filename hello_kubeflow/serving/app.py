@@ -3,10 +3,12 @@
 Everything that can be done once is done in `create_app`: metadata documents, the
 OpenAPI document and the health answers are encoded to bytes at startup, and the
 model has answered one warm-up prediction before the first request. A request pays
-for reading its body (bounded by `max_body_bytes`), one orjson decode, a vectorised
-validation, the model, and one orjson encode. Small requests run on the event loop
-(a thread hop would cost more than the model); large batches run in a worker thread
-so health checks keep answering meanwhile.
+for reading its body (`bodies.read_body`: bounded by `max_body_bytes`, gzip and
+charsets), one orjson decode, a vectorised validation, the model, and one orjson
+encode. Small requests run on the event loop (a thread hop would cost more than the
+model); a large batch is parsed in a helper process (`bodies.parse_elsewhere`: the
+parse holds the GIL) and meets the model in a worker thread, so other clients keep
+their latency meanwhile.
 
 A body declared over the limit is refused before a byte of it is read (so a client
 that sent `Expect: 100-continue` gets the 413 instead of "100 Continue"), and every
@@ -30,15 +32,21 @@ from starlette.routing import Route
 
 from hello_kubeflow import __version__
 from hello_kubeflow.errors import ServingError
+from hello_kubeflow.serving.bodies import (
+    INLINE_BODY_BYTES,
+    parse_elsewhere,
+    read_body,
+    seldon_request,
+    v2_request,
+)
 from hello_kubeflow.serving.describe import ModelCard, ServableModel
 from hello_kubeflow.serving.features import N_CLASSES, N_FEATURES, BadInput
 from hello_kubeflow.serving.feedback import FeedbackCounter, parse_feedback
 from hello_kubeflow.serving.openapi import openapi_document
 from hello_kubeflow.serving.protocol import (
+    SeldonRequest,
+    V2Request,
     decode_json,
-    may_hold_booleans,
-    parse_seldon,
-    parse_v2,
     seldon_text,
 )
 from hello_kubeflow.serving.responses import (
@@ -56,7 +64,6 @@ log = logging.getLogger(__name__)
 
 JSON = "application/json"
 PROMETHEUS = "text/plain; version=0.0.4"
-INLINE_BODY_BYTES = 64 * 1024  # ~20 images: cheaper on the loop than a thread hop
 HEALTHY = b'{"strData":"healthy","meta":{}}'
 CLOSE = {"connection": "close"}
 
@@ -96,9 +103,7 @@ class _Service:
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict_proba(features), dtype=np.float32)
 
-    def seldon_answer(self, body: bytes, content_type: str, query_json: str | None) -> bytes:
-        text = seldon_text(body, content_type, query_json)
-        request = parse_seldon(decode_json(text), booleans_possible=may_hold_booleans(text))
+    def seldon_answer(self, request: SeldonRequest) -> bytes:
         return seldon_prediction(
             self.probabilities(request.features),
             kind=request.kind,
@@ -114,8 +119,7 @@ class _Service:
         self.feedback.add(feedback.reward)
         return seldon_feedback(feedback.kind, feedback.puid)
 
-    def v2_answer(self, body: bytes) -> bytes:
-        request = parse_v2(decode_json(body), booleans_possible=may_hold_booleans(body))
+    def v2_answer(self, request: V2Request) -> bytes:
         return v2_prediction(
             self.probabilities(request.features),
             model_name=self.card.name,
@@ -143,12 +147,13 @@ def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) ->
 
     async def seldon_predict(request: Request) -> Response:
         try:
-            body = await _read_body(request, service.max_body_bytes)
+            body = await read_body(request, service.max_body_bytes)
             args = (body, request.headers.get("content-type", ""), request.query_params.get("json"))
             if len(body) <= INLINE_BODY_BYTES:
-                answer = service.seldon_answer(*args)
+                answer = service.seldon_answer(seldon_request(*args))
             else:
-                answer = await run_in_threadpool(service.seldon_answer, *args)
+                parsed = await parse_elsewhere(seldon_request, *args)
+                answer = await run_in_threadpool(service.seldon_answer, parsed)
         except BadInput as exc:
             return _refusal(seldon_error(exc.message, exc.status), exc.status)
         except Exception:
@@ -159,7 +164,7 @@ def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) ->
 
     async def seldon_feedback(request: Request) -> Response:
         try:
-            body = await _read_body(request, service.max_body_bytes)
+            body = await read_body(request, service.max_body_bytes)
             args = (body, request.headers.get("content-type", ""), request.query_params.get("json"))
             answer = service.feedback_answer(*args)
         except BadInput as exc:
@@ -174,11 +179,12 @@ def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) ->
         if missing is not None:
             return missing
         try:
-            body = await _read_body(request, service.max_body_bytes)
+            body = await read_body(request, service.max_body_bytes)
             if len(body) <= INLINE_BODY_BYTES:
-                answer = service.v2_answer(body)
+                answer = service.v2_answer(v2_request(body))
             else:
-                answer = await run_in_threadpool(service.v2_answer, body)
+                parsed = await parse_elsewhere(v2_request, body)
+                answer = await run_in_threadpool(service.v2_answer, parsed)
         except BadInput as exc:
             return _refusal(v2_error(exc.message), exc.status)
         except Exception:
@@ -271,45 +277,6 @@ def _unknown_model(request: Request, card: ModelCard) -> Response | None:
         )
         return _json(v2_error(message), 404)
     return None
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 before reading it or as soon as it passes `limit`.
-
-    A declared Content-Length over the limit is refused without reading: uvicorn
-    sends "100 Continue" only when the app first asks for the body, so a client
-    waiting for it gets the 413 instead. Chunked bodies carry no length, so the
-    count is kept while reading. Either way the answer closes the connection.
-    """
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise BadInput(f"Content-Length {declared[:40]!r} is not a number")
-        if int(declared) > limit:
-            raise _too_large(int(declared), limit)
-    chunks: list[bytes] = []
-    size = 0
-    more = True
-    while more:
-        message = await request.receive()
-        if message["type"] != "http.request":
-            raise BadInput("the client disconnected before sending the whole body")
-        chunk: bytes = message.get("body", b"")
-        more = message.get("more_body", False)
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(size, limit, counted=True)
-        chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _too_large(size: int, limit: int, *, counted: bool = False) -> BadInput:
-    amount = f"more than {limit:,}" if counted else f"{size:,}"
-    return BadInput(
-        f"the request body is {amount} bytes, over this server's limit of {limit:,} "
-        "(HK_MAX_BODY_BYTES): send fewer images per request",
-        status=413,
-    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -34,6 +34,10 @@ class BadInput(ValueError):
         self.message = message
         self.status = status
 
+    def __reduce__(self) -> tuple[type[BadInput], tuple[str, int]]:
+        # Pickled back from the parsing process: keep the status (the default keeps args).
+        return type(self), (self.message, self.status)
+
 
 def as_features(
     values: Any, *, field: str = "data.ndarray", booleans_possible: bool = True

@@ -33,6 +33,7 @@ import uvicorn
 from hello_kubeflow.console import sigterm_interrupts
 from hello_kubeflow.errors import ServingError
 from hello_kubeflow.serving.app import create_app
+from hello_kubeflow.serving.bodies import stop_helper
 from hello_kubeflow.serving.deadlines import deadline_protocol
 from hello_kubeflow.serving.describe import ServableModel
 from hello_kubeflow.settings import Settings
@@ -249,9 +250,9 @@ def _supervise(settings: Settings, model_dir: Path, sock: socket.socket) -> None
     """Run `serve_workers` spawned workers on one socket; stop them all on a signal."""
     context = multiprocessing.get_context("spawn")
     workers = [
-        context.Process(
-            target=_worker, args=(settings, model_dir, sock), name=f"model-server-{i}", daemon=True
-        )
+        # Not daemonic: a worker starts a helper process for large bodies (bodies.py),
+        # which a daemonic process may not; the `finally` below stops every worker.
+        context.Process(target=_worker, args=(settings, model_dir, sock), name=f"model-server-{i}")
         for i in range(settings.serve_workers)
     ]
     for worker in workers:
@@ -285,5 +286,8 @@ def _worker(settings: Settings, model_dir: Path, sock: socket.socket) -> None:
     configure_logging()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays Ctrl-C as SIGTERM
     app = build_app(load_for_serving(model_dir), settings)
-    with suppress(KeyboardInterrupt):
+    # uvicorn re-raises the SIGTERM it stopped on; as KeyboardInterrupt, it lets the
+    # worker stop its helper process (bodies.py) before it ends.
+    with sigterm_interrupts(), suppress(KeyboardInterrupt):
         _Server(_config(app, settings)).run(sockets=[sock])
+    stop_helper()

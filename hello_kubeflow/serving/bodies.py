@@ -1,0 +1,336 @@
+"""Read request bodies: the size limit, gzip, charsets; parse large ones in another process.
+
+`read_body` gives the body as UTF-8 bytes, whatever the client sent:
+
+- over the body limit: 413, before a byte is read when Content-Length says so, else
+  as soon as the count passes it;
+- `Content-Encoding: gzip` is inflated as it arrives, and the inflated size is held
+  to the same limit: a small gzip that inflates past it is refused (413) without
+  being inflated whole. Other content codings get 415;
+- a UTF-8 byte order mark is dropped, and UTF-16 or UTF-32 text (named by the
+  Content-Type's `charset`, or found by its byte order mark or zero bytes, as
+  Python's `json.loads`, under the Seldon wrapper's Flask, finds it) is re-encoded
+  as UTF-8, the only encoding orjson reads. The usual UTF-8 body is not copied.
+
+Decoding JSON and building the numpy batch hold the GIL: for an 8 MiB batch, a few
+hundred milliseconds in which the event loop answers nobody. So a body larger than
+`INLINE_BODY_BYTES` is parsed by `parse_elsewhere` in a helper process (one per
+server process, started on first use), and only the float32 batch comes back;
+small bodies are parsed on the loop, where a process hop would cost more than the
+parse. The helper takes one body at a time, at a lower CPU priority, so clients
+looping large batches queue for it while one-image requests keep their latency
+(docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+
+from hello_kubeflow.serving.features import BadInput
+from hello_kubeflow.serving.protocol import (
+    SeldonRequest,
+    V2Request,
+    decode_json,
+    may_hold_booleans,
+    parse_seldon,
+    parse_v2,
+    seldon_text,
+)
+
+log = logging.getLogger(__name__)
+
+INLINE_BODY_BYTES = 64 * 1024
+"""Bodies up to this size (~20 images) are parsed on the event loop; larger ones elsewhere."""
+HELPER_NICENESS = 5
+"""How much lower the helper's CPU priority is than the server's: when both want the
+CPU, one-image requests on the event loop go first, large batches wait."""
+_GZIP = ("gzip", "x-gzip")  # x-gzip: the same coding's old name (RFC 9110, 8.4.1.3)
+_GZIP_WBITS = 16 + zlib.MAX_WBITS  # the gzip wrapper, not zlib's or raw deflate
+# Byte order marks, UTF-32's first: its little-endian mark begins with UTF-16's.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_UTF8 = frozenset({"utf-8", "utf8"})
+
+_T = TypeVar("_T")
+_helpers: list[ProcessPoolExecutor] = []  # this process's helper, once started
+_helpers_lock = threading.Lock()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body as UTF-8 text bytes: inflated, re-encoded, held to `limit`.
+
+    A declared Content-Length over the limit is refused without reading: uvicorn
+    sends "100 Continue" only when the app first asks for the body, so a client
+    waiting for it gets the 413 instead. Chunked bodies carry no length, so the
+    count is kept while reading, and gzip bodies are counted as they inflate.
+    Either way the 413 closes the connection.
+
+    Raises:
+        BadInput: 413 over the limit; 415 for a content coding or charset this server
+            does not read; 400 for a broken gzip stream, a Content-Length that is not
+            a number, text that is not in its charset, or a client gone mid-body.
+    """
+    headers = request.headers
+    inflate = _wants_gzip(headers)
+    declared = headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadInput(f"Content-Length {declared[:40]!r} is not a number")
+        if int(declared) > limit:
+            raise _too_large(int(declared), limit)
+    inflater = zlib.decompressobj(_GZIP_WBITS) if inflate else None
+    chunks: list[bytes] = []
+    size = received = 0
+    more = True
+    while more:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            raise BadInput("the client disconnected before sending the whole body")
+        chunk: bytes = message.get("body", b"")
+        more = message.get("more_body", False)
+        received += len(chunk)
+        if inflater is not None:
+            inflater, chunk = _inflate(inflater, chunk, limit - size)
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit, counted=True, inflated=inflate)
+        chunks.append(chunk)
+    if inflater is not None and received and not inflater.eof:  # (no body: nothing to inflate)
+        raise BadInput("the gzip body ends early: send the whole compressed stream")
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return _as_utf8(body, headers.get("content-type", ""))
+
+
+def seldon_request(body: bytes, content_type: str, query_json: str | None) -> SeldonRequest:
+    """A Seldon prediction request from its UTF-8 body (wherever the message is in it).
+
+    Raises:
+        BadInput: as `seldon_text`, `decode_json` and `parse_seldon`.
+    """
+    text = seldon_text(body, content_type, query_json)
+    return parse_seldon(decode_json(text), booleans_possible=may_hold_booleans(text))
+
+
+def v2_request(body: bytes) -> V2Request:
+    """An Open Inference Protocol inference request from its UTF-8 body.
+
+    Raises:
+        BadInput: as `decode_json` and `parse_v2`.
+    """
+    return parse_v2(decode_json(body), booleans_possible=may_hold_booleans(body))
+
+
+async def parse_elsewhere(parse: Callable[..., _T], *args: object, retry: bool = True) -> _T:
+    """`parse(*args)` in the helper process, leaving this process's GIL to the loop.
+
+    `parse` must be a module-level function (it is pickled by name). If the helper
+    died (killed, out of memory), a new one is started and, with `retry`, tried once.
+
+    Raises:
+        BadInput: as `parse` raises it (with its status).
+        BrokenProcessPool: the helper died, and the new one too.
+    """
+    pool = _helper()
+    try:
+        return await asyncio.get_running_loop().run_in_executor(pool, parse, *args)
+    except BrokenProcessPool:
+        _forget_helper(pool)
+        if not retry:
+            raise
+    log.warning("the helper process parsing large bodies died; trying again in a new one")
+    return await parse_elsewhere(parse, *args, retry=False)
+
+
+def _helper() -> ProcessPoolExecutor:
+    """This process's helper (one worker, spawned: uvicorn's threads make forking unsafe)."""
+    with _helpers_lock:
+        if not _helpers:
+            _helpers.append(
+                ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_serve_the_server,
+                )
+            )
+        return _helpers[0]
+
+
+def stop_helper() -> None:
+    """Stop this process's helper, if it has one (a server worker does, before it ends)."""
+    with _helpers_lock:
+        pools = list(_helpers)
+        _helpers.clear()
+    for pool in pools:
+        pool.shutdown()
+
+
+def _forget_helper(pool: ProcessPoolExecutor) -> None:
+    with _helpers_lock:
+        if pool in _helpers:
+            _helpers.remove(pool)
+    pool.shutdown(wait=False)
+
+
+def _serve_the_server() -> None:
+    """Set up the helper: signals are the server's; exit when the server does.
+
+    Ctrl-C and SIGTERM reach the whole process group, and the server still needs
+    its helper while it finishes in-flight requests; it stops the helper at exit.
+    A server killed outright (SIGKILL, a crash) cannot, so the helper also watches
+    its parent and exits when it is gone.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.nice(HELPER_NICENESS)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_after, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_after(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)
+
+
+def _wants_gzip(headers: Headers) -> bool:
+    """True for `Content-Encoding: gzip`, False for none (or identity).
+
+    Raises:
+        BadInput: 415 for any other coding, or more than one.
+    """
+    codings = [
+        c.strip().lower()
+        for value in headers.getlist("content-encoding")
+        for c in value.split(",")
+        if c.strip() and c.strip().lower() != "identity"
+    ]
+    if not codings:
+        return False
+    if len(codings) == 1 and codings[0] in _GZIP:
+        return True
+    raise BadInput(
+        f"Content-Encoding {', '.join(codings)!r} is not supported: send the body as it "
+        "is, or gzip-compressed with Content-Encoding: gzip",
+        status=415,
+    )
+
+
+def _inflate(inflater: zlib._Decompress, chunk: bytes, room: int) -> tuple[zlib._Decompress, bytes]:
+    """Inflate `chunk`, at most `room` + 1 bytes of it (one more says "over the limit").
+
+    Concatenated gzip members are one body (RFC 1952, 2.2), as `gzip.decompress`
+    reads them. Returns the inflater for what follows, and the bytes inflated.
+
+    Raises:
+        BadInput: the data is not gzip, or is corrupt.
+    """
+    out: list[bytes] = []
+    try:
+        while chunk:
+            piece = inflater.decompress(chunk, max(room, 0) + 1)
+            out.append(piece)
+            room -= len(piece)
+            if room < 0:
+                break  # over the limit: the caller refuses it, nothing more is inflated
+            chunk = inflater.unused_data if inflater.eof else b""
+            if chunk:
+                inflater = zlib.decompressobj(_GZIP_WBITS)
+    except zlib.error as exc:
+        raise BadInput(
+            f"the body is not valid gzip ({exc}), though Content-Encoding says gzip: "
+            "send it compressed with gzip, or without Content-Encoding"
+        ) from None
+    return inflater, out[0] if len(out) == 1 else b"".join(out)
+
+
+def _as_utf8(body: bytes, content_type: str) -> bytes:
+    """`body` as UTF-8: a UTF-8 byte order mark dropped, UTF-16/32 re-encoded.
+
+    The charset a Content-Type names wins; without one, a byte order mark or the
+    zero bytes of the first ASCII characters (JSON begins with one) tell UTF-16
+    and UTF-32 apart, as `json.detect_encoding` does.
+
+    Raises:
+        BadInput: 415 for a charset Python does not know as text; 400 for a body
+            that is not text in its charset.
+    """
+    charset = _charset(content_type)
+    if charset is None or charset in _UTF8:
+        encoding = _detected(body)
+        if encoding is None:
+            return body
+        if encoding == "utf-8-sig":
+            return body[len(codecs.BOM_UTF8) :]
+    else:
+        encoding = charset
+    try:
+        text = body.decode(encoding)
+    except LookupError:
+        raise BadInput(
+            f"charset {charset!r} is not one this server reads: send UTF-8 (or UTF-16)",
+            status=415,
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise BadInput(
+            f"the body is not valid {encoding} text (at byte {exc.start}): send UTF-8, or "
+            "name the body's encoding in the Content-Type's charset"
+        ) from None
+    return text.removeprefix("\ufeff").encode("utf-8")
+
+
+def _charset(content_type: str) -> str | None:
+    """The `charset` parameter of a Content-Type, lower-cased and unquoted, if any."""
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower() or None
+    return None
+
+
+def _detected(body: bytes) -> str | None:
+    """The encoding a byte order mark or zero bytes show; None for plain UTF-8."""
+    head = body[:4]
+    if len(head) < 2 or (head[0] not in b"\x00\xef\xfe\xff" and head[1] != 0):
+        return None  # the usual case: JSON text in UTF-8 or ASCII
+    for bom, encoding in _BOMS:
+        if head.startswith(bom):
+            return encoding
+    if len(head) >= 4 and not head[0] and not head[1] and not head[2]:
+        return "utf-32-be"
+    if len(head) >= 4 and not head[1] and not head[2] and not head[3]:
+        return "utf-32-le"
+    if not head[0]:
+        return "utf-16-be"
+    if not head[1]:
+        return "utf-16-le"
+    return None
+
+
+def _too_large(size: int, limit: int, *, counted: bool = False, inflated: bool = False) -> BadInput:
+    amount = f"more than {limit:,}" if counted else f"{size:,}"
+    what = "inflated request body" if inflated else "request body"
+    return BadInput(
+        f"the {what} is {amount} bytes, over this server's limit of {limit:,} "
+        "(HK_MAX_BODY_BYTES): send fewer images per request",
+        status=413,
+    )
