@@ -1,24 +1,16 @@
 """The one place settings come from: the environment and an optional `.env` file.
 
-Each setting is declared once, as a field of `Settings`: its variable, its rule
-(how text becomes the value, and what the value must be), its default, whether
-it is secret, its section and, in the docstring below it, its help. `VARIABLES`
-reads that table off the fields, and `.env.example` is generated from it
-(`python -m hello_kubeflow.settings --env-example > .env.example`). Choices are
-`Literal` types, so mypy rejects a misspelt mode.
-
-`Settings.from_env(environ)` takes the mapping as an argument so tests pass a
-plain dict; `load_settings()` is what the tasks call. A malformed value raises
-one `SettingsError` naming every offending variable. The checks live in
-`Settings` itself (`__post_init__`, on the typed values), so neither `replace`
-nor direct construction can make an invalid one. Relative paths (`.env`,
-`outputs/`, any path a variable names) are taken from the project root
-(`project.py`), not the current directory. Secret values are never shown:
-`Settings.describe()` masks them, and they are left out of `repr`. `.env` is
-UTF-8 or UTF-16 with a BOM (as PowerShell writes it); a line that cannot be
-decoded or parsed is an error naming the file and line, and an `HK_` name that
-is no setting (a typo such as `HK_PRSET`) is warned about, with where it was set
-and the closest known name.
+Each setting is declared once, as a field of `Settings`: its variable, rule (how
+its text is read, what its value must be), default, whether it is secret, and,
+in the docstring under it, its help; `VARIABLES` reads that table off the fields
+and `python -m hello_kubeflow.settings --env-example` writes `.env.example` from
+it. Choices are `Literal` types, so mypy rejects a misspelt mode. A malformed
+value, from the environment, `.env`, the command line, `replace` or the
+constructor, raises one `SettingsError` naming every offending variable.
+Relative paths are taken from the project root (`project.py`). Secret values are
+never shown (`describe` masks them; `repr` leaves them out). `.env` is UTF-8 or
+UTF-16 with a BOM; an undecodable or unparsable line is an error naming the file
+and line, and an `HK_` name that is no setting (`HK_PRSET`) is warned about.
 """
 
 from __future__ import annotations
@@ -74,13 +66,6 @@ _ENV_EXAMPLE_HEAD = """\
 # the environment wins over .env, command-line options win over both.
 # Empty means: the default described in the comment.
 """
-
-# How `.env.example` wraps the help: at spaces only, never inside a URL or a hyphenated word.
-_NO_BREAKS: dict[str, Any] = {
-    "subsequent_indent": "# ",
-    "break_long_words": False,
-    "break_on_hyphens": False,
-}
 
 log = logging.getLogger(__name__)
 # The most model server workers: each loads its own copy of the model.
@@ -146,26 +131,22 @@ def _port_from(lowest: int, note: str = "") -> _Rule[int]:
     return _Rule(_whole, check)
 
 
-def _seconds_like(example: str) -> Callable[[str], float]:
+def _seconds(zero: bool) -> _Rule[float]:
+    """A number of seconds: finite and positive (or, with `zero`, 0 too)."""
+    example, what = ("0 or 30", "0 or a positive") if zero else ("30 or 2.5", "a positive")
+
     def convert(raw: str) -> float:
         try:
             return float(raw)
         except ValueError:
             raise ValueError(f"expected a number of seconds, e.g. {example}") from None
 
-    return convert
+    def check(value: float) -> float:
+        if math.isnan(value) or math.isinf(value) or (value < 0 if zero else value <= 0):
+            raise ValueError(f"expected {what}, finite number of seconds")
+        return float(value)
 
-
-def _positive(value: float) -> float:
-    if math.isnan(value) or not 0 < value < math.inf:
-        raise ValueError("expected a positive, finite number of seconds")
-    return float(value)
-
-
-def _not_negative(value: float) -> float:
-    if math.isnan(value) or not 0 <= value < math.inf:
-        raise ValueError("expected 0 or a positive, finite number of seconds")
-    return float(value)
+    return _Rule(convert, check)
 
 
 def _url(value: str) -> str:
@@ -232,8 +213,8 @@ def _dns_label(raw: str) -> str:
 
 _TEXT: _Rule[str] = _Rule(str, _same)
 _PATH: _Rule[Path] = _Rule(Path, Path.expanduser)
-_SECONDS = _Rule(_seconds_like("30 or 2.5"), _positive)
-_WAIT_SECONDS = _Rule(_seconds_like("0 or 30"), _not_negative)
+_SECONDS = _seconds(zero=False)
+_WAIT_SECONDS = _seconds(zero=True)
 _PORT = _port_from(1)
 _LISTEN_PORT = _port_from(0, " (0: any free port)")
 _URL = _Rule(str, _url)
@@ -253,16 +234,8 @@ def _var(
     secret: bool = False,
     section: str = "",
 ) -> Any:
-    """Declare a setting: its variable, rule and default (the docstring under it is its help).
-
-    Args:
-        env: the environment variable.
-        rule: how its text is read and its value checked.
-        default: its value when the variable is unset or empty.
-        factory: makes the default instead, when it depends on the machine.
-        secret: never shown: masked in messages and `describe`, left out of `repr`.
-        section: the `.env.example` heading this setting starts.
-    """
+    """A setting's field: its variable, rule and default (or `factory`, when the machine decides
+    it); a secret is never shown; `section` is the `.env.example` heading it starts."""
     metadata = {"env": env, "rule": rule, "secret": secret, "section": section}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
@@ -692,10 +665,11 @@ def env_example() -> str:
         if isinstance(doc.value.value, str)
     }
     out = [_ENV_EXAMPLE_HEAD]
+    wrap = textwrap.TextWrapper(100, "# ", "# ", break_long_words=False, break_on_hyphens=False)
     for var in VARIABLES:
         if var.section:
             out.append(f"\n# ---- {var.section}\n\n")
-        out.append(textwrap.fill(helps[var.field], 100, initial_indent="# ", **_NO_BREAKS) + "\n")
+        out.append(wrap.fill(helps[var.field]) + "\n")
         default = "" if var.default is dataclasses.MISSING else _text_of(var.default)
         out.append(f"{var.env}={default}\n")
     return "".join(out)

@@ -330,9 +330,11 @@ def test_readme_settings_table_names_declared_settings_and_their_defaults() -> N
 
 
 def test_every_variable_the_package_names_is_a_setting_declared_once() -> None:
-    """A message naming `HK_GATEWAY_URL` cannot outlive a renamed setting; `settings.py` declares
-    each name once (other modules name variables in messages, and in the model server's
-    container environment)."""
+    """A message naming `HK_GATEWAY_URL` cannot outlive a renamed setting.
+
+    Other modules name variables in messages (which variable to set) and in the
+    model server container's environment; `settings.py` declares each name once.
+    """
     declared = [var.env for var in VARIABLES]
     pattern = re.compile(r"\b(HK_[A-Z0-9_]*[A-Z0-9]|MNIST_DIR|CONTAINER_REGISTRY|KUBECONFIG)\b")
     package = REPO / "hello_kubeflow"
