@@ -142,7 +142,7 @@ def _seconds(zero: bool) -> _Rule[float]:
             raise ValueError(f"expected a number of seconds, e.g. {example}") from None
 
     def check(value: float) -> float:
-        if math.isnan(value) or math.isinf(value) or (value < 0 if zero else value <= 0):
+        if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
             raise ValueError(f"expected {what}, finite number of seconds")
         return float(value)
 
@@ -555,9 +555,9 @@ class Variable:
     section: str
     default: Any  # dataclasses.MISSING when the machine decides it (a factory)
 
-    def problem(self, name: str, value: object, exc: ValueError) -> str:
-        """One line of a `SettingsError`: `name=value: what is expected`, a secret masked."""
-        return f"{name}={MASK if self.secret else repr(value)}: {exc}"
+    def problem(self, where: str, value: object, exc: ValueError) -> str:
+        """`where=value: why` for a refused value, the value masked if it is a secret."""
+        return f"{where}={MASK if self.secret else repr(value)}: {exc}"
 
 
 VARIABLES: tuple[Variable, ...] = tuple(
