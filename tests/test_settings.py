@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,9 +14,19 @@ import pytest
 from hello_kubeflow import project
 from hello_kubeflow.errors import CheckoutError, SettingsError
 from hello_kubeflow.project import find_root, project_root, require_checkout
-from hello_kubeflow.settings import MASK, VARIABLES, Settings, load_settings
+from hello_kubeflow.settings import (
+    _READ_ELSEWHERE,
+    MASK,
+    VARIABLES,
+    Settings,
+    env_example,
+    load_settings,
+)
 
 REPO = Path(__file__).resolve().parents[1]
+# strict, on one file, the package read for its types only
+MYPY = (sys.executable, "-m", "mypy", "--config-file", "mypy.ini", "--strict", "--no-error-summary")
+MYPY += ("--follow-imports=silent", "--ignore-missing-imports")
 
 
 def test_defaults_need_no_environment() -> None:
@@ -280,3 +293,82 @@ def test_no_hk_name_the_project_itself_reads_is_warned_about(
         with contextlib.suppress(SettingsError):  # "1" may be malformed for a setting
             Settings.from_env({name: "1"}, dotenv=None)
         assert not caplog.records, name
+
+
+def test_env_example_is_generated_from_the_settings() -> None:
+    """`.env.example` says what `Settings` declares: each help, default and section, in order."""
+    fix = "run: python -m hello_kubeflow.settings --env-example > .env.example"
+    assert (REPO / ".env.example").read_text(encoding="utf-8") == env_example(), fix
+
+
+def test_the_generator_command_writes_env_example_and_refuses_anything_else() -> None:
+    command = [sys.executable, "-m", "hello_kubeflow.settings"]
+    made = subprocess.run([*command, "--env-example"], capture_output=True, text=True, cwd=REPO)
+    assert (made.returncode, made.stdout) == (0, env_example())
+    wrong = subprocess.run([*command, "--env"], capture_output=True, text=True, cwd=REPO)
+    assert wrong.returncode == 1
+    assert wrong.stderr == "usage: python -m hello_kubeflow.settings --env-example > .env.example\n"
+
+
+def test_readme_settings_table_names_declared_settings_and_their_defaults() -> None:
+    """Each variable in the README's table is a setting, and a default it gives is the real one."""
+    variables = {var.env: var for var in VARIABLES}
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("\n## Settings\n")[1]
+    table = [line for line in section.split("\n## ")[0].splitlines() if line.startswith("| `")]
+    assert len(table) >= 5
+    for row in table:
+        names_cell, defaults_cell = (cell.strip() for cell in row.split("|")[1:3])
+        names = re.findall(r"`([A-Z][A-Z0-9_]+)`", names_cell)
+        assert set(names) <= set(variables), row
+        defaults = defaults_cell.split(", ") if defaults_cell else [""] * len(names)
+        for name, shown in zip(names, defaults, strict=True):
+            var = variables[name]
+            if not shown:
+                assert var.default is None, f"{name}: the README gives no default"
+            elif shown.startswith("`"):  # a value in backticks is the variable's text
+                assert var.rule.parse(shown.strip("`")) == var.default, name
+
+
+def test_every_variable_the_package_names_is_a_setting_declared_once() -> None:
+    """A message naming `HK_GATEWAY_URL` cannot outlive a renamed setting.
+
+    Other modules name variables in messages (which variable to set) and in the
+    model server container's environment; `settings.py` declares each name once.
+    """
+    declared = [var.env for var in VARIABLES]
+    pattern = re.compile(r"\b(HK_[A-Z0-9_]*[A-Z0-9]|MNIST_DIR|CONTAINER_REGISTRY|KUBECONFIG)\b")
+    package = REPO / "hello_kubeflow"
+    for path in sorted(package.rglob("*.py")):
+        for name in pattern.findall(path.read_text(encoding="utf-8")):
+            assert name in declared or name.startswith(_READ_ELSEWHERE) or name == "HK_PRSET", (
+                f"{path.relative_to(REPO)} names {name}, which is no setting"
+            )
+    source = (package / "settings.py").read_text(encoding="utf-8")
+    for name in declared:
+        assert source.count(f'"{name}"') == 1, name
+
+
+def test_mypy_rejects_a_misspelt_choice(tmp_path: Path) -> None:
+    """Choices are Literal types: `mode == "clustr"` and `serving="kserv"` fail type checking."""
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text(
+        "from hello_kubeflow.settings import Settings\n"
+        "settings = Settings.from_env({}, dotenv=None)\n"
+        'assert settings.mode == "cluster" or settings.model_kind == "mlp"\n'
+        'assert settings.mode != "clustr"\n'
+        'Settings(serving="kserve", profile="full")\n'
+        'Settings(serving="kserv")\n'
+    )
+    (tmp_path / "mypy.ini").write_text("[mypy]\n")
+    checked = subprocess.run(
+        [*MYPY, "--cache-dir", str(tmp_path / "cache"), snippet.name],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "MYPYPATH": str(REPO)},
+        timeout=120,
+    )
+    errors = re.findall(r"^snippet\.py:(\d+): error: (.*)$", checked.stdout, re.MULTILINE)
+    assert [int(line) for line, _ in errors] == [4, 6], checked.stdout + checked.stderr
+    assert errors[0][1].startswith("Non-overlapping equality check")
+    assert "incompatible type \"Literal['kserv']\"" in errors[1][1]
