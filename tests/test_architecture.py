@@ -19,6 +19,8 @@ LAYERS = [
     "serving",
     "images",
     "kube",
+    "install",
+    "deploy",
     "pipeline",
     "gateway",
     "query",

@@ -71,7 +71,7 @@ def setup(settings: Settings, *, dry_run: bool = False, render: Path | None = No
         DataError: local mode, MNIST could not be fetched or verified.
     """
     if render is not None:
-        from hello_kubeflow.kube.render import render_manifests
+        from hello_kubeflow.install.render import render_manifests
 
         written = render_manifests(settings, render)
         lines = [f"wrote {path}" for path in written]
@@ -79,7 +79,7 @@ def setup(settings: Settings, *, dry_run: bool = False, render: Path | None = No
             "cluster", tuple(lines), f"HK_MANIFESTS_DIR={render} inv setup --mode cluster"
         )
     if settings.mode == "cluster":
-        from hello_kubeflow.kube.install import install
+        from hello_kubeflow.install.install import install
 
         lines = install(settings, dry_run=dry_run)
         follow = (

@@ -19,15 +19,15 @@ from urllib.parse import urlsplit
 
 from kubernetes import client
 
-from hello_kubeflow.kube.deploy import (
+from hello_kubeflow.deploy.deploy import (
     DEPLOY_TIMEOUT,
     POLL_INTERVAL,
     copy_storage_credentials,
     deploy_model,
     detect_serving,
 )
-from hello_kubeflow.kube.kserve_access import ensure_policy
-from hello_kubeflow.kube.model_manifests import ModelDeployment
+from hello_kubeflow.deploy.kserve_access import ensure_policy
+from hello_kubeflow.deploy.model_manifests import ModelDeployment
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -49,8 +49,8 @@ from urllib.parse import urlsplit
 import requests
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
+from hello_kubeflow.deploy.model_manifests import LABELS, SERVING_APIS, ServingApi
 from hello_kubeflow.errors import EndpointError, HelloKubeflowError
-from hello_kubeflow.kube.model_manifests import LABELS, SERVING_APIS, ServingApi
 
 if TYPE_CHECKING:
     from kubernetes import client
@@ -114,7 +114,7 @@ def read_install(api: client.ApiClient) -> KServeInstall:
     """
     from kubernetes import client as k8s
 
-    from hello_kubeflow.kube.serving_api import Missing, call
+    from hello_kubeflow.deploy.serving_api import Missing, call
 
     apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
     for namespace in KSERVE_NAMESPACES:
@@ -221,7 +221,7 @@ def ensure_policy(api: client.ApiClient, namespace: str, name: str) -> bool:
         PrerequisiteError: we may not write AuthorizationPolicies there (RBAC).
         DeploymentError: the API server refused it.
     """
-    from hello_kubeflow.kube.serving_api import apply, installed
+    from hello_kubeflow.deploy.serving_api import apply, installed
 
     if not installed(api, AUTHORIZATION_POLICY):
         return False

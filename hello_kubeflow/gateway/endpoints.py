@@ -237,13 +237,13 @@ def kserve_address(
 
     The gateway routes on the Host header, and with KServe's `pathTemplate`
     on a path prefix too: `host`/`prefix` when the caller read them from the
-    installed KServe (`kube.kserve_access.route`); else `route` under KServe's
+    installed KServe (`deploy.kserve_access.route`); else `route` under KServe's
     defaults: the service's own address (`status.url`, host and path) when
     known, else `<name>.<namespace>.example.com`, Knative's address under
     KServe's default domain.
     """
     if not host:
-        from hello_kubeflow.kube.kserve_access import KServeInstall, route  # requests, lazily
+        from hello_kubeflow.deploy.kserve_access import KServeInstall, route  # requests, lazily
 
         found = route(KServeInstall(), "", namespace, name, status_url)
         host, prefix = found.host, found.prefix

@@ -13,6 +13,7 @@ from hello_kubeflow.errors import (
     HelloKubeflowError,
     PrerequisiteError,
 )
+from hello_kubeflow.install.inotify import Reader, check_inotify, local_cluster_kind
 from hello_kubeflow.kube.client import (
     KubeTarget,
     api_client,
@@ -20,7 +21,6 @@ from hello_kubeflow.kube.client import (
     describe_api_error,
     kube_target,
 )
-from hello_kubeflow.kube.inotify import Reader, check_inotify, local_cluster_kind
 from hello_kubeflow.settings import Settings
 
 API_PATIENCE = 20.0
@@ -64,7 +64,7 @@ def check_prerequisites(
 ) -> list[Check]:
     """Check, in order, everything `inv setup` needs; stop at the first blocking failure.
 
-    No kubectl: manifests are applied through the API (`kube/apply.py`).
+    No kubectl: manifests are applied through the API (`install/apply.py`).
 
     Args:
         settings: the cluster selection, the profile, the pipeline image.

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING
 
 from kubernetes.utils import parse_quantity
 
-from hello_kubeflow.kube.components import Manifest
+from hello_kubeflow.install.components import Manifest
 from hello_kubeflow.settings import Settings
 
 if TYPE_CHECKING:
-    from hello_kubeflow.kube.install import Plan
+    from hello_kubeflow.install.install import Plan
 
 # kubeflow/manifests 26.03, README.md, the component table ("rough resource
 # requirements ... the maximum of actual usage and configured requests"):

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from hello_kubeflow.deploy.model_manifests import SERVING_APIS
+from hello_kubeflow.deploy.pull_secret import PULL_SECRET, ensure_pull_secret, registry_login
 from hello_kubeflow.errors import HelloKubeflowError, PrerequisiteError
 from hello_kubeflow.gateway.endpoints import (
     KFP_NAMESPACE,
@@ -34,8 +36,6 @@ from hello_kubeflow.kfp.runs import (
     step_names,
     upload_pipeline,
 )
-from hello_kubeflow.kube.model_manifests import SERVING_APIS
-from hello_kubeflow.kube.pull_secret import PULL_SECRET, ensure_pull_secret, registry_login
 from hello_kubeflow.pipeline.local import RunOptions
 from hello_kubeflow.settings import Settings
 
@@ -273,8 +273,8 @@ def undeploy_model(settings: Settings) -> list[str]:
     Raises:
         PrerequisiteError: no kubeconfig, or no permission.
     """
+    from hello_kubeflow.deploy.deploy import undeploy
     from hello_kubeflow.kube.client import api_client
-    from hello_kubeflow.kube.deploy import undeploy
 
     return undeploy(
         api_client(settings), settings.namespace, settings.deployment_name, settings.serving
@@ -379,9 +379,9 @@ def _served_model(settings: Settings, run_id: str) -> tuple[dict[str, Any], str]
     A run can succeed where we have no kubeconfig (KFP through a gateway): the
     summary then lacks the accuracy, with a warning, rather than failing.
     """
+    from hello_kubeflow.deploy.deploy import detect_serving, wait_until_serving
+    from hello_kubeflow.deploy.model_manifests import recorded_summary
     from hello_kubeflow.kube.client import api_client
-    from hello_kubeflow.kube.deploy import detect_serving, wait_until_serving
-    from hello_kubeflow.kube.model_manifests import recorded_summary
 
     try:
         api = api_client(settings)

@@ -116,7 +116,7 @@ def deploy_model(
     pull_secret: str = "",
 ) -> None:
     """Serve the trained model in the cluster: SeldonDeployment or KServe InferenceService."""
-    from hello_kubeflow.kube.deploy_step import deploy_step
+    from hello_kubeflow.deploy.deploy_step import deploy_step
 
     deploy_step(
         model_uri=model.uri,
