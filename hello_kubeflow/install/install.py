@@ -24,8 +24,8 @@ from pathlib import Path
 from hello_kubeflow.errors import PrerequisiteError
 from hello_kubeflow.install.apply import APPLY_BACKOFF, APPLY_DEADLINE, Applier
 from hello_kubeflow.install.components import (
-    Component,
     Manifest,
+    Step,
     components_for,
     read_manifests,
     resolve_serving,
@@ -47,21 +47,6 @@ RBAC_DIR = Path(str(resources.files("hello_kubeflow").joinpath("manifests")))
 SETTLE_SECONDS = 10.0
 """After an install, everything must stay ready this long: late pods still appear."""
 _WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
-
-
-@dataclass(frozen=True)
-class Step:
-    """One component's objects, ready to apply.
-
-    Attributes:
-        component: what it is and where its files are.
-        objects: the objects to apply (upstream's, changed as `notes` say).
-        notes: each change `inv setup` makes to upstream's objects.
-    """
-
-    component: Component
-    objects: tuple[Manifest, ...]
-    notes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -118,7 +103,7 @@ class Plan:
             "    (and what controllers start later, named in their flags and ConfigMaps: "
             "Argo's executor, model-serving runtimes)"
         )
-        lines.extend(f"  {line}" for line in requirements_lines(self, settings))
+        lines.extend(f"  {line}" for line in requirements_lines(self.steps, settings))
         return "\n".join(lines)
 
 
