@@ -187,7 +187,7 @@ def images_and_labels(
     Raises:
         DataFileError: the files are not images and labels of the same length.
     """
-    import numpy as np
+    import numpy as np  # numpy: not on one image's query path
 
     if images.ndim != 3 or labels.ndim != 1:
         raise DataFileError(
@@ -245,7 +245,7 @@ def _gunzip(data: bytes) -> bytes:
 
 def _parse(raw: bytes, expected_kind: str | None) -> np.ndarray:
     """Check an uncompressed IDX header against its body and return the array."""
-    import numpy as np
+    import numpy as np  # numpy: not on one image's query path
 
     if len(raw) < 4:
         raise _Problem(f"is too short to be an IDX file ({len(raw)} bytes)")

@@ -33,6 +33,7 @@ from hello_kubeflow.install.components import (
 from hello_kubeflow.install.customize import prepare
 from hello_kubeflow.install.inotify import Reader
 from hello_kubeflow.install.prereqs import check_prerequisites, failed
+from hello_kubeflow.install.render import render_manifests
 from hello_kubeflow.install.requirements import requirements_lines
 from hello_kubeflow.kube.client import api_client, kube_target
 from hello_kubeflow.kube.wait import wait_for_pods
@@ -238,8 +239,6 @@ def install(
         problems = "\n".join(f"  {c.line()}" for c in failed(checks))
         raise PrerequisiteError(f"the cluster is not ready for inv setup:\n{problems}")
     if render:
-        from hello_kubeflow.install.render import render_manifests
-
         log.info("rendering the manifests from upstream into %s", root)
         render_manifests(settings, root)
     plan = make_plan(settings, rbac_dir)

@@ -13,6 +13,7 @@ from hello_kubeflow.errors import (
     HelloKubeflowError,
     PrerequisiteError,
 )
+from hello_kubeflow.images.engine import connect, engine_address
 from hello_kubeflow.install.inotify import Reader, check_inotify, local_cluster_kind
 from hello_kubeflow.kube.client import (
     KubeTarget,
@@ -170,7 +171,6 @@ def _inotify(target: KubeTarget, read: Reader | None) -> Check | None:
     """
     if not local_cluster_kind(target):
         return None
-    from hello_kubeflow.images.engine import engine_address  # the Docker SDK only when needed
 
     finding = check_inotify(target, engine_address(), read)
     if not finding.applies:
@@ -181,8 +181,6 @@ def _inotify(target: KubeTarget, read: Reader | None) -> Check | None:
 
 
 def _docker(settings: Settings) -> Check:
-    from hello_kubeflow.images.engine import connect  # the Docker SDK only when needed
-
     try:
         engine = connect(settings.replace(docker_timeout=5.0))
         version = str(engine.version().get("Version", "?"))
