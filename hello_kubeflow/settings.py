@@ -21,6 +21,7 @@ import dataclasses
 import difflib
 import io
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -156,8 +157,7 @@ class Settings:
             try:
                 object.__setattr__(self, var.field, var.parse(text.strip()))
             except ValueError as exc:
-                shown = MASK if var.secret else repr(text)
-                problems.append(f"{var.env}={shown}: {exc}")
+                problems.append(var.problem(var.env, text, exc))
         if problems:
             raise SettingsError(problems)
 
@@ -195,8 +195,7 @@ class Settings:
             try:
                 kwargs[var.field] = var.parse(raw)
             except ValueError as exc:
-                shown = MASK if var.secret else repr(raw)
-                problems.append(f"{var.env}={shown}: {exc}")
+                problems.append(var.problem(var.env, raw, exc))
         if problems:
             raise SettingsError(problems)
         return cls(**kwargs)
@@ -236,9 +235,8 @@ class Settings:
             try:
                 typed[name] = var.parse(str(value).strip())
             except ValueError as exc:
-                shown = MASK if var.secret else repr(value)
                 flag = (flags or {}).get(name, f"--{name.replace('_', '-')}")
-                problems.append(f"{flag}={shown}: {exc}")
+                problems.append(var.problem(flag, value, exc))
         if problems:
             raise SettingsError(problems)
         return dataclasses.replace(self, **typed)
@@ -370,7 +368,7 @@ def _seconds(raw: str) -> float:
         value = float(raw)
     except ValueError:
         raise ValueError("expected a number of seconds, e.g. 30 or 2.5") from None
-    if not value > 0 or value != value or value == float("inf"):
+    if not (value > 0 and math.isfinite(value)):
         raise ValueError("expected a positive, finite number of seconds")
     return value
 
@@ -483,6 +481,10 @@ class Variable:
     parse: Callable[[str], Any]
     help: str
     secret: bool = False
+
+    def problem(self, where: str, value: object, exc: ValueError) -> str:
+        """`where=value: why` for a refused value, the value masked if it is a secret."""
+        return f"{where}={MASK if self.secret else repr(value)}: {exc}"
 
 
 VARIABLES: tuple[Variable, ...] = (
