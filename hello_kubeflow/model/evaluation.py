@@ -9,8 +9,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageDraw, ImageFont
-from PIL.PngImagePlugin import PngInfo
 
 from hello_kubeflow.errors import DataError
 from hello_kubeflow.model.artifact import CLASS_NAMES, N_CLASSES
@@ -166,6 +164,10 @@ def save_confusion_png(evaluation: Evaluation, path: Path | str, *, scored_on: s
     Returns:
         The PNG's path.
     """
+    # PIL: the evaluate step's picture only, not the model server
+    from PIL import Image, ImageDraw, ImageFont
+    from PIL.PngImagePlugin import PngInfo
+
     matrix = np.array(evaluation.confusion_matrix, dtype=np.int64)
     diagonal = np.eye(N_CLASSES, dtype=bool)
     support = np.maximum(matrix.sum(axis=1), 1)
