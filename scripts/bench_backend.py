@@ -49,6 +49,12 @@ from s3_support import (
 )
 from serving_support import make_tiny_model
 
+from hello_kubeflow.deploy.model_manifests import (
+    ModelDeployment,
+    manifest,
+    seldon_storage_secret,
+    storage_credentials,
+)
 from hello_kubeflow.gateway.endpoints import Auth
 from hello_kubeflow.gateway.login import dex_login
 from hello_kubeflow.kfp.remote import KfpSession, Patience, connect
@@ -58,12 +64,6 @@ from hello_kubeflow.kfp.runs import (
     follow_run,
     start_run,
     upload_pipeline,
-)
-from hello_kubeflow.kube.model_manifests import (
-    ModelDeployment,
-    manifest,
-    seldon_storage_secret,
-    storage_credentials,
 )
 from hello_kubeflow.query.client import query_digit
 from hello_kubeflow.serving.server import running_server

@@ -32,12 +32,12 @@ from emulators import (
 )
 from kfp_emulator import KfpEmulator, never_ending
 
+from hello_kubeflow.deploy.deploy import deploy_model
+from hello_kubeflow.deploy.model_manifests import ModelDeployment
 from hello_kubeflow.gateway.endpoints import Auth
 from hello_kubeflow.kfp.remote import Patience, connect
 from hello_kubeflow.kfp.runs import ensure_experiment, start_run, upload_pipeline
 from hello_kubeflow.kube.client import api_client
-from hello_kubeflow.kube.deploy import deploy_model
-from hello_kubeflow.kube.model_manifests import ModelDeployment
 from hello_kubeflow.kube.port_forward import port_forward
 from hello_kubeflow.pipeline.local import compile_pipeline
 from hello_kubeflow.settings import Settings

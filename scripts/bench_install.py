@@ -33,11 +33,11 @@ from apiserver import ApiServer  # noqa: E402
 from crd_schemas import UPSTREAM  # noqa: E402
 from emulators import RunningCluster  # noqa: E402
 from kube_support import node  # noqa: E402
-from test_kube_install import IMAGE, kubelet  # noqa: E402
+from test_install_install import IMAGE, kubelet  # noqa: E402
 from test_kube_wait_crashes import KfpKubelet  # noqa: E402
 
 from hello_kubeflow.errors import PodFailedError  # noqa: E402
-from hello_kubeflow.kube.install import SETTLE_SECONDS, install, make_plan  # noqa: E402
+from hello_kubeflow.install.install import SETTLE_SECONDS, install, make_plan  # noqa: E402
 from hello_kubeflow.kube.wait import wait_for_pods  # noqa: E402
 from hello_kubeflow.retry import Backoff  # noqa: E402
 

@@ -28,12 +28,12 @@ KUBECTL_VERSION=v1.34.0
 REGISTRY_IMAGE=registry:2.8.3
 
 # What the 'pipelines' profile wants from the cluster: the package's own figure
-# (hello_kubeflow/kube/prereqs.py, REQUIREMENTS["pipelines"]). A kind node gets the
+# (hello_kubeflow/install/prereqs.py, REQUIREMENTS["pipelines"]). A kind node gets the
 # whole Docker host, so the host is what is checked.
 MIN_CPUS=4
 MIN_MEMORY_GIB=8
 # inotify limits kubeflow/manifests 26.03's README asks for ("Install with a Single
-# Command", Prerequisites), as `inv setup` checks them (hello_kubeflow/kube/inotify.py);
+# Command", Prerequisites), as `inv setup` checks them (hello_kubeflow/install/inotify.py);
 # above what kind itself documents (kubernetes-sigs/kind v0.30.0,
 # site/content/docs/user/known-issues.md, "Pod errors due to too many open files").
 MIN_INOTIFY_WATCHES=1255360

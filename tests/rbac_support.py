@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from crd_schemas import UPSTREAM
 
-from hello_kubeflow.kube.install import RBAC_DIR
+from hello_kubeflow.install.install import RBAC_DIR
 
 KUBEFLOW_EXAMPLE = UPSTREAM / "kubeflow-manifests-26.03/example.yaml"
 """Kubeflow 26.03's whole platform, rendered: its aggregated kubeflow-edit and friends."""

@@ -27,13 +27,13 @@ from kfp_emulator import KfpEmulator, failing, never_ending
 from kube_support import unschedulable, waiting
 from test_kfp_profile_check import PROFILE, default_editor, profile_namespace
 
+from hello_kubeflow.deploy.model_manifests import ModelDeployment, seldon_deployment
+from hello_kubeflow.deploy.pull_secret import PULL_SECRET
 from hello_kubeflow.errors import KfpError, PrerequisiteError, RunFailedError
 from hello_kubeflow.gateway.endpoints import Auth
 from hello_kubeflow.kfp.cluster_run import plan, run_parameters, train_on_cluster, undeploy_model
 from hello_kubeflow.kfp.remote import Patience, connect
 from hello_kubeflow.kfp.runs import ensure_experiment, start_run, upload_pipeline
-from hello_kubeflow.kube.model_manifests import ModelDeployment, seldon_deployment
-from hello_kubeflow.kube.pull_secret import PULL_SECRET
 from hello_kubeflow.pipeline.local import RunOptions
 from hello_kubeflow.settings import DEFAULT_MNIST_MIRRORS, Settings
 

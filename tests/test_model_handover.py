@@ -27,7 +27,7 @@ from s3_support import (
 )
 from serving_support import make_tiny_model, mnist_test_pixels
 
-from hello_kubeflow.kube.model_manifests import (
+from hello_kubeflow.deploy.model_manifests import (
     ARTIFACT_ENDPOINT,
     ARTIFACT_SECRET,
     ModelDeployment,

@@ -18,17 +18,17 @@ import kubernetes_validate
 import pytest
 from crd_schemas import UPSTREAM, crd_schemas, upstream_documents, validate
 
-from hello_kubeflow.kube.components import kserve, read_manifests
-from hello_kubeflow.kube.customize import added_objects
-from hello_kubeflow.kube.install import RBAC_DIR
-from hello_kubeflow.kube.kserve_access import authorization_policy
-from hello_kubeflow.kube.model_manifests import (
+from hello_kubeflow.deploy.kserve_access import authorization_policy
+from hello_kubeflow.deploy.model_manifests import (
     ModelDeployment,
     inference_service,
     seldon_deployment,
     storage_credentials,
 )
-from hello_kubeflow.kube.pull_secret import PULL_SECRET, RegistryLogin
+from hello_kubeflow.deploy.pull_secret import PULL_SECRET, RegistryLogin
+from hello_kubeflow.install.components import kserve, read_manifests
+from hello_kubeflow.install.customize import added_objects
+from hello_kubeflow.install.install import RBAC_DIR
 
 KUBERNETES = "1.35"
 """A current Kubernetes release (kubernetes-validate ships its schemas)."""

@@ -331,7 +331,7 @@ def test_kserve_in_a_profile_gets_its_policy_and_the_query_waits_out_the_403(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The manifests' tests' policy is made; the 403 until Istio applies it is waited out."""
-    monkeypatch.setattr("hello_kubeflow.kube.kserve_access.ACCESS_POLL", 0.01)
+    monkeypatch.setattr("hello_kubeflow.deploy.kserve_access.ACCESS_POLL", 0.01)
     caplog.set_level("INFO")
     emulated, url = gateway
     emulated.kserve_host, emulated.kserve_prefix = (
@@ -365,7 +365,7 @@ def test_kserve_in_a_profile_gets_its_policy_and_the_query_waits_out_the_403(
 def test_a_policy_istio_never_applies_fails_naming_the_policy_to_check(
     gateway: tuple[Gateway, str], mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("hello_kubeflow.kube.kserve_access.ACCESS_POLL", 0.01)
+    monkeypatch.setattr("hello_kubeflow.deploy.kserve_access.ACCESS_POLL", 0.01)
     emulated, url = gateway
     emulated.kserve_host, emulated.kserve_prefix = (
         "example.com",

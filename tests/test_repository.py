@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Tests that read upstream's files through `crd_schemas.upstream_file`, one per way in.
 _UPSTREAM_READERS = (
     "tests/test_model_handover.py::test_the_store_is_where_kfp_2_17_puts_it",
-    "tests/test_kube_deploy.py::test_the_served_model_fits_its_crd_schema",
+    "tests/test_deploy_deploy.py::test_the_served_model_fits_its_crd_schema",
     "tests/test_kfp_remote.py::test_a_successful_run_is_followed_step_by_step",
 )
 

@@ -117,6 +117,15 @@ def test_secrets_never_appear_in_errors_repr_or_description() -> None:
     assert secret not in str(described)
 
 
+def test_a_refused_value_is_quoted_unless_it_is_a_secret() -> None:
+    """Every error about a value (environment, .env, command line) goes through one rule."""
+    by_env = {var.env: var for var in VARIABLES}
+    refused = ValueError("expected name=value")
+    shown = by_env["HK_KFP_COOKIE"].problem("--kfp-cookie", "s3cr3t", refused)
+    assert shown == f"--kfp-cookie={MASK}: expected name=value"
+    assert by_env["HK_SEED"].problem("HK_SEED", "x", refused) == "HK_SEED='x': expected name=value"
+
+
 def test_command_line_override_is_checked_like_the_environment() -> None:
     settings = Settings.from_env({}, dotenv=None)
     assert settings.override({"preset": "book", "seed": 3}).preset == "book"

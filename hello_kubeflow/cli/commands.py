@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from hello_kubeflow.cli.options import FLAGS, Result, refuse
+from hello_kubeflow.errors import PipelineError, UsageError
 from hello_kubeflow.project import require_checkout
+from hello_kubeflow.query.client import query_accuracy, query_digit
 from hello_kubeflow.settings import Settings
 
 DEFAULT_RUNNER = "subprocess"
@@ -63,7 +65,7 @@ def compile_pipeline(settings: Settings, output: Path, image: str) -> Compiled:
         UsageError: `output` is a folder, or not a `.yaml` file name.
         PipelineError: `output` cannot be written.
     """
-    from hello_kubeflow.errors import PipelineError, UsageError
+    # kfp, Docker SDK: this task only
     from hello_kubeflow.pipeline.local import compile_pipeline as compile_to
 
     if output.is_dir():
@@ -96,6 +98,7 @@ def train(
     Raises:
         UsageError: `--dry-run` locally, or `--runner` on a cluster.
     """
+    # kfp, Docker SDK: this task only
     from hello_kubeflow.pipeline.local import RunOptions, run_local
 
     cluster = settings.mode == "cluster"
@@ -103,6 +106,7 @@ def train(
     refuse({"--runner": bool(runner) and cluster}, "a cluster run's steps run in its pods")
     options = RunOptions.from_settings(settings, train_limit=train_limit, test_limit=test_limit)
     if cluster:
+        # kfp, kubernetes: cluster mode only
         from hello_kubeflow.kfp.cluster_run import plan, train_on_cluster
 
         return plan(settings, options) if dry_run else train_on_cluster(settings, options)
@@ -115,6 +119,7 @@ def serve(settings: Settings, *, model: str, container: bool, host_given: bool) 
     Raises:
         UsageError: `--host` with `--container`.
     """
+    # the server's stack: this task only
     from hello_kubeflow.serving.server import resolve_model_dir, run_server
 
     refuse(
@@ -123,6 +128,7 @@ def serve(settings: Settings, *, model: str, container: bool, host_given: bool) 
     )
     model_dir = resolve_model_dir(settings, model)
     if container:
+        # Docker SDK: --container only
         from hello_kubeflow.images.container import run_server_container
 
         run_server_container(settings, model_dir)
@@ -145,9 +151,6 @@ def query(
     Raises:
         UsageError: `--count` with `--image` or `--plot`; `--protocol` in cluster mode.
     """
-    from hello_kubeflow.errors import UsageError
-    from hello_kubeflow.query.client import query_accuracy, query_digit
-
     if count and (image or plot):
         raise UsageError(
             "--count sends MNIST test images and prints the accuracy; "
@@ -160,7 +163,7 @@ def query(
     if url:  # the gateway in cluster mode, the server itself locally
         settings = settings.override({"gateway_url" if cluster else "query_url": url}, FLAGS)
     if cluster:
-        from hello_kubeflow.query.cluster import query_cluster
+        from hello_kubeflow.query.cluster import query_cluster  # kubernetes: cluster mode only
 
         return query_cluster(
             settings, index=index, image=image, plot=plot, count=count, start=max(index, 0)
@@ -173,7 +176,7 @@ def query(
 
 def undeploy(settings: Settings) -> Removed:
     """Remove the model served in the cluster."""
-    from hello_kubeflow.kfp.cluster_run import undeploy_model
+    from hello_kubeflow.kfp.cluster_run import undeploy_model  # kfp, kubernetes: this task only
 
     where = f"{settings.namespace}/{settings.deployment_name}"
     return Removed(where, undeploy_model(settings))
@@ -207,12 +210,14 @@ def notebook(
         refuse(
             {**cluster_options, "--delete": delete}, "they are for a cluster: add --mode cluster"
         )
+        # Docker SDK: local mode only
         from hello_kubeflow.notebook.local import run_notebook_container
 
         workdir = require_checkout(settings.project_root, "notebook")
         run_notebook_container(settings, workdir, announce=announce)
         return None
     refuse(local_options, "it is for the local notebook server (--mode local)")
+    # kubernetes: cluster mode only
     from hello_kubeflow.notebook.cluster import delete_notebook, open_notebook
 
     if delete:

@@ -23,9 +23,19 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-from hello_kubeflow.errors import DataFileError, ModelError, SettingsError
+from hello_kubeflow.data.mnist import data_digest, load_mnist, scale_pixels
+from hello_kubeflow.errors import DataFileError, ModelError, ServingError, SettingsError
+from hello_kubeflow.model.artifact import LATEST_FILE
+from hello_kubeflow.model.evaluation import one_image_latency_ms
+from hello_kubeflow.model.train import load_model
 from hello_kubeflow.pipeline.local import RunOptions, RunSummary, recorded_run_path, run_local
+from hello_kubeflow.pipeline.steps import read_test_images
+from hello_kubeflow.query.answers import check_answer, seldon_payload
+from hello_kubeflow.query.client import SELDON_PATH
+from hello_kubeflow.serving.server import running_server
 from hello_kubeflow.settings import MODEL_PRESETS, Settings
 
 log = logging.getLogger(__name__)
@@ -204,8 +214,6 @@ def compare_models(
         ModelError, ServingError: a model could not be loaded or served.
         SettingsError: the chart's path does not end in .png or is a folder.
     """
-    from hello_kubeflow.model.artifact import LATEST_FILE
-
     chart_path = chart or settings.output_dir / CHART_FILE
     if chart_path.suffix.lower() != ".png" or chart_path.is_dir():
         raise SettingsError(
@@ -273,18 +281,11 @@ def reusable_run(
 
 def _data_digests(settings: Settings) -> tuple[str, str]:
     """The digests of the training and test data a run would load now (as the step would)."""
-    from hello_kubeflow.data.mnist import data_digest, load_mnist
-
     data = load_mnist(settings)
     return data_digest(data.x_train, data.y_train), data_digest(data.x_test, data.y_test)
 
 
 def _measure(settings: Settings, summary: RunSummary, *, reused: bool) -> Contender:
-    from hello_kubeflow.data.mnist import scale_pixels
-    from hello_kubeflow.model.evaluation import one_image_latency_ms
-    from hello_kubeflow.model.train import load_model
-    from hello_kubeflow.pipeline.steps import read_test_images
-
     evaluation = json.loads(Path(summary.metrics_path).read_text())
     loaded = load_model(summary.model_path)
     try:
@@ -327,11 +328,6 @@ def served_latency_ms(
     Raises:
         ServingError: the server did not start or answered an error.
     """
-    from hello_kubeflow.errors import ServingError
-    from hello_kubeflow.query.answers import check_answer, seldon_payload
-    from hello_kubeflow.query.client import SELDON_PATH
-    from hello_kubeflow.serving.server import running_server
-
     body = seldon_payload(image)
     headers = {"Content-Type": "application/json"}
     local = settings.replace(serve_host="127.0.0.1", serve_port=0)
@@ -366,9 +362,6 @@ def save_comparison_png(comparison: Comparison, path: Path) -> Path:
     Returns:
         The PNG's path.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     rows = comparison.rows
     labels = [f"{row.label}\n{row.test_set}" for row in rows]
     panels = [

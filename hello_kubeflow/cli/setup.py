@@ -9,7 +9,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from hello_kubeflow.data.mnist import ensure_mnist, mnist_folder
 from hello_kubeflow.errors import DockerUnavailableError, PrerequisiteError
+from hello_kubeflow.images.engine import connect
+from hello_kubeflow.install.install import install
+from hello_kubeflow.install.render import render_manifests
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,16 +75,12 @@ def setup(settings: Settings, *, dry_run: bool = False, render: Path | None = No
         DataError: local mode, MNIST could not be fetched or verified.
     """
     if render is not None:
-        from hello_kubeflow.kube.render import render_manifests
-
         written = render_manifests(settings, render)
         lines = [f"wrote {path}" for path in written]
         return SetupReport(
             "cluster", tuple(lines), f"HK_MANIFESTS_DIR={render} inv setup --mode cluster"
         )
     if settings.mode == "cluster":
-        from hello_kubeflow.kube.install import install
-
         lines = install(settings, dry_run=dry_run)
         follow = (
             "inv setup --mode cluster"
@@ -99,7 +99,6 @@ def local_setup(settings: Settings, *, dry_run: bool = False) -> SetupReport:
         DataError: MNIST could not be fetched or verified.
     """
     lines = [_python_dependencies(), _docker(settings)]
-    from hello_kubeflow.data.mnist import ensure_mnist, mnist_folder
 
     where = mnist_folder(settings)
     if dry_run:
@@ -140,8 +139,6 @@ def _python_dependencies() -> str:
 
 
 def _docker(settings: Settings) -> str:
-    from hello_kubeflow.images.engine import connect
-
     try:
         engine = connect(settings.replace(docker_timeout=DOCKER_PROBE_TIMEOUT))
         version = str(engine.version().get("Version", "?"))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hello_kubeflow.errors import DataFileError
+from hello_kubeflow.settings import Settings
 
 if TYPE_CHECKING:  # numpy is imported where arrays are made: a query's one image needs none
     import numpy as np
@@ -32,6 +33,21 @@ MAX_IDX_BYTES = 64 * 1024 * 1024  # the largest MNIST file is 47,040,016 bytes
 FIX_LOCAL_FILE = "Delete it and run again to re-download it, or point MNIST_DIR at a good copy."
 CHECKSUMS_FILE = "IDX-SHA256SUMS"  # not SHA256SUMS: that usually lists the .gz files as stored
 _CHECKSUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *]?(\S+)$")
+TEST_IMAGES = "t10k-images-idx3-ubyte"
+TEST_LABELS = "t10k-labels-idx1-ubyte"
+
+
+def mnist_folder(settings: Settings) -> Path:
+    """Where the four MNIST files are read from: MNIST_DIR, else the download cache's folder."""
+    return settings.mnist_dir or settings.cache_dir / "mnist"
+
+
+def find_idx_file(directory: Path, name: str) -> Path | None:
+    """The file for `name` in `directory` (`name` or `name.gz`), if any."""
+    for candidate in (directory / name, directory / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def read_idx(
@@ -171,7 +187,7 @@ def images_and_labels(
     Raises:
         DataFileError: the files are not images and labels of the same length.
     """
-    import numpy as np
+    import numpy as np  # numpy: not on one image's query path
 
     if images.ndim != 3 or labels.ndim != 1:
         raise DataFileError(
@@ -229,7 +245,7 @@ def _gunzip(data: bytes) -> bytes:
 
 def _parse(raw: bytes, expected_kind: str | None) -> np.ndarray:
     """Check an uncompressed IDX header against its body and return the array."""
-    import numpy as np
+    import numpy as np  # numpy: not on one image's query path
 
     if len(raw) < 4:
         raise _Problem(f"is too short to be an IDX file ({len(raw)} bytes)")

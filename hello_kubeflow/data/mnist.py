@@ -22,12 +22,15 @@ from hello_kubeflow.data.download import (
 from hello_kubeflow.data.idx import (
     CHECKSUMS_FILE,
     SHA256,
+    TEST_IMAGES,
+    TEST_LABELS,
     decode_idx,
+    find_idx_file,
     images_and_labels,
+    mnist_folder,
     read_checksums,
     read_idx,
 )
-from hello_kubeflow.data.one_image import TEST_IMAGES, TEST_LABELS, find_idx_file, mnist_folder
 from hello_kubeflow.errors import DataError, DataFileError, DownloadError
 from hello_kubeflow.retry import Backoff
 from hello_kubeflow.settings import Settings

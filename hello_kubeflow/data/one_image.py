@@ -21,14 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hello_kubeflow.data.idx import CHECKSUMS_FILE
+from hello_kubeflow.data.idx import (
+    CHECKSUMS_FILE,
+    TEST_IMAGES,
+    TEST_LABELS,
+    find_idx_file,
+    mnist_folder,
+)
 from hello_kubeflow.errors import QueryError
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TEST_IMAGES = "t10k-images-idx3-ubyte"
-TEST_LABELS = "t10k-labels-idx1-ubyte"
 VERIFIED_FILE = "verified-idx.json"
 RANDOM_INDEX = -1  # `--index -1`: a random MNIST test image
 IMAGE_BYTES = 28 * 28
@@ -60,19 +64,6 @@ class OneImage:
     index: int
     total: int
     source: str
-
-
-def mnist_folder(settings: Settings) -> Path:
-    """Where the four MNIST files are read from: MNIST_DIR, else the download cache's folder."""
-    return settings.mnist_dir or settings.cache_dir / "mnist"
-
-
-def find_idx_file(directory: Path, name: str) -> Path | None:
-    """The file for `name` in `directory` (`name` or `name.gz`), if any."""
-    for candidate in (directory / name, directory / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def check_index(index: int, total: int, source: str) -> int:
@@ -126,7 +117,7 @@ def _load_and_remember(
     settings: Settings, index: int, key: str | None, stamps: list[list[int]] | None
 ) -> OneImage:
     """Load (and so verify) the test set the usual way; remember the verified files."""
-    from hello_kubeflow.data.mnist import load_test_images, scale_pixels
+    from hello_kubeflow.data.mnist import load_test_images, scale_pixels  # numpy: first query only
 
     data = load_test_images(settings)
     total = len(data.y)
@@ -232,7 +223,5 @@ __all__ = [
     "SCALED",
     "OneImage",
     "check_index",
-    "find_idx_file",
     "load_one_test_image",
-    "mnist_folder",
 ]

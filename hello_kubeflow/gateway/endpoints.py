@@ -31,7 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from hello_kubeflow.errors import ClusterError
+import requests
+
+from hello_kubeflow.deploy.kserve_access import KServeInstall, route
+from hello_kubeflow.errors import ClusterError, EndpointError
 from hello_kubeflow.gateway.bearer import why_refused
 from hello_kubeflow.kube.port_forward import port_forward
 from hello_kubeflow.settings import Settings
@@ -237,14 +240,12 @@ def kserve_address(
 
     The gateway routes on the Host header, and with KServe's `pathTemplate`
     on a path prefix too: `host`/`prefix` when the caller read them from the
-    installed KServe (`kube.kserve_access.route`); else `route` under KServe's
+    installed KServe (`deploy.kserve_access.route`); else `route` under KServe's
     defaults: the service's own address (`status.url`, host and path) when
     known, else `<name>.<namespace>.example.com`, Knative's address under
     KServe's default domain.
     """
     if not host:
-        from hello_kubeflow.kube.kserve_access import KServeInstall, route  # requests, lazily
-
         found = route(KServeInstall(), "", namespace, name, status_url)
         host, prefix = found.host, found.prefix
     url = f"{base.rstrip('/')}{prefix}/v2/models/{model_name}/infer"
@@ -302,9 +303,6 @@ def check_access(
     Raises:
         EndpointError: 401, 403, or a redirect (to the Dex / oauth2-proxy login page).
     """
-    import requests
-
-    from hello_kubeflow.errors import EndpointError
 
     try:
         answer = requests.get(

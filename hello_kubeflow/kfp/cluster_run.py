@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from hello_kubeflow.deploy.deploy import detect_serving, undeploy, wait_until_serving
+from hello_kubeflow.deploy.model_manifests import SERVING_APIS, recorded_summary
+from hello_kubeflow.deploy.pull_secret import PULL_SECRET, ensure_pull_secret, registry_login
 from hello_kubeflow.errors import HelloKubeflowError, PrerequisiteError
 from hello_kubeflow.gateway.endpoints import (
     KFP_NAMESPACE,
@@ -25,7 +28,10 @@ from hello_kubeflow.gateway.endpoints import (
     kfp_endpoint,
 )
 from hello_kubeflow.gateway.login import gateway_auth
+from hello_kubeflow.images import pipeline_image
+from hello_kubeflow.kfp.profile_check import check_profile_namespace
 from hello_kubeflow.kfp.remote import Patience, connect
+from hello_kubeflow.kfp.run_pods import RunPodWatch
 from hello_kubeflow.kfp.runs import (
     FailedStep,
     ensure_experiment,
@@ -34,9 +40,10 @@ from hello_kubeflow.kfp.runs import (
     step_names,
     upload_pipeline,
 )
-from hello_kubeflow.kube.model_manifests import SERVING_APIS
-from hello_kubeflow.kube.pull_secret import PULL_SECRET, ensure_pull_secret, registry_login
-from hello_kubeflow.pipeline.local import RunOptions
+from hello_kubeflow.kfp.step_logs import explain_failed_step
+from hello_kubeflow.kube.client import api_client
+from hello_kubeflow.pipeline.definition import PIPELINE_NAME
+from hello_kubeflow.pipeline.local import RunOptions, compile_pipeline
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -158,10 +165,6 @@ def plan(settings: Settings, options: RunOptions) -> ClusterPlan:
         ClusterError: HK_KFP_COOKIE is not name=value.
         SettingsError: registry credentials are half set, or set without CONTAINER_REGISTRY.
     """
-    from hello_kubeflow.images import pipeline_image
-    from hello_kubeflow.pipeline.definition import PIPELINE_NAME
-    from hello_kubeflow.pipeline.local import compile_pipeline
-
     image = pipeline_image(settings)
     package = settings.output_dir / PIPELINE_FILE
     login = registry_login(settings)
@@ -273,9 +276,6 @@ def undeploy_model(settings: Settings) -> list[str]:
     Raises:
         PrerequisiteError: no kubeconfig, or no permission.
     """
-    from hello_kubeflow.kube.client import api_client
-    from hello_kubeflow.kube.deploy import undeploy
-
     return undeploy(
         api_client(settings), settings.namespace, settings.deployment_name, settings.serving
     )
@@ -288,8 +288,6 @@ def _make_pull_secret(settings: Settings, namespaces: list[str]) -> None:
         PrerequisiteError: no kubeconfig to make it with, or no right to.
         ClusterError: the API server refused it.
     """
-    from hello_kubeflow.kube.client import api_client
-
     login = registry_login(settings)
     if login is None:
         return
@@ -327,9 +325,6 @@ def _explain(settings: Settings, namespace: str | None, step: FailedStep) -> str
     Single-user Kubeflow Pipelines runs its workflows in `kubeflow`; a
     multi-user install in the profile namespace.
     """
-    from hello_kubeflow.kfp.step_logs import explain_failed_step
-    from hello_kubeflow.kube.client import api_client
-
     where = namespace or KFP_NAMESPACE
     try:
         api = api_client(settings)
@@ -341,9 +336,6 @@ def _explain(settings: Settings, namespace: str | None, step: FailedStep) -> str
 
 def _check_profile(settings: Settings, namespace: str) -> None:
     """Refuse to upload while the profile namespace is not ready; skipped without a kubeconfig."""
-    from hello_kubeflow.kfp.profile_check import check_profile_namespace
-    from hello_kubeflow.kube.client import api_client
-
     try:
         api = api_client(settings)
     except HelloKubeflowError as exc:
@@ -356,9 +348,6 @@ def _pod_watch(
     settings: Settings, namespace: str | None, run_id: str, image: str
 ) -> Callable[[float], str] | None:
     """What looks at the run's step pods at each poll; None without a kubeconfig."""
-    from hello_kubeflow.kfp.run_pods import RunPodWatch
-    from hello_kubeflow.kube.client import api_client
-
     try:
         api = api_client(settings)
     except HelloKubeflowError as exc:
@@ -379,10 +368,6 @@ def _served_model(settings: Settings, run_id: str) -> tuple[dict[str, Any], str]
     A run can succeed where we have no kubeconfig (KFP through a gateway): the
     summary then lacks the accuracy, with a warning, rather than failing.
     """
-    from hello_kubeflow.kube.client import api_client
-    from hello_kubeflow.kube.deploy import detect_serving, wait_until_serving
-    from hello_kubeflow.kube.model_manifests import recorded_summary
-
     try:
         api = api_client(settings)
         serving = detect_serving(api, settings.serving)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import requests
 import urllib3
+from kfp_server_api import ApiException
 from tenacity import (
     retry,
     retry_if_exception,
@@ -104,7 +105,7 @@ def connect(
         )
     with _quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        import kfp
+        import kfp  # kfp warns at import: under the filter
 
         client = _call(
             patience,
@@ -219,8 +220,6 @@ def _call(
     idempotent: bool = True,
 ) -> T:
     """Run one SDK call, retrying transient failures; turn failures into `KfpError`."""
-    from kfp_server_api import ApiException
-
     retry_status = TRANSIENT_STATUS if idempotent else NOT_ACTED_ON_STATUS
 
     def transient(exc: BaseException) -> bool:

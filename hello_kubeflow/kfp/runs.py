@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+from kfp_server_api import V2beta1Pipeline
+
 from hello_kubeflow.errors import KfpError, RunFailedError
 from hello_kubeflow.kfp.remote import KfpSession, call_api
 
@@ -97,8 +100,6 @@ def _create_pipeline(session: KfpSession, name: str) -> str:
     `kfp.Client` has no public call for this, so the SDK's own generated
     PipelineServiceApi is used (kfp_server_api, as `kfp.Client` itself does).
     """
-    from kfp_server_api import V2beta1Pipeline
-
     body = V2beta1Pipeline(display_name=name, namespace=session.namespace)
     created = call_api(
         session,
@@ -180,8 +181,6 @@ def step_names(package: Path) -> dict[str, str]:
     Raises:
         KfpError: the package is not a compiled KFP v2 pipeline.
     """
-    import yaml
-
     try:
         spec = next(iter(yaml.safe_load_all(package.read_text())), None) or {}
         tasks = spec["root"]["dag"]["tasks"]

@@ -20,9 +20,9 @@ from typing import Any
 
 from kubernetes import client
 
+from hello_kubeflow.deploy.serving_api import Missing, call
 from hello_kubeflow.errors import HelloKubeflowError
 from hello_kubeflow.kfp.runs import FailedStep
-from hello_kubeflow.kube.serving_api import Missing, call
 
 log = logging.getLogger(__name__)
 

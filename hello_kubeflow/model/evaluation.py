@@ -164,6 +164,7 @@ def save_confusion_png(evaluation: Evaluation, path: Path | str, *, scored_on: s
     Returns:
         The PNG's path.
     """
+    # PIL: the evaluate step's picture only, not the model server
     from PIL import Image, ImageDraw, ImageFont
     from PIL.PngImagePlugin import PngInfo
 

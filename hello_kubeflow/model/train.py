@@ -183,7 +183,7 @@ def train_model(
         SettingsError: an unknown model or preset, fewer than one tree, trees for the network.
         DataError: pixels not scaled to [0, 1], mismatched shapes, a digit missing.
     """
-    from hello_kubeflow.data.mnist import scale_pixels
+    from hello_kubeflow.data.mnist import scale_pixels  # MNIST's download stack: not in the server
 
     chosen = _preset(preset, model)
     if isinstance(chosen, MlpPreset) and n_estimators is not None:
@@ -228,6 +228,7 @@ def _train_forest(
     seed: int,
     n_jobs: int,
 ) -> TrainResult:
+    # scikit-learn (2 s): the fit only, not the server
     from sklearn.ensemble import RandomForestClassifier
 
     trees = chosen.n_estimators if n_estimators is None else n_estimators
@@ -265,7 +266,7 @@ def build_metadata(
         A JSON-ready dict: model kind, preset, parameters, training size and time,
         accuracy, pixel scaling, class names, library versions, creation time.
     """
-    from hello_kubeflow.data.mnist import PIXEL_SCALING
+    from hello_kubeflow.data.mnist import PIXEL_SCALING  # MNIST's download stack: not in the server
 
     return {
         "format": FORMAT,
@@ -325,7 +326,7 @@ def save_model(
         )
     if record.setdefault("model", kind) != kind:
         raise ModelError(f"the metadata says {record['model']!r} for a fitted {kind}")
-    import joblib
+    import joblib  # joblib (0.26 s): saving only, not the server
 
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)

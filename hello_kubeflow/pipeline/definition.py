@@ -25,8 +25,11 @@ thin file `kfp dsl compile --py` reads, and builds `default_pipeline()`.
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+from hello_kubeflow.images import pipeline_image
+from hello_kubeflow.settings import load_settings
 
 PIPELINE_NAME = "hello-kubeflow-mnist"
 PIPELINE_DESCRIPTION = (
@@ -45,6 +48,7 @@ def load_data(
     test_limit: int = 0,
 ) -> None:
     """Read MNIST (a folder, the cache, or the mirrors) into one dataset file."""
+    # kfp runs the body alone: imports inside
     from hello_kubeflow.pipeline.steps import load_data_step
 
     info = load_data_step(
@@ -69,7 +73,7 @@ def train(
     model_kind: str = "forest",
 ) -> None:
     """Train the model (forest or mlp) and save it with its fast form and metadata."""
-    from hello_kubeflow.pipeline.steps import train_step
+    from hello_kubeflow.pipeline.steps import train_step  # kfp runs the body alone: imports inside
 
     info = train_step(
         dataset.path,
@@ -91,6 +95,7 @@ def evaluate(
     report: Output[Artifact],
 ) -> None:
     """Score the model on the test set: accuracy, per-class figures, confusion matrix."""
+    # kfp runs the body alone: imports inside
     from hello_kubeflow.pipeline.steps import evaluate_step
 
     evaluation = evaluate_step(dataset.path, model.path, report.path)
@@ -116,7 +121,8 @@ def deploy_model(
     pull_secret: str = "",
 ) -> None:
     """Serve the trained model in the cluster: SeldonDeployment or KServe InferenceService."""
-    from hello_kubeflow.kube.deploy_step import deploy_step
+    # kfp runs the body alone: imports inside
+    from hello_kubeflow.deploy.deploy_step import deploy_step
 
     deploy_step(
         model_uri=model.uri,
@@ -227,8 +233,6 @@ def make_pipeline(
             served.set_caching_options(False)
             tasks.append(served)
         if pull_secret:
-            from kfp import kubernetes
-
             for task in tasks:
                 kubernetes.set_image_pull_secrets(task, [pull_secret])
         return PipelineOutputs(
@@ -247,7 +251,4 @@ def default_pipeline() -> dsl.graph_component.GraphComponent:
         SettingsError: a setting is malformed.
         ImageError: the image record is damaged.
     """
-    from hello_kubeflow.images import pipeline_image
-    from hello_kubeflow.settings import load_settings
-
     return make_pipeline(pipeline_image(load_settings()))

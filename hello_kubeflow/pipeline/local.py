@@ -19,10 +19,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from kfp import compiler, local
+
+from hello_kubeflow.data.idx import CHECKSUMS_FILE
+from hello_kubeflow.data.mnist import mnist_files
 from hello_kubeflow.errors import PipelineError, SettingsError
+from hello_kubeflow.images import pipeline_image
+from hello_kubeflow.images.container import step_container_args
 from hello_kubeflow.model.artifact import EVALUATION_FILE, LATEST_FILE, RECORDED_DIR
 from hello_kubeflow.pipeline.definition import make_pipeline
 from hello_kubeflow.pipeline.runlog import captured_progress, step_failure
+from hello_kubeflow.pipeline.steps import CONFUSION_PNG, read_dataset_info
 from hello_kubeflow.settings import MODEL_PRESETS, Settings
 
 log = logging.getLogger(__name__)
@@ -185,9 +192,6 @@ def compile_pipeline(
     Returns:
         The path written.
     """
-    from kfp import compiler
-
-    from hello_kubeflow.images import pipeline_image
 
     pipeline = make_pipeline(
         image or pipeline_image(settings), deploy=deploy, pull_secret=pull_secret
@@ -214,9 +218,6 @@ def run_local(
         StepFailedError: naming the step that failed and its cause.
         PipelineError: for an unknown runner or a run that produced nothing.
     """
-    from kfp import local
-
-    from hello_kubeflow.images import pipeline_image
 
     options = options or RunOptions()
     if runner not in RUNNERS:
@@ -227,8 +228,6 @@ def run_local(
     mnist_dir = settings.mnist_dir
     cache_dir: Path | None = settings.cache_dir
     if runner == "docker":
-        from hello_kubeflow.images.container import step_container_args
-
         local_runner: Any = local.DockerRunner(**step_container_args())
         # Only the pipeline root is mounted into the step containers.
         mnist_dir = _stage_mnist(settings, root / "_mnist")
@@ -272,8 +271,6 @@ def _record(
     seconds: float,
     log_path: Path,
 ) -> RunSummary:
-    from hello_kubeflow.pipeline.steps import CONFUSION_PNG, read_dataset_info
-
     # kfp.local hands back a finished task whose `outputs` hold the pipeline's artifacts.
     try:
         model_dir = Path(outputs.outputs["model"].path)
@@ -327,9 +324,6 @@ def _stage_mnist(settings: Settings, target: Path) -> Path | None:
         The staging folder, or None when offline with nothing cached (the step
         then falls back to the subset itself).
     """
-    from hello_kubeflow.data.idx import CHECKSUMS_FILE
-    from hello_kubeflow.data.mnist import mnist_files
-
     files = mnist_files(settings)
     if not files:
         return None

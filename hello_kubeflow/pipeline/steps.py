@@ -189,6 +189,7 @@ def train_step(
         Metadata for the artifact (the same as the model's `metadata.json`). Its
         accuracy is left to the evaluate step, which scores the model as served.
     """
+    # scikit-learn, onnx: not in the load-data step
     from hello_kubeflow.model.train import build_metadata, save_model, train_model
 
     data = read_dataset(dataset_path)
@@ -219,6 +220,7 @@ def evaluate_step(dataset_path: str, model_path: str, report_path: str) -> dict[
         one image, its three worst confusions, and `metrics`: the numbers the
         pipeline logs on its Metrics artifact (`kfp_metrics`).
     """
+    # scikit-learn, onnx: not in the load-data step
     from hello_kubeflow.model.evaluation import one_image_latency_ms, top_confusions
     from hello_kubeflow.model.train import evaluate, load_model, save_confusion_png
 

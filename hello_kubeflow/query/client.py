@@ -170,7 +170,7 @@ def query_digit(
     """
     check_protocol(protocol)
     if plot:
-        from hello_kubeflow.query.digits import check_plot_path
+        from hello_kubeflow.query.digits import check_plot_path  # numpy, PIL: --plot only
 
         check_plot_path(plot)  # a bad name fails before the query, not after it
     label: int | None = None
@@ -178,7 +178,7 @@ def query_digit(
     if image:
         if index >= 0:
             raise QueryError("give --index or --image, not both")
-        from hello_kubeflow.query.digits import load_digit_png
+        from hello_kubeflow.query.digits import load_digit_png  # numpy, PIL: --image only
 
         pixels: Any = load_digit_png(image)
         batch: Pixels = pixels[None, :]
@@ -192,7 +192,7 @@ def query_digit(
     likeness = mnist_likeness(pixels, answer.probabilities[answer.digit])
     plotted = None
     if plot:
-        from hello_kubeflow.query.digits import save_prediction_plot
+        from hello_kubeflow.query.digits import save_prediction_plot  # matplotlib: --plot only
 
         plotted = str(
             save_prediction_plot(
@@ -232,7 +232,7 @@ def query_accuracy(
     Raises:
         QueryError, EndpointError, SanityCheckError: as for `query_digit`.
     """
-    from hello_kubeflow.data.mnist import load_test_images, scale_pixels
+    from hello_kubeflow.data.mnist import load_test_images, scale_pixels  # numpy: --count only
 
     check_protocol(protocol)
     data = test_images or load_test_images(settings)
@@ -477,7 +477,7 @@ def _mnist_test_image(
     if test_images is None:
         one = load_one_test_image(settings, index)
         return one.pixels, one.label, one.index, f"MNIST test image #{one.index}"
-    from hello_kubeflow.data.mnist import scale_pixels
+    from hello_kubeflow.data.mnist import scale_pixels  # numpy: a changed test file only
 
     index = check_index(index, len(test_images.y), test_images.source)
     pixels = [float(p) for p in scale_pixels(test_images.x[index])]

@@ -17,6 +17,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from kubernetes import client
+
+from hello_kubeflow.deploy.kserve_access import (
+    ISVC_LABEL,
+    KServeInstall,
+    deployment_mode,
+    ensure_policy,
+    policy_name,
+    read_install,
+    route,
+    wait_until_allowed,
+)
+from hello_kubeflow.deploy.model_manifests import SERVING_APIS
+from hello_kubeflow.deploy.serving_api import Missing, call, read_deployment
 from hello_kubeflow.errors import EndpointError, HelloKubeflowError, PrerequisiteError
 from hello_kubeflow.gateway.endpoints import (
     GATEWAY_NAMESPACE,
@@ -30,19 +44,15 @@ from hello_kubeflow.gateway.endpoints import (
     serving_address,
 )
 from hello_kubeflow.gateway.login import gateway_auth
-from hello_kubeflow.kube.kserve_access import (
-    ISVC_LABEL,
-    KServeInstall,
-    deployment_mode,
-    ensure_policy,
-    policy_name,
-    read_install,
-    route,
-    wait_until_allowed,
-)
-from hello_kubeflow.kube.model_manifests import SERVING_APIS
+from hello_kubeflow.kube.client import api_client
 from hello_kubeflow.kube.port_forward import port_forward
-from hello_kubeflow.query.client import SELDON_PATH, AccuracyResult, QueryResult
+from hello_kubeflow.query.client import (
+    SELDON_PATH,
+    AccuracyResult,
+    QueryResult,
+    query_accuracy,
+    query_digit,
+)
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,8 +86,6 @@ def query_cluster(
         PrerequisiteError: a port-forward is needed and kubectl or a usable kubeconfig is
             missing (checked before kubectl runs).
     """
-    from hello_kubeflow.query.client import query_accuracy, query_digit
-
     auth = Auth.from_settings(settings)
     served = _served(settings)
     protocol = PROTOCOLS[served.serving]
@@ -219,9 +227,6 @@ def _served(settings: Settings) -> _Served:
         EndpointError: the cluster answers, and no such model is deployed.
         PrerequisiteError: no usable kubeconfig, and no HK_GATEWAY_URL to go to instead.
     """
-    from hello_kubeflow.kube.client import api_client
-    from hello_kubeflow.kube.serving_api import read_deployment
-
     kinds = ("seldon", "kserve") if settings.serving == "auto" else (settings.serving,)
     try:
         api = api_client(settings)
@@ -257,9 +262,6 @@ def _assumed(serving: str, problem: HelloKubeflowError) -> _Served:
 
 def _has_istio_gateway(api: Any) -> bool | None:
     """Whether `svc/istio-ingressgateway` exists in `istio-system` (None: may not look)."""
-    from kubernetes import client
-
-    from hello_kubeflow.kube.serving_api import Missing, call
 
     core = client.CoreV1Api(api)
     name = GATEWAY_SERVICE.removeprefix("svc/")

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image, ImageFilter, UnidentifiedImageError
 
 from hello_kubeflow.data.mnist import scale_pixels
 from hello_kubeflow.errors import QueryError
@@ -45,8 +46,6 @@ def load_digit_png(path: str | Path) -> npt.NDArray[np.float32]:
     Raises:
         QueryError: the file is missing, not an image, or blank.
     """
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as opened:
             image = opened.convert("RGBA")
@@ -70,8 +69,6 @@ def to_mnist_pixels(
     Raises:
         QueryError: when the picture has no strokes (one flat colour).
     """
-    from PIL import Image
-
     border = np.concatenate([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]])
     dark_ground = float(np.median(border)) < 128
     paper = _paper(gray, dark_ground)
@@ -159,8 +156,6 @@ def _thickened(cropped: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
     are widened with a maximum filter to `_PEN` pixels of the 20-pixel box.
     Thick strokes are left as they are.
     """
-    from PIL import Image, ImageFilter
-
     image = Image.fromarray(np.ascontiguousarray(np.clip(cropped, 0, 255), dtype=np.uint8))
     longer = max(image.size)
     if longer > _WORK_SIDE:
@@ -240,7 +235,7 @@ def save_prediction_plot(
             be written.
     """
     out = check_plot_path(path)
-    import matplotlib
+    import matplotlib  # matplotlib (0.6 s): --plot only
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt

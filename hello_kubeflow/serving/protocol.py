@@ -162,15 +162,6 @@ def may_hold_booleans(text: bytes | str) -> bool:
     return (b"u" in text and b"true" in text) or (b"f" in text and b"false" in text)
 
 
-def seldon_message(body: bytes, content_type: str, query_json: str | None = None) -> Any:
-    """The decoded Seldon message of a request (`seldon_text`, then `decode_json`).
-
-    Raises:
-        BadInput: as `seldon_text` and `decode_json`.
-    """
-    return decode_json(seldon_text(body, content_type, query_json))
-
-
 def parse_seldon(message: Any, *, booleans_possible: bool = True) -> SeldonRequest:
     """Validate a Seldon prediction message: `data.ndarray`, `data.tensor` or `jsonData` rows.
 

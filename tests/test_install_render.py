@@ -22,9 +22,9 @@ from http_support import BackgroundHTTPServer
 from kube_support import node
 
 from hello_kubeflow.errors import ManifestError, PrerequisiteError
-from hello_kubeflow.kube.components import PLATFORM_KUSTOMIZE
-from hello_kubeflow.kube.install import install
-from hello_kubeflow.kube.render import render_manifests
+from hello_kubeflow.install.components import PLATFORM_KUSTOMIZE
+from hello_kubeflow.install.install import install
+from hello_kubeflow.install.render import render_manifests
 from hello_kubeflow.retry import Backoff
 from hello_kubeflow.settings import Settings
 

@@ -17,9 +17,9 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from hello_kubeflow.deploy.model_manifests import SERVING_APIS, ServingApi
 from hello_kubeflow.errors import DeploymentError, PrerequisiteError
 from hello_kubeflow.kube.client import api_retrying, describe_api_error
-from hello_kubeflow.kube.model_manifests import SERVING_APIS, ServingApi
 
 T = TypeVar("T")
 FIELD_MANAGER = "hello-kubeflow"

@@ -14,10 +14,10 @@ from crd_schemas import UPSTREAM
 from emulators import RunningCluster, write_kubeconfig
 
 from hello_kubeflow.errors import PrerequisiteError
+from hello_kubeflow.install.inotify import LIMITS, check_inotify, proc_reader
+from hello_kubeflow.install.install import install
+from hello_kubeflow.install.prereqs import check_prerequisites, failed
 from hello_kubeflow.kube.client import KubeTarget
-from hello_kubeflow.kube.inotify import LIMITS, check_inotify, proc_reader
-from hello_kubeflow.kube.install import install
-from hello_kubeflow.kube.prereqs import check_prerequisites, failed
 
 LOCAL_ENGINE = "unix:///var/run/docker.sock"
 LOW = {"fs.inotify.max_user_instances": 128, "fs.inotify.max_user_watches": 65536}

@@ -20,9 +20,7 @@ from apiserver import ApiServer
 from crd_schemas import UPSTREAM, upstream_documents
 from emulators import RunningCluster
 
-from hello_kubeflow.kube.client import api_client
-from hello_kubeflow.kube.customize import KSERVE_DEPLOYMENT_MODE
-from hello_kubeflow.kube.kserve_access import (
+from hello_kubeflow.deploy.kserve_access import (
     KServeInstall,
     authorization_policy,
     deployment_mode,
@@ -30,6 +28,8 @@ from hello_kubeflow.kube.kserve_access import (
     read_install,
     route,
 )
+from hello_kubeflow.install.customize import KSERVE_DEPLOYMENT_MODE
+from hello_kubeflow.kube.client import api_client
 
 KUBEFLOW = "kubeflow-manifests-26.03/example.yaml"
 KSERVE = "kserve-v0.20.0/kserve.yaml"
@@ -53,7 +53,7 @@ def kserve_objects(relative: str) -> tuple[dict[str, Any], dict[str, Any]]:
 def installed(relative: str, tmp_path: Path, *, mode: str = "") -> KServeInstall:
     """What `read_install` reads from a cluster holding that file's KServe objects."""
     deployment, config_map = (copy.deepcopy(o) for o in kserve_objects(relative))
-    if mode:  # as `inv setup` customizes it (hello_kubeflow/kube/customize.py)
+    if mode:  # as `inv setup` customizes it (hello_kubeflow/install/customize.py)
         deploy = json.loads(config_map["data"]["deploy"])
         config_map["data"]["deploy"] = json.dumps({**deploy, "defaultDeploymentMode": mode})
     namespace = deployment["metadata"]["namespace"]

@@ -21,9 +21,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hello_kubeflow.deploy.model_manifests import LABELS
+from hello_kubeflow.deploy.serving_api import apply
 from hello_kubeflow.errors import ClusterError, SettingsError
 from hello_kubeflow.images.plan import registry_host
-from hello_kubeflow.kube.model_manifests import LABELS
 from hello_kubeflow.settings import MASK, Settings
 
 if TYPE_CHECKING:
@@ -128,8 +129,6 @@ def ensure_pull_secret(
         PrerequisiteError: we may not write Secrets there (RBAC).
         ClusterError: the API server refused it (its message, password masked).
     """
-    from hello_kubeflow.kube.serving_api import apply
-
     done = []
     for namespace in dict.fromkeys(namespaces):
         try:

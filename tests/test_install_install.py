@@ -21,9 +21,9 @@ from kmock._internal import enums
 from kube_support import node
 
 from hello_kubeflow.errors import ApplyError, ManifestError, PrerequisiteError
-from hello_kubeflow.kube.apply import Applier
+from hello_kubeflow.install.apply import Applier
+from hello_kubeflow.install.install import RBAC_DIR, install, make_plan
 from hello_kubeflow.kube.client import api_client
-from hello_kubeflow.kube.install import RBAC_DIR, install, make_plan
 from hello_kubeflow.retry import Backoff
 from hello_kubeflow.settings import Settings
 

@@ -13,6 +13,8 @@ from hello_kubeflow.errors import (
     HelloKubeflowError,
     PrerequisiteError,
 )
+from hello_kubeflow.images.engine import connect, engine_address
+from hello_kubeflow.install.inotify import Reader, check_inotify, local_cluster_kind
 from hello_kubeflow.kube.client import (
     KubeTarget,
     api_client,
@@ -20,7 +22,6 @@ from hello_kubeflow.kube.client import (
     describe_api_error,
     kube_target,
 )
-from hello_kubeflow.kube.inotify import Reader, check_inotify, local_cluster_kind
 from hello_kubeflow.settings import Settings
 
 API_PATIENCE = 20.0
@@ -64,7 +65,7 @@ def check_prerequisites(
 ) -> list[Check]:
     """Check, in order, everything `inv setup` needs; stop at the first blocking failure.
 
-    No kubectl: manifests are applied through the API (`kube/apply.py`).
+    No kubectl: manifests are applied through the API (`install/apply.py`).
 
     Args:
         settings: the cluster selection, the profile, the pipeline image.
@@ -170,7 +171,6 @@ def _inotify(target: KubeTarget, read: Reader | None) -> Check | None:
     """
     if not local_cluster_kind(target):
         return None
-    from hello_kubeflow.images.engine import engine_address  # the Docker SDK only when needed
 
     finding = check_inotify(target, engine_address(), read)
     if not finding.applies:
@@ -181,8 +181,6 @@ def _inotify(target: KubeTarget, read: Reader | None) -> Check | None:
 
 
 def _docker(settings: Settings) -> Check:
-    from hello_kubeflow.images.engine import connect  # the Docker SDK only when needed
-
     try:
         engine = connect(settings.replace(docker_timeout=5.0))
         version = str(engine.version().get("Version", "?"))

@@ -37,17 +37,17 @@ from rbac_support import (
     refused,
 )
 
-from hello_kubeflow.errors import DeploymentError, PrerequisiteError
-from hello_kubeflow.kube.client import api_client
-from hello_kubeflow.kube.deploy import deploy_model, detect_serving, undeploy
-from hello_kubeflow.kube.deploy_step import deploy_step
-from hello_kubeflow.kube.model_manifests import (
+from hello_kubeflow.deploy.deploy import deploy_model, detect_serving, undeploy
+from hello_kubeflow.deploy.deploy_step import deploy_step
+from hello_kubeflow.deploy.model_manifests import (
     ROLLOUT_ANNOTATION,
     ModelDeployment,
     manifest,
     recorded_summary,
     rollout_of,
 )
+from hello_kubeflow.errors import DeploymentError, PrerequisiteError
+from hello_kubeflow.kube.client import api_client
 from hello_kubeflow.settings import Settings
 
 IMAGE = "localhost:5000/hello-kubeflow@sha256:" + "ab" * 32

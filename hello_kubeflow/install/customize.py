@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hello_kubeflow.kube.components import Component, Manifest
+from hello_kubeflow.install.components import Component, Manifest
 
 ISTIO_GATEWAY = "kubeflow/kubeflow-gateway"
 """The Kubeflow platform's Istio gateway (kubeflow/manifests 26.03,

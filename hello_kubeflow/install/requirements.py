@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from kubernetes.utils import parse_quantity
 
-from hello_kubeflow.kube.components import Manifest
+from hello_kubeflow.install.components import Manifest, Step
 from hello_kubeflow.settings import Settings
-
-if TYPE_CHECKING:
-    from hello_kubeflow.kube.install import Plan
 
 # kubeflow/manifests 26.03, README.md, the component table ("rough resource
 # requirements ... the maximum of actual usage and configured requests"):
@@ -22,10 +17,10 @@ PLATFORM_TOTAL = (4380, 12341, 65)  # "Total" (every component of the table)
 PLATFORM_RECOMMENDED = "16+ GB of RAM, 8 CPU cores (README, Prerequisites)"
 
 
-def requirements_lines(plan: Plan, settings: Settings) -> list[str]:
-    """The profile's needs, from the manifests' table and the manifests themselves."""
+def requirements_lines(steps: tuple[Step, ...], settings: Settings) -> list[str]:
+    """What the install's `steps` need, from the manifests' table and the manifests themselves."""
     rows: list[tuple[str, tuple[int, int, int]]] = []
-    for step in plan.steps:
+    for step in steps:
         folder = step.component.folder
         if folder.startswith("kubeflow-manifests-") and step.component.select is None:
             rows.append((f"{step.component.title} (table total)", PLATFORM_TOTAL))
@@ -42,7 +37,7 @@ def requirements_lines(plan: Plan, settings: Settings) -> list[str]:
     lines.extend(f"  {name}: {c}m CPU, {m}Mi memory, {d} GB disk" for name, (c, m, d) in rows)
     total = tuple(sum(r[1][i] for r in rows) for i in range(3))
     lines.append(f"  total: {total[0]}m CPU, {total[1]}Mi memory, {total[2]} GB disk")
-    claimed = sum(_pvc_gib(o) for s in plan.steps for o in s.objects)
+    claimed = sum(_pvc_gib(o) for s in steps for o in s.objects)
     lines.append(f"  the manifests' PersistentVolumeClaims ask for {claimed:g} GiB")
     if settings.profile == "full":
         lines.append(f"  upstream recommends {PLATFORM_RECOMMENDED}")

@@ -23,7 +23,7 @@ import yaml
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from hello_kubeflow.errors import ManifestError, PrerequisiteError
-from hello_kubeflow.kube.components import RenderedFile, components_for, read_manifests
+from hello_kubeflow.install.components import RenderedFile, components_for, read_manifests
 from hello_kubeflow.retry import jittered_backoff
 from hello_kubeflow.settings import Settings
 

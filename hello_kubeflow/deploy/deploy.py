@@ -28,8 +28,7 @@ from typing import Any
 
 from kubernetes import client
 
-from hello_kubeflow.errors import DeploymentError, PrerequisiteError
-from hello_kubeflow.kube.model_manifests import (
+from hello_kubeflow.deploy.model_manifests import (
     ARTIFACT_ENDPOINT,
     ARTIFACT_SECRET,
     ROLLOUT_ANNOTATION,
@@ -41,14 +40,15 @@ from hello_kubeflow.kube.model_manifests import (
     seldon_storage_secret,
     storage_credentials,
 )
-from hello_kubeflow.kube.pods import Pod, pod_state
-from hello_kubeflow.kube.serving_api import (
+from hello_kubeflow.deploy.serving_api import (
     Missing,
     apply,
     call,
     installed,
     read_deployment,
 )
+from hello_kubeflow.errors import DeploymentError, PrerequisiteError
+from hello_kubeflow.kube.pods import Pod, pod_state
 from hello_kubeflow.kube.wait import NO_RESTART_LIMIT, CrashJudge, last_logs, poll_until
 from hello_kubeflow.settings import Settings
 

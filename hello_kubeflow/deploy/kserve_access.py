@@ -43,17 +43,16 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from kubernetes import client
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
+from hello_kubeflow.deploy.model_manifests import LABELS, SERVING_APIS, ServingApi
+from hello_kubeflow.deploy.serving_api import Missing, apply, call, installed
 from hello_kubeflow.errors import EndpointError, HelloKubeflowError
-from hello_kubeflow.kube.model_manifests import LABELS, SERVING_APIS, ServingApi
-
-if TYPE_CHECKING:
-    from kubernetes import client
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +111,8 @@ def read_install(api: client.ApiClient) -> KServeInstall:
 
     Best effort: what cannot be read (RBAC, another layout) keeps its default.
     """
-    from kubernetes import client as k8s
 
-    from hello_kubeflow.kube.serving_api import Missing, call
-
-    apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     for namespace in KSERVE_NAMESPACES:
         try:
             deployment = call(
@@ -221,8 +217,6 @@ def ensure_policy(api: client.ApiClient, namespace: str, name: str) -> bool:
         PrerequisiteError: we may not write AuthorizationPolicies there (RBAC).
         DeploymentError: the API server refused it.
     """
-    from hello_kubeflow.kube.serving_api import apply, installed
-
     if not installed(api, AUTHORIZATION_POLICY):
         return False
     apply(api, authorization_policy(namespace, name))

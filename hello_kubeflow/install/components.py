@@ -96,6 +96,21 @@ class Component:
         return [obj for obj in objects if self.select is None or self.select(obj)]
 
 
+@dataclass(frozen=True)
+class Step:
+    """One component's objects, ready to apply.
+
+    Attributes:
+        component: what it is and where its files are.
+        objects: the objects to apply (upstream's, changed as `notes` say).
+        notes: each change `inv setup` makes to upstream's objects.
+    """
+
+    component: Component
+    objects: tuple[Manifest, ...]
+    notes: tuple[str, ...]
+
+
 def _is_cert_manager(obj: Manifest) -> bool:
     """The objects of the platform's `common/cert-manager` within its rendered example."""
     meta = obj.get("metadata") or {}

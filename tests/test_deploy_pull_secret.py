@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from emulators import RunningCluster
 
-from hello_kubeflow.errors import SettingsError
-from hello_kubeflow.kube.client import api_client
-from hello_kubeflow.kube.pull_secret import (
+from hello_kubeflow.deploy.pull_secret import (
     PULL_SECRET,
     RegistryLogin,
     ensure_pull_secret,
     registry_login,
 )
+from hello_kubeflow.errors import SettingsError
+from hello_kubeflow.kube.client import api_client
 from hello_kubeflow.settings import Settings
 
 PASSWORD = "hunter2-private-registry"

@@ -10,7 +10,7 @@ import pytest
 from emulators import RunningCluster
 from kube_support import node
 
-from hello_kubeflow.kube.prereqs import Check, check_prerequisites, failed
+from hello_kubeflow.install.prereqs import Check, check_prerequisites, failed
 from hello_kubeflow.settings import Settings
 
 

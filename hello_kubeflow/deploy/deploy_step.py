@@ -19,15 +19,16 @@ from urllib.parse import urlsplit
 
 from kubernetes import client
 
-from hello_kubeflow.kube.deploy import (
+from hello_kubeflow.deploy.deploy import (
     DEPLOY_TIMEOUT,
     POLL_INTERVAL,
     copy_storage_credentials,
     deploy_model,
     detect_serving,
 )
-from hello_kubeflow.kube.kserve_access import ensure_policy
-from hello_kubeflow.kube.model_manifests import ModelDeployment
+from hello_kubeflow.deploy.kserve_access import ensure_policy
+from hello_kubeflow.deploy.model_manifests import ModelDeployment
+from hello_kubeflow.kube.client import api_client
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,6 @@ def deploy_step(
         PrerequisiteError: no serving system, or no permission to deploy (or, for
             KServe, to write its AuthorizationPolicy).
     """
-    from hello_kubeflow.kube.client import api_client
-    from hello_kubeflow.settings import Settings
-
     # In a pod: the service account's own credentials; no settings read from its environment.
     api = api or api_client(Settings(kube_request_timeout=request_timeout))
     chosen = detect_serving(api, serving)

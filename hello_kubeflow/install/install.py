@@ -1,13 +1,13 @@
 """`inv setup --mode cluster`: check, apply each component's rendered manifests, our RBAC, wait.
 
-Profiles (`kube/components.py` says where each file comes from):
+Profiles (`install/components.py` says where each file comes from):
     pipelines  Kubeflow Pipelines standalone, plus a model-serving system:
                Seldon Core v1, or KServe (with cert-manager, in Standard mode: no Knative).
     full       the Kubeflow platform's example install (includes KServe, Istio, Dex).
 
 The manifests come from `HK_MANIFESTS_DIR` (written by `inv setup --render
 DIR`; no network needed), or are rendered from upstream into the cache
-first. Each component is applied through the API (`kube/apply.py`): its
+first. Each component is applied through the API (`install/apply.py`): its
 Namespaces and CRDs, then a wait for the CRDs to be established, then the
 rest, retrying webhooks until they serve. Applying twice changes nothing.
 """
@@ -22,19 +22,20 @@ from importlib import resources
 from pathlib import Path
 
 from hello_kubeflow.errors import PrerequisiteError
-from hello_kubeflow.kube.apply import APPLY_BACKOFF, APPLY_DEADLINE, Applier
-from hello_kubeflow.kube.client import api_client, kube_target
-from hello_kubeflow.kube.components import (
-    Component,
+from hello_kubeflow.install.apply import APPLY_BACKOFF, APPLY_DEADLINE, Applier
+from hello_kubeflow.install.components import (
     Manifest,
+    Step,
     components_for,
     read_manifests,
     resolve_serving,
 )
-from hello_kubeflow.kube.customize import prepare
-from hello_kubeflow.kube.inotify import Reader
-from hello_kubeflow.kube.prereqs import check_prerequisites, failed
-from hello_kubeflow.kube.requirements import requirements_lines
+from hello_kubeflow.install.customize import prepare
+from hello_kubeflow.install.inotify import Reader
+from hello_kubeflow.install.prereqs import check_prerequisites, failed
+from hello_kubeflow.install.render import render_manifests
+from hello_kubeflow.install.requirements import requirements_lines
+from hello_kubeflow.kube.client import api_client, kube_target
 from hello_kubeflow.kube.wait import wait_for_pods
 from hello_kubeflow.retry import Backoff
 from hello_kubeflow.settings import Settings
@@ -47,21 +48,6 @@ RBAC_DIR = Path(str(resources.files("hello_kubeflow").joinpath("manifests")))
 SETTLE_SECONDS = 10.0
 """After an install, everything must stay ready this long: late pods still appear."""
 _WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
-
-
-@dataclass(frozen=True)
-class Step:
-    """One component's objects, ready to apply.
-
-    Attributes:
-        component: what it is and where its files are.
-        objects: the objects to apply (upstream's, changed as `notes` say).
-        notes: each change `inv setup` makes to upstream's objects.
-    """
-
-    component: Component
-    objects: tuple[Manifest, ...]
-    notes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -118,7 +104,7 @@ class Plan:
             "    (and what controllers start later, named in their flags and ConfigMaps: "
             "Argo's executor, model-serving runtimes)"
         )
-        lines.extend(f"  {line}" for line in requirements_lines(self, settings))
+        lines.extend(f"  {line}" for line in requirements_lines(self.steps, settings))
         return "\n".join(lines)
 
 
@@ -253,8 +239,6 @@ def install(
         problems = "\n".join(f"  {c.line()}" for c in failed(checks))
         raise PrerequisiteError(f"the cluster is not ready for inv setup:\n{problems}")
     if render:
-        from hello_kubeflow.kube.render import render_manifests
-
         log.info("rendering the manifests from upstream into %s", root)
         render_manifests(settings, root)
     plan = make_plan(settings, rbac_dir)

@@ -35,8 +35,8 @@ from tenacity import (
 )
 
 from hello_kubeflow.errors import ApplyError, ManifestError
+from hello_kubeflow.install.components import Manifest, object_name
 from hello_kubeflow.kube.client import describe_api_error, is_transient
-from hello_kubeflow.kube.components import Manifest, object_name
 from hello_kubeflow.retry import Backoff
 
 log = logging.getLogger(__name__)
