@@ -145,7 +145,8 @@ def scale_pixels(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
             np.isfinite(array).all() and array.min() >= 0 and array.max() <= 255
         ):
             raise ValueError("pixels must be finite numbers between 0 and 255")
-    scaled: npt.NDArray[np.float32] = array.astype(np.float32) / np.float32(255.0)
+    scaled: npt.NDArray[np.float32] = array.astype(np.float32)
+    scaled /= np.float32(255.0)  # in place: one fresh array, not two (slow to allocate here)
     return scaled
 
 
