@@ -30,7 +30,6 @@ from hello_kubeflow.data.mnist import (
     FILE_NAMES,
     MnistData,
     MnistTestImages,
-    data_digest,
     load_mnist,
     mnist_folder,
     scale_pixels,
@@ -93,9 +92,8 @@ def load_data_step(
         "is_subset": data.is_subset,
         "train_size": len(y_train),
         "test_size": len(y_test),
-        "train_digest": data_digest(data.x_train, data.y_train),
-        "test_digest": data_digest(data.x_test, data.y_test),
     }
+    info["train_digest"], info["test_digest"] = data.digests()
     arrays = {
         "x_train": x_train,
         "y_train": y_train,
