@@ -167,3 +167,19 @@ def test_a_changed_kept_dataset_is_not_used(
     data = read_dataset(str(tmp_path / "second" / "dataset.npz"))
     assert len(data.y_train) == 4000
     assert data.source.startswith("MNIST_DIR")
+
+
+@pytest.mark.parametrize("damage", ["not json", "a list", "no info"])
+def test_a_damaged_record_of_the_kept_dataset_only_costs_the_read(
+    writable_mnist: Path, tmp_path: Path, damage: str
+) -> None:
+    _load(writable_mnist, tmp_path, "first", test_limit=10)
+    record = tmp_path / "cache" / "dataset.json"
+    kept = json.loads(record.read_text())
+    del kept["info"]
+    record.write_text({"not json": "{", "a list": "[]", "no info": json.dumps(kept)}[damage])
+
+    info = _load(writable_mnist, tmp_path, "second", test_limit=10)
+
+    second = read_test_images(str(tmp_path / "second" / "dataset.npz"))
+    assert info["test_size"] == 10 == len(second.y)

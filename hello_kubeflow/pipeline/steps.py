@@ -144,16 +144,16 @@ def _reuse_dataset(settings: Settings, key: list[Any] | None, path: Path) -> dic
         # The copy itself is checked: a kept file changed or replaced since is not used.
         if file_record(path) != record.get("file"):
             return None
-    except (OSError, ValueError):
+        info: dict[str, Any] = record["info"]
+        log.info(
+            "dataset: %d train / %d test images from %s (kept from an earlier run: the same "
+            "unchanged MNIST files and limits)",
+            info["train_size"],
+            info["test_size"],
+            info["source"],
+        )
+    except (OSError, ValueError, KeyError, TypeError):  # no kept dataset, or a damaged record
         return None
-    info: dict[str, Any] = record["info"]
-    log.info(
-        "dataset: %d train / %d test images from %s (kept from an earlier run: the same "
-        "unchanged MNIST files and limits)",
-        info["train_size"],
-        info["test_size"],
-        info["source"],
-    )
     return info
 
 
