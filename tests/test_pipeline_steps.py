@@ -75,7 +75,9 @@ def test_the_confusion_matrix_says_which_data_it_was_scored_on(
     mnist_dir: Path, tmp_path: Path
 ) -> None:
     dataset = tmp_path / "dataset.npz"
-    info = load_data_step(str(dataset), mnist_dir=str(mnist_dir), test_limit=100)
+    info = load_data_step(
+        str(dataset), mnist_dir=str(mnist_dir), test_limit=100, cache_dir=str(tmp_path / "cache")
+    )
     model = make_tiny_model(mnist_dir, tmp_path / "model")
 
     evaluate_step(str(dataset), str(model), str(tmp_path / "report"))
