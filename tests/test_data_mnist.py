@@ -19,6 +19,7 @@ from hello_kubeflow.data.mnist import (
     PIXEL_SCALING,
     SUBSET_SOURCE,
     MnistData,
+    data_digest,
     ensure_mnist,
     load_mnist,
     load_test_images,
@@ -64,6 +65,23 @@ def test_mnist_dir_is_used_when_set(full_mnist_dir: Path, tmp_path: Path) -> Non
     _assert_full_mnist(data)
     assert data.source == f"MNIST_DIR {full_mnist_dir}"
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("folder", ["mnist_dir", "full_mnist_dir"])
+def test_data_digests_of_verified_files_are_their_checksums_not_a_second_hash(
+    folder: str, request: pytest.FixtureRequest
+) -> None:
+    """Known from the checksums the files were verified against, and equal to hashing the digits.
+
+    The small folder is verified against its own IDX-SHA256SUMS, full MNIST against MNIST's.
+    """
+    data = load_mnist(Settings(mnist_dir=request.getfixturevalue(folder)))
+    assert data.known_digests is not None
+    assert data.digests() == (
+        data_digest(data.x_train, data.y_train),
+        data_digest(data.x_test, data.y_test),
+    )
+    assert data.digests()[0] != data.digests()[1]
 
 
 def test_mnist_dir_may_mix_gzip_and_plain_files(full_mnist_dir: Path, tmp_path: Path) -> None:
@@ -369,6 +387,12 @@ def test_scale_pixels_maps_0_255_to_float32_0_1() -> None:
     scaled = scale_pixels(np.array([[0, 51, 255]], dtype=np.uint8))
     assert scaled.dtype == np.float32
     np.testing.assert_array_equal(scaled, np.array([[0.0, 0.2, 1.0]], dtype=np.float32))
+
+
+def test_scale_pixels_leaves_the_callers_pixels_as_they_were() -> None:
+    pixels = np.array([[0.0, 51.0, 255.0]], dtype=np.float32)
+    scale_pixels(pixels)
+    assert pixels.tolist() == [[0.0, 51.0, 255.0]]
 
 
 def test_scale_pixels_accepts_plain_numbers_from_json() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +34,7 @@ from hello_kubeflow.model.train import (
 )
 from hello_kubeflow.settings import PRESET_NAMES, Settings
 
+REPO = Path(__file__).resolve().parents[1]
 TINY = Preset("tiny", n_estimators=4, train_size=None, bootstrap=False, description="tests")
 
 
@@ -434,6 +437,60 @@ def test_fast_form_is_the_node_the_onnx_helper_builds(small_result: TrainResult)
     rebuilt = helper.make_node(node.op_type, node.input, node.output, domain=node.domain, **values)
     assert node.SerializeToString() == rebuilt.SerializeToString()  # same types, same order
     assert values["nodes_modes"][:1] == [b"BRANCH_LEQ"]
+
+
+def test_fast_form_is_byte_for_byte_the_model_the_onnx_package_writes(
+    small_result: TrainResult,
+) -> None:
+    """The protobuf written without the onnx package is what onnx itself serialises."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from hello_kubeflow.model.fastpath import forest_to_onnx
+
+    ours = forest_to_onnx(small_result.model)
+    parsed = onnx.load_from_string(ours)
+    (node,) = parsed.graph.node
+    values = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    graph = helper.make_graph(
+        [helper.make_node(node.op_type, node.input, node.output, domain=node.domain, **values)],
+        "mnist-random-forest",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 784])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 10]),
+        ],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="hello-kubeflow")
+    model.ir_version = 8
+    assert ours == model.SerializeToString() == parsed.SerializeToString()
+    assert len(values["nodes_treeids"]) == sum(
+        t.tree_.node_count for t in small_result.model.estimators_
+    )
+
+
+def test_saving_a_forest_does_not_import_the_onnx_package(tmp_path: Path) -> None:
+    """The train step writes the fast form without `onnx` (its import alone takes ~0.6 s)."""
+    script = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from hello_kubeflow.model.train import Preset, load_model, save_model, train_model\n"
+        "rng = np.random.default_rng(0)\n"
+        "x, y = rng.integers(0, 256, (60, 784), dtype=np.uint8), np.arange(60) % 10\n"
+        "preset = Preset('tiny', 2, None, bootstrap=False, description='')\n"
+        "save_model(sys.argv[1], train_model(x, y, preset=preset, n_jobs=1))\n"
+        "print('onnx' in sys.modules, load_model(sys.argv[1]).fast)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "model")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]
 
 
 def test_serving_with_other_library_versions_than_training_warns(

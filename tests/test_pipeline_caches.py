@@ -24,6 +24,7 @@ def cache(tmp_path: Path) -> Path:
     interpreter.write_bytes(b"z" * 9_000_000)
     (venv / "bin" / "python").symlink_to(interpreter)  # a venv links its interpreter
     (folder / "verified-idx.json").write_text("{}")
+    (folder / "dataset.npz").write_bytes(b"d" * 1000)  # the last run's kept dataset
     (folder / "notes.txt").write_text("the user's, not the project's")
     return folder
 
@@ -43,6 +44,7 @@ def test_clean_caches_removes_the_projects_entries_and_nothing_else(cache: Path)
     result = clean_caches(cache)
 
     assert sorted(p.name for p, _ in result.removed) == [
+        "dataset.npz",
         "mnist",
         "seldon-venv",
         "verified-idx.json",

@@ -38,7 +38,12 @@ def test_pipeline_run_on_a_slice_produces_model_and_metrics(
     mnist_dir: Path, tmp_path: Path
 ) -> None:
     settings = Settings.from_env(
-        {"MNIST_DIR": str(mnist_dir), "HK_OUTPUT_DIR": str(tmp_path), "HK_N_JOBS": "1"},
+        {
+            "MNIST_DIR": str(mnist_dir),
+            "HK_OUTPUT_DIR": str(tmp_path),
+            "HK_N_JOBS": "1",
+            "HK_CACHE_DIR": str(tmp_path / "cache"),
+        },
         dotenv=None,
     )
     options = RunOptions(n_estimators=8, train_limit=3000, test_limit=1000)
@@ -148,7 +153,12 @@ def test_the_pipeline_arguments_name_the_model() -> None:
 def test_pipeline_trains_the_network_and_logs_its_metrics(mnist_dir: Path, tmp_path: Path) -> None:
     """Issue 14: `inv train --model mlp` through kfp.local; the model directory says mlp."""
     settings = Settings.from_env(
-        {"MNIST_DIR": str(mnist_dir), "HK_OUTPUT_DIR": str(tmp_path)}, dotenv=None
+        {
+            "MNIST_DIR": str(mnist_dir),
+            "HK_OUTPUT_DIR": str(tmp_path),
+            "HK_CACHE_DIR": str(tmp_path / "cache"),
+        },
+        dotenv=None,
     )
     options = RunOptions(model="mlp", train_limit=2000, test_limit=500)
     summary = run_local(settings, options)

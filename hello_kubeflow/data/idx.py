@@ -206,6 +206,21 @@ def images_and_labels(
     return x, labels.astype(np.int64)
 
 
+def idx_sha256(array: np.ndarray) -> str:
+    """SHA-256 of `array` written as an uncompressed IDX file of unsigned bytes.
+
+    For MNIST's images shaped (n, 28, 28) and labels shaped (n,), that is the
+    checksum of the file they were decoded from (`SHA256`), computed from the array.
+    """
+    import numpy as np
+
+    header = (0x0800 + array.ndim).to_bytes(4, "big")  # unsigned bytes, ndim dimensions
+    header += b"".join(size.to_bytes(4, "big") for size in array.shape)
+    digest = hashlib.sha256(header)
+    digest.update(np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+    return digest.hexdigest()
+
+
 # ---- helpers
 
 

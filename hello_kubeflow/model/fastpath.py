@@ -34,10 +34,14 @@ def forest_to_onnx(forest: Any) -> bytes:
     The graph is the one skl2onnx makes (a single `TreeEnsembleClassifier`,
     input `input` float32 (n, 784), outputs `label` and `probabilities`, no
     ZipMap), built from the trees' arrays with numpy instead of a Python loop
-    per node or per value: ~1.5 s for a million nodes where skl2onnx took ~17 s,
-    and 0.3 s (was 0.5 s) for the book preset's 200k nodes (docs/benchmarks.md).
+    per node or per value: ~1.5 s for a million nodes where skl2onnx took ~17 s.
     Leaf weights that are zero are left out (ONNX Runtime adds nothing for a
     class a leaf does not list), which makes the file ~3x smaller.
+
+    The protobuf bytes are written here, with numpy, not through the `onnx`
+    package: importing it takes ~0.6 s (its `ml_dtypes` dependency), more than
+    the conversion, in a step that needs nothing else from it. They are the bytes
+    `onnx.helper` and `SerializeToString` give for the same model (tested).
 
     Args:
         forest: a fitted scikit-learn `RandomForestClassifier` on 784 features.
@@ -45,8 +49,6 @@ def forest_to_onnx(forest: Any) -> bytes:
     Returns:
         The ONNX model's bytes.
     """
-    from onnx import TensorProto, helper  # onnx (1.1 s): the export only, not the server
-
     nodes: dict[str, list[Any]] = {k: [] for k in _NODE_FIELDS}
     leaves: dict[str, list[Any]] = {"tree": [], "id": [], "class": [], "weight": []}
     n_trees = len(forest.estimators_)
@@ -70,69 +72,126 @@ def forest_to_onnx(forest: Any) -> bytes:
         leaves["weight"].append(proba[leaf_rows, classes] / n_trees)
     cat = {k: np.concatenate(v) for k, v in nodes.items()}
     weights = {k: np.concatenate(v) for k, v in leaves.items()}
-    ensemble = helper.make_node(
-        "TreeEnsembleClassifier",
-        [ONNX_INPUT],
-        ["label", ONNX_PROBABILITIES],
-        domain="ai.onnx.ml",
-        post_transform="NONE",
-    )
-    arrays = {
+    arrays: dict[str, npt.NDArray[Any] | None] = {
         "classlabels_int64s": np.asarray(forest.classes_, np.int64),
         "nodes_treeids": cat["tree"],
         "nodes_nodeids": cat["id"],
         "nodes_featureids": cat["feature"],
         "nodes_values": cat["value"].astype(np.float32),
-        "nodes_modes": np.where(cat["leaf"], b"LEAF", b"BRANCH_LEQ"),
+        "nodes_modes": cat["leaf"],  # True: LEAF, False: BRANCH_LEQ
         "nodes_truenodeids": cat["true"],
         "nodes_falsenodeids": cat["false"],
         "class_treeids": weights["tree"],
         "class_nodeids": weights["id"],
         "class_ids": weights["class"],
         "class_weights": weights["weight"].astype(np.float32),
+        "post_transform": None,  # "NONE"
     }
-    for name, values in arrays.items():
-        _add_list_attribute(ensemble, name, values)
-    # In name order, as `make_node` writes keyword attributes: the same bytes as before.
-    ensemble.attribute.sort(key=lambda attribute: attribute.name)
-    graph = helper.make_graph(
-        [ensemble],
-        "mnist-random-forest",
-        [helper.make_tensor_value_info(ONNX_INPUT, TensorProto.FLOAT, [None, N_FEATURES])],
-        [
-            helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
-            helper.make_tensor_value_info(
-                ONNX_PROBABILITIES, TensorProto.FLOAT, [None, len(forest.classes_)]
-            ),
-        ],
+    # In name order, as `onnx.helper.make_node` writes keyword attributes.
+    attributes = b"".join(_attribute(name, arrays[name]) for name in sorted(arrays))
+    node = (
+        _text(1, ONNX_INPUT)
+        + _text(2, "label")
+        + _text(2, ONNX_PROBABILITIES)
+        + _text(4, "TreeEnsembleClassifier")
+        + attributes
+        + _text(7, "ai.onnx.ml")
     )
-    opsets = [helper.make_opsetid(domain, version) for domain, version in _ONNX_OPSETS.items()]
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="hello-kubeflow")
-    model.ir_version = 8  # readable by every ONNX Runtime since 1.10
-    data: bytes = model.SerializeToString()
-    return data
+    graph = (
+        _field(1, node)
+        + _text(2, "mnist-random-forest")
+        + _field(11, _tensor_info(ONNX_INPUT, _ONNX_FLOAT, [None, N_FEATURES]))
+        + _field(12, _tensor_info("label", _ONNX_INT64, [None]))
+        + _field(12, _tensor_info(ONNX_PROBABILITIES, _ONNX_FLOAT, [None, len(forest.classes_)]))
+    )
+    opsets = b"".join(
+        _field(8, _text(1, domain) + _key(2, _WIRE_VARINT) + _varint(version))
+        for domain, version in _ONNX_OPSETS.items()
+    )
+    # ModelProto: ir_version 8 (readable by every ONNX Runtime since 1.10), producer, graph.
+    return (
+        _key(1, _WIRE_VARINT) + _varint(8) + _text(2, "hello-kubeflow") + _field(7, graph) + opsets
+    )
 
 
-def _add_list_attribute(node: Any, name: str, values: npt.NDArray[Any]) -> None:
-    """Add a list attribute to an ONNX node straight from an array.
+# ---- the protobuf encoding of onnx.proto (proto2: repeated numbers are not packed)
 
-    `onnx.helper.make_attribute` checks the type of every value in Python, which
-    took most of the conversion (0.4 s of 0.7 s for the book preset's 200k nodes);
-    the array's dtype already says what every value is.
-    """
-    from onnx import AttributeProto  # onnx (1.1 s): the export only, not the server
+_ONNX_FLOAT, _ONNX_INT64 = 1, 7  # TensorProto.DataType
+_FLOATS, _INTS, _STRING, _STRINGS = 6, 7, 3, 8  # AttributeProto.AttributeType
+_WIRE_VARINT, _WIRE_BYTES, _WIRE_FIXED32 = 0, 2, 5
 
-    attribute = node.attribute.add()
-    attribute.name = name
-    if values.dtype.kind == "f":
-        attribute.type = AttributeProto.FLOATS
-        attribute.floats.extend(values.tolist())
-    elif values.dtype.kind == "S":
-        attribute.type = AttributeProto.STRINGS
-        attribute.strings.extend(values.tolist())
+
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # a negative int64 is its two's complement, 10 bytes
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _key(number: int, wire: int) -> bytes:
+    return _varint(number << 3 | wire)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field: a string, bytes or an embedded message."""
+    return _key(number, _WIRE_BYTES) + _varint(len(payload)) + payload
+
+
+def _text(number: int, text: str) -> bytes:
+    return _field(number, text.encode())
+
+
+def _tensor_info(name: str, elem_type: int, shape: list[int | None]) -> bytes:
+    """A `ValueInfoProto` as `onnx.helper.make_tensor_value_info` makes it."""
+    dims = b"".join(
+        _field(1, b"" if size is None else _key(1, _WIRE_VARINT) + _varint(size)) for size in shape
+    )
+    tensor = _key(1, _WIRE_VARINT) + _varint(elem_type) + _field(2, dims)
+    return _text(1, name) + _field(2, _field(1, tensor))
+
+
+def _attribute(name: str, values: npt.NDArray[Any] | None) -> bytes:
+    """An `AttributeProto`: the string "NONE" for None, else a list from an array."""
+    if values is None:
+        kind, payload = _STRING, _text(4, "NONE")
+    elif values.dtype == np.bool_:
+        modes = {True: _text(9, "LEAF"), False: _text(9, "BRANCH_LEQ")}
+        kind, payload = _STRINGS, b"".join(map(modes.__getitem__, values.tolist()))
+    elif values.dtype.kind == "f":
+        kind, payload = _FLOATS, _repeated_floats(7, values)
     else:
-        attribute.type = AttributeProto.INTS
-        attribute.ints.extend(values.astype(np.int64).tolist())
+        kind, payload = _INTS, _repeated_varints(8, values)
+    return _field(5, _text(1, name) + payload + _key(20, _WIRE_VARINT) + _varint(kind))
+
+
+def _repeated_floats(number: int, values: npt.NDArray[Any]) -> bytes:
+    """One key and four little-endian bytes per value, as proto2 writes `repeated float`."""
+    out = np.empty((len(values), 5), np.uint8)
+    out[:, 0] = number << 3 | _WIRE_FIXED32
+    out[:, 1:] = values.astype("<f4").view(np.uint8).reshape(-1, 4)
+    return out.tobytes()
+
+
+def _repeated_varints(number: int, values: npt.NDArray[Any]) -> bytes:
+    """One key and one varint per value, as proto2 writes `repeated int64`, with numpy."""
+    unsigned = values.astype(np.int64).view(np.uint64)
+    sizes = np.ones(len(unsigned), np.int64)
+    for group in range(1, 10):
+        sizes += unsigned >= np.uint64(1 << (7 * group))
+    width = int(sizes.max(initial=1))
+    columns = np.arange(width)
+    shifts = (np.uint64(7) * columns).astype(np.uint64)
+    groups = (unsigned[:, None] >> shifts) & np.uint64(0x7F)
+    groups |= np.where(columns < sizes[:, None] - 1, np.uint64(0x80), np.uint64(0))
+    out = np.empty((len(unsigned), width + 1), np.uint8)
+    out[:, 0] = number << 3 | _WIRE_VARINT
+    out[:, 1:] = groups
+    keep = np.ones(out.shape, bool)
+    keep[:, 1:] = columns < sizes[:, None]
+    return out[keep].tobytes()
 
 
 def _float32_threshold(threshold: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:

