@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hello_kubeflow.cli.options import emit, settings_for, task, user_errors
+from hello_kubeflow.cli.options import emit, refuse, settings_for, task, user_errors
 from hello_kubeflow.project import use_project_root
 from hello_kubeflow.settings import MAX_SERVE_WORKERS
 
@@ -149,15 +149,13 @@ def clean(
     c: Any, keep: int | None = None, dry_run: bool = False, caches: bool = False, json: bool = False
 ) -> None:
     """Remove failed and old local runs and logs, keeping the newest and every recorded run."""
-    from hello_kubeflow.errors import SettingsError
     from hello_kubeflow.pipeline.caches import clean_caches
     from hello_kubeflow.pipeline.clean import clean_outputs
 
     settings = settings_for()
     with user_errors():
         if caches:
-            if keep is not None:  # --keep counts runs, which --caches leaves alone
-                raise SettingsError([f"--keep={keep} counts runs; --caches removes none: drop one"])
+            refuse({f"--keep={keep}": keep is not None}, "--caches removes caches, not runs")
             emit(clean_caches(settings.cache_dir, dry_run=dry_run), json)
             return
         emit(clean_outputs(settings, keep=3 if keep is None else keep, dry_run=dry_run), json)

@@ -53,7 +53,14 @@ DEFAULT_MNIST_MIRRORS = (
 )
 MASK = "********"
 # `HK_` names that the project's scripts and tests read, not settings of the tasks.
-_READ_ELSEWHERE = ("HK_TEST_", "HK_CI_", "HK_BASE_SUITE", "HK_DEBIAN_MIRROR", "HK_ACTIONLINT_DIR")
+_READ_ELSEWHERE = (
+    "HK_TEST_",
+    "HK_CI_",
+    "HK_BASE_SUITE",
+    "HK_DEBIAN_MIRROR",
+    "HK_ACTIONLINT_DIR",
+    "HK_VENV",  # the image's venv (Dockerfile): set in every container of the project image
+)
 # The byte-order marks a `.env` may start with, and how the rest is decoded.
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8-sig"),
@@ -111,8 +118,15 @@ def _whole(raw: str) -> int:
         raise ValueError("expected a whole number") from None
 
 
+def _whole_number(value: object) -> None:
+    """Refuse what is not an int (a boolean, a float) given in code, as its text would be."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("expected a whole number")
+
+
 def _int(minimum: int | None = None, maximum: int | None = None) -> _Rule[int]:
     def check(value: int) -> int:
+        _whole_number(value)
         if maximum is not None and not (minimum or 0) <= value <= maximum:
             raise ValueError(f"expected a whole number from {minimum or 0} to {maximum}")
         if minimum is not None and value < minimum:
@@ -124,6 +138,7 @@ def _int(minimum: int | None = None, maximum: int | None = None) -> _Rule[int]:
 
 def _port_from(lowest: int, note: str = "") -> _Rule[int]:
     def check(value: int) -> int:
+        _whole_number(value)
         if not lowest <= value <= 65535:
             raise ValueError(f"expected a port number between 1 and 65535{note}")
         return value
@@ -142,6 +157,8 @@ def _seconds(zero: bool) -> _Rule[float]:
             raise ValueError(f"expected a number of seconds, e.g. {example}") from None
 
     def check(value: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"expected a number of seconds, e.g. {example}")
         if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
             raise ValueError(f"expected {what}, finite number of seconds")
         return float(value)
@@ -212,7 +229,7 @@ def _dns_label(raw: str) -> str:
 
 
 _TEXT: _Rule[str] = _Rule(str, _same)
-_PATH: _Rule[Path] = _Rule(Path, Path.expanduser)
+_PATH: _Rule[Path] = _Rule(Path, lambda path: Path(path).expanduser())
 _SECONDS = _seconds(zero=False)
 _WAIT_SECONDS = _seconds(zero=True)
 _PORT = _port_from(1)
@@ -310,7 +327,7 @@ class Settings:
     )
     """Address the model server binds (127.0.0.1: this machine only; the image uses 0.0.0.0)."""
     serve_port: int = _var("HK_SERVE_PORT", _LISTEN_PORT, 9000)
-    """Port of the model server (9000, as Seldon's wrapper)."""
+    """Port of the model server (9000, as Seldon's wrapper; 0: any free one)."""
     serve_workers: int = _var("HK_SERVE_WORKERS", _int(1, MAX_SERVE_WORKERS), 1)
     """Model server worker processes, 1 to 32 (each loads the model once)."""
     max_body_bytes: int = _var("HK_MAX_BODY_BYTES", _int(1), 8 * 1024 * 1024)
@@ -444,6 +461,10 @@ class Settings:
             if value is None:
                 continue
             try:
+                if isinstance(value, str) and var.rule.convert is not str:
+                    value = var.rule.convert(value.strip())  # text: read as from the environment
+                elif var.rule.convert is str and not isinstance(value, str):
+                    raise ValueError("expected text")
                 object.__setattr__(self, var.field, var.rule.check(value))
             except ValueError as exc:
                 problems.append(var.problem(var.env, _text_of(value), exc))

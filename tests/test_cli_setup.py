@@ -77,6 +77,11 @@ def test_cluster_mode_dry_run_without_rendered_manifests_says_how_to_render_them
         report.describe()
     )
     assert "inv setup --render DIR" in report.describe()
+    # Ours ship with the package: listed even before anything is rendered.
+    assert (
+        "ClusterRole hello-kubeflow-kserve-policy-edit (aggregated into kubeflow-edit)"
+        in report.describe()
+    )
     assert not (tmp_path / "manifests").exists()
 
 

@@ -76,5 +76,5 @@ def test_keep_with_caches_is_refused_naming_both(cache: Path) -> None:
     done = run_inv("clean", "--caches", "--keep", "1", env=env)
 
     assert done.returncode == 1
-    assert "--keep=1 counts runs; --caches removes none" in done.stderr
+    assert "--keep=1 does nothing here: --caches removes caches, not runs" in done.stderr
     assert (cache / "seldon-venv").is_dir()

@@ -292,11 +292,11 @@ def test_no_hk_name_the_project_itself_reads_is_warned_about(
     reads = re.compile(r"""(?:environ(?:\.get\(|\[)|getenv\(|env\.)["']?(HK_\w+)|\$\{?(HK_\w+)""")
     read: set[str] = set()
     for folder in ("scripts", "tests", ".ci", ".github", "hello_kubeflow"):
-        for path in (REPO / folder).rglob("*"):
+        for path in [*(REPO / folder).rglob("*"), REPO / "Dockerfile"]:
             if path.is_file() and path.suffix in (".py", ".sh", ".yml", ".yaml", ".cjs", ""):
                 text = path.read_text(errors="replace")
                 read.update(a or b for a, b in reads.findall(text))
-    assert {"HK_TEST_MNIST_DIR", "HK_ACTIONLINT_DIR"} <= read
+    assert {"HK_TEST_MNIST_DIR", "HK_ACTIONLINT_DIR", "HK_VENV"} <= read
     for name in sorted(read):
         caplog.clear()
         with contextlib.suppress(SettingsError):  # "1" may be malformed for a setting
@@ -381,3 +381,16 @@ def test_mypy_rejects_a_misspelt_choice(tmp_path: Path) -> None:
     assert [int(line) for line, _ in errors] == [4, 6], checked.stdout + checked.stderr
     assert errors[0][1].startswith("Non-overlapping equality check")
     assert "incompatible type \"Literal['kserv']\"" in errors[1][1]
+
+
+def test_values_given_in_code_are_checked_as_their_text_would_be() -> None:
+    """`replace` and the constructor: text is read as from the environment, a wrong type refused."""
+    settings = Settings()
+
+    assert settings.replace(mnist_dir="~/x").mnist_dir == Path("~/x").expanduser()
+    assert settings.replace(serve_port="8080").serve_port == 8080  # type: ignore[arg-type]
+    for field, value in (("serve_port", True), ("serve_port", 8.5), ("wait_timeout", True)):
+        with pytest.raises(SettingsError, match="expected a"):
+            settings.replace(**{field: value})
+    with pytest.raises(SettingsError, match="HK_MODE='1': expected text"):
+        settings.replace(mode=1)

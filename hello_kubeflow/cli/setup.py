@@ -12,8 +12,6 @@ from typing import Any
 from hello_kubeflow.data.mnist import ensure_mnist, mnist_folder
 from hello_kubeflow.errors import DockerUnavailableError, PrerequisiteError
 from hello_kubeflow.images.engine import connect
-from hello_kubeflow.install.install import install
-from hello_kubeflow.install.render import render_manifests
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,12 +73,16 @@ def setup(settings: Settings, *, dry_run: bool = False, render: Path | None = No
         DataError: local mode, MNIST could not be fetched or verified.
     """
     if render is not None:
+        from hello_kubeflow.install.render import render_manifests  # kubernetes: cluster only
+
         written = render_manifests(settings, render)
         lines = [f"wrote {path}" for path in written]
         return SetupReport(
             "cluster", tuple(lines), f"HK_MANIFESTS_DIR={render} inv setup --mode cluster"
         )
     if settings.mode == "cluster":
+        from hello_kubeflow.install.install import install  # kubernetes: cluster only
+
         lines = install(settings, dry_run=dry_run)
         follow = (
             "inv setup --mode cluster"

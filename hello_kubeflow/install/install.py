@@ -221,7 +221,7 @@ def install(
     render = not settings.manifests_dir and bool(unrendered)  # the cache lacks these files
     if dry_run:
         if render:
-            return [_unrendered(settings)]
+            return [_unrendered(settings, rbac_dir)]
         try:
             target = kube_target(settings).describe()
         except PrerequisiteError as exc:
@@ -255,14 +255,17 @@ def install(
     return lines
 
 
-def _unrendered(settings: Settings) -> str:
+def _unrendered(settings: Settings, rbac_dir: Path) -> str:
     names = ", ".join(c.title for c in components_for(settings))
+    rbac = [o for path in _yaml_files(rbac_dir) for o in read_manifests(path)]
+    ours = "".join(f"\n     {_rbac_line(obj)}" for obj in rbac)  # shipped: known already
     return (
         f"Plan for profile '{settings.profile}': {names}.\n"
         f"The manifests are not rendered yet (no HK_MANIFESTS_DIR, and not all in "
         f"{manifests_root(settings)}), so their objects and images are not known. Render "
         "them first (`inv setup --render DIR`, needs network), then run "
         "`HK_MANIFESTS_DIR=DIR inv setup --mode cluster --dry-run`.\n"
+        f"The pipeline's RBAC ({rbac_dir.name}/): {len(rbac)} objects{ours}\n"
         "Dry run: nothing was checked or changed."
     )
 

@@ -19,17 +19,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hello_kubeflow.serving", description=__doc__)
     parser.add_argument("--model", default="", help="model directory (default: HK_MODEL_DIR)")
     parser.add_argument("--host", default="", help="address to bind (default: HK_SERVE_HOST)")
-    parser.add_argument("--port", type=int, default=0, help="port (default: HK_SERVE_PORT)")
-    parser.add_argument("--workers", type=int, default=0, help="worker processes")
+    parser.add_argument(
+        "--port", type=int, default=None, help="port, 0: any free one (default: HK_SERVE_PORT)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: HK_SERVE_WORKERS)"
+    )
     args = parser.parse_args(argv)
     configure_logging()
     try:
         changes = {
             "serve_host": args.host or None,
-            "serve_port": args.port or None,
-            "serve_workers": args.workers or None,
+            "serve_port": args.port,
+            "serve_workers": args.workers,
         }
-        settings = load_settings().override({k: v for k, v in changes.items() if v is not None})
+        flags = {"serve_host": "--host", "serve_port": "--port", "serve_workers": "--workers"}
+        given = {k: v for k, v in changes.items() if v is not None}
+        settings = load_settings().override(given, flags)
         run_server(settings, resolve_model_dir(settings, args.model))
     except HelloKubeflowError as exc:
         print(f"error: {exc}", file=sys.stderr)
