@@ -539,8 +539,6 @@ def kserve_standard(
             predictor = dict(available)
         if progressing["reason"] == "NewReplicaSetAvailable":
             predictor = dict(progressing)
-        elif available["status"] != "True":
-            predictor = {**progressing, "status": "Unknown"}
         if available["status"] == "False":
             predictor = dict(available)
         status: dict[str, Any] = {
@@ -576,7 +574,13 @@ def kserve_ready(host: str = "mnist-classifier.kubeflow.example.com") -> list[di
 
 
 def kserve_failed_to_load(message: str) -> list[dict[str, Any]]:
-    """InferenceService statuses of a model server that cannot load the model."""
+    """InferenceService statuses of a model server that cannot load the model.
+
+    The `modelStatus` kserve v0.20.0 writes for it (pkg/apis/serving/v1beta1/
+    inference_service_status.go: `PropagateModelStatus` sets the target state
+    `FailedToLoad`, `UpdateModelRevisionStates` the transition `BlockedByFailedLoad`
+    with `SetModelFailureInfo`, reason `ModelLoadFailed`), beside Ready False.
+    """
     return [
         {
             "conditions": [{"type": "Ready", "status": "False"}],
