@@ -150,6 +150,11 @@ def test_clean_keeps_every_recorded_run_counts_only_completed_ones_and_drops_fai
 
     runs = sorted(p.name for p in (output / "runs").iterdir())
     assert runs == sorted(p.name for p in (forest, network, served, newest))
+    logs = sorted(p.name for p in (output / "logs").iterdir())
+    assert logs == sorted(
+        f"train-{p.name.removeprefix('hello-kubeflow-mnist-')}.log"
+        for p in (forest, network, served, newest)
+    )  # each kept run keeps its log; failed runs' logs go
     removed_runs = [p for p in result.removed if p.parent.name == "runs"]
     assert removed_runs[:3] == sorted(failed, reverse=True)  # the failed runs go first
     assert removed_runs[3:] == [old]
@@ -169,5 +174,6 @@ def test_the_newest_run_without_a_report_may_still_be_running_and_stays(tmp_path
     result = clean_outputs(Settings(output_dir=output), keep=0)
 
     assert running.is_dir() and running in result.kept
-    assert (output / "logs" / "train-2026-11-02.log").is_file()  # the newest log
+    # Each log goes with its run, the failed run's too.
+    assert not (output / "logs" / "train-2026-11-02.log").exists()
     assert result.removed[:2] == (failed, done)
