@@ -253,6 +253,17 @@ def test_a_helper_that_died_is_replaced(server: RunningServer, pixels: np.ndarra
     assert len(answer["data"]["ndarray"]) == len(pixels)
 
 
+def test_the_helper_stops_with_the_server(model_dir: Path, pixels: np.ndarray) -> None:
+    body = seldon_payload(pixels)
+    assert len(body) > INLINE_BODY_BYTES
+    settings = Settings(serve_port=0, max_body_bytes=LIMIT)
+    with running_server(settings, model_dir) as running:
+        assert _post(running, SELDON, body, {"Content-Type": "application/json"})[0] == 200
+        helpers = multiprocessing.active_children()
+        assert helpers, "no helper process parsed the large body"
+    assert not set(helpers) & set(multiprocessing.active_children())
+
+
 def _serve(model_dir: Path, workers: int) -> tuple[subprocess.Popen[str], str]:
     """`python -m hello_kubeflow.serving` in its own process group, once it answers."""
     port = free_port()
