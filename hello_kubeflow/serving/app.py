@@ -12,7 +12,9 @@ their latency meanwhile.
 
 A body declared over the limit is refused before a byte of it is read (so a client
 that sent `Expect: 100-continue` gets the 413 instead of "100 Continue"), and every
-413 closes the connection: the rest of that body is never read. Where the Seldon
+413 closes the connection: the rest of that body is not parsed, only read and
+dropped up to `deadlines.LINGER_BYTES` before the close, so that a client which
+sends its whole body before reading gets the 413 rather than a reset. Where the Seldon
 Core 1.17.1 wrapper is the reference, the file is cited (SeldonIO/seldon-core, tag
 v1.17.1, under `python/seldon_core/`).
 """
