@@ -25,7 +25,7 @@ from serving_support import call, free_port, make_tiny_model, mnist_test_pixels
 
 from hello_kubeflow.model.train import load_model
 from hello_kubeflow.query.answers import seldon_payload, v2_payload
-from hello_kubeflow.serving.bodies import INLINE_BODY_BYTES, parse_elsewhere
+from hello_kubeflow.serving.bodies import INLINE_BODY_BYTES, parse_elsewhere, stop_helper
 from hello_kubeflow.serving.server import RunningServer, running_server
 from hello_kubeflow.settings import Settings
 
@@ -252,6 +252,26 @@ def test_a_helper_that_died_is_replaced(server: RunningServer, pixels: np.ndarra
     status, answer, _ = _post(server, SELDON, body, headers)
     assert status == 200, answer
     assert len(answer["data"]["ndarray"]) == len(pixels)
+
+
+def test_a_large_feedback_is_parsed_in_the_helper_and_answered_as_a_small_one(
+    server: RunningServer, pixels: np.ndarray
+) -> None:
+    headers = {"Content-Type": "application/json"}
+    path = "/api/v1.0/feedback"
+    small = {"request": {"data": {"ndarray": [[0]]}, "meta": {"puid": "p1"}}, "reward": 1}
+    large = json.dumps(
+        {**small, "request": {**small["request"], "data": {"ndarray": pixels.tolist()}}}
+    ).encode()
+    assert len(large) > INLINE_BODY_BYTES
+    stop_helper()  # the server shares this process's helper: none runs now
+    status, answer, _ = _post(server, path, large, headers)
+    assert (status, answer) == _post(server, path, json.dumps(small).encode(), headers)[:2]
+    assert answer["meta"] == {"puid": "p1"} and "ndarray" in answer["data"]
+    assert multiprocessing.active_children(), "no helper process parsed the large body"
+    bad = large.replace(b'"reward": 1', b'"reward": "x"')
+    status, answer, _ = _post(server, path, bad, headers)
+    assert status == 400 and "reward" in answer["status"]["info"]
 
 
 def test_the_helper_stops_with_the_server(model_dir: Path, pixels: np.ndarray) -> None:
