@@ -177,3 +177,19 @@ def test_the_newest_run_without_a_report_may_still_be_running_and_stays(tmp_path
     # Each log goes with its run, the failed run's too.
     assert not (output / "logs" / "train-2026-11-02.log").exists()
     assert result.removed[:2] == (failed, done)
+
+
+def test_a_log_named_as_inv_train_names_it_goes_with_the_run_kfp_local_named(
+    tmp_path: Path,
+) -> None:
+    """`inv train` stamps its log just before kfp.local names the run folder."""
+    output = tmp_path / "outputs"
+    done = _run(output, "2026-11-01-10-00-05-123456", age=30)
+    failed = _run(output, "2026-11-01-11-00-02-654321", age=20, completed=False)
+    for run, log in ((done, "train-20261101-100004.log"), (failed, "train-20261101-110001.log")):
+        stamp = run.name.removeprefix("hello-kubeflow-mnist-")
+        (output / "logs" / f"train-{stamp}.log").rename(output / "logs" / log)
+
+    clean_outputs(Settings(output_dir=output), keep=1)
+
+    assert [p.name for p in (output / "logs").iterdir()] == ["train-20261101-100004.log"]
