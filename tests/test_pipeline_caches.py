@@ -40,7 +40,9 @@ def test_a_dry_run_lists_each_cache_with_its_size_and_removes_nothing(cache: Pat
     assert (cache / "mnist").is_dir()
 
 
-def test_clean_caches_removes_the_projects_entries_and_nothing_else(cache: Path) -> None:
+def test_clean_caches_removes_the_projects_entries_and_nothing_else(
+    cache: Path, tmp_path: Path
+) -> None:
     result = clean_caches(cache)
 
     assert sorted(p.name for p, _ in result.removed) == [
@@ -50,7 +52,7 @@ def test_clean_caches_removes_the_projects_entries_and_nothing_else(cache: Path)
         "verified-idx.json",
     ]
     assert [p.name for p in cache.iterdir()] == ["notes.txt"]
-    assert Path("/usr/bin/python3").exists()  # the venv's link went, not what it pointed to
+    assert (tmp_path / "python3").is_file()  # the venv's link went, not what it pointed to
     assert clean_caches(cache).describe() == f"no cache to remove in {cache}"
 
 

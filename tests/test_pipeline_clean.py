@@ -150,6 +150,11 @@ def test_clean_keeps_every_recorded_run_counts_only_completed_ones_and_drops_fai
 
     runs = sorted(p.name for p in (output / "runs").iterdir())
     assert runs == sorted(p.name for p in (forest, network, served, newest))
+    logs = sorted(p.name for p in (output / "logs").iterdir())
+    assert logs == sorted(
+        f"train-{p.name.removeprefix('hello-kubeflow-mnist-')}.log"
+        for p in (forest, network, served, newest)
+    )  # each kept run keeps its log; failed runs' logs go
     removed_runs = [p for p in result.removed if p.parent.name == "runs"]
     assert removed_runs[:3] == sorted(failed, reverse=True)  # the failed runs go first
     assert removed_runs[3:] == [old]
@@ -169,5 +174,22 @@ def test_the_newest_run_without_a_report_may_still_be_running_and_stays(tmp_path
     result = clean_outputs(Settings(output_dir=output), keep=0)
 
     assert running.is_dir() and running in result.kept
-    assert (output / "logs" / "train-2026-11-02.log").is_file()  # the newest log
+    # Each log goes with its run, the failed run's too.
+    assert not (output / "logs" / "train-2026-11-02.log").exists()
     assert result.removed[:2] == (failed, done)
+
+
+def test_a_log_named_as_inv_train_names_it_goes_with_the_run_kfp_local_named(
+    tmp_path: Path,
+) -> None:
+    """`inv train` stamps its log just before kfp.local names the run folder."""
+    output = tmp_path / "outputs"
+    done = _run(output, "2026-11-01-10-00-05-123456", age=30)
+    failed = _run(output, "2026-11-01-11-00-02-654321", age=20, completed=False)
+    for run, log in ((done, "train-20261101-100004.log"), (failed, "train-20261101-110001.log")):
+        stamp = run.name.removeprefix("hello-kubeflow-mnist-")
+        (output / "logs" / f"train-{stamp}.log").rename(output / "logs" / log)
+
+    clean_outputs(Settings(output_dir=output), keep=1)
+
+    assert [p.name for p in (output / "logs").iterdir()] == ["train-20261101-100004.log"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import http.client
 import json
@@ -24,7 +25,7 @@ from serving_support import call, free_port, make_tiny_model, mnist_test_pixels
 
 from hello_kubeflow.model.train import load_model
 from hello_kubeflow.query.answers import seldon_payload, v2_payload
-from hello_kubeflow.serving.bodies import INLINE_BODY_BYTES
+from hello_kubeflow.serving.bodies import INLINE_BODY_BYTES, parse_elsewhere, stop_helper
 from hello_kubeflow.serving.server import RunningServer, running_server
 from hello_kubeflow.settings import Settings
 
@@ -243,14 +244,45 @@ def test_a_helper_that_died_is_replaced(server: RunningServer, pixels: np.ndarra
     body = seldon_payload(pixels)
     headers = {"Content-Type": "application/json"}
     assert _post(server, SELDON, body, headers)[0] == 200
-    helpers = multiprocessing.active_children()
-    assert helpers, "no helper process parsed the large body"
-    for helper in helpers:
-        helper.kill()
-        helper.join(10)
+    # The server runs in this process and shares its helper: the helper tells its pid.
+    pid = asyncio.run(parse_elsewhere(os.getpid))
+    (helper,) = [p for p in multiprocessing.active_children() if p.pid == pid]
+    helper.kill()
+    helper.join(10)
     status, answer, _ = _post(server, SELDON, body, headers)
     assert status == 200, answer
     assert len(answer["data"]["ndarray"]) == len(pixels)
+
+
+def test_a_large_feedback_is_parsed_in_the_helper_and_answered_as_a_small_one(
+    server: RunningServer, pixels: np.ndarray
+) -> None:
+    headers = {"Content-Type": "application/json"}
+    path = "/api/v1.0/feedback"
+    small = {"request": {"data": {"ndarray": [[0]]}, "meta": {"puid": "p1"}}, "reward": 1}
+    large = json.dumps(
+        {**small, "request": {**small["request"], "data": {"ndarray": pixels.tolist()}}}
+    ).encode()
+    assert len(large) > INLINE_BODY_BYTES
+    stop_helper()  # the server shares this process's helper: none runs now
+    status, answer, _ = _post(server, path, large, headers)
+    assert (status, answer) == _post(server, path, json.dumps(small).encode(), headers)[:2]
+    assert answer["meta"] == {"puid": "p1"} and "ndarray" in answer["data"]
+    assert multiprocessing.active_children(), "no helper process parsed the large body"
+    bad = large.replace(b'"reward": 1', b'"reward": "x"')
+    status, answer, _ = _post(server, path, bad, headers)
+    assert status == 400 and "reward" in answer["status"]["info"]
+
+
+def test_the_helper_stops_with_the_server(model_dir: Path, pixels: np.ndarray) -> None:
+    body = seldon_payload(pixels)
+    assert len(body) > INLINE_BODY_BYTES
+    settings = Settings(serve_port=0, max_body_bytes=LIMIT)
+    with running_server(settings, model_dir) as running:
+        assert _post(running, SELDON, body, {"Content-Type": "application/json"})[0] == 200
+        helpers = multiprocessing.active_children()
+        assert helpers, "no helper process parsed the large body"
+    assert not set(helpers) & set(multiprocessing.active_children())
 
 
 def _serve(model_dir: Path, workers: int) -> tuple[subprocess.Popen[str], str]:

@@ -187,6 +187,8 @@ def test_every_refusal_of_a_malformed_request_is_json(
         with suppress(ConnectionResetError):
             while chunk := sock.recv(65536):
                 answer += chunk
+    if end in (b"\r\n", b"\n"):  # the head is complete: it ends with an empty line
+        assert answer, "no answer to a complete request head"
     status_line, _, rest = answer.partition(b"\r\n")
     if status_line and int(status_line.split(b" ")[1]) >= 400:
         assert b"content-type: application/json" in rest.lower().partition(b"\r\n\r\n")[0]

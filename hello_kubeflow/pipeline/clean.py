@@ -7,13 +7,15 @@ beside it (`image.json`, ...) and `inv compare`'s records (`recorded/*.json`).
 Of the other runs, the newest N completed ones stay (a completed run has its
 evaluation report); a failed run's leftovers (no report) go first and never
 count towards N. The newest run, when it has no report yet and changed within
-the hour, may still be running: it stays. The records themselves always stay.
+the hour, may still be running: it stays. A log goes or stays with its run (the log
+named by the run's start time or just before it). The records themselves always stay.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -72,7 +74,7 @@ class CleanResult:
 def clean_outputs(
     settings: Settings, *, keep: int = DEFAULT_KEEP, dry_run: bool = False
 ) -> CleanResult:
-    """Remove failed runs and all but the newest `keep` completed runs and logs.
+    """Remove failed runs and all but the newest `keep` completed runs, with their logs.
 
     A run or log that a record names (`latest.json`, `image.json`, `recorded/*.json`)
     is never removed.
@@ -103,9 +105,14 @@ def clean_outputs(
     logs = _newest_first([p for p in _children(output / LOGS_DIR) if p.match(LOG_GLOB)])
     kept_runs = [p for i, p in enumerate(completed) if i < keep or _holds(p, in_use)]
     kept_runs += [p for p in unfinished if p not in failed]
-    # The newest log may be the running run's.
+    owned = {log_: run for run in runs if (log_ := _log_of(run, logs)) is not None}
+    # A log goes with its run; the newest log without one may be a run's that has
+    # not made its folder yet.
+    starting = max(logs, key=_stamp) if logs else None
     kept_logs = [
-        p for i, p in enumerate(logs) if i < max(keep, len(running)) or p.resolve() in in_use
+        p
+        for p in logs
+        if owned.get(p) in kept_runs or p.resolve() in in_use or (p == starting and p not in owned)
     ]
     doomed = failed + [p for p in completed if p not in kept_runs]
     doomed += [p for p in logs if p not in kept_logs]
@@ -153,6 +160,18 @@ def _completed(run: Path) -> bool:
 def _holds(run: Path, paths: set[Path]) -> bool:
     root = run.resolve()
     return any(path.is_relative_to(root) for path in paths)
+
+
+def _stamp(path: Path) -> str:
+    """The start time in a run's or log's name, as digits (`YYYYMMDDHHMMSS`, at most)."""
+    return "".join(re.findall(r"\d", path.name))[:14]
+
+
+def _log_of(run: Path, logs: list[Path]) -> Path | None:
+    """A run's log: the newest log started no later than the run (the log starts first)."""
+    return next(
+        (p for p in sorted(logs, key=_stamp, reverse=True) if _stamp(p) <= _stamp(run)), None
+    )
 
 
 def _children(folder: Path) -> list[Path]:

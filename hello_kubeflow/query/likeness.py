@@ -59,10 +59,9 @@ def mnist_likeness(pixels: Sequence[float], top_probability: float) -> Likeness:
         reasons.append(f"too little ink ({share:.1%} of the pixels; MNIST digits have 2% to 40%)")
     elif share > MAX_INK:
         reasons.append(f"too much ink ({share:.0%} of the pixels; MNIST digits have 2% to 40%)")
-    if area and _stroke_width(ink) > MAX_STROKE:
+    if area and (width := _stroke_width(ink)) > MAX_STROKE:
         reasons.append(
-            f"no strokes: the ink is one blob {_stroke_width(ink):.0f} pixels thick "
-            "(MNIST's strokes are 2 to 9)"
+            f"no strokes: the ink is one blob {width:.0f} pixels thick (MNIST's strokes are 2 to 9)"
         )
     elif grey > MAX_GREY:
         reasons.append(f"no strokes: {grey:.0%} of the lit pixels are grey, like noise")

@@ -8,11 +8,13 @@ charsets), one orjson decode, a vectorised validation, the model, and one orjson
 encode. Small requests run on the event loop (a thread hop would cost more than the
 model); a large batch is parsed in a helper process (`bodies.parse_elsewhere`: the
 parse holds the GIL) and meets the model in a worker thread, so other clients keep
-their latency meanwhile.
+their latency meanwhile. A large feedback body is parsed in the helper too.
 
 A body declared over the limit is refused before a byte of it is read (so a client
 that sent `Expect: 100-continue` gets the 413 instead of "100 Continue"), and every
-413 closes the connection: the rest of that body is never read. Where the Seldon
+413 closes the connection: the rest of that body is not parsed, only read and
+dropped up to `deadlines.LINGER_BYTES` before the close, so that a client which
+sends its whole body before reading gets the 413 rather than a reset. Where the Seldon
 Core 1.17.1 wrapper is the reference, the file is cited (SeldonIO/seldon-core, tag
 v1.17.1, under `python/seldon_core/`).
 """
@@ -34,6 +36,7 @@ from hello_kubeflow import __version__
 from hello_kubeflow.errors import ServingError
 from hello_kubeflow.serving.bodies import (
     INLINE_BODY_BYTES,
+    feedback_request,
     parse_elsewhere,
     read_body,
     seldon_request,
@@ -41,13 +44,11 @@ from hello_kubeflow.serving.bodies import (
 )
 from hello_kubeflow.serving.describe import ModelCard, ServableModel
 from hello_kubeflow.serving.features import N_CLASSES, N_FEATURES, BadInput
-from hello_kubeflow.serving.feedback import FeedbackCounter, parse_feedback
+from hello_kubeflow.serving.feedback import Feedback, FeedbackCounter
 from hello_kubeflow.serving.openapi import openapi_document
 from hello_kubeflow.serving.protocol import (
     SeldonRequest,
     V2Request,
-    decode_json,
-    seldon_text,
 )
 from hello_kubeflow.serving.responses import (
     INTERNAL_ERROR,
@@ -114,8 +115,7 @@ class _Service:
             metrics=request.metrics,
         )
 
-    def feedback_answer(self, body: bytes, content_type: str, query_json: str | None) -> bytes:
-        feedback = parse_feedback(decode_json(seldon_text(body, content_type, query_json)))
+    def feedback_answer(self, feedback: Feedback) -> bytes:
         self.feedback.add(feedback.reward)
         return seldon_feedback(feedback.kind, feedback.puid)
 
@@ -166,7 +166,11 @@ def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) ->
         try:
             body = await read_body(request, service.max_body_bytes)
             args = (body, request.headers.get("content-type", ""), request.query_params.get("json"))
-            answer = service.feedback_answer(*args)
+            if len(body) <= INLINE_BODY_BYTES:
+                feedback = feedback_request(*args)
+            else:
+                feedback = await parse_elsewhere(feedback_request, *args)
+            answer = service.feedback_answer(feedback)
         except BadInput as exc:
             return _refusal(seldon_error(exc.message, exc.status), exc.status)
         return _json(answer)

@@ -42,6 +42,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 
 from hello_kubeflow.serving.features import BadInput
+from hello_kubeflow.serving.feedback import Feedback, parse_feedback
 from hello_kubeflow.serving.protocol import (
     SeldonRequest,
     V2Request,
@@ -129,6 +130,15 @@ def seldon_request(body: bytes, content_type: str, query_json: str | None) -> Se
     """
     text = seldon_text(body, content_type, query_json)
     return parse_seldon(decode_json(text), booleans_possible=may_hold_booleans(text))
+
+
+def feedback_request(body: bytes, content_type: str, query_json: str | None) -> Feedback:
+    """A Seldon feedback message from its UTF-8 body (wherever the message is in it).
+
+    Raises:
+        BadInput: as `seldon_text`, `decode_json` and `parse_feedback`.
+    """
+    return parse_feedback(decode_json(seldon_text(body, content_type, query_json)))
 
 
 def v2_request(body: bytes) -> V2Request:

@@ -157,6 +157,7 @@ def run_server(settings: Settings, model_dir: Path) -> None:
         pass  # uvicorn re-raises the signal once in-flight requests are done
     finally:
         sock.close()
+        stop_helper()
     log.info("server stopped")
 
 
@@ -200,6 +201,7 @@ def running_server(
         server.should_exit = True
         thread.join(WORKER_STOP_SECONDS)
         sock.close()
+        stop_helper()
 
 
 def _config(app: Any, settings: Settings) -> uvicorn.Config:
