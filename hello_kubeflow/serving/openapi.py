@@ -134,7 +134,14 @@ _META = {
     "properties": {
         "puid": {"type": "string"},
         "tags": {"type": "object"},
-        "routing": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "routing": {  # map<string, int32> in prediction.proto
+            "type": "object",
+            "additionalProperties": {
+                "type": "integer",
+                "minimum": -(2**31),
+                "maximum": 2**31 - 1,
+            },
+        },
         "requestPath": {"type": "object", "additionalProperties": {"type": "string"}},
         "metrics": {
             "type": "array",

@@ -335,12 +335,16 @@ def _is_metric(value: Any) -> bool:
 
 
 _METRIC_TYPES = frozenset({"COUNTER", "GAUGE", "TIMER"})
+_INT32 = (-(2**31), 2**31 - 1)
 # prediction.proto's Meta: puid string, tags map<string, Value>, routing map<string,
 # int32>, requestPath map<string, string>, metrics repeated Metric.
 _META_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "puid": (lambda v: isinstance(v, str), 'a string, e.g. "p-1"'),
     "tags": (_is_object, 'an object, e.g. {"team": "mnist"}'),
-    "routing": (lambda v: _is_object(v, int), 'an object of whole numbers, e.g. {"model": 0}'),
+    "routing": (
+        lambda v: _is_object(v, int) and all(_INT32[0] <= n <= _INT32[1] for n in v.values()),
+        'an object of whole numbers (int32), e.g. {"model": 0}',
+    ),
     "requestPath": (lambda v: _is_object(v, str), 'an object of strings, e.g. {"model": "image"}'),
     "metrics": (
         lambda v: isinstance(v, list) and all(_is_metric(m) for m in v),
