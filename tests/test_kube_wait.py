@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clock_support import VirtualClock
 from emulators import RunningCluster, is_pod_list, is_pod_watch
 from kube_support import (
     pod,
@@ -279,7 +280,7 @@ def test_unschedulable_pods_are_reported_with_the_schedulers_message_until_the_t
     caplog.set_level(logging.INFO, logger="hello_kubeflow")
 
     with pytest.raises(WaitTimeoutError) as timed_out:
-        wait(settings, timeout=1.0, progress_interval=0.2)
+        wait(settings, timeout=1.0, progress_interval=0.2, clock=VirtualClock())
 
     assert row(str(timed_out.value), "big") == ["kubeflow", "big", "Unschedulable", "0", scheduler]
     assert "0/1 pods ready" in caplog.text and "kubeflow/big: Unschedulable" in caplog.text
@@ -289,12 +290,16 @@ def test_the_deadline_is_honoured_while_the_watch_is_silent(
     cluster: RunningCluster, settings: Settings
 ) -> None:
     cluster.add(pod("kubeflow", "slow", statuses=[waiting("main", "ContainerCreating")]))
+    clock = VirtualClock()
     started = time.monotonic()
 
     with pytest.raises(WaitTimeoutError, match="ContainerCreating"):
-        wait(settings, timeout=1.0, watch_seconds=30)
+        wait(settings, timeout=1.0, watch_seconds=30, clock=clock)
 
-    assert time.monotonic() - started < 10  # not the 30 s the silent watch would last
+    assert clock.now() == pytest.approx(1.0)  # the deadline, by the wait's own clock
+    # In real time the wait did not sit out the silent 30 s watch either (a margin of
+    # 29 s over the first list: no machine's load reaches it).
+    assert time.monotonic() - started < 30
 
 
 # ---- a flaky API server
