@@ -231,3 +231,12 @@ def test_labels_must_be_digits() -> None:
 def test_swapped_images_and_labels_files_are_refused() -> None:
     with pytest.raises(DataFileError, match="check which file is which"):
         images_and_labels(np.zeros(3, np.uint8), np.zeros((3, 28, 28), np.uint8), "a", "b")
+
+
+def test_labels_are_digits_9_is_the_last_one_accepted() -> None:
+    images = np.zeros((2, 28, 28), dtype=np.uint8)
+
+    _, labels = images_and_labels(images, np.array([0, 9], dtype=np.uint8), "images", "labels")
+    assert labels.tolist() == [0, 9]
+    with pytest.raises(DataFileError, match="labels has a label 10, not a digit 0-9"):
+        images_and_labels(images, np.array([0, 10], dtype=np.uint8), "images", "labels")

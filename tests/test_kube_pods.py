@@ -52,3 +52,17 @@ def test_a_pending_pod_without_container_statuses_reports_its_phase() -> None:
     state = pod_state({"metadata": {"namespace": "a", "name": "b"}}, 5)
 
     assert (state.ready, state.reason, state.fatal) == (False, "Pending", False)
+
+
+def test_a_container_that_exited_non_zero_is_fatal_only_if_the_pod_never_restarts() -> None:
+    """restartPolicy decides: one failed attempt during an install is not the end."""
+    exited = [terminated("main", 1)]
+
+    def running(policy: str) -> dict[str, object]:
+        return pod("kubeflow", "api", phase="Running", statuses=exited, restart_policy=policy)
+
+    restarting, on_failure, never = running("Always"), running("OnFailure"), running("Never")
+
+    assert not pod_state(restarting, 5).fatal
+    assert not pod_state(on_failure, 5).fatal
+    assert pod_state(never, 5).fatal and pod_state(never, 5).reason == "Error (exit 1)"

@@ -224,6 +224,28 @@ def test_a_failed_pod_of_a_job_that_then_succeeded_does_not_block(
     assert (result.snapshot.ready, result.snapshot.total) == (2, 2)
 
 
+def test_a_failed_pod_of_a_job_retrying_in_a_new_pod_does_not_count(
+    cluster: RunningCluster, settings: Settings
+) -> None:
+    """One sibling still trying is enough: the Job (still active) decides, not the failed pod."""
+    job = ("Job", "create-buckets")
+    failed = [terminated("main", 1)]
+    cluster.add(pod("kubeflow", "create-buckets-a", phase="Failed", owner=job, statuses=failed))
+    cluster.add(pod("kubeflow", "create-buckets-b", phase="Failed", owner=job, statuses=failed))
+    cluster.add(pod("kubeflow", "create-buckets-c", phase="Running", ready=True, owner=job))
+    # batch/v1 JobStatus while it retries: `active` pods, no Complete/Failed condition
+    # (k8s.io/api batch/v1 types.go, JobStatus: Complete/Failed come only at the end).
+    active_job = {
+        "metadata": {"name": "create-buckets", "namespace": "kubeflow"},
+        "status": {"active": 1, "failed": 2},
+    }
+    cluster.put_object("batch/v1/jobs", "kubeflow", "create-buckets", active_job)
+
+    result = wait(settings, timeout=5.0, clock=VirtualClock())
+
+    assert (result.snapshot.ready, result.snapshot.total) == (1, 1)
+
+
 def test_a_failed_pod_of_a_job_that_gave_up_fails(
     cluster: RunningCluster, settings: Settings
 ) -> None:

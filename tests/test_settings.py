@@ -198,3 +198,23 @@ def test_outside_a_checkout_the_current_folder_stands_in(
 def test_a_wheel_install_says_which_task_needs_a_checkout(tmp_path: Path) -> None:
     with pytest.raises(CheckoutError, match="inv build-push needs the hello-kubeflow checkout"):
         require_checkout(find_root(tmp_path), "build-push")
+
+
+@pytest.mark.parametrize("variable", ["HK_SERVE_PORT", "HK_NOTEBOOK_PORT"])
+def test_a_port_is_1_to_65535(variable: str) -> None:
+    """The edges: 65535 is a port, 65536 is not (nor -1)."""
+    assert getattr(Settings.from_env({variable: "65535"}, dotenv=None), _field(variable)) == 65535
+    for outside in ("65536", "-1"):
+        with pytest.raises(SettingsError, match=f"{variable}='{outside}': expected a port number"):
+            Settings.from_env({variable: outside}, dotenv=None)
+
+
+def test_a_registry_given_with_a_scheme_is_told_to_drop_it() -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"CONTAINER_REGISTRY": "https://quay.io/me"}, dotenv=None)
+
+    assert "CONTAINER_REGISTRY='https://quay.io/me': drop the scheme" in str(refused.value)
+
+
+def _field(variable: str) -> str:
+    return next(v.field for v in VARIABLES if v.env == variable)
