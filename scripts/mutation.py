@@ -1,0 +1,296 @@
+"""Mutation testing of the core modules with mutmut: which small bugs do the tests catch?
+
+Usage (from the project root, dev extra installed)::
+
+    nice .venv/bin/python scripts/mutation.py idx          # one module
+    nice .venv/bin/python scripts/mutation.py all          # every module, one after the other
+    nice .venv/bin/python scripts/mutation.py pods --show  # with each survivor's diff
+
+For each module it copies the tracked files of the checkout into a temporary folder, writes
+mutmut's ``[tool.mutmut]`` selection there (the module, and the test files that cover it), runs
+``mutmut run`` within a time bound (``--minutes``), prints killed / survived / score and the
+survivors, and removes the folder (``--keep`` keeps it, to run ``mutmut show NAME`` in it).
+
+Every mutant counts. Two kinds are also reported apart, so that no number hides another:
+*wording* mutants change only the text of a message (a string literal with a space in it:
+mutmut's ``"XX...XX"`` wrapping and case changes), *logic* mutants are all the others (operators,
+constants, keys and values such as ``"Running"``, removed arguments). The score is killed over
+all mutants that were checked, less those judged equivalent in ``EQUIVALENT`` (the same
+behaviour as the original, so no test can kill them; each with why, listed in docs/testing.md).
+Mutants left unchecked when the time bound ends are counted and printed, never dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import tokenize
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MUTMUT = Path(sys.executable).with_name("mutmut")
+
+# module -> (the file to mutate, the test files that cover it)
+MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "protocol": (
+        "hello_kubeflow/serving/protocol.py",
+        ("tests/test_serving_protocol.py", "tests/test_serving_app.py"),
+    ),
+    "features": (
+        "hello_kubeflow/serving/features.py",
+        (
+            "tests/test_serving_protocol.py",
+            "tests/test_serving_app.py",
+            "tests/test_serving_seldon_model.py",
+        ),
+    ),
+    "settings": ("hello_kubeflow/settings.py", ("tests/test_settings.py",)),
+    "pods": (
+        "hello_kubeflow/kube/pods.py",
+        ("tests/test_kube_pods.py", "tests/test_kube_wait.py", "tests/test_kube_wait_crashes.py"),
+    ),
+    "wait": (
+        "hello_kubeflow/kube/wait.py",
+        ("tests/test_kube_wait.py", "tests/test_kube_wait_crashes.py"),
+    ),
+    "idx": (
+        "hello_kubeflow/data/idx.py",
+        ("tests/test_data_idx.py", "tests/test_data_mnist.py"),
+    ),
+}
+
+# mutant name -> why it behaves exactly as the original (docs/testing.md lists them)
+EQUIVALENT: dict[str, str] = {}
+
+_KILLED = {"killed", "timeout", "caught by type check"}
+
+
+@dataclass
+class Mutant:
+    """One mutant's verdict.
+
+    Attributes:
+        name: mutmut's name for it (module, function, number).
+        status: mutmut's verdict ("killed", "survived", "not checked", ...).
+        diff: the unified diff of the mutated function.
+    """
+
+    name: str
+    status: str
+    diff: str
+
+    @property
+    def wording(self) -> bool:
+        """Whether the mutant changes only the text of a message."""
+        return _is_wording(self.diff)
+
+
+def _tokens(lines: list[str]) -> list[tuple[int, str]] | None:
+    text = "\n".join(line.strip() for line in lines)
+    try:
+        return [
+            (t.type, t.string)
+            for t in tokenize.generate_tokens(io.StringIO(text).readline)
+            if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER, tokenize.COMMENT)
+        ]
+    except (tokenize.TokenError, SyntaxError):
+        return None
+
+
+def _is_wording(diff: str) -> bool:
+    lines = diff.splitlines()[2:]
+    old = _tokens([x[1:] for x in lines if x.startswith("-")])
+    new = _tokens([x[1:] for x in lines if x.startswith("+")])
+    if old is None or new is None or len(old) != len(new) or old == new:
+        return False
+    for (old_type, old_text), (new_type, new_text) in zip(old, new, strict=True):
+        if old_text == new_text:
+            continue
+        if old_type != tokenize.STRING or new_type != tokenize.STRING or " " not in old_text:
+            return False
+    return True
+
+
+def _dump() -> None:
+    """Print every mutant of the mutmut run in the current folder as JSON (in a subprocess:
+    mutmut reads its configuration once, from the current folder, when imported)."""
+    from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+    from mutmut.stats import status_by_exit_code
+    from mutmut.utils.file_utils import walk_mutatable_files
+
+    out = []
+    for path in walk_mutatable_files():
+        data = SourceFileMutationData(path=path)
+        data.load()
+        for name, code in data.exit_code_by_key.items():
+            out.append(
+                {
+                    "name": name,
+                    "status": status_by_exit_code[code],
+                    "diff": get_diff_for_mutant(name, path=path),
+                }
+            )
+    json.dump(out, sys.stdout)
+
+
+def _copy_checkout(dest: Path, ref: str | None) -> None:
+    if ref is not None:
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", ref], cwd=ROOT, check=True, capture_output=True
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(dest, filter="data")
+        return
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.split("\0")
+    for name in filter(None, files):
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+
+
+def _selection(source: str, tests: tuple[str, ...], top: list[str]) -> str:
+    def _list(items: list[str]) -> str:
+        return "[" + ", ".join(json.dumps(x) for x in items) + "]"
+
+    return (
+        "\n[tool.mutmut]\n"
+        f'source_paths = ["hello_kubeflow"]\n'
+        f"only_mutate = {_list([source])}\n"
+        f"pytest_add_cli_args_test_selection = {_list(list(tests))}\n"
+        f'pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "not docker"]\n'
+        f"also_copy = {_list(top)}\n"
+    )
+
+
+def run_module(
+    key: str, minutes: float, max_children: int, keep: bool, ref: str | None
+) -> list[Mutant]:
+    """Run mutmut on one module within a time bound and return its mutants.
+
+    Args:
+        key: a key of ``MODULES``.
+        minutes: the time bound of ``mutmut run``; mutants left are reported "not checked".
+        max_children: mutmut's parallel test processes.
+        keep: keep the temporary copy (printed) instead of removing it.
+        ref: mutate and test the code and tests of this git ref instead of the working tree.
+
+    Returns:
+        Every mutant of the module with its verdict and diff.
+    """
+    source, tests = MODULES[key]
+    work = Path(tempfile.mkdtemp(prefix=f"mutation-{key}-"))
+    try:
+        _copy_checkout(work, ref)
+        present = tuple(t for t in tests if (work / t).is_file())
+        if present != tests:
+            print(f"{key}: not in this tree: {sorted(set(tests) - set(present))}", file=sys.stderr)
+        tests = present
+        top = sorted(set(os.listdir(work)) - {"hello_kubeflow", "tests", "pyproject.toml"})
+        selection = _selection(source, tests, top)
+        with (work / "pyproject.toml").open("a", encoding="utf-8") as f:
+            f.write(selection)
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [str(MUTMUT), "run", "--max-children", str(max_children)],
+            cwd=work,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            out, _ = proc.communicate(timeout=minutes * 60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            out, _ = proc.communicate()
+            print(f"{key}: time bound of {minutes:g} min reached", file=sys.stderr)
+        if proc.returncode not in (0, -signal.SIGTERM):
+            sys.exit(f"{key}: mutmut failed (exit {proc.returncode}):\n{out[-3000:]}")
+        print(f"{key}: mutmut ran {time.monotonic() - started:.0f} s", file=sys.stderr)
+        dumped = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--dump"],
+            cwd=work,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        return [Mutant(**m) for m in json.loads(dumped)]
+    finally:
+        if keep:
+            print(f"{key}: kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _score(mutants: list[Mutant]) -> str:
+    checked = [m for m in mutants if m.status != "not checked" and m.name not in EQUIVALENT]
+    killed = sum(m.status in _KILLED for m in checked)
+    if not checked:
+        return "-"
+    return f"{killed}/{len(checked)} = {100 * killed / len(checked):.1f}%"
+
+
+def report(key: str, mutants: list[Mutant], show: bool) -> None:
+    """Print one module's figures and survivors.
+
+    Args:
+        key: the module's key.
+        mutants: its mutants.
+        show: print each survivor's diff too.
+    """
+    counts: dict[str, int] = {}
+    for m in mutants:
+        counts[m.status] = counts.get(m.status, 0) + 1
+    equivalent = [m for m in mutants if m.name in EQUIVALENT]
+    print(f"\n== {key} ({MODULES[key][0]}): {len(mutants)} mutants")
+    print("   " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items())))
+    print(f"   judged equivalent: {len(equivalent)}")
+    print(f"   score, all:     {_score(mutants)}")
+    print(f"   score, logic:   {_score([m for m in mutants if not m.wording])}")
+    print(f"   score, wording: {_score([m for m in mutants if m.wording])}")
+    for m in mutants:
+        if m.status in _KILLED or m.status == "not checked":
+            continue
+        kind = "wording" if m.wording else "logic"
+        why = f"  (equivalent: {EQUIVALENT[m.name]})" if m.name in EQUIVALENT else ""
+        print(f"   {m.status}: {m.name} [{kind}]{why}")
+        if show:
+            print("      " + "\n      ".join(m.diff.splitlines()[2:]))
+
+
+def main() -> None:
+    """Parse the arguments and run each module chosen."""
+    if sys.argv[1:] == ["--dump"]:
+        _dump()
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("module", choices=[*MODULES, "all"], help="the module to mutate, or all")
+    parser.add_argument("--minutes", type=float, default=20, help="time bound per module")
+    parser.add_argument("--max-children", type=int, default=2, help="parallel test processes")
+    parser.add_argument("--show", action="store_true", help="print each survivor's diff")
+    parser.add_argument("--ref", help="the code and tests of a git ref (e.g. main), not the tree")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary copy")
+    args = parser.parse_args()
+    if not MUTMUT.exists():
+        sys.exit(f"no mutmut beside {sys.executable}: pip install -e '.[dev]' installs it")
+    for key in MODULES if args.module == "all" else [args.module]:
+        mutants = run_module(key, args.minutes, args.max_children, args.keep, args.ref)
+        report(key, mutants, args.show)
+
+
+if __name__ == "__main__":
+    main()
