@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from kube_support import pod, terminated, waiting
+from typing import Any
+
+import pytest
+from kube_support import pod, terminated, unschedulable, waiting
 
 from hello_kubeflow.kube.pods import pod_state
 
@@ -66,3 +69,129 @@ def test_a_container_that_exited_non_zero_is_fatal_only_if_the_pod_never_restart
     assert not pod_state(restarting, 5).fatal
     assert not pod_state(on_failure, 5).fatal
     assert pod_state(never, 5).fatal and pod_state(never, 5).reason == "Error (exit 1)"
+
+
+_IMAGE_FIX = (
+    "check the image name and tag, and that the cluster can pull it (registry credentials in "
+    "imagePullSecrets; for a local image, `kind load docker-image` or `minikube image load`)"
+)
+
+
+def _with(statuses: list[dict[str, Any]], **more: Any) -> dict[str, Any]:
+    return pod("kf", "p", statuses=statuses, **more)
+
+
+@pytest.mark.parametrize(
+    ("given", "explained"),
+    [
+        (
+            _with([waiting("main", "ImagePullBackOff", "not found")]),
+            f"pod kf/p container 'main' is in ImagePullBackOff: not found. This will not heal "
+            f"by waiting; {_IMAGE_FIX}.",
+        ),
+        (
+            _with([{**waiting("main", "ErrImagePull"), "image": "example.com/main:1"}]),
+            "pod kf/p container 'main' is in ErrImagePull: cannot pull image example.com/main:1. "
+            f"This will not heal by waiting; {_IMAGE_FIX}.",
+        ),
+        (
+            _with([waiting("main", "InvalidImageName", "couldn't parse image: 503")]),
+            "pod kf/p container 'main' is in InvalidImageName: couldn't parse image: 503. "
+            f"This will not heal by waiting; {_IMAGE_FIX}.",
+        ),
+        (
+            _with([waiting("main", "CreateContainerConfigError", 'secret "s3" not found')]),
+            "pod kf/p container 'main' is in CreateContainerConfigError: secret \"s3\" not found. "
+            "This will not heal by waiting; a Secret or ConfigMap it references is missing: "
+            "kubectl describe pod -n kf p.",
+        ),
+        (
+            _with([waiting("main", "RunContainerError", "exec format error")]),
+            "pod kf/p container 'main' is in RunContainerError: exec format error. This will not "
+            "heal by waiting; the runtime could not start it: kubectl describe pod -n kf p.",
+        ),
+        (
+            _with([waiting("main", "CrashLoopBackOff", "back-off", restarts=5)]),
+            "pod kf/p container 'main' is in CrashLoopBackOff: restarted 5 times; last exit code "
+            "1 (Error). This will not heal by waiting; see why it exits: "
+            "kubectl logs -n kf p -c main --previous.",
+        ),
+        (
+            _with([terminated("main", 3, "OOMKilled")], phase="Running", restart_policy="Never"),
+            "pod kf/p container 'main' is in Error (exit 3): OOMKilled. This will not heal by "
+            "waiting; see why it failed: kubectl logs -n kf p -c main.",
+        ),
+        (
+            pod("kf", "p", phase="Failed", statuses=[terminated("main", 0)], reason="Evicted"),
+            "pod kf/p is in Evicted. This will not heal by waiting; "
+            "see kubectl describe pod -n kf p.",
+        ),
+    ],
+    ids=["pull", "pull-no-message", "bad-name", "config", "runtime", "crash", "exit", "evicted"],
+)
+def test_a_fatal_pod_is_explained_with_its_container_detail_and_fix(
+    given: dict[str, Any], explained: str
+) -> None:
+    state = pod_state(given, 5)
+
+    assert state.fatal and not state.ready and state.counted
+    assert state.explain() == explained
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["429 Too Many Requests", "toomanyrequests: rate limit", "dial tcp: i/o timeout", "502"],
+)
+def test_a_pull_the_registry_may_answer_next_time_is_waited_for(message: str) -> None:
+    state = pod_state(_with([waiting("main", "ErrImagePull", message)]), 5)
+
+    assert not state.fatal
+    assert (state.reason, state.message, state.container) == ("ErrImagePull", message, "main")
+
+
+def test_a_crash_loop_below_the_limit_is_waited_for_with_its_restart_count() -> None:
+    state = pod_state(_with([waiting("main", "CrashLoopBackOff", "back-off", restarts=4)]), 5)
+
+    assert not state.fatal and state.restarts == 4
+    assert (state.reason, state.message) == ("CrashLoopBackOff", "4 restarts; back-off")
+
+
+def test_a_failed_pod_of_a_job_is_left_to_its_job() -> None:
+    failed = pod("kf", "p", phase="Failed", statuses=[terminated("main", 2)], owner=("Job", "j"))
+
+    state = pod_state(failed, 5)
+
+    assert (state.fatal, state.counted, state.job) == (False, True, "j")
+    assert (state.reason, state.message, state.container) == ("Failed", "Error", "main")
+
+
+def test_an_evicted_pod_of_a_replica_set_no_longer_counts() -> None:
+    evicted = pod("kf", "p", phase="Failed", reason="Evicted", owner=("ReplicaSet", "rs"))
+
+    state = pod_state(evicted, 5)
+
+    assert (state.fatal, state.counted, state.reason) == (False, False, "Evicted")
+
+
+def test_an_owner_that_does_not_control_the_pod_is_not_its_job() -> None:
+    failed = pod("kf", "p", phase="Failed", statuses=[terminated("main", 2)], owner=("Job", "j"))
+    failed["metadata"]["ownerReferences"][0]["controller"] = False
+
+    state = pod_state(failed, 5)
+
+    assert state.fatal and state.job == ""
+
+
+def test_ready_running_and_succeeded_pods_are_ready() -> None:
+    assert pod_state(pod("kf", "p", phase="Running", ready=True), 5).ready
+    assert pod_state(pod("kf", "p", phase="Succeeded"), 5).reason == "Succeeded"
+
+
+def test_an_unschedulable_pod_says_why() -> None:
+    state = pod_state(pod("kf", "p", conditions=unschedulable("0/1 nodes: Insufficient cpu")), 5)
+
+    assert (state.reason, state.message, state.fatal) == (
+        "Unschedulable",
+        "0/1 nodes: Insufficient cpu",
+        False,
+    )
