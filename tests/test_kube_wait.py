@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,15 @@ from kube_support import (
 )
 
 from hello_kubeflow.errors import ClusterError, PodFailedError, WaitTimeoutError
-from hello_kubeflow.kube.wait import WaitResult, cluster_status, wait_for_pods
+from hello_kubeflow.kube.pods import PodState
+from hello_kubeflow.kube.wait import (
+    CrashJudge,
+    PodTracker,
+    WaitResult,
+    cluster_status,
+    poll_until,
+    wait_for_pods,
+)
 from hello_kubeflow.retry import Backoff
 from hello_kubeflow.settings import Settings
 
@@ -435,3 +444,146 @@ def test_cluster_status_lists_what_is_not_ready_and_why(
     assert "Insufficient memory" in row(table, "big")[4]
     assert row(table, "mysql")[:3] == ["kubeflow", "mysql", "ContainerCreating"]
     assert len(table.splitlines()) == 4  # counts, header, two rows: "api" is ready
+
+
+# ---- the judging, pure: no API server
+
+
+def _crash(restarts: int) -> PodState:
+    return PodState(
+        "kf",
+        "api",
+        False,
+        "CrashLoopBackOff",
+        f"{restarts} restarts; back-off",
+        container="main",
+        restarts=restarts,
+    )
+
+
+_DB_STARTING = PodState("kf", "db", False, "ContainerCreating")
+_DB_READY = PodState("kf", "db", True, "Running")
+
+
+def test_a_crash_loop_while_others_start_fails_exactly_at_the_grace() -> None:
+    judge = CrashJudge(grace=90)
+
+    assert not judge.judge([_crash(1), _DB_STARTING], 0.0)[0].fatal
+    assert not judge.judge([_crash(2), _DB_STARTING], 89.9)[0].fatal
+    [api, _] = judge.judge([_crash(3), _DB_STARTING], 90.0)
+    assert api.fatal
+    assert api.message == (
+        "restarted 3 times over 1m30s (HK_WAIT_CRASH_GRACE=90); 3 restarts; back-off"
+    )
+
+
+def test_a_crash_loop_that_heals_starts_its_grace_again() -> None:
+    judge = CrashJudge(grace=90)
+    judge.judge([_crash(1), _DB_STARTING], 0.0)
+    judge.judge([replace(_crash(1), ready=True, reason="Running"), _DB_STARTING], 50.0)
+
+    assert not judge.judge([_crash(2), _DB_STARTING], 100.0)[0].fatal
+    assert judge.judge([_crash(3), _DB_STARTING], 190.0)[0].fatal
+
+
+def test_a_crash_loop_fails_when_it_restarts_again_after_every_other_pod_is_ready() -> None:
+    judge = CrashJudge(grace=600)
+
+    assert not judge.judge([_crash(3), _DB_READY], 0.0)[0].fatal
+    assert not judge.judge([_crash(3), _DB_READY], 5.0)[0].fatal
+    [api, _] = judge.judge([_crash(4), _DB_READY], 10.0)
+    assert api.fatal
+    assert api.message == (
+        "restarted 4 times, and again after every other pod was ready (its dependencies "
+        "are up); 4 restarts; back-off"
+    )
+
+
+def test_the_restart_count_to_beat_is_taken_again_when_a_dependency_goes_down() -> None:
+    judge = CrashJudge(grace=600)
+    judge.judge([_crash(3), _DB_READY], 0.0)
+    judge.judge([_crash(4), _DB_STARTING], 5.0)  # the database restarts: not a verdict yet
+
+    assert not judge.judge([_crash(5), _DB_READY], 10.0)[0].fatal
+    assert judge.judge([_crash(6), _DB_READY], 15.0)[0].fatal
+
+
+def test_a_pod_that_no_longer_counts_does_not_hold_a_crash_loop_back() -> None:
+    judge = CrashJudge(grace=600)
+    gone = replace(_DB_STARTING, counted=False)
+
+    judge.judge([_crash(3), gone], 0.0)
+    assert judge.judge([_crash(4), gone], 5.0)[0].fatal
+
+
+def _failed_job_pod(name: str, job: str = "setup") -> PodState:
+    return PodState("kf", name, False, "Failed", "Error", job=job)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "counted", "fatal", "reason"),
+    [
+        ("succeeded", False, False, "Failed"),
+        ("gone", False, False, "Failed"),
+        ("running", True, False, "Failed"),
+        ("failed", True, True, "JobFailed"),
+    ],
+)
+def test_a_failed_job_pod_without_a_live_sibling_is_settled_by_its_job(
+    outcome: str, counted: bool, fatal: bool, reason: str
+) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def lookup(namespace: str, job: str) -> tuple[str, str]:
+        asked.append((namespace, job))
+        return outcome, "BackoffLimitExceeded: Job has reached the specified backoff limit"
+
+    tracker = PodTracker(lookup, CrashJudge(600))
+    # a running pod of a Job of the same name in another namespace is no sibling
+    elsewhere = PodState("team", "setup-2", False, "Running", job="setup")
+    [settled, _] = tracker._settle_jobs([_failed_job_pod("setup-1"), elsewhere])
+
+    assert asked == [("kf", "setup")]
+    assert (settled.counted, settled.fatal, settled.reason) == (counted, fatal, reason)
+    if fatal:
+        assert settled.explain().endswith("see kubectl describe job -n kf setup.")
+
+
+def test_poll_until_returns_the_first_result_and_fails_at_the_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each status is said once, when it changes; the last look is at the deadline."""
+    caplog.set_level(logging.INFO, logger="hello_kubeflow.kube.wait")
+    clock = VirtualClock()
+    answers = iter([(None, "starting"), (None, "starting"), ("ready", "done")])
+
+    assert (
+        poll_until(
+            "Notebook kf/nb",
+            lambda: next(answers),
+            timeout=10,
+            poll_interval=2,
+            too_late=lambda status: WaitTimeoutError(status),
+            clock=clock,
+        )
+        == "ready"
+    )
+    assert clock.time == 4.0
+    assert [r.getMessage() for r in caplog.records] == ["Notebook kf/nb: starting"]
+
+    looks: list[float] = []
+
+    def never() -> tuple[str | None, str]:
+        looks.append(clock.time)
+        return None, "still starting"
+
+    with pytest.raises(WaitTimeoutError, match=r"^still starting$"):
+        poll_until(
+            "Notebook kf/nb",
+            never,
+            timeout=10,
+            poll_interval=2,
+            too_late=lambda status: WaitTimeoutError(status),
+            clock=clock,
+        )
+    assert looks == [4.0, 6.0, 8.0, 10.0, 12.0, 14.0]
