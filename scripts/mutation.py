@@ -55,10 +55,9 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         ),
     ),
     "settings": ("hello_kubeflow/settings.py", ("tests/test_settings.py",)),
-    "pods": (
-        "hello_kubeflow/kube/pods.py",
-        ("tests/test_kube_pods.py", "tests/test_kube_wait.py", "tests/test_kube_wait_crashes.py"),
-    ),
+    # The waits' tests judge pods too, through an emulated API server: seconds per mutant for
+    # 600 mutants. They are left out, so this score is a lower bound.
+    "pods": ("hello_kubeflow/kube/pods.py", ("tests/test_kube_pods.py",)),
     "wait": (
         "hello_kubeflow/kube/wait.py",
         ("tests/test_kube_wait.py", "tests/test_kube_wait_crashes.py"),

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from kube_support import pod, terminated, unschedulable, waiting
 
-from hello_kubeflow.kube.pods import pod_state
+from hello_kubeflow.kube.pods import PodState, pod_state
 
 
 def test_a_terminating_pod_is_not_ready() -> None:
@@ -194,4 +194,53 @@ def test_an_unschedulable_pod_says_why() -> None:
         "Unschedulable",
         "0/1 nodes: Insufficient cpu",
         False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "explained"),
+    [
+        (
+            {},
+            "pod kf/p is in Failed. This will not heal by waiting; "
+            "see kubectl describe pod -n kf p.",
+        ),
+        (
+            {"reason": "Evicted", "message": "The node was low on resource: memory."},
+            "pod kf/p is in Evicted: The node was low on resource: memory. This will not heal "
+            "by waiting; see kubectl describe pod -n kf p.",
+        ),
+    ],
+    ids=["bare", "evicted"],
+)
+def test_a_failed_pod_without_a_failed_container_is_explained_by_its_status(
+    status: dict[str, str], explained: str
+) -> None:
+    """The status's own message ends with a full stop: the explanation has one, not two."""
+    failed = pod("kf", "p", phase="Failed", statuses=[terminated("main", 0)])
+    failed["status"].update(status)
+
+    assert pod_state(failed, 5).explain() == explained
+
+
+def test_a_failed_container_is_explained_by_its_own_message_first() -> None:
+    exited = terminated("main", 1)
+    exited["state"]["terminated"]["message"] = "model.joblib not found"
+    failed = pod("kf", "p", phase="Failed", statuses=[exited])
+
+    state = pod_state(failed, 5)
+
+    assert (state.reason, state.message, state.container) == (
+        "Error (exit 1)",
+        "model.joblib not found",
+        "main",
+    )
+
+
+def test_a_job_that_gave_up_is_explained_with_the_job_to_describe() -> None:
+    state = PodState("kf", "setup-1", False, "JobFailed", "BackoffLimitExceeded", job="setup")
+
+    assert state.explain() == (
+        "pod kf/setup-1 is in JobFailed: BackoffLimitExceeded. This will not heal by waiting; "
+        "see kubectl describe job -n kf setup."
     )
