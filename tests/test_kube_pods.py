@@ -134,7 +134,7 @@ def test_a_fatal_pod_is_explained_with_its_container_detail_and_fix(
 ) -> None:
     state = pod_state(given, 5)
 
-    assert state.fatal and not state.ready and state.counted
+    assert (state.fatal, state.ready, state.counted) == (True, False, True)
     assert state.explain() == explained
 
 
@@ -161,7 +161,7 @@ def test_a_failed_pod_of_a_job_is_left_to_its_job() -> None:
 
     state = pod_state(failed, 5)
 
-    assert (state.fatal, state.counted, state.job) == (False, True, "j")
+    assert (state.fatal, state.counted, state.job, state.ready) == (False, True, "j", False)
     assert (state.reason, state.message, state.container) == ("Failed", "Error", "main")
 
 
@@ -170,7 +170,12 @@ def test_an_evicted_pod_of_a_replica_set_no_longer_counts() -> None:
 
     state = pod_state(evicted, 5)
 
-    assert (state.fatal, state.counted, state.reason) == (False, False, "Evicted")
+    assert (state.fatal, state.counted, state.reason, state.ready) == (
+        False,
+        False,
+        "Evicted",
+        False,
+    )
 
 
 def test_an_owner_that_does_not_control_the_pod_is_not_its_job() -> None:
@@ -244,3 +249,117 @@ def test_a_job_that_gave_up_is_explained_with_the_job_to_describe() -> None:
         "pod kf/setup-1 is in JobFailed: BackoffLimitExceeded. This will not heal by waiting; "
         "see kubectl describe job -n kf setup."
     )
+
+
+def _judged(given: dict[str, Any]) -> tuple[object, ...]:
+    state = pod_state(given, 5)
+    return (state.ready, state.reason, state.message, state.container, state.fatal, state.restarts)
+
+
+def _conditioned(*conditions: dict[str, str]) -> dict[str, Any]:
+    return pod("kf", "p", conditions=list(conditions))
+
+
+def _pending_with(**status: str) -> dict[str, Any]:
+    given = pod("kf", "p")
+    given["status"].update(status)
+    return given
+
+
+def _terminating() -> dict[str, Any]:
+    given = pod("kf", "p", phase="Running", ready=True)
+    given["metadata"]["deletionTimestamp"] = "2025-01-01T00:00:00Z"
+    return given
+
+
+def _exited(code: int, **detail: str) -> dict[str, Any]:
+    container = terminated("main", code)
+    container["state"]["terminated"] = {"exitCode": code, **detail}
+    return pod("kf", "p", phase="Running", statuses=[container], restart_policy="Never")
+
+
+def _some_ready(statuses: list[dict[str, Any]]) -> dict[str, Any]:
+    return pod("kf", "p", phase="Running", containers=("api", "proxy"), statuses=statuses)
+
+
+_RUNNING = {"name": "api", "ready": True, "restartCount": 0, "state": {"running": {}}}
+_STARTING = {**_RUNNING, "name": "proxy", "ready": False}
+
+
+@pytest.mark.parametrize(
+    ("given", "judged"),
+    [
+        (_terminating(), (False, "Terminating", "", "", False, 0)),
+        (pod("kf", "p", phase="Succeeded"), (True, "Succeeded", "", "", False, 0)),
+        (pod("kf", "p", phase="Running", ready=True), (True, "Running", "", "", False, 0)),
+        (
+            _conditioned({"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}),
+            (False, "Unschedulable", "", "", False, 0),
+        ),
+        (
+            _conditioned({"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}),
+            (False, "Pending", "", "", False, 0),
+        ),
+        (
+            _pending_with(message="waiting for a volume"),
+            (False, "Pending", "waiting for a volume", "", False, 0),
+        ),
+        (_pending_with(reason="NodeAffinity"), (False, "Pending", "NodeAffinity", "", False, 0)),
+        (
+            pod("kf", "p", statuses=[waiting("main", "ContainerCreating")]),
+            (False, "ContainerCreating", "", "main", False, 0),
+        ),
+        (
+            pod("kf", "p", statuses=[waiting("main", "CrashLoopBackOff", restarts=2)]),
+            (False, "CrashLoopBackOff", "2 restarts", "main", False, 2),
+        ),
+        (
+            pod(
+                "kf",
+                "p",
+                statuses=[{**waiting("main", "CrashLoopBackOff", restarts=7), "lastState": {}}],
+            ),
+            (False, "CrashLoopBackOff", "restarted 7 times", "main", True, 7),
+        ),
+        (_exited(2), (False, "Error (exit 2)", "", "main", True, 0)),
+        (
+            _exited(2, message="no model", reason="Error"),
+            (False, "Error (exit 2)", "no model", "main", True, 0),
+        ),
+        (_exited(0, reason="Completed"), (False, "Running", "0/1 containers ready", "", False, 0)),
+        (
+            _some_ready([_RUNNING, _STARTING]),
+            (False, "Running", "1/2 containers ready", "", False, 0),
+        ),
+        (_some_ready([_STARTING]), (False, "Running", "0/2 containers ready", "", False, 0)),
+    ],
+    ids=[
+        "terminating",
+        "succeeded",
+        "ready",
+        "unschedulable",
+        "gated",
+        "pending-message",
+        "pending-reason",
+        "creating",
+        "crash-below-limit",
+        "crash-no-last-state",
+        "exit-bare",
+        "exit-message",
+        "exit-zero",
+        "one-of-two-ready",
+        "one-status-of-two",
+    ],
+)
+def test_each_pod_state_is_judged_whole(given: dict[str, Any], judged: tuple[object, ...]) -> None:
+    """(ready, reason, message, container, fatal, restarts): what the wait and `inv status` show."""
+    assert _judged(given) == judged
+
+
+def test_a_job_pod_that_exited_is_left_to_its_job_even_when_it_never_restarts() -> None:
+    job_pod = _exited(1)
+    job_pod["metadata"]["ownerReferences"] = [{"kind": "Job", "name": "j", "controller": True}]
+
+    state = pod_state(job_pod, 5)
+
+    assert (state.fatal, state.job) == (False, "j")
