@@ -245,6 +245,12 @@ _WAIT = "expected 0 or a positive, finite number of seconds"
         ("HK_SERVE_PORT", "http", _WHOLE),
         ("HK_SERVE_PORT", "65536", f"{_PORT} (0: any free port)"),
         ("HK_NOTEBOOK_PORT", "0", _PORT),
+        (
+            "CONTAINER_REGISTRY",
+            "quay.io/meX",
+            "expected a lowercase registry address with no tag, e.g. localhost:5000, "
+            "quay.io/me or ghcr.io/org",
+        ),
         ("HK_QUERY_URL", "localhost:8080", _URL),
         ("HK_QUERY_URL", "http://", _URL),
         ("HK_KFP_ENDPOINT", "ftp://kfp.example", _URL),
@@ -293,6 +299,7 @@ def test_a_bad_value_is_refused_saying_what_is_expected(
         ("HK_SERVE_PORT", "0", 0),
         ("HK_NOTEBOOK_PORT", "1", 1),
         ("HK_QUERY_URL", "https://kfp.example:8443/", "https://kfp.example:8443"),
+        ("HK_QUERY_URL", "http://kfp.example/X", "http://kfp.example/X"),
         ("HK_MNIST_MIRRORS", "https://a.example/x,  https://b.example/y/", None),
         ("CONTAINER_REGISTRY", "quay.io/me/", "quay.io/me"),
     ],
@@ -333,3 +340,20 @@ def test_the_download_cache_defaults_to_the_users_cache_folder(
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     assert Settings.from_env({}, dotenv=None).cache_dir == tmp_path / ".cache" / "hello-kubeflow"
+
+
+def test_the_root_given_is_where_dotenv_is_read_wherever_the_task_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "checkout").mkdir()
+    root = _checkout(tmp_path / "checkout")
+    (root / ".env").write_text("HK_SERVE_PORT=9123\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    monkeypatch.setattr(project, "_chosen", [])
+    project_root.cache_clear()
+    try:
+        settings = load_settings(root)
+    finally:
+        project_root.cache_clear()
+    assert (settings.serve_port, settings.project_root) == (9123, root)
