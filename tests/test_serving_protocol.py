@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 
 from hello_kubeflow.serving.features import BadInput, as_features, from_flat
@@ -453,3 +454,44 @@ def test_v2_echoes_a_text_id_and_accepts_the_probabilities_output() -> None:
     message = {"id": "r1", "inputs": [_tensor()], "outputs": [{"name": "probabilities"}]}
     assert parse_v2(message).id == "r1"
     assert parse_v2({"id": 7, "inputs": [_tensor()]}).id is None
+
+
+_RANGE = "data.ndarray values must be in [0, 1] (pixels scaled by x / 255): "
+_RAW_PIXELS = (
+    " They look like raw 0-255 pixels: divide them by 255, the scaling the model was trained with."
+)
+
+
+@pytest.mark.parametrize(
+    ("last", "message"),
+    [
+        (
+            255,
+            f"{_RANGE}1 of 784 are outside, e.g. row 0, column 783 is 255 "
+            f"(values range from 0 to 255).{_RAW_PIXELS}",
+        ),
+        (
+            256,
+            f"{_RANGE}1 of 784 are outside, e.g. row 0, column 783 is 256 "
+            "(values range from 0 to 256).",
+        ),
+        (
+            -0.5,
+            f"{_RANGE}1 of 784 are outside, e.g. row 0, column 783 is -0.5 "
+            "(values range from -0.5 to 0).",
+        ),
+    ],
+    ids=["255-raw-pixels", "256-not-pixels", "negative"],
+)
+def test_values_outside_0_1_are_refused_with_a_hint_only_for_raw_pixels(
+    last: float, message: str
+) -> None:
+    with pytest.raises(BadInput) as caught:
+        as_features([[0] * 783 + [last]])
+    assert caught.value.message == message
+
+
+def test_0_and_1_are_pixel_values_and_any_numbers_become_float32_rows() -> None:
+    features = as_features([[0] * 783 + [1], [1.0] * 784])
+    assert features.dtype == np.float32 and features.flags["C_CONTIGUOUS"]
+    assert features[0, -1] == 1.0 and features.shape == (2, 784)
