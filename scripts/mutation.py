@@ -71,7 +71,24 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
 # mutant name -> why it behaves exactly as the original (docs/testing.md lists them)
 _NO_SECRET_REFUSED = "no secret variable's parser refuses a value (all are text): never shown"
 _INF = 'float("INF") is float("inf"): float() reads the name in any case'
+_BIG = 'int.from_bytes reads "big" when no byte order is given (Python 3.11, the oldest supported)'
+_UINT8 = "the images are uint8 already (read_idx makes them so): the array keeps that type"
 EQUIVALENT: dict[str, str] = {
+    "hello_kubeflow.data.idx.x__parse__mutmut_8": _BIG,
+    "hello_kubeflow.data.idx.x__parse__mutmut_54": _BIG,
+    "hello_kubeflow.data.idx.x_read_checksums__mutmut_10": '"UTF-8" and "utf-8" name one codec',
+    "hello_kubeflow.data.idx.x_read_checksums__mutmut_8": (
+        "the locale's encoding is UTF-8 (Python's UTF-8 mode, the image, CI): the same codec"
+    ),
+    "hello_kubeflow.data.idx.x_images_and_labels__mutmut_25": _UINT8,
+    "hello_kubeflow.data.idx.x_images_and_labels__mutmut_27": _UINT8,
+    "hello_kubeflow.data.idx.x__gunzip__mutmut_11": (
+        "wbits 32 detects the header and accepts gzip as 31 does; only data that starts with "
+        "the gzip magic gets here"
+    ),
+    "hello_kubeflow.data.idx.x__gunzip__mutmut_20": (
+        "one byte more may be decompressed before the same size check refuses the file"
+    ),
     "hello_kubeflow.settings.xǁSettingsǁ__post_init____mutmut_24": _NO_SECRET_REFUSED,
     "hello_kubeflow.settings.xǁSettingsǁfrom_env__mutmut_24": _NO_SECRET_REFUSED,
     "hello_kubeflow.settings.xǁSettingsǁoverride__mutmut_18": _NO_SECRET_REFUSED,

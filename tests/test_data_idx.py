@@ -383,13 +383,13 @@ def test_the_size_limit_accepts_its_last_byte_and_refuses_the_next(
             assert read_idx(path).shape == (100,)
             continue
         with pytest.raises(DataFileError) as caught:
-            read_idx(path, fix="")
+            read_idx(path, fix="Use a smaller file.")
         problem = (
             "uncompresses to far more bytes than any MNIST file"
             if gzipped
             else "is 109 bytes, far larger than any MNIST file"
         )
-        assert str(caught.value) == f"{path} {problem}."
+        assert str(caught.value) == f"{path} {problem}. Use a smaller file."
 
 
 def test_checksums_file_errors_give_the_line_and_the_command_that_writes_it(
