@@ -73,7 +73,25 @@ _NO_SECRET_REFUSED = "no secret variable's parser refuses a value (all are text)
 _INF = 'float("INF") is float("inf"): float() reads the name in any case'
 _BIG = 'int.from_bytes reads "big" when no byte order is given (Python 3.11, the oldest supported)'
 _UINT8 = "the images are uint8 already (read_idx makes them so): the array keeps that type"
+_REQUIRED = "a default for a field the Kubernetes API always sets ({}): never used"
+_POD = "hello_kubeflow.kube.pods."
+_POD_DEFAULTS = {
+    "metadata.namespace and .name of a pod": ("x_pod_state", (17, 19, 22, 25, 27, 30)),
+    "containerStatuses[].name": ("x_pod_state", (184, 186, 189, 308, 310, 313)),
+    "containerStatuses[].restartCount": ("x_pod_state", (285, 287, 291)),
+    "containerStatuses[].image": ("x__container_problem", (35, 37, 40)),
+    "the container's name": ("x__failure", (37, 39, 42)),
+    "ownerReferences[].kind and .name": ("x__controller", (11, 13, 16, 19, 21, 24)),
+}
 EQUIVALENT: dict[str, str] = {
+    **{
+        f"{_POD}{function}__mutmut_{n}": _REQUIRED.format(field)
+        for field, (function, numbers) in _POD_DEFAULTS.items()
+        for n in numbers
+    },
+    f"{_POD}x__container_problem__mutmut_17": (
+        "an absent reason is only compared with known reasons: '' and 'XXXX' match none"
+    ),
     "hello_kubeflow.data.idx.x__parse__mutmut_8": _BIG,
     "hello_kubeflow.data.idx.x__parse__mutmut_54": _BIG,
     "hello_kubeflow.data.idx.x_read_checksums__mutmut_10": '"UTF-8" and "utf-8" name one codec',

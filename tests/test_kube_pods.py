@@ -310,6 +310,12 @@ _STARTING = {**_RUNNING, "name": "proxy", "ready": False}
             (False, "ContainerCreating", "", "main", False, 0),
         ),
         (
+            pod(
+                "kf", "p", statuses=[{"name": "main", "state": {"waiting": {"reason": "Pulling"}}}]
+            ),
+            (False, "Pulling", "", "main", False, 0),
+        ),
+        (
             pod("kf", "p", statuses=[waiting("main", "CrashLoopBackOff", restarts=2)]),
             (False, "CrashLoopBackOff", "2 restarts", "main", False, 2),
         ),
@@ -342,6 +348,7 @@ _STARTING = {**_RUNNING, "name": "proxy", "ready": False}
         "pending-message",
         "pending-reason",
         "creating",
+        "waiting-without-message",
         "crash-below-limit",
         "crash-no-last-state",
         "exit-bare",
