@@ -90,7 +90,24 @@ _POD_DEFAULTS = {
     "the container's name": ("x__failure", (37, 39, 42)),
     "ownerReferences[].kind and .name": ("x__controller", (11, 13, 16, 19, 21, 24)),
 }
+_PROTOCOL = "hello_kubeflow.serving.protocol."
+_SPEED_ONLY = (
+    "booleans_possible only skips a search that would find nothing: the same answers, slower"
+)
+_ARRAY_ALREADY = (
+    "the values are a numpy array by then, so no search for booleans runs whatever the flag"
+)
 EQUIVALENT: dict[str, str] = {
+    **dict.fromkeys((f"{_PROTOCOL}x_parse_seldon__mutmut_{n}" for n in (23, 54, 80)), _SPEED_ONLY),
+    f"{_PROTOCOL}x_parse_v2__mutmut_44": _SPEED_ONLY,
+    **dict.fromkeys(
+        (f"{_PROTOCOL}x_parse_seldon__mutmut_{n}" for n in (92, 95, 98)), _ARRAY_ALREADY
+    ),
+    **dict.fromkeys((f"{_PROTOCOL}x_parse_v2__mutmut_{n}" for n in (54, 57, 58)), _ARRAY_ALREADY),
+    f"{_PROTOCOL}x_parse_seldon__mutmut_53": (
+        'the field dropped defaults to the same "data.ndarray"'
+    ),
+    f"{_PROTOCOL}x_seldon_text__mutmut_22": '"UTF-8" and "utf-8" name one codec',
     **{
         f"{_POD}{function}__mutmut_{n}": _REQUIRED.format(field)
         for field, (function, numbers) in _POD_DEFAULTS.items()

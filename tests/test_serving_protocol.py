@@ -495,3 +495,78 @@ def test_0_and_1_are_pixel_values_and_any_numbers_become_float32_rows() -> None:
     features = as_features([[0] * 783 + [1], [1.0] * 784])
     assert features.dtype == np.float32 and features.flags["C_CONTIGUOUS"]
     assert features[0, -1] == 1.0 and features.shape == (2, 784)
+
+
+_FORM = "application/x-www-form-urlencoded"
+_DATATYPE = "inputs[0] datatype must be FP32 (or another numeric type); got "
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: parse_seldon({"data": {"tensor": {"shape": [1, 2, 784], "values": PIXELS}}}),
+            "data.tensor shape has 3 dimension(s), [1, 2, 784]: send a 2-D shape [n, 784] "
+            "(n images of 784 pixels)",
+        ),
+        (
+            lambda: parse_seldon({"data": {"tensor": {"shape": [1, 784], "values": [-1.0] * 784}}}),
+            "data.tensor values must be in [0, 1] (pixels scaled by x / 255): 784 of 784 are "
+            "outside, e.g. row 0, column 0 is -1 (values range from -1 to -1).",
+        ),
+        (
+            lambda: parse_v2({"inputs": [{**_tensor("x"), "shape": [1, 1, 784]}]}),
+            "inputs[0] (x) shape has 3 dimension(s), [1, 1, 784]: send a 2-D shape [n, 784] "
+            "(n images of 784 pixels)",
+        ),
+        (
+            lambda: parse_v2({"inputs": [{**_tensor("x"), "data": [-1.0] * 784}]}),
+            "inputs[0] (x) values must be in [0, 1] (pixels scaled by x / 255): 784 of 784 are "
+            "outside, e.g. row 0, column 0 is -1 (values range from -1 to -1).",
+        ),
+        (
+            lambda: parse_v2({"inputs": [_tensor()], "outputs": {}}),
+            '"outputs" must be a list of {"name": ...} objects',
+        ),
+        (
+            lambda: parse_v2({"inputs": [{**_tensor(), "name": 7, "datatype": "B" * 58}]}),
+            f'{_DATATYPE}"{"B" * 58}"',
+        ),
+        (
+            lambda: parse_v2({"inputs": [{**_tensor(), "name": 7, "datatype": "B" * 59}]}),
+            f'{_DATATYPE}"{"B" * 56}...',
+        ),
+        (
+            lambda: seldon_message(b"json=", _FORM),
+            f"the request body is empty: send a JSON message such as {SELDON_EXAMPLE}",
+        ),
+        (
+            lambda: parse_seldon({"data": {"ndarray": [[True, *PIXELS[1:]]]}}),
+            "data.ndarray[0][0] is true (a boolean): every value must be a number in [0, 1]",
+        ),
+        (
+            lambda: parse_v2({"inputs": [{**_tensor("x"), "data": [False, *PIXELS[1:]]}]}),
+            "inputs[0] (x)[0] is false (a boolean): every value must be a number in [0, 1]",
+        ),
+    ],
+    ids=[
+        "seldon-tensor-shape",
+        "seldon-tensor-range",
+        "v2-shape",
+        "v2-range",
+        "v2-outputs-object",
+        "datatype-60-chars-whole",
+        "datatype-61-chars-cut",
+        "form-with-an-empty-json-field",
+        "seldon-boolean-by-default",
+        "v2-boolean-by-default",
+    ],
+)
+def test_each_message_names_the_field_the_problem_is_in(call: _Call, message: str) -> None:
+    with pytest.raises(BadInput) as caught:
+        call()
+    assert caught.value.message == message
+
+
+def test_a_seldon_message_in_the_query_is_read_when_the_body_is_empty() -> None:
+    assert seldon_message(b"", "", query_json="[4]") == [4]
