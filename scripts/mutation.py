@@ -97,7 +97,12 @@ _SPEED_ONLY = (
 _ARRAY_ALREADY = (
     "the values are a numpy array by then, so no search for booleans runs whatever the flag"
 )
+_FEATURES = "hello_kubeflow.serving.features."
 EQUIVALENT: dict[str, str] = {
+    f"{_FEATURES}x_as_features__mutmut_10": _SPEED_ONLY,
+    f"{_FEATURES}x_from_flat__mutmut_30": _SPEED_ONLY,
+    f"{_FEATURES}x__numbers__mutmut_1": "the default is never used: both callers pass the flag",
+    f"{_FEATURES}x__numbers__mutmut_10": 'numpy has no dtype kind "X": the same three kinds',
     **dict.fromkeys((f"{_PROTOCOL}x_parse_seldon__mutmut_{n}" for n in (23, 54, 80)), _SPEED_ONLY),
     f"{_PROTOCOL}x_parse_v2__mutmut_44": _SPEED_ONLY,
     **dict.fromkeys(

@@ -570,3 +570,56 @@ def test_each_message_names_the_field_the_problem_is_in(call: _Call, message: st
 
 def test_a_seldon_message_in_the_query_is_read_when_the_body_is_empty() -> None:
     assert seldon_message(b"", "", query_json="[4]") == [4]
+
+
+_EVERY_VALUE = "every value must be a number in [0, 1]"
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: as_features([PIXELS, PIXELS, [0.5] * 3]),
+            "data.ndarray rows have unequal lengths: row 0 has 784 values, row 2 has 3; "
+            "every row must have 784",
+        ),
+        (
+            lambda: as_features([0.5] * 10),
+            "data.ndarray must be a 2-D batch [[784 numbers], ...]; got 1 dimension(s), shape [10]",
+        ),
+        (
+            lambda: as_features([[1.0] * 783 + [2.0]]),
+            f"{_RANGE}1 of 784 are outside, e.g. row 0, column 783 is 2 "
+            f"(values range from 1 to 2).{_RAW_PIXELS}",
+        ),
+        (
+            lambda: from_flat(PIXELS, ["x" * 36], field="t"),
+            f"t shape must be a list of whole numbers, e.g. [1, 784]; got ['{'x' * 36}']",
+        ),
+        (
+            lambda: as_features([[0.5] * 5 + [None] + [0.5] * 778]),
+            f"data.ndarray[0][5] is null: {_EVERY_VALUE}",
+        ),
+        (
+            lambda: as_features("abc"),
+            "data.ndarray must be a list of rows [[784 numbers], ...]; got a string ('abc')",
+        ),
+        (
+            lambda: from_flat([True, *PIXELS[1:]], [1, 784], field="t"),
+            f"t[0] is true (a boolean): {_EVERY_VALUE}",
+        ),
+    ],
+    ids=[
+        "third-row-short",
+        "flat-but-not-784",
+        "ones-are-inside",
+        "shape-40-chars-whole",
+        "null-after-numbers",
+        "a-string-for-rows",
+        "flat-boolean-by-default",
+    ],
+)
+def test_features_messages_point_at_the_value_at_fault(call: _Call, message: str) -> None:
+    with pytest.raises(BadInput) as caught:
+        call()
+    assert caught.value.message == message
