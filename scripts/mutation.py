@@ -16,8 +16,10 @@ Every mutant counts. Two kinds are also reported apart, so that no number hides 
 mutmut's ``"XX...XX"`` wrapping and case changes), *logic* mutants are all the others (operators,
 constants, keys and values such as ``"Running"``, removed arguments). The score is killed over
 all mutants that were checked, less those judged equivalent in ``EQUIVALENT`` (the same
-behaviour as the original, so no test can kill them; each with why, listed in docs/testing.md).
+behaviour as the original, so no test can kill them; each with why, listed in docs/testing.md)
+and those in ``AT_IMPORT`` (code mutmut cannot switch on), both counted and printed apart.
 Mutants left unchecked when the time bound ends are counted and printed, never dropped.
+``--save DIR`` keeps each module's mutants as JSON; ``--load DIR`` reports them again.
 """
 
 from __future__ import annotations
