@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,11 +25,16 @@ from kube_support import (
 )
 
 from hello_kubeflow.errors import ClusterError, PodFailedError, WaitTimeoutError
+from hello_kubeflow.kube.feed import FeedMessage
 from hello_kubeflow.kube.pods import PodState
+from hello_kubeflow.kube.report import Snapshot
 from hello_kubeflow.kube.wait import (
     CrashJudge,
     PodTracker,
     WaitResult,
+    _last_logs,
+    _refused,
+    _timed_out,
     cluster_status,
     poll_until,
     wait_for_pods,
@@ -587,3 +593,126 @@ def test_poll_until_returns_the_first_result_and_fails_at_the_deadline(
             clock=clock,
         )
     assert looks == [4.0, 6.0, 8.0, 10.0, 12.0, 14.0]
+
+
+# ---- what the waits say, pure: no API server
+
+_API_FIX = (
+    "Check that the cluster is up and that your context may list pods "
+    "(`kubectl auth can-i list pods -A`)."
+)
+_SLOW = "raise HK_WAIT_TIMEOUT (or --timeout) if the cluster is only slow."
+_UNSCHEDULABLE = PodState("kf", "api", False, "Unschedulable", "0/1 nodes")
+
+
+def _feed(scope: str, last_error: str = "") -> Any:
+    return SimpleNamespace(
+        scope=scope,
+        where=f"namespace {scope}" if scope else "all namespaces",
+        last_error=last_error,
+    )
+
+
+def test_a_timeout_names_what_is_not_ready_and_what_to_do() -> None:
+    snapshot = Snapshot((_UNSCHEDULABLE,), ("kf",))
+
+    assert str(_timed_out(snapshot, 30, [_feed("kf")], {"kf"})) == (
+        "not every pod was ready after 30.0s:\n0/1 pods ready (kf 0/1)\n"
+        "NAMESPACE  POD  STATUS         RESTARTS  WHY\n"
+        "kf         api  Unschedulable  0         0/1 nodes\n"
+        "Unschedulable pods need more nodes, CPU or memory (see the scheduler's message); "
+        f"{_SLOW}"
+    )
+    assert str(_timed_out(Snapshot((), ("kf",)), 30, [_feed("kf")], {"kf"})) == (
+        "not every pod was ready after 30.0s:\n0/0 pods ready (kf 0/0): nothing is waiting.\n"
+        f"No pods appeared: check the namespaces and that the install was applied; {_SLOW}"
+    )
+
+
+def test_a_timeout_before_any_list_blames_the_api_server_per_feed() -> None:
+    feeds = [_feed("kf"), _feed("", "503 Service Unavailable"), _feed("team")]
+
+    assert str(_timed_out(Snapshot((), ("kf", "", "team")), 90, feeds, {"team"})) == (
+        "the API server did not answer a pod list within 1m30s (namespace kf: no answer; "
+        f"all namespaces: 503 Service Unavailable). {_API_FIX}"
+    )
+
+
+def test_a_refused_watch_names_the_scope_and_the_error() -> None:
+    refused = _refused(FeedMessage("kf", "error", (), RuntimeError("boom")))
+    unknown = _refused(FeedMessage("", "error"))
+
+    assert str(refused) == f"cannot watch pods in namespace kf: RuntimeError: boom. {_API_FIX}"
+    assert str(unknown) == (
+        f"cannot watch pods in all namespaces: RuntimeError: unknown error. {_API_FIX}"
+    )
+
+
+class _Logs:
+    """The one call `_last_logs` makes, answering `data` or raising `error`."""
+
+    def __init__(self, data: bytes = b"", error: Exception | None = None) -> None:
+        self.data, self.error = data, error
+        self.calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def read_namespaced_pod_log(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append((args, kwargs))
+        if self.error is not None:
+            raise self.error
+        return SimpleNamespace(data=self.data)
+
+
+_CRASHED = PodState("kf", "api", False, "CrashLoopBackOff", "", container="main", fatal=True)
+
+
+def test_a_crash_loop_error_quotes_the_previous_runs_last_20_lines() -> None:
+    core = _Logs("\n".join(f"line {i}" for i in range(25)).encode() + b"\n")
+
+    quoted = _last_logs(core, _CRASHED)  # type: ignore[arg-type]
+
+    assert quoted == "\nLast log lines of container 'main' (previous run):\n" + "\n".join(
+        f"    line {i}" for i in range(5, 25)
+    )
+    assert core.calls == [
+        (
+            ("api", "kf"),
+            {"container": "main", "previous": True, "tail_lines": 20, "_preload_content": False},
+        )
+    ]
+
+
+def test_missing_or_unreadable_logs_are_said_and_other_states_quote_none() -> None:
+    assert _last_logs(_Logs(b" \n"), _CRASHED) == "\n(its previous run left no log lines)"  # type: ignore[arg-type]
+    assert (
+        _last_logs(_Logs(error=RuntimeError("gone")), _CRASHED)  # type: ignore[arg-type]
+        == "\n(its logs could not be read: RuntimeError: gone)"
+    )
+    pulling = replace(_CRASHED, reason="ImagePullBackOff")
+    assert _last_logs(_Logs(b"x"), pulling) == ""  # type: ignore[arg-type]
+    assert _last_logs(_Logs(b"x"), replace(_CRASHED, container="")) == ""  # type: ignore[arg-type]
+
+
+def test_the_result_as_json_rounds_the_seconds() -> None:
+    result = WaitResult(Snapshot((_UNSCHEDULABLE,), ("kf",)), 1.23456)
+
+    assert result.as_dict()["seconds"] == 1.235
+    assert result.as_dict()["ready"] == 0 and result.as_dict()["total"] == 1
+
+
+def _pod_at(namespace: str, name: str) -> dict[str, Any]:
+    return pod(namespace, name, phase="Running", ready=True)
+
+
+def test_the_tracker_folds_lists_changes_and_deletions_per_scope() -> None:
+    tracker = PodTracker(lambda ns, job: ("running", ""), CrashJudge(600))
+    tracker.apply(FeedMessage("kf", "sync", (_pod_at("kf", "a"), _pod_at("kf", "b"))))
+    tracker.apply(FeedMessage("team", "sync", (_pod_at("team", "c"),)))
+    tracker.apply(FeedMessage("kf", "put", (_pod_at("kf", "d"),)))
+    tracker.apply(FeedMessage("kf", "delete", (_pod_at("kf", "a"),)))
+    assert sorted(tracker.pods) == [("kf", "b"), ("kf", "d"), ("team", "c")]
+
+    tracker.apply(FeedMessage("kf", "sync", (_pod_at("kf", "e"),)))  # kf re-listed: b, d gone
+    assert sorted(tracker.pods) == [("kf", "e"), ("team", "c")]
+
+    tracker.apply(FeedMessage("", "sync", (_pod_at("x", "f"),)))  # all namespaces re-listed
+    assert sorted(tracker.pods) == [("x", "f")]
