@@ -716,3 +716,33 @@ def test_the_tracker_folds_lists_changes_and_deletions_per_scope() -> None:
 
     tracker.apply(FeedMessage("", "sync", (_pod_at("x", "f"),)))  # all namespaces re-listed
     assert sorted(tracker.pods) == [("x", "f")]
+
+
+def test_cluster_status_of_some_namespaces_lists_only_those(
+    cluster: RunningCluster, settings: Settings
+) -> None:
+    cluster.add(pod("kubeflow", "api", statuses=[waiting("main", "ContainerCreating")]))
+    cluster.add(pod("other", "web", statuses=[waiting("main", "ContainerCreating")]))
+
+    snapshot = cluster_status(settings, ["kubeflow"])
+
+    assert [s.key for s in snapshot.states] == [("kubeflow", "api")]
+    assert snapshot.namespaces == ("kubeflow",)
+    assert snapshot.describe().splitlines()[0] == "0/1 pods ready (kubeflow 0/1)"
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "where"), [(["kubeflow"], "namespace kubeflow"), ([], "all namespaces")]
+)
+def test_cluster_status_refused_names_where_and_the_fix(
+    cluster: RunningCluster, settings: Settings, namespaces: list[str], where: str
+) -> None:
+    cluster.fail(is_pod_list, 1, 403)
+
+    with pytest.raises(ClusterError) as refused:
+        cluster_status(settings, namespaces)
+
+    message = str(refused.value)
+    assert message.startswith(f"cannot list pods in {where}: ")
+    assert "403" in message
+    assert message.endswith(f". {_API_FIX}")
