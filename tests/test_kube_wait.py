@@ -746,3 +746,49 @@ def test_cluster_status_refused_names_where_and_the_fix(
     assert message.startswith(f"cannot list pods in {where}: ")
     assert "403" in message
     assert message.endswith(f". {_API_FIX}")
+
+
+def test_a_crash_loop_without_a_message_is_timed_from_when_it_was_first_seen() -> None:
+    judge = CrashJudge(grace=90)
+    quiet = replace(_crash(1), message="")
+    judge.judge([quiet, _DB_STARTING], 10.0)
+
+    [api, _] = judge.judge([replace(quiet, restarts=4), _DB_STARTING], 100.0)
+
+    assert api.message == "restarted 4 times over 1m30s (HK_WAIT_CRASH_GRACE=90)"
+    judge = CrashJudge(grace=600)
+    judge.judge([quiet, _DB_READY], 0.0)
+    [api, _] = judge.judge([replace(quiet, restarts=2), _DB_READY], 5.0)
+    assert api.message == (
+        "restarted 2 times, and again after every other pod was ready (its dependencies are up)"
+    )
+
+
+def test_a_failed_job_pod_whose_retry_is_still_starting_does_not_count() -> None:
+    asked: list[str] = []
+
+    def lookup(namespace: str, job: str) -> tuple[str, str]:
+        asked.append(job)
+        return "failed", "BackoffLimitExceeded"
+
+    retry = PodState("kf", "setup-2", False, "ContainerCreating", job="setup")
+    [failed, _] = PodTracker(lookup, CrashJudge(600))._settle_jobs(
+        [_failed_job_pod("setup-1"), retry]
+    )
+
+    assert (failed.counted, failed.fatal, asked) == (False, False, [])
+
+
+def test_poll_until_says_nothing_for_an_empty_status(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="hello_kubeflow.kube.wait")
+    answers = iter([(None, ""), ("done", "")])
+
+    poll_until(
+        "Notebook kf/nb",
+        lambda: next(answers),
+        timeout=10,
+        poll_interval=1,
+        too_late=WaitTimeoutError,
+        clock=VirtualClock(),
+    )
+    assert caplog.records == []
