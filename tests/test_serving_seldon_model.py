@@ -554,3 +554,12 @@ def test_official_seldon_client_talks_to_our_server(seldon_venv: Path, model_dir
         )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.strip().endswith("ok")
+
+
+def test_nan_reaching_the_class_from_the_wrapper_is_refused(model_dir: Path) -> None:
+    """Seldon's wrapper decodes JSON itself (NaN allowed): the class still refuses it."""
+    row = np.full((1, 784), 0.5)
+    row[0, 3] = np.nan
+
+    with pytest.raises(BadInput, match=r"data holds nan at row 0, column 3"):
+        MnistClassifier(str(model_dir)).predict(row, [])

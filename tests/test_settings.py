@@ -394,3 +394,162 @@ def test_values_given_in_code_are_checked_as_their_text_would_be() -> None:
             settings.replace(**{field: value})
     with pytest.raises(SettingsError, match="HK_MODE='1': expected text"):
         settings.replace(mode=1)
+
+
+@pytest.mark.parametrize("variable", ["HK_SERVE_PORT", "HK_NOTEBOOK_PORT"])
+def test_a_port_is_1_to_65535(variable: str) -> None:
+    """The edges: 65535 is a port, 65536 is not (nor -1)."""
+    assert getattr(Settings.from_env({variable: "65535"}, dotenv=None), _field(variable)) == 65535
+    for outside in ("65536", "-1"):
+        with pytest.raises(SettingsError, match=f"{variable}='{outside}': expected a port number"):
+            Settings.from_env({variable: outside}, dotenv=None)
+
+
+def test_a_registry_given_with_a_scheme_is_told_to_drop_it() -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"CONTAINER_REGISTRY": "https://quay.io/me"}, dotenv=None)
+
+    assert "CONTAINER_REGISTRY='https://quay.io/me': drop the scheme" in str(refused.value)
+
+
+def _field(variable: str) -> str:
+    return next(v.field for v in VARIABLES if v.env == variable)
+
+
+_WHOLE = "expected a whole number"
+_PORT = "expected a port number between 1 and 65535"
+_URL = "expected an http:// or https:// URL, e.g. http://localhost:8080"
+_SECONDS = "expected a positive, finite number of seconds"
+_WAIT = "expected 0 or a positive, finite number of seconds"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("HK_PROFILE", "all", "expected one of pipelines, full"),
+        ("HK_SEED", "seven", _WHOLE),
+        ("HK_SEED", "-1", f"{_WHOLE} >= 0"),
+        ("HK_N_JOBS", "-2", f"{_WHOLE} >= -1"),
+        ("HK_WAIT_TIMEOUT", "soon", "expected a number of seconds, e.g. 30 or 2.5"),
+        ("HK_WAIT_TIMEOUT", "0", _SECONDS),
+        ("HK_WAIT_TIMEOUT", "inf", _SECONDS),
+        ("HK_WAIT_TIMEOUT", "nan", _SECONDS),
+        ("HK_QUERY_WAIT", "soon", "expected a number of seconds, e.g. 0 or 30"),
+        ("HK_QUERY_WAIT", "-0.5", _WAIT),
+        ("HK_QUERY_WAIT", "inf", _WAIT),
+        ("HK_QUERY_WAIT", "nan", _WAIT),
+        ("HK_SERVE_PORT", "http", _WHOLE),
+        ("HK_SERVE_PORT", "65536", f"{_PORT} (0: any free port)"),
+        ("HK_NOTEBOOK_PORT", "0", _PORT),
+        (
+            "CONTAINER_REGISTRY",
+            "quay.io/meX",
+            "expected a lowercase registry address with no tag, e.g. localhost:5000, "
+            "quay.io/me or ghcr.io/org",
+        ),
+        ("HK_QUERY_URL", "localhost:8080", _URL),
+        ("HK_QUERY_URL", "http://", _URL),
+        ("HK_KFP_ENDPOINT", "ftp://kfp.example", _URL),
+        ("HK_MNIST_MIRRORS", "https://a.example/, ftp://b.example/", _URL),
+        (
+            "CONTAINER_REGISTRY",
+            "https://quay.io/me",
+            "drop the scheme: expected e.g. localhost:5000 or quay.io/me",
+        ),
+        (
+            "CONTAINER_REGISTRY",
+            "quay.io/Me",
+            "expected a lowercase registry address with no tag, e.g. localhost:5000, "
+            "quay.io/me or ghcr.io/org",
+        ),
+        (
+            "HK_NOTEBOOK_MEMORY",
+            "lots",
+            "expected a Kubernetes quantity, e.g. 500m or 1 (CPU), 2Gi (memory)",
+        ),
+        (
+            "HK_NOTEBOOK_NAME",
+            "My-Notebook",
+            "expected a lowercase name of letters, digits and '-' (at most 63), "
+            "e.g. hello-kubeflow",
+        ),
+    ],
+)
+def test_a_bad_value_is_refused_saying_what_is_expected(
+    variable: str, value: str, problem: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({variable: value}, dotenv=None)
+    assert caught.value.problems == [f"{variable}={value!r}: {problem}"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("HK_PROFILE", "Full", "full"),
+        ("HK_SEED", "0", 0),
+        ("HK_N_JOBS", "-1", -1),
+        ("HK_WAIT_TIMEOUT", "0.5", 0.5),
+        ("HK_QUERY_WAIT", "0", 0.0),
+        ("HK_QUERY_WAIT", "0.5", 0.5),
+        ("HK_SERVE_PORT", "0", 0),
+        ("HK_NOTEBOOK_PORT", "1", 1),
+        ("HK_QUERY_URL", "https://kfp.example:8443/", "https://kfp.example:8443"),
+        ("HK_QUERY_URL", "http://kfp.example/X", "http://kfp.example/X"),
+        ("HK_MNIST_MIRRORS", "https://a.example/x,  https://b.example/y/", None),
+        ("CONTAINER_REGISTRY", "quay.io/me/", "quay.io/me"),
+    ],
+)
+def test_a_value_at_the_edge_is_accepted_and_normalised(
+    variable: str, value: str, expected: object
+) -> None:
+    settings = Settings.from_env({variable: value}, dotenv=None)
+    if expected is None:  # mirrors: a list, each URL ending in "/" (the file names follow)
+        expected = ("https://a.example/x/", "https://b.example/y/")
+    assert getattr(settings, _field(variable)) == expected
+
+
+def test_the_description_shows_lists_joined_and_unset_values_empty() -> None:
+    settings = Settings.from_env(
+        {"HK_WAIT_NAMESPACES": "kubeflow,istio-system", "HK_KFP_TOKEN": "t0ken"}, dotenv=None
+    )
+    described = settings.describe()
+    assert described["HK_WAIT_NAMESPACES"] == "kubeflow,istio-system"
+    assert described["HK_SERVE_PORT"] == "9000"
+    assert described["HK_KFP_TOKEN"] == MASK
+    assert described["MNIST_DIR"] == ""
+    assert Settings.from_env({}, dotenv=None).describe()["HK_WAIT_NAMESPACES"] == ""
+
+
+def test_override_keeps_values_that_are_not_text_and_names_the_flag_given() -> None:
+    """A Path from the command line is kept as it is; the message uses the option's own name."""
+    settings = Settings.from_env({}, dotenv=None)
+    changed = settings.override({"model_dir": Path("models/a"), "seed": 3})
+    assert (changed.model_dir, changed.seed) == (Path("models/a"), 3)
+    with pytest.raises(SettingsError) as caught:
+        settings.override({"serve_port": 70000}, flags={"serve_port": "--port"})
+    assert caught.value.problems == [f"--port=70000: {_PORT} (0: any free port)"]
+
+
+def test_the_download_cache_defaults_to_the_users_cache_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert Settings.from_env({}, dotenv=None).cache_dir == tmp_path / ".cache" / "hello-kubeflow"
+
+
+def test_the_root_given_is_where_dotenv_is_read_wherever_the_task_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "checkout").mkdir()
+    root = _checkout(tmp_path / "checkout")
+    (root / ".env").write_text("HK_SERVE_PORT=9123\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    monkeypatch.setattr(project, "_chosen", [])
+    project_root.cache_clear()
+    try:
+        settings = load_settings(root)
+    finally:
+        project_root.cache_clear()
+    assert (settings.serve_port, settings.project_root) == (9123, root)

@@ -76,7 +76,7 @@ class PodState:
         where = f"pod {self.namespace}/{self.name}"
         if self.container:
             where += f" container '{self.container}'"
-        detail = f": {self.message}" if self.message else ""
+        detail = f": {self.message.rstrip('.')}" if self.message else ""  # one full stop
         fix = _fix(self).format(ns=self.namespace, pod=self.name, container=self.container)
         return f"{where} is in {self.reason}{detail}. This will not heal by waiting; {fix}."
 

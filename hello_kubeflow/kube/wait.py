@@ -57,6 +57,37 @@ NO_RESTART_LIMIT = 2**31
 """`pod_state`'s restart limit here: crash loops are judged by `CrashJudge` instead."""
 
 
+class Clock:
+    """Where a wait reads the time and pauses: real time here; tests pass a virtual one.
+
+    The waits' verdicts (a timeout, a crash loop past its grace) then depend on the
+    clock alone, not on how fast a loaded machine answers.
+    """
+
+    def now(self) -> float:
+        """Seconds on a monotonic clock."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """Pause between two looks."""
+        time.sleep(seconds)
+
+    def drain(self, out: queue.Queue[FeedMessage], pause: float) -> list[FeedMessage]:
+        """Every feed message waiting, after blocking up to `pause` seconds for the first."""
+        try:
+            messages = [out.get(timeout=max(pause, 0.0))]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                messages.append(out.get_nowait())
+            except queue.Empty:
+                return messages
+
+
+REAL_TIME = Clock()
+
+
 @dataclass(frozen=True)
 class WaitResult:
     """What `wait_for_pods` saw when everything was ready."""
@@ -128,6 +159,7 @@ def poll_until(
     timeout: float,
     poll_interval: float,
     too_late: Callable[[str], HelloKubeflowError],
+    clock: Clock = REAL_TIME,
 ) -> T:
     """Call `look` every `poll_interval` seconds until it has a result; return the result.
 
@@ -138,11 +170,12 @@ def poll_until(
         timeout: seconds until the wait fails.
         poll_interval: seconds between looks.
         too_late: the error for a wait that ran out, given the last status.
+        clock: where the time is read and the pauses are taken.
 
     Raises:
         HelloKubeflowError: `too_late(status)` at the deadline, or what `look` raised.
     """
-    deadline = time.monotonic() + timeout
+    deadline = clock.now() + timeout
     said = ""
     while True:
         result, status = look()
@@ -151,9 +184,9 @@ def poll_until(
         if status != said:
             log.info("%s: %s", where, status)
             said = status
-        if time.monotonic() >= deadline:
+        if clock.now() >= deadline:
             raise too_late(status)
-        time.sleep(poll_interval)
+        clock.sleep(poll_interval)
 
 
 @dataclass
@@ -212,6 +245,7 @@ def wait_for_pods(
     backoff: Backoff | None = None,
     progress_interval: float = PROGRESS_INTERVAL,
     watch_seconds: int = WATCH_SECONDS,
+    clock: Clock = REAL_TIME,
 ) -> WaitResult:
     """Wait until every pod in `namespaces` is ready: Running and Ready, or Succeeded.
 
@@ -231,6 +265,8 @@ def wait_for_pods(
         backoff: waits between re-lists after a broken list or watch.
         progress_interval: seconds between progress messages while pods change.
         watch_seconds: server-side length of one watch request.
+        clock: where the deadline, the crash grace and the settle time are read, and
+            the feeds are waited on (the feeds' own retries keep real time).
 
     Returns:
         The final snapshot and the seconds waited.
@@ -245,7 +281,7 @@ def wait_for_pods(
     scopes = tuple(namespaces if namespaces is not None else settings.wait_namespaces)
     timeout = settings.wait_timeout if timeout is None else timeout
     api = api or api_client(settings)
-    started = time.monotonic()
+    started = clock.now()
     deadline = started + timeout
     out: queue.Queue[FeedMessage] = queue.Queue()
     core = client.CoreV1Api(api)
@@ -255,7 +291,7 @@ def wait_for_pods(
             scope,
             out,
             request_timeout(settings),
-            deadline,
+            time.monotonic() + timeout,
             backoff or FEED_BACKOFF,
             watch_seconds,
         )
@@ -275,22 +311,22 @@ def wait_for_pods(
         for feed in feeds:
             feed.start()
         while True:
-            now = time.monotonic()
+            now = clock.now()
             if now >= deadline:
                 raise _timed_out(snapshot, timeout, feeds, synced)
             pause = min(deadline - now, progress_interval, settle or progress_interval)
-            for message in _drain(out, pause):
+            for message in clock.drain(out, pause):
                 if message.kind == "error":
                     raise _refused(message)
                 tracker.apply(message)
                 synced.add(message.scope)
             if len(synced) < len(feeds):
                 continue
-            snapshot = tracker.snapshot(scopes, time.monotonic())
+            snapshot = tracker.snapshot(scopes, clock.now())
             broken = snapshot.fatal()
             if broken is not None:
                 raise PodFailedError(broken.explain() + last_logs(core, broken))
-            now = time.monotonic()
+            now = clock.now()
             progress.update(snapshot, now - started, now)
             if not snapshot.complete(require_pods):
                 ready_since = None
@@ -381,19 +417,6 @@ _API_FIX = (
     "Check that the cluster is up and that your context may list pods "
     "(`kubectl auth can-i list pods -A`)."
 )
-
-
-def _drain(out: queue.Queue[FeedMessage], pause: float) -> list[FeedMessage]:
-    """Every message waiting, after blocking up to `pause` seconds for the first."""
-    try:
-        messages = [out.get(timeout=max(pause, 0.0))]
-    except queue.Empty:
-        return []
-    while True:
-        try:
-            messages.append(out.get_nowait())
-        except queue.Empty:
-            return messages
 
 
 def _refused(message: FeedMessage) -> ClusterError:

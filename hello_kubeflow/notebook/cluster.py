@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -32,7 +31,7 @@ from hello_kubeflow.gateway.endpoints import (
 from hello_kubeflow.images.record import pipeline_image
 from hello_kubeflow.kube.client import api_client, api_retrying, describe_api_error
 from hello_kubeflow.kube.pods import Pod, pod_state
-from hello_kubeflow.kube.wait import NO_RESTART_LIMIT, CrashJudge, poll_until
+from hello_kubeflow.kube.wait import NO_RESTART_LIMIT, REAL_TIME, Clock, CrashJudge, poll_until
 from hello_kubeflow.notebook.manifests import (
     NOTEBOOK_API,
     PIPELINE_ACCESS,
@@ -136,6 +135,7 @@ def open_notebook(
     *,
     api: client.ApiClient | None = None,
     poll_interval: float = POLL_INTERVAL,
+    clock: Clock = REAL_TIME,
 ) -> NotebookServer:
     """Create or update the Notebook, wait until it is ready, and say where it is.
 
@@ -143,6 +143,7 @@ def open_notebook(
         settings: namespace, name, resources, image, `notebook_timeout`, `gateway_url`.
         api: an API client to use (default: `api_client(settings)`).
         poll_interval: seconds between looks at the server's pod.
+        clock: where the wait reads the time and pauses.
 
     Raises:
         NotebookError: refused, a pod that will not heal, gone, or not ready in time.
@@ -159,7 +160,7 @@ def open_notebook(
     _apply(api, notebook(spec), NOTEBOOK_API[2])
     log.info("applied Notebook %s/%s (image %s)", spec.namespace, spec.name, spec.image)
     pod = wait_until_ready(
-        api, spec, settings.notebook_timeout, poll_interval, settings.wait_crash_grace
+        api, spec, settings.notebook_timeout, poll_interval, settings.wait_crash_grace, clock
     )
     url, forward = _url(settings, spec)
     return NotebookServer(spec, url, pod, tuple(created), forward)
@@ -189,6 +190,7 @@ def wait_until_ready(
     timeout: float,
     poll_interval: float,
     crash_grace: float,
+    clock: Clock = REAL_TIME,
 ) -> str:
     """Poll the Notebook's pod until one running `spec.image` is Ready; return its name.
 
@@ -199,6 +201,7 @@ def wait_until_ready(
         poll_interval: seconds between looks at the pod.
         crash_grace: seconds the pod may crash-loop before the wait fails
             (`HK_WAIT_CRASH_GRACE`, judged as `inv wait` and the deploy judge it).
+        clock: where the time is read and the pauses are taken.
 
     Raises:
         NotebookError: the Notebook is gone, its pod will not heal, or not ready in time.
@@ -211,7 +214,7 @@ def wait_until_ready(
             _request(api, "GET", _path(NOTEBOOK_API, spec.namespace, spec.name), f"reading {where}")
         except _Missing:
             raise NotebookError(f"{where} disappeared while we waited for it") from None
-        ready, status = _judge(spec, _pods(api, spec), crashes)
+        ready, status = _judge(spec, _pods(api, spec), crashes, clock.now())
         return (status if ready else None), status
 
     def too_late(status: str) -> NotebookError:
@@ -222,12 +225,16 @@ def wait_until_ready(
             "raise HK_NOTEBOOK_TIMEOUT (or --timeout) if the cluster is only slow"
         )
 
-    pod = poll_until(where, look, timeout=timeout, poll_interval=poll_interval, too_late=too_late)
+    pod = poll_until(
+        where, look, timeout=timeout, poll_interval=poll_interval, too_late=too_late, clock=clock
+    )
     log.info("%s is ready", where)
     return pod
 
 
-def _judge(spec: NotebookSpec, pods: list[Pod], crashes: CrashJudge) -> tuple[bool, str]:
+def _judge(
+    spec: NotebookSpec, pods: list[Pod], crashes: CrashJudge, now: float
+) -> tuple[bool, str]:
     """(ready?, the ready pod's name or a short status); raise on a pod that will not heal.
 
     Pods still running another image are being replaced: their state is not this rollout's.
@@ -235,7 +242,7 @@ def _judge(spec: NotebookSpec, pods: list[Pod], crashes: CrashJudge) -> tuple[bo
     """
     current = [pod for pod in pods if _image(pod, spec.name) == spec.image]
     states = [pod_state(pod, NO_RESTART_LIMIT) for pod in current]
-    for state in crashes.judge(states, time.monotonic()):
+    for state in crashes.judge(states, now):
         if state.fatal:
             raise NotebookError(f"the notebook server cannot start: {state.explain()}")
         if state.ready:
