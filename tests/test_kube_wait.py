@@ -32,10 +32,10 @@ from hello_kubeflow.kube.wait import (
     CrashJudge,
     PodTracker,
     WaitResult,
-    _last_logs,
     _refused,
     _timed_out,
     cluster_status,
+    last_logs,
     poll_until,
     wait_for_pods,
 )
@@ -649,7 +649,7 @@ def test_a_refused_watch_names_the_scope_and_the_error() -> None:
 
 
 class _Logs:
-    """The one call `_last_logs` makes, answering `data` or raising `error`."""
+    """The one call `last_logs` makes, answering `data` or raising `error`."""
 
     def __init__(self, data: bytes = b"", error: Exception | None = None) -> None:
         self.data, self.error = data, error
@@ -668,7 +668,7 @@ _CRASHED = PodState("kf", "api", False, "CrashLoopBackOff", "", container="main"
 def test_a_crash_loop_error_quotes_the_previous_runs_last_20_lines() -> None:
     core = _Logs("\n".join(f"line {i}" for i in range(25)).encode() + b"\n")
 
-    quoted = _last_logs(core, _CRASHED)  # type: ignore[arg-type]
+    quoted = last_logs(core, _CRASHED)  # type: ignore[arg-type]
 
     assert quoted == "\nLast log lines of container 'main' (previous run):\n" + "\n".join(
         f"    line {i}" for i in range(5, 25)
@@ -682,14 +682,14 @@ def test_a_crash_loop_error_quotes_the_previous_runs_last_20_lines() -> None:
 
 
 def test_missing_or_unreadable_logs_are_said_and_other_states_quote_none() -> None:
-    assert _last_logs(_Logs(b" \n"), _CRASHED) == "\n(its previous run left no log lines)"  # type: ignore[arg-type]
+    assert last_logs(_Logs(b" \n"), _CRASHED) == "\n(its previous run left no log lines)"  # type: ignore[arg-type]
     assert (
-        _last_logs(_Logs(error=RuntimeError("gone")), _CRASHED)  # type: ignore[arg-type]
+        last_logs(_Logs(error=RuntimeError("gone")), _CRASHED)  # type: ignore[arg-type]
         == "\n(its logs could not be read: RuntimeError: gone)"
     )
     pulling = replace(_CRASHED, reason="ImagePullBackOff")
-    assert _last_logs(_Logs(b"x"), pulling) == ""  # type: ignore[arg-type]
-    assert _last_logs(_Logs(b"x"), replace(_CRASHED, container="")) == ""  # type: ignore[arg-type]
+    assert last_logs(_Logs(b"x"), pulling) == ""  # type: ignore[arg-type]
+    assert last_logs(_Logs(b"x"), replace(_CRASHED, container="")) == ""  # type: ignore[arg-type]
 
 
 def test_the_result_as_json_rounds_the_seconds() -> None:

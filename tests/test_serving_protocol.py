@@ -17,7 +17,6 @@ from hello_kubeflow.serving.protocol import (
     media_type,
     parse_seldon,
     parse_v2,
-    seldon_message,
     seldon_text,
 )
 
@@ -103,7 +102,8 @@ BAD_INPUTS = [
     pytest.param(
         lambda: parse_seldon({"data": {"ndarray": [PIXELS]}, "meta": {"requestPath": "x"}}),
         400,
-        'meta.requestPath must be an object {"model name": "image", ...}',
+        'meta.requestPath must be an object of strings, e.g. {"model": "image"} '
+        '(as Seldon\'s Meta message types it); got "x"',
         id="seldon-requestPath",
     ),
     pytest.param(
@@ -133,10 +133,12 @@ BAD_INPUTS = [
         id="v2-datatype",
     ),
     pytest.param(
-        lambda: parse_v2({"inputs": [{"shape": [1, 784], "datatype": "B" * 80, "data": PIXELS}]}),
+        lambda: parse_v2(
+            {"inputs": [{"name": "x", "shape": [1, 784], "datatype": "B" * 80, "data": PIXELS}]}
+        ),
         400,
         (
-            "inputs[0] datatype must be FP32 (or another numeric type); got "
+            "inputs[0] (x) datatype must be FP32 (or another numeric type); got "
             '"BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB...'
         ),
         id="v2-datatype-long",
@@ -416,7 +418,7 @@ def test_the_seldon_message_is_read_from_the_form_the_query_or_the_body() -> Non
     assert seldon_text(b"x=1", form, query_json="[1]") == "[1]"
     assert seldon_text(b"{}", "Application/JSON", query_json="[2]") == "[2]"
     assert seldon_text(b"{}", "") == b"{}"
-    assert seldon_message(b"json=%5B3%5D", form) == [3]
+    assert decode_json(seldon_text(b"json=%5B3%5D", form)) == [3]
 
 
 def test_a_media_type_is_compared_without_case_or_parameters() -> None:
@@ -443,8 +445,8 @@ def test_seldon_echoes_puid_tags_and_request_path_and_answers_in_the_requests_fo
         {"a": 1},
         {"m": "img"},
     )
-    odd = parse_seldon({"data": {"ndarray": [PIXELS]}, "meta": {"puid": 5, "tags": [1]}})
-    assert (odd.puid, odd.tags, odd.request_path) == (None, {}, {})
+    with pytest.raises(BadInput, match=r'meta\.puid must be a string, e\.g\. "p-1"'):
+        parse_seldon({"data": {"ndarray": [PIXELS]}, "meta": {"puid": 5}})
     tensor = parse_seldon({"data": {"tensor": {"shape": [1, 784], "values": PIXELS}}})
     assert tensor.kind == "tensor" and tensor.features.shape == (1, 784)
     assert parse_seldon({"jsonData": [PIXELS]}).kind == "tensor"
@@ -453,7 +455,8 @@ def test_seldon_echoes_puid_tags_and_request_path_and_answers_in_the_requests_fo
 def test_v2_echoes_a_text_id_and_accepts_the_probabilities_output() -> None:
     message = {"id": "r1", "inputs": [_tensor()], "outputs": [{"name": "probabilities"}]}
     assert parse_v2(message).id == "r1"
-    assert parse_v2({"id": 7, "inputs": [_tensor()]}).id is None
+    with pytest.raises(BadInput, match=r'"id" must be a string, e\.g\. "42"; got 7'):
+        parse_v2({"id": 7, "inputs": [_tensor()]})
 
 
 _RANGE = "data.ndarray values must be in [0, 1] (pixels scaled by x / 255): "
@@ -498,7 +501,7 @@ def test_0_and_1_are_pixel_values_and_any_numbers_become_float32_rows() -> None:
 
 
 _FORM = "application/x-www-form-urlencoded"
-_DATATYPE = "inputs[0] datatype must be FP32 (or another numeric type); got "
+_DATATYPE = "inputs[0] (x) datatype must be FP32 (or another numeric type); got "
 
 
 @pytest.mark.parametrize(
@@ -529,15 +532,15 @@ _DATATYPE = "inputs[0] datatype must be FP32 (or another numeric type); got "
             '"outputs" must be a list of {"name": ...} objects',
         ),
         (
-            lambda: parse_v2({"inputs": [{**_tensor(), "name": 7, "datatype": "B" * 58}]}),
+            lambda: parse_v2({"inputs": [{**_tensor(), "name": "x", "datatype": "B" * 58}]}),
             f'{_DATATYPE}"{"B" * 58}"',
         ),
         (
-            lambda: parse_v2({"inputs": [{**_tensor(), "name": 7, "datatype": "B" * 59}]}),
+            lambda: parse_v2({"inputs": [{**_tensor(), "name": "x", "datatype": "B" * 59}]}),
             f'{_DATATYPE}"{"B" * 56}...',
         ),
         (
-            lambda: seldon_message(b"json=", _FORM),
+            lambda: decode_json(seldon_text(b"json=", _FORM)),
             f"the request body is empty: send a JSON message such as {SELDON_EXAMPLE}",
         ),
         (
@@ -569,7 +572,7 @@ def test_each_message_names_the_field_the_problem_is_in(call: _Call, message: st
 
 
 def test_a_seldon_message_in_the_query_is_read_when_the_body_is_empty() -> None:
-    assert seldon_message(b"", "", query_json="[4]") == [4]
+    assert decode_json(seldon_text(b"", "", query_json="[4]")) == [4]
 
 
 _EVERY_VALUE = "every value must be a number in [0, 1]"
