@@ -119,7 +119,7 @@ def compare(
     json: bool = False,
 ) -> None:
     """Compare models side by side: accuracy, training time, size, latency, confusions."""
-    from hello_kubeflow.cli.compare import compare_models, parse_models
+    from hello_kubeflow.compare.comparison import compare_models, parse_models
 
     settings = settings_for(seed=seed)
     with user_errors():
