@@ -36,7 +36,7 @@ from hello_kubeflow.pipeline.steps import read_test_images
 from hello_kubeflow.query.answers import check_answer, seldon_payload
 from hello_kubeflow.query.client import SELDON_PATH
 from hello_kubeflow.serving.server import running_server
-from hello_kubeflow.settings import MODEL_PRESETS, Settings
+from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -154,35 +154,6 @@ class Comparison:
         )
 
 
-def parse_models(text: str) -> list[tuple[str, str]]:
-    """`forest:default,forest:book,mlp` as (model, preset) pairs (a bare model: its `default`).
-
-    Raises:
-        SettingsError: an unknown model or preset, naming the choices.
-    """
-    pairs: list[tuple[str, str]] = []
-    problems: list[str] = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        model, _, preset = item.partition(":")
-        preset = preset or "default"
-        if model not in MODEL_PRESETS:
-            problems.append(f"--models {item}: unknown model, expected {', '.join(MODEL_PRESETS)}")
-        elif preset not in MODEL_PRESETS[model]:
-            problems.append(
-                f"--models {item}: the {model} model's presets are "
-                f"{', '.join(MODEL_PRESETS[model])}"
-            )
-        elif (model, preset) not in pairs:
-            pairs.append((model, preset))
-    if not pairs and not problems:
-        problems.append("--models is empty: name at least one, e.g. forest:default,mlp")
-    if problems:
-        raise SettingsError(problems)
-    return pairs
-
-
 def compare_models(
     settings: Settings,
     models: list[tuple[str, str]],
@@ -199,7 +170,7 @@ def compare_models(
 
     Args:
         settings: the workflow settings (output folder, data, serving limits).
-        models: (model, preset) pairs, from `parse_models`.
+        models: (model, preset) pairs, from `cli/compare.py` `parse_models`.
         seed: the training seed of every model.
         train_limit: train on the first N training images (0: all).
         test_limit: score on the first N test images (0: all).
