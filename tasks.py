@@ -119,18 +119,17 @@ def compare(
     json: bool = False,
 ) -> None:
     """Compare models side by side: accuracy, training time, size, latency, confusions."""
-    from hello_kubeflow.cli.compare import compare_models, parse_models
+    from hello_kubeflow.cli.compare import run_compare
 
     settings = settings_for(seed=seed)
     with user_errors():
-        done = compare_models(
+        done = run_compare(
             settings,
-            parse_models(models),
-            seed=settings.seed,
+            models,
             train_limit=train_limit,
             test_limit=test_limit,
             retrain=retrain,
-            chart=Path(chart) if chart else None,
+            chart=chart,
         )
     emit(done, json)
 

@@ -24,6 +24,7 @@ LAYERS = [
     "pipeline",
     "gateway",
     "query",
+    "compare",
     "kfp",
     "notebook",
     "cli",

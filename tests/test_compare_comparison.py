@@ -15,11 +15,11 @@ from PIL import Image
 from serving_support import make_tiny_model, mnist_test_pixels
 from small_mnist import idx_bytes
 
-from hello_kubeflow.cli.compare import (
+from hello_kubeflow.cli.compare import parse_models
+from hello_kubeflow.compare.comparison import (
     Comparison,
     Contender,
     compare_models,
-    parse_models,
     served_latency_ms,
 )
 from hello_kubeflow.data.idx import CHECKSUMS_FILE
