@@ -124,32 +124,32 @@ class CrashJudge:
         keep = {(s.namespace, s.name, s.container) for s in counted if not s.ready}
         self.since = {k: v for k, v in self.since.items() if k in keep}
         self.baseline = {k: v for k, v in self.baseline.items() if k in keep}
-        judged = []
-        for s in states:
-            key = (s.namespace, s.name, s.container)
-            if not (s.counted and not s.ready and s.reason == CRASH_REASON):
-                judged.append(s)
-                continue
-            since = self.since.setdefault(key, now)
-            others_ready = all(o.ready for o in counted if o.key != s.key)
-            if not others_ready:
-                self.baseline.pop(key, None)
-            elif s.restarts > self.baseline.setdefault(key, s.restarts):
-                s = replace(
-                    s,
-                    fatal=True,
-                    message=f"restarted {s.restarts} times, and again after every other pod "
-                    f"was ready (its dependencies are up); {s.message}".strip("; "),
-                )
-            if not s.fatal and now - since >= self.grace:
-                s = replace(
-                    s,
-                    fatal=True,
-                    message=f"restarted {s.restarts} times over {format_seconds(now - since)} "
-                    f"(HK_WAIT_CRASH_GRACE={self.grace:g}); {s.message}".strip("; "),
-                )
-            judged.append(s)
-        return judged
+        return [self._judge_one(s, counted, now) for s in states]
+
+    def _judge_one(self, s: PodState, counted: list[PodState], now: float) -> PodState:
+        """One state, made fatal if it crash-loops past the grace or after the others are up."""
+        if not (s.counted and not s.ready and s.reason == CRASH_REASON):
+            return s
+        key = (s.namespace, s.name, s.container)
+        since = self.since.setdefault(key, now)
+        others_ready = all(o.ready for o in counted if o.key != s.key)
+        if not others_ready:
+            self.baseline.pop(key, None)
+        elif s.restarts > self.baseline.setdefault(key, s.restarts):
+            s = replace(
+                s,
+                fatal=True,
+                message=f"restarted {s.restarts} times, and again after every other pod "
+                f"was ready (its dependencies are up); {s.message}".strip("; "),
+            )
+        if not s.fatal and now - since >= self.grace:
+            s = replace(
+                s,
+                fatal=True,
+                message=f"restarted {s.restarts} times over {format_seconds(now - since)} "
+                f"(HK_WAIT_CRASH_GRACE={self.grace:g}); {s.message}".strip("; "),
+            )
+        return s
 
 
 def poll_until(
