@@ -272,17 +272,29 @@ def _judge(
     meta = resource.get("metadata") or {}
     where = f"{kind} {meta.get('namespace')}/{meta.get('name')}"
     if serving == "seldon":
-        observed = status.get("observedGeneration")
-        stale = bool(generation and observed is not None and int(observed) < generation)
-        state = str(status.get("state") or "Creating")
-        message = str(status.get("description") or "")
-        if state == "Failed" and not stale:
-            raise DeploymentError(
-                f"{where} Failed: {message or 'no reason given'}. "
-                f"See `kubectl describe seldondeployments -n {meta.get('namespace')} "
-                f"{meta.get('name')}`"
-            )
-        return state == "Available" and not stale, state + (f" ({message})" if message else "")
+        return _judge_seldon(where, meta, status, generation)
+    return _judge_kserve(where, status, settled)
+
+
+def _judge_seldon(
+    where: str, meta: dict[str, Any], status: dict[str, Any], generation: int
+) -> tuple[bool, str]:
+    """A SeldonDeployment: Available once the required generation is seen, or Failed."""
+    observed = status.get("observedGeneration")
+    stale = bool(generation and observed is not None and int(observed) < generation)
+    state = str(status.get("state") or "Creating")
+    message = str(status.get("description") or "")
+    if state == "Failed" and not stale:
+        raise DeploymentError(
+            f"{where} Failed: {message or 'no reason given'}. "
+            f"See `kubectl describe seldondeployments -n {meta.get('namespace')} "
+            f"{meta.get('name')}`"
+        )
+    return state == "Available" and not stale, state + (f" ({message})" if message else "")
+
+
+def _judge_kserve(where: str, status: dict[str, Any], settled: bool) -> tuple[bool, str]:
+    """An InferenceService: its Ready condition, or the model's failure once pods settled."""
     # KServe's observedGeneration is its Deployment's: the pods tell the rollout instead.
     model = status.get("modelStatus") or {}
     states = model.get("states") or {}
@@ -294,10 +306,15 @@ def _judge(
     ready = next(
         (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {"status": ""}
     )
+    return ready.get("status") == "True", _ready_summary(ready)
+
+
+def _ready_summary(ready: dict[str, Any]) -> str:
+    """`Ready=<status> (<reason> <message>)`, the parenthesis only when there is either."""
     summary = f"Ready={ready.get('status') or 'Unknown'}"
     if ready.get("reason") or ready.get("message"):
         summary += f" ({ready.get('reason') or ''} {ready.get('message') or ''})".replace("( ", "(")
-    return ready.get("status") == "True", summary.strip()
+    return summary.strip()
 
 
 def _model_pods(api: client.ApiClient, serving: str, namespace: str, name: str) -> list[Pod]:

@@ -129,30 +129,8 @@ def read_install(api: client.ApiClient) -> KServeInstall:
         except HelloKubeflowError as exc:
             log.info("cannot read KServe's controller: %s", exc)
             return KServeInstall()
-        pod = deployment.spec.template.spec if deployment.spec else None
-        images = [c.image or "" for c in (pod.containers if pod else None) or []]
-        version = next((_tag(i) for i in images if "kserve-controller" in i), "")
-        try:
-            config = call(
-                f"reading ConfigMap {namespace}/{CONFIG_MAP}",
-                functools.partial(
-                    core.read_namespaced_config_map,
-                    CONFIG_MAP,
-                    namespace,
-                ),
-                missing_ok=True,
-            )
-            data = dict(config.data or {})
-        except (Missing, HelloKubeflowError):
-            data = {}
-        deploy, ingress = _json(data.get("deploy")), _json(data.get("ingress"))
-        install = KServeInstall(
-            version=version,
-            default_mode=normalize_mode(str(deploy.get("defaultDeploymentMode") or "")),
-            ingress_domain=str(ingress.get("ingressDomain") or DEFAULT_DOMAIN),
-            domain_template=str(ingress.get("domainTemplate") or KServeInstall.domain_template),
-            path_template=str(ingress.get("pathTemplate") or ""),
-        )
+        version = _controller_version(deployment)
+        install = _install_of(version, _config_data(core, namespace))
         log.info(
             "KServe %s in %s, default deployment mode %s",
             version or "(version unknown)",
@@ -161,6 +139,42 @@ def read_install(api: client.ApiClient) -> KServeInstall:
         )
         return install
     return KServeInstall()
+
+
+def _controller_version(deployment: Any) -> str:
+    """The tag of the controller Deployment's kserve-controller image ("": none)."""
+    pod = deployment.spec.template.spec if deployment.spec else None
+    images = [c.image or "" for c in (pod.containers if pod else None) or []]
+    return next((_tag(i) for i in images if "kserve-controller" in i), "")
+
+
+def _config_data(core: client.CoreV1Api, namespace: str) -> dict[str, str]:
+    """KServe's ConfigMap in `namespace`, as its data ({}: missing or unreadable)."""
+    try:
+        config = call(
+            f"reading ConfigMap {namespace}/{CONFIG_MAP}",
+            functools.partial(
+                core.read_namespaced_config_map,
+                CONFIG_MAP,
+                namespace,
+            ),
+            missing_ok=True,
+        )
+        return dict(config.data or {})
+    except (Missing, HelloKubeflowError):
+        return {}
+
+
+def _install_of(version: str, data: dict[str, str]) -> KServeInstall:
+    """The install described by the controller's version and its ConfigMap's data."""
+    deploy, ingress = _json(data.get("deploy")), _json(data.get("ingress"))
+    return KServeInstall(
+        version=version,
+        default_mode=normalize_mode(str(deploy.get("defaultDeploymentMode") or "")),
+        ingress_domain=str(ingress.get("ingressDomain") or DEFAULT_DOMAIN),
+        domain_template=str(ingress.get("domainTemplate") or KServeInstall.domain_template),
+        path_template=str(ingress.get("pathTemplate") or ""),
+    )
 
 
 def deployment_mode(resource: dict[str, Any], install: KServeInstall) -> str:

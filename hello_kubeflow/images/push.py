@@ -127,20 +127,25 @@ def follow_push(chunks: Iterable[Mapping[str, Any]], image: str) -> str:
         aux = chunk.get("aux")
         if isinstance(aux, dict) and aux.get("Digest"):
             digest = str(aux["Digest"])
-        status = str(chunk.get("status", ""))
-        layer = str(chunk.get("id", ""))
-        if layer and any(status.startswith(s) for s in _LAYER_STATES):
-            if seen.get(layer) != status:
-                seen[layer] = status
-                log.info("  %s: %s", layer, status)
-        elif status and not layer:
-            log.info("%s", status)
+        _log_progress(chunk, seen)
     if not digest:
         raise RegistryUnavailableError(
             f"the push of {image} ended without a digest from the registry "
             "(the stream was cut short)"
         )
     return digest
+
+
+def _log_progress(chunk: Mapping[str, Any], seen: dict[str, str]) -> None:
+    """Log a chunk's status: a layer's when it changes (kept in `seen`), or the push's."""
+    status = str(chunk.get("status", ""))
+    layer = str(chunk.get("id", ""))
+    if layer and any(status.startswith(s) for s in _LAYER_STATES):
+        if seen.get(layer) != status:
+            seen[layer] = status
+            log.info("  %s: %s", layer, status)
+    elif status and not layer:
+        log.info("%s", status)
 
 
 def classify_push_error(image: str, message: str) -> PushError:

@@ -124,6 +124,11 @@ def check_inotify(target: KubeTarget, engine: str, read: Reader | None = None) -
             ask,
             readable=False,
         )
+    return _limits_finding(kind, found)
+
+
+def _limits_finding(kind: str, found: dict[str, str | None]) -> InotifyFinding:
+    """The finding for this machine's limits, which the kind or minikube node shares."""
     low = {
         key: int(value)
         for key, value in found.items()

@@ -32,7 +32,7 @@ from hello_kubeflow.install.components import (
 )
 from hello_kubeflow.install.customize import prepare
 from hello_kubeflow.install.inotify import Reader
-from hello_kubeflow.install.prereqs import check_prerequisites, failed
+from hello_kubeflow.install.prereqs import Check, check_prerequisites, failed
 from hello_kubeflow.install.render import render_manifests
 from hello_kubeflow.install.requirements import requirements_lines
 from hello_kubeflow.kube.client import api_client, kube_target
@@ -139,17 +139,27 @@ def images_of(objects: tuple[Manifest, ...] | list[Manifest]) -> Iterator[str]:
     for obj in objects:
         if obj.get("kind") not in _WORKLOADS:
             continue
-        spec = obj.get("spec") or {}
-        if obj.get("kind") == "CronJob":
-            spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
-        pod = (spec.get("template") or {}).get("spec") or {}
+        pod = _pod_template(obj)
         for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
-            if container.get("image"):
-                yield str(container["image"])
-            for env in container.get("env") or []:
-                name, value = str(env.get("name", "")), env.get("value")
-                if value and (name.endswith("_IMAGE") or name.endswith("IMAGE_AND_VERSION")):
-                    yield str(value)
+            yield from _container_images(container)
+
+
+def _pod_template(workload: Manifest) -> Manifest:
+    """The pod spec a workload's template holds (a CronJob's, in its job template)."""
+    spec = workload.get("spec") or {}
+    if workload.get("kind") == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+    return (spec.get("template") or {}).get("spec") or {}  # type: ignore[no-any-return]
+
+
+def _container_images(container: Manifest) -> Iterator[str]:
+    """The container's image, then the images its env names (`*_IMAGE`, `*IMAGE_AND_VERSION`)."""
+    if container.get("image"):
+        yield str(container["image"])
+    for env in container.get("env") or []:
+        name, value = str(env.get("name", "")), env.get("value")
+        if value and (name.endswith("_IMAGE") or name.endswith("IMAGE_AND_VERSION")):
+            yield str(value)
 
 
 def manifests_root(settings: Settings) -> Path:
@@ -220,24 +230,10 @@ def install(
     unrendered = [p for c in components_for(settings) for p in c.paths(root) if not p.is_file()]
     render = not settings.manifests_dir and bool(unrendered)  # the cache lacks these files
     if dry_run:
-        if render:
-            return [_unrendered(settings, rbac_dir)]
-        try:
-            target = kube_target(settings).describe()
-        except PrerequisiteError as exc:
-            target = f"none yet ({exc})"
-        plan = make_plan(settings, rbac_dir)
-        return [plan.describe(target, settings), "Dry run: nothing was checked or changed."]
+        return _dry_run(settings, rbac_dir, render=render)
     # The cluster first: a missing kubeconfig or a stopped cluster is said at once, not
     # after minutes of fetching manifests (or as the network failure of a fetch).
-    checks = check_prerequisites(
-        settings, needs_docker=not settings.pipeline_image, read_sysctl=read_sysctl
-    )
-    for check in checks:
-        (log.info if check.ok or check.blocking else log.warning)("%s", check.line())
-    if failed(checks):
-        problems = "\n".join(f"  {c.line()}" for c in failed(checks))
-        raise PrerequisiteError(f"the cluster is not ready for inv setup:\n{problems}")
+    checks = _checked_prerequisites(settings, read_sysctl)
     if render:
         log.info("rendering the manifests from upstream into %s", root)
         render_manifests(settings, root)
@@ -253,6 +249,35 @@ def install(
     result = wait_for_pods(settings, plan.namespaces, require_pods=True, settle=settle)
     lines.append(result.describe())
     return lines
+
+
+def _dry_run(settings: Settings, rbac_dir: Path, *, render: bool) -> list[str]:
+    """The plan and the cluster it would go to; what to render first if the cache lacks it."""
+    if render:
+        return [_unrendered(settings, rbac_dir)]
+    try:
+        target = kube_target(settings).describe()
+    except PrerequisiteError as exc:
+        target = f"none yet ({exc})"
+    plan = make_plan(settings, rbac_dir)
+    return [plan.describe(target, settings), "Dry run: nothing was checked or changed."]
+
+
+def _checked_prerequisites(settings: Settings, read_sysctl: Reader | None) -> list[Check]:
+    """Run and log the prerequisite checks.
+
+    Raises:
+        PrerequisiteError: a blocking check failed (every failure, each with its fix).
+    """
+    checks = check_prerequisites(
+        settings, needs_docker=not settings.pipeline_image, read_sysctl=read_sysctl
+    )
+    for check in checks:
+        (log.info if check.ok or check.blocking else log.warning)("%s", check.line())
+    if failed(checks):
+        problems = "\n".join(f"  {c.line()}" for c in failed(checks))
+        raise PrerequisiteError(f"the cluster is not ready for inv setup:\n{problems}")
+    return checks
 
 
 def _unrendered(settings: Settings, rbac_dir: Path) -> str:

@@ -238,13 +238,7 @@ def follow_run(
         if new_state != state:
             log.info("run %s: %s", run_id, new_state)
             state = new_state
-        now_steps = _steps(run, steps)
-        for name, step_state in now_steps.items():
-            if seen.get(name) != step_state:
-                log.info("  step %s: %s", name, step_state)
-                if on_step is not None:
-                    on_step(name, step_state)
-        seen = now_steps
+        seen = _report_steps(_steps(run, steps), seen, on_step)
         if state in FINISHED:
             break
         now = time.monotonic()
@@ -255,12 +249,7 @@ def follow_run(
                 f"cancel it (in the UI: {url})"
             )
         if now >= deadline:
-            running = [n for n, s in seen.items() if s not in FINISHED] or ["(none started)"]
-            raise RunFailedError(
-                f"run {run_id} did not finish within {timeout:.0f} s (state {state}; "
-                f"step {', '.join(running)} not done). It goes on in the cluster: follow it at "
-                f"{url}, raise HK_RUN_TIMEOUT, or cancel it in the UI"
-            )
+            raise _too_late(run_id, timeout, state, seen, url)
         time.sleep(min(session.patience.poll_interval, deadline - now))
     seconds = round(time.monotonic() - started, 2)
     if state != "SUCCEEDED":
@@ -268,6 +257,32 @@ def follow_run(
         detail = explain_failure(failed) if failed and explain_failure else ""
         raise RunFailedError(_failure_message(run, run_id, state, seen, url, failed, detail))
     return RunOutcome(run_id=run_id, state=state, steps=seen, seconds=seconds)
+
+
+def _report_steps(
+    now_steps: dict[str, str],
+    seen: dict[str, str],
+    on_step: Callable[[str, str], None] | None,
+) -> dict[str, str]:
+    """Log (and pass to `on_step`) each step whose state changed since `seen`; the new states."""
+    for name, step_state in now_steps.items():
+        if seen.get(name) != step_state:
+            log.info("  step %s: %s", name, step_state)
+            if on_step is not None:
+                on_step(name, step_state)
+    return now_steps
+
+
+def _too_late(
+    run_id: str, timeout: float, state: str, seen: dict[str, str], url: str
+) -> RunFailedError:
+    """The error for a run that did not finish in time, naming the steps not done."""
+    running = [n for n, s in seen.items() if s not in FINISHED] or ["(none started)"]
+    return RunFailedError(
+        f"run {run_id} did not finish within {timeout:.0f} s (state {state}; "
+        f"step {', '.join(running)} not done). It goes on in the cluster: follow it at "
+        f"{url}, raise HK_RUN_TIMEOUT, or cancel it in the UI"
+    )
 
 
 def _tasks(run: Any) -> list[Any]:

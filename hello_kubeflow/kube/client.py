@@ -73,6 +73,27 @@ def kube_target(settings: Settings) -> KubeTarget:
     if not paths:
         shown = ", ".join(str(p) for p in kubeconfig_paths(settings))
         raise PrerequisiteError(f"no kubeconfig found at {shown}. {_NO_CLUSTER_FIX}")
+    contexts, clusters, current = _merged_kubeconfig(paths)
+    where = os.pathsep.join(str(p) for p in paths)
+    name = _context_name(settings.kube_context or current, contexts, where)
+    cluster = str(contexts[name].get("cluster", ""))
+    if cluster not in clusters:
+        raise PrerequisiteError(
+            f"context '{name}' names cluster '{cluster}', which the kubeconfig {where} "
+            "does not define. Recreate the cluster's kubeconfig entry."
+        )
+    server = str(clusters[cluster].get("server", ""))
+    return KubeTarget(where, name, cluster, server, str(contexts[name].get("user", "")))
+
+
+def _merged_kubeconfig(
+    paths: list[Path],
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], str]:
+    """(contexts, clusters, current context) of the files merged: the first to name one wins.
+
+    Raises:
+        PrerequisiteError: a file cannot be read or is not YAML.
+    """
     contexts: dict[str, dict[str, Any]] = {}
     clusters: dict[str, dict[str, Any]] = {}
     current = ""
@@ -86,8 +107,15 @@ def kube_target(settings: Settings) -> KubeTarget:
         for entry in doc.get("clusters") or []:
             clusters.setdefault(str(entry.get("name")), entry.get("cluster") or {})
         current = current or str(doc.get("current-context") or "")
-    name = settings.kube_context or current
-    where = os.pathsep.join(str(p) for p in paths)
+    return contexts, clusters, current
+
+
+def _context_name(name: str, contexts: dict[str, dict[str, Any]], where: str) -> str:
+    """`name`, once it is known to be a context of the kubeconfig at `where`.
+
+    Raises:
+        PrerequisiteError: no context chosen, or one the kubeconfig does not define.
+    """
     if not name:
         raise PrerequisiteError(
             f"the kubeconfig {where} has no current context. Pick one with "
@@ -99,14 +127,7 @@ def kube_target(settings: Settings) -> KubeTarget:
             f"context '{name}' is not in the kubeconfig {where} (contexts: {known}). "
             "Fix HK_KUBE_CONTEXT or run `kubectl config get-contexts`."
         )
-    cluster = str(contexts[name].get("cluster", ""))
-    if cluster not in clusters:
-        raise PrerequisiteError(
-            f"context '{name}' names cluster '{cluster}', which the kubeconfig {where} "
-            "does not define. Recreate the cluster's kubeconfig entry."
-        )
-    server = str(clusters[cluster].get("server", ""))
-    return KubeTarget(where, name, cluster, server, str(contexts[name].get("user", "")))
+    return name
 
 
 class TimedApiClient(client.ApiClient):  # type: ignore[misc]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 Pod = Mapping[str, Any]
@@ -105,56 +105,122 @@ def pod_state(pod: Pod, restart_limit: int) -> PodState:
         set: whether it matters depends on its Job (see `wait`).
     """
     meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
-    ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
     phase = str(status.get("phase") or "Pending")
     owner = _controller(meta)
-    job = owner[1] if owner and owner[0] == "Job" else ""
-    statuses = [
+    statuses = _all_statuses(status)
+    base = _base_state(meta, owner, statuses)
+    if meta.get("deletionTimestamp"):
+        return replace(base, reason="Terminating")
+    if phase == "Succeeded":
+        return replace(base, ready=True, reason="Succeeded")
+    if phase == "Failed":
+        return _failed_state(base, status, statuses, owner)
+    for judged in (
+        _broken_state(base, statuses, restart_limit, spec),
+        _scheduling_state(base, phase, status),
+        _waiting_state(base, statuses),
+    ):
+        if judged is not None:
+            return judged
+    return _coming_state(base, phase, spec, status)
+
+
+def _all_statuses(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The init containers' statuses, then the containers'."""
+    return [
         *(status.get("initContainerStatuses") or []),
         *(status.get("containerStatuses") or []),
     ]
-    restarts = max((int(cs.get("restartCount") or 0) for cs in statuses), default=0)
 
-    def state(ready: bool, reason: str, message: str = "", **more: Any) -> PodState:
-        return PodState(ns, name, ready, reason, message, job=job, restarts=restarts, **more)
 
-    if meta.get("deletionTimestamp"):
-        return state(False, "Terminating")
-    if phase == "Succeeded":
-        return state(True, "Succeeded")
-    if phase == "Failed":
-        reason, message, container = _failure(status, statuses)
-        if job:  # the Job makes a new pod or gives up: the Job decides
-            return state(False, "Failed", message or reason, container=container)
-        # An evicted or node-lost pod: its controller has already made a new one.
-        replaced = owner is not None and owner[0] in _REPLACED_BY_CONTROLLER
-        return state(
-            False, reason, message, container=container, fatal=not replaced, counted=not replaced
-        )
+def _base_state(
+    meta: Mapping[str, Any], owner: tuple[str, str] | None, statuses: list[Mapping[str, Any]]
+) -> PodState:
+    """The pod's identity, owning Job and restarts; not ready, reason still to be judged."""
+    return PodState(
+        str(meta.get("namespace", "")),
+        str(meta.get("name", "")),
+        False,
+        "",
+        job=owner[1] if owner and owner[0] == "Job" else "",
+        restarts=max((int(cs.get("restartCount") or 0) for cs in statuses), default=0),
+    )
+
+
+def _failed_state(
+    base: PodState,
+    status: Mapping[str, Any],
+    statuses: list[Mapping[str, Any]],
+    owner: tuple[str, str] | None,
+) -> PodState:
+    """A Failed pod: its Job decides, its controller has replaced it, or it is fatal."""
+    reason, message, container = _failure(status, statuses)
+    if base.job:  # the Job makes a new pod or gives up: the Job decides
+        return replace(base, reason="Failed", message=message or reason, container=container)
+    # An evicted or node-lost pod: its controller has already made a new one.
+    replaced = owner is not None and owner[0] in _REPLACED_BY_CONTROLLER
+    return replace(
+        base,
+        reason=reason,
+        message=message,
+        container=container,
+        fatal=not replaced,
+        counted=not replaced,
+    )
+
+
+def _broken_state(
+    base: PodState, statuses: list[Mapping[str, Any]], restart_limit: int, spec: Mapping[str, Any]
+) -> PodState | None:
+    """The first container in a state that will not heal, as a fatal state; None if none."""
     for cs in statuses:
-        problem = _container_problem(cs, restart_limit, spec, bool(job))
+        problem = _container_problem(cs, restart_limit, spec, bool(base.job))
         if problem is not None:
             reason, message = problem
-            return state(False, reason, message, container=str(cs.get("name", "")), fatal=True)
+            return replace(
+                base, reason=reason, message=message, container=str(cs.get("name", "")), fatal=True
+            )
+    return None
+
+
+def _scheduling_state(base: PodState, phase: str, status: Mapping[str, Any]) -> PodState | None:
+    """Ready, or Unschedulable with the scheduler's message; None if neither."""
     if phase == "Running" and _condition(status, "Ready").get("status") == "True":
-        return state(True, "Running")
+        return replace(base, ready=True, reason="Running")
     scheduled = _condition(status, "PodScheduled")
     if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
-        return state(False, "Unschedulable", str(scheduled.get("message", "")))
+        return replace(base, reason="Unschedulable", message=str(scheduled.get("message", "")))
+    return None
+
+
+def _waiting_state(base: PodState, statuses: list[Mapping[str, Any]]) -> PodState | None:
+    """The first container waiting for a reason (ContainerCreating...); None if none."""
     for cs in statuses:
         waiting = (cs.get("state") or {}).get("waiting") or {}
         if waiting.get("reason"):
             detail = str(waiting.get("message", ""))
             if waiting["reason"] == CRASH_REASON:
                 detail = f"{cs.get('restartCount', 0)} restarts; {detail}"
-            return state(
-                False, str(waiting["reason"]), detail.strip("; "), container=str(cs.get("name", ""))
+            return replace(
+                base,
+                reason=str(waiting["reason"]),
+                message=detail.strip("; "),
+                container=str(cs.get("name", "")),
             )
+    return None
+
+
+def _coming_state(
+    base: PodState, phase: str, spec: Mapping[str, Any], status: Mapping[str, Any]
+) -> PodState:
+    """Still coming: Running with containers not yet ready, or its phase as it stands."""
     if phase == "Running":
         ready = sum(1 for cs in status.get("containerStatuses") or [] if cs.get("ready"))
         total = len(spec.get("containers") or []) or len(status.get("containerStatuses") or [])
-        return state(False, "Running", f"{ready}/{total} containers ready")
-    return state(False, phase, str(status.get("message") or status.get("reason") or ""))
+        return replace(base, reason="Running", message=f"{ready}/{total} containers ready")
+    return replace(
+        base, reason=phase, message=str(status.get("message") or status.get("reason") or "")
+    )
 
 
 def _failure(status: Mapping[str, Any], statuses: list[Mapping[str, Any]]) -> tuple[str, str, str]:
@@ -174,29 +240,49 @@ def _container_problem(
     current = cs.get("state") or {}
     waiting = current.get("waiting") or {}
     reason, message = str(waiting.get("reason") or ""), str(waiting.get("message") or "")
-    if reason in IMAGE_REASONS and not (
-        reason != "InvalidImageName" and _TRANSIENT_PULL.search(message)
-    ):
-        return reason, message or f"cannot pull image {cs.get('image', '')}"
     if reason in CONFIG_REASONS:
         return reason, message
+    return (
+        _pull_problem(cs, reason, message)
+        or _crash_problem(cs, reason, restart_limit)
+        or _exit_problem(current, spec, job_owned)
+    )
+
+
+def _pull_problem(cs: Mapping[str, Any], reason: str, message: str) -> tuple[str, str] | None:
+    """An image that cannot be pulled; None if not, or if the registry may answer next time."""
+    if reason not in IMAGE_REASONS:
+        return None
+    if reason != "InvalidImageName" and _TRANSIENT_PULL.search(message):
+        return None
+    return reason, message or f"cannot pull image {cs.get('image', '')}"
+
+
+def _crash_problem(
+    cs: Mapping[str, Any], reason: str, restart_limit: int
+) -> tuple[str, str] | None:
+    """A crash loop that has reached the restart limit, with its last exit; None if not."""
     restarts = int(cs.get("restartCount") or 0)
-    if reason == CRASH_REASON and restarts >= restart_limit:
-        last = (cs.get("lastState") or {}).get("terminated") or {}
-        exit_info = f"last exit code {last.get('exitCode')}" if last else ""
-        if last.get("reason"):
-            exit_info += f" ({last['reason']})"
-        return reason, f"restarted {restarts} times; {exit_info}".strip("; ")
+    if reason != CRASH_REASON or restarts < restart_limit:
+        return None
+    last = (cs.get("lastState") or {}).get("terminated") or {}
+    exit_info = f"last exit code {last.get('exitCode')}" if last else ""
+    if last.get("reason"):
+        exit_info += f" ({last['reason']})"
+    return reason, f"restarted {restarts} times; {exit_info}".strip("; ")
+
+
+def _exit_problem(
+    current: Mapping[str, Any], spec: Mapping[str, Any], job_owned: bool
+) -> tuple[str, str] | None:
+    """A non-zero exit in a pod that never restarts and no Job will replace; None if not."""
     terminated = current.get("terminated") or {}
-    if (
-        terminated
-        and int(terminated.get("exitCode") or 0) != 0
-        and spec.get("restartPolicy") == "Never"
-        and not job_owned  # a Job makes a new pod: the Job decides
-    ):
-        detail = str(terminated.get("message") or terminated.get("reason") or "")
-        return f"Error (exit {terminated.get('exitCode')})", detail
-    return None
+    if not terminated or int(terminated.get("exitCode") or 0) == 0:
+        return None
+    if spec.get("restartPolicy") != "Never" or job_owned:  # a Job makes a new pod: it decides
+        return None
+    detail = str(terminated.get("message") or terminated.get("reason") or "")
+    return f"Error (exit {terminated.get('exitCode')})", detail
 
 
 def _controller(meta: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -124,32 +124,32 @@ class CrashJudge:
         keep = {(s.namespace, s.name, s.container) for s in counted if not s.ready}
         self.since = {k: v for k, v in self.since.items() if k in keep}
         self.baseline = {k: v for k, v in self.baseline.items() if k in keep}
-        judged = []
-        for s in states:
-            key = (s.namespace, s.name, s.container)
-            if not (s.counted and not s.ready and s.reason == CRASH_REASON):
-                judged.append(s)
-                continue
-            since = self.since.setdefault(key, now)
-            others_ready = all(o.ready for o in counted if o.key != s.key)
-            if not others_ready:
-                self.baseline.pop(key, None)
-            elif s.restarts > self.baseline.setdefault(key, s.restarts):
-                s = replace(
-                    s,
-                    fatal=True,
-                    message=f"restarted {s.restarts} times, and again after every other pod "
-                    f"was ready (its dependencies are up); {s.message}".strip("; "),
-                )
-            if not s.fatal and now - since >= self.grace:
-                s = replace(
-                    s,
-                    fatal=True,
-                    message=f"restarted {s.restarts} times over {format_seconds(now - since)} "
-                    f"(HK_WAIT_CRASH_GRACE={self.grace:g}); {s.message}".strip("; "),
-                )
-            judged.append(s)
-        return judged
+        return [self._judge_one(s, counted, now) for s in states]
+
+    def _judge_one(self, s: PodState, counted: list[PodState], now: float) -> PodState:
+        """One state, made fatal if it crash-loops past the grace or after the others are up."""
+        if not (s.counted and not s.ready and s.reason == CRASH_REASON):
+            return s
+        key = (s.namespace, s.name, s.container)
+        since = self.since.setdefault(key, now)
+        others_ready = all(o.ready for o in counted if o.key != s.key)
+        if not others_ready:
+            self.baseline.pop(key, None)
+        elif s.restarts > self.baseline.setdefault(key, s.restarts):
+            s = replace(
+                s,
+                fatal=True,
+                message=f"restarted {s.restarts} times, and again after every other pod "
+                f"was ready (its dependencies are up); {s.message}".strip("; "),
+            )
+        if not s.fatal and now - since >= self.grace:
+            s = replace(
+                s,
+                fatal=True,
+                message=f"restarted {s.restarts} times over {format_seconds(now - since)} "
+                f"(HK_WAIT_CRASH_GRACE={self.grace:g}); {s.message}".strip("; "),
+            )
+        return s
 
 
 def poll_until(
@@ -285,18 +285,7 @@ def wait_for_pods(
     deadline = started + timeout
     out: queue.Queue[FeedMessage] = queue.Queue()
     core = client.CoreV1Api(api)
-    feeds = [
-        PodFeed(
-            core,
-            scope,
-            out,
-            request_timeout(settings),
-            time.monotonic() + timeout,
-            backoff or FEED_BACKOFF,
-            watch_seconds,
-        )
-        for scope in (scopes or ("",))
-    ]
+    feeds = _feeds(core, scopes, out, request_timeout(settings), timeout, backoff, watch_seconds)
     tracker = PodTracker(job_lookup(api), CrashJudge(settings.wait_crash_grace))
     progress = Progress(log, progress_interval, PROGRESS_HEARTBEAT)
     synced: set[str] = set()
@@ -315,11 +304,7 @@ def wait_for_pods(
             if now >= deadline:
                 raise _timed_out(snapshot, timeout, feeds, synced)
             pause = min(deadline - now, progress_interval, settle or progress_interval)
-            for message in clock.drain(out, pause):
-                if message.kind == "error":
-                    raise _refused(message)
-                tracker.apply(message)
-                synced.add(message.scope)
+            _take(clock.drain(out, pause), tracker, synced)
             if len(synced) < len(feeds):
                 continue
             snapshot = tracker.snapshot(scopes, clock.now())
@@ -339,6 +324,43 @@ def wait_for_pods(
     finally:
         for feed in feeds:
             feed.stop()
+
+
+def _feeds(
+    core: client.CoreV1Api,
+    scopes: tuple[str, ...],
+    out: queue.Queue[FeedMessage],
+    timeouts: tuple[float, float],
+    timeout: float,
+    backoff: Backoff | None,
+    watch_seconds: int,
+) -> list[PodFeed]:
+    """One feed per namespace, or one for all namespaces when `scopes` is empty."""
+    return [
+        PodFeed(
+            core,
+            scope,
+            out,
+            timeouts,
+            time.monotonic() + timeout,
+            backoff or FEED_BACKOFF,
+            watch_seconds,
+        )
+        for scope in (scopes or ("",))
+    ]
+
+
+def _take(messages: list[FeedMessage], tracker: PodTracker, synced: set[str]) -> None:
+    """Fold the feeds' messages into `tracker`, noting each scope heard from.
+
+    Raises:
+        ClusterError: a feed reports that the API refused its list or watch.
+    """
+    for message in messages:
+        if message.kind == "error":
+            raise _refused(message)
+        tracker.apply(message)
+        synced.add(message.scope)
 
 
 def cluster_status(

@@ -98,33 +98,64 @@ def clean_outputs(
     runs = _newest_first(
         [p for p in _children(output / RUNS_DIR) if p.is_dir() and not p.name.startswith("_")]
     )
-    completed = [p for p in runs if _completed(p)]
-    running = runs[:1] if runs and runs[0] not in completed and _recent(runs[0]) else []
-    unfinished = [p for p in runs if p not in completed]
-    failed = [p for p in unfinished if p not in running and not _holds(p, in_use)]
+    completed, kept_runs, failed = _judge_runs(runs, keep, in_use)
     logs = _newest_first([p for p in _children(output / LOGS_DIR) if p.match(LOG_GLOB)])
-    kept_runs = [p for i, p in enumerate(completed) if i < keep or _holds(p, in_use)]
-    kept_runs += [p for p in unfinished if p not in failed]
-    owned = {log_: run for run in runs if (log_ := _log_of(run, logs)) is not None}
-    # A log goes with its run; the newest log without one may be a run's that has
-    # not made its folder yet.
-    starting = max(logs, key=_stamp) if logs else None
-    kept_logs = [
-        p
-        for p in logs
-        if owned.get(p) in kept_runs or p.resolve() in in_use or (p == starting and p not in owned)
-    ]
+    kept_logs = _kept_logs(logs, runs, kept_runs, in_use)
     doomed = failed + [p for p in completed if p not in kept_runs]
     doomed += [p for p in logs if p not in kept_logs]
     freed = sum(_size(p) for p in doomed)
     if not dry_run:
-        for path in doomed:
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
-            log.info("removed %s", path)
+        _remove(doomed)
     return CleanResult(tuple(doomed), tuple(kept_runs), freed, dry_run, tuple(failed))
+
+
+def _judge_runs(
+    runs: list[Path], keep: int, in_use: set[Path]
+) -> tuple[list[Path], list[Path], list[Path]]:
+    """(completed, kept, failed) among `runs`, newest first.
+
+    The newest unfinished run that changed lately may still be running: it is kept,
+    as is every run a record names and the newest `keep` completed ones.
+    """
+    completed = [p for p in runs if _completed(p)]
+    unfinished = [p for p in runs if p not in completed]
+    failed = _failed(runs, completed, unfinished, in_use)
+    kept_runs = [p for i, p in enumerate(completed) if i < keep or _holds(p, in_use)]
+    kept_runs += [p for p in unfinished if p not in failed]
+    return completed, kept_runs, failed
+
+
+def _failed(
+    runs: list[Path], completed: list[Path], unfinished: list[Path], in_use: set[Path]
+) -> list[Path]:
+    """The unfinished runs, but the newest if it may still be running and those a record names."""
+    running = runs[:1] if runs and runs[0] not in completed and _recent(runs[0]) else []
+    return [p for p in unfinished if p not in running and not _holds(p, in_use)]
+
+
+def _kept_logs(
+    logs: list[Path], runs: list[Path], kept_runs: list[Path], in_use: set[Path]
+) -> list[Path]:
+    """The logs of kept runs, those a record names, and the newest log without a run."""
+    owned = {log_: run for run in runs if (log_ := _log_of(run, logs)) is not None}
+    # A log goes with its run; the newest log without one may be a run's that has
+    # not made its folder yet.
+    starting = max(logs, key=_stamp) if logs else None
+    return [
+        p
+        for p in logs
+        if owned.get(p) in kept_runs or p.resolve() in in_use or (p == starting and p not in owned)
+    ]
+
+
+def _remove(paths: list[Path]) -> None:
+    """Delete each folder or file, logging it."""
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        log.info("removed %s", path)
 
 
 def _in_use(output: Path) -> set[Path]:
