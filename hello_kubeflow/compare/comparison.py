@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -341,33 +342,47 @@ def save_comparison_png(comparison: Comparison, path: Path) -> Path:
         ("one image in-process, ms", [r.in_process_ms for r in rows], "{:.3f}"),
         ("one image served, ms (p50)", [r.served_ms for r in rows], "{:.3f}"),
     ]
-    colours = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"]
     figure = Figure(figsize=(13, 2.6 + 0.6 * len(rows)), dpi=110, layout="constrained")
     FigureCanvasAgg(figure)
     axes_row = figure.subplots(1, len(panels), sharey=True)
     positions = np.arange(len(rows))
-    for axes, (title, values, shown) in zip(axes_row, panels, strict=True):
-        bars = axes.barh(positions, values, color=[colours[i % len(colours)] for i in positions])
-        axes.set_title(title, fontsize=9)
-        axes.bar_label(bars, labels=[shown.format(v) for v in values], fontsize=8, padding=2)
-        axes.set_xlim(0, max(values, default=1) * 1.35 or 1)
-        axes.tick_params(axis="x", labelsize=7)
-        if title.startswith("test accuracy"):
-            low = min(values, default=90)
-            axes.set_xlim(max(0.0, np.floor(low) - 1.5), 100.4)
+    for axes, panel in zip(axes_row, panels, strict=True):
+        _draw_panel(axes, positions, *panel)
     axes_row[0].set_yticks(positions, labels)
     axes_row[0].invert_yaxis()
-    confused = "\n".join(
-        f"{r.label} confuses most: "
-        + (", ".join(f"{t}→{p} ×{n}" for t, p, n in r.confusions) or "nothing")
-        for r in rows
-    )
     one, five, fifteen = comparison.load_average
     scored = "\n".join(f"scored on {test_set}" for test_set in comparison.test_sets())
     figure.suptitle(
-        f"MNIST models (load average {one:.1f} {five:.1f} {fifteen:.1f})\n{scored}\n{confused}",
+        f"MNIST models (load average {one:.1f} {five:.1f} {fifteen:.1f})\n{scored}\n"
+        + _confusions_text(rows),
         fontsize=9,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png")
     return path
+
+
+_COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"]
+
+
+def _draw_panel(
+    axes: Any, positions: npt.NDArray[Any], title: str, values: list[float], shown: str
+) -> None:
+    """One figure's bars, one per model, with its value written on each."""
+    bars = axes.barh(positions, values, color=[_COLOURS[i % len(_COLOURS)] for i in positions])
+    axes.set_title(title, fontsize=9)
+    axes.bar_label(bars, labels=[shown.format(v) for v in values], fontsize=8, padding=2)
+    axes.set_xlim(0, max(values, default=1) * 1.35 or 1)
+    axes.tick_params(axis="x", labelsize=7)
+    if title.startswith("test accuracy"):
+        low = min(values, default=90)
+        axes.set_xlim(max(0.0, np.floor(low) - 1.5), 100.4)
+
+
+def _confusions_text(rows: Sequence[Contender]) -> str:
+    """A line per model: the digits it confuses most."""
+    return "\n".join(
+        f"{r.label} confuses most: "
+        + (", ".join(f"{t}→{p} ×{n}" for t, p, n in r.confusions) or "nothing")
+        for r in rows
+    )
