@@ -478,6 +478,7 @@ BAD_META = [
     ({"tags": "team"}, 'meta.tags must be an object, e.g. {"team": "mnist"}'),
     ({"routing": {"model": "a"}}, "meta.routing must be an object of whole numbers"),
     ({"routing": {"model": 2**31}}, "meta.routing must be an object of whole numbers (int32)"),
+    ({"routing": {"model": 0.5}}, "meta.routing must be an object of whole numbers (int32)"),
     ({"requestPath": {"model": 1}}, "meta.requestPath must be an object of strings"),
     ({"requestPath": "model"}, "meta.requestPath must be an object of strings"),
     ({"metrics": {"key": "k"}}, "meta.metrics must be a list of metrics"),

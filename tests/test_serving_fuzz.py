@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import socket
 from collections.abc import Iterator
 from contextlib import suppress
@@ -50,6 +51,10 @@ LIMIT = 200_000
 FORM = "application/x-www-form-urlencoded"
 QUERY_BYTES = 8_000
 EXAMPLES = 40  # per operation; the whole file: 1.7 min on 2 cores at load 4, 3 min at load 10
+# The same cases on every run (derandomize): a failure is reproducible, and a test run's
+# verdict does not depend on which cases luck drew. To explore further, raise EXAMPLES or
+# run with HK_TEST_FUZZ_RANDOM=1 (new cases each run).
+RANDOM = os.environ.get("HK_TEST_FUZZ_RANDOM") == "1"
 DOCUMENT = openapi_document("mnist-classifier", LIMIT)
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 
@@ -124,7 +129,12 @@ def _over_the_body_limit(case: Case[Any]) -> bool:
 
 @pytest.mark.slow
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=not RANDOM,
+)
 def test_no_answer_is_a_server_error_or_outside_the_document(
     case: Any, fuzzed_server: RunningServer
 ) -> None:
@@ -168,7 +178,12 @@ _HEADERS = st.lists(
     headers=_HEADERS,
     body=st.sampled_from([b"", b"{}", b"zz\r\n", b"2\r\n{}\r\n0\r\n\r\n", b"\x00\xff"]),
 )
-@settings(max_examples=EXAMPLES * 5, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES * 5,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=not RANDOM,
+)
 def test_every_refusal_of_a_malformed_request_is_json(
     fuzzed_server: RunningServer,
     method: bytes,
