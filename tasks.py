@@ -18,7 +18,8 @@ from hello_kubeflow.cli.options import emit, refuse, settings_for, task, user_er
 from hello_kubeflow.project import use_project_root
 from hello_kubeflow.settings import MAX_SERVE_WORKERS
 
-use_project_root(Path(__file__).parent)  # the folder invoke found tasks.py in
+ROOT = Path(__file__).resolve().parent  # the folder invoke found tasks.py in
+use_project_root(ROOT)
 
 JSON_HELP = "print the result as one JSON object on the last line, instead of the text"
 
@@ -456,9 +457,16 @@ def notebook(
 )
 def test(c: Any, quick: bool = False, pytest_args: str = "") -> None:
     """Run the checks: ruff (lint and format), mypy (strict), then the whole test suite."""
+    from hello_kubeflow.console import colour_allowed
+
     python = sys.executable  # the environment inv runs in, activated or not
-    c.run(f"{python} -m ruff check .", echo=True)
-    c.run(f"{python} -m ruff format --check .", echo=True)
-    c.run(f"{python} -m mypy", echo=True)
-    marker = "-m 'not slow'" if quick else ""
-    c.run(f"{python} -m pytest {marker} {pytest_args}".strip(), echo=True)
+    # The commands as typed, bold only on a terminal that allows colours (NO_COLOR).
+    shown = {"echo": True, "echo_format": "{command}"}
+    if colour_allowed(sys.stdout):
+        shown = {"echo": True}
+    with c.cd(str(ROOT)):  # the checks cover the whole project, from any subfolder
+        c.run(f"{python} -m ruff check .", **shown)
+        c.run(f"{python} -m ruff format --check .", **shown)
+        c.run(f"{python} -m mypy", **shown)
+        marker = "-m 'not slow'" if quick else ""
+        c.run(f"{python} -m pytest {marker} {pytest_args}".strip(), **shown)

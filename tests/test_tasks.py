@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inv_support import REPO, run_inv, start_inv
+from inv_support import REPO, environment_without_settings, run_inv, start_inv
 from serving_support import call, make_tiny_model
 
 TASKS = [
@@ -339,3 +339,21 @@ def test_a_note_on_an_error_says_what_the_task_was_doing_before_the_message() ->
     with pytest.raises(Exit) as raised, user_errors():
         raise problem
     assert raised.value.message == "error: inv demo, querying its server: no answer"
+
+
+@pytest.mark.slow
+def test_inv_test_from_a_subfolder_checks_the_whole_project_without_colour_codes() -> None:
+    """ruff and mypy read the project root, not the folder `inv` was typed in."""
+    done = run_inv(
+        "test",
+        "--quick",
+        "--pytest-args=--collect-only -q tests/test_architecture.py",
+        env=environment_without_settings(),
+        cwd=REPO / "docs",
+        timeout=600,
+    )
+
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Success: no issues found in" in done.stdout  # mypy found the package
+    assert "No Python files found" not in done.stdout + done.stderr
+    assert "\x1b[" not in done.stdout  # not a terminal: the commands are shown plain
