@@ -1,4 +1,4 @@
-"""Benchmark cluster mode against emulators with the real backends' shapes (issue 11).
+"""Benchmark cluster mode against emulators with the real backends' shapes.
 
 Measures, on 127.0.0.1, with the emulators the tests use:
 

@@ -1,4 +1,4 @@
-"""Time everyday commands as a user runs them (issue 13): query, no server, offline, a run.
+"""Time everyday commands as a user runs them: query, no server, offline, a run.
 
 Usage:
     python scripts/bench_everyday.py --model MODEL_DIR --mnist-dir MNIST_DIR [--checkout DIR]

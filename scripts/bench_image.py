@@ -4,7 +4,7 @@ Builds from a scratch copy of the build context (so the checkout is never
 edited), FROM the local Debian/Python base (`scripts/base_image.sh`), and pushes
 to a throwaway `docker-registry` on a free 127.0.0.1 port (removed afterwards).
 The cold build uses no layer cache, so it includes downloading every wheel from
-PyPI. Writes the figures under `## Image (issue 4)` in docs/benchmarks.md.
+PyPI. Writes the figures into their section of docs/benchmarks.md.
 
     sudo scripts/ci_docker.sh && sudo scripts/base_image.sh
     .venv/bin/python scripts/bench_image.py [--no-write]
@@ -28,14 +28,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from benchmarks_doc import DOCS, IMAGE, write_section
+
 from hello_kubeflow.images import plan_build, push_image
 from hello_kubeflow.images.build import build_context, build_image
 from hello_kubeflow.images.engine import connect
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = REPO / "docs" / "benchmarks.md"
-SECTION = "## Image (issue 4)"
 BASE_IMAGE = os.environ.get("HK_TEST_BASE_IMAGE", "hello-kubeflow-base:bookworm")
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 REGISTRY_START_SECONDS = 30.0
@@ -55,7 +55,7 @@ def main() -> int:
     table = _table(figures)
     print(table)
     if not args.no_write:
-        _write_section(table)
+        write_section(f"{IMAGE}\n\n{table}\n")
         print(f"written to {DOCS}", file=sys.stderr)
     return 0
 
@@ -165,18 +165,6 @@ def _table(figures: dict[str, float]) -> str:
             f"Code-only rebuild: {rebuild / cold:.0%} of the cold build (target: at most 20%).",
         ]
     )
-
-
-def _write_section(body: str) -> None:
-    text = DOCS.read_text() if DOCS.is_file() else "# Benchmarks\n"
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{body}\n"
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        rest = text[end:] if end >= 0 else "\n"
-        text = text[:start] + f"{SECTION}\n\n{body}\n" + rest
-    DOCS.write_text(text)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Serving benchmark (issue 3): latency and throughput of one-image requests on loopback.
+"""Serving benchmark: latency and throughput of one-image requests on loopback.
 
 Compares, on the same trained forest and one worker process each:
 
@@ -31,9 +31,9 @@ in each round, beside the load average (with --against, the other checkout's
 server too, alternated). Bounded by --seconds and --requests per phase.
 
 --model defaults to the latest `inv train` model, else a "book" forest trained once
-into the cache. --write replaces the "## Serving (issue 3)" section of
-docs/benchmarks.md with the results (for a forest), or the "## Serving the neural
-network (issue 14)" section (for `inv train --model mlp`'s model).
+into the cache. --write replaces the section of docs/benchmarks.md that holds these
+figures: the forest's, the neural network's (`inv train --model mlp`'s model), the
+A/B's or the --fairness one's.
 """
 
 from __future__ import annotations
@@ -64,20 +64,23 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks_doc import (  # noqa: E402
+    DOCS,
+    SERVING_AB,
+    SERVING_FAIRNESS,
+    SERVING_FOREST,
+    SERVING_MLP,
+    write_section,
+)
+
 from hello_kubeflow.data.mnist import load_mnist, scale_pixels  # noqa: E402
 from hello_kubeflow.query.answers import check_answer, seldon_payload  # noqa: E402
 from hello_kubeflow.settings import Settings, load_settings  # noqa: E402
 
-SECTION = "## Serving (issue 3)"
-# The neural network's figures go beside the forest's, in a section of their own.
-MLP_SECTION = "## Serving the neural network (issue 14)"
-AB_SECTION = "## Serving A/B against another checkout (issue 9)"
-FAIRNESS_SECTION = "## Serving while one client loops the largest batch"
 FAIRNESS_P50_RATIO = 5.0  # the target: loaded p50 within 5x of idle...
 FAIRNESS_P99_MS = 50.0  # ...and loaded p99 under 50 ms
 PACE_SECONDS = 0.01  # the one-image client's requests start 10 ms apart
 HOG_SECONDS = 300.0  # the looping client stops by then whatever happens
-DOCS = REPO / "docs" / "benchmarks.md"
 START_SECONDS = 120.0
 HTTP_TIMEOUT = 30.0
 WARMUP = 50
@@ -259,7 +262,7 @@ def _a_b(other: Path, model_dir: Path, bodies: list[bytes], args: argparse.Names
     if args.write:
         metadata = json.loads((model_dir / "metadata.json").read_text())
         section = (
-            f"{AB_SECTION}\n\n"
+            f"{SERVING_AB}\n\n"
             f"Target (a) only, this tree's server and `{other}`'s alternated round by round, "
             "so both see the same load on the shared machine. Same protocol as above; "
             f"preset `{metadata.get('preset')}`, {metadata.get('n_estimators')} trees. "
@@ -269,7 +272,7 @@ def _a_b(other: Path, model_dir: Path, bodies: list[bytes], args: argparse.Names
             f"--rounds {args.rounds} --model DIR --write`\n"
             f"Machine: {_machine()}.\nDate: {datetime.date.today().isoformat()}.\n\n" + table + "\n"
         )
-        _replace_section(AB_SECTION, section)
+        write_section(section)
         print(f"written to {DOCS}", file=sys.stderr)
 
 
@@ -380,7 +383,7 @@ def _fairness(
         metadata = json.loads((model_dir / "metadata.json").read_text())
         other = f"`{trees[0][1].name}` (`--against DIR`) and " if args.against else ""
         section = (
-            f"{FAIRNESS_SECTION}\n\n"
+            f"{SERVING_FAIRNESS}\n\n"
             f"Target (a) from {other}this tree, each with its default worker count, "
             f"alternated round by round; preset `{metadata.get('preset')}`, "
             f"{metadata.get('n_estimators')} trees. One client sends one MNIST test image "
@@ -397,7 +400,7 @@ def _fairness(
             f"--seconds {args.seconds:g} --requests {args.requests} --model DIR --write`\n"
             f"Machine: {_machine()}.\nDate: {datetime.date.today().isoformat()}.\n\n" + table + "\n"
         )
-        _replace_section(FAIRNESS_SECTION, section)
+        write_section(section)
         print(f"written to {DOCS}", file=sys.stderr)
 
 
@@ -592,7 +595,7 @@ def _write_docs(
 ) -> None:
     metadata = json.loads((model_dir / "metadata.json").read_text())
     kind = metadata.get("model", "forest")
-    heading = MLP_SECTION if kind == "mlp" else SECTION
+    heading = SERVING_MLP if kind == "mlp" else SERVING_FOREST
     if kind == "mlp":
         hidden = metadata.get("parameters", {}).get("hidden_layer_sizes")
         what = f"network: preset `{metadata.get('preset')}`, hidden layers {hidden}"
@@ -629,18 +632,7 @@ def _write_docs(
         + table
         + "\n"
     )
-    _replace_section(heading, section)
-
-
-def _replace_section(heading: str, section: str) -> None:
-    """Put `section` in docs/benchmarks.md in place of the one under `heading` (or last)."""
-    text = DOCS.read_text() if DOCS.is_file() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text.rstrip("\n") + "\n")
+    write_section(section)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Measure the package's shape (issue 12): duplication, largest module and function, start time.
+"""Measure the package's shape: duplication, largest module and function, start time.
 
 Usage:
     python scripts/bench_shape.py [--checkout DIR] [--runs 7]

@@ -6,8 +6,8 @@ Usage: python scripts/bench_train.py [--mnist-dir DIR] [--seed N] [--singles N] 
 Per preset: training seconds, test accuracy, artifact sizes (joblib, onnx), time
 to save and to load (server start), one-image `predict_proba` latency through
 scikit-learn and through the fast path (p50/p99), and parity of the two on all
-10,000 test images. Prints Markdown and, unless --no-write, replaces the
-"## Training (issue 2)" section of docs/benchmarks.md.
+10,000 test images. Prints Markdown and, unless --no-write, replaces its
+section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import resource
 import sys
 import tempfile
@@ -25,14 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchmarks_doc import DOCS, TRAINING, write_section
 
 from hello_kubeflow.data.mnist import load_mnist, scale_pixels
 from hello_kubeflow.model.train import PRESETS, evaluate, load_model, save_model, train_model
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS = REPO / "docs" / "benchmarks.md"
-HEADING = "## Training (issue 2)"
 WARMUP = 20
 
 
@@ -107,7 +105,7 @@ def _bench(name: str, data: Any, seed: int, singles: int, workdir: Path) -> dict
 def _markdown(rows: list[dict[str, Any]], command: str, singles: int, seed: int) -> str:
     today = datetime.date.today().isoformat()
     lines = [
-        HEADING,
+        TRAINING,
         "",
         "Training the presets on full MNIST (60,000 train / 10,000 test images, pixels",
         f"scaled to [0, 1]), seed {seed}, `n_jobs=-1`. Latencies are one image per call,",
@@ -157,18 +155,6 @@ def _markdown(rows: list[dict[str, Any]], command: str, singles: int, seed: int)
     return "\n".join(lines)
 
 
-def _write_section(section: str) -> None:
-    """Replace this issue's section of docs/benchmarks.md (others' sections stay)."""
-    text = BENCHMARKS.read_text() if BENCHMARKS.is_file() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    BENCHMARKS.parent.mkdir(parents=True, exist_ok=True)
-    BENCHMARKS.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> None:
     """Run the benchmark, print the Markdown, update docs/benchmarks.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -196,8 +182,8 @@ def main() -> None:
     section = _markdown(rows, command.strip(), args.singles, args.seed)
     print(section)
     if not args.no_write:
-        _write_section(section)
-        print(f"updated {BENCHMARKS}", file=sys.stderr)
+        write_section(section)
+        print(f"updated {DOCS}", file=sys.stderr)
 
 
 if __name__ == "__main__":

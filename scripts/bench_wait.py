@@ -225,7 +225,7 @@ def main() -> None:
     )
     p_lists, p_watches, p_took = rollout_requests(poll_until_ready, args.pods, args.rollout_seconds)
 
-    print("## Cluster wait (issue 5)\n")
+    print("## Cluster wait\n")
     print("| measure | list + watch (`wait_for_pods`) | 2 s polling |")
     print("|---|---|---|")
     print(f"| last pod ready -> wait returns | {_summary(watch_ready)} | {_summary(poll_ready)} |")

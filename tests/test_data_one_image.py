@@ -1,4 +1,4 @@
-"""One MNIST test image read at its offset, and the record of verified files (issue 13)."""
+"""One MNIST test image read at its offset, and the record of verified files."""
 
 from __future__ import annotations
 

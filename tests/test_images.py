@@ -519,7 +519,7 @@ def test_docker_runner_pipeline_run_on_a_slice(
 def test_docker_runner_trains_the_network_too(
     built: BuildPushResult, mnist_dir: Path, tmp_path: Path
 ) -> None:
-    """Issue 14: `inv train --model mlp --runner docker` in the project image."""
+    """`inv train --model mlp --runner docker` trains the network in the project image."""
     from hello_kubeflow.pipeline.local import RunOptions, run_local
 
     assert built.record is not None

@@ -146,7 +146,7 @@ def test_the_compiled_pipeline_ends_by_deploying_with_the_image_by_digest(
     assert deploy["inputs"]["parameters"]["image"]["runtimeValue"]["constant"] == IMAGE
 
 
-# ---- a private registry (issue 15, item 3)
+# ---- a private registry: the image pull secret
 
 PASSWORD = "s3cret-registry-password"
 

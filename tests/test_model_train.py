@@ -531,7 +531,7 @@ def _assert_parity(loaded: Any, mnist: MnistData) -> None:
 def test_fast_path_matches_scikit_learn_on_all_10k_test_images(
     full_mnist: MnistData, tmp_path: Path
 ) -> None:
-    """Parity (issue 3) for a forest trained on a 5,000-image slice."""
+    """Fast-path parity with scikit-learn for a forest trained on a 5,000-image slice."""
     x, y = scale_pixels(full_mnist.x_train[:5000]), full_mnist.y_train[:5000]
     result = train_model(x, y, preset=TINY, n_estimators=12, seed=5)
     _assert_parity(load_model(save_model(tmp_path, result)), full_mnist)
@@ -542,7 +542,7 @@ def test_fast_path_matches_scikit_learn_on_all_10k_test_images(
 def test_every_preset_answers_valid_probabilities_matching_scikit_learn(
     preset: str, preset_model: Callable[[str], Path], full_mnist: MnistData
 ) -> None:
-    """Issue 9: the book forest's 30 float32 leaf weights summed to 1.0000004."""
+    """Parity holds where the book forest's 30 float32 leaf weights summed to 1.0000004."""
     _assert_parity(load_model(preset_model(preset)), full_mnist)
 
 

@@ -43,7 +43,7 @@ def test_pipeline_runs_load_train_evaluate_in_order(compiled: dict[str, Any]) ->
 def test_the_model_kind_is_a_pipeline_parameter_passed_to_training(
     compiled: dict[str, Any],
 ) -> None:
-    """Issue 14: the same pipeline trains either model, locally and on a cluster."""
+    """The same pipeline trains either model, locally and on a cluster."""
     parameters = compiled["root"]["inputDefinitions"]["parameters"]
     assert parameters["model_kind"]["parameterType"] == "STRING"
     assert parameters["model_kind"]["defaultValue"] == "forest"

@@ -151,7 +151,7 @@ def test_the_pipeline_arguments_name_the_model() -> None:
 
 @pytest.mark.slow
 def test_pipeline_trains_the_network_and_logs_its_metrics(mnist_dir: Path, tmp_path: Path) -> None:
-    """Issue 14: `inv train --model mlp` through kfp.local; the model directory says mlp."""
+    """`inv train --model mlp` through kfp.local; the model directory says mlp."""
     settings = Settings.from_env(
         {
             "MNIST_DIR": str(mnist_dir),

@@ -330,7 +330,7 @@ def test_inv_query_exits_non_zero_on_a_failed_sanity_check(digit_png: Path) -> N
 def test_a_book_preset_server_passes_the_sanity_check_for_every_test_image(
     preset_model: Callable[[str], Path], full_mnist_dir: Path, protocol: str
 ) -> None:
-    """Issue 9: the book forest answered 1.0000004 for a fifth of the images; `inv query
+    """The book forest once answered 1.0000004 for a fifth of the images, and `inv query
     --index 0` then failed its own sanity check."""
     from hello_kubeflow.serving.server import running_server
 

@@ -284,7 +284,7 @@ def test_with_istio_in_the_cluster_the_task_forwards_to_its_gateway(
     assert kubectl_calls(log)[0][1] == "svc/istio-ingressgateway"
 
 
-# ---- KServe in a profile namespace (issue 15, item 5)
+# ---- KServe in a profile namespace
 
 PATH_URL = "http://example.com/serving/kubeflow/mnist-classifier"  # KServe's, with pathTemplate
 

@@ -1,4 +1,4 @@
-"""Issue 14: hand-drawn digits through `inv query --image`, the forest against the network."""
+"""Hand-drawn digits through `inv query --image`, the forest against the network."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ here rather than on the day someone wants its numbers. None writes docs/benchmar
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,45 @@ def _bench(script: str, *args: str, cache: Path, timeout: float = 300, **env: st
     assert done.returncode == 0, f"{script} exited {done.returncode}:\n{done.stderr[-3000:]}"
     assert DOCS.read_text() == docs, f"{script} changed {DOCS.name}"
     return done.stdout
+
+
+def _benchmarks_doc() -> Any:
+    """scripts/benchmarks_doc.py, the headings the scripts' `--write` replaces and the writer."""
+    spec = importlib.util.spec_from_file_location(
+        "benchmarks_doc", REPO / "scripts" / "benchmarks_doc.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_each_written_section_is_in_the_benchmarks_page_once() -> None:
+    """`--write` replaces a section in its place by heading; a renamed one would go last."""
+    doc = _benchmarks_doc()
+    headings = [v for k, v in vars(doc).items() if k.isupper() and k != "DOCS"]
+    lines = DOCS.read_text().splitlines()
+    assert headings
+    assert {heading: lines.count(heading) for heading in headings} == dict.fromkeys(headings, 1)
+
+
+def test_writing_a_section_keeps_the_rest_of_its_topic(tmp_path: Path) -> None:
+    """A section runs to the next heading of its level or above: its topic's others stay."""
+    page = tmp_path / "benchmarks.md"
+    page.write_text(
+        "# Benchmarks\n\n## Serving\n\n### The forest\n\nold figures\n\n"
+        "### The network\n\nkept\n\n## Image\n\nkept too\n"
+    )
+    write = _benchmarks_doc().write_section
+
+    write("### The forest\n\nnew figures\n", page)
+    write("### Cluster wait\n\nfirst figures\n", page)
+
+    assert page.read_text() == (
+        "# Benchmarks\n\n## Serving\n\n### The forest\n\nnew figures\n\n"
+        "### The network\n\nkept\n\n## Image\n\nkept too\n\n"
+        "### Cluster wait\n\nfirst figures\n"
+    )
 
 
 def test_bench_shape_measures_the_package(tmp_path: Path) -> None:

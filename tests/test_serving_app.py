@@ -435,7 +435,7 @@ def test_wrong_method_is_405_in_seldon_form(server: RunningServer) -> None:
     assert answer["status"]["status"] == "FAILURE"
 
 
-# ---- issue 9: no 500 on odd input, booleans refused, protocol gaps against the wrapper
+# ---- no 500 on odd input, booleans refused, protocol gaps against the wrapper
 
 ODD_V2 = [
     ({"name": "input", "shape": [1, 784], "datatype": {}, "data": []}, "got {}"),

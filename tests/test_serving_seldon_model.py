@@ -495,7 +495,7 @@ def test_every_preset_under_the_wrapper_answers_valid_probabilities_for_every_te
     tmp_path: Path,
     preset: str,
 ) -> None:
-    """Issue 9: through the wrapper too, 30 summed float32 weights (book) no longer pass 1."""
+    """Through the wrapper too, 30 summed float32 weights (book) no longer pass 1."""
     from hello_kubeflow.data.mnist import load_mnist, scale_pixels
 
     model_dir = preset_model(preset)

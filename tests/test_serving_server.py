@@ -162,7 +162,7 @@ def call_refused(url: str) -> bool:
     return False
 
 
-# ---- slow clients (issue 9): a request must arrive within HK_REQUEST_TIMEOUT
+# ---- slow clients: a request must arrive within HK_REQUEST_TIMEOUT
 
 REQUEST_SECONDS = 1.0
 SOCKET_SECONDS = 10.0  # far above the deadline: a held connection fails the test

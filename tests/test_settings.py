@@ -319,10 +319,11 @@ def test_the_generator_command_writes_env_example_and_refuses_anything_else() ->
     assert wrong.stderr == "usage: python -m hello_kubeflow.settings --env-example > .env.example\n"
 
 
-def test_readme_settings_table_names_declared_settings_and_their_defaults() -> None:
-    """Each variable in the README's table is a setting, and a default it gives is the real one."""
+def test_settings_doc_table_names_declared_settings_and_their_defaults() -> None:
+    """Each variable in docs/settings.md's table is a setting; each default it gives is real."""
     variables = {var.env: var for var in VARIABLES}
-    section = (REPO / "README.md").read_text(encoding="utf-8").split("\n## Settings\n")[1]
+    page = (REPO / "docs" / "settings.md").read_text(encoding="utf-8")
+    section = page.split("\n## The settings you are most likely to set\n")[1]
     table = [line for line in section.split("\n## ")[0].splitlines() if line.startswith("| `")]
     assert len(table) >= 5
     for row in table:
@@ -333,7 +334,7 @@ def test_readme_settings_table_names_declared_settings_and_their_defaults() -> N
         for name, shown in zip(names, defaults, strict=True):
             var = variables[name]
             if not shown:
-                assert var.default is None, f"{name}: the README gives no default"
+                assert var.default is None, f"{name}: docs/settings.md gives no default"
             elif shown.startswith("`"):  # a value in backticks is the variable's text
                 assert var.rule.parse(shown.strip("`")) == var.default, name
 
