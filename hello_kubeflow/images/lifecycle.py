@@ -1,12 +1,4 @@
-"""The life of a local container the tasks start: pull, start, wait until it answers, stop.
-
-`inv serve --container` (the model server) and `inv notebook` locally (Jupyter)
-differ only in how they start the container and how they ask it whether it is
-ready; everything else (the image pulled if missing, the port published on
-127.0.0.1 only, the wait bounded, the log shown, the container stopped and
-removed at the end) is here, once; SIGTERM acts like Ctrl-C through
-`console.sigterm_interrupts`, as for the model server.
-"""
+"""A local container's life (the model server's, the notebook's): pull, start, wait, stop."""
 
 from __future__ import annotations
 
@@ -23,7 +15,6 @@ import requests
 from hello_kubeflow.console import for_stream
 from hello_kubeflow.errors import ImageError, ServingError
 from hello_kubeflow.images.engine import connect
-from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +27,7 @@ LABEL = "org.hello-kubeflow.role"
 
 
 def ensure_image(client: docker.DockerClient, image: str) -> None:
-    """Pull `image` unless the engine has it.
-
-    Raises:
-        ImageError: it is neither here nor pullable (says how to build it).
-    """
+    """Pull `image` unless the engine has it (ImageError: neither here nor pullable)."""
     try:
         client.images.get(image)
         return
@@ -59,15 +46,15 @@ def ensure_image(client: docker.DockerClient, image: str) -> None:
 
 @contextmanager
 def running_container(
-    settings: Settings, image: str, what: str, port: int, create: Callable[..., Any]
+    docker_timeout: float, image: str, what: str, port: int, create: Callable[..., Any]
 ) -> Iterator[Any]:
     """A container made by `create(client, image)` and started, then stopped and removed.
 
-    The container is removed however its start ends: one Docker could create but
-    not start (a port taken) would otherwise stay behind in "Created" state.
+    Removed however its start ends: one created but not started (a port taken)
+    would otherwise stay behind in "Created" state.
 
     Args:
-        settings: `docker_timeout`.
+        docker_timeout: seconds per Docker API call.
         image: pulled first when the engine lacks it.
         what: names it in messages, e.g. "model server".
         port: the host port asked for (named in the error when it is taken).
@@ -78,7 +65,7 @@ def running_container(
         ImageError: the image is neither here nor pullable.
         ServingError: Docker refused to create or start it.
     """
-    client = connect(settings)
+    client = connect(docker_timeout)
     container = None
     try:
         ensure_image(client, image)

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from hello_kubeflow.data.files import replacing
 from hello_kubeflow.errors import DataError, ModelError, SettingsError
 from hello_kubeflow.model.artifact import (
     CLASS_NAMES,
@@ -331,32 +329,17 @@ def save_model(
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with _replacing(path / MODEL_FILE) as temporary:
+    with replacing(path / MODEL_FILE) as temporary:
         joblib.dump(fitted, temporary, compress=JOBLIB_COMPRESS)
-    with _replacing(path / ONNX_FILE) as temporary:
+    with replacing(path / ONNX_FILE) as temporary:
         temporary.write_bytes(forest_to_onnx(fitted) if kind == "forest" else mlp_to_onnx(fitted))
     record["format"], record["format_version"] = FORMAT, FORMAT_VERSION
     record["files"] = {name: file_record(path / name) for name in (MODEL_FILE, ONNX_FILE)}
     record.setdefault("version", record["files"][MODEL_FILE]["sha256"][:12])
-    with _replacing(path / METADATA_FILE) as temporary:
+    with replacing(path / METADATA_FILE) as temporary:
         temporary.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     log.info("saved the model to %s in %.1f s", path, time.perf_counter() - start)
     return path
-
-
-@contextmanager
-def _replacing(target: Path) -> Iterator[Path]:
-    """A temporary path beside `target`, renamed onto it if the block succeeds."""
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        yield temporary
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    temporary.chmod(0o644)  # mkstemp makes it 0600: other users (a server, a container) read it
-    temporary.replace(target)
 
 
 def _preset(preset: Preset | MlpPreset | str, model: str) -> Preset | MlpPreset:
