@@ -510,7 +510,7 @@ def test_docker_runner_pipeline_run_on_a_slice(
     assert summary.runner == "docker"
     assert summary.test_size == 500
     assert 0.6 < summary.accuracy <= 1.0
-    model_dir = latest_model_path(settings)
+    model_dir = latest_model_path(settings.output_dir)
     assert (model_dir / "metadata.json").is_file()
     assert model_dir.stat().st_uid == os.getuid()  # outputs belong to the caller
 

@@ -102,7 +102,7 @@ def local_setup(settings: Settings, *, dry_run: bool = False) -> SetupReport:
     """
     lines = [_python_dependencies(), _docker(settings)]
 
-    where = mnist_folder(settings)
+    where = mnist_folder(settings.mnist_dir, settings.cache_dir)
     if dry_run:
         action = "verify" if settings.mnist_dir else "verify, or fetch and verify,"
         lines.append(f"[--]   MNIST: would {action} the four IDX files in {where}")
