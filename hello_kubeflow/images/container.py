@@ -56,9 +56,7 @@ def server_container(
 
     Raises:
         ModelError: `model_dir` is not a directory.
-        DockerUnavailableError: no engine is reachable.
-        ImageError: the image is neither here nor pullable.
-        ServingError: the server exited or did not answer in time (with its log).
+        ServingError: the server exited or did not answer in time (and as `running_container`).
     """
     source = model_dir.expanduser().resolve()
     if not source.is_dir():

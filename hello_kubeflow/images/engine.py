@@ -31,8 +31,7 @@ def engine_address() -> str:
 def connect(timeout: float) -> docker.DockerClient:
     """Connect to the Docker engine (found as the `docker` CLI finds it) and check it answers.
 
-    Args:
-        timeout: seconds that bound every later API call (`HK_DOCKER_TIMEOUT`).
+    `timeout` (`HK_DOCKER_TIMEOUT`) bounds every later API call.
 
     Raises:
         DockerUnavailableError: when no engine answers, with how to start one.

@@ -51,19 +51,11 @@ def running_container(
     """A container made by `create(client, image)` and started, then stopped and removed.
 
     Removed however its start ends: one created but not started (a port taken)
-    would otherwise stay behind in "Created" state.
-
-    Args:
-        docker_timeout: seconds per Docker API call.
-        image: pulled first when the engine lacks it.
-        what: names it in messages, e.g. "model server".
-        port: the host port asked for (named in the error when it is taken).
-        create: creates the container, not starting it (`client.containers.create(...)`).
+    would otherwise stay behind in "Created" state. `what` names it in messages,
+    `port` (the host port asked for) in the error when it is taken.
 
     Raises:
-        DockerUnavailableError: no engine is reachable.
-        ImageError: the image is neither here nor pullable.
-        ServingError: Docker refused to create or start it.
+        ServingError: Docker refused to create or start it (and as `connect`, `ensure_image`).
     """
     client = connect(docker_timeout)
     container = None
@@ -94,11 +86,7 @@ def logs(container: Any) -> str:
 
 
 def published_url(container: Any, port: int, what: str) -> str:
-    """`http://127.0.0.1:PORT` where the container's `port` is published.
-
-    Raises:
-        ServingError: it published none (it exited already), with its log.
-    """
+    """`http://127.0.0.1:PORT` where `port` is published (ServingError with its log: none)."""
     container.reload()
     bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp")
     if not bindings:

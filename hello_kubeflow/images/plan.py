@@ -123,8 +123,7 @@ def plan_build(
         dry_run: only show the plan: a missing registry is shown, not an error.
 
     Raises:
-        SettingsError: the registry is missing (when pushing for real) or malformed, or the
-            name, tag or CA file is not usable.
+        SettingsError: no registry (pushing for real); name, tag or CA file unusable.
     """
     root = (context or require_checkout(settings.project_root, "build-push")).resolve()
     registry = settings.container_registry or None  # its form was checked by Settings

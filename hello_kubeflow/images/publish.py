@@ -86,16 +86,14 @@ def build_push(
     try:
         started = time.monotonic()
         image_id = build_image(client, plan)
-        build_seconds = time.monotonic() - started
+        built = time.monotonic()
         digest = None
-        push_seconds = 0.0
         if push:
-            started = time.monotonic()
             digest = push_image(
                 client, plan.repository, plan.tag, auth=auth, retry_seconds=retry_seconds
             )
-            push_seconds = time.monotonic() - started
             log.info("image digest: %s@%s", plan.repository, digest)
+        pushed = time.monotonic()
         base = _base_image_of(client, image_id) or plan.base_image
     finally:
         client.close()
@@ -109,8 +107,8 @@ def build_push(
         base_image=base,
         revision=plan.build_args.get("REVISION", ""),
         created=plan.build_args["CREATED"],
-        build_seconds=round(build_seconds, 2),
-        push_seconds=round(push_seconds, 2),
+        build_seconds=round(built - started, 2),
+        push_seconds=round(pushed - built, 2),
     )
     return BuildPushResult(
         plan=plan, record=record, record_file=write_record(settings.output_dir, record)

@@ -58,11 +58,7 @@ def write_record(output_dir: Path, record: ImageRecord) -> Path:
 
 
 def read_record(output_dir: Path) -> ImageRecord | None:
-    """The last build's record, or None when nothing was built here yet.
-
-    Raises:
-        ImageError: the record exists but is damaged.
-    """
+    """The last build's record, None when nothing was built here (ImageError: damaged)."""
     path = output_dir / RECORD_FILE
     try:
         data = json.loads(path.read_text())

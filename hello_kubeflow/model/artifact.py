@@ -34,12 +34,9 @@ CLASS_NAMES: tuple[str, ...] = tuple(f"class:{d}" for d in range(N_CLASSES))
 MODEL_FILE = "model.joblib"
 ONNX_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
-LATEST_FILE = "latest.json"
-"""In the output folder: which model directory the last `inv train` made."""
-EVALUATION_FILE = "evaluation.json"
-"""In a run's report: the evaluate step's figures (a run without it did not finish)."""
-RECORDED_DIR = "recorded"
-"""In the output folder: the last local run of each model and preset (`inv compare` reuses it)."""
+LATEST_FILE = "latest.json"  # in the output folder: the last `inv train`'s model directory
+EVALUATION_FILE = "evaluation.json"  # in a run's report: absent if the run did not finish
+RECORDED_DIR = "recorded"  # in the output folder: the last local run of each model and preset
 FORMAT = "hello-kubeflow-model"
 FORMAT_VERSION = 1
 MODEL_KINDS = ("forest", "mlp")
@@ -111,11 +108,8 @@ def load_model(directory: Path | str, *, threads: int = 1) -> LoadedModel:
     """Load and check a model artifact; open its fast form when possible.
 
     Checks `metadata.json` and each file's SHA-256; the scikit-learn model is read
-    only when first needed, so a server starts in about a second.
-
-    Args:
-        directory: the artifact's directory (a file inside it is accepted too).
-        threads: ONNX Runtime threads per call; 1 suits one-image requests.
+    only when first needed, so a server starts in about a second. `directory` may
+    be a file in it; `threads`: ONNX Runtime threads per call.
 
     Raises:
         ModelError: the directory or a file is missing, corrupt or not our model.

@@ -32,7 +32,6 @@ class Evaluation:
     Attributes:
         precision: per digit, share of the images predicted as it that are it.
         recall: per digit, share of the images of it predicted as it.
-        support: per digit, how many test images show it.
         confusion_matrix: 10x10 counts, row = true digit, column = predicted digit.
     """
 

@@ -205,10 +205,9 @@ def as_probabilities(summed: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]
 
 
 def open_session(path: Path, threads: int = 1, *, fix: str = "") -> Any:
-    """`model.onnx` in an ONNX Runtime session (None: onnxruntime is not installed).
+    """`model.onnx` in a sequential ONNX Runtime session (None: onnxruntime is not installed).
 
-    Sequential, `threads` intra-op threads (1 suits one-image requests); `fix` is
-    what to tell the user when the file is not a model.
+    `threads`: intra-op threads (1 suits one image); `fix`: what to do about a bad file.
 
     Raises:
         ModelError: the file is not an ONNX model of this project's classifier.

@@ -111,13 +111,9 @@ PRESETS_BY_MODEL: dict[str, Mapping[str, Preset | MlpPreset]] = {
 
 @dataclass(frozen=True)
 class TrainResult:
-    """A fitted model and how it was made.
+    """A fitted scikit-learn model and how it was made (the preset's type says its kind).
 
-    Attributes:
-        model: the fitted scikit-learn `RandomForestClassifier` or `MLPClassifier`.
-        preset: the preset it was trained with (its type says the kind of model).
-        parameters: every parameter of the model (`get_params()`), JSON-ready.
-        seconds: wall time of the fit.
+    `parameters` are all of its `get_params()`, JSON-ready; `seconds`: the fit's wall time.
     """
 
     model: Any
@@ -188,29 +184,23 @@ def train_model(
         else features.astype(np.float32, copy=False)
     )
     if isinstance(chosen, MlpPreset):
-        network, fit_seconds = train_mlp(pixels, labels, chosen, seed=seed, n_jobs=1)
-        return TrainResult(
-            model=network,
-            preset=chosen,
-            parameters=mlp_parameters(network),
-            train_size=len(labels),
-            seconds=round(fit_seconds, 3),
-            seed=seed,
-        )
-    return _train_forest(
-        pixels, labels, chosen, n_estimators=n_estimators, seed=seed, n_jobs=n_jobs
-    )
+        fitted, seconds = train_mlp(pixels, labels, chosen, seed=seed, n_jobs=1)
+        parameters = mlp_parameters(fitted)
+    else:
+        fitted, seconds = _train_forest(pixels, labels, chosen, n_estimators, seed, n_jobs)
+        parameters = dict(fitted.get_params())
+    return TrainResult(fitted, chosen, parameters, len(labels), round(seconds, 3), seed)
 
 
 def _train_forest(
     features: npt.NDArray[np.float32],
     labels: npt.NDArray[np.int64],
     chosen: Preset,
-    *,
     n_estimators: int | None,
     seed: int,
     n_jobs: int,
-) -> TrainResult:
+) -> tuple[Any, float]:
+    """The fitted forest (set to predict in one thread) and the wall seconds of the fit."""
     # scikit-learn (2 s): the fit only, not the server
     from sklearn.ensemble import RandomForestClassifier
 
@@ -225,14 +215,7 @@ def _train_forest(
     forest.fit(features, labels)
     seconds = time.perf_counter() - start
     forest.set_params(n_jobs=None)
-    return TrainResult(
-        model=forest,
-        preset=chosen,
-        parameters=dict(forest.get_params()),
-        train_size=len(labels),
-        seconds=round(seconds, 3),
-        seed=seed,
-    )
+    return forest, seconds
 
 
 def build_metadata(
