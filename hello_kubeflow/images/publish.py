@@ -75,11 +75,8 @@ def build_push(
     plan = plan_build(
         settings, push=push, tag=tag, base_image=base_image, context=context, dry_run=dry_run
     )
-    auth = (
-        registry_auth(settings.registry_username, settings.registry_password, plan.registry or "")
-        if push
-        else None
-    )
+    user, password = settings.registry_username, settings.registry_password
+    auth = registry_auth(user, password, plan.registry or "") if push else None
     if dry_run:
         return BuildPushResult(plan=plan)
     client = connect(settings.docker_timeout)
