@@ -65,7 +65,7 @@ def _measure(root: Path, context: Path, registry: str) -> dict[str, float]:
     if CA_BUNDLE.is_file():
         values["HK_EXTRA_CA_CERTS"] = str(CA_BUNDLE)
     settings = Settings.from_env({**values, "CONTAINER_REGISTRY": registry}, dotenv=None)
-    client = connect(settings)
+    client = connect(settings.docker_timeout)
     name = f"hk-bench-{uuid.uuid4().hex[:8]}"
     settings = settings.replace(image_name=name)
     figures: dict[str, float] = {}

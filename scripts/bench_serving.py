@@ -411,7 +411,7 @@ def _model_dir(settings: Settings, given: str) -> Path:
     from hello_kubeflow.model.artifact import latest_model_path
 
     try:
-        return latest_model_path(settings).resolve()
+        return latest_model_path(settings.output_dir).resolve()
     except ModelError:
         pass
     from hello_kubeflow.model.train import build_metadata, save_model, train_model

@@ -59,7 +59,7 @@ USER, PASSWORD = "hk-tester", "s3cret-for-tests-only"
 def docker_client() -> Iterator[Any]:
     """A client of the local engine (the package's own probe), or a skip saying how to start one."""
     try:
-        client = connect(Settings(docker_timeout=ENGINE_TIMEOUT))
+        client = connect(ENGINE_TIMEOUT)
     except DockerUnavailableError as exc:
         pytest.skip(f"{exc} (tests: sudo scripts/ci_docker.sh)")
     yield client
@@ -510,7 +510,7 @@ def test_docker_runner_pipeline_run_on_a_slice(
     assert summary.runner == "docker"
     assert summary.test_size == 500
     assert 0.6 < summary.accuracy <= 1.0
-    model_dir = latest_model_path(settings)
+    model_dir = latest_model_path(settings.output_dir)
     assert (model_dir / "metadata.json").is_file()
     assert model_dir.stat().st_uid == os.getuid()  # outputs belong to the caller
 

@@ -190,7 +190,7 @@ def test_dry_run_without_a_registry_shows_the_plan_and_what_is_missing(
 
 def test_no_engine_is_a_clear_error_saying_how_to_start_one(tmp_path: Path, no_engine: str) -> None:
     with pytest.raises(DockerUnavailableError) as caught:
-        connect(_settings(tmp_path))
+        connect(_settings(tmp_path).docker_timeout)
     message = str(caught.value)
     assert no_engine in message
     assert "dockerd" in message
@@ -202,7 +202,7 @@ def test_half_given_credentials_are_refused_without_showing_the_password(
 ) -> None:
     settings = _settings(tmp_path, HK_REGISTRY_PASSWORD="hunter2-secret")
     with pytest.raises(SettingsError, match="HK_REGISTRY_USERNAME") as caught:
-        registry_auth(settings, "quay.io")
+        registry_auth(settings.registry_username, settings.registry_password, "quay.io")
     assert "hunter2-secret" not in str(caught.value)
     assert "docker login quay.io" in str(caught.value)
 
@@ -222,19 +222,19 @@ def test_build_context_is_the_source_only_plus_the_extra_ca(tmp_path: Path) -> N
 
 def test_pipeline_image_prefers_the_explicit_setting(tmp_path: Path) -> None:
     settings = _settings(tmp_path, HK_PIPELINE_IMAGE="quay.io/me/hk@" + DIGEST)
-    write_record(settings, _record("localhost:5000/hello-kubeflow", DIGEST))
+    write_record(settings.output_dir, _record("localhost:5000/hello-kubeflow", DIGEST))
     assert pipeline_image(settings) == "quay.io/me/hk@" + DIGEST
 
 
 def test_pipeline_image_is_the_recorded_digest(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    write_record(settings, _record("localhost:5000/hello-kubeflow", DIGEST))
+    write_record(settings.output_dir, _record("localhost:5000/hello-kubeflow", DIGEST))
     assert pipeline_image(settings) == f"localhost:5000/hello-kubeflow@{DIGEST}"
 
 
 def test_pipeline_image_after_no_push_is_the_local_tag(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    write_record(settings, _record("hello-kubeflow", None))
+    write_record(settings.output_dir, _record("hello-kubeflow", None))
     assert pipeline_image(settings) == "hello-kubeflow:abc1234"
 
 

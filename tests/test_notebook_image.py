@@ -175,7 +175,7 @@ def test_pipeline_steps_run_in_the_notebook_image_given_their_command(
 
     assert summary.runner == "docker"
     assert summary.test_size == 200
-    assert (latest_model_path(settings) / "metadata.json").is_file()
+    assert (latest_model_path(settings.output_dir) / "metadata.json").is_file()
 
 
 def test_local_notebook_serves_this_checkout_behind_a_token(

@@ -23,7 +23,7 @@ PATH = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
 def test_no_model_yet_says_to_train_first(tmp_path: Path) -> None:
     settings = Settings.from_env({"HK_OUTPUT_DIR": str(tmp_path)}, dotenv=None)
     with pytest.raises(ModelError, match="run `inv train` first"):
-        latest_model_path(settings)
+        latest_model_path(settings.output_dir)
 
 
 def test_unknown_runner_is_refused_before_anything_runs(tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_pipeline_run_on_a_slice_produces_model_and_metrics(
     evaluation = json.loads(Path(summary.metrics_path).read_text())
     assert len(evaluation["confusion_matrix"]) == 10
     assert Path(summary.confusion_png).read_bytes().startswith(b"\x89PNG")
-    assert latest_model_path(settings) == model_dir
+    assert latest_model_path(settings.output_dir) == model_dir
 
 
 @pytest.mark.slow

@@ -102,7 +102,7 @@ def local_setup(settings: Settings, *, dry_run: bool = False) -> SetupReport:
     """
     lines = [_python_dependencies(), _docker(settings)]
 
-    where = mnist_folder(settings)
+    where = mnist_folder(settings.mnist_dir, settings.cache_dir)
     if dry_run:
         action = "verify" if settings.mnist_dir else "verify, or fetch and verify,"
         lines.append(f"[--]   MNIST: would {action} the four IDX files in {where}")
@@ -142,7 +142,7 @@ def _python_dependencies() -> str:
 
 def _docker(settings: Settings) -> str:
     try:
-        engine = connect(settings.replace(docker_timeout=DOCKER_PROBE_TIMEOUT))
+        engine = connect(DOCKER_PROBE_TIMEOUT)
         version = str(engine.version().get("Version", "?"))
         engine.close()
     except DockerUnavailableError as exc:

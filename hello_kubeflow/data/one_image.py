@@ -1,13 +1,8 @@
-"""One MNIST test image for a query, read from its place in the IDX files, verified once.
+"""One MNIST test image for a query, read at its offset in the IDX files, verified once.
 
-`inv query --index N` sends one image: loading the 10,000 test images and hashing
-7.8 MB to send 784 bytes would be most of its time. The first query verifies the
-two test files as a training run does (`mnist.load_test_images`: MNIST_DIR or the
-cache, downloading or falling back to the offline subset as needed) and records
-each file's size and modification time in `verified-idx.json` in the cache
-folder; later queries whose files still match read the one image and its label at
-their offsets, without numpy. A file that changed (another size or time) is
-verified again before it is used.
+The first query verifies the test files (`mnist.load_test_images`) and records their
+sizes and times in `verified-idx.json`; later ones read 784 bytes without numpy
+while those still match (hashing 7.8 MB would be most of a query's time).
 """
 
 from __future__ import annotations
@@ -21,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hello_kubeflow.data.files import replacing
 from hello_kubeflow.data.idx import (
     CHECKSUMS_FILE,
     TEST_IMAGES,
@@ -41,23 +37,15 @@ _LABELS_HEADER = 8  # magic + 1 dimension
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 64 * 1024
 
+# Pixel value 0-255 -> the float32 x / 255 of `mnist.scale_pixels`, as a Python float.
 SCALED: tuple[float, ...] = tuple(
     struct.unpack("<f", struct.pack("<f", value / 255))[0] for value in range(256)
 )
-"""Pixel value 0-255 -> the float32 x / 255 of `mnist.scale_pixels`, as a Python float."""
 
 
 @dataclass(frozen=True)
 class OneImage:
-    """One MNIST test image, scaled to [0, 1] as training scaled it, and its label.
-
-    Attributes:
-        pixels: the 784 pixels, row by row, each the float32 value of `scale_pixels`.
-        label: the true digit.
-        index: its index in the test set.
-        total: how many images the test set holds.
-        source: where the test set came from, for a person to read.
-    """
+    """One MNIST test image (784 pixels as `scale_pixels` makes them), its label and place."""
 
     pixels: list[float]
     label: int
@@ -67,11 +55,7 @@ class OneImage:
 
 
 def check_index(index: int, total: int, source: str) -> int:
-    """`index` if the test set holds it; a random index for `RANDOM_INDEX`.
-
-    Raises:
-        QueryError: the index is out of range (the message gives the range).
-    """
+    """`index` if the test set holds it (else QueryError giving the range); `RANDOM_INDEX`: any."""
     if index == RANDOM_INDEX:
         return random.randrange(total)
     if not 0 <= index < total:
@@ -85,20 +69,16 @@ def check_index(index: int, total: int, source: str) -> int:
 def load_one_test_image(settings: Settings, index: int) -> OneImage:
     """The MNIST test image at `index` (`RANDOM_INDEX`: a random one) and its label.
 
-    Args:
-        settings: where MNIST is (`mnist_dir`, else `cache_dir`), as for `load_test_images`.
-        index: the image's index, or `RANDOM_INDEX`.
-
     Raises:
         QueryError: the index is out of range.
         DataFileError, DownloadError: as for `mnist.load_test_images`, when the files
             are not verified yet (or changed since).
     """
-    folder = mnist_folder(settings)
+    folder = mnist_folder(settings.mnist_dir, settings.cache_dir)
     files = _test_files(folder)
-    key = _record_key(settings, files)
+    key = _record_key(settings.mnist_dir is not None, files)
     stamps = _stamps(files, folder)
-    record = _read_records(settings).get(key) if key else None
+    record = _read_records(settings.cache_dir).get(key) if key else None
     if files and isinstance(record, dict) and stamps is not None and record.get("stamps") == stamps:
         images, labels = files
         total = int.from_bytes(_read_at(labels, 4, 4), "big")  # the labels header's count
@@ -124,12 +104,12 @@ def _load_and_remember(
     index = check_index(index, total, data.source)
     pixels = [float(p) for p in scale_pixels(data.x[index])]
     if not data.is_subset:
-        folder = mnist_folder(settings)
+        folder = mnist_folder(settings.mnist_dir, settings.cache_dir)
         files = _test_files(folder)  # a download may have just put them there
         after = _stamps(files, folder)
-        key = _record_key(settings, files)
+        key = _record_key(settings.mnist_dir is not None, files)
         if key and after is not None and (stamps is None or after == stamps):  # none changed
-            _remember(settings, key, {"stamps": after, "source": data.source})
+            _remember(settings.cache_dir, key, {"stamps": after, "source": data.source})
     return OneImage(pixels, int(data.y[index]), index, total, data.source)
 
 
@@ -138,11 +118,11 @@ def _test_files(folder: Path) -> tuple[Path, Path] | None:
     return (images, labels) if images and labels else None
 
 
-def _record_key(settings: Settings, files: tuple[Path, Path] | None) -> str | None:
+def _record_key(from_mnist_dir: bool, files: tuple[Path, Path] | None) -> str | None:
     """Which files a record is about, and whether they were read as MNIST_DIR or the cache."""
     if files is None:
         return None
-    kind = "MNIST_DIR" if settings.mnist_dir is not None else "cache"
+    kind = "MNIST_DIR" if from_mnist_dir else "cache"
     return f"{kind}:{files[0].resolve()}|{files[1].resolve()}"
 
 
@@ -163,36 +143,27 @@ def _stamps(files: tuple[Path, Path] | None, folder: Path) -> list[list[int]] | 
     return stamps
 
 
-def _records_path(settings: Settings) -> Path:
-    return settings.cache_dir / VERIFIED_FILE
-
-
-def _read_records(settings: Settings) -> dict[str, Any]:
+def _read_records(cache_dir: Path) -> dict[str, Any]:
     try:
-        records = json.loads(_records_path(settings).read_text(encoding="utf-8"))
+        records = json.loads((cache_dir / VERIFIED_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return records if isinstance(records, dict) else {}
 
 
-def _remember(settings: Settings, key: str, record: dict[str, Any]) -> None:
+def _remember(cache_dir: Path, key: str, record: dict[str, Any]) -> None:
     """Record verified files; a cache that cannot be written only costs a verification."""
-    path = _records_path(settings)
-    records = {**_read_records(settings), key: record}
+    path = cache_dir / VERIFIED_FILE
+    records = {**_read_records(cache_dir), key: record}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(f".{path.name}.part")
-        part.write_text(json.dumps(records, indent=1), encoding="utf-8")
-        part.replace(path)
+        with replacing(path) as part:
+            part.write_text(json.dumps(records, indent=1), encoding="utf-8")
     except OSError as exc:
         log.debug("cannot record verified MNIST files in %s: %s", path, exc)
 
 
 def _read_at(path: Path, offset: int, size: int) -> bytes:
-    """`size` bytes at `offset` of the uncompressed content of an IDX file (gzip or not).
-
-    Fewer (none for a corrupt gzip stream) when the file ends before.
-    """
+    """`size` bytes at `offset` of an IDX file's uncompressed content (fewer: it ends before)."""
     with path.open("rb") as file:
         if file.read(2) != _GZIP_MAGIC:
             file.seek(offset)
@@ -216,12 +187,3 @@ def _gunzip_range(file: Any, offset: int, size: int) -> bytes:
             break
         out += stream.decompress(chunk)
     return bytes(out[offset : offset + size])
-
-
-__all__ = [
-    "RANDOM_INDEX",
-    "SCALED",
-    "OneImage",
-    "check_index",
-    "load_one_test_image",
-]

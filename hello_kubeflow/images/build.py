@@ -26,19 +26,10 @@ _STEP_SHOWN = 200
 
 
 def build_image(client: docker.DockerClient, plan: BuildPlan, *, no_cache: bool = False) -> str:
-    """Build `plan.image`, logging each step and its output live.
-
-    Args:
-        client: a connected Docker client.
-        plan: the build to run.
-        no_cache: rebuild every layer (a cold build) instead of reusing cached ones.
-
-    Returns:
-        The built image's ID (`sha256:...`).
+    """Build `plan.image` (`no_cache`: every layer), logging it live; the image ID.
 
     Raises:
-        BuildError: a step failed (quoting it and the last lines of its output),
-            or the engine rejected the build.
+        BuildError: a step failed (quoted, with its last output lines), or the engine refused.
         DockerUnavailableError: the engine went away during the build.
     """
     log.info("building %s from %s", plan.image, plan.context)
@@ -76,15 +67,7 @@ def build_image(client: docker.DockerClient, plan: BuildPlan, *, no_cache: bool 
 
 
 def follow_build(chunks: Iterable[Mapping[str, Any]], *, base_image: str = "") -> str:
-    """Log a build's output stream and return the image ID.
-
-    Args:
-        chunks: the engine's decoded build stream (`stream`, `status`, `aux`,
-            `error`/`errorDetail` entries).
-        base_image: the Dockerfile's BASE_IMAGE for this build, to name in a failed pull.
-
-    Returns:
-        The built image's ID.
+    """Log a build's decoded stream and return the image ID; `base_image` names a failed pull.
 
     Raises:
         BuildError: an `error` entry, naming the step and the last output lines; at a
@@ -120,10 +103,9 @@ def follow_build(chunks: Iterable[Mapping[str, Any]], *, base_image: str = "") -
 
 
 def build_context(root: Path, dockerfile: str, extra_ca: Path | None) -> IO[bytes]:
-    """The build context as a tar file: `root` less `.dockerignore`, plus the CA file.
+    """The build context as a tar: `root` less `.dockerignore`, plus the CA file.
 
-    The extra CA bundle goes in as `certs/hk-extra-ca.crt`, where the Dockerfile
-    picks up certificates, so the checkout itself is never modified.
+    The CA goes in as `certs/hk-extra-ca.crt` (where the Dockerfile looks), not into the checkout.
     """
     ignore = root / ".dockerignore"
     patterns: list[str] = []

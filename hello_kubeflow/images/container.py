@@ -1,8 +1,4 @@
-"""The model server in the project image (`inv serve --container`).
-
-The model directory is mounted read-only, the port is published on 127.0.0.1
-only, and the container is stopped and removed when the caller is done.
-"""
+"""The model server in the project image (`inv serve --container`), model mounted read-only."""
 
 from __future__ import annotations
 
@@ -39,13 +35,7 @@ WHAT = "model server"
 
 @dataclass(frozen=True)
 class ServerContainer:
-    """A model server running in a container.
-
-    Attributes:
-        url: where it answers, e.g. `http://127.0.0.1:9000`.
-        image: the image it runs.
-        container: the Docker SDK container object.
-    """
+    """A model server running in a container: its URL, its image, the Docker SDK container."""
 
     url: str
     image: str
@@ -64,14 +54,9 @@ def server_container(
         image: the image (default: `pipeline_image(settings)`, by digest).
         port: the host port on 127.0.0.1 (default: `HK_SERVE_PORT`; 0: any free one).
 
-    Yields:
-        The running server, once it answers its health check.
-
     Raises:
         ModelError: `model_dir` is not a directory.
-        DockerUnavailableError: no engine is reachable.
-        ImageError: the image is neither here nor pullable.
-        ServingError: the server exited or did not answer in time (with its log).
+        ServingError: the server exited or did not answer in time (and as `running_container`).
     """
     source = model_dir.expanduser().resolve()
     if not source.is_dir():
@@ -97,7 +82,7 @@ def server_container(
             labels={LABEL: "model-server"},
         )
 
-    with running_container(settings, chosen, WHAT, host_port, create) as container:
+    with running_container(settings.docker_timeout, chosen, WHAT, host_port, create) as container:
         server = ServerContainer(published_url(container, CONTAINER_PORT, WHAT), chosen, container)
         wait_until_answers(container, server.url + HEALTH_PATH, WHAT)
         yield server
@@ -107,8 +92,7 @@ def run_server_container(settings: Settings, model_dir: Path, *, image: str = ""
     """Serve `model_dir` from the image until Ctrl-C, showing the server's log.
 
     Raises:
-        ServingError: the server exited by itself, or never answered.
-        (and as `server_container`)
+        ServingError: the server exited by itself, or never answered (and as `server_container`).
     """
     with sigterm_interrupts(), server_container(settings, model_dir, image=image) as server:
         log.info("serving %s at %s from %s; Ctrl-C stops", model_dir, server.url, server.image)
@@ -118,10 +102,8 @@ def run_server_container(settings: Settings, model_dir: Path, *, image: str = ""
 def step_container_args() -> dict[str, Any]:
     """`docker run` options for pipeline steps run by kfp.local's `DockerRunner`.
 
-    The steps write into the mounted pipeline root, which belongs to whoever runs
-    `inv train`; running them as that user (not the image's `jovyan`) lets them
-    write there and leaves outputs the user owns. The image's entrypoint (a
-    notebook image's init, which starts Jupyter) is reset, so each step runs
-    exactly the command its component names, as a Kubernetes `command` does.
+    As the caller's uid (not `jovyan`): the steps write into the pipeline root,
+    which is the caller's. No entrypoint (a notebook image's would start Jupyter):
+    each step runs exactly its component's command, as a Kubernetes `command` does.
     """
     return {"user": f"{os.getuid()}:{os.getgid()}", "entrypoint": []}

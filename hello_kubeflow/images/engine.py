@@ -10,7 +10,6 @@ import requests
 from docker.utils import kwargs_from_env
 
 from hello_kubeflow.errors import DockerUnavailableError
-from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 PING_TIMEOUT_SECONDS = 10  # seconds for the engine to answer its first ping
@@ -29,17 +28,10 @@ def engine_address() -> str:
     return str(base_url) if base_url else DEFAULT_DOCKER_HOST
 
 
-def connect(settings: Settings) -> docker.DockerClient:
-    """Connect to the Docker engine and check that it answers.
+def connect(timeout: float) -> docker.DockerClient:
+    """Connect to the Docker engine (found as the `docker` CLI finds it) and check it answers.
 
-    The SDK finds the engine as the `docker` CLI does (`DOCKER_HOST`,
-    `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`, else the local socket).
-
-    Args:
-        settings: the workflow settings (`docker_timeout` bounds every API call).
-
-    Returns:
-        A client whose engine answered a ping.
+    `timeout` (`HK_DOCKER_TIMEOUT`) bounds every later API call.
 
     Raises:
         DockerUnavailableError: when no engine answers, with how to start one.
@@ -53,22 +45,13 @@ def connect(settings: Settings) -> docker.DockerClient:
             probe.ping()
         finally:
             probe.close()
-        client = docker.from_env(timeout=max(1, math.ceil(settings.docker_timeout)))
+        client = docker.from_env(timeout=max(1, math.ceil(timeout)))
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise DockerUnavailableError(
             f"no Docker engine is reachable at {address} ({_first_line(exc)}). " + START_ENGINE_HINT
         ) from None
     log.debug("connected to the Docker engine at %s", address)
     return client
-
-
-def engine_reachable(settings: Settings) -> bool:
-    """True when a Docker engine answers (for skipping, never for control flow)."""
-    try:
-        connect(settings).close()
-    except DockerUnavailableError:
-        return False
-    return True
 
 
 def _first_line(exc: BaseException) -> str:

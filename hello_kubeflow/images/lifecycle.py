@@ -1,12 +1,4 @@
-"""The life of a local container the tasks start: pull, start, wait until it answers, stop.
-
-`inv serve --container` (the model server) and `inv notebook` locally (Jupyter)
-differ only in how they start the container and how they ask it whether it is
-ready; everything else (the image pulled if missing, the port published on
-127.0.0.1 only, the wait bounded, the log shown, the container stopped and
-removed at the end) is here, once; SIGTERM acts like Ctrl-C through
-`console.sigterm_interrupts`, as for the model server.
-"""
+"""A local container's life (the model server's, the notebook's): pull, start, wait, stop."""
 
 from __future__ import annotations
 
@@ -23,7 +15,6 @@ import requests
 from hello_kubeflow.console import for_stream
 from hello_kubeflow.errors import ImageError, ServingError
 from hello_kubeflow.images.engine import connect
-from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +27,7 @@ LABEL = "org.hello-kubeflow.role"
 
 
 def ensure_image(client: docker.DockerClient, image: str) -> None:
-    """Pull `image` unless the engine has it.
-
-    Raises:
-        ImageError: it is neither here nor pullable (says how to build it).
-    """
+    """Pull `image` unless the engine has it (ImageError: neither here nor pullable)."""
     try:
         client.images.get(image)
         return
@@ -59,26 +46,18 @@ def ensure_image(client: docker.DockerClient, image: str) -> None:
 
 @contextmanager
 def running_container(
-    settings: Settings, image: str, what: str, port: int, create: Callable[..., Any]
+    docker_timeout: float, image: str, what: str, port: int, create: Callable[..., Any]
 ) -> Iterator[Any]:
     """A container made by `create(client, image)` and started, then stopped and removed.
 
-    The container is removed however its start ends: one Docker could create but
-    not start (a port taken) would otherwise stay behind in "Created" state.
-
-    Args:
-        settings: `docker_timeout`.
-        image: pulled first when the engine lacks it.
-        what: names it in messages, e.g. "model server".
-        port: the host port asked for (named in the error when it is taken).
-        create: creates the container, not starting it (`client.containers.create(...)`).
+    Removed however its start ends: one created but not started (a port taken)
+    would otherwise stay behind in "Created" state. `what` names it in messages,
+    `port` (the host port asked for) in the error when it is taken.
 
     Raises:
-        DockerUnavailableError: no engine is reachable.
-        ImageError: the image is neither here nor pullable.
-        ServingError: Docker refused to create or start it.
+        ServingError: Docker refused to create or start it (and as `connect`, `ensure_image`).
     """
-    client = connect(settings)
+    client = connect(docker_timeout)
     container = None
     try:
         ensure_image(client, image)
@@ -107,11 +86,7 @@ def logs(container: Any) -> str:
 
 
 def published_url(container: Any, port: int, what: str) -> str:
-    """`http://127.0.0.1:PORT` where the container's `port` is published.
-
-    Raises:
-        ServingError: it published none (it exited already), with its log.
-    """
+    """`http://127.0.0.1:PORT` where `port` is published (ServingError with its log: none)."""
     container.reload()
     bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp")
     if not bindings:

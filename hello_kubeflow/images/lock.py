@@ -1,11 +1,4 @@
-"""The lock files of exact versions, and the labels that record the image's.
-
-`requirements.lock` (written by `scripts/lock_requirements.py`, like the development
-venv's `requirements-dev.lock`) pins every distribution, dependencies included, as
-`name==version`. The build installs exactly that, and the image's labels say which
-versions it holds, so a model trained in it can be checked against them
-(`hello_kubeflow.model.artifact`).
-"""
+"""`requirements.lock` (the exact pins the build installs) and the labels recording it."""
 
 from __future__ import annotations
 
@@ -46,9 +39,8 @@ def normalize(name: str) -> str:
 def read_lock(path: Path, markers: Mapping[str, str] | None = None) -> dict[str, str]:
     """The pinned versions in a lock file, by normalized name.
 
-    A pin with an environment marker (`numpy==2.5.5 ; python_full_version >= '3.12'`,
-    in the universal development lock) counts only where its marker holds: here, or
-    in the environment `markers` describe (e.g. `IMAGE_MARKERS`).
+    A pin with an environment marker (the universal development lock's) counts only
+    where it holds: here, or in the environment `markers` describe (`IMAGE_MARKERS`).
 
     Raises:
         ImageError: the file is missing, or a line is not `name==version [; marker]`.
@@ -75,22 +67,13 @@ def read_lock(path: Path, markers: Mapping[str, str] | None = None) -> dict[str,
 
 
 def _applies(marker: str, environment: Mapping[str, str] | None) -> bool:
-    """Whether an environment marker holds for this Python, or in `environment`."""
     from packaging.markers import Marker  # only the development lock has markers
 
     return Marker(marker).evaluate(dict(environment) if environment else None)
 
 
 def unlocked_requirements(pins: Mapping[str, str], requirements: Iterable[str]) -> list[str]:
-    """Requirements the lock does not satisfy (missing, or a version outside the range).
-
-    Args:
-        pins: what `read_lock` returned.
-        requirements: PEP 508 strings, e.g. pyproject.toml's dependencies.
-
-    Returns:
-        One line per problem; empty when the lock covers every requirement.
-    """
+    """One line per PEP 508 requirement the `read_lock` pins miss or fall outside of."""
     from packaging.requirements import Requirement  # a dependency of pip's tools and pytest
 
     problems = []

@@ -1,9 +1,4 @@
-"""What an image build will do: name, tag, base image, build arguments, push target.
-
-Everything here is decided before the Docker engine is contacted, so a missing
-or malformed registry, name or tag is a clear error before any build starts,
-and `--dry-run` can print the plan without an engine.
-"""
+"""What an image build will do, decided and validated before any engine is contacted."""
 
 from __future__ import annotations
 
@@ -123,20 +118,23 @@ def plan_build(
         settings: the workflow settings (registry, image name/tag, base image, CA).
         push: whether the image will be pushed (then a registry is required).
         tag: the tag (default: `HK_IMAGE_TAG`, else from git).
-        base_image: the Dockerfile's BASE_IMAGE (default: `HK_BASE_IMAGE`, else the
-            Dockerfile's own default).
+        base_image: the Dockerfile's BASE_IMAGE (default: `HK_BASE_IMAGE`, else its own).
         context: the build context (default: the project checkout).
         dry_run: only show the plan: a missing registry is shown, not an error.
 
-    Returns:
-        The plan.
-
     Raises:
-        SettingsError: the registry is missing (when pushing for real) or malformed, or the
-            name, tag or CA file is not usable.
+        SettingsError: no registry (pushing for real); name, tag or CA file unusable.
     """
     root = (context or require_checkout(settings.project_root, "build-push")).resolve()
-    registry = required_registry(settings, required=push and not dry_run)
+    registry = settings.container_registry or None  # its form was checked by Settings
+    if registry is None and push and not dry_run:
+        raise SettingsError(
+            [
+                "CONTAINER_REGISTRY is not set: name the registry to push to, e.g. "
+                "CONTAINER_REGISTRY=localhost:5000 (a local registry), quay.io/me or "
+                "ghcr.io/org (in the environment or .env); or build only with --no-push"
+            ]
+        )
     chosen_tag = tag or settings.image_tag or default_tag(root)
     problems = []
     if not _NAME.match(settings.image_name):
@@ -189,26 +187,6 @@ def dockerfile_base(dockerfile: Path) -> str:
     return found.group(1) if found else ""
 
 
-def required_registry(settings: Settings, *, required: bool) -> str | None:
-    """`CONTAINER_REGISTRY` (already checked by `Settings`); an error if missing while `required`.
-
-    Raises:
-        SettingsError: missing while `required`.
-    """
-    value = settings.container_registry
-    if not value:
-        if not required:
-            return None
-        raise SettingsError(
-            [
-                "CONTAINER_REGISTRY is not set: name the registry to push to, e.g. "
-                "CONTAINER_REGISTRY=localhost:5000 (a local registry), quay.io/me or "
-                "ghcr.io/org (in the environment or .env); or build only with --no-push"
-            ]
-        )
-    return value
-
-
 def registry_host(repository: str) -> str:
     """The registry part of a repository (`quay.io/me/x` -> `quay.io`)."""
     first, _, rest = repository.partition("/")
@@ -218,10 +196,7 @@ def registry_host(repository: str) -> str:
 
 
 def default_tag(root: Path) -> str:
-    """The short git commit of `root`, `-dirty` when the tree has changes.
-
-    Falls back to `latest` (with a warning) outside a git checkout.
-    """
+    """The short git commit of `root`, `-dirty` with changes; `latest` outside a checkout."""
     commit = _git(root, "rev-parse", "--short", "HEAD")
     if not commit:
         log.warning("%s is not a git checkout: tagging the image %r", root, FALLBACK_TAG)

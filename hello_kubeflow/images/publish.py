@@ -54,23 +54,16 @@ def build_push(
     context: Path | None = None,
     retry_seconds: float = PUSH_RETRY_SECONDS,
 ) -> BuildPushResult:
-    """Build the project image, push it and record its digest.
+    """Build the project image, push it and record its digest in `image.json`.
 
-    Everything is validated before the engine is contacted: a missing or
-    malformed `CONTAINER_REGISTRY` (when pushing) builds nothing. A dry run
-    shows a missing registry in the plan instead of refusing.
+    Everything is validated (`plan_build`, whose options these are) before the
+    engine is contacted; a dry run only returns the plan.
 
     Args:
         settings: the workflow settings.
         push: push to `CONTAINER_REGISTRY` after the build (`--no-push`: False).
         dry_run: only decide and return the plan; contact no engine.
-        tag: the image tag (default: `HK_IMAGE_TAG`, else the git commit).
-        base_image: the Dockerfile's BASE_IMAGE (default: `HK_BASE_IMAGE`).
-        context: the build context (default: the project checkout).
         retry_seconds: how long to keep retrying a push that fails transiently.
-
-    Returns:
-        The plan and, unless `dry_run`, the record written to `image.json`.
 
     Raises:
         SettingsError: the registry, name, tag, CA file or credentials are unusable.
@@ -82,23 +75,22 @@ def build_push(
     plan = plan_build(
         settings, push=push, tag=tag, base_image=base_image, context=context, dry_run=dry_run
     )
-    auth = registry_auth(settings, plan.registry or "") if push else None
+    user, password = settings.registry_username, settings.registry_password
+    auth = registry_auth(user, password, plan.registry or "") if push else None
     if dry_run:
         return BuildPushResult(plan=plan)
-    client = connect(settings)
+    client = connect(settings.docker_timeout)
     try:
         started = time.monotonic()
         image_id = build_image(client, plan)
-        build_seconds = time.monotonic() - started
+        built = time.monotonic()
         digest = None
-        push_seconds = 0.0
         if push:
-            started = time.monotonic()
             digest = push_image(
                 client, plan.repository, plan.tag, auth=auth, retry_seconds=retry_seconds
             )
-            push_seconds = time.monotonic() - started
             log.info("image digest: %s@%s", plan.repository, digest)
+        pushed = time.monotonic()
         base = _base_image_of(client, image_id) or plan.base_image
     finally:
         client.close()
@@ -112,10 +104,12 @@ def build_push(
         base_image=base,
         revision=plan.build_args.get("REVISION", ""),
         created=plan.build_args["CREATED"],
-        build_seconds=round(build_seconds, 2),
-        push_seconds=round(push_seconds, 2),
+        build_seconds=round(built - started, 2),
+        push_seconds=round(pushed - built, 2),
     )
-    return BuildPushResult(plan=plan, record=record, record_file=write_record(settings, record))
+    return BuildPushResult(
+        plan=plan, record=record, record_file=write_record(settings.output_dir, record)
+    )
 
 
 def _base_image_of(client: docker.DockerClient, image_id: str) -> str:

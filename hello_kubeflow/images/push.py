@@ -1,10 +1,4 @@
-"""Push the image, reading every chunk of the push stream, with bounded retries.
-
-The engine answers a push with HTTP 200 and reports registry failures inside
-the stream (`error` / `errorDetail`), so every chunk is checked. Transient
-failures (connection refused or reset, timeouts, 5xx) are retried for a
-bounded time; a refusal of our credentials is never retried.
-"""
+"""Push the image: every stream chunk checked (errors come inside an HTTP 200), bounded retries."""
 
 from __future__ import annotations
 
@@ -26,7 +20,6 @@ from hello_kubeflow.errors import (
 )
 from hello_kubeflow.images.plan import registry_host
 from hello_kubeflow.retry import jittered_backoff, log_retry
-from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +41,12 @@ _TRANSIENT = re.compile(
 _LAYER_STATES = {"Pushed", "Layer already exists", "Mounted from"}
 
 
-def registry_auth(settings: Settings, registry: str) -> dict[str, str] | None:
-    """Credentials for `registry` from the settings, or None (docker login's are used).
+def registry_auth(user: str | None, password: str | None, registry: str) -> dict[str, str] | None:
+    """Credentials for `registry` (`HK_REGISTRY_USERNAME`/`_PASSWORD`), or None: docker login's.
 
     Raises:
         SettingsError: only one of the username and the password is set.
     """
-    user, password = settings.registry_username, settings.registry_password
     if bool(user) != bool(password):
         missing = "HK_REGISTRY_PASSWORD" if user else "HK_REGISTRY_USERNAME"
         raise SettingsError(
@@ -77,17 +69,9 @@ def push_image(
     auth: dict[str, str] | None = None,
     retry_seconds: float = PUSH_RETRY_SECONDS,
 ) -> str:
-    """Push `repository:tag` and return its digest.
+    """Push `repository:tag` (registry included) and return its digest (`sha256:...`).
 
-    Args:
-        client: a connected Docker client.
-        repository: the image repository, registry included.
-        tag: the tag to push.
-        auth: credentials (None: those `docker login` stored).
-        retry_seconds: how long to keep retrying transient failures.
-
-    Returns:
-        The pushed manifest's digest (`sha256:...`).
+    Transient failures are retried for `retry_seconds`; `auth` None uses `docker login`'s.
 
     Raises:
         RegistryAuthError: the registry refused the credentials (not retried).
@@ -105,14 +89,7 @@ def push_image(
 
 
 def follow_push(chunks: Iterable[Mapping[str, Any]], image: str) -> str:
-    """Read a push stream to its end: log layer progress, fail on any error chunk.
-
-    Args:
-        chunks: the engine's decoded push stream.
-        image: the reference being pushed (for messages).
-
-    Returns:
-        The digest the registry reported.
+    """Read a push stream to its end, logging layer progress; the digest the registry reported.
 
     Raises:
         PushError: (or a subclass) for the first error chunk, or no digest at all.
@@ -137,7 +114,7 @@ def follow_push(chunks: Iterable[Mapping[str, Any]], image: str) -> str:
 
 
 def _log_progress(chunk: Mapping[str, Any], seen: dict[str, str]) -> None:
-    """Log a chunk's status: a layer's when it changes (kept in `seen`), or the push's."""
+    """Log a layer's status when it changes (kept in `seen`), or the push's."""
     status = str(chunk.get("status", ""))
     layer = str(chunk.get("id", ""))
     if layer and any(status.startswith(s) for s in _LAYER_STATES):

@@ -49,26 +49,17 @@ class ImageRecord:
         return "\n".join(lines)
 
 
-def record_path(settings: Settings) -> Path:
-    """Where the last build is recorded: `<output_dir>/image.json`."""
-    return settings.output_dir / RECORD_FILE
-
-
-def write_record(settings: Settings, record: ImageRecord) -> Path:
-    """Record the build so later runs use the image by digest."""
-    path = record_path(settings)
+def write_record(output_dir: Path, record: ImageRecord) -> Path:
+    """Record the build in `<output_dir>/image.json`, so later runs use the image by digest."""
+    path = output_dir / RECORD_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record.as_dict(), indent=2) + "\n")
     return path
 
 
-def read_record(settings: Settings) -> ImageRecord | None:
-    """The last build's record, or None when nothing was built here yet.
-
-    Raises:
-        ImageError: the record exists but is damaged.
-    """
-    path = record_path(settings)
+def read_record(output_dir: Path) -> ImageRecord | None:
+    """The last build's record, None when nothing was built here (ImageError: damaged)."""
+    path = output_dir / RECORD_FILE
     try:
         data = json.loads(path.read_text())
         data.pop("reference", None)
@@ -84,23 +75,16 @@ def read_record(settings: Settings) -> ImageRecord | None:
 def pipeline_image(settings: Settings) -> str:
     """The image every pipeline step and the containerised server run in.
 
-    In order: `HK_PIPELINE_IMAGE` when set (an explicit choice wins); else the
-    image the last `inv build-push` recorded (`name@sha256:...` once pushed, so a
-    run is reproducible; the local tag after `--no-push`); else
+    `HK_PIPELINE_IMAGE` when set; else the last `inv build-push`'s record
+    (`name@sha256:...` once pushed, the local tag after `--no-push`); else
     `${CONTAINER_REGISTRY}/<name>:latest` (not pinned: run `inv build-push`).
-
-    Args:
-        settings: the workflow settings.
-
-    Returns:
-        An image reference that `docker run` and Kubeflow Pipelines accept.
 
     Raises:
         ImageError: the build record exists but is damaged.
     """
     if settings.pipeline_image:
         return settings.pipeline_image
-    record = read_record(settings)
+    record = read_record(settings.output_dir)
     if record is not None:
         return record.reference
     registry = settings.container_registry

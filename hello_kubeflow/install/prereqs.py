@@ -182,7 +182,7 @@ def _inotify(target: KubeTarget, read: Reader | None) -> Check | None:
 
 def _docker(settings: Settings) -> Check:
     try:
-        engine = connect(settings.replace(docker_timeout=5.0))
+        engine = connect(5.0)
         version = str(engine.version().get("Version", "?"))
         engine.close()
     except DockerUnavailableError as exc:

@@ -1,11 +1,6 @@
-"""The model artifact on disk: a directory with the model, its fast form, metadata.
+"""The model artifact: `model.joblib` (scikit-learn), `model.onnx`, `metadata.json` (with SHA-256s).
 
-`model.joblib` is the scikit-learn model (a random forest or a neural network,
-as `metadata.json`'s `model` says: `forest` when absent, as before there was a
-choice), `model.onnx` the same model for ONNX Runtime
-(`hello_kubeflow.model.fastpath`, `hello_kubeflow.model.mlp`), `metadata.json` what it is,
-how it was made and each file's SHA-256. `load_model` checks all of it and
-answers through ONNX Runtime when it can.
+`load_model` checks all of it and answers through ONNX Runtime when it can.
 """
 
 from __future__ import annotations
@@ -18,7 +13,7 @@ import threading
 from collections.abc import Mapping
 from importlib import metadata as dist_metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,20 +29,14 @@ from hello_kubeflow.model.fastpath import (
 
 log = logging.getLogger(__name__)
 
-if TYPE_CHECKING:
-    from hello_kubeflow.settings import Settings
-
 N_CLASSES = 10
 CLASS_NAMES: tuple[str, ...] = tuple(f"class:{d}" for d in range(N_CLASSES))
 MODEL_FILE = "model.joblib"
 ONNX_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
-LATEST_FILE = "latest.json"
-"""In the output folder: which model directory the last `inv train` made."""
-EVALUATION_FILE = "evaluation.json"
-"""In a run's report: the evaluate step's figures (a run without it did not finish)."""
-RECORDED_DIR = "recorded"
-"""In the output folder: the last local run of each model and preset (`inv compare` reuses it)."""
+LATEST_FILE = "latest.json"  # in the output folder: the last `inv train`'s model directory
+EVALUATION_FILE = "evaluation.json"  # in a run's report: absent if the run did not finish
+RECORDED_DIR = "recorded"  # in the output folder: the last local run of each model and preset
 FORMAT = "hello-kubeflow-model"
 FORMAT_VERSION = 1
 MODEL_KINDS = ("forest", "mlp")
@@ -57,13 +46,7 @@ _FIX = "run `inv train` to make a model, or point --model at a model directory"
 
 
 class LoadedModel:
-    """A model artifact ready to answer: ONNX Runtime when it can, else scikit-learn.
-
-    Attributes:
-        directory: the artifact's directory.
-        metadata: the artifact's `metadata.json`.
-        class_names: `class:0` ... `class:9`, the columns of `predict_proba`.
-    """
+    """A model artifact (`directory`, its `metadata`) answering through ONNX Runtime or sklearn."""
 
     def __init__(self, directory: Path, metadata: dict[str, Any], session: Any = None) -> None:
         self.directory = directory
@@ -97,14 +80,9 @@ class LoadedModel:
             return self._sklearn
 
     def predict_proba(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
-        """Class probabilities through the fast path when there is one.
+        """float32 (n, 10) probabilities (rows sum to 1) for pixels in [0, 1] shaped (n, 784).
 
-        Args:
-            x: float32 pixels in [0, 1], shaped (n, 784).
-
-        Returns:
-            float32 (n, 10): one row per image, columns in `class_names` order, each
-            value in [0, 1], each row summing to 1 (within float32 rounding).
+        Through the fast path when there is one; columns in `class_names` order.
 
         Raises:
             ValueError: `x` is not shaped (n, 784).
@@ -116,14 +94,7 @@ class LoadedModel:
         return as_probabilities(np.asarray(result, dtype=np.float32))
 
     def sklearn_predict_proba(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """Class probabilities from scikit-learn itself (the reference for parity).
-
-        Args:
-            x: float32 pixels in [0, 1], shaped (n, 784).
-
-        Returns:
-            float64 (n, 10), columns in `class_names` order.
-        """
+        """float64 (n, 10) probabilities from scikit-learn itself (the reference for parity)."""
         proba: npt.NDArray[np.float64] = self.sklearn_model.predict_proba(_features(x))
         return proba
 
@@ -136,16 +107,9 @@ class LoadedModel:
 def load_model(directory: Path | str, *, threads: int = 1) -> LoadedModel:
     """Load and check a model artifact; open its fast form when possible.
 
-    Checks that `metadata.json` is ours and that each file matches the SHA-256
-    recorded there; the scikit-learn model itself is read only when first
-    needed (`sklearn_model`), so a server starts in about a second.
-
-    Args:
-        directory: the artifact's directory (a file inside it is accepted too).
-        threads: ONNX Runtime threads per call; 1 suits one-image requests.
-
-    Returns:
-        The loaded model.
+    Checks `metadata.json` and each file's SHA-256; the scikit-learn model is read
+    only when first needed, so a server starts in about a second. `directory` may
+    be a file in it; `threads`: ONNX Runtime threads per call.
 
     Raises:
         ModelError: the directory or a file is missing, corrupt or not our model.
@@ -217,15 +181,7 @@ def library_versions() -> dict[str, str]:
 
 
 def version_drift(metadata: Mapping[str, Any]) -> list[str]:
-    """The serving libraries whose version differs from the one the model was trained with.
-
-    Args:
-        metadata: a model's `metadata.json` (its `versions` were recorded at training).
-
-    Returns:
-        One `name trained-version -> served-version` per difference (a library missing
-        on either side is not compared); empty when they agree.
-    """
+    """`name trained -> served` for each serving library whose version differs (both known)."""
     trained = metadata.get("versions")
     if not isinstance(trained, Mapping):
         return []
@@ -301,13 +257,13 @@ def _features(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
     return features
 
 
-def latest_model_path(settings: Settings) -> Path:
-    """The model directory the last `inv train` produced.
+def latest_model_path(output_dir: Path) -> Path:
+    """The model directory the last `inv train` produced (recorded in `output_dir`).
 
     Raises:
         ModelError: when no run has produced a model yet, or it was deleted.
     """
-    record = settings.output_dir / LATEST_FILE
+    record = output_dir / LATEST_FILE
     try:
         path = Path(json.loads(record.read_text())["model_path"])
     except FileNotFoundError:

@@ -27,13 +27,11 @@ class ProbabilityModel(Protocol):
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A model's figures on a labelled test set.
+    """A model's figures on a labelled test set; per-digit tuples in digit order.
 
     Attributes:
-        accuracy: share of images whose predicted digit is right.
-        precision: per digit 0-9, share of the images predicted as it that are it.
-        recall: per digit 0-9, share of the images of it predicted as it.
-        support: per digit 0-9, how many test images show it.
+        precision: per digit, share of the images predicted as it that are it.
+        recall: per digit, share of the images of it predicted as it.
         confusion_matrix: 10x10 counts, row = true digit, column = predicted digit.
     """
 
@@ -45,7 +43,6 @@ class Evaluation:
 
     @property
     def test_size(self) -> int:
-        """How many test images were scored."""
         return sum(self.support)
 
     def as_dict(self) -> dict[str, Any]:
@@ -82,13 +79,7 @@ def top_confusions(evaluation: Evaluation, count: int = 3) -> list[tuple[int, in
 def one_image_latency_ms(
     model: ProbabilityModel, image: npt.ArrayLike, repeats: int = 300
 ) -> float:
-    """Median milliseconds of `predict_proba` for one image, in this process (after a warm-up).
-
-    Args:
-        model: what answers (a `LoadedModel`: its fast path, as served).
-        image: one image's 784 float32 pixels in [0, 1].
-        repeats: calls timed.
-    """
+    """Median milliseconds of `model.predict_proba` for one image's 784 pixels, after a warm-up."""
     row = np.asarray(image, dtype=np.float32).reshape(1, -1)
     for _ in range(10):
         model.predict_proba(row)
@@ -101,16 +92,7 @@ def one_image_latency_ms(
 
 
 def evaluate(model: ProbabilityModel, x_test: npt.ArrayLike, y_test: npt.ArrayLike) -> Evaluation:
-    """Score a model on labelled images.
-
-    Args:
-        model: a fitted forest or a `LoadedModel` (anything with `predict_proba`).
-        x_test: float32 pixels in [0, 1], shaped (n, 784).
-        y_test: the true digits.
-
-    Returns:
-        Accuracy, per-digit precision/recall/support and the confusion matrix.
-    """
+    """Score a model (anything with `predict_proba`) on pixels in [0, 1] (n, 784) and digits."""
     truth = np.asarray(y_test, dtype=np.int64)
     predicted = np.asarray(model.predict_proba(np.asarray(x_test, np.float32))).argmax(axis=1)
     return evaluation_of(truth, predicted)
@@ -147,22 +129,12 @@ def evaluation_of(truth: npt.ArrayLike, predicted: npt.ArrayLike) -> Evaluation:
 
 
 def save_confusion_png(evaluation: Evaluation, path: Path | str, *, scored_on: str = "") -> Path:
-    """Draw the confusion matrix as a PNG a person can read.
+    """Draw the confusion matrix as a PNG at `path` (folders created) and return the path.
 
-    Right answers (the diagonal) are shaded green by recall; mistakes are
-    shaded red by their count relative to the largest mistake, so the digits
-    the model confuses stand out even at 97% accuracy. Every cell shows its count.
-    Drawn with Pillow, not matplotlib: importing matplotlib and laying out a
-    figure took about 1 s of every run's evaluate step (docs/benchmarks.md).
-
-    Args:
-        evaluation: what `evaluate` returned.
-        path: where the PNG goes (parent directories are created).
-        scored_on: which data the test images came from, drawn under the title and
-            kept whole in the PNG's `Title` text (a long one is shortened in the picture).
-
-    Returns:
-        The PNG's path.
+    Right answers shaded green by recall, mistakes red by count against the largest,
+    so confusions stand out even at 97%. Pillow, not matplotlib: that took ~1 s of
+    every evaluate step (docs/benchmarks.md). `scored_on` (the data) is drawn under
+    the title, shortened if long, and kept whole in the PNG's `Title` text.
     """
     # PIL: the evaluate step's picture only, not the model server
     from PIL import Image, ImageDraw, ImageFont

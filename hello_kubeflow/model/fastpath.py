@@ -1,11 +1,7 @@
-"""The fast form of the forest: one ONNX `TreeEnsembleClassifier`, run by ONNX Runtime.
+"""The forest's fast form: one ONNX `TreeEnsembleClassifier`, run by ONNX Runtime.
 
-For one image ONNX Runtime answers in ~0.05-0.1 ms where scikit-learn's
-`predict_proba` takes 2-9 ms, mostly per-call overhead; the probabilities agree
-to 1e-6 (tests/test_model_train.py checks all 10,000 test images of every preset;
-figures in docs/benchmarks.md). ONNX Runtime adds the trees' leaf weights in
-float32, so a row can sum to 1.0000004; `as_probabilities` divides each row by
-its sum, which makes every answer a valid probability again.
+For one image ~0.05-0.1 ms where scikit-learn takes 2-9 ms; the probabilities
+agree to 1e-6 (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -29,25 +25,13 @@ _NODE_FIELDS = ("tree", "id", "feature", "value", "true", "false", "leaf")
 
 
 def forest_to_onnx(forest: Any) -> bytes:
-    """Write a fitted `RandomForestClassifier` as a serialised ONNX model.
+    """A fitted `RandomForestClassifier` on 784 features as serialised ONNX bytes.
 
-    The graph is the one skl2onnx makes (a single `TreeEnsembleClassifier`,
-    input `input` float32 (n, 784), outputs `label` and `probabilities`, no
-    ZipMap), built from the trees' arrays with numpy instead of a Python loop
-    per node or per value: ~1.5 s for a million nodes where skl2onnx took ~17 s.
-    Leaf weights that are zero are left out (ONNX Runtime adds nothing for a
-    class a leaf does not list), which makes the file ~3x smaller.
-
-    The protobuf bytes are written here, with numpy, not through the `onnx`
-    package: importing it takes ~0.6 s (its `ml_dtypes` dependency), more than
-    the conversion, in a step that needs nothing else from it. They are the bytes
-    `onnx.helper` and `SerializeToString` give for the same model (tested).
-
-    Args:
-        forest: a fitted scikit-learn `RandomForestClassifier` on 784 features.
-
-    Returns:
-        The ONNX model's bytes.
+    skl2onnx's graph (one `TreeEnsembleClassifier`, input `input` (n, 784), outputs
+    `label` and `probabilities`, no ZipMap), built with numpy from the trees' arrays:
+    ~1.5 s for a million nodes where skl2onnx took ~17 s. Zero leaf weights are left
+    out (the file is ~3x smaller). The protobuf is written here, not through `onnx`,
+    whose import alone takes ~0.6 s; the bytes are `onnx.helper`'s (tested).
     """
     nodes: dict[str, list[Any]] = {k: [] for k in _NODE_FIELDS}
     leaves: dict[str, list[Any]] = {"tree": [], "id": [], "class": [], "weight": []}
@@ -208,19 +192,11 @@ def _float32_threshold(threshold: npt.NDArray[np.float64]) -> npt.NDArray[np.flo
 
 
 def as_probabilities(summed: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Rows of summed leaf weights as probabilities: each value in [0, 1], rows summing to 1.
+    """ONNX Runtime's (n, 10) summed leaf weights divided in place by each row's sum.
 
-    Thirty float32 weights of 1/30 add up to 1.0000004 (the `book` preset), which
-    is not a probability. Dividing a row by its own sum cannot give more than 1
-    (no value exceeds the sum of non-negative values, and the rounded quotient of
-    x / s with x <= s is at most 1), and moves each value by a few float32 ulps,
-    far inside the 1e-5 agreement with scikit-learn.
-
-    Args:
-        summed: (n, 10) non-negative sums of leaf weights, as ONNX Runtime answers.
-
-    Returns:
-        The same array, divided row by row by its sums (in place).
+    Thirty float32 weights of 1/30 add up to 1.0000004 (the `book` preset): not a
+    probability. x / s with x <= s rounds to at most 1, and moves each value by a
+    few float32 ulps, far inside the 1e-5 agreement with scikit-learn.
     """
     totals = summed.sum(axis=1, keepdims=True)
     np.maximum(totals, np.finfo(np.float32).tiny, out=totals)  # a row of zeros stays zeros
@@ -229,15 +205,9 @@ def as_probabilities(summed: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]
 
 
 def open_session(path: Path, threads: int = 1, *, fix: str = "") -> Any:
-    """Open `model.onnx` in ONNX Runtime, sequential, `threads` threads per call.
+    """`model.onnx` in a sequential ONNX Runtime session (None: onnxruntime is not installed).
 
-    Args:
-        path: the ONNX file.
-        threads: intra-op threads; 1 suits one-image requests (no thread hand-off).
-        fix: what to tell the user when the file is not a model.
-
-    Returns:
-        The `InferenceSession`, or None when onnxruntime is not installed.
+    `threads`: intra-op threads (1 suits one image); `fix`: what to do about a bad file.
 
     Raises:
         ModelError: the file is not an ONNX model of this project's classifier.

@@ -1,11 +1,7 @@
-"""The stronger model: a small neural network (scikit-learn's `MLPClassifier`) and its fast form.
+"""The stronger model: scikit-learn's `MLPClassifier` and its ONNX form.
 
-Why this one (measured in docs/benchmarks.md): among what runs on a laptop CPU
-in under two minutes, a one-hidden-layer perceptron is the best accuracy per
-second of training that adds nothing to the image (scikit-learn is already in
-it). Its fast form is a five-node ONNX graph (`MatMul`, `Add`, `Relu`,
-`MatMul`, `Add`, `Softmax`) that ONNX Runtime, already in the image for the
-forest, answers in a few microseconds.
+The best accuracy per second of training on a laptop CPU that adds nothing to the
+image (docs/benchmarks.md); ONNX Runtime answers its small graph in microseconds.
 """
 
 from __future__ import annotations
@@ -31,16 +27,12 @@ _ACTIVATIONS = {"relu": "Relu", "tanh": "Tanh", "logistic": "Sigmoid", "identity
 
 @dataclass(frozen=True)
 class MlpPreset:
-    """A named recipe for the neural network.
+    """A named recipe for the neural network (`inv train --model mlp --preset NAME`).
 
     Attributes:
-        name: how users choose it (`inv train --model mlp --preset NAME`).
         hidden: units of each hidden layer.
-        epochs: passes over the training images.
-        batch_size: images per gradient step.
         alpha: L2 penalty on the weights.
         train_size: images drawn (seeded) from the training set; None: all of them.
-        description: one line for people.
     """
 
     name: str
@@ -76,18 +68,11 @@ def train_mlp(
     seed: int,
     n_jobs: int,
 ) -> tuple[Any, float]:
-    """Fit an `MLPClassifier` on scaled pixels.
+    """Fit an `MLPClassifier`; the network and the wall seconds of the fit.
 
-    Args:
-        features: float32 pixels in [0, 1], shaped (n, 784) (float32 keeps the
-            network in float32: half the memory and time of float64).
-        labels: the digits, one per row.
-        preset: the recipe.
-        seed: seeds the initial weights and the order of the batches.
-        n_jobs: BLAS threads while fitting (-1 or 0: the library's default).
-
-    Returns:
-        The fitted network and the wall seconds of the fit.
+    `features` are float32 pixels in [0, 1] (float32 halves the memory and time of
+    float64); `seed` seeds the weights and the batches; `n_jobs`: BLAS threads
+    (-1 or 0: the library's default).
     """
     # scikit-learn (2 s): the fit only, not the server
     from sklearn.exceptions import ConvergenceWarning
@@ -131,19 +116,11 @@ def mlp_parameters(network: Any) -> dict[str, Any]:
 
 
 def mlp_to_onnx(network: Any) -> bytes:
-    """Write a fitted `MLPClassifier` as a serialised ONNX model.
+    """A fitted `MLPClassifier` (784 features, 10 digits) as serialised ONNX bytes.
 
-    The graph: input `input` float32 (n, 784); for each layer `MatMul` by the
-    weights and `Add` of the biases, the hidden activation between layers, and
-    `Softmax` at the end as output `probabilities` (n, 10), plus `label`, its
-    `ArgMax` (the classes are the digits 0-9, so index and digit agree). The
-    weights stay float32, as scikit-learn keeps them for float32 training data.
-
-    Args:
-        network: a fitted scikit-learn `MLPClassifier` on 784 features, 10 digits.
-
-    Returns:
-        The ONNX model's bytes.
+    Per layer `MatMul` and `Add` (float32 weights, as scikit-learn keeps them), the
+    hidden activation between layers, `Softmax` as `probabilities` (n, 10) and its
+    `ArgMax` as `label` (the classes are the digits 0-9, so index and digit agree).
     """
     # onnx (1.1 s): the export only, not the server
     from onnx import TensorProto, helper, numpy_helper

@@ -1,23 +1,14 @@
-"""The MNIST models: presets, training, evaluation, and saving the artifact.
+"""The MNIST models (the chapter's forest, the `mlp` network): presets, training, saving.
 
-Two kinds (`MODEL_KINDS`): the chapter's random forest (`forest`, presets in
-`PRESETS`) and a small neural network (`mlp`, `hello_kubeflow.model.mlp`), which is
-more accurate; `PRESETS_BY_MODEL` lists each kind's presets.
-
-The public surface of the model: evaluation (`hello_kubeflow.model.evaluation`) and
-loading (`hello_kubeflow.model.artifact`, fast path in `hello_kubeflow.model.fastpath`)
-are re-exported here, so callers import everything from this module.
+The model's public surface: evaluation and loading are re-exported from here.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from hello_kubeflow.data.files import replacing
 from hello_kubeflow.errors import DataError, ModelError, SettingsError
 from hello_kubeflow.model.artifact import (
     CLASS_NAMES,
@@ -73,14 +65,12 @@ JOBLIB_COMPRESS = ("zlib", 3)
 
 @dataclass(frozen=True)
 class Preset:
-    """A named training recipe.
+    """A named forest recipe (`HK_PRESET`, `inv train --preset`).
 
     Attributes:
-        name: how users choose it (`HK_PRESET`, `inv train --preset`).
         n_estimators: number of trees (the user may override it).
         train_size: images drawn (seeded) from the training set; None: all of them.
         bootstrap: whether each tree sees a bootstrap sample or every image.
-        description: one line for people.
     """
 
     name: str
@@ -121,15 +111,9 @@ PRESETS_BY_MODEL: dict[str, Mapping[str, Preset | MlpPreset]] = {
 
 @dataclass(frozen=True)
 class TrainResult:
-    """A fitted model and how it was made.
+    """A fitted scikit-learn model and how it was made (the preset's type says its kind).
 
-    Attributes:
-        model: the fitted scikit-learn `RandomForestClassifier` or `MLPClassifier`.
-        preset: the preset it was trained with (its type says the kind of model).
-        parameters: every parameter of the model (`get_params()`), JSON-ready.
-        train_size: how many images it was trained on.
-        seconds: wall time of the fit.
-        seed: the seed of the sample and of the model.
+    `parameters` are all of its `get_params()`, JSON-ready; `seconds`: the fit's wall time.
     """
 
     model: Any
@@ -160,24 +144,19 @@ def train_model(
     seed: int = 42,
     n_jobs: int = -1,
 ) -> TrainResult:
-    """Train a `RandomForestClassifier` (or the `mlp` network) on scaled MNIST pixels.
+    """Train a `RandomForestClassifier` (or the `mlp` network) on MNIST pixels.
 
     Args:
-        x: pixels shaped (n, 784): float32 in [0, 1] (`mnist.scale_pixels`), or uint8
-            0-255 as MNIST stores them, scaled here by `scale_pixels` once the preset's
-            sample is drawn (the same model, without scaling images it leaves out).
+        x: pixels (n, 784): float32 in [0, 1], or uint8 0-255, scaled here once the
+            preset's sample is drawn (the same model, scaling fewer images).
         y: the digits 0-9, one per row of `x`; every digit must occur.
         model: `forest` or `mlp` (a `Preset` or `MlpPreset` given as `preset` decides).
         preset: a `Preset` or `MlpPreset`, or its name in `PRESETS_BY_MODEL[model]`.
         n_estimators: number of trees instead of the preset's (the forest only).
         seed: seeds the drawn sample and the model: same seed, same model.
-        n_jobs: threads for fitting the forest (-1: all cores; 0 or 1: one). Not kept
-            in the model, which predicts in one thread (fastest for a few images). The
-            network fits in one BLAS thread: its matrices are small enough that a
-            second thread costs more in hand-offs than it gains (docs/benchmarks.md).
-
-    Returns:
-        The fitted model and how it was made.
+        n_jobs: threads for fitting the forest (-1: all cores; 0 or 1: one); the model
+            predicts in one. The network fits in one BLAS thread: a second costs more
+            in hand-offs than it gains (docs/benchmarks.md).
 
     Raises:
         SettingsError: an unknown model or preset, fewer than one tree, trees for the network.
@@ -205,29 +184,23 @@ def train_model(
         else features.astype(np.float32, copy=False)
     )
     if isinstance(chosen, MlpPreset):
-        network, fit_seconds = train_mlp(pixels, labels, chosen, seed=seed, n_jobs=1)
-        return TrainResult(
-            model=network,
-            preset=chosen,
-            parameters=mlp_parameters(network),
-            train_size=len(labels),
-            seconds=round(fit_seconds, 3),
-            seed=seed,
-        )
-    return _train_forest(
-        pixels, labels, chosen, n_estimators=n_estimators, seed=seed, n_jobs=n_jobs
-    )
+        fitted, seconds = train_mlp(pixels, labels, chosen, seed=seed, n_jobs=1)
+        parameters = mlp_parameters(fitted)
+    else:
+        fitted, seconds = _train_forest(pixels, labels, chosen, n_estimators, seed, n_jobs)
+        parameters = dict(fitted.get_params())
+    return TrainResult(fitted, chosen, parameters, len(labels), round(seconds, 3), seed)
 
 
 def _train_forest(
     features: npt.NDArray[np.float32],
     labels: npt.NDArray[np.int64],
     chosen: Preset,
-    *,
     n_estimators: int | None,
     seed: int,
     n_jobs: int,
-) -> TrainResult:
+) -> tuple[Any, float]:
+    """The fitted forest (set to predict in one thread) and the wall seconds of the fit."""
     # scikit-learn (2 s): the fit only, not the server
     from sklearn.ensemble import RandomForestClassifier
 
@@ -242,30 +215,13 @@ def _train_forest(
     forest.fit(features, labels)
     seconds = time.perf_counter() - start
     forest.set_params(n_jobs=None)
-    return TrainResult(
-        model=forest,
-        preset=chosen,
-        parameters=dict(forest.get_params()),
-        train_size=len(labels),
-        seconds=round(seconds, 3),
-        seed=seed,
-    )
+    return forest, seconds
 
 
 def build_metadata(
     result: TrainResult, *, accuracy: float | None = None, data_source: str = ""
 ) -> dict[str, Any]:
-    """What `metadata.json` says about a trained model (`save_model` adds the files).
-
-    Args:
-        result: what `train_model` returned.
-        accuracy: accuracy on the test set, when known.
-        data_source: where the training data came from, for people.
-
-    Returns:
-        A JSON-ready dict: model kind, preset, parameters, training size and time,
-        accuracy, pixel scaling, class names, library versions, creation time.
-    """
+    """What `metadata.json` says about a trained model (`save_model` adds the files)."""
     from hello_kubeflow.data.mnist import PIXEL_SCALING  # MNIST's download stack: not in the server
 
     return {
@@ -294,19 +250,11 @@ def save_model(
     *,
     metadata: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write the model artifact: `model.joblib`, `model.onnx`, `metadata.json`.
+    """Write the model artifact into `directory`: `model.joblib`, `model.onnx`, `metadata.json`.
 
-    Each file is written under a temporary name and renamed; `metadata.json`
-    comes last and lists every file's SHA-256, so a half-written directory never
-    passes `load_model`.
-
-    Args:
-        directory: where the artifact goes (created if missing).
-        result_or_model: a `TrainResult`, or a fitted model (then `metadata` is required).
-        metadata: what `build_metadata` returned; built from the result if omitted.
-
-    Returns:
-        The artifact's directory.
+    Each file is replaced only when complete; `metadata.json` comes last and lists
+    every file's SHA-256, so a half-written directory never passes `load_model`.
+    `metadata` (from `build_metadata`) is required for a bare fitted model.
 
     Raises:
         ModelError: the model is not a fitted MNIST classifier we serve, metadata is
@@ -331,32 +279,17 @@ def save_model(
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with _replacing(path / MODEL_FILE) as temporary:
+    with replacing(path / MODEL_FILE) as temporary:
         joblib.dump(fitted, temporary, compress=JOBLIB_COMPRESS)
-    with _replacing(path / ONNX_FILE) as temporary:
+    with replacing(path / ONNX_FILE) as temporary:
         temporary.write_bytes(forest_to_onnx(fitted) if kind == "forest" else mlp_to_onnx(fitted))
     record["format"], record["format_version"] = FORMAT, FORMAT_VERSION
     record["files"] = {name: file_record(path / name) for name in (MODEL_FILE, ONNX_FILE)}
     record.setdefault("version", record["files"][MODEL_FILE]["sha256"][:12])
-    with _replacing(path / METADATA_FILE) as temporary:
+    with replacing(path / METADATA_FILE) as temporary:
         temporary.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     log.info("saved the model to %s in %.1f s", path, time.perf_counter() - start)
     return path
-
-
-@contextmanager
-def _replacing(target: Path) -> Iterator[Path]:
-    """A temporary path beside `target`, renamed onto it if the block succeeds."""
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        yield temporary
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    temporary.chmod(0o644)  # mkstemp makes it 0600: other users (a server, a container) read it
-    temporary.replace(target)
 
 
 def _preset(preset: Preset | MlpPreset | str, model: str) -> Preset | MlpPreset:

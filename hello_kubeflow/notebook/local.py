@@ -122,7 +122,7 @@ def notebook_container(
             labels={LABEL: "notebook-server"},
         )
 
-    with running_container(settings, chosen, WHAT, host_port, create) as container:
+    with running_container(settings.docker_timeout, chosen, WHAT, host_port, create) as container:
         url = published_url(container, JUPYTER_PORT, WHAT) + "/"
         server = LocalNotebook(url, token, chosen, container)
         headers = {"Authorization": f"token {token}"}

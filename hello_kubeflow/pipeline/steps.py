@@ -111,7 +111,7 @@ def _dataset_key(settings: Settings, train_limit: int, test_limit: int) -> list[
 
     None when a file is missing (it will be downloaded, or the offline subset used).
     """
-    folder = mnist_folder(settings)
+    folder = mnist_folder(settings.mnist_dir, settings.cache_dir)
     files: list[Path | None] = [find_idx_file(folder, name) for name in FILE_NAMES]
     files.append(folder / CHECKSUMS_FILE if (folder / CHECKSUMS_FILE).is_file() else None)
     stamps: list[Any] = []

@@ -77,7 +77,7 @@ def resolve_model_dir(settings: Settings, model: str | Path = "") -> Path:
         return settings.model_dir
     from hello_kubeflow.model.artifact import latest_model_path
 
-    return latest_model_path(settings)
+    return latest_model_path(settings.output_dir)
 
 
 def load_for_serving(model_dir: Path) -> Any:
