@@ -17,17 +17,12 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_delay,
-)
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay
 
 from hello_kubeflow.errors import ApplyError, ManifestError
 from hello_kubeflow.install.components import Manifest, object_name
 from hello_kubeflow.kube.client import describe_api_error, is_transient
-from hello_kubeflow.retry import Backoff
+from hello_kubeflow.retry import Backoff, log_retry
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +78,7 @@ class Applier:
         """Namespaces and CRDs first, then wait until the CRDs are established, then the rest.
 
         Args:
-            objects: the step's objects, in the order upstream renders them.
+            objects: the step's objects, in upstream's order.
             what: names the step in messages.
             deadline: seconds to keep retrying failures that heal, per phase.
 
@@ -177,11 +172,10 @@ class Applier:
         namespace = meta.get("namespace")
         if resource.namespaced and not namespace:
             raise ManifestError(f"{object_name(obj)} is namespaced but names no namespace")
-        path = resource.path(namespace if resource.namespaced else None, str(meta["name"]))
         try:
             self._call(
                 "PATCH",
-                path,
+                resource.path(namespace, str(meta["name"])),
                 object_name(obj),
                 query_params=[
                     ("fieldManager", self.field_manager),
@@ -246,17 +240,12 @@ class Applier:
             raise
 
     def _retrying(self, deadline: float, what: str, initial: float | None = None) -> Retrying:
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            delay = state.next_action.sleep if state.next_action else 0.0
-            log.info("%s: %s; retrying in %.1f s", what, exc, delay)
-
         return Retrying(
             retry=retry_if_exception_type(TransientApplyError),
             wait=self.backoff.wait(initial),
             stop=stop_after_delay(deadline),
             reraise=True,
-            before_sleep=before_sleep,
+            before_sleep=log_retry(log, what, level=logging.INFO, describe=str),
             sleep=time.sleep,
         )
 

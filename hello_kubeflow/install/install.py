@@ -112,8 +112,8 @@ def _rbac_line(obj: Manifest) -> str:
 
 def _phases(objects: tuple[Manifest, ...]) -> str:
     kinds = Counter(str(o.get("kind")) for o in objects)
-    first = kinds["Namespace"] + kinds["CustomResourceDefinition"]
     crds = kinds["CustomResourceDefinition"]
+    first = kinds["Namespace"] + crds
     if not first:
         return f"apply {len(objects)} objects"
     wait = f", wait until the {crds} CRDs are established" if crds else ""
@@ -186,8 +186,7 @@ def install(
         apply_deadline: seconds to retry each step through failures that heal.
         backoff: waits between apply rounds.
         settle: seconds the pods must stay ready after the install.
-        read_sysctl: reads this machine's sysctls (default: /proc/sys), for the
-            inotify limits of a kind or minikube node.
+        read_sysctl: reads this machine's sysctls (default: /proc/sys).
 
     Returns:
         Lines for a person: the checks, what was applied, the final state.

@@ -1,11 +1,6 @@
 """`inv notebook` in local mode: the project image as a Jupyter server on 127.0.0.1.
 
-The same image a Kubeflow Notebook runs, started with the notebook server as
-its explicit command (the image's own init serves Jupyter without a token,
-since Kubeflow's gateway authenticates; here a random token guards it), this
-checkout mounted read-write at `/home/jovyan/hello-kubeflow`, the port
-published on 127.0.0.1 only. The container runs as the calling user, so files
-written from Jupyter belong to them; it is removed when the caller is done.
+docs/notebook.md ("On your machine") says how it runs: its token, mount and user.
 """
 
 from __future__ import annotations
@@ -58,14 +53,7 @@ exit 3
 
 @dataclass(frozen=True)
 class LocalNotebook:
-    """A notebook server running in a local container.
-
-    Attributes:
-        url: where it answers, e.g. `http://127.0.0.1:8888/`.
-        token: what a browser must present (`?token=...`).
-        image: the image it runs.
-        container: the Docker SDK container object.
-    """
+    """A notebook server running in a local container (`container`: the Docker SDK's)."""
 
     url: str
     token: str
@@ -87,7 +75,7 @@ def notebook_container(
     Args:
         settings: `notebook_port`, `docker_timeout`, the image record.
         workdir: the checkout to mount at `/home/jovyan/hello-kubeflow`.
-        image: the image (default: `pipeline_image(settings)`).
+        image: default: `pipeline_image(settings)`.
         port: the host port on 127.0.0.1 (default: `HK_NOTEBOOK_PORT`; 0: any free one).
 
     Yields:
@@ -135,15 +123,11 @@ def run_notebook_container(
 ) -> None:
     """Serve Jupyter from the image until Ctrl-C, showing its log.
 
-    Args:
-        settings: as `notebook_container`.
-        workdir: the checkout to mount.
-        announce: called once with the URL (and token) when the server answers.
-        image: the image (default: `pipeline_image(settings)`).
+    `announce` is called once with the URL (and token) when the server answers.
 
     Raises:
-        ServingError: the server exited by itself, or never answered.
-        (and as `notebook_container`)
+        ServingError: the server exited by itself, or never answered (and as
+            `notebook_container`).
     """
     with sigterm_interrupts(), notebook_container(settings, workdir, image=image) as server:
         announce(server.login_url)

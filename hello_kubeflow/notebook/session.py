@@ -1,11 +1,6 @@
 """What `notebooks/hello-kubeflow.ipynb` needs to know about where it runs.
 
-Inside a Kubeflow Notebook pod (`inv notebook --mode cluster`), the
-`access-ml-pipeline` PodDefault mounts a projected service-account token for
-the Pipelines API; `pod_settings` turns it into cluster-mode settings (the
-pod's own namespace and credentials, the in-cluster KFP address that
-Kubeflow's docs give), so the notebook needs no login. Anywhere else it
-returns None and the notebook runs the pipeline with `kfp.local`.
+Inside a Kubeflow Notebook pod, the PodDefault's token makes cluster-mode settings.
 """
 
 from __future__ import annotations
