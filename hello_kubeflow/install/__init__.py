@@ -1,4 +1,1 @@
-"""Installing Kubeflow (inv setup): upstream's manifests, customized, rendered and applied.
-
-Nothing is imported here, so importing one module does not load the others.
-"""
+"""Installing Kubeflow (inv setup); nothing imported here, so one module loads alone."""

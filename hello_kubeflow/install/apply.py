@@ -80,7 +80,7 @@ class Applier:
         Args:
             objects: the step's objects, in upstream's order.
             what: names the step in messages.
-            deadline: seconds to keep retrying failures that heal, per phase.
+            deadline: seconds to retry failures that heal, per phase.
 
         Returns:
             How many objects were applied.

@@ -72,11 +72,7 @@ class Component:
         return [root / self.folder / f.name for f in self.files]
 
     def manifests(self, root: Path) -> list[Manifest]:
-        """Every object of its files under `root`, in file order (selected, if it selects).
-
-        Raises:
-            ManifestError: a file is missing, is not YAML, or holds a non-object.
-        """
+        """Every object of its files under `root`, in order (selected); as `read_manifests`."""
         objects = [obj for path in self.paths(root) for obj in read_manifests(path)]
         return [obj for obj in objects if self.select is None or self.select(obj)]
 
@@ -109,15 +105,9 @@ def kubeflow_pipelines(version: str) -> Component:
     return Component(
         f"Kubeflow Pipelines {version}",
         f"kubeflow-pipelines-{version}",
-        (
-            RenderedFile(
-                "cluster-scoped-resources.yaml",
-                f"{KFP_KUSTOMIZE}/cluster-scoped-resources?ref={version}",
-            ),
-            RenderedFile(
-                "env-platform-agnostic.yaml",
-                f"{KFP_KUSTOMIZE}/env/platform-agnostic?ref={version}",
-            ),
+        tuple(
+            RenderedFile(f"{part.replace('/', '-')}.yaml", f"{KFP_KUSTOMIZE}/{part}?ref={version}")
+            for part in ("cluster-scoped-resources", "env/platform-agnostic")
         ),
         ("kubeflow",),
     )

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hello_kubeflow.install.components import Component, Manifest
+from hello_kubeflow.install.components import Component, Manifest, object_name
 
 ISTIO_GATEWAY = "kubeflow/kubeflow-gateway"
 """The Kubeflow platform's Istio gateway (kubeflow/manifests 26.03,
@@ -28,20 +28,9 @@ class Change:
     """One change to an upstream object, and why (printed by `--dry-run`)."""
 
     what: str
-    applies_to: Callable[[Manifest], bool]
+    target: str
+    """The object changed, as `object_name` names it: `Kind namespace/name`."""
     change: Callable[[Manifest], None]
-
-
-def _is(kind: str, name: str, namespace: str) -> Callable[[Manifest], bool]:
-    def matches(obj: Manifest) -> bool:
-        meta = obj.get("metadata") or {}
-        return bool(
-            obj.get("kind") == kind
-            and meta.get("name") == name
-            and meta.get("namespace") == namespace
-        )
-
-    return matches
 
 
 def _seldon_through_istio(obj: Manifest) -> None:
@@ -76,7 +65,7 @@ def changes_for(component: Component, *, istio: bool) -> list[Change]:
             Change(
                 f"Seldon operator: ISTIO_ENABLED=true, ISTIO_GATEWAY={ISTIO_GATEWAY} "
                 "(models are routed through Kubeflow's gateway)",
-                _is("Deployment", "seldon-controller-manager", "seldon-system"),
+                "Deployment seldon-system/seldon-controller-manager",
                 _seldon_through_istio,
             )
         ]
@@ -84,7 +73,7 @@ def changes_for(component: Component, *, istio: bool) -> list[Change]:
         return [
             Change(
                 f"KServe: defaultDeploymentMode {KSERVE_DEPLOYMENT_MODE} (no Knative)",
-                _is("ConfigMap", "inferenceservice-config", "kserve"),
+                "ConfigMap kserve/inferenceservice-config",
                 _kserve_standard_mode,
             )
         ]
@@ -120,7 +109,7 @@ def prepare(
     prepared = [*added_objects(component), *(copy.deepcopy(o) for o in objects)]
     notes = [f"adds {o['kind']} {o['metadata']['name']}" for o in added_objects(component)]
     for change in changes_for(component, istio=istio):
-        matched = [o for o in prepared if change.applies_to(o)]
+        matched = [o for o in prepared if object_name(o) == change.target]
         for obj in matched:
             change.change(obj)
         notes.append(change.what if matched else f"{change.what}: NOT FOUND in the manifests")

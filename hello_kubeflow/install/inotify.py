@@ -83,9 +83,6 @@ def check_inotify(target: KubeTarget, engine: str, read: Reader | None = None) -
         target: the kubeconfig's context, cluster and server.
         engine: where the container engine is (`DOCKER_HOST`, or the local socket).
         read: reads a sysctl of this machine (default: /proc/sys).
-
-    Returns:
-        The finding; `applies` is False for any other cluster.
     """
     kind = _cluster_kind(target)
     if not kind:
@@ -95,26 +92,19 @@ def check_inotify(target: KubeTarget, engine: str, read: Reader | None = None) -
         f"{key}={value}" for key, value in LIMITS.items()
     )
     if not (_loopback(target.server) and _local_engine(engine)):
-        return InotifyFinding(
-            True,
-            False,
+        unreadable = (
             f"the {kind} node's kernel is not this machine's (API server {target.server}, "
-            f"container engine {engine}), so its inotify limits cannot be read from here",
-            ask,
-            readable=False,
+            f"container engine {engine}), so its inotify limits cannot be read from here"
         )
-    read = read or proc_reader()
-    found = {key: read(key) for key in LIMITS}
-    if any(value is None for value in found.values()):
-        return InotifyFinding(
-            True,
-            False,
+    else:
+        found = {key: (read or proc_reader())(key) for key in LIMITS}
+        if all(value is not None for value in found.values()):
+            return _limits_finding(kind, found)
+        unreadable = (
             f"this machine has no /proc/sys/fs/inotify (not Linux? Docker Desktop runs "
-            f"the {kind} node in its own VM)",
-            ask,
-            readable=False,
+            f"the {kind} node in its own VM)"
         )
-    return _limits_finding(kind, found)
+    return InotifyFinding(True, False, unreadable, ask, readable=False)
 
 
 def _limits_finding(kind: str, found: dict[str, str | None]) -> InotifyFinding:
@@ -155,10 +145,7 @@ def _loopback(server: str) -> bool:
 
 
 def _local_engine(engine: str) -> bool:
-    """A Unix socket or a loopback TCP address: the engine runs on this kernel.
-
-    (Docker Desktop on macOS has a socket but a VM: its missing /proc/sys says so.)
-    """
+    """A Unix socket or loopback TCP: this kernel (Docker Desktop's VM shows no /proc/sys)."""
     if engine.startswith("unix://"):
         return True
     if engine.startswith(("tcp://", "http://", "https://")):

@@ -1,7 +1,4 @@
-"""`inv setup --mode cluster`: check, apply each component's rendered manifests, our RBAC, wait.
-
-docs/cluster.md ("Installing Kubeflow") describes the profiles, the order and the retries.
-"""
+"""`inv setup --mode cluster`: check, apply each component's rendered manifests, our RBAC, wait."""
 
 from __future__ import annotations
 
@@ -81,23 +78,19 @@ class Plan:
         )
         lines.extend(f"     {_rbac_line(obj)}" for obj in self.rbac)
         where = ", ".join(self.namespaces) or "all namespaces"
-        lines.append(f"  {len(self.steps) + 2}. wait until every pod in {where} is ready")
-        lines.append(
-            f"  Crash-looping pods fail the wait once their dependencies are up, or after "
-            f"{crash_grace:.0f} s (HK_WAIT_CRASH_GRACE)."
-        )
-        lines.append(
-            f"  Failures that heal (CRDs not established, webhooks not serving, 5xx/429) are "
-            f"retried for up to {APPLY_DEADLINE:.0f} s per step; applying twice changes nothing."
-        )
         images = sorted({i for s in self.steps for i in _images(s.objects)})
-        lines.append(f"  images to pull ({len(images)}):")
-        lines.extend(f"    {image}" for image in images)
-        lines.append(
+        lines += [
+            f"  {len(self.steps) + 2}. wait until every pod in {where} is ready",
+            f"  Crash-looping pods fail the wait once their dependencies are up, or after "
+            f"{crash_grace:.0f} s (HK_WAIT_CRASH_GRACE).",
+            f"  Failures that heal (CRDs not established, webhooks not serving, 5xx/429) are "
+            f"retried for up to {APPLY_DEADLINE:.0f} s per step; applying twice changes nothing.",
+            f"  images to pull ({len(images)}):",
+            *(f"    {image}" for image in images),
             "    (and what controllers start later, named in their flags and ConfigMaps: "
-            "Argo's executor, model-serving runtimes)"
-        )
-        lines.extend(f"  {line}" for line in requirements_lines(self.steps, self.profile))
+            "Argo's executor, model-serving runtimes)",
+            *(f"  {line}" for line in requirements_lines(self.steps, self.profile)),
+        ]
         return "\n".join(lines)
 
 

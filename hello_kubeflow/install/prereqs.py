@@ -36,7 +36,7 @@ class Check:
     """One prerequisite: what was found, and how to fix it if it is missing.
 
     Attributes:
-        name: what is checked (kubectl, context, API server, ...).
+        name: what is checked (kubeconfig, API server, capacity, ...).
         ok: found and good enough.
         detail: what was found (a version, a context), or what is wrong.
         fix: how to fix it, when not ok.
@@ -74,33 +74,28 @@ def check_prerequisites(
     Returns:
         The checks made; `failed(checks)` tells whether setup may go on.
     """
-    checks: list[Check] = []
     try:
         target = kube_target(settings)
     except PrerequisiteError as exc:
-        checks.append(Check("kubeconfig", False, str(exc)))
-        return checks
-    checks.append(Check("kubeconfig", True, f"{target.describe()} from {target.kubeconfig}"))
-    inotify = _inotify(target, read_sysctl)
-    if inotify is not None:
-        checks.append(inotify)
+        return [Check("kubeconfig", False, str(exc))]
+    checks = [Check("kubeconfig", True, f"{target.describe()} from {target.kubeconfig}")]
+    checks += _inotify(target, read_sysctl)
     try:
         api = api_client(settings)
         version = _server_version(api, patience)
     except HelloKubeflowError as exc:
-        checks.append(Check("API server", False, str(exc)))
-        return checks
+        return [*checks, Check("API server", False, str(exc))]
     except Exception as exc:  # any failure to connect is the finding
-        checks.append(
+        return [
+            *checks,
             Check(
                 "API server",
                 False,
                 f"cannot reach {target.server}: {describe_api_error(exc)}",
                 "start the cluster (`minikube start`, `kind create cluster`) or pick another "
                 "context (HK_KUBE_CONTEXT)",
-            )
-        )
-        return checks
+            ),
+        ]
     checks.append(Check("API server", True, f"{target.server} answers, Kubernetes {version}"))
     checks.append(_capacity(api, settings.profile, patience))
     if needs_docker:
@@ -155,14 +150,12 @@ def _capacity(api: client.ApiClient, profile: str, patience: float) -> Check:
     )
 
 
-def _inotify(target: KubeTarget, read: Reader | None) -> Check | None:
+def _inotify(target: KubeTarget, read: Reader | None) -> list[Check]:
     """kind and minikube only: blocking when this kernel's limits are low, else a warning."""
-    finding = check_inotify(target, engine_address(), read)
-    if not finding.applies:
-        return None
-    return Check(
-        "inotify limits", finding.ok, finding.detail, finding.fix, blocking=finding.readable
-    )
+    found = check_inotify(target, engine_address(), read)
+    if not found.applies:
+        return []
+    return [Check("inotify limits", found.ok, found.detail, found.fix, blocking=found.readable)]
 
 
 def _docker(settings: Settings) -> Check:

@@ -1,7 +1,4 @@
-"""`inv notebook` in cluster mode: run the project image as a Kubeflow Notebook server.
-
-docs/notebook.md ("In the cluster") says what is created, applied and waited for.
-"""
+"""`inv notebook` in cluster mode: run the project image as a Kubeflow Notebook server."""
 
 from __future__ import annotations
 
@@ -108,10 +105,9 @@ def open_notebook(
         clock: where the wait reads the time and pauses.
 
     Raises:
-        NotebookError: the namespace is `kubeflow`; refused, a pod that will not heal,
-            gone, or not ready in time.
-        PrerequisiteError: Kubeflow Notebooks (or PodDefaults) are not installed, we
-            may not create them, or the image is not pinned by digest.
+        NotebookError: the namespace is `kubeflow`; refused, gone, a pod that will not
+            heal, or not ready in time (`notebook_timeout`).
+        PrerequisiteError: no Kubeflow Notebooks, forbidden, or an image not by digest.
         ImageError: the build record is damaged.
     """
     _check_namespace(settings.namespace)
@@ -138,7 +134,7 @@ def open_notebook(
         created.append(f"workspace volume {spec.namespace}/{spec.claim_name}")
     _apply(api, notebook(spec), NOTEBOOK_API[2])
     log.info("applied Notebook %s/%s (image %s)", spec.namespace, spec.name, spec.image)
-    pod = wait_until_ready(
+    pod = _wait_until_ready(
         api, spec, settings.notebook_timeout, poll_interval, settings.wait_crash_grace, clock
     )
     url, forward = _url(settings.gateway_url, spec)
@@ -170,27 +166,15 @@ def _check_namespace(namespace: str) -> None:
         )
 
 
-def wait_until_ready(
+def _wait_until_ready(
     api: client.ApiClient,
     spec: NotebookSpec,
     timeout: float,
     poll_interval: float,
     crash_grace: float,
-    clock: Clock = REAL_TIME,
+    clock: Clock,
 ) -> str:
-    """Poll the Notebook's pod until one running `spec.image` is Ready; return its name.
-
-    Args:
-        api: the Kubernetes API client.
-        spec: the Notebook.
-        timeout: seconds to wait (`HK_NOTEBOOK_TIMEOUT`).
-        poll_interval: seconds between looks at the pod.
-        crash_grace: seconds the pod may crash-loop (`HK_WAIT_CRASH_GRACE`).
-        clock: where the time is read and the pauses are taken.
-
-    Raises:
-        NotebookError: the Notebook is gone, its pod will not heal, or not ready in time.
-    """
+    """Poll the Notebook's pod until one running `spec.image` is Ready; return its name."""
     where = f"Notebook {spec.namespace}/{spec.name}"
     crashes = CrashJudge(crash_grace)
 

@@ -1,7 +1,4 @@
-"""`inv notebook` in local mode: the project image as a Jupyter server on 127.0.0.1.
-
-docs/notebook.md ("On your machine") says how it runs: its token, mount and user.
-"""
+"""`inv notebook` in local mode: the project image as a Jupyter server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -82,8 +79,7 @@ def notebook_container(
         The running server, once it answers `/api/status` with its token.
 
     Raises:
-        DockerUnavailableError: no engine is reachable.
-        ImageError: the image is neither here nor pullable.
+        DockerUnavailableError, ImageError: as `running_container`.
         ServingError: the server exited (e.g. no Jupyter in the image) or did not answer.
     """
     chosen = image or pipeline_image(settings)
@@ -121,13 +117,10 @@ def notebook_container(
 def run_notebook_container(
     settings: Settings, workdir: Path, *, announce: Callable[[str], None], image: str = ""
 ) -> None:
-    """Serve Jupyter from the image until Ctrl-C, showing its log.
-
-    `announce` is called once with the URL (and token) when the server answers.
+    """Serve Jupyter from the image until Ctrl-C, showing its log; `announce` gets its URL.
 
     Raises:
-        ServingError: the server exited by itself, or never answered (and as
-            `notebook_container`).
+        ServingError: the server exited by itself or never answered (and as above).
     """
     with sigterm_interrupts(), notebook_container(settings, workdir, image=image) as server:
         announce(server.login_url)
