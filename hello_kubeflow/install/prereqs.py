@@ -50,7 +50,7 @@ class Check:
     blocking: bool = True
 
     def line(self) -> str:
-        """`[ok]   kubectl: v1.31.0`; failures and warnings carry their fix."""
+        """`[ok]   API server: ...`; failures and warnings carry their fix."""
         mark = "ok" if self.ok else ("FAIL" if self.blocking else "warn")
         fix = f" -> {self.fix}" if self.fix and not self.ok else ""
         return f"[{mark}]{' ' * (5 - len(mark))}{self.name}: {self.detail}{fix}"
