@@ -344,7 +344,7 @@ def test_without_a_cluster_install_says_so_before_fetching_any_manifest(
 @needs_upstream
 def test_the_projects_rbac_is_applied_after_every_component() -> None:
     plan = make_plan(Settings(manifests_dir=UPSTREAM))
-    text = plan.describe("emulated", Settings())
+    text = plan.describe("emulated", Settings().wait_crash_grace)
 
     assert keys(plan.rbac) == {
         ("rbac.authorization.k8s.io/v1", "ClusterRole", None, "hello-kubeflow-model-deployer"),

@@ -1,19 +1,9 @@
 """Apply rendered manifests through the Kubernetes API: server-side apply, in a working order.
 
-Each object is sent as `PATCH` with `Content-Type: application/apply-patch+yaml`,
-`fieldManager`, `force=true` and `fieldValidation=Strict`, as
-`kubectl apply --server-side --force-conflicts` does (Kubernetes docs,
-"Server-Side Apply": the apply endpoint creates what is missing and changes
-only the fields this manager owns, so applying twice changes nothing). Where
-an object goes comes from the API server's own discovery documents
-(`/api/v1`, `/apis/GROUP/VERSION`), as kubectl finds it.
-
-What heals by waiting is retried, in rounds over the objects not applied yet,
-until a deadline: a kind whose CRD is not established yet (404), a webhook
-whose pod or certificate is not ready (`failed calling webhook`, 500), an API
-server under load (429, 5xx, connection errors), a write conflict (409). Any
-other answer (400, 403, 422: the object itself is wrong or not allowed) is
-reported at once, naming the object, with the API server's message.
+As `kubectl apply --server-side --force-conflicts` (Kubernetes docs, "Server-Side
+Apply"), finding each kind's path by the API server's discovery documents. What heals
+by waiting (a CRD not established, a webhook not serving, 404, 409, 429, 5xx) is
+retried in rounds until a deadline; any other refusal names the object at once.
 """
 
 from __future__ import annotations
@@ -27,17 +17,12 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_delay,
-)
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay
 
 from hello_kubeflow.errors import ApplyError, ManifestError
 from hello_kubeflow.install.components import Manifest, object_name
 from hello_kubeflow.kube.client import describe_api_error, is_transient
-from hello_kubeflow.retry import Backoff
+from hello_kubeflow.retry import Backoff, log_retry
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +38,10 @@ _FIRST_KINDS = ("Namespace", "CustomResourceDefinition")
 
 class TransientApplyError(Exception):
     """Some objects could not be applied yet, for reasons that heal: retried."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 APPLY_BACKOFF = Backoff(initial=2.0, maximum=20.0)
@@ -76,20 +65,12 @@ class Resource:
 
 @dataclass
 class Applier:
-    """Applies objects server-side through one API client.
-
-    Attributes:
-        api: the API client (from `api_client(settings)`).
-        field_manager: who owns the applied fields.
-        backoff: waits between rounds.
-    """
+    """Applies objects server-side through one API client, as `field_manager`."""
 
     api: client.ApiClient
     field_manager: str = FIELD_MANAGER
     backoff: Backoff = APPLY_BACKOFF
     _discovered: dict[str, dict[str, Resource] | None] = field(default_factory=dict)
-
-    # ---- the public steps
 
     def apply_in_order(
         self, objects: Sequence[Manifest], what: str, *, deadline: float = APPLY_DEADLINE
@@ -97,9 +78,9 @@ class Applier:
         """Namespaces and CRDs first, then wait until the CRDs are established, then the rest.
 
         Args:
-            objects: the step's objects, in the order upstream renders them.
+            objects: the step's objects, in upstream's order.
             what: names the step in messages.
-            deadline: seconds to keep retrying failures that heal, per phase.
+            deadline: seconds to retry failures that heal, per phase.
 
         Returns:
             How many objects were applied.
@@ -120,11 +101,7 @@ class Applier:
     def apply(
         self, objects: Sequence[Manifest], what: str, *, deadline: float = APPLY_DEADLINE
     ) -> None:
-        """Apply every object, retrying those that fail in ways that heal.
-
-        Raises:
-            ApplyError: as `apply_in_order`.
-        """
+        """Apply every object, retrying those that fail in ways that heal (raises as above)."""
         pending = list(objects)
         failures: dict[str, str] = {}
         if not pending:
@@ -160,11 +137,7 @@ class Applier:
     def wait_established(
         self, crds: Sequence[Manifest], what: str, *, deadline: float = ESTABLISH_DEADLINE
     ) -> None:
-        """Wait until each CRD has condition Established=True (its API is served).
-
-        Raises:
-            ApplyError: a CRD was not established by the deadline.
-        """
+        """Wait until each CRD has condition Established=True (ApplyError at the deadline)."""
         waiting = {str(c["metadata"]["name"]) for c in crds}
 
         def check() -> None:
@@ -189,8 +162,6 @@ class Applier:
         self._discovered.clear()  # new kinds are served now
         log.info("%s: %d CRDs established", what, len(crds))
 
-    # ---- one object
-
     def _apply_one(self, obj: Manifest) -> None:
         meta = obj.get("metadata") or {}
         resource = self.resource(str(obj["apiVersion"]), str(obj["kind"]))
@@ -201,11 +172,11 @@ class Applier:
         namespace = meta.get("namespace")
         if resource.namespaced and not namespace:
             raise ManifestError(f"{object_name(obj)} is namespaced but names no namespace")
-        path = resource.path(namespace if resource.namespaced else None, str(meta["name"]))
         try:
-            self.api.call_api(
-                path,
+            self._call(
                 "PATCH",
+                resource.path(namespace, str(meta["name"])),
+                object_name(obj),
                 query_params=[
                     ("fieldManager", self.field_manager),
                     ("force", "true"),
@@ -213,24 +184,11 @@ class Applier:
                 ],
                 header_params={"Content-Type": APPLY_PATCH, "Accept": "application/json"},
                 body=obj,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
             )
-        except ApiException as exc:
-            message = _status_message(exc)
-            if _heals(exc, message):
-                if exc.status == 404:
-                    self._discovered.pop(str(obj["apiVersion"]), None)
-                raise TransientApplyError(f"HTTP {exc.status}: {message}") from None
-            raise ApplyError(
-                f"the API server refused {object_name(obj)} (HTTP {exc.status}): {message}"
-            ) from None
-        except Exception as exc:
-            if is_transient(exc):
-                raise TransientApplyError(describe_api_error(exc)) from None
+        except TransientApplyError as exc:
+            if exc.status == 404:  # its CRD may be new: discover its group again
+                self._discovered.pop(str(obj["apiVersion"]), None)
             raise
-
-    # ---- discovery
 
     def resource(self, api_version: str, kind: str) -> Resource | None:
         """Where `kind` of `api_version` lives, from discovery (None: not served)."""
@@ -257,39 +215,37 @@ class Applier:
         return kinds
 
     def _get(self, path: str) -> dict[str, Any]:
+        response = self._call(
+            "GET", path, f"GET {path}", header_params={"Accept": "application/json"}
+        )
+        found: dict[str, Any] = json.loads(response[0].data)
+        return found
+
+    def _call(self, method: str, path: str, what: str, **request: Any) -> Any:
+        """One API call: what heals raises TransientApplyError, a refusal ApplyError."""
         try:
-            response = self.api.call_api(
-                path,
-                "GET",
-                header_params={"Accept": "application/json"},
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-            )[0]
+            return self.api.call_api(
+                path, method, auth_settings=["BearerToken"], _preload_content=False, **request
+            )
         except ApiException as exc:
-            if exc.status == 404 or is_transient(exc):
-                raise TransientApplyError(f"HTTP {exc.status} on {path}") from None
+            message = _status_message(exc)
+            if _heals(exc, message):
+                raise TransientApplyError(f"HTTP {exc.status}: {message}", exc.status) from None
             raise ApplyError(
-                f"the API server refused GET {path} (HTTP {exc.status}): {_status_message(exc)}"
+                f"the API server refused {what} (HTTP {exc.status}): {message}"
             ) from None
         except Exception as exc:
             if is_transient(exc):
                 raise TransientApplyError(describe_api_error(exc)) from None
             raise
-        found: dict[str, Any] = json.loads(response.data)
-        return found
 
     def _retrying(self, deadline: float, what: str, initial: float | None = None) -> Retrying:
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            delay = state.next_action.sleep if state.next_action else 0.0
-            log.info("%s: %s; retrying in %.1f s", what, exc, delay)
-
         return Retrying(
             retry=retry_if_exception_type(TransientApplyError),
             wait=self.backoff.wait(initial),
             stop=stop_after_delay(deadline),
             reraise=True,
-            before_sleep=before_sleep,
+            before_sleep=log_retry(log, what, level=logging.INFO, describe=str),
             sleep=time.sleep,
         )
 
@@ -304,12 +260,9 @@ def _status_message(exc: ApiException) -> str:
 
 
 def _heals(exc: ApiException, message: str) -> bool:
-    """Whether a refused apply may pass later: see the module docstring."""
+    """Whether a refused call may pass later: see the module docstring."""
     status = int(exc.status or 0)
-    if status == 404:  # a kind whose CRD is new, a namespace still being created
-        return True
-    if status == 409:  # a write conflict ("the object has been modified")
-        return True
-    if status == 500 and "failed calling webhook" in message:
+    # 404: a kind whose CRD is new, a namespace still being created; 409: a write conflict
+    if status in (404, 409) or (status == 500 and "failed calling webhook" in message):
         return True
     return is_transient(exc)

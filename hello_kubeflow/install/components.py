@@ -1,23 +1,12 @@
 """What each profile installs: upstream components, their rendered files, and where they come from.
 
-A component is one folder of fully rendered YAML, named after the upstream
-project and its release (`kubeflow-pipelines-2.17.0/`), the layout of
-`inv setup --render DIR` and of the shared copy the tests use. Each file is
-what upstream publishes or what its documented kustomize path renders to:
-
-- Kubeflow Pipelines: `manifests/kustomize/cluster-scoped-resources` and
-  `manifests/kustomize/env/platform-agnostic`, the kubeflow/pipelines
-  manifests README's path for any cluster (kubeflow/pipelines 2.17.0,
-  `manifests/kustomize/README.md`). Not `env/dev`: it tags every image
-  `:master` and adds a GCP-only proxy agent.
-- KServe: the three release files (kserve/kserve v0.20.0,
-  `hack/release/generate-install.sh`: `:latest` replaced by the tag, the
-  Namespace left out of `kserve.yaml` for the installer to create).
-- Seldon Core: `operator/config/lite` (SeldonIO/seldon-core v1.17.1).
-- The Kubeflow platform: `example/` (kubeflow/manifests 26.03, README
-  "Install with a single command"). KServe's cert-manager in the pipelines
-  profile is the platform's own (`common/cert-manager`, v1.19.4), taken from
-  the same rendered file: KServe's webhook certificates need it.
+One folder of rendered YAML per component, named after the upstream project and
+release (`kubeflow-pipelines-2.17.0/`), as `inv setup --render DIR` writes it.
+Sources: kubeflow/pipelines 2.17.0 `manifests/kustomize/README.md` (not `env/dev`:
+`:master` images and a GCP-only agent); kserve/kserve v0.20.0
+`hack/release/generate-install.sh`; SeldonIO/seldon-core v1.17.1 `operator/config/lite`;
+kubeflow/manifests 26.03 `example/`, whose `common/cert-manager` (v1.19.4) also serves
+KServe's webhooks in the pipelines profile.
 """
 
 from __future__ import annotations
@@ -30,7 +19,7 @@ from typing import Any
 import yaml
 
 from hello_kubeflow.errors import ManifestError
-from hello_kubeflow.settings import Settings
+from hello_kubeflow.settings import Profile, Serving, Settings
 
 Manifest = dict[str, Any]
 """One Kubernetes object as YAML decodes it."""
@@ -49,13 +38,9 @@ script its README's "Install with a single command" prerequisites name."""
 
 @dataclass(frozen=True)
 class RenderedFile:
-    """One file of a component and where its content comes from upstream.
+    """One file of a component: a kustomize source or a URL to download (`kind` says which).
 
-    Attributes:
-        name: the file name in the component's folder.
-        source: a kustomize source (`kind="kustomize"`) or a URL to download.
-        kind: `kustomize` or `download`.
-        kustomize: the kustomize release upstream builds it with ("": none named).
+    `kustomize` is the kustomize release upstream builds it with ("": none named).
     """
 
     name: str
@@ -69,9 +54,9 @@ class Component:
     """One upstream component: a folder of rendered files, applied as one step.
 
     Attributes:
-        title: what it is, for a person ("Kubeflow Pipelines 2.17.0").
+        title: for a person ("Kubeflow Pipelines 2.17.0").
         folder: its folder under the manifests directory.
-        files: its files, in the order they are applied.
+        files: its files, in apply order.
         namespaces: where its pods run (waited for); empty: wait for all.
         select: keeps only some objects of the files (a part of a larger render).
     """
@@ -87,24 +72,14 @@ class Component:
         return [root / self.folder / f.name for f in self.files]
 
     def manifests(self, root: Path) -> list[Manifest]:
-        """Every object of its files under `root`, in file order (selected, if it selects).
-
-        Raises:
-            ManifestError: a file is missing, is not YAML, or holds a non-object.
-        """
+        """Every object of its files under `root`, in order (selected); as `read_manifests`."""
         objects = [obj for path in self.paths(root) for obj in read_manifests(path)]
         return [obj for obj in objects if self.select is None or self.select(obj)]
 
 
 @dataclass(frozen=True)
 class Step:
-    """One component's objects, ready to apply.
-
-    Attributes:
-        component: what it is and where its files are.
-        objects: the objects to apply (upstream's, changed as `notes` say).
-        notes: each change `inv setup` makes to upstream's objects.
-    """
+    """One component's objects to apply (upstream's, changed as each of `notes` says)."""
 
     component: Component
     objects: tuple[Manifest, ...]
@@ -114,8 +89,7 @@ class Step:
 def _is_cert_manager(obj: Manifest) -> bool:
     """The objects of the platform's `common/cert-manager` within its rendered example."""
     meta = obj.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    if labels.get("app.kubernetes.io/instance") == "cert-manager":
+    if (meta.get("labels") or {}).get("app.kubernetes.io/instance") == "cert-manager":
         return True
     if obj.get("kind") == "Namespace":
         return meta.get("name") == "cert-manager"
@@ -131,15 +105,9 @@ def kubeflow_pipelines(version: str) -> Component:
     return Component(
         f"Kubeflow Pipelines {version}",
         f"kubeflow-pipelines-{version}",
-        (
-            RenderedFile(
-                "cluster-scoped-resources.yaml",
-                f"{KFP_KUSTOMIZE}/cluster-scoped-resources?ref={version}",
-            ),
-            RenderedFile(
-                "env-platform-agnostic.yaml",
-                f"{KFP_KUSTOMIZE}/env/platform-agnostic?ref={version}",
-            ),
+        tuple(
+            RenderedFile(f"{part.replace('/', '-')}.yaml", f"{KFP_KUSTOMIZE}/{part}?ref={version}")
+            for part in ("cluster-scoped-resources", "env/platform-agnostic")
         ),
         ("kubeflow",),
     )
@@ -194,20 +162,16 @@ def cert_manager(kubeflow_version: str) -> Component:
     )
 
 
-def resolve_serving(settings: Settings) -> str:
+def resolve_serving(serving: Serving, profile: Profile) -> str:
     """`seldon` or `kserve`: `auto` is Seldon Core for `pipelines`, KServe for `full`."""
-    if settings.serving != "auto":
-        return settings.serving
-    return "kserve" if settings.profile == "full" else "seldon"
+    if serving != "auto":
+        return serving
+    return "kserve" if profile == "full" else "seldon"
 
 
 def components_for(settings: Settings) -> list[Component]:
-    """The components of the settings' profile and serving system, in install order.
-
-    Raises:
-        SettingsError: an unknown profile.
-    """
-    serving = resolve_serving(settings)
+    """The components of the settings' profile and serving system, in install order."""
+    serving = resolve_serving(settings.serving, settings.profile)
     if settings.profile == "full":  # the platform includes KServe
         found = [kubeflow_platform(settings.kubeflow_version)]
         return [*found, seldon_core(settings.seldon_version)] if serving == "seldon" else found
@@ -221,8 +185,7 @@ def read_manifests(path: Path) -> list[Manifest]:
     """The objects of one rendered YAML file, in order (empty documents skipped).
 
     Raises:
-        ManifestError: the file is missing, is not YAML, or holds something that
-            is not a Kubernetes object (apiVersion, kind, metadata.name).
+        ManifestError: the file is missing, is not YAML, or holds a non-object.
     """
     try:
         text = path.read_text()
@@ -257,6 +220,14 @@ def _objects(documents: Iterator[Any], where: str) -> Iterator[Manifest]:
         if not meta.get("name"):
             raise ManifestError(f"{where}, document {number}: a {doc['kind']} without a name")
         yield dict(doc)
+
+
+def pod_template(workload: Manifest) -> Manifest:
+    """The pod spec a workload's template holds (a CronJob's, in its job template)."""
+    spec = workload.get("spec") or {}
+    if workload.get("kind") == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+    return (spec.get("template") or {}).get("spec") or {}  # type: ignore[no-any-return]
 
 
 def object_name(obj: Manifest) -> str:

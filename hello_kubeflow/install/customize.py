@@ -1,9 +1,7 @@
 """The few changes `inv setup` makes to upstream's rendered objects, and the objects it adds.
 
-Each change is one that upstream's own install instructions make after
-applying its files; doing it on the objects before they are applied keeps a
-single field manager and one apply per object. The rendered files on disk
-stay exactly upstream's.
+Each is one upstream's install instructions make after applying; made before the
+apply, it keeps one field manager. The rendered files on disk stay upstream's.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hello_kubeflow.install.components import Component, Manifest
+from hello_kubeflow.install.components import Component, Manifest, object_name
 
 ISTIO_GATEWAY = "kubeflow/kubeflow-gateway"
 """The Kubeflow platform's Istio gateway (kubeflow/manifests 26.03,
@@ -30,30 +28,17 @@ class Change:
     """One change to an upstream object, and why (printed by `--dry-run`)."""
 
     what: str
-    applies_to: Callable[[Manifest], bool]
+    target: str
+    """The object changed, as `object_name` names it: `Kind namespace/name`."""
     change: Callable[[Manifest], None]
-
-
-def _is(kind: str, name: str, namespace: str) -> Callable[[Manifest], bool]:
-    def matches(obj: Manifest) -> bool:
-        meta = obj.get("metadata") or {}
-        return bool(
-            obj.get("kind") == kind
-            and meta.get("name") == name
-            and meta.get("namespace") == namespace
-        )
-
-    return matches
 
 
 def _seldon_through_istio(obj: Manifest) -> None:
     """Turn on the operator's Istio support and name Kubeflow's gateway.
 
-    SeldonIO/seldon-core v1.17.1: `operator/config/manager/manager.yaml` sets
-    ISTIO_ENABLED "false" and ISTIO_GATEWAY "istio-system/seldon-gateway" (the
-    lite config, `operator/config/lite/patch_manager_env.yaml`, leaves both);
-    `operator/controllers/seldondeployment_controller.go` makes a VirtualService
-    on the gateway ISTIO_GATEWAY names when ISTIO_ENABLED is "true".
+    SeldonIO/seldon-core v1.17.1: `operator/config/manager/manager.yaml` sets ISTIO_ENABLED
+    "false" (`operator/config/lite` leaves it); `operator/controllers/
+    seldondeployment_controller.go` routes through ISTIO_GATEWAY when it is "true".
     """
     wanted = {"ISTIO_ENABLED": "true", "ISTIO_GATEWAY": ISTIO_GATEWAY}
     for container in obj["spec"]["template"]["spec"]["containers"]:
@@ -80,7 +65,7 @@ def changes_for(component: Component, *, istio: bool) -> list[Change]:
             Change(
                 f"Seldon operator: ISTIO_ENABLED=true, ISTIO_GATEWAY={ISTIO_GATEWAY} "
                 "(models are routed through Kubeflow's gateway)",
-                _is("Deployment", "seldon-controller-manager", "seldon-system"),
+                "Deployment seldon-system/seldon-controller-manager",
                 _seldon_through_istio,
             )
         ]
@@ -88,7 +73,7 @@ def changes_for(component: Component, *, istio: bool) -> list[Change]:
         return [
             Change(
                 f"KServe: defaultDeploymentMode {KSERVE_DEPLOYMENT_MODE} (no Knative)",
-                _is("ConfigMap", "inferenceservice-config", "kserve"),
+                "ConfigMap kserve/inferenceservice-config",
                 _kserve_standard_mode,
             )
         ]
@@ -98,8 +83,7 @@ def changes_for(component: Component, *, istio: bool) -> list[Change]:
 def added_objects(component: Component) -> list[Manifest]:
     """Objects `inv setup` adds to a component: KServe's namespace, left out of its release.
 
-    kserve/kserve v0.20.0, `hack/release/generate-install.sh`: `kserve.yaml`
-    drops the Namespace ("Dependency install script creates a namespace").
+    kserve/kserve v0.20.0, `hack/release/generate-install.sh`: `kserve.yaml` drops it.
     """
     if component.folder.startswith("kserve-"):
         return [
@@ -118,17 +102,14 @@ def added_objects(component: Component) -> list[Manifest]:
 def prepare(
     component: Component, objects: list[Manifest], *, istio: bool
 ) -> tuple[list[Manifest], list[str]]:
-    """The objects to apply for `component`, and one line per change made.
+    """The objects to apply for `component` (copies, changed, after those added), and notes.
 
-    Returns:
-        (objects, notes): upstream's objects with the changes made (copies), after
-        the objects added; the notes name each change, or what was expected and
-        not found.
+    Each note names a change made, or one expected and not found.
     """
     prepared = [*added_objects(component), *(copy.deepcopy(o) for o in objects)]
     notes = [f"adds {o['kind']} {o['metadata']['name']}" for o in added_objects(component)]
     for change in changes_for(component, istio=istio):
-        matched = [o for o in prepared if change.applies_to(o)]
+        matched = [o for o in prepared if object_name(o) == change.target]
         for obj in matched:
             change.change(obj)
         notes.append(change.what if matched else f"{change.what}: NOT FOUND in the manifests")

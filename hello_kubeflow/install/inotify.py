@@ -1,17 +1,8 @@
 """kind and minikube nodes share their kernel's inotify limits: check them before installing.
 
-A kind node, and a minikube node of the `docker` (or `podman`) driver, is a
-container: every pod of the cluster draws on the inotify instances and watches
-of the kernel that runs the container engine. Kubeflow's pods exceed common
-distribution defaults (128 instances), and then crash-loop with "too many open
-files" while the install never settles. kubeflow/manifests (tag 26.03,
-README.md, "Install with a Single Command", Prerequisites) asks for
-`fs.inotify.max_user_instances=2280` and `fs.inotify.max_user_watches=1255360`.
-
-Those limits can be read here only when that kernel is this machine's: the
-engine is local and the API server is on a loopback address. A remote Docker
-host or a minikube VM has its own kernel; the check then says how to read it
-there instead of guessing.
+Kubeflow's pods exceed common defaults and crash-loop with "too many open files".
+The limits are read here only when that kernel is this machine's (a local engine,
+a loopback API server); a remote Docker host or a minikube VM has its own.
 """
 
 from __future__ import annotations
@@ -42,7 +33,7 @@ Reader = Callable[[str], str | None]
 
 @dataclass(frozen=True)
 class InotifyFinding:
-    """What the inotify check found: whether it applies, passed, and what to say.
+    """What the inotify check found.
 
     Attributes:
         applies: the context is a kind or minikube cluster.
@@ -71,12 +62,11 @@ def proc_reader(root: Path = PROC_SYS) -> Reader:
     return read
 
 
-def local_cluster_kind(target: KubeTarget) -> str:
+def _cluster_kind(target: KubeTarget) -> str:
     """`kind`, `minikube`, or "" for any other cluster, from the kubeconfig's names.
 
-    kind names its context and cluster `kind-<cluster>` (kubernetes-sigs/kind
-    v0.30.0, pkg/cluster/internal/kubeconfig, `KINDClusterKey`);
-    minikube names context and cluster after its profile, `minikube` by default.
+    kind names them `kind-<cluster>` (kubernetes-sigs/kind v0.30.0,
+    pkg/cluster/internal/kubeconfig, `KINDClusterKey`); minikube after its profile.
     """
     names = (target.context, target.cluster)
     if any(name.startswith("kind-") for name in names):
@@ -93,11 +83,8 @@ def check_inotify(target: KubeTarget, engine: str, read: Reader | None = None) -
         target: the kubeconfig's context, cluster and server.
         engine: where the container engine is (`DOCKER_HOST`, or the local socket).
         read: reads a sysctl of this machine (default: /proc/sys).
-
-    Returns:
-        The finding; `applies` is False for any other cluster.
     """
-    kind = local_cluster_kind(target)
+    kind = _cluster_kind(target)
     if not kind:
         return InotifyFinding(False, True, "not a kind or minikube cluster")
     where_else = _remote_hint(kind, target)
@@ -105,30 +92,22 @@ def check_inotify(target: KubeTarget, engine: str, read: Reader | None = None) -
         f"{key}={value}" for key, value in LIMITS.items()
     )
     if not (_loopback(target.server) and _local_engine(engine)):
-        return InotifyFinding(
-            True,
-            False,
+        unreadable = (
             f"the {kind} node's kernel is not this machine's (API server {target.server}, "
-            f"container engine {engine}), so its inotify limits cannot be read from here",
-            ask,
-            readable=False,
+            f"container engine {engine}), so its inotify limits cannot be read from here"
         )
-    read = read or proc_reader()
-    found = {key: read(key) for key in LIMITS}
-    if any(value is None for value in found.values()):
-        return InotifyFinding(
-            True,
-            False,
+    else:
+        found = {key: (read or proc_reader())(key) for key in LIMITS}
+        if all(value is not None for value in found.values()):
+            return _limits_finding(kind, found)
+        unreadable = (
             f"this machine has no /proc/sys/fs/inotify (not Linux? Docker Desktop runs "
-            f"the {kind} node in its own VM)",
-            ask,
-            readable=False,
+            f"the {kind} node in its own VM)"
         )
-    return _limits_finding(kind, found)
+    return InotifyFinding(True, False, unreadable, ask, readable=False)
 
 
 def _limits_finding(kind: str, found: dict[str, str | None]) -> InotifyFinding:
-    """The finding for this machine's limits, which the kind or minikube node shares."""
     low = {
         key: int(value)
         for key, value in found.items()
@@ -166,11 +145,7 @@ def _loopback(server: str) -> bool:
 
 
 def _local_engine(engine: str) -> bool:
-    """A Unix socket or a loopback TCP address: the engine runs on this kernel.
-
-    Docker Desktop on macOS also answers on a Unix socket but runs its own VM:
-    there /proc/sys is missing, which `check_inotify` reports as unreadable.
-    """
+    """A Unix socket or loopback TCP: this kernel (Docker Desktop's VM shows no /proc/sys)."""
     if engine.startswith("unix://"):
         return True
     if engine.startswith(("tcp://", "http://", "https://")):

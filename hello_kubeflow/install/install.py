@@ -1,16 +1,4 @@
-"""`inv setup --mode cluster`: check, apply each component's rendered manifests, our RBAC, wait.
-
-Profiles (`install/components.py` says where each file comes from):
-    pipelines  Kubeflow Pipelines standalone, plus a model-serving system:
-               Seldon Core v1, or KServe (with cert-manager, in Standard mode: no Knative).
-    full       the Kubeflow platform's example install (includes KServe, Istio, Dex).
-
-The manifests come from `HK_MANIFESTS_DIR` (written by `inv setup --render
-DIR`; no network needed), or are rendered from upstream into the cache
-first. Each component is applied through the API (`install/apply.py`): its
-Namespaces and CRDs, then a wait for the CRDs to be established, then the
-rest, retrying webhooks until they serve. Applying twice changes nothing.
-"""
+"""`inv setup --mode cluster`: check, apply each component's rendered manifests, our RBAC, wait."""
 
 from __future__ import annotations
 
@@ -27,6 +15,7 @@ from hello_kubeflow.install.components import (
     Manifest,
     Step,
     components_for,
+    pod_template,
     read_manifests,
     resolve_serving,
 )
@@ -48,6 +37,7 @@ RBAC_DIR = Path(str(resources.files("hello_kubeflow").joinpath("manifests")))
 SETTLE_SECONDS = 10.0
 """After an install, everything must stay ready this long: late pods still appear."""
 _WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
+_DRY_RUN = "Dry run: nothing was checked or changed."
 
 
 @dataclass(frozen=True)
@@ -66,7 +56,7 @@ class Plan:
         """How many objects the install applies."""
         return sum(len(s.objects) for s in self.steps) + len(self.rbac)
 
-    def describe(self, target: str, settings: Settings) -> str:
+    def describe(self, target: str, crash_grace: float) -> str:
         """The plan as text: target, versions, each step, images, resources, the wait."""
         lines = [
             f"Plan for profile '{self.profile}' (serving: {self.serving}):",
@@ -88,23 +78,19 @@ class Plan:
         )
         lines.extend(f"     {_rbac_line(obj)}" for obj in self.rbac)
         where = ", ".join(self.namespaces) or "all namespaces"
-        lines.append(f"  {len(self.steps) + 2}. wait until every pod in {where} is ready")
-        lines.append(
+        images = sorted({i for s in self.steps for i in _images(s.objects)})
+        lines += [
+            f"  {len(self.steps) + 2}. wait until every pod in {where} is ready",
             f"  Crash-looping pods fail the wait once their dependencies are up, or after "
-            f"{settings.wait_crash_grace:.0f} s (HK_WAIT_CRASH_GRACE)."
-        )
-        lines.append(
+            f"{crash_grace:.0f} s (HK_WAIT_CRASH_GRACE).",
             f"  Failures that heal (CRDs not established, webhooks not serving, 5xx/429) are "
-            f"retried for up to {APPLY_DEADLINE:.0f} s per step; applying twice changes nothing."
-        )
-        images = sorted({i for s in self.steps for i in images_of(s.objects)})
-        lines.append(f"  images to pull ({len(images)}):")
-        lines.extend(f"    {image}" for image in images)
-        lines.append(
+            f"retried for up to {APPLY_DEADLINE:.0f} s per step; applying twice changes nothing.",
+            f"  images to pull ({len(images)}):",
+            *(f"    {image}" for image in images),
             "    (and what controllers start later, named in their flags and ConfigMaps: "
-            "Argo's executor, model-serving runtimes)"
-        )
-        lines.extend(f"  {line}" for line in requirements_lines(self.steps, settings))
+            "Argo's executor, model-serving runtimes)",
+            *(f"  {line}" for line in requirements_lines(self.steps, self.profile)),
+        ]
         return "\n".join(lines)
 
 
@@ -119,8 +105,8 @@ def _rbac_line(obj: Manifest) -> str:
 
 def _phases(objects: tuple[Manifest, ...]) -> str:
     kinds = Counter(str(o.get("kind")) for o in objects)
-    first = kinds["Namespace"] + kinds["CustomResourceDefinition"]
     crds = kinds["CustomResourceDefinition"]
+    first = kinds["Namespace"] + crds
     if not first:
         return f"apply {len(objects)} objects"
     wait = f", wait until the {crds} CRDs are established" if crds else ""
@@ -130,36 +116,19 @@ def _phases(objects: tuple[Manifest, ...]) -> str:
     )
 
 
-def images_of(objects: tuple[Manifest, ...] | list[Manifest]) -> Iterator[str]:
-    """Images the workloads' pod templates name, and images their settings name.
-
-    Controllers pull more later (KServe's serving runtimes, KFP's driver and
-    launcher), named in their env (`*_IMAGE`, `*IMAGE_AND_VERSION`) or ConfigMaps.
-    """
+def _images(objects: tuple[Manifest, ...]) -> Iterator[str]:
+    """The workloads' container images, and those their env names for controllers to pull."""
     for obj in objects:
         if obj.get("kind") not in _WORKLOADS:
             continue
-        pod = _pod_template(obj)
+        pod = pod_template(obj)
         for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
-            yield from _container_images(container)
-
-
-def _pod_template(workload: Manifest) -> Manifest:
-    """The pod spec a workload's template holds (a CronJob's, in its job template)."""
-    spec = workload.get("spec") or {}
-    if workload.get("kind") == "CronJob":
-        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
-    return (spec.get("template") or {}).get("spec") or {}  # type: ignore[no-any-return]
-
-
-def _container_images(container: Manifest) -> Iterator[str]:
-    """The container's image, then the images its env names (`*_IMAGE`, `*IMAGE_AND_VERSION`)."""
-    if container.get("image"):
-        yield str(container["image"])
-    for env in container.get("env") or []:
-        name, value = str(env.get("name", "")), env.get("value")
-        if value and (name.endswith("_IMAGE") or name.endswith("IMAGE_AND_VERSION")):
-            yield str(value)
+            if container.get("image"):
+                yield str(container["image"])
+            for env in container.get("env") or []:
+                name, value = str(env.get("name", "")), env.get("value")
+                if value and name.endswith(("_IMAGE", "IMAGE_AND_VERSION")):
+                    yield str(value)
 
 
 def manifests_root(settings: Settings) -> Path:
@@ -171,26 +140,22 @@ def make_plan(settings: Settings, rbac_dir: Path = RBAC_DIR) -> Plan:
     """Read the profile's rendered manifests and make the steps.
 
     Raises:
-        SettingsError: an unknown profile.
         ManifestError: a file of the profile is missing or unreadable.
     """
-    root = manifests_root(settings)
-    istio = settings.profile == "full"
+    root, full = manifests_root(settings), settings.profile == "full"
     steps = []
     for component in components_for(settings):
-        objects, notes = prepare(component, component.manifests(root), istio=istio)
+        objects, notes = prepare(component, component.manifests(root), istio=full)
         steps.append(Step(component, tuple(objects), tuple(notes)))
-    rbac = tuple(o for path in _yaml_files(rbac_dir) for o in read_manifests(path))
     namespaces: tuple[str, ...] = ()
-    if settings.profile != "full":
-        namespaces = tuple(n for s in steps for n in s.component.namespaces)
-        namespaces = tuple(dict.fromkeys(namespaces))
+    if not full:
+        namespaces = tuple(dict.fromkeys(n for s in steps for n in s.component.namespaces))
     return Plan(
         settings.profile,
-        resolve_serving(settings),
+        resolve_serving(settings.serving, settings.profile),
         root,
         tuple(steps),
-        rbac,
+        _rbac(rbac_dir),
         settings.wait_namespaces or namespaces,
     )
 
@@ -214,8 +179,7 @@ def install(
         apply_deadline: seconds to retry each step through failures that heal.
         backoff: waits between apply rounds.
         settle: seconds the pods must stay ready after the install.
-        read_sysctl: reads this machine's sysctls (default: /proc/sys), for the
-            inotify limits of a kind or minikube node.
+        read_sysctl: reads this machine's sysctls (default: /proc/sys).
 
     Returns:
         Lines for a person: the checks, what was applied, the final state.
@@ -227,13 +191,28 @@ def install(
         PodFailedError, WaitTimeoutError: as `wait_for_pods`.
     """
     root = manifests_root(settings)
-    unrendered = [p for c in components_for(settings) for p in c.paths(root) if not p.is_file()]
-    render = not settings.manifests_dir and bool(unrendered)  # the cache lacks these files
+    components = components_for(settings)
+    # the cache lacks some files: render them first
+    render = not settings.manifests_dir and any(
+        not p.is_file() for c in components for p in c.paths(root)
+    )
+    if dry_run and render:
+        names = ", ".join(c.title for c in components)
+        return [_unrendered(settings.profile, names, root, rbac_dir)]
     if dry_run:
-        return _dry_run(settings, rbac_dir, render=render)
+        try:
+            target = kube_target(settings).describe()
+        except PrerequisiteError as exc:
+            target = f"none yet ({exc})"
+        plan = make_plan(settings, rbac_dir)
+        return [plan.describe(target, settings.wait_crash_grace), _DRY_RUN]
     # The cluster first: a missing kubeconfig or a stopped cluster is said at once, not
     # after minutes of fetching manifests (or as the network failure of a fetch).
-    checks = _checked_prerequisites(settings, read_sysctl)
+    checks = _passed(
+        check_prerequisites(
+            settings, needs_docker=not settings.pipeline_image, read_sysctl=read_sysctl
+        )
+    )
     if render:
         log.info("rendering the manifests from upstream into %s", root)
         render_manifests(settings, root)
@@ -251,27 +230,8 @@ def install(
     return lines
 
 
-def _dry_run(settings: Settings, rbac_dir: Path, *, render: bool) -> list[str]:
-    """The plan and the cluster it would go to; what to render first if the cache lacks it."""
-    if render:
-        return [_unrendered(settings, rbac_dir)]
-    try:
-        target = kube_target(settings).describe()
-    except PrerequisiteError as exc:
-        target = f"none yet ({exc})"
-    plan = make_plan(settings, rbac_dir)
-    return [plan.describe(target, settings), "Dry run: nothing was checked or changed."]
-
-
-def _checked_prerequisites(settings: Settings, read_sysctl: Reader | None) -> list[Check]:
-    """Run and log the prerequisite checks.
-
-    Raises:
-        PrerequisiteError: a blocking check failed (every failure, each with its fix).
-    """
-    checks = check_prerequisites(
-        settings, needs_docker=not settings.pipeline_image, read_sysctl=read_sysctl
-    )
+def _passed(checks: list[Check]) -> list[Check]:
+    """Log the prerequisite checks; raise PrerequisiteError naming each blocking failure."""
     for check in checks:
         (log.info if check.ok or check.blocking else log.warning)("%s", check.line())
     if failed(checks):
@@ -280,22 +240,20 @@ def _checked_prerequisites(settings: Settings, read_sysctl: Reader | None) -> li
     return checks
 
 
-def _unrendered(settings: Settings, rbac_dir: Path) -> str:
-    names = ", ".join(c.title for c in components_for(settings))
-    rbac = [o for path in _yaml_files(rbac_dir) for o in read_manifests(path)]
+def _unrendered(profile: str, names: str, root: Path, rbac_dir: Path) -> str:
+    rbac = _rbac(rbac_dir)
     ours = "".join(f"\n     {_rbac_line(obj)}" for obj in rbac)  # shipped: known already
     return (
-        f"Plan for profile '{settings.profile}': {names}.\n"
+        f"Plan for profile '{profile}': {names}.\n"
         f"The manifests are not rendered yet (no HK_MANIFESTS_DIR, and not all in "
-        f"{manifests_root(settings)}), so their objects and images are not known. Render "
+        f"{root}), so their objects and images are not known. Render "
         "them first (`inv setup --render DIR`, needs network), then run "
         "`HK_MANIFESTS_DIR=DIR inv setup --mode cluster --dry-run`.\n"
-        f"The pipeline's RBAC ({rbac_dir.name}/): {len(rbac)} objects{ours}\n"
-        "Dry run: nothing was checked or changed."
+        f"The pipeline's RBAC ({rbac_dir.name}/): {len(rbac)} objects{ours}\n{_DRY_RUN}"
     )
 
 
-def _yaml_files(directory: Path) -> list[Path]:
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+def _rbac(directory: Path) -> tuple[Manifest, ...]:
+    """The objects of the project's own manifests (every YAML file under `directory`)."""
+    files = sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    return tuple(obj for path in files for obj in read_manifests(path))

@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass
 
 from kubernetes import client
-from kubernetes.utils import parse_quantity
 
 from hello_kubeflow.errors import (
     DockerUnavailableError,
@@ -14,7 +13,8 @@ from hello_kubeflow.errors import (
     PrerequisiteError,
 )
 from hello_kubeflow.images.engine import connect, engine_address
-from hello_kubeflow.install.inotify import Reader, check_inotify, local_cluster_kind
+from hello_kubeflow.install.inotify import Reader, check_inotify
+from hello_kubeflow.install.requirements import quantity
 from hello_kubeflow.kube.client import (
     KubeTarget,
     api_client,
@@ -36,7 +36,7 @@ class Check:
     """One prerequisite: what was found, and how to fix it if it is missing.
 
     Attributes:
-        name: what is checked (kubectl, context, API server, ...).
+        name: what is checked (kubeconfig, API server, capacity, ...).
         ok: found and good enough.
         detail: what was found (a version, a context), or what is wrong.
         fix: how to fix it, when not ok.
@@ -50,7 +50,7 @@ class Check:
     blocking: bool = True
 
     def line(self) -> str:
-        """`[ok]   kubectl: v1.31.0`; failures and warnings carry their fix."""
+        """`[ok]   API server: ...`; failures and warnings carry their fix."""
         mark = "ok" if self.ok else ("FAIL" if self.blocking else "warn")
         fix = f" -> {self.fix}" if self.fix and not self.ok else ""
         return f"[{mark}]{' ' * (5 - len(mark))}{self.name}: {self.detail}{fix}"
@@ -65,47 +65,39 @@ def check_prerequisites(
 ) -> list[Check]:
     """Check, in order, everything `inv setup` needs; stop at the first blocking failure.
 
-    No kubectl: manifests are applied through the API (`install/apply.py`).
-
     Args:
-        settings: the cluster selection, the profile, the pipeline image.
+        settings: the cluster selection, the profile, `docker_timeout`.
         needs_docker: whether later steps build an image (no HK_PIPELINE_IMAGE).
         patience: seconds to retry the first API calls through transient errors.
-        read_sysctl: reads this machine's sysctls (default: /proc/sys), for the
-            inotify limits of a kind or minikube node.
+        read_sysctl: reads this machine's sysctls (default: /proc/sys).
 
     Returns:
         The checks made; `failed(checks)` tells whether setup may go on.
     """
-    checks: list[Check] = []
     try:
         target = kube_target(settings)
     except PrerequisiteError as exc:
-        checks.append(Check("kubeconfig", False, str(exc)))
-        return checks
-    checks.append(Check("kubeconfig", True, f"{target.describe()} from {target.kubeconfig}"))
-    inotify = _inotify(target, read_sysctl)
-    if inotify is not None:
-        checks.append(inotify)
+        return [Check("kubeconfig", False, str(exc))]
+    checks = [Check("kubeconfig", True, f"{target.describe()} from {target.kubeconfig}")]
+    checks += _inotify(target, read_sysctl)
     try:
         api = api_client(settings)
         version = _server_version(api, patience)
     except HelloKubeflowError as exc:
-        checks.append(Check("API server", False, str(exc)))
-        return checks
+        return [*checks, Check("API server", False, str(exc))]
     except Exception as exc:  # any failure to connect is the finding
-        checks.append(
+        return [
+            *checks,
             Check(
                 "API server",
                 False,
                 f"cannot reach {target.server}: {describe_api_error(exc)}",
                 "start the cluster (`minikube start`, `kind create cluster`) or pick another "
                 "context (HK_KUBE_CONTEXT)",
-            )
-        )
-        return checks
+            ),
+        ]
     checks.append(Check("API server", True, f"{target.server} answers, Kubernetes {version}"))
-    checks.append(_capacity(api, settings, patience))
+    checks.append(_capacity(api, settings.profile, patience))
     if needs_docker:
         checks.append(_docker(settings))
     return checks
@@ -124,9 +116,9 @@ def _server_version(api: client.ApiClient, patience: float) -> str:
     return str(json.loads(response.data).get("gitVersion", "unknown"))
 
 
-def _capacity(api: client.ApiClient, settings: Settings, patience: float) -> Check:
+def _capacity(api: client.ApiClient, profile: str, patience: float) -> Check:
     """Allocatable CPU and memory of the schedulable nodes against what the profile wants."""
-    want_cpu, want_gib = REQUIREMENTS.get(settings.profile, REQUIREMENTS["pipelines"])
+    want_cpu, want_gib = REQUIREMENTS[profile]
     core = client.CoreV1Api(api)
     try:
         for attempt in api_retrying(patience, "listing nodes"):
@@ -141,16 +133,11 @@ def _capacity(api: client.ApiClient, settings: Settings, patience: float) -> Che
         for n in json.loads(response.data).get("items") or []
         if not (n.get("spec") or {}).get("unschedulable")
     ]
-    cpu = sum(
-        _quantity(str((n.get("status") or {}).get("allocatable", {}).get("cpu", "0")))
-        for n in nodes
-    )
-    memory = sum(
-        _quantity(str((n.get("status") or {}).get("allocatable", {}).get("memory", "0")))
-        for n in nodes
-    )
+    allocatable = [(n.get("status") or {}).get("allocatable", {}) for n in nodes]
+    cpu = sum(quantity(str(a.get("cpu", "0"))) for a in allocatable)
+    memory = sum(quantity(str(a.get("memory", "0"))) for a in allocatable)
     found = f"{len(nodes)} schedulable node(s), {cpu:g} CPU and {memory / GIB:.1f} GiB allocatable"
-    want = f"the '{settings.profile}' profile wants {want_cpu:g} CPU and {want_gib:g} GiB"
+    want = f"the '{profile}' profile wants {want_cpu:g} CPU and {want_gib:g} GiB"
     if cpu >= want_cpu and memory >= want_gib * GIB:
         return Check("capacity", True, f"{found}; {want}")
     return Check(
@@ -163,21 +150,12 @@ def _capacity(api: client.ApiClient, settings: Settings, patience: float) -> Che
     )
 
 
-def _inotify(target: KubeTarget, read: Reader | None) -> Check | None:
-    """kind and minikube only: too few inotify watches make Kubeflow's pods crash-loop.
-
-    Blocking when this kernel's limits are too low; a warning when the node's
-    kernel is elsewhere (a remote engine, a VM) and cannot be read from here.
-    """
-    if not local_cluster_kind(target):
-        return None
-
-    finding = check_inotify(target, engine_address(), read)
-    if not finding.applies:
-        return None
-    return Check(
-        "inotify limits", finding.ok, finding.detail, finding.fix, blocking=finding.readable
-    )
+def _inotify(target: KubeTarget, read: Reader | None) -> list[Check]:
+    """kind and minikube only: blocking when this kernel's limits are low, else a warning."""
+    found = check_inotify(target, engine_address(), read)
+    if not found.applies:
+        return []
+    return [Check("inotify limits", found.ok, found.detail, found.fix, blocking=found.readable)]
 
 
 def _docker(settings: Settings) -> Check:
@@ -194,12 +172,3 @@ def _docker(settings: Settings) -> Check:
             blocking=False,
         )
     return Check("Docker", True, f"engine {version} (for `inv build-push`)")
-
-
-def _quantity(quantity: str) -> float:
-    """A Kubernetes quantity as a number (Kubernetes' own parser).
-
-    CPU: `3500m` -> 3.5, `4` -> 4.0; memory in bytes: `16331528Ki`, `8Gi`, `1G`,
-    `1e9`, `123456`.
-    """
-    return float(parse_quantity(quantity or "0"))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from kubernetes.utils import parse_quantity
 
-from hello_kubeflow.install.components import Manifest, Step
-from hello_kubeflow.settings import Settings
+from hello_kubeflow.install.components import Manifest, Step, pod_template
 
 # kubeflow/manifests 26.03, README.md, the component table ("rough resource
 # requirements ... the maximum of actual usage and configured requests"):
@@ -17,7 +16,7 @@ PLATFORM_TOTAL = (4380, 12341, 65)  # "Total" (every component of the table)
 PLATFORM_RECOMMENDED = "16+ GB of RAM, 8 CPU cores (README, Prerequisites)"
 
 
-def requirements_lines(steps: tuple[Step, ...], settings: Settings) -> list[str]:
+def requirements_lines(steps: tuple[Step, ...], profile: str) -> list[str]:
     """What the install's `steps` need, from the manifests' table and the manifests themselves."""
     rows: list[tuple[str, tuple[int, int, int]]] = []
     for step in steps:
@@ -39,7 +38,7 @@ def requirements_lines(steps: tuple[Step, ...], settings: Settings) -> list[str]
     lines.append(f"  total: {total[0]}m CPU, {total[1]}Mi memory, {total[2]} GB disk")
     claimed = sum(_pvc_gib(o) for s in steps for o in s.objects)
     lines.append(f"  the manifests' PersistentVolumeClaims ask for {claimed:g} GiB")
-    if settings.profile == "full":
+    if profile == "full":
         lines.append(f"  upstream recommends {PLATFORM_RECOMMENDED}")
     return lines
 
@@ -50,20 +49,16 @@ def _requests(objects: list[Manifest]) -> tuple[int, int]:
         if obj.get("kind") not in ("Deployment", "StatefulSet", "DaemonSet"):
             continue
         replicas = int((obj.get("spec") or {}).get("replicas") or 1)
-        pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
-        for container in pod.get("containers") or []:
+        for container in pod_template(obj).get("containers") or []:
             requests = (container.get("resources") or {}).get("requests") or {}
-            cpu += replicas * _millicores(str(requests.get("cpu", "0")))
-            memory += replicas * _gib(str(requests.get("memory", "0"))) * 1024
+            cpu += replicas * quantity(str(requests.get("cpu", "0"))) * 1000
+            memory += replicas * quantity(str(requests.get("memory", "0"))) / 1024**2
     return round(cpu), round(memory)
 
 
-def _millicores(quantity: str) -> float:
-    return float(parse_quantity(quantity or "0")) * 1000
-
-
-def _gib(quantity: str) -> float:
-    return float(parse_quantity(quantity or "0")) / 1024**3
+def quantity(text: str) -> float:
+    """A Kubernetes quantity as a number: `3500m` -> 3.5, `8Gi` -> 8589934592.0."""
+    return float(parse_quantity(text or "0"))
 
 
 def _pvc_gib(obj: Manifest) -> float:
@@ -72,4 +67,4 @@ def _pvc_gib(obj: Manifest) -> float:
     storage = (((obj.get("spec") or {}).get("resources") or {}).get("requests") or {}).get(
         "storage", "0"
     )
-    return _gib(str(storage))
+    return quantity(str(storage)) / 1024**3

@@ -1,21 +1,11 @@
-"""`inv notebook` in cluster mode: run the project image as a Kubeflow Notebook server.
-
-In the user's profile namespace: the `access-ml-pipeline` PodDefault (created
-only when the namespace lacks it, so a profile's own is never changed), the
-workspace volume (created once, never changed: it holds the user's work), then
-the Notebook itself by server-side apply, so running again updates it in place
-(a new image rolls its pod). The wait polls the server's pod, judged as
-`inv wait` judges pods (`kube.pods`): ready once a pod running this image is
-Ready; at once an error, with the reason, when one will not heal.
-"""
+"""`inv notebook` in cluster mode: run the project image as a Kubeflow Notebook server."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import urllib3
 from kubernetes import client
@@ -46,11 +36,10 @@ from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 FIELD_MANAGER = "hello-kubeflow"
 RETRY_SECONDS = 60.0
 POLL_INTERVAL = 2.0
-PROFILE_HINT = "set HK_NAMESPACE (or --namespace) to yours, e.g. kubeflow-user-example-com"
+_NOTEBOOKS = (f"{NOTEBOOK_API[0]}/{NOTEBOOK_API[1]}", NOTEBOOK_API[2])
 
 
 class _Missing(Exception):
@@ -65,7 +54,7 @@ class NotebookServer:
         spec: what runs, where.
         url: where a browser reaches it, through the Kubeflow gateway.
         pod: the server's pod.
-        created: what this call created (PodDefault, volume), for the user to know.
+        created: what this call created (PodDefault, volume).
         port_forward: the command to run first when no gateway URL is set ("" otherwise).
     """
 
@@ -100,36 +89,6 @@ class NotebookServer:
         }
 
 
-def notebook_spec(settings: Settings) -> NotebookSpec:
-    """The Notebook the settings describe, its image the pushed one, by digest.
-
-    Raises:
-        NotebookError: the namespace is `kubeflow` (not a profile namespace).
-        PrerequisiteError: the image is not pinned by digest.
-        ImageError: the build record is damaged.
-    """
-    if settings.namespace == "kubeflow":
-        raise NotebookError(
-            "notebook servers run in your Kubeflow profile namespace, not in kubeflow: "
-            + PROFILE_HINT
-        )
-    image = pipeline_image(settings)
-    if "@sha256:" not in image:
-        raise PrerequisiteError(
-            f"the image {image} is not pinned by digest, so the cluster could run another "
-            "one: run `inv build-push` (it records the digest), or set "
-            "HK_PIPELINE_IMAGE=<repository>@sha256:<digest>"
-        )
-    return NotebookSpec(
-        name=settings.notebook_name,
-        namespace=settings.namespace,
-        image=image,
-        cpu=settings.notebook_cpu,
-        memory=settings.notebook_memory,
-        volume_size=settings.notebook_volume_size,
-    )
-
-
 def open_notebook(
     settings: Settings,
     *,
@@ -146,11 +105,27 @@ def open_notebook(
         clock: where the wait reads the time and pauses.
 
     Raises:
-        NotebookError: refused, a pod that will not heal, gone, or not ready in time.
-        PrerequisiteError: Kubeflow Notebooks (or PodDefaults) are not installed, we
-            may not create them, or the image is not pinned.
+        NotebookError: the namespace is `kubeflow`; refused, gone, a pod that will not
+            heal, or not ready in time (`notebook_timeout`).
+        PrerequisiteError: no Kubeflow Notebooks, forbidden, or an image not by digest.
+        ImageError: the build record is damaged.
     """
-    spec = notebook_spec(settings)
+    _check_namespace(settings.namespace)
+    image = pipeline_image(settings)
+    if "@sha256:" not in image:
+        raise PrerequisiteError(
+            f"the image {image} is not pinned by digest, so the cluster could run another "
+            "one: run `inv build-push` (it records the digest), or set "
+            "HK_PIPELINE_IMAGE=<repository>@sha256:<digest>"
+        )
+    spec = NotebookSpec(
+        settings.notebook_name,
+        settings.namespace,
+        image,
+        settings.notebook_cpu,
+        settings.notebook_memory,
+        settings.notebook_volume_size,
+    )
     api = api or api_client(settings)
     created = []
     if _create_if_missing(api, pipeline_access(spec.namespace), PODDEFAULT_API[2]):
@@ -159,10 +134,10 @@ def open_notebook(
         created.append(f"workspace volume {spec.namespace}/{spec.claim_name}")
     _apply(api, notebook(spec), NOTEBOOK_API[2])
     log.info("applied Notebook %s/%s (image %s)", spec.namespace, spec.name, spec.image)
-    pod = wait_until_ready(
+    pod = _wait_until_ready(
         api, spec, settings.notebook_timeout, poll_interval, settings.wait_crash_grace, clock
     )
-    url, forward = _url(settings, spec)
+    url, forward = _url(settings.gateway_url, spec)
     return NotebookServer(spec, url, pod, tuple(created), forward)
 
 
@@ -172,46 +147,40 @@ def delete_notebook(settings: Settings, *, api: client.ApiClient | None = None) 
     Returns:
         What was deleted (empty when there was no such Notebook).
     """
-    if settings.namespace == "kubeflow":
-        raise NotebookError("notebook servers run in your profile namespace: " + PROFILE_HINT)
+    _check_namespace(settings.namespace)
     api = api or api_client(settings)
     namespace, name = settings.namespace, settings.notebook_name
     try:
-        _request(api, "DELETE", _path(NOTEBOOK_API, namespace, name), f"deleting Notebook {name}")
+        _request(api, "DELETE", _path(*_NOTEBOOKS, namespace, name), f"deleting Notebook {name}")
     except _Missing:
         return []
     log.info("deleted Notebook %s/%s", namespace, name)
     return [f"Notebook {namespace}/{name}"]
 
 
-def wait_until_ready(
+def _check_namespace(namespace: str) -> None:
+    if namespace == "kubeflow":
+        raise NotebookError(
+            "notebook servers run in your Kubeflow profile namespace, not in kubeflow: set "
+            "HK_NAMESPACE (or --namespace) to yours, e.g. kubeflow-user-example-com"
+        )
+
+
+def _wait_until_ready(
     api: client.ApiClient,
     spec: NotebookSpec,
     timeout: float,
     poll_interval: float,
     crash_grace: float,
-    clock: Clock = REAL_TIME,
+    clock: Clock,
 ) -> str:
-    """Poll the Notebook's pod until one running `spec.image` is Ready; return its name.
-
-    Args:
-        api: the Kubernetes API client.
-        spec: the Notebook.
-        timeout: seconds to wait (`HK_NOTEBOOK_TIMEOUT`).
-        poll_interval: seconds between looks at the pod.
-        crash_grace: seconds the pod may crash-loop before the wait fails
-            (`HK_WAIT_CRASH_GRACE`, judged as `inv wait` and the deploy judge it).
-        clock: where the time is read and the pauses are taken.
-
-    Raises:
-        NotebookError: the Notebook is gone, its pod will not heal, or not ready in time.
-    """
+    """Poll the Notebook's pod until one running `spec.image` is Ready; return its name."""
     where = f"Notebook {spec.namespace}/{spec.name}"
     crashes = CrashJudge(crash_grace)
 
     def look() -> tuple[str | None, str]:
         try:
-            _request(api, "GET", _path(NOTEBOOK_API, spec.namespace, spec.name), f"reading {where}")
+            _request(api, "GET", _path(*_NOTEBOOKS, spec.namespace, spec.name), f"reading {where}")
         except _Missing:
             raise NotebookError(f"{where} disappeared while we waited for it") from None
         ready, status = _judge(spec, _pods(api, spec), crashes, clock.now())
@@ -238,7 +207,6 @@ def _judge(
     """(ready?, the ready pod's name or a short status); raise on a pod that will not heal.
 
     Pods still running another image are being replaced: their state is not this rollout's.
-    A crash loop is fatal once `crashes` says so, not after a restart count of its own.
     """
     current = [pod for pod in pods if _image(pod, spec.name) == spec.image]
     states = [pod_state(pod, NO_RESTART_LIMIT) for pod in current]
@@ -263,28 +231,20 @@ def _image(pod: Pod, container: str) -> str:
 
 
 def _pods(api: client.ApiClient, spec: NotebookSpec) -> list[Pod]:
-    core = client.CoreV1Api(api)
-    response = _call(
+    found = _request(
+        api,
+        "GET",
+        _path("v1", "pods", spec.namespace),
         f"listing the pods of Notebook {spec.name}",
-        lambda: core.list_namespaced_pod(
-            spec.namespace,
-            label_selector=f"{POD_LABEL}={spec.name}",
-            _preload_content=False,  # plain JSON: pod_state reads dicts
-        ),
+        query=[("labelSelector", f"{POD_LABEL}={spec.name}")],
     )
-    items = json.loads(response.data or b"{}").get("items") or []
-    # The selector already chose them; checking again costs nothing and is exact.
-    return [p for p in items if _labels(p).get(POD_LABEL) == spec.name]
+    return list(found.get("items") or [])
 
 
-def _labels(pod: Pod) -> dict[str, str]:
-    return dict((pod.get("metadata") or {}).get("labels") or {})
-
-
-def _url(settings: Settings, spec: NotebookSpec) -> tuple[str, str]:
+def _url(gateway_url: str | None, spec: NotebookSpec) -> tuple[str, str]:
     """(the URL through the gateway, the port-forward to run first or "")."""
-    if settings.gateway_url:
-        return settings.gateway_url + spec.path, ""
+    if gateway_url:
+        return gateway_url + spec.path, ""
     forward = (
         f"kubectl port-forward -n {GATEWAY_NAMESPACE} {GATEWAY_SERVICE} "
         f"{GATEWAY_LOCAL_PORT}:{GATEWAY_PORT}"
@@ -292,47 +252,37 @@ def _url(settings: Settings, spec: NotebookSpec) -> tuple[str, str]:
     return f"http://localhost:{GATEWAY_LOCAL_PORT}{spec.path}", forward
 
 
-# ---- the API calls
-
-
-def _path(api: tuple[str, str, str, str], namespace: str, name: str = "") -> str:
-    group, version, plural, _kind = api
-    prefix = "/api/v1" if group == "" else f"/apis/{group}/{version}"
+def _path(api_version: str, plural: str, namespace: str, name: str = "") -> str:
+    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
     return f"{prefix}/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
-
-
-def _object_path(obj: dict[str, Any], plural: str, *, named: bool) -> str:
-    version = str(obj["apiVersion"])
-    prefix = "/api/v1" if version == "v1" else f"/apis/{version}"
-    meta = obj["metadata"]
-    return f"{prefix}/namespaces/{meta['namespace']}/{plural}" + (
-        f"/{meta['name']}" if named else ""
-    )
 
 
 def _create_if_missing(api: client.ApiClient, obj: dict[str, Any], plural: str) -> bool:
     """Create `obj` unless an object of its name exists; True when created."""
-    what = f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']}"
+    meta = obj["metadata"]
+    what = f"{obj['kind']} {meta['namespace']}/{meta['name']}"
+    collection = _path(obj["apiVersion"], plural, meta["namespace"])
     try:
-        _request(api, "GET", _object_path(obj, plural, named=True), f"reading {what}")
+        _request(api, "GET", f"{collection}/{meta['name']}", f"reading {what}")
         return False
     except _Missing:
         pass
     try:
-        _request(api, "POST", _object_path(obj, plural, named=False), f"creating {what}", obj)
+        _request(api, "POST", collection, f"creating {what}", obj)
     except _Missing:
         raise _not_installed(str(obj["kind"])) from None
     log.info("created %s", what)
     return True
 
 
-def _apply(api: client.ApiClient, obj: dict[str, Any], plural: str) -> dict[str, Any]:
-    what = f"applying {obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']}"
+def _apply(api: client.ApiClient, obj: dict[str, Any], plural: str) -> None:
+    meta = obj["metadata"]
+    what = f"applying {obj['kind']} {meta['namespace']}/{meta['name']}"
     try:
-        return _request(
+        _request(
             api,
             "PATCH",
-            _object_path(obj, plural, named=True),
+            _path(obj["apiVersion"], plural, meta["namespace"], meta["name"]),
             what,
             obj,
             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
@@ -360,8 +310,10 @@ def _request(
     query: list[tuple[str, str]] | None = None,
     content_type: str = "application/json",
 ) -> dict[str, Any]:
-    def send() -> dict[str, Any]:
-        result = api.call_api(
+    """One API call, transient errors retried; 404 is `_Missing`, the rest clear errors."""
+    try:
+        result = api_retrying(RETRY_SECONDS, what)(
+            api.call_api,
             path,
             method,
             query_params=query or [],
@@ -371,15 +323,6 @@ def _request(
             auth_settings=["BearerToken"],
             _return_http_data_only=True,
         )
-        return dict(result or {})
-
-    return _call(what, send)
-
-
-def _call(what: str, request: Callable[[], T]) -> T:
-    """One API call, transient errors retried; 404 is `_Missing`, the rest clear errors."""
-    try:
-        return api_retrying(RETRY_SECONDS, what)(request)
     except ApiException as exc:
         status = int(exc.status or 0)
         if status == 404:
@@ -396,6 +339,7 @@ def _call(what: str, request: Callable[[], T]) -> T:
             f"{what}: the Kubernetes API did not answer ({describe_api_error(exc)}); "
             "check the cluster with `inv status`"
         ) from None
+    return dict(result or {})
 
 
 def _message(exc: ApiException) -> str:

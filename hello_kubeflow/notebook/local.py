@@ -1,12 +1,4 @@
-"""`inv notebook` in local mode: the project image as a Jupyter server on 127.0.0.1.
-
-The same image a Kubeflow Notebook runs, started with the notebook server as
-its explicit command (the image's own init serves Jupyter without a token,
-since Kubeflow's gateway authenticates; here a random token guards it), this
-checkout mounted read-write at `/home/jovyan/hello-kubeflow`, the port
-published on 127.0.0.1 only. The container runs as the calling user, so files
-written from Jupyter belong to them; it is removed when the caller is done.
-"""
+"""`inv notebook` in local mode: the project image as a Jupyter server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -58,14 +50,7 @@ exit 3
 
 @dataclass(frozen=True)
 class LocalNotebook:
-    """A notebook server running in a local container.
-
-    Attributes:
-        url: where it answers, e.g. `http://127.0.0.1:8888/`.
-        token: what a browser must present (`?token=...`).
-        image: the image it runs.
-        container: the Docker SDK container object.
-    """
+    """A notebook server running in a local container (`container`: the Docker SDK's)."""
 
     url: str
     token: str
@@ -87,15 +72,14 @@ def notebook_container(
     Args:
         settings: `notebook_port`, `docker_timeout`, the image record.
         workdir: the checkout to mount at `/home/jovyan/hello-kubeflow`.
-        image: the image (default: `pipeline_image(settings)`).
+        image: default: `pipeline_image(settings)`.
         port: the host port on 127.0.0.1 (default: `HK_NOTEBOOK_PORT`; 0: any free one).
 
     Yields:
         The running server, once it answers `/api/status` with its token.
 
     Raises:
-        DockerUnavailableError: no engine is reachable.
-        ImageError: the image is neither here nor pullable.
+        DockerUnavailableError, ImageError: as `running_container`.
         ServingError: the server exited (e.g. no Jupyter in the image) or did not answer.
     """
     chosen = image or pipeline_image(settings)
@@ -133,17 +117,10 @@ def notebook_container(
 def run_notebook_container(
     settings: Settings, workdir: Path, *, announce: Callable[[str], None], image: str = ""
 ) -> None:
-    """Serve Jupyter from the image until Ctrl-C, showing its log.
-
-    Args:
-        settings: as `notebook_container`.
-        workdir: the checkout to mount.
-        announce: called once with the URL (and token) when the server answers.
-        image: the image (default: `pipeline_image(settings)`).
+    """Serve Jupyter from the image until Ctrl-C, showing its log; `announce` gets its URL.
 
     Raises:
-        ServingError: the server exited by itself, or never answered.
-        (and as `notebook_container`)
+        ServingError: the server exited by itself or never answered (and as above).
     """
     with sigterm_interrupts(), notebook_container(settings, workdir, image=image) as server:
         announce(server.login_url)

@@ -1,24 +1,13 @@
 """The notebook server as Kubernetes objects: a Kubeflow Notebook, its workspace, its token.
 
-Shapes follow Kubeflow's own, at the versions the project pins:
-
-- `Notebook` (kubeflow.org/v1; CRD `notebooks.kubeflow.org` in kubeflow/manifests
-  26.03, `example/`): the Jupyter web app's template (kubeflow/kubeflow v1.10.0,
-  components/crud-web-apps/jupyter/backend/apps/common/yaml/notebook_template.yaml)
-  with the workspace volume its spawner config gives every server
-  (`{notebook-name}-workspace`, ReadWriteOnce, mounted on /home/jovyan;
-  .../yaml/spawner_ui_config.yaml). The Notebook controller (same tag,
-  components/notebook-controller/controllers/notebook_controller.go) makes a
-  StatefulSet whose pod carries `notebook-name=<name>` and the Notebook's own
-  labels, sets `NB_PREFIX=/notebook/<namespace>/<name>`, and routes
-  `/notebook/<namespace>/<name>/` through the Istio gateway to it.
-- `PodDefault` `access-ml-pipeline` (kubeflow.org/v1alpha1): Kubeflow's
-  documented way to give a pod a projected service-account token for the
-  Pipelines API (kubeflow.org/docs/components/pipelines/user-guides/core-functions/connect-api/,
-  "Kubeflow Platform - Inside the Cluster"): audience `pipelines.kubeflow.org`
-  (the audience of KFP's own projected tokens in the 26.03 manifests, e.g.
-  ml-pipeline-persistenceagent), mounted on /var/run/secrets/kubeflow/pipelines,
-  where `kfp.Client()` reads it (`KF_PIPELINES_SA_TOKEN_PATH`).
+- `Notebook` (kubeflow.org/v1, CRD in kubeflow/manifests 26.03 `example/`): kubeflow/kubeflow
+  v1.10.0 `components/crud-web-apps/jupyter/backend/apps/common/yaml/notebook_template.yaml`
+  with the workspace of `spawner_ui_config.yaml`; its controller
+  (`components/notebook-controller/controllers/notebook_controller.go`) labels the pod
+  `notebook-name=<name>` and routes `/notebook/<namespace>/<name>/` through Istio.
+- `PodDefault` `access-ml-pipeline` (kubeflow.org/v1alpha1): the projected token of
+  kubeflow.org/docs/components/pipelines/user-guides/core-functions/connect-api/ ("Inside
+  the Cluster"), audience as KFP's own in the 26.03 manifests (ml-pipeline-persistenceagent).
 """
 
 from __future__ import annotations
@@ -51,7 +40,7 @@ class NotebookSpec:
         namespace: the user's profile namespace.
         image: the project image, by digest.
         cpu: the CPU request, e.g. `1`.
-        memory: the memory request (and limit), e.g. `2Gi`.
+        memory: the memory request and limit, e.g. `2Gi`.
         volume_size: the workspace volume's size, e.g. `5Gi`.
     """
 

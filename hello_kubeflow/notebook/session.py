@@ -1,12 +1,4 @@
-"""What `notebooks/hello-kubeflow.ipynb` needs to know about where it runs.
-
-Inside a Kubeflow Notebook pod (`inv notebook --mode cluster`), the
-`access-ml-pipeline` PodDefault mounts a projected service-account token for
-the Pipelines API; `pod_settings` turns it into cluster-mode settings (the
-pod's own namespace and credentials, the in-cluster KFP address that
-Kubeflow's docs give), so the notebook needs no login. Anywhere else it
-returns None and the notebook runs the pipeline with `kfp.local`.
-"""
+"""Where `notebooks/hello-kubeflow.ipynb` runs: a Kubeflow Notebook pod (cluster mode), or not."""
 
 from __future__ import annotations
 
@@ -34,9 +26,8 @@ def pod_settings(
 ) -> Settings | None:
     """Cluster-mode settings from inside a Kubeflow Notebook pod; None anywhere else.
 
-    The token is read now (the kubelet renews the file before it expires, so
-    call this again for a later run). Settings given explicitly (endpoint,
-    gateway) win over the in-cluster addresses.
+    The token is read now (the kubelet renews it: call again for a later run); an
+    endpoint or gateway given in `settings` wins over the in-cluster addresses.
     """
     if not token_file.is_file():
         return None
