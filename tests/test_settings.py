@@ -335,7 +335,7 @@ def test_readme_settings_table_names_declared_settings_and_their_defaults() -> N
             if not shown:
                 assert var.default is None, f"{name}: the README gives no default"
             elif shown.startswith("`"):  # a value in backticks is the variable's text
-                assert var.rule.parse(shown.strip("`")) == var.default, name
+                assert var.rule(shown.strip("`")) == var.default, name
 
 
 def test_every_variable_the_package_names_is_a_setting_declared_once() -> None:
