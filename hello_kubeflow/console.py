@@ -1,11 +1,5 @@
-"""How progress reaches a person, and how a person (or a supervisor) stops it.
-
-Log records go to stderr, warnings and errors marked as such; `sigterm_interrupts`
-makes SIGTERM stop a long-running task (the model server, a local container) as
-Ctrl-C does. Colour codes that kfp and Docker put in their output reach a
-terminal only: `for_stream` removes them for a file or pipe, and wherever
-`NO_COLOR` is set (https://no-color.org); log records get the same treatment.
-"""
+"""How progress reaches a person: stderr, colour codes only on a terminal without `NO_COLOR`
+(https://no-color.org); SIGTERM stops a long-running task as Ctrl-C does."""
 
 from __future__ import annotations
 

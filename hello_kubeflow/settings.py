@@ -413,11 +413,7 @@ class Settings:
     project_root: Path | None = None
 
     def __post_init__(self) -> None:
-        """Check and normalise each field by its rule, text read as from the environment.
-
-        Raises:
-            SettingsError: naming every variable whose value is malformed.
-        """
+        """Check and normalise each field by its rule (text read as from the environment)."""
         for name, value in _parsed(vars(self)).items():
             object.__setattr__(self, name, value)
 
@@ -432,8 +428,7 @@ class Settings:
             dotenv: a `.env` file to read first (skipped when missing or None).
 
         Raises:
-            SettingsError: naming every variable whose value is malformed, or the
-                `.env` line that cannot be decoded or parsed.
+            SettingsError: naming every malformed variable, or the `.env` line that is.
         """
         values: dict[str, str] = {}
         where: dict[str, str] = {}  # name -> where it was set, for the warning on a typo
@@ -460,9 +455,6 @@ class Settings:
         Args:
             changes: field name -> value (`--port 70000` is refused like `HK_SERVE_PORT=70000`).
             flags: field name -> the option that set it, for messages (default: `--field-name`).
-
-        Raises:
-            SettingsError: naming every option whose value is malformed.
         """
         return dataclasses.replace(self, **_parsed(changes, flags or {}))
 
@@ -504,14 +496,8 @@ VARIABLES: tuple[Variable, ...] = tuple(
 
 
 def _parsed(values: Mapping[str, Any], flags: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """`values` (field -> value) with each setting's read by its rule.
-
-    A problem names the variable and the value's text; with `flags` (values from the
-    command line) the option (`--field-name` unless `flags` names another) and the value.
-
-    Raises:
-        SettingsError: naming every malformed value.
-    """
+    """`values` (field -> value), each setting's read by its rule, or one `SettingsError` naming
+    the variable and text of each malformed one (with `flags`: the option and the value)."""
     parsed = dict(values)
     problems: list[str] = []
     variables = {var.field: var for var in VARIABLES}
@@ -545,9 +531,6 @@ def load_settings(root: Path | None = None) -> Settings:
     Args:
         root: the project root (default: `project_root()`; the current directory outside
             a checkout): `.env` is read there and relative paths are taken from it.
-
-    Raises:
-        SettingsError: naming every variable whose value is malformed.
     """
     root = root or project_root()
     base = root or Path.cwd()
@@ -561,8 +544,7 @@ def _read_dotenv(path: Path) -> tuple[dict[str, str], dict[str, int]]:
     """A `.env` file's values, and the line each name is set on.
 
     Raises:
-        SettingsError: the file cannot be read or decoded, or python-dotenv
-            cannot parse one of its lines (naming the file and the line).
+        SettingsError: the file cannot be read or decoded, or a line parsed (naming it).
     """
     try:
         data = path.read_bytes()
@@ -573,22 +555,17 @@ def _read_dotenv(path: Path) -> tuple[dict[str, str], dict[str, int]]:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise SettingsError(
-            [
-                f"{path} line {line}: cannot be decoded as {encoding.upper()} (byte "
-                f"0x{data[exc.start]:02x}); save the file as UTF-8"
-            ]
-        ) from None
+        problem = f"cannot be decoded as {encoding.upper()} (byte 0x{data[exc.start]:02x})"
+        raise SettingsError([f"{path} line {line}: {problem}; save the file as UTF-8"]) from None
     bindings = list(parse_stream(io.StringIO(text)))
-    broken = [b.original.line for b in bindings if b.error]
+    fix = "write NAME=value, quoting a value that holds spaces or #"
+    broken = [
+        f"{path} line {b.original.line}: python-dotenv cannot parse it; {fix}"
+        for b in bindings
+        if b.error
+    ]
     if broken:
-        raise SettingsError(
-            [
-                f"{path} line {line}: python-dotenv cannot parse it; write NAME=value, "
-                "quoting a value that holds spaces or #"
-                for line in broken
-            ]
-        )
+        raise SettingsError(broken)
     values = dotenv_values(stream=io.StringIO(text))
     lines = {b.key: b.original.line for b in bindings if b.key}
     return {k: v for k, v in values.items() if v is not None}, lines
@@ -606,11 +583,8 @@ def _warn_unknown(where: Mapping[str, str]) -> None:
 
 
 def env_example() -> str:
-    """The text of `.env.example`: each setting's help as a comment, then its default.
-
-    The help is the docstring under the setting's field, read from this module's
-    source (as pydantic's `use_attribute_docstrings` does).
-    """
+    """The text of `.env.example`: each setting's help (the docstring under its field, read from
+    this module's source as pydantic's `use_attribute_docstrings` does), then its default."""
     tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
     body = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings").body
     helps = {

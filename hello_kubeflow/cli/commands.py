@@ -1,10 +1,5 @@
-"""One function a task: the choice between local, cluster and container lives here.
-
-Each function takes the settings the task built and the options as given
-(`""` or 0: not given), refuses options that do nothing in the chosen mode
-(saying why), and returns a result with `describe()` and `as_dict()`. The
-modules it calls are imported inside, so `inv --list` imports none of them.
-"""
+"""One function a task, choosing between local, cluster and container: options as given (`""`
+or 0: not given), those that do nothing in the chosen mode refused, saying why."""
 
 from __future__ import annotations
 
@@ -13,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hello_kubeflow.cli.options import FLAGS, Result, refuse
+from hello_kubeflow.cli.options import Result, refuse
 from hello_kubeflow.errors import PipelineError, UsageError
 from hello_kubeflow.project import require_checkout
 from hello_kubeflow.query.client import query_accuracy, query_digit
@@ -161,7 +156,8 @@ def query(
         {"--protocol": bool(protocol) and cluster}, "in cluster mode the serving system picks it"
     )
     if url:  # the gateway in cluster mode, the server itself locally
-        settings = settings.override({"gateway_url" if cluster else "query_url": url}, FLAGS)
+        field = "gateway_url" if cluster else "query_url"
+        settings = settings.override({field: url}, {field: "--url"})
     if cluster:
         from hello_kubeflow.query.cluster import query_cluster  # kubernetes: cluster mode only
 
@@ -193,10 +189,7 @@ def notebook(
     """Open (or `delete`) a Kubeflow Notebook, or run the image as a notebook server here.
 
     Args:
-        settings: the settings, the command line's on top.
-        cluster_options: option -> given, for the options only cluster mode uses.
-        local_options: option -> given, for the options only local mode uses.
-        delete: delete the cluster Notebook instead of opening it.
+        cluster_options, local_options: option -> given, for the options only that mode uses.
         announce: told the local server's URL as soon as it listens.
 
     Returns:

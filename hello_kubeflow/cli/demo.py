@@ -1,9 +1,4 @@
-"""`inv demo`: train, serve in the background, query, stop: the walkthrough in one command.
-
-An error inside the demo says what the demo was doing (a note the tasks print
-before the message): training, serving, or querying its own server, which is
-never the advice for a server the user starts (`inv serve`).
-"""
+"""`inv demo`: train, serve in the background, query, stop: the walkthrough in one command."""
 
 from __future__ import annotations
 
@@ -67,20 +62,16 @@ def run_demo(
 ) -> DemoSummary:
     """Train the model, serve it on a free loopback port, query it, stop the server.
 
-    The server runs in a background thread of this process, so nothing is left
-    running afterwards, whether the demo succeeds, fails or is interrupted.
+    The server runs in a thread of this process: nothing is left running afterwards.
 
     Args:
-        settings: the workflow settings (the demo's own server ignores the port).
-        options: the training run's parameters.
-        runner: the local pipeline runner, `subprocess` or `docker`.
-        protocol: the query's protocol, `seldon` or `v2`.
         count: also send this many test images and report the accuracy (0: skip).
         plot: write the query's digit-and-probabilities plot to this PNG.
 
     Raises:
         QueryError: a bad protocol, count or plot name (before anything is trained).
-        HelloKubeflowError: from training, serving or querying, naming the step.
+        HelloKubeflowError: from training, serving or querying, noted with what the demo
+            was doing (never the advice for a server the user starts).
     """
     check_protocol(protocol)
     if count < 0:
