@@ -34,15 +34,10 @@ def for_stream(text: str, stream: TextIO) -> str:
 
 
 class _Formatter(logging.Formatter):
-    """Plain messages (colour codes only for a terminal); warnings and errors say what they are."""
-
-    def __init__(self, fmt: str, colour: bool) -> None:
-        super().__init__(fmt)
-        self.colour = colour
+    """Plain messages (colour codes only where allowed); warnings and errors say what they are."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = super().format(record)
-        message = message if self.colour else plain(message)
+        message = for_stream(super().format(record), sys.stderr)
         if record.levelno >= logging.ERROR:
             return f"error: {message}"
         if record.levelno >= logging.WARNING:
@@ -56,7 +51,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     if any(getattr(h, "_hello_kubeflow", False) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter("%(message)s", colour=colour_allowed(sys.stderr)))
+    handler.setFormatter(_Formatter("%(message)s"))
     handler._hello_kubeflow = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)

@@ -91,8 +91,6 @@ class StepFailedError(PipelineError):
     """One step of a pipeline run failed."""
 
     def __init__(self, step: str, cause: str) -> None:
-        self.step = step
-        self.cause = cause
         super().__init__(f"pipeline step '{step}' failed: {cause}")
 
 

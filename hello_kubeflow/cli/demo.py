@@ -91,13 +91,13 @@ def run_demo(
     ):
         log.info("serving the new model at %s", server.url)
         query_settings = settings.replace(query_url=server.url)
-        with _doing(f"querying the model server it started at {server.url}"), _own(server.url):
+        with _doing(f"querying the model server it started at {server.url}", own=server.url):
             result = query_digit(
                 query_settings, protocol=protocol, plot=plot, test_images=test_images
             )
         accuracy = None
         if count:
-            with _doing(f"sending {count:,} test images to {server.url}"), _own(server.url):
+            with _doing(f"sending {count:,} test images to {server.url}", own=server.url):
                 accuracy = query_accuracy(
                     query_settings, count=count, protocol=protocol, test_images=test_images
                 )
@@ -106,26 +106,18 @@ def run_demo(
 
 
 @contextmanager
-def _doing(what: str) -> Iterator[None]:
-    """Note on an error from the block what the demo was doing: `inv demo, training the model`."""
+def _doing(what: str, own: str = "") -> Iterator[None]:
+    """Note on an error from the block what the demo was doing (`inv demo, training the model`);
+    its own server at `own` not answering is said so, not how to start a server."""
     try:
         yield
     except HelloKubeflowError as exc:
+        if own and isinstance(exc, EndpointError) and exc.unreachable:
+            exc = EndpointError(
+                f"the model server the demo started at {own} did not answer ({exc.unreachable}); "
+                "it has been stopped: see its messages above",
+                unreachable=exc.unreachable,
+            )
         if not getattr(exc, "__notes__", None):  # the innermost stage says it
             exc.add_note(f"inv demo, {what}")
-        raise
-
-
-@contextmanager
-def _own(url: str) -> Iterator[None]:
-    """The demo's own server not answering: say so, not how to start a server."""
-    try:
-        yield
-    except EndpointError as exc:
-        if not exc.unreachable:
-            raise
-        raise EndpointError(
-            f"the model server the demo started at {url} did not answer ({exc.unreachable}); "
-            "it has been stopped: see its messages above",
-            unreachable=exc.unreachable,
-        ) from None
+        raise exc from None
