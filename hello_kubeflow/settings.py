@@ -493,6 +493,17 @@ VARIABLES: tuple[Variable, ...] = tuple(
     for f in dataclasses.fields(Settings)
     if f.metadata
 )
+_BY_FIELD = {var.field: var for var in VARIABLES}
+
+
+def env_name(field_name: str) -> str:
+    """The variable that sets the setting `field_name`: `HK_SERVE_PORT` for `serve_port`."""
+    return _BY_FIELD[field_name].env
+
+
+def environment(**values: object) -> dict[str, str]:
+    """The variables that give settings (field name -> value) these values, as their text."""
+    return {env_name(name): _text_of(value) for name, value in values.items()}
 
 
 def _parsed(values: Mapping[str, Any], flags: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -500,9 +511,8 @@ def _parsed(values: Mapping[str, Any], flags: Mapping[str, str] | None = None) -
     the variable and text of each malformed one (with `flags`: the option and the value)."""
     parsed = dict(values)
     problems: list[str] = []
-    variables = {var.field: var for var in VARIABLES}
     for name, value in values.items():
-        var = variables.get(name)
+        var = _BY_FIELD.get(name)
         if var is None or value is None:
             continue
         try:

@@ -29,7 +29,7 @@ from hello_kubeflow.data.idx import (
     mnist_folder,
 )
 from hello_kubeflow.errors import QueryError
-from hello_kubeflow.settings import Settings
+from hello_kubeflow.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def _record_key(settings: Settings, files: tuple[Path, Path] | None) -> str | No
     """Which files a record is about, and whether they were read as MNIST_DIR or the cache."""
     if files is None:
         return None
-    kind = "MNIST_DIR" if settings.mnist_dir is not None else "cache"
+    kind = env_name("mnist_dir") if settings.mnist_dir is not None else "cache"
     return f"{kind}:{files[0].resolve()}|{files[1].resolve()}"
 
 

@@ -26,7 +26,7 @@ from hello_kubeflow.errors import (
 )
 from hello_kubeflow.images.plan import registry_host
 from hello_kubeflow.retry import jittered_backoff, log_retry
-from hello_kubeflow.settings import Settings
+from hello_kubeflow.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def registry_auth(settings: Settings, registry: str) -> dict[str, str] | None:
     """
     user, password = settings.registry_username, settings.registry_password
     if bool(user) != bool(password):
-        missing = "HK_REGISTRY_PASSWORD" if user else "HK_REGISTRY_USERNAME"
+        missing = env_name("registry_password" if user else "registry_username")
         raise SettingsError(
             [
                 f"{missing} is not set while its partner is: set both "
