@@ -282,7 +282,7 @@ class Settings:
     they also make the image pull secret hello-kubeflow-registry, which every pipeline step and
     the served model name (a private registry); CONTAINER_REGISTRY must be set."""
     registry_password: str | None = _var("HK_REGISTRY_PASSWORD", _text, secret=True)
-    """Registry password. Secret: never printed."""
+    """Registry password."""
     docker_timeout: float = _var("HK_DOCKER_TIMEOUT", _SECONDS, 600.0)
     """Seconds per Docker API call (a build step printing nothing for longer fails)."""
     serve_host: str = _var(
@@ -366,15 +366,14 @@ class Settings:
     cookie, used for Kubeflow Pipelines and the model gateway). The Dex login is the email, e.g.
     user@example.com (Kubeflow's example user; its password 12341234)."""
     kubeflow_password: str | None = _var("HK_KUBEFLOW_PASSWORD", _text, secret=True)
-    """The Dex password of HK_KUBEFLOW_USERNAME. Secret: never printed."""
+    """The Dex password of HK_KUBEFLOW_USERNAME."""
     kfp_cookie: str | None = _var("HK_KFP_COOKIE", _text, secret=True)
-    """Or the login cookie itself (oauth2_proxy_kubeflow=...), copied from the browser. Secret:
-    never printed."""
+    """Or the login cookie itself (oauth2_proxy_kubeflow=...), copied from the browser."""
     kfp_token: str | None = _var("HK_KFP_TOKEN", _text, secret=True)
     """Or a bearer token the gateway accepts: a JWT issued by Kubeflow's Dex. A Kubernetes service
     account token works only where the admin added the cluster's issuer to Istio's
     RequestAuthentication (not in Kubeflow 26.03's example), or straight at the KFP API (no
-    gateway). Secret: never printed."""
+    gateway)."""
     experiment: str = _var("HK_EXPERIMENT", _text, "hello-kubeflow")
     """Kubeflow Pipelines experiment the runs go in (created when missing)."""
     run_timeout: float = _var("HK_RUN_TIMEOUT", _SECONDS, 3600.0)
@@ -609,7 +608,8 @@ def env_example() -> str:
     for var in VARIABLES:
         if var.section:
             out.append(f"\n# ---- {var.section}\n\n")
-        out.append(wrap.fill(helps[var.field]) + "\n")
+        secret = " Secret: never printed." if var.secret else ""
+        out.append(wrap.fill(helps[var.field] + secret) + "\n")
         default = "" if var.default is dataclasses.MISSING else _text_of(var.default)
         out.append(f"{var.env}={default}\n")
     return "".join(out)

@@ -73,10 +73,9 @@ def setup(settings: Settings, *, dry_run: bool = False, render: Path | None = No
     if render is not None:
         from hello_kubeflow.install.render import render_manifests  # kubernetes: cluster only
 
-        written = render_manifests(settings, render)
-        lines = [f"wrote {path}" for path in written]
+        written = tuple(f"wrote {path}" for path in render_manifests(settings, render))
         return SetupReport(
-            "cluster", tuple(lines), f"HK_MANIFESTS_DIR={render} inv setup --mode cluster"
+            "cluster", written, f"HK_MANIFESTS_DIR={render} inv setup --mode cluster"
         )
     if settings.mode == "cluster":
         from hello_kubeflow.install.install import install  # kubernetes: cluster only
