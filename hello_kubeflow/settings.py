@@ -435,9 +435,9 @@ class Settings:
             read, lines = _read_dotenv(dotenv)
             values.update(read)
             where.update({name: f"{dotenv} line {line}" for name, line in lines.items()})
-        environment = os.environ if environ is None else environ
-        values.update(environment)
-        where.update(dict.fromkeys(environment, "the environment"))
+        environ = os.environ if environ is None else environ
+        values.update(environ)
+        where.update(dict.fromkeys(environ, "the environment"))
         _warn_unknown(where)
         given: dict[str, Any] = {v.field: values.get(v.env, "").strip() for v in VARIABLES}
         return cls(**{name: text for name, text in given.items() if text})

@@ -1,7 +1,8 @@
 """The one place the project reaches into invoke's parser past its documented API.
 
 invoke has no hook for how `inv --help` shows an option's value (`=STRING`, `=INT`,
-nothing for a float), nor for the message of an option left without its value.
+nothing for a float), nor for the message of an option left without its value: this
+wraps `ParserContext.help_for` and `ParseMachine.complete_flag` (reading its `flag`).
 """
 
 from __future__ import annotations
