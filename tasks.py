@@ -24,7 +24,7 @@ use_project_root(ROOT)
 JSON_HELP = "print the result as one JSON object on the last line, instead of the text"
 
 
-# ---- issue 2: data, training, the pipeline
+# ---- data, training, the pipeline
 
 
 @task(
@@ -120,17 +120,19 @@ def compare(
     json: bool = False,
 ) -> None:
     """Compare models side by side: accuracy, training time, size, latency, confusions."""
-    from hello_kubeflow.cli.compare import run_compare
+    from hello_kubeflow.cli.compare import parse_models
+    from hello_kubeflow.compare.comparison import compare_models
 
     settings = settings_for(seed=seed)
     with user_errors():
-        done = run_compare(
+        done = compare_models(
             settings,
-            models,
+            parse_models(models),
+            seed=settings.seed,
             train_limit=train_limit,
             test_limit=test_limit,
             retrain=retrain,
-            chart=chart,
+            chart=Path(chart) if chart else None,
         )
     emit(done, json)
 
@@ -161,7 +163,7 @@ def clean(
         emit(clean_outputs(settings, keep=3 if keep is None else keep, dry_run=dry_run), json)
 
 
-# ---- issue 3: serving and querying
+# ---- serving and querying
 
 
 @task(
@@ -271,7 +273,7 @@ def demo(
     emit(summary, json)
 
 
-# ---- issue 4: the image
+# ---- the image
 
 
 @task(
@@ -303,7 +305,7 @@ def build_push(
     emit(result, json)
 
 
-# ---- issue 5: setup, wait, status
+# ---- setup, wait, status
 
 
 @task(
@@ -369,7 +371,7 @@ def status(c: Any, namespaces: str = "", json: bool = False) -> None:
         emit(cluster_status(settings), json)
 
 
-# ---- issue 6: cluster mode
+# ---- cluster mode
 
 
 @task(
@@ -388,7 +390,7 @@ def undeploy(c: Any, namespace: str = "", name: str = "", json: bool = False) ->
         emit(commands.undeploy(settings), json)
 
 
-# ---- issue 16: the notebook server
+# ---- the notebook server
 
 
 @task(

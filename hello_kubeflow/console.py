@@ -1,11 +1,5 @@
-"""How progress reaches a person, and how a person (or a supervisor) stops it.
-
-Log records go to stderr, warnings and errors marked as such; `sigterm_interrupts`
-makes SIGTERM stop a long-running task (the model server, a local container) as
-Ctrl-C does. Colour codes that kfp and Docker put in their output reach a
-terminal only: `for_stream` removes them for a file or pipe, and wherever
-`NO_COLOR` is set (https://no-color.org); log records get the same treatment.
-"""
+"""How progress reaches a person: stderr, colour codes only on a terminal without `NO_COLOR`
+(https://no-color.org); SIGTERM stops a long-running task as Ctrl-C does."""
 
 from __future__ import annotations
 
@@ -16,7 +10,6 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import FrameType
 from typing import TextIO
 
 # Terminal escape codes: colours (`\x1b[96m`) and the cursor moves some tools add.
@@ -40,15 +33,10 @@ def for_stream(text: str, stream: TextIO) -> str:
 
 
 class _Formatter(logging.Formatter):
-    """Plain messages (colour codes only for a terminal); warnings and errors say what they are."""
-
-    def __init__(self, fmt: str, colour: bool) -> None:
-        super().__init__(fmt)
-        self.colour = colour
+    """Plain messages (colour codes only where allowed); warnings and errors say what they are."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = super().format(record)
-        message = message if self.colour else plain(message)
+        message = for_stream(super().format(record), sys.stderr)
         if record.levelno >= logging.ERROR:
             return f"error: {message}"
         if record.levelno >= logging.WARNING:
@@ -62,7 +50,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     if any(getattr(h, "_hello_kubeflow", False) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter("%(message)s", colour=colour_allowed(sys.stderr)))
+    handler.setFormatter(_Formatter("%(message)s"))
     handler._hello_kubeflow = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
@@ -71,12 +59,8 @@ def configure_logging(level: int = logging.INFO) -> None:
 @contextmanager
 def sigterm_interrupts() -> Iterator[None]:
     """SIGTERM (kill, a supervisor) raises KeyboardInterrupt in the block, as Ctrl-C does."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt

@@ -1,8 +1,6 @@
-"""Every error a user can cause or meet, under one base class.
+"""Every error a user can cause or meet, under one base class; each message names the fix.
 
-The tasks turn a :class:`HelloKubeflowError` into a clean exit (message on
-stderr, exit code 1); anything else is a bug and keeps its traceback. Each
-error's message names what went wrong and how to fix it.
+The tasks exit 1 on any of them; anything else is a bug and keeps its traceback.
 
     HelloKubeflowError
     ├── SettingsError            a variable is missing or malformed
@@ -45,11 +43,7 @@ class HelloKubeflowError(Exception):
 
 
 class SettingsError(HelloKubeflowError):
-    """One or more settings are missing or malformed.
-
-    Args:
-        problems: one line per offending variable, each naming the variable.
-    """
+    """One or more settings are missing or malformed: `problems`, one line per variable."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
@@ -77,13 +71,7 @@ class DataFileError(DataError):
 
 
 class DownloadError(DataError):
-    """Every mirror failed for a file; `offline` when none of them answered at all.
-
-    Args:
-        message: the whole message, naming each mirror and why it failed.
-        failures: one short line per mirror ("<url>: <why>").
-        offline: True when no mirror answered at all (no network).
-    """
+    """Every mirror failed for a file (`failures`: `<url>: <why>`; `offline`: none answered)."""
 
     def __init__(self, message: str, *, failures: tuple[str, ...] = (), offline: bool = False):
         self.failures = failures
@@ -103,8 +91,6 @@ class StepFailedError(PipelineError):
     """One step of a pipeline run failed."""
 
     def __init__(self, step: str, cause: str) -> None:
-        self.step = step
-        self.cause = cause
         super().__init__(f"pipeline step '{step}' failed: {cause}")
 
 
@@ -117,12 +103,8 @@ class QueryError(HelloKubeflowError):
 
 
 class EndpointError(QueryError):
-    """The endpoint could not be reached or answered with an error.
-
-    Args:
-        message: what went wrong and how to fix it.
-        unreachable: why nothing answered (e.g. `Connection refused`), when nothing did.
-    """
+    """The endpoint could not be reached (`unreachable`: why, e.g. `Connection refused`) or
+    answered with an error."""
 
     def __init__(self, message: str, *, unreachable: str = "") -> None:
         super().__init__(message)

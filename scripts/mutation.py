@@ -148,7 +148,6 @@ EQUIVALENT: dict[str, str] = {
 AT_IMPORT = (
     "hello_kubeflow.settings.x__choice__",
     "hello_kubeflow.settings.x__int__",
-    "hello_kubeflow.settings.x__port_from__",
 )
 
 _KILLED = {"killed", "timeout", "caught by type check"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import re
@@ -20,6 +21,8 @@ from hello_kubeflow.settings import (
     VARIABLES,
     Settings,
     env_example,
+    env_name,
+    environment,
     load_settings,
 )
 
@@ -336,7 +339,7 @@ def test_settings_doc_table_names_declared_settings_and_their_defaults() -> None
             if not shown:
                 assert var.default is None, f"{name}: docs/settings.md gives no default"
             elif shown.startswith("`"):  # a value in backticks is the variable's text
-                assert var.rule.parse(shown.strip("`")) == var.default, name
+                assert var.rule(shown.strip("`")) == var.default, name
 
 
 def test_every_variable_the_package_names_is_a_setting_declared_once() -> None:
@@ -356,6 +359,35 @@ def test_every_variable_the_package_names_is_a_setting_declared_once() -> None:
     source = (package / "settings.py").read_text(encoding="utf-8")
     for name in declared:
         assert source.count(f'"{name}"') == 1, name
+
+
+# Names the package writes out that are not ours: kubectl reads its own KUBECONFIG.
+_NOT_OURS = {("hello_kubeflow/kube/port_forward.py", "KUBECONFIG")}
+
+
+def test_no_variable_name_is_written_twice_in_the_package() -> None:
+    """A variable's name is written once, where it is declared; code that needs it asks
+    `env_name` or `environment`, so renaming a variable is one edit."""
+    declared = {var.env for var in VARIABLES}
+    written: list[tuple[str, str]] = []
+    for path in sorted((REPO / "hello_kubeflow").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in declared:
+                written.append((path.relative_to(REPO).as_posix(), node.value))
+    outside = [w for w in written if w[0] != "hello_kubeflow/settings.py" and w not in _NOT_OURS]
+    assert not outside, f"write these through env_name/environment: {outside}"
+    assert sorted(name for where, name in written if where.endswith("settings.py")) == sorted(
+        declared
+    )
+
+
+def test_the_environment_for_some_settings_is_their_variables_and_text() -> None:
+    assert environment(serve_port=9001, wait_namespaces=("a", "b"), mnist_dir=None) == {
+        "HK_SERVE_PORT": "9001",
+        "HK_WAIT_NAMESPACES": "a,b",
+        "MNIST_DIR": "",
+    }
+    assert env_name("kubeconfig") == "KUBECONFIG"
 
 
 def test_mypy_rejects_a_misspelt_choice(tmp_path: Path) -> None:

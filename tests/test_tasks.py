@@ -299,12 +299,52 @@ def test_help_shows_what_an_option_takes(tmp_path: Path, name: str, shown: str) 
     assert shown in result.stdout
 
 
-def test_an_option_left_without_its_value_is_one_line_naming_it(tmp_path: Path) -> None:
-    result = run_inv("query", "--wait", env=_environment(tmp_path))
+@pytest.mark.parametrize("given", ["--wait", "-w"])
+def test_an_option_left_without_its_value_is_one_line_naming_it(tmp_path: Path, given: str) -> None:
+    """Not invoke's `Flag --wait=SECONDS needed value and was not given one!`."""
+    result = run_inv("query", given, env=_environment(tmp_path))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "Flag --wait=SECONDS needed value and was not given one!"
+        "error: --wait needs a value: give it as --wait=SECONDS"
     ]
+
+
+def _query_context() -> Any:
+    from invoke.parser import ParserContext
+
+    return ParserContext(name="query", args=_task_objects()["query"].get_arguments())
+
+
+def test_invokes_parser_still_calls_what_the_adapter_wraps() -> None:
+    """An invoke upgrade that stops calling the wrapped methods fails here, naming its version."""
+    import invoke
+    from invoke.exceptions import Exit
+    from invoke.parser import Parser
+
+    upgrade = f"invoke {invoke.__version__}: hello_kubeflow/cli/invoke_adapter.py"
+    shown = _query_context().help_for("--wait")[0]
+    assert shown == "-w SECONDS, --wait=SECONDS", f"{upgrade}: ParserContext.help_for not wrapped"
+    with pytest.raises(Exit) as missing:
+        Parser(contexts=[_query_context()]).parse_argv(["query", "--index", "3", "--wait"])
+    assert missing.value.message == "error: --wait needs a value: give it as --wait=SECONDS", (
+        f"{upgrade}: ParseMachine.complete_flag not wrapped"
+    )
+    parsed = Parser(contexts=[_query_context()]).parse_argv(["query", "--wait", "2.5"])
+    assert parsed[0].args["wait"].value == 2.5
+
+
+def test_an_invoke_without_a_wrapped_method_is_refused_naming_its_version_and_the_method() -> None:
+    import invoke
+    from invoke.parser import ParserContext
+
+    from hello_kubeflow.cli.invoke_adapter import wrapped
+
+    with pytest.raises(ImportError) as refused:
+        wrapped(ParserContext, "help_for_flag")
+    assert str(refused.value).startswith(
+        f"invoke {invoke.__version__} has no ParserContext.help_for_flag, which "
+        "hello_kubeflow/cli/invoke_adapter.py wraps: install invoke>=2.2,<4"
+    )
 
 
 def test_serve_port_0_is_any_free_port_as_hk_serve_port_0(mnist_dir: Path, tmp_path: Path) -> None:

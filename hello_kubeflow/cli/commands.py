@@ -1,19 +1,14 @@
-"""One function a task: the choice between local, cluster and container lives here.
-
-Each function takes the settings the task built and the options as given
-(`""` or 0: not given), refuses options that do nothing in the chosen mode
-(saying why), and returns a result with `describe()` and `as_dict()`. The
-modules it calls are imported inside, so `inv --list` imports none of them.
-"""
+"""One function a task, choosing between local, cluster and container: options as given (`""`
+or 0: not given), those that do nothing in the chosen mode refused, saying why."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hello_kubeflow.cli.options import FLAGS, Result, refuse
+from hello_kubeflow.cli.options import Result, refuse
 from hello_kubeflow.errors import PipelineError, UsageError
 from hello_kubeflow.project import require_checkout
 from hello_kubeflow.query.client import query_accuracy, query_digit
@@ -24,41 +19,29 @@ DEFAULT_PROTOCOL = "seldon"
 
 
 @dataclass(frozen=True)
-class Compiled:
-    """A pipeline written as KFP IR YAML."""
+class Done:
+    """What a task did: `text` for a person, `data` the one JSON object of `--json`."""
 
-    path: Path
+    text: str
+    data: dict[str, Any]
 
     def describe(self) -> str:
-        """One line for a person."""
-        return f"compiled pipeline written to {self.path}"
+        """The text."""
+        return self.text
 
     def as_dict(self) -> dict[str, Any]:
-        """Where the YAML went."""
-        return {"path": str(self.path)}
+        """The JSON object."""
+        return self.data
 
 
-@dataclass(frozen=True)
-class Removed:
+def _removed(where: str, removed: list[str], kept: str = "") -> Done:
     """What a removal took away from the cluster (nothing, when nothing was there)."""
-
-    where: str
-    removed: list[str] = field(default_factory=list)
-    kept: str = ""
-
-    def describe(self) -> str:
-        """One line per object removed, or that nothing was."""
-        if not self.removed:
-            return f"nothing to remove at {self.where}"
-        kept = f" ({self.kept})" if self.kept else ""
-        return "\n".join(f"removed {r}{kept}" for r in self.removed)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Where, and what was removed."""
-        return {"removed": self.removed, "deployment": self.where}
+    note = f" ({kept})" if kept else ""
+    lines = [f"removed {r}{note}" for r in removed] or [f"nothing to remove at {where}"]
+    return Done("\n".join(lines), {"removed": removed, "deployment": where})
 
 
-def compile_pipeline(settings: Settings, output: Path, image: str) -> Compiled:
+def compile_pipeline(settings: Settings, output: Path, image: str) -> Done:
     """Compile the training pipeline (in `image`, else the settings' image) to `output`.
 
     Raises:
@@ -78,7 +61,8 @@ def compile_pipeline(settings: Settings, output: Path, image: str) -> Compiled:
             "ending in .yaml, e.g. job.yaml"
         )
     try:
-        return Compiled(compile_to(settings, output, image=image or None))
+        path = compile_to(settings, output, image=image or None)
+        return Done(f"compiled pipeline written to {path}", {"path": str(path)})
     except OSError as exc:
         raise PipelineError(
             f"--output {output}: cannot write it ({exc.strerror}): choose a folder you can write to"
@@ -161,7 +145,8 @@ def query(
         {"--protocol": bool(protocol) and cluster}, "in cluster mode the serving system picks it"
     )
     if url:  # the gateway in cluster mode, the server itself locally
-        settings = settings.override({"gateway_url" if cluster else "query_url": url}, FLAGS)
+        field = "gateway_url" if cluster else "query_url"
+        settings = settings.override({field: url}, {field: "--url"})
     if cluster:
         from hello_kubeflow.query.cluster import query_cluster  # kubernetes: cluster mode only
 
@@ -174,12 +159,12 @@ def query(
     return query_digit(settings, index=index, image=image, protocol=protocol, plot=plot)
 
 
-def undeploy(settings: Settings) -> Removed:
+def undeploy(settings: Settings) -> Done:
     """Remove the model served in the cluster."""
     from hello_kubeflow.kfp.cluster_run import undeploy_model  # kfp, kubernetes: this task only
 
     where = f"{settings.namespace}/{settings.deployment_name}"
-    return Removed(where, undeploy_model(settings))
+    return _removed(where, undeploy_model(settings))
 
 
 def notebook(
@@ -193,10 +178,7 @@ def notebook(
     """Open (or `delete`) a Kubeflow Notebook, or run the image as a notebook server here.
 
     Args:
-        settings: the settings, the command line's on top.
-        cluster_options: option -> given, for the options only cluster mode uses.
-        local_options: option -> given, for the options only local mode uses.
-        delete: delete the cluster Notebook instead of opening it.
+        cluster_options, local_options: option -> given, for the options only that mode uses.
         announce: told the local server's URL as soon as it listens.
 
     Returns:
@@ -222,5 +204,5 @@ def notebook(
 
     if delete:
         where = f"{settings.namespace}/{settings.notebook_name}"
-        return Removed(where, delete_notebook(settings), kept="its workspace volume is kept")
+        return _removed(where, delete_notebook(settings), kept="its workspace volume is kept")
     return open_notebook(settings)

@@ -1,9 +1,4 @@
-"""`inv demo`: train, serve in the background, query, stop: the walkthrough in one command.
-
-An error inside the demo says what the demo was doing (a note the tasks print
-before the message): training, serving, or querying its own server, which is
-never the advice for a server the user starts (`inv serve`).
-"""
+"""`inv demo`: train, serve in the background, query, stop: the walkthrough in one command."""
 
 from __future__ import annotations
 
@@ -67,20 +62,16 @@ def run_demo(
 ) -> DemoSummary:
     """Train the model, serve it on a free loopback port, query it, stop the server.
 
-    The server runs in a background thread of this process, so nothing is left
-    running afterwards, whether the demo succeeds, fails or is interrupted.
+    The server runs in a thread of this process: nothing is left running afterwards.
 
     Args:
-        settings: the workflow settings (the demo's own server ignores the port).
-        options: the training run's parameters.
-        runner: the local pipeline runner, `subprocess` or `docker`.
-        protocol: the query's protocol, `seldon` or `v2`.
         count: also send this many test images and report the accuracy (0: skip).
         plot: write the query's digit-and-probabilities plot to this PNG.
 
     Raises:
         QueryError: a bad protocol, count or plot name (before anything is trained).
-        HelloKubeflowError: from training, serving or querying, naming the step.
+        HelloKubeflowError: from training, serving or querying, noted with what the demo
+            was doing (never the advice for a server the user starts).
     """
     check_protocol(protocol)
     if count < 0:
@@ -100,13 +91,13 @@ def run_demo(
     ):
         log.info("serving the new model at %s", server.url)
         query_settings = settings.replace(query_url=server.url)
-        with _doing(f"querying the model server it started at {server.url}"), _own(server.url):
+        with _doing(f"querying the model server it started at {server.url}", own=server.url):
             result = query_digit(
                 query_settings, protocol=protocol, plot=plot, test_images=test_images
             )
         accuracy = None
         if count:
-            with _doing(f"sending {count:,} test images to {server.url}"), _own(server.url):
+            with _doing(f"sending {count:,} test images to {server.url}", own=server.url):
                 accuracy = query_accuracy(
                     query_settings, count=count, protocol=protocol, test_images=test_images
                 )
@@ -115,26 +106,18 @@ def run_demo(
 
 
 @contextmanager
-def _doing(what: str) -> Iterator[None]:
-    """Note on an error from the block what the demo was doing: `inv demo, training the model`."""
+def _doing(what: str, own: str = "") -> Iterator[None]:
+    """Note on an error from the block what the demo was doing (`inv demo, training the model`);
+    its own server at `own` not answering is said so, not how to start a server."""
     try:
         yield
     except HelloKubeflowError as exc:
+        if own and isinstance(exc, EndpointError) and exc.unreachable:
+            exc = EndpointError(
+                f"the model server the demo started at {own} did not answer ({exc.unreachable}); "
+                "it has been stopped: see its messages above",
+                unreachable=exc.unreachable,
+            )
         if not getattr(exc, "__notes__", None):  # the innermost stage says it
             exc.add_note(f"inv demo, {what}")
-        raise
-
-
-@contextmanager
-def _own(url: str) -> Iterator[None]:
-    """The demo's own server not answering: say so, not how to start a server."""
-    try:
-        yield
-    except EndpointError as exc:
-        if not exc.unreachable:
-            raise
-        raise EndpointError(
-            f"the model server the demo started at {url} did not answer ({exc.unreachable}); "
-            "it has been stopped: see its messages above",
-            unreachable=exc.unreachable,
-        ) from None
+        raise exc from None

@@ -1,17 +1,5 @@
-"""What every invoke task shares: checked options, settings, one clean exit, one way to print.
-
-`tasks.py` stays a thin shell: each task is declared with `task` (invoke's,
-with options checked as they are parsed), builds its settings with
-`settings_for`, makes one call into the package inside `user_errors`, and
-prints the result with `emit`. A malformed number (`--port abc`) is refused
-while invoke parses the command line, with the same one-paragraph error as
-`--port 70000` or `HK_SERVE_PORT=abc`, never a traceback; an option that sets
-a setting is parsed by that setting's own rule (`settings_for`), so the option
-and the variable always mean the same. An option declared `int | None = None`
-is a number whose absence means "not given" (no sentinel value). Options that
-take a value show it in `inv --help TASK` (`--wait=SECONDS`), and one given
-without its value is one line naming it.
-"""
+"""What every invoke task shares: options checked as invoke parses them, settings, one clean
+exit, one way to print (docs/architecture.md, "The command line")."""
 
 from __future__ import annotations
 
@@ -22,34 +10,37 @@ from typing import Any, Protocol, get_type_hints
 
 from invoke.exceptions import Exit
 from invoke.parser.argument import Argument
-from invoke.parser.context import ParserContext
 from invoke.tasks import Task
 from invoke.tasks import task as invoke_task
 
+from hello_kubeflow.cli.invoke_adapter import wrap_invoke
 from hello_kubeflow.console import configure_logging
 from hello_kubeflow.errors import HelloKubeflowError, SettingsError, UsageError
 from hello_kubeflow.settings import Settings, load_settings
 
-# The options whose name differs from the setting they set, for error messages.
-FLAGS = {
-    "model_kind": "--model",
-    "n_estimators": "--trees",
-    "serve_port": "--port",
-    "serve_host": "--host",
-    "serve_workers": "--workers",
-    "query_url": "--url",
-    "query_wait": "--wait",
-    "gateway_url": "--url",
-    "wait_timeout": "--timeout",
-    "wait_namespaces": "--namespaces",
-    "deployment_name": "--name",
-    "notebook_name": "--name",
-    "notebook_cpu": "--cpu",
-    "notebook_memory": "--memory",
-    "notebook_port": "--port",
-    "notebook_timeout": "--timeout",
-}
+# An option that sets a setting is named by the setting's last word (`serve_port`: `--port`),
+# but these.
+_FLAGS = {"model_kind": "--model", "n_estimators": "--trees"}
 _EXPECTED = {int: "expected a whole number", float: "expected a number, e.g. 30 or 2.5"}
+# What `inv --help TASK` shows an option takes (`--wait=SECONDS`): by name, else a text option's
+# name in capitals or a number's kind; a task can name its own (`task(metavars=...)`).
+_METAVARS = {
+    "port": "PORT",
+    "output": "FILE",
+    "plot": "PNG",
+    "chart": "PNG",
+    "render": "DIR",
+    "namespaces": "NAMES",
+    "namespace": "NAME",
+    "model": "KIND",
+    "serving": "KIND",
+    "base_image": "IMAGE",
+    "host": "ADDRESS",
+    "pytest_args": "ARGS",
+}
+_KIND_METAVARS = {int: "N", float: "SECONDS"}
+# Numeric options that set no setting, and the values they take (checked as invoke parses).
+_RANGES = {"count": (0, "0: one digit"), "index": (-1, "-1: a random one")}
 
 
 class Result(Protocol):
@@ -62,54 +53,12 @@ class Result(Protocol):
         """The result as plain JSON values."""
 
 
-# What `inv --help TASK` shows after an option that takes a value (`--wait=SECONDS`):
-# by option name, else by its type; a task can name its own (`task(metavars=...)`).
-_METAVARS = {
-    "port": "PORT",
-    "url": "URL",
-    "output": "FILE",
-    "plot": "PNG",
-    "chart": "PNG",
-    "render": "DIR",
-    "namespaces": "NAMES",
-    "namespace": "NAME",
-    "name": "NAME",
-    "models": "MODELS",
-    "mode": "MODE",
-    "model": "KIND",
-    "preset": "PRESET",
-    "runner": "RUNNER",
-    "protocol": "PROTOCOL",
-    "serving": "KIND",
-    "profile": "PROFILE",
-    "image": "IMAGE",
-    "tag": "TAG",
-    "base_image": "IMAGE",
-    "host": "ADDRESS",
-    "cpu": "CPU",
-    "memory": "MEMORY",
-    "pytest_args": "ARGS",
-}
-_KIND_METAVARS = {int: "N", float: "SECONDS", str: "TEXT"}
-# Numeric options that set no setting, and the values they take (checked as invoke parses).
-_RANGES = {"count": (0, "0: one digit"), "index": (-1, "-1: a random one")}
-
-
 class _CheckedArgument(Argument):  # type: ignore[misc]
     """An option taking a value: a malformed one exits like any other user mistake."""
 
     def __init__(self, metavar: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.metavar = metavar
-
-    @property
-    def flag(self) -> str:
-        """The option as typed: invoke shows `--train-limit` for `train_limit`."""
-        return "--" + str(self.name).replace("_", "-")
-
-    def __repr__(self) -> str:
-        """How invoke names the option when its value is missing: `--wait=SECONDS`."""
-        return f"{self.flag}={self.metavar}"
 
     def set_value(self, value: Any, cast: bool = True) -> None:
         try:
@@ -121,64 +70,35 @@ class _CheckedArgument(Argument):  # type: ignore[misc]
             self._refuse(value, f"expected a whole number >= {lowest} ({meaning})")
 
     def _refuse(self, value: Any, problem: str) -> None:
-        raise Exit(f"error: {SettingsError([f'{self.flag}={value!r}: {problem}'])}", code=1)
-
-
-def _metavar_help(context: ParserContext, flag: str) -> tuple[str, str]:
-    """invoke's `help_for`, showing what a `_CheckedArgument` takes: `-w SECONDS, --wait=SECONDS`.
-
-    invoke shows `=STRING` and `=INT` only, and nothing for a float (which then
-    reads as an on/off flag); the flag names and help are otherwise invoke's.
-    """
-    names, text = _invoke_help_for(context, flag)
-    argument = context.flags[flag]
-    if isinstance(argument, _CheckedArgument):
-        shown = [
-            f"-{n} {argument.metavar}" if len(n) == 1 else f"--{n}={argument.metavar}"
-            for n in sorted(argument.names, key=len)
-        ]
-        names = ", ".join(shown)
-    return names, text
-
-
-_invoke_help_for = ParserContext.help_for
-# invoke offers no hook for how an option is shown (tests/test_tasks.py checks the result).
-ParserContext.help_for = _metavar_help  # type: ignore[method-assign,assignment]
+        flag = "--" + str(self.name).replace("_", "-")  # as typed: `--train-limit`
+        raise Exit(f"error: {SettingsError([f'{flag}={value!r}: {problem}'])}", code=1)
 
 
 class CheckedTask(Task):  # type: ignore[misc,type-arg]
-    """An invoke task whose options that take a value are checked as invoke parses them.
-
-    Args:
-        metavars: option -> what its help shows it takes, where the default
-            (by name, else by type) does not fit, e.g. `{"model": "DIR"}`.
-    """
+    """An invoke task whose options taking a value are checked as invoke parses them;
+    `metavars`: option -> what its help shows it takes, where the default does not fit."""
 
     def __init__(self, *args: Any, metavars: Mapping[str, str] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.metavars = dict(metavars or {})
 
     def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
-        """invoke's arguments, the ones taking a value made `_CheckedArgument`.
-
-        An option declared `int | None = None` (or `float | None`) is a number
-        that may be left out: invoke alone would take it as text.
-        """
+        """invoke's arguments, those taking a value made `_CheckedArgument`: one declared
+        `int | None = None` (or `float | None`) is a number (invoke would take it as text)."""
         arguments: list[Argument] = super().get_arguments(ignore_unknown_help)
         hints = get_type_hints(self.body)
         checked: list[Argument] = []
         for a in arguments:
-            kind = a.kind
+            name, kind = str(a.name), a.kind
             if a.default is None:
-                kind = next((k for k in (int, float) if hints.get(str(a.name)) == k | None), str)
-            if kind not in _KIND_METAVARS:
+                kind = next((k for k in (int, float) if hints.get(name) == k | None), str)
+            if kind not in (str, int, float):
                 checked.append(a)
                 continue
-            name = str(a.name)
-            metavar = self.metavars.get(name) or _METAVARS.get(name)
+            kind_metavar = name.upper() if kind is str else _KIND_METAVARS[kind]
             checked.append(
                 _CheckedArgument(
-                    metavar=metavar or _KIND_METAVARS[kind],
+                    metavar=self.metavars.get(name) or _METAVARS.get(name) or kind_metavar,
                     names=a.names,
                     kind=kind,
                     default=a.default,
@@ -190,6 +110,9 @@ class CheckedTask(Task):  # type: ignore[misc,type-arg]
                 )
             )
         return checked
+
+
+wrap_invoke()
 
 
 def task(*args: Any, **kwargs: Any) -> Any:
@@ -219,8 +142,9 @@ def settings_for(**overrides: Any) -> Settings:
     """
     configure_logging()
     given = {k: v for k, v in overrides.items() if v not in (None, "")}
+    flags = {name: _FLAGS.get(name, "--" + name.split("_")[-1]) for name in given}
     with user_errors():
-        return load_settings().override(given, FLAGS)
+        return load_settings().override(given, flags)
 
 
 def emit(result: Result, as_json: bool) -> None:

@@ -61,13 +61,11 @@ def setup(settings: Settings, *, dry_run: bool = False, render: Path | None = No
     """Prepare the workflow for `settings.mode`: local (default) or cluster.
 
     Args:
-        settings: the mode, and everything the chosen mode needs.
         dry_run: say what would be done; change and fetch nothing.
         render: write the cluster profile's rendered manifests into this folder
             (for `HK_MANIFESTS_DIR`), instead of installing.
 
     Raises:
-        SettingsError: an unknown mode.
         PrerequisiteError: something needed is missing (each with its fix).
         ApplyError, PodFailedError, WaitTimeoutError: cluster mode, see `install`.
         DataError: local mode, MNIST could not be fetched or verified.
@@ -75,10 +73,9 @@ def setup(settings: Settings, *, dry_run: bool = False, render: Path | None = No
     if render is not None:
         from hello_kubeflow.install.render import render_manifests  # kubernetes: cluster only
 
-        written = render_manifests(settings, render)
-        lines = [f"wrote {path}" for path in written]
+        written = tuple(f"wrote {path}" for path in render_manifests(settings, render))
         return SetupReport(
-            "cluster", tuple(lines), f"HK_MANIFESTS_DIR={render} inv setup --mode cluster"
+            "cluster", written, f"HK_MANIFESTS_DIR={render} inv setup --mode cluster"
         )
     if settings.mode == "cluster":
         from hello_kubeflow.install.install import install  # kubernetes: cluster only

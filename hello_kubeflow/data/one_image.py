@@ -25,7 +25,7 @@ from hello_kubeflow.data.idx import (
     mnist_folder,
 )
 from hello_kubeflow.errors import QueryError
-from hello_kubeflow.settings import Settings
+from hello_kubeflow.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def _record_key(from_mnist_dir: bool, files: tuple[Path, Path] | None) -> str | 
     """Which files a record is about, and whether they were read as MNIST_DIR or the cache."""
     if files is None:
         return None
-    kind = "MNIST_DIR" if from_mnist_dir else "cache"
+    kind = env_name("mnist_dir") if from_mnist_dir else "cache"
     return f"{kind}:{files[0].resolve()}|{files[1].resolve()}"
 
 

@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 
 from hello_kubeflow.errors import DeploymentError
 from hello_kubeflow.serving import SERVER_COMMAND
+from hello_kubeflow.settings import environment
 
 # group, version, plural, kind, and the label its controller puts on the model's pods
 SELDON_API = (
@@ -388,9 +389,10 @@ def _metadata(deployment: ModelDeployment) -> dict[str, Any]:
 
 
 def _server_env(deployment: ModelDeployment, port: int) -> list[dict[str, Any]]:
-    return [
-        {"name": "HK_MODEL_DIR", "value": MODELS_DIR},
-        {"name": "HK_SERVE_HOST", "value": "0.0.0.0"},
-        {"name": "HK_SERVE_PORT", "value": str(port)},
-        {"name": "HK_MODEL_NAME", "value": deployment.model_name},
-    ]
+    env = environment(
+        model_dir=MODELS_DIR,
+        serve_host="0.0.0.0",
+        serve_port=port,
+        model_name=deployment.model_name,
+    )
+    return [{"name": name, "value": value} for name, value in env.items()]

@@ -25,7 +25,7 @@ from hello_kubeflow.deploy.model_manifests import LABELS
 from hello_kubeflow.deploy.serving_api import apply
 from hello_kubeflow.errors import ClusterError, SettingsError
 from hello_kubeflow.images.plan import registry_host
-from hello_kubeflow.settings import MASK, Settings
+from hello_kubeflow.settings import MASK, Settings, env_name
 
 if TYPE_CHECKING:
     from kubernetes import client
@@ -99,7 +99,7 @@ def registry_login(settings: Settings) -> RegistryLogin | None:
     if not user and not password:
         return None
     if bool(user) != bool(password):
-        missing = "HK_REGISTRY_PASSWORD" if user else "HK_REGISTRY_USERNAME"
+        missing = env_name("registry_password" if user else "registry_username")
         raise SettingsError(
             [
                 f"{missing} is not set while its partner is: set both HK_REGISTRY_USERNAME "

@@ -32,7 +32,7 @@ import requests
 
 from hello_kubeflow.errors import LoginError
 from hello_kubeflow.gateway.endpoints import Auth
-from hello_kubeflow.settings import Settings
+from hello_kubeflow.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def gateway_auth(settings: Settings, base_url: str, auth: Auth) -> Auth:
     if auth.token or auth.cookie or not (username or password):
         return auth
     if not (username and password):
-        missing = "HK_KUBEFLOW_PASSWORD" if username else "HK_KUBEFLOW_USERNAME"
+        missing = env_name("kubeflow_password" if username else "kubeflow_username")
         raise LoginError(f"{missing} is not set: set both to log in to Kubeflow, or neither")
     logged = dex_login(base_url, username, password)
     log.info(

@@ -23,7 +23,7 @@ from hello_kubeflow.images.lifecycle import (
 )
 from hello_kubeflow.images.record import pipeline_image
 from hello_kubeflow.serving import SERVER_COMMAND
-from hello_kubeflow.settings import Settings
+from hello_kubeflow.settings import Settings, environment
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +71,14 @@ def server_container(
             entrypoint=list(SERVER_COMMAND),
             volumes={str(source): {"bind": CONTAINER_MODEL_DIR, "mode": "ro"}},
             ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", host_port or None)},
-            environment={
-                "HK_MODEL_DIR": CONTAINER_MODEL_DIR,
-                "HK_SERVE_HOST": "0.0.0.0",
-                "HK_SERVE_PORT": str(CONTAINER_PORT),
-                "HK_SERVE_WORKERS": str(settings.serve_workers),
-                "HK_MODEL_NAME": settings.model_name,
-                "HK_MAX_BODY_BYTES": str(settings.max_body_bytes),
-            },
+            environment=environment(
+                model_dir=CONTAINER_MODEL_DIR,
+                serve_host="0.0.0.0",
+                serve_port=CONTAINER_PORT,
+                serve_workers=settings.serve_workers,
+                model_name=settings.model_name,
+                max_body_bytes=settings.max_body_bytes,
+            ),
             labels={LABEL: "model-server"},
         )
 

@@ -20,6 +20,7 @@ from hello_kubeflow.errors import (
 )
 from hello_kubeflow.images.plan import registry_host
 from hello_kubeflow.retry import jittered_backoff, log_retry
+from hello_kubeflow.settings import env_name
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def registry_auth(user: str | None, password: str | None, registry: str) -> dict
         SettingsError: only one of the username and the password is set.
     """
     if bool(user) != bool(password):
-        missing = "HK_REGISTRY_PASSWORD" if user else "HK_REGISTRY_USERNAME"
+        missing = env_name("registry_password" if user else "registry_username")
         raise SettingsError(
             [
                 f"{missing} is not set while its partner is: set both "

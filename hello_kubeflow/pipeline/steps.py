@@ -35,7 +35,7 @@ from hello_kubeflow.data.mnist import (
 )
 from hello_kubeflow.errors import DataFileError
 from hello_kubeflow.model.artifact import EVALUATION_FILE, file_record
-from hello_kubeflow.settings import Settings
+from hello_kubeflow.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def _dataset_key(settings: Settings, train_limit: int, test_limit: int) -> list[
             stamps.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns])
     except OSError:
         return None
-    kind = "MNIST_DIR" if settings.mnist_dir is not None else "cache"
+    kind = env_name("mnist_dir") if settings.mnist_dir is not None else "cache"
     return [DATASET_FORMAT, kind, stamps, train_limit, test_limit]
 
 
