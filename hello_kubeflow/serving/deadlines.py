@@ -1,47 +1,28 @@
-"""uvicorn's httptools protocol with the limits a server facing any client needs.
+"""The one module touching uvicorn's internals: its httptools protocol and Server, extended.
 
-uvicorn bounds only the idle time between keep-alive requests. `deadline_protocol`
-makes its httptools protocol, for each connection:
-
-- give every request `seconds` from its first byte (the first from connecting)
-  until its whole body has arrived: a client still sending then (slowloris, a
-  stalled upload) gets a 408 and is disconnected;
-- refuse a request line and headers over `MAX_HEAD_BYTES` with a 431 as soon
-  as the count passes it, without buffering the rest;
-- answer a request that is not valid HTTP/1.1 (an unknown method, a bad chunk
-  size, Content-Length with Transfer-Encoding, LF-only lines) with a JSON 400
-  naming the parser's complaint, not uvicorn's plain-text one;
-- after refusing a request whose body is still arriving (these answers, the
-  app's 413), read and drop up to `LINGER_BYTES` more before closing, so that a
-  client sending its whole body before reading (Python's http.client) reads the
-  refusal instead of a reset;
-- when the server stops, answer every request that has arrived (or whose first
-  bytes wait in the socket) with `Connection: close`, and a request still
-  arriving after `drain_seconds` with a 503.
-
-Every answer of its own is JSON in the Seldon error form (`{"error": ...}` on
-`/v2` paths), with `Connection: close`. The app's request, if any, sees a
-disconnect.
+Per connection: an arrival deadline, a head limit, JSON refusals, a lingering close and a
+draining stop (docs/serving.md, "Bad input"); `tests/test_serving_uvicorn.py` guards each name.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
+import socket
 import struct
 import sys
 import termios
 from http import HTTPStatus
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from hello_kubeflow.serving.responses import seldon_error, v2_error
 
-TIMEOUT_STATUS = 408
 MAX_HEAD_BYTES = 64 * 1024
-"""The request line and headers together. Envoy (Istio's gateway) refuses above 60 KiB,
-so anything it forwards fits; gunicorn (Seldon's wrapper) refuses a line above 8 KB."""
+"""Request line and headers together; Envoy (Istio's gateway) refuses above 60 KiB."""
 LINGER_BYTES = 64 * 1024 * 1024
 """How much of a refused request is read and dropped before the connection is closed."""
 
@@ -62,28 +43,21 @@ def _answer(status: int, message: str, path: bytes = b"") -> bytes:
     return head.encode("ascii") + body
 
 
-def timeout_response(seconds: float) -> bytes:
-    """The raw HTTP 408 answer sent to a client too slow to send its request."""
-    return _answer(
-        TIMEOUT_STATUS,
-        f"the request did not arrive within {seconds:g} s (HK_REQUEST_TIMEOUT): "
-        "send the whole request at once",
-    )
-
-
 def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol with the limits the module describes.
+    """uvicorn's httptools protocol with a deadline, a head limit, JSON refusals and a drain.
 
     Args:
-        seconds: how long a request may take, from its first byte (or from the
-            connection, for the first request) to the end of its body.
-        drain_seconds: after the server starts stopping, how long a request still
-            arriving may take before it is answered 503.
+        seconds: from a request's first byte (or the connection) to the end of its body.
+        drain_seconds: once stopping, how long a request still arriving has before a 503.
 
     Returns:
         A protocol class for `uvicorn.Config(http=...)`.
     """
-    timeout = timeout_response(seconds)
+    timeout = _answer(
+        408,
+        f"the request did not arrive within {seconds:g} s (HK_REQUEST_TIMEOUT): "
+        "send the whole request at once",
+    )
 
     class DeadlineProtocol(HttpToolsProtocol):
         """HttpToolsProtocol with a deadline, a head limit, JSON refusals and a drain."""
@@ -137,9 +111,7 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
                 > MAX_HEAD_BYTES
             ):
                 self._refuse_head()
-                # Stops the parser; uvicorn then calls send_400_response, which sees
-                # that the request is answered already.
-                raise _Refused
+                raise _Refused  # uvicorn's send_400_response then sees it answered
             super().on_headers_complete()
             if self.cycle is not None:
                 self.cycle.transport = self._closer  # type: ignore[assignment]
@@ -233,8 +205,7 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
                 if cycle.response_started:
                     self.transport.close()  # the app's answer is half sent: nothing to add
                     return
-                # The app is waiting for the body: it will see a disconnect, and
-                # whatever it sends then is dropped.
+                # The app waits for the body: it sees a disconnect; what it sends is dropped.
                 cycle.disconnected = True
                 cycle.message_event.set()
             self.transport.write(answer)
@@ -278,12 +249,7 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
 
 
 class _CloseByLingering:
-    """The transport as a request's cycle sees it: closing while the body still arrives lingers.
-
-    uvicorn closes the connection right after an answer with `Connection: close`;
-    when that answer (the app's 413) came before the end of the body, a reset would
-    reach a client still sending it, so the protocol lingers instead.
-    """
+    """The transport as a request's cycle sees it: closing mid-body (the app's 413) lingers."""
 
     def __init__(self, transport: Any, protocol: Any) -> None:
         self._transport = transport
@@ -303,3 +269,29 @@ class _CloseByLingering:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's Server, which serves the connections still queued in the socket as it stops.
+
+    uvicorn closes the listening socket when it stops, which would reset every
+    connection the kernel had queued for it, requests and all.
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        protocol = functools.partial(
+            self.config.http_protocol_class,  # type: ignore[call-arg]
+            config=self.config,
+            server_state=self.server_state,
+            app_state=self.lifespan.state,
+        )
+        for listener in sockets or []:
+            listener.setblocking(False)
+            while True:
+                try:
+                    connection, _ = listener.accept()
+                except OSError:  # BlockingIOError: none left
+                    break
+                await loop.connect_accepted_socket(protocol, connection)
+        await super().shutdown(sockets)

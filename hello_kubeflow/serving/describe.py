@@ -1,8 +1,4 @@
-"""What the server says about its model: Seldon metadata and Open Inference (V2) metadata.
-
-Computed once at startup from the model artifact's `metadata.json`. Numpy-free, so
-`seldon_model.MnistClassifier.init_metadata` gives the Seldon wrapper the same answer.
-"""
+"""What the server says about its model: Seldon and Open Inference (V2) metadata (numpy-free)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""Validate a batch of MNIST images for the model: rows of 784 numbers, each in [0, 1].
+"""Validate a batch of MNIST images: rows of 784 numbers in [0, 1] (numpy only, vectorised).
 
-Numpy only, so the Seldon wrapper's own environment can import it too. The happy
-path is vectorised (one `asarray`, one finiteness check, one min/max); the slow
-hunt for the offending value runs only to word an error message.
+Numpy only, so the Seldon wrapper's environment imports it too; errors are worded off the hot path.
 """
 
 from __future__ import annotations

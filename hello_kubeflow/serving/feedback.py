@@ -1,10 +1,6 @@
-"""Seldon feedback: validate it as the wrapper's proto parsing does, and count it.
+"""Seldon feedback: validated as the wrapper's proto parsing does, and counted.
 
-`SeldonClient.feedback` and Seldon's executor send feedback (a request, the
-response, a reward, the truth) to `/api/v1.0/feedback`, `/api/v0.1/feedback` or
-`/send-feedback`. The Seldon Core 1.17.1 wrapper (SeldonIO/seldon-core, tag
-v1.17.1, `python/seldon_core/`) parses it into its `Feedback` proto, counts it in
-its metrics and answers an empty prediction; so do we (`responses.seldon_feedback`).
+As the Seldon Core 1.17.1 wrapper (SeldonIO/seldon-core, tag v1.17.1, `python/seldon_core/`).
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
 """The OpenAPI 3.1 description of every endpoint, served at `/openapi.json`.
 
-The request schemas state the real constraints (784 values a row, each in
-[0, 1], shapes [n, 784], whole numbers in integer V2 tensors, `meta` typed as
-Seldon's proto types it, a `json` form field or query argument holding a
-JSON-encoded message), so that a request valid against the schema is one the
-server accepts, except where JSON Schema cannot say it (a tensor's values must
-fill its shape: said in the descriptions); every route documents its 4xx
-answers: 400, 404, 405, 408, 413, 415.
+Its schemas state the real constraints, so a valid request is one the server accepts.
 """
 
 from __future__ import annotations

@@ -1,15 +1,6 @@
-"""`MnistClassifier`: the model as a Seldon Python-wrapper class, unchanged in any wrapper.
+"""`MnistClassifier`: the model as a Seldon Python-wrapper class (docs/serving.md).
 
-The Seldon Core 1.x wrapper runs it with
-
-    seldon-core-microservice hello_kubeflow.serving.seldon_model.MnistClassifier
-
-(the model directory from the `model_dir` parameter, else `HK_MODEL_DIR`). It has
-what the wrapper looks for: `predict(X, features_names)` returning (n, 10)
-probabilities, `class_names()`, `init_metadata()` and `health_status()`. Bad input
-raises the wrapper's own `SeldonMicroserviceException` (a 400 in Seldon's error
-form) when the wrapper is installed, else `BadInput`. It imports numpy, the model
-runtime and these small modules only: no web framework.
+It imports numpy, the model runtime and small modules only: no web framework.
 """
 
 from __future__ import annotations
