@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from hello_kubeflow import __version__
 from hello_kubeflow.errors import ServingError
+from hello_kubeflow.model.artifact import LoadedModel
 from hello_kubeflow.serving.bodies import (
     INLINE_BODY_BYTES,
     feedback_request,
@@ -27,7 +28,7 @@ from hello_kubeflow.serving.bodies import (
     seldon_request,
     v2_request,
 )
-from hello_kubeflow.serving.describe import ModelCard, ServableModel
+from hello_kubeflow.serving.describe import ModelCard
 from hello_kubeflow.serving.features import N_CLASSES, N_FEATURES, BadInput
 from hello_kubeflow.serving.feedback import Feedback, FeedbackCounter
 from hello_kubeflow.serving.openapi import openapi_document
@@ -54,7 +55,7 @@ CLOSE = {"connection": "close"}
 class _Service:
     """The loaded model and every answer that can be prepared before serving."""
 
-    def __init__(self, model: ServableModel, model_name: str, max_body_bytes: int) -> None:
+    def __init__(self, model: LoadedModel, model_name: str, max_body_bytes: int) -> None:
         self.model = model
         self.card = ModelCard.of(model, model_name)
         self.class_names = list(self.card.class_names)
@@ -107,7 +108,7 @@ class _Service:
         )
 
 
-def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) -> Starlette:
+def create_app(model: LoadedModel, *, model_name: str, max_body_bytes: int) -> Starlette:
     """The ASGI application serving `model` under `model_name`, bodies up to `max_body_bytes`.
 
     Raises:

@@ -99,30 +99,18 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def seldon_request(body: bytes, content_type: str, query_json: str | None) -> SeldonRequest:
-    """A Seldon prediction request from its UTF-8 body (wherever the message is in it).
-
-    Raises:
-        BadInput: as `seldon_text`, `decode_json` and `parse_seldon`.
-    """
+    """A Seldon prediction request from its body; BadInput as `seldon_text`, `parse_seldon`."""
     text = seldon_text(body, content_type, query_json)
     return parse_seldon(decode_json(text), booleans_possible=may_hold_booleans(text))
 
 
 def feedback_request(body: bytes, content_type: str, query_json: str | None) -> Feedback:
-    """A Seldon feedback message from its UTF-8 body (wherever the message is in it).
-
-    Raises:
-        BadInput: as `seldon_text`, `decode_json` and `parse_feedback`.
-    """
+    """A Seldon feedback message from its body; BadInput as `seldon_text`, `parse_feedback`."""
     return parse_feedback(decode_json(seldon_text(body, content_type, query_json)))
 
 
 def v2_request(body: bytes) -> V2Request:
-    """An Open Inference Protocol inference request from its UTF-8 body.
-
-    Raises:
-        BadInput: as `decode_json` and `parse_v2`.
-    """
+    """An Open Inference Protocol request from its body; BadInput as `decode_json`, `parse_v2`."""
     return parse_v2(decode_json(body), booleans_possible=may_hold_booleans(body))
 
 

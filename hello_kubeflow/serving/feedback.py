@@ -25,13 +25,9 @@ _META_FIELDS = frozenset({"puid", "tags", "routing", "requestPath", "metrics"})
 
 @dataclass(frozen=True, slots=True)
 class Feedback:
-    """A valid Seldon feedback message (`request`, `response`, `reward`, `truth`).
+    """A valid Seldon feedback message: its `reward` (0 when absent) and what the answer echoes.
 
-    Attributes:
-        reward: the reward it carries (0 when absent, as in the wrapper's proto).
-        kind: the form of the wrapper's (empty) answer: `ndarray` when the feedback's
-            request was an ndarray, else `tensor`.
-        puid: the feedback request's `meta.puid`, echoed back; None if absent.
+    `kind` is `ndarray` if the feedback's request was one, else `tensor`; `puid` is the request's.
     """
 
     reward: float = 0.0
@@ -40,14 +36,10 @@ class Feedback:
 
 
 def parse_feedback(message: Any) -> Feedback:
-    """Validate a Seldon feedback message as the wrapper's proto parsing does.
+    """Validate a Seldon feedback message as the wrapper's `Feedback` proto parsing does.
 
-    The wrapper parses the body into the `Feedback` proto (utils.py,
-    `json_to_feedback`): an object of `request`, `response` and `truth` (Seldon
-    messages) and a numeric `reward`. An unknown field anywhere down to `data`
-    and `meta` is a 400, as there. The reward must be a finite JSON number: the
-    wrapper's protobuf parser also takes `true` and numeric strings ("1.5",
-    "NaN"), and would add NaN to its reward counter.
+    As utils.py `json_to_feedback`, unknown fields down to `data` and `meta` are refused;
+    the reward must be a finite JSON number (the proto parser takes "NaN" and `true`).
 
     Raises:
         BadInput: naming the field that is wrong.
@@ -115,14 +107,11 @@ def _shown(text: str, limit: int = 60) -> str:
 class FeedbackCounter:
     """Feedback received, counted as the wrapper's metrics count it (thread-safe).
 
-    The wrapper counts a feedback and adds its reward only when the reward is not
-    zero (metrics.py, `SeldonMetrics.update_reward`); so do we, and keep the
-    total count of feedback messages as well.
+    Only a non-zero reward counts there (metrics.py, `SeldonMetrics.update_reward`).
 
     Attributes:
         received: feedback messages accepted.
-        rewarded: those with a non-zero reward (the wrapper's
-            `seldon_api_model_feedback` counter).
+        rewarded: those with a non-zero reward (the wrapper's `seldon_api_model_feedback`).
         reward: the sum of their rewards (`seldon_api_model_feedback_reward`).
     """
 

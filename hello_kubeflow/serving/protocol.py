@@ -22,37 +22,20 @@ V2_EXAMPLE = (
     '"data": [784 numbers in [0, 1]]}]}'
 )
 V2_OUTPUT = "probabilities"
-V2_NUMERIC_TYPES = frozenset(
-    {
-        "FP16",
-        "FP32",
-        "FP64",
-        "INT8",
-        "INT16",
-        "INT32",
-        "INT64",
-        "UINT8",
-        "UINT16",
-        "UINT32",
-        "UINT64",
-    }
+_V2_INTEGER_TYPES = frozenset(
+    {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 )
-_V2_INTEGER_TYPES = frozenset(t for t in V2_NUMERIC_TYPES if "INT" in t)
+V2_NUMERIC_TYPES = _V2_INTEGER_TYPES | {"FP16", "FP32", "FP64"}
 _FORM = "application/x-www-form-urlencoded"
 _MULTIPART = "multipart/form-data"
 
 
 @dataclass(frozen=True, slots=True)
 class SeldonRequest:
-    """A valid Seldon prediction request.
+    """A valid Seldon prediction request: float32 (n, 784) pixels in [0, 1] and what is echoed.
 
-    Attributes:
-        features: float32 (n, 784) pixels in [0, 1].
-        kind: `ndarray` or `tensor`, the answer's form (`tensor` for `jsonData`, as the wrapper).
-        puid: `meta.puid`, echoed back; None if absent.
-        tags: `meta.tags`, echoed back as Seldon does (so are the two below).
-        request_path: `meta.requestPath`.
-        metrics: `meta.metrics`.
+    `kind` is the answer's form, `ndarray` or `tensor` (also for `jsonData`, as the wrapper);
+    `puid` (None if absent), `tags`, `request_path` and `metrics` come from `meta`.
     """
 
     features: npt.NDArray[np.float32]
@@ -65,23 +48,14 @@ class SeldonRequest:
 
 @dataclass(frozen=True, slots=True)
 class V2Request:
-    """A valid Open Inference Protocol inference request.
-
-    Attributes:
-        features: float32 (n, 784) pixels in [0, 1].
-        id: the request id, echoed back; None if absent.
-    """
+    """A valid Open Inference Protocol request: float32 (n, 784) pixels, the `id` to echo back."""
 
     features: npt.NDArray[np.float32]
     id: str | None = None
 
 
 def decode_json(body: bytes | str) -> Any:
-    """Decode a JSON document, saying plainly what is wrong with a bad one.
-
-    Raises:
-        BadInput: an empty body, or one that is not JSON (NaN and Infinity named as such).
-    """
+    """Decode a JSON document; BadInput for an empty body or not JSON (NaN, Infinity named)."""
     if not body or not body.strip():
         raise BadInput(f"the request body is empty: send a JSON message such as {SELDON_EXAMPLE}")
     try:
@@ -102,9 +76,7 @@ def media_type(content_type: str) -> str:
 
 
 def seldon_text(body: bytes, content_type: str, query_json: str | None = None) -> bytes | str:
-    """The JSON text of a Seldon message: the form's `json` field, the `json` query, or the body.
-
-    As the wrapper's `get_request` (flask_utils.py).
+    """A Seldon message's text: form `json`, query `json` or body (flask_utils.py `get_request`).
 
     Raises:
         BadInput: a form without a `json` field or not UTF-8; multipart forms (415).
@@ -143,9 +115,7 @@ def may_hold_booleans(text: bytes | str) -> bool:
 def parse_seldon(message: Any, *, booleans_possible: bool = True) -> SeldonRequest:
     """Validate a Seldon prediction message: `data.ndarray`, `data.tensor` or `jsonData` rows.
 
-    Args:
-        message: the decoded JSON message.
-        booleans_possible: False skips the search for booleans (`may_hold_booleans`).
+    `booleans_possible` False skips the search for booleans (`may_hold_booleans`).
 
     Raises:
         BadInput: naming what is missing or malformed.
@@ -197,10 +167,6 @@ def parse_seldon(message: Any, *, booleans_possible: bool = True) -> SeldonReque
 
 def parse_v2(message: Any, *, booleans_possible: bool = True) -> V2Request:
     """Validate an Open Inference Protocol request: one numeric tensor of shape [n, 784].
-
-    Args:
-        message: the decoded JSON request.
-        booleans_possible: as for `parse_seldon`.
 
     Raises:
         BadInput: naming what is missing or malformed.

@@ -21,11 +21,10 @@ import uvicorn
 
 from hello_kubeflow.console import configure_logging, sigterm_interrupts
 from hello_kubeflow.errors import ServingError
-from hello_kubeflow.model.artifact import latest_model_path, load_model
+from hello_kubeflow.model.artifact import LoadedModel, latest_model_path, load_model
 from hello_kubeflow.serving.app import create_app
 from hello_kubeflow.serving.bodies import stop_helper
 from hello_kubeflow.serving.deadlines import DrainingServer, deadline_protocol
-from hello_kubeflow.serving.describe import ServableModel
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,13 +41,7 @@ BACKLOG = 2048
 
 @dataclass(frozen=True)
 class RunningServer:
-    """A server listening in the background.
-
-    Attributes:
-        url: its base URL, e.g. `http://127.0.0.1:41234`.
-        port: the port it listens on (useful when port 0 picked a free one).
-        model_dir: the model it serves.
-    """
+    """A server listening in the background: base `url`, `port` (the one 0 picked), `model_dir`."""
 
     url: str
     port: int
@@ -96,11 +89,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def run_server(settings: Settings, model_dir: Path) -> None:
-    """Serve `model_dir` on `settings.serve_host:serve_port` until Ctrl-C or SIGTERM.
-
-    Args:
-        settings: host, port, workers, body limit, request timeout and model name.
-        model_dir: the model artifact directory.
+    """Serve `model_dir` as `settings` say (`serve_*`, model name, limits) until Ctrl-C or SIGTERM.
 
     Raises:
         ModelError: the model is missing or not a model (before anything listens).
@@ -134,17 +123,12 @@ def run_server(settings: Settings, model_dir: Path) -> None:
 
 @contextmanager
 def running_server(
-    settings: Settings, model_dir: Path, *, model: ServableModel | None = None
+    settings: Settings, model_dir: Path, *, model: LoadedModel | None = None
 ) -> Iterator[RunningServer]:
-    """Serve in a background thread for the duration of a `with` block.
-
-    Args:
-        settings: host, port (0 for any free port), body limit, request timeout, model name.
-        model_dir: the model artifact directory (loaded unless `model` is given).
-        model: an already-loaded model to serve instead of loading `model_dir`.
+    """Serve `model_dir` (or the loaded `model`) in a background thread during a `with` block.
 
     Yields:
-        The running server's URL and port; leaving the block stops it and joins its thread.
+        The running server; leaving the block stops it and joins its thread.
 
     Raises:
         ModelError, ServingError: as for `run_server`, or when it does not start.
@@ -180,7 +164,7 @@ def _server(
     model_name: str,
     max_body_bytes: int,
     request_timeout: float,
-    model: ServableModel | None = None,
+    model: LoadedModel | None = None,
 ) -> DrainingServer:
     """The uvicorn server for the model, loaded from `model_dir` unless given."""
     app = create_app(
