@@ -1,8 +1,4 @@
-"""The Starlette application: Seldon protocol, Open Inference Protocol (V2), health, OpenAPI.
-
-What can be is prepared at startup; the per-request path is in docs/serving.md. The Seldon
-Core 1.17.1 wrapper is cited as SeldonIO/seldon-core, tag v1.17.1, under `python/seldon_core/`.
-"""
+"""The Starlette application: Seldon and V2 routes, health, OpenAPI; answers prepared at startup."""
 
 from __future__ import annotations
 

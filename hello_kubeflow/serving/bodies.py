@@ -1,7 +1,4 @@
-"""Read request bodies (size limit, gzip, charsets); parse large ones in a helper process.
-
-Decoding holds the GIL, so bodies over `INLINE_BODY_BYTES` are parsed elsewhere (docs/serving.md).
-"""
+"""Read request bodies (size limit, gzip, charsets); parse large ones in a helper process."""
 
 from __future__ import annotations
 
@@ -60,8 +57,7 @@ _helpers_lock = threading.Lock()
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body as UTF-8 text bytes: inflated, re-encoded, held to `limit`.
 
-    A declared Content-Length over the limit is refused unread (uvicorn sends
-    "100 Continue" only when the app first asks for the body).
+    A Content-Length over it is refused unread (before uvicorn's "100 Continue").
 
     Raises:
         BadInput: 413 over the limit; 415 for an unread coding or charset; 400 for broken
@@ -115,9 +111,9 @@ def v2_request(body: bytes) -> V2Request:
 
 
 async def parse_elsewhere(parse: Callable[..., _T], *args: object, retry: bool = True) -> _T:
-    """`parse(*args)` (a module-level function) in the helper process, freeing the loop's GIL.
+    """`parse(*args)` (a module-level function) in the helper process; a dead one replaced.
 
-    A dead helper (killed, out of memory) is replaced and, with `retry`, tried once.
+    With `retry`, a helper that died (killed, out of memory) is replaced and tried once.
 
     Raises:
         BadInput: as `parse` raises it (with its status).

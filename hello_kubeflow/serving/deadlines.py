@@ -1,7 +1,6 @@
-"""The one module touching uvicorn's internals: its httptools protocol and Server, extended.
+"""The one module touching uvicorn's internals (tests/test_serving_uvicorn.py guards each name).
 
-Per connection: an arrival deadline, a head limit, JSON refusals, a lingering close and a
-draining stop (docs/serving.md, "Bad input"); `tests/test_serving_uvicorn.py` guards each name.
+Its protocol adds an arrival deadline, a head limit, JSON refusals, a lingering close, a drain.
 """
 
 from __future__ import annotations
@@ -137,12 +136,9 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
             error = sys.exception()
             detail = str(error) if error is not None and str(error) else msg
             self._refuse(
-                _answer(
-                    400,
-                    f"not a valid HTTP/1.1 request ({detail}): send a known method, lines "
-                    "ending in CRLF, and either Content-Length or chunked Transfer-Encoding",
-                    getattr(self, "url", b""),
-                )
+                400,
+                f"not a valid HTTP/1.1 request ({detail}): send a known method, lines "
+                "ending in CRLF, and either Content-Length or chunked Transfer-Encoding",
             )
 
         def shutdown(self) -> None:
@@ -179,26 +175,20 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
                     self.transport.close()
                 return
             self._refuse(
-                _answer(
-                    503,
-                    f"the server is stopping and the request had not arrived within "
-                    f"{drain_seconds:g} s: send it again",
-                    self.url,
-                )
+                503,
+                f"the server is stopping and the request had not arrived within "
+                f"{drain_seconds:g} s: send it again",
             )
 
         def _refuse_head(self) -> None:
             self._refuse(
-                _answer(
-                    431,
-                    f"the request line and headers are over this server's limit of "
-                    f"{MAX_HEAD_BYTES:,} bytes: send shorter headers (large cookies or "
-                    "tokens are the usual cause)",
-                    getattr(self, "url", b""),
-                )
+                431,
+                f"the request line and headers are over this server's limit of "
+                f"{MAX_HEAD_BYTES:,} bytes: send shorter headers (large cookies or "
+                "tokens are the usual cause)",
             )
 
-        def _refuse(self, answer: bytes) -> None:
+        def _refuse(self, status: int, message: str) -> None:
             """Answer a request the app cannot, then linger and close."""
             cycle = self.cycle
             if cycle is not None and not cycle.response_complete:
@@ -208,7 +198,7 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
                 # The app waits for the body: it sees a disconnect; what it sends is dropped.
                 cycle.disconnected = True
                 cycle.message_event.set()
-            self.transport.write(answer)
+            self.transport.write(_answer(status, message, getattr(self, "url", b"")))
             self.linger()
 
         def linger(self) -> None:
@@ -272,11 +262,7 @@ class _CloseByLingering:
 
 
 class DrainingServer(uvicorn.Server):
-    """uvicorn's Server, which serves the connections still queued in the socket as it stops.
-
-    uvicorn closes the listening socket when it stops, which would reset every
-    connection the kernel had queued for it, requests and all.
-    """
+    """uvicorn's Server, serving the connections queued in the socket as it stops (no reset)."""
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         loop = asyncio.get_running_loop()

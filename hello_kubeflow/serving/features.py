@@ -1,7 +1,4 @@
-"""Validate a batch of MNIST images: rows of 784 numbers in [0, 1] (numpy only, vectorised).
-
-Numpy only, so the Seldon wrapper's environment imports it too; errors are worded off the hot path.
-"""
+"""Validate a batch of MNIST images: rows of 784 numbers in [0, 1] (numpy only, for the wrapper)."""
 
 from __future__ import annotations
 
@@ -35,15 +32,12 @@ class BadInput(ValueError):
 def as_features(
     values: Any, *, field: str = "data.ndarray", booleans_possible: bool = True
 ) -> npt.NDArray[np.float32]:
-    """Turn a batch of images into the model's input, or say exactly what is wrong.
+    """The model's input, a C-contiguous float32 (n, 784) array, or what is wrong with `values`.
 
     Args:
         values: rows of 784 pixel values scaled to [0, 1], as nested lists or an array.
         field: where the values came from in the request, named in error messages.
         booleans_possible: False skips the search for booleans among numbers (no `true`).
-
-    Returns:
-        A C-contiguous float32 (n, 784) array, n >= 1.
 
     Raises:
         BadInput: not a non-empty 2-D batch of 784-value rows of numbers in [0, 1]
@@ -76,8 +70,6 @@ def from_flat(
     values: Any, shape: Any, *, field: str, booleans_possible: bool = True
 ) -> npt.NDArray[Any]:
     """Reshape a tensor's values (Seldon `tensor.values`, V2 `data`) to its 2-D `shape`.
-
-    `field` and `booleans_possible` are as for `as_features`.
 
     Raises:
         BadInput: a shape that is not two whole numbers, values that are not a list
@@ -144,9 +136,13 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def shorten(text: str, limit: int = 60) -> str:
+    """`text` cut to `limit` characters, ending in "...", for an error message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _show(value: Any) -> str:
-    text = repr(value.item() if isinstance(value, np.generic) else value)
-    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+    return shorten(repr(value.item() if isinstance(value, np.generic) else value), _SHOWN_CHARS)
 
 
 def _is_number(value: Any) -> bool:

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from hello_kubeflow.serving.features import BadInput
+from hello_kubeflow.serving.features import BadInput, shorten
 from hello_kubeflow.serving.protocol import check_meta
 
 # The fields of the protos a feedback message is parsed into, in the wrapper's
@@ -67,7 +67,7 @@ def _known_fields(part: dict[str, Any], allowed: frozenset[str], where: str) -> 
     unknown = sorted(set(part) - allowed)
     if unknown:
         raise BadInput(
-            f"{where} has unknown field(s) {_shown(', '.join(unknown))}; its fields are "
+            f"{where} has unknown field(s) {shorten(', '.join(unknown))}; its fields are "
             f"{', '.join(sorted(allowed))}"
         )
 
@@ -96,23 +96,14 @@ def _reward(reward: Any) -> float:
     if reward is None:
         return 0.0
     if isinstance(reward, bool) or not isinstance(reward, int | float) or not math.isfinite(reward):
-        raise BadInput(f"feedback reward must be a finite number; got {_shown(repr(reward))}")
+        raise BadInput(f"feedback reward must be a finite number; got {shorten(repr(reward))}")
     return float(reward)
 
 
-def _shown(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 class FeedbackCounter:
-    """Feedback received, counted as the wrapper's metrics count it (thread-safe).
+    """Feedback `received`, and `rewarded` and `reward` as the wrapper counts them (thread-safe).
 
     Only a non-zero reward counts there (metrics.py, `SeldonMetrics.update_reward`).
-
-    Attributes:
-        received: feedback messages accepted.
-        rewarded: those with a non-zero reward (the wrapper's `seldon_api_model_feedback`).
-        reward: the sum of their rewards (`seldon_api_model_feedback_reward`).
     """
 
     def __init__(self) -> None:

@@ -1,7 +1,4 @@
-"""The OpenAPI 3.1 description of every endpoint, served at `/openapi.json`.
-
-Its schemas state the real constraints, so a valid request is one the server accepts.
-"""
+"""The OpenAPI 3.1 description of every endpoint, stating the real constraints (`/openapi.json`)."""
 
 from __future__ import annotations
 
@@ -412,12 +409,7 @@ def _v2_model_paths(prefix: str, parameters: list[dict[str, Any]]) -> dict[str, 
 
 
 def openapi_document(model_name: str, max_body_bytes: int = 8 * 1024 * 1024) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the server (every route `app.create_app` serves).
-
-    Args:
-        model_name: the served model's name: the only value `{name}` accepts.
-        max_body_bytes: the body limit, stated in the description.
-    """
+    """The OpenAPI 3.1 document of every route `app.create_app` serves, for `model_name`."""
     name_param = {**_MODEL_NAME, "schema": {"type": "string", "enum": [model_name]}}
     health = _get(
         "Model health (a real prediction on a blank image)",

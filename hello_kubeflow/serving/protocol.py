@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from hello_kubeflow.serving.features import BadInput, as_features, check_names, from_flat
+from hello_kubeflow.serving.features import BadInput, as_features, check_names, from_flat, shorten
 
 SELDON_EXAMPLE = '{"data": {"names": ["X1", ..., "X784"], "ndarray": [[784 numbers in [0, 1]]]}}'
 V2_EXAMPLE = (
@@ -103,10 +103,7 @@ def seldon_text(body: bytes, content_type: str, query_json: str | None = None) -
 
 
 def may_hold_booleans(text: bytes | str) -> bool:
-    """False when JSON `text` cannot hold `true` or `false` (literals are never escaped).
-
-    A memchr for `u` and `f` goes first: the usual request has neither (well under 1 us).
-    """
+    """False when JSON `text` cannot hold `true` or `false` (a memchr for `u` and `f` first)."""
     if isinstance(text, str):
         return ("u" in text and "true" in text) or ("f" in text and "false" in text)
     return (b"u" in text and b"true" in text) or (b"f" in text and b"false" in text)
@@ -205,21 +202,19 @@ def parse_v2(message: Any, *, booleans_possible: bool = True) -> V2Request:
 
 
 def _with_meta(features: npt.NDArray[np.float32], kind: str, meta: Any) -> SeldonRequest:
-    """The request with its `meta` puid, tags, metrics and requestPath, echoed as the wrapper does.
+    """The request with what `meta` echoes: all but `routing` (utils.py, `construct_response_json`).
 
-    The wrapper drops `routing` (utils.py, `construct_response_json`); each field is typed as
-    in proto/prediction.proto's Meta, as its proto parser wants it in feedback (`json_to_feedback`).
+    Fields are typed as prediction.proto's Meta, as the wrapper's feedback parser wants them.
     """
     if meta is None:
         return SeldonRequest(features, kind)
     if not isinstance(meta, dict):
         raise BadInput('"meta" must be an object like {"puid": "...", "tags": {...}}')
     check_meta(meta)
-    puid = meta.get("puid")
     return SeldonRequest(
         features,
         kind,
-        puid or None,
+        meta.get("puid") or None,
         meta.get("tags") or {},
         meta.get("requestPath") or {},
         meta.get("metrics") or [],
@@ -291,13 +286,9 @@ _META_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-def _shown(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _json_shown(value: Any) -> str:
     """A JSON value as the client wrote it (null when it is missing), shortened."""
-    return _shown(orjson.dumps(value).decode())
+    return shorten(orjson.dumps(value).decode())
 
 
 def _check_whole(values: npt.NDArray[Any], where: str, datatype: str) -> None:

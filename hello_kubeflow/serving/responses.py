@@ -35,7 +35,7 @@ def seldon_prediction(
     """A Seldon answer: `{"data": {"names": [...], "ndarray"|"tensor": ...}, "meta": {...}}`.
 
     `kind` is the request's form; `tags` are echoed, `request_path` and `metrics` when not
-    empty (as the wrapper's utils.py, `construct_response_json`).
+    empty (SeldonIO/seldon-core v1.17.1 python/seldon_core/utils.py `construct_response_json`).
     """
     if kind == "tensor":
         payload: dict[str, Any] = {
@@ -60,10 +60,7 @@ def v2_prediction(
     request_id: str | None,
     class_names: Sequence[str],
 ) -> bytes:
-    """An Open Inference Protocol answer: one FP32 output `probabilities` of shape [n, 10].
-
-    The class names travel as its `class_names` parameter, comma-separated (V2 has only scalars).
-    """
+    """A V2 answer: one FP32 output `probabilities` [n, 10], its class names comma-separated."""
     answer: dict[str, Any] = {
         "model_name": model_name,
         "model_version": model_version,
@@ -85,7 +82,7 @@ def v2_prediction(
 def seldon_feedback(kind: str, puid: str | None) -> bytes:
     """The wrapper's answer to feedback: an empty prediction of the request's form, its puid.
 
-    As seldon_methods.py `send_feedback` (protobuf JSON leaves out the tensor's empty values).
+    As seldon_core/seldon_methods.py `send_feedback` (v1.17.1); protobuf JSON drops empty values.
     """
     data: dict[str, Any] = {"ndarray": []} if kind == "ndarray" else {"tensor": {"shape": [0]}}
     meta = {"puid": puid} if puid else {}

@@ -1,7 +1,4 @@
-"""`MnistClassifier`: the model as a Seldon Python-wrapper class (docs/serving.md).
-
-It imports numpy, the model runtime and small modules only: no web framework.
-"""
+"""`MnistClassifier`: the model as a Seldon Python-wrapper class (numpy and the runtime, no web)."""
 
 from __future__ import annotations
 

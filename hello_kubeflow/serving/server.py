@@ -1,7 +1,4 @@
-"""Run the model server under uvicorn (`run_server`) or in a thread (`running_server`).
-
-The model loads before anything listens; Ctrl-C or SIGTERM drains (docs/serving.md).
-"""
+"""Run the model server under uvicorn (`run_server`) or in a thread (`running_server`)."""
 
 from __future__ import annotations
 
