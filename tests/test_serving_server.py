@@ -415,6 +415,19 @@ def _server_processes(server: subprocess.Popen[str], workers: int) -> list[int]:
     return [int(pid) for pid in children.split()]
 
 
+def _wait_handles_sigterm(pid: int, seconds: float = 30.0) -> None:
+    """Wait until `pid` catches SIGTERM: a worker still starting would be killed by it."""
+    bit = 1 << (signal.SIGTERM - 1)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+        if int(caught.split()[1], 16) & bit:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} did not install its SIGTERM handler in {seconds} s")
+
+
 def _refused_within(port: int, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -460,6 +473,8 @@ def test_sigterm_answers_what_arrived_refuses_new_connections_and_503s_a_late_up
         # Frozen, the server receives requests it has not read: on kept connections,
         # and on new ones still queued in the listening socket.
         frozen = _server_processes(server, workers)
+        for pid in frozen:
+            _wait_handles_sigterm(pid)
         for pid in frozen:
             os.kill(pid, signal.SIGSTOP)
         queued = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(4)]

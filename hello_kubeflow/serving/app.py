@@ -1,23 +1,4 @@
-"""The Starlette application: Seldon protocol, Open Inference Protocol (V2), health, OpenAPI.
-
-Everything that can be done once is done in `create_app`: metadata documents, the
-OpenAPI document and the health answers are encoded to bytes at startup, and the
-model has answered one warm-up prediction before the first request. A request pays
-for reading its body (`bodies.read_body`: bounded by `max_body_bytes`, gzip and
-charsets), one orjson decode, a vectorised validation, the model, and one orjson
-encode. Small requests run on the event loop (a thread hop would cost more than the
-model); a large batch is parsed in a helper process (`bodies.parse_elsewhere`: the
-parse holds the GIL) and meets the model in a worker thread, so other clients keep
-their latency meanwhile. A large feedback body is parsed in the helper too.
-
-A body declared over the limit is refused before a byte of it is read (so a client
-that sent `Expect: 100-continue` gets the 413 instead of "100 Continue"), and every
-413 closes the connection: the rest of that body is not parsed, only read and
-dropped up to `deadlines.LINGER_BYTES` before the close, so that a client which
-sends its whole body before reading gets the 413 rather than a reset. Where the Seldon
-Core 1.17.1 wrapper is the reference, the file is cited (SeldonIO/seldon-core, tag
-v1.17.1, under `python/seldon_core/`).
-"""
+"""The Starlette application: Seldon and V2 routes, health, OpenAPI; answers prepared at startup."""
 
 from __future__ import annotations
 
@@ -34,6 +15,7 @@ from starlette.routing import Route
 
 from hello_kubeflow import __version__
 from hello_kubeflow.errors import ServingError
+from hello_kubeflow.model.artifact import LoadedModel
 from hello_kubeflow.serving.bodies import (
     INLINE_BODY_BYTES,
     feedback_request,
@@ -42,14 +24,11 @@ from hello_kubeflow.serving.bodies import (
     seldon_request,
     v2_request,
 )
-from hello_kubeflow.serving.describe import ModelCard, ServableModel
+from hello_kubeflow.serving.describe import ModelCard
 from hello_kubeflow.serving.features import N_CLASSES, N_FEATURES, BadInput
 from hello_kubeflow.serving.feedback import Feedback, FeedbackCounter
 from hello_kubeflow.serving.openapi import openapi_document
-from hello_kubeflow.serving.protocol import (
-    SeldonRequest,
-    V2Request,
-)
+from hello_kubeflow.serving.protocol import SeldonRequest, V2Request
 from hello_kubeflow.serving.responses import (
     INTERNAL_ERROR,
     json_bytes,
@@ -72,7 +51,7 @@ CLOSE = {"connection": "close"}
 class _Service:
     """The loaded model and every answer that can be prepared before serving."""
 
-    def __init__(self, model: ServableModel, model_name: str, max_body_bytes: int) -> None:
+    def __init__(self, model: LoadedModel, model_name: str, max_body_bytes: int) -> None:
         self.model = model
         self.card = ModelCard.of(model, model_name)
         self.class_names = list(self.card.class_names)
@@ -88,11 +67,7 @@ class _Service:
         self.feedback = FeedbackCounter()
 
     def check_model(self) -> None:
-        """One prediction on a blank image: warms the runtime up and proves the shapes.
-
-        Raises:
-            ServingError: the model does not answer ten probabilities for one image.
-        """
+        """One prediction on a blank image: warms the runtime, proves the shapes (ServingError)."""
         answer = np.asarray(self.model.predict_proba(np.zeros((1, N_FEATURES), np.float32)))
         if answer.shape != (1, N_CLASSES) or len(self.class_names) != N_CLASSES:
             raise ServingError(
@@ -129,16 +104,8 @@ class _Service:
         )
 
 
-def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) -> Starlette:
-    """Build the ASGI application serving `model`.
-
-    Args:
-        model: a loaded model (`hello_kubeflow.model.train.load_model`).
-        model_name: its name in V2 URLs and in metadata.
-        max_body_bytes: the largest request body accepted (413 beyond it).
-
-    Returns:
-        The Starlette application.
+def create_app(model: LoadedModel, *, model_name: str, max_body_bytes: int) -> Starlette:
+    """The ASGI application serving `model` under `model_name`, bodies up to `max_body_bytes`.
 
     Raises:
         ServingError: when the model does not answer ten probabilities for one image.
@@ -235,8 +202,7 @@ def create_app(model: ServableModel, *, model_name: str, max_body_bytes: int) ->
         Route("/openapi.json", _fixed(service.openapi)),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
-    # A path with a trailing slash is a 404: Starlette's redirect to the other
-    # spelling would build its Location from the client's Host header.
+    # A trailing slash is a 404: Starlette's redirect would build Location from the Host header.
     app.router.redirect_slashes = False
     return app
 
@@ -264,10 +230,9 @@ def _fixed(content: bytes, media_type: str = JSON) -> Callable[[Request], Awaita
 def _unknown_model(request: Request, card: ModelCard) -> Response | None:
     """404 for a model name, or a version, that this server does not serve.
 
-    A version that is not the served one is "not found", as MLServer 1.7.1 answers
-    it (SeldonIO/MLServer, mlserver/registry.py `get_model`, mlserver/errors.py
-    `ModelNotFound`): the spec lets a server choose the version only when the URL
-    names none (kserve/kserve v0.20.0, docs/predict-api/v2/required_api.md).
+    As MLServer 1.7.1 (SeldonIO/MLServer, mlserver/registry.py `get_model`, mlserver/errors.py
+    `ModelNotFound`); the spec lets a server choose a version only when the URL names none
+    (kserve/kserve v0.20.0, docs/predict-api/v2/required_api.md).
     """
     name = request.path_params["name"]
     if name != card.name:
@@ -287,10 +252,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     """404/405 and friends in the protocol's own error form, never an HTML page."""
     assert isinstance(exc, HTTPException)
     message = f"{exc.detail}: {request.method} {request.url.path}"
-    if request.url.path.startswith("/v2"):
-        body = v2_error(message)
-    else:
-        body = seldon_error(message, exc.status_code)
+    v2 = request.url.path.startswith("/v2")
+    body = v2_error(message) if v2 else seldon_error(message, exc.status_code)
     if exc.status_code == 405 and exc.headers:
         return Response(body, exc.status_code, headers=exc.headers, media_type=JSON)
     return _json(body, exc.status_code)

@@ -1,26 +1,4 @@
-"""Read request bodies: the size limit, gzip, charsets; parse large ones in another process.
-
-`read_body` gives the body as UTF-8 bytes, whatever the client sent:
-
-- over the body limit: 413, before a byte is read when Content-Length says so, else
-  as soon as the count passes it;
-- `Content-Encoding: gzip` is inflated as it arrives, and the inflated size is held
-  to the same limit: a small gzip that inflates past it is refused (413) without
-  being inflated whole. Other content codings get 415;
-- a UTF-8 byte order mark is dropped, and UTF-16 or UTF-32 text (named by the
-  Content-Type's `charset`, or found by its byte order mark or zero bytes, as
-  Python's `json.loads`, under the Seldon wrapper's Flask, finds it) is re-encoded
-  as UTF-8, the only encoding orjson reads. The usual UTF-8 body is not copied.
-
-Decoding JSON and building the numpy batch hold the GIL: for an 8 MiB batch, a few
-hundred milliseconds in which the event loop answers nobody. So a body larger than
-`INLINE_BODY_BYTES` is parsed by `parse_elsewhere` in a helper process (one per
-server process, started on first use), and only the float32 batch comes back;
-small bodies are parsed on the loop, where a process hop would cost more than the
-parse. The helper takes one body at a time, at a lower CPU priority, so clients
-looping large batches queue for it while one-image requests keep their latency
-(docs/benchmarks.md).
-"""
+"""Read request bodies (size limit, gzip, charsets); parse large ones in a helper process."""
 
 from __future__ import annotations
 
@@ -58,8 +36,7 @@ log = logging.getLogger(__name__)
 INLINE_BODY_BYTES = 64 * 1024
 """Bodies up to this size (~20 images) are parsed on the event loop; larger ones elsewhere."""
 HELPER_NICENESS = 5
-"""How much lower the helper's CPU priority is than the server's: when both want the
-CPU, one-image requests on the event loop go first, large batches wait."""
+"""The helper's lower CPU priority: one-image requests on the loop go before large batches."""
 _GZIP = ("gzip", "x-gzip")  # x-gzip: the same coding's old name (RFC 9110, 8.4.1.3)
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # the gzip wrapper, not zlib's or raw deflate
 # Byte order marks, UTF-32's first: its little-endian mark begins with UTF-16's.
@@ -80,16 +57,11 @@ _helpers_lock = threading.Lock()
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body as UTF-8 text bytes: inflated, re-encoded, held to `limit`.
 
-    A declared Content-Length over the limit is refused without reading: uvicorn
-    sends "100 Continue" only when the app first asks for the body, so a client
-    waiting for it gets the 413 instead. Chunked bodies carry no length, so the
-    count is kept while reading, and gzip bodies are counted as they inflate.
-    Either way the 413 closes the connection.
+    A Content-Length over it is refused unread (before uvicorn's "100 Continue").
 
     Raises:
-        BadInput: 413 over the limit; 415 for a content coding or charset this server
-            does not read; 400 for a broken gzip stream, a Content-Length that is not
-            a number, text that is not in its charset, or a client gone mid-body.
+        BadInput: 413 over the limit; 415 for an unread coding or charset; 400 for broken
+            gzip, a Content-Length not a number, text not in its charset, a client gone.
     """
     headers = request.headers
     inflate = _wants_gzip(headers)
@@ -123,38 +95,25 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def seldon_request(body: bytes, content_type: str, query_json: str | None) -> SeldonRequest:
-    """A Seldon prediction request from its UTF-8 body (wherever the message is in it).
-
-    Raises:
-        BadInput: as `seldon_text`, `decode_json` and `parse_seldon`.
-    """
+    """A Seldon prediction request from its body; BadInput as `seldon_text`, `parse_seldon`."""
     text = seldon_text(body, content_type, query_json)
     return parse_seldon(decode_json(text), booleans_possible=may_hold_booleans(text))
 
 
 def feedback_request(body: bytes, content_type: str, query_json: str | None) -> Feedback:
-    """A Seldon feedback message from its UTF-8 body (wherever the message is in it).
-
-    Raises:
-        BadInput: as `seldon_text`, `decode_json` and `parse_feedback`.
-    """
+    """A Seldon feedback message from its body; BadInput as `seldon_text`, `parse_feedback`."""
     return parse_feedback(decode_json(seldon_text(body, content_type, query_json)))
 
 
 def v2_request(body: bytes) -> V2Request:
-    """An Open Inference Protocol inference request from its UTF-8 body.
-
-    Raises:
-        BadInput: as `decode_json` and `parse_v2`.
-    """
+    """An Open Inference Protocol request from its body; BadInput as `decode_json`, `parse_v2`."""
     return parse_v2(decode_json(body), booleans_possible=may_hold_booleans(body))
 
 
 async def parse_elsewhere(parse: Callable[..., _T], *args: object, retry: bool = True) -> _T:
-    """`parse(*args)` in the helper process, leaving this process's GIL to the loop.
+    """`parse(*args)` (a module-level function) in the helper process; a dead one replaced.
 
-    `parse` must be a module-level function (it is pickled by name). If the helper
-    died (killed, out of memory), a new one is started and, with `retry`, tried once.
+    With `retry`, a helper that died (killed, out of memory) is replaced and tried once.
 
     Raises:
         BadInput: as `parse` raises it (with its status).
@@ -202,13 +161,7 @@ def _forget_helper(pool: ProcessPoolExecutor) -> None:
 
 
 def _serve_the_server() -> None:
-    """Set up the helper: signals are the server's; exit when the server does.
-
-    Ctrl-C and SIGTERM reach the whole process group, and the server still needs
-    its helper while it finishes in-flight requests; it stops the helper at exit.
-    A server killed outright (SIGKILL, a crash) cannot, so the helper also watches
-    its parent and exits when it is gone.
-    """
+    """Ignore the group's Ctrl-C and SIGTERM (the server stops us); exit when the server dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.nice(HELPER_NICENESS)
@@ -223,11 +176,7 @@ def _exit_after(sentinel: int) -> None:
 
 
 def _wants_gzip(headers: Headers) -> bool:
-    """True for `Content-Encoding: gzip`, False for none (or identity).
-
-    Raises:
-        BadInput: 415 for any other coding, or more than one.
-    """
+    """True for `Content-Encoding: gzip`, False for none (or identity); else a 415 BadInput."""
     codings = [
         c.strip().lower()
         for value in headers.getlist("content-encoding")
@@ -246,13 +195,9 @@ def _wants_gzip(headers: Headers) -> bool:
 
 
 def _inflate(inflater: zlib._Decompress, chunk: bytes, room: int) -> tuple[zlib._Decompress, bytes]:
-    """Inflate `chunk`, at most `room` + 1 bytes of it (one more says "over the limit").
+    """Inflate at most `room` + 1 bytes of `chunk`; the inflater for what follows, and them.
 
-    Concatenated gzip members are one body (RFC 1952, 2.2), as `gzip.decompress`
-    reads them. Returns the inflater for what follows, and the bytes inflated.
-
-    Raises:
-        BadInput: the data is not gzip, or is corrupt.
+    Concatenated gzip members are one body (RFC 1952, 2.2), as `gzip.decompress` reads them.
     """
     out: list[bytes] = []
     try:
@@ -274,16 +219,7 @@ def _inflate(inflater: zlib._Decompress, chunk: bytes, room: int) -> tuple[zlib.
 
 
 def _as_utf8(body: bytes, content_type: str) -> bytes:
-    """`body` as UTF-8: a UTF-8 byte order mark dropped, UTF-16/32 re-encoded.
-
-    The charset a Content-Type names wins; without one, a byte order mark or the
-    zero bytes of the first ASCII characters (JSON begins with one) tell UTF-16
-    and UTF-32 apart, as `json.detect_encoding` does.
-
-    Raises:
-        BadInput: 415 for a charset Python does not know as text; 400 for a body
-            that is not text in its charset.
-    """
+    """`body` as UTF-8: the Content-Type's charset, else a BOM or zero bytes (as `json.loads`)."""
     charset = _charset(content_type)
     if charset is None or charset in _UTF8:
         encoding = _detected(body)

@@ -1,47 +1,27 @@
-"""uvicorn's httptools protocol with the limits a server facing any client needs.
+"""The one module touching uvicorn's internals (tests/test_serving_uvicorn.py guards each name).
 
-uvicorn bounds only the idle time between keep-alive requests. `deadline_protocol`
-makes its httptools protocol, for each connection:
-
-- give every request `seconds` from its first byte (the first from connecting)
-  until its whole body has arrived: a client still sending then (slowloris, a
-  stalled upload) gets a 408 and is disconnected;
-- refuse a request line and headers over `MAX_HEAD_BYTES` with a 431 as soon
-  as the count passes it, without buffering the rest;
-- answer a request that is not valid HTTP/1.1 (an unknown method, a bad chunk
-  size, Content-Length with Transfer-Encoding, LF-only lines) with a JSON 400
-  naming the parser's complaint, not uvicorn's plain-text one;
-- after refusing a request whose body is still arriving (these answers, the
-  app's 413), read and drop up to `LINGER_BYTES` more before closing, so that a
-  client sending its whole body before reading (Python's http.client) reads the
-  refusal instead of a reset;
-- when the server stops, answer every request that has arrived (or whose first
-  bytes wait in the socket) with `Connection: close`, and a request still
-  arriving after `drain_seconds` with a 503.
-
-Every answer of its own is JSON in the Seldon error form (`{"error": ...}` on
-`/v2` paths), with `Connection: close`. The app's request, if any, sees a
-disconnect.
+Its protocol adds an arrival deadline, a head limit, JSON refusals, a lingering close, a drain.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
+import socket
 import struct
 import sys
 import termios
 from http import HTTPStatus
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from hello_kubeflow.serving.responses import seldon_error, v2_error
 
-TIMEOUT_STATUS = 408
 MAX_HEAD_BYTES = 64 * 1024
-"""The request line and headers together. Envoy (Istio's gateway) refuses above 60 KiB,
-so anything it forwards fits; gunicorn (Seldon's wrapper) refuses a line above 8 KB."""
+"""Request line and headers together; Envoy (Istio's gateway) refuses above 60 KiB."""
 LINGER_BYTES = 64 * 1024 * 1024
 """How much of a refused request is read and dropped before the connection is closed."""
 
@@ -62,28 +42,21 @@ def _answer(status: int, message: str, path: bytes = b"") -> bytes:
     return head.encode("ascii") + body
 
 
-def timeout_response(seconds: float) -> bytes:
-    """The raw HTTP 408 answer sent to a client too slow to send its request."""
-    return _answer(
-        TIMEOUT_STATUS,
-        f"the request did not arrive within {seconds:g} s (HK_REQUEST_TIMEOUT): "
-        "send the whole request at once",
-    )
-
-
 def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol with the limits the module describes.
+    """uvicorn's httptools protocol with a deadline, a head limit, JSON refusals and a drain.
 
     Args:
-        seconds: how long a request may take, from its first byte (or from the
-            connection, for the first request) to the end of its body.
-        drain_seconds: after the server starts stopping, how long a request still
-            arriving may take before it is answered 503.
+        seconds: from a request's first byte (or the connection) to the end of its body.
+        drain_seconds: once stopping, how long a request still arriving has before a 503.
 
     Returns:
         A protocol class for `uvicorn.Config(http=...)`.
     """
-    timeout = timeout_response(seconds)
+    timeout = _answer(
+        408,
+        f"the request did not arrive within {seconds:g} s (HK_REQUEST_TIMEOUT): "
+        "send the whole request at once",
+    )
 
     class DeadlineProtocol(HttpToolsProtocol):
         """HttpToolsProtocol with a deadline, a head limit, JSON refusals and a drain."""
@@ -137,9 +110,7 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
                 > MAX_HEAD_BYTES
             ):
                 self._refuse_head()
-                # Stops the parser; uvicorn then calls send_400_response, which sees
-                # that the request is answered already.
-                raise _Refused
+                raise _Refused  # uvicorn's send_400_response then sees it answered
             super().on_headers_complete()
             if self.cycle is not None:
                 self.cycle.transport = self._closer  # type: ignore[assignment]
@@ -165,12 +136,9 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
             error = sys.exception()
             detail = str(error) if error is not None and str(error) else msg
             self._refuse(
-                _answer(
-                    400,
-                    f"not a valid HTTP/1.1 request ({detail}): send a known method, lines "
-                    "ending in CRLF, and either Content-Length or chunked Transfer-Encoding",
-                    getattr(self, "url", b""),
-                )
+                400,
+                f"not a valid HTTP/1.1 request ({detail}): send a known method, lines "
+                "ending in CRLF, and either Content-Length or chunked Transfer-Encoding",
             )
 
         def shutdown(self) -> None:
@@ -207,37 +175,30 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
                     self.transport.close()
                 return
             self._refuse(
-                _answer(
-                    503,
-                    f"the server is stopping and the request had not arrived within "
-                    f"{drain_seconds:g} s: send it again",
-                    self.url,
-                )
+                503,
+                f"the server is stopping and the request had not arrived within "
+                f"{drain_seconds:g} s: send it again",
             )
 
         def _refuse_head(self) -> None:
             self._refuse(
-                _answer(
-                    431,
-                    f"the request line and headers are over this server's limit of "
-                    f"{MAX_HEAD_BYTES:,} bytes: send shorter headers (large cookies or "
-                    "tokens are the usual cause)",
-                    getattr(self, "url", b""),
-                )
+                431,
+                f"the request line and headers are over this server's limit of "
+                f"{MAX_HEAD_BYTES:,} bytes: send shorter headers (large cookies or "
+                "tokens are the usual cause)",
             )
 
-        def _refuse(self, answer: bytes) -> None:
+        def _refuse(self, status: int, message: str) -> None:
             """Answer a request the app cannot, then linger and close."""
             cycle = self.cycle
             if cycle is not None and not cycle.response_complete:
                 if cycle.response_started:
                     self.transport.close()  # the app's answer is half sent: nothing to add
                     return
-                # The app is waiting for the body: it will see a disconnect, and
-                # whatever it sends then is dropped.
+                # The app waits for the body: it sees a disconnect; what it sends is dropped.
                 cycle.disconnected = True
                 cycle.message_event.set()
-            self.transport.write(answer)
+            self.transport.write(_answer(status, message, getattr(self, "url", b"")))
             self.linger()
 
         def linger(self) -> None:
@@ -278,12 +239,7 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
 
 
 class _CloseByLingering:
-    """The transport as a request's cycle sees it: closing while the body still arrives lingers.
-
-    uvicorn closes the connection right after an answer with `Connection: close`;
-    when that answer (the app's 413) came before the end of the body, a reset would
-    reach a client still sending it, so the protocol lingers instead.
-    """
+    """The transport as a request's cycle sees it: closing mid-body (the app's 413) lingers."""
 
     def __init__(self, transport: Any, protocol: Any) -> None:
         self._transport = transport
@@ -303,3 +259,25 @@ class _CloseByLingering:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's Server, serving the connections queued in the socket as it stops (no reset)."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        protocol = functools.partial(
+            self.config.http_protocol_class,  # type: ignore[call-arg]
+            config=self.config,
+            server_state=self.server_state,
+            app_state=self.lifespan.state,
+        )
+        for listener in sockets or []:
+            listener.setblocking(False)
+            while True:
+                try:
+                    connection, _ = listener.accept()
+                except OSError:  # BlockingIOError: none left
+                    break
+                await loop.connect_accepted_socket(protocol, connection)
+        await super().shutdown(sockets)

@@ -1,16 +1,15 @@
-"""What the server says about its model: Seldon metadata and Open Inference (V2) metadata.
-
-Computed once at startup from the model artifact's `metadata.json`. Numpy-free, so
-`seldon_model.MnistClassifier.init_metadata` gives the Seldon wrapper the same answer.
-"""
+"""What the server says about its model: Seldon and Open Inference (V2) metadata."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from hello_kubeflow.serving.features import FEATURE_NAMES, N_CLASSES, N_FEATURES
+
+if TYPE_CHECKING:
+    from hello_kubeflow.model.artifact import LoadedModel
 
 _CUSTOM_KEYS = (
     "model",
@@ -23,35 +22,9 @@ _CUSTOM_KEYS = (
 )
 
 
-class ServableModel(Protocol):
-    """What the server needs of a loaded model (`hello_kubeflow.model.train.LoadedModel`)."""
-
-    @property
-    def class_names(self) -> Sequence[str]:
-        """The ten class names, `class:0` ... `class:9`."""
-        ...
-
-    @property
-    def metadata(self) -> Mapping[str, Any]:
-        """The artifact's `metadata.json`."""
-        ...
-
-    def predict_proba(self, x: Any) -> Any:
-        """(n, 10) class probabilities for float32 (n, 784) pixels in [0, 1]."""
-        ...
-
-
 @dataclass(frozen=True)
 class ModelCard:
-    """Name, version, runtime and class names of the served model.
-
-    Attributes:
-        name: the model's name in URLs and answers (`settings.model_name`).
-        version: the artifact's version (from its metadata).
-        platform: the runtime that computes answers (`onnxruntime` or `sklearn`).
-        class_names: the ten class names, in column order.
-        custom: a few string facts from the metadata (preset, accuracy, ...).
-    """
+    """Name, version, runtime (`onnxruntime` or `sklearn`), class names and a few metadata facts."""
 
     name: str
     version: str
@@ -60,7 +33,7 @@ class ModelCard:
     custom: dict[str, str]
 
     @classmethod
-    def of(cls, model: ServableModel, name: str) -> ModelCard:
+    def of(cls, model: LoadedModel, name: str) -> ModelCard:
         """Describe a loaded model under the name it is served as."""
         metadata = dict(model.metadata)
         return cls(
@@ -118,7 +91,7 @@ def _version(metadata: Mapping[str, Any]) -> str:
     return "1"
 
 
-def _platform(model: ServableModel, metadata: Mapping[str, Any]) -> str:
+def _platform(model: LoadedModel, metadata: Mapping[str, Any]) -> str:
     for owner, key in ((model, "backend"), (model, "runtime"), (metadata, "runtime")):
         value = owner.get(key) if isinstance(owner, Mapping) else getattr(owner, key, None)
         if isinstance(value, str) and value:

@@ -1,9 +1,4 @@
-"""Validate a batch of MNIST images for the model: rows of 784 numbers, each in [0, 1].
-
-Numpy only, so the Seldon wrapper's own environment can import it too. The happy
-path is vectorised (one `asarray`, one finiteness check, one min/max); the slow
-hunt for the offending value runs only to word an error message.
-"""
+"""Validate a batch of MNIST images: rows of 784 numbers in [0, 1] (numpy only, for the wrapper)."""
 
 from __future__ import annotations
 
@@ -22,12 +17,7 @@ _SHOWN_CHARS = 40
 
 
 class BadInput(ValueError):
-    """Input the model cannot take; the message says what is wrong and how to fix it.
-
-    Attributes:
-        message: what is wrong, for the client to read.
-        status: the HTTP status to answer with (400; 413 for a body that is too large).
-    """
+    """Input the model cannot take: `message` says what is wrong and the fix, `status` the code."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -42,23 +32,16 @@ class BadInput(ValueError):
 def as_features(
     values: Any, *, field: str = "data.ndarray", booleans_possible: bool = True
 ) -> npt.NDArray[np.float32]:
-    """Turn a batch of images into the model's input, or say exactly what is wrong.
+    """The model's input, a C-contiguous float32 (n, 784) array, or what is wrong with `values`.
 
     Args:
         values: rows of 784 pixel values scaled to [0, 1], as nested lists or an array.
         field: where the values came from in the request, named in error messages.
-        booleans_possible: False when the caller knows that `values` holds no JSON
-            `true`/`false` (the request text has neither word), which skips the
-            per-value search for booleans hidden among numbers.
-
-    Returns:
-        A C-contiguous float32 array shaped (n, 784), n >= 1.
+        booleans_possible: False skips the search for booleans among numbers (no `true`).
 
     Raises:
-        BadInput: not a 2-D batch, an empty batch, a row without 784 values, rows of
-            unequal length, a value that is not a number (a boolean among numbers
-            too), NaN/inf, or a value outside [0, 1] (saying when the values look
-            like unscaled 0-255 pixels).
+        BadInput: not a non-empty 2-D batch of 784-value rows of numbers in [0, 1]
+            (with a hint for unscaled 0-255 pixels).
     """
     array = _numbers(values, field, booleans_possible)
     if array.ndim != 2:
@@ -86,16 +69,7 @@ def as_features(
 def from_flat(
     values: Any, shape: Any, *, field: str, booleans_possible: bool = True
 ) -> npt.NDArray[Any]:
-    """Reshape a tensor's flat (or nested) values to its declared 2-D shape.
-
-    Args:
-        values: the tensor's values (Seldon `tensor.values`, V2 `data`).
-        shape: the declared shape, `[n, 784]`.
-        field: the tensor's place in the request, named in error messages.
-        booleans_possible: as for `as_features`.
-
-    Returns:
-        The values shaped as declared (then checked by `as_features`).
+    """Reshape a tensor's values (Seldon `tensor.values`, V2 `data`) to its 2-D `shape`.
 
     Raises:
         BadInput: a shape that is not two whole numbers, values that are not a list
@@ -133,11 +107,7 @@ def from_flat(
 
 
 def check_names(names: Any) -> None:
-    """Accept no names, or 784 feature names (our server and the wrapper's class alike).
-
-    Raises:
-        BadInput: names that are not a list of strings, or not 784 of them.
-    """
+    """Accept no names, or 784 feature names; else BadInput (our server and the wrapper's class)."""
     if names is None or names == []:
         return
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -147,9 +117,6 @@ def check_names(names: Any) -> None:
             f"data.names has {len(names)} names for {N_FEATURES} features: send "
             '"X1" ... "X784", or no names'
         )
-
-
-# ---- wording errors (only ever on the error path)
 
 
 def _describe(value: Any) -> str:
@@ -169,9 +136,13 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def shorten(text: str, limit: int = 60) -> str:
+    """`text` cut to `limit` characters, ending in "...", for an error message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _show(value: Any) -> str:
-    text = repr(value.item() if isinstance(value, np.generic) else value)
-    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+    return shorten(repr(value.item() if isinstance(value, np.generic) else value), _SHOWN_CHARS)
 
 
 def _is_number(value: Any) -> bool:

@@ -1,10 +1,6 @@
-"""Seldon feedback: validate it as the wrapper's proto parsing does, and count it.
+"""Seldon feedback: validated as the wrapper's proto parsing does, and counted.
 
-`SeldonClient.feedback` and Seldon's executor send feedback (a request, the
-response, a reward, the truth) to `/api/v1.0/feedback`, `/api/v0.1/feedback` or
-`/send-feedback`. The Seldon Core 1.17.1 wrapper (SeldonIO/seldon-core, tag
-v1.17.1, `python/seldon_core/`) parses it into its `Feedback` proto, counts it in
-its metrics and answers an empty prediction; so do we (`responses.seldon_feedback`).
+As the Seldon Core 1.17.1 wrapper (SeldonIO/seldon-core, tag v1.17.1, `python/seldon_core/`).
 """
 
 from __future__ import annotations
@@ -14,7 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from hello_kubeflow.serving.features import BadInput
+from hello_kubeflow.serving.features import BadInput, shorten
 from hello_kubeflow.serving.protocol import check_meta
 
 # The fields of the protos a feedback message is parsed into, in the wrapper's
@@ -29,13 +25,9 @@ _META_FIELDS = frozenset({"puid", "tags", "routing", "requestPath", "metrics"})
 
 @dataclass(frozen=True, slots=True)
 class Feedback:
-    """A valid Seldon feedback message (`request`, `response`, `reward`, `truth`).
+    """A valid Seldon feedback message: its `reward` (0 when absent) and what the answer echoes.
 
-    Attributes:
-        reward: the reward it carries (0 when absent, as in the wrapper's proto).
-        kind: the form of the wrapper's (empty) answer: `ndarray` when the feedback's
-            request was an ndarray, else `tensor`.
-        puid: the feedback request's `meta.puid`, echoed back; None if absent.
+    `kind` is `ndarray` if the feedback's request was one, else `tensor`; `puid` is the request's.
     """
 
     reward: float = 0.0
@@ -44,14 +36,10 @@ class Feedback:
 
 
 def parse_feedback(message: Any) -> Feedback:
-    """Validate a Seldon feedback message as the wrapper's proto parsing does.
+    """Validate a Seldon feedback message as the wrapper's `Feedback` proto parsing does.
 
-    The wrapper parses the body into the `Feedback` proto (utils.py,
-    `json_to_feedback`): an object of `request`, `response` and `truth` (Seldon
-    messages) and a numeric `reward`. An unknown field anywhere down to `data`
-    and `meta` is a 400, as there. The reward must be a finite JSON number: the
-    wrapper's protobuf parser also takes `true` and numeric strings ("1.5",
-    "NaN"), and would add NaN to its reward counter.
+    As utils.py `json_to_feedback`, unknown fields down to `data` and `meta` are refused;
+    the reward must be a finite JSON number (the proto parser takes "NaN" and `true`).
 
     Raises:
         BadInput: naming the field that is wrong.
@@ -79,7 +67,7 @@ def _known_fields(part: dict[str, Any], allowed: frozenset[str], where: str) -> 
     unknown = sorted(set(part) - allowed)
     if unknown:
         raise BadInput(
-            f"{where} has unknown field(s) {_shown(', '.join(unknown))}; its fields are "
+            f"{where} has unknown field(s) {shorten(', '.join(unknown))}; its fields are "
             f"{', '.join(sorted(allowed))}"
         )
 
@@ -108,26 +96,14 @@ def _reward(reward: Any) -> float:
     if reward is None:
         return 0.0
     if isinstance(reward, bool) or not isinstance(reward, int | float) or not math.isfinite(reward):
-        raise BadInput(f"feedback reward must be a finite number; got {_shown(repr(reward))}")
+        raise BadInput(f"feedback reward must be a finite number; got {shorten(repr(reward))}")
     return float(reward)
 
 
-def _shown(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 class FeedbackCounter:
-    """Feedback received, counted as the wrapper's metrics count it (thread-safe).
+    """Feedback `received`, and `rewarded` and `reward` as the wrapper counts them (thread-safe).
 
-    The wrapper counts a feedback and adds its reward only when the reward is not
-    zero (metrics.py, `SeldonMetrics.update_reward`); so do we, and keep the
-    total count of feedback messages as well.
-
-    Attributes:
-        received: feedback messages accepted.
-        rewarded: those with a non-zero reward (the wrapper's
-            `seldon_api_model_feedback` counter).
-        reward: the sum of their rewards (`seldon_api_model_feedback_reward`).
+    Only a non-zero reward counts there (metrics.py, `SeldonMetrics.update_reward`).
     """
 
     def __init__(self) -> None:

@@ -1,13 +1,4 @@
-"""The OpenAPI 3.1 description of every endpoint, served at `/openapi.json`.
-
-The request schemas state the real constraints (784 values a row, each in
-[0, 1], shapes [n, 784], whole numbers in integer V2 tensors, `meta` typed as
-Seldon's proto types it, a `json` form field or query argument holding a
-JSON-encoded message), so that a request valid against the schema is one the
-server accepts, except where JSON Schema cannot say it (a tensor's values must
-fill its shape: said in the descriptions); every route documents its 4xx
-answers: 400, 404, 405, 408, 413, 415.
-"""
+"""The OpenAPI 3.1 description of every endpoint, stating the real constraints (`/openapi.json`)."""
 
 from __future__ import annotations
 
@@ -89,6 +80,21 @@ def _seldon_post(summary: str, request: str, answer: str, described: str) -> dic
     }
 
 
+def _get(
+    summary: str,
+    tag: str,
+    answer: dict[str, Any],
+    errors: dict[str, Any] = _GET_ERRORS,
+    parameters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A GET answering `answer` (the 200 response), or `errors`."""
+    operation: dict[str, Any] = {"summary": summary, "tags": [tag]}
+    if parameters:
+        operation["parameters"] = parameters
+    operation["responses"] = {"200": answer, **errors}
+    return {"get": operation}
+
+
 def _seldon_get(summary: str, request: str, answer: str, described: str) -> dict[str, Any]:
     """A GET taking the message in its `json` query argument, JSON-encoded."""
     json_argument = {
@@ -97,22 +103,11 @@ def _seldon_get(summary: str, request: str, answer: str, described: str) -> dict
         "required": True,
         "content": {"application/json": {"schema": _ref(request)}},
     }
-    return {
-        "summary": summary,
-        "tags": ["seldon"],
-        "parameters": [json_argument],
-        "responses": {"200": _json(answer, described), **_SELDON_BODY_ERRORS},
-    }
+    return _get(summary, "seldon", _json(answer, described), _SELDON_BODY_ERRORS, [json_argument])
 
 
-def _get(summary: str, tag: str, schema: str, description: str) -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": summary,
-            "tags": [tag],
-            "responses": {"200": _json(schema, description), **_GET_ERRORS},
-        }
-    }
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
 
 
 _PREDICT = _seldon_post(
@@ -388,22 +383,12 @@ _SCHEMAS: dict[str, Any] = {
 def _v2_model_paths(prefix: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
     """Metadata, readiness and inference of the model at `prefix` (with a version or not)."""
     return {
-        prefix: {
-            "get": {
-                "summary": "Model metadata (V2)",
-                "tags": ["v2"],
-                "parameters": parameters,
-                "responses": {"200": _json("V2Metadata", "Metadata"), **_V2_GET_ERRORS},
-            }
-        },
-        prefix + "/ready": {
-            "get": {
-                "summary": "Model readiness (V2)",
-                "tags": ["v2"],
-                "parameters": parameters,
-                "responses": {"200": _json("V2Status", "ready"), **_V2_GET_ERRORS},
-            }
-        },
+        prefix: _get(
+            "Model metadata (V2)", "v2", _json("V2Metadata", "Metadata"), _V2_GET_ERRORS, parameters
+        ),
+        prefix + "/ready": _get(
+            "Model readiness (V2)", "v2", _json("V2Status", "ready"), _V2_GET_ERRORS, parameters
+        ),
         prefix + "/infer": {
             "post": {
                 "summary": "Infer digit probabilities (Open Inference Protocol V2)",
@@ -424,23 +409,20 @@ def _v2_model_paths(prefix: str, parameters: list[dict[str, Any]]) -> dict[str, 
 
 
 def openapi_document(model_name: str, max_body_bytes: int = 8 * 1024 * 1024) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the server (every route `app.create_app` serves).
-
-    Args:
-        model_name: the served model's name: the only value `{name}` accepts.
-        max_body_bytes: the body limit, stated in the description.
-    """
+    """The OpenAPI 3.1 document of every route `app.create_app` serves, for `model_name`."""
     name_param = {**_MODEL_NAME, "schema": {"type": "string", "enum": [model_name]}}
     health = _get(
-        "Model health (a real prediction on a blank image)", "seldon", "SeldonStatus", "healthy"
+        "Model health (a real prediction on a blank image)",
+        "seldon",
+        _json("SeldonStatus", "healthy"),
     )
-    metadata = _get("Model metadata (Seldon)", "seldon", "SeldonMetadata", "Metadata")
+    metadata = _get("Model metadata (Seldon)", "seldon", _json("SeldonMetadata", "Metadata"))
     paths: dict[str, Any] = {
         "/api/v1.0/predictions": {"post": _PREDICT},
         "/api/v0.1/predictions": {"post": _PREDICT},
         "/predict": {
             "post": _PREDICT,
-            "get": _seldon_get(
+            **_seldon_get(
                 "Predict with the message in the json query argument",
                 "SeldonMessage",
                 "SeldonPrediction",
@@ -451,61 +433,36 @@ def openapi_document(model_name: str, max_body_bytes: int = 8 * 1024 * 1024) -> 
         "/api/v0.1/feedback": {"post": _FEEDBACK},
         "/send-feedback": {
             "post": _FEEDBACK,
-            "get": _seldon_get(
+            **_seldon_get(
                 "Send feedback in the json query argument",
                 "SeldonFeedback",
                 "SeldonFeedbackAnswer",
                 "Counted",
             ),
         },
-        "/health/ping": {
-            "get": {
-                "summary": "Liveness: answers pong",
-                "tags": ["seldon"],
-                "responses": {
-                    "200": {
-                        "description": "pong",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    },
-                    **_GET_ERRORS,
-                },
-            }
-        },
+        "/health/ping": _get("Liveness: answers pong", "seldon", _text("pong")),
         "/health/status": health,
         "/api/v1.0/health/status": health,
         "/api/v1.0/metadata": metadata,
         "/metadata": metadata,
-        "/metrics": {
-            "get": {
-                "summary": "Feedback counters (Prometheus text, the wrapper's metric names)",
-                "tags": ["seldon"],
-                "responses": {
-                    "200": {
-                        "description": "counters",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    },
-                    **_GET_ERRORS,
-                },
-            }
-        },
-        "/v2": _get("Server metadata (V2)", "v2", "V2Metadata", "name, version, extensions"),
-        "/v2/health/live": _get("Liveness (V2)", "v2", "V2Status", '{"live": true}'),
-        "/v2/health/ready": _get("Readiness (V2)", "v2", "V2Status", '{"ready": true}'),
+        "/metrics": _get(
+            "Feedback counters (Prometheus text, the wrapper's metric names)",
+            "seldon",
+            _text("counters"),
+        ),
+        "/v2": _get("Server metadata (V2)", "v2", _json("V2Metadata", "name, version, extensions")),
+        "/v2/health/live": _get("Liveness (V2)", "v2", _json("V2Status", '{"live": true}')),
+        "/v2/health/ready": _get("Readiness (V2)", "v2", _json("V2Status", '{"ready": true}')),
         **_v2_model_paths("/v2/models/{name}", [name_param]),
         **_v2_model_paths("/v2/models/{name}/versions/{version}", [name_param, _VERSION]),
-        "/openapi.json": {
-            "get": {
-                "summary": "This document",
-                "tags": ["meta"],
-                "responses": {
-                    "200": {
-                        "description": "OpenAPI 3.1",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
-                    **_GET_ERRORS,
-                },
-            }
-        },
+        "/openapi.json": _get(
+            "This document",
+            "meta",
+            {
+                "description": "OpenAPI 3.1",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+        ),
     }
     return {
         "openapi": "3.1.0",

@@ -1,12 +1,6 @@
 """Parse request bodies of the Seldon protocol and the Open Inference Protocol (V2).
 
-Seldon clients send the message as a JSON body (gateways, curl), form-encoded as
-`json=<message>` (the official `SeldonClient.microservice`), or as a `?json=` query
-argument; the Seldon wrapper accepts all three, and so do we. Every problem raises
-`BadInput` with a message that names the field and the fix.
-
-Where the Seldon Core 1.17.1 wrapper is the reference, the file is cited
-(SeldonIO/seldon-core, tag v1.17.1, under `python/seldon_core/`).
+The Seldon wrapper cited is SeldonIO/seldon-core, tag v1.17.1, under `python/seldon_core/`.
 """
 
 from __future__ import annotations
@@ -20,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from hello_kubeflow.serving.features import BadInput, as_features, check_names, from_flat
+from hello_kubeflow.serving.features import BadInput, as_features, check_names, from_flat, shorten
 
 SELDON_EXAMPLE = '{"data": {"names": ["X1", ..., "X784"], "ndarray": [[784 numbers in [0, 1]]]}}'
 V2_EXAMPLE = (
@@ -28,38 +22,20 @@ V2_EXAMPLE = (
     '"data": [784 numbers in [0, 1]]}]}'
 )
 V2_OUTPUT = "probabilities"
-V2_NUMERIC_TYPES = frozenset(
-    {
-        "FP16",
-        "FP32",
-        "FP64",
-        "INT8",
-        "INT16",
-        "INT32",
-        "INT64",
-        "UINT8",
-        "UINT16",
-        "UINT32",
-        "UINT64",
-    }
+_V2_INTEGER_TYPES = frozenset(
+    {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 )
-_V2_INTEGER_TYPES = frozenset(t for t in V2_NUMERIC_TYPES if "INT" in t)
+V2_NUMERIC_TYPES = _V2_INTEGER_TYPES | {"FP16", "FP32", "FP64"}
 _FORM = "application/x-www-form-urlencoded"
 _MULTIPART = "multipart/form-data"
 
 
 @dataclass(frozen=True, slots=True)
 class SeldonRequest:
-    """A valid Seldon prediction request.
+    """A valid Seldon prediction request: float32 (n, 784) pixels in [0, 1] and what is echoed.
 
-    Attributes:
-        features: float32 (n, 784) pixels in [0, 1].
-        kind: `ndarray` or `tensor`: the answer uses the same form (`tensor` for
-            `jsonData`, as the wrapper answers it).
-        puid: the caller's prediction id (`meta.puid`), echoed back; None if absent.
-        tags: the caller's `meta.tags`, echoed back as Seldon does.
-        request_path: the caller's `meta.requestPath`, echoed back as Seldon does.
-        metrics: the caller's `meta.metrics`, echoed back as Seldon does.
+    `kind` is the answer's form, `ndarray` or `tensor` (also for `jsonData`, as the wrapper);
+    `puid` (None if absent), `tags`, `request_path` and `metrics` come from `meta`.
     """
 
     features: npt.NDArray[np.float32]
@@ -72,24 +48,14 @@ class SeldonRequest:
 
 @dataclass(frozen=True, slots=True)
 class V2Request:
-    """A valid Open Inference Protocol inference request.
-
-    Attributes:
-        features: float32 (n, 784) pixels in [0, 1].
-        id: the request id, echoed back; None if absent.
-    """
+    """A valid Open Inference Protocol request: float32 (n, 784) pixels, the `id` to echo back."""
 
     features: npt.NDArray[np.float32]
     id: str | None = None
 
 
 def decode_json(body: bytes | str) -> Any:
-    """Decode a JSON document, saying plainly what is wrong with a bad one.
-
-    Raises:
-        BadInput: an empty body, or one that is not JSON (NaN and Infinity, which some
-            encoders write, are named: they are neither JSON nor pixel values).
-    """
+    """Decode a JSON document; BadInput for an empty body or not JSON (NaN, Infinity named)."""
     if not body or not body.strip():
         raise BadInput(f"the request body is empty: send a JSON message such as {SELDON_EXAMPLE}")
     try:
@@ -105,28 +71,15 @@ def decode_json(body: bytes | str) -> Any:
 
 
 def media_type(content_type: str) -> str:
-    """The media type of a Content-Type header, lower-cased (`Application/JSON; x` -> ...json).
-
-    Media types are case-insensitive (RFC 9110, 8.3.1), as werkzeug, under the
-    Seldon wrapper, reads them.
-    """
+    """A Content-Type's media type, lower-cased: case-insensitive (RFC 9110, 8.3.1) as werkzeug."""
     return content_type.partition(";")[0].strip().lower()
 
 
 def seldon_text(body: bytes, content_type: str, query_json: str | None = None) -> bytes | str:
-    """The JSON text of a Seldon message, wherever the client put it.
-
-    As the wrapper's `get_request` (flask_utils.py): the form's `json` field, else
-    the `json` query argument, else the body.
-
-    Args:
-        body: the raw request body.
-        content_type: the request's Content-Type header ("" when absent).
-        query_json: the `json` query argument, if any.
+    """A Seldon message's text: form `json`, query `json` or body (flask_utils.py `get_request`).
 
     Raises:
-        BadInput: a form without a `json` field, multipart forms (415), a form that
-            is not UTF-8.
+        BadInput: a form without a `json` field or not UTF-8; multipart forms (415).
     """
     media = media_type(content_type)
     if media == _MULTIPART:
@@ -150,13 +103,7 @@ def seldon_text(body: bytes, content_type: str, query_json: str | None = None) -
 
 
 def may_hold_booleans(text: bytes | str) -> bool:
-    """False when JSON `text` cannot hold `true` or `false` (neither word occurs in it).
-
-    JSON literals are never escaped, so a message without these words holds no
-    boolean, and the per-value search for booleans among numbers can be skipped.
-    A one-character search (memchr) for `u` and `f` goes first: a request of
-    digits and the usual keys has neither, and is cleared in well under 1 us.
-    """
+    """False when JSON `text` cannot hold `true` or `false` (a memchr for `u` and `f` first)."""
     if isinstance(text, str):
         return ("u" in text and "true" in text) or ("f" in text and "false" in text)
     return (b"u" in text and b"true" in text) or (b"f" in text and b"false" in text)
@@ -165,10 +112,7 @@ def may_hold_booleans(text: bytes | str) -> bool:
 def parse_seldon(message: Any, *, booleans_possible: bool = True) -> SeldonRequest:
     """Validate a Seldon prediction message: `data.ndarray`, `data.tensor` or `jsonData` rows.
 
-    Args:
-        message: the decoded JSON message.
-        booleans_possible: False when the message's text has no `true`/`false`
-            (`may_hold_booleans`): skips the search for booleans among the pixels.
+    `booleans_possible` False skips the search for booleans (`may_hold_booleans`).
 
     Raises:
         BadInput: naming what is missing or malformed.
@@ -177,9 +121,7 @@ def parse_seldon(message: Any, *, booleans_possible: bool = True) -> SeldonReque
         raise BadInput(f"the message must be a JSON object like {SELDON_EXAMPLE}")
     data = message.get("data")
     if data is None and "jsonData" in message:
-        # The wrapper hands jsonData to predict() as it is, and answers a numeric
-        # result as a tensor when the request had no "data" (utils.py,
-        # extract_request_parts_json and construct_response_json).
+        # Answered as a tensor, as the wrapper does (utils.py, construct_response_json).
         kind = "tensor"
         features = as_features(
             message["jsonData"], field="jsonData", booleans_possible=booleans_possible
@@ -223,10 +165,6 @@ def parse_seldon(message: Any, *, booleans_possible: bool = True) -> SeldonReque
 def parse_v2(message: Any, *, booleans_possible: bool = True) -> V2Request:
     """Validate an Open Inference Protocol request: one numeric tensor of shape [n, 784].
 
-    Args:
-        message: the decoded JSON request.
-        booleans_possible: as for `parse_seldon`.
-
     Raises:
         BadInput: naming what is missing or malformed.
     """
@@ -237,14 +175,12 @@ def parse_v2(message: Any, *, booleans_possible: bool = True) -> V2Request:
         raise BadInput(f'"inputs" must be a list of exactly one tensor: {V2_EXAMPLE}')
     request_id = message.get("id")
     if request_id is not None and not isinstance(request_id, str):
-        # "id" : $string, to be returned as given (kserve/kserve v0.20.0,
-        # docs/predict-api/v2/required_api.md); a number could not come back as one.
+        # "id" : $string (kserve/kserve v0.20.0, docs/predict-api/v2/required_api.md).
         raise BadInput(f'"id" must be a string, e.g. "42"; got {_json_shown(request_id)}')
     tensor = inputs[0]
     name = tensor.get("name")
     if not isinstance(name, str):
-        # The spec's $request_input has "name" : $string (as above); MLServer 1.7.1
-        # requires it too (SeldonIO/MLServer, mlserver/types/dataplane.py, RequestInput).
+        # $request_input's "name" : $string; SeldonIO/MLServer 1.7.1 mlserver/types/dataplane.py.
         raise BadInput(
             f'inputs[0] needs a "name" (a string, e.g. "input"); got {_json_shown(name)}: '
             f"send {V2_EXAMPLE}"
@@ -266,25 +202,19 @@ def parse_v2(message: Any, *, booleans_possible: bool = True) -> V2Request:
 
 
 def _with_meta(features: npt.NDArray[np.float32], kind: str, meta: Any) -> SeldonRequest:
-    """The request with what its `meta` asks to be echoed: puid, tags, metrics, requestPath.
+    """The request with what `meta` echoes: all but `routing` (utils.py, `construct_response_json`).
 
-    The wrapper echoes these four as they were sent, and drops `routing` and unknown
-    fields (utils.py, `construct_response_json`). Each known field must have its type
-    in the Meta message of proto/prediction.proto (SeldonIO/seldon-core, tag v1.17.1),
-    as the wrapper's own proto parser wants it in feedback (utils.py,
-    `json_to_feedback`): one that has not is a 400 naming it, whichever field it is,
-    where the wrapper's predict would echo a `puid` of 5 that no proto client can read.
+    Fields are typed as prediction.proto's Meta, as the wrapper's feedback parser wants them.
     """
     if meta is None:
         return SeldonRequest(features, kind)
     if not isinstance(meta, dict):
         raise BadInput('"meta" must be an object like {"puid": "...", "tags": {...}}')
     check_meta(meta)
-    puid = meta.get("puid")
     return SeldonRequest(
         features,
         kind,
-        puid or None,
+        meta.get("puid") or None,
         meta.get("tags") or {},
         meta.get("requestPath") or {},
         meta.get("metrics") or [],
@@ -292,11 +222,7 @@ def _with_meta(features: npt.NDArray[np.float32], kind: str, meta: Any) -> Seldo
 
 
 def check_meta(meta: dict[str, Any], where: str = "meta") -> None:
-    """Refuse a `meta` field that has not its type in Seldon's Meta message.
-
-    Args:
-        meta: a Seldon message's `meta` object.
-        where: its place in the request, named in the message.
+    """Refuse a `meta` field (`where` in the request) not of its type in Seldon's Meta message.
 
     Raises:
         BadInput: naming the first field of the wrong type and the type it needs.
@@ -360,13 +286,9 @@ _META_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-def _shown(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _json_shown(value: Any) -> str:
     """A JSON value as the client wrote it (null when it is missing), shortened."""
-    return _shown(orjson.dumps(value).decode())
+    return shorten(orjson.dumps(value).decode())
 
 
 def _check_whole(values: npt.NDArray[Any], where: str, datatype: str) -> None:

@@ -34,15 +34,8 @@ def seldon_prediction(
 ) -> bytes:
     """A Seldon answer: `{"data": {"names": [...], "ndarray"|"tensor": ...}, "meta": {...}}`.
 
-    Args:
-        probabilities: (n, 10) class probabilities.
-        kind: `ndarray` or `tensor`, as the request was.
-        class_names: the ten class names.
-        puid: the prediction id.
-        tags: the caller's tags, echoed.
-        request_path: the caller's `meta.requestPath`, echoed when not empty (as the
-            wrapper's utils.py, `construct_response_json`, does).
-        metrics: the caller's `meta.metrics`, echoed when not empty (as there).
+    `kind` is the request's form; `tags` are echoed, `request_path` and `metrics` when not
+    empty (SeldonIO/seldon-core v1.17.1 python/seldon_core/utils.py `construct_response_json`).
     """
     if kind == "tensor":
         payload: dict[str, Any] = {
@@ -67,11 +60,7 @@ def v2_prediction(
     request_id: str | None,
     class_names: Sequence[str],
 ) -> bytes:
-    """An Open Inference Protocol answer: one FP32 output `probabilities` of shape [n, 10].
-
-    The class names travel as the output's `class_names` parameter (comma-separated:
-    V2 parameters are scalars), so a client can check which column is which digit.
-    """
+    """A V2 answer: one FP32 output `probabilities` [n, 10], its class names comma-separated."""
     answer: dict[str, Any] = {
         "model_name": model_name,
         "model_version": model_version,
@@ -91,12 +80,9 @@ def v2_prediction(
 
 
 def seldon_feedback(kind: str, puid: str | None) -> bytes:
-    """The wrapper's answer to feedback: an empty prediction of the request's form.
+    """The wrapper's answer to feedback: an empty prediction of the request's form, its puid.
 
-    The wrapper answers `construct_response` of an empty array for the feedback's
-    request (seldon_methods.py, `send_feedback`; utils.py): `{"ndarray": []}`
-    when that request was an ndarray, else `{"tensor": {"shape": [0]}}` (protobuf
-    JSON leaves out the empty values), with the request's puid when it had one.
+    As seldon_core/seldon_methods.py `send_feedback` (v1.17.1); protobuf JSON drops empty values.
     """
     data: dict[str, Any] = {"ndarray": []} if kind == "ndarray" else {"tensor": {"shape": [0]}}
     meta = {"puid": puid} if puid else {}

@@ -1,16 +1,4 @@
-"""`MnistClassifier`: the model as a Seldon Python-wrapper class, unchanged in any wrapper.
-
-The Seldon Core 1.x wrapper runs it with
-
-    seldon-core-microservice hello_kubeflow.serving.seldon_model.MnistClassifier
-
-(the model directory from the `model_dir` parameter, else `HK_MODEL_DIR`). It has
-what the wrapper looks for: `predict(X, features_names)` returning (n, 10)
-probabilities, `class_names()`, `init_metadata()` and `health_status()`. Bad input
-raises the wrapper's own `SeldonMicroserviceException` (a 400 in Seldon's error
-form) when the wrapper is installed, else `BadInput`. It imports numpy, the model
-runtime and these small modules only: no web framework.
-"""
+"""`MnistClassifier`: the model as a Seldon Python-wrapper class (numpy and the runtime, no web)."""
 
 from __future__ import annotations
 
@@ -43,11 +31,7 @@ def _bad_request(message: str) -> Exception:
 
 
 class MnistClassifier:
-    """The MNIST model (forest or mlp) behind the Seldon wrapper's model interface.
-
-    Args:
-        model_dir: the model artifact directory; "" means `HK_MODEL_DIR`.
-        model_name: the name given in metadata (default `HK_MODEL_NAME`).
+    """The MNIST model behind the Seldon wrapper's interface (`model_dir` "" is `HK_MODEL_DIR`).
 
     Raises:
         ModelError: no model directory was given or set, or it holds no valid model.
@@ -76,22 +60,15 @@ class MnistClassifier:
     def predict(
         self, X: Any, features_names: Iterable[str] | None = None, **kwargs: Any
     ) -> npt.NDArray[np.float32]:
-        """Ten class probabilities per image.
+        """Ten class probabilities per image, float32 (n, 10) in `class_names()` order.
 
         Args:
-            X: (n, 784) pixels scaled to [0, 1]: the wrapper's numpy array, or the
-                rows of a `jsonData` request as they came.
-            features_names: the request's feature names: none, or 784 of them (as our
-                server checks); pixels are positional.
+            X: (n, 784) pixels in [0, 1]: a numpy array, or a `jsonData` request's rows.
+            features_names: none, or 784 of them (pixels are positional).
             **kwargs: what newer wrappers pass (`meta`), unused.
 
-        Returns:
-            float32 (n, 10) probabilities, columns in `class_names()` order, each in
-            [0, 1].
-
         Raises:
-            SeldonMicroserviceException: (or `BadInput` outside the wrapper) for input
-                that is not a batch of 784 values in [0, 1], saying what is wrong.
+            SeldonMicroserviceException: (`BadInput` outside the wrapper) for bad input.
         """
         try:
             features = as_features(X, field="data")
@@ -105,11 +82,7 @@ class MnistClassifier:
         return self._card.seldon_metadata()
 
     def health_status(self) -> str:
-        """A real prediction on a blank image; raises if the model cannot answer.
-
-        Raises:
-            ModelError: when the model does not give ten probabilities for one image.
-        """
+        """A real prediction on a blank image; ModelError unless it gives ten probabilities."""
         answer = np.asarray(self._model.predict_proba(np.zeros((1, N_FEATURES), np.float32)))
         if answer.shape != (1, N_CLASSES):
             raise ModelError(f"the model answered shape {answer.shape} for one image")

@@ -1,21 +1,8 @@
-"""Run the model server under uvicorn: load the model first, then listen; stop gracefully.
-
-`run_server` is what `inv serve` calls: it loads the model (a missing or broken
-artifact is a clear `ModelError` before anything listens), binds the socket (a
-busy port is a clear `ServingError`), and serves until Ctrl-C or SIGTERM. Stopping
-drains: the connections already waiting are accepted, the socket is closed (new
-connections are refused at once), every request that has arrived is answered, and
-a body still arriving after `GRACEFUL_STOP_SECONDS` gets a 503 (`deadlines`). With
-several workers, each is a spawned process that loads its own copy of the model
-and accepts on the shared socket, which the parent closes as it stops them.
-`running_server` serves in a background thread, for `inv demo` and tests.
-"""
+"""Run the model server under uvicorn (`run_server`) or in a thread (`running_server`)."""
 
 from __future__ import annotations
 
-import asyncio
 import errno
-import functools
 import logging
 import multiprocessing
 import signal
@@ -26,16 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 
-from hello_kubeflow.console import sigterm_interrupts
+from hello_kubeflow.console import configure_logging, sigterm_interrupts
 from hello_kubeflow.errors import ServingError
+from hello_kubeflow.model.artifact import LoadedModel, latest_model_path, load_model
 from hello_kubeflow.serving.app import create_app
 from hello_kubeflow.serving.bodies import stop_helper
-from hello_kubeflow.serving.deadlines import deadline_protocol
-from hello_kubeflow.serving.describe import ServableModel
+from hello_kubeflow.serving.deadlines import DrainingServer, deadline_protocol
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,13 +38,7 @@ BACKLOG = 2048
 
 @dataclass(frozen=True)
 class RunningServer:
-    """A server listening in the background.
-
-    Attributes:
-        url: its base URL, e.g. `http://127.0.0.1:41234`.
-        port: the port it listens on (useful when port 0 picked a free one).
-        model_dir: the model it serves.
-    """
+    """A server listening in the background: base `url`, `port` (the one 0 picked), `model_dir`."""
 
     url: str
     port: int
@@ -75,25 +55,7 @@ def resolve_model_dir(settings: Settings, model: str | Path = "") -> Path:
         return Path(model).expanduser()
     if settings.model_dir is not None:
         return settings.model_dir
-    from hello_kubeflow.model.artifact import latest_model_path
-
     return latest_model_path(settings.output_dir)
-
-
-def load_for_serving(model_dir: Path) -> Any:
-    """Load the model artifact in `model_dir` (`hello_kubeflow.model.train.load_model`).
-
-    Raises:
-        ModelError: the directory is missing or holds no valid model.
-    """
-    from hello_kubeflow.model.train import load_model
-
-    return load_model(model_dir)
-
-
-def build_app(model: ServableModel, settings: Settings) -> Any:
-    """The ASGI app for `model` with the settings' name and body limit."""
-    return create_app(model, model_name=settings.model_name, max_body_bytes=settings.max_body_bytes)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -124,35 +86,30 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def run_server(settings: Settings, model_dir: Path) -> None:
-    """Serve `model_dir` on `settings.serve_host:serve_port` until Ctrl-C or SIGTERM.
-
-    Args:
-        settings: host, port, workers, body limit and model name.
-        model_dir: the model artifact directory.
+    """Serve `model_dir` as `settings` say (`serve_*`, model name, limits) until Ctrl-C or SIGTERM.
 
     Raises:
         ModelError: the model is missing or not a model (before anything listens).
         ServingError: the port is taken, or a worker died.
     """
-    model = load_for_serving(model_dir)
-    app = build_app(model, settings)  # proves the model answers before we listen
+    app_args = (model_dir, settings.model_name, settings.max_body_bytes, settings.request_timeout)
+    server = _server(*app_args)  # proves the model answers before we listen
     sock = bind_socket(settings.serve_host, settings.serve_port)
-    port = sock.getsockname()[1]
     log.info(
         "serving %s (model %s) at http://%s:%d with %d worker(s); Ctrl-C stops",
         model_dir,
         settings.model_name,
         settings.serve_host,
-        port,
+        sock.getsockname()[1],
         settings.serve_workers,
     )
     try:
         with sigterm_interrupts():
             if settings.serve_workers <= 1:
-                _Server(_config(app, settings)).run(sockets=[sock])
+                server.run(sockets=[sock])
             else:
-                del app, model
-                _supervise(settings, model_dir, sock)
+                del server
+                _supervise(settings.serve_workers, sock, app_args)
     except KeyboardInterrupt:
         pass  # uvicorn re-raises the signal once in-flight requests are done
     finally:
@@ -163,26 +120,22 @@ def run_server(settings: Settings, model_dir: Path) -> None:
 
 @contextmanager
 def running_server(
-    settings: Settings, model_dir: Path, *, model: ServableModel | None = None
+    settings: Settings, model_dir: Path, *, model: LoadedModel | None = None
 ) -> Iterator[RunningServer]:
-    """Serve in a background thread for the duration of a `with` block.
-
-    Args:
-        settings: host, port (0 for any free port), body limit, model name.
-        model_dir: the model artifact directory (loaded unless `model` is given).
-        model: an already-loaded model to serve instead of loading `model_dir`.
+    """Serve `model_dir` (or the loaded `model`) in a background thread during a `with` block.
 
     Yields:
-        The running server's URL and port. On leaving the block (normally, on an
-        error or on Ctrl-C) the server stops and its thread is joined.
+        The running server; leaving the block stops it and joins its thread.
 
     Raises:
         ModelError, ServingError: as for `run_server`, or when it does not start.
     """
-    app = build_app(model if model is not None else load_for_serving(model_dir), settings)
+    server = _server(
+        model_dir, settings.model_name, settings.max_body_bytes, settings.request_timeout, model
+    )
     sock = bind_socket(settings.serve_host, settings.serve_port)
+    host = f"[{settings.serve_host}]" if ":" in settings.serve_host else settings.serve_host
     port = sock.getsockname()[1]
-    server = _Server(_config(app, settings))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="model-server", daemon=True
     )
@@ -195,7 +148,6 @@ def running_server(
                     f"the model server on port {port} did not start; see the log above"
                 )
             time.sleep(0.01)
-        host = settings.serve_host if ":" not in settings.serve_host else f"[{settings.serve_host}]"
         yield RunningServer(f"http://{host}:{port}", port, model_dir)
     finally:
         server.should_exit = True
@@ -204,14 +156,23 @@ def running_server(
         stop_helper()
 
 
-def _config(app: Any, settings: Settings) -> uvicorn.Config:
-    # log_config=None: our logging setup (stderr, INFO) applies; no access log, which
-    # would cost more per request than validating the image. The protocol is
-    # uvicorn's httptools one with the limits of `deadlines` (arrival deadline,
-    # header size, JSON refusals, lingering close, drain).
-    return uvicorn.Config(
+def _server(
+    model_dir: Path,
+    model_name: str,
+    max_body_bytes: int,
+    request_timeout: float,
+    model: LoadedModel | None = None,
+) -> DrainingServer:
+    """The uvicorn server for the model, loaded from `model_dir` unless given."""
+    app = create_app(
+        model if model is not None else load_model(model_dir),
+        model_name=model_name,
+        max_body_bytes=max_body_bytes,
+    )
+    # log_config=None: our logging applies; no access log, which costs more than a request.
+    config = uvicorn.Config(
         app,
-        http=deadline_protocol(settings.request_timeout, GRACEFUL_STOP_SECONDS),
+        http=deadline_protocol(request_timeout, GRACEFUL_STOP_SECONDS),
         log_config=None,
         access_log=False,
         server_header=False,
@@ -219,43 +180,16 @@ def _config(app: Any, settings: Settings) -> uvicorn.Config:
         timeout_graceful_shutdown=CANCEL_AFTER_SECONDS,
         backlog=BACKLOG,
     )
+    return DrainingServer(config)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, which first accepts the connections waiting in the socket's queue.
-
-    uvicorn closes the listening socket when it stops, which resets every
-    connection the kernel had accepted for it, requests and all; these are served
-    instead, as the connections it had accepted already are.
-    """
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        loop = asyncio.get_running_loop()
-        protocol = functools.partial(
-            self.config.http_protocol_class,  # type: ignore[call-arg]
-            config=self.config,
-            server_state=self.server_state,
-            app_state=self.lifespan.state,
-        )
-        for listener in sockets or []:
-            listener.setblocking(False)
-            while True:
-                try:
-                    connection, _ = listener.accept()
-                except OSError:  # BlockingIOError: none left
-                    break
-                await loop.connect_accepted_socket(protocol, connection)
-        await super().shutdown(sockets)
-
-
-def _supervise(settings: Settings, model_dir: Path, sock: socket.socket) -> None:
-    """Run `serve_workers` spawned workers on one socket; stop them all on a signal."""
+def _supervise(count: int, sock: socket.socket, app_args: tuple[Path, str, int, float]) -> None:
+    """Run `count` spawned workers on one socket; stop them all on a signal."""
     context = multiprocessing.get_context("spawn")
     workers = [
-        # Not daemonic: a worker starts a helper process for large bodies (bodies.py),
-        # which a daemonic process may not; the `finally` below stops every worker.
-        context.Process(target=_worker, args=(settings, model_dir, sock), name=f"model-server-{i}")
-        for i in range(settings.serve_workers)
+        # Not daemonic: a worker starts a helper process for large bodies (bodies.py).
+        context.Process(target=_worker, args=(sock, *app_args), name=f"model-server-{i}")
+        for i in range(count)
     ]
     for worker in workers:
         worker.start()
@@ -270,9 +204,8 @@ def _supervise(settings: Settings, model_dir: Path, sock: socket.socket) -> None
     finally:
         for worker in workers:
             if worker.is_alive() and worker.pid is not None:
-                worker.terminate()  # SIGTERM: each worker drains (see _Server)
-        # Once the workers close their copies too, new connections are refused at
-        # once instead of waiting in the queue of a socket nobody accepts on.
+                worker.terminate()  # SIGTERM: each worker drains (see DrainingServer)
+        # Closed in every process, the socket refuses new connections at once.
         sock.close()
         for worker in workers:
             worker.join(WORKER_STOP_SECONDS)
@@ -281,15 +214,14 @@ def _supervise(settings: Settings, model_dir: Path, sock: socket.socket) -> None
                 worker.join()
 
 
-def _worker(settings: Settings, model_dir: Path, sock: socket.socket) -> None:
+def _worker(
+    sock: socket.socket, model_dir: Path, model_name: str, max_body_bytes: int, timeout: float
+) -> None:
     """One worker process: load the model, serve on the inherited socket."""
-    from hello_kubeflow.console import configure_logging
-
     configure_logging()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays Ctrl-C as SIGTERM
-    app = build_app(load_for_serving(model_dir), settings)
-    # uvicorn re-raises the SIGTERM it stopped on; as KeyboardInterrupt, it lets the
-    # worker stop its helper process (bodies.py) before it ends.
+    server = _server(model_dir, model_name, max_body_bytes, timeout)
+    # uvicorn re-raises its SIGTERM: as KeyboardInterrupt, the worker still stops its helper.
     with sigterm_interrupts(), suppress(KeyboardInterrupt):
-        _Server(_config(app, settings)).run(sockets=[sock])
+        server.run(sockets=[sock])
     stop_helper()
