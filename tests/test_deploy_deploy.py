@@ -347,7 +347,6 @@ def test_a_kserve_redeploy_whose_new_pod_crash_loops_fails_with_its_last_log_lin
 ) -> None:
     """The old pod keeps Ready True; the new one's crash loop fails the deploy, quoting its log."""
     emulator = ClusterEmulator()
-    emulator.declare(SELDON)
     crash_log = "hello_kubeflow.errors.ModelError: no model directory at /mnt/models"
     emulator[lambda r: r.subresource == "log"] << crash_log.encode()
     with serving(emulator) as url:

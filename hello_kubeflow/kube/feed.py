@@ -20,7 +20,6 @@ from typing import Any, Literal
 import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from kubernetes.watch.watch import iter_resp_lines
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -179,10 +178,11 @@ class PodFeed:
         try:
             if self._stop.is_set():
                 return version
-            for line in iter_resp_lines(response):
+            for line in response:  # urllib3's own line reader: one watch event a line
                 if self._stop.is_set():
                     break
-                version = self._handle(json.loads(line)) or version
+                if line.strip():
+                    version = self._handle(json.loads(line)) or version
         except (urllib3.exceptions.HTTPError, OSError):
             if self._stop.is_set():
                 return version  # our own stop() cut the stream
