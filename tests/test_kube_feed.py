@@ -57,7 +57,6 @@ def test_a_connection_reset_without_a_message_is_retried_not_reported_as_fatal()
         _ResetOnce(),  # type: ignore[arg-type]
         "kubeflow",
         out,
-        (1.0, 1.0),
         time.monotonic() + 10,
         Backoff(initial=0.01, maximum=0.02),
     )

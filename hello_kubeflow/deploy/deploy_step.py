@@ -83,7 +83,7 @@ def deploy_step(
             KServe, to write its AuthorizationPolicy).
     """
     # In a pod: the service account's own credentials; no settings read from its environment.
-    api = api or api_client(Settings(kube_request_timeout=request_timeout))
+    api = api or api_client(None, None, request_timeout)
     chosen = detect_serving(api, serving)
     if urlsplit(model_uri).scheme in ("minio", "s3"):  # KFP's object store: its keys
         copy_storage_credentials(api, namespace, chosen)

@@ -25,7 +25,7 @@ from hello_kubeflow.deploy.model_manifests import LABELS
 from hello_kubeflow.deploy.serving_api import apply
 from hello_kubeflow.errors import ClusterError, SettingsError
 from hello_kubeflow.images.plan import registry_host
-from hello_kubeflow.settings import MASK, Settings
+from hello_kubeflow.settings import MASK
 
 if TYPE_CHECKING:
     from kubernetes import client
@@ -88,14 +88,20 @@ class RegistryLogin:
         }
 
 
-def registry_login(settings: Settings) -> RegistryLogin | None:
+def registry_login(
+    registry: str | None, user: str | None, password: str | None
+) -> RegistryLogin | None:
     """The login the cluster pulls the image with, or None (a public registry).
+
+    Args:
+        registry: `CONTAINER_REGISTRY`, the registry the login is for.
+        user: `HK_REGISTRY_USERNAME`.
+        password: `HK_REGISTRY_PASSWORD`.
 
     Raises:
         SettingsError: only one of the username and the password is set, or
             no CONTAINER_REGISTRY says which registry they are for.
     """
-    user, password = settings.registry_username, settings.registry_password
     if not user and not password:
         return None
     if bool(user) != bool(password):
@@ -106,7 +112,7 @@ def registry_login(settings: Settings) -> RegistryLogin | None:
                 "and HK_REGISTRY_PASSWORD (the cluster pulls the image with them), or neither"
             ]
         )
-    if not settings.container_registry:
+    if not registry:
         raise SettingsError(
             [
                 "HK_REGISTRY_USERNAME/PASSWORD are set but CONTAINER_REGISTRY is not: set it "
@@ -114,7 +120,7 @@ def registry_login(settings: Settings) -> RegistryLogin | None:
                 "secret names it"
             ]
         )
-    return RegistryLogin(settings.container_registry, str(user), str(password))
+    return RegistryLogin(registry, str(user), str(password))
 
 
 def ensure_pull_secret(

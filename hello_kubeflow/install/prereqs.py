@@ -79,7 +79,7 @@ def check_prerequisites(
     """
     checks: list[Check] = []
     try:
-        target = kube_target(settings)
+        target = kube_target(settings.kubeconfig, settings.kube_context)
     except PrerequisiteError as exc:
         checks.append(Check("kubeconfig", False, str(exc)))
         return checks
@@ -88,7 +88,7 @@ def check_prerequisites(
     if inotify is not None:
         checks.append(inotify)
     try:
-        api = api_client(settings)
+        api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
         version = _server_version(api, patience)
     except HelloKubeflowError as exc:
         checks.append(Check("API server", False, str(exc)))

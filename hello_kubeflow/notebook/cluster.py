@@ -141,7 +141,7 @@ def open_notebook(
 
     Args:
         settings: namespace, name, resources, image, `notebook_timeout`, `gateway_url`.
-        api: an API client to use (default: `api_client(settings)`).
+        api: an API client to use (default: one from the settings).
         poll_interval: seconds between looks at the server's pod.
         clock: where the wait reads the time and pauses.
 
@@ -151,7 +151,9 @@ def open_notebook(
             may not create them, or the image is not pinned.
     """
     spec = notebook_spec(settings)
-    api = api or api_client(settings)
+    api = api or api_client(
+        settings.kubeconfig, settings.kube_context, settings.kube_request_timeout
+    )
     created = []
     if _create_if_missing(api, pipeline_access(spec.namespace), PODDEFAULT_API[2]):
         created.append(f"PodDefault {spec.namespace}/{PIPELINE_ACCESS}")
@@ -174,7 +176,9 @@ def delete_notebook(settings: Settings, *, api: client.ApiClient | None = None) 
     """
     if settings.namespace == "kubeflow":
         raise NotebookError("notebook servers run in your profile namespace: " + PROFILE_HINT)
-    api = api or api_client(settings)
+    api = api or api_client(
+        settings.kubeconfig, settings.kube_context, settings.kube_request_timeout
+    )
     namespace, name = settings.namespace, settings.notebook_name
     try:
         _request(api, "DELETE", _path(NOTEBOOK_API, namespace, name), f"deleting Notebook {name}")
