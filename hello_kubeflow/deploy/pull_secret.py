@@ -1,16 +1,8 @@
 """The image pull secret that lets the cluster pull the project image from a private registry.
 
-Pushing with a login (`HK_REGISTRY_USERNAME` / `HK_REGISTRY_PASSWORD`) does not
-let the cluster pull: Kubeflow Pipelines v2 has no pipeline-wide pull secret
-(kubeflow/pipelines#11498), so every step names one (the KFP Kubernetes
-extension's `set_image_pull_secrets`, see `hello_kubeflow/pipeline/definition.py`), and so
-do the serving pods. The secret is a `kubernetes.io/dockerconfigjson` Secret
-whose `.dockerconfigjson` is `{"auths": {<registry>: {username, password,
-auth}}}`, as `kubectl create secret docker-registry` writes it (kubernetes/
-kubectl v1.35, pkg/cmd/create/create_secret_docker.go `handleDockerCfgJSONContent`).
-
-The password never leaves this module but in the Secret itself: not in a log,
-a plan, a `repr` or an error message (an API server's refusal is scrubbed).
+A `kubernetes.io/dockerconfigjson` Secret, as `kubectl create secret docker-registry` writes it
+(kubernetes/kubectl v1.35, pkg/cmd/create/create_secret_docker.go). The password never leaves
+this module but in the Secret: not in a log, a plan, a `repr` or an error (refusals are scrubbed).
 """
 
 from __future__ import annotations
@@ -48,10 +40,9 @@ class RegistryLogin:
 
     @property
     def server(self) -> str:
-        """The registry's key in `auths`: its host (Docker Hub's as the Docker CLI names it).
+        """The registry's key in `auths`: its host, or Docker Hub's as the Docker CLI names it.
 
-        Read as the images' names are: `CONTAINER_REGISTRY=me` is a Docker Hub account,
-        `localhost:5000` and `quay.io/me` name their registry's host.
+        Read as image names are: `me` is a Docker Hub account, `quay.io/me` names its host.
         """
         host = registry_host(f"{self.registry}/image")  # any image under the registry
         return DOCKER_HUB_KEY if host in DOCKER_HUB else host
@@ -78,11 +69,7 @@ class RegistryLogin:
         return {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {
-                "name": PULL_SECRET,
-                "namespace": namespace,
-                "labels": dict(LABELS),
-            },
+            "metadata": {"name": PULL_SECRET, "namespace": namespace, "labels": dict(LABELS)},
             "type": SECRET_TYPE,
             "data": {".dockerconfigjson": base64.b64encode(self._config().encode()).decode()},
         }
@@ -94,7 +81,7 @@ def registry_login(
     """The login the cluster pulls the image with, or None (a public registry).
 
     Args:
-        registry: `CONTAINER_REGISTRY`, the registry the login is for.
+        registry: the registry the login is for (`CONTAINER_REGISTRY`).
         user: `HK_REGISTRY_USERNAME`.
         password: `HK_REGISTRY_PASSWORD`.
 

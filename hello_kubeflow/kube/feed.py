@@ -18,12 +18,7 @@ from typing import Any, Literal
 import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from tenacity import (
-    Retrying,
-    retry_if_exception,
-    stop_after_delay,
-    stop_when_event_set,
-)
+from tenacity import Retrying, retry_if_exception, stop_after_delay, stop_when_event_set
 
 from hello_kubeflow.kube.client import CONNECT_TIMEOUT, describe_api_error, is_transient
 from hello_kubeflow.kube.pods import Pod
@@ -65,13 +60,8 @@ def is_watch_transient(exc: BaseException) -> bool:
 class PodFeed:
     """List then watch the pods of `scope` ("" for all namespaces) into `out`.
 
-    Args:
-        core: the CoreV1Api to call (its client times the list request out).
-        scope: a namespace, or "" for every namespace.
-        out: where messages go (shared by every feed of one wait).
-        deadline: a `time.monotonic()` time after which the feed gives up.
-        backoff: waits between re-lists.
-        watch_seconds: server-side length of one watch request.
+    Gives up at `deadline` (`time.monotonic()`); `backoff` spaces the re-lists;
+    `watch_seconds` is the server-side length of one watch request.
     """
 
     core: client.CoreV1Api
@@ -84,11 +74,6 @@ class PodFeed:
     _stop: threading.Event = field(default_factory=threading.Event)
     _response: Any = None
     _thread: threading.Thread | None = None
-
-    @property
-    def where(self) -> str:
-        """`namespace kubeflow` or `all namespaces`, for messages."""
-        return scope_name(self.scope)
 
     def start(self) -> None:
         """Start following in a daemon thread."""
@@ -105,7 +90,9 @@ class PodFeed:
             try:
                 response.shutdown()  # urllib3 >= 2.3: unblocks a read in another thread
             except Exception:  # best effort: the read timeout ends it anyway
-                log.debug("could not interrupt the watch of %s", self.where, exc_info=True)
+                log.debug(
+                    "could not interrupt the watch of %s", scope_name(self.scope), exc_info=True
+                )
         if self._thread is not None:
             self._thread.join(timeout=2.0)
 
@@ -136,7 +123,7 @@ class PodFeed:
         self.last_error = describe_api_error(exc) if exc else ""
         log_retry(
             log,
-            f"listing and watching pods in {self.where}",
+            f"listing and watching pods in {scope_name(self.scope)}",
             level=logging.INFO,
             describe=describe_api_error,
         )(state)
@@ -185,7 +172,7 @@ class PodFeed:
         if not self._stop.is_set() and time.monotonic() - started < self.watch_seconds / 2:
             # Ended early without an error (a proxy, a restarting server): list again,
             # after a backoff, rather than resume in a tight loop.
-            raise WatchDropped(f"the watch of pods in {self.where} was dropped")
+            raise WatchDropped(f"the watch of pods in {scope_name(self.scope)} was dropped")
         return version
 
     def _handle(self, event: dict[str, Any]) -> str:

@@ -11,19 +11,14 @@ from kubernetes.client.exceptions import ApiException
 
 from hello_kubeflow.kube.client import describe_api_error, is_transient
 
-JOB_RECHECK = 5.0
-"""Seconds before the status of a Job is asked again."""
+JOB_RECHECK = 5.0  # seconds before the status of a Job is asked again
 
 JobLookup = Callable[[str, str], tuple[str, str]]
 """(namespace, job) -> (outcome, message); outcome: succeeded, failed, running or gone."""
 
 
 def job_lookup(api: client.ApiClient) -> JobLookup:
-    """A `JobLookup` that asks the API, at most once per Job every JOB_RECHECK seconds.
-
-    Args:
-        api: the API client (from `api_client(settings)`, which times calls out).
-    """
+    """A `JobLookup` that asks the API (`api_client`), at most once per Job every JOB_RECHECK s."""
     batch = client.BatchV1Api(api)
     cache: dict[tuple[str, str], tuple[float, tuple[str, str]]] = {}
 

@@ -42,17 +42,11 @@ _FIXES = {
 class PodState:
     """One pod, judged: is it ready, does it count, will it heal, and why not ready.
 
-    Attributes:
-        namespace: the pod's namespace.
-        name: the pod's name.
-        ready: Running with its Ready condition true, or Succeeded.
-        reason: a short word for a person (Running, ContainerCreating, Unschedulable...).
-        message: the details (scheduler message, container message), may be "".
-        container: the container the reason is about, if one.
-        fatal: a state that will not heal by waiting.
-        counted: False for a pod that no longer matters (replaced by its controller).
-        job: the owning Job's name, for a pod whose fate its Job decides.
-        restarts: the highest restart count among its containers.
+    `ready`: Running and Ready, or Succeeded; `reason`: a short word for a person
+    (ContainerCreating, Unschedulable...), with details in `message` and the `container`
+    it is about; `fatal`: will not heal by waiting; `counted`: False once its controller
+    replaced it; `job`: the owning Job, which decides the fate of its Failed pods;
+    `restarts`: the highest restart count among its containers.
     """
 
     namespace: str
@@ -94,15 +88,11 @@ def _fix(state: PodState) -> str:
 
 
 def pod_state(pod: Pod, restart_limit: int) -> PodState:
-    """Judge one pod.
+    """Judge one pod (a Failed pod of a Job comes back not fatal: its Job decides).
 
     Args:
         pod: the pod as the API serves it.
         restart_limit: restarts after which CrashLoopBackOff is fatal.
-
-    Returns:
-        Its state. A Failed pod owned by a Job comes back not fatal, with `job`
-        set: whether it matters depends on its Job (see `wait`).
     """
     meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
     phase = str(status.get("phase") or "Pending")
@@ -126,7 +116,6 @@ def pod_state(pod: Pod, restart_limit: int) -> PodState:
 
 
 def _all_statuses(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The init containers' statuses, then the containers'."""
     return [
         *(status.get("initContainerStatuses") or []),
         *(status.get("containerStatuses") or []),
@@ -226,10 +215,9 @@ def _coming_state(
 def _failure(status: Mapping[str, Any], statuses: list[Mapping[str, Any]]) -> tuple[str, str, str]:
     """(reason, message, container) of a Failed pod: the first non-zero exit, else the pod's."""
     for cs in statuses:
-        terminated = (cs.get("state") or {}).get("terminated") or {}
-        if terminated and int(terminated.get("exitCode") or 0) != 0:
-            detail = str(terminated.get("message") or terminated.get("reason") or "")
-            return f"Error (exit {terminated.get('exitCode')})", detail, str(cs.get("name", ""))
+        exited = _nonzero_exit((cs.get("state") or {}).get("terminated") or {})
+        if exited is not None:
+            return (*exited, str(cs.get("name", "")))
     return str(status.get("reason") or "Failed"), str(status.get("message") or ""), ""
 
 
@@ -276,10 +264,14 @@ def _exit_problem(
     current: Mapping[str, Any], spec: Mapping[str, Any], job_owned: bool
 ) -> tuple[str, str] | None:
     """A non-zero exit in a pod that never restarts and no Job will replace; None if not."""
-    terminated = current.get("terminated") or {}
-    if not terminated or int(terminated.get("exitCode") or 0) == 0:
-        return None
     if spec.get("restartPolicy") != "Never" or job_owned:  # a Job makes a new pod: it decides
+        return None
+    return _nonzero_exit(current.get("terminated") or {})
+
+
+def _nonzero_exit(terminated: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(`Error (exit N)`, its message) for a terminated state's non-zero exit; None if not."""
+    if int(terminated.get("exitCode") or 0) == 0:
         return None
     detail = str(terminated.get("message") or terminated.get("reason") or "")
     return f"Error (exit {terminated.get('exitCode')})", detail

@@ -30,7 +30,6 @@ def port_forward(
     kubeconfig: Path | str | None = None,
     context: str | None = None,
     preferred_port: int = 0,
-    ready_timeout: float = READY_TIMEOUT,
 ) -> Iterator[str]:
     """Run `kubectl port-forward` for the duration; yield `http://127.0.0.1:<port>`.
 
@@ -41,7 +40,6 @@ def port_forward(
         kubeconfig: a file or an `os.pathsep` list of files (None: kubectl's default).
         context: the context to use (None: the current one).
         preferred_port: the local port to use when free (else any free port).
-        ready_timeout: seconds to wait for the local port to accept connections.
 
     Raises:
         PrerequisiteError: kubectl is not installed.
@@ -74,7 +72,7 @@ def port_forward(
             )
         try:
             _wait_for_port(
-                process, port, ready_timeout, what=f"{target} -n {namespace}", output=output
+                process, port, READY_TIMEOUT, what=f"{target} -n {namespace}", output=output
             )
             log.info("forwarding %s to %s in %s (kubectl port-forward)", url, target, namespace)
             yield url

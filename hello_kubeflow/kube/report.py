@@ -9,8 +9,7 @@ from typing import Any
 
 from hello_kubeflow.kube.pods import PodState
 
-PROGRESS_LIMIT = 8
-"""Not-ready pods named in one progress message (the rest are counted)."""
+PROGRESS_LIMIT = 8  # not-ready pods named in one progress message (the rest are counted)
 WHY_WIDTH = 110
 
 
@@ -24,12 +23,7 @@ def format_seconds(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Every pod in the namespaces asked for, judged at one moment.
-
-    Attributes:
-        states: one per pod, including those that no longer count.
-        namespaces: the namespaces asked for; empty means all.
-    """
+    """Every pod (`states`, those that no longer count too) in `namespaces` (empty: all)."""
 
     states: tuple[PodState, ...]
     namespaces: tuple[str, ...] = ()

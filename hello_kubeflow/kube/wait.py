@@ -16,12 +16,7 @@ from typing import Any, TypeVar
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from hello_kubeflow.errors import (
-    ClusterError,
-    HelloKubeflowError,
-    PodFailedError,
-    WaitTimeoutError,
-)
+from hello_kubeflow.errors import ClusterError, HelloKubeflowError, PodFailedError, WaitTimeoutError
 from hello_kubeflow.kube.client import (
     TimedApiClient,
     api_retrying,
@@ -230,7 +225,7 @@ def wait_for_pods(
     *,
     require_pods: bool = False,
     settle: float = 0.0,
-    backoff: Backoff | None = None,
+    backoff: Backoff = FEED_BACKOFF,
     progress_interval: float = PROGRESS_INTERVAL,
     watch_seconds: int = WATCH_SECONDS,
     clock: Clock = REAL_TIME,
@@ -267,9 +262,7 @@ def wait_for_pods(
     out: queue.Queue[FeedMessage] = queue.Queue()
     core = client.CoreV1Api(api)
     feeds = [
-        PodFeed(
-            core, scope, out, time.monotonic() + timeout, backoff or FEED_BACKOFF, watch_seconds
-        )
+        PodFeed(core, scope, out, time.monotonic() + timeout, backoff, watch_seconds)
         for scope in (scopes or ("",))
     ]
     tracker = PodTracker(job_lookup(api), CrashJudge(grace))
@@ -277,11 +270,8 @@ def wait_for_pods(
     synced: set[str] = set()
     snapshot = Snapshot((), scopes)
     ready_since: float | None = None
-    log.info(
-        "waiting up to %s for pods in %s",
-        format_seconds(timeout),
-        ", ".join(scopes) or "all namespaces",
-    )
+    where = ", ".join(scopes) or "all namespaces"
+    log.info("waiting up to %s for pods in %s", format_seconds(timeout), where)
     try:
         for feed in feeds:
             feed.start()
@@ -393,7 +383,7 @@ def _timed_out(
 ) -> WaitTimeoutError:
     silent = [f for f in feeds if f.scope not in synced]
     if silent:
-        errors = "; ".join(f"{f.where}: {f.last_error or 'no answer'}" for f in silent)
+        errors = "; ".join(f"{scope_name(f.scope)}: {f.last_error or 'no answer'}" for f in silent)
         return WaitTimeoutError(
             f"the API server did not answer a pod list within {format_seconds(timeout)} "
             f"({errors}). {_API_FIX}"
