@@ -7,6 +7,7 @@ template and the model serves once its Ready pods all carry it (docs/cluster.md)
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import time
@@ -19,7 +20,6 @@ from hello_kubeflow.deploy.model_manifests import (
     ROLLOUT_ANNOTATION,
     SERVING_APIS,
     ModelDeployment,
-    ServingApi,
     manifest,
     rollout_of,
     seldon_storage_secret,
@@ -27,6 +27,7 @@ from hello_kubeflow.deploy.model_manifests import (
 )
 from hello_kubeflow.deploy.serving_api import Missing, apply, call, installed, read_deployment
 from hello_kubeflow.errors import DeploymentError, PrerequisiteError
+from hello_kubeflow.kube.feed import list_pods
 from hello_kubeflow.kube.pods import Pod, pod_state
 from hello_kubeflow.kube.wait import NO_RESTART_LIMIT, CrashJudge, last_logs, poll_until
 from hello_kubeflow.settings import Settings
@@ -67,10 +68,7 @@ def deploy_model(
     poll_interval: float = POLL_INTERVAL,
     crash_grace: float = Settings.wait_crash_grace,
 ) -> dict[str, Any]:
-    """Apply `deployment` (server-side apply) and wait until it serves (see `wait_until_serving`).
-
-    Returns:
-        The resource as the cluster reports it once Available / Ready.
+    """Apply `deployment` and wait until it serves (`wait_until_serving`); return the resource.
 
     Raises:
         DeploymentError: refused, Failed, a pod that will not heal, or not ready in time.
@@ -79,13 +77,8 @@ def deploy_model(
     wanted = manifest(deployment)
     applied = apply(api, wanted)
     generation = int((applied.get("metadata") or {}).get("generation") or 0)
-    log.info(
-        "applied %s %s/%s (model %s)",
-        deployment.api.kind,
-        deployment.namespace,
-        deployment.name,
-        deployment.model_uri,
-    )
+    where = f"{deployment.api.kind} {deployment.namespace}/{deployment.name}"
+    log.info("applied %s (model %s)", where, deployment.model_uri)
     return wait_until_serving(
         api,
         deployment.serving,
@@ -128,8 +121,7 @@ def wait_until_serving(
     Raises:
         DeploymentError: Failed, a pod that will not heal, gone, or not ready in time.
     """
-    kind = SERVING_APIS[serving].kind
-    where = f"{kind} {namespace}/{name}"
+    where = f"{SERVING_APIS[serving].kind} {namespace}/{name}"
     describe = f"kubectl describe {SERVING_APIS[serving].plural} -n {namespace} {name}"
     crashes = CrashJudge(crash_grace)
 
@@ -163,32 +155,20 @@ def wait_until_serving(
 
 
 def undeploy(api: client.ApiClient, namespace: str, name: str, serving: str = "auto") -> list[str]:
-    """Delete the served model (of `serving`, or of either system for `auto`).
-
-    Returns:
-        What was deleted, e.g. `["SeldonDeployment kubeflow/mnist-classifier"]`
-        (empty when there was nothing to remove).
-    """
+    """Delete the served model (of `serving`, or of either for `auto`); say what was deleted."""
     removed = []
     custom = client.CustomObjectsApi(api)
     for each in ("seldon", "kserve") if serving == "auto" else (serving,):
         target = SERVING_APIS[each]
-
-        def delete(target: ServingApi = target) -> Any:
-            return custom.delete_namespaced_custom_object(
-                target.group,
-                target.version,
-                namespace,
-                target.plural,
-                name,
-            )
-
+        what = f"{target.kind} {namespace}/{name}"
+        args = (target.group, target.version, namespace, target.plural, name)
+        delete = functools.partial(custom.delete_namespaced_custom_object, *args)
         try:
-            call(f"deleting {target.kind} {namespace}/{name}", delete, missing_ok=True)
+            call(f"deleting {what}", delete, missing_ok=True)
         except Missing:
             continue
-        removed.append(f"{target.kind} {namespace}/{name}")
-        log.info("deleted %s %s/%s", target.kind, namespace, name)
+        removed.append(what)
+        log.info("deleted %s", what)
     return removed
 
 
@@ -265,11 +245,7 @@ def _model_pods(api: client.ApiClient, serving: str, namespace: str, name: str) 
     try:
         pods = call(
             f"listing the pods of {name}",
-            lambda: core.list_namespaced_pod(
-                namespace,
-                label_selector=selector,
-                _preload_content=False,  # plain JSON: pod_state reads dicts
-            ),
+            lambda: list_pods(core, namespace, label_selector=selector),  # JSON, as pod_state reads
             missing_ok=True,
         )
     except Missing:

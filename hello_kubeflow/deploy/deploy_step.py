@@ -46,7 +46,7 @@ def deploy_step(
     crash_grace: float = Settings.wait_crash_grace,
     api: client.ApiClient | None = None,
 ) -> dict[str, str]:
-    """Deploy the model at `model_uri` and wait until it serves.
+    """Deploy the model at `model_uri`, wait until it serves; return serving, namespace, name.
 
     Args:
         model_uri: the model artifact's URI (the object store path KFP wrote).
@@ -64,9 +64,6 @@ def deploy_step(
         request_timeout: seconds per API request (the starting machine's setting).
         crash_grace: seconds a model pod may crash-loop (the starting machine's setting).
         api: the API client (default: the pod's service account, in-cluster).
-
-    Returns:
-        The serving system used, the namespace and the name.
 
     Raises:
         DeploymentError: the model did not come to serve.

@@ -98,12 +98,9 @@ def read_install(api: client.ApiClient) -> KServeInstall:
             return KServeInstall()
         version = _controller_version(deployment)
         install = _install_of(version, _config_data(core, namespace))
-        log.info(
-            "KServe %s in %s, default deployment mode %s",
-            version or "(version unknown)",
-            namespace,
-            install.mode_name(install.default_mode) or "(not set)",
-        )
+        mode = install.mode_name(install.default_mode) or "(not set)"
+        shown = version or "(version unknown)"
+        log.info("KServe %s in %s, default deployment mode %s", shown, namespace, mode)
         return install
     return KServeInstall()
 
@@ -181,11 +178,7 @@ def authorization_policy(namespace: str, name: str) -> dict[str, Any]:
         "apiVersion": AUTHORIZATION_POLICY.api_version,
         "kind": AUTHORIZATION_POLICY.kind,
         "metadata": {"name": policy_name(name), "namespace": namespace, "labels": LABELS},
-        "spec": {
-            "action": "ALLOW",
-            "rules": [{}],
-            "selector": {"matchLabels": {ISVC_LABEL: name}},
-        },
+        "spec": {"action": "ALLOW", "rules": [{}], "selector": {"matchLabels": {ISVC_LABEL: name}}},
     }
 
 
@@ -195,10 +188,7 @@ def policy_name(name: str) -> str:
 
 
 def ensure_policy(api: client.ApiClient, namespace: str, name: str) -> bool:
-    """Create or refresh the InferenceService's AuthorizationPolicy, where Istio is installed.
-
-    Returns:
-        True when applied; False when the cluster has no Istio policies (nothing to do).
+    """Create or refresh the InferenceService's AuthorizationPolicy (False: no Istio there).
 
     Raises:
         PrerequisiteError: we may not write AuthorizationPolicies there (RBAC).

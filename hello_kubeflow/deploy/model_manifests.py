@@ -107,8 +107,8 @@ class ModelDeployment:
 def storage_uri(artifact_uri: str) -> str:
     """The object store URI a storage initializer understands (`minio://` -> `s3://`).
 
-    KFP's launcher writes a model directory file by file under `minio://mlpipeline/v2/
-    artifacts/...` (kubeflow/pipelines 2.17.0, backend/src/v2/objectstore/object_store.go).
+    KFP's launcher writes under `minio://mlpipeline/v2/artifacts/...` (kubeflow/pipelines
+    2.17.0, backend/src/v2/objectstore/object_store.go `UploadBlob`).
 
     Raises:
         DeploymentError: for a URI that no storage initializer can fetch.
@@ -170,41 +170,23 @@ def seldon_deployment(deployment: ModelDeployment) -> dict[str, Any]:
     metadata = _metadata(deployment)
     metadata["annotations"][SELDON_GATEWAY_ANNOTATION] = KUBEFLOW_GATEWAY
     model_uri = rclone_uri(deployment.model_uri)
+    graph = {
+        "name": SELDON_CONTAINER,
+        "type": "MODEL",
+        "endpoint": {"type": "REST"},
+        "modelUri": model_uri,
+        "envSecretRefName": SELDON_STORAGE_SECRET,
+        "children": [],
+    }
+    # Seldon copies the component's annotations onto the pods: a new value rolls them.
+    rollout = _rollout({"pod": pod_spec, "model": model_uri}, deployment.run_id)
+    component = {"metadata": {"annotations": {ROLLOUT_ANNOTATION: rollout}}, "spec": pod_spec}
+    predictor = {"name": "default", "replicas": 1, "graph": graph, "componentSpecs": [component]}
     return {
         "apiVersion": deployment.api.api_version,
         "kind": deployment.api.kind,
         "metadata": metadata,
-        "spec": {
-            "name": deployment.name,
-            "protocol": "seldon",
-            "predictors": [
-                {
-                    "name": "default",
-                    "replicas": 1,
-                    "graph": {
-                        "name": SELDON_CONTAINER,
-                        "type": "MODEL",
-                        "endpoint": {"type": "REST"},
-                        "modelUri": model_uri,
-                        "envSecretRefName": SELDON_STORAGE_SECRET,
-                        "children": [],
-                    },
-                    "componentSpecs": [
-                        {
-                            # Seldon copies these onto the pods, and a new value rolls them.
-                            "metadata": {
-                                "annotations": {
-                                    ROLLOUT_ANNOTATION: _rollout(
-                                        {"pod": pod_spec, "model": model_uri}, deployment.run_id
-                                    )
-                                }
-                            },
-                            "spec": pod_spec,
-                        }
-                    ],
-                }
-            ],
-        },
+        "spec": {"name": deployment.name, "protocol": "seldon", "predictors": [predictor]},
     }
 
 

@@ -86,8 +86,7 @@ def registry_login(
         password: `HK_REGISTRY_PASSWORD`.
 
     Raises:
-        SettingsError: only one of the username and the password is set, or
-            no CONTAINER_REGISTRY says which registry they are for.
+        SettingsError: only one of user and password is set, or no registry is.
     """
     if not user and not password:
         return None
@@ -113,10 +112,7 @@ def registry_login(
 def ensure_pull_secret(
     api: client.ApiClient, login: RegistryLogin, namespaces: list[str]
 ) -> list[str]:
-    """Create or refresh the pull secret in each of `namespaces` (server-side apply).
-
-    Returns:
-        Where it was applied, as `namespace/name`.
+    """Create or refresh the pull secret in each of `namespaces`; return them as `namespace/name`.
 
     Raises:
         PrerequisiteError: we may not write Secrets there (RBAC).
@@ -128,8 +124,6 @@ def ensure_pull_secret(
             apply(api, login.secret(namespace))
         except ClusterError as exc:  # PrerequisiteError or DeploymentError: one message
             raise type(exc)(login.scrub(str(exc))) from None
-        log.info(
-            "image pull secret %s/%s is up to date for %s", namespace, PULL_SECRET, login.server
-        )
         done.append(f"{namespace}/{PULL_SECRET}")
+        log.info("image pull secret %s is up to date for %s", done[-1], login.server)
     return done

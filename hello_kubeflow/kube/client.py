@@ -13,7 +13,6 @@ import urllib3
 import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 from tenacity import Retrying, retry_if_exception, stop_after_delay
 
 from hello_kubeflow.errors import PrerequisiteError
@@ -56,16 +55,12 @@ def _kubeconfig_paths(kubeconfig: Path | str | None) -> list[Path]:
 def kube_target(kubeconfig: Path | str | None, context: str | None) -> KubeTarget:
     """Read which context, cluster and server the kubeconfig selects (no network).
 
-    Files of a `KUBECONFIG` list merge as kubectl merges them: the first file that
-    names a context, cluster or current context wins.
-
     Args:
-        kubeconfig: a file or an `os.pathsep` list of files (None: ~/.kube/config).
+        kubeconfig: a file, or an `os.pathsep` list merged as kubectl does (None: ~/.kube/config).
         context: the context to use (None: the current one).
 
     Raises:
-        PrerequisiteError: no kubeconfig, no current context, or a context or
-            cluster that the kubeconfig does not define.
+        PrerequisiteError: no kubeconfig, or no such context or cluster in it.
     """
     paths = [p for p in _kubeconfig_paths(kubeconfig) if p.is_file()]
     if not paths:
@@ -121,11 +116,7 @@ def _context_name(name: str, contexts: dict[str, dict[str, Any]], where: str) ->
 
 
 class TimedApiClient(client.ApiClient):  # type: ignore[misc]
-    """An ApiClient whose every call without a `_request_timeout` gets (connect, read) seconds.
-
-    Every generated API method passes `_request_timeout` through `call_api`, so no
-    module keeps a timeout of its own; a watch still passes its longer one.
-    """
+    """An ApiClient whose every call without a `_request_timeout` gets (connect, read) seconds."""
 
     def __init__(self, configuration: client.Configuration, timeout: tuple[float, float]) -> None:
         super().__init__(configuration)
@@ -143,12 +134,11 @@ def api_client(
 ) -> TimedApiClient:
     """An API client for the selected context (or the in-cluster service account).
 
-    urllib3's own retries are off: callers retry what is transient, explicitly,
-    with `api_retrying`.
+    urllib3's own retries are off: callers retry what is transient with `api_retrying`.
 
     Args:
-        kubeconfig: a file or an `os.pathsep` list of files (None: ~/.kube/config).
-        context: the context to use (None: the current one).
+        kubeconfig: as for `kube_target`.
+        context: as for `kube_target`.
         read_timeout: seconds to wait for each answer, unless a call passes its own
             `_request_timeout` (a tuple: the client ignores a plain float).
 
@@ -165,7 +155,7 @@ def api_client(
                 client_configuration=configuration,
                 persist_config=False,
             )
-        except (ConfigException, OSError, ValueError) as exc:
+        except (config.ConfigException, OSError, ValueError) as exc:
             raise PrerequisiteError(
                 f"cannot use {target.describe()} from {target.kubeconfig}: {exc}. "
                 "Check the kubeconfig with `kubectl config view --minify`."
@@ -173,7 +163,7 @@ def api_client(
     else:
         try:
             config.load_incluster_config(client_configuration=configuration)
-        except ConfigException:
+        except config.ConfigException:
             kube_target(kubeconfig, context)  # raises the no-kubeconfig error, paths tried
     configuration.retries = False
     return TimedApiClient(configuration, (CONNECT_TIMEOUT, read_timeout))
@@ -210,14 +200,10 @@ def describe_api_error(exc: BaseException | None) -> str:
 
 
 def api_retrying(seconds: float, what: str) -> Retrying:
-    """A tenacity policy for one API call: transient errors only, jittered, bounded.
+    """A tenacity policy for one API call, named `what` in the log: transient errors only.
 
     Use as `for attempt in api_retrying(60, what): with attempt: ...`, or
-    `api_retrying(60, what)(function, *args)`.
-
-    Args:
-        seconds: stop retrying after this long; the last error is re-raised.
-        what: names the call in the retry log line.
+    `api_retrying(60, what)(function, *args)`; after `seconds` the last error is re-raised.
     """
     return Retrying(
         retry=retry_if_exception(is_transient),

@@ -33,10 +33,10 @@ FEED_BACKOFF = Backoff(initial=0.5, maximum=5.0)  # before listing again after a
 
 @dataclass(frozen=True)
 class FeedMessage:
-    """What a feed tells the waiting thread.
+    """What a feed tells the waiting thread: `sync`, `put`, `delete` (pods) or `error`.
 
-    `sync`: every pod in `scope` (replaces what was known); `put`: one pod added or
-    changed; `delete`: one pod gone; `error`: an error that retrying will not fix.
+    `sync` brings every pod of `scope`, replacing what was known; `error`, one retrying will
+    not fix.
     """
 
     scope: str
@@ -134,8 +134,7 @@ class PodFeed:
             version = self._watch(version)
 
     def _list(self) -> str:
-        response = list_pods(self.core, self.scope)
-        body = json.loads(response.data)
+        body = json.loads(list_pods(self.core, self.scope).data)
         pods = tuple(body.get("items") or [])
         self.out.put(FeedMessage(self.scope, "sync", pods))
         return str((body.get("metadata") or {}).get("resourceVersion") or "")

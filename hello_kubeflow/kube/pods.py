@@ -25,14 +25,18 @@ _REPLACED_BY_CONTROLLER = frozenset(
     {"ReplicaSet", "StatefulSet", "DaemonSet", "ReplicationController"}
 )
 
-_FIXES = {
-    "image": "check the image name and tag, and that the cluster can pull it "
-    "(registry credentials in imagePullSecrets; for a local image, "
-    "`kind load docker-image` or `minikube image load`)",
+_FIXES = {  # by reason; "exit" for a non-zero exit, "failed" for any other
+    **dict.fromkeys(
+        IMAGE_REASONS,
+        "check the image name and tag, and that the cluster can pull it "
+        "(registry credentials in imagePullSecrets; for a local image, "
+        "`kind load docker-image` or `minikube image load`)",
+    ),
     "CreateContainerConfigError": "a Secret or ConfigMap it references is missing: "
     "kubectl describe pod -n {ns} {pod}",
     "RunContainerError": "the runtime could not start it: kubectl describe pod -n {ns} {pod}",
-    "crash": "see why it exits: kubectl logs -n {ns} {pod} -c {container} --previous",
+    CRASH_REASON: "see why it exits: kubectl logs -n {ns} {pod} -c {container} --previous",
+    "JobFailed": "see kubectl describe job -n {ns} {job}",
     "exit": "see why it failed: kubectl logs -n {ns} {pod} -c {container}",
     "failed": "see kubectl describe pod -n {ns} {pod}",
 }
@@ -40,13 +44,11 @@ _FIXES = {
 
 @dataclass(frozen=True)
 class PodState:
-    """One pod, judged: is it ready, does it count, will it heal, and why not ready.
+    """One pod, judged: `ready` (Running and Ready, or Succeeded), `counted`, `fatal`, and why.
 
-    `ready`: Running and Ready, or Succeeded; `reason`: a short word for a person
-    (ContainerCreating, Unschedulable...), with details in `message` and the `container`
-    it is about; `fatal`: will not heal by waiting; `counted`: False once its controller
-    replaced it; `job`: the owning Job, which decides the fate of its Failed pods;
-    `restarts`: the highest restart count among its containers.
+    `reason` is a short word (Unschedulable...) with `message` and the `container` it is about;
+    `counted` is False once its controller replaced it; `job`, the owner that decides its
+    fate; `restarts`, its containers' highest restart count.
     """
 
     namespace: str
@@ -71,20 +73,10 @@ class PodState:
         if self.container:
             where += f" container '{self.container}'"
         detail = f": {self.message.rstrip('.')}" if self.message else ""  # one full stop
-        fix = _fix(self).format(ns=self.namespace, pod=self.name, container=self.container)
+        key = "exit" if self.reason.startswith("Error (exit") else self.reason
+        fix = _FIXES.get(key, _FIXES["failed"])
+        fix = fix.format(ns=self.namespace, pod=self.name, container=self.container, job=self.job)
         return f"{where} is in {self.reason}{detail}. This will not heal by waiting; {fix}."
-
-
-def _fix(state: PodState) -> str:
-    if state.reason in IMAGE_REASONS:
-        return _FIXES["image"]
-    if state.reason == CRASH_REASON:
-        return _FIXES["crash"]
-    if state.reason.startswith("Error (exit"):
-        return _FIXES["exit"]
-    if state.reason == "JobFailed":
-        return f"see kubectl describe job -n {{ns}} {state.job}"
-    return _FIXES.get(state.reason, _FIXES["failed"])
 
 
 def pod_state(pod: Pod, restart_limit: int) -> PodState:

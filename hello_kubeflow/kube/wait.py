@@ -31,7 +31,6 @@ from hello_kubeflow.kube.feed import (
     list_pods,
     scope_name,
 )
-from hello_kubeflow.kube.jobs import JobLookup, job_lookup
 from hello_kubeflow.kube.pods import CRASH_REASON, Pod, PodState, pod_state
 from hello_kubeflow.kube.report import Progress, Snapshot, format_seconds
 from hello_kubeflow.retry import Backoff
@@ -44,6 +43,10 @@ PROGRESS_INTERVAL = 5.0  # seconds between progress messages while pods change
 PROGRESS_HEARTBEAT = 30.0  # seconds between progress messages while nothing changes
 LOG_LINES = 20  # lines of a crash-looping container's last log quoted in the error
 NO_RESTART_LIMIT = 2**31  # `pod_state`'s restart limit: `CrashJudge` judges crash loops
+JOB_RECHECK = 5.0  # seconds before the status of a Job is asked again
+
+JobLookup = Callable[[str, str], tuple[str, str]]
+"""(namespace, job) -> (outcome, message); outcome: succeeded, failed, running or gone."""
 
 
 class Clock:
@@ -63,11 +66,9 @@ class Clock:
             messages = [out.get(timeout=max(pause, 0.0))]
         except queue.Empty:
             return []
-        while True:
-            try:
-                messages.append(out.get_nowait())
-            except queue.Empty:
-                return messages
+        while not out.empty():  # this thread alone takes from `out`
+            messages.append(out.get_nowait())
+        return messages
 
 
 REAL_TIME = Clock()
@@ -91,11 +92,9 @@ class WaitResult:
 
 @dataclass
 class CrashJudge:
-    """Decides when a crash loop has lasted long enough to fail the wait.
+    """Fails a crash loop past `grace` seconds, or restarting after all others were ready.
 
-    `grace`: seconds a container may crash-loop while other pods still start;
-    `since`: when each (namespace, pod, container) was first seen crash-looping;
-    `baseline`: its restart count when every other pod was first seen ready.
+    Keyed by (namespace, pod, container): `since` it crash-loops, its restarts at `baseline`.
     """
 
     grace: float
@@ -172,6 +171,48 @@ def poll_until(
         clock.sleep(poll_interval)
 
 
+def job_lookup(api: client.ApiClient) -> JobLookup:
+    """A `JobLookup` that asks the API (`api_client`), at most once per Job every JOB_RECHECK s."""
+    batch = client.BatchV1Api(api)
+    cache: dict[tuple[str, str], tuple[float, tuple[str, str]]] = {}
+
+    def lookup(namespace: str, name: str) -> tuple[str, str]:
+        now = time.monotonic()
+        cached = cache.get((namespace, name))
+        if cached and now - cached[0] < JOB_RECHECK:
+            return cached[1]
+        cache[(namespace, name)] = (now, _job_outcome(batch, namespace, name))
+        return cache[(namespace, name)][1]
+
+    return lookup
+
+
+def _job_outcome(batch: client.BatchV1Api, namespace: str, name: str) -> tuple[str, str]:
+    try:
+        response = batch.read_namespaced_job_status(name, namespace, _preload_content=False)
+    except Exception as exc:
+        if isinstance(exc, ApiException) and exc.status == 404:
+            return ("gone", "")
+        if not (isinstance(exc, ApiException) or is_transient(exc)):
+            raise
+        return ("running", f"job status unknown: {describe_api_error(exc)}")
+    status = json.loads(response.data).get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("status") == "True" and condition.get("type") in (
+            "Complete",
+            "SuccessCriteriaMet",
+        ):
+            return ("succeeded", "")
+        if condition.get("status") == "True" and condition.get("type") == "Failed":
+            return (
+                "failed",
+                f"job {name}: {condition.get('reason', '')} {condition.get('message', '')}".strip(),
+            )
+    if int(status.get("succeeded") or 0) > 0:
+        return ("succeeded", "")
+    return ("running", "")
+
+
 @dataclass
 class PodTracker:
     """The pods known so far, by (namespace, name); judged on demand."""
@@ -230,7 +271,7 @@ def wait_for_pods(
     watch_seconds: int = WATCH_SECONDS,
     clock: Clock = REAL_TIME,
 ) -> WaitResult:
-    """Wait until every pod in `namespaces` is ready: Running and Ready, or Succeeded.
+    """Wait until every pod in `namespaces` is ready (Running and Ready, or Succeeded).
 
     Lists then watches the pods (one feed per namespace, or one for all), so a
     change is seen at once, new pods included; progress is logged at INFO.
@@ -247,9 +288,6 @@ def wait_for_pods(
         watch_seconds: server-side length of one watch request.
         clock: where the deadline, the crash grace and the settle time are read, and
             the feeds are waited on (the feeds' own retries keep real time).
-
-    Returns:
-        The final snapshot and the seconds waited.
 
     Raises:
         PodFailedError: a pod will not heal (names the pod, container and reason).
@@ -333,9 +371,7 @@ def cluster_status(api: TimedApiClient, namespaces: Sequence[str]) -> Snapshot:
 def _list_once(core: client.CoreV1Api, scope: str, patience: float) -> list[Pod]:
     where = scope_name(scope)
     try:
-        for attempt in api_retrying(patience, f"listing pods in {where}"):
-            with attempt:
-                response = list_pods(core, scope)
+        response = api_retrying(patience, f"listing pods in {where}")(list_pods, core, scope)
     except Exception as exc:
         if isinstance(exc, ApiException) or is_transient(exc):
             raise ClusterError(
