@@ -216,7 +216,7 @@ def _judge_seldon(
 def _judge_kserve(where: str, status: dict[str, Any], settled: bool) -> tuple[bool, str]:
     """(serving?, status) of an InferenceService: Ready, or the model's failure (raises)."""
     # Its observedGeneration is its Deployment's: the pods tell the rollout (kserve v0.20.0,
-    # pkg/apis/serving/v1beta1/inference_service_status.go `PropagateRawStatus`).
+    # pkg/apis/serving/v1beta1/inference_service_status.go `PropagateRawStatus`, `PropagateStatus`).
     model = status.get("modelStatus") or {}
     states = model.get("states") or {}
     failed = {model.get("transitionStatus"), states.get("targetModelState")} & _KSERVE_FAILED

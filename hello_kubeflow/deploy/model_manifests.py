@@ -139,7 +139,7 @@ def rclone_uri(artifact_uri: str) -> str:
 
     Seldon Core v1.17.1 runs `rclone copy <modelUri> /mnt/models`, the remote configured by
     `RCLONE_CONFIG_<REMOTE>_*` variables (operator/controllers/model_initializer_injector.go,
-    components/rclone-storage-initializer/readme.md).
+    seldondeployment_prepackaged_servers.go; components/rclone-storage-initializer/readme.md).
 
     Raises:
         DeploymentError: for a URI no storage initializer can fetch.
@@ -229,8 +229,9 @@ def storage_credentials(
 ) -> list[dict[str, Any]]:
     """The Secret and ServiceAccount KServe's storage initializer reads S3 credentials from.
 
-    `endpoint` is `host:port` of KFP's object store, over plain HTTP (kserve v0.20.0,
-    pkg/credentials/s3/s3_secret.go, utils.go `BuildS3EnvVars`).
+    `endpoint` is `host:port` of KFP's object store, over plain HTTP (kserve v0.20.0: the
+    `inferenceservice-config` credentials in kserve.yaml; pkg/credentials/s3/s3_secret.go,
+    utils.go `BuildS3EnvVars`).
     """
     secret = {
         "apiVersion": "v1",

@@ -40,10 +40,7 @@ class RegistryLogin:
 
     @property
     def server(self) -> str:
-        """The registry's key in `auths`: its host, or Docker Hub's as the Docker CLI names it.
-
-        Read as image names are: `me` is a Docker Hub account, `quay.io/me` names its host.
-        """
+        """Its key in `auths`, read as image names are (`me`: Docker Hub, `quay.io/me`: quay.io)."""
         host = registry_host(f"{self.registry}/image")  # any image under the registry
         return DOCKER_HUB_KEY if host in DOCKER_HUB else host
 

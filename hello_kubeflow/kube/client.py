@@ -123,7 +123,7 @@ class TimedApiClient(client.ApiClient):  # type: ignore[misc]
         self.request_timeout = timeout
 
     def call_api(self, *args: Any, **kwargs: Any) -> Any:
-        """`ApiClient.call_api`, with the default timeout filled in."""
+        """`ApiClient.call_api` with our timeout: no module keeps its own (a watch sets longer)."""
         if kwargs.get("_request_timeout") is None:
             kwargs["_request_timeout"] = self.request_timeout
         return super().call_api(*args, **kwargs)

@@ -50,7 +50,7 @@ JobLookup = Callable[[str, str], tuple[str, str]]
 
 
 class Clock:
-    """Where a wait reads the time and pauses: real time here; tests pass a virtual one."""
+    """Where a wait reads time and pauses: tests pass a virtual one, so load never sways a test."""
 
     def now(self) -> float:
         """Seconds on a monotonic clock."""
