@@ -349,11 +349,11 @@ def setup(
 )
 def wait(c: Any, namespaces: str = "", timeout: float | None = None, json: bool = False) -> None:
     """Wait until every pod is ready or completed; stop at once on a broken one."""
-    from hello_kubeflow.kube.wait import wait_for_pods
+    from hello_kubeflow.cli import commands
 
     settings = settings_for(wait_namespaces=namespaces, wait_timeout=timeout)
     with user_errors():
-        emit(wait_for_pods(settings), json)
+        emit(commands.wait(settings), json)
 
 
 @task(
@@ -364,11 +364,11 @@ def wait(c: Any, namespaces: str = "", timeout: float | None = None, json: bool 
 )
 def status(c: Any, namespaces: str = "", json: bool = False) -> None:
     """Show which pods are not ready, and why, in the current cluster."""
-    from hello_kubeflow.kube.wait import cluster_status
+    from hello_kubeflow.cli import commands
 
     settings = settings_for(wait_namespaces=namespaces)
     with user_errors():
-        emit(cluster_status(settings), json)
+        emit(commands.status(settings), json)
 
 
 # ---- cluster mode

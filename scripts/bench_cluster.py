@@ -28,6 +28,7 @@ from emulators import (
     install_kubectl,
     seldon,
     serving,
+    settings_api,
     write_kubeconfig,
 )
 from kfp_emulator import KfpEmulator, never_ending
@@ -37,7 +38,6 @@ from hello_kubeflow.deploy.model_manifests import ModelDeployment
 from hello_kubeflow.gateway.endpoints import Auth
 from hello_kubeflow.kfp.remote import Patience, connect
 from hello_kubeflow.kfp.runs import ensure_experiment, start_run, upload_pipeline
-from hello_kubeflow.kube.client import api_client
 from hello_kubeflow.kube.port_forward import port_forward
 from hello_kubeflow.pipeline.local import compile_pipeline
 from hello_kubeflow.settings import Settings
@@ -95,7 +95,7 @@ def main() -> None:
         cluster.declare(SELDON)
         cluster.controllers.append(Operator(SELDON, *seldon("Available")))
         with serving(cluster) as kube_url:
-            api = api_client(Settings(kubeconfig=write_kubeconfig(root / "k", kube_url)))
+            api = settings_api(Settings(kubeconfig=write_kubeconfig(root / "k", kube_url)))
             deployment = ModelDeployment(
                 name="mnist-classifier",
                 namespace="kubeflow",
@@ -115,7 +115,7 @@ def main() -> None:
             os.environ["PATH"] = f"{root / 'bin'}:{os.environ['PATH']}"
 
             def forward() -> None:
-                with port_forward(Settings(), "svc/x", "default", 80):
+                with port_forward("svc/x", "default", 80):
                     pass
 
             rows.append(("port-forward start to ready (stand-in kubectl)", 5, *timed(forward, 5)))

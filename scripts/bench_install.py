@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from apiserver import ApiServer  # noqa: E402
 from crd_schemas import UPSTREAM  # noqa: E402
-from emulators import RunningCluster  # noqa: E402
+from emulators import RunningCluster, settings_api  # noqa: E402
 from kube_support import node  # noqa: E402
 from test_install_install import IMAGE, kubelet  # noqa: E402
 from test_kube_wait_crashes import KfpKubelet  # noqa: E402
@@ -70,9 +70,10 @@ def _kfp(broken: str, settle: float) -> float:
         player.start()
         try:
             wait_for_pods(
-                settings,
+                settings_api(settings),
                 ["kubeflow"],
-                timeout=120,
+                120,
+                settings.wait_crash_grace,
                 backoff=Backoff(0.05, 0.2),
                 require_pods=True,
                 settle=settle,

@@ -31,7 +31,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from emulators import RunningCluster, is_pod_list, is_pod_watch  # noqa: E402
+from emulators import RunningCluster, is_pod_list, is_pod_watch, settings_api  # noqa: E402
 from kube_support import pod, ready_status, waiting  # noqa: E402
 from kubernetes import client  # noqa: E402
 
@@ -118,7 +118,8 @@ def poll_until_ready(env: Emulator, timeout: float = 120.0) -> None:
 
 
 def watch_until_ready(env: Emulator) -> None:
-    wait_for_pods(env.settings, ["bench"], timeout=120.0, progress_interval=600.0)
+    grace = env.settings.wait_crash_grace
+    wait_for_pods(settings_api(env.settings), ["bench"], 120.0, grace, progress_interval=600.0)
 
 
 def last_ready_latency(

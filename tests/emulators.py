@@ -28,6 +28,7 @@ import kmock
 from kmock._internal import enums
 from kubernetes import client
 
+from hello_kubeflow.kube.client import TimedApiClient, api_client
 from hello_kubeflow.settings import Settings
 
 SELDON = "machinelearning.seldon.io/v1/seldondeployments"
@@ -319,6 +320,11 @@ class RunningCluster:
         }
         fields.update(changes)
         return Settings(**fields)
+
+
+def settings_api(settings: Settings) -> TimedApiClient:
+    """The API client `settings` select: kubeconfig, context, request timeout."""
+    return api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
 
 
 def write_kubeconfig(

@@ -23,6 +23,7 @@ from emulators import (
     kserve_standard,
     seldon,
     serving,
+    settings_api,
     write_kubeconfig,
 )
 from kube_support import waiting
@@ -47,7 +48,6 @@ from hello_kubeflow.deploy.model_manifests import (
     rollout_of,
 )
 from hello_kubeflow.errors import DeploymentError, PrerequisiteError
-from hello_kubeflow.kube.client import api_client
 from hello_kubeflow.settings import Settings
 
 IMAGE = "localhost:5000/hello-kubeflow@sha256:" + "ab" * 32
@@ -70,7 +70,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[ClusterEmulator, client.ApiClient]
     emulator.declare(SELDON)
     with serving(emulator) as url:
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url)
-        yield emulator, api_client(Settings(kubeconfig=kubeconfig))
+        yield emulator, settings_api(Settings(kubeconfig=kubeconfig))
 
 
 def _deployment(serving_kind: str = "seldon", model_uri: str = MODEL_URI) -> ModelDeployment:
@@ -347,11 +347,10 @@ def test_a_kserve_redeploy_whose_new_pod_crash_loops_fails_with_its_last_log_lin
 ) -> None:
     """The old pod keeps Ready True; the new one's crash loop fails the deploy, quoting its log."""
     emulator = ClusterEmulator()
-    emulator.declare(SELDON)
     crash_log = "hello_kubeflow.errors.ModelError: no model directory at /mnt/models"
     emulator[lambda r: r.subresource == "log"] << crash_log.encode()
     with serving(emulator) as url:
-        api = api_client(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
+        api = settings_api(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
         operator = _kserve_deployed_once(emulator, api)
         operator.statuses = kserve_standard("rolling", generation=2)
         operator.pods_after = None  # the Deployment's new pod never becomes ready
@@ -437,7 +436,7 @@ def test_auto_detection_finds_kserve_alone(tmp_path: Path) -> None:
     emulator = ClusterEmulator()
     emulator.declare(KSERVE)
     with serving(emulator) as url:
-        api = api_client(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
+        api = settings_api(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
         assert detect_serving(api, "auto") == "kserve"
 
 
@@ -485,7 +484,7 @@ def test_deploy_step_for_kserve_copies_the_store_keys_without_printing_them(
         "data": {"accesskey": base64.b64encode(b"minio").decode(), "secretkey": secret},
     }
     with serving(emulator) as url:
-        api = api_client(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
+        api = settings_api(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
         result = deploy_step(
             api=api,
             model_uri=MODEL_URI,
@@ -527,7 +526,7 @@ def test_the_kserve_deploy_step_opens_the_model_to_the_gateway_where_istio_is(
     emulator.declare(KSERVE, POLICIES)
     emulator.controllers.append(Operator(KSERVE, *kserve_ready()))
     with serving(emulator) as url:
-        api = api_client(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
+        api = settings_api(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
         deploy_step(
             api=api,
             model_uri="gs://models/mnist",  # not KFP's store: no keys to copy
@@ -566,7 +565,7 @@ def test_a_deploy_step_that_may_not_write_the_policy_says_which_rbac_to_apply(
     policies = emulator[lambda r: (r.resource and r.resource.plural) == "authorizationpolicies"]
     policies << 403 << forbidden
     with serving(emulator) as url:
-        api = api_client(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
+        api = settings_api(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
         with pytest.raises(PrerequisiteError) as raised:
             deploy_step(
                 api=api,
@@ -599,7 +598,7 @@ def _deploy_step_requests(tmp_path: Path, namespace: str) -> set[Call]:
             "data": {"accesskey": "bQ==", "secretkey": "cw=="},
         }
         with serving(emulator) as url:
-            api = api_client(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
+            api = settings_api(Settings(kubeconfig=write_kubeconfig(tmp_path / "k", url)))
             deploy_step(
                 api=api,
                 model_uri=MODEL_URI,
@@ -703,7 +702,7 @@ def test_every_api_call_of_undeploy_carries_the_settings_request_timeout(
     """HK_KUBE_REQUEST_TIMEOUT reaches the wire: no module keeps a timeout of its own."""
     emulator, api = cluster
     host = api.configuration.host
-    timed = api_client(
+    timed = settings_api(
         Settings(kubeconfig=write_kubeconfig(tmp_path / "k2", host), kube_request_timeout=7.0)
     )
     seen: list[Any] = []

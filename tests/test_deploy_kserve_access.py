@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from apiserver import ApiServer
 from crd_schemas import UPSTREAM, upstream_documents
-from emulators import RunningCluster
+from emulators import RunningCluster, settings_api
 
 from hello_kubeflow.deploy.kserve_access import (
     KServeInstall,
@@ -29,7 +29,6 @@ from hello_kubeflow.deploy.kserve_access import (
     route,
 )
 from hello_kubeflow.install.customize import KSERVE_DEPLOYMENT_MODE
-from hello_kubeflow.kube.client import api_client
 
 KUBEFLOW = "kubeflow-manifests-26.03/example.yaml"
 KSERVE = "kserve-v0.20.0/kserve.yaml"
@@ -62,7 +61,7 @@ def installed(relative: str, tmp_path: Path, *, mode: str = "") -> KServeInstall
             "apps/v1/deployments", namespace, "kserve-controller-manager", deployment
         )
         cluster.put_object("v1/configmaps", namespace, "inferenceservice-config", config_map)
-        return read_install(api_client(cluster.settings(tmp_path)))
+        return read_install(settings_api(cluster.settings(tmp_path)))
 
 
 @needs_upstream

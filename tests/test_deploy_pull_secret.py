@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from emulators import RunningCluster
+from emulators import RunningCluster, settings_api
 
 from hello_kubeflow.deploy.pull_secret import (
     PULL_SECRET,
@@ -16,7 +16,6 @@ from hello_kubeflow.deploy.pull_secret import (
     registry_login,
 )
 from hello_kubeflow.errors import SettingsError
-from hello_kubeflow.kube.client import api_client
 from hello_kubeflow.settings import Settings
 
 PASSWORD = "hunter2-private-registry"
@@ -29,7 +28,7 @@ def docker_config(secret: dict[str, object]) -> dict[str, object]:
 
 
 def test_no_registry_login_means_no_pull_secret() -> None:
-    assert registry_login(Settings(container_registry="localhost:5000")) is None
+    assert registry_login("localhost:5000", None, None) is None
 
 
 @pytest.mark.parametrize(
@@ -44,18 +43,17 @@ def test_a_half_set_login_is_refused_naming_what_is_missing(
     changes: dict[str, str], named: str
 ) -> None:
     with pytest.raises(SettingsError) as caught:
-        registry_login(Settings(**changes))
+        settings = Settings(**changes)
+        registry_login(
+            settings.container_registry, settings.registry_username, settings.registry_password
+        )
 
     assert named in str(caught.value)
     assert PASSWORD not in str(caught.value)
 
 
 def test_the_secret_is_what_kubectl_create_secret_docker_registry_makes() -> None:
-    login = registry_login(
-        Settings(
-            container_registry="ghcr.io/me", registry_username="me", registry_password=PASSWORD
-        )
-    )
+    login = registry_login("ghcr.io/me", "me", PASSWORD)
     assert login is not None
 
     secret = login.secret("kubeflow-user-example-com")
@@ -94,7 +92,7 @@ def test_the_password_never_shows_in_repr_plan_or_scrubbed_text() -> None:
 
 def test_the_secret_is_created_then_refreshed_in_each_namespace(tmp_path: Path) -> None:
     with RunningCluster() as cluster:
-        api = api_client(cluster.settings(tmp_path))
+        api = settings_api(cluster.settings(tmp_path))
 
         made = ensure_pull_secret(api, RegistryLogin("quay.io/me", "me", "old"), ["kubeflow"])
         again = ensure_pull_secret(

@@ -217,6 +217,6 @@ def test_without_kubectl_the_error_says_to_install_it_or_set_an_endpoint(
 def test_a_port_forward_that_fails_quotes_kubectl(kubectl: Path) -> None:
     with (
         pytest.raises(ClusterError, match='services "svc/nothing" not found'),
-        port_forward(Settings(), "svc/nothing", "default", 80),
+        port_forward("svc/nothing", "default", 80),
     ):
         pass

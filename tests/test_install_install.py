@@ -16,14 +16,13 @@ from typing import Any
 import pytest
 from apiserver import ApiServer
 from crd_schemas import UPSTREAM
-from emulators import RunningCluster
+from emulators import RunningCluster, settings_api
 from kmock._internal import enums
 from kube_support import node
 
 from hello_kubeflow.errors import ApplyError, ManifestError, PrerequisiteError
 from hello_kubeflow.install.apply import Applier
 from hello_kubeflow.install.install import RBAC_DIR, install, make_plan
-from hello_kubeflow.kube.client import api_client
 from hello_kubeflow.retry import Backoff
 from hello_kubeflow.settings import Settings
 
@@ -197,7 +196,7 @@ def test_applying_twice_changes_nothing(apiserver: RunningCluster, tmp_path: Pat
 
 def applier(cluster: RunningCluster, tmp_path: Path) -> Applier:
     settings = cluster.settings(tmp_path)
-    return Applier(api_client(settings), backoff=FAST)
+    return Applier(settings_api(settings), backoff=FAST)
 
 
 SELDON_CRD = "seldon-core-v1.17.1/operator-config-lite.yaml"

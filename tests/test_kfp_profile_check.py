@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 from apiserver import ApiServer
-from emulators import RunningCluster
+from emulators import RunningCluster, settings_api
 
 from hello_kubeflow.errors import PrerequisiteError
 from hello_kubeflow.kfp.profile_check import check_profile_namespace
-from hello_kubeflow.kube.client import api_client
 
 PROFILE = "kubeflow-user-example-com"
 
@@ -97,7 +96,7 @@ def ready(
 
 def check(cluster: RunningCluster, tmp_path: Path, namespace: str = PROFILE) -> None:
     settings = cluster.settings(tmp_path)
-    check_profile_namespace(api_client(settings), namespace)
+    check_profile_namespace(settings_api(settings), namespace)
 
 
 def test_a_ready_profile_namespace_passes(cluster: RunningCluster, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from emulators import RunningCluster, serving
+from emulators import RunningCluster, serving, settings_api
 from kfp_emulator import STEPS, KfpEmulator, failing, write_package
 from test_kfp_remote import FAST, PIPELINE
 
@@ -22,7 +22,6 @@ from hello_kubeflow.kfp.runs import (
     upload_pipeline,
 )
 from hello_kubeflow.kfp.step_logs import explain_failed_step
-from hello_kubeflow.kube.client import api_client
 
 NAMESPACE = "kubeflow"
 
@@ -54,7 +53,7 @@ def test_a_failed_run_says_why_with_the_pods_reason_and_log_tail(
     emulator = KfpEmulator()
     emulator.script = failing("train")
     with RunningCluster() as cluster, serving(emulator.handler) as url:
-        api = api_client(cluster.settings(tmp_path))
+        api = settings_api(cluster.settings(tmp_path))
         session = connect(url, Auth(), patience=FAST)
         pipeline = upload_pipeline(session, package, PIPELINE)
         run_id = start_run(
@@ -86,7 +85,7 @@ def test_a_failed_run_says_why_with_the_pods_reason_and_log_tail(
 
 def test_a_step_whose_pod_is_gone_is_explained_with_how_to_look(tmp_path: Path) -> None:
     with RunningCluster() as cluster:
-        api = api_client(cluster.settings(tmp_path))
+        api = settings_api(cluster.settings(tmp_path))
 
         said = explain_failed_step(
             api, NAMESPACE, FailedStep("train model", "train", "wf-abc12-123")
@@ -120,7 +119,7 @@ def test_a_retried_executors_pod_is_found_by_its_node_name(tmp_path: Path) -> No
     with RunningCluster() as cluster:
         cluster.add(pod)
         _serve_log(cluster, pod["metadata"]["name"], "ValueError: bad preset\n")
-        api = api_client(cluster.settings(tmp_path))
+        api = settings_api(cluster.settings(tmp_path))
         retry_node = emulator.node_id("r", "hello-kubeflow-mnist-12345.root.train.executor")
 
         said = explain_failed_step(api, NAMESPACE, FailedStep("train model", "train", retry_node))

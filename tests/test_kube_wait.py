@@ -6,7 +6,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from clock_support import VirtualClock
-from emulators import RunningCluster, is_pod_list, is_pod_watch
+from emulators import RunningCluster, is_pod_list, is_pod_watch, settings_api
 from kube_support import (
     pod,
     ready_status,
@@ -74,8 +74,17 @@ def later() -> Iterator[Callable[[float, Callable[[], Any]], None]]:
         timer.join(5)
 
 
-def wait(settings: Settings, timeout: float = 20.0, **options: Any) -> WaitResult:
-    return wait_for_pods(settings, timeout=timeout, backoff=FAST, **options)
+def wait(
+    settings: Settings,
+    timeout: float = 20.0,
+    namespaces: Sequence[str] | None = None,
+    **options: Any,
+) -> WaitResult:
+    namespaces = settings.wait_namespaces if namespaces is None else namespaces
+    grace = settings.wait_crash_grace
+    return wait_for_pods(
+        settings_api(settings), namespaces, timeout, grace, backoff=FAST, **options
+    )
 
 
 def event(kind: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -443,7 +452,7 @@ def test_cluster_status_lists_what_is_not_ready_and_why(
         )
     )
 
-    table = cluster_status(settings).describe()
+    table = cluster_status(settings_api(settings), settings.wait_namespaces).describe()
 
     assert table.splitlines()[0] == "1/3 pods ready (kubeflow 1/3)"
     assert row(table, "big")[:3] == ["kubeflow", "big", "Unschedulable"]
@@ -724,7 +733,7 @@ def test_cluster_status_of_some_namespaces_lists_only_those(
     cluster.add(pod("kubeflow", "api", statuses=[waiting("main", "ContainerCreating")]))
     cluster.add(pod("other", "web", statuses=[waiting("main", "ContainerCreating")]))
 
-    snapshot = cluster_status(settings, ["kubeflow"])
+    snapshot = cluster_status(settings_api(settings), ["kubeflow"])
 
     assert [s.key for s in snapshot.states] == [("kubeflow", "api")]
     assert snapshot.namespaces == ("kubeflow",)
@@ -740,7 +749,7 @@ def test_cluster_status_refused_names_where_and_the_fix(
     cluster.fail(is_pod_list, 1, 403)
 
     with pytest.raises(ClusterError) as refused:
-        cluster_status(settings, namespaces)
+        cluster_status(settings_api(settings), namespaces)
 
     message = str(refused.value)
     assert message.startswith(f"cannot list pods in {where}: ")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from clock_support import VirtualClock
 from crd_schemas import UPSTREAM, upstream_documents
-from emulators import RunningCluster
+from emulators import RunningCluster, settings_api
 from kube_support import pod, ready_status, status, waiting
 
 from hello_kubeflow.errors import PodFailedError, WaitTimeoutError
@@ -136,7 +136,13 @@ class KfpKubelet(threading.Thread):
 def wait(cluster: RunningCluster, tmp_path: Path, clock: Clock = REAL_TIME, **changes: Any) -> Any:
     settings: Settings = cluster.settings(tmp_path, **changes)
     return wait_for_pods(
-        settings, ["kubeflow"], timeout=30.0, backoff=FAST, require_pods=True, clock=clock
+        settings_api(settings),
+        ["kubeflow"],
+        30.0,
+        settings.wait_crash_grace,
+        backoff=FAST,
+        require_pods=True,
+        clock=clock,
     )
 
 
@@ -202,4 +208,11 @@ def test_without_a_crash_loop_a_pending_pod_is_a_timeout_not_a_failure(
     settings = cluster.settings(tmp_path, wait_crash_grace=0.5)
 
     with pytest.raises(WaitTimeoutError):
-        wait_for_pods(settings, ["kubeflow"], timeout=1.5, backoff=FAST, clock=VirtualClock())
+        wait_for_pods(
+            settings_api(settings),
+            ["kubeflow"],
+            1.5,
+            settings.wait_crash_grace,
+            backoff=FAST,
+            clock=VirtualClock(),
+        )

@@ -6,13 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hello_kubeflow.cli.options import Result, refuse
 from hello_kubeflow.errors import PipelineError, UsageError
 from hello_kubeflow.project import require_checkout
 from hello_kubeflow.query.client import query_accuracy, query_digit
 from hello_kubeflow.settings import Settings
+
+if TYPE_CHECKING:
+    from hello_kubeflow.kube.report import Snapshot
+    from hello_kubeflow.kube.wait import WaitResult
 
 DEFAULT_RUNNER = "subprocess"
 DEFAULT_PROTOCOL = "seldon"
@@ -157,6 +161,25 @@ def query(
     if count:
         return query_accuracy(settings, count=count, start=max(index, 0), protocol=protocol)
     return query_digit(settings, index=index, image=image, protocol=protocol, plot=plot)
+
+
+def wait(settings: Settings) -> WaitResult:
+    """Wait until every pod of `HK_WAIT_NAMESPACES` (all, when empty) is ready."""
+    from hello_kubeflow.kube.client import api_client  # kubernetes: the cluster tasks only
+    from hello_kubeflow.kube.wait import wait_for_pods
+
+    api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
+    namespaces, timeout = settings.wait_namespaces, settings.wait_timeout
+    return wait_for_pods(api, namespaces, timeout, settings.wait_crash_grace)
+
+
+def status(settings: Settings) -> Snapshot:
+    """Judge every pod of `HK_WAIT_NAMESPACES` (all, when empty) once."""
+    from hello_kubeflow.kube.client import api_client  # kubernetes: the cluster tasks only
+    from hello_kubeflow.kube.wait import cluster_status
+
+    api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
+    return cluster_status(api, settings.wait_namespaces)
 
 
 def undeploy(settings: Settings) -> Done:

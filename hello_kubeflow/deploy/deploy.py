@@ -1,26 +1,13 @@
 """Deploy the served model and wait until it serves; remove it; through the Kubernetes API.
 
-Objects are applied with server-side apply (field manager `hello-kubeflow`,
-conflicts forced), so running again updates the same resource in place. The
-wait polls the resource until Seldon says Available or KServe says Ready, and
-fails at once on what will not heal: a Failed state, a model that failed to
-load, or a pod in ImagePullBackOff / CrashLoopBackOff (named with its reason,
-and a crash loop with its container's last log lines).
-
-Neither status tells a rollout apart. Seldon Core v1's `Available` may still
-describe the old pods. KServe keeps Ready True while its Deployment replaces
-the pods (Progressing `ReplicaSetUpdated`: the old pods still answer), and its
-`observedGeneration` is the Deployment's (or Knative Service's), not the
-InferenceService's (kserve v0.20.0, pkg/apis/serving/v1beta1/
-inference_service_status.go, `PropagateRawStatus`, `PropagateStatus`). So each
-deploy stamps a rollout value on the model's pod template (which also makes
-the pods roll), and the model counts as serving only when its Ready pods all
-carry this deploy's value.
+Neither status tells a rollout apart, so each deploy stamps a rollout value on the pod
+template and the model serves once its Ready pods all carry it (docs/cluster.md).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import time
@@ -29,25 +16,18 @@ from typing import Any
 from kubernetes import client
 
 from hello_kubeflow.deploy.model_manifests import (
-    ARTIFACT_ENDPOINT,
     ARTIFACT_SECRET,
     ROLLOUT_ANNOTATION,
     SERVING_APIS,
     ModelDeployment,
-    ServingApi,
     manifest,
     rollout_of,
     seldon_storage_secret,
     storage_credentials,
 )
-from hello_kubeflow.deploy.serving_api import (
-    Missing,
-    apply,
-    call,
-    installed,
-    read_deployment,
-)
+from hello_kubeflow.deploy.serving_api import Missing, apply, call, installed, read_deployment
 from hello_kubeflow.errors import DeploymentError, PrerequisiteError
+from hello_kubeflow.kube.feed import list_pods
 from hello_kubeflow.kube.pods import Pod, pod_state
 from hello_kubeflow.kube.wait import NO_RESTART_LIMIT, CrashJudge, last_logs, poll_until
 from hello_kubeflow.settings import Settings
@@ -60,9 +40,7 @@ _KSERVE_FAILED = frozenset({"InvalidSpec", "BlockedByFailedLoad", "FailedToLoad"
 
 
 def detect_serving(api: client.ApiClient, preferred: str = "auto") -> str:
-    """The serving system to use: `preferred` if installed, or whichever is (`auto`).
-
-    Seldon Core wins when both are installed (the walkthrough's choice).
+    """The serving system to use: `preferred` if installed, or whichever is (`auto`: Seldon first).
 
     Raises:
         PrerequisiteError: the preferred system (or, for `auto`, either) is not installed.
@@ -90,12 +68,7 @@ def deploy_model(
     poll_interval: float = POLL_INTERVAL,
     crash_grace: float = Settings.wait_crash_grace,
 ) -> dict[str, Any]:
-    """Apply `deployment` (creating or updating it) and wait until it serves.
-
-    `crash_grace` is as in `wait_until_serving`.
-
-    Returns:
-        The resource as the cluster reports it once Available / Ready.
+    """Apply `deployment` and wait until it serves (`wait_until_serving`); return the resource.
 
     Raises:
         DeploymentError: refused, Failed, a pod that will not heal, or not ready in time.
@@ -104,13 +77,8 @@ def deploy_model(
     wanted = manifest(deployment)
     applied = apply(api, wanted)
     generation = int((applied.get("metadata") or {}).get("generation") or 0)
-    log.info(
-        "applied %s %s/%s (model %s)",
-        deployment.api.kind,
-        deployment.namespace,
-        deployment.name,
-        deployment.model_uri,
-    )
+    where = f"{deployment.api.kind} {deployment.namespace}/{deployment.name}"
+    log.info("applied %s (model %s)", where, deployment.model_uri)
     return wait_until_serving(
         api,
         deployment.serving,
@@ -145,18 +113,16 @@ def wait_until_serving(
         name: the resource's name.
         timeout: seconds to wait.
         poll_interval: seconds between polls.
-        generation: the spec generation a SeldonDeployment's status must have seen (0: any;
-            KServe's `observedGeneration` is its Deployment's, so the pods decide there).
-        rollout: the value this deploy put on the pod template: serving means
-            the model's Ready pods all carry it ("": the resource's status alone).
-        crash_grace: seconds a model pod may crash-loop before the wait fails
-            (`HK_WAIT_CRASH_GRACE`, judged as `inv wait` judges it).
+        generation: the spec generation a SeldonDeployment's status must have seen (0: any).
+        rollout: the value this deploy put on the pod template, which the model's Ready
+            pods must all carry ("": the resource's status alone).
+        crash_grace: seconds a model pod may crash-loop (`HK_WAIT_CRASH_GRACE`).
 
     Raises:
         DeploymentError: Failed, a pod that will not heal, gone, or not ready in time.
     """
-    kind = SERVING_APIS[serving].kind
-    where = f"{kind} {namespace}/{name}"
+    where = f"{SERVING_APIS[serving].kind} {namespace}/{name}"
+    describe = f"kubectl describe {SERVING_APIS[serving].plural} -n {namespace} {name}"
     crashes = CrashJudge(crash_grace)
 
     def look() -> tuple[dict[str, Any] | None, str]:
@@ -164,8 +130,12 @@ def wait_until_serving(
         if resource is None:
             raise DeploymentError(f"{where} disappeared while we waited for it: deploy it again")
         pods = _model_pods(api, serving, namespace, name)
-        settled = all(_rollout_of_pod(pod) == rollout for pod in pods) if rollout else True
-        ready, status = _judge(serving, resource, generation, settled=settled)
+        reported = resource.get("status") or {}
+        if serving == "seldon":
+            ready, status = _judge_seldon(where, describe, reported, generation)
+        else:  # a failure KServe reports is this deploy's once every pod is of this deploy
+            settled = all(_rollout_of_pod(pod) == rollout for pod in pods) if rollout else True
+            ready, status = _judge_kserve(where, reported, settled)
         _check_pods(api, pods, rollout, crashes)
         if ready and rollout:
             ready, status = _rolled_out(pods, rollout, status)
@@ -174,8 +144,7 @@ def wait_until_serving(
     def too_late(status: str) -> DeploymentError:
         return DeploymentError(
             f"{where} was not serving within {timeout:.0f} s (last status: {status}). "
-            f"See `kubectl describe {SERVING_APIS[serving].plural} -n {namespace} {name}` "
-            f"and `kubectl get pods -n {namespace}`"
+            f"See `{describe}` and `kubectl get pods -n {namespace}`"
         )
 
     resource = poll_until(
@@ -186,43 +155,25 @@ def wait_until_serving(
 
 
 def undeploy(api: client.ApiClient, namespace: str, name: str, serving: str = "auto") -> list[str]:
-    """Delete the served model (of `serving`, or of either system for `auto`).
-
-    Returns:
-        What was deleted, e.g. `["SeldonDeployment kubeflow/mnist-classifier"]`
-        (empty when there was nothing to remove).
-    """
+    """Delete the served model (of `serving`, or of either for `auto`); say what was deleted."""
     removed = []
     custom = client.CustomObjectsApi(api)
     for each in ("seldon", "kserve") if serving == "auto" else (serving,):
         target = SERVING_APIS[each]
-
-        def delete(target: ServingApi = target) -> Any:
-            return custom.delete_namespaced_custom_object(
-                target.group,
-                target.version,
-                namespace,
-                target.plural,
-                name,
-            )
-
+        what = f"{target.kind} {namespace}/{name}"
+        args = (target.group, target.version, namespace, target.plural, name)
+        delete = functools.partial(custom.delete_namespaced_custom_object, *args)
         try:
-            call(f"deleting {target.kind} {namespace}/{name}", delete, missing_ok=True)
+            call(f"deleting {what}", delete, missing_ok=True)
         except Missing:
             continue
-        removed.append(f"{target.kind} {namespace}/{name}")
-        log.info("deleted %s %s/%s", target.kind, namespace, name)
+        removed.append(what)
+        log.info("deleted %s", what)
     return removed
 
 
-def copy_storage_credentials(
-    api: client.ApiClient, namespace: str, serving: str, endpoint: str = ARTIFACT_ENDPOINT
-) -> None:
-    """Give the serving system's storage initializer KFP's object store keys.
-
-    KFP keeps them in `mlpipeline-minio-artifact` as `accesskey`/`secretkey`;
-    each initializer wants them under its own names: KServe in a Secret on the
-    predictor's service account, Seldon in a Secret it takes as environment.
+def copy_storage_credentials(api: client.ApiClient, namespace: str, serving: str) -> None:
+    """Copy KFP's object store keys (`accesskey`/`secretkey`) where the storage initializer reads.
 
     Raises:
         DeploymentError: KFP's artifact secret is not in `namespace`.
@@ -243,59 +194,29 @@ def copy_storage_credentials(
     data = secret.data or {}
     access, key = (base64.b64decode(data.get(k, "")).decode() for k in ("accesskey", "secretkey"))
     if serving == "seldon":
-        apply(api, seldon_storage_secret(namespace, access, key, endpoint))
+        apply(api, seldon_storage_secret(namespace, access, key))
         return
-    for obj in storage_credentials(namespace, access, key, endpoint):
+    for obj in storage_credentials(namespace, access, key):
         apply(api, obj)
 
 
-# ---- judging status
-
-
-def _judge(
-    serving: str, resource: dict[str, Any], generation: int, *, settled: bool = True
-) -> tuple[bool, str]:
-    """(serving now?, a short status) for one read of the resource.
-
-    Args:
-        serving: `seldon` or `kserve`.
-        resource: the resource as read.
-        generation: the SeldonDeployment's spec generation that must have been seen (0: any).
-        settled: every pod of the model is of this deploy, so a failure KServe reports
-            (written from the pods of the moment) is this deploy's, not the last one's.
-
-    Raises:
-        DeploymentError: the resource reports a failure that will not heal.
-    """
-    status = resource.get("status") or {}
-    kind = SERVING_APIS[serving].kind
-    meta = resource.get("metadata") or {}
-    where = f"{kind} {meta.get('namespace')}/{meta.get('name')}"
-    if serving == "seldon":
-        return _judge_seldon(where, meta, status, generation)
-    return _judge_kserve(where, status, settled)
-
-
 def _judge_seldon(
-    where: str, meta: dict[str, Any], status: dict[str, Any], generation: int
+    where: str, describe: str, status: dict[str, Any], generation: int
 ) -> tuple[bool, str]:
-    """A SeldonDeployment: Available once the required generation is seen, or Failed."""
+    """(serving?, status) of a SeldonDeployment: Available at `generation`, or Failed (raises)."""
     observed = status.get("observedGeneration")
     stale = bool(generation and observed is not None and int(observed) < generation)
     state = str(status.get("state") or "Creating")
     message = str(status.get("description") or "")
     if state == "Failed" and not stale:
-        raise DeploymentError(
-            f"{where} Failed: {message or 'no reason given'}. "
-            f"See `kubectl describe seldondeployments -n {meta.get('namespace')} "
-            f"{meta.get('name')}`"
-        )
+        raise DeploymentError(f"{where} Failed: {message or 'no reason given'}. See `{describe}`")
     return state == "Available" and not stale, state + (f" ({message})" if message else "")
 
 
 def _judge_kserve(where: str, status: dict[str, Any], settled: bool) -> tuple[bool, str]:
-    """An InferenceService: its Ready condition, or the model's failure once pods settled."""
-    # KServe's observedGeneration is its Deployment's: the pods tell the rollout instead.
+    """(serving?, status) of an InferenceService: Ready, or the model's failure (raises)."""
+    # Its observedGeneration is its Deployment's: the pods tell the rollout (kserve v0.20.0,
+    # pkg/apis/serving/v1beta1/inference_service_status.go `PropagateRawStatus`, `PropagateStatus`).
     model = status.get("modelStatus") or {}
     states = model.get("states") or {}
     failed = {model.get("transitionStatus"), states.get("targetModelState")} & _KSERVE_FAILED
@@ -324,11 +245,7 @@ def _model_pods(api: client.ApiClient, serving: str, namespace: str, name: str) 
     try:
         pods = call(
             f"listing the pods of {name}",
-            lambda: core.list_namespaced_pod(
-                namespace,
-                label_selector=selector,
-                _preload_content=False,  # plain JSON: pod_state reads dicts
-            ),
+            lambda: list_pods(core, namespace, label_selector=selector),  # JSON, as pod_state reads
             missing_ok=True,
         )
     except Missing:
@@ -337,11 +254,7 @@ def _model_pods(api: client.ApiClient, serving: str, namespace: str, name: str) 
 
 
 def _check_pods(api: client.ApiClient, pods: list[Pod], rollout: str, crashes: CrashJudge) -> None:
-    """Fail at once when one of the model's pods is in a state that will not heal.
-
-    Pods of an earlier rollout are being replaced: their troubles are not this deploy's.
-    A crash loop is quoted with the container's last log lines.
-    """
+    """Fail at once when a pod of this rollout will not heal (a crash loop with its logs)."""
     current = [p for p in pods if not rollout or _rollout_of_pod(p) in ("", rollout)]
     states = [pod_state(pod, NO_RESTART_LIMIT) for pod in current]
     for state in crashes.judge(states, time.monotonic()):

@@ -1,13 +1,7 @@
 """The body of the pipeline's `deploy` step: serve the model the run just trained.
 
-It runs inside the cluster, as the pipeline's service account (the RBAC in
-`hello_kubeflow/manifests/` lets it), so it needs no kubeconfig: the model
-artifact's URI is known only here, inside the run. It records the run ID,
-the model URI and what the run measured on the resource, which is how
-`inv train --mode cluster` reports the run's accuracy afterwards. For KServe,
-where Istio is installed, it also makes the InferenceService's
-AuthorizationPolicy, so that a run started anywhere (the Pipelines UI too)
-leaves a model the gateway can reach in a profile namespace.
+It runs in the cluster as the pipeline's service account (no kubeconfig), the only place
+the model artifact's URI is known, and records what the run measured on the resource.
 """
 
 from __future__ import annotations
@@ -52,7 +46,7 @@ def deploy_step(
     crash_grace: float = Settings.wait_crash_grace,
     api: client.ApiClient | None = None,
 ) -> dict[str, str]:
-    """Deploy the model at `model_uri` and wait until it serves.
+    """Deploy the model at `model_uri`, wait until it serves; return serving, namespace, name.
 
     Args:
         model_uri: the model artifact's URI (the object store path KFP wrote).
@@ -62,20 +56,14 @@ def deploy_step(
         serving: `seldon`, `kserve`, or `auto` (whichever is installed).
         model_name: the model's name in the V2 protocol.
         run_id: the KFP run, recorded on the resource.
-        pull_secret: the image pull secret the model's pods name ("": none), the
-            one the workstation made in `namespace` for a private registry.
+        pull_secret: the image pull secret the model's pods name ("": none).
         model_metadata: the model artifact's metadata (training parameters, sizes).
         report_metadata: the evaluation report's metadata (accuracy).
         timeout: seconds to wait for it to serve.
         poll_interval: seconds between looks at its status.
-        request_timeout: seconds per Kubernetes API request (HK_KUBE_REQUEST_TIMEOUT
-            of the machine that started the run).
-        crash_grace: seconds a model pod may crash-loop before the deploy fails
-            (HK_WAIT_CRASH_GRACE of the machine that started the run).
+        request_timeout: seconds per API request (the starting machine's setting).
+        crash_grace: seconds a model pod may crash-loop (the starting machine's setting).
         api: the API client (default: the pod's service account, in-cluster).
-
-    Returns:
-        The serving system used, the namespace and the name.
 
     Raises:
         DeploymentError: the model did not come to serve.
@@ -83,7 +71,7 @@ def deploy_step(
             KServe, to write its AuthorizationPolicy).
     """
     # In a pod: the service account's own credentials; no settings read from its environment.
-    api = api or api_client(Settings(kube_request_timeout=request_timeout))
+    api = api or api_client(None, None, request_timeout)
     chosen = detect_serving(api, serving)
     if urlsplit(model_uri).scheme in ("minio", "s3"):  # KFP's object store: its keys
         copy_storage_credentials(api, namespace, chosen)

@@ -1,39 +1,7 @@
 """Reaching a KServe InferenceService through Istio: its route, and the policy that lets us in.
 
-**The route depends on the installed KServe and its deployment mode**, read
-from the cluster, never assumed:
-
-- the version from the controller's image tag (`kserve-controller-manager`,
-  container `manager`: `kserve/kserve-controller:v0.20.0` in kserve/kserve
-  v0.20.0's kserve.yaml, namespace `kserve`; `v0.16.0` in kubeflow/manifests
-  26.03's example, namespace `kubeflow`);
-- the mode from the resource's `status.deploymentMode`, else its
-  `serving.kserve.io/deploymentMode` annotation, else `deploy.defaultDeploymentMode`
-  of the `inferenceservice-config` ConfigMap. KServe 0.16 renamed the modes:
-  `Serverless` -> `Knative`, `RawDeployment` -> `Standard` (kserve/kserve
-  v0.15.2 pkg/constants/constants.go knows only `Serverless` and `RawDeployment`;
-  v0.16.0 adds `Knative` and `Standard`, keeping the old names as deprecated
-  `Legacy*` read as the new ones (pkg/apis/serving/v1beta1/configmap.go,
-  controller utils.go); v0.20.0 does the same in `ParseDeploymentMode`).
-  Both spellings are read here, and messages use the installed version's;
-- the address: `status.url` when KServe has set it (with a `pathTemplate`, a
-  path-based URL: `http://<ingressDomain>/serving/<ns>/<name>`, routed on that
-  path and that Host, kserve v0.20.0 reconcilers/ingress/ingress_reconciler.go
-  `getServiceUrl`, `createIngress`); else, Knative mode: the path template
-  when set, else Knative's `<name>.<ns>.<domain>`; Standard mode: the ConfigMap's
-  `domainTemplate` (`{{ .Name }}-{{ .Namespace }}.{{ .IngressDomain }}`), host
-  only (kubeflow/manifests 26.03 tests/kserve_test.sh: no path-based routing
-  for raw deployments, kserve#5090).
-
-**The policy.** In a Kubeflow profile namespace the mesh-wide deny-all makes
-the predictor's sidecar answer 403 "RBAC: access denied" (manifests#3013,
-kserve#4011) until the InferenceService has its own AuthorizationPolicy. The
-one made here is the one kubeflow/manifests 26.03's own tests make
-(tests/kserve_test.sh, "Test 7"): `allow-<name>`, action ALLOW, rules `[{}]`,
-selecting `serving.kserve.io/inferenceservice: <name>` (which "works for both
-serverless and raw deployment modes"); security stays at the gateway, which
-checks the login first. Then, as that test does, we wait until the answer is
-no longer 403 (Envoy takes a while to receive the policy).
+The route depends on the installed KServe's version and deployment mode, read from the
+cluster, never assumed (docs/cluster.md tabulates them).
 """
 
 from __future__ import annotations
@@ -56,20 +24,24 @@ from hello_kubeflow.errors import EndpointError, HelloKubeflowError
 
 log = logging.getLogger(__name__)
 
-KSERVE_NAMESPACES = ("kserve", "kubeflow")  # its release's, and the Kubeflow platform's
+# The controller (container `manager`, image `kserve/kserve-controller:v0.20.0`) is in
+# `kserve` in kserve/kserve v0.20.0's kserve.yaml, in `kubeflow` in kubeflow/manifests 26.03.
+KSERVE_NAMESPACES = ("kserve", "kubeflow")
 CONTROLLER = "kserve-controller-manager"
 CONFIG_MAP = "inferenceservice-config"
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 ISVC_LABEL = SERVING_APIS["kserve"].pod_label
 # Not a serving kind, but the same API shape; the policy selects the model's pods by ISVC_LABEL.
 AUTHORIZATION_POLICY = ServingApi(
-    "istio",
     "security.istio.io",
     "v1beta1",
     "authorizationpolicies",
     "AuthorizationPolicy",
     pod_label=ISVC_LABEL,
 )
+# KServe 0.16 renamed the modes and reads the old names as the new (kserve v0.15.2 knows only
+# the old, pkg/constants/constants.go; v0.16.0 pkg/apis/serving/v1beta1/configmap.go and
+# controller utils.go; v0.20.0 `ParseDeploymentMode`).
 LEGACY_MODES = {"RawDeployment": "Standard", "Serverless": "Knative"}
 RENAMED_IN = (0, 16)
 DEFAULT_DOMAIN = "example.com"
@@ -111,17 +83,12 @@ def read_install(api: client.ApiClient) -> KServeInstall:
 
     Best effort: what cannot be read (RBAC, another layout) keeps its default.
     """
-
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     for namespace in KSERVE_NAMESPACES:
         try:
             deployment = call(
                 f"reading Deployment {namespace}/{CONTROLLER}",
-                functools.partial(
-                    apps.read_namespaced_deployment,
-                    CONTROLLER,
-                    namespace,
-                ),
+                functools.partial(apps.read_namespaced_deployment, CONTROLLER, namespace),
                 missing_ok=True,
             )
         except Missing:
@@ -131,12 +98,9 @@ def read_install(api: client.ApiClient) -> KServeInstall:
             return KServeInstall()
         version = _controller_version(deployment)
         install = _install_of(version, _config_data(core, namespace))
-        log.info(
-            "KServe %s in %s, default deployment mode %s",
-            version or "(version unknown)",
-            namespace,
-            install.mode_name(install.default_mode) or "(not set)",
-        )
+        mode = install.mode_name(install.default_mode) or "(not set)"
+        shown = version or "(version unknown)"
+        log.info("KServe %s in %s, default deployment mode %s", shown, namespace, mode)
         return install
     return KServeInstall()
 
@@ -153,11 +117,7 @@ def _config_data(core: client.CoreV1Api, namespace: str) -> dict[str, str]:
     try:
         config = call(
             f"reading ConfigMap {namespace}/{CONFIG_MAP}",
-            functools.partial(
-                core.read_namespaced_config_map,
-                CONFIG_MAP,
-                namespace,
-            ),
+            functools.partial(core.read_namespaced_config_map, CONFIG_MAP, namespace),
             missing_ok=True,
         )
         return dict(config.data or {})
@@ -188,7 +148,12 @@ def deployment_mode(resource: dict[str, Any], install: KServeInstall) -> str:
 def route(
     install: KServeInstall, mode: str, namespace: str, name: str, status_url: str | None = None
 ) -> KServeRoute:
-    """The Host and path prefix the gateway routes this InferenceService on."""
+    """The Host and path prefix the gateway routes this InferenceService on.
+
+    `status.url` wins (a `pathTemplate` makes it path-based: kserve v0.20.0,
+    reconcilers/ingress/ingress_reconciler.go `getServiceUrl`, `createIngress`); else
+    Standard mode is host only (kubeflow/manifests 26.03 tests/kserve_test.sh, kserve#5090).
+    """
     if status_url and "://" in status_url:
         parts = urlsplit(status_url)
         return KServeRoute(parts.netloc, parts.path.rstrip("/"))
@@ -203,16 +168,17 @@ def route(
 
 
 def authorization_policy(namespace: str, name: str) -> dict[str, Any]:
-    """The AuthorizationPolicy kubeflow/manifests 26.03's tests give an InferenceService."""
+    """The policy kubeflow/manifests 26.03's tests/kserve_test.sh ("Test 7") gives a model.
+
+    In a profile namespace the mesh-wide deny-all answers 403 without it (manifests#3013,
+    kserve#4011); the selector "works for both serverless and raw deployment modes", and
+    the gateway still checks the login first.
+    """
     return {
         "apiVersion": AUTHORIZATION_POLICY.api_version,
         "kind": AUTHORIZATION_POLICY.kind,
         "metadata": {"name": policy_name(name), "namespace": namespace, "labels": LABELS},
-        "spec": {
-            "action": "ALLOW",
-            "rules": [{}],
-            "selector": {"matchLabels": {ISVC_LABEL: name}},
-        },
+        "spec": {"action": "ALLOW", "rules": [{}], "selector": {"matchLabels": {ISVC_LABEL: name}}},
     }
 
 
@@ -222,10 +188,7 @@ def policy_name(name: str) -> str:
 
 
 def ensure_policy(api: client.ApiClient, namespace: str, name: str) -> bool:
-    """Create or refresh the InferenceService's AuthorizationPolicy, where Istio is installed.
-
-    Returns:
-        True when applied; False when the cluster has no Istio policies (nothing to do).
+    """Create or refresh the InferenceService's AuthorizationPolicy (False: no Istio there).
 
     Raises:
         PrerequisiteError: we may not write AuthorizationPolicies there (RBAC).
@@ -253,7 +216,6 @@ def wait_until_allowed(
     Raises:
         EndpointError: still 403 after `timeout` seconds, naming the policy to check.
     """
-
     poll = ACCESS_POLL if poll is None else poll
     where = f"InferenceService {namespace}/{name}"
 

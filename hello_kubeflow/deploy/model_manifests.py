@@ -1,34 +1,7 @@
 """The served model as Kubernetes objects: a SeldonDeployment or a KServe InferenceService.
 
-Both run the project image's model server (named as the container's `command`:
-the image's own default is the notebook server) and get the
-trained model as the pipeline wrote it, from the object store, into
-`/mnt/models` before the server starts, by their own storage initializers;
-the model is never baked into the image.
-
-Kubeflow Pipelines 2.17 keeps artifacts in SeaweedFS's S3 API at
-`seaweedfs.kubeflow:9000`, plain HTTP, bucket `mlpipeline`, keys in the Secret
-`mlpipeline-minio-artifact` (`accesskey`, `secretkey`): kubeflow/pipelines
-2.17.0, backend/src/v2/objectstore/config.go (`DefaultEndpointInMultiUserMode`),
-backend/src/v2/config/env.go (`getDefaultMinioSessionInfo`: that secret,
-`disableSSL`), manifests/kustomize (Service `seaweedfs` port 9000 -> 8333).
-The launcher writes a model directory file by file under
-`minio://mlpipeline/v2/artifacts/<pipeline>/<run>/<task>/<salt>/<output>`
-(backend/src/v2/objectstore/object_store.go `UploadBlob`).
-
-- Seldon Core v1.17.1: `modelUri` on the graph node makes the operator inject
-  its rclone storage initializer (`rclone copy <modelUri> /mnt/models`) with
-  the Secret `envSecretRefName` as its environment (operator/controllers/
-  model_initializer_injector.go, seldondeployment_prepackaged_servers.go);
-  the URI is rclone's `<remote>:<bucket>/<key>`, the remote configured by
-  `RCLONE_CONFIG_<REMOTE>_*` variables (components/rclone-storage-initializer/
-  readme.md). See `seldon_storage_secret`.
-- KServe v0.20.0: `STORAGE_URI` makes the controller add its storage
-  initializer, with the credentials of the predictor's service account's S3
-  Secret: keys `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (the
-  `inferenceservice-config` credentials in kserve.yaml), endpoint and scheme
-  from its annotations (pkg/credentials/s3/s3_secret.go, utils.go
-  `BuildS3EnvVars`). See `storage_credentials`.
+Both run the project image's model server (named as the container's `command`), and
+their storage initializers fetch the model from KFP's object store into `/mnt/models`.
 """
 
 from __future__ import annotations
@@ -43,26 +16,14 @@ from hello_kubeflow.errors import DeploymentError
 from hello_kubeflow.serving import SERVER_COMMAND
 from hello_kubeflow.settings import environment
 
-# group, version, plural, kind, and the label its controller puts on the model's pods
-SELDON_API = (
-    "machinelearning.seldon.io",
-    "v1",
-    "seldondeployments",
-    "SeldonDeployment",
-    "seldon-deployment-id",
-)
-KSERVE_API = (
-    "serving.kserve.io",
-    "v1beta1",
-    "inferenceservices",
-    "InferenceService",
-    "serving.kserve.io/inferenceservice",
-)
 MODELS_DIR = "/mnt/models"
 SELDON_PORT = 9000
 KSERVE_PORT = 8080
 SELDON_CONTAINER = "classifier"
 KSERVE_CONTAINER = "kserve-container"
+# KFP 2.17's object store, plain HTTP (kubeflow/pipelines 2.17.0: backend/src/v2/objectstore/
+# config.go `DefaultEndpointInMultiUserMode`, backend/src/v2/config/env.go
+# `getDefaultMinioSessionInfo`; manifests/kustomize: Service seaweedfs port 9000 -> 8333).
 ARTIFACT_SECRET = "mlpipeline-minio-artifact"
 ARTIFACT_ENDPOINT = "seaweedfs.kubeflow:9000"
 ARTIFACT_REGION = "us-east-1"  # SeaweedFS's own; it does not check the region
@@ -86,7 +47,6 @@ LABELS = {
 class ServingApi:
     """One row of the one table of serving kinds: the resource's API, how its pods are found."""
 
-    serving: str
     group: str
     version: str
     plural: str
@@ -103,26 +63,30 @@ class ServingApi:
         return f"{self.group}/{self.version}"
 
 
-SERVING_APIS = {
-    "seldon": ServingApi("seldon", *SELDON_API),
-    "kserve": ServingApi("kserve", *KSERVE_API),
+SERVING_APIS = {  # group, version, plural, kind, the label its controller puts on the pods
+    "seldon": ServingApi(
+        "machinelearning.seldon.io",
+        "v1",
+        "seldondeployments",
+        "SeldonDeployment",
+        "seldon-deployment-id",
+    ),
+    "kserve": ServingApi(
+        "serving.kserve.io",
+        "v1beta1",
+        "inferenceservices",
+        "InferenceService",
+        "serving.kserve.io/inferenceservice",
+    ),
 }
 
 
 @dataclass(frozen=True)
 class ModelDeployment:
-    """What to serve, where, and how.
+    """What to serve (`model_uri` as KFP wrote it: `minio://`, `s3://`, `gs://`), where, how.
 
-    Attributes:
-        name: the resource's name (and the Seldon URL's last part).
-        namespace: where it runs.
-        serving: `seldon` or `kserve`.
-        image: the project image (by digest).
-        model_uri: the model artifact's URI, as KFP wrote it (`minio://`, `s3://`, `gs://`).
-        model_name: the model's name in the V2 protocol.
-        run_id: the KFP run that trained it (recorded as an annotation).
-        summary: what the run measured (recorded as an annotation).
-        pull_secrets: image pull secrets the model's pods name (a private registry).
+    `run_id` and `summary` (what the run measured) are recorded as annotations;
+    `pull_secrets` are the image pull secrets the model's pods name.
     """
 
     name: str
@@ -143,6 +107,9 @@ class ModelDeployment:
 
 def storage_uri(artifact_uri: str) -> str:
     """The object store URI a storage initializer understands (`minio://` -> `s3://`).
+
+    KFP's launcher writes under `minio://mlpipeline/v2/artifacts/...` (kubeflow/pipelines
+    2.17.0, backend/src/v2/objectstore/object_store.go `UploadBlob`).
 
     Raises:
         DeploymentError: for a URI that no storage initializer can fetch.
@@ -171,6 +138,10 @@ def manifest(deployment: ModelDeployment) -> dict[str, Any]:
 def rclone_uri(artifact_uri: str) -> str:
     """The model's URI as Seldon's rclone storage initializer takes it: `s3:<bucket>/<key>`.
 
+    Seldon Core v1.17.1 runs `rclone copy <modelUri> /mnt/models`, the remote configured by
+    `RCLONE_CONFIG_<REMOTE>_*` variables (operator/controllers/model_initializer_injector.go,
+    seldondeployment_prepackaged_servers.go; components/rclone-storage-initializer/readme.md).
+
     Raises:
         DeploymentError: for a URI no storage initializer can fetch.
     """
@@ -182,14 +153,10 @@ def rclone_uri(artifact_uri: str) -> str:
 def seldon_deployment(deployment: ModelDeployment) -> dict[str, Any]:
     """A SeldonDeployment running the project's server on the Seldon protocol.
 
-    The graph node's `modelUri` and `envSecretRefName` make Seldon's storage
-    initializer fetch the model into `/mnt/models` of the `classifier`
-    container. The `seldon.io/istio-gateway` annotation binds the
-    VirtualService Seldon makes (when its operator runs with
-    ISTIO_ENABLED=true) to Kubeflow's gateway, so the model answers at
+    The `seldon.io/istio-gateway` annotation binds the VirtualService Seldon makes
+    (operator with ISTIO_ENABLED=true) to Kubeflow's gateway: the model answers at
     `/seldon/<namespace>/<name>/` there (SeldonIO/seldon-core v1.17.1,
-    operator/controllers/istio.go, seldondeployment_controller.go
-    `createIstioResources`).
+    operator/controllers/istio.go, seldondeployment_controller.go `createIstioResources`).
     """
     server = {
         "name": SELDON_CONTAINER,
@@ -204,41 +171,23 @@ def seldon_deployment(deployment: ModelDeployment) -> dict[str, Any]:
     metadata = _metadata(deployment)
     metadata["annotations"][SELDON_GATEWAY_ANNOTATION] = KUBEFLOW_GATEWAY
     model_uri = rclone_uri(deployment.model_uri)
+    graph = {
+        "name": SELDON_CONTAINER,
+        "type": "MODEL",
+        "endpoint": {"type": "REST"},
+        "modelUri": model_uri,
+        "envSecretRefName": SELDON_STORAGE_SECRET,
+        "children": [],
+    }
+    # Seldon copies the component's annotations onto the pods: a new value rolls them.
+    rollout = _rollout({"pod": pod_spec, "model": model_uri}, deployment.run_id)
+    component = {"metadata": {"annotations": {ROLLOUT_ANNOTATION: rollout}}, "spec": pod_spec}
+    predictor = {"name": "default", "replicas": 1, "graph": graph, "componentSpecs": [component]}
     return {
         "apiVersion": deployment.api.api_version,
         "kind": deployment.api.kind,
         "metadata": metadata,
-        "spec": {
-            "name": deployment.name,
-            "protocol": "seldon",
-            "predictors": [
-                {
-                    "name": "default",
-                    "replicas": 1,
-                    "graph": {
-                        "name": SELDON_CONTAINER,
-                        "type": "MODEL",
-                        "endpoint": {"type": "REST"},
-                        "modelUri": model_uri,
-                        "envSecretRefName": SELDON_STORAGE_SECRET,
-                        "children": [],
-                    },
-                    "componentSpecs": [
-                        {
-                            # Seldon copies these onto the pods, and a new value rolls them.
-                            "metadata": {
-                                "annotations": {
-                                    ROLLOUT_ANNOTATION: _rollout(
-                                        {"pod": pod_spec, "model": model_uri}, deployment.run_id
-                                    )
-                                }
-                            },
-                            "spec": pod_spec,
-                        }
-                    ],
-                }
-            ],
-        },
+        "spec": {"name": deployment.name, "protocol": "seldon", "predictors": [predictor]},
     }
 
 
@@ -281,7 +230,9 @@ def storage_credentials(
 ) -> list[dict[str, Any]]:
     """The Secret and ServiceAccount KServe's storage initializer reads S3 credentials from.
 
-    `endpoint` is `host:port` of KFP's object store, reached over plain HTTP.
+    `endpoint` is `host:port` of KFP's object store, over plain HTTP (kserve v0.20.0: the
+    `inferenceservice-config` credentials in kserve.yaml; pkg/credentials/s3/s3_secret.go,
+    utils.go `BuildS3EnvVars`).
     """
     secret = {
         "apiVersion": "v1",
@@ -312,10 +263,9 @@ def storage_credentials(
 def seldon_storage_secret(
     namespace: str, access_key: str, secret_key: str, endpoint: str = ARTIFACT_ENDPOINT
 ) -> dict[str, Any]:
-    """The Secret Seldon's rclone storage initializer takes as its environment.
+    """The Secret (`envSecretRefName`) that configures `rclone_uri`'s remote for KFP's store.
 
-    It configures the rclone remote `s3` of `rclone_uri` for KFP's object store
-    (SeaweedFS speaks S3; rclone's `Other` provider uses path-style requests).
+    rclone's `Other` provider uses path-style requests, as SeaweedFS needs.
     """
     remote = f"RCLONE_CONFIG_{RCLONE_REMOTE.upper()}_"
     return {
@@ -348,10 +298,7 @@ def recorded_summary(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def rollout_of(resource: dict[str, Any]) -> str:
-    """The rollout value on a served model's pod template ("" for none).
-
-    Pods carrying it were made from this spec: they serve this deploy's model.
-    """
+    """The rollout value on a served model's pod template ("" for none)."""
     spec = resource.get("spec") or {}
     annotations = (spec.get("predictor") or {}).get("annotations") or {}
     if annotations.get(ROLLOUT_ANNOTATION):  # an InferenceService

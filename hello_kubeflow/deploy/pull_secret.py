@@ -1,16 +1,8 @@
 """The image pull secret that lets the cluster pull the project image from a private registry.
 
-Pushing with a login (`HK_REGISTRY_USERNAME` / `HK_REGISTRY_PASSWORD`) does not
-let the cluster pull: Kubeflow Pipelines v2 has no pipeline-wide pull secret
-(kubeflow/pipelines#11498), so every step names one (the KFP Kubernetes
-extension's `set_image_pull_secrets`, see `hello_kubeflow/pipeline/definition.py`), and so
-do the serving pods. The secret is a `kubernetes.io/dockerconfigjson` Secret
-whose `.dockerconfigjson` is `{"auths": {<registry>: {username, password,
-auth}}}`, as `kubectl create secret docker-registry` writes it (kubernetes/
-kubectl v1.35, pkg/cmd/create/create_secret_docker.go `handleDockerCfgJSONContent`).
-
-The password never leaves this module but in the Secret itself: not in a log,
-a plan, a `repr` or an error message (an API server's refusal is scrubbed).
+A `kubernetes.io/dockerconfigjson` Secret, as `kubectl create secret docker-registry` writes it
+(kubernetes/kubectl v1.35, pkg/cmd/create/create_secret_docker.go). The password never leaves
+this module but in the Secret: not in a log, a plan, a `repr` or an error (refusals are scrubbed).
 """
 
 from __future__ import annotations
@@ -25,7 +17,7 @@ from hello_kubeflow.deploy.model_manifests import LABELS
 from hello_kubeflow.deploy.serving_api import apply
 from hello_kubeflow.errors import ClusterError, SettingsError
 from hello_kubeflow.images.plan import registry_host
-from hello_kubeflow.settings import MASK, Settings, env_name
+from hello_kubeflow.settings import MASK, env_name
 
 if TYPE_CHECKING:
     from kubernetes import client
@@ -48,11 +40,7 @@ class RegistryLogin:
 
     @property
     def server(self) -> str:
-        """The registry's key in `auths`: its host (Docker Hub's as the Docker CLI names it).
-
-        Read as the images' names are: `CONTAINER_REGISTRY=me` is a Docker Hub account,
-        `localhost:5000` and `quay.io/me` name their registry's host.
-        """
+        """Its key in `auths`, read as image names are (`me`: Docker Hub, `quay.io/me`: quay.io)."""
         host = registry_host(f"{self.registry}/image")  # any image under the registry
         return DOCKER_HUB_KEY if host in DOCKER_HUB else host
 
@@ -78,24 +66,25 @@ class RegistryLogin:
         return {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {
-                "name": PULL_SECRET,
-                "namespace": namespace,
-                "labels": dict(LABELS),
-            },
+            "metadata": {"name": PULL_SECRET, "namespace": namespace, "labels": dict(LABELS)},
             "type": SECRET_TYPE,
             "data": {".dockerconfigjson": base64.b64encode(self._config().encode()).decode()},
         }
 
 
-def registry_login(settings: Settings) -> RegistryLogin | None:
+def registry_login(
+    registry: str | None, user: str | None, password: str | None
+) -> RegistryLogin | None:
     """The login the cluster pulls the image with, or None (a public registry).
 
+    Args:
+        registry: the registry the login is for (`CONTAINER_REGISTRY`).
+        user: `HK_REGISTRY_USERNAME`.
+        password: `HK_REGISTRY_PASSWORD`.
+
     Raises:
-        SettingsError: only one of the username and the password is set, or
-            no CONTAINER_REGISTRY says which registry they are for.
+        SettingsError: only one of user and password is set, or no registry is.
     """
-    user, password = settings.registry_username, settings.registry_password
     if not user and not password:
         return None
     if bool(user) != bool(password):
@@ -106,7 +95,7 @@ def registry_login(settings: Settings) -> RegistryLogin | None:
                 "and HK_REGISTRY_PASSWORD (the cluster pulls the image with them), or neither"
             ]
         )
-    if not settings.container_registry:
+    if not registry:
         raise SettingsError(
             [
                 "HK_REGISTRY_USERNAME/PASSWORD are set but CONTAINER_REGISTRY is not: set it "
@@ -114,16 +103,13 @@ def registry_login(settings: Settings) -> RegistryLogin | None:
                 "secret names it"
             ]
         )
-    return RegistryLogin(settings.container_registry, str(user), str(password))
+    return RegistryLogin(registry, str(user), str(password))
 
 
 def ensure_pull_secret(
     api: client.ApiClient, login: RegistryLogin, namespaces: list[str]
 ) -> list[str]:
-    """Create or refresh the pull secret in each of `namespaces` (server-side apply).
-
-    Returns:
-        Where it was applied, as `namespace/name`.
+    """Create or refresh the pull secret in each of `namespaces`; return them as `namespace/name`.
 
     Raises:
         PrerequisiteError: we may not write Secrets there (RBAC).
@@ -135,8 +121,6 @@ def ensure_pull_secret(
             apply(api, login.secret(namespace))
         except ClusterError as exc:  # PrerequisiteError or DeploymentError: one message
             raise type(exc)(login.scrub(str(exc))) from None
-        log.info(
-            "image pull secret %s/%s is up to date for %s", namespace, PULL_SECRET, login.server
-        )
         done.append(f"{namespace}/{PULL_SECRET}")
+        log.info("image pull secret %s is up to date for %s", done[-1], login.server)
     return done

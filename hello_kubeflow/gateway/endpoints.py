@@ -170,7 +170,12 @@ def kfp_endpoint(settings: Settings) -> Iterator[str]:
         yield settings.gateway_url + KFP_GATEWAY_PATH
     else:
         with port_forward(
-            settings, KFP_UI_SERVICE, KFP_NAMESPACE, KFP_UI_PORT, preferred_port=KFP_LOCAL_PORT
+            KFP_UI_SERVICE,
+            KFP_NAMESPACE,
+            KFP_UI_PORT,
+            kubeconfig=settings.kubeconfig,
+            context=settings.kube_context,
+            preferred_port=KFP_LOCAL_PORT,
         ) as url:
             yield url
 
@@ -187,10 +192,11 @@ def gateway(settings: Settings) -> Iterator[str]:
         yield settings.gateway_url
     else:
         with port_forward(
-            settings,
             GATEWAY_SERVICE,
             GATEWAY_NAMESPACE,
             GATEWAY_PORT,
+            kubeconfig=settings.kubeconfig,
+            context=settings.kube_context,
             preferred_port=GATEWAY_LOCAL_PORT,
         ) as url:
             yield url

@@ -201,7 +201,7 @@ def install(
         return [_unrendered(settings.profile, names, root, rbac_dir)]
     if dry_run:
         try:
-            target = kube_target(settings).describe()
+            target = kube_target(settings.kubeconfig, settings.kube_context).describe()
         except PrerequisiteError as exc:
             target = f"none yet ({exc})"
         plan = make_plan(settings, rbac_dir)
@@ -218,14 +218,22 @@ def install(
         render_manifests(settings, root)
     plan = make_plan(settings, rbac_dir)
     lines = [c.line() for c in checks]
-    applier = Applier(api_client(settings), backoff=backoff)
+    api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
+    applier = Applier(api, backoff=backoff)
     for step in plan.steps:
         count = applier.apply_in_order(step.objects, step.component.title, deadline=apply_deadline)
         lines.append(f"applied {step.component.title}: {count} objects")
     if plan.rbac:
         count = applier.apply_in_order(plan.rbac, "the pipeline's RBAC", deadline=apply_deadline)
         lines.append(f"applied the pipeline's RBAC: {count} objects")
-    result = wait_for_pods(settings, plan.namespaces, require_pods=True, settle=settle)
+    result = wait_for_pods(
+        api,
+        plan.namespaces,
+        settings.wait_timeout,
+        settings.wait_crash_grace,
+        require_pods=True,
+        settle=settle,
+    )
     lines.append(result.describe())
     return lines
 

@@ -75,13 +75,13 @@ def check_prerequisites(
         The checks made; `failed(checks)` tells whether setup may go on.
     """
     try:
-        target = kube_target(settings)
+        target = kube_target(settings.kubeconfig, settings.kube_context)
     except PrerequisiteError as exc:
         return [Check("kubeconfig", False, str(exc))]
     checks = [Check("kubeconfig", True, f"{target.describe()} from {target.kubeconfig}")]
     checks += _inotify(target, read_sysctl)
     try:
-        api = api_client(settings)
+        api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
         version = _server_version(api, patience)
     except HelloKubeflowError as exc:
         return [*checks, Check("API server", False, str(exc))]

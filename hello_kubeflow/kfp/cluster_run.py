@@ -167,7 +167,9 @@ def plan(settings: Settings, options: RunOptions) -> ClusterPlan:
     """
     image = pipeline_image(settings)
     package = settings.output_dir / PIPELINE_FILE
-    login = registry_login(settings)
+    login = registry_login(
+        settings.container_registry, settings.registry_username, settings.registry_password
+    )
     pull_secret = PULL_SECRET if login else ""
     compile_pipeline(settings, package, image=image, deploy=True, pull_secret=pull_secret)
     serving = "Seldon Core or KServe, whichever is installed"
@@ -277,7 +279,10 @@ def undeploy_model(settings: Settings) -> list[str]:
         PrerequisiteError: no kubeconfig, or no permission.
     """
     return undeploy(
-        api_client(settings), settings.namespace, settings.deployment_name, settings.serving
+        api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout),
+        settings.namespace,
+        settings.deployment_name,
+        settings.serving,
     )
 
 
@@ -288,11 +293,13 @@ def _make_pull_secret(settings: Settings, namespaces: list[str]) -> None:
         PrerequisiteError: no kubeconfig to make it with, or no right to.
         ClusterError: the API server refused it.
     """
-    login = registry_login(settings)
+    login = registry_login(
+        settings.container_registry, settings.registry_username, settings.registry_password
+    )
     if login is None:
         return
     try:
-        api = api_client(settings)
+        api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
     except PrerequisiteError as exc:
         raise PrerequisiteError(
             f"HK_REGISTRY_USERNAME/PASSWORD are set, so the cluster needs the image pull "
@@ -327,7 +334,7 @@ def _explain(settings: Settings, namespace: str | None, step: FailedStep) -> str
     """
     where = namespace or KFP_NAMESPACE
     try:
-        api = api_client(settings)
+        api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
     except HelloKubeflowError as exc:
         log.info("cannot read the failed step's log: %s", exc)
         return f"See its log in the run's page, or with kubectl logs -n {where}"
@@ -337,7 +344,7 @@ def _explain(settings: Settings, namespace: str | None, step: FailedStep) -> str
 def _check_profile(settings: Settings, namespace: str) -> None:
     """Refuse to upload while the profile namespace is not ready; skipped without a kubeconfig."""
     try:
-        api = api_client(settings)
+        api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
     except HelloKubeflowError as exc:
         log.info("the profile namespace %s is not checked: %s", namespace, exc)
         return
@@ -349,7 +356,7 @@ def _pod_watch(
 ) -> Callable[[float], str] | None:
     """What looks at the run's step pods at each poll; None without a kubeconfig."""
     try:
-        api = api_client(settings)
+        api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
     except HelloKubeflowError as exc:
         log.info("the run's pods will not be watched: %s", exc)
         return None
@@ -369,7 +376,7 @@ def _served_model(settings: Settings, run_id: str) -> tuple[dict[str, Any], str]
     summary then lacks the accuracy, with a warning, rather than failing.
     """
     try:
-        api = api_client(settings)
+        api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
         serving = detect_serving(api, settings.serving)
         resource = wait_until_serving(
             api,

@@ -13,21 +13,14 @@ import urllib3
 import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
-from tenacity import (
-    Retrying,
-    retry_if_exception,
-    stop_after_delay,
-)
+from tenacity import Retrying, retry_if_exception, stop_after_delay
 
 from hello_kubeflow.errors import PrerequisiteError
 from hello_kubeflow.retry import jittered_backoff, log_retry
-from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 5.0
-"""Seconds to open a connection to the API server (the read timeout is a setting)."""
+CONNECT_TIMEOUT = 5.0  # seconds to open a connection (the read timeout is a setting)
 DEFAULT_KUBECONFIG = Path("~/.kube/config")
 RETRY_INITIAL = 0.5
 RETRY_MAX = 10.0
@@ -53,29 +46,29 @@ class KubeTarget:
         return f"context '{self.context}' (cluster '{self.cluster}' at {self.server})"
 
 
-def kubeconfig_paths(settings: Settings) -> list[Path]:
+def _kubeconfig_paths(kubeconfig: Path | str | None) -> list[Path]:
     """The kubeconfig files to read: `KUBECONFIG` (a path list) or ~/.kube/config."""
-    raw = str(settings.kubeconfig) if settings.kubeconfig else str(DEFAULT_KUBECONFIG)
+    raw = str(kubeconfig or DEFAULT_KUBECONFIG)
     return [Path(part).expanduser() for part in raw.split(os.pathsep) if part]
 
 
-def kube_target(settings: Settings) -> KubeTarget:
+def kube_target(kubeconfig: Path | str | None, context: str | None) -> KubeTarget:
     """Read which context, cluster and server the kubeconfig selects (no network).
 
-    Files of a `KUBECONFIG` list merge as kubectl merges them: the first file that
-    names a context, cluster or current context wins.
+    Args:
+        kubeconfig: a file, or an `os.pathsep` list merged as kubectl does (None: ~/.kube/config).
+        context: the context to use (None: the current one).
 
     Raises:
-        PrerequisiteError: no kubeconfig, no current context, or a context or
-            cluster that the kubeconfig does not define.
+        PrerequisiteError: no kubeconfig, or no such context or cluster in it.
     """
-    paths = [p for p in kubeconfig_paths(settings) if p.is_file()]
+    paths = [p for p in _kubeconfig_paths(kubeconfig) if p.is_file()]
     if not paths:
-        shown = ", ".join(str(p) for p in kubeconfig_paths(settings))
+        shown = ", ".join(str(p) for p in _kubeconfig_paths(kubeconfig))
         raise PrerequisiteError(f"no kubeconfig found at {shown}. {_NO_CLUSTER_FIX}")
     contexts, clusters, current = _merged_kubeconfig(paths)
     where = os.pathsep.join(str(p) for p in paths)
-    name = _context_name(settings.kube_context or current, contexts, where)
+    name = _context_name(context or current, contexts, where)
     cluster = str(contexts[name].get("cluster", ""))
     if cluster not in clusters:
         raise PrerequisiteError(
@@ -89,11 +82,7 @@ def kube_target(settings: Settings) -> KubeTarget:
 def _merged_kubeconfig(
     paths: list[Path],
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], str]:
-    """(contexts, clusters, current context) of the files merged: the first to name one wins.
-
-    Raises:
-        PrerequisiteError: a file cannot be read or is not YAML.
-    """
+    """(contexts, clusters, current context) of the files merged: the first to name one wins."""
     contexts: dict[str, dict[str, Any]] = {}
     clusters: dict[str, dict[str, Any]] = {}
     current = ""
@@ -111,11 +100,7 @@ def _merged_kubeconfig(
 
 
 def _context_name(name: str, contexts: dict[str, dict[str, Any]], where: str) -> str:
-    """`name`, once it is known to be a context of the kubeconfig at `where`.
-
-    Raises:
-        PrerequisiteError: no context chosen, or one the kubeconfig does not define.
-    """
+    """`name`, once it is known to be a context of the kubeconfig at `where`."""
     if not name:
         raise PrerequisiteError(
             f"the kubeconfig {where} has no current context. Pick one with "
@@ -131,38 +116,38 @@ def _context_name(name: str, contexts: dict[str, dict[str, Any]], where: str) ->
 
 
 class TimedApiClient(client.ApiClient):  # type: ignore[misc]
-    """An ApiClient whose every call has a timeout: `HK_KUBE_REQUEST_TIMEOUT` unless given.
-
-    Every generated API method passes `_request_timeout` through `call_api`; a
-    call that names none (None) gets the settings' (connect, read) pair, so no
-    module keeps a timeout of its own. A watch still passes its longer one.
-    """
+    """An ApiClient whose every call without a `_request_timeout` gets (connect, read) seconds."""
 
     def __init__(self, configuration: client.Configuration, timeout: tuple[float, float]) -> None:
         super().__init__(configuration)
         self.request_timeout = timeout
 
     def call_api(self, *args: Any, **kwargs: Any) -> Any:
-        """`ApiClient.call_api`, with the default timeout filled in."""
+        """`ApiClient.call_api` with our timeout: no module keeps its own (a watch sets longer)."""
         if kwargs.get("_request_timeout") is None:
             kwargs["_request_timeout"] = self.request_timeout
         return super().call_api(*args, **kwargs)
 
 
-def api_client(settings: Settings) -> client.ApiClient:
+def api_client(
+    kubeconfig: Path | str | None, context: str | None, read_timeout: float
+) -> TimedApiClient:
     """An API client for the selected context (or the in-cluster service account).
 
-    urllib3's own retries are off: callers retry what is transient, explicitly,
-    with `api_retrying`. Every call times out after `request_timeout(settings)`
-    unless it passes its own `_request_timeout` (a tuple: the client ignores a
-    plain float).
+    urllib3's own retries are off: callers retry what is transient with `api_retrying`.
+
+    Args:
+        kubeconfig: as for `kube_target`.
+        context: as for `kube_target`.
+        read_timeout: seconds to wait for each answer, unless a call passes its own
+            `_request_timeout` (a tuple: the client ignores a plain float).
 
     Raises:
         PrerequisiteError: no usable kubeconfig or context, and not in a cluster.
     """
     configuration = client.Configuration()
-    if any(p.is_file() for p in kubeconfig_paths(settings)):
-        target = kube_target(settings)
+    if any(p.is_file() for p in _kubeconfig_paths(kubeconfig)):
+        target = kube_target(kubeconfig, context)
         try:
             config.load_kube_config(
                 config_file=target.kubeconfig,
@@ -170,7 +155,7 @@ def api_client(settings: Settings) -> client.ApiClient:
                 client_configuration=configuration,
                 persist_config=False,
             )
-        except (ConfigException, OSError, ValueError) as exc:
+        except (config.ConfigException, OSError, ValueError) as exc:
             raise PrerequisiteError(
                 f"cannot use {target.describe()} from {target.kubeconfig}: {exc}. "
                 "Check the kubeconfig with `kubectl config view --minify`."
@@ -178,15 +163,10 @@ def api_client(settings: Settings) -> client.ApiClient:
     else:
         try:
             config.load_incluster_config(client_configuration=configuration)
-        except ConfigException:
-            kube_target(settings)  # raises the no-kubeconfig error with the paths tried
+        except config.ConfigException:
+            kube_target(kubeconfig, context)  # raises the no-kubeconfig error, paths tried
     configuration.retries = False
-    return TimedApiClient(configuration, request_timeout(settings))
-
-
-def request_timeout(settings: Settings) -> tuple[float, float]:
-    """`_request_timeout` for one API call: (connect, read) seconds."""
-    return (CONNECT_TIMEOUT, settings.kube_request_timeout)
+    return TimedApiClient(configuration, (CONNECT_TIMEOUT, read_timeout))
 
 
 _TRANSIENT_ERRORS = (
@@ -219,27 +199,15 @@ def describe_api_error(exc: BaseException | None) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def api_retrying(
-    seconds: float,
-    what: str = "Kubernetes API",
-    *,
-    initial: float = RETRY_INITIAL,
-    maximum: float = RETRY_MAX,
-) -> Retrying:
-    """A tenacity policy for one API call: transient errors only, jittered, bounded.
+def api_retrying(seconds: float, what: str) -> Retrying:
+    """A tenacity policy for one API call, named `what` in the log: transient errors only.
 
-    Use as `for attempt in api_retrying(60): with attempt: ...`, or
-    `api_retrying(60)(function, *args)`.
-
-    Args:
-        seconds: stop retrying after this long; the last error is re-raised.
-        what: names the call in the retry log line.
-        initial: first backoff in seconds (also the jitter).
-        maximum: longest backoff in seconds.
+    Use as `for attempt in api_retrying(60, what): with attempt: ...`, or
+    `api_retrying(60, what)(function, *args)`; after `seconds` the last error is re-raised.
     """
     return Retrying(
         retry=retry_if_exception(is_transient),
-        wait=jittered_backoff(initial, maximum),
+        wait=jittered_backoff(RETRY_INITIAL, RETRY_MAX),
         stop=stop_after_delay(seconds),
         reraise=True,
         # Not before_sleep_log: an ApiException's str spans headers and body.

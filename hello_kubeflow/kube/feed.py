@@ -1,10 +1,8 @@
 """Follow the pods of one namespace (or all) by list then watch, in a background thread.
 
-The feed lists the pods, then watches from the list's resourceVersion. A watch
-the server ends at its timeout is resumed from the last resourceVersion seen; a
-watch that breaks (dropped early, connection reset, read timeout, 410 Gone, an
-ERROR event, 5xx or 429) is followed, after a jittered backoff, by a new list
-and a new watch, so no change is ever missed: the list brings the whole state.
+A watch the server ends at its timeout resumes from the last resourceVersion; one
+that breaks (early end, reset, timeout, 410 Gone, ERROR event, 5xx, 429) is
+followed, after a jittered backoff, by a new list: the list brings the whole state.
 """
 
 from __future__ import annotations
@@ -20,37 +18,25 @@ from typing import Any, Literal
 import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from kubernetes.watch.watch import iter_resp_lines
-from tenacity import (
-    Retrying,
-    retry_if_exception,
-    stop_after_delay,
-    stop_when_event_set,
-)
+from tenacity import Retrying, retry_if_exception, stop_after_delay, stop_when_event_set
 
-from hello_kubeflow.kube.client import describe_api_error, is_transient
+from hello_kubeflow.kube.client import CONNECT_TIMEOUT, describe_api_error, is_transient
 from hello_kubeflow.kube.pods import Pod
 from hello_kubeflow.retry import Backoff, log_retry
 
 log = logging.getLogger(__name__)
 
-WATCH_SECONDS = 60
-"""How long the server keeps one watch open before ending it cleanly."""
-WATCH_READ_MARGIN = 10.0
-"""Extra seconds the client waits on a silent watch before calling it broken."""
-
-
-FEED_BACKOFF = Backoff(initial=0.5, maximum=5.0)
-"""How long to wait before listing again after a broken list or watch."""
+WATCH_SECONDS = 60  # how long the server keeps one watch open before ending it cleanly
+WATCH_READ_MARGIN = 10.0  # extra seconds to wait on a silent watch before calling it broken
+FEED_BACKOFF = Backoff(initial=0.5, maximum=5.0)  # before listing again after a break
 
 
 @dataclass(frozen=True)
 class FeedMessage:
-    """What a feed tells the waiting thread.
+    """What a feed tells the waiting thread: `sync`, `put`, `delete` (pods) or `error`.
 
-    `sync`: the complete list of pods in `scope` (replaces what was known);
-    `put`: one pod added or changed; `delete`: one pod gone; `error`: the feed
-    stopped on an error that retrying will not fix.
+    `sync` brings every pod of `scope`, replacing what was known; `error`, one retrying will
+    not fix.
     """
 
     scope: str
@@ -74,21 +60,13 @@ def is_watch_transient(exc: BaseException) -> bool:
 class PodFeed:
     """List then watch the pods of `scope` ("" for all namespaces) into `out`.
 
-    Args:
-        core: the CoreV1Api to call (its client times the list request out).
-        scope: a namespace, or "" for every namespace.
-        out: where messages go (shared by every feed of one wait).
-        request_timeout: (connect, read) seconds of the API client; the watch keeps
-            its connect part and reads for `watch_seconds` plus a margin.
-        deadline: a `time.monotonic()` time after which the feed gives up.
-        backoff: waits between re-lists.
-        watch_seconds: server-side length of one watch request.
+    Gives up at `deadline` (`time.monotonic()`); `backoff` spaces the re-lists;
+    `watch_seconds` is the server-side length of one watch request.
     """
 
     core: client.CoreV1Api
     scope: str
     out: queue.Queue[FeedMessage]
-    request_timeout: tuple[float, float]
     deadline: float
     backoff: Backoff = field(default_factory=Backoff)
     watch_seconds: int = WATCH_SECONDS
@@ -96,11 +74,6 @@ class PodFeed:
     _stop: threading.Event = field(default_factory=threading.Event)
     _response: Any = None
     _thread: threading.Thread | None = None
-
-    @property
-    def where(self) -> str:
-        """`namespace kubeflow` or `all namespaces`, for messages."""
-        return f"namespace {self.scope}" if self.scope else "all namespaces"
 
     def start(self) -> None:
         """Start following in a daemon thread."""
@@ -117,7 +90,9 @@ class PodFeed:
             try:
                 response.shutdown()  # urllib3 >= 2.3: unblocks a read in another thread
             except Exception:  # best effort: the read timeout ends it anyway
-                log.debug("could not interrupt the watch of %s", self.where, exc_info=True)
+                log.debug(
+                    "could not interrupt the watch of %s", scope_name(self.scope), exc_info=True
+                )
         if self._thread is not None:
             self._thread.join(timeout=2.0)
 
@@ -148,7 +123,7 @@ class PodFeed:
         self.last_error = describe_api_error(exc) if exc else ""
         log_retry(
             log,
-            f"listing and watching pods in {self.where}",
+            f"listing and watching pods in {scope_name(self.scope)}",
             level=logging.INFO,
             describe=describe_api_error,
         )(state)
@@ -159,8 +134,7 @@ class PodFeed:
             version = self._watch(version)
 
     def _list(self) -> str:
-        response = self._call()
-        body = json.loads(response.data)
+        body = json.loads(list_pods(self.core, self.scope).data)
         pods = tuple(body.get("items") or [])
         self.out.put(FeedMessage(self.scope, "sync", pods))
         return str((body.get("metadata") or {}).get("resourceVersion") or "")
@@ -168,21 +142,24 @@ class PodFeed:
     def _watch(self, version: str) -> str:
         """Watch from `version` until the server ends the watch; return the last version."""
         started = time.monotonic()
-        response = self._call(
+        response = list_pods(
+            self.core,
+            self.scope,
             watch=True,
             resource_version=version or None,
             allow_watch_bookmarks=True,
             timeout_seconds=self.watch_seconds,
-            _request_timeout=(self.request_timeout[0], self.watch_seconds + WATCH_READ_MARGIN),
+            _request_timeout=(CONNECT_TIMEOUT, self.watch_seconds + WATCH_READ_MARGIN),
         )
         self._response = response  # set before checking stop: see stop()
         try:
             if self._stop.is_set():
                 return version
-            for line in iter_resp_lines(response):
+            for line in response:  # urllib3's own line reader: one watch event a line
                 if self._stop.is_set():
                     break
-                version = self._handle(json.loads(line)) or version
+                if line.strip():
+                    version = self._handle(json.loads(line)) or version
         except (urllib3.exceptions.HTTPError, OSError):
             if self._stop.is_set():
                 return version  # our own stop() cut the stream
@@ -194,7 +171,7 @@ class PodFeed:
         if not self._stop.is_set() and time.monotonic() - started < self.watch_seconds / 2:
             # Ended early without an error (a proxy, a restarting server): list again,
             # after a backoff, rather than resume in a tight loop.
-            raise WatchDropped(f"the watch of pods in {self.where} was dropped")
+            raise WatchDropped(f"the watch of pods in {scope_name(self.scope)} was dropped")
         return version
 
     def _handle(self, event: dict[str, Any]) -> str:
@@ -211,8 +188,14 @@ class PodFeed:
             self.out.put(FeedMessage(self.scope, "delete", (pod,)))
         return str((pod.get("metadata") or {}).get("resourceVersion") or "")
 
-    def _call(self, **kwargs: Any) -> Any:
-        kwargs["_preload_content"] = False
-        if self.scope:
-            return self.core.list_namespaced_pod(self.scope, **kwargs)
-        return self.core.list_pod_for_all_namespaces(**kwargs)
+
+def scope_name(scope: str) -> str:
+    """`namespace kubeflow`, or `all namespaces` for "", for messages."""
+    return f"namespace {scope}" if scope else "all namespaces"
+
+
+def list_pods(core: client.CoreV1Api, scope: str, **kwargs: Any) -> Any:
+    """List (or, with `watch=True`, watch) the pods of `scope`; the raw urllib3 response."""
+    if scope:
+        return core.list_namespaced_pod(scope, _preload_content=False, **kwargs)
+    return core.list_pod_for_all_namespaces(_preload_content=False, **kwargs)

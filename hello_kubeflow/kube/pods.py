@@ -25,14 +25,18 @@ _REPLACED_BY_CONTROLLER = frozenset(
     {"ReplicaSet", "StatefulSet", "DaemonSet", "ReplicationController"}
 )
 
-_FIXES = {
-    "image": "check the image name and tag, and that the cluster can pull it "
-    "(registry credentials in imagePullSecrets; for a local image, "
-    "`kind load docker-image` or `minikube image load`)",
+_FIXES = {  # by reason; "exit" for a non-zero exit, "failed" for any other
+    **dict.fromkeys(
+        IMAGE_REASONS,
+        "check the image name and tag, and that the cluster can pull it "
+        "(registry credentials in imagePullSecrets; for a local image, "
+        "`kind load docker-image` or `minikube image load`)",
+    ),
     "CreateContainerConfigError": "a Secret or ConfigMap it references is missing: "
     "kubectl describe pod -n {ns} {pod}",
     "RunContainerError": "the runtime could not start it: kubectl describe pod -n {ns} {pod}",
-    "crash": "see why it exits: kubectl logs -n {ns} {pod} -c {container} --previous",
+    CRASH_REASON: "see why it exits: kubectl logs -n {ns} {pod} -c {container} --previous",
+    "JobFailed": "see kubectl describe job -n {ns} {job}",
     "exit": "see why it failed: kubectl logs -n {ns} {pod} -c {container}",
     "failed": "see kubectl describe pod -n {ns} {pod}",
 }
@@ -40,19 +44,11 @@ _FIXES = {
 
 @dataclass(frozen=True)
 class PodState:
-    """One pod, judged: is it ready, does it count, will it heal, and why not ready.
+    """One pod, judged: `ready` (Running and Ready, or Succeeded), `counted`, `fatal`, and why.
 
-    Attributes:
-        namespace: the pod's namespace.
-        name: the pod's name.
-        ready: Running with its Ready condition true, or Succeeded.
-        reason: a short word for a person (Running, ContainerCreating, Unschedulable...).
-        message: the details (scheduler message, container message), may be "".
-        container: the container the reason is about, if one.
-        fatal: a state that will not heal by waiting.
-        counted: False for a pod that no longer matters (replaced by its controller).
-        job: the owning Job's name, for a pod whose fate its Job decides.
-        restarts: the highest restart count among its containers.
+    `reason` is a short word (Unschedulable...) with `message` and the `container` it is about;
+    `counted` is False once its controller replaced it; `job`, the owner that decides its
+    fate; `restarts`, its containers' highest restart count.
     """
 
     namespace: str
@@ -77,32 +73,18 @@ class PodState:
         if self.container:
             where += f" container '{self.container}'"
         detail = f": {self.message.rstrip('.')}" if self.message else ""  # one full stop
-        fix = _fix(self).format(ns=self.namespace, pod=self.name, container=self.container)
+        key = "exit" if self.reason.startswith("Error (exit") else self.reason
+        fix = _FIXES.get(key, _FIXES["failed"])
+        fix = fix.format(ns=self.namespace, pod=self.name, container=self.container, job=self.job)
         return f"{where} is in {self.reason}{detail}. This will not heal by waiting; {fix}."
 
 
-def _fix(state: PodState) -> str:
-    if state.reason in IMAGE_REASONS:
-        return _FIXES["image"]
-    if state.reason == CRASH_REASON:
-        return _FIXES["crash"]
-    if state.reason.startswith("Error (exit"):
-        return _FIXES["exit"]
-    if state.reason == "JobFailed":
-        return f"see kubectl describe job -n {{ns}} {state.job}"
-    return _FIXES.get(state.reason, _FIXES["failed"])
-
-
 def pod_state(pod: Pod, restart_limit: int) -> PodState:
-    """Judge one pod.
+    """Judge one pod (a Failed pod of a Job comes back not fatal: its Job decides).
 
     Args:
         pod: the pod as the API serves it.
         restart_limit: restarts after which CrashLoopBackOff is fatal.
-
-    Returns:
-        Its state. A Failed pod owned by a Job comes back not fatal, with `job`
-        set: whether it matters depends on its Job (see `wait`).
     """
     meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
     phase = str(status.get("phase") or "Pending")
@@ -126,7 +108,6 @@ def pod_state(pod: Pod, restart_limit: int) -> PodState:
 
 
 def _all_statuses(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The init containers' statuses, then the containers'."""
     return [
         *(status.get("initContainerStatuses") or []),
         *(status.get("containerStatuses") or []),
@@ -226,10 +207,9 @@ def _coming_state(
 def _failure(status: Mapping[str, Any], statuses: list[Mapping[str, Any]]) -> tuple[str, str, str]:
     """(reason, message, container) of a Failed pod: the first non-zero exit, else the pod's."""
     for cs in statuses:
-        terminated = (cs.get("state") or {}).get("terminated") or {}
-        if terminated and int(terminated.get("exitCode") or 0) != 0:
-            detail = str(terminated.get("message") or terminated.get("reason") or "")
-            return f"Error (exit {terminated.get('exitCode')})", detail, str(cs.get("name", ""))
+        exited = _nonzero_exit((cs.get("state") or {}).get("terminated") or {})
+        if exited is not None:
+            return (*exited, str(cs.get("name", "")))
     return str(status.get("reason") or "Failed"), str(status.get("message") or ""), ""
 
 
@@ -276,10 +256,14 @@ def _exit_problem(
     current: Mapping[str, Any], spec: Mapping[str, Any], job_owned: bool
 ) -> tuple[str, str] | None:
     """A non-zero exit in a pod that never restarts and no Job will replace; None if not."""
-    terminated = current.get("terminated") or {}
-    if not terminated or int(terminated.get("exitCode") or 0) == 0:
-        return None
     if spec.get("restartPolicy") != "Never" or job_owned:  # a Job makes a new pod: it decides
+        return None
+    return _nonzero_exit(current.get("terminated") or {})
+
+
+def _nonzero_exit(terminated: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(`Error (exit N)`, its message) for a terminated state's non-zero exit; None if not."""
+    if int(terminated.get("exitCode") or 0) == 0:
         return None
     detail = str(terminated.get("message") or terminated.get("reason") or "")
     return f"Error (exit {terminated.get('exitCode')})", detail

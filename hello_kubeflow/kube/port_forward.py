@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hello_kubeflow.errors import ClusterError, PrerequisiteError
-from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -24,23 +23,23 @@ STOP_TIMEOUT = 5.0
 
 @contextmanager
 def port_forward(
-    settings: Settings,
     target: str,
     namespace: str,
     remote_port: int,
     *,
+    kubeconfig: Path | str | None = None,
+    context: str | None = None,
     preferred_port: int = 0,
-    ready_timeout: float = READY_TIMEOUT,
 ) -> Iterator[str]:
     """Run `kubectl port-forward` for the duration; yield `http://127.0.0.1:<port>`.
 
     Args:
-        settings: kubeconfig and context come from here.
         target: what to forward to, e.g. `svc/ml-pipeline-ui`.
         namespace: the target's namespace.
         remote_port: the target's port.
+        kubeconfig: a file or an `os.pathsep` list of files (None: kubectl's default).
+        context: the context to use (None: the current one).
         preferred_port: the local port to use when free (else any free port).
-        ready_timeout: seconds to wait for the local port to accept connections.
 
     Raises:
         PrerequisiteError: kubectl is not installed.
@@ -57,13 +56,12 @@ def port_forward(
     command = [kubectl, "port-forward", target, f"{port}:{remote_port}", "-n", namespace]
     command += ["--address", "127.0.0.1"]
     env = None
-    kubeconfig = str(settings.kubeconfig or "")
-    if os.pathsep in kubeconfig:  # --kubeconfig takes one file; a list goes as KUBECONFIG
-        env = {**os.environ, "KUBECONFIG": kubeconfig}
+    if os.pathsep in str(kubeconfig or ""):  # --kubeconfig takes one file; a list: KUBECONFIG
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     elif kubeconfig:
-        command += ["--kubeconfig", kubeconfig]
-    if settings.kube_context:
-        command += ["--context", settings.kube_context]
+        command += ["--kubeconfig", str(kubeconfig)]
+    if context:
+        command += ["--context", context]
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="hk-port-forward-") as tmp:
         output = Path(tmp) / "kubectl.log"
@@ -74,7 +72,7 @@ def port_forward(
             )
         try:
             _wait_for_port(
-                process, port, ready_timeout, what=f"{target} -n {namespace}", output=output
+                process, port, READY_TIMEOUT, what=f"{target} -n {namespace}", output=output
             )
             log.info("forwarding %s to %s in %s (kubectl port-forward)", url, target, namespace)
             yield url

@@ -9,8 +9,7 @@ from typing import Any
 
 from hello_kubeflow.kube.pods import PodState
 
-PROGRESS_LIMIT = 8
-"""Not-ready pods named in one progress message (the rest are counted)."""
+PROGRESS_LIMIT = 8  # not-ready pods named in one progress message (the rest are counted)
 WHY_WIDTH = 110
 
 
@@ -24,12 +23,7 @@ def format_seconds(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Every pod in the namespaces asked for, judged at one moment.
-
-    Attributes:
-        states: one per pod, including those that no longer count.
-        namespaces: the namespaces asked for; empty means all.
-    """
+    """Every pod (`states`, those that no longer count too) in `namespaces` (empty: all)."""
 
     states: tuple[PodState, ...]
     namespaces: tuple[str, ...] = ()
@@ -100,13 +94,8 @@ class Snapshot:
         for s in pending:
             why = s.message if not s.container else f"[{s.container}] {s.message}"
             rows.append((s.namespace, s.name, s.reason, str(s.restarts), _clip(why.strip())))
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        lines = [
-            "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
-            + "  "
-            + row[4]
-            for row in rows
-        ]
+        widths = [*(max(len(row[i]) for row in rows) for i in range(4)), 0]  # WHY: unpadded
+        lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
         return "\n".join([self.counts_text(), *(line.rstrip() for line in lines)])
 
     def as_dict(self) -> dict[str, Any]:
@@ -142,15 +131,15 @@ def _clip(text: str) -> str:
     return text if len(text) <= WHY_WIDTH else text[: WHY_WIDTH - 3] + "..."
 
 
+@dataclass
 class Progress:
     """Logs the snapshot when it changed (at most every `interval`) or every `heartbeat`."""
 
-    def __init__(self, logger: logging.Logger, interval: float, heartbeat: float) -> None:
-        self._log = logger
-        self._interval = interval
-        self._heartbeat = heartbeat
-        self._last_time = -float("inf")
-        self._last_seen: object = None
+    log: logging.Logger
+    interval: float
+    heartbeat: float
+    _last_time: float = -float("inf")
+    _last_seen: object = None
 
     def update(self, snapshot: Snapshot, elapsed: float, now: float | None = None) -> None:
         """Log the snapshot if it is time to."""
@@ -161,6 +150,6 @@ class Progress:
             tuple((s.key, s.reason) for s in snapshot.not_ready()),
         )
         since = now - self._last_time
-        if (seen != self._last_seen and since >= self._interval) or since >= self._heartbeat:
-            self._log.info("%s", snapshot.progress_text(elapsed))
+        if (seen != self._last_seen and since >= self.interval) or since >= self.heartbeat:
+            self.log.info("%s", snapshot.progress_text(elapsed))
             self._last_time, self._last_seen = now, seen

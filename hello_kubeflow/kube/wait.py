@@ -1,13 +1,6 @@
 """Wait until every pod is ready, failing fast on what will not heal; or report once.
 
-Crash-looping is normal for a while during an install: Kubeflow Pipelines'
-API server and metadata service exit until MySQL and the object store
-answer, and the kubelet restarts them with a back-off that grows to 5
-minutes (Kubernetes docs, "Pod Lifecycle", container restart policy). So a
-crash loop fails the wait only when it persists: when every other pod is
-ready (its dependencies are up) and it restarts again, or when it has been
-crash-looping for `HK_WAIT_CRASH_GRACE` seconds. The error then quotes the
-container's last log lines.
+A crash loop fails the wait only when it persists (docs/cluster.md says why).
 """
 
 from __future__ import annotations
@@ -23,46 +16,41 @@ from typing import Any, TypeVar
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from hello_kubeflow.errors import (
-    ClusterError,
-    HelloKubeflowError,
-    PodFailedError,
-    WaitTimeoutError,
-)
+from hello_kubeflow.errors import ClusterError, HelloKubeflowError, PodFailedError, WaitTimeoutError
 from hello_kubeflow.kube.client import (
-    api_client,
+    TimedApiClient,
     api_retrying,
     describe_api_error,
     is_transient,
-    request_timeout,
 )
-from hello_kubeflow.kube.feed import FEED_BACKOFF, WATCH_SECONDS, FeedMessage, PodFeed
-from hello_kubeflow.kube.jobs import JobLookup, job_lookup
+from hello_kubeflow.kube.feed import (
+    FEED_BACKOFF,
+    WATCH_SECONDS,
+    FeedMessage,
+    PodFeed,
+    list_pods,
+    scope_name,
+)
 from hello_kubeflow.kube.pods import CRASH_REASON, Pod, PodState, pod_state
 from hello_kubeflow.kube.report import Progress, Snapshot, format_seconds
 from hello_kubeflow.retry import Backoff
-from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-PROGRESS_INTERVAL = 5.0
-"""Seconds between progress messages while pods change."""
-PROGRESS_HEARTBEAT = 30.0
-"""Seconds between progress messages while nothing changes."""
-LOG_LINES = 20
-"""Lines of a crash-looping container's last log quoted in the error."""
-NO_RESTART_LIMIT = 2**31
-"""`pod_state`'s restart limit here: crash loops are judged by `CrashJudge` instead."""
+PROGRESS_INTERVAL = 5.0  # seconds between progress messages while pods change
+PROGRESS_HEARTBEAT = 30.0  # seconds between progress messages while nothing changes
+LOG_LINES = 20  # lines of a crash-looping container's last log quoted in the error
+NO_RESTART_LIMIT = 2**31  # `pod_state`'s restart limit: `CrashJudge` judges crash loops
+JOB_RECHECK = 5.0  # seconds before the status of a Job is asked again
+
+JobLookup = Callable[[str, str], tuple[str, str]]
+"""(namespace, job) -> (outcome, message); outcome: succeeded, failed, running or gone."""
 
 
 class Clock:
-    """Where a wait reads the time and pauses: real time here; tests pass a virtual one.
-
-    The waits' verdicts (a timeout, a crash loop past its grace) then depend on the
-    clock alone, not on how fast a loaded machine answers.
-    """
+    """Where a wait reads time and pauses: tests pass a virtual one, so load never sways a test."""
 
     def now(self) -> float:
         """Seconds on a monotonic clock."""
@@ -78,11 +66,9 @@ class Clock:
             messages = [out.get(timeout=max(pause, 0.0))]
         except queue.Empty:
             return []
-        while True:
-            try:
-                messages.append(out.get_nowait())
-            except queue.Empty:
-                return messages
+        while not out.empty():  # this thread alone takes from `out`
+            messages.append(out.get_nowait())
+        return messages
 
 
 REAL_TIME = Clock()
@@ -106,12 +92,9 @@ class WaitResult:
 
 @dataclass
 class CrashJudge:
-    """Decides when a crash loop has lasted long enough to fail the wait.
+    """Fails a crash loop past `grace` seconds, or restarting after all others were ready.
 
-    Attributes:
-        grace: seconds a container may crash-loop while other pods still start.
-        since: when each (namespace, pod, container) was first seen crash-looping.
-        baseline: its restart count when every other pod was first seen ready.
+    Keyed by (namespace, pod, container): `since` it crash-loops, its restarts at `baseline`.
     """
 
     grace: float
@@ -127,7 +110,6 @@ class CrashJudge:
         return [self._judge_one(s, counted, now) for s in states]
 
     def _judge_one(self, s: PodState, counted: list[PodState], now: float) -> PodState:
-        """One state, made fatal if it crash-loops past the grace or after the others are up."""
         if not (s.counted and not s.ready and s.reason == CRASH_REASON):
             return s
         key = (s.namespace, s.name, s.container)
@@ -164,9 +146,9 @@ def poll_until(
     """Call `look` every `poll_interval` seconds until it has a result; return the result.
 
     Args:
-        where: what is waited for, e.g. `Notebook team/hello`: the start of each progress line.
-        look: one look: (the result, or None while there is none yet; a short status).
-            It raises at once on what will not heal.
+        where: what is waited for, e.g. `Notebook team/hello`: starts each progress line.
+        look: (the result, or None while there is none yet; a short status); it raises
+            at once on what will not heal.
         timeout: seconds until the wait fails.
         poll_interval: seconds between looks.
         too_late: the error for a wait that ran out, given the last status.
@@ -189,12 +171,54 @@ def poll_until(
         clock.sleep(poll_interval)
 
 
+def job_lookup(api: client.ApiClient) -> JobLookup:
+    """A `JobLookup` that asks the API (`api_client`), at most once per Job every JOB_RECHECK s."""
+    batch = client.BatchV1Api(api)
+    cache: dict[tuple[str, str], tuple[float, tuple[str, str]]] = {}
+
+    def lookup(namespace: str, name: str) -> tuple[str, str]:
+        now = time.monotonic()
+        cached = cache.get((namespace, name))
+        if cached and now - cached[0] < JOB_RECHECK:
+            return cached[1]
+        cache[(namespace, name)] = (now, _job_outcome(batch, namespace, name))
+        return cache[(namespace, name)][1]
+
+    return lookup
+
+
+def _job_outcome(batch: client.BatchV1Api, namespace: str, name: str) -> tuple[str, str]:
+    try:
+        response = batch.read_namespaced_job_status(name, namespace, _preload_content=False)
+    except Exception as exc:
+        if isinstance(exc, ApiException) and exc.status == 404:
+            return ("gone", "")
+        if not (isinstance(exc, ApiException) or is_transient(exc)):
+            raise
+        return ("running", f"job status unknown: {describe_api_error(exc)}")
+    status = json.loads(response.data).get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("status") == "True" and condition.get("type") in (
+            "Complete",
+            "SuccessCriteriaMet",
+        ):
+            return ("succeeded", "")
+        if condition.get("status") == "True" and condition.get("type") == "Failed":
+            return (
+                "failed",
+                f"job {name}: {condition.get('reason', '')} {condition.get('message', '')}".strip(),
+            )
+    if int(status.get("succeeded") or 0) > 0:
+        return ("succeeded", "")
+    return ("running", "")
+
+
 @dataclass
 class PodTracker:
     """The pods known so far, by (namespace, name); judged on demand."""
 
     job_lookup: JobLookup
-    crashes: CrashJudge
+    crashes: CrashJudge | None = None  # None: crash loops are not judged (one look)
     pods: dict[tuple[str, str], Pod] = field(default_factory=dict)
 
     def apply(self, message: FeedMessage) -> None:
@@ -213,7 +237,7 @@ class PodTracker:
         """Judge every pod; a Failed Job pod is settled by its siblings or its Job."""
         states = [pod_state(pod, NO_RESTART_LIMIT) for pod in self.pods.values()]
         states = self._settle_jobs(states)
-        if now is not None:
+        if self.crashes is not None and now is not None:
             states = self.crashes.judge(states, now)
         return Snapshot(tuple(states), tuple(namespaces))
 
@@ -235,32 +259,29 @@ class PodTracker:
 
 
 def wait_for_pods(
-    settings: Settings,
-    namespaces: Sequence[str] | None = None,
+    api: client.ApiClient,
+    namespaces: Sequence[str],
+    timeout: float,
+    grace: float,
     *,
-    timeout: float | None = None,
-    api: client.ApiClient | None = None,
     require_pods: bool = False,
     settle: float = 0.0,
-    backoff: Backoff | None = None,
+    backoff: Backoff = FEED_BACKOFF,
     progress_interval: float = PROGRESS_INTERVAL,
     watch_seconds: int = WATCH_SECONDS,
     clock: Clock = REAL_TIME,
 ) -> WaitResult:
-    """Wait until every pod in `namespaces` is ready: Running and Ready, or Succeeded.
+    """Wait until every pod in `namespaces` is ready (Running and Ready, or Succeeded).
 
     Lists then watches the pods (one feed per namespace, or one for all), so a
-    change is seen at once; pods that appear while waiting are included. Broken
-    watches are re-listed with jittered backoff. Progress is logged at INFO.
+    change is seen at once, new pods included; progress is logged at INFO.
 
     Args:
-        settings: kubeconfig, context, request timeout, restart limit; and the
-            defaults for `namespaces` (`wait_namespaces`) and `timeout`.
-        namespaces: namespaces to wait for; empty or None: all namespaces.
-        timeout: seconds before giving up (default: `settings.wait_timeout`).
-        api: an API client that times its calls out (default: `api_client(settings)`).
-        require_pods: also require at least one pod in each namespace asked for
-            (right after an install the controllers have not made them yet).
+        api: an API client that times its calls out (`api_client`).
+        namespaces: namespaces to wait for; empty: all namespaces.
+        timeout: seconds before giving up (`HK_WAIT_TIMEOUT`).
+        grace: seconds a container may crash-loop while others start (`HK_WAIT_CRASH_GRACE`).
+        require_pods: also require a pod in each namespace (an install's are still coming).
         settle: seconds everything must stay ready, with no new pod, to count.
         backoff: waits between re-lists after a broken list or watch.
         progress_interval: seconds between progress messages while pods change.
@@ -268,34 +289,27 @@ def wait_for_pods(
         clock: where the deadline, the crash grace and the settle time are read, and
             the feeds are waited on (the feeds' own retries keep real time).
 
-    Returns:
-        The final snapshot and the seconds waited.
-
     Raises:
-        PodFailedError: a pod is in a state that will not heal (names the pod,
-            container and reason).
-        WaitTimeoutError: the timeout passed; the message holds a table of what
-            is not ready and why.
+        PodFailedError: a pod will not heal (names the pod, container and reason).
+        WaitTimeoutError: the timeout passed (a table of what is not ready and why).
         ClusterError: the API refused the list or watch (e.g. 403 Forbidden).
     """
-    scopes = tuple(namespaces if namespaces is not None else settings.wait_namespaces)
-    timeout = settings.wait_timeout if timeout is None else timeout
-    api = api or api_client(settings)
+    scopes = tuple(namespaces)
     started = clock.now()
     deadline = started + timeout
     out: queue.Queue[FeedMessage] = queue.Queue()
     core = client.CoreV1Api(api)
-    feeds = _feeds(core, scopes, out, request_timeout(settings), timeout, backoff, watch_seconds)
-    tracker = PodTracker(job_lookup(api), CrashJudge(settings.wait_crash_grace))
+    feeds = [
+        PodFeed(core, scope, out, time.monotonic() + timeout, backoff, watch_seconds)
+        for scope in (scopes or ("",))
+    ]
+    tracker = PodTracker(job_lookup(api), CrashJudge(grace))
     progress = Progress(log, progress_interval, PROGRESS_HEARTBEAT)
     synced: set[str] = set()
     snapshot = Snapshot((), scopes)
     ready_since: float | None = None
-    log.info(
-        "waiting up to %s for pods in %s",
-        format_seconds(timeout),
-        ", ".join(scopes) or "all namespaces",
-    )
+    where = ", ".join(scopes) or "all namespaces"
+    log.info("waiting up to %s for pods in %s", format_seconds(timeout), where)
     try:
         for feed in feeds:
             feed.start()
@@ -326,36 +340,8 @@ def wait_for_pods(
             feed.stop()
 
 
-def _feeds(
-    core: client.CoreV1Api,
-    scopes: tuple[str, ...],
-    out: queue.Queue[FeedMessage],
-    timeouts: tuple[float, float],
-    timeout: float,
-    backoff: Backoff | None,
-    watch_seconds: int,
-) -> list[PodFeed]:
-    """One feed per namespace, or one for all namespaces when `scopes` is empty."""
-    return [
-        PodFeed(
-            core,
-            scope,
-            out,
-            timeouts,
-            time.monotonic() + timeout,
-            backoff or FEED_BACKOFF,
-            watch_seconds,
-        )
-        for scope in (scopes or ("",))
-    ]
-
-
 def _take(messages: list[FeedMessage], tracker: PodTracker, synced: set[str]) -> None:
-    """Fold the feeds' messages into `tracker`, noting each scope heard from.
-
-    Raises:
-        ClusterError: a feed reports that the API refused its list or watch.
-    """
+    """Fold the feeds' messages into `tracker`, noting each scope heard from."""
     for message in messages:
         if message.kind == "error":
             raise _refused(message)
@@ -363,42 +349,29 @@ def _take(messages: list[FeedMessage], tracker: PodTracker, synced: set[str]) ->
         synced.add(message.scope)
 
 
-def cluster_status(
-    settings: Settings,
-    namespaces: Sequence[str] | None = None,
-    *,
-    api: client.ApiClient | None = None,
-) -> Snapshot:
+def cluster_status(api: TimedApiClient, namespaces: Sequence[str]) -> Snapshot:
     """List the pods once and judge them: what `inv status` shows.
 
     Args:
-        settings: kubeconfig, context, timeouts; `wait_namespaces` as the default.
-        namespaces: namespaces to look at; empty or None: all namespaces.
-        api: an API client that times its calls out (default: `api_client(settings)`).
+        api: an API client that times its calls out (`api_client`); a list is
+            retried for twice its read timeout.
+        namespaces: namespaces to look at; empty: all namespaces.
 
     Raises:
         ClusterError: the API could not be reached or refused the list.
     """
-    scopes = tuple(namespaces if namespaces is not None else settings.wait_namespaces)
-    api = api or api_client(settings)
     core = client.CoreV1Api(api)
-    tracker = PodTracker(job_lookup(api), CrashJudge(settings.wait_crash_grace))
-    for scope in scopes or ("",):
-        pods = _list_once(core, scope, settings)
+    tracker = PodTracker(job_lookup(api))
+    for scope in namespaces or ("",):
+        pods = _list_once(core, scope, api.request_timeout[1] * 2)
         tracker.apply(FeedMessage(scope, "sync", tuple(pods)))
-    return tracker.snapshot(scopes)
+    return tracker.snapshot(namespaces)
 
 
-def _list_once(core: client.CoreV1Api, scope: str, settings: Settings) -> list[Pod]:
-    where = f"namespace {scope}" if scope else "all namespaces"
-    kwargs: dict[str, Any] = {"_preload_content": False}
+def _list_once(core: client.CoreV1Api, scope: str, patience: float) -> list[Pod]:
+    where = scope_name(scope)
     try:
-        for attempt in api_retrying(settings.kube_request_timeout * 2, f"listing pods in {where}"):
-            with attempt:
-                if scope:
-                    response = core.list_namespaced_pod(scope, **kwargs)
-                else:
-                    response = core.list_pod_for_all_namespaces(**kwargs)
+        response = api_retrying(patience, f"listing pods in {where}")(list_pods, core, scope)
     except Exception as exc:
         if isinstance(exc, ApiException) or is_transient(exc):
             raise ClusterError(
@@ -409,12 +382,7 @@ def _list_once(core: client.CoreV1Api, scope: str, settings: Settings) -> list[P
 
 
 def last_logs(core: client.CoreV1Api, state: PodState) -> str:
-    """The crashed container's last log lines (its previous run), for an error ("": none).
-
-    Args:
-        core: the core API of the pod's cluster.
-        state: the pod, judged: only a crash loop (`CrashLoopBackOff`) has logs to quote.
-    """
+    """A crash-looping container's last log lines (its previous run), for an error ("": none)."""
     if state.reason != CRASH_REASON or not state.container:
         return ""
     try:
@@ -442,9 +410,8 @@ _API_FIX = (
 
 
 def _refused(message: FeedMessage) -> ClusterError:
-    where = f"namespace {message.scope}" if message.scope else "all namespaces"
-    error = message.error or RuntimeError("unknown error")
-    return ClusterError(f"cannot watch pods in {where}: {describe_api_error(error)}. {_API_FIX}")
+    error = describe_api_error(message.error or RuntimeError("unknown error"))
+    return ClusterError(f"cannot watch pods in {scope_name(message.scope)}: {error}. {_API_FIX}")
 
 
 def _timed_out(
@@ -452,7 +419,7 @@ def _timed_out(
 ) -> WaitTimeoutError:
     silent = [f for f in feeds if f.scope not in synced]
     if silent:
-        errors = "; ".join(f"{f.where}: {f.last_error or 'no answer'}" for f in silent)
+        errors = "; ".join(f"{scope_name(f.scope)}: {f.last_error or 'no answer'}" for f in silent)
         return WaitTimeoutError(
             f"the API server did not answer a pod list within {format_seconds(timeout)} "
             f"({errors}). {_API_FIX}"

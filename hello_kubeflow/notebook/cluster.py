@@ -100,7 +100,7 @@ def open_notebook(
 
     Args:
         settings: namespace, name, resources, image, `notebook_timeout`, `gateway_url`.
-        api: an API client to use (default: `api_client(settings)`).
+        api: an API client to use (default: one from the settings).
         poll_interval: seconds between looks at the server's pod.
         clock: where the wait reads the time and pauses.
 
@@ -126,7 +126,9 @@ def open_notebook(
         settings.notebook_memory,
         settings.notebook_volume_size,
     )
-    api = api or api_client(settings)
+    api = api or api_client(
+        settings.kubeconfig, settings.kube_context, settings.kube_request_timeout
+    )
     created = []
     if _create_if_missing(api, pipeline_access(spec.namespace), PODDEFAULT_API[2]):
         created.append(f"PodDefault {spec.namespace}/{PIPELINE_ACCESS}")
@@ -148,7 +150,9 @@ def delete_notebook(settings: Settings, *, api: client.ApiClient | None = None) 
         What was deleted (empty when there was no such Notebook).
     """
     _check_namespace(settings.namespace)
-    api = api or api_client(settings)
+    api = api or api_client(
+        settings.kubeconfig, settings.kube_context, settings.kube_request_timeout
+    )
     namespace, name = settings.namespace, settings.notebook_name
     try:
         _request(api, "DELETE", _path(*_NOTEBOOKS, namespace, name), f"deleting Notebook {name}")

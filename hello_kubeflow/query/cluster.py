@@ -190,7 +190,13 @@ def _route(settings: Settings, served: _Served) -> Iterator[tuple[ServingAddress
             yield address, f"the gateway at {base}", base
         return
     service, port = model_service(served.serving, settings.deployment_name, status)
-    with port_forward(settings, f"svc/{service}", settings.namespace, port) as base:
+    with port_forward(
+        f"svc/{service}",
+        settings.namespace,
+        port,
+        kubeconfig=settings.kubeconfig,
+        context=settings.kube_context,
+    ) as base:
         yield (
             direct_address(base, served.serving, settings.model_name),
             f"svc/{service} (no Istio gateway in the cluster)",
@@ -229,7 +235,7 @@ def _served(settings: Settings) -> _Served:
     """
     kinds = ("seldon", "kserve") if settings.serving == "auto" else (settings.serving,)
     try:
-        api = api_client(settings)
+        api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
     except PrerequisiteError as exc:
         if not settings.gateway_url:
             # The way in would be `kubectl port-forward`, which needs what is missing here:
