@@ -411,8 +411,18 @@ def _server_processes(server: subprocess.Popen[str], workers: int) -> list[int]:
     """The processes that accept connections: the server itself, or its workers."""
     if workers == 1:
         return [server.pid]
-    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text()
-    return [int(pid) for pid in children.split()]
+    # Only the spawned workers: multiprocessing's resource tracker is a child too.
+    deadline = time.monotonic() + 30
+    while True:
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        spawned = [
+            int(pid)
+            for pid in children
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        if len(spawned) == workers or time.monotonic() > deadline:
+            return spawned
+        time.sleep(0.05)
 
 
 def _wait_handles_sigterm(pid: int, seconds: float = 30.0) -> None:
