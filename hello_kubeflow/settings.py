@@ -514,6 +514,8 @@ def _parsed(values: Mapping[str, Any], flags: Mapping[str, str] | None = None) -
         var = _BY_FIELD.get(name)
         if var is None or value is None:
             continue
+        if isinstance(value, str):
+            value = value.strip()  # as the environment's text is
         try:
             parsed[var.field] = var.rule(value)
         except ValueError as exc:

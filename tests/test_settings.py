@@ -136,6 +136,17 @@ def test_command_line_override_is_checked_like_the_environment() -> None:
         settings.override({"preset": "fast"})
 
 
+def test_command_line_text_is_read_like_the_environments_spaces_and_all() -> None:
+    """`--mode " cluster"` means what `HK_MODE=" cluster"` means; `--host " x"` is trimmed."""
+    settings = Settings.from_env({}, dotenv=None)
+    from_env = Settings.from_env({"HK_MODE": " cluster", "HK_MODEL_KIND": "mlp "}, dotenv=None)
+    given = settings.override({"mode": " cluster", "model_kind": "mlp ", "serve_host": " 0.0.0.0"})
+    assert (
+        (given.mode, given.model_kind) == (from_env.mode, from_env.model_kind) == ("cluster", "mlp")
+    )
+    assert given.serve_host == "0.0.0.0"
+
+
 def test_command_line_numbers_are_checked_like_the_environment() -> None:
     """`inv serve --port 70000` is a settings error, not an OverflowError from bind()."""
     settings = Settings.from_env({}, dotenv=None)
