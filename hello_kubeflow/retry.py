@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from tenacity import (
@@ -18,12 +17,6 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
-_NAME_NOT_RESOLVED = re.compile(
-    r"Name or service not known|Temporary failure in name resolution|No address associated"
-    r"|nodename nor servname|getaddrinfo failed|NameResolutionError|Failed to resolve",
-    re.IGNORECASE,
-)
 MAX_REASON_CHARS = 300
 
 
@@ -74,46 +67,47 @@ def jittered_backoff(first: float, maximum: float, jitter: float | None = None) 
     )
 
 
-def is_name_not_resolved(exc: BaseException) -> bool:
-    """True when the failure is a host name that does not resolve (DNS): waiting will not help."""
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then what it was raised from or while handling, innermost last."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, socket.gaierror):
-            return True
-        if _NAME_NOT_RESOLVED.search(str(current)):
-            return True
+        yield current
         current = current.__cause__ or current.__context__
-    return False
+
+
+def is_name_not_resolved(exc: BaseException) -> bool:
+    """True when the failure is a host name that does not resolve (DNS): waiting will not help."""
+    return any(isinstance(cause, socket.gaierror) for cause in _causes(exc))
 
 
 def describe_failure(exc: BaseException | None) -> str:
-    """A short reason for a person: `connection refused`, `HTTP 503 Service Unavailable`.
+    """A short reason for a person: `Connection refused`, `HTTP 503 Service Unavailable`.
 
-    HTTP errors give their status; network errors the operating system's words (not
-    the nested reprs that requests and urllib3 wrap them in); anything else its first line.
+    HTTP errors give their status; network errors the operating system's words (the
+    innermost error requests and urllib3 wrap); anything else its first line.
     """
     if exc is None:
         return "failed"
     status = getattr(exc, "status", None)
     if not isinstance(status, int):
-        response = getattr(exc, "response", None)
-        status = getattr(response, "status_code", None)
+        status = getattr(getattr(exc, "response", None), "status_code", None)
     if isinstance(status, int) and status > 0:
         reason = str(getattr(exc, "reason", "") or "").strip()
         reason = reason if reason and "\n" not in reason and len(reason) < 60 else ""
         return f"HTTP {status} {reason}".strip()
-    if is_name_not_resolved(exc):
-        return "the host name does not resolve"
-    text = str(exc)
-    match = _ERRNO.search(text)
-    if match:
-        return match.group(1).strip().rstrip(".")
-    if "timed out" in text.lower() or "timeout" in type(exc).__name__.lower():
-        return "timed out"
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return first[:MAX_REASON_CHARS]
+    for cause in _causes(exc):
+        if isinstance(cause, socket.gaierror):
+            return "the host name does not resolve"
+        if isinstance(cause, TimeoutError):
+            return "timed out"
+        if isinstance(cause, OSError) and cause.strerror:
+            return str(cause.strerror).strip().rstrip(".")
+        if isinstance(cause, ConnectionError) and str(cause):  # http.client's RemoteDisconnected
+            return str(cause)
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:MAX_REASON_CHARS]
 
 
 def log_retry(

@@ -1,12 +1,6 @@
-"""`inv query --mode cluster`: the served model through the cluster's gateway.
+"""`inv query --mode cluster`: the served model through the cluster's gateway (or its service).
 
-The URL comes from the gateway address and the deployment's namespace and
-name (`/seldon/<ns>/<name>/api/v1.0/predictions`; for KServe the V2 path,
-routed on the service's Host); the payload and the sanity check are local
-mode's own (`hello_kubeflow.query.client`), and so is the authentication of cluster
-mode (token or session cookie). Without `HK_GATEWAY_URL`, the task forwards a
-local port to `svc/istio-ingressgateway` for the duration, or, in a cluster
-without Istio, to the model's own service.
+The payload, sanity check and authentication are local mode's and cluster mode's own.
 """
 
 from __future__ import annotations
@@ -47,7 +41,6 @@ from hello_kubeflow.gateway.login import gateway_auth
 from hello_kubeflow.kube.client import api_client
 from hello_kubeflow.kube.port_forward import port_forward
 from hello_kubeflow.query.client import (
-    SELDON_PATH,
     AccuracyResult,
     QueryResult,
     query_accuracy,
@@ -93,7 +86,8 @@ def query_cluster(
         if base:  # through Kubeflow's gateway: log in there when asked to
             auth = gateway_auth(settings, base, auth)
         headers = {**auth.headers(), **address.headers()}
-        policy = bool(base) and served.serving == "kserve" and _let_in(settings, served)
+        where = (settings.namespace, settings.deployment_name)
+        policy = bool(base) and served.serving == "kserve" and _let_in(served, *where)
         if policy:
             wait_until_allowed(
                 address.url,
@@ -103,21 +97,29 @@ def query_cluster(
                 timeout=settings.access_wait,
                 request_timeout=settings.query_timeout,
             )
-        hint = f". {_policy_help(settings)}" if served.serving == "kserve" and not policy else ""
+        hint = f". {_policy_help(*where)}" if served.serving == "kserve" and not policy else ""
         check_access(
             address.url, auth, address.headers(), timeout=settings.query_timeout, on_403=hint
         )
-        # The query client appends the protocol's own path to the server URL.
-        suffix = SELDON_PATH if protocol == "seldon" else f"/v2/models/{settings.model_name}/infer"
-        local_view = settings.replace(query_url=address.url.removesuffix(suffix))
         log.info("querying %s (%s) through %s", settings.deployment_name, served.serving, via)
         try:
             if count:
                 return query_accuracy(
-                    local_view, count=count, start=start, protocol=protocol, headers=headers
+                    settings,
+                    count=count,
+                    start=start,
+                    protocol=protocol,
+                    headers=headers,
+                    url=address.url,
                 )
             return query_digit(
-                local_view, index=index, image=image, protocol=protocol, plot=plot, headers=headers
+                settings,
+                index=index,
+                image=image,
+                protocol=protocol,
+                plot=plot,
+                headers=headers,
+                url=address.url,
             )
         except EndpointError as exc:
             raise EndpointError(
@@ -128,18 +130,14 @@ def query_cluster(
             ) from None
 
 
-_POLICY_HELP = (
-    'If the gateway let you in and the model refused you ("RBAC: access denied"), the '
-    "InferenceService lacks its Istio AuthorizationPolicy in a Kubeflow profile namespace: "
-    "with a kubeconfig, inv query makes it ({policy}); else ask for one "
-    "selecting {label}={s.deployment_name} in {s.namespace}"
-)
-
-
-def _policy_help(settings: Settings) -> str:
+def _policy_help(namespace: str, name: str) -> str:
     """What to do about KServe's 403: the policy `kserve_access` makes, by name and selector."""
-    name = settings.deployment_name
-    return _POLICY_HELP.format(s=settings, policy=policy_name(name), label=ISVC_LABEL)
+    return (
+        'If the gateway let you in and the model refused you ("RBAC: access denied"), the '
+        "InferenceService lacks its Istio AuthorizationPolicy in a Kubeflow profile namespace: "
+        f"with a kubeconfig, inv query makes it ({policy_name(name)}); else ask for one "
+        f"selecting {ISVC_LABEL}={name} in {namespace}"
+    )
 
 
 @dataclass(frozen=True)
@@ -153,12 +151,12 @@ class _Served:
     kserve: KServeInstall | None = None
 
 
-def _let_in(settings: Settings, served: _Served) -> bool:
+def _let_in(served: _Served, namespace: str, name: str) -> bool:
     """Make the InferenceService's AuthorizationPolicy; True when one now exists to wait for."""
     if served.api is None:
         return False
     try:
-        return ensure_policy(served.api, settings.namespace, settings.deployment_name)
+        return ensure_policy(served.api, namespace, name)
     except HelloKubeflowError as exc:  # e.g. no right to: the query may still get through
         log.warning("could not make the InferenceService's AuthorizationPolicy: %s", exc)
         return False
@@ -175,7 +173,7 @@ def _route(settings: Settings, served: _Served) -> Iterator[tuple[ServingAddress
     """
     status = (served.resource or {}).get("status") or {}
     if settings.gateway_url or served.has_gateway is not False:
-        host, prefix = _kserve_route(settings, served)
+        host, prefix = _kserve_route(served, settings.namespace, settings.deployment_name)
         with gateway(settings) as base:
             address = serving_address(
                 base,
@@ -198,15 +196,13 @@ def _route(settings: Settings, served: _Served) -> Iterator[tuple[ServingAddress
         )
 
 
-def _kserve_route(settings: Settings, served: _Served) -> tuple[str, str]:
+def _kserve_route(served: _Served, namespace: str, name: str) -> tuple[str, str]:
     """The Host and path prefix the installed KServe routes on ("", "": not known here)."""
     if served.kserve is None or served.resource is None:
         return "", ""
     mode = deployment_mode(served.resource, served.kserve)
     status = served.resource.get("status") or {}
-    found = route(
-        served.kserve, mode, settings.namespace, settings.deployment_name, status.get("url")
-    )
+    found = route(served.kserve, mode, namespace, name, status.get("url"))
     log.info(
         "KServe %s, %s mode: Host %s%s",
         served.kserve.version or "(version unknown)",
