@@ -54,13 +54,8 @@ class Backoff:
 
 
 def jittered_backoff(first: float, maximum: float, jitter: float | None = None) -> wait_base:
-    """Wait `first`, then twice as long each time up to `maximum`, plus random jitter.
-
-    Args:
-        first: the first wait, in seconds.
-        maximum: the longest wait, in seconds.
-        jitter: up to this many seconds are added at random (default: `first`), so
-            clients that failed together do not retry together.
+    """Wait `first` seconds, then twice as long each time up to `maximum`, plus up to `jitter`
+    random seconds (default: `first`) so that clients that failed together retry apart.
     """
     return wait_exponential_jitter(
         multiplier=first, max=maximum, jitter=first if jitter is None else jitter
@@ -119,12 +114,11 @@ def log_retry(
 ) -> Callable[[RetryCallState], None]:
     """A tenacity `before_sleep` that logs one line: what failed, the attempt, the next try.
 
-    For example: `GET http://x/f.gz failed (connection refused), attempt 2; next try in 1.3 s`.
+    For example: `GET http://x/f.gz failed (Connection refused), attempt 2; next try in 1.3 s`.
 
     Args:
-        logger: where the line goes.
+        logger: where the line goes, at `level`.
         what: what was attempted, e.g. "downloading <url>".
-        level: the log level of the line.
         describe: turns the exception into a short reason.
     """
 

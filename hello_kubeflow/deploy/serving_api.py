@@ -1,10 +1,4 @@
-"""Calling the Kubernetes API for the served model: apply, read, discover, with clear errors.
-
-Every call retries transient failures (`kube.client.api_retrying`) and turns
-the rest into messages that say what to do: a missing resource type means
-the serving system is not installed, a 403 means the RBAC is missing. A 404
-is `Missing` where absence is an answer (an object not deployed yet).
-"""
+"""Calling the Kubernetes API for the served model: apply, read, discover, with clear errors."""
 
 from __future__ import annotations
 

@@ -21,20 +21,9 @@ from tenacity import RetryCallState, Retrying, retry_if_exception
 from hello_kubeflow.data.one_image import RANDOM_INDEX, check_index, load_one_test_image
 from hello_kubeflow.errors import EndpointError, QueryError
 from hello_kubeflow.http_client import send, status_error
-from hello_kubeflow.query.answers import (
-    Pixels,
-    Prediction,
-    check_answer,
-    seldon_payload,
-    v2_payload,
-)
+from hello_kubeflow.query.answers import Pixels, check_answer, seldon_payload, v2_payload
 from hello_kubeflow.query.likeness import mnist_likeness
-from hello_kubeflow.retry import (
-    describe_failure,
-    is_name_not_resolved,
-    jittered_backoff,
-    log_retry,
-)
+from hello_kubeflow.retry import describe_failure, is_name_not_resolved, jittered_backoff, log_retry
 from hello_kubeflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -52,11 +41,8 @@ LOCAL_HOSTS = frozenset({"localhost", "::1", "0.0.0.0"})
 
 @dataclass(frozen=True)
 class QueryResult:
-    """One image sent, the answer, the sanity verdict, and whether the image looks like a digit.
-
-    `sanity` is about the answer's form (ten probabilities naming a digit);
-    `input_note` about the question: an input unlike an MNIST digit (noise, a
-    blob) gets an answer of the right form that may mean nothing.
+    """One image sent, the answer, its sanity verdict (its form), and whether the image looks
+    like a digit (`input_note`: noise gets an answer of the right form that may mean nothing).
     """
 
     source: str
@@ -74,7 +60,7 @@ class QueryResult:
     correct: bool | None = None  # the prediction is the true label (None: no label known)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-able values: `prediction`, `probabilities`, `label`, `sanity`, `input_note`, ..."""
+        """The result as JSON-able values."""
         return asdict(self)
 
     def describe(self) -> str:
@@ -144,13 +130,13 @@ def query_digit(
     """Send one digit to the server and sanity-check the answer.
 
     Args:
-        settings: the server URL (`settings.server_url`), model name, timeouts, MNIST.
-        test_images: the test set to pick from (default: `mnist.load_test_images`).
+        settings: the server URL, model name, timeouts, MNIST.
         index: an MNIST test image index; -1 picks one at random.
-        image: a PNG of a drawn digit to send instead of an MNIST image.
+        image: a PNG of a drawn digit to send instead.
         protocol: `seldon` or `v2`.
         plot: a PNG to write showing the digit beside the probabilities.
         headers: extra HTTP headers (e.g. a gateway's credentials).
+        test_images: the test set to pick from (default: `mnist.load_test_images`).
         url: the prediction URL (default: `protocol`'s under `settings.server_url`).
 
     Raises:
@@ -216,9 +202,7 @@ def query_accuracy(
     test_images: MnistTestImages | None = None,
     url: str = "",
 ) -> AccuracyResult:
-    """Send `count` MNIST test images (in batches) and measure accuracy through the endpoint.
-
-    Every answer goes through the same sanity check as a single query.
+    """Send `count` MNIST test images in batches, each answer sanity-checked; the accuracy.
 
     Raises:
         QueryError, EndpointError, SanityCheckError: as for `query_digit`.
@@ -286,9 +270,7 @@ def post_images(
     """POST a batch of images; return the decoded JSON answer (or its text, if not JSON).
 
     Args:
-        url: the prediction URL.
-        pixels: the images.
-        protocol: `seldon` or `v2`.
+        url: the prediction URL; `pixels` and `protocol` the images and how they are sent.
         timeout: seconds for each attempt (HK_QUERY_TIMEOUT).
         deadline: seconds to retry 502/503/504 (HK_QUERY_DEADLINE).
         wait: seconds to retry a connection that is not accepted (`connect_wait`).
@@ -379,18 +361,15 @@ def _server_message(response: requests.Response) -> str:
 
 
 def is_local_url(url: str) -> bool:
-    """True for a URL on this machine (loopback), where a server that is not
-    listening will not start by itself."""
+    """True for a loopback URL, where a server that is not listening will not start by itself."""
     host = urlsplit(url).hostname or ""
     return host in LOCAL_HOSTS or host.startswith("127.")
 
 
 def connect_wait(url: str, *, wait: float | None, mode: str, deadline: float) -> float:
-    """Seconds to wait for a server that does not accept connections at `url`.
-
-    `wait` (`--wait`, `HK_QUERY_WAIT`) when set; else 0 on a local URL in local
-    mode and `deadline` anywhere else (a gateway, or cluster mode's port-forward,
-    may still be coming up).
+    """Seconds to wait for a server that does not accept connections at `url`: `wait`
+    (`--wait`) when set, else 0 on a local URL in local mode, else `deadline` (a gateway
+    or a port-forward may still be coming up).
     """
     if wait is not None:
         return wait
@@ -459,16 +438,3 @@ def _mnist_test_image(
     index = check_index(index, len(test_images.y), test_images.source)
     pixels = [float(p) for p in scale_pixels(test_images.x[index])]
     return pixels, int(test_images.y[index]), index, f"MNIST test image #{index}"
-
-
-__all__ = [
-    "PROTOCOLS",
-    "AccuracyResult",
-    "Prediction",
-    "QueryResult",
-    "check_protocol",
-    "endpoint_url",
-    "post_images",
-    "query_accuracy",
-    "query_digit",
-]

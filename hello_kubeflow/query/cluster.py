@@ -32,7 +32,6 @@ from hello_kubeflow.gateway.endpoints import (
     Auth,
     ServingAddress,
     check_access,
-    direct_address,
     gateway,
     model_service,
     serving_address,
@@ -43,6 +42,7 @@ from hello_kubeflow.kube.port_forward import port_forward
 from hello_kubeflow.query.client import (
     AccuracyResult,
     QueryResult,
+    endpoint_url,
     query_accuracy,
     query_digit,
 )
@@ -84,7 +84,7 @@ def query_cluster(
     protocol = PROTOCOLS[served.serving]
     with _route(settings, served) as (address, via, base):
         if base:  # through Kubeflow's gateway: log in there when asked to
-            auth = gateway_auth(settings, base, auth)
+            auth = gateway_auth(base, auth, settings.kubeflow_username, settings.kubeflow_password)
         headers = {**auth.headers(), **address.headers()}
         where = (settings.namespace, settings.deployment_name)
         policy = bool(base) and served.serving == "kserve" and _let_in(served, *where)
@@ -188,9 +188,10 @@ def _route(settings: Settings, served: _Served) -> Iterator[tuple[ServingAddress
             yield address, f"the gateway at {base}", base
         return
     service, port = model_service(served.serving, settings.deployment_name, status)
+    protocol = PROTOCOLS[served.serving]
     with port_forward(settings, f"svc/{service}", settings.namespace, port) as base:
         yield (
-            direct_address(base, served.serving, settings.model_name),
+            ServingAddress(endpoint_url(base, settings.model_name, protocol), protocol=protocol),
             f"svc/{service} (no Istio gateway in the cluster)",
             "",
         )

@@ -1,15 +1,7 @@
-"""Whether a query's input looks like an MNIST digit: the note beside the sanity check.
+"""Whether a query's input looks like an MNIST digit, held against all 70,000 (pure Python).
 
-The sanity check says the answer has the right form; it cannot say the question
-made sense. A model answers noise or a blob as confidently as a digit, so the
-pixels sent (28x28, in [0, 1]) and the answer's top probability are held against
-what all 70,000 MNIST digits look like (measured on the training and test sets):
-
-- ink: 1.9% to 39.8% of the pixels are above 0.5 (99.8% of digits: 3.4% to 29.5%);
-- strokes: the ink is 2 to 9 pixels wide (twice its area over its boundary);
-- contrast: at most 96% of the lit pixels (> 0.1) are grey (0.1 to 0.9).
-
-Pure Python on 784 numbers: a query for one MNIST image imports no numpy.
+MNIST's digits: 1.9% to 39.8% of pixels above 0.5; strokes 2 to 9 pixels wide (twice
+the ink's area over its boundary); at most 96% of the lit pixels (> 0.1) grey.
 """
 
 from __future__ import annotations
