@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -315,7 +314,7 @@ def save_comparison_png(comparison: Comparison, path: Path) -> Path:
     scored = "\n".join(f"scored on {test_set}" for test_set in comparison.test_sets())
     figure.suptitle(
         f"MNIST models (load average {one:.1f} {five:.1f} {fifteen:.1f})\n{scored}\n"
-        + _confusions_text(rows),
+        + "\n".join(f"{r.label} confuses most: {r.confused}" for r in rows),
         fontsize=9,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -338,8 +337,3 @@ def _draw_panel(
     if title.startswith("test accuracy"):
         low = min(values, default=90)
         axes.set_xlim(max(0.0, np.floor(low) - 1.5), 100.4)
-
-
-def _confusions_text(rows: Sequence[Contender]) -> str:
-    """A line per model: the digits it confuses most."""
-    return "\n".join(f"{r.label} confuses most: {r.confused}" for r in rows)

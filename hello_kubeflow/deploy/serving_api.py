@@ -34,8 +34,7 @@ def call(what: str, request: Callable[[], T], *, missing_ok: bool = False) -> T:
 
     Args:
         what: names the call in messages ("reading SeldonDeployment kubeflow/x").
-        request: the call itself.
-        missing_ok: raise `Missing` on 404 instead of an error.
+        request: the call; `missing_ok`: raise `Missing` on 404 instead of an error.
 
     Raises:
         Missing: 404 and `missing_ok`.
@@ -105,21 +104,11 @@ def read_deployment(
 ) -> dict[str, Any] | None:
     """The deployed resource as the cluster reports it, or None when there is none."""
     target = SERVING_APIS[serving]
-    custom = client.CustomObjectsApi(api)
+    where = (target.group, target.version, namespace, target.plural, name)
+    read = client.CustomObjectsApi(api).get_namespaced_custom_object
     try:
-        return call(
-            f"reading {target.kind} {namespace}/{name}",
-            lambda: dict(
-                custom.get_namespaced_custom_object(
-                    target.group,
-                    target.version,
-                    namespace,
-                    target.plural,
-                    name,
-                )
-            ),
-            missing_ok=True,
-        )
+        what = f"reading {target.kind} {namespace}/{name}"
+        return call(what, lambda: dict(read(*where)), missing_ok=True)
     except Missing:
         return None
 

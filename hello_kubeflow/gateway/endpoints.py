@@ -60,7 +60,7 @@ class Auth:
         """The authentication `HK_KFP_TOKEN` / `HK_KFP_COOKIE` describe.
 
         Raises:
-            ClusterError: when the cookie is not `name=value`.
+            ClusterError: the cookie is not `name=value`.
         """
         cookie = settings.kfp_cookie
         if cookie is not None and "=" not in cookie:
@@ -100,7 +100,7 @@ def auth_failure_message(url: str, status: int, auth: Auth) -> str:
         sent = "we sent no credentials (the gateway wants a login)"
     elif auth.token and status == 401:
         sent = f"we sent {auth.kind}, which it did not accept: {why_refused(auth.token)}"
-    elif status == 403 and not 300 <= status < 400:
+    elif status == 403:
         sent = (
             f"we sent {auth.kind}, which it accepted, but this user may not do this "
             "(another user's profile namespace? check HK_NAMESPACE)"

@@ -54,10 +54,8 @@ def render_manifests(
         The files written.
 
     Raises:
-        PrerequisiteError: neither kustomize nor kubectl is installed, or its kustomize
-            is older than 5.
-        ManifestError: a build or download failed, or gave something that is not
-            Kubernetes objects.
+        PrerequisiteError: no kustomize (nor kubectl), or a kustomize older than 5.
+        ManifestError: a build or download failed, or gave what is not Kubernetes objects.
     """
     command = shlex.split(kustomize) if kustomize else _kustomize_command()
     pinned = [f.kustomize for c in components_for(settings) for f in c.files if f.kustomize]
@@ -98,10 +96,8 @@ def _kustomize_command() -> list[str]:
 
 
 def _check_kustomize(command: list[str], wanted: str) -> str:
-    """Compare the kustomize `command` runs with `wanted`, upstream's; advice for a failed build.
-
-    An older 5.x is used with a warning (upstream's sources often build with it);
-    the advice ("" when the version is right) is added to a failed build's error.
+    """Compare the kustomize `command` runs with `wanted`, upstream's; advice for a failed build
+    ("" when right). An older 5.x is used with a warning: upstream's sources often build with it.
 
     Raises:
         PrerequisiteError: a kustomize older than 5, which cannot build these sources.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -66,10 +67,12 @@ class QueryResult:
     def describe(self) -> str:
         """The result as a person reads it."""
         top = ", ".join(f"{digit}: {p:.3f}" for digit, p in self.top3)
+        verdict = f" (WRONG: the true label is {self.label})" if self.correct is False else ""
+        verdict = " (right)" if self.correct else verdict
         lines = [
             f"image:      {self.source}",
             f"true label: {self.label if self.label is not None else 'unknown (a drawn digit)'}",
-            f"prediction: {self.prediction}{_verdict(self.correct, self.label)}",
+            f"prediction: {self.prediction}{verdict}",
             f"top 3:      {top}",
             f"sanity:     {self.sanity}",
             f"input:      {self.input_note}",
@@ -78,13 +81,6 @@ class QueryResult:
         if self.plot:
             lines.append(f"plot:       {self.plot}")
         return "\n".join(lines)
-
-
-def _verdict(correct: bool | None, label: int | None) -> str:
-    """How the prediction line ends: right, or WRONG and the true label (nothing if unknown)."""
-    if correct is None:
-        return ""
-    return " (right)" if correct else f" (WRONG: the true label is {label})"
 
 
 @dataclass(frozen=True)
@@ -162,8 +158,8 @@ def query_digit(
     else:
         pixels, label, chosen, source = _mnist_test_image(settings, index, test_images)
         batch = [pixels]
-    url = url or endpoint_url(settings.server_url, settings.model_name, protocol)
-    body = _sender(settings, url, protocol, headers)(batch)
+    url, post = _sender(settings, url, protocol, headers)
+    body = post(batch)
     [answer] = check_answer(body, protocol, rows=1, url=url)
     likeness = mnist_likeness(pixels, answer.probabilities[answer.digit])
     plotted = None
@@ -218,10 +214,9 @@ def query_accuracy(
             f"--count {count} from index {start} does not fit the {total:,} test images "
             f"({data.source}): use 1 to {total - start:,}"
         )
-    url = url or endpoint_url(settings.server_url, settings.model_name, protocol)
-    post = _sender(settings, url, protocol, headers)
+    url, post = _sender(settings, url, protocol, headers)
     correct = 0
-    confused: dict[str, int] = {}
+    confused: Counter[str] = Counter()
     started = time.monotonic()
     for first in range(start, start + count, BATCH_SIZE):
         last = min(first + BATCH_SIZE, start + count)
@@ -232,19 +227,17 @@ def query_accuracy(
             if answer.digit == int(label):
                 correct += 1
             else:
-                key = f"{int(label)}->{answer.digit}"
-                confused[key] = confused.get(key, 0) + 1
+                confused[f"{int(label)}->{answer.digit}"] += 1
         log.info("sent %d/%d images", last - start, count)
-    seconds = time.monotonic() - started
     return AccuracyResult(
         count=count,
         correct=correct,
         accuracy=correct / count,
-        seconds=seconds,
+        seconds=time.monotonic() - started,
         sanity=f"ok: all {count:,} answers are ten probabilities naming a digit",
         url=url,
         protocol=protocol,
-        confused=dict(sorted(confused.items(), key=lambda kv: -kv[1])[:10]),
+        confused=dict(confused.most_common(10)),
     )
 
 
@@ -378,10 +371,12 @@ def connect_wait(url: str, *, wait: float | None, mode: str, deadline: float) ->
 
 def _sender(
     settings: Settings, url: str, protocol: str, headers: Mapping[str, str] | None
-) -> Callable[[Pixels], Any]:
-    """`post_images` to `url` with the settings' timeouts, for one batch after another."""
+) -> tuple[str, Callable[[Pixels], Any]]:
+    """The URL (default: under `settings.server_url`) and `post_images` to it with the
+    settings' timeouts, for one batch after another."""
+    url = url or endpoint_url(settings.server_url, settings.model_name, protocol)
     local = settings.mode == "local" and is_local_url(url)
-    return functools.partial(
+    return url, functools.partial(
         post_images,
         url,
         protocol=protocol,

@@ -66,11 +66,9 @@ def query_cluster(
 
     Args:
         settings: gateway, namespace, deployment name, serving system, credentials.
-        index: an MNIST test image index (-1: at random).
-        image: a PNG of a drawn digit instead.
+        index: an MNIST test image index (-1: at random); `image` a drawn digit instead.
         plot: a PNG to write with the digit and the probabilities.
-        count: send this many test images and measure accuracy instead (0: one image).
-        start: the first test image for `count`.
+        count: send this many test images from `start` and measure accuracy (0: one image).
 
     Raises:
         EndpointError: the gateway refused us (with how to log in) or the model did not answer.
@@ -102,25 +100,11 @@ def query_cluster(
             address.url, auth, address.headers(), timeout=settings.query_timeout, on_403=hint
         )
         log.info("querying %s (%s) through %s", settings.deployment_name, served.serving, via)
+        sent: dict[str, Any] = {"protocol": protocol, "headers": headers, "url": address.url}
         try:
             if count:
-                return query_accuracy(
-                    settings,
-                    count=count,
-                    start=start,
-                    protocol=protocol,
-                    headers=headers,
-                    url=address.url,
-                )
-            return query_digit(
-                settings,
-                index=index,
-                image=image,
-                protocol=protocol,
-                plot=plot,
-                headers=headers,
-                url=address.url,
-            )
+                return query_accuracy(settings, count=count, start=start, **sent)
+            return query_digit(settings, index=index, image=image, plot=plot, **sent)
         except EndpointError as exc:
             raise EndpointError(
                 f"{exc}. In cluster mode the model is {settings.namespace}/"
@@ -164,12 +148,8 @@ def _let_in(served: _Served, namespace: str, name: str) -> bool:
 
 @contextmanager
 def _route(settings: Settings, served: _Served) -> Iterator[tuple[ServingAddress, str, str]]:
-    """The predictions address, what it goes through, the gateway's URL ("": none).
-
-    Through the gateway when there is one (`HK_GATEWAY_URL`, or the Istio
-    ingress gateway found in the cluster, or not known otherwise), as the
-    walkthrough does; else straight to the model's own service (a cluster
-    without Istio, like `HK_PROFILE=pipelines`).
+    """The predictions address, what it goes through, the gateway's URL ("": none): through
+    the gateway unless the cluster has no Istio (`HK_PROFILE=pipelines`), as the walkthrough.
     """
     status = (served.resource or {}).get("status") or {}
     if settings.gateway_url or served.has_gateway is not False:
@@ -215,10 +195,8 @@ def _kserve_route(served: _Served, namespace: str, name: str) -> tuple[str, str]
 
 
 def _served(settings: Settings) -> _Served:
-    """Which system serves the model, its resource, and whether the Istio gateway exists.
-
-    Without a usable kubeconfig (a remote gateway), `HK_SERVING` decides and
-    `auto` means Seldon Core, the walkthrough's choice.
+    """Which system serves the model, its resource, and whether the Istio gateway exists;
+    without a usable kubeconfig, `HK_SERVING` decides (`auto`: Seldon, the walkthrough's).
 
     Raises:
         EndpointError: the cluster answers, and no such model is deployed.
@@ -259,7 +237,6 @@ def _assumed(serving: str, problem: HelloKubeflowError) -> _Served:
 
 def _has_istio_gateway(api: Any) -> bool | None:
     """Whether `svc/istio-ingressgateway` exists in `istio-system` (None: may not look)."""
-
     core = client.CoreV1Api(api)
     name = GATEWAY_SERVICE.removeprefix("svc/")
     try:
