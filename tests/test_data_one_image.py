@@ -133,9 +133,7 @@ def test_an_unwritable_cache_only_costs_the_verification(test_set: Path, tmp_pat
     assert first == second
 
 
-def test_a_recorded_query_imports_no_numpy(
-    test_set: Path, tmp_path: Path
-) -> None:
+def test_a_recorded_query_imports_no_numpy(test_set: Path, tmp_path: Path) -> None:
     """What makes `inv query` quick: one image needs no numpy."""
     settings = _settings(test_set, tmp_path)
     load_one_test_image(settings, 5)  # the first query verifies (with numpy) and records
