@@ -20,16 +20,11 @@ def send(
     session: requests.Session | None = None,
     **options: Any,
 ) -> requests.Response:
-    """One request: connected within `CONNECT_TIMEOUT` (or `timeout`, if shorter), data
-    within `timeout` seconds.
+    """One request, connected within `CONNECT_TIMEOUT` (or `timeout`, if shorter), each piece
+    of the answer within `timeout` seconds.
 
-    Args:
-        method: `GET`, `POST`, ...
-        url: where to.
-        timeout: seconds to wait for each piece of the answer.
-        session: a session to reuse (its connections and cookies); by default one of its own,
-            closed before returning (so `stream=True` needs a session).
-        options: `requests.Session.request`'s own (`headers`, `data`, `allow_redirects`, ...).
+    `session` lends its connections and cookies (by default one of its own, closed before
+    returning: `stream=True` needs a session); `options` are `Session.request`'s own.
 
     Raises:
         requests.RequestException: no answer; `is_transient` and `is_unreachable` tell which.

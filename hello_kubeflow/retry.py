@@ -22,14 +22,9 @@ MAX_REASON_CHARS = 300
 
 @dataclass(frozen=True)
 class Backoff:
-    """The one retry policy: how long to wait between attempts, and when to give up.
-
-    Attributes:
-        initial: the first wait, in seconds; it doubles each time.
-        maximum: the longest wait, in seconds.
-        jitter: up to this many random seconds added to each wait (default: `initial`).
-        attempts: the most attempts (None: no limit but the deadline).
-        deadline: no new attempt after this many seconds (None: no limit but attempts).
+    """The one retry policy: waits from `initial` seconds, doubling up to `maximum`, plus up
+    to `jitter` random seconds (default: `initial`); no more than `attempts` attempts, none
+    started after `deadline` seconds (None: no such limit).
     """
 
     initial: float = 0.5
@@ -78,11 +73,9 @@ def is_name_not_resolved(exc: BaseException) -> bool:
 
 
 def describe_failure(exc: BaseException | None) -> str:
-    """A short reason for a person: `Connection refused`, `HTTP 503 Service Unavailable`.
-
-    HTTP errors give their status; network errors the operating system's words (the
-    innermost error requests and urllib3 wrap); anything else its first line.
-    """
+    """A short reason by the failure's type: an HTTP error's status (`HTTP 503`), a network
+    error's own words (`Connection refused`, under requests' and urllib3's wrappers), else
+    the first line."""
     if exc is None:
         return "failed"
     status = getattr(exc, "status", None)

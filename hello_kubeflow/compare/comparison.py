@@ -130,9 +130,8 @@ class Comparison:
     def describe(self) -> str:
         """The tables, where the chart is, and the load it was measured under."""
         one, five, fifteen = self.load_average
-        apart = ""
-        if len(self.test_sets()) > 1:
-            apart = "Accuracies on different test sets do not compare. "
+        several = len(self.test_sets()) > 1
+        apart = "Accuracies on different test sets do not compare. " if several else ""
         return (
             f"{self.table()}\n\n"
             f"{apart}Latencies are medians for one image. "
@@ -156,8 +155,7 @@ def compare_models(
 
     Args:
         settings: the workflow settings (output folder, data, serving limits).
-        models: (model, preset) pairs, from `cli/compare.py` `parse_models`.
-        seed: the training seed of every model.
+        models: (model, preset) pairs, from `cli/compare.py` `parse_models`, trained with `seed`.
         train_limit: train on the first N training images (0: all); `test_limit` alike.
         retrain: train every model again even when a recorded run matches.
         chart: where the PNG goes (default: `<output_dir>/comparison.png`).
@@ -260,11 +258,9 @@ def served_latency_ms(
     """Median milliseconds of one-image Seldon requests to the model server on loopback.
 
     Args:
-        settings: serving settings (the port is chosen free); `query_timeout`
-            (HK_QUERY_TIMEOUT) bounds each request.
-        model: the loaded model to serve.
-        image: (1, 784) pixels sent in every request.
-        requests: requests timed, after 20 unmeasured ones.
+        settings: serving settings (the port is chosen free); `query_timeout` bounds each request.
+        model: the loaded model to serve; `image` the (1, 784) pixels sent every time.
+        requests: requests timed, after `WARMUP_REQUESTS` unmeasured ones.
 
     Raises:
         ServingError: the server did not start or answered an error.

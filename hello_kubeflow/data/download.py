@@ -76,9 +76,8 @@ def fetch_from_mirrors(
     before it is renamed into place: a failed or rejected download leaves nothing behind.
 
     Args:
-        file_name: appended to each mirror URL (mirrors end with "/").
-        mirrors: base URLs, tried in order (one this process found unreachable is skipped).
-        directory: where the file goes (created if missing).
+        file_name: appended to each mirror URL (base URLs ending in "/", tried in order;
+            one this process found unreachable is skipped).
         verify: takes the temporary file; returns a result and the final file name, or
             raises `DataFileError` (then the next mirror is tried).
         timeout: seconds to wait for data on every request.
@@ -117,7 +116,13 @@ def fetch_from_mirrors(
             level = logging.WARNING
             try:
                 log.info("downloading %s", url)
-                _retrying(retry, f"downloading {url}")(_stream, session, url, part, timeout, tries)
+                Retrying(
+                    retry=retry_if_exception(is_transient),
+                    stop=retry.stop(),
+                    wait=retry.wait(),
+                    before_sleep=log_retry(log, f"downloading {url}"),
+                    reraise=True,
+                )(_stream, session, url, part, timeout, tries)
                 result, final_name = verify(part)
                 final = directory / final_name
                 os.replace(part, final)
@@ -170,16 +175,6 @@ def _stream(session: requests.Session, url: str, part: Path, timeout: float, tri
                 if received > MAX_DOWNLOAD_BYTES:
                     raise DataFileError(f"the download is larger than {MAX_DOWNLOAD_BYTES:,} bytes")
                 out.write(chunk)
-
-
-def _retrying(policy: Backoff, what: str) -> Retrying:
-    return Retrying(
-        retry=retry_if_exception(is_transient),
-        stop=policy.stop(),
-        wait=policy.wait(),
-        before_sleep=log_retry(log, what),
-        reraise=True,
-    )
 
 
 def _describe(exc: BaseException, attempts: int, timeout: float) -> str:

@@ -39,7 +39,7 @@ def call(what: str, request: Callable[[], T], *, missing_ok: bool = False) -> T:
     Raises:
         Missing: 404 and `missing_ok`.
         PrerequisiteError: 404 (the resource type is not installed), 401/403 (RBAC).
-        DeploymentError: the API server refused the request, or stopped answering.
+        DeploymentError: the API server refused the request or stopped answering.
     """
     try:
         return api_retrying(RETRY_SECONDS, what)(request)

@@ -1,12 +1,9 @@
 """Why Kubeflow's gateway refused a bearer token: read its claims (never verified, never shown).
 
-The gateway trusts a service account token only when its `iss` (the API server's
-`--service-account-issuer`; kubernetes v1.34, pkg/serviceaccount/claims.go) is an
-issuer of its Istio RequestAuthentication: kubeflow/manifests 26.03
-common/oauth2-proxy/overlays/m2m-dex-and-kind/kustomization.yaml adds
-`https://kubernetes.default.svc.cluster.local` and `https://kubernetes.default.svc`, the
-issuer of the manifests' own kind cluster
-(tests/install_KinD_create_KinD_cluster_install_kustomize.sh).
+A service account token's `iss` is its API server's `--service-account-issuer` (kubernetes
+v1.34, pkg/serviceaccount/claims.go); kubeflow/manifests 26.03 trusts the kind cluster's
+(tests/install_KinD_create_KinD_cluster_install_kustomize.sh) with
+common/oauth2-proxy/overlays/m2m-dex-and-kind/kustomization.yaml.
 """
 
 from __future__ import annotations
@@ -61,11 +58,8 @@ def read_claims(token: str) -> TokenClaims | None:
 
 
 def why_refused(token: str) -> str:
-    """Why a gateway that answered 401 to `token` refused it, and how to fix that.
-
-    Args:
-        token: the bearer token sent (never part of the answer).
-    """
+    """Why a gateway that answered 401 to `token` (never part of the answer) refused it, and
+    how to fix that."""
     claims = read_claims(token)
     if claims is None:
         return (

@@ -112,9 +112,6 @@ def auth_failure_message(url: str, status: int, auth: Auth) -> str:
     return f"{url} {what}; {sent}. To get in, {LOGIN_HELP}"
 
 
-# ---- endpoints
-
-
 def describe_kfp_endpoint(kfp_endpoint: str | None, gateway_url: str | None) -> str:
     """Where the KFP API will be reached (HK_KFP_ENDPOINT, HK_GATEWAY_URL), contacting nothing."""
     if kfp_endpoint:
@@ -126,11 +123,9 @@ def describe_kfp_endpoint(kfp_endpoint: str | None, gateway_url: str | None) -> 
 
 def describe_gateway(gateway_url: str | None) -> str:
     """Where the served model will be reached (HK_GATEWAY_URL), contacting nothing."""
-    return (
-        f"{gateway_url} (HK_GATEWAY_URL)"
-        if gateway_url
-        else _forwarded(GATEWAY_SERVICE, GATEWAY_NAMESPACE)
-    )
+    if gateway_url:
+        return f"{gateway_url} (HK_GATEWAY_URL)"
+    return _forwarded(GATEWAY_SERVICE, GATEWAY_NAMESPACE)
 
 
 def _forwarded(service: str, namespace: str) -> str:
@@ -145,8 +140,7 @@ def kfp_endpoint(settings: Settings) -> Iterator[str]:
     """The KFP API base URL, forwarding a local port for the duration when needed.
 
     Raises:
-        PrerequisiteError: when a port-forward is needed and kubectl is missing.
-        ClusterError: when the port-forward does not come up.
+        PrerequisiteError, ClusterError: as `port_forward`, when one is needed.
     """
     if settings.kfp_endpoint:
         yield settings.kfp_endpoint
@@ -164,23 +158,19 @@ def gateway(settings: Settings) -> Iterator[str]:
     """The gateway's base URL, forwarding a local port for the duration when needed.
 
     Raises:
-        PrerequisiteError: when a port-forward is needed and kubectl is missing.
-        ClusterError: when the port-forward does not come up.
+        PrerequisiteError, ClusterError: as `port_forward`, when one is needed.
     """
     if settings.gateway_url:
         yield settings.gateway_url
-    else:
-        with port_forward(
-            settings,
-            GATEWAY_SERVICE,
-            GATEWAY_NAMESPACE,
-            GATEWAY_PORT,
-            preferred_port=GATEWAY_LOCAL_PORT,
-        ) as url:
-            yield url
-
-
-# ---- serving URLs
+        return
+    with port_forward(
+        settings,
+        GATEWAY_SERVICE,
+        GATEWAY_NAMESPACE,
+        GATEWAY_PORT,
+        preferred_port=GATEWAY_LOCAL_PORT,
+    ) as url:
+        yield url
 
 
 @dataclass(frozen=True)
@@ -210,10 +200,9 @@ def serving_address(
 ) -> ServingAddress:
     """The predictions address for `serving` (`seldon` or `kserve`) behind the gateway `base`.
 
-    KServe is routed on the Host header, and with its `pathTemplate` on a path prefix
-    too: `host`/`prefix` as read from the installed KServe (`deploy.kserve_access.route`),
-    else `route` under KServe's defaults (`status_url`'s host and path when known, else
-    `<name>.<namespace>.example.com`, Knative's address under KServe's default domain).
+    KServe is routed on the Host header (and with its `pathTemplate` on a path prefix):
+    `host`/`prefix` as read from the installed KServe (`deploy.kserve_access.route`), else
+    KServe's defaults (`status_url`'s host and path, else `<name>.<namespace>.example.com`).
 
     Raises:
         ClusterError: for an unknown serving kind or Seldon API version.
@@ -250,8 +239,7 @@ def check_access(
 
     Args:
         url: the address to try, with `auth` and more `headers` (e.g. the Host to route on).
-        timeout: seconds for the request.
-        on_403: appended to the message of a 403 (a hint only the caller knows).
+        timeout: seconds for the request; `on_403` is added to a 403's message.
 
     Raises:
         EndpointError: 401, 403, or a redirect (to the Dex / oauth2-proxy login page).

@@ -1,12 +1,9 @@
 """Logging in to a full Kubeflow install as a browser does: Dex's form, oauth2-proxy's cookie.
 
-The flow (kubeflow/manifests 26.03 example/; docs/cluster.md): `GET /oauth2/start`
-(oauth2-proxy v7.14.3, oauthproxy.go `OAuthStart`), Dex's redirects to its password
-form (dexidp/dex v2.45, server/handlers.go `handleAuthorization`,
-`handleConnectorLogin`), `POST` of `login` and `password`
-(web/templates/password.html), then `/dex/approval` and `/oauth2/callback`, where
-oauth2-proxy sets `oauth2_proxy_kubeflow` (`OAuthCallback`). The cookie and the password
-are never printed or logged.
+The flow (kubeflow/manifests 26.03 example/; docs/cluster.md) follows oauth2-proxy v7.14.3
+oauthproxy.go `OAuthStart`/`OAuthCallback` and dexidp/dex v2.45 server/handlers.go
+`handleAuthorization`/`handleConnectorLogin`, web/templates/password.html. The cookie and
+the password are never printed or logged.
 """
 
 from __future__ import annotations
@@ -29,10 +26,6 @@ LOGIN_TIMEOUT = 30.0  # seconds per request
 MAX_REDIRECTS = 10
 START_PATH = "/oauth2/start"
 CONNECTOR = "local"  # Dex's password database (`enablePasswordDB: true`)
-_FIX = (
-    "check HK_KUBEFLOW_USERNAME (the Dex login is the email, e.g. user@example.com) and "
-    "HK_KUBEFLOW_PASSWORD"
-)
 
 
 @dataclass(frozen=True)
@@ -89,7 +82,10 @@ def dex_login(
         )
     answer = visit("POST", page.url, data={"login": username, "password": password})
     if not answer.history:  # Dex shows its form again
-        raise LoginError(f"Dex at {base} refused the login of {username!r}: {_FIX}")
+        raise LoginError(
+            f"Dex at {base} refused the login of {username!r}: check HK_KUBEFLOW_USERNAME "
+            "(the Dex login is the email, e.g. user@example.com) and HK_KUBEFLOW_PASSWORD"
+        )
     if urlsplit(answer.url).path.endswith("/approval"):
         answer = visit("POST", answer.url, data={"approval": "approve"})
     cookies = sorted(

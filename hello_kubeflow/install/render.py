@@ -67,8 +67,9 @@ def render_manifests(
             if path in written:
                 continue  # one file serves two components (the platform's cert-manager)
             log.info("rendering %s into %s", rendered.source, path)
-            text = _build(command, rendered, advice) if rendered.kind == "kustomize" else ""
-            if rendered.kind == "download":
+            if rendered.kind == "kustomize":
+                text = _build(command, rendered, advice)
+            else:
                 text = _download(rendered, release_base)
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_suffix(".partial")
@@ -96,11 +97,8 @@ def _kustomize_command() -> list[str]:
 
 
 def _check_kustomize(command: list[str], wanted: str) -> str:
-    """Compare the kustomize `command` runs with `wanted`, upstream's; advice for a failed build
-    ("" when right). An older 5.x is used with a warning: upstream's sources often build with it.
-
-    Raises:
-        PrerequisiteError: a kustomize older than 5, which cannot build these sources.
+    """Advice for a failed build ("" when right) from the kustomize `command` runs, against
+    `wanted`: an older 5.x is used with a warning (upstream often builds with it), a 4 refused.
     """
     found = _kustomize_version(command)
     get = (

@@ -26,10 +26,9 @@ from hello_kubeflow.http_client import CONNECT_TIMEOUT, is_transient, send, stat
 from hello_kubeflow.retry import describe_failure, jittered_backoff, log_retry
 
 log = logging.getLogger(__name__)
-MAX_RETRY_WAIT = 15.0  # seconds: the longest pause between two tries of one call
-
 T = TypeVar("T")
 
+MAX_RETRY_WAIT = 15.0  # seconds: the longest pause between two tries of one call
 REQUEST_TIMEOUT = 60.0
 RETRY_DEADLINE = 60.0
 RETRY_INITIAL_WAIT = 1.0
@@ -65,9 +64,6 @@ class KfpSession:
         return f"{self.endpoint}/#/runs/details/{run_id}"
 
 
-# ---- connecting
-
-
 def connect(
     endpoint: str, auth: Auth, *, namespace: str = "", patience: Patience | None = None
 ) -> KfpSession:
@@ -80,8 +76,8 @@ def connect(
         patience: timeouts and retry budget.
 
     Raises:
-        KfpError: unreachable, not a KFP API, authentication refused, or a
-            multi-user install without a profile namespace.
+        KfpError: unreachable, not a KFP API, authentication refused, or multi-user
+            without a profile namespace.
     """
     patience = patience or Patience()
     health = _check_health(endpoint, auth, patience)
@@ -190,21 +186,16 @@ def _add_default_timeout(client: Any, seconds: float) -> None:
     rest.request = request
 
 
-# ---- calling the API
-
-
 def call_api(
     session: KfpSession, what: str, call: Callable[[], T], *, idempotent: bool = True
 ) -> T:
     """Run one SDK call on the session: retried when transient, `KfpError` when it fails.
 
     Args:
-        session: the connection.
+        session: the connection; `call` the SDK call.
         what: names the call in messages ("creating run X").
-        call: the SDK call.
-        idempotent: False for calls that create something: they are retried only
-            when the request cannot have been acted on (no connection, 429, 503),
-            so a retry never makes a second run or pipeline.
+        idempotent: False for calls that create something: retried only when the request
+            cannot have been acted on (no connection, 429, 503), lest a run be made twice.
     """
     retry_status = TRANSIENT_STATUS if idempotent else NOT_ACTED_ON_STATUS
 

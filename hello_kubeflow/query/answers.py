@@ -1,8 +1,5 @@
-"""Prediction payloads out, answers in: the sanity check every query's answer must pass.
-
-Ten class names `class:0` ... `class:9` in order, ten probabilities per image in [0, 1]
-summing to 1 within 1e-3, an argmax naming a digit; anything else is a `SanityCheckError`.
-"""
+"""Prediction payloads out, answers in: the sanity check every query's answer must pass
+(names `class:0` ... `class:9`, ten probabilities in [0, 1] summing to 1, a digit)."""
 
 from __future__ import annotations
 
@@ -68,13 +65,12 @@ def check_answer(
     """The sanity check: `rows` images' answers, each ten probabilities naming a digit.
 
     Args:
-        body: the decoded JSON answer (or the raw text when it was not JSON).
-        protocol: `seldon` or `v2`.
+        body: the decoded JSON answer (or the raw text when it was not JSON), in `protocol`.
         rows: how many images were sent (one row of probabilities each).
         url: where the answer came from, named in the error.
 
     Returns:
-        One checked `Prediction` per image, in order.
+        One `Prediction` per image, in order.
 
     Raises:
         SanityCheckError: naming the first thing wrong with the answer.

@@ -102,13 +102,11 @@ class AccuracyResult:
 
     def describe(self) -> str:
         """The result as a person reads it."""
-        return "\n".join(
-            [
-                f"accuracy through the endpoint: {self.accuracy:.2%} "
-                f"({self.correct:,} of {self.count:,} MNIST test images)",
-                f"sanity:   {self.sanity}",
-                f"endpoint: {self.url} ({self.protocol}), {self.seconds:.1f} s",
-            ]
+        return (
+            f"accuracy through the endpoint: {self.accuracy:.2%} "
+            f"({self.correct:,} of {self.count:,} MNIST test images)\n"
+            f"sanity:   {self.sanity}\n"
+            f"endpoint: {self.url} ({self.protocol}), {self.seconds:.1f} s"
         )
 
 
@@ -127,11 +125,9 @@ def query_digit(
 
     Args:
         settings: the server URL, model name, timeouts, MNIST.
-        index: an MNIST test image index; -1 picks one at random.
-        image: a PNG of a drawn digit to send instead.
-        protocol: `seldon` or `v2`.
+        index: an MNIST test image index (-1: at random); `image` a drawn digit's PNG instead.
+        protocol: `seldon` or `v2`; `headers` extra ones (e.g. a gateway's credentials).
         plot: a PNG to write showing the digit beside the probabilities.
-        headers: extra HTTP headers (e.g. a gateway's credentials).
         test_images: the test set to pick from (default: `mnist.load_test_images`).
         url: the prediction URL (default: `protocol`'s under `settings.server_url`).
 
@@ -264,10 +260,9 @@ def post_images(
 
     Args:
         url: the prediction URL; `pixels` and `protocol` the images and how they are sent.
-        timeout: seconds for each attempt (HK_QUERY_TIMEOUT).
-        deadline: seconds to retry 502/503/504 (HK_QUERY_DEADLINE).
-        wait: seconds to retry a connection that is not accepted (`connect_wait`).
-        headers: extra HTTP headers (e.g. a gateway's credentials).
+        timeout: seconds for each attempt (HK_QUERY_TIMEOUT); `headers` extra ones.
+        deadline: seconds to retry 502/503/504 (HK_QUERY_DEADLINE); `wait` to retry a
+            connection that is not accepted (`connect_wait`).
         local_server: the local server's URL, named with how to start one ("": not local).
 
     Raises:
@@ -360,10 +355,8 @@ def is_local_url(url: str) -> bool:
 
 
 def connect_wait(url: str, *, wait: float | None, mode: str, deadline: float) -> float:
-    """Seconds to wait for a server that does not accept connections at `url`: `wait`
-    (`--wait`) when set, else 0 on a local URL in local mode, else `deadline` (a gateway
-    or a port-forward may still be coming up).
-    """
+    """Seconds to wait for a server not accepting connections at `url`: `wait` (`--wait`) if
+    set, else 0 on a local URL in local mode, else `deadline` (a gateway may be coming up)."""
     if wait is not None:
         return wait
     return 0.0 if is_local_url(url) and mode == "local" else deadline

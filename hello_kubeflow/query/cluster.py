@@ -74,8 +74,7 @@ def query_cluster(
         EndpointError: the gateway refused us (with how to log in) or the model did not answer.
         LoginError: logging in with HK_KUBEFLOW_USERNAME/PASSWORD failed.
         SanityCheckError: the answer is not ten probabilities naming a digit.
-        PrerequisiteError: a port-forward is needed and kubectl or a usable kubeconfig is
-            missing (checked before kubectl runs).
+        PrerequisiteError: a port-forward is needed without kubectl or a usable kubeconfig.
     """
     auth = Auth.from_settings(settings)
     served = _served(settings)
@@ -196,11 +195,8 @@ def _kserve_route(served: _Served, namespace: str, name: str) -> tuple[str, str]
 
 def _served(settings: Settings) -> _Served:
     """Which system serves the model, its resource, and whether the Istio gateway exists;
-    without a usable kubeconfig, `HK_SERVING` decides (`auto`: Seldon, the walkthrough's).
-
-    Raises:
-        EndpointError: the cluster answers, and no such model is deployed.
-        PrerequisiteError: no usable kubeconfig, and no HK_GATEWAY_URL to go to instead.
+    without a usable kubeconfig, `HK_SERVING` decides (`auto`: Seldon, the walkthrough's),
+    and without HK_GATEWAY_URL either, a `PrerequisiteError`.
     """
     kinds = ("seldon", "kserve") if settings.serving == "auto" else (settings.serving,)
     try:

@@ -1,8 +1,5 @@
-"""Digits as pictures: a PNG a person drew made MNIST-like the way MNIST was made; the plot.
-
-Grayscale, paper flattened, light strokes on dark, cropped, thin strokes widened, the
-longer side scaled to 20 pixels, centred by mass in 28x28, then `mnist.scale_pixels`.
-"""
+"""Digits as pictures: a drawn PNG made MNIST-like as MNIST was (grayscale, paper flattened,
+light on dark, cropped, thin strokes widened, 20 pixels in 28x28 by mass); the plot."""
 
 from __future__ import annotations
 
@@ -90,12 +87,9 @@ def to_mnist_pixels(
 
 
 def _paper(gray: npt.NDArray[np.floating], dark_ground: bool) -> npt.NDArray[np.float32]:
-    """The paper's brightness under every pixel: uneven light and grey paper, strokes left out.
-
-    A morphological closing wider than a stroke (on a copy at most `_PAPER_SIDE` pixels
-    on a side) removes the strokes; light falls smoothly across a page, so a quadratic
-    surface fitted to that, away from the edges, is the paper (plain white stays white).
-    """
+    """The paper's brightness under every pixel: a closing wider than a stroke (on a copy at
+    most `_PAPER_SIDE` pixels a side) removes the strokes, and light falls smoothly across a
+    page, so a quadratic surface fitted to that, away from the edges, is the paper."""
     height, width = gray.shape
     block = max(1, -(-max(height, width) // _PAPER_SIDE))
     padded = np.pad(gray, ((0, -height % block), (0, -width % block)), mode="edge")
