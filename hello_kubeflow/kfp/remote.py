@@ -29,10 +29,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_RETRY_WAIT = 15.0  # seconds: the longest pause between two tries of one call
-REQUEST_TIMEOUT = 60.0
-RETRY_DEADLINE = 60.0
-RETRY_INITIAL_WAIT = 1.0
-POLL_INTERVAL = 5.0
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 NOT_ACTED_ON_STATUS = frozenset({429, 503})  # safe to retry even a call that creates
 HEALTH_PATH = "/apis/v2beta1/healthz"
@@ -41,12 +37,12 @@ REST_CLIENT = "kfp.Client._run_api.api_client.rest_client"  # private: see _add_
 
 @dataclass(frozen=True)
 class Patience:
-    """How long to wait for the API: per request, for retries, between polls."""
+    """How long to wait for the API, in seconds: per request, for retries, between polls."""
 
-    request_timeout: float = REQUEST_TIMEOUT
-    retry_deadline: float = RETRY_DEADLINE
-    retry_initial_wait: float = RETRY_INITIAL_WAIT
-    poll_interval: float = POLL_INTERVAL
+    request_timeout: float = 60.0
+    retry_deadline: float = 60.0
+    retry_initial_wait: float = 1.0
+    poll_interval: float = 5.0
 
 
 @dataclass

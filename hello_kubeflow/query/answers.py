@@ -170,10 +170,7 @@ def _check_table(names: Any, table: Any, rows: int) -> list[Prediction]:
         raise _Insane(f"the probabilities are {_show(table)}, not a list of rows")
     if len(table) != rows:
         raise _Insane(f"the answer has {len(table)} rows of probabilities for {rows} image(s)")
-    predictions = []
-    for number, row in enumerate(table):
-        predictions.append(_check_row(number, row))
-    return predictions
+    return [_check_row(number, row) for number, row in enumerate(table)]
 
 
 def _check_row(number: int, row: Any) -> Prediction:
