@@ -57,10 +57,6 @@ def forget_unreachable() -> None:
         _unreachable.clear()
 
 
-def _host(url: str) -> str:
-    return urlsplit(url).netloc
-
-
 def fetch_from_mirrors(
     file_name: str,
     mirrors: Sequence[str],
@@ -105,7 +101,8 @@ def fetch_from_mirrors(
     with requests.Session() as session:
         for mirror in mirrors:
             url = f"{mirror}{file_name}"
-            known = unreachable_mirrors().get(_host(mirror))
+            host = urlsplit(mirror).netloc
+            known = unreachable_mirrors().get(host)
             if known is not None:
                 failures.append((url, f"{known} (earlier in this run; not tried again)"))
                 continue
@@ -137,7 +134,7 @@ def fetch_from_mirrors(
                 if unreachable:
                     level = logging.DEBUG
                     with _unreachable_lock:
-                        _unreachable[_host(mirror)] = _describe(exc, 1, timeout)
+                        _unreachable[host] = _describe(exc, 1, timeout)
             finally:
                 part.unlink(missing_ok=True)
             # Unreachable mirrors are summed up once by the caller ("offline: ..."); a

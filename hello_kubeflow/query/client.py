@@ -152,8 +152,8 @@ def query_digit(
         batch: Pixels = pixels[None, :]
         source = f"{image} (drawn digit, made MNIST-like)"
     else:
-        pixels, label, chosen, source = _mnist_test_image(settings, index, test_images)
-        batch = [pixels]
+        pixels, label, chosen = _mnist_test_image(settings, index, test_images)
+        batch, source = [pixels], f"MNIST test image #{chosen}"
     url, post = _sender(settings, url, protocol, headers)
     body = post(batch)
     [answer] = check_answer(body, protocol, rows=1, url=url)
@@ -416,13 +416,13 @@ def check_protocol(protocol: str) -> None:
 
 def _mnist_test_image(
     settings: Settings, index: int, test_images: MnistTestImages | None
-) -> tuple[list[float], int, int, str]:
-    """One scaled MNIST test image, its label, its index and a description."""
+) -> tuple[list[float], int, int]:
+    """One scaled MNIST test image, its label and its index."""
     if test_images is None:
         one = load_one_test_image(settings, index)
-        return one.pixels, one.label, one.index, f"MNIST test image #{one.index}"
+        return one.pixels, one.label, one.index
     from hello_kubeflow.data.mnist import scale_pixels  # numpy: a changed test file only
 
     index = check_index(index, len(test_images.y), test_images.source)
     pixels = [float(p) for p in scale_pixels(test_images.x[index])]
-    return pixels, int(test_images.y[index]), index, f"MNIST test image #{index}"
+    return pixels, int(test_images.y[index]), index

@@ -221,10 +221,7 @@ def save_prediction_plot(
         left.axis("off")
         colours = ["tab:orange" if d == predicted else "tab:blue" for d in range(len(probs))]
         right.bar(range(len(probs)), probs, color=colours)
-        right.set_xticks(range(len(probs)))
-        right.set_ylim(0, 1)
-        right.set_xlabel("digit")
-        right.set_ylabel("probability")
+        right.set(xticks=range(len(probs)), ylim=(0, 1), xlabel="digit", ylabel="probability")
         right.set_title(f"prediction: {predicted} ({probs[predicted]:.0%})", fontsize=10)
         for digit, p in enumerate(probs):
             if p >= 0.01:
