@@ -51,8 +51,7 @@ def is_unreachable(exc: BaseException) -> bool:
 
 def is_transient(exc: BaseException, statuses: frozenset[int] = RETRY_STATUSES) -> bool:
     """Worth another try: an answer with one of `statuses`, no connection, a timeout or a
-    dropped body; not a host name that does not resolve nor a certificate (they do not heal).
-    """
+    dropped body; not a host name that does not resolve nor a certificate (they do not heal)."""
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         return exc.response.status_code in statuses
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):

@@ -105,14 +105,9 @@ def log_retry(
     level: int = logging.WARNING,
     describe: Callable[[BaseException | None], str] = describe_failure,
 ) -> Callable[[RetryCallState], None]:
-    """A tenacity `before_sleep` that logs one line: what failed, the attempt, the next try.
-
-    For example: `GET http://x/f.gz failed (Connection refused), attempt 2; next try in 1.3 s`.
-
-    Args:
-        logger: where the line goes, at `level`.
-        what: what was attempted, e.g. "downloading <url>".
-        describe: turns the exception into a short reason.
+    """A tenacity `before_sleep` logging one line to `logger` at `level`, naming `what` was
+    attempted and the failure (`describe`): `GET http://x/f.gz failed (Connection refused),
+    attempt 2; next try in 1.3 s`.
     """
 
     def before_sleep(state: RetryCallState) -> None:

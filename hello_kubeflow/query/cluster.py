@@ -233,14 +233,11 @@ def _assumed(serving: str, problem: HelloKubeflowError) -> _Served:
 
 def _has_istio_gateway(api: Any) -> bool | None:
     """Whether `svc/istio-ingressgateway` exists in `istio-system` (None: may not look)."""
-    core = client.CoreV1Api(api)
+    read = client.CoreV1Api(api).read_namespaced_service
     name = GATEWAY_SERVICE.removeprefix("svc/")
+    what = f"looking for {GATEWAY_SERVICE} in {GATEWAY_NAMESPACE}"
     try:
-        call(
-            f"looking for {GATEWAY_SERVICE} in {GATEWAY_NAMESPACE}",
-            lambda: core.read_namespaced_service(name, GATEWAY_NAMESPACE),
-            missing_ok=True,
-        )
+        call(what, lambda: read(name, GATEWAY_NAMESPACE), missing_ok=True)
     except Missing:
         return False
     except HelloKubeflowError:
