@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from tenacity import (
@@ -18,25 +17,14 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
-_NAME_NOT_RESOLVED = re.compile(
-    r"Name or service not known|Temporary failure in name resolution|No address associated"
-    r"|nodename nor servname|getaddrinfo failed|NameResolutionError|Failed to resolve",
-    re.IGNORECASE,
-)
 MAX_REASON_CHARS = 300
 
 
 @dataclass(frozen=True)
 class Backoff:
-    """The one retry policy: how long to wait between attempts, and when to give up.
-
-    Attributes:
-        initial: the first wait, in seconds; it doubles each time.
-        maximum: the longest wait, in seconds.
-        jitter: up to this many random seconds added to each wait (default: `initial`).
-        attempts: the most attempts (None: no limit but the deadline).
-        deadline: no new attempt after this many seconds (None: no limit but attempts).
+    """The one retry policy: waits from `initial` seconds, doubling up to `maximum`, plus up
+    to `jitter` random seconds (default: `initial`); no more than `attempts` attempts, none
+    started after `deadline` seconds (None: no such limit).
     """
 
     initial: float = 0.5
@@ -61,59 +49,53 @@ class Backoff:
 
 
 def jittered_backoff(first: float, maximum: float, jitter: float | None = None) -> wait_base:
-    """Wait `first`, then twice as long each time up to `maximum`, plus random jitter.
-
-    Args:
-        first: the first wait, in seconds.
-        maximum: the longest wait, in seconds.
-        jitter: up to this many seconds are added at random (default: `first`), so
-            clients that failed together do not retry together.
+    """Wait `first` seconds, then twice as long each time up to `maximum`, plus up to `jitter`
+    random seconds (default: `first`) so that clients that failed together retry apart.
     """
     return wait_exponential_jitter(
         multiplier=first, max=maximum, jitter=first if jitter is None else jitter
     )
 
 
-def is_name_not_resolved(exc: BaseException) -> bool:
-    """True when the failure is a host name that does not resolve (DNS): waiting will not help."""
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then what it was raised from or while handling, innermost last."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, socket.gaierror):
-            return True
-        if _NAME_NOT_RESOLVED.search(str(current)):
-            return True
+        yield current
         current = current.__cause__ or current.__context__
-    return False
+
+
+def is_name_not_resolved(exc: BaseException) -> bool:
+    """True when the failure is a host name that does not resolve (DNS): waiting will not help."""
+    return any(isinstance(cause, socket.gaierror) for cause in _causes(exc))
 
 
 def describe_failure(exc: BaseException | None) -> str:
-    """A short reason for a person: `connection refused`, `HTTP 503 Service Unavailable`.
-
-    HTTP errors give their status; network errors the operating system's words (not
-    the nested reprs that requests and urllib3 wrap them in); anything else its first line.
-    """
+    """A short reason by the failure's type: an HTTP error's status (`HTTP 503`), a network
+    error's own words (`Connection refused`, under requests' and urllib3's wrappers), else
+    the first line."""
     if exc is None:
         return "failed"
     status = getattr(exc, "status", None)
     if not isinstance(status, int):
-        response = getattr(exc, "response", None)
-        status = getattr(response, "status_code", None)
+        status = getattr(getattr(exc, "response", None), "status_code", None)
     if isinstance(status, int) and status > 0:
         reason = str(getattr(exc, "reason", "") or "").strip()
         reason = reason if reason and "\n" not in reason and len(reason) < 60 else ""
         return f"HTTP {status} {reason}".strip()
-    if is_name_not_resolved(exc):
-        return "the host name does not resolve"
-    text = str(exc)
-    match = _ERRNO.search(text)
-    if match:
-        return match.group(1).strip().rstrip(".")
-    if "timed out" in text.lower() or "timeout" in type(exc).__name__.lower():
-        return "timed out"
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return first[:MAX_REASON_CHARS]
+    for cause in _causes(exc):
+        if isinstance(cause, socket.gaierror):
+            return "the host name does not resolve"
+        if isinstance(cause, TimeoutError):
+            return "timed out"
+        if isinstance(cause, OSError) and cause.strerror:
+            return str(cause.strerror).strip().rstrip(".")
+        if isinstance(cause, ConnectionError) and str(cause):  # http.client's RemoteDisconnected
+            return str(cause)
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:MAX_REASON_CHARS]
 
 
 def log_retry(
@@ -123,15 +105,9 @@ def log_retry(
     level: int = logging.WARNING,
     describe: Callable[[BaseException | None], str] = describe_failure,
 ) -> Callable[[RetryCallState], None]:
-    """A tenacity `before_sleep` that logs one line: what failed, the attempt, the next try.
-
-    For example: `GET http://x/f.gz failed (connection refused), attempt 2; next try in 1.3 s`.
-
-    Args:
-        logger: where the line goes.
-        what: what was attempted, e.g. "downloading <url>".
-        level: the log level of the line.
-        describe: turns the exception into a short reason.
+    """A tenacity `before_sleep` logging one line to `logger` at `level`, naming `what` was
+    attempted and the failure (`describe`): `GET http://x/f.gz failed (Connection refused),
+    attempt 2; next try in 1.3 s`.
     """
 
     def before_sleep(state: RetryCallState) -> None:

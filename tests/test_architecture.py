@@ -14,6 +14,7 @@ LAYERS = [
     "settings",
     "console",
     "retry",
+    "http_client",
     "data",
     "model",
     "serving",

@@ -166,8 +166,8 @@ def test_through_the_gateway_the_kfp_api_is_under_pipeline() -> None:
 
 
 def test_descriptions_name_the_port_forward_without_starting_it(kubectl: Path) -> None:
-    assert "svc/ml-pipeline-ui -n kubeflow" in describe_kfp_endpoint(Settings())
-    assert "svc/istio-ingressgateway -n istio-system" in describe_gateway(Settings())
+    assert "svc/ml-pipeline-ui -n kubeflow" in describe_kfp_endpoint("", "")
+    assert "svc/istio-ingressgateway -n istio-system" in describe_gateway("")
     assert kubectl_calls(kubectl) == []
 
 

@@ -9,6 +9,7 @@ come from a local HTTP server laid out like GitHub's release downloads.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -96,6 +97,18 @@ class _Releases(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+class _FlakyReleases(_Releases):
+    """The first request for each file answers 503, as a release mirror under load does."""
+
+    def do_GET(self) -> None:
+        refused: set[str] = self.server.owner.refused  # type: ignore[attr-defined]
+        if self.path not in refused:
+            refused.add(self.path)
+            self.send_error(503)
+            return
+        super().do_GET()
 
 
 @pytest.fixture
@@ -241,3 +254,22 @@ def test_rendering_without_kustomize_or_kubectl_says_what_to_install(
 
     with pytest.raises(PrerequisiteError, match="rendering needs kustomize 5"):
         render_manifests(Settings(), tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_a_release_file_answered_503_is_retried_with_a_line_saying_so(
+    tmp_path: Path, kustomize: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with BackgroundHTTPServer(_FlakyReleases) as server, caplog.at_level(logging.WARNING):
+        server.refused = set()  # type: ignore[attr-defined]
+        written = render_manifests(
+            Settings(serving="kserve"),
+            tmp_path / "rendered",
+            kustomize=f"{kustomize} build",
+            release_base=f"http://127.0.0.1:{server.port}",
+        )
+
+    retries = [r.getMessage() for r in caplog.records if "next try in" in r.getMessage()]
+    assert len(retries) == 3, retries
+    assert all(" failed (HTTP 503), attempt 1; next try in " in line for line in retries)
+    assert len(written) == 6

@@ -6,6 +6,7 @@ import hashlib
 import re
 import socket
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,14 @@ from kfp_emulator import (
 
 from hello_kubeflow.errors import KfpError, RunFailedError
 from hello_kubeflow.gateway.endpoints import Auth
-from hello_kubeflow.kfp.remote import KfpSession, Patience, connect
+from hello_kubeflow.http_client import CONNECT_TIMEOUT
+from hello_kubeflow.kfp.remote import (
+    REST_CLIENT,
+    KfpSession,
+    Patience,
+    _add_default_timeout,
+    connect,
+)
 from hello_kubeflow.kfp.runs import (
     FailedStep,
     PipelineRef,
@@ -441,3 +449,45 @@ def test_the_emulator_refuses_answers_the_swagger_does_not_define(answer: dict[s
     """Its answers are checked against KFP 2.17.0's swagger, so an invented shape fails."""
     with pytest.raises(AssertionError, match=r"does not fit the 2\.17\.0 swagger"):
         check_answer("GET", "/apis/v2beta1/runs/{run_id}", answer)
+
+
+def test_every_kfp_api_call_gets_the_request_timeout(
+    kfp: tuple[KfpEmulator, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kfp.Client takes no timeout: kfp/remote.py sets one on its private REST client.
+
+    This fails by name when a kfp upgrade moves that client (pyproject.toml bounds kfp).
+    """
+    _, url = kfp
+    session = connect(url, Auth(), patience=FAST)
+    where = f"kfp {version('kfp')}: {REST_CLIENT}"
+    rest = session.client._run_api.api_client.rest_client
+    apis = [api for name, api in vars(session.client).items() if name.endswith("_api")]
+    assert len(apis) > 3 and all(api.api_client.rest_client is rest for api in apis), (
+        f"{where} is no longer shared by every API of the client"
+    )
+    timeouts: list[Any] = []
+    pool = rest.pool_manager
+    real = pool.request
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        timeouts.append(kwargs.get("timeout"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pool, "request", spy)
+    session.client.list_experiments()
+
+    assert timeouts, f"{where}: its pool_manager.request was not called"
+    assert {(t.connect_timeout, t.read_timeout) for t in timeouts} == {
+        (CONNECT_TIMEOUT, FAST.request_timeout)
+    }, f"{where} no longer takes the request timeout"
+
+
+def test_a_kfp_without_the_rest_client_the_timeout_is_set_on_is_named() -> None:
+    """The adapter says which kfp moved what, rather than an AttributeError."""
+
+    class Moved:
+        pass
+
+    with pytest.raises(KfpError, match=rf"kfp {re.escape(version('kfp'))} has no kfp\.Client\."):
+        _add_default_timeout(Moved(), 5.0)

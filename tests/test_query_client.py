@@ -357,7 +357,10 @@ def test_how_long_a_server_that_is_not_listening_is_waited_for(
     settings: Settings, url: str, seconds: float
 ) -> None:
     """Local mode, loopback: not at all; a gateway or port-forward: the deadline; --wait wins."""
-    assert connect_wait(settings, url) == seconds
+    wait = connect_wait(
+        url, wait=settings.query_wait, mode=settings.mode, deadline=settings.query_deadline
+    )
+    assert wait == seconds
 
 
 def test_a_host_name_that_does_not_resolve_fails_at_once_not_retried(

@@ -1,23 +1,13 @@
-"""`inv compare`: the models side by side, in one table and one chart.
-
-Each model asked for (`forest:default`, `forest:book`, `mlp`, ...) is trained by
-the same pipeline as `inv train` (locally), unless a recorded run of it with the
-same seed, data limits and data (training and test digits by digest) is still on
-disk (`<output_dir>/recorded/`), which is reused. For each: test accuracy,
-training seconds, model size, the median latency of one image in this process and
-through the model server (Seldon protocol, loopback, server in a thread of this
-process), and the three mistakes it makes most. Each row says which test set it
-was scored on; rows scored on different test sets go into separate tables.
+"""`inv compare`: the models side by side (trained, or a matching recorded run reused), in
+one table per test set and one chart.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +16,11 @@ import numpy as np
 import numpy.typing as npt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from requests import Session
 
 from hello_kubeflow.data.mnist import load_mnist, scale_pixels
 from hello_kubeflow.errors import DataFileError, ModelError, ServingError, SettingsError
+from hello_kubeflow.http_client import send
 from hello_kubeflow.model.artifact import LATEST_FILE
 from hello_kubeflow.model.evaluation import one_image_latency_ms
 from hello_kubeflow.model.train import load_model
@@ -50,21 +42,11 @@ WARMUP_REQUESTS = 20  # sent before the timed ones, not counted
 class Contender:
     """One model's figures in the comparison.
 
-    Attributes:
-        model: `forest` or `mlp`.
-        preset: its preset.
-        accuracy: share of the test images it gets right.
-        train_seconds: wall seconds of the fit (the training step's own figure).
-        model_bytes: size of the model directory's files (scikit-learn + ONNX).
-        in_process_ms: median milliseconds for one image, fast path, in this process.
-        served_ms: median milliseconds for one image through the server (Seldon JSON).
-        confusions: the three mistakes it makes most: (true digit, answered digit, count).
-        model_path: the model directory.
-        reused: True when a recorded run was reused instead of training again.
-        test_size: how many test images it was scored on.
-        test_digest: the digest of the test set it was scored on (before the limit).
-        data_source: where its data came from, for a person to read.
-        data_is_subset: True when trained and scored on the 5,000-digit offline subset.
+    Times are medians for one image (`in_process_ms` on the fast path in this process,
+    `served_ms` through the server, Seldon JSON); `train_seconds` is the fit's;
+    `model_bytes` the model directory's files; `confusions` its three commonest mistakes
+    (true digit, answered digit, count); `reused` a recorded run; `test_digest` the test
+    set's digest before the limit; `data_is_subset` the 5,000-digit offline subset.
     """
 
     model: str
@@ -86,6 +68,11 @@ class Contender:
     def label(self) -> str:
         """`model/preset`, as the table and chart name it."""
         return f"{self.model}/{self.preset}"
+
+    @property
+    def confused(self) -> str:
+        """The commonest mistakes as `true→answered ×count`, or `nothing`."""
+        return ", ".join(f"{t}→{p} ×{n}" for t, p, n in self.confusions) or "nothing"
 
     @property
     def test_set(self) -> str:
@@ -131,22 +118,20 @@ class Comparison:
                 "| in-process ms | served ms | confuses most (true→answered ×count) |",
                 "|---|---|---|---|---|---|---|---|---|",
             ]
-            for row in rows:
-                confused = ", ".join(f"{t}→{p} ×{n}" for t, p, n in row.confusions) or "nothing"
-                lines.append(
-                    f"| {row.model} | {row.preset} | {row.test_set} | {row.accuracy:.2%} "
-                    f"| {row.train_seconds:.1f} | {row.model_bytes / 1e6:.1f} "
-                    f"| {row.in_process_ms:.3f} | {row.served_ms:.3f} | {confused} |"
-                )
+            lines += [
+                f"| {row.model} | {row.preset} | {row.test_set} | {row.accuracy:.2%} "
+                f"| {row.train_seconds:.1f} | {row.model_bytes / 1e6:.1f} "
+                f"| {row.in_process_ms:.3f} | {row.served_ms:.3f} | {row.confused} |"
+                for row in rows
+            ]
             tables.append("\n".join(lines))
         return "\n\n".join(tables)
 
     def describe(self) -> str:
         """The tables, where the chart is, and the load it was measured under."""
         one, five, fifteen = self.load_average
-        apart = ""
-        if len(self.test_sets()) > 1:
-            apart = "Accuracies on different test sets do not compare. "
+        several = len(self.test_sets()) > 1
+        apart = "Accuracies on different test sets do not compare. " if several else ""
         return (
             f"{self.table()}\n\n"
             f"{apart}Latencies are medians for one image. "
@@ -165,21 +150,15 @@ def compare_models(
     retrain: bool = False,
     chart: Path | None = None,
 ) -> Comparison:
-    """Train (or reuse) each model, measure it, and draw the chart.
-
-    `latest.json` (the model `inv serve` loads) is left as it was when it existed.
+    """Train (or reuse) each model, measure it, and draw the chart; `latest.json` (the model
+    `inv serve` loads) is left as it was.
 
     Args:
         settings: the workflow settings (output folder, data, serving limits).
-        models: (model, preset) pairs, from `cli/compare.py` `parse_models`.
-        seed: the training seed of every model.
-        train_limit: train on the first N training images (0: all).
-        test_limit: score on the first N test images (0: all).
+        models: (model, preset) pairs, from `cli/compare.py` `parse_models`, trained with `seed`.
+        train_limit: train on the first N training images (0: all); `test_limit` alike.
         retrain: train every model again even when a recorded run matches.
         chart: where the PNG goes (default: `<output_dir>/comparison.png`).
-
-    Returns:
-        The comparison.
 
     Raises:
         StepFailedError, PipelineError: a training run failed.
@@ -195,7 +174,8 @@ def compare_models(
     kept = latest.read_bytes() if latest.is_file() else None
     rows: list[Contender] = []
     recorded = any(recorded_run_path(settings, *pair).is_file() for pair in models)
-    digests = _data_digests(settings) if recorded and not retrain else None
+    # No hashing for files verified as they load.
+    digests = load_mnist(settings).digests() if recorded and not retrain else None
     try:
         for model, preset in models:
             options = RunOptions(
@@ -205,7 +185,8 @@ def compare_models(
                 train_limit=train_limit,
                 test_limit=test_limit,
             )
-            summary = None if digests is None else reusable_run(settings, options, digests)
+            path = recorded_run_path(settings, model, preset)
+            summary = None if digests is None else reusable_run(path, options, digests)
             reused = summary is not None
             if summary is None:
                 log.info("training %s/%s for the comparison", model, preset)
@@ -226,18 +207,10 @@ def compare_models(
     return comparison
 
 
-def reusable_run(
-    settings: Settings, options: RunOptions, digests: tuple[str, str]
-) -> RunSummary | None:
-    """The recorded run of this model and preset, if made with these options and data, intact.
-
-    Args:
-        settings: where the records are (`output_dir`).
-        options: the run's model, preset, seed and limits.
-        digests: the training and test data's digests (`data_digest`) a run would use now;
-            a record without them, or with others, was made on other data.
+def reusable_run(path: Path, options: RunOptions, digests: tuple[str, str]) -> RunSummary | None:
+    """The run recorded at `path` (`recorded_run_path`), if intact and made with these
+    options and on the data of these `digests` (training, test) a run would use now.
     """
-    path = recorded_run_path(settings, options.model, options.preset)
     try:
         record = json.loads(path.read_text())
         same = record.pop("options") == asdict(options)
@@ -249,11 +222,6 @@ def reusable_run(
     if not same or not all(Path(f).exists() for f in files):
         return None
     return summary
-
-
-def _data_digests(settings: Settings) -> tuple[str, str]:
-    """The digests of the training and test data a run would load now (as the step would)."""
-    return load_mnist(settings).digests()  # no hashing for files verified as they load
 
 
 def _measure(settings: Settings, summary: RunSummary, *, reused: bool) -> Contender:
@@ -290,48 +258,36 @@ def served_latency_ms(
     """Median milliseconds of one-image Seldon requests to the model server on loopback.
 
     Args:
-        settings: serving settings (the port is chosen free); `query_timeout`
-            (HK_QUERY_TIMEOUT) bounds each request.
-        model: the loaded model to serve.
-        image: (1, 784) pixels sent in every request.
-        requests: requests timed, after 20 unmeasured ones.
+        settings: serving settings (the port is chosen free); `query_timeout` bounds each request.
+        model: the loaded model to serve; `image` the (1, 784) pixels sent every time.
+        requests: requests timed, after `WARMUP_REQUESTS` unmeasured ones.
 
     Raises:
         ServingError: the server did not start or answered an error.
     """
     body = seldon_payload(image)
-    headers = {"Content-Type": "application/json"}
     local = settings.replace(serve_host="127.0.0.1", serve_port=0)
-    with running_server(local, Path(model.directory), model=model) as server:
-        connection = http.client.HTTPConnection(
-            "127.0.0.1", server.port, timeout=settings.query_timeout
-        )
-        times: list[float] = []
-        try:
-            for index in range(requests + WARMUP_REQUESTS):
-                start = time.perf_counter()
-                connection.request("POST", SELDON_PATH, body=body, headers=headers)
-                response = connection.getresponse()
-                answer = response.read()
-                if index >= WARMUP_REQUESTS:
-                    times.append(time.perf_counter() - start)
-                if response.status != 200:
-                    raise ServingError(f"the model server answered HTTP {response.status}")
-            check_answer(json.loads(answer), "seldon", rows=1)
-        finally:
-            connection.close()
+    times: list[float] = []
+    with (
+        running_server(local, Path(model.directory), model=model) as server,
+        Session() as session,  # one connection, kept alive
+    ):
+        url = f"http://127.0.0.1:{server.port}{SELDON_PATH}"
+        session.headers["Content-Type"] = "application/json"
+        for index in range(requests + WARMUP_REQUESTS):
+            start = time.perf_counter()
+            response = send("POST", url, timeout=settings.query_timeout, session=session, data=body)
+            if index >= WARMUP_REQUESTS:
+                times.append(time.perf_counter() - start)
+            if response.status_code != 200:
+                raise ServingError(f"the model server answered HTTP {response.status_code}")
+        check_answer(response.json(), "seldon", rows=1)
     return float(np.median(times) * 1000)
 
 
 def save_comparison_png(comparison: Comparison, path: Path) -> Path:
-    """Draw the comparison: one panel per figure, one bar per model, values written on bars.
-
-    Args:
-        comparison: what `compare_models` measured.
-        path: where the PNG goes (parent folders are created).
-
-    Returns:
-        The PNG's path.
+    """Draw the comparison into the PNG `path` (folders made): a panel per figure, a bar per
+    model, values written on the bars; return `path`.
     """
     rows = comparison.rows
     labels = [f"{row.label}\n{row.test_set}" for row in rows]
@@ -354,7 +310,7 @@ def save_comparison_png(comparison: Comparison, path: Path) -> Path:
     scored = "\n".join(f"scored on {test_set}" for test_set in comparison.test_sets())
     figure.suptitle(
         f"MNIST models (load average {one:.1f} {five:.1f} {fifteen:.1f})\n{scored}\n"
-        + _confusions_text(rows),
+        + "\n".join(f"{r.label} confuses most: {r.confused}" for r in rows),
         fontsize=9,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -377,12 +333,3 @@ def _draw_panel(
     if title.startswith("test accuracy"):
         low = min(values, default=90)
         axes.set_xlim(max(0.0, np.floor(low) - 1.5), 100.4)
-
-
-def _confusions_text(rows: Sequence[Contender]) -> str:
-    """A line per model: the digits it confuses most."""
-    return "\n".join(
-        f"{r.label} confuses most: "
-        + (", ".join(f"{t}→{p} ×{n}" for t, p, n in r.confusions) or "nothing")
-        for r in rows
-    )

@@ -14,27 +14,24 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 import requests
-from tenacity import (
-    Retrying,
-    retry_if_exception,
-)
+from tenacity import Retrying, retry_if_exception
 
 from hello_kubeflow.errors import DataError, DataFileError, DownloadError
-from hello_kubeflow.retry import (
-    Backoff,
-    describe_failure,
-    is_name_not_resolved,
-    log_retry,
+from hello_kubeflow.http_client import (
+    CONNECT_TIMEOUT,
+    is_transient,
+    is_unreachable,
+    send,
+    status_error,
 )
+from hello_kubeflow.retry import Backoff, describe_failure, log_retry
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-CONNECT_TIMEOUT = 10.0  # seconds to open a connection (the read timeout is a setting)
 CHUNK_BYTES = 256 * 1024
 MAX_DOWNLOAD_BYTES = 128 * 1024 * 1024  # a mirror streaming without end is cut off here
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 STALE_PART_SECONDS = 3600.0  # leftovers of a killed download older than this are removed
 PART_SUFFIX = ".part"
 
@@ -60,10 +57,6 @@ def forget_unreachable() -> None:
         _unreachable.clear()
 
 
-def _host(url: str) -> str:
-    return urlsplit(url).netloc
-
-
 def fetch_from_mirrors(
     file_name: str,
     mirrors: Sequence[str],
@@ -75,16 +68,14 @@ def fetch_from_mirrors(
 ) -> tuple[T, Path, str]:
     """Download `<mirror><file_name>` into `directory` from the first mirror that works.
 
-    Each download streams into a hidden temporary file in `directory`; `verify`
-    checks it and names the final file, and only then is it renamed into place.
-    A failed, interrupted or rejected download leaves nothing behind.
+    Each download streams into a hidden temporary file that `verify` checks and names
+    before it is renamed into place: a failed or rejected download leaves nothing behind.
 
     Args:
-        file_name: appended to each mirror URL (mirrors end with "/").
-        mirrors: base URLs, tried in order.
-        directory: where the file goes (created if missing).
-        verify: takes the downloaded temporary file; returns a result and the final
-            file name, or raises `DataFileError` (then the next mirror is tried).
+        file_name: appended to each mirror URL (base URLs ending in "/", tried in order;
+            one this process found unreachable is skipped).
+        verify: takes the temporary file; returns a result and the final file name, or
+            raises `DataFileError` (then the next mirror is tried).
         timeout: seconds to wait for data on every request.
         retry: retries of one mirror on connection errors, timeouts, 429 and 5xx.
 
@@ -92,9 +83,7 @@ def fetch_from_mirrors(
         What `verify` returned, the final path, and the mirror used.
 
     Raises:
-        DownloadError: every mirror failed; lists each mirror and why. `offline` is
-            set when no mirror answered at all (no network). A mirror this process
-            already found unreachable is not tried again.
+        DownloadError: every mirror failed, each named with why (`offline`: none answered).
         DataError: `directory` cannot be created or written to.
     """
     try:
@@ -112,7 +101,8 @@ def fetch_from_mirrors(
     with requests.Session() as session:
         for mirror in mirrors:
             url = f"{mirror}{file_name}"
-            known = unreachable_mirrors().get(_host(mirror))
+            host = urlsplit(mirror).netloc
+            known = unreachable_mirrors().get(host)
             if known is not None:
                 failures.append((url, f"{known} (earlier in this run; not tried again)"))
                 continue
@@ -123,7 +113,13 @@ def fetch_from_mirrors(
             level = logging.WARNING
             try:
                 log.info("downloading %s", url)
-                _retrying(retry, f"downloading {url}")(_stream, session, url, part, timeout, tries)
+                Retrying(
+                    retry=retry_if_exception(is_transient),
+                    stop=retry.stop(),
+                    wait=retry.wait(),
+                    before_sleep=log_retry(log, f"downloading {url}"),
+                    reraise=True,
+                )(_stream, session, url, part, timeout, tries)
                 result, final_name = verify(part)
                 final = directory / final_name
                 os.replace(part, final)
@@ -131,14 +127,14 @@ def fetch_from_mirrors(
             except DataFileError as exc:
                 offline = False
                 failures.append((url, str(exc)))
-            except (requests.RequestException, _HttpStatusError) as exc:
-                unreachable = not tries.answered and _is_unreachable(exc)
+            except requests.RequestException as exc:
+                unreachable = not tries.answered and is_unreachable(exc)
                 offline = offline and unreachable
                 failures.append((url, _describe(exc, tries.count, timeout)))
                 if unreachable:
                     level = logging.DEBUG
                     with _unreachable_lock:
-                        _unreachable[_host(mirror)] = _describe(exc, 1, timeout)
+                        _unreachable[host] = _describe(exc, 1, timeout)
             finally:
                 part.unlink(missing_ok=True)
             # Unreachable mirrors are summed up once by the caller ("offline: ..."); a
@@ -154,9 +150,6 @@ def fetch_from_mirrors(
     )
 
 
-# ---- one attempt, and which failures are worth another
-
-
 @dataclass
 class _Tries:
     """What the attempts on one mirror saw."""
@@ -165,21 +158,13 @@ class _Tries:
     answered: bool = False  # an HTTP response came back: the mirror is reachable
 
 
-class _HttpStatusError(Exception):
-    """The mirror answered with an HTTP error status."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        self.status = status
-        super().__init__(f"HTTP {status} {reason}".rstrip())
-
-
 def _stream(session: requests.Session, url: str, part: Path, timeout: float, tries: _Tries) -> None:
     """GET `url` into `part` (truncated first: each attempt starts over)."""
     tries.count += 1
-    with session.get(url, stream=True, timeout=(min(CONNECT_TIMEOUT, timeout), timeout)) as resp:
+    with send("GET", url, timeout=timeout, session=session, stream=True) as resp:
         tries.answered = True
         if resp.status_code != 200:
-            raise _HttpStatusError(resp.status_code, resp.reason or "")
+            raise status_error(resp)
         received = 0
         with part.open("wb") as out:
             for chunk in resp.iter_content(CHUNK_BYTES):
@@ -187,40 +172,6 @@ def _stream(session: requests.Session, url: str, part: Path, timeout: float, tri
                 if received > MAX_DOWNLOAD_BYTES:
                     raise DataFileError(f"the download is larger than {MAX_DOWNLOAD_BYTES:,} bytes")
                 out.write(chunk)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """Worth retrying: connection errors, timeouts, a dropped body, 429 and 5xx.
-
-    Not a host name that does not resolve: with no DNS (offline) it will not
-    resolve a second later either.
-    """
-    if isinstance(exc, _HttpStatusError):
-        return exc.status in RETRY_STATUSES
-    if isinstance(exc, requests.exceptions.SSLError):
-        return False  # a certificate problem does not heal by waiting
-    if is_name_not_resolved(exc):
-        return False
-    return isinstance(
-        exc, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError
-    )
-
-
-def _is_unreachable(exc: BaseException) -> bool:
-    """A failure to reach the mirror at all (refused, no DNS, connect timeout)."""
-    return isinstance(exc, requests.ConnectionError | requests.Timeout) and not isinstance(
-        exc, requests.exceptions.SSLError
-    )
-
-
-def _retrying(policy: Backoff, what: str) -> Retrying:
-    return Retrying(
-        retry=retry_if_exception(_is_transient),
-        stop=policy.stop(),
-        wait=policy.wait(),
-        before_sleep=log_retry(log, what),
-        reraise=True,
-    )
 
 
 def _describe(exc: BaseException, attempts: int, timeout: float) -> str:

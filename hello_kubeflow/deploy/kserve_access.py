@@ -21,6 +21,7 @@ from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 from hello_kubeflow.deploy.model_manifests import LABELS, SERVING_APIS, ServingApi
 from hello_kubeflow.deploy.serving_api import Missing, apply, call, installed
 from hello_kubeflow.errors import EndpointError, HelloKubeflowError
+from hello_kubeflow.http_client import send
 
 log = logging.getLogger(__name__)
 
@@ -240,8 +241,8 @@ def wait_until_allowed(
     )
     def status() -> int:
         try:
-            return requests.get(
-                url, headers=headers, timeout=request_timeout, allow_redirects=False
+            return send(
+                "GET", url, timeout=request_timeout, headers=headers, allow_redirects=False
             ).status_code
         except requests.RequestException:
             return 0  # not a 403: the query's own retries and messages take it from here

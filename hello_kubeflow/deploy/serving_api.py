@@ -1,10 +1,4 @@
-"""Calling the Kubernetes API for the served model: apply, read, discover, with clear errors.
-
-Every call retries transient failures (`kube.client.api_retrying`) and turns
-the rest into messages that say what to do: a missing resource type means
-the serving system is not installed, a 403 means the RBAC is missing. A 404
-is `Missing` where absence is an answer (an object not deployed yet).
-"""
+"""Calling the Kubernetes API for the served model: apply, read, discover, with clear errors."""
 
 from __future__ import annotations
 
@@ -40,13 +34,12 @@ def call(what: str, request: Callable[[], T], *, missing_ok: bool = False) -> T:
 
     Args:
         what: names the call in messages ("reading SeldonDeployment kubeflow/x").
-        request: the call itself.
-        missing_ok: raise `Missing` on 404 instead of an error.
+        request: the call; `missing_ok`: raise `Missing` on 404 instead of an error.
 
     Raises:
         Missing: 404 and `missing_ok`.
         PrerequisiteError: 404 (the resource type is not installed), 401/403 (RBAC).
-        DeploymentError: the API server refused the request, or stopped answering.
+        DeploymentError: the API server refused the request or stopped answering.
     """
     try:
         return api_retrying(RETRY_SECONDS, what)(request)
@@ -111,21 +104,11 @@ def read_deployment(
 ) -> dict[str, Any] | None:
     """The deployed resource as the cluster reports it, or None when there is none."""
     target = SERVING_APIS[serving]
-    custom = client.CustomObjectsApi(api)
+    where = (target.group, target.version, namespace, target.plural, name)
+    read = client.CustomObjectsApi(api).get_namespaced_custom_object
     try:
-        return call(
-            f"reading {target.kind} {namespace}/{name}",
-            lambda: dict(
-                custom.get_namespaced_custom_object(
-                    target.group,
-                    target.version,
-                    namespace,
-                    target.plural,
-                    name,
-                )
-            ),
-            missing_ok=True,
-        )
+        what = f"reading {target.kind} {namespace}/{name}"
+        return call(what, lambda: dict(read(*where)), missing_ok=True)
     except Missing:
         return None
 

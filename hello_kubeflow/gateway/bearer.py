@@ -1,19 +1,9 @@
 """Why Kubeflow's gateway refused a bearer token: read its claims (never verified, never shown).
 
-A refused token is most often a Kubernetes service account token whose issuer
-the gateway does not trust. Kubeflow 26.03's gateway checks bearer tokens with
-Istio RequestAuthentications in `istio-system`: `dex-jwt` (Dex's issuer) and,
-with the `m2m-dex-and-kind` overlay of kubeflow/manifests 26.03
-(common/oauth2-proxy/overlays/m2m-dex-and-kind/kustomization.yaml), the rule
-`m2m-token-issuer` for the issuers `https://kubernetes.default.svc.cluster.local`
-and `https://kubernetes.default.svc`. A service account token carries its API
-server's `--service-account-issuer` as `iss` and `system:serviceaccount:<ns>:<name>`
-as `sub` (kubernetes v1.34, pkg/serviceaccount/claims.go), so the two must
-match. The manifests' own kind cluster sets that flag to
-`https://kubernetes.default.svc`
-(tests/install_KinD_create_KinD_cluster_install_kustomize.sh).
-
-Only the issuer, the subject and the expiry are ever named; the token is not.
+A service account token's `iss` is its API server's `--service-account-issuer` (kubernetes
+v1.34, pkg/serviceaccount/claims.go); kubeflow/manifests 26.03 trusts the kind cluster's
+(tests/install_KinD_create_KinD_cluster_install_kustomize.sh) with
+common/oauth2-proxy/overlays/m2m-dex-and-kind/kustomization.yaml.
 """
 
 from __future__ import annotations
@@ -68,11 +58,8 @@ def read_claims(token: str) -> TokenClaims | None:
 
 
 def why_refused(token: str) -> str:
-    """Why a gateway that answered 401 to `token` refused it, and how to fix that.
-
-    Args:
-        token: the bearer token sent (never part of the answer).
-    """
+    """Why a gateway that answered 401 to `token` (never part of the answer) refused it, and
+    how to fix that."""
     claims = read_claims(token)
     if claims is None:
         return (

@@ -1,25 +1,8 @@
 """Where the cluster is reached: endpoints, `kubectl port-forward`, authentication, URLs.
 
-Kubeflow Pipelines is reached at `HK_KFP_ENDPOINT`; else through the Kubeflow
-gateway (`HK_GATEWAY_URL` + `/pipeline`); else by forwarding a local port to
-`svc/ml-pipeline-ui` in `kubeflow`. The served model is reached through the
-gateway (`HK_GATEWAY_URL`), else by forwarding to `svc/istio-ingressgateway` in
-`istio-system`, as the walkthrough does. Both carry the same authentication: the
-Kubeflow login's session cookie (`HK_KFP_COOKIE`, or made by logging in with
-`HK_KUBEFLOW_USERNAME`/`HK_KUBEFLOW_PASSWORD`, see `hello_kubeflow.gateway.login`) or a
-bearer token (`HK_KFP_TOKEN`). None is ever printed.
-
-What Kubeflow 26.03's gateway accepts (kubeflow/manifests 26.03, example/):
-without an `Authorization` header, Istio asks oauth2-proxy (AuthorizationPolicy
-`istio-ingressgateway-oauth2-proxy`, action CUSTOM), which wants its session
-cookie `oauth2_proxy_kubeflow`, answers 401 on API paths (`api_routes`: /api/,
-/apis/, ^/ml_metadata) and its sign-in page (403) elsewhere. With an
-`Authorization: Bearer` header, oauth2-proxy is skipped and Istio's only
-RequestAuthentication, `dex-jwt`, accepts JWTs of Dex's issuer alone; anything
-else is refused (401), and a request with no principal is denied (403,
-`istio-ingressgateway-require-jwt`). oauth2-proxy's ENABLE_M2M_TOKENS has no
-EXTRA_JWT_ISSUERS there, so a Kubernetes service account token is not
-accepted through the gateway.
+What Kubeflow 26.03's gateway accepts (kubeflow/manifests 26.03, example/: oauth2-proxy's
+session cookie, or a JWT of Dex's issuer, RequestAuthentication `dex-jwt`) is in
+docs/cluster.md; no credential is ever printed.
 """
 
 from __future__ import annotations
@@ -36,6 +19,7 @@ import requests
 from hello_kubeflow.deploy.kserve_access import KServeInstall, route
 from hello_kubeflow.errors import ClusterError, EndpointError
 from hello_kubeflow.gateway.bearer import why_refused
+from hello_kubeflow.http_client import send
 from hello_kubeflow.kube.port_forward import port_forward
 from hello_kubeflow.settings import Settings
 
@@ -66,10 +50,7 @@ LOGIN_HELP = (
 
 @dataclass(frozen=True)
 class Auth:
-    """How requests prove who we are: a bearer token, a session cookie, or nothing.
-
-    The values never appear in `repr`, logs or messages.
-    """
+    """How requests prove who we are: a bearer token, a session cookie, or nothing (never shown)."""
 
     token: str | None = field(default=None, repr=False)
     cookie: str | None = field(default=None, repr=False)
@@ -79,7 +60,7 @@ class Auth:
         """The authentication `HK_KFP_TOKEN` / `HK_KFP_COOKIE` describe.
 
         Raises:
-            ClusterError: when the cookie is not `name=value`.
+            ClusterError: the cookie is not `name=value`.
         """
         cookie = settings.kfp_cookie
         if cookie is not None and "=" not in cookie:
@@ -119,7 +100,7 @@ def auth_failure_message(url: str, status: int, auth: Auth) -> str:
         sent = "we sent no credentials (the gateway wants a login)"
     elif auth.token and status == 401:
         sent = f"we sent {auth.kind}, which it did not accept: {why_refused(auth.token)}"
-    elif status == 403 and not 300 <= status < 400:
+    elif status == 403:
         sent = (
             f"we sent {auth.kind}, which it accepted, but this user may not do this "
             "(another user's profile namespace? check HK_NAMESPACE)"
@@ -131,28 +112,26 @@ def auth_failure_message(url: str, status: int, auth: Auth) -> str:
     return f"{url} {what}; {sent}. To get in, {LOGIN_HELP}"
 
 
-# ---- endpoints
+def describe_kfp_endpoint(kfp_endpoint: str | None, gateway_url: str | None) -> str:
+    """Where the KFP API will be reached (HK_KFP_ENDPOINT, HK_GATEWAY_URL), contacting nothing."""
+    if kfp_endpoint:
+        return f"{kfp_endpoint} (HK_KFP_ENDPOINT)"
+    if gateway_url:
+        return f"{gateway_url}{KFP_GATEWAY_PATH} (the Kubeflow gateway, HK_GATEWAY_URL)"
+    return _forwarded(KFP_UI_SERVICE, KFP_NAMESPACE)
 
 
-def describe_kfp_endpoint(settings: Settings) -> str:
-    """Where the KFP API will be reached, without contacting anything."""
-    if settings.kfp_endpoint:
-        return f"{settings.kfp_endpoint} (HK_KFP_ENDPOINT)"
-    if settings.gateway_url:
-        return f"{settings.gateway_url}{KFP_GATEWAY_PATH} (the Kubeflow gateway, HK_GATEWAY_URL)"
+def describe_gateway(gateway_url: str | None) -> str:
+    """Where the served model will be reached (HK_GATEWAY_URL), contacting nothing."""
+    if gateway_url:
+        return f"{gateway_url} (HK_GATEWAY_URL)"
+    return _forwarded(GATEWAY_SERVICE, GATEWAY_NAMESPACE)
+
+
+def _forwarded(service: str, namespace: str) -> str:
     return (
-        f"http://127.0.0.1:<local port> (kubectl port-forward {KFP_UI_SERVICE} "
-        f"-n {KFP_NAMESPACE}, started and stopped by the task)"
-    )
-
-
-def describe_gateway(settings: Settings) -> str:
-    """Where the served model will be reached, without contacting anything."""
-    if settings.gateway_url:
-        return f"{settings.gateway_url} (HK_GATEWAY_URL)"
-    return (
-        f"http://127.0.0.1:<local port> (kubectl port-forward {GATEWAY_SERVICE} "
-        f"-n {GATEWAY_NAMESPACE}, started and stopped by the task)"
+        f"http://127.0.0.1:<local port> (kubectl port-forward {service} "
+        f"-n {namespace}, started and stopped by the task)"
     )
 
 
@@ -161,8 +140,7 @@ def kfp_endpoint(settings: Settings) -> Iterator[str]:
     """The KFP API base URL, forwarding a local port for the duration when needed.
 
     Raises:
-        PrerequisiteError: when a port-forward is needed and kubectl is missing.
-        ClusterError: when the port-forward does not come up.
+        PrerequisiteError, ClusterError: as `port_forward`, when one is needed.
     """
     if settings.kfp_endpoint:
         yield settings.kfp_endpoint
@@ -185,24 +163,20 @@ def gateway(settings: Settings) -> Iterator[str]:
     """The gateway's base URL, forwarding a local port for the duration when needed.
 
     Raises:
-        PrerequisiteError: when a port-forward is needed and kubectl is missing.
-        ClusterError: when the port-forward does not come up.
+        PrerequisiteError, ClusterError: as `port_forward`, when one is needed.
     """
     if settings.gateway_url:
         yield settings.gateway_url
-    else:
-        with port_forward(
-            GATEWAY_SERVICE,
-            GATEWAY_NAMESPACE,
-            GATEWAY_PORT,
-            kubeconfig=settings.kubeconfig,
-            context=settings.kube_context,
-            preferred_port=GATEWAY_LOCAL_PORT,
-        ) as url:
-            yield url
-
-
-# ---- serving URLs
+        return
+    with port_forward(
+        GATEWAY_SERVICE,
+        GATEWAY_NAMESPACE,
+        GATEWAY_PORT,
+        kubeconfig=settings.kubeconfig,
+        context=settings.kube_context,
+        preferred_port=GATEWAY_LOCAL_PORT,
+    ) as url:
+        yield url
 
 
 @dataclass(frozen=True)
@@ -218,46 +192,6 @@ class ServingAddress:
         return {"Host": self.host} if self.host else {}
 
 
-def seldon_url(base: str, namespace: str, name: str, api_version: str = "v1.0") -> str:
-    """The Seldon protocol predictions URL of a SeldonDeployment behind the gateway.
-
-    Raises:
-        ClusterError: for an API version other than v1.0 or v0.1.
-    """
-    if api_version not in SELDON_API_VERSIONS:
-        raise ClusterError(
-            f"unknown Seldon API version {api_version!r}: use one of "
-            f"{', '.join(SELDON_API_VERSIONS)}"
-        )
-    return f"{base.rstrip('/')}/seldon/{namespace}/{name}/api/{api_version}/predictions"
-
-
-def kserve_address(
-    base: str,
-    namespace: str,
-    name: str,
-    model_name: str,
-    status_url: str | None = None,
-    *,
-    host: str = "",
-    prefix: str = "",
-) -> ServingAddress:
-    """The V2 inference URL of an InferenceService behind the gateway.
-
-    The gateway routes on the Host header, and with KServe's `pathTemplate`
-    on a path prefix too: `host`/`prefix` when the caller read them from the
-    installed KServe (`deploy.kserve_access.route`); else `route` under KServe's
-    defaults: the service's own address (`status.url`, host and path) when
-    known, else `<name>.<namespace>.example.com`, Knative's address under
-    KServe's default domain.
-    """
-    if not host:
-        found = route(KServeInstall(), "", namespace, name, status_url)
-        host, prefix = found.host, found.prefix
-    url = f"{base.rstrip('/')}{prefix}/v2/models/{model_name}/infer"
-    return ServingAddress(url=url, host=host, protocol="v2")
-
-
 def serving_address(
     base: str,
     serving: str,
@@ -270,20 +204,30 @@ def serving_address(
     host: str = "",
     prefix: str = "",
 ) -> ServingAddress:
-    """The predictions address for `serving` (`seldon` or `kserve`) behind `base`.
+    """The predictions address for `serving` (`seldon` or `kserve`) behind the gateway `base`.
 
-    `host` and `prefix` route a KServe InferenceService (see `kserve_address`).
+    KServe is routed on the Host header (and with its `pathTemplate` on a path prefix):
+    `host`/`prefix` as read from the installed KServe (`deploy.kserve_access.route`), else
+    KServe's defaults (`status_url`'s host and path, else `<name>.<namespace>.example.com`).
 
     Raises:
         ClusterError: for an unknown serving kind or Seldon API version.
     """
-    if serving == "seldon":
-        return ServingAddress(url=seldon_url(base, namespace, name, api_version))
+    base = base.rstrip("/")
     if serving == "kserve":
-        return kserve_address(
-            base, namespace, name, model_name, status_url, host=host, prefix=prefix
+        if not host:
+            found = route(KServeInstall(), "", namespace, name, status_url)
+            host, prefix = found.host, found.prefix
+        url = f"{base}{prefix}/v2/models/{model_name}/infer"
+        return ServingAddress(url=url, host=host, protocol="v2")
+    if serving != "seldon":
+        raise ClusterError(f"unknown serving system {serving!r}: use seldon or kserve")
+    if api_version not in SELDON_API_VERSIONS:
+        raise ClusterError(
+            f"unknown Seldon API version {api_version!r}: use one of "
+            f"{', '.join(SELDON_API_VERSIONS)}"
         )
-    raise ClusterError(f"unknown serving system {serving!r}: use seldon or kserve")
+    return ServingAddress(url=f"{base}/seldon/{namespace}/{name}/api/{api_version}/predictions")
 
 
 def check_access(
@@ -296,27 +240,19 @@ def check_access(
 ) -> None:
     """Fail early, with how to log in, when the gateway refuses us or sends us to its login.
 
-    Anything else (even a 405 for a GET on a POST endpoint) means we got through;
-    an unreachable gateway is left to the caller's own retries and message.
+    Anything else (even a 405 for a GET on a POST endpoint) means we got through; an
+    unreachable gateway is left to the caller's own retries and message.
 
     Args:
-        url: the address to try.
-        auth: the credentials to send.
-        headers: more headers to send (e.g. the Host the gateway routes on).
-        timeout: seconds for the request.
-        on_403: appended to the message of a 403 (a hint only the caller knows).
+        url: the address to try, with `auth` and more `headers` (e.g. the Host to route on).
+        timeout: seconds for the request; `on_403` is added to a 403's message.
 
     Raises:
         EndpointError: 401, 403, or a redirect (to the Dex / oauth2-proxy login page).
     """
-
+    sent = {**auth.headers(), **(headers or {})}
     try:
-        answer = requests.get(
-            url,
-            headers={**auth.headers(), **(headers or {})},
-            timeout=timeout,
-            allow_redirects=False,
-        )
+        answer = send("GET", url, timeout=timeout, headers=sent, allow_redirects=False)
     except requests.RequestException:
         return
     if answer.status_code in (401, 403) or answer.is_redirect:
@@ -325,11 +261,9 @@ def check_access(
 
 
 def model_service(serving: str, name: str, status: dict[str, Any]) -> tuple[str, int]:
-    """The model's own Service and port, for a cluster without a gateway.
-
-    From the resource's `status.address.url` when it has one, else by the
-    serving system's naming: Seldon's predictor service `<name>-default:8000`
-    (our predictor is `default`), KServe's `<name>-predictor:80`.
+    """The model's own Service and port, for a cluster without a gateway: from the resource's
+    `status.address.url`, else Seldon's `<name>-default:8000` (our predictor is `default`) or
+    KServe's `<name>-predictor:80`.
     """
     port = SELDON_SERVICE_PORT if serving == "seldon" else KSERVE_SERVICE_PORT
     fallback = f"{name}-default" if serving == "seldon" else f"{name}-predictor"
@@ -339,10 +273,3 @@ def model_service(serving: str, name: str, status: dict[str, Any]) -> tuple[str,
         return fallback, port
     host, _, explicit = netloc.partition(":")
     return host.split(".", 1)[0] or fallback, int(explicit) if explicit.isdigit() else port
-
-
-def direct_address(base: str, serving: str, model_name: str) -> ServingAddress:
-    """The predictions address straight at the model's service (no gateway, no routing)."""
-    if serving == "seldon":
-        return ServingAddress(url=f"{base.rstrip('/')}/api/v1.0/predictions")
-    return ServingAddress(url=f"{base.rstrip('/')}/v2/models/{model_name}/infer", protocol="v2")

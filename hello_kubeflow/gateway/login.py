@@ -1,24 +1,9 @@
 """Logging in to a full Kubeflow install as a browser does: Dex's form, oauth2-proxy's cookie.
 
-Kubeflow 26.03 (kubeflow/manifests, example/) puts oauth2-proxy v7.14 in front
-of everything behind its Istio gateway; a request without an `Authorization`
-header needs oauth2-proxy's session cookie (`cookie_name =
-"oauth2_proxy_kubeflow"` in its `oauth2_proxy.cfg`). A browser gets it so:
-
-1. `GET /oauth2/start?rd=/`: oauth2-proxy sets its CSRF cookie and redirects
-   to Dex (`login_url = "/dex/auth"`, relative `redirect_url = /oauth2/callback`);
-2. Dex, with one connector (`enablePasswordDB`, the static users), redirects to
-   `/dex/auth/local`, which redirects to its password form
-   `/dex/auth/local/login?...` (dexidp/dex v2.45, server/handlers.go
-   `handleAuthorization`, `handleConnectorLogin`);
-3. `POST` the form's fields `login` (the email) and `password`
-   (web/templates/password.html); Dex redirects to `/dex/approval`, which
-   (`skipApprovalScreen: true`) redirects to `/oauth2/callback?code=...`, where
-   oauth2-proxy redeems the code and sets the session cookie
-   (oauth2-proxy v7.14.3, oauthproxy.go `OAuthStart`, `OAuthCallback`).
-
-Kubeflow's own docs script the same flow for the KFP SDK. The cookie and the
-password are never printed or logged.
+The flow (kubeflow/manifests 26.03 example/; docs/cluster.md) follows oauth2-proxy v7.14.3
+oauthproxy.go `OAuthStart`/`OAuthCallback` and dexidp/dex v2.45 server/handlers.go
+`handleAuthorization`/`handleConnectorLogin`, web/templates/password.html. The cookie and
+the password are never printed or logged.
 """
 
 from __future__ import annotations
@@ -26,13 +11,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 from hello_kubeflow.errors import LoginError
 from hello_kubeflow.gateway.endpoints import Auth
-from hello_kubeflow.settings import Settings, env_name
+from hello_kubeflow.http_client import send
+from hello_kubeflow.settings import env_name
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +27,6 @@ LOGIN_TIMEOUT = 30.0  # seconds per request
 MAX_REDIRECTS = 10
 START_PATH = "/oauth2/start"
 CONNECTOR = "local"  # Dex's password database (`enablePasswordDB: true`)
-_FIX = (
-    "check HK_KUBEFLOW_USERNAME (the Dex login is the email, e.g. user@example.com) and "
-    "HK_KUBEFLOW_PASSWORD"
-)
 
 
 @dataclass(frozen=True)
@@ -70,10 +53,10 @@ def dex_login(
     started = time.monotonic()
     trips = 0
 
-    def send(method: str, url: str, **kwargs: object) -> requests.Response:
+    def visit(method: str, url: str, **kwargs: Any) -> requests.Response:
         nonlocal trips
         try:
-            answer = session.request(method, url, timeout=timeout, allow_redirects=True, **kwargs)  # type: ignore[arg-type]
+            answer = send(method, url, timeout=timeout, session=session, **kwargs)
         except requests.TooManyRedirects:
             raise LoginError(
                 f"logging in at {base}: more than {MAX_REDIRECTS} redirects; is HK_GATEWAY_URL "
@@ -87,10 +70,10 @@ def dex_login(
         trips += 1 + len(answer.history)
         return answer
 
-    page = send("GET", base + START_PATH, params={"rd": "/"})
+    page = visit("GET", base + START_PATH, params={"rd": "/"})
     parts = urlsplit(page.url)
     if parts.path.endswith("/dex/auth"):  # several connectors: Dex lets the user pick
-        page = send("GET", urlunsplit(parts._replace(path=f"{parts.path}/{CONNECTOR}")))
+        page = visit("GET", urlunsplit(parts._replace(path=f"{parts.path}/{CONNECTOR}")))
         parts = urlsplit(page.url)
     if page.status_code != 200 or not parts.path.endswith("/login") or "/dex/" not in parts.path:
         raise LoginError(
@@ -98,11 +81,14 @@ def dex_login(
             f"at {parts.path} with HTTP {page.status_code}). Is {base} the gateway of a full "
             "Kubeflow install (Dex and oauth2-proxy)?"
         )
-    answer = send("POST", page.url, data={"login": username, "password": password})
+    answer = visit("POST", page.url, data={"login": username, "password": password})
     if not answer.history:  # Dex shows its form again
-        raise LoginError(f"Dex at {base} refused the login of {username!r}: {_FIX}")
+        raise LoginError(
+            f"Dex at {base} refused the login of {username!r}: check HK_KUBEFLOW_USERNAME "
+            "(the Dex login is the email, e.g. user@example.com) and HK_KUBEFLOW_PASSWORD"
+        )
     if urlsplit(answer.url).path.endswith("/approval"):
-        answer = send("POST", answer.url, data={"approval": "approve"})
+        answer = visit("POST", answer.url, data={"approval": "approve"})
     cookies = sorted(
         (c.name, c.value)
         for c in session.cookies
@@ -117,14 +103,13 @@ def dex_login(
     return DexSession("; ".join(f"{n}={v}" for n, v in cookies), trips, seconds)
 
 
-def gateway_auth(settings: Settings, base_url: str, auth: Auth) -> Auth:
+def gateway_auth(base_url: str, auth: Auth, username: str | None, password: str | None) -> Auth:
     """`auth`, or a fresh session cookie when it carries nothing and a login is set.
 
     Raises:
         LoginError: only one of HK_KUBEFLOW_USERNAME / HK_KUBEFLOW_PASSWORD is
             set, or the login failed.
     """
-    username, password = settings.kubeflow_username, settings.kubeflow_password
     if auth.token or auth.cookie or not (username or password):
         return auth
     if not (username and password):

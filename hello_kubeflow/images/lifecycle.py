@@ -14,6 +14,7 @@ import requests
 
 from hello_kubeflow.console import for_stream
 from hello_kubeflow.errors import ImageError, ServingError
+from hello_kubeflow.http_client import send
 from hello_kubeflow.images.engine import connect
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def wait_until_answers(container: Any, url: str, what: str, **request: Any) -> N
         if container.status in ("exited", "dead"):
             raise ServingError(f"the {what} exited before answering:\n{logs(container)}")
         with suppress(requests.RequestException):
-            if requests.get(url, timeout=PROBE_TIMEOUT, **request).ok:
+            if send("GET", url, timeout=PROBE_TIMEOUT, **request).ok:
                 log.info("%s answers at %s", what, url)
                 return
         time.sleep(PROBE_INTERVAL)

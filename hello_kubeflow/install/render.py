@@ -1,11 +1,5 @@
-"""`inv setup --render DIR`: the profile's manifests fully rendered, for air-gapped installs.
-
-On a machine with network access: each kustomize source is built with
-`kustomize build` (or `kubectl kustomize`), which resolves every remote
-reference (KFP's Argo Workflows, the platform's many bases) at the pinned
-tags; each release file is downloaded. The result is plain YAML, one folder
-per component (`kubeflow-pipelines-2.17.0/env-platform-agnostic.yaml`, ...),
-which `HK_MANIFESTS_DIR=DIR inv setup --mode cluster` installs with no network.
+"""`inv setup --render DIR`: the profile's manifests rendered (kustomize builds, release
+downloads) into plain YAML, one folder per component, for `HK_MANIFESTS_DIR=DIR inv setup`.
 """
 
 from __future__ import annotations
@@ -23,21 +17,21 @@ import yaml
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from hello_kubeflow.errors import ManifestError, PrerequisiteError
+from hello_kubeflow.http_client import is_transient, send
 from hello_kubeflow.install.components import RenderedFile, components_for, read_manifests
-from hello_kubeflow.retry import jittered_backoff
+from hello_kubeflow.retry import jittered_backoff, log_retry
 from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
 BUILD_TIMEOUT = 600.0
 """Seconds for one kustomize build (remote sources are git clones)."""
-DOWNLOAD_TIMEOUT = (10.0, 120.0)
-"""(connect, read) seconds for one release file."""
+DOWNLOAD_TIMEOUT = 120.0
+"""Seconds to wait for data of one release file."""
 ATTEMPTS = 3
 VERSION_TIMEOUT = 30.0
 """Seconds for `kustomize version` (or `kubectl version --client`)."""
 KUSTOMIZE_RELEASE = "https://github.com/kubernetes-sigs/kustomize/releases/tag/kustomize%2Fv{}"
-_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 
 
@@ -60,10 +54,8 @@ def render_manifests(
         The files written.
 
     Raises:
-        PrerequisiteError: neither kustomize nor kubectl is installed, or its kustomize
-            is older than 5.
-        ManifestError: a build or download failed, or gave something that is not
-            Kubernetes objects.
+        PrerequisiteError: no kustomize (nor kubectl), or a kustomize older than 5.
+        ManifestError: a build or download failed, or gave what is not Kubernetes objects.
     """
     command = shlex.split(kustomize) if kustomize else _kustomize_command()
     pinned = [f.kustomize for c in components_for(settings) for f in c.files if f.kustomize]
@@ -75,8 +67,9 @@ def render_manifests(
             if path in written:
                 continue  # one file serves two components (the platform's cert-manager)
             log.info("rendering %s into %s", rendered.source, path)
-            text = _build(command, rendered, advice) if rendered.kind == "kustomize" else ""
-            if rendered.kind == "download":
+            if rendered.kind == "kustomize":
+                text = _build(command, rendered, advice)
+            else:
                 text = _download(rendered, release_base)
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_suffix(".partial")
@@ -104,13 +97,8 @@ def _kustomize_command() -> list[str]:
 
 
 def _check_kustomize(command: list[str], wanted: str) -> str:
-    """Compare the kustomize `command` runs with `wanted`, upstream's; advice for a failed build.
-
-    An older 5.x is used with a warning (upstream's sources often build with it);
-    the advice ("" when the version is right) is added to a failed build's error.
-
-    Raises:
-        PrerequisiteError: a kustomize older than 5, which cannot build these sources.
+    """Advice for a failed build ("" when right) from the kustomize `command` runs, against
+    `wanted`: an older 5.x is used with a warning (upstream often builds with it), a 4 refused.
     """
     found = _kustomize_version(command)
     get = (
@@ -191,20 +179,16 @@ def _download(rendered: RenderedFile, release_base: str | None) -> str:
         url = url.replace("https://github.com", release_base.rstrip("/"), 1)
 
     def fetch() -> str:
-        response = requests.get(url, timeout=DOWNLOAD_TIMEOUT)
+        response = send("GET", url, timeout=DOWNLOAD_TIMEOUT)
         response.raise_for_status()
         return response.text
 
-    def heals(exc: BaseException) -> bool:
-        if isinstance(exc, requests.HTTPError) and exc.response is not None:
-            return exc.response.status_code in _RETRY_STATUS
-        return isinstance(exc, requests.ConnectionError | requests.Timeout)
-
     try:
         return Retrying(
-            retry=retry_if_exception(heals),
+            retry=retry_if_exception(is_transient),
             wait=jittered_backoff(1.0, 10.0),
             stop=stop_after_attempt(ATTEMPTS),
+            before_sleep=log_retry(log, f"downloading {url}"),
             reraise=True,
         )(fetch)
     except requests.RequestException as exc:

@@ -179,7 +179,7 @@ def plan(settings: Settings, options: RunOptions) -> ClusterPlan:
         package=str(package),
         image=image,
         pinned="@sha256:" in image,
-        endpoint=describe_kfp_endpoint(settings),
+        endpoint=describe_kfp_endpoint(settings.kfp_endpoint, settings.gateway_url),
         auth=_describe_auth(settings),
         experiment=settings.experiment,
         pipeline=PIPELINE_NAME,
@@ -220,7 +220,9 @@ def train_on_cluster(
     started = time.monotonic()
     with kfp_endpoint(settings) as endpoint:
         if settings.kfp_endpoint or settings.gateway_url:  # not the UI's own port-forward
-            auth = gateway_auth(settings, _origin(endpoint), auth)
+            auth = gateway_auth(
+                _origin(endpoint), auth, settings.kubeflow_username, settings.kubeflow_password
+            )
         session = connect(endpoint, auth, namespace=settings.namespace, patience=patience)
         if session.namespace:  # multi-user: the run goes to a profile namespace
             _check_profile(settings, session.namespace)

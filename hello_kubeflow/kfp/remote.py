@@ -1,10 +1,5 @@
-"""Connecting to Kubeflow Pipelines with `kfp.Client`, and calling it safely.
-
-The SDK's calls have no request timeout: the client built here gives every
-request one, transient failures (connection errors, 429, 502, 503, 504) are
-retried for a bounded time (`call_api`), and failures become `KfpError`
-messages that name the endpoint and never show credentials. The SDK's links
-printed on stdout go to the log instead (stdout is for our results).
+"""Connecting to Kubeflow Pipelines with `kfp.Client`, and calling it with timeouts, bounded
+retries and `KfpError` messages that name the endpoint, never the credentials.
 """
 
 from __future__ import annotations
@@ -17,43 +12,37 @@ import logging
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib.metadata import version
 from typing import Any, TypeVar
 
 import requests
 import urllib3
 from kfp_server_api import ApiException
-from tenacity import (
-    retry,
-    retry_if_exception,
-    stop_after_delay,
-)
+from tenacity import retry, retry_if_exception, stop_after_delay
 
 from hello_kubeflow.errors import KfpError
 from hello_kubeflow.gateway.endpoints import Auth, auth_failure_message
+from hello_kubeflow.http_client import CONNECT_TIMEOUT, is_transient, send, status_error
 from hello_kubeflow.retry import describe_failure, jittered_backoff, log_retry
 
 log = logging.getLogger(__name__)
-MAX_RETRY_WAIT = 15.0  # seconds: the longest pause between two tries of one call
-
 T = TypeVar("T")
 
-REQUEST_TIMEOUT = 60.0
-RETRY_DEADLINE = 60.0
-RETRY_INITIAL_WAIT = 1.0
-POLL_INTERVAL = 5.0
+MAX_RETRY_WAIT = 15.0  # seconds: the longest pause between two tries of one call
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 NOT_ACTED_ON_STATUS = frozenset({429, 503})  # safe to retry even a call that creates
 HEALTH_PATH = "/apis/v2beta1/healthz"
+REST_CLIENT = "kfp.Client._run_api.api_client.rest_client"  # private: see _add_default_timeout
 
 
 @dataclass(frozen=True)
 class Patience:
-    """How long to wait for the API: per request, for retries, between polls."""
+    """How long to wait for the API, in seconds: per request, for retries, between polls."""
 
-    request_timeout: float = REQUEST_TIMEOUT
-    retry_deadline: float = RETRY_DEADLINE
-    retry_initial_wait: float = RETRY_INITIAL_WAIT
-    poll_interval: float = POLL_INTERVAL
+    request_timeout: float = 60.0
+    retry_deadline: float = 60.0
+    retry_initial_wait: float = 1.0
+    poll_interval: float = 5.0
 
 
 @dataclass
@@ -71,13 +60,6 @@ class KfpSession:
         return f"{self.endpoint}/#/runs/details/{run_id}"
 
 
-class _Transient(Exception):
-    """A failure worth retrying (connection error, 429, 502, 503, 504)."""
-
-
-# ---- connecting
-
-
 def connect(
     endpoint: str, auth: Auth, *, namespace: str = "", patience: Patience | None = None
 ) -> KfpSession:
@@ -90,8 +72,8 @@ def connect(
         patience: timeouts and retry budget.
 
     Raises:
-        KfpError: unreachable, not a KFP API, authentication refused, or a
-            multi-user install without a profile namespace.
+        KfpError: unreachable, not a KFP API, authentication refused, or multi-user
+            without a profile namespace.
     """
     patience = patience or Patience()
     health = _check_health(endpoint, auth, patience)
@@ -103,58 +85,56 @@ def connect(
             "(`kubectl get profiles` lists them; with none, create a Profile or register in "
             "the dashboard)"
         )
-    with _quiet(), warnings.catch_warnings():
+    session = KfpSession(None, endpoint, auth, patience, namespace if multi_user else None)
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         import kfp  # kfp warns at import: under the filter
 
-        client = _call(
-            patience,
+        session.client = call_api(
+            session,
             f"connecting to Kubeflow Pipelines at {endpoint}",
-            auth,
-            endpoint,
             lambda: kfp.Client(
                 host=endpoint,
                 existing_token=auth.token,
                 cookies=auth.cookie,
                 ui_host=endpoint,
-                namespace=namespace if multi_user and namespace else "kubeflow",
+                namespace=session.namespace or "kubeflow",
             ),
         )
-    _add_default_timeout(client, patience.request_timeout)
-    log.info(
-        "connected to Kubeflow Pipelines at %s (%s)",
-        endpoint,
-        "multi-user" if multi_user else "single-user",
-    )
-    return KfpSession(client, endpoint, auth, patience, namespace if multi_user else None)
+    _add_default_timeout(session.client, patience.request_timeout)
+    kind = "multi-user" if multi_user else "single-user"
+    log.info("connected to Kubeflow Pipelines at %s (%s)", endpoint, kind)
+    return session
 
 
 def _check_health(endpoint: str, auth: Auth, patience: Patience) -> dict[str, Any]:
     url = endpoint + HEALTH_PATH
 
     @retry(
-        retry=retry_if_exception(lambda exc: isinstance(exc, _Transient)),
+        retry=retry_if_exception(lambda exc: is_transient(exc, TRANSIENT_STATUS)),
         wait=jittered_backoff(patience.retry_initial_wait, MAX_RETRY_WAIT),
         stop=stop_after_delay(patience.retry_deadline),
         before_sleep=log_retry(log, f"GET {url}", level=logging.INFO),
         reraise=True,
     )
     def probe() -> requests.Response:
-        try:
-            answer = requests.get(
-                url, headers=auth.headers(), timeout=patience.request_timeout, allow_redirects=False
-            )
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise _Transient(f"cannot connect ({type(exc).__name__})") from None
+        timeout = patience.request_timeout
+        answer = send("GET", url, timeout=timeout, headers=auth.headers(), allow_redirects=False)
         if answer.status_code in TRANSIENT_STATUS:
-            raise _Transient(f"answered {answer.status_code} {answer.reason}")
+            raise status_error(answer)
         return answer
 
     try:
         answer = probe()
-    except _Transient as exc:
+    except requests.RequestException as exc:
+        got = exc.response
+        said = (
+            f"answered {got.status_code} {got.reason}"
+            if got is not None
+            else f"cannot connect ({describe_failure(exc)})"
+        )
         raise KfpError(
-            f"Kubeflow Pipelines at {endpoint} is not reachable: it {exc} for "
+            f"Kubeflow Pipelines at {endpoint} is not reachable: it {said} for "
             f"{patience.retry_deadline:.0f} s. Check that the cluster is up (`inv status`), "
             "that HK_KFP_ENDPOINT / HK_GATEWAY_URL is right, or leave both empty to "
             "port-forward to svc/ml-pipeline-ui"
@@ -179,19 +159,27 @@ def _check_health(endpoint: str, auth: Auth, patience: Patience) -> dict[str, An
 
 
 def _add_default_timeout(client: Any, seconds: float) -> None:
-    """Give every request of the generated API client a timeout (the SDK sets none)."""
-    rest = client._run_api.api_client.rest_client  # shared by all the client's APIs
+    """Give every request of the generated API client a timeout.
+
+    kfp 2.17's `Client` takes no timeout; its one REST client (shared by all its APIs)
+    is the only place to set one: `REST_CLIENT`, private, so pyproject.toml bounds kfp
+    below 2.18 and tests/test_kfp_remote.py fails by name if an upgrade moves it.
+    """
+    try:
+        rest = client._run_api.api_client.rest_client
+    except AttributeError:
+        raise KfpError(
+            f"kfp {version('kfp')} has no {REST_CLIENT}, where kfp/remote.py sets the request "
+            "timeout: install the kfp release pyproject.toml names (2.17)"
+        ) from None
     plain = rest.request
 
     @functools.wraps(plain)
     def request(*args: Any, **kwargs: Any) -> Any:
-        kwargs["_request_timeout"] = kwargs.get("_request_timeout") or (10.0, seconds)
+        kwargs["_request_timeout"] = kwargs.get("_request_timeout") or (CONNECT_TIMEOUT, seconds)
         return plain(*args, **kwargs)
 
     rest.request = request
-
-
-# ---- calling the API
 
 
 def call_api(
@@ -200,26 +188,11 @@ def call_api(
     """Run one SDK call on the session: retried when transient, `KfpError` when it fails.
 
     Args:
-        session: the connection.
+        session: the connection; `call` the SDK call.
         what: names the call in messages ("creating run X").
-        call: the SDK call.
-        idempotent: False for calls that create something: they are retried only
-            when the request cannot have been acted on (no connection, 429, 503),
-            so a retry never makes a second run or pipeline.
+        idempotent: False for calls that create something: retried only when the request
+            cannot have been acted on (no connection, 429, 503), lest a run be made twice.
     """
-    with _quiet():
-        return _call(session.patience, what, session.auth, session.endpoint, call, idempotent)
-
-
-def _call(
-    patience: Patience,
-    what: str,
-    auth: Auth,
-    endpoint: str,
-    call: Callable[[], T],
-    idempotent: bool = True,
-) -> T:
-    """Run one SDK call, retrying transient failures; turn failures into `KfpError`."""
     retry_status = TRANSIENT_STATUS if idempotent else NOT_ACTED_ON_STATUS
 
     def transient(exc: BaseException) -> bool:
@@ -231,19 +204,22 @@ def _call(
             return isinstance(exc, urllib3.exceptions.NewConnectionError | ConnectionRefusedError)
         return isinstance(exc, urllib3.exceptions.HTTPError)
 
+    patience, endpoint = session.patience, session.endpoint
     retrying = retry(
         retry=retry_if_exception(transient),
         wait=jittered_backoff(patience.retry_initial_wait, MAX_RETRY_WAIT),
         stop=stop_after_delay(patience.retry_deadline),
-        before_sleep=log_retry(log, what, level=logging.INFO, describe=describe_failure),
+        before_sleep=log_retry(log, what, level=logging.INFO),
         reraise=True,
     )
     try:
-        return retrying(call)()
+        with _quiet():
+            return retrying(call)()
     except ApiException as exc:
         status = int(exc.status or 0)
         if status in (401, 403):
-            raise KfpError(f"{what}: {auth_failure_message(endpoint, status, auth)}") from None
+            message = auth_failure_message(endpoint, status, session.auth)
+            raise KfpError(f"{what}: {message}") from None
         raise KfpError(f"{what}: the API answered {status} {exc.reason}: {_said(exc)}") from None
     except urllib3.exceptions.HTTPError as exc:
         raise KfpError(

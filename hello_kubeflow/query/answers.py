@@ -1,10 +1,5 @@
-"""Prediction payloads out, answers in: the sanity check every query's answer must pass.
-
-An answer passes only with ten class names `class:0` ... `class:9` (in order), ten
-probabilities per image, each a number in [0, 1], summing to 1 within 1e-3, and
-an argmax that names a digit 0-9. Anything else (nine numbers, `77`, a string,
-an error body) is a `SanityCheckError` saying exactly what came back.
-"""
+"""Prediction payloads out, answers in: the sanity check every query's answer must pass
+(names `class:0` ... `class:9`, ten probabilities in [0, 1] summing to 1, a digit)."""
 
 from __future__ import annotations
 
@@ -33,13 +28,8 @@ _SHOWN_CHARS = 120
 
 @dataclass(frozen=True)
 class Prediction:
-    """One image's answer, checked.
-
-    Attributes:
-        digit: the predicted digit (argmax).
-        probabilities: the ten probabilities, digit 0 first.
-        verdict: the sanity check's one-line verdict.
-    """
+    """One image's answer, checked: the digit (argmax), the ten probabilities (digit 0
+    first), and the sanity check's one-line verdict."""
 
     digit: int
     probabilities: tuple[float, ...]
@@ -75,13 +65,12 @@ def check_answer(
     """The sanity check: `rows` images' answers, each ten probabilities naming a digit.
 
     Args:
-        body: the decoded JSON answer (or the raw text when it was not JSON).
-        protocol: `seldon` or `v2`.
+        body: the decoded JSON answer (or the raw text when it was not JSON), in `protocol`.
         rows: how many images were sent (one row of probabilities each).
         url: where the answer came from, named in the error.
 
     Returns:
-        One checked `Prediction` per image, in order.
+        One `Prediction` per image, in order.
 
     Raises:
         SanityCheckError: naming the first thing wrong with the answer.
@@ -107,23 +96,22 @@ def _show(value: Any) -> str:
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
 
 
-def _error_in(body: dict[str, Any]) -> str | None:
+def _object(body: Any, kind: str) -> dict[str, Any]:
+    """`body`, checked to be a JSON object (`kind`) that is not an error message."""
+    if not isinstance(body, dict):
+        raise _Insane(f"the answer is {_show(body)}, not {kind}")
     status = body.get("status")
     if isinstance(status, dict) and status.get("status") in ("FAILURE", 1):
-        return str(status.get("info") or status)
-    if "error" in body:
-        return str(body["error"])
-    return None
+        error = status.get("info") or status
+    elif "error" in body:
+        error = body["error"]
+    else:
+        return body
+    raise _Insane(f"the server answered an error instead of probabilities: {error}")
 
 
-def _seldon_parts(body: Any) -> tuple[Any, Any]:
-    if not isinstance(body, dict):
-        raise _Insane(
-            f"the answer is {_show(body)}, not a Seldon message (a JSON object with data)"
-        )
-    error = _error_in(body)
-    if error is not None:
-        raise _Insane(f"the server answered an error instead of probabilities: {error}")
+def _seldon_parts(answer: Any) -> tuple[Any, Any]:
+    body = _object(answer, "a Seldon message (a JSON object with data)")
     data = body.get("data")
     if not isinstance(data, dict):
         for other in ("strData", "jsonData", "binData"):
@@ -140,12 +128,8 @@ def _seldon_parts(body: Any) -> tuple[Any, Any]:
     raise _Insane(f"the answer's data holds neither ndarray nor tensor: {_show(data)}")
 
 
-def _v2_parts(body: Any) -> tuple[Any, Any]:
-    if not isinstance(body, dict):
-        raise _Insane(f"the answer is {_show(body)}, not an inference response (a JSON object)")
-    error = _error_in(body)
-    if error is not None:
-        raise _Insane(f"the server answered an error instead of probabilities: {error}")
+def _v2_parts(answer: Any) -> tuple[Any, Any]:
+    body = _object(answer, "an inference response (a JSON object)")
     outputs = body.get("outputs")
     if not isinstance(outputs, list) or not outputs or not isinstance(outputs[0], dict):
         raise _Insane(f"the answer has no outputs: {_show(body)}")
@@ -186,10 +170,7 @@ def _check_table(names: Any, table: Any, rows: int) -> list[Prediction]:
         raise _Insane(f"the probabilities are {_show(table)}, not a list of rows")
     if len(table) != rows:
         raise _Insane(f"the answer has {len(table)} rows of probabilities for {rows} image(s)")
-    predictions = []
-    for number, row in enumerate(table):
-        predictions.append(_check_row(number, row))
-    return predictions
+    return [_check_row(number, row) for number, row in enumerate(table)]
 
 
 def _check_row(number: int, row: Any) -> Prediction:

@@ -1,51 +1,30 @@
 """Query the model server and sanity-check the answer: ten probabilities naming a digit.
 
-`query_digit` sends one image (an MNIST test image by index or at random, or a
-PNG a person drew) and `query_accuracy` sends N test images in batches; both in
-the Seldon format or the Open Inference Protocol (V2). Requests have a timeout;
-502/503/504 (a model still loading) are retried until `settings.query_deadline`;
-a 4xx is never retried and its message is shown. A server that does not accept
-the connection is waited for `settings.query_wait` seconds (`--wait`); by default
-not at all on a local URL (nothing listening there will not start by itself),
-`query_deadline` elsewhere (a gateway or a port-forward coming up).
-
-A query for one MNIST image imports neither numpy nor an HTTP library beyond the
-standard one (`one_image` reads the image from the IDX files; `urllib` sends it):
-most of `inv query`'s time would otherwise be imports.
+One MNIST image is sent without numpy (`one_image` reads it from the IDX files).
 """
 
 from __future__ import annotations
 
-import http.client
+import functools
 import logging
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
-from tenacity import RetryCallState, Retrying, retry_if_exception_type
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from hello_kubeflow.data.one_image import RANDOM_INDEX, check_index, load_one_test_image
 from hello_kubeflow.errors import EndpointError, QueryError
-from hello_kubeflow.query.answers import (
-    Pixels,
-    Prediction,
-    check_answer,
-    seldon_payload,
-    v2_payload,
-)
+from hello_kubeflow.http_client import send, status_error
+from hello_kubeflow.query.answers import Pixels, check_answer, seldon_payload, v2_payload
 from hello_kubeflow.query.likeness import mnist_likeness
-from hello_kubeflow.retry import (
-    describe_failure,
-    is_name_not_resolved,
-    jittered_backoff,
-    log_retry,
-)
+from hello_kubeflow.retry import describe_failure, is_name_not_resolved, jittered_backoff, log_retry
 from hello_kubeflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -55,7 +34,6 @@ log = logging.getLogger(__name__)
 
 PROTOCOLS = ("seldon", "v2")
 SELDON_PATH = "/api/v1.0/predictions"
-RETRY_STATUSES = frozenset({502, 503, 504})
 BATCH_SIZE = 500  # images per request for --count (~2 MB of JSON, under the body limit)
 FIRST_RETRY_SECONDS = 0.2
 MAX_RETRY_WAIT_SECONDS = 5.0
@@ -64,11 +42,8 @@ LOCAL_HOSTS = frozenset({"localhost", "::1", "0.0.0.0"})
 
 @dataclass(frozen=True)
 class QueryResult:
-    """One image sent, the answer, the sanity verdict, and whether the image looks like a digit.
-
-    `sanity` is about the answer's form (ten probabilities naming a digit);
-    `input_note` about the question: an input unlike an MNIST digit (noise, a
-    blob) gets an answer of the right form that may mean nothing.
+    """One image sent, the answer, its sanity verdict (its form), and whether the image looks
+    like a digit (`input_note`: noise gets an answer of the right form that may mean nothing).
     """
 
     source: str
@@ -86,16 +61,18 @@ class QueryResult:
     correct: bool | None = None  # the prediction is the true label (None: no label known)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-able values: `prediction`, `probabilities`, `label`, `sanity`, `input_note`, ..."""
+        """The result as JSON-able values."""
         return asdict(self)
 
     def describe(self) -> str:
         """The result as a person reads it."""
         top = ", ".join(f"{digit}: {p:.3f}" for digit, p in self.top3)
+        verdict = f" (WRONG: the true label is {self.label})" if self.correct is False else ""
+        verdict = " (right)" if self.correct else verdict
         lines = [
             f"image:      {self.source}",
             f"true label: {self.label if self.label is not None else 'unknown (a drawn digit)'}",
-            f"prediction: {self.prediction}{_verdict(self.correct, self.label)}",
+            f"prediction: {self.prediction}{verdict}",
             f"top 3:      {top}",
             f"sanity:     {self.sanity}",
             f"input:      {self.input_note}",
@@ -104,13 +81,6 @@ class QueryResult:
         if self.plot:
             lines.append(f"plot:       {self.plot}")
         return "\n".join(lines)
-
-
-def _verdict(correct: bool | None, label: int | None) -> str:
-    """How the prediction line ends: right, or WRONG and the true label (nothing if unknown)."""
-    if correct is None:
-        return ""
-    return " (right)" if correct else f" (WRONG: the true label is {label})"
 
 
 @dataclass(frozen=True)
@@ -132,13 +102,11 @@ class AccuracyResult:
 
     def describe(self) -> str:
         """The result as a person reads it."""
-        return "\n".join(
-            [
-                f"accuracy through the endpoint: {self.accuracy:.2%} "
-                f"({self.correct:,} of {self.count:,} MNIST test images)",
-                f"sanity:   {self.sanity}",
-                f"endpoint: {self.url} ({self.protocol}), {self.seconds:.1f} s",
-            ]
+        return (
+            f"accuracy through the endpoint: {self.accuracy:.2%} "
+            f"({self.correct:,} of {self.count:,} MNIST test images)\n"
+            f"sanity:   {self.sanity}\n"
+            f"endpoint: {self.url} ({self.protocol}), {self.seconds:.1f} s"
         )
 
 
@@ -151,17 +119,17 @@ def query_digit(
     plot: str | Path = "",
     headers: Mapping[str, str] | None = None,
     test_images: MnistTestImages | None = None,
+    url: str = "",
 ) -> QueryResult:
     """Send one digit to the server and sanity-check the answer.
 
     Args:
-        settings: the server URL (`settings.server_url`), model name, timeouts, MNIST.
-        test_images: the test set to pick from (default: `mnist.load_test_images`).
-        index: an MNIST test image index; -1 picks one at random.
-        image: a PNG of a drawn digit to send instead of an MNIST image.
-        protocol: `seldon` or `v2`.
+        settings: the server URL, model name, timeouts, MNIST.
+        index: an MNIST test image index (-1: at random); `image` a drawn digit's PNG instead.
+        protocol: `seldon` or `v2`; `headers` extra ones (e.g. a gateway's credentials).
         plot: a PNG to write showing the digit beside the probabilities.
-        headers: extra HTTP headers (e.g. a gateway's credentials).
+        test_images: the test set to pick from (default: `mnist.load_test_images`).
+        url: the prediction URL (default: `protocol`'s under `settings.server_url`).
 
     Raises:
         QueryError: bad options (index out of range, unreadable PNG).
@@ -184,10 +152,10 @@ def query_digit(
         batch: Pixels = pixels[None, :]
         source = f"{image} (drawn digit, made MNIST-like)"
     else:
-        pixels, label, chosen, source = _mnist_test_image(settings, index, test_images)
-        batch = [pixels]
-    url = endpoint_url(settings, protocol)
-    body = post_images(settings, url, batch, protocol, headers)
+        pixels, label, chosen = _mnist_test_image(settings, index, test_images)
+        batch, source = [pixels], f"MNIST test image #{chosen}"
+    url, post = _sender(settings, url, protocol, headers)
+    body = post(batch)
     [answer] = check_answer(body, protocol, rows=1, url=url)
     likeness = mnist_likeness(pixels, answer.probabilities[answer.digit])
     plotted = None
@@ -224,10 +192,9 @@ def query_accuracy(
     protocol: str = "seldon",
     headers: Mapping[str, str] | None = None,
     test_images: MnistTestImages | None = None,
+    url: str = "",
 ) -> AccuracyResult:
-    """Send `count` MNIST test images (in batches) and measure accuracy through the endpoint.
-
-    Every answer goes through the same sanity check as a single query.
+    """Send `count` MNIST test images in batches, each answer sanity-checked; the accuracy.
 
     Raises:
         QueryError, EndpointError, SanityCheckError: as for `query_digit`.
@@ -243,55 +210,60 @@ def query_accuracy(
             f"--count {count} from index {start} does not fit the {total:,} test images "
             f"({data.source}): use 1 to {total - start:,}"
         )
-    url = endpoint_url(settings, protocol)
+    url, post = _sender(settings, url, protocol, headers)
     correct = 0
-    confused: dict[str, int] = {}
+    confused: Counter[str] = Counter()
     started = time.monotonic()
     for first in range(start, start + count, BATCH_SIZE):
         last = min(first + BATCH_SIZE, start + count)
         batch = scale_pixels(data.x[first:last])
-        body = post_images(settings, url, batch, protocol, headers)
+        body = post(batch)
         answers = check_answer(body, protocol, rows=len(batch), url=url)
         for answer, label in zip(answers, data.y[first:last], strict=True):
             if answer.digit == int(label):
                 correct += 1
             else:
-                key = f"{int(label)}->{answer.digit}"
-                confused[key] = confused.get(key, 0) + 1
+                confused[f"{int(label)}->{answer.digit}"] += 1
         log.info("sent %d/%d images", last - start, count)
-    seconds = time.monotonic() - started
     return AccuracyResult(
         count=count,
         correct=correct,
         accuracy=correct / count,
-        seconds=seconds,
+        seconds=time.monotonic() - started,
         sanity=f"ok: all {count:,} answers are ten probabilities naming a digit",
         url=url,
         protocol=protocol,
-        confused=dict(sorted(confused.items(), key=lambda kv: -kv[1])[:10]),
+        confused=dict(confused.most_common(10)),
     )
 
 
-def endpoint_url(settings: Settings, protocol: str) -> str:
-    """The prediction URL under `settings.server_url` for `protocol`."""
-    base = settings.server_url.rstrip("/")
+def endpoint_url(server_url: str, model_name: str, protocol: str) -> str:
+    """The prediction URL under `server_url` for `protocol`."""
+    base = server_url.rstrip("/")
     if protocol == "v2":
-        return f"{base}/v2/models/{settings.model_name}/infer"
+        return f"{base}/v2/models/{model_name}/infer"
     return base + SELDON_PATH
 
 
 def post_images(
-    settings: Settings,
     url: str,
     pixels: Pixels,
     protocol: str,
+    *,
+    timeout: float,
+    deadline: float,
+    wait: float,
     headers: Mapping[str, str] | None = None,
+    local_server: str = "",
 ) -> Any:
     """POST a batch of images; return the decoded JSON answer (or its text, if not JSON).
 
-    Retries 502/503/504 with backoff until `settings.query_deadline`, and a
-    connection that is not accepted for `connect_wait(settings, url)` seconds; each
-    attempt times out after `settings.query_timeout`. Each retry is one log line.
+    Args:
+        url: the prediction URL; `pixels` and `protocol` the images and how they are sent.
+        timeout: seconds for each attempt (HK_QUERY_TIMEOUT); `headers` extra ones.
+        deadline: seconds to retry 502/503/504 (HK_QUERY_DEADLINE); `wait` to retry a
+            connection that is not accepted (`connect_wait`).
+        local_server: the local server's URL, named with how to start one ("": not local).
 
     Raises:
         EndpointError: unreachable past the deadline, a timeout, or a 4xx/5xx answer
@@ -299,114 +271,72 @@ def post_images(
     """
     payload = seldon_payload(pixels) if protocol == "seldon" else v2_payload(pixels, "input")
     sent_headers = {"Content-Type": "application/json", **(headers or {})}
-    wait = connect_wait(settings, url)
 
     def give_up(state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _NotConnected) and is_name_not_resolved(exc.error):
+        if exc is not None and is_name_not_resolved(exc):
             return True  # as for the MNIST mirrors: a name that does not resolve will not soon
-        limit = wait if isinstance(exc, _NotConnected) else settings.query_deadline
+        limit = wait if _not_connected(exc) else deadline
         return (state.seconds_since_start or 0.0) >= limit
 
     retrying = Retrying(
-        retry=retry_if_exception_type((_NotConnected, _TransientAnswer)),
+        retry=retry_if_exception(
+            lambda exc: _not_connected(exc) or isinstance(exc, requests.HTTPError)
+        ),
         wait=jittered_backoff(FIRST_RETRY_SECONDS, MAX_RETRY_WAIT_SECONDS),
         stop=give_up,
         before_sleep=log_retry(log, f"POST {url}", level=logging.INFO),
         reraise=True,
     )
     try:
-        response = retrying(_post, url, payload, sent_headers, settings.query_timeout)
-    except _NotConnected as exc:
+        response = retrying(_post, url, payload, sent_headers, timeout)
+    except requests.Timeout:
         raise EndpointError(
-            _unreachable_message(settings, url, wait, exc.error),
-            unreachable=describe_failure(exc.error),
-        ) from None
-    except _TransientAnswer as exc:
-        raise EndpointError(
-            f"{url} still answered HTTP {exc.status} after {settings.query_deadline:g} s "
-            f"({_server_message(exc.response)}): the model is not ready; check the server's log"
-        ) from None
-    except TimeoutError:
-        raise EndpointError(
-            f"{url} did not answer within {settings.query_timeout:g} s (HK_QUERY_TIMEOUT): "
+            f"{url} did not answer within {timeout:g} s (HK_QUERY_TIMEOUT): "
             "the server is overloaded or stuck; raise HK_QUERY_TIMEOUT or check its log"
         ) from None
-    except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError is an OSError
-        raise EndpointError(f"the request to {url} failed: {describe_failure(exc)}") from None
-    if response.status >= 400:
+    except requests.HTTPError as exc:
         raise EndpointError(
-            f"{url} refused the request with HTTP {response.status}: {_server_message(response)}"
+            f"{url} still answered HTTP {exc.response.status_code} after {deadline:g} s "
+            f"({_server_message(exc.response)}): the model is not ready; check the server's log"
+        ) from None
+    except requests.RequestException as exc:
+        if not _not_connected(exc):
+            raise EndpointError(f"the request to {url} failed: {describe_failure(exc)}") from None
+        raise EndpointError(
+            _unreachable_message(url, wait, exc, local_server),
+            unreachable=describe_failure(exc),
+        ) from None
+    if response.status_code >= 400:
+        raise EndpointError(
+            f"{url} refused the request with HTTP {response.status_code}: "
+            f"{_server_message(response)}"
         )
     try:
-        return response.json()
+        return orjson.loads(response.content)
     except ValueError:
         return response.text
 
 
-@dataclass(frozen=True)
-class _Response:
-    """An HTTP answer, read whole: its status, reason and body."""
-
-    status: int
-    reason: str
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        """The body as text."""
-        return self.body.decode("utf-8", errors="replace")
-
-    def json(self) -> Any:
-        """The body decoded as JSON (ValueError if it is not)."""
-        return orjson.loads(self.body)
+_STATUSES = frozenset({502, 503, 504})  # a model still loading, or its gateway
 
 
-class _TransientAnswer(Exception):
-    """A 502/503/504 answer: the server (or its gateway) may be ready soon."""
-
-    def __init__(self, response: _Response) -> None:
-        super().__init__(f"HTTP {response.status}")
-        self.status = response.status
-        self.reason = response.reason
-        self.response = response
-
-
-class _NotConnected(Exception):
+def _not_connected(exc: BaseException | None) -> bool:
     """The server did not accept the connection, or dropped it before answering."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
+    return isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.Timeout)
 
 
-def _post(url: str, payload: bytes, headers: dict[str, str], timeout: float) -> _Response:
-    """POST with the standard library (proxies from the environment, as `requests` would)."""
-    request = urllib.request.Request(url, data=payload, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            response = _Response(answer.status, answer.reason, answer.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            response = _Response(exc.code, str(exc.reason), exc.read())
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, TimeoutError):
-            raise reason from None
-        if isinstance(reason, OSError):
-            raise _NotConnected(reason) from None
-        raise
-    except ConnectionError as exc:  # reset or closed before the answer came
-        raise _NotConnected(exc) from None
-    if response.status in RETRY_STATUSES:
-        raise _TransientAnswer(response)
+def _post(url: str, payload: bytes, headers: dict[str, str], timeout: float) -> requests.Response:
+    response = send("POST", url, timeout=timeout, data=payload, headers=headers)
+    if response.status_code in _STATUSES:
+        raise status_error(response)
     return response
 
 
-def _server_message(response: _Response) -> str:
+def _server_message(response: requests.Response) -> str:
     """The server's own words: Seldon `status.info`, V2 `error`, else the start of the body."""
     try:
-        body = response.json()
+        body = orjson.loads(response.content)
     except ValueError:
         return response.text.strip()[:300] or response.reason
     if isinstance(body, dict):
@@ -419,37 +349,51 @@ def _server_message(response: _Response) -> str:
 
 
 def is_local_url(url: str) -> bool:
-    """True for a URL on this machine (loopback), where a server that is not
-    listening will not start by itself."""
+    """True for a loopback URL, where a server that is not listening will not start by itself."""
     host = urlsplit(url).hostname or ""
     return host in LOCAL_HOSTS or host.startswith("127.")
 
 
-def connect_wait(settings: Settings, url: str) -> float:
-    """Seconds to wait for a server that does not accept connections at `url`.
-
-    `settings.query_wait` (`--wait`, `HK_QUERY_WAIT`) when set; else 0 on a local
-    URL in local mode and `settings.query_deadline` anywhere else (a gateway, or
-    cluster mode's port-forward, may still be coming up).
-    """
-    if settings.query_wait is not None:
-        return settings.query_wait
-    if is_local_url(url) and settings.mode == "local":
-        return 0.0
-    return settings.query_deadline
+def connect_wait(url: str, *, wait: float | None, mode: str, deadline: float) -> float:
+    """Seconds to wait for a server not accepting connections at `url`: `wait` (`--wait`) if
+    set, else 0 on a local URL in local mode, else `deadline` (a gateway may be coming up)."""
+    if wait is not None:
+        return wait
+    return 0.0 if is_local_url(url) and mode == "local" else deadline
 
 
-def _unreachable_message(settings: Settings, url: str, wait: float, exc: BaseException) -> str:
+def _sender(
+    settings: Settings, url: str, protocol: str, headers: Mapping[str, str] | None
+) -> tuple[str, Callable[[Pixels], Any]]:
+    """The URL (default: under `settings.server_url`) and `post_images` to it with the
+    settings' timeouts, for one batch after another."""
+    url = url or endpoint_url(settings.server_url, settings.model_name, protocol)
+    local = settings.mode == "local" and is_local_url(url)
+    return url, functools.partial(
+        post_images,
+        url,
+        protocol=protocol,
+        timeout=settings.query_timeout,
+        deadline=settings.query_deadline,
+        wait=connect_wait(
+            url, wait=settings.query_wait, mode=settings.mode, deadline=settings.query_deadline
+        ),
+        headers=headers,
+        local_server=settings.server_url if local else "",
+    )
+
+
+def _unreachable_message(url: str, wait: float, exc: BaseException, local_server: str) -> str:
     reason = describe_failure(exc)
     if is_name_not_resolved(exc):
         return (
             f"cannot reach the model server at {url}: {reason} (not retried: waiting "
             "will not make it resolve); check the URL (--url, HK_QUERY_URL)"
         )
-    if is_local_url(url) and settings.mode == "local":
+    if local_server:
         waited = f" after waiting {wait:g} s" if wait else ""
         return (
-            f"no model server answers at {settings.server_url} ({reason}){waited}. Start one "
+            f"no model server answers at {local_server} ({reason}){waited}. Start one "
             "in another terminal with `inv serve` (`--port N` for another port), or run "
             "`inv demo`; if it is starting, add `--wait SECONDS`; or point --url "
             "(HK_QUERY_URL) at a running server"
@@ -472,26 +416,13 @@ def check_protocol(protocol: str) -> None:
 
 def _mnist_test_image(
     settings: Settings, index: int, test_images: MnistTestImages | None
-) -> tuple[list[float], int, int, str]:
-    """One scaled MNIST test image, its label, its index and a description."""
+) -> tuple[list[float], int, int]:
+    """One scaled MNIST test image, its label and its index."""
     if test_images is None:
         one = load_one_test_image(settings, index)
-        return one.pixels, one.label, one.index, f"MNIST test image #{one.index}"
+        return one.pixels, one.label, one.index
     from hello_kubeflow.data.mnist import scale_pixels  # numpy: a changed test file only
 
     index = check_index(index, len(test_images.y), test_images.source)
     pixels = [float(p) for p in scale_pixels(test_images.x[index])]
-    return pixels, int(test_images.y[index]), index, f"MNIST test image #{index}"
-
-
-__all__ = [
-    "PROTOCOLS",
-    "AccuracyResult",
-    "Prediction",
-    "QueryResult",
-    "check_protocol",
-    "endpoint_url",
-    "post_images",
-    "query_accuracy",
-    "query_digit",
-]
+    return pixels, int(test_images.y[index]), index

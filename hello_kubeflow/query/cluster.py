@@ -1,12 +1,6 @@
-"""`inv query --mode cluster`: the served model through the cluster's gateway.
+"""`inv query --mode cluster`: the served model through the cluster's gateway (or its service).
 
-The URL comes from the gateway address and the deployment's namespace and
-name (`/seldon/<ns>/<name>/api/v1.0/predictions`; for KServe the V2 path,
-routed on the service's Host); the payload and the sanity check are local
-mode's own (`hello_kubeflow.query.client`), and so is the authentication of cluster
-mode (token or session cookie). Without `HK_GATEWAY_URL`, the task forwards a
-local port to `svc/istio-ingressgateway` for the duration, or, in a cluster
-without Istio, to the model's own service.
+The payload, sanity check and authentication are local mode's and cluster mode's own.
 """
 
 from __future__ import annotations
@@ -38,7 +32,6 @@ from hello_kubeflow.gateway.endpoints import (
     Auth,
     ServingAddress,
     check_access,
-    direct_address,
     gateway,
     model_service,
     serving_address,
@@ -47,9 +40,9 @@ from hello_kubeflow.gateway.login import gateway_auth
 from hello_kubeflow.kube.client import api_client
 from hello_kubeflow.kube.port_forward import port_forward
 from hello_kubeflow.query.client import (
-    SELDON_PATH,
     AccuracyResult,
     QueryResult,
+    endpoint_url,
     query_accuracy,
     query_digit,
 )
@@ -73,27 +66,25 @@ def query_cluster(
 
     Args:
         settings: gateway, namespace, deployment name, serving system, credentials.
-        index: an MNIST test image index (-1: at random).
-        image: a PNG of a drawn digit instead.
+        index: an MNIST test image index (-1: at random); `image` a drawn digit instead.
         plot: a PNG to write with the digit and the probabilities.
-        count: send this many test images and measure accuracy instead (0: one image).
-        start: the first test image for `count`.
+        count: send this many test images from `start` and measure accuracy (0: one image).
 
     Raises:
         EndpointError: the gateway refused us (with how to log in) or the model did not answer.
         LoginError: logging in with HK_KUBEFLOW_USERNAME/PASSWORD failed.
         SanityCheckError: the answer is not ten probabilities naming a digit.
-        PrerequisiteError: a port-forward is needed and kubectl or a usable kubeconfig is
-            missing (checked before kubectl runs).
+        PrerequisiteError: a port-forward is needed without kubectl or a usable kubeconfig.
     """
     auth = Auth.from_settings(settings)
     served = _served(settings)
     protocol = PROTOCOLS[served.serving]
     with _route(settings, served) as (address, via, base):
         if base:  # through Kubeflow's gateway: log in there when asked to
-            auth = gateway_auth(settings, base, auth)
+            auth = gateway_auth(base, auth, settings.kubeflow_username, settings.kubeflow_password)
         headers = {**auth.headers(), **address.headers()}
-        policy = bool(base) and served.serving == "kserve" and _let_in(settings, served)
+        where = (settings.namespace, settings.deployment_name)
+        policy = bool(base) and served.serving == "kserve" and _let_in(served, *where)
         if policy:
             wait_until_allowed(
                 address.url,
@@ -103,22 +94,16 @@ def query_cluster(
                 timeout=settings.access_wait,
                 request_timeout=settings.query_timeout,
             )
-        hint = f". {_policy_help(settings)}" if served.serving == "kserve" and not policy else ""
+        hint = f". {_policy_help(*where)}" if served.serving == "kserve" and not policy else ""
         check_access(
             address.url, auth, address.headers(), timeout=settings.query_timeout, on_403=hint
         )
-        # The query client appends the protocol's own path to the server URL.
-        suffix = SELDON_PATH if protocol == "seldon" else f"/v2/models/{settings.model_name}/infer"
-        local_view = settings.replace(query_url=address.url.removesuffix(suffix))
         log.info("querying %s (%s) through %s", settings.deployment_name, served.serving, via)
+        sent: dict[str, Any] = {"protocol": protocol, "headers": headers, "url": address.url}
         try:
             if count:
-                return query_accuracy(
-                    local_view, count=count, start=start, protocol=protocol, headers=headers
-                )
-            return query_digit(
-                local_view, index=index, image=image, protocol=protocol, plot=plot, headers=headers
-            )
+                return query_accuracy(settings, count=count, start=start, **sent)
+            return query_digit(settings, index=index, image=image, plot=plot, **sent)
         except EndpointError as exc:
             raise EndpointError(
                 f"{exc}. In cluster mode the model is {settings.namespace}/"
@@ -128,18 +113,14 @@ def query_cluster(
             ) from None
 
 
-_POLICY_HELP = (
-    'If the gateway let you in and the model refused you ("RBAC: access denied"), the '
-    "InferenceService lacks its Istio AuthorizationPolicy in a Kubeflow profile namespace: "
-    "with a kubeconfig, inv query makes it ({policy}); else ask for one "
-    "selecting {label}={s.deployment_name} in {s.namespace}"
-)
-
-
-def _policy_help(settings: Settings) -> str:
+def _policy_help(namespace: str, name: str) -> str:
     """What to do about KServe's 403: the policy `kserve_access` makes, by name and selector."""
-    name = settings.deployment_name
-    return _POLICY_HELP.format(s=settings, policy=policy_name(name), label=ISVC_LABEL)
+    return (
+        'If the gateway let you in and the model refused you ("RBAC: access denied"), the '
+        "InferenceService lacks its Istio AuthorizationPolicy in a Kubeflow profile namespace: "
+        f"with a kubeconfig, inv query makes it ({policy_name(name)}); else ask for one "
+        f"selecting {ISVC_LABEL}={name} in {namespace}"
+    )
 
 
 @dataclass(frozen=True)
@@ -153,12 +134,12 @@ class _Served:
     kserve: KServeInstall | None = None
 
 
-def _let_in(settings: Settings, served: _Served) -> bool:
+def _let_in(served: _Served, namespace: str, name: str) -> bool:
     """Make the InferenceService's AuthorizationPolicy; True when one now exists to wait for."""
     if served.api is None:
         return False
     try:
-        return ensure_policy(served.api, settings.namespace, settings.deployment_name)
+        return ensure_policy(served.api, namespace, name)
     except HelloKubeflowError as exc:  # e.g. no right to: the query may still get through
         log.warning("could not make the InferenceService's AuthorizationPolicy: %s", exc)
         return False
@@ -166,16 +147,12 @@ def _let_in(settings: Settings, served: _Served) -> bool:
 
 @contextmanager
 def _route(settings: Settings, served: _Served) -> Iterator[tuple[ServingAddress, str, str]]:
-    """The predictions address, what it goes through, the gateway's URL ("": none).
-
-    Through the gateway when there is one (`HK_GATEWAY_URL`, or the Istio
-    ingress gateway found in the cluster, or not known otherwise), as the
-    walkthrough does; else straight to the model's own service (a cluster
-    without Istio, like `HK_PROFILE=pipelines`).
+    """The predictions address, what it goes through, the gateway's URL ("": none): through
+    the gateway unless the cluster has no Istio (`HK_PROFILE=pipelines`), as the walkthrough.
     """
     status = (served.resource or {}).get("status") or {}
     if settings.gateway_url or served.has_gateway is not False:
-        host, prefix = _kserve_route(settings, served)
+        host, prefix = _kserve_route(served, settings.namespace, settings.deployment_name)
         with gateway(settings) as base:
             address = serving_address(
                 base,
@@ -190,6 +167,7 @@ def _route(settings: Settings, served: _Served) -> Iterator[tuple[ServingAddress
             yield address, f"the gateway at {base}", base
         return
     service, port = model_service(served.serving, settings.deployment_name, status)
+    protocol = PROTOCOLS[served.serving]
     with port_forward(
         f"svc/{service}",
         settings.namespace,
@@ -198,21 +176,19 @@ def _route(settings: Settings, served: _Served) -> Iterator[tuple[ServingAddress
         context=settings.kube_context,
     ) as base:
         yield (
-            direct_address(base, served.serving, settings.model_name),
+            ServingAddress(endpoint_url(base, settings.model_name, protocol), protocol=protocol),
             f"svc/{service} (no Istio gateway in the cluster)",
             "",
         )
 
 
-def _kserve_route(settings: Settings, served: _Served) -> tuple[str, str]:
+def _kserve_route(served: _Served, namespace: str, name: str) -> tuple[str, str]:
     """The Host and path prefix the installed KServe routes on ("", "": not known here)."""
     if served.kserve is None or served.resource is None:
         return "", ""
     mode = deployment_mode(served.resource, served.kserve)
     status = served.resource.get("status") or {}
-    found = route(
-        served.kserve, mode, settings.namespace, settings.deployment_name, status.get("url")
-    )
+    found = route(served.kserve, mode, namespace, name, status.get("url"))
     log.info(
         "KServe %s, %s mode: Host %s%s",
         served.kserve.version or "(version unknown)",
@@ -224,14 +200,9 @@ def _kserve_route(settings: Settings, served: _Served) -> tuple[str, str]:
 
 
 def _served(settings: Settings) -> _Served:
-    """Which system serves the model, its resource, and whether the Istio gateway exists.
-
-    Without a usable kubeconfig (a remote gateway), `HK_SERVING` decides and
-    `auto` means Seldon Core, the walkthrough's choice.
-
-    Raises:
-        EndpointError: the cluster answers, and no such model is deployed.
-        PrerequisiteError: no usable kubeconfig, and no HK_GATEWAY_URL to go to instead.
+    """Which system serves the model, its resource, and whether the Istio gateway exists;
+    without a usable kubeconfig, `HK_SERVING` decides (`auto`: Seldon, the walkthrough's),
+    and without HK_GATEWAY_URL either, a `PrerequisiteError`.
     """
     kinds = ("seldon", "kserve") if settings.serving == "auto" else (settings.serving,)
     try:
@@ -268,15 +239,11 @@ def _assumed(serving: str, problem: HelloKubeflowError) -> _Served:
 
 def _has_istio_gateway(api: Any) -> bool | None:
     """Whether `svc/istio-ingressgateway` exists in `istio-system` (None: may not look)."""
-
-    core = client.CoreV1Api(api)
+    read = client.CoreV1Api(api).read_namespaced_service
     name = GATEWAY_SERVICE.removeprefix("svc/")
+    what = f"looking for {GATEWAY_SERVICE} in {GATEWAY_NAMESPACE}"
     try:
-        call(
-            f"looking for {GATEWAY_SERVICE} in {GATEWAY_NAMESPACE}",
-            lambda: core.read_namespaced_service(name, GATEWAY_NAMESPACE),
-            missing_ok=True,
-        )
+        call(what, lambda: read(name, GATEWAY_NAMESPACE), missing_ok=True)
     except Missing:
         return False
     except HelloKubeflowError:

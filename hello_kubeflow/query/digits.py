@@ -1,14 +1,5 @@
-"""Digits as pictures: a PNG a person drew in, MNIST-like pixels out; and the query's plot.
-
-A drawing becomes an MNIST-like image the way MNIST itself was made: grayscale,
-the paper flattened (grey paper or uneven light: each pixel is taken against the
-paper around it, not one colour for the whole picture), light strokes on a dark
-background (inverted when drawn dark on light), cropped
-to the strokes, strokes thinner than MNIST's pen widened (a fine pen on a large
-canvas would shrink to a faint trace), scaled so the longer side is 20 pixels
-(aspect kept), placed in a 28x28 frame with its centre of mass in the middle,
-then scaled like the training data (`mnist.scale_pixels`, x / 255).
-"""
+"""Digits as pictures: a drawn PNG made MNIST-like as MNIST was (grayscale, paper flattened,
+light on dark, cropped, thin strokes widened, 20 pixels in 28x28 by mass); the plot."""
 
 from __future__ import annotations
 
@@ -35,13 +26,8 @@ PLOT_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")
 
 
 def load_digit_png(path: str | Path) -> npt.NDArray[np.float32]:
-    """Read a drawn digit and make it look like an MNIST test image.
-
-    Args:
-        path: a PNG (or any image Pillow reads) of one digit, any size.
-
-    Returns:
-        784 float32 pixels in [0, 1], row by row, light digit on dark ground.
+    """A drawn digit (a PNG, or any image Pillow reads, any size) made like an MNIST test
+    image: 784 float32 pixels in [0, 1], row by row, light on dark.
 
     Raises:
         QueryError: the file is missing, not an image, or blank.
@@ -67,7 +53,7 @@ def to_mnist_pixels(
     """Grayscale picture (0-255, any size) to 784 uint8 MNIST-style pixels.
 
     Raises:
-        QueryError: when the picture has no strokes (one flat colour).
+        QueryError: the picture has no strokes (one flat colour).
     """
     border = np.concatenate([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]])
     dark_ground = float(np.median(border)) < 128
@@ -101,16 +87,9 @@ def to_mnist_pixels(
 
 
 def _paper(gray: npt.NDArray[np.floating], dark_ground: bool) -> npt.NDArray[np.float32]:
-    """The paper's brightness under every pixel: uneven light and grey paper, strokes left out.
-
-    Strokes are removed by a morphological closing (the brightest value near each
-    pixel, then the darkest; the other way round for light ink on a dark ground),
-    reaching further than a stroke is wide, on a copy at most `_PAPER_SIDE` pixels on
-    a side (blocks reduced the same way). Light falls smoothly across a page, so a
-    quadratic surface fitted to that, away from the edges (where a closing cannot
-    see past the border), is the paper. A plain white or black ground comes out as
-    that colour, so such drawings are read as before.
-    """
+    """The paper's brightness under every pixel: a closing wider than a stroke (on a copy at
+    most `_PAPER_SIDE` pixels a side) removes the strokes, and light falls smoothly across a
+    page, so a quadratic surface fitted to that, away from the edges, is the paper."""
     height, width = gray.shape
     block = max(1, -(-max(height, width) // _PAPER_SIDE))
     padded = np.pad(gray, ((0, -height % block), (0, -width % block)), mode="edge")
@@ -146,15 +125,11 @@ def _sliding(image: npt.NDArray[np.floating], half: int, rank: Any) -> npt.NDArr
 
 
 def _thickened(cropped: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
-    """The cropped strokes, widened where they are thinner than MNIST's pen.
+    """The cropped strokes, widened to `_PEN` pixels of the 20-pixel box where thinner (a fine
+    pen on a large canvas would shrink to a faint trace no MNIST digit looks like).
 
-    A line drawn with a fine pen on a large canvas shrinks to a faint trace a
-    fraction of a pixel wide in the 20-pixel box, which no MNIST digit looks
-    like. The stroke width is estimated as twice the ink's area over its
-    boundary (a stroke of length L and width w has area Lw and about 2L boundary
-    pixels), at a working size of at most `_WORK_SIDE` pixels; thinner strokes
-    are widened with a maximum filter to `_PEN` pixels of the 20-pixel box.
-    Thick strokes are left as they are.
+    The width is twice the ink's area over its boundary (a stroke L long and w wide has
+    area Lw and about 2L boundary pixels), measured at most `_WORK_SIDE` pixels wide.
     """
     image = Image.fromarray(np.ascontiguousarray(np.clip(cropped, 0, 255), dtype=np.uint8))
     longer = max(image.size)
@@ -197,7 +172,7 @@ def check_plot_path(path: str | Path) -> Path:
     """The plot's file, checked before anything is computed or sent.
 
     Raises:
-        QueryError: `path` is a folder, or does not end in a format we write.
+        QueryError: a folder, or not a format we write.
     """
     out = Path(path).expanduser()
     if out.is_dir():
@@ -218,21 +193,14 @@ def save_prediction_plot(
     title: str,
     label: int | None = None,
 ) -> Path:
-    """Save the digit beside a bar chart of its ten class probabilities.
+    """Save the digit (784 pixels in [0, 1]) beside a bar chart of its ten probabilities.
 
     Args:
-        path: the PNG to write (folders are created).
-        pixels: the 784 pixels sent, in [0, 1].
-        probabilities: the ten probabilities the model answered.
-        title: what the image is, e.g. "MNIST test image #7".
-        label: the true digit, when known.
-
-    Returns:
-        The path written.
+        path: the PNG to write (folders are created); the path written is returned.
+        title: what the image is, e.g. "MNIST test image #7"; `label` the true digit if known.
 
     Raises:
-        QueryError: the path is not a PNG (or SVG, PDF, JPEG) file name, or cannot
-            be written.
+        QueryError: the path is not a PNG (or SVG, PDF, JPEG) file name, or cannot be written.
     """
     out = check_plot_path(path)
     import matplotlib  # matplotlib (0.6 s): --plot only
@@ -253,10 +221,7 @@ def save_prediction_plot(
         left.axis("off")
         colours = ["tab:orange" if d == predicted else "tab:blue" for d in range(len(probs))]
         right.bar(range(len(probs)), probs, color=colours)
-        right.set_xticks(range(len(probs)))
-        right.set_ylim(0, 1)
-        right.set_xlabel("digit")
-        right.set_ylabel("probability")
+        right.set(xticks=range(len(probs)), ylim=(0, 1), xlabel="digit", ylabel="probability")
         right.set_title(f"prediction: {predicted} ({probs[predicted]:.0%})", fontsize=10)
         for digit, p in enumerate(probs):
             if p >= 0.01:

@@ -1,16 +1,5 @@
-"""Whether a query's input looks like an MNIST digit: the note beside the sanity check.
-
-The sanity check says the answer has the right form; it cannot say the question
-made sense. A model answers noise or a blob as confidently as a digit, so the
-pixels sent (28x28, in [0, 1]) and the answer's top probability are held against
-what all 70,000 MNIST digits look like (measured on the training and test sets):
-
-- ink: 1.9% to 39.8% of the pixels are above 0.5 (99.8% of digits: 3.4% to 29.5%);
-- strokes: the ink is 2 to 9 pixels wide (twice its area over its boundary);
-- contrast: at most 96% of the lit pixels (> 0.1) are grey (0.1 to 0.9).
-
-Pure Python on 784 numbers: a query for one MNIST image imports no numpy.
-"""
+"""Whether a query's input looks like an MNIST digit, held against all 70,000 (pure Python;
+the figures measured on them are the constants below)."""
 
 from __future__ import annotations
 
@@ -27,26 +16,15 @@ MIN_TOP = 0.5  # below even odds, the model does not recognise the digit
 
 @dataclass(frozen=True)
 class Likeness:
-    """How an input compares with MNIST digits.
-
-    Attributes:
-        like_mnist: True when nothing about it is unlike an MNIST digit.
-        note: one sentence for a person: what is unlike, or that it looks like one.
-    """
+    """Whether nothing about an input is unlike an MNIST digit, and a sentence saying so."""
 
     like_mnist: bool
     note: str
 
 
 def mnist_likeness(pixels: Sequence[float], top_probability: float) -> Likeness:
-    """Hold 784 pixels (row by row, in [0, 1]) and the answer's top probability against MNIST.
-
-    Args:
-        pixels: the image as sent to the model.
-        top_probability: the probability of the predicted digit.
-
-    Returns:
-        Whether it looks like an MNIST digit, and a note saying why not.
+    """Hold 784 pixels as sent (row by row, in [0, 1]) and the probability of the predicted
+    digit against MNIST: whether the image looks like a digit, and a note saying why not.
     """
     values = [float(p) for p in pixels]
     ink = [p > 0.5 for p in values]
