@@ -41,6 +41,20 @@ def test_a_ready_cluster_passes_every_check_and_names_what_it_found(
     assert "8 CPU and 15.6 GiB allocatable" in checks["capacity"].detail
 
 
+def test_docker_tls_variables_naming_no_certificates_do_not_break_the_cluster_checks(
+    cluster: RunningCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stale DOCKER_TLS_VERIFY/DOCKER_CERT_PATH made the inotify check raise docker's error."""
+    cluster.put_object("v1/nodes", None, "worker", node("worker", "8", "16331528Ki"))
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2376")
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path / "no-certs"))
+
+    checks = check(cluster.settings(tmp_path))
+
+    assert all(c.ok for c in checks.values()), [c.line() for c in checks.values()]
+
+
 def test_too_little_capacity_is_a_warning_with_the_numbers(
     cluster: RunningCluster, tmp_path: Path
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 
 import docker
 import requests
@@ -24,7 +25,10 @@ START_ENGINE_HINT = (
 
 def engine_address() -> str:
     """Where the Docker SDK will look for the engine (`DOCKER_HOST` or the socket)."""
-    base_url = kwargs_from_env().get("base_url")
+    try:
+        base_url = kwargs_from_env().get("base_url")
+    except docker.errors.DockerException:  # e.g. TLS variables naming no certificates
+        base_url = os.environ.get("DOCKER_HOST")  # connect() says what is wrong with them
     return str(base_url) if base_url else DEFAULT_DOCKER_HOST
 
 
