@@ -104,10 +104,11 @@ def log_retry(
     *,
     level: int = logging.WARNING,
     describe: Callable[[BaseException | None], str] = describe_failure,
+    outcome: str = " failed",
 ) -> Callable[[RetryCallState], None]:
     """A tenacity `before_sleep` logging one line to `logger` at `level`, naming `what` was
     attempted and the failure (`describe`): `GET http://x/f.gz failed (Connection refused),
-    attempt 2; next try in 1.3 s`.
+    attempt 2; next try in 1.3 s`. A poll that is simply not done yet passes `outcome=""`.
     """
 
     def before_sleep(state: RetryCallState) -> None:
@@ -115,8 +116,9 @@ def log_retry(
         delay = state.next_action.sleep if state.next_action else 0.0
         logger.log(
             level,
-            "%s failed (%s), attempt %d; next try in %.1f s",
+            "%s%s (%s), attempt %d; next try in %.1f s",
             what,
+            outcome,
             describe(exc),
             state.attempt_number,
             delay,

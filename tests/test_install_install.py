@@ -6,6 +6,7 @@ the tests skip, saying so, when it is absent.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 from apiserver import ApiServer
-from crd_schemas import UPSTREAM
+from crd_schemas import UPSTREAM, upstream_documents
 from emulators import RunningCluster, settings_api
 from kmock._internal import enums
 from kube_support import node
@@ -240,6 +241,22 @@ def test_a_misspelt_field_of_a_custom_resource_is_refused_by_its_crd_schema(
     ):
         apply.apply([seldon_deployment(replicas="two")], "a model", deadline=5)
     apply.apply([seldon_deployment(replicas=2)], "a model", deadline=5)
+
+
+@needs_upstream
+def test_waiting_for_a_crd_to_be_established_is_logged_as_waiting_not_as_a_failure(
+    apiserver: RunningCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    crd = next(d for d in upstream_documents(SELDON_CRD) if d["kind"] == "CustomResourceDefinition")
+    with caplog.at_level(logging.INFO, logger="hello_kubeflow.install.apply"):
+        applier(apiserver, tmp_path).apply_in_order([crd], "Seldon's CRD", deadline=10)
+
+    polls = [r.getMessage() for r in caplog.records if "CRDs of" in r.getMessage()]
+    assert polls, "the emulated API server establishes a CRD 0.2 s late: one poll is logged"
+    assert polls[0].startswith(
+        "waiting for the CRDs of Seldon's CRD (1 CRD(s) not established yet), attempt 1;"
+    )
+    assert not any("failed" in line for line in polls)
 
 
 def test_an_object_in_a_missing_namespace_fails_at_the_deadline_naming_it(

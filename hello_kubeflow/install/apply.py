@@ -152,7 +152,7 @@ class Applier:
                 raise TransientApplyError(f"{len(waiting)} CRD(s) not established yet")
 
         try:
-            self._retrying(deadline, f"waiting for the CRDs of {what}", initial=0.2)(check)
+            self._retrying(deadline, f"waiting for the CRDs of {what}", 0.2, outcome="")(check)
         except TransientApplyError:
             raise ApplyError(
                 f"the CRDs of {what} were not established after {deadline:.0f} s: "
@@ -239,13 +239,15 @@ class Applier:
                 raise TransientApplyError(describe_api_error(exc)) from None
             raise
 
-    def _retrying(self, deadline: float, what: str, initial: float | None = None) -> Retrying:
+    def _retrying(
+        self, deadline: float, what: str, initial: float | None = None, outcome: str = " failed"
+    ) -> Retrying:
         return Retrying(
             retry=retry_if_exception_type(TransientApplyError),
             wait=self.backoff.wait(initial),
             stop=stop_after_delay(deadline),
             reraise=True,
-            before_sleep=log_retry(log, what, level=logging.INFO, describe=str),
+            before_sleep=log_retry(log, what, level=logging.INFO, describe=str, outcome=outcome),
             sleep=time.sleep,
         )
 
