@@ -37,7 +37,8 @@ def _seldon_through_istio(obj: Manifest) -> None:
     """Turn on the operator's Istio support and name Kubeflow's gateway.
 
     SeldonIO/seldon-core v1.17.1: `operator/config/manager/manager.yaml` sets ISTIO_ENABLED
-    "false" (`operator/config/lite` leaves it); `operator/controllers/
+    "false" and ISTIO_GATEWAY "istio-system/seldon-gateway" (the lite config,
+    `operator/config/lite/patch_manager_env.yaml`, leaves both); `operator/controllers/
     seldondeployment_controller.go` routes through ISTIO_GATEWAY when it is "true".
     """
     wanted = {"ISTIO_ENABLED": "true", "ISTIO_GATEWAY": ISTIO_GATEWAY}

@@ -1,6 +1,7 @@
 """Parse request bodies of the Seldon protocol and the Open Inference Protocol (V2).
 
-The Seldon wrapper cited is SeldonIO/seldon-core, tag v1.17.1, under `python/seldon_core/`.
+Cited: SeldonIO/seldon-core, tag v1.17.1 (the wrapper under `python/seldon_core/`, the
+message types in `proto/prediction.proto`).
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ def parse_v2(message: Any, *, booleans_possible: bool = True) -> V2Request:
 def _with_meta(features: npt.NDArray[np.float32], kind: str, meta: Any) -> SeldonRequest:
     """The request with what `meta` echoes: all but `routing` (utils.py, `construct_response_json`).
 
-    Fields are typed as prediction.proto's Meta, as the wrapper's feedback parser wants them.
+    Typed as `proto/prediction.proto`'s Meta, as the wrapper's feedback parser wants them.
     """
     if meta is None:
         return SeldonRequest(features, kind)
@@ -269,7 +270,7 @@ def _is_int32(number: float) -> bool:
     return float(number).is_integer() and _INT32[0] <= number <= _INT32[1]
 
 
-# prediction.proto's Meta: puid string, tags map<string, Value>, routing map<string,
+# proto/prediction.proto's Meta: puid string, tags map<string, Value>, routing map<string,
 # int32>, requestPath map<string, string>, metrics repeated Metric.
 _META_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "puid": (lambda v: isinstance(v, str), 'a string, e.g. "p-1"'),
