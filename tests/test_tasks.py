@@ -397,3 +397,21 @@ def test_inv_test_from_a_subfolder_checks_the_whole_project_without_colour_codes
     assert "Success: no issues found in" in done.stdout  # mypy found the package
     assert "No Python files found" not in done.stdout + done.stderr
     assert "\x1b[" not in done.stdout  # not a terminal: the commands are shown plain
+
+
+def test_every_option_that_sets_a_setting_is_named_right_in_its_messages() -> None:
+    """A refused `--trees 0` names `--trees`: each `settings_for(field=option)` in tasks.py."""
+    import ast
+
+    from hello_kubeflow.cli.options import flag_for
+
+    pairs = [
+        (keyword.arg, keyword.value.id)
+        for node in ast.walk(ast.parse((REPO / "tasks.py").read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "settings_for"
+        for keyword in node.keywords
+        if keyword.arg and isinstance(keyword.value, ast.Name)
+    ]
+    assert len(pairs) > 10
+    wrong = [(f, o) for f, o in pairs if flag_for(f) != "--" + o.replace("_", "-")]
+    assert not wrong, f"messages would name the wrong option for (setting, option): {wrong}"

@@ -142,9 +142,14 @@ def settings_for(**overrides: Any) -> Settings:
     """
     configure_logging()
     given = {k: v for k, v in overrides.items() if v not in (None, "")}
-    flags = {name: _FLAGS.get(name, "--" + name.split("_")[-1]) for name in given}
+    flags = {name: flag_for(name) for name in given}
     with user_errors():
         return load_settings().override(given, flags)
+
+
+def flag_for(field: str) -> str:
+    """The option that sets the setting `field` in messages: `--port` for `serve_port`."""
+    return _FLAGS.get(field, "--" + field.split("_")[-1])
 
 
 def emit(result: Result, as_json: bool) -> None:
