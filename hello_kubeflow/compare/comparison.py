@@ -194,7 +194,7 @@ def compare_models(
     latest = settings.output_dir / LATEST_FILE
     kept = latest.read_bytes() if latest.is_file() else None
     rows: list[Contender] = []
-    recorded = any(recorded_run_path(settings, *pair).is_file() for pair in models)
+    recorded = any(recorded_run_path(settings.output_dir, *pair).is_file() for pair in models)
     digests = _data_digests(settings) if recorded and not retrain else None
     try:
         for model, preset in models:
@@ -237,7 +237,7 @@ def reusable_run(
         digests: the training and test data's digests (`data_digest`) a run would use now;
             a record without them, or with others, was made on other data.
     """
-    path = recorded_run_path(settings, options.model, options.preset)
+    path = recorded_run_path(settings.output_dir, options.model, options.preset)
     try:
         record = json.loads(path.read_text())
         same = record.pop("options") == asdict(options)

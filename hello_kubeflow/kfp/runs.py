@@ -20,6 +20,7 @@ import yaml
 from kfp_server_api import V2beta1Pipeline
 
 from hello_kubeflow.errors import KfpError, RunFailedError
+from hello_kubeflow.kfp._kfp_private import pipeline_service
 from hello_kubeflow.kfp.remote import KfpSession, call_api
 
 log = logging.getLogger(__name__)
@@ -95,16 +96,13 @@ def upload_pipeline(session: KfpSession, package: Path, name: str) -> PipelineRe
 
 
 def _create_pipeline(session: KfpSession, name: str) -> str:
-    """Create pipeline `name` with no version yet (POST /apis/v2beta1/pipelines); its ID.
-
-    `kfp.Client` has no public call for this, so the SDK's own generated
-    PipelineServiceApi is used (kfp_server_api, as `kfp.Client` itself does).
-    """
+    """Create pipeline `name` with no version yet (POST /apis/v2beta1/pipelines); its ID."""
     body = V2beta1Pipeline(display_name=name, namespace=session.namespace)
+    service = pipeline_service(session.client)
     created = call_api(
         session,
         f"creating pipeline {name}",
-        lambda: session.client._pipelines_api.pipeline_service_create_pipeline(body),
+        lambda: service.pipeline_service_create_pipeline(body),
         idempotent=False,
     )
     log.info("created pipeline %s", name)
