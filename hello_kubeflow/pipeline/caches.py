@@ -1,9 +1,4 @@
-"""`inv clean --caches`: list and remove what the project keeps in its cache folder.
-
-The cache folder (`HK_CACHE_DIR`, default `~/.cache/hello-kubeflow`) holds only
-what can be made again. Only the entries named in `CACHE_ENTRIES` are touched,
-so a cache folder pointed at a folder with other files loses none of them.
-"""
+"""`inv clean --caches`: list and remove the project's entries (`CACHE_ENTRIES`) of the cache."""
 
 from __future__ import annotations
 
@@ -70,15 +65,7 @@ class CacheCleanResult:
 
 
 def clean_caches(cache_dir: Path, *, dry_run: bool = False) -> CacheCleanResult:
-    """Remove the project's entries of the cache folder; everything there is made again on use.
-
-    Args:
-        cache_dir: the cache folder (`Settings.cache_dir`).
-        dry_run: only list what would be removed, with sizes.
-
-    Returns:
-        The entries removed (or that would be), each with its size.
-    """
+    """Remove (or, with `dry_run`, list) the project's entries of `cache_dir`, with sizes."""
     present = [cache_dir / name for name in CACHE_ENTRIES if (cache_dir / name).exists()]
     removed = tuple((path, _size(path)) for path in present)
     if not dry_run:

@@ -108,22 +108,23 @@ def _dataset_key(
 
     None when a file is missing (it will be downloaded, or the offline subset used).
     """
-    files: list[Path | None] = [find_idx_file(folder, name) for name in FILE_NAMES]
-    files.append(folder / CHECKSUMS_FILE if (folder / CHECKSUMS_FILE).is_file() else None)
-    stamps: list[Any] = []
+    checksums = folder / CHECKSUMS_FILE
     try:
-        for index, path in enumerate(files):
-            if path is None:
-                if index < len(FILE_NAMES):
-                    return None
-                stamps.append(None)  # no checksums file: MNIST's own checksums
-                continue
-            stat = path.stat()
-            stamps.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns])
+        stamps: list[Any] = [
+            _stamp(path) for name in FILE_NAMES if (path := find_idx_file(folder, name))
+        ]
+        if len(stamps) < len(FILE_NAMES):
+            return None
+        stamps.append(_stamp(checksums) if checksums.is_file() else None)  # None: MNIST's own
     except OSError:
         return None
     kind = "MNIST_DIR" if given_dir else "cache"
     return [DATASET_FORMAT, kind, stamps, train_limit, test_limit]
+
+
+def _stamp(path: Path) -> list[Any]:
+    stat = path.stat()
+    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
 
 
 def _reuse_dataset(cache_dir: Path, key: list[Any] | None, path: Path) -> dict[str, Any] | None:
@@ -197,16 +198,6 @@ def read_test_images(dataset_path: str) -> MnistTestImages:
     """
     with _dataset(dataset_path) as (npz, info):
         return MnistTestImages(x=npz["x_test"], y=npz["y_test"], **_origin(info))
-
-
-def read_dataset_info(dataset_path: str) -> dict[str, Any]:
-    """The `info` record of a dataset artifact (source, sizes, digests), without its arrays.
-
-    Raises:
-        DataFileError: if the file is missing or is not such a dataset.
-    """
-    with _dataset(dataset_path) as (_, info):
-        return info
 
 
 def read_dataset(dataset_path: str) -> MnistData:
@@ -295,8 +286,9 @@ def evaluate_step(dataset_path: str, model_path: str, report_path: str) -> dict[
     from hello_kubeflow.model.evaluation import one_image_latency_ms, top_confusions
     from hello_kubeflow.model.train import evaluate, load_model, save_confusion_png
 
-    data = read_test_images(dataset_path)
-    digest = str(read_dataset_info(dataset_path).get("test_digest", ""))[:8]
+    with _dataset(dataset_path) as (npz, info):
+        data = MnistTestImages(x=npz["x_test"], y=npz["y_test"], **_origin(info))
+        digest = str(info.get("test_digest", ""))[:8]
     loaded = load_model(Path(model_path))
     # Score what will be served: the fast form (identical digits to scikit-learn, tested).
     pixels = scale_pixels(data.x)
