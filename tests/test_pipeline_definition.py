@@ -86,6 +86,16 @@ def test_every_step_names_its_command_instead_of_the_image_default(
         assert "python3 -m kfp.dsl.executor_main" in script, name
 
 
+def test_each_step_spares_its_process_the_final_garbage_collection(
+    compiled: dict[str, Any],
+) -> None:
+    """A step's process ends after its body; freezing first saves the exit's full collection."""
+    executors = compiled["deploymentSpec"]["executors"]
+    for step in ("load-data", "train", "evaluate"):
+        script = " ".join(executors[f"exec-{step}"]["container"]["command"])
+        assert "gc.freeze()" in script, step
+
+
 def test_compiled_yaml_loads_back_as_a_pipeline(tmp_path: Path) -> None:
     path = compile_pipeline(Settings.from_env({}, dotenv=None), tmp_path / "job.yaml", IMAGE)
     loaded = components.load_component_from_file(str(path))

@@ -1,9 +1,8 @@
-"""The project's one reach into kfp's private parts, checked: kfp pins `<2.18` in pyproject.toml.
+"""kfp's private parts the project uses, checked (pyproject.toml pins kfp `<2.18`).
 
-`kfp.Client` has no public call to create a pipeline without a version (its
-`upload_pipeline` names the first version after the pipeline); it keeps the
-generated `PipelineServiceApi` that does, as `_pipelines_api` (kubeflow/pipelines
-2.17.0, sdk/python/kfp/client/client.py, `Client.__init__`).
+`kfp.Client` has no public call to create a pipeline without a version; its generated
+`PipelineServiceApi` does, kept as `_pipelines_api` (kubeflow/pipelines 2.17.0,
+sdk/python/kfp/client/client.py, `Client.__init__`).
 """
 
 from __future__ import annotations
@@ -15,11 +14,7 @@ from hello_kubeflow.errors import KfpError
 
 
 def pipeline_service(client: Any) -> Any:
-    """The client's `kfp_server_api.PipelineServiceApi`.
-
-    Raises:
-        KfpError: the installed kfp keeps it elsewhere (naming the version and the attribute).
-    """
+    """The client's `PipelineServiceApi`; KfpError naming kfp's version if it moved."""
     service = getattr(client, "_pipelines_api", None)
     if not callable(getattr(service, "pipeline_service_create_pipeline", None)):
         raise KfpError(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from hello_kubeflow.kfp.profile_check import check_profile_namespace
 from hello_kubeflow.kfp.remote import Patience, connect
 from hello_kubeflow.kfp.run_pods import RunPodWatch
 from hello_kubeflow.kfp.runs import (
-    FailedStep,
     ensure_experiment,
     follow_run,
     start_run,
@@ -145,11 +143,9 @@ class ClusterRunSummary:
 def run_parameters(settings: Settings, options: RunOptions) -> dict[str, Any]:
     """The pipeline's parameters for a cluster run: the options plus where to deploy."""
     return {
+        # MNIST is read in the cluster
         **options.arguments(
-            n_jobs=settings.n_jobs,
-            mnist_mirrors=settings.mnist_mirrors,
-            download_timeout=settings.download_timeout,
-            mnist_dir=None,  # MNIST is read in the cluster
+            settings.n_jobs, settings.mnist_mirrors, settings.download_timeout, mnist_dir=None
         ),
         "namespace": settings.namespace,
         "deployment_name": settings.deployment_name,
@@ -196,11 +192,6 @@ def train_on_cluster(
 ) -> ClusterRunSummary:
     """Compile, upload and start the pipeline (image by digest), follow it, report the served model.
 
-    Args:
-        settings: the workflow settings (endpoint, auth, experiment, namespace...).
-        options: the run's parameters (preset, trees, seed, data limits).
-        patience: timeouts and retry budget of the KFP API calls.
-
     Raises:
         PrerequisiteError: the image is not pinned by digest, kubectl is missing, or
             the profile namespace of a multi-user install is not ready.
@@ -223,8 +214,8 @@ def train_on_cluster(
             auth = gateway_auth(settings, _origin(endpoint), auth)
         session = connect(endpoint, auth, namespace=settings.namespace, patience=patience)
         where = session.namespace or KFP_NAMESPACE  # multi-user: a profile namespace
-        if session.namespace:
-            _check_profile(api, no_api, session.namespace)
+        if session.namespace and api is not None:  # is the profile namespace ready?
+            check_profile_namespace(api, session.namespace)
         login = registry_login(settings)
         if login is not None:  # before the run: its first step's pod pulls the image
             _make_pull_secret(api, no_api, login, [where, settings.namespace])
@@ -245,9 +236,17 @@ def train_on_cluster(
             run_id,
             timeout=settings.run_timeout,
             steps=step_names(Path(run_plan.package)),
-            explain_failure=lambda step: _explain(api, no_api, where, step),
-            never_starts=_pod_watch(
-                api, no_api, where, run_id, run_plan.image, settings.run_unschedulable_grace
+            explain_failure=lambda step: (
+                explain_failed_step(api, where, step)
+                if api
+                else f"See its log in the run's page, or with kubectl logs -n {where}"
+            ),
+            never_starts=(
+                RunPodWatch(
+                    api, where, run_id, run_plan.image, settings.run_unschedulable_grace
+                ).check
+                if api
+                else None
             ),
         )
     recorded, serving = _served_model(api, no_api, settings, run_id)
@@ -274,10 +273,7 @@ def train_on_cluster(
 
 
 def undeploy_model(settings: Settings) -> list[str]:
-    """Remove the served model (`HK_DEPLOYMENT_NAME` in `HK_NAMESPACE`).
-
-    Returns:
-        What was removed (empty when nothing was deployed).
+    """Remove the served model (`HK_DEPLOYMENT_NAME` in `HK_NAMESPACE`); what was removed.
 
     Raises:
         PrerequisiteError: no kubeconfig, or no permission.
@@ -292,6 +288,11 @@ def _kube_api(settings: Settings) -> tuple[client.ApiClient | None, str]:
     try:
         return api_client(settings), ""
     except HelloKubeflowError as exc:
+        log.info(
+            "the profile namespace is not checked, the run's pods not watched and a failed "
+            "step's log not read: %s",
+            exc,
+        )
         return None, str(exc)
 
 
@@ -329,45 +330,10 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _explain(api: client.ApiClient | None, no_api: str, where: str, step: FailedStep) -> str:
-    """The failed step's pod, end state and log tail, read with the kubeconfig."""
-    if api is None:
-        log.info("cannot read the failed step's log: %s", no_api)
-        return f"See its log in the run's page, or with kubectl logs -n {where}"
-    return explain_failed_step(api, where, step)
-
-
-def _check_profile(api: client.ApiClient | None, no_api: str, namespace: str) -> None:
-    """Refuse to upload while the profile namespace is not ready; skipped without a kubeconfig."""
-    if api is None:
-        log.info("the profile namespace %s is not checked: %s", namespace, no_api)
-        return
-    check_profile_namespace(api, namespace)
-
-
-def _pod_watch(
-    api: client.ApiClient | None,
-    no_api: str,
-    namespace: str,
-    run_id: str,
-    image: str,
-    unschedulable_grace: float,
-) -> Callable[[float], str] | None:
-    """What looks at the run's step pods at each poll; None without a kubeconfig."""
-    if api is None:
-        log.info("the run's pods will not be watched: %s", no_api)
-        return None
-    return RunPodWatch(api, namespace, run_id, image, unschedulable_grace).check
-
-
 def _served_model(
     api: client.ApiClient | None, no_api: str, settings: Settings, run_id: str
 ) -> tuple[dict[str, Any], str]:
-    """What the deploy step recorded on the served model, read with the kubeconfig.
-
-    A run can succeed where we have no kubeconfig (KFP through a gateway): the
-    summary then lacks the accuracy, with a warning, rather than failing.
-    """
+    """What the deploy step recorded on the served model; without a kubeconfig, a warning."""
     if api is None:
         log.warning("the run succeeded, but the served model could not be read: %s", no_api)
         return {}, settings.serving

@@ -41,10 +41,8 @@ class PipelineRef:
 class RunOutcome:
     """A finished run: its final state and the state of each step."""
 
-    run_id: str
     state: str
     steps: dict[str, str]
-    seconds: float
 
 
 # ---- pipelines and experiments
@@ -191,8 +189,7 @@ def follow_run(
     """Poll the run until it finishes, reporting each step's state as it changes.
 
     Args:
-        session: the connection.
-        run_id: the run to follow.
+        session, run_id: the connection and the run to follow.
         timeout: seconds before giving up (the run goes on in the cluster).
         steps: the pipeline's steps, task key -> display name (`step_names`).
         on_step: called with (display name, new state) on every change.
@@ -200,16 +197,12 @@ def follow_run(
         never_starts: called with `time.monotonic()` at each poll; why the run can never
             finish (a step pod that cannot pull its image, or fits on no node), or "".
 
-    Returns:
-        The outcome of a run that SUCCEEDED.
-
     Raises:
         RunFailedError: the run failed, was canceled or skipped (naming the failing
             step), or did not finish within `timeout`.
         KfpError: the API kept failing or refused us.
     """
-    started = time.monotonic()
-    deadline = started + timeout
+    deadline = time.monotonic() + timeout
     url = session.run_url(run_id)
     state = ""
     seen: dict[str, str] = {}
@@ -232,12 +225,11 @@ def follow_run(
         if now >= deadline:
             raise _too_late(run_id, timeout, state, seen, url)
         time.sleep(min(session.patience.poll_interval, deadline - now))
-    seconds = round(time.monotonic() - started, 2)
     if state != "SUCCEEDED":
         failed = _failed_step(run, steps) if state == "FAILED" else None
         detail = explain_failure(failed) if failed and explain_failure else ""
         raise RunFailedError(_failure_message(run, run_id, state, seen, url, failed, detail))
-    return RunOutcome(run_id=run_id, state=state, steps=seen, seconds=seconds)
+    return RunOutcome(state=state, steps=seen)
 
 
 def _report_steps(

@@ -67,7 +67,7 @@ class CacheCleanResult:
 def clean_caches(cache_dir: Path, *, dry_run: bool = False) -> CacheCleanResult:
     """Remove (or, with `dry_run`, list) the project's entries of `cache_dir`, with sizes."""
     present = [cache_dir / name for name in CACHE_ENTRIES if (cache_dir / name).exists()]
-    removed = tuple((path, _size(path)) for path in present)
+    removed = tuple((path, tree_size(path)) for path in present)
     if not dry_run:
         for path in present:
             if path.is_dir() and not path.is_symlink():
@@ -78,8 +78,8 @@ def clean_caches(cache_dir: Path, *, dry_run: bool = False) -> CacheCleanResult:
     return CacheCleanResult(cache_dir, removed, dry_run)
 
 
-def _size(path: Path) -> int:
-    """Bytes under `path`, symlinks not followed (a venv links its interpreter)."""
+def tree_size(path: Path) -> int:
+    """Bytes of a file or under a folder, symlinks not followed (a venv links its interpreter)."""
     if not path.is_dir() or path.is_symlink():
         return path.lstat().st_size
     return sum(f.lstat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())

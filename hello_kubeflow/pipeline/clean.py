@@ -18,6 +18,7 @@ from typing import Any
 
 from hello_kubeflow.errors import SettingsError
 from hello_kubeflow.model.artifact import EVALUATION_FILE, RECORDED_DIR
+from hello_kubeflow.pipeline.caches import tree_size
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,7 @@ def clean_outputs(output: Path, *, keep: int = DEFAULT_KEEP, dry_run: bool = Fal
 
     Args:
         output: the output folder (`Settings.output_dir`) holding `runs/` and `logs/`.
-        keep: how many of the newest completed runs (and logs) to keep, besides
-            those a record names.
+        keep: how many of the newest completed runs to keep, besides those a record names.
         dry_run: only list what would be removed.
 
     Raises:
@@ -87,7 +87,7 @@ def clean_outputs(output: Path, *, keep: int = DEFAULT_KEEP, dry_run: bool = Fal
     kept_logs = _kept_logs(logs, runs, kept_runs, in_use)
     doomed = failed + [p for p in completed if p not in kept_runs]
     doomed += [p for p in logs if p not in kept_logs]
-    freed = sum(_size(p) for p in doomed)
+    freed = sum(tree_size(p) for p in doomed)
     if not dry_run:
         _remove(doomed)
     return CleanResult(tuple(doomed), tuple(kept_runs), freed, dry_run, tuple(failed))
@@ -96,11 +96,7 @@ def clean_outputs(output: Path, *, keep: int = DEFAULT_KEEP, dry_run: bool = Fal
 def _judge_runs(
     runs: list[Path], keep: int, in_use: set[Path]
 ) -> tuple[list[Path], list[Path], list[Path]]:
-    """(completed, kept, failed) among `runs`, newest first.
-
-    The newest unfinished run that changed lately may still be running: it is kept,
-    as is every run a record names and the newest `keep` completed ones.
-    """
+    """(completed, kept, failed) among `runs`, newest first (see the module's docstring)."""
     completed = [p for p in runs if _completed(p)]
     unfinished = [p for p in runs if p not in completed]
     failed = _failed(runs, completed, unfinished, in_use)
@@ -199,9 +195,3 @@ def _children(folder: Path) -> list[Path]:
 def _newest_first(paths: list[Path]) -> list[Path]:
     # Run folders and logs are named by their start time; the name breaks mtime ties.
     return sorted(paths, key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
-
-
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())

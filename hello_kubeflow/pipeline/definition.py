@@ -93,9 +93,7 @@ def evaluate(
     for name, value in evaluation["metrics"].items():
         metrics.log_metric(name, value)
     confusion.log_confusion_matrix(evaluation["class_names"], evaluation["confusion_matrix"])
-    report.metadata["accuracy"] = evaluation["accuracy"]
-    report.metadata["model"] = evaluation["model"]
-    report.metadata["preset"] = evaluation["preset"]
+    report.metadata.update({key: evaluation[key] for key in ("accuracy", "model", "preset")})
     gc.freeze()  # the step's process ends here: spare it the final collection
 
 
@@ -158,7 +156,6 @@ def make_pipeline(
     load_data_op = component(load_data)
     train_op = component(train)
     evaluate_op = component(evaluate)
-    deploy_op = component(deploy_model)
 
     @dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)  # type: ignore[untyped-decorator]
     def mnist_pipeline(
@@ -203,7 +200,7 @@ def make_pipeline(
         scored.set_display_name("evaluate on test set")
         tasks = [data, trained, scored]
         if deploy:  # the last step: only here is the model artifact's URI known
-            served = deploy_op(
+            served = component(deploy_model)(
                 model=trained.outputs["model"],
                 report=scored.outputs["report"],
                 image=image,

@@ -123,10 +123,10 @@ class RunOptions:
 
     def arguments(
         self,
-        *,
         n_jobs: int,
         mnist_mirrors: Sequence[str],
         download_timeout: float,
+        *,
         mnist_dir: Path | None,
         cache_dir: Path | None = None,
     ) -> dict[str, Any]:
@@ -199,7 +199,6 @@ def run_local(
     """Run the pipeline on this machine and record its model as the latest.
 
     Args:
-        settings: the workflow settings.
         options: the run's parameters (preset, trees, seed, data limits).
         runner: `subprocess` (this environment) or `docker` (the project image).
 
@@ -243,9 +242,9 @@ def run_local(
         try:
             outputs = pipeline(
                 **options.arguments(
-                    n_jobs=settings.n_jobs,
-                    mnist_mirrors=settings.mnist_mirrors,
-                    download_timeout=settings.download_timeout,
+                    settings.n_jobs,
+                    settings.mnist_mirrors,
+                    settings.download_timeout,
                     mnist_dir=mnist_dir,
                     cache_dir=cache_dir,
                 )

@@ -53,13 +53,11 @@ def load_data_step(
     train_limit: int = 0,
     test_limit: int = 0,
 ) -> dict[str, Any]:
-    """Load MNIST and write it as the pipeline's dataset artifact.
+    """Load MNIST and write it as the pipeline's dataset artifact at `dataset_path`.
 
     Args:
-        dataset_path: where the dataset file goes.
-        mnist_dir: a folder with the IDX files (empty: the cache, else the mirrors).
-        mnist_mirrors: comma-separated mirrors (empty: the default ones).
-        cache_dir: where downloads are cached (empty: the default cache).
+        mnist_dir, mnist_mirrors, cache_dir: as `MNIST_DIR`, `HK_MNIST_MIRRORS` (comma-separated)
+            and `HK_CACHE_DIR` say (empty: the default).
         download_timeout: seconds per download request.
         train_limit, test_limit: keep only the first N training / test images (0: all).
 
@@ -191,21 +189,13 @@ def write_dataset(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def read_test_images(dataset_path: str) -> MnistTestImages:
-    """Only the test set of a dataset artifact (the training images stay compressed on disk).
-
-    Raises:
-        DataFileError: if the file is missing or is not such a dataset.
-    """
+    """Only the test set of a dataset artifact (DataFileError if it is not one)."""
     with _dataset(dataset_path) as (npz, info):
         return MnistTestImages(x=npz["x_test"], y=npz["y_test"], **_origin(info))
 
 
 def read_dataset(dataset_path: str) -> MnistData:
-    """Read the dataset artifact written by `load_data_step`.
-
-    Raises:
-        DataFileError: if the file is missing or is not such a dataset.
-    """
+    """Read the dataset artifact written by `load_data_step` (DataFileError if it is not one)."""
     with _dataset(dataset_path) as (npz, info):
         arrays = {name: npz[name] for name in ("x_train", "y_train", "x_test", "y_test")}
         return MnistData(**arrays, **_origin(info))
@@ -238,15 +228,11 @@ def train_step(
     model_kind: str = "forest",
     n_jobs: int = -1,
 ) -> dict[str, Any]:
-    """Train on the dataset artifact and save the model directory.
+    """Train on the dataset artifact and save the model directory at `model_path`.
 
     Args:
-        dataset_path: the dataset artifact.
-        model_path: the model artifact's directory.
         preset: a name in `hello_kubeflow.model.train.PRESETS_BY_MODEL[model_kind]`.
         n_estimators: number of trees (0: the preset's; the forest only).
-        seed: random seed for sampling and training.
-        model_kind: `forest` or `mlp`.
         n_jobs: training processes (-1: all cores).
 
     Returns:
