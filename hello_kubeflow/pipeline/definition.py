@@ -35,6 +35,7 @@ def load_data(
     """Read MNIST (a folder, the cache, or the mirrors) into one dataset file."""
     import gc  # kfp runs the body alone: imports inside
 
+    gc.disable()  # a short-lived process: its imports' 100k+ objects are never garbage
     from hello_kubeflow.pipeline.steps import load_data_step
 
     info = load_data_step(
@@ -62,6 +63,7 @@ def train(
     """Train the model (forest or mlp) and save it with its fast form and metadata."""
     import gc  # kfp runs the body alone: imports inside
 
+    gc.disable()  # a short-lived process: its imports' 100k+ objects are never garbage
     from hello_kubeflow.pipeline.steps import train_step
 
     info = train_step(
@@ -87,6 +89,7 @@ def evaluate(
     """Score the model on the test set: accuracy, per-class figures, confusion matrix."""
     import gc  # kfp runs the body alone: imports inside
 
+    gc.disable()  # a short-lived process: its imports' 100k+ objects are never garbage
     from hello_kubeflow.pipeline.steps import evaluate_step
 
     evaluation = evaluate_step(dataset.path, model.path, report.path)
