@@ -160,7 +160,10 @@ def clean(
             refuse({f"--keep={keep}": keep is not None}, "--caches removes caches, not runs")
             emit(clean_caches(settings.cache_dir, dry_run=dry_run), json)
             return
-        emit(clean_outputs(settings, keep=3 if keep is None else keep, dry_run=dry_run), json)
+        emit(
+            clean_outputs(settings.output_dir, keep=3 if keep is None else keep, dry_run=dry_run),
+            json,
+        )
 
 
 # ---- serving and querying

@@ -59,7 +59,7 @@ def test_clean_keeps_the_newest_runs_and_the_latest_models_run(
     outputs: tuple[Path, list[Path]],
 ) -> None:
     output, runs = outputs
-    result = clean_outputs(Settings(output_dir=output), keep=2)
+    result = clean_outputs(output, keep=2)
 
     assert [p.name for p in result.kept] == [runs[0].name, runs[1].name, runs[3].name]
     assert sorted(p.name for p in (output / "runs").iterdir()) == sorted(
@@ -81,7 +81,7 @@ def test_dry_run_lists_what_would_go_and_removes_nothing(
     output, runs = outputs
     before = sorted(str(p) for p in output.rglob("*"))
 
-    result = clean_outputs(Settings(output_dir=output), keep=1, dry_run=True)
+    result = clean_outputs(output, keep=1, dry_run=True)
 
     assert sorted(str(p) for p in output.rglob("*")) == before
     text = result.describe()
@@ -94,19 +94,19 @@ def test_keep_zero_still_keeps_the_model_inv_serve_loads(
     outputs: tuple[Path, list[Path]],
 ) -> None:
     output, runs = outputs
-    clean_outputs(Settings(output_dir=output), keep=0)
+    clean_outputs(output, keep=0)
     assert [p.name for p in (output / "runs").iterdir() if p.name != "_mnist"] == [runs[3].name]
 
 
 def test_clean_with_nothing_there_says_so(tmp_path: Path) -> None:
-    result = clean_outputs(Settings(output_dir=tmp_path / "none"))
+    result = clean_outputs(tmp_path / "none")
     assert result.removed == ()
     assert result.describe() == "nothing to remove; kept 0 run(s) and logs"
 
 
 def test_negative_keep_is_refused() -> None:
     with pytest.raises(SettingsError, match="--keep=-1"):
-        clean_outputs(Settings(), keep=-1)
+        clean_outputs(Settings().output_dir, keep=-1)
 
 
 def test_inv_clean_dry_run_json(outputs: tuple[Path, list[Path]]) -> None:
@@ -146,7 +146,7 @@ def test_clean_keeps_every_recorded_run_counts_only_completed_ones_and_drops_fai
         (output / "recorded" / f"{name}.json").write_text(json.dumps(record))
     (output / "latest.json").write_text(json.dumps({"model_path": str(served / "train" / "model")}))
 
-    result = clean_outputs(Settings(output_dir=output), keep=1)
+    result = clean_outputs(output, keep=1)
 
     runs = sorted(p.name for p in (output / "runs").iterdir())
     assert runs == sorted(p.name for p in (forest, network, served, newest))
@@ -171,7 +171,7 @@ def test_the_newest_run_without_a_report_may_still_be_running_and_stays(tmp_path
     running = output / "runs" / "hello-kubeflow-mnist-2026-11-03"
     (running / "load-data").mkdir(parents=True)  # just started: changed now
 
-    result = clean_outputs(Settings(output_dir=output), keep=0)
+    result = clean_outputs(output, keep=0)
 
     assert running.is_dir() and running in result.kept
     # Each log goes with its run, the failed run's too.
@@ -190,6 +190,6 @@ def test_a_log_named_as_inv_train_names_it_goes_with_the_run_kfp_local_named(
         stamp = run.name.removeprefix("hello-kubeflow-mnist-")
         (output / "logs" / f"train-{stamp}.log").rename(output / "logs" / log)
 
-    clean_outputs(Settings(output_dir=output), keep=1)
+    clean_outputs(output, keep=1)
 
     assert [p.name for p in (output / "logs").iterdir()] == ["train-20261101-100004.log"]

@@ -146,7 +146,10 @@ def test_trees_for_the_network_are_refused() -> None:
 
 
 def test_the_pipeline_arguments_name_the_model() -> None:
-    assert RunOptions(model="mlp").arguments(Settings(), mnist_dir=None)["model_kind"] == "mlp"
+    arguments = RunOptions(model="mlp").arguments(
+        n_jobs=1, mnist_mirrors=(), download_timeout=60.0, mnist_dir=None
+    )
+    assert arguments["model_kind"] == "mlp"
 
 
 @pytest.mark.slow

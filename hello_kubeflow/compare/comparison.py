@@ -173,7 +173,7 @@ def compare_models(
     latest = settings.output_dir / LATEST_FILE
     kept = latest.read_bytes() if latest.is_file() else None
     rows: list[Contender] = []
-    recorded = any(recorded_run_path(settings, *pair).is_file() for pair in models)
+    recorded = any(recorded_run_path(settings.output_dir, *pair).is_file() for pair in models)
     # No hashing for files verified as they load.
     digests = load_mnist(settings).digests() if recorded and not retrain else None
     try:
@@ -185,7 +185,7 @@ def compare_models(
                 train_limit=train_limit,
                 test_limit=test_limit,
             )
-            path = recorded_run_path(settings, model, preset)
+            path = recorded_run_path(settings.output_dir, model, preset)
             summary = None if digests is None else reusable_run(path, options, digests)
             reused = summary is not None
             if summary is None:

@@ -1,25 +1,24 @@
-"""Cluster mode end to end: train on Kubeflow Pipelines, report the served model, remove it.
-
-`train_on_cluster` compiles the pipeline with the pushed image by digest (and
-the `deploy` step at its end), uploads it, finds or creates the experiment,
-starts a run with the command line's parameters, follows it to the end and
-reads back what the deploy step recorded on the served model. `plan` is what
-`--dry-run` shows: everything the run would use, contacting nothing.
-"""
+"""Cluster mode end to end: train on Kubeflow Pipelines, report the served model, remove it."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from kubernetes import client
+
 from hello_kubeflow.deploy.deploy import detect_serving, undeploy, wait_until_serving
 from hello_kubeflow.deploy.model_manifests import SERVING_APIS, recorded_summary
-from hello_kubeflow.deploy.pull_secret import PULL_SECRET, ensure_pull_secret, registry_login
+from hello_kubeflow.deploy.pull_secret import (
+    PULL_SECRET,
+    RegistryLogin,
+    ensure_pull_secret,
+    registry_login,
+)
 from hello_kubeflow.errors import HelloKubeflowError, PrerequisiteError
 from hello_kubeflow.gateway.endpoints import (
     KFP_NAMESPACE,
@@ -33,7 +32,6 @@ from hello_kubeflow.kfp.profile_check import check_profile_namespace
 from hello_kubeflow.kfp.remote import Patience, connect
 from hello_kubeflow.kfp.run_pods import RunPodWatch
 from hello_kubeflow.kfp.runs import (
-    FailedStep,
     ensure_experiment,
     follow_run,
     start_run,
@@ -144,16 +142,18 @@ class ClusterRunSummary:
 
 def run_parameters(settings: Settings, options: RunOptions) -> dict[str, Any]:
     """The pipeline's parameters for a cluster run: the options plus where to deploy."""
-    parameters = options.arguments(settings, mnist_dir=None)  # MNIST is read in the cluster
-    parameters.update(
-        namespace=settings.namespace,
-        deployment_name=settings.deployment_name,
-        serving=settings.serving,
-        model_name=settings.model_name,
-        kube_request_timeout=settings.kube_request_timeout,
-        crash_grace=settings.wait_crash_grace,
-    )
-    return parameters
+    return {
+        # MNIST is read in the cluster
+        **options.arguments(
+            settings.n_jobs, settings.mnist_mirrors, settings.download_timeout, mnist_dir=None
+        ),
+        "namespace": settings.namespace,
+        "deployment_name": settings.deployment_name,
+        "serving": settings.serving,
+        "model_name": settings.model_name,
+        "kube_request_timeout": settings.kube_request_timeout,
+        "crash_grace": settings.wait_crash_grace,
+    }
 
 
 def plan(settings: Settings, options: RunOptions) -> ClusterPlan:
@@ -180,7 +180,7 @@ def plan(settings: Settings, options: RunOptions) -> ClusterPlan:
         image=image,
         pinned="@sha256:" in image,
         endpoint=describe_kfp_endpoint(settings.kfp_endpoint, settings.gateway_url),
-        auth=_describe_auth(settings),
+        auth=_describe_auth(Auth.from_settings(settings), settings.kubeflow_username),
         experiment=settings.experiment,
         pipeline=PIPELINE_NAME,
         parameters=run_parameters(settings, options),
@@ -192,15 +192,7 @@ def plan(settings: Settings, options: RunOptions) -> ClusterPlan:
 def train_on_cluster(
     settings: Settings, options: RunOptions, *, patience: Patience | None = None
 ) -> ClusterRunSummary:
-    """Run the pipeline on Kubeflow Pipelines, follow it, report the model it served.
-
-    Args:
-        settings: the workflow settings (endpoint, auth, experiment, namespace...).
-        options: the run's parameters (preset, trees, seed, data limits).
-        patience: timeouts and retry budget of the KFP API calls.
-
-    Returns:
-        The summary: run, accuracy, model URI, where the model is served.
+    """Compile, upload and start the pipeline (image by digest), follow it, report the served model.
 
     Raises:
         PrerequisiteError: the image is not pinned by digest, kubectl is missing, or
@@ -217,6 +209,7 @@ def train_on_cluster(
             "the digest), or set HK_PIPELINE_IMAGE=<repository>@sha256:<digest>"
         )
     auth = Auth.from_settings(settings)
+    api, no_api = _kube_api(settings)
     started = time.monotonic()
     with kfp_endpoint(settings) as endpoint:
         if settings.kfp_endpoint or settings.gateway_url:  # not the UI's own port-forward
@@ -224,10 +217,14 @@ def train_on_cluster(
                 _origin(endpoint), auth, settings.kubeflow_username, settings.kubeflow_password
             )
         session = connect(endpoint, auth, namespace=settings.namespace, patience=patience)
-        if session.namespace:  # multi-user: the run goes to a profile namespace
-            _check_profile(settings, session.namespace)
-        if run_plan.pull_secret:  # before the run: its first step's pod pulls the image
-            _make_pull_secret(settings, [session.namespace or KFP_NAMESPACE, settings.namespace])
+        where = session.namespace or KFP_NAMESPACE  # multi-user: a profile namespace
+        if session.namespace and api is not None:  # is the profile namespace ready?
+            check_profile_namespace(api, session.namespace)
+        login = registry_login(
+            settings.container_registry, settings.registry_username, settings.registry_password
+        )
+        if login is not None:  # before the run: its first step's pod pulls the image
+            _make_pull_secret(api, no_api, login, [where, settings.namespace])
         pipeline = upload_pipeline(session, Path(run_plan.package), run_plan.pipeline)
         experiment_id = ensure_experiment(session, settings.experiment)
         run_name = f"{run_plan.pipeline} {time.strftime('%Y-%m-%d %H:%M:%S')}"
@@ -245,10 +242,20 @@ def train_on_cluster(
             run_id,
             timeout=settings.run_timeout,
             steps=step_names(Path(run_plan.package)),
-            explain_failure=lambda step: _explain(settings, session.namespace, step),
-            never_starts=_pod_watch(settings, session.namespace, run_id, run_plan.image),
+            explain_failure=lambda step: (
+                explain_failed_step(api, where, step)
+                if api
+                else f"See its log in the run's page, or with kubectl logs -n {where}"
+            ),
+            never_starts=(
+                RunPodWatch(
+                    api, where, run_id, run_plan.image, settings.run_unschedulable_grace
+                ).check
+                if api
+                else None
+            ),
         )
-    recorded, serving = _served_model(settings, run_id)
+    recorded, serving = _served_model(api, no_api, settings, run_id)
     return ClusterRunSummary(
         run_id=run_id,
         run_url=url,
@@ -272,10 +279,7 @@ def train_on_cluster(
 
 
 def undeploy_model(settings: Settings) -> list[str]:
-    """Remove the served model (`HK_DEPLOYMENT_NAME` in `HK_NAMESPACE`).
-
-    Returns:
-        What was removed (empty when nothing was deployed).
+    """Remove the served model (`HK_DEPLOYMENT_NAME` in `HK_NAMESPACE`); what was removed.
 
     Raises:
         PrerequisiteError: no kubeconfig, or no permission.
@@ -288,38 +292,47 @@ def undeploy_model(settings: Settings) -> list[str]:
     )
 
 
-def _make_pull_secret(settings: Settings, namespaces: list[str]) -> None:
+def _kube_api(settings: Settings) -> tuple[client.ApiClient | None, str]:
+    """The kubeconfig's API client, or None and why not (a run through a gateway needs none)."""
+    try:
+        return api_client(
+            settings.kubeconfig, settings.kube_context, settings.kube_request_timeout
+        ), ""
+    except HelloKubeflowError as exc:
+        log.info(
+            "the profile namespace is not checked, the run's pods not watched and a failed "
+            "step's log not read: %s",
+            exc,
+        )
+        return None, str(exc)
+
+
+def _make_pull_secret(
+    api: client.ApiClient | None, no_api: str, login: RegistryLogin, namespaces: list[str]
+) -> None:
     """Create or refresh the image pull secret where the steps and the model run.
 
     Raises:
         PrerequisiteError: no kubeconfig to make it with, or no right to.
         ClusterError: the API server refused it.
     """
-    login = registry_login(
-        settings.container_registry, settings.registry_username, settings.registry_password
-    )
-    if login is None:
-        return
-    try:
-        api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
-    except PrerequisiteError as exc:
+    if api is None:
         raise PrerequisiteError(
             f"HK_REGISTRY_USERNAME/PASSWORD are set, so the cluster needs the image pull "
             f"secret {PULL_SECRET} in {' and '.join(dict.fromkeys(namespaces))} to pull "
-            f"{login.server}'s image, and making it needs a kubeconfig: {exc} Or make it "
+            f"{login.server}'s image, and making it needs a kubeconfig: {no_api} Or make it "
             f"yourself: kubectl create secret docker-registry {PULL_SECRET} -n <namespace> "
             f"--docker-server={login.server} --docker-username={login.username} "
             "--docker-password=<password>"
-        ) from None
+        )
     ensure_pull_secret(api, login, namespaces)
 
 
-def _describe_auth(settings: Settings) -> str:
+def _describe_auth(auth: Auth, username: str | None) -> str:
     """What the run will prove who we are with (never the secret itself)."""
-    auth = Auth.from_settings(settings)
-    if auth.token or auth.cookie or not settings.kubeflow_username:
+    if auth.token or auth.cookie or not username:
         return auth.kind
-    return f"a Dex login as {settings.kubeflow_username} (HK_KUBEFLOW_USERNAME, made at run time)"
+    return f"a Dex login as {username} (HK_KUBEFLOW_USERNAME, made at run time)"
 
 
 def _origin(url: str) -> str:
@@ -328,57 +341,14 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _explain(settings: Settings, namespace: str | None, step: FailedStep) -> str:
-    """The failed step's pod, end state and log tail, read with the kubeconfig.
-
-    Single-user Kubeflow Pipelines runs its workflows in `kubeflow`; a
-    multi-user install in the profile namespace.
-    """
-    where = namespace or KFP_NAMESPACE
+def _served_model(
+    api: client.ApiClient | None, no_api: str, settings: Settings, run_id: str
+) -> tuple[dict[str, Any], str]:
+    """What the deploy step recorded on the served model; without a kubeconfig, a warning."""
+    if api is None:
+        log.warning("the run succeeded, but the served model could not be read: %s", no_api)
+        return {}, settings.serving
     try:
-        api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
-    except HelloKubeflowError as exc:
-        log.info("cannot read the failed step's log: %s", exc)
-        return f"See its log in the run's page, or with kubectl logs -n {where}"
-    return explain_failed_step(api, where, step)
-
-
-def _check_profile(settings: Settings, namespace: str) -> None:
-    """Refuse to upload while the profile namespace is not ready; skipped without a kubeconfig."""
-    try:
-        api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
-    except HelloKubeflowError as exc:
-        log.info("the profile namespace %s is not checked: %s", namespace, exc)
-        return
-    check_profile_namespace(api, namespace)
-
-
-def _pod_watch(
-    settings: Settings, namespace: str | None, run_id: str, image: str
-) -> Callable[[float], str] | None:
-    """What looks at the run's step pods at each poll; None without a kubeconfig."""
-    try:
-        api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
-    except HelloKubeflowError as exc:
-        log.info("the run's pods will not be watched: %s", exc)
-        return None
-    return RunPodWatch(
-        api,
-        namespace or KFP_NAMESPACE,
-        run_id,
-        image,
-        settings.run_unschedulable_grace,
-    ).check
-
-
-def _served_model(settings: Settings, run_id: str) -> tuple[dict[str, Any], str]:
-    """What the deploy step recorded on the served model, read with the kubeconfig.
-
-    A run can succeed where we have no kubeconfig (KFP through a gateway): the
-    summary then lacks the accuracy, with a warning, rather than failing.
-    """
-    try:
-        api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
         serving = detect_serving(api, settings.serving)
         resource = wait_until_serving(
             api,

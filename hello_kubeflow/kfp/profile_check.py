@@ -1,30 +1,19 @@
 """Is the profile namespace ready for runs? Checked before uploading on a multi-user install.
 
-On multi-user Kubeflow a run goes to the user's profile namespace and needs
-what two controllers put there; a run started before they have is stuck or
-fails (kubeflow/pipelines#12480):
-
-- the Kubeflow profile controller makes the namespace from a Profile of the
-  same name, labels it from its `namespace-labels.yaml` (among them
-  `pipelines.kubeflow.org/enabled: "true"`), and makes the service account
-  `default-editor` that runs execute as (kubeflow/kubeflow v1.10.0, the
-  version kubeflow/manifests 26.03 deploys,
-  components/profile-controller/controllers/profile_controller.go
-  `DEFAULT_EDITOR`; manifests 26.03 `pipeline-install-config`
-  DEFAULTPIPELINERUNNERSERVICEACCOUNT: default-editor);
-- Kubeflow Pipelines' profile controller, a metacontroller decorator over
-  namespaces labelled `pipelines.kubeflow.org/enabled: "true"`, writes the
-  artifact store's keys there as the Secret `mlpipeline-minio-artifact`
-  (kubeflow/pipelines 2.17.0,
-  manifests/kustomize/base/installs/multi-user/pipelines-profile-controller/
-  sync.py and decorator-controller.yaml).
+A run started too early is stuck or fails (kubeflow/pipelines#12480). The Kubeflow profile
+controller makes the namespace from a Profile, labels it `pipelines.kubeflow.org/enabled: "true"`
+and makes the service account `default-editor` runs execute as (kubeflow/kubeflow v1.10.0,
+components/profile-controller/controllers/profile_controller.go `DEFAULT_EDITOR`; manifests
+26.03 `pipeline-install-config` DEFAULTPIPELINERUNNERSERVICEACCOUNT). KFP's profile controller
+then writes the artifact store's keys there as Secret `mlpipeline-minio-artifact`
+(kubeflow/pipelines 2.17.0, manifests/kustomize/base/installs/multi-user/
+pipelines-profile-controller/sync.py and decorator-controller.yaml).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
@@ -41,29 +30,18 @@ ARTIFACT_SECRET = "mlpipeline-minio-artifact"
 KFP_PROFILE_CONTROLLER = "kubeflow-pipelines-profile-controller"
 
 
-@dataclass(frozen=True)
-class _Look:
-    """One read: found, absent, or not allowed / not reachable (then the check is skipped)."""
-
-    found: Any
-    absent: bool
+_ABSENT = object()  # what `_read` answers for a 404
 
 
 def check_profile_namespace(api: client.ApiClient, namespace: str) -> None:
-    """Check that `namespace` is a profile namespace ready for Kubeflow Pipelines runs.
+    """Check that `namespace` (HK_NAMESPACE) is a profile namespace ready for KFP runs.
 
-    What the user's kubeconfig may not read is skipped (logged): a Kubeflow
-    user need not be allowed to read namespaces.
-
-    Args:
-        api: a Kubernetes API client (the user's kubeconfig; `kube.client.api_client`
-            bounds each call by HK_KUBE_REQUEST_TIMEOUT).
-        namespace: the profile namespace the run goes to (HK_NAMESPACE).
+    What the user's kubeconfig may not read is skipped (logged): a Kubeflow user need
+    not be allowed to read namespaces.
 
     Raises:
-        PrerequisiteError: the namespace is missing, not a pipelines profile
-            namespace, or lacks `default-editor` or the artifact-store Secret;
-            the message says which profile to create or what to wait for.
+        PrerequisiteError: the namespace is missing, not a pipelines profile namespace, or
+            lacks `default-editor` or the artifact-store Secret (saying what to do).
     """
     core = client.CoreV1Api(api)
     watch_it = (
@@ -71,7 +49,7 @@ def check_profile_namespace(api: client.ApiClient, namespace: str) -> None:
         "the controller's log: `kubectl logs -n kubeflow deploy/profiles-deployment`"
     )
     space = _read(lambda: core.read_namespace(namespace))
-    if space.absent:
+    if space is _ABSENT:
         raise PrerequisiteError(
             f"the profile namespace {namespace} (HK_NAMESPACE) does not exist. On multi-user "
             f"Kubeflow a run goes to a profile's namespace: create the Profile {namespace} "
@@ -80,24 +58,22 @@ def check_profile_namespace(api: client.ApiClient, namespace: str) -> None:
             f"{namespace}` shows it; or set HK_NAMESPACE to your profile "
             "(`kubectl get profiles` lists them)"
         )
-    labels = dict(getattr(getattr(space.found, "metadata", None), "labels", None) or {})
-    if space.found is not None and labels.get(PIPELINES_LABEL) != "true":
+    labels = dict(getattr(getattr(space, "metadata", None), "labels", None) or {})
+    if space is not None and labels.get(PIPELINES_LABEL) != "true":
         raise PrerequisiteError(
             f"namespace {namespace} (HK_NAMESPACE) lacks the label {PIPELINES_LABEL}=true, so "
             "Kubeflow Pipelines never sets it up for runs: it is not a profile's namespace, or "
             f"the profile controller has not labelled it yet. Use your profile's namespace, "
             f"or wait: {watch_it}"
         )
-    account = _read(lambda: core.read_namespaced_service_account(RUNNER_ACCOUNT, namespace))
-    if account.absent:
+    if _read(lambda: core.read_namespaced_service_account(RUNNER_ACCOUNT, namespace)) is _ABSENT:
         raise PrerequisiteError(
             f"the profile namespace {namespace} has no service account {RUNNER_ACCOUNT}, which "
             "runs execute as: the Kubeflow profile controller makes it for the Profile "
             f"{namespace}. Wait for it (`kubectl get serviceaccount -n {namespace} "
             f"{RUNNER_ACCOUNT}`); if it does not come, {watch_it}"
         )
-    secret = _read(lambda: core.read_namespaced_secret(ARTIFACT_SECRET, namespace))
-    if secret.absent:
+    if _read(lambda: core.read_namespaced_secret(ARTIFACT_SECRET, namespace)) is _ABSENT:
         raise PrerequisiteError(
             f"the profile namespace {namespace} has no Secret {ARTIFACT_SECRET}, the artifact "
             "store's keys that every step needs: Kubeflow Pipelines' profile controller writes "
@@ -107,12 +83,12 @@ def check_profile_namespace(api: client.ApiClient, namespace: str) -> None:
         )
 
 
-def _read(request: Callable[[], Any]) -> _Look:
+def _read(request: Callable[[], Any]) -> Any:
+    """The object; `_ABSENT` when not found; None when not allowed or unreachable (skipped)."""
     try:
-        answer = request()
+        return request()
     except Exception as exc:  # unreachable or refused: the KFP API will say what is wrong
         if isinstance(exc, ApiException) and int(exc.status or 0) == 404:
-            return _Look(None, True)
+            return _ABSENT
         log.warning("cannot check the profile namespace: %s", describe_api_error(exc))
-        return _Look(None, False)
-    return _Look(answer, False)
+        return None

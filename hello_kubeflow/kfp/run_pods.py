@@ -1,16 +1,10 @@
 """A run that can never start: its step pods cannot pull their image, or fit on no node.
 
-The KFP API keeps such a run RUNNING for ever: Argo waits for the pod, the
-pod waits for an image or a node. So while a run is followed, its step pods
-are looked at too, and judged as `inv wait` judges pods (`kube/pods.py`).
-
-Every pod of a run carries the label `pipeline/runid=<run ID>`: the API server
-puts it in the workflow's `spec.podMetadata.labels` (kubeflow/pipelines
-2.17.0, backend/src/apiserver/template/v2_template.go, `SetPodMetadataLabels`
-with `util.LabelKeyWorkflowRunId` = "pipeline/runid" of
-backend/src/common/util/consts.go), and Argo copies those labels onto every
-pod it creates (argoproj/argo-workflows v4.0.5,
-workflow/controller/workflowpod.go, `execWf.Spec.PodMetadata.Labels`).
+The KFP API keeps such a run RUNNING for ever, so its step pods are judged as `inv wait`
+judges pods. They carry `pipeline/runid=<run ID>`: the API server sets it in the workflow's
+`spec.podMetadata.labels` (kubeflow/pipelines 2.17.0, backend/src/apiserver/template/
+v2_template.go `SetPodMetadataLabels`, backend/src/common/util/consts.go) and Argo copies it
+onto every pod (argoproj/argo-workflows v4.0.5, workflow/controller/workflowpod.go).
 """
 
 from __future__ import annotations
@@ -37,10 +31,7 @@ class RunPodWatch:
     """Looks at one run's step pods at each poll; says when one will never start.
 
     Attributes:
-        api: a Kubernetes API client (the user's kubeconfig; `kube.client.api_client`
-            bounds each call by HK_KUBE_REQUEST_TIMEOUT).
         namespace: where the run's pods are (`kubeflow`, or the profile namespace).
-        run_id: the run's ID, the value of its pods' `pipeline/runid` label.
         pipeline_image: the project's image, to tell its pull failures from KFP's own.
         unschedulable_grace: seconds a pod may stay Unschedulable (HK_RUN_UNSCHEDULABLE_GRACE).
     """
@@ -54,13 +45,9 @@ class RunPodWatch:
     _unreadable: bool = False
 
     def check(self, now: float) -> str:
-        """What keeps the run from ever finishing, or "" while nothing does.
+        """What keeps the run from ever finishing at `now` (monotonic), or "" while nothing does.
 
-        Never raises: a cluster whose pods we may not list leaves the run to
-        the KFP API alone (said once in the log).
-
-        Args:
-            now: the current `time.monotonic()`.
+        Never raises: pods we may not list leave the run to the KFP API (logged once).
         """
         pods = self._list()
         if pods is None:

@@ -1,8 +1,7 @@
 """Pipelines, experiments and runs on Kubeflow Pipelines: upload, start, follow.
 
-The SDK's own `wait_for_run_completion` never returns for a CANCELED run and
-has no request timeout: `follow_run` is our own loop, with a deadline, that
-reports each step's state as it changes and names the failing step.
+`follow_run` is our own loop: the SDK's `wait_for_run_completion` never returns for a
+CANCELED run and has no request timeout.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import yaml
 from kfp_server_api import V2beta1Pipeline
 
 from hello_kubeflow.errors import KfpError, RunFailedError
+from hello_kubeflow.kfp._kfp_private import pipeline_service
 from hello_kubeflow.kfp.remote import KfpSession, call_api
 
 log = logging.getLogger(__name__)
@@ -41,23 +41,18 @@ class PipelineRef:
 class RunOutcome:
     """A finished run: its final state and the state of each step."""
 
-    run_id: str
     state: str
     steps: dict[str, str]
-    seconds: float
 
 
 # ---- pipelines and experiments
 
 
 def upload_pipeline(session: KfpSession, package: Path, name: str) -> PipelineRef:
-    """Upload `package` as a version of pipeline `name`, named by the package's digest.
+    """Upload `package` as version `<name>-<sha256 prefix>` of pipeline `name`, or reuse it.
 
-    The pipeline is created (without a version) when the name is new; the
-    version is `<name>-<sha256 prefix>` from the first upload on, so uploading
-    the same package again finds that version and reuses it instead of piling
-    up copies. (`kfp.Client.upload_pipeline` would name the first version after
-    the pipeline, so the same package could not be told apart on the next run.)
+    A new pipeline is created without a version (`kfp.Client.upload_pipeline` would
+    name its first version after the pipeline, so the same package could not be found).
 
     Raises:
         KfpError: the API refused or failed the upload.
@@ -95,16 +90,13 @@ def upload_pipeline(session: KfpSession, package: Path, name: str) -> PipelineRe
 
 
 def _create_pipeline(session: KfpSession, name: str) -> str:
-    """Create pipeline `name` with no version yet (POST /apis/v2beta1/pipelines); its ID.
-
-    `kfp.Client` has no public call for this, so the SDK's own generated
-    PipelineServiceApi is used (kfp_server_api, as `kfp.Client` itself does).
-    """
+    """Create pipeline `name` with no version yet (POST /apis/v2beta1/pipelines); its ID."""
     body = V2beta1Pipeline(display_name=name, namespace=session.namespace)
+    service = pipeline_service(session.client)
     created = call_api(
         session,
         f"creating pipeline {name}",
-        lambda: session.client._pipelines_api.pipeline_service_create_pipeline(body),
+        lambda: service.pipeline_service_create_pipeline(body),
         idempotent=False,
     )
     log.info("created pipeline %s", name)
@@ -112,11 +104,7 @@ def _create_pipeline(session: KfpSession, name: str) -> str:
 
 
 def ensure_experiment(session: KfpSession, name: str) -> str:
-    """The ID of experiment `name`, created when it does not exist yet.
-
-    Raises:
-        KfpError: the API refused or failed.
-    """
+    """The ID of experiment `name`, created when it does not exist yet (KfpError if refused)."""
     experiment = call_api(
         session,
         f"finding or creating experiment {name}",
@@ -134,11 +122,7 @@ def start_run(
     run_name: str,
     parameters: dict[str, Any],
 ) -> str:
-    """Create a run of `pipeline` with `parameters`; return its ID.
-
-    Raises:
-        KfpError: the API refused (e.g. an unknown parameter) or failed.
-    """
+    """Create a run of `pipeline` with `parameters`; its ID (KfpError if refused)."""
     run = call_api(
         session,
         f"creating run {run_name}",
@@ -159,10 +143,9 @@ def start_run(
 
 @dataclass(frozen=True)
 class FailedStep:
-    """A step that failed: its display name, task key and the Argo node that ran it.
+    """A failed step: display name, task key, and its `executor` pod's Argo node ID.
 
-    `node_id` is the Argo node ID the backend gives as the step's child task
-    (`child_tasks[].pod_name`): the node of its `executor` pod.
+    The backend gives the node ID as the step's child task (`child_tasks[].pod_name`).
     """
 
     display_name: str
@@ -171,12 +154,10 @@ class FailedStep:
 
 
 def step_names(package: Path) -> dict[str, str]:
-    """The pipeline's steps in a compiled package: task key -> display name.
+    """The compiled package's steps: task key (`train`) -> display name ("train model").
 
-    The keys are the task names the backend reports (`train`, `load-data`), the
-    values the names the pipeline gave its tasks with `set_display_name`
-    ("train model"), from `root.dag.tasks.<key>.taskInfo.name` of the
-    pipeline spec (kubeflow/pipelines 2.17.0, api/v2alpha1/pipeline_spec.proto).
+    From `root.dag.tasks.<key>.taskInfo.name` of the pipeline spec (kubeflow/pipelines
+    2.17.0, api/v2alpha1/pipeline_spec.proto).
 
     Raises:
         KfpError: the package is not a compiled KFP v2 pipeline.
@@ -208,27 +189,20 @@ def follow_run(
     """Poll the run until it finishes, reporting each step's state as it changes.
 
     Args:
-        session: the connection.
-        run_id: the run to follow.
+        session, run_id: the connection and the run to follow.
         timeout: seconds before giving up (the run goes on in the cluster).
         steps: the pipeline's steps, task key -> display name (`step_names`).
         on_step: called with (display name, new state) on every change.
-        explain_failure: called for a failed step; returns what to add to the
-            message (its pod's reason and last log lines), "" when unknown.
-        never_starts: called with `time.monotonic()` at each poll of a run not
-            finished; returns why it can never finish (a step pod that cannot
-            pull its image, or fits on no node), "" while nothing says so.
-
-    Returns:
-        The outcome of a run that SUCCEEDED.
+        explain_failure: what to add for a failed step (its pod's reason, log tail), or "".
+        never_starts: called with `time.monotonic()` at each poll; why the run can never
+            finish (a step pod that cannot pull its image, or fits on no node), or "".
 
     Raises:
-        RunFailedError: the run failed, was canceled or skipped (naming the
-            failing step), or did not finish within `timeout`.
+        RunFailedError: the run failed, was canceled or skipped (naming the failing
+            step), or did not finish within `timeout`.
         KfpError: the API kept failing or refused us.
     """
-    started = time.monotonic()
-    deadline = started + timeout
+    deadline = time.monotonic() + timeout
     url = session.run_url(run_id)
     state = ""
     seen: dict[str, str] = {}
@@ -251,12 +225,11 @@ def follow_run(
         if now >= deadline:
             raise _too_late(run_id, timeout, state, seen, url)
         time.sleep(min(session.patience.poll_interval, deadline - now))
-    seconds = round(time.monotonic() - started, 2)
     if state != "SUCCEEDED":
         failed = _failed_step(run, steps) if state == "FAILED" else None
         detail = explain_failure(failed) if failed and explain_failure else ""
         raise RunFailedError(_failure_message(run, run_id, state, seen, url, failed, detail))
-    return RunOutcome(run_id=run_id, state=state, steps=seen, seconds=seconds)
+    return RunOutcome(state=state, steps=seen)
 
 
 def _report_steps(
@@ -264,7 +237,7 @@ def _report_steps(
     seen: dict[str, str],
     on_step: Callable[[str, str], None] | None,
 ) -> dict[str, str]:
-    """Log (and pass to `on_step`) each step whose state changed since `seen`; the new states."""
+    """Log (and pass to `on_step`) each step whose state changed since `seen`."""
     for name, step_state in now_steps.items():
         if seen.get(name) != step_state:
             log.info("  step %s: %s", name, step_state)
@@ -290,24 +263,19 @@ def _tasks(run: Any) -> list[Any]:
 
 
 def _steps(run: Any, steps: dict[str, str]) -> dict[str, str]:
-    """Each pipeline step's state, by display name, in the pipeline's order.
+    """Each step's state by display name: its DAG node's, the task named by its key.
 
-    The backend reports every Argo node as a task (kubeflow/pipelines 2.17.0,
-    backend/src/apiserver/server/api_converter.go `toModelTasks`): the
-    workflow, `root-driver`, `root`, `<key>-driver`, the step's DAG named by
-    its task key, and the pod inside it named `executor`. A step's state is
-    its DAG node's: the task named by the step's key.
+    The backend reports every Argo node as a task: the workflow, `root-driver`, `root`,
+    `<key>-driver`, the step's DAG and its `executor` pod (kubeflow/pipelines 2.17.0,
+    backend/src/apiserver/server/api_converter.go `toModelTasks`).
     """
     by_key = {str(t.display_name): str(t.state or "PENDING") for t in _tasks(run)}
     return {name: by_key[key] for key, name in steps.items() if key in by_key}
 
 
 def _failed_step(run: Any, steps: dict[str, str]) -> FailedStep | None:
-    """The first step whose DAG node FAILED, with the node ID of its executor.
-
-    Argo phases become v2 states in kubeflow/pipelines 2.17.0,
-    backend/src/apiserver/model/run.go `RuntimeState.ToV2` (Failed and Error
-    both FAILED).
+    """The first step whose DAG node FAILED (Argo's Failed and Error both: kubeflow/pipelines
+    2.17.0, backend/src/apiserver/model/run.go `RuntimeState.ToV2`), with its executor's node.
     """
     tasks = {str(t.display_name): t for t in _tasks(run)}
     for key, name in steps.items():

@@ -1,14 +1,11 @@
 """Why a pipeline step failed: its pod's end state and the last lines of its log.
 
-The KFP API names a failed step but says nothing of why (tasks carry no
-error); the answer is in the step's `executor` pod. Argo labels every pod of
-a workflow with `workflows.argoproj.io/workflow=<workflow name>` and
-annotates it with its node (`workflows.argoproj.io/node-id`,
-`workflows.argoproj.io/node-name`); the step's code runs in the container
-`main` (argoproj/argo-workflows v4.0.5, workflow/common/common.go). The KFP
-API gives the executor's node ID as the step's child task, and a node ID is
-`<workflow name>-<hash>` (kubeflow/pipelines 2.17.0,
-backend/src/common/util/workflow.go `RetrievePodName`).
+The KFP API names a failed step but not why; its `executor` pod does. Argo labels a
+workflow's pods `workflows.argoproj.io/workflow=<name>`, annotates each with its node
+(`.../node-id`, `.../node-name`) and runs the step in container `main` (argoproj/argo-workflows
+v4.0.5, workflow/common/common.go); the executor's node ID, `<workflow name>-<hash>`, is the
+step's child task (kubeflow/pipelines 2.17.0, backend/src/common/util/workflow.go
+`RetrievePodName`).
 """
 
 from __future__ import annotations
@@ -38,7 +35,7 @@ def explain_failed_step(
 ) -> str:
     """Say why `step` failed: its pod, how its main container ended, its last log lines.
 
-    Never raises for a cluster we cannot read: it then says how to look.
+    For a cluster we cannot read, it says how to look instead.
     """
     workflow = step.node_id.rsplit("-", 1)[0] if "-" in step.node_id else ""
     how_to_look = (

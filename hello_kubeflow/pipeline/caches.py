@@ -1,9 +1,4 @@
-"""`inv clean --caches`: list and remove what the project keeps in its cache folder.
-
-The cache folder (`HK_CACHE_DIR`, default `~/.cache/hello-kubeflow`) holds only
-what can be made again. Only the entries named in `CACHE_ENTRIES` are touched,
-so a cache folder pointed at a folder with other files loses none of them.
-"""
+"""`inv clean --caches`: list and remove the project's entries (`CACHE_ENTRIES`) of the cache."""
 
 from __future__ import annotations
 
@@ -70,17 +65,9 @@ class CacheCleanResult:
 
 
 def clean_caches(cache_dir: Path, *, dry_run: bool = False) -> CacheCleanResult:
-    """Remove the project's entries of the cache folder; everything there is made again on use.
-
-    Args:
-        cache_dir: the cache folder (`Settings.cache_dir`).
-        dry_run: only list what would be removed, with sizes.
-
-    Returns:
-        The entries removed (or that would be), each with its size.
-    """
+    """Remove (or, with `dry_run`, list) the project's entries of `cache_dir`, with sizes."""
     present = [cache_dir / name for name in CACHE_ENTRIES if (cache_dir / name).exists()]
-    removed = tuple((path, _size(path)) for path in present)
+    removed = tuple((path, tree_size(path)) for path in present)
     if not dry_run:
         for path in present:
             if path.is_dir() and not path.is_symlink():
@@ -91,8 +78,8 @@ def clean_caches(cache_dir: Path, *, dry_run: bool = False) -> CacheCleanResult:
     return CacheCleanResult(cache_dir, removed, dry_run)
 
 
-def _size(path: Path) -> int:
-    """Bytes under `path`, symlinks not followed (a venv links its interpreter)."""
+def tree_size(path: Path) -> int:
+    """Bytes of a file or under a folder, symlinks not followed (a venv links its interpreter)."""
     if not path.is_dir() or path.is_symlink():
         return path.lstat().st_size
     return sum(f.lstat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())

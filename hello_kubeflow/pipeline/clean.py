@@ -1,14 +1,8 @@
 """`inv clean`: remove old local runs and their logs, keeping what is still in use.
 
-Every local run leaves a folder under `<output_dir>/runs` (dataset, model,
-report) and a log under `<output_dir>/logs`. Cleaning never removes a run or log
-that a record names: `latest.json` (what `inv serve` loads), any other record
-beside it (`image.json`, ...) and `inv compare`'s records (`recorded/*.json`).
-Of the other runs, the newest N completed ones stay (a completed run has its
-evaluation report); a failed run's leftovers (no report) go first and never
-count towards N. The newest run, when it has no report yet and changed within
-the hour, may still be running: it stays. A log goes or stays with its run (the log
-named by the run's start time or just before it). The records themselves always stay.
+A run or log that a record names (`latest.json`, `image.json`, `recorded/*.json`) always stays,
+as do the newest N completed runs (with an evaluation report) and the newest unfinished run
+changed within the hour (it may be running); a failed run goes first. A log goes with its run.
 """
 
 from __future__ import annotations
@@ -24,7 +18,7 @@ from typing import Any
 
 from hello_kubeflow.errors import SettingsError
 from hello_kubeflow.model.artifact import EVALUATION_FILE, RECORDED_DIR
-from hello_kubeflow.settings import Settings
+from hello_kubeflow.pipeline.caches import tree_size
 
 log = logging.getLogger(__name__)
 
@@ -71,29 +65,19 @@ class CleanResult:
         return "\n".join(lines)
 
 
-def clean_outputs(
-    settings: Settings, *, keep: int = DEFAULT_KEEP, dry_run: bool = False
-) -> CleanResult:
+def clean_outputs(output: Path, *, keep: int = DEFAULT_KEEP, dry_run: bool = False) -> CleanResult:
     """Remove failed runs and all but the newest `keep` completed runs, with their logs.
 
-    A run or log that a record names (`latest.json`, `image.json`, `recorded/*.json`)
-    is never removed.
-
     Args:
-        settings: `output_dir` says where the runs are.
-        keep: how many of the newest completed runs (and logs) to keep, besides
-            those a record names.
+        output: the output folder (`Settings.output_dir`) holding `runs/` and `logs/`.
+        keep: how many of the newest completed runs to keep, besides those a record names.
         dry_run: only list what would be removed.
-
-    Returns:
-        What was removed (or would be), what was kept, and the bytes freed.
 
     Raises:
         SettingsError: `keep` is negative.
     """
     if keep < 0:
         raise SettingsError([f"--keep={keep}: expected 0 or a positive number of runs to keep"])
-    output = settings.output_dir
     in_use = _in_use(output)
     runs = _newest_first(
         [p for p in _children(output / RUNS_DIR) if p.is_dir() and not p.name.startswith("_")]
@@ -103,7 +87,7 @@ def clean_outputs(
     kept_logs = _kept_logs(logs, runs, kept_runs, in_use)
     doomed = failed + [p for p in completed if p not in kept_runs]
     doomed += [p for p in logs if p not in kept_logs]
-    freed = sum(_size(p) for p in doomed)
+    freed = sum(tree_size(p) for p in doomed)
     if not dry_run:
         _remove(doomed)
     return CleanResult(tuple(doomed), tuple(kept_runs), freed, dry_run, tuple(failed))
@@ -112,11 +96,7 @@ def clean_outputs(
 def _judge_runs(
     runs: list[Path], keep: int, in_use: set[Path]
 ) -> tuple[list[Path], list[Path], list[Path]]:
-    """(completed, kept, failed) among `runs`, newest first.
-
-    The newest unfinished run that changed lately may still be running: it is kept,
-    as is every run a record names and the newest `keep` completed ones.
-    """
+    """(completed, kept, failed) among `runs`, newest first (see the module's docstring)."""
     completed = [p for p in runs if _completed(p)]
     unfinished = [p for p in runs if p not in completed]
     failed = _failed(runs, completed, unfinished, in_use)
@@ -215,9 +195,3 @@ def _children(folder: Path) -> list[Path]:
 def _newest_first(paths: list[Path]) -> list[Path]:
     # Run folders and logs are named by their start time; the name breaks mtime ties.
     return sorted(paths, key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
-
-
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())

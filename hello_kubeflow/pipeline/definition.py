@@ -1,22 +1,7 @@
 """The MNIST training pipeline (KFP v2): load data -> train -> evaluate [-> deploy].
 
-The same pipeline runs locally (`inv train`, through `kfp.local`) and on
-Kubeflow Pipelines (`inv train --mode cluster`). Each component is a
-lightweight Python component whose body imports the `hello_kubeflow` package
-and delegates to it; the package is already installed in the project image
-(`install_kfp_package=False`), so no step installs anything at run time.
-Every step names its command (KFP writes `sh -c ... python3 -m
-kfp.dsl.executor_main` into each container's `command`): the image's own
-entrypoint and command are the notebook server's, never a step's.
-
-A step reads no settings of its own: whatever it needs (mirrors, timeouts,
-training processes, the deploy's patience) arrives as a pipeline parameter,
-which `RunOptions.arguments` fills from the settings of the machine that
-starts the run, so a pod's environment decides nothing.
-
-Components are built by `make_pipeline(image)` so that a run can use the
-pushed image by digest; `pipeline/train_pipeline.py` in the checkout is the
-thin file `kfp dsl compile --py` reads, and builds `default_pipeline()`.
+Each component body imports the installed package and delegates to it; a step
+reads no settings of its own: all it needs arrives as a pipeline parameter.
 """
 
 # No `from __future__ import annotations`: kfp reads the components' annotations as
@@ -48,7 +33,9 @@ def load_data(
     test_limit: int = 0,
 ) -> None:
     """Read MNIST (a folder, the cache, or the mirrors) into one dataset file."""
-    # kfp runs the body alone: imports inside
+    import gc  # kfp runs the body alone: imports inside
+
+    gc.disable()  # a short-lived process: its imports' 100k+ objects are never garbage
     from hello_kubeflow.pipeline.steps import load_data_step
 
     info = load_data_step(
@@ -61,6 +48,7 @@ def load_data(
         test_limit=test_limit,
     )
     dataset.metadata.update(info)
+    gc.freeze()  # the step's process ends here: spare it the final collection
 
 
 def train(
@@ -73,7 +61,10 @@ def train(
     model_kind: str = "forest",
 ) -> None:
     """Train the model (forest or mlp) and save it with its fast form and metadata."""
-    from hello_kubeflow.pipeline.steps import train_step  # kfp runs the body alone: imports inside
+    import gc  # kfp runs the body alone: imports inside
+
+    gc.disable()  # a short-lived process: its imports' 100k+ objects are never garbage
+    from hello_kubeflow.pipeline.steps import train_step
 
     info = train_step(
         dataset.path,
@@ -85,6 +76,7 @@ def train(
         model_kind=model_kind,
     )
     model.metadata.update(info)
+    gc.freeze()  # the step's process ends here: spare it the final collection
 
 
 def evaluate(
@@ -95,16 +87,17 @@ def evaluate(
     report: Output[Artifact],
 ) -> None:
     """Score the model on the test set: accuracy, per-class figures, confusion matrix."""
-    # kfp runs the body alone: imports inside
+    import gc  # kfp runs the body alone: imports inside
+
+    gc.disable()  # a short-lived process: its imports' 100k+ objects are never garbage
     from hello_kubeflow.pipeline.steps import evaluate_step
 
     evaluation = evaluate_step(dataset.path, model.path, report.path)
     for name, value in evaluation["metrics"].items():
         metrics.log_metric(name, value)
     confusion.log_confusion_matrix(evaluation["class_names"], evaluation["confusion_matrix"])
-    report.metadata["accuracy"] = evaluation["accuracy"]
-    report.metadata["model"] = evaluation["model"]
-    report.metadata["preset"] = evaluation["preset"]
+    report.metadata.update({key: evaluation[key] for key in ("accuracy", "model", "preset")})
+    gc.freeze()  # the step's process ends here: spare it the final collection
 
 
 def deploy_model(
@@ -156,13 +149,8 @@ def make_pipeline(
     Args:
         image: the project image (by digest for reproducible runs).
         deploy: end with the `deploy` step (cluster runs: it needs a cluster).
-        pull_secret: the image pull secret every step's pod (and the served
-            model's) names, for a private registry ("": none). KFP v2 has no
-            pipeline-wide one (kubeflow/pipelines#11498): the KFP Kubernetes
-            extension sets it on each task.
-
-    Returns:
-        The pipeline, ready to compile or to run with `kfp.local`.
+        pull_secret: the image pull secret every step's pod names ("": none); KFP v2 has
+            no pipeline-wide one (kubeflow/pipelines#11498), so it is set on each task.
     """
 
     def component(func: Callable[..., None]) -> Any:
@@ -171,7 +159,6 @@ def make_pipeline(
     load_data_op = component(load_data)
     train_op = component(train)
     evaluate_op = component(evaluate)
-    deploy_op = component(deploy_model)
 
     @dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)  # type: ignore[untyped-decorator]
     def mnist_pipeline(
@@ -216,7 +203,7 @@ def make_pipeline(
         scored.set_display_name("evaluate on test set")
         tasks = [data, trained, scored]
         if deploy:  # the last step: only here is the model artifact's URI known
-            served = deploy_op(
+            served = component(deploy_model)(
                 model=trained.outputs["model"],
                 report=scored.outputs["report"],
                 image=image,
@@ -245,10 +232,5 @@ def make_pipeline(
 
 
 def default_pipeline() -> dsl.graph_component.GraphComponent:
-    """The pipeline in the image the settings name: what `kfp dsl compile` compiles.
-
-    Raises:
-        SettingsError: a setting is malformed.
-        ImageError: the image record is damaged.
-    """
+    """The pipeline in the image the settings name: what `kfp dsl compile` compiles."""
     return make_pipeline(pipeline_image(load_settings()))

@@ -1,10 +1,6 @@
-"""Compile the pipeline and run it locally with `kfp.local`.
+"""Compile the pipeline and run it locally with `kfp.local` (this environment, or the image).
 
-A local run uses the same pipeline as a cluster run: `SubprocessRunner` in the
-current environment (the package is installed here), or `DockerRunner` in the
-project image. The run's artifacts land under `<output_dir>/runs`, and
-`<output_dir>/latest.json` records the last run's model so `inv serve` and
-`inv query` find it.
+Artifacts land under `<output_dir>/runs`; `latest.json` names the last run's model for `inv serve`.
 """
 
 from __future__ import annotations
@@ -15,6 +11,7 @@ import shutil
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +26,7 @@ from hello_kubeflow.images.container import step_container_args
 from hello_kubeflow.model.artifact import EVALUATION_FILE, LATEST_FILE, RECORDED_DIR
 from hello_kubeflow.pipeline.definition import make_pipeline
 from hello_kubeflow.pipeline.runlog import captured_progress, step_failure
-from hello_kubeflow.pipeline.steps import CONFUSION_PNG, read_dataset_info
+from hello_kubeflow.pipeline.steps import CONFUSION_PNG
 from hello_kubeflow.settings import MODEL_PRESETS, Settings
 
 log = logging.getLogger(__name__)
@@ -99,46 +96,46 @@ class RunOptions:
     model: str = "forest"
 
     def __post_init__(self) -> None:
+        # The model, preset, trees and seed each come checked from the settings; not together.
         problems = _model_problems(self.model, self.preset, self.n_estimators)
         problems += [
             f"{flag}={value}: expected 0 ({meaning}) or a positive number"
             for flag, value, meaning in (
-                ("--trees", self.n_estimators, "the preset's"),
                 ("--train-limit", self.train_limit, "all training images"),
                 ("--test-limit", self.test_limit, "all test images"),
             )
             if value < 0
         ]
-        if self.seed < 0:
-            problems.append(f"--seed={self.seed}: expected a whole number >= 0")
         if problems:
             raise SettingsError(problems)
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, *, n_estimators: int = 0, train_limit: int = 0, test_limit: int = 0
-    ) -> RunOptions:
-        """Options from the settings, with the command line's trees and limits (0: unset)."""
+    def from_settings(cls, settings: Settings, *, train_limit: int, test_limit: int) -> RunOptions:
+        """Options from the (validated) settings, with the command line's data limits."""
         return cls(
             model=settings.model_kind,
             preset=settings.preset,
-            n_estimators=n_estimators or settings.n_estimators or 0,
+            n_estimators=settings.n_estimators or 0,
             seed=settings.seed,
             train_limit=train_limit,
             test_limit=test_limit,
         )
 
     def arguments(
-        self, settings: Settings, *, mnist_dir: Path | None, cache_dir: Path | None = None
+        self,
+        n_jobs: int,
+        mnist_mirrors: Sequence[str],
+        download_timeout: float,
+        *,
+        mnist_dir: Path | None,
+        cache_dir: Path | None = None,
     ) -> dict[str, Any]:
-        """The pipeline's parameters: these options plus the settings the steps need.
+        """The pipeline's parameters: these options plus what the steps would otherwise read.
 
-        A step reads no settings of its own (in a cluster, a pod's environment is
-        not this machine's): mirrors, download timeout and training processes
-        come from `settings` here.
+        A step reads no settings of its own (a pod's environment is not this machine's).
 
         Args:
-            settings: the settings of the machine that starts the run.
+            n_jobs, mnist_mirrors, download_timeout: the starting machine's settings.
             mnist_dir: a folder of IDX files the steps can read (None: the cache or mirrors).
             cache_dir: where the steps cache MNIST (None: their own default).
         """
@@ -147,18 +144,18 @@ class RunOptions:
             "preset": self.preset,
             "n_estimators": self.n_estimators,
             "seed": self.seed,
-            "n_jobs": settings.n_jobs,
+            "n_jobs": n_jobs,
             "mnist_dir": str(mnist_dir) if mnist_dir else "",
-            "mnist_mirrors": ",".join(settings.mnist_mirrors),
+            "mnist_mirrors": ",".join(mnist_mirrors),
             "cache_dir": str(cache_dir) if cache_dir else "",
-            "download_timeout": settings.download_timeout,
+            "download_timeout": download_timeout,
             "train_limit": self.train_limit,
             "test_limit": self.test_limit,
         }
 
 
 def _model_problems(model: str, preset: str, trees: int) -> list[str]:
-    """What is wrong with a model, preset and tree count together (checked before a run)."""
+    """What is wrong with a model, preset and tree count together."""
     if model not in MODEL_PRESETS:
         return [f"--model={model}: expected one of {', '.join(MODEL_PRESETS)}"]
     problems = []
@@ -179,20 +176,15 @@ def compile_pipeline(
     deploy: bool = False,
     pull_secret: str = "",
 ) -> Path:
-    """Compile the pipeline to KFP IR YAML.
+    """Compile the pipeline to KFP IR YAML at `output`; return `output`.
 
     Args:
-        settings: the workflow settings (they name the image when `image` is None).
+        settings: the settings naming the image when `image` is None.
         output: the YAML file to write.
         image: the image every step runs in (default: `images.pipeline_image`).
         deploy: end with the step that serves the model in the cluster (cluster runs).
-        pull_secret: the image pull secret every step and the served model name
-            (cluster runs from a private registry; "": none).
-
-    Returns:
-        The path written.
+        pull_secret: the image pull secret every step and the served model name ("": none).
     """
-
     pipeline = make_pipeline(
         image or pipeline_image(settings), deploy=deploy, pull_secret=pull_secret
     )
@@ -207,18 +199,13 @@ def run_local(
     """Run the pipeline on this machine and record its model as the latest.
 
     Args:
-        settings: the workflow settings.
         options: the run's parameters (preset, trees, seed, data limits).
         runner: `subprocess` (this environment) or `docker` (the project image).
-
-    Returns:
-        The summary: accuracy, model and metrics paths, seconds taken.
 
     Raises:
         StepFailedError: naming the step that failed and its cause.
         PipelineError: for an unknown runner or a run that produced nothing.
     """
-
     options = options or RunOptions()
     if runner not in RUNNERS:
         raise PipelineError(f"--runner {runner!r}: use one of {', '.join(RUNNERS)}")
@@ -254,16 +241,24 @@ def run_local(
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
         try:
             outputs = pipeline(
-                **options.arguments(settings, mnist_dir=mnist_dir, cache_dir=cache_dir)
+                **options.arguments(
+                    settings.n_jobs,
+                    settings.mnist_mirrors,
+                    settings.download_timeout,
+                    mnist_dir=mnist_dir,
+                    cache_dir=cache_dir,
+                )
             )
         except RuntimeError as exc:
             raise step_failure(str(exc), tail, log_path) from None
     seconds = time.monotonic() - started
-    return _record(settings, outputs, options, runner=runner, seconds=seconds, log_path=log_path)
+    return _record(
+        settings.output_dir, outputs, options, runner=runner, seconds=seconds, log_path=log_path
+    )
 
 
 def _record(
-    settings: Settings,
+    output_dir: Path,
     outputs: Any,
     options: RunOptions,
     *,
@@ -276,11 +271,11 @@ def _record(
         model_dir = Path(outputs.outputs["model"].path)
         report_dir = Path(outputs.outputs["report"].path)
         dataset = str(outputs.outputs["dataset"].path)
+        data = dict(outputs.outputs["dataset"].metadata)  # what the load-data step recorded
     except (KeyError, TypeError, AttributeError):
         raise PipelineError("the pipeline finished but returned no model") from None
     metadata = json.loads((model_dir / "metadata.json").read_text())
     evaluation = json.loads((report_dir / EVALUATION_FILE).read_text())
-    data = read_dataset_info(dataset)
     summary = RunSummary(
         accuracy=float(evaluation["accuracy"]),
         model_path=str(model_dir),
@@ -303,8 +298,8 @@ def _record(
         test_digest=str(data.get("test_digest", "")),
     )
     text = json.dumps(summary.as_dict(), indent=2) + "\n"
-    (settings.output_dir / LATEST_FILE).write_text(text)
-    recorded = recorded_run_path(settings, summary.model, summary.preset)
+    (output_dir / LATEST_FILE).write_text(text)
+    recorded = recorded_run_path(output_dir, summary.model, summary.preset)
     recorded.parent.mkdir(parents=True, exist_ok=True)
     recorded.write_text(
         json.dumps({**summary.as_dict(), "options": asdict(options)}, indent=2) + "\n"
@@ -312,18 +307,13 @@ def _record(
     return summary
 
 
-def recorded_run_path(settings: Settings, model: str, preset: str) -> Path:
+def recorded_run_path(output_dir: Path, model: str, preset: str) -> Path:
     """Where the last local run of a model and preset is recorded (`inv compare` reuses it)."""
-    return settings.output_dir / RECORDED_DIR / f"{model}-{preset}.json"
+    return output_dir / RECORDED_DIR / f"{model}-{preset}.json"
 
 
 def _stage_mnist(settings: Settings, target: Path) -> Path | None:
-    """Copy verified MNIST files where the step containers can see them.
-
-    Returns:
-        The staging folder, or None when offline with nothing cached (the step
-        then falls back to the subset itself).
-    """
+    """Copy verified MNIST files where the step containers see them; None when there are none."""
     files = mnist_files(settings)
     if not files:
         return None

@@ -1,10 +1,7 @@
-"""What a person sees while `kfp.local` runs the pipeline, and what it keeps.
+"""What a person sees while `kfp.local` runs the pipeline (stderr), and what it keeps (a log).
 
-`kfp.local` prints everything on stdout: each step's executor input as JSON,
-artifact listings, and the step's own log. The whole of it goes to a log file;
-stderr shows only the lines a person follows a run by (a step starting and
-finishing, our steps' own messages, warnings and errors). When a step fails,
-the error names the step and the cause found in its log.
+kfp.local prints everything on stdout; all of it goes to the log, and stderr shows the lines
+a run is followed by. A failed step's error names the step and the cause found in its log.
 """
 
 from __future__ import annotations
@@ -84,11 +81,7 @@ class _Progress(io.TextIOBase):
 
 @contextlib.contextmanager
 def captured_progress(stream: TextIO, log_path: Path) -> Iterator[deque[str]]:
-    """Route stdout (where kfp.local prints) through the progress filter.
-
-    Args:
-        stream: where the live progress goes (stderr: stdout is for results).
-        log_path: the file that receives every line.
+    """Route stdout (where kfp.local prints) to `log_path`, the lines worth showing to `stream`.
 
     Yields:
         The last lines of the log, for error reports.
@@ -104,12 +97,9 @@ def captured_progress(stream: TextIO, log_path: Path) -> Iterator[deque[str]]:
 
 
 def step_failure(message: str, tail: deque[str], log_path: Path) -> PipelineError:
-    """Turn kfp.local's 'Inner task failed: X' into the step's name and cause.
+    """Turn kfp.local's 'Inner task failed: X' (`message`) into the step's name and the cause.
 
-    Args:
-        message: the RuntimeError kfp.local raised.
-        tail: the last lines of the run's log.
-        log_path: the full log, named in the error.
+    The cause is the last error line in `tail`, the end of the log at `log_path`.
     """
     text = plain(message)
     match = re.search(r"Inner task failed: '?([\w-]+)", text)

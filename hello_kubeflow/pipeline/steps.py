@@ -1,13 +1,8 @@
-"""The bodies of the pipeline's steps: what each component does with its artifacts.
+"""The bodies of the pipeline's steps, testable without KFP; each takes its inputs as arguments.
 
-The components in `hello_kubeflow.pipeline.definition` only unpack artifacts
-and call these, so the work is testable without KFP. A step reads no settings
-from its environment: what it needs arrives as arguments (pipeline parameters).
-Artifacts: the dataset is one compressed `.npz` file (uint8 pixels, int64
-labels: ~13 MB for full MNIST, not 55), the model is a directory (see
-`hello_kubeflow.model.train`), the report is a directory with `evaluation.json`
-and `confusion_matrix.png`. The test set is scored once per run, by the
-evaluate step, on the model as it will be served.
+Artifacts: the dataset is one compressed `.npz` (~13 MB for full MNIST), the model a
+directory (`hello_kubeflow.model.train`), the report a directory with `evaluation.json`
+and `confusion_matrix.png`. The test set is scored once, on the model as it will be served.
 """
 
 from __future__ import annotations
@@ -58,19 +53,16 @@ def load_data_step(
     train_limit: int = 0,
     test_limit: int = 0,
 ) -> dict[str, Any]:
-    """Load MNIST and write it as the pipeline's dataset artifact.
+    """Load MNIST and write it as the pipeline's dataset artifact at `dataset_path`.
 
     Args:
-        dataset_path: where the dataset file goes.
-        mnist_dir: a folder with the IDX files (empty: the cache, else the mirrors).
-        mnist_mirrors: comma-separated mirrors (empty: the default ones).
-        cache_dir: where downloads are cached (empty: the default cache).
+        mnist_dir, mnist_mirrors, cache_dir: as `MNIST_DIR`, `HK_MNIST_MIRRORS` (comma-separated)
+            and `HK_CACHE_DIR` say (empty: the default).
         download_timeout: seconds per download request.
-        train_limit: keep only the first N training images (0: all).
-        test_limit: keep only the first N test images (0: all).
+        train_limit, test_limit: keep only the first N training / test images (0: all).
 
     Returns:
-        Metadata for the artifact: source, sizes, whether it is the subset, and the
+        The artifact's metadata: source, sizes, whether it is the subset, and the
         digests of the training and test data as loaded (before the limits).
     """
     given = {"mnist_dir": mnist_dir, "mnist_mirrors": mnist_mirrors, "cache_dir": cache_dir}
@@ -78,8 +70,10 @@ def load_data_step(
     settings = Settings(download_timeout=download_timeout).override(
         {k: v for k, v in given.items() if v}
     )
-    key = _dataset_key(settings, train_limit, test_limit)
-    kept = _reuse_dataset(settings, key, Path(dataset_path))
+    folder = mnist_folder(settings.mnist_dir, settings.cache_dir)
+    made_from = (folder, settings.mnist_dir is not None, train_limit, test_limit)
+    key = _dataset_key(*made_from)
+    kept = _reuse_dataset(settings.cache_dir, key, Path(dataset_path))
     if kept is not None:
         return kept
     data = load_mnist(settings)
@@ -101,38 +95,40 @@ def load_data_step(
     }
     write_dataset(Path(dataset_path), arrays)
     log.info("dataset: %d train / %d test images from %s", len(y_train), len(y_test), data.source)
-    if key is not None and key == _dataset_key(settings, train_limit, test_limit):
-        _keep_dataset(settings, key, Path(dataset_path), info)  # no file changed meanwhile
+    if key is not None and key == _dataset_key(*made_from):  # no file changed meanwhile
+        _keep_dataset(settings.cache_dir, key, Path(dataset_path), info)
     return info
 
 
-def _dataset_key(settings: Settings, train_limit: int, test_limit: int) -> list[Any] | None:
+def _dataset_key(
+    folder: Path, given_dir: bool, train_limit: int, test_limit: int
+) -> list[Any] | None:
     """What a kept dataset was made from: the MNIST files as they are now, and the limits.
 
     None when a file is missing (it will be downloaded, or the offline subset used).
     """
-    folder = mnist_folder(settings.mnist_dir, settings.cache_dir)
-    files: list[Path | None] = [find_idx_file(folder, name) for name in FILE_NAMES]
-    files.append(folder / CHECKSUMS_FILE if (folder / CHECKSUMS_FILE).is_file() else None)
-    stamps: list[Any] = []
+    checksums = folder / CHECKSUMS_FILE
     try:
-        for index, path in enumerate(files):
-            if path is None:
-                if index < len(FILE_NAMES):
-                    return None
-                stamps.append(None)  # no checksums file: MNIST's own checksums
-                continue
-            stat = path.stat()
-            stamps.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns])
+        stamps: list[Any] = [
+            _stamp(path) for name in FILE_NAMES if (path := find_idx_file(folder, name))
+        ]
+        if len(stamps) < len(FILE_NAMES):
+            return None
+        stamps.append(_stamp(checksums) if checksums.is_file() else None)  # None: MNIST's own
     except OSError:
         return None
-    kind = env_name("mnist_dir") if settings.mnist_dir is not None else "cache"
+    kind = env_name("mnist_dir") if given_dir else "cache"
     return [DATASET_FORMAT, kind, stamps, train_limit, test_limit]
 
 
-def _reuse_dataset(settings: Settings, key: list[Any] | None, path: Path) -> dict[str, Any] | None:
+def _stamp(path: Path) -> list[Any]:
+    stat = path.stat()
+    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+
+
+def _reuse_dataset(cache_dir: Path, key: list[Any] | None, path: Path) -> dict[str, Any] | None:
     """Copy the kept dataset to `path` if it was made from `key`; its info, else None."""
-    kept = settings.cache_dir / KEPT_DATASET
+    kept = cache_dir / KEPT_DATASET
     try:
         record = json.loads(kept.with_suffix(".json").read_text(encoding="utf-8"))
         if key is None or not isinstance(record, dict) or record.get("key") != key:
@@ -155,12 +151,9 @@ def _reuse_dataset(settings: Settings, key: list[Any] | None, path: Path) -> dic
     return info
 
 
-def _keep_dataset(settings: Settings, key: list[Any], path: Path, info: dict[str, Any]) -> None:
-    """Keep a copy of the dataset just written, for later runs on the same files and limits.
-
-    Only a speed-up: a cache that cannot be written costs the next run the read.
-    """
-    kept = settings.cache_dir / KEPT_DATASET
+def _keep_dataset(cache_dir: Path, key: list[Any], path: Path, info: dict[str, Any]) -> None:
+    """Keep a copy of the dataset for later runs on the same files and limits (best effort)."""
+    kept = cache_dir / KEPT_DATASET
     record = {"key": key, "file": file_record(path), "info": info}
     try:
         kept.parent.mkdir(parents=True, exist_ok=True)
@@ -186,11 +179,7 @@ def _replace_atomically(target: Path, write: Callable[[Path], object]) -> None:
 
 
 def write_dataset(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write arrays as a compressed `.npz` that `np.load` reads (at our compression level).
-
-    `np.savez_compressed` has no level, and its default takes several times as long
-    for little gain; this writes the same format with `DATASET_COMPRESSION`.
-    """
+    """Write arrays as an `.npz` at `DATASET_COMPRESSION` (`np.savez_compressed` has no level)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(
         path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=DATASET_COMPRESSION
@@ -201,45 +190,20 @@ def write_dataset(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def read_test_images(dataset_path: str) -> MnistTestImages:
-    """Only the test set of a dataset artifact (the training images stay compressed on disk).
-
-    Raises:
-        DataFileError: if the file is missing or is not such a dataset.
-    """
+    """Only the test set of a dataset artifact (DataFileError if it is not one)."""
     with _dataset(dataset_path) as (npz, info):
-        return MnistTestImages(
-            x=npz["x_test"],
-            y=npz["y_test"],
-            source=str(info["source"]),
-            is_subset=bool(info["is_subset"]),
-        )
-
-
-def read_dataset_info(dataset_path: str) -> dict[str, Any]:
-    """The `info` record of a dataset artifact (source, sizes, digests), without its arrays.
-
-    Raises:
-        DataFileError: if the file is missing or is not such a dataset.
-    """
-    with _dataset(dataset_path) as (_, info):
-        return info
+        return MnistTestImages(x=npz["x_test"], y=npz["y_test"], **_origin(info))
 
 
 def read_dataset(dataset_path: str) -> MnistData:
-    """Read the dataset artifact written by `load_data_step`.
-
-    Raises:
-        DataFileError: if the file is missing or is not such a dataset.
-    """
+    """Read the dataset artifact written by `load_data_step` (DataFileError if it is not one)."""
     with _dataset(dataset_path) as (npz, info):
-        return MnistData(
-            x_train=npz["x_train"],
-            y_train=npz["y_train"],
-            x_test=npz["x_test"],
-            y_test=npz["y_test"],
-            source=str(info["source"]),
-            is_subset=bool(info["is_subset"]),
-        )
+        arrays = {name: npz[name] for name in ("x_train", "y_train", "x_test", "y_test")}
+        return MnistData(**arrays, **_origin(info))
+
+
+def _origin(info: dict[str, Any]) -> dict[str, Any]:
+    return {"source": str(info["source"]), "is_subset": bool(info["is_subset"])}
 
 
 @contextmanager
@@ -265,20 +229,15 @@ def train_step(
     model_kind: str = "forest",
     n_jobs: int = -1,
 ) -> dict[str, Any]:
-    """Train on the dataset artifact and save the model directory.
+    """Train on the dataset artifact and save the model directory at `model_path`.
 
     Args:
-        dataset_path: the dataset artifact.
-        model_path: the model artifact's directory.
         preset: a name in `hello_kubeflow.model.train.PRESETS_BY_MODEL[model_kind]`.
         n_estimators: number of trees (0: the preset's; the forest only).
-        seed: random seed for sampling and training.
-        model_kind: `forest` or `mlp` (`hello_kubeflow.model.train.MODEL_KINDS`).
         n_jobs: training processes (-1: all cores).
 
     Returns:
-        Metadata for the artifact (the same as the model's `metadata.json`). Its
-        accuracy is left to the evaluate step, which scores the model as served.
+        The artifact's metadata (the model's `metadata.json`; no accuracy: evaluate scores it).
     """
     # scikit-learn, onnx: not in the load-data step
     from hello_kubeflow.model.train import build_metadata, save_model, train_model
@@ -306,17 +265,17 @@ def evaluate_step(dataset_path: str, model_path: str, report_path: str) -> dict[
     """Evaluate the saved model on the test set and write the report directory.
 
     Returns:
-        The evaluation as a dict, with `test_size` and `class_names` added, the
-        model's kind, preset, training seconds and size, its in-process latency for
-        one image, its three worst confusions, and `metrics`: the numbers the
-        pipeline logs on its Metrics artifact (`kfp_metrics`).
+        The evaluation with the test size, class names, the model's kind, preset, training
+        seconds, size and one-image latency, its three worst confusions, and `metrics`
+        (`kfp_metrics`).
     """
     # scikit-learn, onnx: not in the load-data step
     from hello_kubeflow.model.evaluation import one_image_latency_ms, top_confusions
     from hello_kubeflow.model.train import evaluate, load_model, save_confusion_png
 
-    data = read_test_images(dataset_path)
-    digest = str(read_dataset_info(dataset_path).get("test_digest", ""))[:8]
+    with _dataset(dataset_path) as (npz, info):
+        data = MnistTestImages(x=npz["x_test"], y=npz["y_test"], **_origin(info))
+        digest = str(info.get("test_digest", ""))[:8]
     loaded = load_model(Path(model_path))
     # Score what will be served: the fast form (identical digits to scikit-learn, tested).
     pixels = scale_pixels(data.x)
@@ -341,14 +300,11 @@ def evaluate_step(dataset_path: str, model_path: str, report_path: str) -> dict[
 
 
 def kfp_metrics(result: dict[str, Any]) -> dict[str, float]:
-    """The numbers the evaluate step logs (`Metrics.log_metric`), so runs compare in the UI.
-
-    Args:
-        result: what `evaluate_step` computed.
+    """What the evaluate step logs on its Metrics artifact, so runs compare in the UI.
 
     Returns:
-        accuracy, test size, training seconds, model size in MB, one-image latency
-        in ms, and each digit's recall (`recall_0` ... `recall_9`).
+        accuracy, test size, training seconds, model MB, one-image latency in ms, and
+        each digit's recall (`recall_0` ... `recall_9`).
     """
     metrics = {
         "accuracy": float(result["accuracy"]),
