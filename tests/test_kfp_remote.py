@@ -27,13 +27,8 @@ from kfp_emulator import (
 from hello_kubeflow.errors import KfpError, RunFailedError
 from hello_kubeflow.gateway.endpoints import Auth
 from hello_kubeflow.http_client import CONNECT_TIMEOUT
-from hello_kubeflow.kfp.remote import (
-    REST_CLIENT,
-    KfpSession,
-    Patience,
-    _add_default_timeout,
-    connect,
-)
+from hello_kubeflow.kfp._kfp_private import REST_CLIENT, add_default_timeout
+from hello_kubeflow.kfp.remote import KfpSession, Patience, connect
 from hello_kubeflow.kfp.runs import (
     FailedStep,
     PipelineRef,
@@ -490,4 +485,4 @@ def test_a_kfp_without_the_rest_client_the_timeout_is_set_on_is_named() -> None:
         pass
 
     with pytest.raises(KfpError, match=rf"kfp {re.escape(version('kfp'))} has no kfp\.Client\."):
-        _add_default_timeout(Moved(), 5.0)
+        add_default_timeout(Moved(), 5.0)

@@ -5,14 +5,12 @@ retries and `KfpError` messages that name the endpoint, never the credentials.
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import json
 import logging
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib.metadata import version
 from typing import Any, TypeVar
 
 import requests
@@ -22,7 +20,8 @@ from tenacity import retry, retry_if_exception, stop_after_delay
 
 from hello_kubeflow.errors import KfpError
 from hello_kubeflow.gateway.endpoints import Auth, auth_failure_message
-from hello_kubeflow.http_client import CONNECT_TIMEOUT, is_transient, send, status_error
+from hello_kubeflow.http_client import is_transient, send, status_error
+from hello_kubeflow.kfp._kfp_private import add_default_timeout
 from hello_kubeflow.retry import describe_failure, jittered_backoff, log_retry
 
 log = logging.getLogger(__name__)
@@ -32,7 +31,6 @@ MAX_RETRY_WAIT = 15.0  # seconds: the longest pause between two tries of one cal
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 NOT_ACTED_ON_STATUS = frozenset({429, 503})  # safe to retry even a call that creates
 HEALTH_PATH = "/apis/v2beta1/healthz"
-REST_CLIENT = "kfp.Client._run_api.api_client.rest_client"  # private: see _add_default_timeout
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,7 @@ def connect(
                 namespace=session.namespace or "kubeflow",
             ),
         )
-    _add_default_timeout(session.client, patience.request_timeout)
+    add_default_timeout(session.client, patience.request_timeout)
     kind = "multi-user" if multi_user else "single-user"
     log.info("connected to Kubeflow Pipelines at %s (%s)", endpoint, kind)
     return session
@@ -156,30 +154,6 @@ def _check_health(endpoint: str, auth: Auth, patience: Patience) -> dict[str, An
             "Kubeflow Pipelines API (or a login page)? Check HK_KFP_ENDPOINT / HK_GATEWAY_URL"
         ) from None
     return health
-
-
-def _add_default_timeout(client: Any, seconds: float) -> None:
-    """Give every request of the generated API client a timeout.
-
-    kfp 2.17's `Client` takes no timeout; its one REST client (shared by all its APIs)
-    is the only place to set one: `REST_CLIENT`, private, so pyproject.toml bounds kfp
-    below 2.18 and tests/test_kfp_remote.py fails by name if an upgrade moves it.
-    """
-    try:
-        rest = client._run_api.api_client.rest_client
-    except AttributeError:
-        raise KfpError(
-            f"kfp {version('kfp')} has no {REST_CLIENT}, where kfp/remote.py sets the request "
-            "timeout: install the kfp release pyproject.toml names (2.17)"
-        ) from None
-    plain = rest.request
-
-    @functools.wraps(plain)
-    def request(*args: Any, **kwargs: Any) -> Any:
-        kwargs["_request_timeout"] = kwargs.get("_request_timeout") or (CONNECT_TIMEOUT, seconds)
-        return plain(*args, **kwargs)
-
-    rest.request = request
 
 
 def call_api(
