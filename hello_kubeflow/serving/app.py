@@ -213,9 +213,7 @@ def _json(content: bytes, status: int = 200) -> Response:
 
 def _refusal(content: bytes, status: int) -> Response:
     """An error answer; a 413 also closes the connection, since its body is left unread."""
-    if status == 413:
-        return Response(content, status_code=status, media_type=JSON, headers=CLOSE)
-    return _json(content, status)
+    return Response(content, status, CLOSE if status == 413 else None, JSON)
 
 
 def _fixed(content: bytes, media_type: str = JSON) -> Callable[[Request], Awaitable[Response]]:

@@ -123,7 +123,10 @@ async def parse_elsewhere(parse: Callable[..., _T], *args: object, retry: bool =
     try:
         return await asyncio.get_running_loop().run_in_executor(pool, parse, *args)
     except BrokenProcessPool:
-        _forget_helper(pool)
+        with _helpers_lock:
+            if pool in _helpers:
+                _helpers.remove(pool)
+        pool.shutdown(wait=False)
         if not retry:
             raise
     log.warning("the helper process parsing large bodies died; trying again in a new one")
@@ -151,13 +154,6 @@ def stop_helper() -> None:
         _helpers.clear()
     for pool in pools:
         pool.shutdown()
-
-
-def _forget_helper(pool: ProcessPoolExecutor) -> None:
-    with _helpers_lock:
-        if pool in _helpers:
-            _helpers.remove(pool)
-    pool.shutdown(wait=False)
 
 
 def _serve_the_server() -> None:

@@ -39,7 +39,7 @@ class ModelCard:
         return cls(
             name=name,
             version=_version(metadata),
-            platform=_platform(model, metadata),
+            platform=model.runtime,
             class_names=tuple(model.class_names),
             custom={k: str(metadata[k]) for k in _CUSTOM_KEYS if metadata.get(k) is not None},
         )
@@ -89,11 +89,3 @@ def _version(metadata: Mapping[str, Any]) -> str:
         if value:
             return str(value)
     return "1"
-
-
-def _platform(model: LoadedModel, metadata: Mapping[str, Any]) -> str:
-    for owner, key in ((model, "backend"), (model, "runtime"), (metadata, "runtime")):
-        value = owner.get(key) if isinstance(owner, Mapping) else getattr(owner, key, None)
-        if isinstance(value, str) and value:
-            return value
-    return "sklearn"
