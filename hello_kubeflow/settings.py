@@ -149,10 +149,7 @@ def _names(value: Any) -> tuple[str, ...]:
 
 
 def _urls(value: Any) -> tuple[str, ...]:
-    urls = _names(value)
-    for url in urls:
-        _url(url)
-    return tuple(u if u.endswith("/") else u + "/" for u in urls)
+    return tuple(_url(url) + "/" for url in _names(value))
 
 
 _REGISTRY_ADDRESS = re.compile(

@@ -66,7 +66,7 @@ def setup(settings: Settings, *, dry_run: bool = False, render: Path | None = No
             (for `HK_MANIFESTS_DIR`), instead of installing.
 
     Raises:
-        PrerequisiteError: something needed is missing (each with its fix).
+        PrerequisiteError: something needed is missing, e.g. a Python dependency (with its fix).
         ApplyError, PodFailedError, WaitTimeoutError: cluster mode, see `install`.
         DataError: local mode, MNIST could not be fetched or verified.
     """
@@ -87,18 +87,8 @@ def setup(settings: Settings, *, dry_run: bool = False, render: Path | None = No
             else "inv build-push, then inv train --mode cluster"
         )
         return SetupReport("cluster", tuple(lines), follow)
-    return local_setup(settings, dry_run=dry_run)
-
-
-def local_setup(settings: Settings, *, dry_run: bool = False) -> SetupReport:
-    """Check the Python dependencies, find Docker (optional), make MNIST ready.
-
-    Raises:
-        PrerequisiteError: a Python dependency cannot be imported.
-        DataError: MNIST could not be fetched or verified.
-    """
-    lines = [_python_dependencies(), _docker(settings)]
-
+    # local: the Python dependencies, Docker (optional), MNIST made ready
+    lines = [_python_dependencies(), _docker()]
     where = mnist_folder(settings.mnist_dir, settings.cache_dir)
     if dry_run:
         action = "verify" if settings.mnist_dir else "verify, or fetch and verify,"
@@ -137,7 +127,7 @@ def _python_dependencies() -> str:
     return f"[ok]   Python: {count} dependencies import (kfp {kfp}, scikit-learn {sklearn})"
 
 
-def _docker(settings: Settings) -> str:
+def _docker() -> str:
     try:
         engine = connect(DOCKER_PROBE_TIMEOUT)
         version = str(engine.version().get("Version", "?"))

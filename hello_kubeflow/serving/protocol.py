@@ -261,12 +261,6 @@ def _is_metric(value: Any) -> bool:
 
 
 _METRIC_TYPES = frozenset({"COUNTER", "GAUGE", "TIMER"})
-_INT32 = (-(2**31), 2**31 - 1)
-
-
-def _is_int32(number: float) -> bool:
-    """A whole number in int32's range: 3 or 3.0, as protobuf's JSON parser reads an int32."""
-    return float(number).is_integer() and _INT32[0] <= number <= _INT32[1]
 
 
 # prediction.proto's Meta: puid string, tags map<string, Value>, routing map<string,
@@ -275,7 +269,11 @@ _META_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "puid": (lambda v: isinstance(v, str), 'a string, e.g. "p-1"'),
     "tags": (_is_object, 'an object, e.g. {"team": "mnist"}'),
     "routing": (
-        lambda v: _is_object(v, (int, float)) and all(_is_int32(n) for n in v.values()),
+        # whole and in int32's range: 3 or 3.0, as protobuf's JSON parser reads an int32
+        lambda v: (
+            _is_object(v, (int, float))
+            and all(float(n).is_integer() and -(2**31) <= n < 2**31 for n in v.values())
+        ),
         'an object of whole numbers (int32), e.g. {"model": 0}',
     ),
     "requestPath": (lambda v: _is_object(v, str), 'an object of strings, e.g. {"model": "image"}'),
