@@ -97,9 +97,7 @@ def seldon_text(body: bytes, content_type: str, query_json: str | None = None) -
             return form["json"][0]
         if not query_json:
             raise BadInput(f"the form has no json field: send json={SELDON_EXAMPLE}")
-    if query_json:
-        return query_json
-    return body
+    return query_json or body
 
 
 def may_hold_booleans(text: bytes | str) -> bool:
