@@ -44,11 +44,9 @@ def as_features(
             (with a hint for unscaled 0-255 pixels).
     """
     array = _numbers(values, field, booleans_possible)
-    if array.ndim != 2:
+    if array.ndim != 2 or not array.shape[0]:
         raise BadInput(_dimensions_message(array, field))
-    rows, columns = array.shape
-    if rows == 0:
-        raise BadInput(f"{field} is an empty batch: send at least one row of 784 values")
+    columns = array.shape[1]
     if columns != N_FEATURES:
         raise BadInput(
             f"{field} rows have {columns} values, expected {N_FEATURES} "
@@ -215,7 +213,7 @@ def _dimensions_message(array: npt.NDArray[Any], field: str) -> str:
             f"{field} is one flat list of {N_FEATURES} numbers; send a batch of rows: "
             "wrap it in a list, [[784 numbers]]"
         )
-    if array.ndim == 1 and array.size == 0:
+    if array.size == 0 and array.ndim <= 2:
         return f"{field} is an empty batch: send at least one row of 784 values"
     return (
         f"{field} must be a 2-D batch [[784 numbers], ...]; got {array.ndim} "
