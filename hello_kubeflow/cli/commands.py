@@ -26,11 +26,9 @@ class Done:
     data: dict[str, Any]
 
     def describe(self) -> str:
-        """The text."""
         return self.text
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON object."""
         return self.data
 
 

@@ -49,11 +49,9 @@ class SetupReport:
     next_command: str
 
     def describe(self) -> str:
-        """The report for a person."""
         return "\n".join([*self.lines, f"Next: {self.next_command}"])
 
     def as_dict(self) -> dict[str, Any]:
-        """The report as one JSON-ready object."""
         return {"mode": self.mode, "lines": list(self.lines), "next": self.next_command}
 
 

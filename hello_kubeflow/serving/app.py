@@ -240,6 +240,5 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     message = f"{exc.detail}: {request.method} {request.url.path}"
     v2 = request.url.path.startswith("/v2")
     body = v2_error(message) if v2 else seldon_error(message, exc.status_code)
-    if exc.status_code == 405 and exc.headers:
-        return Response(body, exc.status_code, headers=exc.headers, media_type=JSON)
-    return _json(body, exc.status_code)
+    headers = exc.headers if exc.status_code == 405 else None  # 405: the Allow header
+    return Response(body, exc.status_code, headers, JSON)
