@@ -50,18 +50,8 @@ class ModelCard:
             "name": self.name,
             "versions": [self.version],
             "platform": self.platform,
-            "inputs": [
-                {
-                    "messagetype": "ndarray",
-                    "schema": {"names": list(FEATURE_NAMES), "shape": [N_FEATURES]},
-                }
-            ],
-            "outputs": [
-                {
-                    "messagetype": "ndarray",
-                    "schema": {"names": list(self.class_names), "shape": [N_CLASSES]},
-                }
-            ],
+            "inputs": _ndarray(FEATURE_NAMES, N_FEATURES),
+            "outputs": _ndarray(self.class_names, N_CLASSES),
             "custom": dict(self.custom),
         }
 
@@ -81,6 +71,11 @@ class ModelCard:
                 }
             ],
         }
+
+
+def _ndarray(names: tuple[str, ...], size: int) -> list[dict[str, Any]]:
+    """A Seldon metadata tensor: an ndarray of `size` values named `names`."""
+    return [{"messagetype": "ndarray", "schema": {"names": list(names), "shape": [size]}}]
 
 
 def _version(metadata: Mapping[str, Any]) -> str:
