@@ -192,9 +192,7 @@ def _wants_gzip(headers: Headers) -> bool:
 
 def _inflate(inflater: zlib._Decompress, chunk: bytes, room: int) -> tuple[zlib._Decompress, bytes]:
     """Inflate at most `room` + 1 bytes of `chunk`; the inflater for what follows, and them.
-
-    Concatenated gzip members are one body (RFC 1952, 2.2), as `gzip.decompress` reads them.
-    """
+    Concatenated gzip members are one body (RFC 1952, 2.2), as `gzip.decompress` reads them."""
     out: list[bytes] = []
     try:
         while chunk:

@@ -200,10 +200,8 @@ def parse_v2(message: Any, *, booleans_possible: bool = True) -> V2Request:
 
 
 def _with_meta(features: npt.NDArray[np.float32], kind: str, meta: Any) -> SeldonRequest:
-    """The request with what `meta` echoes: all but `routing` (utils.py, `construct_response_json`).
-
-    Fields are typed as prediction.proto's Meta, as the wrapper's feedback parser wants them.
-    """
+    """The request with what `meta` echoes: all but `routing` (utils.py, `construct_response_json`),
+    each typed as prediction.proto's Meta, as the wrapper's feedback parser wants it."""
     if meta is None:
         return SeldonRequest(features, kind)
     if not isinstance(meta, dict):
