@@ -14,9 +14,6 @@ from hello_kubeflow.project import require_checkout
 from hello_kubeflow.query.client import query_accuracy, query_digit
 from hello_kubeflow.settings import Settings
 
-DEFAULT_RUNNER = "subprocess"
-DEFAULT_PROTOCOL = "seldon"
-
 
 @dataclass(frozen=True)
 class Done:
@@ -92,7 +89,7 @@ def train(
         from hello_kubeflow.kfp.cluster_run import plan, train_on_cluster
 
         return plan(settings, options) if dry_run else train_on_cluster(settings, options)
-    return run_local(settings, options, runner=runner or DEFAULT_RUNNER)
+    return run_local(settings, options, runner=runner or "subprocess")
 
 
 def serve(settings: Settings, *, model: str, container: bool, host_given: bool) -> None:
@@ -151,7 +148,7 @@ def query(
         return query_cluster(
             settings, index=index, image=image, plot=plot, count=count, start=max(index, 0)
         )
-    protocol = protocol or DEFAULT_PROTOCOL
+    protocol = protocol or "seldon"
     if count:
         return query_accuracy(settings, count=count, start=max(index, 0), protocol=protocol)
     return query_digit(settings, index=index, image=image, protocol=protocol, plot=plot)

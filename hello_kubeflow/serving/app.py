@@ -43,9 +43,6 @@ from hello_kubeflow.serving.responses import (
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
-PROMETHEUS = "text/plain; version=0.0.4"
-HEALTHY = b'{"strData":"healthy","meta":{}}'
-CLOSE = {"connection": "close"}
 
 
 def create_app(model: LoadedModel, *, model_name: str, max_body_bytes: int) -> Starlette:
@@ -131,7 +128,7 @@ def create_app(model: LoadedModel, *, model_name: str, max_body_bytes: int) -> S
         return _json(answer)
 
     async def metrics(request: Request) -> Response:
-        return Response(counter.prometheus(), media_type=PROMETHEUS)
+        return Response(counter.prometheus(), media_type="text/plain; version=0.0.4")
 
     async def v2_infer(request: Request) -> Response:
         missing = _unknown_model(request, card)
@@ -157,7 +154,7 @@ def create_app(model: LoadedModel, *, model_name: str, max_body_bytes: int) -> S
         except Exception as exc:
             log.exception("health check failed")
             return _json(seldon_error(f"the model cannot answer: {exc}", 503, INTERNAL_ERROR), 503)
-        return _json(HEALTHY)
+        return _json(b'{"strData":"healthy","meta":{}}')
 
     async def v2_model(request: Request) -> Response:
         return _unknown_model(request, card) or _json(v2_metadata)
@@ -201,7 +198,7 @@ def _json(content: bytes, status: int = 200) -> Response:
 
 def _refusal(content: bytes, status: int) -> Response:
     """An error answer; a 413 also closes the connection, since its body is left unread."""
-    return Response(content, status, CLOSE if status == 413 else None, JSON)
+    return Response(content, status, {"connection": "close"} if status == 413 else None, JSON)
 
 
 def _fixed(content: bytes, media_type: str = JSON) -> Callable[[Request], Awaitable[Response]]:

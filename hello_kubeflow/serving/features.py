@@ -12,8 +12,6 @@ import numpy.typing as npt
 N_FEATURES = 784
 N_CLASSES = 10
 FEATURE_NAMES: tuple[str, ...] = tuple(f"X{i}" for i in range(1, N_FEATURES + 1))
-_PIXEL_MAX = 255.0
-_SHOWN_CHARS = 40
 
 
 class BadInput(ValueError):
@@ -140,7 +138,7 @@ def shorten(text: str, limit: int = 60) -> str:
 
 
 def _show(value: Any) -> str:
-    return shorten(repr(value.item() if isinstance(value, np.generic) else value), _SHOWN_CHARS)
+    return shorten(repr(value.item() if isinstance(value, np.generic) else value), 40)
 
 
 def _is_number(value: Any) -> bool:
@@ -229,7 +227,7 @@ def _range_message(array: npt.NDArray[Any], low: float, high: float, field: str)
         f"of {array.size} are outside, e.g. row {row}, column {column} is "
         f"{array[row, column]:g} (values range from {low:g} to {high:g})."
     )
-    if low >= 0 and high <= _PIXEL_MAX:
+    if low >= 0 and high <= 255:
         message += (
             " They look like raw 0-255 pixels: divide them by 255, the scaling the model "
             "was trained with."

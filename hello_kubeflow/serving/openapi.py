@@ -8,7 +8,6 @@ from hello_kubeflow import __version__
 from hello_kubeflow.serving.features import N_CLASSES, N_FEATURES
 from hello_kubeflow.serving.protocol import V2_NUMERIC_TYPES
 
-_REF = "#/components/schemas/"
 _PIXEL = {"type": "number", "minimum": 0, "maximum": 1}
 _PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
 _ROW = {"type": "array", "items": _PIXEL, "minItems": N_FEATURES, "maxItems": N_FEATURES}
@@ -25,7 +24,7 @@ _FILLS_SHAPE = "holds shape[0] x 784 values"
 
 
 def _ref(name: str) -> dict[str, str]:
-    return {"$ref": _REF + name}
+    return {"$ref": "#/components/schemas/" + name}
 
 
 def _json(schema: str, description: str) -> dict[str, Any]:

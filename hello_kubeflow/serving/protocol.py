@@ -26,8 +26,6 @@ _V2_INTEGER_TYPES = frozenset(
     {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 )
 V2_NUMERIC_TYPES = _V2_INTEGER_TYPES | {"FP16", "FP32", "FP64"}
-_FORM = "application/x-www-form-urlencoded"
-_MULTIPART = "multipart/form-data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +80,13 @@ def seldon_text(body: bytes, content_type: str, query_json: str | None = None) -
         BadInput: a form without a `json` field or not UTF-8; multipart forms (415).
     """
     media = media_type(content_type)
-    if media == _MULTIPART:
+    if media == "multipart/form-data":
         raise BadInput(
             "multipart/form-data is not supported: send the message as a JSON body, or "
             "form-encoded as json=<message>",
             status=415,
         )
-    if media == _FORM:
+    if media == "application/x-www-form-urlencoded":
         try:
             form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
         except UnicodeDecodeError:
