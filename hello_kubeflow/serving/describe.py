@@ -79,8 +79,5 @@ def _ndarray(names: tuple[str, ...], size: int) -> list[dict[str, Any]]:
 
 
 def _version(metadata: Mapping[str, Any]) -> str:
-    for key in ("version", "model_version", "created", "trained_at", "sha256"):
-        value = metadata.get(key)
-        if value:
-            return str(value)
-    return "1"
+    keys = ("version", "model_version", "created", "trained_at", "sha256")
+    return next((str(metadata[key]) for key in keys if metadata.get(key)), "1")

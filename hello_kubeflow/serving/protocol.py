@@ -60,12 +60,9 @@ def decode_json(body: bytes | str) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raw = body.encode() if isinstance(body, str) else body
-        hint = ""
-        if b"NaN" in raw or b"Infinity" in raw:
-            hint = (
-                "; NaN and Infinity are not JSON numbers, nor pixel values: send numbers in [0, 1]"
-            )
-        raise BadInput(f"the request body is not valid JSON ({exc}){hint}") from None
+        nan = b"NaN" in raw or b"Infinity" in raw
+        hint = "; NaN and Infinity are not JSON numbers, nor pixel values: send numbers in [0, 1]"
+        raise BadInput(f"the request body is not valid JSON ({exc}){hint if nan else ''}") from None
 
 
 def media_type(content_type: str) -> str:
