@@ -1,7 +1,4 @@
-"""Every error a user can cause or meet, under one base class; each message names the fix.
-
-The tasks exit 1 on any of them; anything else is a bug and keeps its traceback.
-"""
+"""Every error a user can cause or meet, under one base class; each message names the fix."""
 
 from __future__ import annotations
 

@@ -119,10 +119,8 @@ def _python_dependencies() -> str:
             "Python dependencies cannot be imported: " + "; ".join(missing) + ". "
             "Install the project into this environment: pip install -e '.[dev]'"
         )
-    kfp = metadata.version("kfp")
-    sklearn = metadata.version("scikit-learn")
-    count = len(PYTHON_DEPENDENCIES)
-    return f"[ok]   Python: {count} dependencies import (kfp {kfp}, scikit-learn {sklearn})"
+    versions = f"kfp {metadata.version('kfp')}, scikit-learn {metadata.version('scikit-learn')}"
+    return f"[ok]   Python: {len(PYTHON_DEPENDENCIES)} dependencies import ({versions})"
 
 
 def _docker() -> str:

@@ -179,10 +179,8 @@ def _wants_gzip(headers: Headers) -> bool:
         for c in value.split(",")
         if c.strip() and c.strip().lower() != "identity"
     ]
-    if not codings:
-        return False
-    if len(codings) == 1 and codings[0] in _GZIP:
-        return True
+    if not codings or (len(codings) == 1 and codings[0] in _GZIP):
+        return bool(codings)
     raise BadInput(
         f"Content-Encoding {', '.join(codings)!r} is not supported: send the body as it "
         "is, or gzip-compressed with Content-Encoding: gzip",

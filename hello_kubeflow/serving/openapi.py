@@ -192,7 +192,6 @@ _FLOAT_TYPES = sorted(V2_NUMERIC_TYPES - set(_INT_TYPES))
 
 def _v2_input(datatypes: list[str], pixel: dict[str, Any]) -> dict[str, Any]:
     """A V2 input tensor of one of `datatypes`, its data flat or as rows of `pixel`s."""
-    row = {**_ROW, "items": pixel}
     return {
         "type": "object",
         "required": ["name", "shape", "datatype", "data"],
@@ -206,7 +205,7 @@ def _v2_input(datatypes: list[str], pixel: dict[str, Any]) -> dict[str, Any]:
                 "type": "array",
                 "anyOf": [
                     {"items": pixel, "minItems": N_FEATURES},
-                    {"items": row, "minItems": 1},
+                    {"items": {**_ROW, "items": pixel}, "minItems": 1},
                 ],
             },
         },
