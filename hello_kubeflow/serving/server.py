@@ -53,9 +53,7 @@ def resolve_model_dir(settings: Settings, model: str | Path = "") -> Path:
     """
     if model:
         return Path(model).expanduser()
-    if settings.model_dir is not None:
-        return settings.model_dir
-    return latest_model_path(settings.output_dir)
+    return settings.model_dir or latest_model_path(settings.output_dir)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
