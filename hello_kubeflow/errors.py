@@ -1,39 +1,4 @@
-"""Every error a user can cause or meet, under one base class; each message names the fix.
-
-The tasks exit 1 on any of them; anything else is a bug and keeps its traceback.
-
-    HelloKubeflowError
-    ├── SettingsError            a variable is missing or malformed
-    ├── CheckoutError            a task needs the project's checkout, not just the package
-    ├── UsageError               command-line options that do not go together or do nothing
-    ├── DataError                MNIST cannot be read or fetched
-    │   ├── DataFileError        a file is truncated, corrupt or of the wrong kind
-    │   └── DownloadError        every mirror failed
-    ├── ModelError               a model artifact is missing or not a model
-    ├── PipelineError            compiling or running the pipeline failed
-    │   └── StepFailedError      one step of a run failed (names the step)
-    ├── ServingError             the model server cannot start
-    ├── QueryError               the query could not get a usable answer
-    │   ├── EndpointError        connection failure or HTTP error from the endpoint
-    │   └── SanityCheckError     the answer is not ten probabilities and a digit
-    ├── ImageError               building or pushing the image failed
-    │   ├── DockerUnavailableError   no Docker engine is reachable
-    │   ├── BuildError           a Dockerfile step failed (quotes the step)
-    │   └── PushError            the registry refused or failed the push
-    │       ├── RegistryAuthError        the registry refused our credentials
-    │       └── RegistryUnavailableError the registry is down or failing (retried)
-    └── ClusterError             talking to Kubernetes or Kubeflow failed
-        ├── PrerequisiteError    a tool, kubeconfig or resource is missing
-        ├── ManifestError        rendered manifests are missing, unreadable or not objects
-        ├── ApplyError           applying manifests failed (the API server's message)
-        ├── PodFailedError       a pod is in a state that will not heal
-        ├── WaitTimeoutError     the deadline passed before everything was ready
-        ├── KfpError             the Kubeflow Pipelines API failed or refused us
-        ├── LoginError           the Kubeflow login (Dex, oauth2-proxy) failed
-        ├── RunFailedError       a pipeline run failed, errored, was canceled
-        ├── DeploymentError      the served model did not become available
-        └── NotebookError        the notebook server could not be made or did not become ready
-"""
+"""Every error a user can cause or meet, under one base class; each message names the fix."""
 
 from __future__ import annotations
 

@@ -19,10 +19,8 @@ NEEDS_CHECKOUT = {
 def find_root(start: Path) -> Path | None:
     """The nearest folder at or above `start` that holds every file of `MARKERS`."""
     here = start.resolve()
-    for folder in (here, *here.parents):
-        if all((folder / marker).is_file() for marker in MARKERS):
-            return folder
-    return None
+    folders = (here, *here.parents)
+    return next((f for f in folders if all((f / m).is_file() for m in MARKERS)), None)
 
 
 _chosen: list[Path] = []

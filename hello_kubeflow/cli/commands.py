@@ -18,9 +18,6 @@ if TYPE_CHECKING:
     from hello_kubeflow.kube.report import Snapshot
     from hello_kubeflow.kube.wait import WaitResult
 
-DEFAULT_RUNNER = "subprocess"
-DEFAULT_PROTOCOL = "seldon"
-
 
 @dataclass(frozen=True)
 class Done:
@@ -30,11 +27,9 @@ class Done:
     data: dict[str, Any]
 
     def describe(self) -> str:
-        """The text."""
         return self.text
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON object."""
         return self.data
 
 
@@ -98,7 +93,7 @@ def train(
         from hello_kubeflow.kfp.cluster_run import plan, train_on_cluster
 
         return plan(settings, options) if dry_run else train_on_cluster(settings, options)
-    return run_local(settings, options, runner=runner or DEFAULT_RUNNER)
+    return run_local(settings, options, runner=runner or "subprocess")
 
 
 def serve(settings: Settings, *, model: str, container: bool, host_given: bool) -> None:
@@ -157,7 +152,7 @@ def query(
         return query_cluster(
             settings, index=index, image=image, plot=plot, count=count, start=max(index, 0)
         )
-    protocol = protocol or DEFAULT_PROTOCOL
+    protocol = protocol or "seldon"
     if count:
         return query_accuracy(settings, count=count, start=max(index, 0), protocol=protocol)
     return query_digit(settings, index=index, image=image, protocol=protocol, plot=plot)

@@ -14,9 +14,7 @@ def parse_models(text: str) -> list[tuple[str, str]]:
     """
     pairs: list[tuple[str, str]] = []
     problems: list[str] = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
+    for item in filter(None, (part.strip() for part in text.split(","))):
         model, _, preset = item.partition(":")
         preset = preset or "default"
         if model not in MODEL_PRESETS:

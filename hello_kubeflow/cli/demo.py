@@ -43,7 +43,6 @@ class DemoSummary:
         }
 
     def describe(self) -> str:
-        """The summary as a person reads it."""
         parts = [self.run.describe(), "", self.query.describe()]
         if self.accuracy is not None:
             parts += ["", self.accuracy.describe()]

@@ -39,6 +39,8 @@ _METAVARS = {
     "pytest_args": "ARGS",
 }
 _KIND_METAVARS = {int: "N", float: "SECONDS"}
+# What a checked option keeps of invoke's (`Argument.__init__`'s other parameters).
+_KEPT = ("names", "default", "help", "positional", "optional", "incrementable", "attr_name")
 # Numeric options that set no setting, and the values they take (checked as invoke parses).
 _RANGES = {"count": (0, "0: one digit"), "index": (-1, "-1: a random one")}
 
@@ -96,19 +98,9 @@ class CheckedTask(Task):  # type: ignore[misc,type-arg]
                 checked.append(a)
                 continue
             kind_metavar = name.upper() if kind is str else _KIND_METAVARS[kind]
-            checked.append(
-                _CheckedArgument(
-                    metavar=self.metavars.get(name) or _METAVARS.get(name) or kind_metavar,
-                    names=a.names,
-                    kind=kind,
-                    default=a.default,
-                    help=a.help,
-                    positional=a.positional,
-                    optional=a.optional,
-                    incrementable=a.incrementable,
-                    attr_name=a.attr_name,
-                )
-            )
+            metavar = self.metavars.get(name) or _METAVARS.get(name) or kind_metavar
+            kept = {k: getattr(a, k) for k in _KEPT}
+            checked.append(_CheckedArgument(metavar=metavar, kind=kind, **kept))
         return checked
 
 

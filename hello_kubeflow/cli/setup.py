@@ -49,11 +49,9 @@ class SetupReport:
     next_command: str
 
     def describe(self) -> str:
-        """The report for a person."""
         return "\n".join([*self.lines, f"Next: {self.next_command}"])
 
     def as_dict(self) -> dict[str, Any]:
-        """The report as one JSON-ready object."""
         return {"mode": self.mode, "lines": list(self.lines), "next": self.next_command}
 
 
@@ -66,7 +64,7 @@ def setup(settings: Settings, *, dry_run: bool = False, render: Path | None = No
             (for `HK_MANIFESTS_DIR`), instead of installing.
 
     Raises:
-        PrerequisiteError: something needed is missing (each with its fix).
+        PrerequisiteError: something needed is missing, e.g. a Python dependency (with its fix).
         ApplyError, PodFailedError, WaitTimeoutError: cluster mode, see `install`.
         DataError: local mode, MNIST could not be fetched or verified.
     """
@@ -87,18 +85,8 @@ def setup(settings: Settings, *, dry_run: bool = False, render: Path | None = No
             else "inv build-push, then inv train --mode cluster"
         )
         return SetupReport("cluster", tuple(lines), follow)
-    return local_setup(settings, dry_run=dry_run)
-
-
-def local_setup(settings: Settings, *, dry_run: bool = False) -> SetupReport:
-    """Check the Python dependencies, find Docker (optional), make MNIST ready.
-
-    Raises:
-        PrerequisiteError: a Python dependency cannot be imported.
-        DataError: MNIST could not be fetched or verified.
-    """
-    lines = [_python_dependencies(), _docker(settings)]
-
+    # local: the Python dependencies, Docker (optional), MNIST made ready
+    lines = [_python_dependencies(), _docker()]
     where = mnist_folder(settings.mnist_dir, settings.cache_dir)
     if dry_run:
         action = "verify" if settings.mnist_dir else "verify, or fetch and verify,"
@@ -131,13 +119,11 @@ def _python_dependencies() -> str:
             "Python dependencies cannot be imported: " + "; ".join(missing) + ". "
             "Install the project into this environment: pip install -e '.[dev]'"
         )
-    kfp = metadata.version("kfp")
-    sklearn = metadata.version("scikit-learn")
-    count = len(PYTHON_DEPENDENCIES)
-    return f"[ok]   Python: {count} dependencies import (kfp {kfp}, scikit-learn {sklearn})"
+    versions = f"kfp {metadata.version('kfp')}, scikit-learn {metadata.version('scikit-learn')}"
+    return f"[ok]   Python: {len(PYTHON_DEPENDENCIES)} dependencies import ({versions})"
 
 
-def _docker(settings: Settings) -> str:
+def _docker() -> str:
     try:
         engine = connect(DOCKER_PROBE_TIMEOUT)
         version = str(engine.version().get("Version", "?"))

@@ -28,13 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging()
     try:
-        changes = {
-            "serve_host": args.host or None,
-            "serve_port": args.port,
-            "serve_workers": args.workers,
-        }
         flags = {"serve_host": "--host", "serve_port": "--port", "serve_workers": "--workers"}
-        given = {k: v for k, v in changes.items() if v is not None}
+        values = (args.host or None, args.port, args.workers)
+        given = {k: v for k, v in zip(flags, values, strict=True) if v is not None}
         settings = load_settings().override(given, flags)
         run_server(settings, resolve_model_dir(settings, args.model))
     except HelloKubeflowError as exc:

@@ -26,7 +26,7 @@ from hello_kubeflow.serving.bodies import (
 )
 from hello_kubeflow.serving.describe import ModelCard
 from hello_kubeflow.serving.features import N_CLASSES, N_FEATURES, BadInput
-from hello_kubeflow.serving.feedback import Feedback, FeedbackCounter
+from hello_kubeflow.serving.feedback import FeedbackCounter
 from hello_kubeflow.serving.openapi import openapi_document
 from hello_kubeflow.serving.protocol import SeldonRequest, V2Request
 from hello_kubeflow.serving.responses import (
@@ -43,65 +43,6 @@ from hello_kubeflow.serving.responses import (
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
-PROMETHEUS = "text/plain; version=0.0.4"
-HEALTHY = b'{"strData":"healthy","meta":{}}'
-CLOSE = {"connection": "close"}
-
-
-class _Service:
-    """The loaded model and every answer that can be prepared before serving."""
-
-    def __init__(self, model: LoadedModel, model_name: str, max_body_bytes: int) -> None:
-        self.model = model
-        self.card = ModelCard.of(model, model_name)
-        self.class_names = list(self.card.class_names)
-        self.max_body_bytes = max_body_bytes
-        self.check_model()
-        self.seldon_metadata = json_bytes(self.card.seldon_metadata())
-        self.v2_metadata = json_bytes(self.card.v2_metadata())
-        self.v2_server = json_bytes(
-            {"name": "hello-kubeflow", "version": __version__, "extensions": []}
-        )
-        self.v2_model_ready = json_bytes({"name": model_name, "ready": True})
-        self.openapi = json_bytes(openapi_document(model_name, max_body_bytes))
-        self.feedback = FeedbackCounter()
-
-    def check_model(self) -> None:
-        """One prediction on a blank image: warms the runtime, proves the shapes (ServingError)."""
-        answer = np.asarray(self.model.predict_proba(np.zeros((1, N_FEATURES), np.float32)))
-        if answer.shape != (1, N_CLASSES) or len(self.class_names) != N_CLASSES:
-            raise ServingError(
-                f"the model answered shape {answer.shape} with {len(self.class_names)} class "
-                f"names; a digit model must give (1, {N_CLASSES}) and {N_CLASSES} names: "
-                "serve a model made by `inv train`"
-            )
-
-    def probabilities(self, features: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict_proba(features), dtype=np.float32)
-
-    def seldon_answer(self, request: SeldonRequest) -> bytes:
-        return seldon_prediction(
-            self.probabilities(request.features),
-            kind=request.kind,
-            class_names=self.class_names,
-            puid=request.puid or new_puid(),
-            tags=request.tags,
-            request_path=request.request_path,
-            metrics=request.metrics,
-        )
-
-    def feedback_answer(self, feedback: Feedback) -> bytes:
-        self.feedback.add(feedback.reward)
-        return seldon_feedback(feedback.kind, feedback.puid)
-
-    def v2_answer(self, request: V2Request) -> bytes:
-        return v2_prediction(
-            self.probabilities(request.features),
-            model_name=self.card.name,
-            model_version=self.card.version,
-            request_id=request.id,
-            class_names=self.class_names,
-        )
 
 
 def create_app(model: LoadedModel, *, model_name: str, max_body_bytes: int) -> Starlette:
@@ -110,17 +51,60 @@ def create_app(model: LoadedModel, *, model_name: str, max_body_bytes: int) -> S
     Raises:
         ServingError: when the model does not answer ten probabilities for one image.
     """
-    service = _Service(model, model_name, max_body_bytes)
+    card = ModelCard.of(model, model_name)
+    class_names = list(card.class_names)
+
+    def check_model() -> None:
+        """One prediction on a blank image: warms the runtime, proves the shapes (ServingError)."""
+        answer = np.asarray(model.predict_proba(np.zeros((1, N_FEATURES), np.float32)))
+        if answer.shape != (1, N_CLASSES) or len(class_names) != N_CLASSES:
+            raise ServingError(
+                f"the model answered shape {answer.shape} with {len(class_names)} class "
+                f"names; a digit model must give (1, {N_CLASSES}) and {N_CLASSES} names: "
+                "serve a model made by `inv train`"
+            )
+
+    check_model()
+    # Every answer that can be, prepared before serving.
+    seldon_metadata = json_bytes(card.seldon_metadata())
+    v2_metadata = json_bytes(card.v2_metadata())
+    v2_server = json_bytes({"name": "hello-kubeflow", "version": __version__, "extensions": []})
+    model_ready = json_bytes({"name": model_name, "ready": True})
+    openapi = json_bytes(openapi_document(model_name, max_body_bytes))
+    counter = FeedbackCounter()
+
+    def probabilities(features: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict_proba(features), dtype=np.float32)
+
+    def seldon_answer(request: SeldonRequest) -> bytes:
+        return seldon_prediction(
+            probabilities(request.features),
+            kind=request.kind,
+            class_names=class_names,
+            puid=request.puid or new_puid(),
+            tags=request.tags,
+            request_path=request.request_path,
+            metrics=request.metrics,
+        )
+
+    def v2_answer(request: V2Request) -> bytes:
+        return v2_prediction(
+            probabilities(request.features),
+            model_name=card.name,
+            model_version=card.version,
+            request_id=request.id,
+            class_names=class_names,
+        )
 
     async def seldon_predict(request: Request) -> Response:
         try:
-            body = await read_body(request, service.max_body_bytes)
+            body = await read_body(request, max_body_bytes)
             args = (body, request.headers.get("content-type", ""), request.query_params.get("json"))
             if len(body) <= INLINE_BODY_BYTES:
-                answer = service.seldon_answer(seldon_request(*args))
+                answer = seldon_answer(seldon_request(*args))
             else:
                 parsed = await parse_elsewhere(seldon_request, *args)
-                answer = await run_in_threadpool(service.seldon_answer, parsed)
+                answer = await run_in_threadpool(seldon_answer, parsed)
         except BadInput as exc:
             return _refusal(seldon_error(exc.message, exc.status), exc.status)
         except Exception:
@@ -129,33 +113,34 @@ def create_app(model: LoadedModel, *, model_name: str, max_body_bytes: int) -> S
             return _json(seldon_error(message, 500, INTERNAL_ERROR), 500)
         return _json(answer)
 
-    async def seldon_feedback(request: Request) -> Response:
+    async def send_feedback(request: Request) -> Response:
         try:
-            body = await read_body(request, service.max_body_bytes)
+            body = await read_body(request, max_body_bytes)
             args = (body, request.headers.get("content-type", ""), request.query_params.get("json"))
             if len(body) <= INLINE_BODY_BYTES:
                 feedback = feedback_request(*args)
             else:
                 feedback = await parse_elsewhere(feedback_request, *args)
-            answer = service.feedback_answer(feedback)
+            counter.add(feedback.reward)
+            answer = seldon_feedback(feedback.kind, feedback.puid)
         except BadInput as exc:
             return _refusal(seldon_error(exc.message, exc.status), exc.status)
         return _json(answer)
 
     async def metrics(request: Request) -> Response:
-        return Response(service.feedback.prometheus(), media_type=PROMETHEUS)
+        return Response(counter.prometheus(), media_type="text/plain; version=0.0.4")
 
     async def v2_infer(request: Request) -> Response:
-        missing = _unknown_model(request, service.card)
+        missing = _unknown_model(request, card)
         if missing is not None:
             return missing
         try:
-            body = await read_body(request, service.max_body_bytes)
+            body = await read_body(request, max_body_bytes)
             if len(body) <= INLINE_BODY_BYTES:
-                answer = service.v2_answer(v2_request(body))
+                answer = v2_answer(v2_request(body))
             else:
                 parsed = await parse_elsewhere(v2_request, body)
-                answer = await run_in_threadpool(service.v2_answer, parsed)
+                answer = await run_in_threadpool(v2_answer, parsed)
         except BadInput as exc:
             return _refusal(v2_error(exc.message), exc.status)
         except Exception:
@@ -165,32 +150,32 @@ def create_app(model: LoadedModel, *, model_name: str, max_body_bytes: int) -> S
 
     async def health_status(request: Request) -> Response:
         try:
-            service.check_model()  # ~10 us: a real answer, not a flag
+            check_model()  # ~10 us: a real answer, not a flag
         except Exception as exc:
             log.exception("health check failed")
             return _json(seldon_error(f"the model cannot answer: {exc}", 503, INTERNAL_ERROR), 503)
-        return _json(HEALTHY)
+        return _json(b'{"strData":"healthy","meta":{}}')
 
     async def v2_model(request: Request) -> Response:
-        return _unknown_model(request, service.card) or _json(service.v2_metadata)
+        return _unknown_model(request, card) or _json(v2_metadata)
 
     async def v2_model_ready(request: Request) -> Response:
-        return _unknown_model(request, service.card) or _json(service.v2_model_ready)
+        return _unknown_model(request, card) or _json(model_ready)
 
     routes = [
         Route("/api/v1.0/predictions", seldon_predict, methods=["POST"]),
         Route("/api/v0.1/predictions", seldon_predict, methods=["POST"]),
         Route("/predict", seldon_predict, methods=["GET", "POST"]),
-        Route("/api/v1.0/feedback", seldon_feedback, methods=["POST"]),
-        Route("/api/v0.1/feedback", seldon_feedback, methods=["POST"]),
-        Route("/send-feedback", seldon_feedback, methods=["GET", "POST"]),
+        Route("/api/v1.0/feedback", send_feedback, methods=["POST"]),
+        Route("/api/v0.1/feedback", send_feedback, methods=["POST"]),
+        Route("/send-feedback", send_feedback, methods=["GET", "POST"]),
         Route("/health/ping", _fixed(b"pong", "text/plain")),
         Route("/health/status", health_status),
         Route("/api/v1.0/health/status", health_status),
         Route("/metrics", metrics),
-        Route("/api/v1.0/metadata", _fixed(service.seldon_metadata)),
-        Route("/metadata", _fixed(service.seldon_metadata)),
-        Route("/v2", _fixed(service.v2_server)),
+        Route("/api/v1.0/metadata", _fixed(seldon_metadata)),
+        Route("/metadata", _fixed(seldon_metadata)),
+        Route("/v2", _fixed(v2_server)),
         Route("/v2/health/live", _fixed(b'{"live":true}')),
         Route("/v2/health/ready", _fixed(b'{"ready":true}')),
         Route("/v2/models/{name}", v2_model),
@@ -199,7 +184,7 @@ def create_app(model: LoadedModel, *, model_name: str, max_body_bytes: int) -> S
         Route("/v2/models/{name}/versions/{version}", v2_model),
         Route("/v2/models/{name}/versions/{version}/ready", v2_model_ready),
         Route("/v2/models/{name}/versions/{version}/infer", v2_infer, methods=["POST"]),
-        Route("/openapi.json", _fixed(service.openapi)),
+        Route("/openapi.json", _fixed(openapi)),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     # A trailing slash is a 404: Starlette's redirect would build Location from the Host header.
@@ -213,9 +198,7 @@ def _json(content: bytes, status: int = 200) -> Response:
 
 def _refusal(content: bytes, status: int) -> Response:
     """An error answer; a 413 also closes the connection, since its body is left unread."""
-    if status == 413:
-        return Response(content, status_code=status, media_type=JSON, headers=CLOSE)
-    return _json(content, status)
+    return Response(content, status, {"connection": "close"} if status == 413 else None, JSON)
 
 
 def _fixed(content: bytes, media_type: str = JSON) -> Callable[[Request], Awaitable[Response]]:
@@ -254,6 +237,5 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     message = f"{exc.detail}: {request.method} {request.url.path}"
     v2 = request.url.path.startswith("/v2")
     body = v2_error(message) if v2 else seldon_error(message, exc.status_code)
-    if exc.status_code == 405 and exc.headers:
-        return Response(body, exc.status_code, headers=exc.headers, media_type=JSON)
-    return _json(body, exc.status_code)
+    headers = exc.headers if exc.status_code == 405 else None  # 405: the Allow header
+    return Response(body, exc.status_code, headers, JSON)

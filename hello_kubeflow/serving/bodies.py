@@ -123,7 +123,10 @@ async def parse_elsewhere(parse: Callable[..., _T], *args: object, retry: bool =
     try:
         return await asyncio.get_running_loop().run_in_executor(pool, parse, *args)
     except BrokenProcessPool:
-        _forget_helper(pool)
+        with _helpers_lock:
+            if pool in _helpers:
+                _helpers.remove(pool)
+        pool.shutdown(wait=False)
         if not retry:
             raise
     log.warning("the helper process parsing large bodies died; trying again in a new one")
@@ -153,13 +156,6 @@ def stop_helper() -> None:
         pool.shutdown()
 
 
-def _forget_helper(pool: ProcessPoolExecutor) -> None:
-    with _helpers_lock:
-        if pool in _helpers:
-            _helpers.remove(pool)
-    pool.shutdown(wait=False)
-
-
 def _serve_the_server() -> None:
     """Ignore the group's Ctrl-C and SIGTERM (the server stops us); exit when the server dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -183,10 +179,8 @@ def _wants_gzip(headers: Headers) -> bool:
         for c in value.split(",")
         if c.strip() and c.strip().lower() != "identity"
     ]
-    if not codings:
-        return False
-    if len(codings) == 1 and codings[0] in _GZIP:
-        return True
+    if not codings or (len(codings) == 1 and codings[0] in _GZIP):
+        return bool(codings)
     raise BadInput(
         f"Content-Encoding {', '.join(codings)!r} is not supported: send the body as it "
         "is, or gzip-compressed with Content-Encoding: gzip",
@@ -196,9 +190,7 @@ def _wants_gzip(headers: Headers) -> bool:
 
 def _inflate(inflater: zlib._Decompress, chunk: bytes, room: int) -> tuple[zlib._Decompress, bytes]:
     """Inflate at most `room` + 1 bytes of `chunk`; the inflater for what follows, and them.
-
-    Concatenated gzip members are one body (RFC 1952, 2.2), as `gzip.decompress` reads them.
-    """
+    Concatenated gzip members are one body (RFC 1952, 2.2), as `gzip.decompress` reads them."""
     out: list[bytes] = []
     try:
         while chunk:
@@ -261,11 +253,7 @@ def _detected(body: bytes) -> str | None:
     for bom, encoding in _BOMS:
         if head.startswith(bom):
             return encoding
-    return _by_zero_bytes(head)
-
-
-def _by_zero_bytes(head: bytes) -> str | None:
-    """The UTF-16 or UTF-32 byte order that the zero bytes of JSON's first characters show."""
+    # No mark: the UTF-16 or UTF-32 byte order the zero bytes of JSON's first characters show.
     if len(head) >= 4 and not head[0] and not head[1] and not head[2]:
         return "utf-32-be"
     if len(head) >= 4 and not head[1] and not head[2] and not head[3]:

@@ -48,9 +48,6 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
     Args:
         seconds: from a request's first byte (or the connection) to the end of its body.
         drain_seconds: once stopping, how long a request still arriving has before a 503.
-
-    Returns:
-        A protocol class for `uvicorn.Config(http=...)`.
     """
     timeout = _answer(
         408,
@@ -59,8 +56,6 @@ def deadline_protocol(seconds: float, drain_seconds: float = 5.0) -> type[HttpTo
     )
 
     class DeadlineProtocol(HttpToolsProtocol):
-        """HttpToolsProtocol with a deadline, a head limit, JSON refusals and a drain."""
-
         _deadline: asyncio.TimerHandle | None = None
         _arriving = False  # a request has begun and its body has not ended
         _in_head = True  # the next bytes belong to a request line or headers

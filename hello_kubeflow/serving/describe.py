@@ -39,7 +39,7 @@ class ModelCard:
         return cls(
             name=name,
             version=_version(metadata),
-            platform=_platform(model, metadata),
+            platform=model.runtime,
             class_names=tuple(model.class_names),
             custom={k: str(metadata[k]) for k in _CUSTOM_KEYS if metadata.get(k) is not None},
         )
@@ -50,18 +50,8 @@ class ModelCard:
             "name": self.name,
             "versions": [self.version],
             "platform": self.platform,
-            "inputs": [
-                {
-                    "messagetype": "ndarray",
-                    "schema": {"names": list(FEATURE_NAMES), "shape": [N_FEATURES]},
-                }
-            ],
-            "outputs": [
-                {
-                    "messagetype": "ndarray",
-                    "schema": {"names": list(self.class_names), "shape": [N_CLASSES]},
-                }
-            ],
+            "inputs": _ndarray(FEATURE_NAMES, N_FEATURES),
+            "outputs": _ndarray(self.class_names, N_CLASSES),
             "custom": dict(self.custom),
         }
 
@@ -83,17 +73,11 @@ class ModelCard:
         }
 
 
+def _ndarray(names: tuple[str, ...], size: int) -> list[dict[str, Any]]:
+    """A Seldon metadata tensor: an ndarray of `size` values named `names`."""
+    return [{"messagetype": "ndarray", "schema": {"names": list(names), "shape": [size]}}]
+
+
 def _version(metadata: Mapping[str, Any]) -> str:
-    for key in ("version", "model_version", "created", "trained_at", "sha256"):
-        value = metadata.get(key)
-        if value:
-            return str(value)
-    return "1"
-
-
-def _platform(model: LoadedModel, metadata: Mapping[str, Any]) -> str:
-    for owner, key in ((model, "backend"), (model, "runtime"), (metadata, "runtime")):
-        value = owner.get(key) if isinstance(owner, Mapping) else getattr(owner, key, None)
-        if isinstance(value, str) and value:
-            return value
-    return "sklearn"
+    keys = ("version", "model_version", "created", "trained_at", "sha256")
+    return next((str(metadata[key]) for key in keys if metadata.get(key)), "1")

@@ -12,8 +12,6 @@ import numpy.typing as npt
 N_FEATURES = 784
 N_CLASSES = 10
 FEATURE_NAMES: tuple[str, ...] = tuple(f"X{i}" for i in range(1, N_FEATURES + 1))
-_PIXEL_MAX = 255.0
-_SHOWN_CHARS = 40
 
 
 class BadInput(ValueError):
@@ -44,11 +42,9 @@ def as_features(
             (with a hint for unscaled 0-255 pixels).
     """
     array = _numbers(values, field, booleans_possible)
-    if array.ndim != 2:
+    if array.ndim != 2 or not array.shape[0]:
         raise BadInput(_dimensions_message(array, field))
-    rows, columns = array.shape
-    if rows == 0:
-        raise BadInput(f"{field} is an empty batch: send at least one row of 784 values")
+    columns = array.shape[1]
     if columns != N_FEATURES:
         raise BadInput(
             f"{field} rows have {columns} values, expected {N_FEATURES} "
@@ -142,7 +138,7 @@ def shorten(text: str, limit: int = 60) -> str:
 
 
 def _show(value: Any) -> str:
-    return shorten(repr(value.item() if isinstance(value, np.generic) else value), _SHOWN_CHARS)
+    return shorten(repr(value.item() if isinstance(value, np.generic) else value), 40)
 
 
 def _is_number(value: Any) -> bool:
@@ -215,7 +211,7 @@ def _dimensions_message(array: npt.NDArray[Any], field: str) -> str:
             f"{field} is one flat list of {N_FEATURES} numbers; send a batch of rows: "
             "wrap it in a list, [[784 numbers]]"
         )
-    if array.ndim == 1 and array.size == 0:
+    if array.size == 0 and array.ndim <= 2:
         return f"{field} is an empty batch: send at least one row of 784 values"
     return (
         f"{field} must be a 2-D batch [[784 numbers], ...]; got {array.ndim} "
@@ -231,7 +227,7 @@ def _range_message(array: npt.NDArray[Any], low: float, high: float, field: str)
         f"of {array.size} are outside, e.g. row {row}, column {column} is "
         f"{array[row, column]:g} (values range from {low:g} to {high:g})."
     )
-    if low >= 0 and high <= _PIXEL_MAX:
+    if low >= 0 and high <= 255:
         message += (
             " They look like raw 0-255 pixels: divide them by 255, the scaling the model "
             "was trained with."

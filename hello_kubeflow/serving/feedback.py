@@ -52,14 +52,12 @@ def parse_feedback(message: Any) -> Feedback:
     _known_fields(message, _FEEDBACK_FIELDS, "the feedback message")
     for name in ("request", "response", "truth"):
         _check_feedback_part(message.get(name), f"feedback {name}")
+    # Checked above: the request, its data and meta are objects or absent; a puid is a string.
     request = message.get("request") or {}
-    data = request.get("data")
-    meta = request.get("meta")
-    puid = meta.get("puid") if isinstance(meta, dict) else None
     return Feedback(
         reward=_reward(message.get("reward")),
-        kind="ndarray" if isinstance(data, dict) and "ndarray" in data else "tensor",
-        puid=puid if isinstance(puid, str) and puid else None,
+        kind="ndarray" if "ndarray" in (request.get("data") or {}) else "tensor",
+        puid=(request.get("meta") or {}).get("puid") or None,
     )
 
 

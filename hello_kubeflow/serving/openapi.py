@@ -8,7 +8,6 @@ from hello_kubeflow import __version__
 from hello_kubeflow.serving.features import N_CLASSES, N_FEATURES
 from hello_kubeflow.serving.protocol import V2_NUMERIC_TYPES
 
-_REF = "#/components/schemas/"
 _PIXEL = {"type": "number", "minimum": 0, "maximum": 1}
 _PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
 _ROW = {"type": "array", "items": _PIXEL, "minItems": N_FEATURES, "maxItems": N_FEATURES}
@@ -25,7 +24,7 @@ _FILLS_SHAPE = "holds shape[0] x 784 values"
 
 
 def _ref(name: str) -> dict[str, str]:
-    return {"$ref": _REF + name}
+    return {"$ref": "#/components/schemas/" + name}
 
 
 def _json(schema: str, description: str) -> dict[str, Any]:
@@ -193,7 +192,6 @@ _FLOAT_TYPES = sorted(V2_NUMERIC_TYPES - set(_INT_TYPES))
 
 def _v2_input(datatypes: list[str], pixel: dict[str, Any]) -> dict[str, Any]:
     """A V2 input tensor of one of `datatypes`, its data flat or as rows of `pixel`s."""
-    row = {**_ROW, "items": pixel}
     return {
         "type": "object",
         "required": ["name", "shape", "datatype", "data"],
@@ -207,7 +205,7 @@ def _v2_input(datatypes: list[str], pixel: dict[str, Any]) -> dict[str, Any]:
                 "type": "array",
                 "anyOf": [
                     {"items": pixel, "minItems": N_FEATURES},
-                    {"items": row, "minItems": 1},
+                    {"items": {**_ROW, "items": pixel}, "minItems": 1},
                 ],
             },
         },

@@ -27,8 +27,6 @@ _V2_INTEGER_TYPES = frozenset(
     {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 )
 V2_NUMERIC_TYPES = _V2_INTEGER_TYPES | {"FP16", "FP32", "FP64"}
-_FORM = "application/x-www-form-urlencoded"
-_MULTIPART = "multipart/form-data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +61,9 @@ def decode_json(body: bytes | str) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raw = body.encode() if isinstance(body, str) else body
-        hint = ""
-        if b"NaN" in raw or b"Infinity" in raw:
-            hint = (
-                "; NaN and Infinity are not JSON numbers, nor pixel values: send numbers in [0, 1]"
-            )
-        raise BadInput(f"the request body is not valid JSON ({exc}){hint}") from None
+        nan = b"NaN" in raw or b"Infinity" in raw
+        hint = "; NaN and Infinity are not JSON numbers, nor pixel values: send numbers in [0, 1]"
+        raise BadInput(f"the request body is not valid JSON ({exc}){hint if nan else ''}") from None
 
 
 def media_type(content_type: str) -> str:
@@ -83,13 +78,13 @@ def seldon_text(body: bytes, content_type: str, query_json: str | None = None) -
         BadInput: a form without a `json` field or not UTF-8; multipart forms (415).
     """
     media = media_type(content_type)
-    if media == _MULTIPART:
+    if media == "multipart/form-data":
         raise BadInput(
             "multipart/form-data is not supported: send the message as a JSON body, or "
             "form-encoded as json=<message>",
             status=415,
         )
-    if media == _FORM:
+    if media == "application/x-www-form-urlencoded":
         try:
             form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
         except UnicodeDecodeError:
@@ -98,9 +93,7 @@ def seldon_text(body: bytes, content_type: str, query_json: str | None = None) -
             return form["json"][0]
         if not query_json:
             raise BadInput(f"the form has no json field: send json={SELDON_EXAMPLE}")
-    if query_json:
-        return query_json
-    return body
+    return query_json or body
 
 
 def may_hold_booleans(text: bytes | str) -> bool:
@@ -203,10 +196,8 @@ def parse_v2(message: Any, *, booleans_possible: bool = True) -> V2Request:
 
 
 def _with_meta(features: npt.NDArray[np.float32], kind: str, meta: Any) -> SeldonRequest:
-    """The request with what `meta` echoes: all but `routing` (utils.py, `construct_response_json`).
-
-    Typed as `proto/prediction.proto`'s Meta, as the wrapper's feedback parser wants them.
-    """
+    """The request with what `meta` echoes: all but `routing` (utils.py, `construct_response_json`),
+    each typed as `proto/prediction.proto`'s Meta, as the wrapper's feedback parser wants it."""
     if meta is None:
         return SeldonRequest(features, kind)
     if not isinstance(meta, dict):
@@ -262,12 +253,6 @@ def _is_metric(value: Any) -> bool:
 
 
 _METRIC_TYPES = frozenset({"COUNTER", "GAUGE", "TIMER"})
-_INT32 = (-(2**31), 2**31 - 1)
-
-
-def _is_int32(number: float) -> bool:
-    """A whole number in int32's range: 3 or 3.0, as protobuf's JSON parser reads an int32."""
-    return float(number).is_integer() and _INT32[0] <= number <= _INT32[1]
 
 
 # proto/prediction.proto's Meta: puid string, tags map<string, Value>, routing map<string,
@@ -276,7 +261,11 @@ _META_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "puid": (lambda v: isinstance(v, str), 'a string, e.g. "p-1"'),
     "tags": (_is_object, 'an object, e.g. {"team": "mnist"}'),
     "routing": (
-        lambda v: _is_object(v, (int, float)) and all(_is_int32(n) for n in v.values()),
+        # whole and in int32's range: 3 or 3.0, as protobuf's JSON parser reads an int32
+        lambda v: (
+            _is_object(v, (int, float))
+            and all(float(n).is_integer() and -(2**31) <= n < 2**31 for n in v.values())
+        ),
         'an object of whole numbers (int32), e.g. {"model": 0}',
     ),
     "requestPath": (lambda v: _is_object(v, str), 'an object of strings, e.g. {"model": "image"}'),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -26,8 +26,7 @@ def _bad_request(message: str) -> Exception:
         from seldon_core.flask_utils import SeldonMicroserviceException
     except ImportError:
         return BadInput(message)
-    error: Exception = SeldonMicroserviceException(message, status_code=400)
-    return error
+    return cast(Exception, SeldonMicroserviceException(message, status_code=400))
 
 
 class MnistClassifier:

@@ -53,9 +53,7 @@ def resolve_model_dir(settings: Settings, model: str | Path = "") -> Path:
     """
     if model:
         return Path(model).expanduser()
-    if settings.model_dir is not None:
-        return settings.model_dir
-    return latest_model_path(settings.output_dir)
+    return settings.model_dir or latest_model_path(settings.output_dir)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -188,7 +186,7 @@ def _supervise(count: int, sock: socket.socket, app_args: tuple[Path, str, int, 
     context = multiprocessing.get_context("spawn")
     workers = [
         # Not daemonic: a worker starts a helper process for large bodies (bodies.py).
-        context.Process(target=_worker, args=(sock, *app_args), name=f"model-server-{i}")
+        context.Process(target=_worker, args=(sock, app_args), name=f"model-server-{i}")
         for i in range(count)
     ]
     for worker in workers:
@@ -214,13 +212,11 @@ def _supervise(count: int, sock: socket.socket, app_args: tuple[Path, str, int, 
                 worker.join()
 
 
-def _worker(
-    sock: socket.socket, model_dir: Path, model_name: str, max_body_bytes: int, timeout: float
-) -> None:
+def _worker(sock: socket.socket, app_args: tuple[Path, str, int, float]) -> None:
     """One worker process: load the model, serve on the inherited socket."""
     configure_logging()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays Ctrl-C as SIGTERM
-    server = _server(model_dir, model_name, max_body_bytes, timeout)
+    server = _server(*app_args)
     # uvicorn re-raises its SIGTERM: as KeyboardInterrupt, the worker still stops its helper.
     with sigterm_interrupts(), suppress(KeyboardInterrupt):
         server.run(sockets=[sock])
