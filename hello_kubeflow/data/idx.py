@@ -98,7 +98,7 @@ def decode_idx(
     try:
         gzipped = data.startswith(GZIP_MAGIC)
         raw = _gunzip(data) if gzipped else data
-        array = _parse(raw, _expected_kind(name))
+        array = _parse(raw, name)
         expected = checksums.get(name)
         if expected is not None:
             actual = hashlib.sha256(raw).hexdigest()
@@ -189,12 +189,6 @@ def _error(origin: str, problem: str, fix: str) -> DataFileError:
     return DataFileError(f"{origin} {problem}." + (f" {fix}" if fix else ""))
 
 
-def _expected_kind(name: str) -> str | None:
-    if name not in SHA256:
-        return None
-    return "images" if "-images-" in name else "labels"
-
-
 def _gunzip(data: bytes) -> bytes:
     """Decompress every gzip member, refusing truncated, corrupt or huge streams."""
     out = bytearray()
@@ -215,7 +209,7 @@ def _gunzip(data: bytes) -> bytes:
     return bytes(out)
 
 
-def _parse(raw: bytes, expected_kind: str | None) -> np.ndarray:
+def _parse(raw: bytes, name: str) -> np.ndarray:
     import numpy as np  # numpy: not on one image's query path
 
     if len(raw) < 4:
@@ -228,8 +222,9 @@ def _parse(raw: bytes, expected_kind: str | None) -> np.ndarray:
             f"0x{IMAGES_MAGIC:08x} (images) or 0x{LABELS_MAGIC:08x} (labels)"
         )
     kind = "images" if magic == IMAGES_MAGIC else "labels"
-    if expected_kind is not None and kind != expected_kind:
-        raise _Problem(f"holds {kind} (IDX magic 0x{magic:08x}), but its name says {expected_kind}")
+    named = "images" if "-images-" in name else "labels"  # for MNIST's own file names
+    if name in SHA256 and kind != named:
+        raise _Problem(f"holds {kind} (IDX magic 0x{magic:08x}), but its name says {named}")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:

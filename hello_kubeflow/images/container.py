@@ -14,13 +14,7 @@ import docker
 
 from hello_kubeflow.console import sigterm_interrupts
 from hello_kubeflow.errors import ModelError
-from hello_kubeflow.images.lifecycle import (
-    LABEL,
-    published_url,
-    running_container,
-    show_log_until_exit,
-    wait_until_answers,
-)
+from hello_kubeflow.images.lifecycle import LABEL, running_container, show_log_until_exit
 from hello_kubeflow.images.record import pipeline_image
 from hello_kubeflow.serving import SERVER_COMMAND
 from hello_kubeflow.settings import Settings, environment
@@ -82,10 +76,9 @@ def server_container(
             labels={LABEL: "model-server"},
         )
 
-    with running_container(settings.docker_timeout, chosen, WHAT, host_port, create) as container:
-        server = ServerContainer(published_url(container, CONTAINER_PORT, WHAT), chosen, container)
-        wait_until_answers(container, server.url + HEALTH_PATH, WHAT)
-        yield server
+    timeout, served = settings.docker_timeout, (CONTAINER_PORT, HEALTH_PATH)
+    with running_container(timeout, chosen, WHAT, host_port, create, served) as (container, url):
+        yield ServerContainer(url, chosen, container)
 
 
 def run_server_container(settings: Settings, model_dir: Path, *, image: str = "") -> None:

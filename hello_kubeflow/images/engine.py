@@ -51,13 +51,9 @@ def connect(timeout: float) -> docker.DockerClient:
             probe.close()
         client = docker.from_env(timeout=max(1, math.ceil(timeout)))
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        first = (str(exc).strip() or type(exc).__name__).splitlines()[0][:300]
         raise DockerUnavailableError(
-            f"no Docker engine is reachable at {address} ({_first_line(exc)}). " + START_ENGINE_HINT
+            f"no Docker engine is reachable at {address} ({first}). " + START_ENGINE_HINT
         ) from None
     log.debug("connected to the Docker engine at %s", address)
     return client
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]

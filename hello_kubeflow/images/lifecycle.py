@@ -47,16 +47,25 @@ def ensure_image(client: docker.DockerClient, image: str) -> None:
 
 @contextmanager
 def running_container(
-    docker_timeout: float, image: str, what: str, port: int, create: Callable[..., Any]
-) -> Iterator[Any]:
-    """A container made by `create(client, image)` and started, then stopped and removed.
+    docker_timeout: float,
+    image: str,
+    what: str,
+    port: int,
+    create: Callable[..., Any],
+    served: tuple[int, str],
+    **request: Any,
+) -> Iterator[tuple[Any, str]]:
+    """A container made by `create(client, image)`, started and answering; then removed.
 
+    Yields the container and `http://127.0.0.1:PORT` where its port `served[0]` is
+    published, once `served[1]` (a path) answers 2xx (`request`: extra GET arguments).
     Removed however its start ends: one created but not started (a port taken)
     would otherwise stay behind in "Created" state. `what` names it in messages,
     `port` (the host port asked for) in the error when it is taken.
 
     Raises:
-        ServingError: Docker refused to create or start it (and as `connect`, `ensure_image`).
+        ServingError: Docker refused to create or start it, it exited or did not answer
+            (and as `connect`, `ensure_image`).
     """
     client = connect(docker_timeout)
     container = None
@@ -71,7 +80,9 @@ def running_container(
                 f" (is port {port} on 127.0.0.1 free? choose another with --port)"
             ) from None
         log.info("%s container %s (%s) starting", what, container.short_id, image)
-        yield container
+        url = published_url(container, served[0], what)
+        wait_until_answers(container, url + served[1], what, **request)
+        yield container, url
     finally:
         if container is not None:
             with suppress(docker.errors.APIError):

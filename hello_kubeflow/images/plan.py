@@ -156,7 +156,7 @@ def plan_build(
         raise SettingsError(problems)
     repository = f"{registry}/{settings.image_name}" if registry else settings.image_name
     args = {
-        "SOURCE": _git(root, "config", "--get", "remote.origin.url", redact=True),
+        "SOURCE": _without_credentials(_git(root, "config", "--get", "remote.origin.url")),
         "REVISION": _git(root, "rev-parse", "HEAD"),
         "CREATED": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
@@ -205,7 +205,7 @@ def default_tag(root: Path) -> str:
     return f"{commit}-dirty" if dirty else commit
 
 
-def _git(root: Path, *args: str, redact: bool = False) -> str:
+def _git(root: Path, *args: str) -> str:
     """A git command's output in `root`, or "" when git or the checkout is missing."""
     try:
         done = subprocess.run(
@@ -217,8 +217,7 @@ def _git(root: Path, *args: str, redact: bool = False) -> str:
         )
     except (OSError, subprocess.TimeoutExpired):
         return ""
-    out = done.stdout.strip() if done.returncode == 0 else ""
-    return _without_credentials(out) if redact else out
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def _without_credentials(url: str) -> str:

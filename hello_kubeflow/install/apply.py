@@ -65,10 +65,9 @@ class Resource:
 
 @dataclass
 class Applier:
-    """Applies objects server-side through one API client, as `field_manager`."""
+    """Applies objects server-side through one API client, as `FIELD_MANAGER`."""
 
     api: client.ApiClient
-    field_manager: str = FIELD_MANAGER
     backoff: Backoff = APPLY_BACKOFF
     _discovered: dict[str, dict[str, Resource] | None] = field(default_factory=dict)
 
@@ -178,7 +177,7 @@ class Applier:
                 resource.path(namespace, str(meta["name"])),
                 object_name(obj),
                 query_params=[
-                    ("fieldManager", self.field_manager),
+                    ("fieldManager", FIELD_MANAGER),
                     ("force", "true"),
                     ("fieldValidation", "Strict"),
                 ],

@@ -19,11 +19,10 @@ PROC_SYS = Path("/proc/sys")
 LIMITS = {"fs.inotify.max_user_instances": 2280, "fs.inotify.max_user_watches": 1255360}
 """What kubeflow/manifests 26.03's README asks for (its Prerequisites)."""
 _README = "kubeflow/manifests 26.03 README, Prerequisites"
+_WANTED = [f"{key}={value}" for key, value in LIMITS.items()]
 _RAISE = (
-    "sudo sysctl -w "
-    + " ".join(f"{key}={value}" for key, value in LIMITS.items())
-    + "; to keep them after a reboot: printf '"
-    + "\\n".join(f"{key}={value}" for key, value in LIMITS.items())
+    f"sudo sysctl -w {' '.join(_WANTED)}; to keep them after a reboot: printf '"
+    + "\\n".join(_WANTED)
     + "\\n' | sudo tee /etc/sysctl.d/99-kubeflow-inotify.conf"
 )
 
@@ -88,9 +87,7 @@ def check_inotify(target: KubeTarget, engine: str, read: Reader | None = None) -
     if not kind:
         return InotifyFinding(False, True, "not a kind or minikube cluster")
     where_else = _remote_hint(kind, target)
-    ask = f"{where_else}; {_README} asks for at least " + ", ".join(
-        f"{key}={value}" for key, value in LIMITS.items()
-    )
+    ask = f"{where_else}; {_README} asks for at least {', '.join(_WANTED)}"
     if not (_loopback(target.server) and _local_engine(engine)):
         unreadable = (
             f"the {kind} node's kernel is not this machine's (API server {target.server}, "

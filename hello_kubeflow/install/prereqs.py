@@ -99,7 +99,7 @@ def check_prerequisites(
     checks.append(Check("API server", True, f"{target.server} answers, Kubernetes {version}"))
     checks.append(_capacity(api, settings.profile, patience))
     if needs_docker:
-        checks.append(_docker(settings))
+        checks.append(_docker())
     return checks
 
 
@@ -109,21 +109,18 @@ def failed(checks: list[Check]) -> list[Check]:
 
 
 def _server_version(api: client.ApiClient, patience: float) -> str:
-    version_api = client.VersionApi(api)
-    for attempt in api_retrying(patience, "asking the API server its version"):
-        with attempt:
-            response = version_api.get_code(_preload_content=False)
+    retrying = api_retrying(patience, "asking the API server its version")
+    response = retrying(client.VersionApi(api).get_code, _preload_content=False)
     return str(json.loads(response.data).get("gitVersion", "unknown"))
 
 
 def _capacity(api: client.ApiClient, profile: str, patience: float) -> Check:
     """Allocatable CPU and memory of the schedulable nodes against what the profile wants."""
     want_cpu, want_gib = REQUIREMENTS[profile]
-    core = client.CoreV1Api(api)
     try:
-        for attempt in api_retrying(patience, "listing nodes"):
-            with attempt:
-                response = core.list_node(_preload_content=False)
+        response = api_retrying(patience, "listing nodes")(
+            client.CoreV1Api(api).list_node, _preload_content=False
+        )
     except Exception as exc:  # a warning: setup can go on without knowing
         return Check(
             "capacity", False, f"cannot list nodes ({describe_api_error(exc)})", blocking=False
@@ -158,7 +155,7 @@ def _inotify(target: KubeTarget, read: Reader | None) -> list[Check]:
     return [Check("inotify limits", found.ok, found.detail, found.fix, blocking=found.readable)]
 
 
-def _docker(settings: Settings) -> Check:
+def _docker() -> Check:
     try:
         engine = connect(5.0)
         version = str(engine.version().get("Version", "?"))

@@ -172,7 +172,7 @@ def kind_of(model: Any) -> str | None:
 def library_versions() -> dict[str, str]:
     """Versions of Python and the libraries that make and read a model artifact."""
     versions = {"python": platform.python_version()}
-    for dist in ("scikit-learn", "numpy", "joblib", "onnx", "onnxruntime", "kfp"):
+    for dist in (*SERVING_LIBRARIES, "kfp"):
         try:
             versions[dist] = dist_metadata.version(dist)
         except dist_metadata.PackageNotFoundError:

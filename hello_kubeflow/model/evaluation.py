@@ -92,20 +92,14 @@ def one_image_latency_ms(
 
 
 def evaluate(model: ProbabilityModel, x_test: npt.ArrayLike, y_test: npt.ArrayLike) -> Evaluation:
-    """Score a model (anything with `predict_proba`) on pixels in [0, 1] (n, 784) and digits."""
-    truth = np.asarray(y_test, dtype=np.int64)
-    predicted = np.asarray(model.predict_proba(np.asarray(x_test, np.float32))).argmax(axis=1)
-    return evaluation_of(truth, predicted)
-
-
-def evaluation_of(truth: npt.ArrayLike, predicted: npt.ArrayLike) -> Evaluation:
-    """The figures for true and predicted digits (0-9), without a model.
+    """Score a model (anything with `predict_proba`) on pixels in [0, 1] (n, 784) and digits.
 
     Raises:
-        DataError: the two differ in length or hold something other than digits 0-9.
+        DataError: labels and predictions differ in length, or labels are not digits 0-9.
     """
-    true = np.asarray(truth, dtype=np.int64)
-    pred = np.asarray(predicted, dtype=np.int64)
+    true = np.asarray(y_test, dtype=np.int64)
+    proba = np.asarray(model.predict_proba(np.asarray(x_test, np.float32)))
+    pred = proba.argmax(axis=1).astype(np.int64)
     if true.shape != pred.shape or not np.isin(np.concatenate([true, pred]), DIGITS).all():
         raise DataError(
             f"cannot score {true.shape} labels against {pred.shape} predictions: both must "

@@ -20,7 +20,6 @@ from hello_kubeflow.model.fastpath import N_FEATURES, ONNX_INPUT, ONNX_PROBABILI
 
 log = logging.getLogger(__name__)
 
-_ONNX_OPSETS = {"": 17}
 # scikit-learn's hidden activations and the ONNX operator of each.
 _ACTIVATIONS = {"relu": "Relu", "tanh": "Tanh", "logistic": "Sigmoid", "identity": "Identity"}
 
@@ -66,13 +65,12 @@ def train_mlp(
     preset: MlpPreset,
     *,
     seed: int,
-    n_jobs: int,
 ) -> tuple[Any, float]:
     """Fit an `MLPClassifier`; the network and the wall seconds of the fit.
 
     `features` are float32 pixels in [0, 1] (float32 halves the memory and time of
-    float64); `seed` seeds the weights and the batches; `n_jobs`: BLAS threads
-    (-1 or 0: the library's default).
+    float64); `seed` seeds the weights and the batches. One BLAS thread: a second costs
+    more in hand-offs than it gains (docs/benchmarks.md).
     """
     # scikit-learn (2 s): the fit only, not the server
     from sklearn.exceptions import ConvergenceWarning
@@ -93,7 +91,7 @@ def train_mlp(
         preset.name,
     )
     start = time.perf_counter()
-    with warnings.catch_warnings(), threadpool_limits(n_jobs if n_jobs > 0 else None):
+    with warnings.catch_warnings(), threadpool_limits(1):
         # A fixed number of epochs is the recipe; "not converged" is expected.
         warnings.simplefilter("ignore", ConvergenceWarning)
         network.fit(features, labels)
@@ -105,14 +103,6 @@ def train_mlp(
         if hasattr(network, fitting_only):
             delattr(network, fitting_only)
     return network, seconds
-
-
-def mlp_parameters(network: Any) -> dict[str, Any]:
-    """The network's parameters, JSON-ready (tuples as lists)."""
-    return {
-        key: list(value) if isinstance(value, tuple) else value
-        for key, value in network.get_params().items()
-    }
 
 
 def mlp_to_onnx(network: Any) -> bytes:
@@ -155,7 +145,7 @@ def mlp_to_onnx(network: Any) -> bytes:
         ],
         initializer=initializers,
     )
-    opsets = [helper.make_opsetid(domain, version) for domain, version in _ONNX_OPSETS.items()]
+    opsets = [helper.make_opsetid("", 17)]
     model = helper.make_model(graph, opset_imports=opsets, producer_name="hello-kubeflow")
     model.ir_version = 8  # readable by every ONNX Runtime since 1.10
     data: bytes = model.SerializeToString()

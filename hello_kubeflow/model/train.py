@@ -36,7 +36,7 @@ from hello_kubeflow.model.artifact import (
 )
 from hello_kubeflow.model.evaluation import Evaluation, evaluate, save_confusion_png
 from hello_kubeflow.model.fastpath import N_FEATURES, forest_to_onnx
-from hello_kubeflow.model.mlp import MLP_PRESETS, MlpPreset, mlp_parameters, mlp_to_onnx, train_mlp
+from hello_kubeflow.model.mlp import MLP_PRESETS, MlpPreset, mlp_to_onnx, train_mlp
 
 __all__ = [
     "CLASS_NAMES",
@@ -184,11 +184,13 @@ def train_model(
         else features.astype(np.float32, copy=False)
     )
     if isinstance(chosen, MlpPreset):
-        fitted, seconds = train_mlp(pixels, labels, chosen, seed=seed, n_jobs=1)
-        parameters = mlp_parameters(fitted)
+        fitted, seconds = train_mlp(pixels, labels, chosen, seed=seed)
     else:
         fitted, seconds = _train_forest(pixels, labels, chosen, n_estimators, seed, n_jobs)
-        parameters = dict(fitted.get_params())
+    parameters = {  # JSON-ready: the network's layer sizes are a tuple
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in fitted.get_params().items()
+    }
     return TrainResult(fitted, chosen, parameters, len(labels), round(seconds, 3), seed)
 
 

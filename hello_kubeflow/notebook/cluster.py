@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 FIELD_MANAGER = "hello-kubeflow"
 RETRY_SECONDS = 60.0
 POLL_INTERVAL = 2.0
-_NOTEBOOKS = (f"{NOTEBOOK_API[0]}/{NOTEBOOK_API[1]}", NOTEBOOK_API[2])
+_NOTEBOOKS = NOTEBOOK_API[:2]
 
 
 class _Missing(Exception):
@@ -130,11 +130,11 @@ def open_notebook(
         settings.kubeconfig, settings.kube_context, settings.kube_request_timeout
     )
     created = []
-    if _create_if_missing(api, pipeline_access(spec.namespace), PODDEFAULT_API[2]):
+    if _create_if_missing(api, pipeline_access(spec.namespace), PODDEFAULT_API[1]):
         created.append(f"PodDefault {spec.namespace}/{PIPELINE_ACCESS}")
     if _create_if_missing(api, workspace_claim(spec), "persistentvolumeclaims"):
         created.append(f"workspace volume {spec.namespace}/{spec.claim_name}")
-    _apply(api, notebook(spec), NOTEBOOK_API[2])
+    _apply(api, notebook(spec), NOTEBOOK_API[1])
     log.info("applied Notebook %s/%s (image %s)", spec.namespace, spec.name, spec.image)
     pod = _wait_until_ready(
         api, spec, settings.notebook_timeout, poll_interval, settings.wait_crash_grace, clock
@@ -271,34 +271,28 @@ def _create_if_missing(api: client.ApiClient, obj: dict[str, Any], plural: str) 
         return False
     except _Missing:
         pass
-    try:
-        _request(api, "POST", collection, f"creating {what}", obj)
-    except _Missing:
-        raise _not_installed(str(obj["kind"])) from None
+    _request(api, "POST", collection, f"creating {what}", obj, missing=_not_installed(obj))
     log.info("created %s", what)
     return True
 
 
 def _apply(api: client.ApiClient, obj: dict[str, Any], plural: str) -> None:
     meta = obj["metadata"]
-    what = f"applying {obj['kind']} {meta['namespace']}/{meta['name']}"
-    try:
-        _request(
-            api,
-            "PATCH",
-            _path(obj["apiVersion"], plural, meta["namespace"], meta["name"]),
-            what,
-            obj,
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-            content_type="application/apply-patch+yaml",
-        )
-    except _Missing:
-        raise _not_installed(str(obj["kind"])) from None
+    _request(
+        api,
+        "PATCH",
+        _path(obj["apiVersion"], plural, meta["namespace"], meta["name"]),
+        f"applying {obj['kind']} {meta['namespace']}/{meta['name']}",
+        obj,
+        query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+        content_type="application/apply-patch+yaml",
+        missing=_not_installed(obj),
+    )
 
 
-def _not_installed(kind: str) -> PrerequisiteError:
+def _not_installed(obj: dict[str, Any]) -> PrerequisiteError:
     return PrerequisiteError(
-        f"the cluster has no {kind} resource type: Kubeflow Notebooks (the notebook "
+        f"the cluster has no {obj['kind']} resource type: Kubeflow Notebooks (the notebook "
         "controller and the PodDefault admission webhook) come with the full Kubeflow "
         "install, `inv setup --mode cluster --profile full`"
     )
@@ -313,8 +307,9 @@ def _request(
     *,
     query: list[tuple[str, str]] | None = None,
     content_type: str = "application/json",
+    missing: Exception | None = None,
 ) -> dict[str, Any]:
-    """One API call, transient errors retried; 404 is `_Missing`, the rest clear errors."""
+    """One API call, transient errors retried; 404 is `missing` (or `_Missing`), the rest clear."""
     try:
         result = api_retrying(RETRY_SECONDS, what)(
             api.call_api,
@@ -330,7 +325,7 @@ def _request(
     except ApiException as exc:
         status = int(exc.status or 0)
         if status == 404:
-            raise _Missing(what) from None
+            raise missing or _Missing(what) from None
         if status in (401, 403):
             raise PrerequisiteError(
                 f"{what}: forbidden ({describe_api_error(exc)}). Use a kubeconfig context "

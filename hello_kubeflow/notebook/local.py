@@ -15,13 +15,7 @@ from typing import Any
 import docker
 
 from hello_kubeflow.console import sigterm_interrupts
-from hello_kubeflow.images.lifecycle import (
-    LABEL,
-    published_url,
-    running_container,
-    show_log_until_exit,
-    wait_until_answers,
-)
+from hello_kubeflow.images.lifecycle import LABEL, running_container, show_log_until_exit
 from hello_kubeflow.images.record import pipeline_image
 from hello_kubeflow.settings import Settings
 
@@ -106,12 +100,16 @@ def notebook_container(
             labels={LABEL: "notebook-server"},
         )
 
-    with running_container(settings.docker_timeout, chosen, WHAT, host_port, create) as container:
-        url = published_url(container, JUPYTER_PORT, WHAT) + "/"
-        server = LocalNotebook(url, token, chosen, container)
-        headers = {"Authorization": f"token {token}"}
-        wait_until_answers(container, url + "api/status", WHAT, headers=headers)
-        yield server
+    with running_container(
+        settings.docker_timeout,
+        chosen,
+        WHAT,
+        host_port,
+        create,
+        (JUPYTER_PORT, "/api/status"),
+        headers={"Authorization": f"token {token}"},
+    ) as (container, url):
+        yield LocalNotebook(url + "/", token, chosen, container)
 
 
 def run_notebook_container(

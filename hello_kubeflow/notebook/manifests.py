@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-NOTEBOOK_API = ("kubeflow.org", "v1", "notebooks", "Notebook")
-PODDEFAULT_API = ("kubeflow.org", "v1alpha1", "poddefaults", "PodDefault")
+NOTEBOOK_API = ("kubeflow.org/v1", "notebooks", "Notebook")  # apiVersion, plural, kind
+PODDEFAULT_API = ("kubeflow.org/v1alpha1", "poddefaults", "PodDefault")
 HOME = "/home/jovyan"
 WORKSPACE_VOLUME = "workspace"
 SERVICE_ACCOUNT = "default-editor"  # what the Jupyter web app gives every Notebook pod
@@ -74,8 +74,8 @@ def notebook(spec: NotebookSpec) -> dict[str, Any]:
         "volumeMounts": [{"name": WORKSPACE_VOLUME, "mountPath": HOME}],
     }
     return {
-        "apiVersion": f"{NOTEBOOK_API[0]}/{NOTEBOOK_API[1]}",
-        "kind": NOTEBOOK_API[3],
+        "apiVersion": NOTEBOOK_API[0],
+        "kind": NOTEBOOK_API[2],
         "metadata": {
             "name": spec.name,
             "namespace": spec.namespace,
@@ -116,8 +116,8 @@ def workspace_claim(spec: NotebookSpec) -> dict[str, Any]:
 def pipeline_access(namespace: str) -> dict[str, Any]:
     """The PodDefault that gives selected pods a token for the Kubeflow Pipelines API."""
     return {
-        "apiVersion": f"{PODDEFAULT_API[0]}/{PODDEFAULT_API[1]}",
-        "kind": PODDEFAULT_API[3],
+        "apiVersion": PODDEFAULT_API[0],
+        "kind": PODDEFAULT_API[2],
         "metadata": {"name": PIPELINE_ACCESS, "namespace": namespace, "labels": LABELS},
         "spec": {
             "desc": "Allow access to Kubeflow Pipelines",
