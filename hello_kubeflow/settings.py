@@ -457,6 +457,11 @@ class Settings:
         return {var.env: var.shown(_text_of(getattr(self, var.field))) for var in VARIABLES}
 
     @property
+    def kube_access(self) -> tuple[Path | None, str | None, float]:
+        """What `kube.client.api_client` takes: kubeconfig, context, request timeout."""
+        return self.kubeconfig, self.kube_context, self.kube_request_timeout
+
+    @property
     def server_url(self) -> str:
         """Where the query goes: `HK_QUERY_URL`, else the local server."""
         return self.query_url or f"http://{self.serve_host}:{self.serve_port}"

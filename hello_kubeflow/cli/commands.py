@@ -163,7 +163,7 @@ def wait(settings: Settings) -> WaitResult:
     from hello_kubeflow.kube.client import api_client  # kubernetes: the cluster tasks only
     from hello_kubeflow.kube.wait import wait_for_pods
 
-    api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
+    api = api_client(*settings.kube_access)
     namespaces, timeout = settings.wait_namespaces, settings.wait_timeout
     return wait_for_pods(api, namespaces, timeout, settings.wait_crash_grace)
 
@@ -173,7 +173,7 @@ def status(settings: Settings) -> Snapshot:
     from hello_kubeflow.kube.client import api_client  # kubernetes: the cluster tasks only
     from hello_kubeflow.kube.wait import cluster_status
 
-    api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
+    api = api_client(*settings.kube_access)
     return cluster_status(api, settings.wait_namespaces)
 
 

@@ -13,10 +13,9 @@ from kubernetes.client.exceptions import ApiException
 
 from hello_kubeflow.deploy.model_manifests import SERVING_APIS, ServingApi
 from hello_kubeflow.errors import DeploymentError, PrerequisiteError
-from hello_kubeflow.kube.client import api_retrying, describe_api_error
+from hello_kubeflow.kube.client import FIELD_MANAGER, api_retrying, describe_api_error
 
 T = TypeVar("T")
-FIELD_MANAGER = "hello-kubeflow"
 RETRY_SECONDS = 60.0
 _PLURALS = {
     "Secret": "secrets",

@@ -21,12 +21,11 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay
 
 from hello_kubeflow.errors import ApplyError, ManifestError
 from hello_kubeflow.install.components import Manifest, object_name
-from hello_kubeflow.kube.client import describe_api_error, is_transient
+from hello_kubeflow.kube.client import FIELD_MANAGER, describe_api_error, is_transient
 from hello_kubeflow.retry import Backoff, log_retry
 
 log = logging.getLogger(__name__)
 
-FIELD_MANAGER = "hello-kubeflow"
 APPLY_DEADLINE = 900.0
 """Seconds to keep retrying the objects of one step through failures that heal."""
 ESTABLISH_DEADLINE = 120.0

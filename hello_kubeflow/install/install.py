@@ -218,7 +218,7 @@ def install(
         render_manifests(settings, root)
     plan = make_plan(settings, rbac_dir)
     lines = [c.line() for c in checks]
-    api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
+    api = api_client(*settings.kube_access)
     applier = Applier(api, backoff=backoff)
     for step in plan.steps:
         count = applier.apply_in_order(step.objects, step.component.title, deadline=apply_deadline)

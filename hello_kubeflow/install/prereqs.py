@@ -81,7 +81,7 @@ def check_prerequisites(
     checks = [Check("kubeconfig", True, f"{target.describe()} from {target.kubeconfig}")]
     checks += _inotify(target, read_sysctl)
     try:
-        api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
+        api = api_client(*settings.kube_access)
         version = _server_version(api, patience)
     except HelloKubeflowError as exc:
         return [*checks, Check("API server", False, str(exc))]

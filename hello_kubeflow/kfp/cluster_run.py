@@ -285,7 +285,7 @@ def undeploy_model(settings: Settings) -> list[str]:
         PrerequisiteError: no kubeconfig, or no permission.
     """
     return undeploy(
-        api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout),
+        api_client(*settings.kube_access),
         settings.namespace,
         settings.deployment_name,
         settings.serving,
@@ -295,9 +295,7 @@ def undeploy_model(settings: Settings) -> list[str]:
 def _kube_api(settings: Settings) -> tuple[client.ApiClient | None, str]:
     """The kubeconfig's API client, or None and why not (a run through a gateway needs none)."""
     try:
-        return api_client(
-            settings.kubeconfig, settings.kube_context, settings.kube_request_timeout
-        ), ""
+        return api_client(*settings.kube_access), ""
     except HelloKubeflowError as exc:
         log.info(
             "the profile namespace is not checked, the run's pods not watched and a failed "

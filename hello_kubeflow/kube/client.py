@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection (the read timeout is a setting)
 DEFAULT_KUBECONFIG = Path("~/.kube/config")
+FIELD_MANAGER = "hello-kubeflow"  # who owns the fields our server-side applies set
 RETRY_INITIAL = 0.5
 RETRY_MAX = 10.0
 

@@ -19,7 +19,12 @@ from hello_kubeflow.gateway.endpoints import (
     GATEWAY_SERVICE,
 )
 from hello_kubeflow.images.record import pipeline_image
-from hello_kubeflow.kube.client import api_client, api_retrying, describe_api_error
+from hello_kubeflow.kube.client import (
+    FIELD_MANAGER,
+    api_client,
+    api_retrying,
+    describe_api_error,
+)
 from hello_kubeflow.kube.pods import Pod, pod_state
 from hello_kubeflow.kube.wait import NO_RESTART_LIMIT, REAL_TIME, Clock, CrashJudge, poll_until
 from hello_kubeflow.notebook.manifests import (
@@ -36,7 +41,6 @@ from hello_kubeflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FIELD_MANAGER = "hello-kubeflow"
 RETRY_SECONDS = 60.0
 POLL_INTERVAL = 2.0
 _NOTEBOOKS = NOTEBOOK_API[:2]
@@ -126,9 +130,7 @@ def open_notebook(
         settings.notebook_memory,
         settings.notebook_volume_size,
     )
-    api = api or api_client(
-        settings.kubeconfig, settings.kube_context, settings.kube_request_timeout
-    )
+    api = api or api_client(*settings.kube_access)
     created = []
     if _create_if_missing(api, pipeline_access(spec.namespace), PODDEFAULT_API[1]):
         created.append(f"PodDefault {spec.namespace}/{PIPELINE_ACCESS}")
@@ -150,9 +152,7 @@ def delete_notebook(settings: Settings, *, api: client.ApiClient | None = None) 
         What was deleted (empty when there was no such Notebook).
     """
     _check_namespace(settings.namespace)
-    api = api or api_client(
-        settings.kubeconfig, settings.kube_context, settings.kube_request_timeout
-    )
+    api = api or api_client(*settings.kube_access)
     namespace, name = settings.namespace, settings.notebook_name
     try:
         _request(api, "DELETE", _path(*_NOTEBOOKS, namespace, name), f"deleting Notebook {name}")

@@ -206,7 +206,7 @@ def _served(settings: Settings) -> _Served:
     """
     kinds = ("seldon", "kserve") if settings.serving == "auto" else (settings.serving,)
     try:
-        api = api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
+        api = api_client(*settings.kube_access)
     except PrerequisiteError as exc:
         if not settings.gateway_url:
             # The way in would be `kubectl port-forward`, which needs what is missing here:
