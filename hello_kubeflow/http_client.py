@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import requests
+import urllib3
 
 from hello_kubeflow.retry import is_name_not_resolved
 
@@ -29,11 +30,24 @@ def send(
     Raises:
         requests.RequestException: no answer; `is_transient` and `is_unreachable` tell which.
     """
-    timeouts = (min(CONNECT_TIMEOUT, timeout), timeout)
-    if session is not None:
-        return session.request(method, url, timeout=timeouts, **options)
-    with requests.Session() as own:
-        return own.request(method, url, timeout=timeouts, **options)
+    options = {"timeout": (min(CONNECT_TIMEOUT, timeout), timeout), **options}
+    # Our requests carry their own credentials: a `~/.netrc` entry must not replace them.
+    options.setdefault("auth", _no_netrc)
+    try:
+        if session is not None:
+            return session.request(method, url, **options)
+        with requests.Session() as own:
+            return own.request(method, url, **options)
+    except requests.ConnectionError as exc:
+        # requests reports a body that stops arriving as a ConnectionError: it is a timeout.
+        if exc.args and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError):
+            raise requests.ReadTimeout(*exc.args, request=exc.request) from exc
+        raise
+
+
+def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An auth that adds nothing: given, it keeps requests from reading `~/.netrc`."""
+    return request
 
 
 def status_error(response: requests.Response) -> requests.HTTPError:

@@ -6,6 +6,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import requests
@@ -78,3 +79,34 @@ def test_only_statuses_that_may_heal_are_worth_another_try() -> None:
     assert describe_failure(busy) == "HTTP 503"
     assert is_transient(busy) and not is_transient(missing)
     assert not is_transient(missing, frozenset({503}))
+
+
+def test_a_netrc_entry_does_not_replace_the_credentials_a_request_carries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `default` login in ~/.netrc would turn a gateway's bearer token into Basic auth."""
+    import http.server
+
+    seen: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    netrc = tmp_path / "netrc"
+    netrc.write_text("default login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        send("GET", url, timeout=5, headers={"Authorization": "Bearer token"})
+        send("GET", url, timeout=5)
+        server.shutdown()
+
+    assert seen == ["Bearer token", None]

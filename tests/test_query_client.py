@@ -166,6 +166,35 @@ def test_query_to_a_server_that_never_answers_times_out_naming_the_setting(
             query_digit(_settings(url, query_timeout=0.5), image=digit_png)
 
 
+def test_query_to_a_server_that_stalls_mid_answer_times_out_naming_the_setting(
+    digit_png: Path,
+) -> None:
+    """Headers and part of the body, then nothing: a timeout, not "no server is running"."""
+    with socket.socket() as stalling:
+        stalling.bind(("127.0.0.1", 0))
+        stalling.listen()
+        url = f"http://127.0.0.1:{stalling.getsockname()[1]}"
+        accepted: list[socket.socket] = []
+
+        def answer_in_part() -> None:
+            conn, _ = stalling.accept()
+            accepted.append(conn)
+            conn.recv(65536)
+            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"data"')
+
+        thread = threading.Thread(target=answer_in_part, daemon=True)
+        thread.start()
+        try:
+            with pytest.raises(
+                EndpointError, match=r"did not answer within 0.5 s \(HK_QUERY_TIMEOUT\)"
+            ):
+                query_digit(_settings(url, query_timeout=0.5, query_deadline=0.1), image=digit_png)
+        finally:
+            thread.join(5)
+            for conn in accepted:
+                conn.close()
+
+
 def test_query_to_a_server_that_hangs_up_is_waited_for_then_named(digit_png: Path) -> None:
     with socket.socket() as rude:
         rude.bind(("127.0.0.1", 0))
