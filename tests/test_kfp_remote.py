@@ -269,6 +269,16 @@ def test_nothing_listening_is_an_error_saying_what_to_check() -> None:
         connect(url, Auth(), patience=Patience(retry_deadline=0.3, retry_initial_wait=0.01))
 
 
+def test_a_host_that_does_not_resolve_fails_at_once_without_claiming_a_wait() -> None:
+    """Not retried (it does not heal), so the message must not say it waited 60 s."""
+    with pytest.raises(KfpError) as raised:
+        connect("http://kfp.invalid", Auth(), patience=Patience(retry_deadline=60))
+
+    message = str(raised.value)
+    assert "http://kfp.invalid is not reachable: it cannot connect" in message
+    assert "for 60 s" not in message and "inv status" in message
+
+
 def test_a_server_that_is_not_kfp_is_told_apart() -> None:
     handler = kmock.RawHandler()
     handler.fallback << kmock.Response(status=404, payload=b"404 page not found")

@@ -131,9 +131,13 @@ def _check_health(endpoint: str, auth: Auth, patience: Patience) -> dict[str, An
             if got is not None
             else f"cannot connect ({describe_failure(exc)})"
         )
+        # What does not heal (no such host, a certificate) was not retried: no "for N s".
+        waited = (
+            f" for {patience.retry_deadline:.0f} s" if is_transient(exc, TRANSIENT_STATUS) else ""
+        )
         raise KfpError(
-            f"Kubeflow Pipelines at {endpoint} is not reachable: it {said} for "
-            f"{patience.retry_deadline:.0f} s. Check that the cluster is up (`inv status`), "
+            f"Kubeflow Pipelines at {endpoint} is not reachable: it {said}{waited}. Check "
+            "that the cluster is up (`inv status`), "
             "that HK_KFP_ENDPOINT / HK_GATEWAY_URL is right, or leave both empty to "
             "port-forward to svc/ml-pipeline-ui"
         ) from None
