@@ -229,12 +229,16 @@ def test_each_timed_request_is_bounded_by_the_query_timeout(
     seen: list[object] = []
     real = comparison.send
 
+    sessions: set[int] = set()
+
     def spy(*args: Any, **kwargs: Any) -> requests.Response:
         seen.append(kwargs.get("timeout"))
+        sessions.add(id(kwargs.get("session")))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(comparison, "send", spy)
     milliseconds = served_latency_ms(Settings(query_timeout=3.5), model, image, requests=3)
 
     assert milliseconds > 0
-    assert sorted(set(seen)) == [3.5]
+    assert seen == [3.5] * (3 + comparison.WARMUP_REQUESTS)
+    assert len(sessions) == 1 and id(None) not in sessions, "one kept-alive session"

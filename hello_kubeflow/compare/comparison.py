@@ -274,6 +274,7 @@ def served_latency_ms(
     ):
         url = f"http://127.0.0.1:{server.port}{SELDON_PATH}"
         session.headers["Content-Type"] = "application/json"
+        session.trust_env = False  # loopback: no proxy, no netrc, no per-request lookups
         for index in range(requests + WARMUP_REQUESTS):
             start = time.perf_counter()
             response = send("POST", url, timeout=settings.query_timeout, session=session, data=body)
