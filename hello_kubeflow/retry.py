@@ -48,6 +48,10 @@ class Backoff:
         return stop
 
 
+# How hard to retry one MNIST mirror on transient failures before trying the next.
+DEFAULT_RETRY = Backoff(initial=0.5, maximum=8.0, jitter=0.5, attempts=4, deadline=60.0)
+
+
 def jittered_backoff(first: float, maximum: float, jitter: float | None = None) -> wait_base:
     """Wait `first` seconds, then twice as long each time up to `maximum`, plus up to `jitter`
     random seconds (default: `first`) so that clients that failed together retry apart.
