@@ -304,7 +304,7 @@ def build_push(
     json: bool = False,
 ) -> None:
     """Build the project image and push it to $CONTAINER_REGISTRY, recording its digest."""
-    from hello_kubeflow.images import build_push as build_and_push
+    from hello_kubeflow.images.publish import build_push as build_and_push
 
     settings = settings_for()
     with user_errors():
