@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hello_kubeflow.errors import ModelError
+from hello_kubeflow.model import LATEST_FILE
 from hello_kubeflow.model.fastpath import (
     N_FEATURES,
     ONNX_INPUT,
@@ -34,9 +35,6 @@ CLASS_NAMES: tuple[str, ...] = tuple(f"class:{d}" for d in range(N_CLASSES))
 MODEL_FILE = "model.joblib"
 ONNX_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
-LATEST_FILE = "latest.json"  # in the output folder: the last `inv train`'s model directory
-EVALUATION_FILE = "evaluation.json"  # in a run's report: absent if the run did not finish
-RECORDED_DIR = "recorded"  # in the output folder: the last local run of each model and preset
 FORMAT = "hello-kubeflow-model"
 FORMAT_VERSION = 1
 MODEL_KINDS = ("forest", "mlp")

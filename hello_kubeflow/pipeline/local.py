@@ -21,10 +21,9 @@ from kfp import compiler, local
 from hello_kubeflow.data.idx import CHECKSUMS_FILE
 from hello_kubeflow.errors import PipelineError, SettingsError
 from hello_kubeflow.images.record import pipeline_image
-from hello_kubeflow.model.artifact import EVALUATION_FILE, LATEST_FILE, RECORDED_DIR
+from hello_kubeflow.model import CONFUSION_PNG, EVALUATION_FILE, LATEST_FILE, RECORDED_DIR
 from hello_kubeflow.pipeline.definition import make_pipeline
 from hello_kubeflow.pipeline.runlog import captured_progress, step_failure
-from hello_kubeflow.pipeline.steps import CONFUSION_PNG
 from hello_kubeflow.settings import MODEL_PRESETS, Settings
 
 log = logging.getLogger(__name__)

@@ -29,12 +29,12 @@ from hello_kubeflow.data.mnist import (
     scale_pixels,
 )
 from hello_kubeflow.errors import DataFileError
-from hello_kubeflow.model.artifact import EVALUATION_FILE, file_record
+from hello_kubeflow.model import CONFUSION_PNG, EVALUATION_FILE
+from hello_kubeflow.model.artifact import file_record
 from hello_kubeflow.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
 
-CONFUSION_PNG = "confusion_matrix.png"
 # zlib level 1: full MNIST 55 MB -> 13 MB in about half a second; higher levels save
 # under 1.5 MB more and take two to five times as long (docs/benchmarks.md).
 DATASET_COMPRESSION = 1
