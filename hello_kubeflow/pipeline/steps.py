@@ -242,20 +242,21 @@ def train_step(
     # scikit-learn, onnx: not in the load-data step
     from hello_kubeflow.model.train import build_metadata, save_model, train_model
 
-    data = read_dataset(dataset_path)
-    if data.is_subset:
+    with _dataset(dataset_path) as (npz, info):  # the training half only
+        x_train, y_train, origin = npz["x_train"], npz["y_train"], _origin(info)
+    if origin["is_subset"]:
         log.warning("training on the 5,000-digit offline subset: accuracy is not comparable")
     result = train_model(
-        data.x_train,  # uint8: scaled after the preset's sample is drawn
-        data.y_train,
+        x_train,  # uint8: scaled after the preset's sample is drawn
+        y_train,
         model=model_kind,
         preset=preset,
         n_estimators=n_estimators or None,
         seed=seed,
         n_jobs=n_jobs,
     )
-    metadata = build_metadata(result, data_source=data.source)
-    metadata["data_is_subset"] = data.is_subset
+    metadata = build_metadata(result, data_source=origin["source"])
+    metadata["data_is_subset"] = origin["is_subset"]
     save_model(Path(model_path), result, metadata=metadata)
     log.info("trained %s (%s) in %.1f s", model_kind, preset, result.seconds)
     return metadata
