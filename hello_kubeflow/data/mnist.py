@@ -17,10 +17,13 @@ import numpy.typing as npt
 from hello_kubeflow.data.files import replacing
 from hello_kubeflow.data.idx import (
     CHECKSUMS_FILE,
+    FILE_NAMES,
     IMAGE_SIDE,
     SHA256,
     TEST_IMAGES,
     TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
     decode_idx,
     find_idx_file,
     idx_sha256,
@@ -53,9 +56,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TRAIN_IMAGES = "train-images-idx3-ubyte"
-TRAIN_LABELS = "train-labels-idx1-ubyte"
-FILE_NAMES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 TEST_FILE_NAMES = (TEST_IMAGES, TEST_LABELS)
 
 # The one pixel scaling of training, serving and querying (the model records it).

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import platform
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from hello_kubeflow.data.files import file_record
 from hello_kubeflow.errors import ModelError
 from hello_kubeflow.model import LATEST_FILE
 from hello_kubeflow.model.fastpath import (
@@ -189,15 +189,6 @@ def version_drift(metadata: Mapping[str, Any]) -> list[str]:
         for name in SERVING_LIBRARIES
         if name in trained and name in served and str(trained[name]) != served[name]
     ]
-
-
-def file_record(path: Path) -> dict[str, Any]:
-    """A file's size and SHA-256, as `metadata.json` lists it."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
 def _read_metadata(path: Path) -> dict[str, Any]:
