@@ -6,16 +6,12 @@ import logging
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from tenacity import (
-    RetryCallState,
-    stop_after_attempt,
-    stop_after_delay,
-    stop_never,
-    wait_exponential_jitter,
-)
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
+if TYPE_CHECKING:  # tenacity (with tornado, 0.05 s) only when a retry is made: not in the steps
+    from tenacity import RetryCallState
+    from tenacity.stop import stop_base
+    from tenacity.wait import wait_base
 
 MAX_REASON_CHARS = 300
 
@@ -39,6 +35,8 @@ class Backoff:
 
     def stop(self) -> stop_base:
         """tenacity's `stop`: after `attempts` or past `deadline`, whichever comes first."""
+        from tenacity import stop_after_attempt, stop_after_delay, stop_never
+
         stop: stop_base = stop_never
         if self.attempts is not None:
             stop = stop_after_attempt(self.attempts)
@@ -48,10 +46,16 @@ class Backoff:
         return stop
 
 
+# How hard to retry one MNIST mirror on transient failures before trying the next.
+DEFAULT_RETRY = Backoff(initial=0.5, maximum=8.0, jitter=0.5, attempts=4, deadline=60.0)
+
+
 def jittered_backoff(first: float, maximum: float, jitter: float | None = None) -> wait_base:
     """Wait `first` seconds, then twice as long each time up to `maximum`, plus up to `jitter`
     random seconds (default: `first`) so that clients that failed together retry apart.
     """
+    from tenacity import wait_exponential_jitter
+
     return wait_exponential_jitter(
         multiplier=first, max=maximum, jitter=first if jitter is None else jitter
     )

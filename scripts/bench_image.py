@@ -30,9 +30,10 @@ from pathlib import Path
 
 from benchmarks_doc import DOCS, IMAGE, write_section
 
-from hello_kubeflow.images import plan_build, push_image
 from hello_kubeflow.images.build import build_context, build_image
 from hello_kubeflow.images.engine import connect
+from hello_kubeflow.images.plan import plan_build
+from hello_kubeflow.images.push import push_image
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -37,10 +37,13 @@ from hello_kubeflow.errors import (
     RegistryAuthError,
     RegistryUnavailableError,
 )
-from hello_kubeflow.images import BuildPushResult, build_push, connect, plan_build, push_image
 from hello_kubeflow.images.build import build_context, build_image
 from hello_kubeflow.images.container import server_container
+from hello_kubeflow.images.engine import connect
 from hello_kubeflow.images.lock import read_lock
+from hello_kubeflow.images.plan import plan_build
+from hello_kubeflow.images.publish import BuildPushResult, build_push
+from hello_kubeflow.images.push import push_image
 from hello_kubeflow.settings import Settings
 
 pytestmark = pytest.mark.docker

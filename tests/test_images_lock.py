@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from hello_kubeflow.errors import ImageError
-from hello_kubeflow.images import plan_build
 from hello_kubeflow.images.lock import (
     IMAGE_MARKERS,
     LOCK_SHA_LABEL,
@@ -19,6 +18,7 @@ from hello_kubeflow.images.lock import (
     unlocked_requirements,
     version_labels,
 )
+from hello_kubeflow.images.plan import plan_build
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,11 +14,12 @@ from crd_schemas import upstream_file
 from registry_support import free_port
 
 from hello_kubeflow.errors import CheckoutError, DockerUnavailableError, ImageError, SettingsError
-from hello_kubeflow.images import build_push, default_tag, pipeline_image, plan_build
 from hello_kubeflow.images.build import EXTRA_CA_NAME, build_context
 from hello_kubeflow.images.engine import connect
+from hello_kubeflow.images.plan import default_tag, plan_build
+from hello_kubeflow.images.publish import build_push
 from hello_kubeflow.images.push import registry_auth
-from hello_kubeflow.images.record import ImageRecord, write_record
+from hello_kubeflow.images.record import ImageRecord, pipeline_image, write_record
 from hello_kubeflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -30,8 +30,8 @@ from test_images import (  # noqa: F401  (session fixtures shared with the image
     docker_client,
 )
 
-from hello_kubeflow.images import BuildPushResult, build_push
 from hello_kubeflow.images.container import server_container
+from hello_kubeflow.images.publish import BuildPushResult, build_push
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

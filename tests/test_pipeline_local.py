@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -24,6 +25,20 @@ def test_no_model_yet_says_to_train_first(tmp_path: Path) -> None:
     settings = Settings.from_env({"HK_OUTPUT_DIR": str(tmp_path)}, dotenv=None)
     with pytest.raises(ModelError, match="run `inv train` first"):
         latest_model_path(settings.output_dir)
+
+
+def test_a_local_run_s_own_process_imports_neither_numpy_nor_docker() -> None:
+    """What keeps `inv train` quick around the pipeline: the steps import numpy, it does not."""
+    script = (
+        "import sys\n"
+        "import hello_kubeflow.cli.commands, hello_kubeflow.pipeline.local\n"
+        "print(sorted({'numpy', 'docker', 'tenacity'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]"]
 
 
 def test_unknown_runner_is_refused_before_anything_runs(tmp_path: Path) -> None:

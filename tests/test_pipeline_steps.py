@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +124,32 @@ def test_a_second_run_on_unchanged_files_copies_the_kept_dataset(
     for name in ("x_train", "y_train", "x_test", "y_test"):
         np.testing.assert_array_equal(getattr(after, name), getattr(before, name))
     assert len(after.y_test) == 100
+
+
+def test_copying_the_kept_dataset_imports_no_numpy_and_no_download_stack(
+    writable_mnist: Path, tmp_path: Path
+) -> None:
+    """What keeps a local run's load-data step short: a fresh process copies, never decodes."""
+    first = _load(writable_mnist, tmp_path, "first", test_limit=100)
+    script = (
+        "import json, sys\n"
+        "from hello_kubeflow.pipeline.steps import load_data_step\n"
+        "info = load_data_step(sys.argv[1], mnist_dir=sys.argv[2], cache_dir=sys.argv[3], "
+        "test_limit=100)\n"
+        "heavy = sorted({'numpy', 'requests', 'tenacity'} & set(sys.modules))\n"
+        "print(json.dumps([info, heavy]))\n"
+    )
+    second = tmp_path / "second" / "dataset.npz"
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(second), str(writable_mnist), str(tmp_path / "cache")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [first, []]
+    assert second.read_bytes() == (tmp_path / "first" / "dataset.npz").read_bytes()
 
 
 def test_other_limits_are_not_served_the_kept_dataset(

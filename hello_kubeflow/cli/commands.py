@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from hello_kubeflow.cli.options import Result, refuse
 from hello_kubeflow.errors import PipelineError, UsageError
 from hello_kubeflow.project import require_checkout
-from hello_kubeflow.query.client import query_accuracy, query_digit
 from hello_kubeflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -152,6 +151,9 @@ def query(
         return query_cluster(
             settings, index=index, image=image, plot=plot, count=count, start=max(index, 0)
         )
+    # requests, tenacity, orjson: not in `inv train`
+    from hello_kubeflow.query.client import query_accuracy, query_digit
+
     protocol = protocol or "seldon"
     if count:
         return query_accuracy(settings, count=count, start=max(index, 0), protocol=protocol)

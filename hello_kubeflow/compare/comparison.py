@@ -21,7 +21,7 @@ from requests import Session
 from hello_kubeflow.data.mnist import load_mnist, scale_pixels
 from hello_kubeflow.errors import DataFileError, ModelError, ServingError, SettingsError
 from hello_kubeflow.http_client import send
-from hello_kubeflow.model.artifact import LATEST_FILE
+from hello_kubeflow.model import LATEST_FILE
 from hello_kubeflow.model.evaluation import one_image_latency_ms
 from hello_kubeflow.model.train import load_model
 from hello_kubeflow.pipeline.local import RunOptions, RunSummary, recorded_run_path, run_local

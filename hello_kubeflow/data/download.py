@@ -24,7 +24,7 @@ from hello_kubeflow.http_client import (
     send,
     status_error,
 )
-from hello_kubeflow.retry import Backoff, describe_failure, log_retry
+from hello_kubeflow.retry import DEFAULT_RETRY, Backoff, describe_failure, log_retry
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,6 @@ CHUNK_BYTES = 256 * 1024
 MAX_DOWNLOAD_BYTES = 128 * 1024 * 1024  # a mirror streaming without end is cut off here
 STALE_PART_SECONDS = 3600.0  # leftovers of a killed download older than this are removed
 PART_SUFFIX = ".part"
-
-
-# How hard to retry one mirror on transient failures before trying the next.
-DEFAULT_RETRY = Backoff(initial=0.5, maximum=8.0, jitter=0.5, attempts=4, deadline=60.0)
 
 # Mirrors (host:port) found unreachable in this process, and why. One command decides
 # once that it is offline: later files skip these mirrors instead of trying them again.

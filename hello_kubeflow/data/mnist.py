@@ -14,19 +14,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hello_kubeflow.data.download import (
-    DEFAULT_RETRY,
-    fetch_from_mirrors,
-    forget_unreachable,
-    unreachable_mirrors,
-)
 from hello_kubeflow.data.files import replacing
 from hello_kubeflow.data.idx import (
     CHECKSUMS_FILE,
+    FILE_NAMES,
     IMAGE_SIDE,
     SHA256,
     TEST_IMAGES,
     TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
     decode_idx,
     find_idx_file,
     idx_sha256,
@@ -36,7 +33,7 @@ from hello_kubeflow.data.idx import (
     read_idx,
 )
 from hello_kubeflow.errors import DataError, DataFileError, DownloadError
-from hello_kubeflow.retry import Backoff
+from hello_kubeflow.retry import DEFAULT_RETRY, Backoff
 from hello_kubeflow.settings import Settings
 
 __all__ = [
@@ -59,9 +56,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TRAIN_IMAGES = "train-images-idx3-ubyte"
-TRAIN_LABELS = "train-labels-idx1-ubyte"
-FILE_NAMES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 TEST_FILE_NAMES = (TEST_IMAGES, TEST_LABELS)
 
 # The one pixel scaling of training, serving and querying (the model records it).
@@ -322,6 +316,7 @@ def _download(
     cache: Path, name: str, mirrors: tuple[str, ...], timeout: float, retry: Backoff
 ) -> tuple[np.ndarray, Path, str]:
     """Fetch `<mirror><name>.gz` into the cache, verified: the array, its path, the mirror."""
+    from hello_kubeflow.data.download import fetch_from_mirrors  # requests: not in the steps
 
     def verify(part: Path) -> tuple[np.ndarray, str]:
         array, gzipped = decode_idx(part.read_bytes(), name, origin="the download", fix="")
@@ -342,6 +337,8 @@ _offline_said = False
 
 def _offline_reason(failures: tuple[str, ...]) -> str:
     """Why this process is offline, short: each mirror's host and what went wrong."""
+    from hello_kubeflow.data.download import unreachable_mirrors  # requests: not in the steps
+
     hosts = unreachable_mirrors()
     if hosts:
         return "; ".join(f"{host}: {why}" for host, why in hosts.items())
@@ -394,6 +391,8 @@ def subset_split(
 
 def forget_offline() -> None:
     """Forget this process's offline decision (the next load tries the mirrors again)."""
+    from hello_kubeflow.data.download import forget_unreachable  # requests: not in the steps
+
     global _offline_said
     _offline_said = False
     forget_unreachable()

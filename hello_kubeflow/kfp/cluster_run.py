@@ -27,7 +27,7 @@ from hello_kubeflow.gateway.endpoints import (
     kfp_endpoint,
 )
 from hello_kubeflow.gateway.login import gateway_auth
-from hello_kubeflow.images import pipeline_image
+from hello_kubeflow.images.record import pipeline_image
 from hello_kubeflow.kfp.profile_check import check_profile_namespace
 from hello_kubeflow.kfp.remote import Patience, connect
 from hello_kubeflow.kfp.run_pods import RunPodWatch

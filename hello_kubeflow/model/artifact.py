@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import platform
@@ -18,7 +17,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from hello_kubeflow.data.files import file_record
 from hello_kubeflow.errors import ModelError
+from hello_kubeflow.model import LATEST_FILE
 from hello_kubeflow.model.fastpath import (
     N_FEATURES,
     ONNX_INPUT,
@@ -34,9 +35,6 @@ CLASS_NAMES: tuple[str, ...] = tuple(f"class:{d}" for d in range(N_CLASSES))
 MODEL_FILE = "model.joblib"
 ONNX_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
-LATEST_FILE = "latest.json"  # in the output folder: the last `inv train`'s model directory
-EVALUATION_FILE = "evaluation.json"  # in a run's report: absent if the run did not finish
-RECORDED_DIR = "recorded"  # in the output folder: the last local run of each model and preset
 FORMAT = "hello-kubeflow-model"
 FORMAT_VERSION = 1
 MODEL_KINDS = ("forest", "mlp")
@@ -191,15 +189,6 @@ def version_drift(metadata: Mapping[str, Any]) -> list[str]:
         for name in SERVING_LIBRARIES
         if name in trained and name in served and str(trained[name]) != served[name]
     ]
-
-
-def file_record(path: Path) -> dict[str, Any]:
-    """A file's size and SHA-256, as `metadata.json` lists it."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
 def _read_metadata(path: Path) -> dict[str, Any]:

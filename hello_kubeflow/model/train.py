@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hello_kubeflow.data.files import replacing
+from hello_kubeflow.data.files import file_record, replacing
 from hello_kubeflow.errors import DataError, ModelError, SettingsError
 from hello_kubeflow.model.artifact import (
     CLASS_NAMES,
@@ -29,7 +29,6 @@ from hello_kubeflow.model.artifact import (
     N_CLASSES,
     ONNX_FILE,
     LoadedModel,
-    file_record,
     kind_of,
     library_versions,
     load_model,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hello_kubeflow.errors import SettingsError
-from hello_kubeflow.model.artifact import EVALUATION_FILE, RECORDED_DIR
+from hello_kubeflow.model import EVALUATION_FILE, RECORDED_DIR
 from hello_kubeflow.pipeline.caches import tree_size
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from kfp import dsl, kubernetes
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
-from hello_kubeflow.images import pipeline_image
+from hello_kubeflow.images.record import pipeline_image
 from hello_kubeflow.settings import load_settings
 
 PIPELINE_NAME = "hello-kubeflow-mnist"

@@ -19,14 +19,11 @@ from typing import Any
 from kfp import compiler, local
 
 from hello_kubeflow.data.idx import CHECKSUMS_FILE
-from hello_kubeflow.data.mnist import mnist_files
 from hello_kubeflow.errors import PipelineError, SettingsError
-from hello_kubeflow.images import pipeline_image
-from hello_kubeflow.images.container import step_container_args
-from hello_kubeflow.model.artifact import EVALUATION_FILE, LATEST_FILE, RECORDED_DIR
+from hello_kubeflow.images.record import pipeline_image
+from hello_kubeflow.model import CONFUSION_PNG, EVALUATION_FILE, LATEST_FILE, RECORDED_DIR
 from hello_kubeflow.pipeline.definition import make_pipeline
 from hello_kubeflow.pipeline.runlog import captured_progress, step_failure
-from hello_kubeflow.pipeline.steps import CONFUSION_PNG
 from hello_kubeflow.settings import MODEL_PRESETS, Settings
 
 log = logging.getLogger(__name__)
@@ -181,7 +178,7 @@ def compile_pipeline(
     Args:
         settings: the settings naming the image when `image` is None.
         output: the YAML file to write.
-        image: the image every step runs in (default: `images.pipeline_image`).
+        image: the image every step runs in (default: `images.record.pipeline_image`).
         deploy: end with the step that serves the model in the cluster (cluster runs).
         pull_secret: the image pull secret every step and the served model name ("": none).
     """
@@ -215,6 +212,8 @@ def run_local(
     mnist_dir = settings.mnist_dir
     cache_dir: Path | None = settings.cache_dir
     if runner == "docker":
+        from hello_kubeflow.images.container import step_container_args  # Docker SDK: docker only
+
         local_runner: Any = local.DockerRunner(**step_container_args())
         # Only the pipeline root is mounted into the step containers.
         mnist_dir = _stage_mnist(settings, root / "_mnist")
@@ -314,6 +313,8 @@ def recorded_run_path(output_dir: Path, model: str, preset: str) -> Path:
 
 def _stage_mnist(settings: Settings, target: Path) -> Path | None:
     """Copy verified MNIST files where the step containers see them; None when there are none."""
+    from hello_kubeflow.data.mnist import mnist_files  # numpy: the docker runner only
+
     files = mnist_files(settings)
     if not files:
         return None

@@ -16,25 +16,21 @@ import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from hello_kubeflow.data.idx import CHECKSUMS_FILE, find_idx_file, mnist_folder
-from hello_kubeflow.data.mnist import (
-    FILE_NAMES,
-    MnistData,
-    MnistTestImages,
-    load_mnist,
-    scale_pixels,
-)
+from hello_kubeflow.data.files import file_record
+from hello_kubeflow.data.idx import CHECKSUMS_FILE, FILE_NAMES, find_idx_file, mnist_folder
 from hello_kubeflow.errors import DataFileError
-from hello_kubeflow.model.artifact import EVALUATION_FILE, file_record
+from hello_kubeflow.model import CONFUSION_PNG, EVALUATION_FILE
 from hello_kubeflow.settings import Settings, env_name
+
+if TYPE_CHECKING:  # numpy (0.1 s) only where arrays are read: not when a kept dataset is copied
+    import numpy as np
+
+    from hello_kubeflow.data.mnist import MnistData, MnistTestImages
 
 log = logging.getLogger(__name__)
 
-CONFUSION_PNG = "confusion_matrix.png"
 # zlib level 1: full MNIST 55 MB -> 13 MB in about half a second; higher levels save
 # under 1.5 MB more and take two to five times as long (docs/benchmarks.md).
 DATASET_COMPRESSION = 1
@@ -76,6 +72,10 @@ def load_data_step(
     kept = _reuse_dataset(settings.cache_dir, key, Path(dataset_path))
     if kept is not None:
         return kept
+    import numpy as np
+
+    from hello_kubeflow.data.mnist import load_mnist
+
     data = load_mnist(settings)
     x_train, y_train = _head(data.x_train, train_limit), _head(data.y_train, train_limit)
     x_test, y_test = _head(data.x_test, test_limit), _head(data.y_test, test_limit)
@@ -180,6 +180,8 @@ def _replace_atomically(target: Path, write: Callable[[Path], object]) -> None:
 
 def write_dataset(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write arrays as an `.npz` at `DATASET_COMPRESSION` (`np.savez_compressed` has no level)."""
+    import numpy as np
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(
         path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=DATASET_COMPRESSION
@@ -191,12 +193,16 @@ def write_dataset(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def read_test_images(dataset_path: str) -> MnistTestImages:
     """Only the test set of a dataset artifact (DataFileError if it is not one)."""
+    from hello_kubeflow.data.mnist import MnistTestImages
+
     with _dataset(dataset_path) as (npz, info):
         return MnistTestImages(x=npz["x_test"], y=npz["y_test"], **_origin(info))
 
 
 def read_dataset(dataset_path: str) -> MnistData:
     """Read the dataset artifact written by `load_data_step` (DataFileError if it is not one)."""
+    from hello_kubeflow.data.mnist import MnistData
+
     with _dataset(dataset_path) as (npz, info):
         arrays = {name: npz[name] for name in ("x_train", "y_train", "x_test", "y_test")}
         return MnistData(**arrays, **_origin(info))
@@ -209,6 +215,8 @@ def _origin(info: dict[str, Any]) -> dict[str, Any]:
 @contextmanager
 def _dataset(dataset_path: str) -> Iterator[tuple[Any, dict[str, Any]]]:
     """The open archive and its `info` record; any way it is not our dataset is one error."""
+    import numpy as np
+
     try:
         with np.load(dataset_path, allow_pickle=False) as npz:
             yield npz, json.loads(str(npz["info"]))
@@ -242,20 +250,21 @@ def train_step(
     # scikit-learn, onnx: not in the load-data step
     from hello_kubeflow.model.train import build_metadata, save_model, train_model
 
-    data = read_dataset(dataset_path)
-    if data.is_subset:
+    with _dataset(dataset_path) as (npz, info):  # the training half only
+        x_train, y_train, origin = npz["x_train"], npz["y_train"], _origin(info)
+    if origin["is_subset"]:
         log.warning("training on the 5,000-digit offline subset: accuracy is not comparable")
     result = train_model(
-        data.x_train,  # uint8: scaled after the preset's sample is drawn
-        data.y_train,
+        x_train,  # uint8: scaled after the preset's sample is drawn
+        y_train,
         model=model_kind,
         preset=preset,
         n_estimators=n_estimators or None,
         seed=seed,
         n_jobs=n_jobs,
     )
-    metadata = build_metadata(result, data_source=data.source)
-    metadata["data_is_subset"] = data.is_subset
+    metadata = build_metadata(result, data_source=origin["source"])
+    metadata["data_is_subset"] = origin["is_subset"]
     save_model(Path(model_path), result, metadata=metadata)
     log.info("trained %s (%s) in %.1f s", model_kind, preset, result.seconds)
     return metadata
@@ -270,6 +279,7 @@ def evaluate_step(dataset_path: str, model_path: str, report_path: str) -> dict[
         (`kfp_metrics`).
     """
     # scikit-learn, onnx: not in the load-data step
+    from hello_kubeflow.data.mnist import MnistTestImages, scale_pixels
     from hello_kubeflow.model.evaluation import one_image_latency_ms, top_confusions
     from hello_kubeflow.model.train import evaluate, load_model, save_confusion_png
 
