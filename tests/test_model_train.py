@@ -327,7 +327,7 @@ def _edit_metadata(directory: Path, change: Any) -> None:
 
 def _rerecord(directory: Path, name: str) -> None:
     """Make metadata.json vouch for the file as it is now (to reach the loader)."""
-    from hello_kubeflow.model.artifact import file_record
+    from hello_kubeflow.data.files import file_record
 
     record = file_record(directory / name)
     _edit_metadata(directory, lambda m: m["files"].update({name: record}))
