@@ -35,7 +35,7 @@ class Backoff:
 
     def stop(self) -> stop_base:
         """tenacity's `stop`: after `attempts` or past `deadline`, whichever comes first."""
-        from tenacity import stop_after_attempt, stop_after_delay, stop_never
+        from tenacity import stop_after_attempt, stop_after_delay, stop_never  # see below
 
         stop: stop_base = stop_never
         if self.attempts is not None:
@@ -54,6 +54,7 @@ def jittered_backoff(first: float, maximum: float, jitter: float | None = None) 
     """Wait `first` seconds, then twice as long each time up to `maximum`, plus up to `jitter`
     random seconds (default: `first`) so that clients that failed together retry apart.
     """
+    # tenacity (and the tornado it loads) only where a policy is built: not in a step's start
     from tenacity import wait_exponential_jitter
 
     return wait_exponential_jitter(

@@ -175,7 +175,7 @@ def images_and_labels(
 
 def idx_sha256(array: np.ndarray) -> str:
     """SHA-256 of `array` written as an uncompressed IDX file: for MNIST, its file's `SHA256`."""
-    import numpy as np
+    import numpy as np  # numpy: not on a one-image query's path
 
     header = (0x0800 + array.ndim).to_bytes(4, "big")  # unsigned bytes, ndim dimensions
     header += b"".join(size.to_bytes(4, "big") for size in array.shape)

@@ -72,7 +72,7 @@ def load_data_step(
     kept = _reuse_dataset(settings.cache_dir, key, Path(dataset_path))
     if kept is not None:
         return kept
-    import numpy as np
+    import numpy as np  # numpy and the loader: not to copy a kept dataset
 
     from hello_kubeflow.data.mnist import load_mnist
 
@@ -180,7 +180,7 @@ def _replace_atomically(target: Path, write: Callable[[Path], object]) -> None:
 
 def write_dataset(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write arrays as an `.npz` at `DATASET_COMPRESSION` (`np.savez_compressed` has no level)."""
-    import numpy as np
+    import numpy as np  # here and below: the module is imported by steps that need no numpy
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(
