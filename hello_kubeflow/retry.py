@@ -83,13 +83,27 @@ def describe_failure(exc: BaseException | None) -> str:
     the first line."""
     if exc is None:
         return "failed"
+    said = _http_status(exc) or _network_reason(exc)
+    if said:
+        return said
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:MAX_REASON_CHARS]
+
+
+def _http_status(exc: BaseException) -> str:
+    """`HTTP 503 Service Unavailable` for an error carrying a status, else ""."""
     status = getattr(exc, "status", None)
     if not isinstance(status, int):
         status = getattr(getattr(exc, "response", None), "status_code", None)
-    if isinstance(status, int) and status > 0:
-        reason = str(getattr(exc, "reason", "") or "").strip()
-        reason = reason if reason and "\n" not in reason and len(reason) < 60 else ""
-        return f"HTTP {status} {reason}".strip()
+    if not isinstance(status, int) or status <= 0:
+        return ""
+    reason = str(getattr(exc, "reason", "") or "").strip()
+    reason = reason if reason and "\n" not in reason and len(reason) < 60 else ""
+    return f"HTTP {status} {reason}".strip()
+
+
+def _network_reason(exc: BaseException) -> str:
+    """The innermost network error's own words, else ""."""
     for cause in _causes(exc):
         if isinstance(cause, socket.gaierror):
             return "the host name does not resolve"
@@ -99,8 +113,7 @@ def describe_failure(exc: BaseException | None) -> str:
             return str(cause.strerror).strip().rstrip(".")
         if isinstance(cause, ConnectionError) and str(cause):  # http.client's RemoteDisconnected
             return str(cause)
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:MAX_REASON_CHARS]
+    return ""
 
 
 def log_retry(

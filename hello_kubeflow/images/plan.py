@@ -103,6 +103,25 @@ class BuildPlan:
         )
 
 
+def _naming_problems(image_name: str, tag: str, ca: Path | None) -> list[str]:
+    """What is wrong with the image's name, its tag and the extra CA file, each with its fix."""
+    problems = []
+    if not _NAME.match(image_name):
+        problems.append(
+            f"HK_IMAGE_NAME={image_name!r}: expected a lowercase image name "
+            "such as hello-kubeflow or team/hello-kubeflow"
+        )
+    if not _TAG.match(tag):
+        problems.append(
+            f"HK_IMAGE_TAG (or --tag)={tag!r}: expected letters, digits, '_', '.' "
+            "or '-' (at most 128, not starting with '.' or '-')"
+        )
+    problem = _pem_problem(ca) if ca is not None else ""
+    if problem:
+        problems.append(f"HK_EXTRA_CA_CERTS={str(ca)!r}: {problem}")
+    return problems
+
+
 def plan_build(
     settings: Settings,
     *,
@@ -136,22 +155,7 @@ def plan_build(
             ]
         )
     chosen_tag = tag or settings.image_tag or default_tag(root)
-    problems = []
-    if not _NAME.match(settings.image_name):
-        problems.append(
-            f"HK_IMAGE_NAME={settings.image_name!r}: expected a lowercase image name "
-            "such as hello-kubeflow or team/hello-kubeflow"
-        )
-    if not _TAG.match(chosen_tag):
-        problems.append(
-            f"HK_IMAGE_TAG (or --tag)={chosen_tag!r}: expected letters, digits, '_', '.' "
-            "or '-' (at most 128, not starting with '.' or '-')"
-        )
-    ca = settings.extra_ca_certs
-    if ca is not None:
-        problem = _pem_problem(ca)
-        if problem:
-            problems.append(f"HK_EXTRA_CA_CERTS={str(ca)!r}: {problem}")
+    problems = _naming_problems(settings.image_name, chosen_tag, settings.extra_ca_certs)
     if problems:
         raise SettingsError(problems)
     repository = f"{registry}/{settings.image_name}" if registry else settings.image_name
@@ -171,7 +175,7 @@ def plan_build(
         push=push,
         registry=registry,
         build_args=args,
-        extra_ca_certs=ca,
+        extra_ca_certs=settings.extra_ca_certs,
         # The project's Dockerfile installs the lock; another context may have none.
         labels=version_labels(lock) if lock.is_file() else {},
         dockerfile_base=dockerfile_base(root / DOCKERFILE),

@@ -253,7 +253,11 @@ def _detected(body: bytes) -> str | None:
     for bom, encoding in _BOMS:
         if head.startswith(bom):
             return encoding
-    # No mark: the UTF-16 or UTF-32 byte order the zero bytes of JSON's first characters show.
+    return _by_zero_bytes(head)
+
+
+def _by_zero_bytes(head: bytes) -> str | None:
+    """No mark: the UTF-16 or UTF-32 byte order the zero bytes of JSON's first characters show."""
     if len(head) >= 4 and not head[0] and not head[1] and not head[2]:
         return "utf-32-be"
     if len(head) >= 4 and not head[1] and not head[2] and not head[3]:
