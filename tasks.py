@@ -84,22 +84,27 @@ def train(
         seed=seed,
         mode=mode or None,
     )
-    if settings.mode == "local":
+    local = settings.mode == "local"
+    if local:
         # This process only waits on the steps: collecting while kfp's 3,000 modules are
         # imported, and once more at exit (`gc.freeze` below), costs it about 0.3 s.
         gc.disable()
     from hello_kubeflow.cli import commands
 
-    with user_errors():
-        done = commands.train(
-            settings,
-            runner=runner,
-            train_limit=train_limit,
-            test_limit=test_limit,
-            dry_run=dry_run,
-        )
-    emit(done, json)
-    gc.freeze()
+    try:
+        with user_errors():
+            done = commands.train(
+                settings,
+                runner=runner,
+                train_limit=train_limit,
+                test_limit=test_limit,
+                dry_run=dry_run,
+            )
+        emit(done, json)
+    finally:
+        if local:  # a task chained after this one (`inv train serve`) collects as usual
+            gc.freeze()
+            gc.enable()
 
 
 @task(

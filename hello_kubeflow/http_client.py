@@ -31,8 +31,9 @@ def send(
         requests.RequestException: no answer; `is_transient` and `is_unreachable` tell which.
     """
     options = {"timeout": (min(CONNECT_TIMEOUT, timeout), timeout), **options}
-    # Our requests carry their own credentials: a `~/.netrc` entry must not replace them.
-    options.setdefault("auth", _no_netrc)
+    if "Authorization" in (options.get("headers") or {}):
+        # Credentials of its own (a gateway's token): a `~/.netrc` entry must not replace them.
+        options.setdefault("auth", _no_netrc)
     try:
         if session is not None:
             return session.request(method, url, **options)

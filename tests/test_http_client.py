@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 import threading
 from collections.abc import Iterator
@@ -106,7 +107,14 @@ def test_a_netrc_entry_does_not_replace_the_credentials_a_request_carries(
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_address[1]}/"
         send("GET", url, timeout=5, headers={"Authorization": "Bearer token"})
-        send("GET", url, timeout=5)
+        send("GET", url, timeout=5)  # no credentials of its own: netrc's, as requests does
+        host, port = server.server_address[:2]
+        monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+        send("GET", f"http://user:pw@{host}:{port}/", timeout=5)  # a URL's own, kept
         server.shutdown()
 
-    assert seen == ["Bearer token", None]
+    assert seen == [
+        "Bearer token",
+        "Basic " + base64.b64encode(b"someone:secret").decode(),
+        "Basic " + base64.b64encode(b"user:pw").decode(),
+    ]

@@ -415,3 +415,28 @@ def test_every_option_that_sets_a_setting_is_named_right_in_its_messages() -> No
     assert len(pairs) > 10
     wrong = [(f, o) for f, o in pairs if flag_for(f) != "--" + o.replace("_", "-")]
     assert not wrong, f"messages would name the wrong option for (setting, option): {wrong}"
+
+
+def test_a_local_train_leaves_garbage_collection_on_for_a_task_chained_after_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`inv train serve`: the server runs in the same process, so collection must be back on."""
+    import gc
+    import importlib.util
+
+    from hello_kubeflow.cli import commands
+    from hello_kubeflow.cli.commands import Done
+
+    spec = importlib.util.spec_from_file_location("tasks_under_test", REPO / "tasks.py")
+    assert spec is not None and spec.loader is not None
+    tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tasks)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(commands, "train", lambda settings, **_: Done("trained", {}))
+    assert gc.isenabled()
+    try:
+        tasks.train.body(None, mode="local")
+        assert gc.isenabled(), "a local train left the collector off"
+    finally:
+        gc.enable()
+        gc.unfreeze()
