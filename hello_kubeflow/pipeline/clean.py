@@ -117,10 +117,11 @@ def _kept_logs(
     logs: list[Path], runs: list[Path], kept_runs: list[Path], in_use: set[Path]
 ) -> list[Path]:
     """The logs of kept runs, those a record names, and the newest log without a run."""
-    owned = {log_: run for run in runs if (log_ := _log_of(run, logs)) is not None}
+    newest_first = sorted(logs, key=_stamp, reverse=True)
+    owned = {log_: run for run in runs if (log_ := _log_of(run, newest_first)) is not None}
     # A log goes with its run; the newest log without one may be a run's that has
     # not made its folder yet.
-    starting = max(logs, key=_stamp) if logs else None
+    starting = newest_first[0] if newest_first else None
     return [
         p
         for p in logs
@@ -178,11 +179,10 @@ def _stamp(path: Path) -> str:
     return "".join(re.findall(r"\d", path.name))[:14]
 
 
-def _log_of(run: Path, logs: list[Path]) -> Path | None:
+def _log_of(run: Path, newest_first: list[Path]) -> Path | None:
     """A run's log: the newest log started no later than the run (the log starts first)."""
-    return next(
-        (p for p in sorted(logs, key=_stamp, reverse=True) if _stamp(p) <= _stamp(run)), None
-    )
+    started = _stamp(run)
+    return next((p for p in newest_first if _stamp(p) <= started), None)
 
 
 def _children(folder: Path) -> list[Path]:

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hello_kubeflow.data.files import file_record
+from hello_kubeflow.data.files import file_record, replacing
 from hello_kubeflow.data.idx import CHECKSUMS_FILE, FILE_NAMES, find_idx_file, mnist_folder
 from hello_kubeflow.errors import DataFileError
 from hello_kubeflow.model import CONFUSION_PNG, EVALUATION_FILE
@@ -36,7 +34,8 @@ log = logging.getLogger(__name__)
 DATASET_COMPRESSION = 1
 # Part of the kept dataset's key: change it whenever what the step writes changes.
 DATASET_FORMAT = 1
-KEPT_DATASET = "dataset.npz"  # in the cache folder, with its record `dataset.json`
+KEPT_DATASET = "dataset.npz"  # in the cache folder, with its record:
+KEPT_RECORD = "dataset.json"
 
 
 def load_data_step(
@@ -130,7 +129,7 @@ def _reuse_dataset(cache_dir: Path, key: list[Any] | None, path: Path) -> dict[s
     """Copy the kept dataset to `path` if it was made from `key`; its info, else None."""
     kept = cache_dir / KEPT_DATASET
     try:
-        record = json.loads(kept.with_suffix(".json").read_text(encoding="utf-8"))
+        record = json.loads((cache_dir / KEPT_RECORD).read_text(encoding="utf-8"))
         if key is None or not isinstance(record, dict) or record.get("key") != key:
             return None
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,27 +154,13 @@ def _keep_dataset(cache_dir: Path, key: list[Any], path: Path, info: dict[str, A
     """Keep a copy of the dataset for later runs on the same files and limits (best effort)."""
     kept = cache_dir / KEPT_DATASET
     record = {"key": key, "file": file_record(path), "info": info}
-    try:
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        _replace_atomically(kept, lambda part: shutil.copyfile(path, part))
-        _replace_atomically(
-            kept.with_suffix(".json"),
-            lambda part: part.write_text(json.dumps(record, indent=1), encoding="utf-8"),
-        )
+    try:  # through temporary files: concurrent runs never see half a dataset
+        with replacing(kept) as part:
+            shutil.copyfile(path, part)
+        with replacing(cache_dir / KEPT_RECORD) as part:
+            part.write_text(json.dumps(record, indent=1), encoding="utf-8")
     except OSError as exc:
         log.debug("cannot keep the dataset in %s: %s", kept.parent, exc)
-
-
-def _replace_atomically(target: Path, write: Callable[[Path], object]) -> None:
-    """Write `target` through a temporary file beside it (concurrent runs never see half)."""
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
-    part = Path(name)
-    try:
-        write(part)
-        part.replace(target)
-    finally:
-        part.unlink(missing_ok=True)
 
 
 def write_dataset(path: Path, arrays: dict[str, np.ndarray]) -> None:
