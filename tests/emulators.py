@@ -324,7 +324,7 @@ class RunningCluster:
 
 def settings_api(settings: Settings) -> TimedApiClient:
     """The API client `settings` select: kubeconfig, context, request timeout."""
-    return api_client(settings.kubeconfig, settings.kube_context, settings.kube_request_timeout)
+    return api_client(*settings.kube_access)
 
 
 def write_kubeconfig(

@@ -61,7 +61,8 @@ class KServeInstall:
 
     def mode_name(self, mode: str) -> str:
         """`mode` as this version spells it (`RawDeployment` before KServe 0.16)."""
-        if _version_tuple(self.version) and _version_tuple(self.version) < RENAMED_IN:
+        found = _version_tuple(self.version)
+        if found and found < RENAMED_IN:
             return {new: old for old, new in LEGACY_MODES.items()}.get(mode, mode)
         return mode
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -13,7 +12,13 @@ from kubernetes.client.exceptions import ApiException
 
 from hello_kubeflow.deploy.model_manifests import SERVING_APIS, ServingApi
 from hello_kubeflow.errors import DeploymentError, PrerequisiteError
-from hello_kubeflow.kube.client import FIELD_MANAGER, api_retrying, describe_api_error
+from hello_kubeflow.kube.client import (
+    FIELD_MANAGER,
+    api_prefix,
+    api_retrying,
+    describe_api_error,
+    status_message,
+)
 
 T = TypeVar("T")
 RETRY_SECONDS = 60.0
@@ -57,7 +62,7 @@ def call(what: str, request: Callable[[], T], *, missing_ok: bool = False) -> T:
                 "account needs the RBAC in hello_kubeflow/manifests (applied by `inv setup`); "
                 "from a workstation, check `kubectl auth can-i`"
             ) from None
-        raise DeploymentError(f"{what}: {describe_api_error(exc)}: {_message(exc)}") from None
+        raise DeploymentError(f"{what}: {describe_api_error(exc)}: {status_message(exc)}") from None
     except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
         # transient errors that outlived their retries
         raise DeploymentError(
@@ -76,7 +81,7 @@ def apply(api: client.ApiClient, obj: dict[str, Any]) -> dict[str, Any]:
     kind, meta = str(obj["kind"]), obj["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     api_version = str(obj["apiVersion"])
-    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    prefix = api_prefix(api_version)
     plural = _PLURALS.get(kind) or next(a.plural for a in SERVING_APIS.values() if a.kind == kind)
 
     def patch() -> dict[str, Any]:
@@ -124,11 +129,3 @@ def installed(api: client.ApiClient, target: ServingApi) -> bool:
     except Missing:
         return False
     return any(r.name == target.plural for r in found.resources or [])
-
-
-def _message(exc: ApiException) -> str:
-    """The `message` of a Kubernetes Status body (never its headers)."""
-    try:
-        return str(json.loads(exc.body or "{}").get("message") or "")[:500]
-    except (ValueError, AttributeError):
-        return ""

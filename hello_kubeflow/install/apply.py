@@ -21,7 +21,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay
 
 from hello_kubeflow.errors import ApplyError, ManifestError
 from hello_kubeflow.install.components import Manifest, object_name
-from hello_kubeflow.kube.client import FIELD_MANAGER, describe_api_error, is_transient
+from hello_kubeflow.kube.client import FIELD_MANAGER, api_prefix, describe_api_error, is_transient
 from hello_kubeflow.retry import Backoff, log_retry
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class Resource:
 
     def path(self, namespace: str | None, name: str) -> str:
         """The object's URL path."""
-        base = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
+        base = api_prefix(self.group_version)
         where = f"/namespaces/{namespace}" if self.namespaced else ""
         return f"{base}{where}/{self.plural}/{name}"
 
@@ -199,7 +199,7 @@ class Applier:
         return found[kind]
 
     def _discover(self, api_version: str) -> dict[str, Resource] | None:
-        path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        path = api_prefix(api_version)
         try:
             listing = self._get(path)
         except TransientApplyError:

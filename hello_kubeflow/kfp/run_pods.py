@@ -18,6 +18,7 @@ from typing import Any
 from kubernetes import client
 
 from hello_kubeflow.kube.client import describe_api_error
+from hello_kubeflow.kube.feed import list_pods
 from hello_kubeflow.kube.pods import CONFIG_REASONS, IMAGE_REASONS, Pod, PodState, pod_state
 from hello_kubeflow.kube.wait import NO_RESTART_LIMIT
 
@@ -71,11 +72,7 @@ class RunPodWatch:
     def _list(self) -> list[Pod] | None:
         core = client.CoreV1Api(self.api)
         try:
-            answer = core.list_namespaced_pod(
-                self.namespace,
-                label_selector=f"{RUN_ID_LABEL}={self.run_id}",
-                _preload_content=False,
-            )
+            answer = list_pods(core, self.namespace, label_selector=f"{RUN_ID_LABEL}={self.run_id}")
             return list(json.loads(answer.data or b"{}").get("items") or [])
         except Exception as exc:  # the run's own state still decides; say why once
             if not self._unreadable:

@@ -20,6 +20,7 @@ from kubernetes import client
 from hello_kubeflow.deploy.serving_api import Missing, call
 from hello_kubeflow.errors import HelloKubeflowError
 from hello_kubeflow.kfp.runs import FailedStep
+from hello_kubeflow.kube.feed import list_pods
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,7 @@ def _step_pod(
     core = client.CoreV1Api(api)
     answer = call(
         f"listing the pods of workflow {workflow}",
-        lambda: core.list_namespaced_pod(
-            namespace,
-            label_selector=f"{WORKFLOW_LABEL}={workflow}",
-            _preload_content=False,
-        ),
+        lambda: list_pods(core, namespace, label_selector=f"{WORKFLOW_LABEL}={workflow}"),
     )
     pods = list(json.loads(answer.data or b"{}").get("items") or [])
     for pod in pods:
@@ -98,7 +95,7 @@ def _log_tail(api: client.ApiClient, namespace: str, pod: str, lines: int) -> li
             _preload_content=False,
         ),
     )
-    raw = text.data.decode(errors="replace") if hasattr(text, "data") else str(text)
+    raw = text.data.decode(errors="replace")
     return raw.rstrip("\n").splitlines()[-lines:] if raw.strip() else []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -188,6 +189,19 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, urllib3.exceptions.MaxRetryError):
         return exc.reason is not None and is_transient(exc.reason)
     return isinstance(exc, _TRANSIENT_ERRORS)
+
+
+def status_message(exc: ApiException) -> str:
+    """The `message` of a Kubernetes Status body (never its headers)."""
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or "")[:500]
+    except (ValueError, AttributeError):
+        return ""
+
+
+def api_prefix(api_version: str) -> str:
+    """The path an API group/version is served under: `/api/v1` (core) or `/apis/<g>/<v>`."""
+    return "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
 
 
 def describe_api_error(exc: BaseException | None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +21,10 @@ from hello_kubeflow.images.record import pipeline_image
 from hello_kubeflow.kube.client import (
     FIELD_MANAGER,
     api_client,
+    api_prefix,
     api_retrying,
     describe_api_error,
+    status_message,
 )
 from hello_kubeflow.kube.pods import Pod, pod_state
 from hello_kubeflow.kube.wait import NO_RESTART_LIMIT, REAL_TIME, Clock, CrashJudge, poll_until
@@ -257,7 +258,7 @@ def _url(gateway_url: str | None, spec: NotebookSpec) -> tuple[str, str]:
 
 
 def _path(api_version: str, plural: str, namespace: str, name: str = "") -> str:
-    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    prefix = api_prefix(api_version)
     return f"{prefix}/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
 
 
@@ -332,18 +333,10 @@ def _request(
                 "that may edit your profile namespace (check `kubectl auth can-i create "
                 "notebooks.kubeflow.org -n <namespace>`)"
             ) from None
-        raise NotebookError(f"{what}: {describe_api_error(exc)}: {_message(exc)}") from None
+        raise NotebookError(f"{what}: {describe_api_error(exc)}: {status_message(exc)}") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise NotebookError(
             f"{what}: the Kubernetes API did not answer ({describe_api_error(exc)}); "
             "check the cluster with `inv status`"
         ) from None
     return dict(result or {})
-
-
-def _message(exc: ApiException) -> str:
-    """The `message` of a Kubernetes Status body (never its headers)."""
-    try:
-        return str(json.loads(exc.body or "{}").get("message") or "")[:500]
-    except (ValueError, AttributeError):
-        return ""
