@@ -272,7 +272,7 @@ def served_latency_ms(
         running_server(local, Path(model.directory), model=model) as server,
         Session() as session,  # one connection, kept alive
     ):
-        url = f"http://127.0.0.1:{server.port}{SELDON_PATH}"
+        url = server.url + SELDON_PATH
         session.headers["Content-Type"] = "application/json"
         session.trust_env = False  # loopback: no proxy, no netrc, no per-request lookups
         for index in range(requests + WARMUP_REQUESTS):
