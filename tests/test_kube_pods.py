@@ -211,6 +211,8 @@ def test_an_unschedulable_pod_says_why() -> None:
             "see kubectl describe pod -n kf p.",
         ),
         (
+            # kubernetes/kubernetes v1.34 pkg/kubelet/eviction: eviction_manager.go `Reason =
+            # "Evicted"`, helpers.go `nodeLowMessageFmt = "The node was low on resource: %v. "`.
             {"reason": "Evicted", "message": "The node was low on resource: memory."},
             "pod kf/p is in Evicted: The node was low on resource: memory. This will not heal "
             "by waiting; see kubectl describe pod -n kf p.",
@@ -296,7 +298,7 @@ _STARTING = {**_RUNNING, "name": "proxy", "ready": False}
             _conditioned({"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}),
             (False, "Unschedulable", "", "", False, 0),
         ),
-        (
+        (  # staging/src/k8s.io/api/core/v1/types.go (v1.34) `PodReasonSchedulingGated`
             _conditioned({"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}),
             (False, "Pending", "", "", False, 0),
         ),
@@ -309,11 +311,14 @@ _STARTING = {**_RUNNING, "name": "proxy", "ready": False}
             pod("kf", "p", statuses=[waiting("main", "ContainerCreating")]),
             (False, "ContainerCreating", "", "main", False, 0),
         ),
-        (
+        (  # a waiting reason with no rule of its own: pkg/kubelet/kubelet_pods.go (v1.34)
+            # "Container state reason list" `PodInitializing`
             pod(
-                "kf", "p", statuses=[{"name": "main", "state": {"waiting": {"reason": "Pulling"}}}]
+                "kf",
+                "p",
+                statuses=[{"name": "main", "state": {"waiting": {"reason": "PodInitializing"}}}],
             ),
-            (False, "Pulling", "", "main", False, 0),
+            (False, "PodInitializing", "", "main", False, 0),
         ),
         (
             pod("kf", "p", statuses=[waiting("main", "CrashLoopBackOff", restarts=2)]),
