@@ -105,6 +105,8 @@ def test_knative_mode_without_a_path_template_routes_by_knatives_host() -> None:
 
 
 def test_the_address_kserve_reports_wins_path_and_host() -> None:
+    # status.url with the 26.03 platform's pathTemplate `/serving/{{ .Namespace }}/{{ .Name }}`
+    # (kserve v0.20.0 reconcilers/ingress/ingress_reconciler.go `getServiceUrl`).
     found = route(
         KServeInstall(), "Knative", "team", "mnist", "http://example.com/serving/team/mnist"
     )
@@ -127,6 +129,7 @@ def test_the_mode_is_the_resources_status_then_annotation_then_the_default() -> 
 
     assert deployment_mode({}, install) == "Knative"
     assert deployment_mode(annotated, install) == "Standard"
+    # status.deploymentMode: kserve v0.20.0 pkg/apis/serving/v1beta1/inference_service_status.go
     assert deployment_mode({**annotated, "status": {"deploymentMode": "Knative"}}, install) == (
         "Knative"
     )
